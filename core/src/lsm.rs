@@ -1,0 +1,131 @@
+//! Credentials and the security-policy hook point.
+//!
+//! Owns [`Cred`] (who set a watch, who caused an event), [`UserStruct`] (the
+//! per-user watch count the kernel keeps in `struct user_struct`) and the
+//! [`Policy`] trait whose methods mirror the LSM hooks. Only
+//! `post_notification` is consulted by the core post path; [`Permissive`]
+//! allows everything, as a kernel without an LSM does.
+
+use crate::errno::Result;
+use crate::record::Notification;
+use crate::sync::{Arc, AtomicU64, Ordering};
+use std::fmt;
+
+/// Per-user accounting. Mirrors the `nr_watches` counter of `struct user_struct`.
+#[derive(Debug)]
+pub struct UserStruct {
+    uid: u32,
+    nr_watches: AtomicU64,
+}
+
+impl UserStruct {
+    /// A fresh account for `uid` with no watches.
+    pub fn new(uid: u32) -> Arc<Self> {
+        Arc::new(UserStruct {
+            uid,
+            nr_watches: AtomicU64::new(0),
+        })
+    }
+
+    /// The user id.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// Watches this user holds now (freed watches are no longer counted).
+    pub fn nr_watches(&self) -> u64 {
+        // Relaxed: a statistic; nothing is published through it.
+        self.nr_watches.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more watch unless that exceeds `limit`.
+    pub(crate) fn try_charge_watch(&self, limit: u64) -> bool {
+        // Relaxed: the counter only bounds a count; no data hangs off it.
+        let n = self.nr_watches.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > limit {
+            self.nr_watches.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn uncharge_watch(&self) {
+        // Relaxed: see try_charge_watch.
+        self.nr_watches.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Credentials of a task. Mirrors the parts of `struct cred` the
+/// notification code and its LSM hooks look at.
+#[derive(Clone)]
+pub struct Cred {
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// LSM label or context (`None`: unlabelled).
+    pub label: Option<String>,
+    /// The user's accounting.
+    pub user: Arc<UserStruct>,
+}
+
+impl Cred {
+    /// Credentials of `uid`/`gid` charged to `user`.
+    pub fn new(uid: u32, gid: u32, user: Arc<UserStruct>) -> Self {
+        Cred {
+            uid,
+            gid,
+            groups: Vec::new(),
+            label: None,
+            user,
+        }
+    }
+
+    /// Root with an account of its own (handy in tests).
+    pub fn root() -> Self {
+        Self::new(0, 0, UserStruct::new(0))
+    }
+}
+
+impl fmt::Debug for Cred {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cred")
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("groups", &self.groups)
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+/// A security policy: one method per LSM hook the notification code calls.
+///
+/// Every method defaults to allowing, as a kernel without an LSM does.
+pub trait Policy: Send + Sync {
+    /// A short name for logs and audit records.
+    fn name(&self) -> &str;
+
+    /// May a record caused by `source` be delivered to a watch set by
+    /// `watcher`? Mirrors `security_post_notification()`; an error makes the
+    /// watch silently get nothing. Never called for META records.
+    ///
+    /// # Errors
+    /// The errno the LSM would return (`EACCES`, `EPERM`); the post path
+    /// counts it and drops the copy.
+    fn post_notification(&self, watcher: &Cred, source: &Cred, n: &Notification) -> Result<()> {
+        let _ = (watcher, source, n);
+        Ok(())
+    }
+}
+
+/// The policy of a kernel without an LSM: everything is allowed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Permissive;
+
+impl Policy for Permissive {
+    fn name(&self) -> &str {
+        "permissive"
+    }
+}

@@ -1,0 +1,406 @@
+//! A notification queue: its ring, filter, watches, statistics and readers.
+//!
+//! Owns [`WatchQueue`], mirroring `struct watch_queue` together with the
+//! parts of `struct pipe_inode_info` a notification pipe uses: the ring
+//! (installed once by [`WatchQueue::set_size`]), the filter (replaced
+//! atomically, read lock-free by posters), the watches feeding the queue, the
+//! closed state, the pipe mutex that serialises readers and sizing, the
+//! reader wait queue, and [`QueueStats`], which the kernel does not have:
+//! every record offered to the queue is counted as read, lost, still queued,
+//! or discarded at close, so a test can prove nothing vanished silently.
+
+use crate::errno::{Errno, Result};
+use crate::filter::WatchFilter;
+use crate::record::{Notification, LOSS_RECORD};
+use crate::ring::pipe::{PipeRing, Pop, RingCell};
+use crate::ring::PostOutcome;
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, RcuCell};
+use crate::uapi::*;
+use crate::wait::WaitQueue;
+use crate::watch::Watch;
+use std::time::Instant;
+
+#[derive(Debug, Default)]
+struct PipeState {
+    /// `pipe->note_loss`: a loss record is owed before the next record.
+    note_loss: bool,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    posted: AtomicU64,
+    lost: AtomicU64,
+    lost_unsized: AtomicU64,
+    read: AtomicU64,
+    loss_records: AtomicU64,
+    filtered: AtomicU64,
+    denied: AtomicU64,
+    after_close: AtomicU64,
+    discarded: AtomicU64,
+}
+
+/// A snapshot of a queue's statistics.
+///
+/// Invariant once quiescent: `posted == read + lost + queued + discarded`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Records offered to the ring (after filter and policy, META included).
+    pub posted: u64,
+    /// Of those, dropped because the ring was full or not sized yet.
+    pub lost: u64,
+    /// Of the lost, dropped because no `SET_SIZE` had happened (no loss record follows these).
+    pub lost_unsized: u64,
+    /// Records consumed by read() (loss records not included).
+    pub read: u64,
+    /// Loss records read() fabricated.
+    pub loss_records: u64,
+    /// Records still in the ring.
+    pub queued: u64,
+    /// Records the queue's filter rejected.
+    pub filtered: u64,
+    /// Records the security policy refused to deliver.
+    pub denied: u64,
+    /// Records not offered because the queue was already closed.
+    pub after_close: u64,
+    /// Unread records thrown away when the queue was closed.
+    pub discarded: u64,
+}
+
+/// How a read() waits.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadMode {
+    /// `O_NONBLOCK`: EAGAIN instead of sleeping.
+    pub nonblock: bool,
+    /// Give up sleeping at this instant with EINTR, as a read interrupted by
+    /// a signal does (the emulated `alarm()`).
+    pub deadline: Option<Instant>,
+}
+
+/// A general notification queue. Mirrors `struct watch_queue` and the
+/// notification half of its pipe.
+pub struct WatchQueue {
+    ring: RingCell,
+    pipe: Mutex<PipeState>,
+    filter: RcuCell<Option<WatchFilter>>,
+    watches: Mutex<Vec<Arc<Watch>>>,
+    closed: AtomicBool,
+    nr_pages: AtomicUsize,
+    stats: Counters,
+    rd_wait: WaitQueue,
+}
+
+impl std::fmt::Debug for WatchQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchQueue")
+            .field("capacity", &self.capacity())
+            .field("closed", &self.is_closed())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl WatchQueue {
+    /// A fresh, unsized queue with no filter. Mirrors `watch_queue_init()`.
+    pub fn new() -> Arc<Self> {
+        Arc::new(WatchQueue {
+            ring: RingCell::new(),
+            pipe: Mutex::new(PipeState::default()),
+            filter: RcuCell::new(None),
+            watches: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            nr_pages: AtomicUsize::new(0),
+            stats: Counters::default(),
+            rd_wait: WaitQueue::new(),
+        })
+    }
+
+    /// Allocates the notes and the ring. The argument is truncated to 32
+    /// bits, as the kernel takes it as `unsigned int`; capacity is rounded up
+    /// to whole pages of 32 notes and the ring to a power of two.
+    ///
+    /// Mirrors `watch_queue_set_size()`.
+    ///
+    /// # Errors
+    /// In the kernel's order (ENODEV for a non-notification pipe is the caller's):
+    /// - `EBUSY`: the queue is already sized.
+    /// - `EINVAL`: `nr_notes` (low 32 bits) is not in 1..=512.
+    /// - `ENOMEM`: the ring cannot be allocated (the queue stays unsized).
+    pub fn set_size(&self, nr_notes: u64) -> Result<()> {
+        let _pipe = self.pipe.lock();
+        if self.ring.get().is_some() {
+            return Err(Errno::EBUSY);
+        }
+        let nr_notes = nr_notes as u32;
+        if nr_notes == 0 || nr_notes > WATCH_QUEUE_MAX_NOTES {
+            return Err(Errno::EINVAL);
+        }
+        let nr_pages = (nr_notes as usize).div_ceil(WATCH_QUEUE_NOTES_PER_PAGE);
+        let ring = PipeRing::new(nr_pages * WATCH_QUEUE_NOTES_PER_PAGE)?;
+        self.ring.set(ring)?;
+        // Relaxed: read under the pipe mutex or as an estimate for poll.
+        self.nr_pages.store(nr_pages, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Installs a filter parsed from `user` (the readable user memory at the
+    /// ioctl's pointer), or removes the filter when `user` is `None` (a NULL
+    /// pointer). A failed call leaves the old filter in force.
+    ///
+    /// Mirrors `watch_queue_set_filter()`.
+    ///
+    /// # Errors
+    /// As [`WatchFilter::parse`]: `EFAULT`, `EINVAL`.
+    pub fn set_filter(&self, user: Option<&[u8]>) -> Result<()> {
+        let new = match user {
+            None => None,
+            Some(b) => Some(WatchFilter::parse(b, WATCH_TYPE__NR)?),
+        };
+        let _pipe = self.pipe.lock();
+        self.filter.store(Arc::new(new));
+        Ok(())
+    }
+
+    /// Does the queue's filter let `n` through? META records always pass.
+    /// Counts a rejection.
+    pub fn filter_allows(&self, n: &Notification) -> bool {
+        let f = self.filter.load();
+        let ok = match &*f {
+            None => true,
+            Some(f) => f.matches(n.type_(), n.subtype(), n.info()),
+        };
+        if !ok {
+            // Relaxed: statistics.
+            self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    pub(crate) fn count_denied(&self) {
+        // Relaxed: statistics.
+        self.stats.denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Posts one copy of `n` straight into the ring, bypassing filter and
+    /// policy (the path removal records take). Lock-free; never blocks.
+    ///
+    /// Mirrors `post_one_notification()`.
+    pub fn post(&self, n: &Notification) -> PostOutcome {
+        // Relaxed: closing is not synchronised with posting in the kernel
+        // either; a post racing close lands in a ring nobody will read.
+        if self.closed.load(Ordering::Relaxed) {
+            self.stats.after_close.fetch_add(1, Ordering::Relaxed);
+            return PostOutcome::Lost;
+        }
+        // Relaxed: statistics.
+        self.stats.posted.fetch_add(1, Ordering::Relaxed);
+        let outcome = match self.ring.get() {
+            None => {
+                self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
+                PostOutcome::Lost
+            }
+            Some(ring) => ring.try_post(n.as_bytes()),
+        };
+        match outcome {
+            PostOutcome::Posted => self.rd_wait.wake(),
+            PostOutcome::Lost => {
+                self.stats.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        outcome
+    }
+
+    /// One read() pass without sleeping: Ok(None) when there was nothing to
+    /// return (empty, no loss owed).
+    fn read_pass(&self, buf: &mut [u8]) -> Result<Option<usize>> {
+        let mut st = self.pipe.lock();
+        let ring = self.ring.get();
+        let mut ret = 0;
+        loop {
+            if st.note_loss {
+                if buf.len() - ret < LOSS_RECORD.len() {
+                    return if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(Some(ret)) };
+                }
+                buf[ret..ret + LOSS_RECORD.len()].copy_from_slice(&LOSS_RECORD);
+                ret += LOSS_RECORD.len();
+                st.note_loss = false;
+                self.stats.loss_records.fetch_add(1, Ordering::Relaxed);
+            }
+            let Some(ring) = ring else { break };
+            // SAFETY: the pipe mutex is held, so this is the only consumer.
+            match unsafe { ring.try_pop_unchecked(&mut buf[ret..]) } {
+                Pop::Empty => break,
+                Pop::TooBig(_) => {
+                    return if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(Some(ret)) };
+                }
+                Pop::Record { len, loss } => {
+                    ret += len;
+                    // Relaxed: statistics.
+                    self.stats.read.fetch_add(1, Ordering::Relaxed);
+                    st.note_loss |= loss;
+                    if ret == buf.len() {
+                        break;
+                    }
+                    // Like pipe_read(): only loop back (and so emit a loss
+                    // record now) while more records are queued.
+                    // SAFETY: the pipe mutex is held (only consumer).
+                    if unsafe { ring.peek_len_unchecked() }.is_none() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((ret > 0).then_some(ret))
+    }
+
+    /// read() on the queue: whole records only, a loss record right after
+    /// the record that preceded a loss.
+    ///
+    /// Mirrors `pipe_read()` on a notification pipe. `has_writers` says
+    /// whether a write end is still open (an empty queue without one reads 0).
+    ///
+    /// # Errors
+    /// - `ENOBUFS`: the first thing to return (record or loss record) does not fit `buf`.
+    /// - `EAGAIN`: empty, a writer is open, and `mode.nonblock`.
+    /// - `EINTR`: `mode.deadline` passed while sleeping.
+    pub fn read(
+        &self,
+        buf: &mut [u8],
+        mode: ReadMode,
+        has_writers: &dyn Fn() -> bool,
+    ) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(n) = self.read_pass(buf)? {
+                return Ok(n);
+            }
+            if !has_writers() {
+                return Ok(0);
+            }
+            if mode.nonblock {
+                return Err(Errno::EAGAIN);
+            }
+            let ready = self.rd_wait.wait_until(mode.deadline, || {
+                self.has_records() || self.loss_pending() || !has_writers()
+            });
+            if !ready {
+                return Err(Errno::EINTR);
+            }
+        }
+    }
+
+    fn loss_pending(&self) -> bool {
+        self.pipe.lock().note_loss
+    }
+
+    /// A published record is waiting (what makes poll() report POLLIN; a
+    /// pending loss record alone does not).
+    pub fn has_records(&self) -> bool {
+        let _pipe = self.pipe.lock();
+        // SAFETY: the pipe mutex is held (only consumer).
+        self.ring
+            .get()
+            .is_some_and(|r| unsafe { r.peek_len_unchecked() }.is_some())
+    }
+
+    /// Bytes of queued records, loss records not counted. Mirrors FIONREAD.
+    pub fn fionread(&self) -> usize {
+        let _pipe = self.pipe.lock();
+        // SAFETY: the pipe mutex is held (only consumer).
+        self.ring
+            .get()
+            .map_or(0, |r| unsafe { r.queued_bytes_unchecked() })
+    }
+
+    /// Records claimed in the ring (what the write end's POLLOUT compares
+    /// with the pipe's `max_usage`).
+    pub fn occupancy(&self) -> usize {
+        self.ring.get().map_or(0, PipeRing::occupancy)
+    }
+
+    /// Pages of notes after `SET_SIZE`, or None while unsized.
+    pub fn nr_pages(&self) -> Option<usize> {
+        // Relaxed: set once under the pipe mutex; an estimate elsewhere.
+        let n = self.nr_pages.load(Ordering::Relaxed);
+        (n != 0).then_some(n)
+    }
+
+    /// Records the queue can hold (0 while unsized).
+    pub fn capacity(&self) -> usize {
+        self.ring.get().map_or(0, PipeRing::capacity)
+    }
+
+    /// Slots of the ring (0 while unsized).
+    pub fn ring_slots(&self) -> usize {
+        self.ring.get().map_or(0, PipeRing::slots)
+    }
+
+    /// True once [`WatchQueue::clear`] ran.
+    pub fn is_closed(&self) -> bool {
+        // Relaxed: a state flag; see `post`.
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Wakes sleeping readers (a write end closed, so EOF may be due).
+    pub fn wake_readers(&self) {
+        self.rd_wait.wake();
+    }
+
+    /// The wait queue readers sleep on (poll registers here).
+    pub fn rd_wait(&self) -> &WaitQueue {
+        &self.rd_wait
+    }
+
+    /// The queue's statistics now.
+    pub fn stats(&self) -> QueueStats {
+        let c = &self.stats;
+        // Relaxed: statistics.
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let queued = if self.is_closed() { 0 } else { self.occupancy() as u64 };
+        QueueStats {
+            posted: l(&c.posted),
+            lost: l(&c.lost),
+            lost_unsized: l(&c.lost_unsized),
+            read: l(&c.read),
+            loss_records: l(&c.loss_records),
+            queued,
+            filtered: l(&c.filtered),
+            denied: l(&c.denied),
+            after_close: l(&c.after_close),
+            discarded: l(&c.discarded),
+        }
+    }
+
+    /// Adds a watch to the queue's list, unless closed. Called with the
+    /// object's list lock held, nested inside the queue lock (the kernel's
+    /// order in `add_watch_to_object()`).
+    pub(crate) fn with_watches<R>(&self, f: impl FnOnce(&mut Vec<Arc<Watch>>, bool) -> R) -> R {
+        let mut w = self.watches.lock();
+        f(&mut w, self.is_closed())
+    }
+
+    /// Closes the queue: no record is delivered after this, every watch is
+    /// detached from its object without a removal record, unread records are
+    /// discarded (and counted). Idempotent.
+    ///
+    /// Mirrors `watch_queue_clear()` as called from `free_pipe_info()`.
+    pub fn clear(&self) {
+        let watches = {
+            let mut w = self.watches.lock();
+            // Relaxed: the queue lock orders this against watch adds, which
+            // check it under the same lock.
+            if self.closed.swap(true, Ordering::Relaxed) {
+                return;
+            }
+            std::mem::take(&mut *w)
+        };
+        for w in watches {
+            w.detach_from_object();
+        }
+        let queued = self.occupancy() as u64;
+        // Relaxed: statistics.
+        self.stats.discarded.fetch_add(queued, Ordering::Relaxed);
+        self.rd_wait.wake();
+    }
+}

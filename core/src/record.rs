@@ -1,0 +1,344 @@
+//! One notification record and its exact bytes.
+//!
+//! Owns [`Notification`]: an 8-byte header (`type:24`, `subtype:8`, `info`)
+//! followed by up to 119 bytes of payload, held inline in a note-sized buffer
+//! so that posting never allocates. Encoding is the little-endian wire form
+//! of `struct watch_notification` (see [`crate::uapi`]); decoding checks the
+//! length field exactly as a careful consumer must (never shorter than the
+//! header, never longer than what it was given).
+
+use crate::errno::{Errno, Result};
+use crate::uapi::*;
+use std::fmt;
+
+/// Largest record: the length field is seven bits.
+pub const MAX_RECORD_LEN: usize = WATCH_INFO_LENGTH as usize;
+/// Smallest record: the header alone.
+pub const MIN_RECORD_LEN: usize = 8;
+
+/// The 8-byte loss record read() fabricates after a loss: META/LOSS, length 8, tag 0.
+pub const LOSS_RECORD: [u8; 8] = [0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00];
+
+/// A notification record: header plus payload, at most 127 bytes.
+///
+/// Mirrors `struct watch_notification` and the type-specific structs that
+/// embed it (`struct key_notification`, `struct watch_notification_removal`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Notification {
+    buf: [u8; MAX_RECORD_LEN],
+}
+
+impl Notification {
+    /// A record of `type_`/`subtype` carrying `payload`; the length field is
+    /// set, the tag and type-specific info are zero.
+    ///
+    /// # Errors
+    /// - `EINVAL`: `type_` does not fit 24 bits, or the record would exceed 127 bytes.
+    pub fn new(type_: u32, subtype: u8, payload: &[u8]) -> Result<Self> {
+        let len = MIN_RECORD_LEN + payload.len();
+        if type_ > 0x00ff_ffff || len > MAX_RECORD_LEN {
+            return Err(Errno::EINVAL);
+        }
+        let mut n = Notification {
+            buf: [0; MAX_RECORD_LEN],
+        };
+        n.buf[0..4].copy_from_slice(&(type_ | (subtype as u32) << 24).to_le_bytes());
+        n.buf[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+        n.buf[8..len].copy_from_slice(payload);
+        Ok(n)
+    }
+
+    /// A key event: type `WATCH_TYPE_KEY_NOTIFY`, 16 bytes, `key_id` and `aux`.
+    ///
+    /// Mirrors `notify_key()` in security/keys/internal.h.
+    pub fn key(subtype: u8, key_id: u32, aux: u32) -> Self {
+        let mut p = [0u8; 8];
+        p[0..4].copy_from_slice(&key_id.to_le_bytes());
+        p[4..8].copy_from_slice(&aux.to_le_bytes());
+        Self::new(WATCH_TYPE_KEY_NOTIFY, subtype, &p).expect("a 16-byte record fits")
+    }
+
+    /// A removal record for a watch on object `id`: 16 bytes carrying the id,
+    /// or the bare 8-byte header when the id is 0.
+    ///
+    /// Mirrors the record built in `remove_watch_from_object()`.
+    pub fn removal(id: u64) -> Self {
+        if id == 0 {
+            Self::new(WATCH_TYPE_META, WATCH_META_REMOVAL_NOTIFICATION, &[])
+        } else {
+            Self::new(
+                WATCH_TYPE_META,
+                WATCH_META_REMOVAL_NOTIFICATION,
+                &id.to_le_bytes(),
+            )
+        }
+        .expect("a removal record fits")
+    }
+
+    /// Decodes one record from the start of `bytes`.
+    ///
+    /// # Errors
+    /// - `EINVAL`: fewer than 8 bytes, a length field below 8, or a length
+    ///   field larger than `bytes` (the checks of the kernel's sample consumer).
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < MIN_RECORD_LEN {
+            return Err(Errno::EINVAL);
+        }
+        let info = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        let len = (info & WATCH_INFO_LENGTH) as usize;
+        if len < MIN_RECORD_LEN || len > bytes.len() {
+            return Err(Errno::EINVAL);
+        }
+        let mut n = Notification {
+            buf: [0; MAX_RECORD_LEN],
+        };
+        n.buf[..len].copy_from_slice(&bytes[..len]);
+        Ok(n)
+    }
+
+    /// Splits a read() buffer into its records.
+    ///
+    /// # Errors
+    /// - `EINVAL`: a record is truncated or malformed (see [`Notification::decode`]).
+    pub fn decode_all(mut bytes: &[u8]) -> Result<Vec<Self>> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let n = Self::decode(bytes)?;
+            bytes = &bytes[n.len()..];
+            out.push(n);
+        }
+        Ok(out)
+    }
+
+    /// The exact bytes of the record (its length field long).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len()]
+    }
+
+    /// The 24-bit type.
+    pub fn type_(&self) -> u32 {
+        u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], 0])
+    }
+
+    /// The 8-bit subtype.
+    pub fn subtype(&self) -> u8 {
+        self.buf[3]
+    }
+
+    /// The `info` word: length, tag and type-specific bits.
+    pub fn info(&self) -> u32 {
+        u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
+    }
+
+    /// Record length in bytes, from the info word.
+    pub fn len(&self) -> usize {
+        (self.info() & WATCH_INFO_LENGTH) as usize
+    }
+
+    /// Always false: a record holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The watch tag (`WATCH_INFO_ID`).
+    pub fn tag(&self) -> u8 {
+        ((self.info() & WATCH_INFO_ID) >> WATCH_INFO_ID__SHIFT) as u8
+    }
+
+    /// Sets the `WATCH_INFO_ID` bits to `info_id` (already shifted), as
+    /// `__post_watch_notification()` does for each watch.
+    pub fn set_info_id(&mut self, info_id: u32) {
+        let info = (self.info() & !WATCH_INFO_ID) | (info_id & WATCH_INFO_ID);
+        self.buf[4..8].copy_from_slice(&info.to_le_bytes());
+    }
+
+    /// Sets the type-specific info bits (`WATCH_INFO_TYPE_INFO` and the
+    /// undefined bit 7); the length and tag are kept.
+    pub fn set_type_info(&mut self, bits: u32) {
+        let keep = WATCH_INFO_LENGTH | WATCH_INFO_ID;
+        let info = (self.info() & keep) | (bits & !keep);
+        self.buf[4..8].copy_from_slice(&info.to_le_bytes());
+    }
+
+    /// The payload after the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buf[MIN_RECORD_LEN..self.len()]
+    }
+
+    /// `key_id` and `aux` of a 16-byte key record.
+    pub fn key_fields(&self) -> Option<(u32, u32)> {
+        (self.type_() == WATCH_TYPE_KEY_NOTIFY && self.len() == 16).then(|| {
+            let p = self.payload();
+            (
+                u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
+                u32::from_le_bytes([p[4], p[5], p[6], p[7]]),
+            )
+        })
+    }
+
+    /// The object id of a 16-byte removal record.
+    pub fn removal_id(&self) -> Option<u64> {
+        (self.type_() == WATCH_TYPE_META
+            && self.subtype() == WATCH_META_REMOVAL_NOTIFICATION
+            && self.len() == 16)
+            .then(|| u64::from_le_bytes(self.payload().try_into().expect("8 bytes")))
+    }
+
+    /// True for META records (removal, loss): they bypass filters and policy.
+    pub fn is_meta(&self) -> bool {
+        self.type_() == WATCH_TYPE_META
+    }
+
+    /// The record as lowercase hex, bytes separated by spaces.
+    pub fn hex(&self) -> String {
+        hex(self.as_bytes())
+    }
+}
+
+/// Lowercase hex of `bytes`, separated by spaces (`"01 00 00 01"`).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The names `samples/watch_queue/watch_test.c` prints for key subtypes.
+pub fn key_subtype_name(subtype: u8) -> Option<&'static str> {
+    Some(match subtype {
+        NOTIFY_KEY_INSTANTIATED => "instantiated",
+        NOTIFY_KEY_UPDATED => "updated",
+        NOTIFY_KEY_LINKED => "linked",
+        NOTIFY_KEY_UNLINKED => "unlinked",
+        NOTIFY_KEY_CLEARED => "cleared",
+        NOTIFY_KEY_REVOKED => "revoked",
+        NOTIFY_KEY_INVALIDATED => "invalidated",
+        NOTIFY_KEY_SETATTR => "setattr",
+        _ => return None,
+    })
+}
+
+impl fmt::Debug for Notification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Notification {{ type: {}, subtype: {}, info: {:#010x}, bytes: [{}] }}",
+            self.type_(),
+            self.subtype(),
+            self.info(),
+            self.hex()
+        )
+    }
+}
+
+impl fmt::Display for Notification {
+    /// One line in the style of the kernel's sample consumer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.type_(), self.subtype()) {
+            (WATCH_TYPE_META, WATCH_META_REMOVAL_NOTIFICATION) => {
+                write!(f, "REMOVAL of watchpoint {:08x}", self.tag())?;
+                if let Some(id) = self.removal_id() {
+                    write!(f, " id={id}")?;
+                }
+                Ok(())
+            }
+            (WATCH_TYPE_META, WATCH_META_LOSS_NOTIFICATION) => f.write_str("-- LOSS --"),
+            (WATCH_TYPE_KEY_NOTIFY, st) if self.len() == 16 => {
+                let (key, aux) = self.key_fields().expect("checked above");
+                write!(
+                    f,
+                    "KEY {key:08x} change={st}[{}] aux={aux}",
+                    key_subtype_name(st).unwrap_or("unknown")
+                )
+            }
+            (ty, st) => write!(f, "type={ty} subtype={st} info={:08x}", self.info()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_key_update_bytes_match_spec_example() {
+        // Tag 1 watching key 0x1234abcd, KEYCTL_UPDATE (spec §1.14).
+        let mut n = Notification::key(NOTIFY_KEY_UPDATED, 0x1234abcd, 0);
+        n.set_info_id(1 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(
+            n.as_bytes(),
+            &[0x01, 0x00, 0x00, 0x01, 0x10, 0x01, 0x00, 0x00, 0xcd, 0xab, 0x34, 0x12, 0, 0, 0, 0]
+        );
+        assert_eq!(n.hex(), "01 00 00 01 10 01 00 00 cd ab 34 12 00 00 00 00");
+    }
+
+    #[test]
+    fn record_loss_bytes() {
+        let n = Notification::new(WATCH_TYPE_META, WATCH_META_LOSS_NOTIFICATION, &[]).unwrap();
+        assert_eq!(n.as_bytes(), &LOSS_RECORD);
+        assert_eq!(n.to_string(), "-- LOSS --");
+    }
+
+    #[test]
+    fn record_removal_is_16_bytes_or_8_for_id_zero() {
+        let mut r = Notification::removal(0x1122334455667788);
+        r.set_info_id(3 << 8);
+        assert_eq!(
+            r.hex(),
+            "00 00 00 00 10 03 00 00 88 77 66 55 44 33 22 11"
+        );
+        assert_eq!(r.removal_id(), Some(0x1122334455667788));
+        let r0 = Notification::removal(0);
+        assert_eq!(r0.as_bytes(), &[0, 0, 0, 0, 8, 0, 0, 0]);
+        assert_eq!(r0.removal_id(), None);
+    }
+
+    #[test]
+    fn record_tag_255_gives_info_ff10() {
+        let mut n = Notification::key(NOTIFY_KEY_UPDATED, 1, 0);
+        n.set_info_id(255 << 8);
+        assert_eq!(n.info(), 0x0000ff10);
+        assert_eq!(n.tag(), 255);
+    }
+
+    #[test]
+    fn record_decode_rejects_bad_lengths() {
+        assert_eq!(Notification::decode(&[0; 7]), Err(Errno::EINVAL));
+        // length 4 < 8
+        assert_eq!(Notification::decode(&[0, 0, 0, 0, 4, 0, 0, 0]), Err(Errno::EINVAL));
+        // length 16 > 8 available
+        assert_eq!(Notification::decode(&[0, 0, 0, 0, 16, 0, 0, 0]), Err(Errno::EINVAL));
+        let two = [LOSS_RECORD, LOSS_RECORD].concat();
+        assert_eq!(Notification::decode_all(&two).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn record_new_rejects_oversize_and_wide_type() {
+        assert_eq!(Notification::new(1, 0, &[0; 120]).unwrap_err(), Errno::EINVAL);
+        assert!(Notification::new(1, 0, &[0; 119]).is_ok());
+        assert_eq!(Notification::new(1 << 24, 0, &[]).unwrap_err(), Errno::EINVAL);
+    }
+
+    #[test]
+    fn record_type_info_keeps_length_and_tag() {
+        let mut n = Notification::key(NOTIFY_KEY_LINKED, 5, 6);
+        n.set_info_id(7 << 8);
+        n.set_type_info(WATCH_INFO_FLAG_0 | 0xff);
+        assert_eq!(n.info(), 0x0001_0790);
+        assert_eq!(n.len(), 16);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn record_decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Ok(all) = Notification::decode_all(&bytes) {
+                let total: usize = all.iter().map(|n| n.len()).sum();
+                proptest::prop_assert_eq!(total, bytes.len());
+            }
+        }
+    }
+}

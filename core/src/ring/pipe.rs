@@ -1,0 +1,465 @@
+//! The merged design's notification ring: a bounded multi-producer,
+//! single-consumer ring of whole records with in-band loss marking.
+//!
+//! Mirrors the pipe ring as `post_one_notification()` and `pipe_read()` in
+//! kernel/watch_queue.c and fs/pipe.c use it: `capacity` preallocated
+//! 128-byte notes (page-rounded by `SET_SIZE`), a power-of-two number of
+//! slots, one record per slot, whole-record reads, and a failed post marking
+//! `PIPE_BUF_FLAG_LOSS` on the most recently posted record.
+//!
+//! The kernel serialises posting with a spinlock. watchq's posting is
+//! lock-free instead: a bounded MPMC-style ring with per-slot sequence stamps
+//! after Dmitry Vyukov's bounded queue (as in crossbeam's `ArrayQueue`),
+//! restricted to one consumer, with claim, write and publish as separate
+//! steps. Because notes and slots are both bounded by `capacity`, watchq keeps
+//! a single occupancy bound: a post fails when `head - tail >= capacity`.
+//!
+//! Each slot's `stamp` encodes its state for a position `p` (slot `p & mask`):
+//! `p` = free for `p` (claimed but not yet written, if `head > p`), `p + 1` =
+//! record `p` published, and bit 63 ([`LOSS`]) = a loss happened right after
+//! record `p`. The consumer releases a slot by swapping its stamp to
+//! `p + slots` (free for the next lap). A failed post marks LOSS with a CAS
+//! that only succeeds while record `p` is still unconsumed; if the reader got
+//! there first, the producer retries the post (there is room again), so a
+//! loss marker can never be attached to a record already read and vanish.
+//! Losses before the marked record is read collapse into one marker.
+//!
+//! # Synchronization
+//!
+//! | atomic | writers | readers | ordering | partner |
+//! |---|---|---|---|---|
+//! | `head` | producers (CAS to claim) | producers | AcqRel CAS / Acquire load | itself: a marker that loaded `head` sees the consumer's release of the claimed slot's previous lap |
+//! | `tail` | consumer (store) | producers (full check) | Release store / Acquire load | the consumer's copy-out happens before a producer reuses the slot |
+//! | `stamp` | producer (publish `fetch_add`, LOSS CAS), consumer (release `swap`) | consumer, markers | Release publish / Acquire load | the record bytes written before publish are visible to the consumer |
+//! | `RingCell::ptr` | `set_size` (CAS once) | producers, reader | Release CAS / Acquire load | the ring is fully built before anyone reaches it |
+
+use crate::errno::{Errno, Result};
+use crate::record::MIN_RECORD_LEN;
+use crate::sync::{AtomicPtr, AtomicU64, Ordering, UnsafeCell};
+use crate::uapi::{WATCH_INFO_LENGTH, WATCH_QUEUE_NOTE_SIZE};
+use crossbeam_utils::CachePadded;
+
+use super::PostOutcome;
+
+/// Bit 63 of a stamp: a loss happened right after this slot's record.
+const LOSS: u64 = 1 << 63;
+
+struct Slot {
+    stamp: AtomicU64,
+    note: UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>,
+}
+
+/// What the consumer found at the tail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pop {
+    /// No published record at the tail.
+    Empty,
+    /// The record at the tail is this long and does not fit the room given.
+    TooBig(usize),
+    /// A record of `len` bytes was copied out; `loss` says a loss happened
+    /// right after it (the reader owes a loss record).
+    Record {
+        /// Bytes copied.
+        len: usize,
+        /// `PIPE_BUF_FLAG_LOSS` was set on it.
+        loss: bool,
+    },
+}
+
+/// The ring. Mirrors the notification use of `struct pipe_inode_info`'s
+/// buffer ring together with the queue's notes.
+pub struct PipeRing {
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    capacity: u64,
+    mask: u64,
+    slots: Box<[Slot]>,
+}
+
+// SAFETY: the notes are only written by the producer that claimed the slot
+// (exclusive by the head CAS) and only read by the single consumer after the
+// Acquire load of the published stamp; see the Synchronization table.
+unsafe impl Sync for PipeRing {}
+// SAFETY: all fields are owned data; moving the ring moves them.
+unsafe impl Send for PipeRing {}
+
+impl PipeRing {
+    /// A ring holding up to `capacity` records in `roundup_pow_of_two(capacity)` slots (at least 2).
+    ///
+    /// # Errors
+    /// - `EINVAL`: `capacity` is 0.
+    /// - `ENOMEM`: the slots cannot be allocated.
+    pub fn new(capacity: usize) -> Result<Self> {
+        if capacity == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let nslots = capacity.next_power_of_two().max(2);
+        let mut v: Vec<Slot> = Vec::new();
+        v.try_reserve_exact(nslots).map_err(|_| Errno::ENOMEM)?;
+        for i in 0..nslots {
+            v.push(Slot {
+                stamp: AtomicU64::new(i as u64),
+                note: UnsafeCell::new([0; WATCH_QUEUE_NOTE_SIZE]),
+            });
+        }
+        Ok(PipeRing {
+            head: CachePadded::new(AtomicU64::new(0)),
+            tail: CachePadded::new(AtomicU64::new(0)),
+            capacity: capacity as u64,
+            mask: nslots as u64 - 1,
+            slots: v.into_boxed_slice(),
+        })
+    }
+
+    /// Records the ring can hold (the queue's notes).
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// Slots in the ring (a power of two, at least the capacity).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Claimed records not yet consumed (published or being written).
+    pub fn occupancy(&self) -> usize {
+        // Relaxed: an instantaneous estimate for poll; no data is read through it.
+        let tail = self.tail.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed);
+        head.saturating_sub(tail) as usize
+    }
+
+    fn slot(&self, pos: u64) -> &Slot {
+        &self.slots[(pos & self.mask) as usize]
+    }
+
+    /// Posts one whole record (8..=127 bytes, its own length field first).
+    /// Never blocks and never waits for the consumer.
+    ///
+    /// Mirrors `post_one_notification()`: full → the loss is marked on the
+    /// most recently posted record and the record is dropped.
+    pub fn try_post(&self, rec: &[u8]) -> PostOutcome {
+        debug_assert!((MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&rec.len()));
+        // ORDERING: Acquire pairs with the AcqRel claim CAS of the previous
+        // claimer (see `mark_loss`).
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            // ORDERING: Acquire pairs with the consumer's Release store of
+            // `tail`: its copy-out of the slot we may reuse happened before.
+            let tail = self.tail.load(Ordering::Acquire);
+            if head.wrapping_sub(tail) >= self.capacity {
+                match self.on_full(head) {
+                    Some(outcome) => return outcome,
+                    None => {
+                        // ORDERING: as the first load of `head`.
+                        head = self.head.load(Ordering::Acquire);
+                        continue;
+                    }
+                }
+            }
+            // ORDERING: AcqRel so that a thread later loading this head also
+            // sees what we saw of the consumer (its release of the slot).
+            match self.head.compare_exchange_weak(
+                head,
+                head + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        let slot = self.slot(head);
+        slot.note.with_mut(|p| {
+            // SAFETY: the CAS above made this producer the only owner of
+            // position `head`; the slot's previous record (`head - slots`) was
+            // consumed before `tail` passed it (Acquire above), and the
+            // consumer reads it again only after our Release publish.
+            unsafe { (&mut (*p))[..rec.len()].copy_from_slice(rec) }
+        });
+        // ORDERING: Release publishes the note bytes; pairs with the Acquire
+        // stamp load in `try_pop_unchecked`. fetch_add keeps a LOSS bit a
+        // marker set while we were writing.
+        slot.stamp.fetch_add(1, Ordering::Release);
+        PostOutcome::Posted
+    }
+
+    /// The ring looked full at `head`. Confirms it against the newest tail and
+    /// marks the loss (Some(Lost)), or says to retry (None).
+    fn on_full(&self, head: u64) -> Option<PostOutcome> {
+        // ORDERING: an RMW reads the newest tail in its modification order,
+        // so a stale tail can't make a post fail while there is room. Acquire
+        // as in `try_post`.
+        let tail = self.tail.fetch_add(0, Ordering::Acquire);
+        if head.wrapping_sub(tail) < self.capacity {
+            return None;
+        }
+        // ORDERING: Acquire as in `try_post`.
+        if self.head.load(Ordering::Acquire) != head {
+            return None;
+        }
+        self.mark_loss(head - 1).then_some(PostOutcome::Lost)
+    }
+
+    /// Sets LOSS on record `pos` if it is not consumed yet. False: the
+    /// consumer already took it, so the post must be retried.
+    fn mark_loss(&self, pos: u64) -> bool {
+        let slot = self.slot(pos);
+        let mut cur = pos + 1;
+        loop {
+            let base = cur & !LOSS;
+            if base != pos && base != pos + 1 {
+                return false;
+            }
+            if cur & LOSS != 0 {
+                return true;
+            }
+            // Relaxed: the LOSS bit carries no data; the consumer's swap (an
+            // RMW) reads it whichever comes first, and publish is a fetch_add
+            // that keeps it.
+            match slot.stamp.compare_exchange(
+                cur,
+                cur | LOSS,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Length of the published record at the tail, if any.
+    ///
+    /// # Safety
+    /// The caller is the ring's only consumer for the duration of the call
+    /// (the queue's pipe mutex is held).
+    pub unsafe fn peek_len_unchecked(&self) -> Option<usize> {
+        // Relaxed: only the consumer writes `tail`.
+        let t = self.tail.load(Ordering::Relaxed);
+        // SAFETY: the caller is the only consumer (this fn's contract).
+        unsafe { self.len_at(t) }
+    }
+
+    /// # Safety
+    /// As `peek_len_unchecked`; `pos` is at or after the tail.
+    unsafe fn len_at(&self, pos: u64) -> Option<usize> {
+        let slot = self.slot(pos);
+        // ORDERING: Acquire pairs with the producer's Release publish.
+        let s = slot.stamp.load(Ordering::Acquire);
+        if s & !LOSS != pos + 1 {
+            return None;
+        }
+        slot.note.with(|p| {
+            // SAFETY: the record is published (Acquire above) and not yet
+            // released by the consumer, so no producer writes it.
+            let info = unsafe { (*p)[4] };
+            Some(((info as u32 & WATCH_INFO_LENGTH) as usize).max(MIN_RECORD_LEN))
+        })
+    }
+
+    /// Bytes of the published records from the tail on (FIONREAD).
+    ///
+    /// # Safety
+    /// As `peek_len_unchecked`.
+    pub unsafe fn queued_bytes_unchecked(&self) -> usize {
+        // Relaxed: only the consumer writes `tail`.
+        let mut pos = self.tail.load(Ordering::Relaxed);
+        let mut total = 0;
+        // SAFETY: the caller is the only consumer (this fn's contract).
+        while let Some(len) = unsafe { self.len_at(pos) } {
+            total += len;
+            pos += 1;
+            if pos - self.tail.load(Ordering::Relaxed) >= self.capacity {
+                break;
+            }
+        }
+        total
+    }
+
+    /// Copies the record at the tail into `out` if it fits, and releases it.
+    ///
+    /// Mirrors one iteration of `pipe_read()` over a `PIPE_BUF_FLAG_WHOLE`
+    /// buffer plus the release of its note.
+    ///
+    /// # Safety
+    /// As `peek_len_unchecked`.
+    pub unsafe fn try_pop_unchecked(&self, out: &mut [u8]) -> Pop {
+        // Relaxed: only the consumer writes `tail`.
+        let t = self.tail.load(Ordering::Relaxed);
+        // SAFETY: the caller is the only consumer (this fn's contract).
+        let Some(len) = (unsafe { self.len_at(t) }) else {
+            return Pop::Empty;
+        };
+        if len > out.len() {
+            return Pop::TooBig(len);
+        }
+        let slot = self.slot(t);
+        slot.note.with(|p| {
+            // SAFETY: published (Acquire in len_at) and still owned by the
+            // consumer until the tail store below.
+            out[..len].copy_from_slice(unsafe { &(&(*p))[..len] })
+        });
+        // Relaxed: an RMW sees any LOSS mark made before it; a marker that
+        // comes later finds the new lap's stamp and retries its post. No data
+        // is published through this store (the tail store below does that).
+        let s = slot.stamp.swap(t + self.slots.len() as u64, Ordering::Relaxed);
+        // ORDERING: Release: our copy-out happens before a producer that
+        // Acquire-loads this tail reuses the slot.
+        self.tail.store(t + 1, Ordering::Release);
+        Pop::Record {
+            len,
+            loss: s & LOSS != 0,
+        }
+    }
+}
+
+/// A ring installed at most once (by `SET_SIZE`) and read without a lock.
+///
+/// Mirrors the pipe's ring pointer as swapped by `pipe_resize_ring()` under
+/// the posting lock (kernel bug #13 was a resize that forgot it): here the
+/// ring is built completely and then published with one CAS, so a racing post
+/// either sees no ring (and loses the record silently, as before sizing) or
+/// the complete ring.
+pub struct RingCell {
+    ptr: AtomicPtr<PipeRing>,
+}
+
+impl RingCell {
+    /// No ring yet.
+    pub fn new() -> Self {
+        RingCell {
+            ptr: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The ring, once installed.
+    pub fn get(&self) -> Option<&PipeRing> {
+        // ORDERING: Acquire pairs with the Release CAS in `set`: the ring's
+        // slots are initialised before we use them.
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: non-null pointers come from Box::into_raw in `set` and stay
+        // valid until `self` is dropped; the ring is never replaced.
+        unsafe { p.as_ref() }
+    }
+
+    /// Installs `ring` unless one is installed already.
+    ///
+    /// # Errors
+    /// - `EBUSY`: a ring is already installed (the ring is dropped).
+    pub fn set(&self, ring: PipeRing) -> Result<()> {
+        let p = Box::into_raw(Box::new(ring));
+        // ORDERING: Release publishes the initialised ring; pairs with the
+        // Acquire load in `get`.
+        match self.ptr.compare_exchange(
+            std::ptr::null_mut(),
+            p,
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                // SAFETY: `p` came from Box::into_raw above and was never shared.
+                drop(unsafe { Box::from_raw(p) });
+                Err(Errno::EBUSY)
+            }
+        }
+    }
+}
+
+impl Default for RingCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for RingCell {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self` proves no other thread holds a reference.
+        let p = self.ptr.load(Ordering::Relaxed);
+        if !p.is_null() {
+            // SAFETY: `p` came from Box::into_raw in `set`; `&mut self` means
+            // no reference from `get` is alive.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn rec(tag: u8, seq: u32) -> [u8; 16] {
+        let mut r = [0u8; 16];
+        r[0] = 1;
+        r[4] = 16;
+        r[5] = tag;
+        r[8..12].copy_from_slice(&seq.to_le_bytes());
+        r
+    }
+
+    fn pop(r: &PipeRing, room: usize) -> Pop {
+        let mut buf = vec![0u8; room];
+        // SAFETY: tests are the only consumer.
+        unsafe { r.try_pop_unchecked(&mut buf) }
+    }
+
+    #[test]
+    fn pipe_ring_slots_are_power_of_two() {
+        for (cap, slots) in [(32, 32), (96, 128), (160, 256), (512, 512), (1, 2)] {
+            let r = PipeRing::new(cap).unwrap();
+            assert_eq!((r.capacity(), r.slots()), (cap, slots));
+        }
+        assert_eq!(PipeRing::new(0).err(), Some(Errno::EINVAL));
+    }
+
+    #[test]
+    fn pipe_ring_fifo_and_full() {
+        let r = PipeRing::new(96).unwrap();
+        for i in 0..96 {
+            assert_eq!(r.try_post(&rec(1, i)), PostOutcome::Posted);
+        }
+        assert_eq!(r.try_post(&rec(1, 96)), PostOutcome::Lost);
+        assert_eq!(r.try_post(&rec(1, 97)), PostOutcome::Lost);
+        // SAFETY: only consumer.
+        assert_eq!(unsafe { r.queued_bytes_unchecked() }, 96 * 16);
+        for i in 0..95 {
+            assert_eq!(pop(&r, 16), Pop::Record { len: 16, loss: false }, "{i}");
+        }
+        // the last one carries the (collapsed) loss
+        assert_eq!(pop(&r, 16), Pop::Record { len: 16, loss: true });
+        assert_eq!(pop(&r, 16), Pop::Empty);
+    }
+
+    #[test]
+    fn pipe_ring_too_big_leaves_record() {
+        let r = PipeRing::new(32).unwrap();
+        r.try_post(&rec(1, 0));
+        assert_eq!(pop(&r, 15), Pop::TooBig(16));
+        assert_eq!(pop(&r, 16), Pop::Record { len: 16, loss: false });
+    }
+
+    #[test]
+    fn pipe_ring_wraps_many_laps() {
+        let r = PipeRing::new(3).unwrap();
+        let mut buf = [0u8; 16];
+        for i in 0..1000u32 {
+            assert_eq!(r.try_post(&rec(1, i)), PostOutcome::Posted);
+            // SAFETY: only consumer.
+            assert_eq!(unsafe { r.try_pop_unchecked(&mut buf) }, Pop::Record { len: 16, loss: false });
+            assert_eq!(u32::from_le_bytes(buf[8..12].try_into().unwrap()), i);
+        }
+    }
+
+    #[test]
+    fn ring_cell_sets_once() {
+        let c = RingCell::new();
+        assert!(c.get().is_none());
+        c.set(PipeRing::new(32).unwrap()).unwrap();
+        assert_eq!(c.set(PipeRing::new(64).unwrap()), Err(Errno::EBUSY));
+        assert_eq!(c.get().unwrap().capacity(), 32);
+    }
+}

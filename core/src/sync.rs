@@ -1,0 +1,133 @@
+//! The loom shim: every synchronisation primitive core uses, in one place.
+//!
+//! Under `cfg(all(test, loom))` the atomics, `Arc`, `UnsafeCell`, `Mutex`
+//! and `thread` are loom's, so the models in `*/loom_tests.rs` explore every
+//! interleaving; otherwise they are std's, parking_lot's and arc-swap's.
+//! Core imports these names only from here (tokio's pattern).
+//!
+//! [`RcuCell`] is the read-copy-update cell that posting reads without a lock:
+//! arc-swap's `ArcSwap` normally (a well-kept crate doing exactly this), and a
+//! loom mutex around an `Arc` under loom, where arc-swap's own atomics would be
+//! invisible to the model. Writers of an `RcuCell` are serialised by the
+//! caller's own lock, as kernel RCU writers are.
+
+#[cfg(all(test, loom))]
+#[allow(unused_imports)]
+pub(crate) use loom::{
+    hint,
+    sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+    sync::Arc,
+    thread,
+};
+#[cfg(not(all(test, loom)))]
+#[allow(unused_imports)]
+pub(crate) use std::{
+    hint,
+    sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+    sync::Arc,
+};
+
+#[cfg(all(test, not(loom)))]
+#[allow(unused_imports)]
+pub(crate) use std::thread;
+
+/// A cell whose contents are only reached through `with`/`with_mut`, so the
+/// same code runs on std's `UnsafeCell` and loom's (which checks accesses).
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(
+    #[cfg(all(test, loom))] loom::cell::UnsafeCell<T>,
+    #[cfg(not(all(test, loom)))] std::cell::UnsafeCell<T>,
+);
+
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(v: T) -> Self {
+        #[cfg(all(test, loom))]
+        return UnsafeCell(loom::cell::UnsafeCell::new(v));
+        #[cfg(not(all(test, loom)))]
+        return UnsafeCell(std::cell::UnsafeCell::new(v));
+    }
+
+    /// Runs `f` with a shared raw pointer to the contents.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        #[cfg(all(test, loom))]
+        return self.0.with(f);
+        #[cfg(not(all(test, loom)))]
+        return f(self.0.get());
+    }
+
+    /// Runs `f` with a mutable raw pointer to the contents.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(all(test, loom))]
+        return self.0.with_mut(f);
+        #[cfg(not(all(test, loom)))]
+        return f(self.0.get());
+    }
+}
+
+/// A mutex with parking_lot's infallible `lock()`, loom's under loom.
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T>(
+    #[cfg(all(test, loom))] loom::sync::Mutex<T>,
+    #[cfg(not(all(test, loom)))] parking_lot::Mutex<T>,
+);
+
+#[cfg(all(test, loom))]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+#[cfg(not(all(test, loom)))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(v: T) -> Self {
+        #[cfg(all(test, loom))]
+        return Mutex(loom::sync::Mutex::new(v));
+        #[cfg(not(all(test, loom)))]
+        return Mutex(parking_lot::Mutex::new(v));
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(all(test, loom))]
+        return self.0.lock().expect("loom mutex poisoned");
+        #[cfg(not(all(test, loom)))]
+        return self.0.lock();
+    }
+}
+
+/// Read-copy-update cell: lock-free readers see either the old or the new
+/// value, never a mix.
+pub(crate) struct RcuCell<T>(
+    #[cfg(all(test, loom))] loom::sync::Mutex<Arc<T>>,
+    #[cfg(not(all(test, loom)))] arc_swap::ArcSwap<T>,
+);
+
+impl<T> RcuCell<T> {
+    pub(crate) fn new(v: T) -> Self {
+        #[cfg(all(test, loom))]
+        return RcuCell(loom::sync::Mutex::new(Arc::new(v)));
+        #[cfg(not(all(test, loom)))]
+        return RcuCell(arc_swap::ArcSwap::from_pointee(v));
+    }
+
+    /// A snapshot of the current value.
+    pub(crate) fn load(&self) -> Arc<T> {
+        #[cfg(all(test, loom))]
+        return self.0.lock().expect("loom mutex poisoned").clone();
+        #[cfg(not(all(test, loom)))]
+        return self.0.load_full();
+    }
+
+    /// Publishes a new value; readers that loaded the old one keep it.
+    pub(crate) fn store(&self, v: Arc<T>) {
+        #[cfg(all(test, loom))]
+        {
+            *self.0.lock().expect("loom mutex poisoned") = v;
+        }
+        #[cfg(not(all(test, loom)))]
+        self.0.store(v);
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for RcuCell<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RcuCell").field(&self.load()).finish()
+    }
+}

@@ -1,0 +1,277 @@
+//! The kernel's user-visible constants and wire layouts.
+//!
+//! Owns every number and `#[repr(C)]` struct of the merged
+//! `include/uapi/linux/watch_queue.h` (Linux 5.8 and later) plus the few
+//! pipe, fcntl and keyctl numbers a notification consumer meets. Sizes and
+//! field offsets are checked at compile time, so a layout that drifts from the
+//! kernel's fails the build rather than a consumer.
+//!
+//! All multi-byte fields are little-endian on the wire (watchq emulates the
+//! generic little-endian ABI whatever the host).
+
+use std::mem::{align_of, offset_of, size_of};
+
+/// `O_NOTIFICATION_PIPE`: `pipe2()` flag asking for a notification pipe. Defined as `O_EXCL` (0x80).
+pub const O_NOTIFICATION_PIPE: u32 = 0x80;
+/// `O_NONBLOCK` (generic value).
+pub const O_NONBLOCK: u32 = 0o4000;
+/// `O_CLOEXEC` (generic value).
+pub const O_CLOEXEC: u32 = 0o2000000;
+/// `O_DIRECT` (x86 value): packet-mode pipe.
+pub const O_DIRECT: u32 = 0o40000;
+/// `O_RDONLY`.
+pub const O_RDONLY: u32 = 0;
+/// `O_WRONLY`.
+pub const O_WRONLY: u32 = 1;
+/// `O_RDWR`.
+pub const O_RDWR: u32 = 2;
+/// `O_APPEND`.
+pub const O_APPEND: u32 = 0o2000;
+
+/// `IOC_WATCH_QUEUE_SET_SIZE` = `_IO('W', 0x60)`: argument is a number of notes.
+pub const IOC_WATCH_QUEUE_SET_SIZE: u64 = 0x5760;
+/// `IOC_WATCH_QUEUE_SET_FILTER` = `_IO('W', 0x61)`: argument points at a [`RawWatchNotificationFilter`].
+pub const IOC_WATCH_QUEUE_SET_FILTER: u64 = 0x5761;
+/// `FIONREAD`: bytes of queued records.
+pub const FIONREAD: u64 = 0x541B;
+
+/// `F_GETFD`.
+pub const F_GETFD: i32 = 1;
+/// `F_SETFD`.
+pub const F_SETFD: i32 = 2;
+/// `F_GETFL`.
+pub const F_GETFL: i32 = 3;
+/// `F_SETFL`.
+pub const F_SETFL: i32 = 4;
+/// `F_DUPFD`.
+pub const F_DUPFD: i32 = 0;
+/// `F_DUPFD_CLOEXEC`.
+pub const F_DUPFD_CLOEXEC: i32 = 1030;
+/// `F_SETPIPE_SZ`.
+pub const F_SETPIPE_SZ: i32 = 1031;
+/// `F_GETPIPE_SZ`.
+pub const F_GETPIPE_SZ: i32 = 1032;
+/// `FD_CLOEXEC`.
+pub const FD_CLOEXEC: i32 = 1;
+
+/// `POLLIN`.
+pub const POLLIN: u16 = 0x001;
+/// `POLLPRI`.
+pub const POLLPRI: u16 = 0x002;
+/// `POLLOUT`.
+pub const POLLOUT: u16 = 0x004;
+/// `POLLERR`.
+pub const POLLERR: u16 = 0x008;
+/// `POLLHUP`.
+pub const POLLHUP: u16 = 0x010;
+/// `POLLNVAL`.
+pub const POLLNVAL: u16 = 0x020;
+/// `POLLRDNORM`.
+pub const POLLRDNORM: u16 = 0x040;
+/// `POLLWRNORM`.
+pub const POLLWRNORM: u16 = 0x100;
+
+/// `SPLICE_F_MOVE`.
+pub const SPLICE_F_MOVE: u32 = 1;
+/// `SPLICE_F_NONBLOCK`.
+pub const SPLICE_F_NONBLOCK: u32 = 2;
+/// `SPLICE_F_MORE`.
+pub const SPLICE_F_MORE: u32 = 4;
+/// `SPLICE_F_GIFT`.
+pub const SPLICE_F_GIFT: u32 = 8;
+/// Every splice flag the kernel accepts.
+pub const SPLICE_F_ALL: u32 = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT;
+
+/// Page size of the emulated machine (4 KiB, as on x86-64).
+pub const PAGE_SIZE: usize = 4096;
+/// Default pipe capacity in pages (`PIPE_DEF_BUFFERS`).
+pub const PIPE_DEF_BUFFERS: usize = 16;
+/// `/proc/sys/fs/pipe-max-size` default.
+pub const PIPE_MAX_SIZE: usize = 1 << 20;
+
+/// `WATCH_QUEUE_NOTE_SIZE`: bytes of one preallocated note.
+pub const WATCH_QUEUE_NOTE_SIZE: usize = 128;
+/// `WATCH_QUEUE_NOTES_PER_PAGE` with 4 KiB pages.
+pub const WATCH_QUEUE_NOTES_PER_PAGE: usize = PAGE_SIZE / WATCH_QUEUE_NOTE_SIZE;
+/// Largest `nr_notes` `IOC_WATCH_QUEUE_SET_SIZE` accepts.
+pub const WATCH_QUEUE_MAX_NOTES: u32 = 512;
+/// Largest `nr_filters` `IOC_WATCH_QUEUE_SET_FILTER` accepts.
+pub const WATCH_QUEUE_MAX_FILTERS: u32 = 16;
+
+/// `WATCH_TYPE_META`: removal and loss records.
+pub const WATCH_TYPE_META: u32 = 0;
+/// `WATCH_TYPE_KEY_NOTIFY`: key and keyring events.
+pub const WATCH_TYPE_KEY_NOTIFY: u32 = 1;
+/// `WATCH_TYPE__NR`: number of types the merged kernel knows.
+pub const WATCH_TYPE__NR: u32 = 2;
+
+/// `WATCH_META_REMOVAL_NOTIFICATION`.
+pub const WATCH_META_REMOVAL_NOTIFICATION: u8 = 0;
+/// `WATCH_META_LOSS_NOTIFICATION`.
+pub const WATCH_META_LOSS_NOTIFICATION: u8 = 1;
+
+/// `WATCH_INFO_LENGTH`: record length in bytes, header included.
+pub const WATCH_INFO_LENGTH: u32 = 0x0000_007f;
+/// `WATCH_INFO_LENGTH__SHIFT`.
+pub const WATCH_INFO_LENGTH__SHIFT: u32 = 0;
+/// `WATCH_INFO_ID`: the watch's tag.
+pub const WATCH_INFO_ID: u32 = 0x0000_ff00;
+/// `WATCH_INFO_ID__SHIFT`.
+pub const WATCH_INFO_ID__SHIFT: u32 = 8;
+/// `WATCH_INFO_TYPE_INFO`: type-specific information.
+pub const WATCH_INFO_TYPE_INFO: u32 = 0xffff_0000;
+/// `WATCH_INFO_TYPE_INFO__SHIFT`.
+pub const WATCH_INFO_TYPE_INFO__SHIFT: u32 = 16;
+/// `WATCH_INFO_FLAG_0` (flags 1..7 follow at the next bits).
+pub const WATCH_INFO_FLAG_0: u32 = 0x0001_0000;
+/// `WATCH_INFO_FLAG_1`.
+pub const WATCH_INFO_FLAG_1: u32 = 0x0002_0000;
+/// `WATCH_INFO_FLAG_2`.
+pub const WATCH_INFO_FLAG_2: u32 = 0x0004_0000;
+/// `WATCH_INFO_FLAG_3`.
+pub const WATCH_INFO_FLAG_3: u32 = 0x0008_0000;
+/// `WATCH_INFO_FLAG_4`.
+pub const WATCH_INFO_FLAG_4: u32 = 0x0010_0000;
+/// `WATCH_INFO_FLAG_5`.
+pub const WATCH_INFO_FLAG_5: u32 = 0x0020_0000;
+/// `WATCH_INFO_FLAG_6`.
+pub const WATCH_INFO_FLAG_6: u32 = 0x0040_0000;
+/// `WATCH_INFO_FLAG_7`.
+pub const WATCH_INFO_FLAG_7: u32 = 0x0080_0000;
+
+/// `enum key_notification_subtype`: `NOTIFY_KEY_INSTANTIATED` (aux = error).
+pub const NOTIFY_KEY_INSTANTIATED: u8 = 0;
+/// `NOTIFY_KEY_UPDATED`.
+pub const NOTIFY_KEY_UPDATED: u8 = 1;
+/// `NOTIFY_KEY_LINKED` (aux = linked key).
+pub const NOTIFY_KEY_LINKED: u8 = 2;
+/// `NOTIFY_KEY_UNLINKED` (aux = unlinked key).
+pub const NOTIFY_KEY_UNLINKED: u8 = 3;
+/// `NOTIFY_KEY_CLEARED`.
+pub const NOTIFY_KEY_CLEARED: u8 = 4;
+/// `NOTIFY_KEY_REVOKED`.
+pub const NOTIFY_KEY_REVOKED: u8 = 5;
+/// `NOTIFY_KEY_INVALIDATED`.
+pub const NOTIFY_KEY_INVALIDATED: u8 = 6;
+/// `NOTIFY_KEY_SETATTR`.
+pub const NOTIFY_KEY_SETATTR: u8 = 7;
+
+/// `KEYCTL_WATCH_KEY`.
+pub const KEYCTL_WATCH_KEY: u32 = 32;
+/// `KEYCTL_CAPS1_NOTIFICATIONS`: bit in byte 1 of `KEYCTL_CAPABILITIES`.
+pub const KEYCTL_CAPS1_NOTIFICATIONS: u8 = 0x04;
+
+/// `struct watch_notification`: the 8-byte header of every record.
+///
+/// `type:24` and `subtype:8` share the first word: on the little-endian ABI
+/// that word is `type | subtype << 24`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawWatchNotification {
+    /// `type | subtype << 24`.
+    pub type_subtype: u32,
+    /// Length, watch tag and type-specific information.
+    pub info: u32,
+}
+
+/// `struct watch_notification_removal`: a removal record that names the object.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawWatchNotificationRemoval {
+    /// The header: type META, subtype REMOVAL, length 16.
+    pub watch: RawWatchNotification,
+    /// The watched object's id (for keys, the serial).
+    pub id: u64,
+}
+
+/// `struct watch_notification_type_filter`: one entry of a filter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawWatchNotificationTypeFilter {
+    /// The record type this entry applies to.
+    pub type_: u32,
+    /// Required value of `info & info_mask`.
+    pub info_filter: u32,
+    /// Which bits of `info` to compare.
+    pub info_mask: u32,
+    /// Bitmap of accepted subtypes (only word 0 is used by the kernel).
+    pub subtype_filter: [u32; 8],
+}
+
+/// `struct watch_notification_filter` without its flexible `filters[]` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawWatchNotificationFilter {
+    /// Number of entries following the header.
+    pub nr_filters: u32,
+    /// Must be zero.
+    pub reserved: u32,
+}
+
+/// `struct key_notification`: a key event record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawKeyNotification {
+    /// The header: type KEY_NOTIFY, length 16.
+    pub watch: RawWatchNotification,
+    /// The key the event happened on.
+    pub key_id: u32,
+    /// Per-subtype extra (the linked key, or an error).
+    pub aux: u32,
+}
+
+const _: () = {
+    assert!(size_of::<RawWatchNotification>() == 8);
+    assert!(align_of::<RawWatchNotification>() == 4);
+    assert!(offset_of!(RawWatchNotification, info) == 4);
+    assert!(size_of::<RawWatchNotificationRemoval>() == 16);
+    assert!(offset_of!(RawWatchNotificationRemoval, id) == 8);
+    assert!(size_of::<RawWatchNotificationTypeFilter>() == 44);
+    assert!(align_of::<RawWatchNotificationTypeFilter>() == 4);
+    assert!(offset_of!(RawWatchNotificationTypeFilter, info_filter) == 4);
+    assert!(offset_of!(RawWatchNotificationTypeFilter, info_mask) == 8);
+    assert!(offset_of!(RawWatchNotificationTypeFilter, subtype_filter) == 12);
+    assert!(size_of::<RawWatchNotificationFilter>() == 8);
+    assert!(size_of::<RawKeyNotification>() == 16);
+    assert!(offset_of!(RawKeyNotification, key_id) == 8);
+    assert!(offset_of!(RawKeyNotification, aux) == 12);
+    assert!(WATCH_QUEUE_NOTES_PER_PAGE == 32);
+    // A record's length must fit the length field and a note.
+    assert!(WATCH_INFO_LENGTH as usize <= WATCH_QUEUE_NOTE_SIZE);
+};
+
+impl RawWatchNotificationTypeFilter {
+    /// The entry as the 44 little-endian bytes a user passes to `SET_FILTER`.
+    pub fn to_bytes(&self) -> [u8; 44] {
+        let mut b = [0u8; 44];
+        b[0..4].copy_from_slice(&self.type_.to_le_bytes());
+        b[4..8].copy_from_slice(&self.info_filter.to_le_bytes());
+        b[8..12].copy_from_slice(&self.info_mask.to_le_bytes());
+        for (i, w) in self.subtype_filter.iter().enumerate() {
+            b[12 + 4 * i..16 + 4 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+}
+
+/// Builds the user-memory image of a `struct watch_notification_filter` with these entries.
+///
+/// The result is what a C consumer would pass to `IOC_WATCH_QUEUE_SET_FILTER`.
+pub fn filter_blob(entries: &[RawWatchNotificationTypeFilter]) -> Vec<u8> {
+    filter_blob_raw(entries.len() as u32, 0, entries)
+}
+
+/// Like [`filter_blob`] but with an explicit (possibly bogus) header.
+pub fn filter_blob_raw(
+    nr_filters: u32,
+    reserved: u32,
+    entries: &[RawWatchNotificationTypeFilter],
+) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + 44 * entries.len());
+    v.extend_from_slice(&nr_filters.to_le_bytes());
+    v.extend_from_slice(&reserved.to_le_bytes());
+    for e in entries {
+        v.extend_from_slice(&e.to_bytes());
+    }
+    v
+}

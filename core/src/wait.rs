@@ -1,0 +1,175 @@
+//! Sleeping readers and the producers that wake them.
+//!
+//! Owns [`WaitQueue`] (one per queue or pipe, like the kernel's
+//! `pipe->rd_wait`) and [`Waiter`] (one sleeping thread, which `poll` may
+//! register on several wait queues at once).
+//!
+//! A producer's wake is one SeqCst fence and one load when nobody sleeps, so
+//! a streaming producer never touches the waiter list; only when a reader
+//! actually sleeps does the producer take the list lock, held for the
+//! constant time of walking the sleepers and unparking them (the kernel's
+//! `wake_up` takes the wait-queue spinlock the same way). Lost wake-ups are
+//! impossible: a reader registers (SeqCst) before re-checking readiness, a
+//! producer publishes before its SeqCst fence and check, and an unpark that
+//! comes before the park is remembered by the thread's token.
+//!
+//! These are std atomics on purpose: loom models never block, and the
+//! sleeper count is only ever zero inside them.
+//!
+//! # Synchronization
+//!
+//! | atomic | writers | readers | ordering | partner |
+//! |---|---|---|---|---|
+//! | `sleepers` | readers (register/unregister) | producers (`wake`) | SeqCst RMW / SeqCst fence + Relaxed load | the producer's publish before its fence vs the reader's readiness check after registering |
+//! | `Waiter::woken` | producers | the sleeping reader | Release / Acquire | the unpark |
+
+use parking_lot::Mutex;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, Thread};
+use std::time::Instant;
+
+/// One thread that may sleep on several wait queues.
+#[derive(Debug)]
+pub struct Waiter {
+    thread: Thread,
+    woken: AtomicBool,
+}
+
+impl Waiter {
+    /// A waiter for the calling thread.
+    pub fn current() -> Arc<Self> {
+        Arc::new(Waiter {
+            thread: thread::current(),
+            woken: AtomicBool::new(false),
+        })
+    }
+
+    /// Parks until woken or `deadline`; true if woken.
+    pub fn park(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            // ORDERING: Acquire pairs with the Release store in `wake`.
+            if self.woken.swap(false, Ordering::Acquire) {
+                return true;
+            }
+            match deadline {
+                None => thread::park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    thread::park_timeout(d - now);
+                }
+            }
+        }
+    }
+
+    fn wake(&self) {
+        // ORDERING: Release pairs with the Acquire swap in `park`.
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// The sleepers of one object.
+#[derive(Debug, Default)]
+pub struct WaitQueue {
+    sleepers: AtomicUsize,
+    waiters: Mutex<Vec<Arc<Waiter>>>,
+}
+
+impl WaitQueue {
+    /// An empty wait queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `w`; the caller must re-check readiness afterwards, then park.
+    pub fn register(&self, w: &Arc<Waiter>) {
+        self.waiters.lock().push(w.clone());
+        // ORDERING: SeqCst, the reader's half of the Dekker pair with the
+        // fence in `wake`: either the producer sees us, or our readiness
+        // check after this sees its record.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Removes `w` (once per `register`).
+    pub fn unregister(&self, w: &Arc<Waiter>) {
+        let mut v = self.waiters.lock();
+        if let Some(i) = v.iter().position(|x| Arc::ptr_eq(x, w)) {
+            v.swap_remove(i);
+            // Relaxed: only lowers the count; a producer that still sees the
+            // old value merely takes the lock and finds nobody.
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Wakes every sleeper. Costs a fence and a load when nobody sleeps.
+    pub fn wake(&self) {
+        // ORDERING: SeqCst fence, the producer's half of the Dekker pair with
+        // `register`: the record published before this is visible to a
+        // reader that registered before our load below.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above.
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for w in self.waiters.lock().iter() {
+            w.wake();
+        }
+    }
+
+    /// Blocks the calling thread until `ready()` or `deadline`; returns the
+    /// last `ready()`.
+    pub fn wait_until(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
+        if ready() {
+            return true;
+        }
+        let w = Waiter::current();
+        loop {
+            self.register(&w);
+            let r = ready();
+            if r {
+                self.unregister(&w);
+                return true;
+            }
+            let woken = w.park(deadline);
+            self.unregister(&w);
+            if !woken {
+                return ready();
+            }
+            if ready() {
+                return true;
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn wait_queue_wakes_sleeper() {
+        let wq = Arc::new(WaitQueue::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        let (wq2, f2) = (wq.clone(), flag.clone());
+        let t = std::thread::spawn(move || {
+            wq2.wait_until(None, || f2.load(Ordering::Acquire))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        flag.store(true, Ordering::Release);
+        wq.wake();
+        assert!(t.join().unwrap());
+    }
+
+    #[test]
+    fn wait_queue_times_out() {
+        let wq = WaitQueue::new();
+        let d = Instant::now() + Duration::from_millis(10);
+        assert!(!wq.wait_until(Some(d), || false));
+        assert_eq!(wq.sleepers.load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,249 @@
+//! Watches and the per-object lists that hold them.
+//!
+//! Owns [`Watch`] (one queue watching one object, with the watcher's tag
+//! and credentials) and [`WatchList`] (all watches on one object), and the
+//! kernel's operations on them: [`add_watch_to_object`] (EBUSY, EAGAIN,
+//! ENOENT), [`remove_watch_from_object`] (EBADSLT; removal records) and
+//! [`remove_watch_list`] (object destruction).
+//!
+//! Posting walks a list without taking its lock: the list is a
+//! copy-on-write snapshot in an [`RcuCell`](crate::sync), replaced whole by
+//! writers under the list lock, so a post sees the list as it was before or
+//! after an add or remove, never half-way (read-copy-update in spirit). A
+//! watch that a post still holds in its snapshot stays alive until the post
+//! is done; the per-user watch count drops when the last holder lets go,
+//! as the kernel's drops after the RCU grace period.
+//!
+//! Lock order: queue lock, then list lock (only [`add_watch_to_object`]
+//! nests them); removal and queue close take one at a time.
+
+use crate::errno::{Errno, Result};
+use crate::lsm::Cred;
+use crate::queue::WatchQueue;
+use crate::record::Notification;
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, RcuCell};
+use crate::uapi::WATCH_INFO_ID__SHIFT;
+
+/// Callback run when a watch leaves its object's list. Mirrors `release_watch`.
+pub type ReleaseWatch = Box<dyn Fn(&Watch) + Send + Sync>;
+
+/// One queue watching one object. Mirrors `struct watch`.
+pub struct Watch {
+    queue: Arc<WatchQueue>,
+    list: Arc<WatchList>,
+    id: u64,
+    info_id: u32,
+    cred: Arc<Cred>,
+    charged: AtomicBool,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("id", &self.id)
+            .field("tag", &self.tag())
+            .field("cred", &self.cred)
+            .finish()
+    }
+}
+
+impl Watch {
+    /// A watch by `queue` on the object with id `id` (for keys, the serial)
+    /// listed in `list`, tagged `tag`, set by `cred`. Not yet added.
+    ///
+    /// Mirrors `init_watch()` plus the caller's setting of `id` and `info_id`.
+    pub fn new(
+        queue: &Arc<WatchQueue>,
+        list: &Arc<WatchList>,
+        id: u64,
+        tag: u8,
+        cred: Arc<Cred>,
+    ) -> Arc<Self> {
+        Arc::new(Watch {
+            queue: queue.clone(),
+            list: list.clone(),
+            id,
+            info_id: (tag as u32) << WATCH_INFO_ID__SHIFT,
+            cred,
+            charged: AtomicBool::new(false),
+        })
+    }
+
+    /// The watched object's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The watcher's tag.
+    pub fn tag(&self) -> u8 {
+        (self.info_id >> WATCH_INFO_ID__SHIFT) as u8
+    }
+
+    /// The tag, shifted into the `WATCH_INFO_ID` field.
+    pub fn info_id(&self) -> u32 {
+        self.info_id
+    }
+
+    /// Credentials of the task that set the watch.
+    pub fn cred(&self) -> &Cred {
+        &self.cred
+    }
+
+    /// The queue fed by this watch.
+    pub fn queue(&self) -> &Arc<WatchQueue> {
+        &self.queue
+    }
+
+    /// Takes the watch off its object's list (queue close). No removal record.
+    pub(crate) fn detach_from_object(self: &Arc<Self>) {
+        if self.list.unlink(|w| Arc::ptr_eq(w, self)).is_empty() {
+            return;
+        }
+        if let Some(release) = &self.list.release_watch {
+            release(self);
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // Relaxed: set once before the watch is shared (under the list lock).
+        if self.charged.load(Ordering::Relaxed) {
+            self.cred.user.uncharge_watch();
+        }
+    }
+}
+
+/// All watches on one object. Mirrors `struct watch_list`.
+pub struct WatchList {
+    watchers: RcuCell<Vec<Arc<Watch>>>,
+    lock: Mutex<()>,
+    release_watch: Option<ReleaseWatch>,
+}
+
+impl std::fmt::Debug for WatchList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchList")
+            .field("watchers", &self.watchers.load().len())
+            .finish()
+    }
+}
+
+impl WatchList {
+    /// An empty list.
+    pub fn new() -> Arc<Self> {
+        Self::with_release(None)
+    }
+
+    /// An empty list whose watches run `release` when they leave it.
+    pub fn with_release(release: Option<ReleaseWatch>) -> Arc<Self> {
+        Arc::new(WatchList {
+            watchers: RcuCell::new(Vec::new()),
+            lock: Mutex::new(()),
+            release_watch: release,
+        })
+    }
+
+    /// The watches now, newest first (what a post walks).
+    pub fn snapshot(&self) -> Arc<Vec<Arc<Watch>>> {
+        self.watchers.load()
+    }
+
+    /// Number of watches now.
+    pub fn len(&self) -> usize {
+        self.watchers.load().len()
+    }
+
+    /// True when no queue watches the object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes the watches `pick` selects; returns them.
+    fn unlink(&self, pick: impl Fn(&Arc<Watch>) -> bool) -> Vec<Arc<Watch>> {
+        let _l = self.lock.lock();
+        let cur = self.watchers.load();
+        let (gone, keep): (Vec<_>, Vec<_>) = cur.iter().cloned().partition(|w| pick(w));
+        if !gone.is_empty() {
+            self.watchers.store(Arc::new(keep));
+        }
+        gone
+    }
+}
+
+/// Adds `watch` to its object's list and its queue's list. `limit` is the
+/// caller's soft `RLIMIT_NOFILE`, which bounds the user's watch count.
+///
+/// Mirrors `add_watch_to_object()`.
+///
+/// # Errors
+/// - `ENOENT`: the queue is already closed.
+/// - `EBUSY`: this queue already watches this object (whatever the tag).
+/// - `EAGAIN`: the user would hold more than `limit` watches.
+pub fn add_watch_to_object(watch: &Arc<Watch>, limit: u64) -> Result<()> {
+    let list = &watch.list;
+    watch.queue.with_watches(|qwatches, closed| {
+        if closed {
+            return Err(Errno::ENOENT);
+        }
+        let _l = list.lock.lock();
+        let cur = list.watchers.load();
+        if cur
+            .iter()
+            .any(|w| w.id == watch.id && Arc::ptr_eq(&w.queue, &watch.queue))
+        {
+            return Err(Errno::EBUSY);
+        }
+        if !watch.cred.user.try_charge_watch(limit) {
+            return Err(Errno::EAGAIN);
+        }
+        // Relaxed: published with the watch by the RcuCell store below.
+        watch.charged.store(true, Ordering::Relaxed);
+        let mut next = Vec::with_capacity(cur.len() + 1);
+        next.push(watch.clone());
+        next.extend(cur.iter().cloned());
+        list.watchers.store(Arc::new(next));
+        qwatches.push(watch.clone());
+        Ok(())
+    })
+}
+
+/// Removes the watch of `queue` on object `id` (or, with `all`, every watch
+/// on the list) and posts each removed watch's queue a removal record for
+/// `id`, bypassing filter and policy (lost like any record if the queue is
+/// full; skipped if it is closed).
+///
+/// Mirrors `remove_watch_from_object()`.
+///
+/// # Errors
+/// - `EBADSLT`: no such watch.
+pub fn remove_watch_from_object(
+    list: &WatchList,
+    queue: Option<&Arc<WatchQueue>>,
+    id: u64,
+    all: bool,
+) -> Result<()> {
+    let gone = list.unlink(|w| {
+        all || (w.id == id && queue.is_some_and(|q| Arc::ptr_eq(&w.queue, q)))
+    });
+    if gone.is_empty() {
+        return Err(Errno::EBADSLT);
+    }
+    for w in gone {
+        let mut n = Notification::removal(id);
+        n.set_info_id(w.info_id);
+        w.queue.post(&n);
+        w.queue
+            .with_watches(|qw, _| qw.retain(|x| !Arc::ptr_eq(x, &w)));
+        if let Some(release) = &list.release_watch {
+            release(&w);
+        }
+    }
+    Ok(())
+}
+
+/// The watched object `id` is going away: every watch on it is removed with
+/// a removal record to its queue. Mirrors `remove_watch_list()`.
+pub fn remove_watch_list(list: &WatchList, id: u64) {
+    let _ = remove_watch_from_object(list, None, id, true);
+}
