@@ -396,7 +396,7 @@ impl WatchQueue {
             std::mem::take(&mut *w)
         };
         for w in watches {
-            w.detach_from_object();
+            Watch::detach_from_object(&w);
         }
         let queued = self.occupancy() as u64;
         // Relaxed: statistics.

@@ -95,12 +95,12 @@ impl Watch {
     }
 
     /// Takes the watch off its object's list (queue close). No removal record.
-    pub(crate) fn detach_from_object(self: &Arc<Self>) {
-        if self.list.unlink(|w| Arc::ptr_eq(w, self)).is_empty() {
+    pub(crate) fn detach_from_object(this: &Arc<Self>) {
+        if this.list.unlink(|w| Arc::ptr_eq(w, this)).is_empty() {
             return;
         }
-        if let Some(release) = &self.list.release_watch {
-            release(self);
+        if let Some(release) = &this.list.release_watch {
+            release(this);
         }
     }
 }

@@ -18,10 +18,13 @@
 //! `p` = free for `p` (claimed but not yet written, if `head > p`), `p + 1` =
 //! record `p` published, and bit 63 ([`LOSS`]) = a loss happened right after
 //! record `p`. The consumer releases a slot by swapping its stamp to
-//! `p + slots` (free for the next lap). A failed post marks LOSS with a CAS
-//! that only succeeds while record `p` is still unconsumed; if the reader got
-//! there first, the producer retries the post (there is room again), so a
-//! loss marker can never be attached to a record already read and vanish.
+//! `p + slots` (free for the next lap) and then advancing `tail`. A failed
+//! post marks LOSS with a CAS that only succeeds while record `p` is still
+//! unconsumed; if the reader got there first, the producer advances `tail`
+//! past the released slot itself (the consumer stores the same value next,
+//! so it never has to wait for the consumer) and retries the post, for which
+//! there is room again. So a loss marker can never be attached to a record
+//! already read and vanish.
 //! Losses before the marked record is read collapse into one marker.
 //!
 //! # Synchronization
@@ -29,8 +32,8 @@
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
 //! | `head` | producers (CAS to claim) | producers | AcqRel CAS / Acquire load | itself: a marker that loaded `head` sees the consumer's release of the claimed slot's previous lap |
-//! | `tail` | consumer (store) | producers (full check) | Release store / Acquire load | the consumer's copy-out happens before a producer reuses the slot |
-//! | `stamp` | producer (publish `fetch_add`, LOSS CAS), consumer (release `swap`) | consumer, markers | Release publish / Acquire load | the record bytes written before publish are visible to the consumer |
+//! | `tail` | consumer (store), a marker that found the tail record released (CAS to the same value) | producers (full check) | Release store and CAS / Acquire load | the consumer's copy-out happens before a producer reuses the slot |
+//! | `stamp` | producer (publish `fetch_add`, LOSS CAS), consumer (release `swap`) | consumer, markers | Release publish / Acquire load; Release swap / Acquire CAS failure | publish: the record bytes are visible to the consumer; swap: the copy-out is done before a marker advances the tail |
 //! | `RingCell::ptr` | `set_size` (CAS once) | producers, reader | Release CAS / Acquire load | the ring is fully built before anyone reaches it |
 
 use crate::errno::{Errno, Result};
@@ -198,11 +201,27 @@ impl PipeRing {
         if self.head.load(Ordering::Acquire) != head {
             return None;
         }
-        self.mark_loss(head - 1).then_some(PostOutcome::Lost)
+        let pos = head - 1;
+        if self.mark_loss(pos) {
+            return Some(PostOutcome::Lost);
+        }
+        // The consumer released record `pos` (its stamp swap) but may not
+        // have stored the new tail yet. Rather than wait for it, advance the
+        // tail past the released slot ourselves: the consumer stores the same
+        // value, so the tail stays monotonic. Without this a producer would
+        // spin until the consumer's next instruction.
+        // ORDERING: Release passes on what `mark_loss`'s Acquire saw of the
+        // consumer's release (its copy-out) to producers that Acquire-load
+        // this tail; Relaxed on failure: the tail is already past `pos`.
+        let _ = self
+            .tail
+            .compare_exchange(pos, pos + 1, Ordering::Release, Ordering::Relaxed);
+        None
     }
 
     /// Sets LOSS on record `pos` if it is not consumed yet. False: the
-    /// consumer already took it, so the post must be retried.
+    /// consumer already released it (its stamp moved on a lap), so the post
+    /// must be retried.
     fn mark_loss(&self, pos: u64) -> bool {
         let slot = self.slot(pos);
         let mut cur = pos + 1;
@@ -214,14 +233,17 @@ impl PipeRing {
             if cur & LOSS != 0 {
                 return true;
             }
-            // Relaxed: the LOSS bit carries no data; the consumer's swap (an
-            // RMW) reads it whichever comes first, and publish is a fetch_add
-            // that keeps it.
+            // ORDERING: success Relaxed: the LOSS bit carries no data; the
+            // consumer's swap (an RMW) reads it whichever comes first, and
+            // publish is a fetch_add that keeps it. Failure Acquire pairs with
+            // the consumer's Release swap: seeing the released stamp means its
+            // copy-out happened before, which `on_full` passes on through the
+            // tail.
             match slot.stamp.compare_exchange(
                 cur,
                 cur | LOSS,
                 Ordering::Relaxed,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
@@ -300,12 +322,14 @@ impl PipeRing {
             // consumer until the tail store below.
             out[..len].copy_from_slice(unsafe { &(&(*p))[..len] })
         });
-        // Relaxed: an RMW sees any LOSS mark made before it; a marker that
-        // comes later finds the new lap's stamp and retries its post. No data
-        // is published through this store (the tail store below does that).
-        let s = slot.stamp.swap(t + self.slots.len() as u64, Ordering::Relaxed);
+        // ORDERING: Release: our copy-out happens before a marker that
+        // Acquire-reads the new lap's stamp and then advances the tail for us
+        // (`on_full`). As an RMW the swap sees any LOSS mark made before it; a
+        // marker that comes later finds the new lap's stamp and retries.
+        let s = slot.stamp.swap(t + self.slots.len() as u64, Ordering::Release);
         // ORDERING: Release: our copy-out happens before a producer that
-        // Acquire-loads this tail reuses the slot.
+        // Acquire-loads this tail reuses the slot. A marker may have stored
+        // this same value already (see `on_full`).
         self.tail.store(t + 1, Ordering::Release);
         Pop::Record {
             len,

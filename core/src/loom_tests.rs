@@ -1,0 +1,77 @@
+//! loom models of queue-level races: SET_SIZE against a post (kernel bug
+//! #13 in the spec's catalogue: a resize that did not exclude posters), and
+//! watch add/remove against a post walking the watch list.
+
+use crate::lsm::{Cred, Permissive};
+use crate::post::post_watch_notification;
+use crate::queue::{ReadMode, WatchQueue};
+use crate::record::Notification;
+use crate::sync::{thread, Arc};
+use crate::watch::{add_watch_to_object, remove_watch_from_object, Watch, WatchList};
+
+fn read_all(q: &WatchQueue) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    let mode = ReadMode { nonblock: true, deadline: None };
+    while let Ok(n) = q.read(&mut buf, mode, &|| true) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+/// A post racing SET_SIZE either finds no ring (silently lost, as before
+/// sizing) or the whole ring; it never touches a half-built one.
+#[test]
+fn loom_queue_set_size_races_post() {
+    loom::model(|| {
+        let q = WatchQueue::new();
+        let n = Notification::key(1, 0x1234, 0);
+        let p = {
+            let q = q.clone();
+            thread::spawn(move || q.post(&n))
+        };
+        q.set_size(1).unwrap();
+        let out = p.join().unwrap();
+        let bytes = read_all(&q);
+        let s = q.stats();
+        assert_eq!(s.posted, 1);
+        match out {
+            crate::PostOutcome::Posted => assert_eq!(bytes, n.as_bytes()),
+            crate::PostOutcome::Lost => {
+                assert!(bytes.is_empty());
+                assert_eq!(s.lost_unsized, 1);
+            }
+        }
+    });
+}
+
+/// Removing a watch while an event is posted: the removal record arrives
+/// exactly once, the event at most once (a post that took its snapshot of
+/// the list before the removal may land after the removal record, as in the
+/// kernel, whose RCU walk has the same window), and the watch's charge is
+/// returned once the post lets go of it.
+#[test]
+fn loom_watch_remove_races_post() {
+    loom::model(|| {
+        let q = WatchQueue::new();
+        q.set_size(4).unwrap();
+        let list = WatchList::new();
+        let cred = Arc::new(Cred::root());
+        let w = Watch::new(&q, &list, 7, 3, cred.clone());
+        add_watch_to_object(&w, 16).unwrap();
+        drop(w);
+        let p = {
+            let list = list.clone();
+            thread::spawn(move || {
+                let n = Notification::key(1, 7, 0);
+                post_watch_notification(Some(&list), &n, &Cred::root(), 7, &Permissive)
+            })
+        };
+        remove_watch_from_object(&list, Some(&q), 7, false).unwrap();
+        let sum = p.join().unwrap();
+        let recs = Notification::decode_all(&read_all(&q)).unwrap();
+        assert_eq!(recs.iter().filter(|r| r.is_meta()).count(), 1);
+        assert_eq!(recs.len(), 1 + sum.delivered as usize);
+        assert_eq!(cred.user.nr_watches(), 0);
+    });
+}
