@@ -11,6 +11,18 @@ use crate::record::Notification;
 use crate::sync::{Arc, AtomicU64, Ordering};
 use std::fmt;
 
+/// Capability numbers (`include/uapi/linux/capability.h`) the emulation checks.
+pub mod caps {
+    /// `CAP_SYS_ADMIN`.
+    pub const CAP_SYS_ADMIN: u32 = 21;
+    /// `CAP_SYS_RESOURCE`: may exceed resource limits (pipe sizes).
+    pub const CAP_SYS_RESOURCE: u32 = 24;
+    /// `CAP_MAC_OVERRIDE`: bypasses mandatory access control (Smack).
+    pub const CAP_MAC_OVERRIDE: u32 = 32;
+    /// Every capability up to `CAP_LAST_CAP` (40): what uid 0 starts with.
+    pub const ALL: u64 = (1 << 41) - 1;
+}
+
 /// Per-user accounting. Mirrors the `nr_watches` counter of `struct user_struct`.
 #[derive(Debug)]
 pub struct UserStruct {
@@ -65,6 +77,8 @@ pub struct Cred {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Effective capabilities, one bit per `CAP_*` number (see [`caps`]).
+    pub caps: u64,
     /// LSM label or context (`None`: unlabelled).
     pub label: Option<String>,
     /// The user's accounting.
@@ -78,9 +92,21 @@ impl Cred {
             uid,
             gid,
             groups: Vec::new(),
+            caps: if uid == 0 { caps::ALL } else { 0 },
             label: None,
             user,
         }
+    }
+
+    /// Does the task hold capability `cap` (a `CAP_*` number)? Mirrors `capable()`.
+    pub fn capable(&self, cap: u32) -> bool {
+        cap < 64 && self.caps & (1 << cap) != 0
+    }
+
+    /// Is `gid` the task's group or one of its supplementary groups?
+    /// Mirrors `in_group_p()`.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
     }
 
     /// Root with an account of its own (handy in tests).
@@ -95,6 +121,7 @@ impl fmt::Debug for Cred {
             .field("uid", &self.uid)
             .field("gid", &self.gid)
             .field("groups", &self.groups)
+            .field("caps", &format_args!("{:#x}", self.caps))
             .field("label", &self.label)
             .finish()
     }

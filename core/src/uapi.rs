@@ -27,6 +27,45 @@ pub const O_WRONLY: u32 = 1;
 pub const O_RDWR: u32 = 2;
 /// `O_APPEND`.
 pub const O_APPEND: u32 = 0o2000;
+/// `O_ACCMODE`: the access-mode bits.
+pub const O_ACCMODE_MASK: u32 = 0o3;
+/// `O_CREAT`.
+pub const O_CREAT: u32 = 0o100;
+/// `O_EXCL` (the same bit as [`O_NOTIFICATION_PIPE`]).
+pub const O_EXCL: u32 = 0o200;
+/// `O_TRUNC`.
+pub const O_TRUNC: u32 = 0o1000;
+/// `O_ASYNC` (`FASYNC`).
+pub const O_ASYNC: u32 = 0o20000;
+/// `O_DIRECTORY` (x86 value).
+pub const O_DIRECTORY: u32 = 0o200000;
+/// `O_NOFOLLOW` (x86 value).
+pub const O_NOFOLLOW: u32 = 0o400000;
+/// `O_NOATIME`.
+pub const O_NOATIME: u32 = 0o1000000;
+/// `O_LARGEFILE` (x86-64 value; open() adds it on 64-bit).
+pub const O_LARGEFILE: u32 = 0o100000;
+/// Status flags `F_SETFL` may change (`SETFL_MASK`).
+pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC;
+
+/// `FIONBIO`: set or clear O_NONBLOCK from an int.
+pub const FIONBIO: u64 = 0x5421;
+/// `FIOCLEX`: set close-on-exec.
+pub const FIOCLEX: u64 = 0x5451;
+/// `FIONCLEX`: clear close-on-exec.
+pub const FIONCLEX: u64 = 0x5450;
+
+/// `SEEK_SET`.
+pub const SEEK_SET: i32 = 0;
+/// `SEEK_CUR`.
+pub const SEEK_CUR: i32 = 1;
+/// `SEEK_END`.
+pub const SEEK_END: i32 = 2;
+
+/// `MFD_CLOEXEC`.
+pub const MFD_CLOEXEC: u32 = 1;
+/// `MFD_ALLOW_SEALING`.
+pub const MFD_ALLOW_SEALING: u32 = 2;
 
 /// `IOC_WATCH_QUEUE_SET_SIZE` = `_IO('W', 0x60)`: argument is a number of notes.
 pub const IOC_WATCH_QUEUE_SET_SIZE: u64 = 0x5760;

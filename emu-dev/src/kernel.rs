@@ -1,0 +1,125 @@
+//! The emulated kernel: configuration, security policy, per-user accounts
+//! and the process table.
+//!
+//! Owns [`Kernel`] and [`KernelConfig`]. The configuration mirrors the build
+//! options a consumer can meet: with `watch_queue` off the kernel behaves as
+//! one built without `CONFIG_WATCH_QUEUE` (`pipe2(O_NOTIFICATION_PIPE)` fails
+//! with ENOPKG, the watch-queue ioctls are unknown to pipes).
+
+use crate::process::Process;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use watchq_core::{Cred, Permissive, Policy, UserStruct};
+
+/// Build-time options of the emulated kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// `CONFIG_WATCH_QUEUE`: notification pipes exist.
+    pub watch_queue: bool,
+}
+
+impl Default for KernelConfig {
+    /// A kernel with notification support, like the oracle's.
+    fn default() -> Self {
+        KernelConfig { watch_queue: true }
+    }
+}
+
+/// The emulated kernel.
+pub struct Kernel {
+    config: KernelConfig,
+    policy: RwLock<Arc<dyn Policy>>,
+    users: Mutex<HashMap<u32, Arc<UserStruct>>>,
+    processes: Mutex<HashMap<u32, Arc<Process>>>,
+    next_pid: AtomicU64,
+    next_ino: AtomicU64,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("config", &self.config)
+            .field("policy", &self.policy.read().name())
+            .field("processes", &self.processes.lock().len())
+            .finish()
+    }
+}
+
+impl Kernel {
+    /// A kernel with `config`, the permissive policy and no processes.
+    pub fn new(config: KernelConfig) -> Arc<Self> {
+        Arc::new(Kernel {
+            config,
+            policy: RwLock::new(Arc::new(Permissive)),
+            users: Mutex::new(HashMap::new()),
+            processes: Mutex::new(HashMap::new()),
+            next_pid: AtomicU64::new(1),
+            next_ino: AtomicU64::new(1),
+        })
+    }
+
+    /// The build options.
+    pub fn config(&self) -> KernelConfig {
+        self.config
+    }
+
+    /// The security policy in force.
+    pub fn policy(&self) -> Arc<dyn Policy> {
+        self.policy.read().clone()
+    }
+
+    /// Replaces the security policy; posts already walking keep the old one.
+    pub fn set_policy(&self, policy: Arc<dyn Policy>) {
+        *self.policy.write() = policy;
+    }
+
+    /// The accounting record of `uid`, shared by all its processes.
+    /// Mirrors `find_user()`/`alloc_uid()`.
+    pub fn user(&self, uid: u32) -> Arc<UserStruct> {
+        self.users
+            .lock()
+            .entry(uid)
+            .or_insert_with(|| UserStruct::new(uid))
+            .clone()
+    }
+
+    /// Credentials for `uid`/`gid`, charged to that user's account; uid 0
+    /// gets every capability.
+    pub fn cred(&self, uid: u32, gid: u32) -> Cred {
+        Cred::new(uid, gid, self.user(uid))
+    }
+
+    /// Starts a new process (no parent) running as `uid`/`gid`, with the
+    /// console on fds 0, 1 and 2.
+    pub fn spawn(self: &Arc<Self>, uid: u32, gid: u32) -> Arc<Process> {
+        let p = Process::new(self, self.alloc_pid(), self.cred(uid, gid));
+        self.processes.lock().insert(p.pid(), p.clone());
+        p
+    }
+
+    /// A process by pid, while it lives.
+    pub fn process(&self, pid: u32) -> Option<Arc<Process>> {
+        self.processes.lock().get(&pid).cloned()
+    }
+
+    pub(crate) fn register(&self, p: &Arc<Process>) {
+        self.processes.lock().insert(p.pid(), p.clone());
+    }
+
+    pub(crate) fn unregister(&self, pid: u32) {
+        self.processes.lock().remove(&pid);
+    }
+
+    pub(crate) fn alloc_pid(&self) -> u32 {
+        // Relaxed: a unique counter.
+        self.next_pid.fetch_add(1, Ordering::Relaxed) as u32
+    }
+
+    /// A fresh inode number (pipes, memfds), for display and identity.
+    pub(crate) fn alloc_ino(&self) -> u64 {
+        // Relaxed: a unique counter.
+        self.next_ino.fetch_add(1, Ordering::Relaxed)
+    }
+}

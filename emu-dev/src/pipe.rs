@@ -1,0 +1,430 @@
+//! Pipes: ordinary byte pipes and notification pipes.
+//!
+//! Owns [`Pipe`], mirroring `struct pipe_inode_info` and the file
+//! operations of fs/pipe.c. An ordinary pipe is a ring of page-sized
+//! buffers (`max_usage` of them, 16 by default): a write first tops up the
+//! last buffer with its sub-page remainder when that buffer may be merged
+//! into, then fills new buffers; a packet-mode (`O_DIRECT`) write makes
+//! buffers that are never merged and are read one per read(), the rest of a
+//! packet discarded, as in `pipe_read()`. A notification pipe wraps a
+//! [`WatchQueue`] instead and refuses writes with EXDEV.
+//!
+//! The pipe counts its readers, writers and open files; when the last open
+//! file goes, the pipe is freed and a notification queue is cleared (every
+//! watch detached, no removal records), as `free_pipe_info()` does.
+
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use watchq_core::lsm::caps::CAP_SYS_RESOURCE;
+use watchq_core::uapi::*;
+use watchq_core::wait::WaitQueue;
+use watchq_core::{Cred, Errno, ReadMode, Result, WatchQueue};
+
+/// One page-sized buffer of an ordinary pipe.
+#[derive(Debug)]
+struct PipeBuf {
+    data: Vec<u8>,
+    off: usize,
+    /// `PIPE_BUF_FLAG_PACKET` (written in O_DIRECT mode); otherwise `CAN_MERGE`.
+    packet: bool,
+}
+
+impl PipeBuf {
+    fn len(&self) -> usize {
+        self.data.len() - self.off
+    }
+}
+
+#[derive(Debug)]
+struct ByteRing {
+    bufs: VecDeque<PipeBuf>,
+    /// Buffers the pipe may hold (`pipe->max_usage`).
+    max_usage: usize,
+}
+
+impl ByteRing {
+    fn full(&self) -> bool {
+        self.bufs.len() >= self.max_usage
+    }
+
+    fn bytes(&self) -> usize {
+        self.bufs.iter().map(PipeBuf::len).sum()
+    }
+
+    /// Appends `data` as `pipe_write()` would while there is room; returns
+    /// how much went in. `first` says this is the call's first pass (only
+    /// then may the sub-page remainder merge into the last buffer).
+    fn push(&mut self, data: &[u8], packet: bool, first: bool) -> usize {
+        let mut done = 0;
+        let chars = data.len() % PAGE_SIZE;
+        if first && chars != 0 {
+            if let Some(last) = self.bufs.back_mut() {
+                if !last.packet && !packet && last.data.len() + chars <= PAGE_SIZE {
+                    last.data.extend_from_slice(&data[..chars]);
+                    done = chars;
+                }
+            }
+        }
+        while done < data.len() && !self.full() {
+            let n = (data.len() - done).min(PAGE_SIZE);
+            self.bufs.push_back(PipeBuf {
+                data: data[done..done + n].to_vec(),
+                off: 0,
+                packet,
+            });
+            done += n;
+        }
+        done
+    }
+
+    /// Copies out as `pipe_read()` does; returns bytes copied.
+    fn pop(&mut self, out: &mut [u8]) -> usize {
+        let mut ret = 0;
+        while let Some(b) = self.bufs.front_mut() {
+            if ret == out.len() {
+                break;
+            }
+            let chars = b.len().min(out.len() - ret);
+            out[ret..ret + chars].copy_from_slice(&b.data[b.off..b.off + chars]);
+            ret += chars;
+            b.off += chars;
+            let packet = b.packet;
+            if packet || b.len() == 0 {
+                self.bufs.pop_front();
+            }
+            if packet {
+                break;
+            }
+        }
+        ret
+    }
+}
+
+/// What a pipe carries.
+enum PipeKind {
+    /// An ordinary pipe.
+    Bytes { ring: Mutex<ByteRing>, rd_wait: WaitQueue },
+    /// A notification pipe (`pipe->watch_queue` set).
+    Notification(Arc<WatchQueue>),
+}
+
+/// A pipe. Mirrors `struct pipe_inode_info`.
+pub(crate) struct Pipe {
+    ino: u64,
+    readers: AtomicUsize,
+    writers: AtomicUsize,
+    files: AtomicUsize,
+    wr_wait: WaitQueue,
+    kind: PipeKind,
+}
+
+impl std::fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipe")
+            .field("ino", &self.ino)
+            .field("notification", &self.queue().is_some())
+            .field("readers", &self.readers())
+            .field("writers", &self.writers())
+            .finish()
+    }
+}
+
+impl Pipe {
+    /// An ordinary pipe of 16 pages. Mirrors `alloc_pipe_info()`.
+    pub(crate) fn new_bytes(ino: u64) -> Arc<Self> {
+        Self::new(
+            ino,
+            PipeKind::Bytes {
+                ring: Mutex::new(ByteRing {
+                    bufs: VecDeque::new(),
+                    max_usage: PIPE_DEF_BUFFERS,
+                }),
+                rd_wait: WaitQueue::new(),
+            },
+        )
+    }
+
+    /// A notification pipe around a fresh, unsized queue. Mirrors
+    /// `alloc_pipe_info()` plus `watch_queue_init()`.
+    pub(crate) fn new_notification(ino: u64) -> Arc<Self> {
+        Self::new(ino, PipeKind::Notification(WatchQueue::new()))
+    }
+
+    fn new(ino: u64, kind: PipeKind) -> Arc<Self> {
+        Arc::new(Pipe {
+            ino,
+            readers: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
+            files: AtomicUsize::new(0),
+            wr_wait: WaitQueue::new(),
+            kind,
+        })
+    }
+
+    /// The inode number.
+    pub(crate) fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// The notification queue, if this is a notification pipe.
+    pub(crate) fn queue(&self) -> Option<&Arc<WatchQueue>> {
+        match &self.kind {
+            PipeKind::Notification(q) => Some(q),
+            PipeKind::Bytes { .. } => None,
+        }
+    }
+
+    pub(crate) fn readers(&self) -> usize {
+        // SeqCst: end counts are read by waiters' readiness checks; keep them simple.
+        self.readers.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn writers(&self) -> usize {
+        // SeqCst: as `readers`.
+        self.writers.load(Ordering::SeqCst)
+    }
+
+    /// The wait queue readers sleep on.
+    pub(crate) fn rd_wait(&self) -> &WaitQueue {
+        match &self.kind {
+            PipeKind::Notification(q) => q.rd_wait(),
+            PipeKind::Bytes { rd_wait, .. } => rd_wait,
+        }
+    }
+
+    /// The wait queue writers sleep on.
+    pub(crate) fn wr_wait(&self) -> &WaitQueue {
+        &self.wr_wait
+    }
+
+    /// A file opened one or both ends.
+    pub(crate) fn open_end(&self, read: bool, write: bool) {
+        // SeqCst: as `readers`.
+        self.files.fetch_add(1, Ordering::SeqCst);
+        if read {
+            self.readers.fetch_add(1, Ordering::SeqCst);
+        }
+        if write {
+            self.writers.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A file of this pipe was released. Mirrors `pipe_release()`: wakes
+    /// the other side; the last file frees the pipe.
+    pub(crate) fn release_end(&self, read: bool, write: bool) {
+        // SeqCst: as `readers`.
+        if read && self.readers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.wr_wait.wake();
+        }
+        if write && self.writers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.rd_wait().wake();
+        }
+        if self.files.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if let Some(q) = self.queue() {
+                q.clear();
+            }
+        }
+    }
+
+    /// `pipe->max_usage`: buffers (pages) the pipe may hold. A notification
+    /// pipe keeps the default 16 until `SET_SIZE`, then its page count.
+    pub(crate) fn max_usage(&self) -> usize {
+        match &self.kind {
+            PipeKind::Notification(q) => q.nr_pages().unwrap_or(PIPE_DEF_BUFFERS),
+            PipeKind::Bytes { ring, .. } => ring.lock().max_usage,
+        }
+    }
+
+    /// read(). Mirrors `pipe_read()`.
+    ///
+    /// # Errors
+    /// EAGAIN (empty, writers, non-blocking), EINTR (deadline while
+    /// sleeping), ENOBUFS (notification pipe: first record does not fit).
+    pub(crate) fn read(&self, out: &mut [u8], mode: ReadMode) -> Result<usize> {
+        let n = match &self.kind {
+            PipeKind::Notification(q) => q.read(out, mode, &|| self.writers() > 0)?,
+            PipeKind::Bytes { ring, rd_wait } => {
+                if out.is_empty() {
+                    return Ok(0);
+                }
+                loop {
+                    let n = ring.lock().pop(out);
+                    if n > 0 {
+                        break n;
+                    }
+                    if self.writers() == 0 {
+                        return Ok(0);
+                    }
+                    if mode.nonblock {
+                        return Err(Errno::EAGAIN);
+                    }
+                    let ready = rd_wait.wait_until(mode.deadline, || {
+                        !ring.lock().bufs.is_empty() || self.writers() == 0
+                    });
+                    if !ready {
+                        return Err(Errno::EINTR);
+                    }
+                }
+            }
+        };
+        if n > 0 {
+            self.wr_wait.wake();
+        }
+        Ok(n)
+    }
+
+    /// write(). Mirrors `pipe_write()`; `packet` is the file's O_DIRECT.
+    ///
+    /// # Errors
+    /// In the kernel's order: EXDEV (notification pipe, checked before
+    /// anything else), EPIPE (no reader; SIGPIPE is not emulated), EAGAIN
+    /// (full and non-blocking, nothing written), EINTR (deadline while
+    /// sleeping, nothing written).
+    pub(crate) fn write(&self, data: &[u8], packet: bool, mode: ReadMode) -> Result<usize> {
+        let PipeKind::Bytes { ring, rd_wait } = &self.kind else {
+            return Err(Errno::EXDEV);
+        };
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let mut done = 0;
+        loop {
+            if self.readers() == 0 {
+                return if done > 0 { Ok(done) } else { Err(Errno::EPIPE) };
+            }
+            done += ring.lock().push(&data[done..], packet, done == 0);
+            if done > 0 {
+                rd_wait.wake();
+            }
+            if done == data.len() {
+                return Ok(done);
+            }
+            if mode.nonblock {
+                return if done > 0 { Ok(done) } else { Err(Errno::EAGAIN) };
+            }
+            let ready = self.wr_wait.wait_until(mode.deadline, || {
+                !ring.lock().full() || self.readers() == 0
+            });
+            if !ready {
+                return if done > 0 { Ok(done) } else { Err(Errno::EINTR) };
+            }
+        }
+    }
+
+    /// Bytes queued (FIONREAD): record bytes for a notification pipe.
+    pub(crate) fn fionread(&self) -> usize {
+        match &self.kind {
+            PipeKind::Notification(q) => q.fionread(),
+            PipeKind::Bytes { ring, .. } => ring.lock().bytes(),
+        }
+    }
+
+    /// poll() bits of the read side. Mirrors the read half of `pipe_poll()`.
+    pub(crate) fn poll_read(&self) -> u16 {
+        let readable = match &self.kind {
+            PipeKind::Notification(q) => q.has_records(),
+            PipeKind::Bytes { ring, .. } => !ring.lock().bufs.is_empty(),
+        };
+        let mut m = if readable { POLLIN | POLLRDNORM } else { 0 };
+        if self.writers() == 0 {
+            m |= POLLHUP;
+        }
+        m
+    }
+
+    /// poll() bits of the write side. Mirrors the write half of `pipe_poll()`.
+    pub(crate) fn poll_write(&self) -> u16 {
+        let full = match &self.kind {
+            PipeKind::Notification(q) => q.occupancy() >= self.max_usage(),
+            PipeKind::Bytes { ring, .. } => ring.lock().full(),
+        };
+        let mut m = if full { 0 } else { POLLOUT | POLLWRNORM };
+        if self.readers() == 0 {
+            m |= POLLERR;
+        }
+        m
+    }
+
+    /// F_SETPIPE_SZ. Mirrors `pipe_set_size()`; returns the new size in bytes.
+    ///
+    /// # Errors
+    /// In the kernel's order: EBUSY (a notification pipe), EINVAL (size over
+    /// 2 GiB), EPERM (over `pipe-max-size` without CAP_SYS_RESOURCE), EBUSY
+    /// (more buffers queued than the new size holds).
+    pub(crate) fn set_pipe_size(&self, arg: u64, cred: &Cred) -> Result<usize> {
+        let PipeKind::Bytes { ring, .. } = &self.kind else {
+            return Err(Errno::EBUSY);
+        };
+        // round_pipe_size(): the argument is an unsigned int.
+        let size = arg as u32 as usize;
+        if size > 1 << 31 {
+            return Err(Errno::EINVAL);
+        }
+        let size = size.max(PAGE_SIZE).next_power_of_two();
+        let nr_slots = size / PAGE_SIZE;
+        let mut r = ring.lock();
+        if nr_slots > r.max_usage && size > PIPE_MAX_SIZE && !cred.capable(CAP_SYS_RESOURCE) {
+            return Err(Errno::EPERM);
+        }
+        if r.bufs.len() > nr_slots {
+            return Err(Errno::EBUSY);
+        }
+        r.max_usage = nr_slots;
+        drop(r);
+        self.wr_wait.wake();
+        Ok(nr_slots * PAGE_SIZE)
+    }
+
+    /// Copies up to `out.len()` queued bytes without consuming them (tee's
+    /// source side). Ordinary pipes only.
+    pub(crate) fn peek_bytes(&self, max: usize) -> Vec<u8> {
+        let PipeKind::Bytes { ring, .. } = &self.kind else {
+            return Vec::new();
+        };
+        let r = ring.lock();
+        let mut v = Vec::new();
+        for b in &r.bufs {
+            let n = b.len().min(max - v.len());
+            v.extend_from_slice(&b.data[b.off..b.off + n]);
+            if v.len() == max {
+                break;
+            }
+        }
+        v
+    }
+
+    /// Is there room for at least one more buffer?
+    pub(crate) fn has_room(&self) -> bool {
+        match &self.kind {
+            PipeKind::Notification(q) => q.occupancy() < self.max_usage(),
+            PipeKind::Bytes { ring, .. } => !ring.lock().full(),
+        }
+    }
+
+    /// Is there nothing queued?
+    pub(crate) fn is_empty(&self) -> bool {
+        match &self.kind {
+            PipeKind::Notification(q) => !q.has_records(),
+            PipeKind::Bytes { ring, .. } => ring.lock().bufs.is_empty(),
+        }
+    }
+
+    /// Sleeps until `ready` or the deadline (EINTR) per the splice helpers'
+    /// `wait_for_space`/`pipe_wait_readable`.
+    pub(crate) fn wait(
+        &self,
+        write_side: bool,
+        deadline: Option<Instant>,
+        ready: impl Fn() -> bool,
+    ) -> Result<()> {
+        let wq = if write_side { &self.wr_wait } else { self.rd_wait() };
+        if wq.wait_until(deadline, ready) {
+            Ok(())
+        } else {
+            Err(Errno::EINTR)
+        }
+    }
+}
