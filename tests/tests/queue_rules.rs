@@ -1,0 +1,359 @@
+//! Loss records, removal records, filters and watch rules (spec §1.8–§1.10,
+//! §1.12, §6; oracle FINDINGS §B, §C and §D), byte for byte.
+
+use watchq_core::uapi::*;
+use watchq_core::{Errno, Notification};
+use watchq_emu::PollFd;
+use watchq_tests::{entry, key_record, Fixture, LOSS, OBJ};
+
+const UPD: u8 = NOTIFY_KEY_UPDATED;
+
+fn records(n: usize, subtype: u8) -> Vec<u8> {
+    (0..n).flat_map(|_| key_record(subtype, 0)).collect()
+}
+
+#[test]
+fn spec_byte_example_key_update() {
+    let f = Fixture::new(Some(1));
+    f.post(UPD, 0);
+    assert_eq!(
+        f.read(16).unwrap(),
+        [0x01, 0, 0, 0x01, 0x10, 0x01, 0, 0, 0xcd, 0xab, 0x34, 0x12, 0, 0, 0, 0]
+    );
+}
+
+#[test]
+fn overflow_40_events_then_loss_on_next_read() {
+    let f = Fixture::new(Some(1));
+    for _ in 0..40 {
+        f.post(UPD, 0);
+    }
+    assert_eq!(f.proc_.fionread(f.rfd), Ok(512));
+    let mut fds = [
+        PollFd::new(f.rfd, POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM),
+        PollFd::new(f.wfd, POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM),
+    ];
+    f.proc_.poll(&mut fds, 0).unwrap();
+    assert_eq!((fds[0].revents, fds[1].revents), (0x41, 0));
+    assert_eq!(f.read(4096).unwrap(), records(32, UPD));
+    assert_eq!(f.read(4096).unwrap(), LOSS);
+    assert_eq!(f.read(4096), Err(Errno::EAGAIN));
+    let s = f.proc_.queue_stats(f.rfd).unwrap();
+    assert_eq!((s.posted, s.read, s.lost, s.loss_records), (40, 32, 8, 1));
+}
+
+#[test]
+fn loss_after_last_record_comes_on_the_next_read() {
+    let f = Fixture::new(Some(1));
+    for _ in 0..40 {
+        f.post(UPD, 0);
+    }
+    for _ in 0..31 {
+        assert_eq!(f.read(16).unwrap().len(), 16);
+    }
+    assert_eq!(f.read(24).unwrap().len(), 16);
+    assert_eq!(f.read(24).unwrap(), LOSS);
+    assert_eq!(f.read(24), Err(Errno::EAGAIN));
+}
+
+#[test]
+fn loss_mid_stream_sits_right_after_the_record_before_it() {
+    // D3: 40 events (32 queued, 8 dropped), read one, one more event.
+    let f = Fixture::new(Some(1));
+    for _ in 0..40 {
+        f.post(UPD, 0);
+    }
+    f.read(16).unwrap();
+    f.post(NOTIFY_KEY_REVOKED, 0);
+    let got = f.read(4096).unwrap();
+    assert_eq!(got.len(), 520);
+    assert_eq!(&got[..496], &records(31, UPD)[..]);
+    assert_eq!(&got[496..504], &LOSS);
+    assert_eq!(&got[504..], &key_record(NOTIFY_KEY_REVOKED, 0)[..]);
+}
+
+#[test]
+fn two_overflow_episodes_give_two_loss_records() {
+    // D5
+    let f = Fixture::new(Some(1));
+    for _ in 0..40 {
+        f.post(UPD, 0);
+    }
+    f.read(16).unwrap();
+    f.post(UPD, 0); // fills the ring again
+    f.post(UPD, 0); // lost: second episode, marked on the newest record
+    let got = f.read(4096).unwrap();
+    assert_eq!(got.len(), 520);
+    assert_eq!(&got[496..504], &LOSS);
+    assert_eq!(f.read(4096).unwrap(), LOSS);
+    assert_eq!(f.read(4096), Err(Errno::EAGAIN));
+}
+
+#[test]
+fn pending_loss_alone_is_not_readable_but_is_returned() {
+    let f = Fixture::new(Some(1));
+    for _ in 0..33 {
+        f.post(UPD, 0);
+    }
+    f.read(4096).unwrap();
+    assert_eq!(f.proc_.fionread(f.rfd), Ok(0));
+    let mut fds = [PollFd::new(f.rfd, POLLIN | POLLRDNORM)];
+    assert_eq!(f.proc_.poll(&mut fds, 0), Ok(0));
+    assert_eq!(f.read(4), Err(Errno::ENOBUFS));
+    assert_eq!(f.read(7), Err(Errno::ENOBUFS));
+    assert_eq!(f.read(0).unwrap(), Vec::<u8>::new());
+    assert_eq!(f.read(8).unwrap(), LOSS);
+    assert_eq!(f.read(8), Err(Errno::EAGAIN));
+}
+
+#[test]
+fn a_pending_loss_is_returned_even_with_no_writer() {
+    let f = Fixture::new(Some(1));
+    for _ in 0..33 {
+        f.post(UPD, 0);
+    }
+    f.read(4096).unwrap();
+    f.proc_.close(f.wfd).unwrap();
+    assert_eq!(f.read(64).unwrap(), LOSS);
+    assert_eq!(f.read(64).unwrap(), Vec::<u8>::new());
+}
+
+#[test]
+fn posts_before_set_size_vanish_silently() {
+    let f = Fixture::new(None);
+    for _ in 0..5 {
+        f.post(UPD, 0);
+    }
+    assert_eq!(f.proc_.fionread(f.rfd), Ok(0));
+    assert_eq!(f.read(4096), Err(Errno::EAGAIN));
+    f.proc_.set_queue_size(f.rfd, 1).unwrap();
+    f.post(UPD, 0);
+    assert_eq!(f.read(4096).unwrap(), key_record(UPD, 0));
+    assert_eq!(f.read(4096), Err(Errno::EAGAIN));
+    let s = f.proc_.queue_stats(f.rfd).unwrap();
+    assert_eq!((s.posted, s.lost, s.lost_unsized, s.read), (6, 5, 5, 1));
+}
+
+#[test]
+fn removal_record_bytes_and_lost_removal() {
+    let f = Fixture::new(Some(1));
+    f.watch(f.rfd, 0, 3).unwrap();
+    f.unwatch(f.rfd, OBJ).unwrap();
+    let mut want = Notification::removal(OBJ);
+    want.set_info_id(1 << 8);
+    assert_eq!(
+        want.as_bytes(),
+        [0, 0, 0, 0, 0x10, 1, 0, 0, 0xcd, 0xab, 0x34, 0x12, 0, 0, 0, 0]
+    );
+    assert_eq!(f.read(4096).unwrap(), want.as_bytes());
+    // Object id 0: the bare 8-byte header.
+    f.unwatch(f.rfd, 0).unwrap();
+    assert_eq!(f.read(4096).unwrap(), [0, 0, 0, 0, 8, 3, 0, 0]);
+    assert_eq!(f.unwatch(f.rfd, OBJ), Err(Errno::EBADSLT));
+    assert_eq!(f.unwatch(f.rfd, 0), Err(Errno::EBADSLT));
+
+    // A removal into a full queue is lost like any record: 32 records, then LOSS.
+    let g = Fixture::new(Some(1));
+    for _ in 0..32 {
+        g.post(UPD, 0);
+    }
+    assert_eq!(g.unwatch(g.rfd, OBJ), Ok(()));
+    assert_eq!(g.read(4096).unwrap().len(), 512);
+    assert_eq!(g.read(4096).unwrap(), LOSS);
+}
+
+#[test]
+fn watch_rules_ebusy_eagain_ends_and_two_pipes() {
+    let f = Fixture::new(Some(1));
+    let p = &f.proc_;
+    // One watch per {queue, object}, whatever the tag, through either end.
+    assert_eq!(f.watch(f.rfd, OBJ, 1), Err(Errno::EBUSY));
+    assert_eq!(f.watch(f.wfd, OBJ, 9), Err(Errno::EBUSY));
+    // A second pipe gets its own copy with its own tag.
+    let [r2, _w2] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
+    p.set_queue_size(r2, 1).unwrap();
+    f.watch(r2, OBJ, 8).unwrap();
+    let s = f.post(UPD, 0);
+    assert_eq!((s.matched, s.delivered), (2, 2));
+    assert_eq!(f.read(64).unwrap()[5], 1);
+    let mut b = [0u8; 64];
+    assert_eq!(p.read(r2, &mut b), Ok(16));
+    assert_eq!(b[5], 8);
+    // Watches on another object id in the same list do not match.
+    f.watch(f.rfd, 42, 4).unwrap();
+    assert_eq!(f.post(UPD, 0).matched, 2);
+    assert_eq!(f.read(64).unwrap(), key_record(UPD, 0));
+    // Removing through the other end works and posts the removal record.
+    f.unwatch(f.wfd, OBJ).unwrap();
+    assert_eq!(f.read(64).unwrap()[..8], [0, 0, 0, 0, 0x10, 1, 0, 0]);
+    // The per-user limit is the soft RLIMIT_NOFILE: 3 watches held now.
+    assert_eq!(p.cred().user.nr_watches(), 2);
+    p.set_rlimit_nofile(2, 1024).unwrap();
+    assert_eq!(f.watch(f.rfd, 43, 1), Err(Errno::EAGAIN));
+    p.set_rlimit_nofile(1024, 1024).unwrap();
+    assert_eq!(f.watch(f.rfd, 43, 1), Ok(()));
+    // A bad fd is EINVAL (get_watch_queue()).
+    for fd in [-1, 9999, 0] {
+        assert_eq!(f.watch(fd, 44, 1), Err(Errno::EINVAL));
+    }
+    let [or, _ow] = p.pipe().unwrap();
+    assert_eq!(f.watch(or, 44, 1), Err(Errno::EINVAL));
+}
+
+#[test]
+fn watches_are_newest_first() {
+    let f = Fixture::new(Some(1));
+    let p = &f.proc_;
+    let [r2, _w2] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
+    p.set_queue_size(r2, 1).unwrap();
+    f.watch(r2, OBJ, 2).unwrap();
+    let tags: Vec<u8> = f.list.snapshot().iter().map(|w| w.tag()).collect();
+    assert_eq!(tags, [2, 1]);
+}
+
+fn set_filter(f: &Fixture, entries: &[RawWatchNotificationTypeFilter]) -> Result<(), Errno> {
+    f.proc_.set_queue_filter(f.rfd, Some(&filter_blob(entries)))
+}
+
+#[test]
+fn filter_validation_order_and_failure_keeps_old_filter() {
+    let f = Fixture::new(Some(1));
+    let p = &f.proc_;
+    let ok = entry(WATCH_TYPE_KEY_NOTIFY, 1 << UPD, 0, 0);
+    // Short header or short entries: EFAULT; but a bad count is EINVAL first.
+    assert_eq!(p.set_queue_filter(f.rfd, Some(&[1, 0, 0, 0])), Err(Errno::EFAULT));
+    assert_eq!(p.set_queue_filter(f.rfd, Some(&filter_blob_raw(1, 0, &[]))), Err(Errno::EFAULT));
+    assert_eq!(p.set_queue_filter(f.rfd, Some(&filter_blob_raw(0, 0, &[]))), Err(Errno::EINVAL));
+    for (nr, res) in [(0u32, 0u32), (17, 0), (0xffff_ffff, 0), (1, 1), (1, 0x8000_0000)] {
+        let blob = filter_blob_raw(nr, res, &[ok]);
+        assert_eq!(p.set_queue_filter(f.rfd, Some(&blob)), Err(Errno::EINVAL), "{nr} {res:#x}");
+    }
+    assert_eq!(set_filter(&f, &[ok; 16]), Ok(()));
+    for (mask, filt) in [(0, 0x100), (0xff00, 0x10100), (0x7f, 0), (0x01, 0), (0x40, 0)] {
+        let bad = entry(WATCH_TYPE_KEY_NOTIFY, !0, mask, filt);
+        assert_eq!(set_filter(&f, &[bad]), Err(Errno::EINVAL), "{mask:#x} {filt:#x}");
+        assert_eq!(set_filter(&f, &[ok, bad]), Err(Errno::EINVAL));
+        // An unknown type with a bad entry is still EINVAL.
+        assert_eq!(set_filter(&f, &[RawWatchNotificationTypeFilter { type_: 9, ..bad }]), Err(Errno::EINVAL));
+    }
+    for mask in [0x80, 0xffff_ff80] {
+        assert_eq!(set_filter(&f, &[entry(1, !0, mask, 0)]), Ok(()));
+    }
+    // The last good filter (UPDATED only) is still in force after failures.
+    set_filter(&f, &[ok]).unwrap();
+    assert_eq!(set_filter(&f, &[entry(1, 0, 0x7f, 0)]), Err(Errno::EINVAL));
+    f.post(NOTIFY_KEY_LINKED, 0);
+    f.post(UPD, 0);
+    assert_eq!(f.read(4096).unwrap(), key_record(UPD, 0));
+}
+
+#[test]
+fn filter_matching_rules() {
+    let f = Fixture::new(Some(4));
+    let drain = |f: &Fixture| -> Vec<u8> {
+        f.read(8192).map(|b| b.chunks(16).map(|r| r[3]).collect()).unwrap_or_default()
+    };
+    // LINKED|UNLINKED only.
+    set_filter(&f, &[entry(1, 0x0c, 0, 0)]).unwrap();
+    for st in [UPD, NOTIFY_KEY_SETATTR, NOTIFY_KEY_UNLINKED, NOTIFY_KEY_LINKED] {
+        f.post(st, 0);
+    }
+    assert_eq!(drain(&f), [NOTIFY_KEY_UNLINKED, NOTIFY_KEY_LINKED]);
+    // Tag filter: mask 0xff00 / filter 0x0200 rejects tag 1.
+    set_filter(&f, &[entry(1, !0, 0xff00, 0x0200)]).unwrap();
+    f.post(UPD, 0);
+    assert_eq!(drain(&f), Vec::<u8>::new());
+    // Flag bit 0x10000, info bit 0x80: nothing passes; mask 0xffff0000 filter 0: everything.
+    for (m, v, n) in [(0x1_0000, 0x1_0000, 0), (0x80, 0x80, 0), (0xffff_0000, 0, 1)] {
+        set_filter(&f, &[entry(1, !0, m, v)]).unwrap();
+        f.post(UPD, 0);
+        assert_eq!(drain(&f).len(), n, "{m:#x}");
+    }
+    // Only subtype word 0 counts.
+    let mut e = entry(1, 0, 0, 0);
+    e.subtype_filter[1..].fill(!0);
+    set_filter(&f, &[e]).unwrap();
+    f.post(UPD, 0);
+    assert_eq!(drain(&f).len(), 0);
+    // Unknown types only: accepted, and every key record is dropped.
+    for t in [2, 255, 256, 0xffff_ffff] {
+        set_filter(&f, &[entry(t, !0, 0, 0)]).unwrap();
+        f.post(UPD, 0);
+        assert_eq!(drain(&f).len(), 0, "type {t}");
+    }
+    // META type 0 is accepted; META records bypass filters anyway.
+    set_filter(&f, &[entry(0, !0, 0, 0)]).unwrap();
+    f.unwatch(f.rfd, OBJ).unwrap();
+    assert_eq!(f.read(64).unwrap()[..4], [0, 0, 0, 0]);
+    // NULL removes the filter.
+    f.watch(f.rfd, OBJ, 1).unwrap();
+    f.proc_.set_queue_filter(f.rfd, None).unwrap();
+    f.post(UPD, 0);
+    assert_eq!(drain(&f), [UPD]);
+    let s = f.proc_.queue_stats(f.rfd).unwrap();
+    assert_eq!(s.posted + s.filtered, 4 + 1 + 3 + 1 + 4 + 1 + 1);
+}
+
+#[test]
+fn filter_three_entries_example() {
+    // (UPDATED, any tag) + (type 77) + (SETATTR, tag 2)
+    let f = Fixture::new(Some(1));
+    f.watch(f.rfd, 2, 2).unwrap();
+    set_filter(
+        &f,
+        &[
+            entry(1, 1 << UPD, 0, 0),
+            entry(77, !0, 0, 0),
+            entry(1, 1 << NOTIFY_KEY_SETATTR, 0xff00, 0x0200),
+        ],
+    )
+    .unwrap();
+    f.post(UPD, 0);
+    f.post(NOTIFY_KEY_SETATTR, 0); // tag 1: dropped
+    f.post(NOTIFY_KEY_UNLINKED, 0);
+    let n = Notification::key(NOTIFY_KEY_SETATTR, 2, 0);
+    watchq_core::post_watch_notification(Some(&f.list), &n, &f.proc_.cred(), 2, &watchq_core::Permissive);
+    let got = f.read(4096).unwrap();
+    let subs: Vec<(u8, u8)> = got.chunks(16).map(|r| (r[3], r[5])).collect();
+    assert_eq!(subs, [(UPD, 1), (NOTIFY_KEY_SETATTR, 2)]);
+}
+
+#[test]
+fn filter_applies_at_post_time_only() {
+    let f = Fixture::new(Some(1));
+    f.post(UPD, 0);
+    set_filter(&f, &[entry(9, !0, 0, 0)]).unwrap();
+    f.post(UPD, 0);
+    assert_eq!(f.read(4096).unwrap(), key_record(UPD, 0));
+}
+
+#[test]
+fn a_denying_policy_counts_and_never_sees_meta() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct DenyAll(AtomicUsize);
+    impl watchq_core::Policy for DenyAll {
+        fn name(&self) -> &str {
+            "deny-all"
+        }
+        fn post_notification(
+            &self,
+            _: &watchq_core::Cred,
+            _: &watchq_core::Cred,
+            n: &Notification,
+        ) -> Result<(), Errno> {
+            assert!(!n.is_meta());
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(Errno::EACCES)
+        }
+    }
+    let f = Fixture::new(Some(1));
+    let pol = Arc::new(DenyAll(AtomicUsize::new(0)));
+    f.kernel.set_policy(pol.clone());
+    let s = f.post(UPD, 0);
+    assert_eq!((s.matched, s.denied, s.delivered), (1, 1, 0));
+    f.unwatch(f.rfd, OBJ).unwrap();
+    assert_eq!(f.read(64).unwrap().len(), 16, "the removal record bypasses the policy");
+    assert_eq!(pol.0.load(Ordering::Relaxed), 1);
+    assert_eq!(f.proc_.queue_stats(f.rfd).unwrap().denied, 1);
+}
