@@ -13,6 +13,8 @@
 
 pub mod errno;
 pub mod filter;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 pub mod lsm;
 pub mod post;
 pub mod queue;
