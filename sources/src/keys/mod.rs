@@ -1,0 +1,448 @@
+//! Keys and keyrings: the kernel's key management facility as far as a
+//! notification consumer can observe it.
+//!
+//! Owns [`KeyStore`] (every key, the per-user keyrings, quotas and a
+//! virtual clock), [`Anchors`] (a process's thread, process and session
+//! keyrings and its instantiation authority) and [`KeyCtx`] (who is asking).
+//! Each keyctl operation checks in the kernel's order (security/keys/
+//! keyctl.c, key.c, keyring.c, process_keys.c) and posts the key
+//! notifications the kernel posts, with the same subtype, key id and aux.
+//!
+//! Keys live while a keyring links them, a process anchors them, or someone
+//! constructs them; [`KeyStore::gc`] destroys the rest (posting each watcher
+//! a removal record), and dead keys (invalidated, or revoked or expired
+//! longer than the gc delay ago) are unlinked from every keyring first,
+//! silently, as the kernel's garbage collector does. The emulated kernel
+//! runs the collector after every key operation, so what the real kernel
+//! does a moment later happens here before the call returns.
+//!
+//! Serial numbers are sequential from [`KeyConfig::first_serial`], so runs
+//! are reproducible (the kernel's are random).
+
+mod ops;
+mod perm;
+
+pub use ops::KeyctlMove;
+pub use perm::*;
+
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+use watchq_core::{post_watch_notification, Cred, Errno, Notification, Policy, Result, WatchList};
+
+/// A key serial number (`key_serial_t`).
+pub type Serial = i32;
+
+/// `KEY_SPEC_THREAD_KEYRING`.
+pub const KEY_SPEC_THREAD_KEYRING: Serial = -1;
+/// `KEY_SPEC_PROCESS_KEYRING`.
+pub const KEY_SPEC_PROCESS_KEYRING: Serial = -2;
+/// `KEY_SPEC_SESSION_KEYRING`.
+pub const KEY_SPEC_SESSION_KEYRING: Serial = -3;
+/// `KEY_SPEC_USER_KEYRING`.
+pub const KEY_SPEC_USER_KEYRING: Serial = -4;
+/// `KEY_SPEC_USER_SESSION_KEYRING`.
+pub const KEY_SPEC_USER_SESSION_KEYRING: Serial = -5;
+/// `KEY_SPEC_GROUP_KEYRING` (never implemented by the kernel: EINVAL).
+pub const KEY_SPEC_GROUP_KEYRING: Serial = -6;
+/// `KEY_SPEC_REQKEY_AUTH_KEY`.
+pub const KEY_SPEC_REQKEY_AUTH_KEY: Serial = -7;
+/// `KEY_SPEC_REQUESTOR_KEYRING`.
+pub const KEY_SPEC_REQUESTOR_KEYRING: Serial = -8;
+
+/// The key types watchq models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    /// `user`: a readable, updatable blob of 1..=32767 bytes.
+    User,
+    /// `logon`: like `user`, but unreadable from userspace, and its
+    /// description must be `service:name`.
+    Logon,
+    /// `keyring`: a set of links to keys.
+    Keyring,
+}
+
+impl KeyType {
+    /// The type's name as add_key(2) takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::User => "user",
+            KeyType::Logon => "logon",
+            KeyType::Keyring => "keyring",
+        }
+    }
+
+    /// Looks a type up by name, with `key_get_type_from_user()`'s and
+    /// `key_type_lookup()`'s errors.
+    ///
+    /// # Errors
+    /// - `EINVAL`: empty name.
+    /// - `EPERM`: a name starting with `.` (internal types).
+    /// - `ENODEV`: no such type.
+    pub fn lookup(name: &str) -> Result<Self> {
+        if name.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        if name.starts_with('.') {
+            return Err(Errno::EPERM);
+        }
+        match name {
+            "user" => Ok(KeyType::User),
+            "logon" => Ok(KeyType::Logon),
+            "keyring" => Ok(KeyType::Keyring),
+            _ => Err(Errno::ENODEV),
+        }
+    }
+
+    /// Has a `read` method (keyctl READ works).
+    fn readable(self) -> bool {
+        self != KeyType::Logon
+    }
+
+    /// Has an `update` method.
+    fn updatable(self) -> bool {
+        self != KeyType::Keyring
+    }
+
+    /// `preparse`/`vet_description`: checks a payload and description.
+    fn vet(self, desc: &str, payload: &[u8]) -> Result<()> {
+        match self {
+            KeyType::User | KeyType::Logon => {
+                if self == KeyType::Logon && desc.find(':').is_none_or(|i| i == 0) {
+                    return Err(Errno::EINVAL);
+                }
+                if payload.is_empty() || payload.len() > USER_PAYLOAD_MAX {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            KeyType::Keyring => {
+                if !payload.is_empty() {
+                    return Err(Errno::EINVAL);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest `user`/`logon` payload (`32767`).
+pub const USER_PAYLOAD_MAX: usize = 32767;
+/// Largest description, `KEY_MAX_DESC_SIZE` (4096 with the NUL).
+pub const KEY_MAX_DESC_SIZE: usize = 4095;
+
+/// Instantiation state of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    /// Under construction (request_key's callout has not finished).
+    Uninstantiated,
+    /// Has a payload.
+    Positive,
+    /// Negatively instantiated with this error (`KEYCTL_NEGATE`/`REJECT`).
+    Negative(Errno),
+}
+
+/// One key. Mirrors `struct key`.
+#[derive(Debug)]
+pub struct Key {
+    /// Serial number.
+    pub serial: Serial,
+    /// Type.
+    pub ktype: KeyType,
+    /// Description.
+    pub desc: String,
+    /// Payload (empty for keyrings).
+    pub payload: Vec<u8>,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Permission mask (possessor, user, group, other bytes).
+    pub perm: u32,
+    /// Instantiation state.
+    pub state: KeyState,
+    /// Revoked (and when, on the virtual clock).
+    pub revoked_at: Option<u64>,
+    /// Invalidated.
+    pub invalidated: bool,
+    /// Expires at this virtual time.
+    pub expiry: Option<u64>,
+    /// Linked keys, for a keyring, in link order.
+    pub links: Vec<Serial>,
+    /// Links are refused (`KEYCTL_RESTRICT_KEYRING` with no type).
+    pub restricted: bool,
+    /// Security label, for the policy engine.
+    pub label: Option<String>,
+    watchers: Option<Arc<WatchList>>,
+    /// Bytes charged to the owner's quota.
+    charged: usize,
+}
+
+impl Key {
+    fn is_keyring(&self) -> bool {
+        self.ktype == KeyType::Keyring
+    }
+
+    fn expired(&self, now: u64) -> bool {
+        self.expiry.is_some_and(|e| now >= e)
+    }
+
+    /// `key_validate()`: the error a use of this key meets, if any.
+    fn validate(&self, now: u64) -> Result<()> {
+        if self.invalidated {
+            return Err(Errno::ENOKEY);
+        }
+        if self.revoked_at.is_some() {
+            return Err(Errno::EKEYREVOKED);
+        }
+        if self.expired(now) {
+            return Err(Errno::EKEYEXPIRED);
+        }
+        Ok(())
+    }
+}
+
+/// Tunables of the key store.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyConfig {
+    /// The first serial handed out; the rest follow sequentially.
+    pub first_serial: Serial,
+    /// `/proc/sys/kernel/keys/gc_delay`: seconds a revoked or expired key
+    /// stays before the collector removes it.
+    pub gc_delay: u64,
+    /// `maxkeys` for users other than root.
+    pub maxkeys: usize,
+    /// `maxbytes` for users other than root.
+    pub maxbytes: usize,
+    /// `CONFIG_KEY_NOTIFICATIONS`: KEYCTL_WATCH_KEY works.
+    pub notifications: bool,
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        KeyConfig {
+            first_serial: 0x1000_0001,
+            gc_delay: 300,
+            maxkeys: 200,
+            maxbytes: 20000,
+            notifications: true,
+        }
+    }
+}
+
+/// A process's keyrings and instantiation authority. Mirrors the keyring
+/// pointers of `struct cred` and `request_key_auth`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Anchors {
+    /// Thread keyring.
+    pub thread: Option<Serial>,
+    /// Process keyring.
+    pub process: Option<Serial>,
+    /// Session keyring.
+    pub session: Option<Serial>,
+    /// The key this process may instantiate (it holds the authorisation
+    /// a request-key helper would assume).
+    pub auth: Option<Serial>,
+}
+
+impl Anchors {
+    /// What `fork()` keeps: the session keyring only (thread and process
+    /// keyrings are per-thread and per-process).
+    pub fn for_child(&self) -> Anchors {
+        Anchors {
+            session: self.session,
+            ..Anchors::default()
+        }
+    }
+
+    /// The keys these anchors keep alive.
+    pub fn roots(&self) -> impl Iterator<Item = Serial> + '_ {
+        [self.thread, self.process, self.session, self.auth]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// Who performs a key operation.
+pub struct KeyCtx<'a> {
+    /// The caller's credentials.
+    pub cred: &'a Cred,
+    /// The caller's keyrings; special-id lookups may create them.
+    pub anchors: &'a mut Anchors,
+    /// The security policy (its `post_notification` hook is consulted).
+    pub policy: &'a dyn Policy,
+    /// Give up waiting for a key under construction at this instant (EINTR).
+    pub deadline: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    keys: BTreeMap<Serial, Key>,
+    next_serial: Serial,
+    now: u64,
+    /// uid → (user keyring, user session keyring).
+    user_rings: HashMap<u32, (Serial, Serial)>,
+    /// uid → (keys, bytes) charged.
+    quota: HashMap<u32, (usize, usize)>,
+}
+
+/// Every key of the emulated kernel.
+pub struct KeyStore {
+    inner: Mutex<Inner>,
+    constructed: Condvar,
+    config: KeyConfig,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("keys", &self.inner.lock().keys.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// A snapshot of one key, for display and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Serial.
+    pub serial: Serial,
+    /// Type name.
+    pub ktype: KeyType,
+    /// Description.
+    pub desc: String,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Permissions.
+    pub perm: u32,
+    /// Links (keyrings).
+    pub links: Vec<Serial>,
+    /// Watches on it.
+    pub watches: usize,
+}
+
+impl KeyStore {
+    /// An empty store.
+    pub fn new(config: KeyConfig) -> Self {
+        KeyStore {
+            inner: Mutex::new(Inner {
+                next_serial: config.first_serial.max(3),
+                ..Inner::default()
+            }),
+            constructed: Condvar::new(),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> KeyConfig {
+        self.config
+    }
+
+    /// The virtual clock, in seconds.
+    pub fn now(&self) -> u64 {
+        self.inner.lock().now
+    }
+
+    /// Moves the virtual clock forward. Run [`KeyStore::gc`] afterwards to
+    /// collect what expired.
+    pub fn advance_clock(&self, secs: u64) {
+        let mut g = self.inner.lock();
+        g.now = g.now.saturating_add(secs);
+    }
+
+    /// A snapshot of key `serial`, if it exists.
+    pub fn info(&self, serial: Serial) -> Option<KeyInfo> {
+        let g = self.inner.lock();
+        g.keys.get(&serial).map(|k| KeyInfo {
+            serial: k.serial,
+            ktype: k.ktype,
+            desc: k.desc.clone(),
+            uid: k.uid,
+            gid: k.gid,
+            perm: k.perm,
+            links: k.links.clone(),
+            watches: k.watchers.as_ref().map_or(0, |w| w.len()),
+        })
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.inner.lock().keys.len()
+    }
+
+    /// True when no key exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the security label of a key (for label-based policies).
+    ///
+    /// # Errors
+    /// `ENOKEY`: no such key.
+    pub fn set_label(&self, serial: Serial, label: Option<String>) -> Result<()> {
+        let mut g = self.inner.lock();
+        g.keys.get_mut(&serial).ok_or(Errno::ENOKEY)?.label = label;
+        Ok(())
+    }
+
+    /// The collector: unlinks dead keys from every keyring (silently), then
+    /// destroys every key not reachable from `roots` (process anchors), the
+    /// per-user keyrings or a key under construction, posting a removal
+    /// record to each watcher of a destroyed key. Mirrors `key_garbage_collector()`.
+    pub fn gc(&self, roots: &[Serial]) {
+        let mut g = self.inner.lock();
+        let now = g.now;
+        let delay = self.config.gc_delay;
+        let dead: Vec<Serial> = g
+            .keys
+            .values()
+            .filter(|k| {
+                k.invalidated
+                    || k.revoked_at.is_some_and(|t| now >= t.saturating_add(delay))
+                    || k.expiry.is_some_and(|t| now >= t.saturating_add(delay))
+            })
+            .map(|k| k.serial)
+            .collect();
+        if !dead.is_empty() {
+            for k in g.keys.values_mut() {
+                k.links.retain(|s| !dead.contains(s));
+            }
+        }
+        let mut reach: Vec<Serial> = roots.to_vec();
+        reach.extend(g.user_rings.values().flat_map(|&(u, s)| [u, s]));
+        reach.extend(
+            g.keys
+                .values()
+                .filter(|k| k.state == KeyState::Uninstantiated)
+                .map(|k| k.serial),
+        );
+        let mut seen = std::collections::HashSet::new();
+        while let Some(s) = reach.pop() {
+            if seen.insert(s) {
+                if let Some(k) = g.keys.get(&s) {
+                    reach.extend(k.links.iter().copied());
+                }
+            }
+        }
+        let doomed: Vec<Serial> = g.keys.keys().copied().filter(|s| !seen.contains(s)).collect();
+        for s in doomed {
+            let k = g.keys.remove(&s).expect("listed above");
+            let q = g.quota.entry(k.uid).or_default();
+            q.0 = q.0.saturating_sub(1);
+            q.1 = q.1.saturating_sub(k.charged);
+            if let Some(wl) = &k.watchers {
+                watchq_core::remove_watch_list(wl, s as u32 as u64);
+            }
+        }
+    }
+
+    fn notify(k: &Key, ctx: &KeyCtx<'_>, subtype: u8, aux: u32) {
+        if let Some(wl) = &k.watchers {
+            let n = Notification::key(subtype, k.serial as u32, aux);
+            post_watch_notification(Some(wl), &n, ctx.cred, k.serial as u32 as u64, ctx.policy);
+        }
+    }
+}
