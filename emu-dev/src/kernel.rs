@@ -12,24 +12,32 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use watchq_core::{Cred, Permissive, Policy, UserStruct};
+use watchq_sources::keys::{KeyConfig, KeyStore, Serial};
 
-/// Build-time options of the emulated kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Build-time options and tunables of the emulated kernel.
+#[derive(Clone, Copy, Debug)]
 pub struct KernelConfig {
     /// `CONFIG_WATCH_QUEUE`: notification pipes exist.
     pub watch_queue: bool,
+    /// The key subsystem's tunables. `keys.notifications` is
+    /// `CONFIG_KEY_NOTIFICATIONS`, which needs `watch_queue` too.
+    pub keys: KeyConfig,
 }
 
 impl Default for KernelConfig {
     /// A kernel with notification support, like the oracle's.
     fn default() -> Self {
-        KernelConfig { watch_queue: true }
+        KernelConfig {
+            watch_queue: true,
+            keys: KeyConfig::default(),
+        }
     }
 }
 
 /// The emulated kernel.
 pub struct Kernel {
     config: KernelConfig,
+    keys: KeyStore,
     policy: RwLock<Arc<dyn Policy>>,
     users: Mutex<HashMap<u32, Arc<UserStruct>>>,
     processes: Mutex<HashMap<u32, Arc<Process>>>,
@@ -49,9 +57,11 @@ impl std::fmt::Debug for Kernel {
 
 impl Kernel {
     /// A kernel with `config`, the permissive policy and no processes.
-    pub fn new(config: KernelConfig) -> Arc<Self> {
+    pub fn new(mut config: KernelConfig) -> Arc<Self> {
+        config.keys.notifications &= config.watch_queue;
         Arc::new(Kernel {
             config,
+            keys: KeyStore::new(config.keys),
             policy: RwLock::new(Arc::new(Permissive)),
             users: Mutex::new(HashMap::new()),
             processes: Mutex::new(HashMap::new()),
@@ -63,6 +73,27 @@ impl Kernel {
     /// The build options.
     pub fn config(&self) -> KernelConfig {
         self.config
+    }
+
+    /// Every key and keyring.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// Runs the key garbage collector with every process's keyrings as
+    /// roots (what the kernel's collector does a moment after a key loses
+    /// its last reference).
+    pub fn key_gc(&self) {
+        let procs: Vec<Arc<Process>> = self.processes.lock().values().cloned().collect();
+        let roots: Vec<Serial> = procs.iter().flat_map(|p| p.key_anchors().roots().collect::<Vec<_>>()).collect();
+        self.keys.gc(&roots);
+    }
+
+    /// Moves the key subsystem's clock forward and collects what expired
+    /// or was revoked long enough ago.
+    pub fn advance_clock(&self, secs: u64) {
+        self.keys.advance_clock(secs);
+        self.key_gc();
     }
 
     /// The security policy in force.
@@ -110,6 +141,7 @@ impl Kernel {
 
     pub(crate) fn unregister(&self, pid: u32) {
         self.processes.lock().remove(&pid);
+        self.key_gc();
     }
 
     pub(crate) fn alloc_pid(&self) -> u32 {

@@ -16,6 +16,7 @@
 
 mod fdtable;
 mod file;
+pub mod keyctl;
 mod kernel;
 mod pipe;
 mod process;
@@ -24,3 +25,4 @@ pub use file::OpenFile;
 pub use kernel::{Kernel, KernelConfig};
 pub use process::{PollFd, Process};
 pub use watchq_core::{Errno, Result};
+pub use watchq_sources::keys;

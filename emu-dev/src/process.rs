@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use watchq_core::uapi::*;
 use watchq_core::wait::Waiter;
 use watchq_core::{Cred, Errno, QueueStats, ReadMode, Result, WatchQueue};
+use watchq_sources::keys::Anchors;
 
 /// Default soft `RLIMIT_NOFILE`.
 const NOFILE_SOFT: u64 = 1024;
@@ -57,6 +58,7 @@ pub struct Process {
     fds: Mutex<FdTable>,
     nofile: Mutex<(u64, u64)>,
     alarm: Mutex<Option<Instant>>,
+    pub(crate) anchors: Mutex<Anchors>,
 }
 
 impl std::fmt::Debug for Process {
@@ -89,6 +91,7 @@ impl Process {
             fds: Mutex::new(fds),
             nofile: Mutex::new((NOFILE_SOFT, NOFILE_HARD)),
             alarm: Mutex::new(None),
+            anchors: Mutex::new(Anchors::default()),
         })
     }
 
@@ -129,6 +132,7 @@ impl Process {
             fds: Mutex::new(self.fds.lock().clone()),
             nofile: Mutex::new(*self.nofile.lock()),
             alarm: Mutex::new(None),
+            anchors: Mutex::new(self.anchors.lock().for_child()),
         });
         self.kernel.register(&child);
         child
@@ -140,11 +144,23 @@ impl Process {
         drop(gone);
     }
 
-    /// `exit()`: every descriptor is closed and the process leaves the table.
+    /// `exit()`: every descriptor is closed, the process's keyrings are
+    /// released (and collected if nothing else holds them), and the process
+    /// leaves the table.
     pub fn exit(&self) {
         let gone = self.fds.lock().take_all();
         drop(gone);
+        *self.anchors.lock() = Anchors::default();
         self.kernel.unregister(self.pid);
+    }
+
+    /// The process's keyrings (thread, process, session) and authority.
+    pub fn key_anchors(&self) -> Anchors {
+        self.anchors.lock().clone()
+    }
+
+    pub(crate) fn alarm_deadline(&self) -> Option<Instant> {
+        self.alarm()
     }
 
     /// `getrlimit(RLIMIT_NOFILE)`: (soft, hard).

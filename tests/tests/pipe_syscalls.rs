@@ -32,7 +32,7 @@ fn pipe2_flag_mask() {
 
 #[test]
 fn pipe2_without_config_watch_queue_is_enopkg() {
-    let k = Kernel::new(KernelConfig { watch_queue: false });
+    let k = Kernel::new(KernelConfig { watch_queue: false, ..Default::default() });
     let p = k.spawn(0, 0);
     assert_eq!(p.pipe2(O_NOTIFICATION_PIPE), Err(Errno::ENOPKG));
     // The flag mask is checked first.
