@@ -16,6 +16,7 @@
 
 mod fdtable;
 mod file;
+pub mod demo;
 pub mod keyctl;
 mod kernel;
 mod pipe;
