@@ -14,7 +14,10 @@ fn st_pair(c: &mut Criterion) {
         let rec = record(len);
         let q = WatchQueue::new();
         q.set_size(32).unwrap();
-        let mode = ReadMode { nonblock: true, deadline: None };
+        let mode = ReadMode {
+            nonblock: true,
+            deadline: None,
+        };
         let mut buf = [0u8; 128];
         g.bench_with_input(BenchmarkId::new("watchq_pipe", len), &len, |b, _| {
             b.iter(|| {
@@ -25,12 +28,16 @@ fn st_pair(c: &mut Criterion) {
         let aq: ArrayQueue<[u8; 128]> = ArrayQueue::new(32);
         let mut note = [0u8; 128];
         note[..len].copy_from_slice(rec.as_bytes());
-        g.bench_with_input(BenchmarkId::new("crossbeam_array_queue", len), &len, |b, _| {
-            b.iter(|| {
-                aq.push(black_box(note)).unwrap();
-                black_box(aq.pop().unwrap());
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("crossbeam_array_queue", len),
+            &len,
+            |b, _| {
+                b.iter(|| {
+                    aq.push(black_box(note)).unwrap();
+                    black_box(aq.pop().unwrap());
+                })
+            },
+        );
         let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 128]>::new(32);
         g.bench_with_input(BenchmarkId::new("rtrb", len), &len, |b, _| {
             b.iter(|| {

@@ -156,10 +156,16 @@ mod tests {
         // nr 1 with no entries readable: EFAULT.
         assert_eq!(parse(&filter_blob_raw(1, 0, &[])), Err(Errno::EFAULT));
         assert_eq!(parse(&filter_blob_raw(17, 0, &[])), Err(Errno::EINVAL));
-        assert_eq!(parse(&filter_blob_raw(u32::MAX, 0, &[])), Err(Errno::EINVAL));
+        assert_eq!(
+            parse(&filter_blob_raw(u32::MAX, 0, &[])),
+            Err(Errno::EINVAL)
+        );
         let e = entry(1, !0, 0, 0);
         assert_eq!(parse(&filter_blob_raw(1, 1, &[e])), Err(Errno::EINVAL));
-        assert_eq!(parse(&filter_blob_raw(1, 0x8000_0000, &[e])), Err(Errno::EINVAL));
+        assert_eq!(
+            parse(&filter_blob_raw(1, 0x8000_0000, &[e])),
+            Err(Errno::EINVAL)
+        );
         assert!(parse(&filter_blob_raw(16, 0, &[e; 16])).is_ok());
         // 16 claimed, 15 readable
         assert_eq!(parse(&filter_blob_raw(16, 0, &[e; 15])), Err(Errno::EFAULT));
@@ -168,18 +174,30 @@ mod tests {
     #[test]
     fn filter_entry_checks_apply_to_every_type() {
         for (f, m) in [(0x100, 0), (0x10100, 0xff00)] {
-            assert_eq!(parse(&filter_blob(&[entry(1, 1, f, m)])), Err(Errno::EINVAL));
-            assert_eq!(parse(&filter_blob(&[entry(300, 1, f, m)])), Err(Errno::EINVAL));
+            assert_eq!(
+                parse(&filter_blob(&[entry(1, 1, f, m)])),
+                Err(Errno::EINVAL)
+            );
+            assert_eq!(
+                parse(&filter_blob(&[entry(300, 1, f, m)])),
+                Err(Errno::EINVAL)
+            );
         }
         for m in [0x7f, 0x01, 0x40] {
-            assert_eq!(parse(&filter_blob(&[entry(1, 1, 0, m)])), Err(Errno::EINVAL));
+            assert_eq!(
+                parse(&filter_blob(&[entry(1, 1, 0, m)])),
+                Err(Errno::EINVAL)
+            );
         }
         for m in [0x80, 0xffff_ff80] {
             assert!(parse(&filter_blob(&[entry(1, 1, 0, m)])).is_ok());
         }
         // second entry bad: whole call fails
         let good = entry(1, 1, 0, 0);
-        assert_eq!(parse(&filter_blob(&[good, entry(1, 1, 1 << 8, 0)])), Err(Errno::EINVAL));
+        assert_eq!(
+            parse(&filter_blob(&[good, entry(1, 1, 1 << 8, 0)])),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]

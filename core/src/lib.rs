@@ -34,4 +34,6 @@ pub use post::{post_watch_notification, PostSummary};
 pub use queue::{QueueStats, ReadMode, WatchQueue};
 pub use record::Notification;
 pub use ring::PostOutcome;
-pub use watch::{add_watch_to_object, remove_watch_from_object, remove_watch_list, Watch, WatchList};
+pub use watch::{
+    add_watch_to_object, remove_watch_from_object, remove_watch_list, Watch, WatchList,
+};

@@ -12,7 +12,10 @@ use crate::watch::{add_watch_to_object, remove_watch_from_object, Watch, WatchLi
 fn read_all(q: &WatchQueue) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 512];
-    let mode = ReadMode { nonblock: true, deadline: None };
+    let mode = ReadMode {
+        nonblock: true,
+        deadline: None,
+    };
     while let Ok(n) = q.read(&mut buf, mode, &|| true) {
         out.extend_from_slice(&buf[..n]);
     }

@@ -218,7 +218,11 @@ impl WatchQueue {
         loop {
             if st.note_loss {
                 if buf.len() - ret < LOSS_RECORD.len() {
-                    return if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(Some(ret)) };
+                    return if ret == 0 {
+                        Err(Errno::ENOBUFS)
+                    } else {
+                        Ok(Some(ret))
+                    };
                 }
                 buf[ret..ret + LOSS_RECORD.len()].copy_from_slice(&LOSS_RECORD);
                 ret += LOSS_RECORD.len();
@@ -230,7 +234,11 @@ impl WatchQueue {
             match unsafe { ring.try_pop_unchecked(&mut buf[ret..]) } {
                 Pop::Empty => break,
                 Pop::TooBig(_) => {
-                    return if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(Some(ret)) };
+                    return if ret == 0 {
+                        Err(Errno::ENOBUFS)
+                    } else {
+                        Ok(Some(ret))
+                    };
                 }
                 Pop::Record { len, loss } => {
                     ret += len;
@@ -357,7 +365,11 @@ impl WatchQueue {
         let c = &self.stats;
         // Relaxed: statistics.
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let queued = if self.is_closed() { 0 } else { self.occupancy() as u64 };
+        let queued = if self.is_closed() {
+            0
+        } else {
+            self.occupancy() as u64
+        };
         QueueStats {
             posted: l(&c.posted),
             lost: l(&c.lost),

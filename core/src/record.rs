@@ -287,10 +287,7 @@ mod tests {
     fn record_removal_is_16_bytes_or_8_for_id_zero() {
         let mut r = Notification::removal(0x1122334455667788);
         r.set_info_id(3 << 8);
-        assert_eq!(
-            r.hex(),
-            "00 00 00 00 10 03 00 00 88 77 66 55 44 33 22 11"
-        );
+        assert_eq!(r.hex(), "00 00 00 00 10 03 00 00 88 77 66 55 44 33 22 11");
         assert_eq!(r.removal_id(), Some(0x1122334455667788));
         let r0 = Notification::removal(0);
         assert_eq!(r0.as_bytes(), &[0, 0, 0, 0, 8, 0, 0, 0]);
@@ -309,18 +306,30 @@ mod tests {
     fn record_decode_rejects_bad_lengths() {
         assert_eq!(Notification::decode(&[0; 7]), Err(Errno::EINVAL));
         // length 4 < 8
-        assert_eq!(Notification::decode(&[0, 0, 0, 0, 4, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            Notification::decode(&[0, 0, 0, 0, 4, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
         // length 16 > 8 available
-        assert_eq!(Notification::decode(&[0, 0, 0, 0, 16, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            Notification::decode(&[0, 0, 0, 0, 16, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
         let two = [LOSS_RECORD, LOSS_RECORD].concat();
         assert_eq!(Notification::decode_all(&two).unwrap().len(), 2);
     }
 
     #[test]
     fn record_new_rejects_oversize_and_wide_type() {
-        assert_eq!(Notification::new(1, 0, &[0; 120]).unwrap_err(), Errno::EINVAL);
+        assert_eq!(
+            Notification::new(1, 0, &[0; 120]).unwrap_err(),
+            Errno::EINVAL
+        );
         assert!(Notification::new(1, 0, &[0; 119]).is_ok());
-        assert_eq!(Notification::new(1 << 24, 0, &[]).unwrap_err(), Errno::EINVAL);
+        assert_eq!(
+            Notification::new(1 << 24, 0, &[]).unwrap_err(),
+            Errno::EINVAL
+        );
     }
 
     #[test]

@@ -156,9 +156,7 @@ mod tests {
         let wq = Arc::new(WaitQueue::new());
         let flag = Arc::new(AtomicBool::new(false));
         let (wq2, f2) = (wq.clone(), flag.clone());
-        let t = std::thread::spawn(move || {
-            wq2.wait_until(None, || f2.load(Ordering::Acquire))
-        });
+        let t = std::thread::spawn(move || wq2.wait_until(None, || f2.load(Ordering::Acquire)));
         std::thread::sleep(Duration::from_millis(20));
         flag.store(true, Ordering::Release);
         wq.wake();

@@ -223,9 +223,8 @@ pub fn remove_watch_from_object(
     id: u64,
     all: bool,
 ) -> Result<()> {
-    let gone = list.unlink(|w| {
-        all || (w.id == id && queue.is_some_and(|q| Arc::ptr_eq(&w.queue, q)))
-    });
+    let gone =
+        list.unlink(|w| all || (w.id == id && queue.is_some_and(|q| Arc::ptr_eq(&w.queue, q))));
     if gone.is_empty() {
         return Err(Errno::EBADSLT);
     }

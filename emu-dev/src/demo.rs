@@ -49,27 +49,63 @@ pub fn run() -> Result<String> {
     );
 
     let actor = consumer.fork();
-    let key = actor.add_key("user", Some("demo:token"), b"secret-1", KEY_SPEC_SESSION_KEYRING)?;
+    let key = actor.add_key(
+        "user",
+        Some("demo:token"),
+        b"secret-1",
+        KEY_SPEC_SESSION_KEYRING,
+    )?;
     consumer.keyctl_watch_key(key, rfd, 2)?;
     let user_ring = actor.keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)?;
-    let _ = writeln!(out, "# actor pid {} added user key {key:#x} \"demo:token\"; consumer watches it with tag 2", actor.pid());
+    let _ = writeln!(
+        out,
+        "# actor pid {} added user key {key:#x} \"demo:token\"; consumer watches it with tag 2",
+        actor.pid()
+    );
     let step = |out: &mut String, what: &str, r: Result<()>| {
-        let _ = writeln!(out, "# {what} = {}", r.map_or_else(|e| format!("-1 {}", e.name()), |()| "0".into()));
+        let _ = writeln!(
+            out,
+            "# {what} = {}",
+            r.map_or_else(|e| format!("-1 {}", e.name()), |()| "0".into())
+        );
     };
-    step(&mut out, "keyctl(UPDATE, key, \"secret-2\")", actor.keyctl_update(key, b"secret-2"));
-    step(&mut out, "keyctl(SETPERM, key, 0x3f010000)", actor.keyctl_setperm(key, 0x3f01_0000));
-    step(&mut out, "keyctl(LINK, key, @u)", actor.keyctl_link(key, user_ring));
-    step(&mut out, "keyctl(UNLINK, key, @u)", actor.keyctl_unlink(key, user_ring));
+    step(
+        &mut out,
+        "keyctl(UPDATE, key, \"secret-2\")",
+        actor.keyctl_update(key, b"secret-2"),
+    );
+    step(
+        &mut out,
+        "keyctl(SETPERM, key, 0x3f010000)",
+        actor.keyctl_setperm(key, 0x3f01_0000),
+    );
+    step(
+        &mut out,
+        "keyctl(LINK, key, @u)",
+        actor.keyctl_link(key, user_ring),
+    );
+    step(
+        &mut out,
+        "keyctl(UNLINK, key, @u)",
+        actor.keyctl_unlink(key, user_ring),
+    );
     drain(&consumer, rfd, &mut out)?;
 
-    let _ = writeln!(out, "# burst: 40 x keyctl(UPDATE) into a queue that holds 32");
+    let _ = writeln!(
+        out,
+        "# burst: 40 x keyctl(UPDATE) into a queue that holds 32"
+    );
     for _ in 0..40 {
         actor.keyctl_update(key, b"burst")?;
     }
     drain(&consumer, rfd, &mut out)?;
 
     step(&mut out, "keyctl(REVOKE, key)", actor.keyctl_revoke(key));
-    step(&mut out, "keyctl(UNLINK, key, @s) (last link: the collector destroys the key)", actor.keyctl_unlink(key, KEY_SPEC_SESSION_KEYRING));
+    step(
+        &mut out,
+        "keyctl(UNLINK, key, @s) (last link: the collector destroys the key)",
+        actor.keyctl_unlink(key, KEY_SPEC_SESSION_KEYRING),
+    );
     drain(&consumer, rfd, &mut out)?;
 
     let s = consumer.queue_stats(rfd)?;

@@ -85,7 +85,10 @@ impl Kernel {
     /// its last reference).
     pub fn key_gc(&self) {
         let procs: Vec<Arc<Process>> = self.processes.lock().values().cloned().collect();
-        let roots: Vec<Serial> = procs.iter().flat_map(|p| p.key_anchors().roots().collect::<Vec<_>>()).collect();
+        let roots: Vec<Serial> = procs
+            .iter()
+            .flat_map(|p| p.key_anchors().roots().collect::<Vec<_>>())
+            .collect();
         self.keys.gc(&roots);
     }
 

@@ -80,7 +80,13 @@ impl Process {
     ///
     /// # Errors
     /// As `KeyStore::add_key`.
-    pub fn add_key(&self, ktype: &str, desc: Option<&str>, payload: &[u8], ring: Serial) -> Result<Serial> {
+    pub fn add_key(
+        &self,
+        ktype: &str,
+        desc: Option<&str>,
+        payload: &[u8],
+        ring: Serial,
+    ) -> Result<Serial> {
         self.with_keys(|k, c| k.add_key(c, ktype, desc, payload, ring))
     }
 
@@ -186,7 +192,13 @@ impl Process {
     ///
     /// # Errors
     /// As `KeyStore::search`.
-    pub fn keyctl_search(&self, ring: Serial, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
+    pub fn keyctl_search(
+        &self,
+        ring: Serial,
+        ktype: &str,
+        desc: &str,
+        dest: Serial,
+    ) -> Result<Serial> {
         self.with_keys(|k, c| k.search(c, ring, ktype, desc, dest))
     }
 
@@ -243,7 +255,13 @@ impl Process {
     ///
     /// # Errors
     /// As `KeyStore::move_key`.
-    pub fn keyctl_move(&self, id: Serial, from: Serial, to: Serial, flags: KeyctlMove) -> Result<()> {
+    pub fn keyctl_move(
+        &self,
+        id: Serial,
+        from: Serial,
+        to: Serial,
+        flags: KeyctlMove,
+    ) -> Result<()> {
         self.with_keys(|k, c| k.move_key(c, id, from, to, flags))
     }
 
@@ -251,7 +269,12 @@ impl Process {
     ///
     /// # Errors
     /// As `KeyStore::restrict_keyring`.
-    pub fn keyctl_restrict_keyring(&self, id: Serial, ktype: Option<&str>, restriction: Option<&str>) -> Result<()> {
+    pub fn keyctl_restrict_keyring(
+        &self,
+        id: Serial,
+        ktype: Option<&str>,
+        restriction: Option<&str>,
+    ) -> Result<()> {
         self.with_keys(|k, c| k.restrict_keyring(c, id, ktype, restriction))
     }
 

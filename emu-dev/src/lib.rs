@@ -14,11 +14,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod demo;
 mod fdtable;
 mod file;
-pub mod demo;
-pub mod keyctl;
 mod kernel;
+pub mod keyctl;
 mod pipe;
 mod process;
 

@@ -106,7 +106,10 @@ impl ByteRing {
 /// What a pipe carries.
 enum PipeKind {
     /// An ordinary pipe.
-    Bytes { ring: Mutex<ByteRing>, rd_wait: WaitQueue },
+    Bytes {
+        ring: Mutex<ByteRing>,
+        rd_wait: WaitQueue,
+    },
     /// A notification pipe (`pipe->watch_queue` set).
     Notification(Arc<WatchQueue>),
 }
@@ -293,7 +296,11 @@ impl Pipe {
         let mut done = 0;
         loop {
             if self.readers() == 0 {
-                return if done > 0 { Ok(done) } else { Err(Errno::EPIPE) };
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::EPIPE)
+                };
             }
             done += ring.lock().push(&data[done..], packet, done == 0);
             if done > 0 {
@@ -303,13 +310,21 @@ impl Pipe {
                 return Ok(done);
             }
             if mode.nonblock {
-                return if done > 0 { Ok(done) } else { Err(Errno::EAGAIN) };
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
             }
-            let ready = self.wr_wait.wait_until(mode.deadline, || {
-                !ring.lock().full() || self.readers() == 0
-            });
+            let ready = self
+                .wr_wait
+                .wait_until(mode.deadline, || !ring.lock().full() || self.readers() == 0);
             if !ready {
-                return if done > 0 { Ok(done) } else { Err(Errno::EINTR) };
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::EINTR)
+                };
             }
         }
     }
@@ -420,7 +435,11 @@ impl Pipe {
         deadline: Option<Instant>,
         ready: impl Fn() -> bool,
     ) -> Result<()> {
-        let wq = if write_side { &self.wr_wait } else { self.rd_wait() };
+        let wq = if write_side {
+            &self.wr_wait
+        } else {
+            self.rd_wait()
+        };
         if wq.wait_until(deadline, ready) {
             Ok(())
         } else {

@@ -45,7 +45,11 @@ pub struct PollFd {
 impl PollFd {
     /// An entry asking for `events` on `fd`.
     pub fn new(fd: i32, events: u16) -> Self {
-        PollFd { fd, events, revents: 0 }
+        PollFd {
+            fd,
+            events,
+            revents: 0,
+        }
     }
 }
 
@@ -178,7 +182,11 @@ impl Process {
             return Err(Errno::EINVAL);
         }
         let mut l = self.nofile.lock();
-        if hard > l.1 && !self.cred().capable(watchq_core::lsm::caps::CAP_SYS_RESOURCE) {
+        if hard > l.1
+            && !self
+                .cred()
+                .capable(watchq_core::lsm::caps::CAP_SYS_RESOURCE)
+        {
             return Err(Errno::EPERM);
         }
         *l = (soft, hard);
@@ -275,7 +283,10 @@ impl Process {
             Pipe::new_bytes(ino)
         };
         // create_pipe_files(): O_DIRECT only shows on the write end.
-        let rd = OpenFile::new(FileKind::Pipe(pipe.clone()), O_RDONLY | (flags & O_NONBLOCK));
+        let rd = OpenFile::new(
+            FileKind::Pipe(pipe.clone()),
+            O_RDONLY | (flags & O_NONBLOCK),
+        );
         let wr = OpenFile::new(
             FileKind::Pipe(pipe),
             O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)),
@@ -563,7 +574,11 @@ impl Process {
             FIONBIO => {
                 let on = read_user_int(mem.as_deref())? != 0;
                 let fl = f.flags();
-                f.set_flags(if on { fl | O_NONBLOCK } else { fl & !O_NONBLOCK });
+                f.set_flags(if on {
+                    fl | O_NONBLOCK
+                } else {
+                    fl & !O_NONBLOCK
+                });
                 return Ok(0);
             }
             FIONREAD => {
@@ -606,7 +621,8 @@ impl Process {
     /// # Errors
     /// As [`Process::ioctl`].
     pub fn set_queue_size(&self, fd: i32, nr_notes: u64) -> Result<()> {
-        self.ioctl(fd, IOC_WATCH_QUEUE_SET_SIZE, nr_notes, None).map(drop)
+        self.ioctl(fd, IOC_WATCH_QUEUE_SET_SIZE, nr_notes, None)
+            .map(drop)
     }
 
     /// `IOC_WATCH_QUEUE_SET_FILTER` through [`Process::ioctl`]; `None`
@@ -777,9 +793,22 @@ impl Process {
                 }
                 wait_for_space(op, nonblock, deadline)?;
                 let data = ip.peek_bytes(len.min(op_room(op)));
-                let n = op.write(&data, false, ReadMode { nonblock: true, deadline: None })?;
+                let n = op.write(
+                    &data,
+                    false,
+                    ReadMode {
+                        nonblock: true,
+                        deadline: None,
+                    },
+                )?;
                 let mut sink = vec![0u8; n];
-                ip.read(&mut sink, ReadMode { nonblock: true, deadline: None })?;
+                ip.read(
+                    &mut sink,
+                    ReadMode {
+                        nonblock: true,
+                        deadline: None,
+                    },
+                )?;
                 Ok(n)
             }
             (Some(ip), None) => {
@@ -796,7 +825,13 @@ impl Process {
                 let data = ip.peek_bytes(len);
                 let n = self.write_out(&fout, pos, off_out, &data)?;
                 let mut sink = vec![0u8; n];
-                ip.read(&mut sink, ReadMode { nonblock: true, deadline: None })?;
+                ip.read(
+                    &mut sink,
+                    ReadMode {
+                        nonblock: true,
+                        deadline: None,
+                    },
+                )?;
                 Ok(n)
             }
             (None, Some(op)) => {
@@ -804,7 +839,14 @@ impl Process {
                 nonblock |= fout.nonblocking();
                 wait_for_space(op, nonblock, deadline)?;
                 let data = splice_read(&fin, pos, len.min(op_room(op)))?;
-                let n = op.write(&data, false, ReadMode { nonblock: true, deadline: None })?;
+                let n = op.write(
+                    &data,
+                    false,
+                    ReadMode {
+                        nonblock: true,
+                        deadline: None,
+                    },
+                )?;
                 advance(&fin, off_in, pos, n);
                 Ok(n)
             }
@@ -857,15 +899,21 @@ impl Process {
         if Arc::ptr_eq(ip, op) {
             return Err(Errno::EINVAL);
         }
-        let nonblock =
-            flags & SPLICE_F_NONBLOCK != 0 || fin.nonblocking() || fout.nonblocking();
+        let nonblock = flags & SPLICE_F_NONBLOCK != 0 || fin.nonblocking() || fout.nonblocking();
         let deadline = self.alarm();
         if !wait_readable(ip, nonblock, deadline)? {
             return Ok(0);
         }
         wait_for_space(op, nonblock, deadline)?;
         let data = ip.peek_bytes(len.min(op_room(op)));
-        op.write(&data, false, ReadMode { nonblock: true, deadline: None })
+        op.write(
+            &data,
+            false,
+            ReadMode {
+                nonblock: true,
+                deadline: None,
+            },
+        )
     }
 
     /// `vmsplice()`: user memory into a pipe's write side (`iov` is read),
@@ -901,7 +949,14 @@ impl Process {
         if to_pipe {
             wait_for_space(p, nonblock, deadline)?;
             let data: Vec<u8> = iov.iter().flat_map(|v| v.iter().copied()).collect();
-            p.write(&data[..total.min(op_room(p))], false, ReadMode { nonblock: true, deadline: None })
+            p.write(
+                &data[..total.min(op_room(p))],
+                false,
+                ReadMode {
+                    nonblock: true,
+                    deadline: None,
+                },
+            )
         } else {
             let mut tmp = vec![0u8; total];
             let n = p.read(&mut tmp, ReadMode { nonblock, deadline })?;
@@ -948,7 +1003,14 @@ impl Process {
             Some(op) => {
                 wait_for_space(op, fout.nonblocking() || fin.nonblocking(), deadline)?;
                 let data = splice_read(&fin, pos, count.min(op_room(op)))?;
-                let n = op.write(&data, false, ReadMode { nonblock: true, deadline: None })?;
+                let n = op.write(
+                    &data,
+                    false,
+                    ReadMode {
+                        nonblock: true,
+                        deadline: None,
+                    },
+                )?;
                 (data, n)
             }
             None => {
@@ -992,7 +1054,11 @@ impl Process {
             }
             FileKind::Directory
         } else if flags & O_DIRECTORY != 0 {
-            return Err(if self.path_exists(path) { Errno::ENOTDIR } else { Errno::ENOENT });
+            return Err(if self.path_exists(path) {
+                Errno::ENOTDIR
+            } else {
+                Errno::ENOENT
+            });
         } else if path == "/dev/null" {
             FileKind::Null
         } else if path == "/dev/console" || path == "/dev/tty" {
@@ -1042,7 +1108,11 @@ impl Process {
         let proc_ = if who == "self" {
             None
         } else {
-            match who.parse::<u32>().ok().and_then(|pid| self.kernel.process(pid)) {
+            match who
+                .parse::<u32>()
+                .ok()
+                .and_then(|pid| self.kernel.process(pid))
+            {
                 Some(p) => Some(p),
                 None => return Some(Err(Errno::ENOENT)),
             }
@@ -1122,7 +1192,9 @@ fn splice_read(f: &OpenFile, pos: u64, len: usize) -> Result<Vec<u8>> {
 
 /// Bytes an ordinary pipe can take right now (whole free buffers).
 fn op_room(p: &Pipe) -> usize {
-    p.max_usage().saturating_sub(p.fionread().div_ceil(PAGE_SIZE)) * PAGE_SIZE
+    p.max_usage()
+        .saturating_sub(p.fionread().div_ceil(PAGE_SIZE))
+        * PAGE_SIZE
 }
 
 /// `ipipe_prep()`/`splice_from_pipe_next()`: Ok(false) when the pipe is

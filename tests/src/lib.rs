@@ -104,7 +104,12 @@ pub const LOSS: [u8; 8] = [0, 0, 0, 1, 8, 0, 0, 0];
 
 /// A filter entry for `type_` accepting the subtypes in `subtypes` bitmap
 /// word 0, with an info mask and filter.
-pub fn entry(type_: u32, subtypes: u32, info_mask: u32, info_filter: u32) -> RawWatchNotificationTypeFilter {
+pub fn entry(
+    type_: u32,
+    subtypes: u32,
+    info_mask: u32,
+    info_filter: u32,
+) -> RawWatchNotificationTypeFilter {
     let mut e = RawWatchNotificationTypeFilter {
         type_,
         info_filter,

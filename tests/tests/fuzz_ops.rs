@@ -7,8 +7,7 @@ use proptest::prelude::*;
 use std::sync::Arc;
 use watchq_core::uapi::*;
 use watchq_core::{
-    add_watch_to_object, post_watch_notification, Errno, Notification, Watch, WatchList,
-    WatchQueue,
+    add_watch_to_object, post_watch_notification, Errno, Notification, Watch, WatchList, WatchQueue,
 };
 use watchq_emu::{Kernel, KernelConfig, PollFd};
 

@@ -25,14 +25,21 @@ fn pipe2_flag_mask() {
     ] {
         assert!(p.pipe2(ok).is_ok(), "{ok:#x}");
     }
-    for bad in [O_NOTIFICATION_PIPE | O_APPEND, O_NOTIFICATION_PIPE | O_RDWR, O_ASYNC] {
+    for bad in [
+        O_NOTIFICATION_PIPE | O_APPEND,
+        O_NOTIFICATION_PIPE | O_RDWR,
+        O_ASYNC,
+    ] {
         assert_eq!(p.pipe2(bad), Err(Errno::EINVAL), "{bad:#x}");
     }
 }
 
 #[test]
 fn pipe2_without_config_watch_queue_is_enopkg() {
-    let k = Kernel::new(KernelConfig { watch_queue: false, ..Default::default() });
+    let k = Kernel::new(KernelConfig {
+        watch_queue: false,
+        ..Default::default()
+    });
     let p = k.spawn(0, 0);
     assert_eq!(p.pipe2(O_NOTIFICATION_PIPE), Err(Errno::ENOPKG));
     // The flag mask is checked first.
@@ -145,7 +152,10 @@ fn setpipe_sz_is_ebusy_on_notification_pipes_only() {
     assert_eq!(p.fcntl(or, F_SETPIPE_SZ, 5000), Ok(8192));
     assert_eq!(p.fcntl(or, F_GETPIPE_SZ, 0), Ok(8192));
     assert_eq!(p.fcntl(or, F_SETPIPE_SZ, 0), Ok(4096));
-    assert_eq!(p.fcntl(or, F_SETPIPE_SZ, (1u64 << 31) + 1), Err(Errno::EINVAL));
+    assert_eq!(
+        p.fcntl(or, F_SETPIPE_SZ, (1u64 << 31) + 1),
+        Err(Errno::EINVAL)
+    );
     // Not a pipe: EBADF, as pipe_fcntl() says.
     let m = p.memfd_create("x", 0).unwrap();
     assert_eq!(p.fcntl(m, F_GETPIPE_SZ, 0), Err(Errno::EBADF));
@@ -175,10 +185,16 @@ fn ioctl_errnos_by_file_kind() {
     // FIONREAD needs somewhere to write.
     assert_eq!(p.ioctl(r, FIONREAD, 0, None), Err(Errno::EFAULT));
     let mut short = [0u8; 3];
-    assert_eq!(p.ioctl(r, FIONREAD, 1, Some(&mut short)), Err(Errno::EFAULT));
+    assert_eq!(
+        p.ioctl(r, FIONREAD, 1, Some(&mut short)),
+        Err(Errno::EFAULT)
+    );
     // SET_FILTER may come before SET_SIZE; a non-NULL pointer to nothing is EFAULT.
     assert_eq!(p.set_queue_filter(r, None), Ok(()));
-    assert_eq!(p.ioctl(r, IOC_WATCH_QUEUE_SET_FILTER, 1, None), Err(Errno::EFAULT));
+    assert_eq!(
+        p.ioctl(r, IOC_WATCH_QUEUE_SET_FILTER, 1, None),
+        Err(Errno::EFAULT)
+    );
 }
 
 #[test]
@@ -211,7 +227,9 @@ fn write_is_exdev_first_and_ebadf_on_read_end() {
     p.close(r2).unwrap();
     assert_eq!(p.write(w2, b""), Err(Errno::EXDEV));
     // A /proc/self/fd reopen is the same pipe.
-    let re = p.open(&format!("/proc/self/fd/{}", f.wfd), O_WRONLY).unwrap();
+    let re = p
+        .open(&format!("/proc/self/fd/{}", f.wfd), O_WRONLY)
+        .unwrap();
     assert_eq!(p.write(re, b"x"), Err(Errno::EXDEV));
     assert_eq!(p.set_queue_size(re, 1), Err(Errno::EBUSY));
     let _ = dupw;
@@ -258,7 +276,10 @@ fn splice_checks_come_in_kernel_order() {
     assert_eq!(p.splice(99, None, ow, None, 1, 0), Err(Errno::EBADF));
     // An offset on a pipe side is ESPIPE before the mode check.
     let mut off = 0u64;
-    assert_eq!(p.splice(or, Some(&mut off), ow, None, 1, 0), Err(Errno::ESPIPE));
+    assert_eq!(
+        p.splice(or, Some(&mut off), ow, None, 1, 0),
+        Err(Errno::ESPIPE)
+    );
     // Modes: reading from a write end.
     assert_eq!(p.splice(ow, None, or, None, 1, 0), Err(Errno::EBADF));
     // tee and vmsplice flags.
@@ -525,7 +546,10 @@ fn open_paths() {
     let p = kernel().spawn(0, 0);
     assert_eq!(p.open("/nope", O_RDONLY), Err(Errno::ENOENT));
     assert_eq!(p.open("/", O_WRONLY), Err(Errno::EISDIR));
-    assert_eq!(p.open("/dev/null", O_RDONLY | O_DIRECTORY), Err(Errno::ENOTDIR));
+    assert_eq!(
+        p.open("/dev/null", O_RDONLY | O_DIRECTORY),
+        Err(Errno::ENOTDIR)
+    );
     let d = p.open("/", O_RDONLY | O_DIRECTORY).unwrap();
     let mut b = [0u8; 4];
     assert_eq!(p.read(d, &mut b), Err(Errno::EISDIR));

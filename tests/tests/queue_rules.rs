@@ -221,20 +221,52 @@ fn filter_validation_order_and_failure_keeps_old_filter() {
     let p = &f.proc_;
     let ok = entry(WATCH_TYPE_KEY_NOTIFY, 1 << UPD, 0, 0);
     // Short header or short entries: EFAULT; but a bad count is EINVAL first.
-    assert_eq!(p.set_queue_filter(f.rfd, Some(&[1, 0, 0, 0])), Err(Errno::EFAULT));
-    assert_eq!(p.set_queue_filter(f.rfd, Some(&filter_blob_raw(1, 0, &[]))), Err(Errno::EFAULT));
-    assert_eq!(p.set_queue_filter(f.rfd, Some(&filter_blob_raw(0, 0, &[]))), Err(Errno::EINVAL));
-    for (nr, res) in [(0u32, 0u32), (17, 0), (0xffff_ffff, 0), (1, 1), (1, 0x8000_0000)] {
+    assert_eq!(
+        p.set_queue_filter(f.rfd, Some(&[1, 0, 0, 0])),
+        Err(Errno::EFAULT)
+    );
+    assert_eq!(
+        p.set_queue_filter(f.rfd, Some(&filter_blob_raw(1, 0, &[]))),
+        Err(Errno::EFAULT)
+    );
+    assert_eq!(
+        p.set_queue_filter(f.rfd, Some(&filter_blob_raw(0, 0, &[]))),
+        Err(Errno::EINVAL)
+    );
+    for (nr, res) in [
+        (0u32, 0u32),
+        (17, 0),
+        (0xffff_ffff, 0),
+        (1, 1),
+        (1, 0x8000_0000),
+    ] {
         let blob = filter_blob_raw(nr, res, &[ok]);
-        assert_eq!(p.set_queue_filter(f.rfd, Some(&blob)), Err(Errno::EINVAL), "{nr} {res:#x}");
+        assert_eq!(
+            p.set_queue_filter(f.rfd, Some(&blob)),
+            Err(Errno::EINVAL),
+            "{nr} {res:#x}"
+        );
     }
     assert_eq!(set_filter(&f, &[ok; 16]), Ok(()));
-    for (mask, filt) in [(0, 0x100), (0xff00, 0x10100), (0x7f, 0), (0x01, 0), (0x40, 0)] {
+    for (mask, filt) in [
+        (0, 0x100),
+        (0xff00, 0x10100),
+        (0x7f, 0),
+        (0x01, 0),
+        (0x40, 0),
+    ] {
         let bad = entry(WATCH_TYPE_KEY_NOTIFY, !0, mask, filt);
-        assert_eq!(set_filter(&f, &[bad]), Err(Errno::EINVAL), "{mask:#x} {filt:#x}");
+        assert_eq!(
+            set_filter(&f, &[bad]),
+            Err(Errno::EINVAL),
+            "{mask:#x} {filt:#x}"
+        );
         assert_eq!(set_filter(&f, &[ok, bad]), Err(Errno::EINVAL));
         // An unknown type with a bad entry is still EINVAL.
-        assert_eq!(set_filter(&f, &[RawWatchNotificationTypeFilter { type_: 9, ..bad }]), Err(Errno::EINVAL));
+        assert_eq!(
+            set_filter(&f, &[RawWatchNotificationTypeFilter { type_: 9, ..bad }]),
+            Err(Errno::EINVAL)
+        );
     }
     for mask in [0x80, 0xffff_ff80] {
         assert_eq!(set_filter(&f, &[entry(1, !0, mask, 0)]), Ok(()));
@@ -251,11 +283,18 @@ fn filter_validation_order_and_failure_keeps_old_filter() {
 fn filter_matching_rules() {
     let f = Fixture::new(Some(4));
     let drain = |f: &Fixture| -> Vec<u8> {
-        f.read(8192).map(|b| b.chunks(16).map(|r| r[3]).collect()).unwrap_or_default()
+        f.read(8192)
+            .map(|b| b.chunks(16).map(|r| r[3]).collect())
+            .unwrap_or_default()
     };
     // LINKED|UNLINKED only.
     set_filter(&f, &[entry(1, 0x0c, 0, 0)]).unwrap();
-    for st in [UPD, NOTIFY_KEY_SETATTR, NOTIFY_KEY_UNLINKED, NOTIFY_KEY_LINKED] {
+    for st in [
+        UPD,
+        NOTIFY_KEY_SETATTR,
+        NOTIFY_KEY_UNLINKED,
+        NOTIFY_KEY_LINKED,
+    ] {
         f.post(st, 0);
     }
     assert_eq!(drain(&f), [NOTIFY_KEY_UNLINKED, NOTIFY_KEY_LINKED]);
@@ -264,7 +303,11 @@ fn filter_matching_rules() {
     f.post(UPD, 0);
     assert_eq!(drain(&f), Vec::<u8>::new());
     // Flag bit 0x10000, info bit 0x80: nothing passes; mask 0xffff0000 filter 0: everything.
-    for (m, v, n) in [(0x1_0000, 0x1_0000, 0), (0x80, 0x80, 0), (0xffff_0000, 0, 1)] {
+    for (m, v, n) in [
+        (0x1_0000, 0x1_0000, 0),
+        (0x80, 0x80, 0),
+        (0xffff_0000, 0, 1),
+    ] {
         set_filter(&f, &[entry(1, !0, m, v)]).unwrap();
         f.post(UPD, 0);
         assert_eq!(drain(&f).len(), n, "{m:#x}");
@@ -312,7 +355,13 @@ fn filter_three_entries_example() {
     f.post(NOTIFY_KEY_SETATTR, 0); // tag 1: dropped
     f.post(NOTIFY_KEY_UNLINKED, 0);
     let n = Notification::key(NOTIFY_KEY_SETATTR, 2, 0);
-    watchq_core::post_watch_notification(Some(&f.list), &n, &f.proc_.cred(), 2, &watchq_core::Permissive);
+    watchq_core::post_watch_notification(
+        Some(&f.list),
+        &n,
+        &f.proc_.cred(),
+        2,
+        &watchq_core::Permissive,
+    );
     let got = f.read(4096).unwrap();
     let subs: Vec<(u8, u8)> = got.chunks(16).map(|r| (r[3], r[5])).collect();
     assert_eq!(subs, [(UPD, 1), (NOTIFY_KEY_SETATTR, 2)]);
@@ -353,7 +402,11 @@ fn a_denying_policy_counts_and_never_sees_meta() {
     let s = f.post(UPD, 0);
     assert_eq!((s.matched, s.denied, s.delivered), (1, 1, 0));
     f.unwatch(f.rfd, OBJ).unwrap();
-    assert_eq!(f.read(64).unwrap().len(), 16, "the removal record bypasses the policy");
+    assert_eq!(
+        f.read(64).unwrap().len(),
+        16,
+        "the removal record bypasses the policy"
+    );
     assert_eq!(pol.0.load(Ordering::Relaxed), 1);
     assert_eq!(f.proc_.queue_stats(f.rfd).unwrap().denied, 1);
 }

@@ -96,7 +96,10 @@ fn run(notes: u64, read_len: usize) {
             })
             .collect();
         let seqs: Vec<u32> = mine.iter().map(|&(_, s)| s).collect();
-        assert_eq!(seqs, posted[id as usize], "producer {id}: read exactly what was posted, in order");
+        assert_eq!(
+            seqs, posted[id as usize],
+            "producer {id}: read exactly what was posted, in order"
+        );
         // Every gap (lost records) has a loss record between the records around it.
         let loss_between = |from: usize, to: usize| items[from..to].contains(&Item::Loss);
         let mut prev: Option<(usize, u32)> = None;
@@ -104,13 +107,19 @@ fn run(notes: u64, read_len: usize) {
             let expected = prev.map_or(0, |(_, s)| s + 1);
             if seq != expected {
                 let from = prev.map_or(0, |(p, _)| p);
-                assert!(loss_between(from, pos), "producer {id}: gap before seq {seq} not covered");
+                assert!(
+                    loss_between(from, pos),
+                    "producer {id}: gap before seq {seq} not covered"
+                );
             }
             prev = Some((pos, seq));
         }
-        if prev.map_or(true, |(_, s)| s + 1 != PER_PRODUCER) {
+        if prev.is_none_or(|(_, s)| s + 1 != PER_PRODUCER) {
             let from = prev.map_or(0, |(p, _)| p);
-            assert!(loss_between(from, items.len()), "producer {id}: trailing loss not covered");
+            assert!(
+                loss_between(from, items.len()),
+                "producer {id}: trailing loss not covered"
+            );
         }
     }
 }

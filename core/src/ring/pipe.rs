@@ -239,12 +239,10 @@ impl PipeRing {
             // the consumer's Release swap: seeing the released stamp means its
             // copy-out happened before, which `on_full` passes on through the
             // tail.
-            match slot.stamp.compare_exchange(
-                cur,
-                cur | LOSS,
-                Ordering::Relaxed,
-                Ordering::Acquire,
-            ) {
+            match slot
+                .stamp
+                .compare_exchange(cur, cur | LOSS, Ordering::Relaxed, Ordering::Acquire)
+            {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
@@ -326,7 +324,9 @@ impl PipeRing {
         // Acquire-reads the new lap's stamp and then advances the tail for us
         // (`on_full`). As an RMW the swap sees any LOSS mark made before it; a
         // marker that comes later finds the new lap's stamp and retries.
-        let s = slot.stamp.swap(t + self.slots.len() as u64, Ordering::Release);
+        let s = slot
+            .stamp
+            .swap(t + self.slots.len() as u64, Ordering::Release);
         // ORDERING: Release: our copy-out happens before a producer that
         // Acquire-loads this tail reuses the slot. A marker may have stored
         // this same value already (see `on_full`).
@@ -451,10 +451,23 @@ mod tests {
         // SAFETY: only consumer.
         assert_eq!(unsafe { r.queued_bytes_unchecked() }, 96 * 16);
         for i in 0..95 {
-            assert_eq!(pop(&r, 16), Pop::Record { len: 16, loss: false }, "{i}");
+            assert_eq!(
+                pop(&r, 16),
+                Pop::Record {
+                    len: 16,
+                    loss: false
+                },
+                "{i}"
+            );
         }
         // the last one carries the (collapsed) loss
-        assert_eq!(pop(&r, 16), Pop::Record { len: 16, loss: true });
+        assert_eq!(
+            pop(&r, 16),
+            Pop::Record {
+                len: 16,
+                loss: true
+            }
+        );
         assert_eq!(pop(&r, 16), Pop::Empty);
     }
 
@@ -463,7 +476,13 @@ mod tests {
         let r = PipeRing::new(32).unwrap();
         r.try_post(&rec(1, 0));
         assert_eq!(pop(&r, 15), Pop::TooBig(16));
-        assert_eq!(pop(&r, 16), Pop::Record { len: 16, loss: false });
+        assert_eq!(
+            pop(&r, 16),
+            Pop::Record {
+                len: 16,
+                loss: false
+            }
+        );
     }
 
     #[test]
@@ -472,8 +491,15 @@ mod tests {
         let mut buf = [0u8; 16];
         for i in 0..1000u32 {
             assert_eq!(r.try_post(&rec(1, i)), PostOutcome::Posted);
-            // SAFETY: only consumer.
-            assert_eq!(unsafe { r.try_pop_unchecked(&mut buf) }, Pop::Record { len: 16, loss: false });
+            // SAFETY: this test is the ring's only consumer.
+            let popped = unsafe { r.try_pop_unchecked(&mut buf) };
+            assert_eq!(
+                popped,
+                Pop::Record {
+                    len: 16,
+                    loss: false
+                }
+            );
             assert_eq!(u32::from_le_bytes(buf[8..12].try_into().unwrap()), i);
         }
     }

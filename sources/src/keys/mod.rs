@@ -427,7 +427,12 @@ impl KeyStore {
                 }
             }
         }
-        let doomed: Vec<Serial> = g.keys.keys().copied().filter(|s| !seen.contains(s)).collect();
+        let doomed: Vec<Serial> = g
+            .keys
+            .keys()
+            .copied()
+            .filter(|s| !seen.contains(s))
+            .collect();
         for s in doomed {
             let k = g.keys.remove(&s).expect("listed above");
             let q = g.quota.entry(k.uid).or_default();

@@ -108,9 +108,10 @@ impl Inner {
             (k.ktype, k.desc.clone())
         };
         let keys = &self.keys;
-        let same: Option<usize> = keys[&ring].links.iter().position(|&l| {
-            l == key || keys.get(&l).is_some_and(|o| o.ktype == t && o.desc == d)
-        });
+        let same: Option<usize> = keys[&ring]
+            .links
+            .iter()
+            .position(|&l| l == key || keys.get(&l).is_some_and(|o| o.ktype == t && o.desc == d));
         let r = self.keys.get_mut(&ring).expect("checked");
         match same {
             Some(i) => r.links[i] = key,
@@ -172,13 +173,7 @@ impl Inner {
 
     /// Keys of `t`/`desc` found by searching `roots` recursively through
     /// keyrings the caller may search, with the search's verdict on each.
-    fn search(
-        &self,
-        ctx: &KeyCtx<'_>,
-        roots: &[Serial],
-        t: KeyType,
-        desc: &str,
-    ) -> Result<Serial> {
+    fn search(&self, ctx: &KeyCtx<'_>, roots: &[Serial], t: KeyType, desc: &str) -> Result<Serial> {
         let mut stack: Vec<(Serial, usize)> = roots.iter().map(|&r| (r, 0)).collect();
         let mut seen = std::collections::HashSet::new();
         let mut err = Errno::ENOKEY;
@@ -308,20 +303,19 @@ impl KeyStore {
         desc: &str,
         dest: Serial,
     ) -> Result<Serial> {
-        KeyType::lookup(type_name).map_err(|e| if e == Errno::ENODEV { Errno::ENOKEY } else { e })?;
+        KeyType::lookup(type_name)
+            .map_err(|e| if e == Errno::ENODEV { Errno::ENOKEY } else { e })?;
         let mut g = self.inner.lock();
         let dest = match dest {
             0 => None,
             d => Some(self.lookup(&mut g, ctx, d, LOOKUP_CREATE, need::WRITE)?),
         };
         let t = KeyType::lookup(type_name)?;
-        if g.user_rings.get(&ctx.cred.uid).is_none() {
-            g.user_keyrings(ctx);
-        }
+        let (_, user_session) = g.user_keyrings(ctx);
         let roots = {
             let a = &*ctx.anchors;
             let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
-            v.push(a.session.unwrap_or(g.user_rings[&ctx.cred.uid].1));
+            v.push(a.session.unwrap_or(user_session));
             v
         };
         let k = g.search(ctx, &roots, t, desc)?;
@@ -483,7 +477,13 @@ impl KeyStore {
             return Ok(());
         }
         let mut g = self.inner.lock();
-        let s = self.lookup(&mut g, ctx, id, LOOKUP_CREATE | LOOKUP_PARTIAL, need::SETATTR)?;
+        let s = self.lookup(
+            &mut g,
+            ctx,
+            id,
+            LOOKUP_CREATE | LOOKUP_PARTIAL,
+            need::SETATTR,
+        )?;
         let k = g.key(s)?;
         if !sys_admin(ctx) {
             if uid.is_some_and(|u| u != k.uid) {
@@ -522,7 +522,13 @@ impl KeyStore {
             return Err(Errno::EINVAL);
         }
         let mut g = self.inner.lock();
-        let s = self.lookup(&mut g, ctx, id, LOOKUP_CREATE | LOOKUP_PARTIAL, need::SETATTR)?;
+        let s = self.lookup(
+            &mut g,
+            ctx,
+            id,
+            LOOKUP_CREATE | LOOKUP_PARTIAL,
+            need::SETATTR,
+        )?;
         let admin = sys_admin(ctx);
         let k = g.key_mut(s)?;
         if !admin && k.uid != ctx.cred.uid {
@@ -598,12 +604,21 @@ impl KeyStore {
         Self::unlink_locked(&mut g, ctx, r, k)
     }
 
-    fn unlink_locked(g: &mut MutexGuard<'_, Inner>, ctx: &KeyCtx<'_>, r: Serial, k: Serial) -> Result<()> {
+    fn unlink_locked(
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &KeyCtx<'_>,
+        r: Serial,
+        k: Serial,
+    ) -> Result<()> {
         let ring = g.key_mut(r)?;
         if !ring.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let i = ring.links.iter().position(|&l| l == k).ok_or(Errno::ENOENT)?;
+        let i = ring
+            .links
+            .iter()
+            .position(|&l| l == k)
+            .ok_or(Errno::ENOENT)?;
         ring.links.remove(i);
         Self::notify(ring, ctx, NOTIFY_KEY_UNLINKED, k as u32);
         Ok(())
@@ -690,9 +705,7 @@ impl KeyStore {
         ctx: &mut KeyCtx<'_>,
         id: Serial,
         ring: Option<Serial>,
-        state: KeyState,
-        payload: Vec<u8>,
-        expiry: Option<u64>,
+        (state, payload, expiry): (KeyState, Vec<u8>, Option<u64>),
     ) -> Result<()> {
         if let Some(r) = ring {
             let rk = g.key(r)?;
@@ -727,7 +740,13 @@ impl KeyStore {
     /// `EINVAL` (over 1 MiB), `EPERM` (no authority over `id`), the `ring`
     /// lookup's, `EINVAL` (payload rejected), `ENOTDIR`, `EBUSY` (already
     /// instantiated).
-    pub fn instantiate(&self, ctx: &mut KeyCtx<'_>, id: Serial, payload: &[u8], ring: Serial) -> Result<()> {
+    pub fn instantiate(
+        &self,
+        ctx: &mut KeyCtx<'_>,
+        id: Serial,
+        payload: &[u8],
+        ring: Serial,
+    ) -> Result<()> {
         if payload.len() > ADD_KEY_PAYLOAD_MAX {
             return Err(Errno::EINVAL);
         }
@@ -739,7 +758,13 @@ impl KeyStore {
         };
         let k = g.key(id)?;
         k.ktype.vet(&k.desc, payload)?;
-        self.finish_construction(&mut g, ctx, id, ring, KeyState::Positive, payload.to_vec(), None)
+        self.finish_construction(
+            &mut g,
+            ctx,
+            id,
+            ring,
+            (KeyState::Positive, payload.to_vec(), None),
+        )
     }
 
     /// KEYCTL_REJECT (KEYCTL_NEGATE is `error` ENOKEY): negatively
@@ -768,7 +793,13 @@ impl KeyStore {
         // Error numbers watchq has no name for are reported as ENOKEY.
         let e = Errno::from_raw(error).unwrap_or(Errno::ENOKEY);
         let expiry = Some(g.now + u64::from(timeout));
-        self.finish_construction(&mut g, ctx, id, ring, KeyState::Negative(e), Vec::new(), expiry)
+        self.finish_construction(
+            &mut g,
+            ctx,
+            id,
+            ring,
+            (KeyState::Negative(e), Vec::new(), expiry),
+        )
     }
 
     /// KEYCTL_SET_TIMEOUT: expiry `secs` from now (0: never); posts SETATTR.
@@ -777,7 +808,13 @@ impl KeyStore {
     /// The lookup's (setattr permission).
     pub fn set_timeout(&self, ctx: &mut KeyCtx<'_>, id: Serial, secs: u32) -> Result<()> {
         let mut g = self.inner.lock();
-        let s = self.lookup(&mut g, ctx, id, LOOKUP_CREATE | LOOKUP_PARTIAL, need::SETATTR)?;
+        let s = self.lookup(
+            &mut g,
+            ctx,
+            id,
+            LOOKUP_CREATE | LOOKUP_PARTIAL,
+            need::SETATTR,
+        )?;
         let now = g.now;
         let k = g.key_mut(s)?;
         k.expiry = (secs != 0).then(|| now + u64::from(secs));
@@ -836,9 +873,11 @@ impl KeyStore {
             let key = g.key(k)?;
             (key.ktype, key.desc.clone())
         };
-        let clash = g.key(t)?.links.iter().any(|l| {
-            *l != k && g.keys.get(l).is_some_and(|o| o.ktype == kt && o.desc == kd)
-        });
+        let clash = g
+            .key(t)?
+            .links
+            .iter()
+            .any(|l| *l != k && g.keys.get(l).is_some_and(|o| o.ktype == kt && o.desc == kd));
         if clash && flags & KEYCTL_MOVE_EXCL != 0 {
             return Err(Errno::EEXIST);
         }

@@ -149,6 +149,10 @@ fn loom_pipe_two_producers_and_reader() {
             assert_eq!(got.iter().any(|&(g, _)| g == id), *o == PostOutcome::Posted);
         }
         let marks = got.iter().filter(|&&(_, loss)| loss).count();
-        assert_eq!(marks > 0, n_posted < 2, "a loss must be marked iff one happened");
+        assert_eq!(
+            marks > 0,
+            n_posted < 2,
+            "a loss must be marked iff one happened"
+        );
     });
 }

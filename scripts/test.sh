@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite of watchq: what the README's second command runs and
+# what CI (.ci/run) runs. Needs only the Rust toolchain (cargo, rustc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (unit, conformance, stress, fuzz-style, corpus replay)"
+cargo test --workspace --locked
+
+# loom models: every interleaving of the lock-free paths, bounded so a
+# 3-thread model finishes in seconds (see STYLE.md). Own target dir: the
+# cfg changes every crate's build.
+step "loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:=2})"
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="$LOOM_MAX_PREEMPTIONS" \
+    cargo test -p watchq-core --lib --release --locked --target-dir target/loom -- loom_
+
+# Benchmarks are measured with `cargo bench`; here they only have to build
+# and run once.
+step "benchmarks build and run once"
+cargo bench -p watchq-benches --locked -- --test
+
+step "demo"
+cargo run -q -p watchq-emu --locked -- demo > /dev/null
+
+printf '\nall checks passed\n'
