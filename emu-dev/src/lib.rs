@@ -27,3 +27,8 @@ pub use kernel::{Kernel, KernelConfig};
 pub use process::{PollFd, Process};
 pub use watchq_core::{Errno, Result};
 pub use watchq_sources::keys;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
