@@ -1,0 +1,478 @@
+//! Key notifications (spec §1.14; oracle FINDINGS §B, §F): which keyctl
+//! operation posts which record, byte for byte, and the watch errors in the
+//! kernel's order.
+
+use std::sync::Arc;
+use watchq_core::uapi::*;
+use watchq_core::{Errno, Notification};
+use watchq_emu::keys::{Serial, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
+use watchq_emu::{Kernel, KernelConfig, Process};
+
+struct K {
+    kernel: Arc<Kernel>,
+    p: Arc<Process>,
+    fd: i32,
+    s: Serial,
+}
+
+impl K {
+    fn new() -> Self {
+        let kernel = Kernel::new(KernelConfig::default());
+        let p = kernel.spawn(0, 0);
+        let s = p.keyctl_join_session_keyring(None).unwrap();
+        let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
+        p.set_queue_size(fd, 256).unwrap();
+        K { kernel, p, fd, s }
+    }
+
+    /// Every record queued now, as (subtype or 0xff for META removal, key/id, aux, tag).
+    fn drain(&self) -> Vec<Notification> {
+        let mut buf = vec![0u8; 8192];
+        match self.p.read(self.fd, &mut buf) {
+            Ok(n) => Notification::decode_all(&buf[..n]).unwrap(),
+            Err(Errno::EAGAIN) => Vec::new(),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+fn key(st: u8, id: Serial, aux: u32, tag: u8) -> Notification {
+    let mut n = Notification::key(st, id as u32, aux);
+    n.set_info_id(u32::from(tag) << 8);
+    n
+}
+
+fn removal(id: Serial, tag: u8) -> Notification {
+    let mut n = Notification::removal(id as u32 as u64);
+    n.set_info_id(u32::from(tag) << 8);
+    n
+}
+
+fn bytes(v: &[Notification]) -> Vec<Vec<u8>> {
+    v.iter().map(|n| n.as_bytes().to_vec()).collect()
+}
+
+#[track_caller]
+fn expect(k: &K, want: &[Notification]) {
+    assert_eq!(bytes(&k.drain()), bytes(want));
+}
+
+#[test]
+fn keys_oracle_table_b() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    p.keyctl_watch_key(s, fd, 5).unwrap();
+    expect(&k, &[]);
+    let r = p.add_key("keyring", Some("ringR"), b"", s).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_LINKED, s, r as u32, 5)]);
+    p.keyctl_watch_key(r, fd, 1).unwrap();
+    let r2 = p.add_key("keyring", Some("ringR2"), b"", s).unwrap();
+    p.keyctl_watch_key(r2, fd, 3).unwrap();
+    k.drain();
+    let k1 = p.add_key("user", Some("k1"), b"one", r).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_LINKED, r, k1 as u32, 1)]);
+    p.keyctl_watch_key(k1, fd, 2).unwrap();
+    let k2 = p.add_key("user", Some("k2"), b"two", r).unwrap();
+    p.keyctl_watch_key(k2, fd, 4).unwrap();
+    k.drain();
+
+    // add_key of the same type and description updates: UPDATED, no LINKED.
+    assert_eq!(p.add_key("user", Some("k1"), b"uno", r), Ok(k1));
+    expect(&k, &[key(NOTIFY_KEY_UPDATED, k1, 0, 2)]);
+    p.keyctl_update(k1, b"eins").unwrap();
+    expect(&k, &[key(NOTIFY_KEY_UPDATED, k1, 0, 2)]);
+    // LINK, and LINK again: two LINKED.
+    p.keyctl_link(k1, r2).unwrap();
+    p.keyctl_link(k1, r2).unwrap();
+    expect(
+        &k,
+        &[
+            key(NOTIFY_KEY_LINKED, r2, k1 as u32, 3),
+            key(NOTIFY_KEY_LINKED, r2, k1 as u32, 3),
+        ],
+    );
+    p.keyctl_unlink(k1, r2).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_UNLINKED, r2, k1 as u32, 3)]);
+    assert_eq!(p.keyctl_unlink(k1, r2), Err(Errno::ENOENT));
+    expect(&k, &[]);
+    p.keyctl_setperm(k1, 0x3f3f_0000).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_SETATTR, k1, 0, 2)]);
+    // CHOWN(-1,-1) posts nothing; any other chown posts SETATTR.
+    p.keyctl_chown(k1, u32::MAX, u32::MAX).unwrap();
+    expect(&k, &[]);
+    p.keyctl_chown(k1, 0, 0).unwrap();
+    p.keyctl_chown(k1, u32::MAX, 1234).unwrap();
+    p.keyctl_set_timeout(k1, 3600).unwrap();
+    p.keyctl_set_timeout(k1, 0).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_SETATTR, k1, 0, 2); 4]);
+    // RESTRICT_KEYRING: SETATTR, then EEXIST, and links into it are EPERM.
+    p.keyctl_restrict_keyring(r2, None, None).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_SETATTR, r2, 0, 3)]);
+    assert_eq!(
+        p.keyctl_restrict_keyring(r2, None, None),
+        Err(Errno::EEXIST)
+    );
+    assert_eq!(p.keyctl_link(k1, r2), Err(Errno::EPERM));
+    expect(&k, &[]);
+    // REVOKE, twice.
+    p.keyctl_revoke(k2).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_REVOKED, k2, 0, 4)]);
+    assert_eq!(p.keyctl_revoke(k2), Err(Errno::EKEYREVOKED));
+    expect(&k, &[]);
+    // gc of the revoked key after gc_delay: REMOVAL, no UNLINKED on R.
+    k.kernel.advance_clock(k.kernel.keys().config().gc_delay);
+    expect(&k, &[removal(k2, 4)]);
+    // INVALIDATE: INVALIDATED then REMOVAL, no UNLINKED on R.
+    p.keyctl_invalidate(k1).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_INVALIDATED, k1, 0, 2), removal(k1, 2)]);
+    // CLEAR, also of an empty keyring; ENOTDIR on a non-keyring.
+    let k3 = p.add_key("user", Some("k3"), b"x", r).unwrap();
+    k.drain();
+    p.keyctl_clear(r).unwrap();
+    p.keyctl_clear(r).unwrap();
+    expect(
+        &k,
+        &[
+            key(NOTIFY_KEY_CLEARED, r, 0, 1),
+            key(NOTIFY_KEY_CLEARED, r, 0, 1),
+        ],
+    );
+    assert!(
+        k.kernel.keys().info(k3).is_none(),
+        "the cleared key was collected"
+    );
+    let k4 = p.add_key("user", Some("k4"), b"x", s).unwrap();
+    assert_eq!(p.keyctl_clear(k4), Err(Errno::ENOTDIR));
+    k.drain();
+    // Unwatch R2: REMOVAL; again: EBADSLT.
+    p.keyctl_watch_key(r2, fd, -1).unwrap();
+    expect(&k, &[removal(r2, 3)]);
+    assert_eq!(p.keyctl_watch_key(r2, fd, -1), Err(Errno::EBADSLT));
+    // Unlinking R from S destroys it: UNLINKED on S, then REMOVAL of R.
+    p.keyctl_unlink(r, s).unwrap();
+    expect(
+        &k,
+        &[key(NOTIFY_KEY_UNLINKED, s, r as u32, 5), removal(r, 1)],
+    );
+}
+
+#[test]
+fn keys_watch_errors_in_kernel_order() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let key1 = p.add_key("user", Some("a"), b"x", s).unwrap();
+    p.keyctl_watch_key(key1, fd, 1).unwrap();
+    // Duplicate: EBUSY whatever the tag and the end.
+    assert_eq!(p.keyctl_watch_key(key1, fd, 1), Err(Errno::EBUSY));
+    assert_eq!(p.keyctl_watch_key(key1, fd, 9), Err(Errno::EBUSY));
+    assert_eq!(p.keyctl_watch_key(key1, fd + 1, 9), Err(Errno::EBUSY));
+    // Tag range first.
+    assert_eq!(
+        p.keyctl_watch_key(0x7fff_0000, 9999, 256),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(p.keyctl_watch_key(key1, fd, -2), Err(Errno::EINVAL));
+    // 255 is valid: info 0x0000ff10.
+    let key2 = p.add_key("user", Some("b"), b"x", s).unwrap();
+    p.keyctl_watch_key(key2, fd, 255).unwrap();
+    k.drain();
+    p.keyctl_update(key2, b"y").unwrap();
+    assert_eq!(k.drain()[0].info(), 0x0000_ff10);
+    // The key before the fd: bad key + bad fd is ENOKEY; serial 0 is EINVAL.
+    assert_eq!(p.keyctl_watch_key(0x7fff_0000, 9999, 1), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_watch_key(0, fd, 1), Err(Errno::EINVAL));
+    // No view permission: EACCES.
+    let key3 = p.add_key("user", Some("c"), b"x", s).unwrap();
+    p.keyctl_setperm(key3, 0).unwrap();
+    assert_eq!(p.keyctl_watch_key(key3, fd, 1), Err(Errno::EACCES));
+    // The fd must be a notification pipe: EINVAL for everything else.
+    let [or, ow] = p.pipe().unwrap();
+    let dir = p.open("/", O_RDONLY).unwrap();
+    for bad in [or, ow, 9999, -1, 0, dir] {
+        assert_eq!(
+            p.keyctl_watch_key(key2, bad, 1),
+            Err(Errno::EINVAL),
+            "fd {bad}"
+        );
+        assert_eq!(
+            p.keyctl_watch_key(key2, bad, -1),
+            Err(Errno::EINVAL),
+            "fd {bad}"
+        );
+    }
+    // Unwatching a never-watched key, or one only another pipe watches.
+    let key4 = p.add_key("user", Some("d"), b"x", s).unwrap();
+    assert_eq!(p.keyctl_watch_key(key4, fd, -1), Err(Errno::EBADSLT));
+    let [fd2, _] = p.pipe2(O_NOTIFICATION_PIPE).unwrap();
+    p.keyctl_watch_key(key4, fd2, 1).unwrap();
+    assert_eq!(p.keyctl_watch_key(key4, fd, -1), Err(Errno::EBADSLT));
+    // The per-user limit: the soft RLIMIT_NOFILE.
+    p.set_rlimit_nofile(2, 1024).unwrap();
+    let key5 = p.add_key("user", Some("e"), b"x", s).unwrap();
+    assert_eq!(p.keyctl_watch_key(key5, fd, 1), Err(Errno::EAGAIN));
+    p.set_rlimit_nofile(1024, 1024).unwrap();
+    assert_eq!(p.keyctl_watch_key(key5, fd, 1), Ok(()));
+}
+
+#[test]
+fn keys_two_pipes_ends_and_close() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let kf = p.add_key("user", Some("kf"), b"x", s).unwrap();
+    let [r2, w2] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
+    p.set_queue_size(r2, 1).unwrap();
+    p.keyctl_watch_key(kf, fd, 1).unwrap();
+    p.keyctl_watch_key(kf, w2, 8).unwrap();
+    p.keyctl_update(kf, b"y").unwrap();
+    expect(&k, &[key(NOTIFY_KEY_UPDATED, kf, 0, 1)]);
+    let mut b = [0u8; 64];
+    assert_eq!(p.read(r2, &mut b), Ok(16));
+    assert_eq!(b[..16], *key(NOTIFY_KEY_UPDATED, kf, 0, 8).as_bytes());
+    // A watch added through the write end is removed through the read end.
+    p.keyctl_watch_key(kf, r2, -1).unwrap();
+    assert_eq!(p.read(r2, &mut b), Ok(16));
+    assert_eq!(b[..16], *removal(kf, 8).as_bytes());
+    // Closing a pipe with watches posts nothing; the key stays usable and
+    // can be watched again by a new pipe.
+    p.keyctl_watch_key(kf, r2, 3).unwrap();
+    p.close(r2).unwrap();
+    p.close(w2).unwrap();
+    p.keyctl_update(kf, b"z").unwrap();
+    expect(&k, &[key(NOTIFY_KEY_UPDATED, kf, 0, 1)]);
+    let [r3, _w3] = p.pipe2(O_NOTIFICATION_PIPE).unwrap();
+    assert_eq!(p.keyctl_watch_key(kf, r3, 3), Ok(()));
+    assert_eq!(k.kernel.keys().info(kf).unwrap().watches, 2);
+}
+
+#[test]
+fn keys_notifications_switched_off() {
+    let kernel = Kernel::new(KernelConfig {
+        watch_queue: false,
+        ..Default::default()
+    });
+    let p = kernel.spawn(0, 0);
+    assert_eq!(p.keyctl_capabilities()[1] & KEYCTL_CAPS1_NOTIFICATIONS, 0);
+    assert_eq!(
+        p.keyctl_watch_key(KEY_SPEC_SESSION_KEYRING, 3, 1),
+        Err(Errno::EOPNOTSUPP)
+    );
+    let k = K::new();
+    assert_eq!(
+        k.p.keyctl_capabilities()[1] & KEYCTL_CAPS1_NOTIFICATIONS,
+        KEYCTL_CAPS1_NOTIFICATIONS
+    );
+}
+
+#[test]
+fn keys_filter_drops_keys_but_not_removals() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let kf = p.add_key("user", Some("kf"), b"x", s).unwrap();
+    p.keyctl_watch_key(kf, fd, 1).unwrap();
+    let mut e = RawWatchNotificationTypeFilter {
+        type_: 9,
+        ..Default::default()
+    };
+    e.subtype_filter[0] = !0;
+    p.set_queue_filter(fd, Some(&filter_blob(&[e]))).unwrap();
+    p.keyctl_update(kf, b"y").unwrap();
+    p.keyctl_invalidate(kf).unwrap();
+    expect(&k, &[removal(kf, 1)]);
+}
+
+#[test]
+fn keys_construction_negate_reject_and_instantiate() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    p.keyctl_watch_key(s, fd, 5).unwrap();
+    // The helper (a forked process sharing the session) constructs the key:
+    // the watcher of S sees LINKED at once; INSTANTIATED is unobservable,
+    // as nobody can watch the key while it is under construction.
+    let helper = p.fork();
+    let nk = helper
+        .key_construct("user", "negated", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    expect(&k, &[key(NOTIFY_KEY_LINKED, s, nk as u32, 5)]);
+    // Without authority: EPERM.
+    assert_eq!(p.keyctl_negate(nk, 60, 0), Err(Errno::EPERM));
+    // A watch on a key under construction waits; an alarm interrupts it.
+    p.set_alarm(Some(std::time::Duration::from_millis(10)));
+    assert_eq!(p.keyctl_watch_key(nk, fd, 7), Err(Errno::EINTR));
+    p.set_alarm(None);
+    helper.keyctl_negate(nk, 60, 0).unwrap();
+    assert_eq!(p.keyctl_watch_key(nk, fd, 7), Err(Errno::ENOKEY));
+    assert_eq!(p.request_key("user", "negated", 0), Err(Errno::ENOKEY));
+    expect(&k, &[]);
+
+    let rk = helper
+        .key_construct("user", "rejected", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    assert_eq!(helper.keyctl_reject(rk, 60, 0, 0), Err(Errno::EINVAL));
+    assert_eq!(helper.keyctl_reject(rk, 60, 512, 0), Err(Errno::EINVAL));
+    helper
+        .keyctl_reject(rk, 60, Errno::EKEYREJECTED.as_raw(), 0)
+        .unwrap();
+    assert_eq!(p.keyctl_watch_key(rk, fd, 7), Err(Errno::EKEYREJECTED));
+    k.drain();
+
+    let ik = helper
+        .key_construct("user", "made", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    helper.keyctl_instantiate(ik, b"payload", 0).unwrap();
+    assert_eq!(
+        helper.keyctl_instantiate(ik, b"again", 0),
+        Err(Errno::EPERM)
+    );
+    p.keyctl_watch_key(ik, fd, 7).unwrap();
+    p.keyctl_update(ik, b"new").unwrap();
+    k.drain();
+    assert_eq!(p.request_key("user", "made", 0), Ok(ik));
+    assert_eq!(p.keyctl_read(ik), Ok(b"new".to_vec()));
+    p.keyctl_update(ik, b"newer").unwrap();
+    expect(&k, &[key(NOTIFY_KEY_UPDATED, ik, 0, 7)]);
+}
+
+#[test]
+fn keys_move_posts_unlinked_then_linked() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let a = p.add_key("keyring", Some("A"), b"", s).unwrap();
+    let b = p.add_key("keyring", Some("B"), b"", s).unwrap();
+    let x = p.add_key("user", Some("x"), b"1", a).unwrap();
+    p.keyctl_watch_key(a, fd, 1).unwrap();
+    p.keyctl_watch_key(b, fd, 2).unwrap();
+    p.keyctl_move(x, a, b, 0).unwrap();
+    expect(
+        &k,
+        &[
+            key(NOTIFY_KEY_UNLINKED, a, x as u32, 1),
+            key(NOTIFY_KEY_LINKED, b, x as u32, 2),
+        ],
+    );
+    assert_eq!(p.keyctl_move(x, a, b, 0), Err(Errno::ENOENT));
+    let y = p.add_key("user", Some("x"), b"2", a).unwrap();
+    assert_eq!(p.keyctl_move(y, a, b, 1), Err(Errno::EEXIST));
+    assert_eq!(p.keyctl_move(y, a, b, 2), Err(Errno::EINVAL));
+    // Cycles are refused.
+    p.keyctl_link(a, b).unwrap();
+    assert_eq!(p.keyctl_link(b, a), Err(Errno::EDEADLK));
+    assert_eq!(p.keyctl_link(a, a), Err(Errno::EDEADLK));
+}
+
+#[test]
+fn keys_permissions_and_ownership() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    root.keyctl_join_session_keyring(None).unwrap();
+    let user = root.fork();
+    user.set_cred(kernel.cred(1000, 1000));
+    let rk = root
+        .add_key("user", Some("root-key"), b"x", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    // The user shares the session keyring but the key belongs to root.
+    assert_eq!(user.keyctl_setperm(rk, 0x3f3f_0000), Err(Errno::EACCES));
+    assert_eq!(user.keyctl_chown(rk, 1000, u32::MAX), Err(Errno::EACCES));
+    assert_eq!(root.keyctl_chown(rk, 1000, u32::MAX), Ok(()));
+    assert_eq!(
+        root.keyctl_describe(rk).unwrap(),
+        "user;1000;0;3f010000;root-key"
+    );
+    // Logon keys: description must be service:name; payload unreadable.
+    assert_eq!(
+        root.add_key("logon", Some("nocolon"), b"x", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EINVAL)
+    );
+    let lk = root
+        .add_key("logon", Some("svc:name"), b"x", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    assert_eq!(root.keyctl_read(lk), Err(Errno::EOPNOTSUPP));
+    // add_key argument checks.
+    assert_eq!(
+        root.add_key("", Some("a"), b"x", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        root.add_key(".secret", Some("a"), b"x", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(
+        root.add_key("nosuch", Some("a"), b"x", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::ENODEV)
+    );
+    assert_eq!(
+        root.add_key("user", None, b"x", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        root.add_key("user", Some("a"), b"", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        root.add_key("keyring", Some(".a"), b"", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(
+        root.add_key("keyring", Some("a"), b"x", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        root.add_key("user", Some("a"), b"x", rk),
+        Err(Errno::ENOTDIR)
+    );
+    assert_eq!(
+        root.add_key("user", Some("a"), &vec![0; 32768], KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        root.add_key("user", Some("a"), b"x", 0x7fff_0000),
+        Err(Errno::ENOKEY)
+    );
+    // Keyrings read as their serials; update of a keyring is EOPNOTSUPP.
+    let ring = root
+        .add_key("keyring", Some("R"), b"", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let m = root.add_key("user", Some("m"), b"x", ring).unwrap();
+    assert_eq!(root.keyctl_read(ring), Ok(m.to_le_bytes().to_vec()));
+    assert_eq!(root.keyctl_update(ring, b"x"), Err(Errno::EOPNOTSUPP));
+    assert_eq!(
+        root.keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", "m", 0),
+        Ok(m)
+    );
+    assert_eq!(
+        root.keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", "none", 0),
+        Err(Errno::ENOKEY)
+    );
+    // Special ids: user keyring created on demand; group keyring EINVAL.
+    let u = root
+        .keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    assert_eq!(
+        root.keyctl_describe(u).unwrap(),
+        "keyring;0;-1;3f3f0000;_uid.0"
+    );
+    assert_eq!(root.keyctl_get_keyring_id(-6, true), Err(Errno::EINVAL));
+    assert_eq!(root.keyctl_get_keyring_id(-1, false), Err(Errno::ENOKEY));
+    assert!(root.keyctl_get_keyring_id(-1, true).is_ok());
+    // Expiry on the virtual clock.
+    let e = root
+        .add_key("user", Some("exp"), b"x", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    root.keyctl_set_timeout(e, 10).unwrap();
+    kernel.advance_clock(10);
+    assert_eq!(root.keyctl_read(e), Err(Errno::EKEYEXPIRED));
+}
+
+#[test]
+fn keys_fork_keeps_session_and_exit_releases_process_keyring() {
+    let k = K::new();
+    let (p, fd) = (&k.p, k.fd);
+    let child = p.fork();
+    assert_eq!(
+        child.keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false),
+        Ok(k.s)
+    );
+    let pk = child.keyctl_get_keyring_id(-2, true).unwrap();
+    p.keyctl_watch_key(pk, fd, 9).unwrap();
+    child.exit();
+    expect(&k, &[removal(pk, 9)]);
+}
