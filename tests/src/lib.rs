@@ -6,6 +6,8 @@
 //! tests.
 #![forbid(unsafe_code)]
 
+pub mod oracle;
+
 use std::sync::Arc;
 use watchq_core::uapi::{RawWatchNotificationTypeFilter, O_NONBLOCK, O_NOTIFICATION_PIPE};
 use watchq_core::{
