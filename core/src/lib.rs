@@ -29,7 +29,7 @@ pub mod watch;
 mod loom_tests;
 
 pub use errno::{Errno, Result};
-pub use lsm::{Cred, Permissive, Policy, UserStruct};
+pub use lsm::{Cred, Permissive, Policy, UserStruct, WatchedObject};
 pub use post::{post_watch_notification, PostSummary};
 pub use queue::{QueueStats, ReadMode, WatchQueue};
 pub use record::Notification;

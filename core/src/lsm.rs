@@ -127,12 +127,36 @@ impl fmt::Debug for Cred {
     }
 }
 
+/// The object a watch is being set on, as the watch hooks see it.
+#[derive(Clone, Copy, Debug)]
+pub struct WatchedObject<'a> {
+    /// The object's id (for keys, the serial).
+    pub id: u64,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Security label (`None`: unlabelled).
+    pub label: Option<&'a str>,
+}
+
 /// A security policy: one method per LSM hook the notification code calls.
 ///
 /// Every method defaults to allowing, as a kernel without an LSM does.
 pub trait Policy: Send + Sync {
     /// A short name for logs and audit records.
     fn name(&self) -> &str;
+
+    /// May `watcher` set a watch on this key? Mirrors
+    /// `security_watch_key()`, called by KEYCTL_WATCH_KEY after the key and
+    /// the queue are found and before the watch is added.
+    ///
+    /// # Errors
+    /// The errno the LSM would return (`EACCES`, `EPERM`); the keyctl fails with it.
+    fn watch_key(&self, watcher: &Cred, key: &WatchedObject<'_>) -> Result<()> {
+        let _ = (watcher, key);
+        Ok(())
+    }
 
     /// May a record caused by `source` be delivered to a watch set by
     /// `watcher`? Mirrors `security_post_notification()`; an error makes the

@@ -25,8 +25,7 @@ pub fn oracle_dir() -> PathBuf {
 /// When the recording or the section is missing.
 pub fn golden_section(name: &str) -> Vec<String> {
     let path = oracle_dir().join("golden-normalized.txt");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let begin = format!("=== BEGIN {name} ===");
     let end = format!("=== END {name} ===");
     let mut out = Vec::new();
@@ -105,7 +104,8 @@ impl Trace {
             }
         }
         if !all.is_empty() {
-            self.lines.push(format!("drain({what}): {} bytes", all.len()));
+            self.lines
+                .push(format!("drain({what}): {} bytes", all.len()));
             let mut off = 0;
             for rec in Notification::decode_all(&all).expect("whole records") {
                 let hex: String = rec.as_bytes().iter().map(|b| format!("{b:02x}")).collect();

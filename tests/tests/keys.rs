@@ -476,3 +476,165 @@ fn keys_fork_keeps_session_and_exit_releases_process_keyring() {
     child.exit();
     expect(&k, &[removal(pk, 9)]);
 }
+
+#[test]
+fn keys_permission_denials_leave_keys_unchanged_and_post_nothing() {
+    let k = K::new();
+    let (root, fd, s) = (&k.p, k.fd, k.s);
+    let ring = root.add_key("keyring", Some("ring"), b"", s).unwrap();
+    let key = root.add_key("user", Some("key"), b"v", ring).unwrap();
+    root.keyctl_watch_key(ring, fd, 1).unwrap();
+    root.keyctl_watch_key(key, fd, 2).unwrap();
+    k.drain();
+    let before = (
+        root.keyctl_describe(key).unwrap(),
+        root.keyctl_describe(ring).unwrap(),
+    );
+    // A user in a session of its own: "other" to root's keys, no possession.
+    let user = k.kernel.spawn(1000, 1000);
+    let own = user.keyctl_join_session_keyring(None).unwrap();
+    let [ufd, _w] = user.pipe2(O_NOTIFICATION_PIPE).unwrap();
+    let denied: Vec<(&str, Result<(), Errno>)> = vec![
+        ("describe", user.keyctl_describe(key).map(drop)),
+        ("update", user.keyctl_update(key, b"x")),
+        ("revoke", user.keyctl_revoke(key)),
+        ("setperm", user.keyctl_setperm(key, 0x3f3f_3f3f)),
+        ("chown", user.keyctl_chown(key, 1000, u32::MAX)),
+        ("set_timeout", user.keyctl_set_timeout(key, 5)),
+        ("invalidate", user.keyctl_invalidate(key)),
+        ("read", user.keyctl_read(key).map(drop)),
+        ("clear", user.keyctl_clear(ring)),
+        ("link", user.keyctl_link(key, ring)),
+        ("link into own", user.keyctl_link(key, own)),
+        ("unlink", user.keyctl_unlink(key, ring)),
+        ("move", user.keyctl_move(key, ring, own, 0)),
+        (
+            "search",
+            user.keyctl_search(ring, "user", "key", 0).map(drop),
+        ),
+        (
+            "add into",
+            user.add_key("user", Some("intruder"), b"x", ring).map(drop),
+        ),
+        ("watch", user.keyctl_watch_key(key, ufd, 1)),
+        ("restrict", user.keyctl_restrict_keyring(ring, None, None)),
+    ];
+    for (what, r) in denied {
+        assert_eq!(r, Err(Errno::EACCES), "{what}");
+    }
+    assert_eq!(k.drain().len(), 0, "a denied operation posts nothing");
+    let after = (
+        root.keyctl_describe(key).unwrap(),
+        root.keyctl_describe(ring).unwrap(),
+    );
+    assert_eq!(before, after);
+    assert_eq!(root.keyctl_read(key), Ok(b"v".to_vec()));
+    assert_eq!(root.keyctl_read(ring), Ok(key.to_le_bytes().to_vec()));
+}
+
+#[test]
+fn keys_watch_key_policy_hook() {
+    use watchq_core::{Cred, Policy, WatchedObject};
+    struct NoSecrets;
+    impl Policy for NoSecrets {
+        fn name(&self) -> &str {
+            "no-secrets"
+        }
+        fn watch_key(&self, _: &Cred, key: &WatchedObject<'_>) -> Result<(), Errno> {
+            if key.label == Some("secret") {
+                Err(Errno::EACCES)
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    k.kernel.set_policy(Arc::new(NoSecrets));
+    let key = p.add_key("user", Some("labelled"), b"v", s).unwrap();
+    k.kernel
+        .keys()
+        .set_label(key, Some("secret".into()))
+        .unwrap();
+    // The hook runs after the key and the fd checks.
+    assert_eq!(p.keyctl_watch_key(key, 9999, 1), Err(Errno::EINVAL));
+    assert_eq!(p.keyctl_watch_key(key, fd, 1), Err(Errno::EACCES));
+    assert_eq!(k.kernel.keys().info(key).unwrap().watches, 0);
+    // Removal is not subject to it.
+    assert_eq!(p.keyctl_watch_key(key, fd, -1), Err(Errno::EBADSLT));
+    let plain = p.add_key("user", Some("plain"), b"v", s).unwrap();
+    assert_eq!(p.keyctl_watch_key(plain, fd, 1), Ok(()));
+}
+
+#[test]
+fn keys_errno_paths_of_each_call() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let user_key = p.add_key("user", Some("u"), b"v", s).unwrap();
+    // Unknown serial: ENOKEY everywhere a key is looked up; 0 is EINVAL.
+    let none = 0x7fff_fff0;
+    assert_eq!(p.keyctl_update(none, b"x"), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_revoke(none), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_describe(none), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_invalidate(0), Err(Errno::EINVAL));
+    assert_eq!(p.keyctl_setperm(user_key, 0x4000_0000), Err(Errno::EINVAL));
+    // Payload checks.
+    assert_eq!(p.keyctl_update(user_key, b""), Err(Errno::EINVAL));
+    assert_eq!(
+        p.keyctl_update(user_key, &vec![1; 32768]),
+        Err(Errno::EINVAL)
+    );
+    // ENOTDIR for keyring operations on a plain key.
+    assert_eq!(p.keyctl_link(user_key, user_key), Err(Errno::ENOTDIR));
+    assert_eq!(p.keyctl_unlink(user_key, user_key), Err(Errno::ENOTDIR));
+    assert_eq!(
+        p.keyctl_restrict_keyring(user_key, None, None),
+        Err(Errno::ENOTDIR)
+    );
+    assert_eq!(
+        p.keyctl_search(user_key, "user", "u", 0),
+        Err(Errno::ENOTDIR)
+    );
+    // Restrict: a restriction without a type; a type (no scheme) is ENOENT.
+    assert_eq!(
+        p.keyctl_restrict_keyring(s, None, Some("x")),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        p.keyctl_restrict_keyring(s, Some("keyring"), Some("chain")),
+        Err(Errno::ENOENT)
+    );
+    // Revoked keys: EKEYREVOKED for uses, not for unlink.
+    p.keyctl_revoke(user_key).unwrap();
+    assert_eq!(p.keyctl_update(user_key, b"x"), Err(Errno::EKEYREVOKED));
+    assert_eq!(p.keyctl_read(user_key), Err(Errno::EKEYREVOKED));
+    assert_eq!(p.keyctl_watch_key(user_key, fd, 1), Err(Errno::EKEYREVOKED));
+    assert_eq!(p.keyctl_unlink(user_key, s), Ok(()));
+    // Invalidated keys are gone at once.
+    let gone = p.add_key("user", Some("g"), b"v", s).unwrap();
+    p.keyctl_invalidate(gone).unwrap();
+    assert_eq!(p.keyctl_describe(gone), Err(Errno::ENOKEY));
+    // request_key of an unknown type or description.
+    assert_eq!(p.request_key("nosuch", "x", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.request_key(".x", "x", 0), Err(Errno::EPERM));
+    assert_eq!(p.request_key("user", "nothing", 0), Err(Errno::ENOKEY));
+    // Quotas: a user may hold maxkeys keys.
+    let user = k.kernel.spawn(1000, 1000);
+    user.keyctl_join_session_keyring(None).unwrap();
+    let max = k.kernel.keys().config().maxkeys;
+    let mut made = 1; // the session keyring counts
+    while made < max {
+        user.add_key(
+            "user",
+            Some(&format!("q{made}")),
+            b"v",
+            KEY_SPEC_SESSION_KEYRING,
+        )
+        .unwrap();
+        made += 1;
+    }
+    assert_eq!(
+        user.add_key("user", Some("over"), b"v", KEY_SPEC_SESSION_KEYRING),
+        Err(Errno::EDQUOT)
+    );
+}

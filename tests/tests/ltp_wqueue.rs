@@ -21,15 +21,27 @@ fn setup(notes: u64) -> Ltp {
     let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE).unwrap();
     p.set_queue_size(fd, notes).unwrap();
     let all = |t| {
-        let mut e = RawWatchNotificationTypeFilter { type_: t, ..Default::default() };
+        let mut e = RawWatchNotificationTypeFilter {
+            type_: t,
+            ..Default::default()
+        };
         e.subtype_filter[0] = u32::MAX;
         e
     };
-    p.set_queue_filter(fd, Some(&filter_blob(&[all(WATCH_TYPE_META), all(WATCH_TYPE_KEY_NOTIFY)])))
+    p.set_queue_filter(
+        fd,
+        Some(&filter_blob(&[
+            all(WATCH_TYPE_META),
+            all(WATCH_TYPE_KEY_NOTIFY),
+        ])),
+    )
+    .unwrap();
+    let key = p
+        .add_key("user", Some("ltptestkey"), b"a", KEY_SPEC_SESSION_KEYRING)
         .unwrap();
-    let key = p.add_key("user", Some("ltptestkey"), b"a", KEY_SPEC_SESSION_KEYRING).unwrap();
     p.keyctl_watch_key(key, fd, 0x01).unwrap();
-    p.keyctl_watch_key(KEY_SPEC_SESSION_KEYRING, fd, 0x02).unwrap();
+    p.keyctl_watch_key(KEY_SPEC_SESSION_KEYRING, fd, 0x02)
+        .unwrap();
     Ltp { p, fd, key }
 }
 
@@ -53,7 +65,9 @@ impl Ltp {
     }
 
     fn saw(&self, type_: u32, subtype: u8) -> bool {
-        self.records().iter().any(|r| r.type_() == type_ && r.subtype() == subtype)
+        self.records()
+            .iter()
+            .any(|r| r.type_() == type_ && r.subtype() == subtype)
     }
 }
 

@@ -5,7 +5,7 @@
 //! with `gc_delay` = 1 s and waited for the collector; watchq advances its
 //! virtual clock by that second instead.
 
-use watchq_core::uapi::{O_NONBLOCK, O_NOTIFICATION_PIPE, O_RDONLY, O_DIRECTORY};
+use watchq_core::uapi::{O_DIRECTORY, O_NONBLOCK, O_NOTIFICATION_PIPE, O_RDONLY};
 use watchq_emu::keys::{KeyConfig, KEY_SPEC_SESSION_KEYRING};
 use watchq_emu::{Kernel, KernelConfig};
 use watchq_tests::oracle::{assert_matches_golden, golden_section, Trace};
@@ -19,7 +19,10 @@ fn call_pipe(t: &mut Trace, label: &str, r: Result<[i32; 2], watchq_core::Errno>
 #[test]
 fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     let kernel = Kernel::new(KernelConfig {
-        keys: KeyConfig { gc_delay: 1, ..KeyConfig::default() },
+        keys: KeyConfig {
+            gc_delay: 1,
+            ..KeyConfig::default()
+        },
         ..KernelConfig::default()
     });
     let pr = kernel.spawn(0, 0);
@@ -28,31 +31,55 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     let npipe = |fl: u32| p_.pipe2(O_NOTIFICATION_PIPE | fl);
 
     // ---- B1 keyring/key event stream
-    let s = t.t("kctl(K_JOIN_SESSION, 0, 0, 0, 0)", pr.keyctl_join_session_keyring(None));
+    let s = t.t(
+        "kctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        pr.keyctl_join_session_keyring(None),
+    );
     let s = t.nm(s, "S(session)");
-    let _ = t.t("kctl(K_GET_KEYRING_ID, SPEC_SESSION, 0, 0, 0)", pr.keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false));
+    let _ = t.t(
+        "kctl(K_GET_KEYRING_ID, SPEC_SESSION, 0, 0, 0)",
+        pr.keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false),
+    );
     let p = call_pipe(&mut t, "npipe(p, O_NONBLOCK)", npipe(O_NONBLOCK));
     t.t0("setsz(p[0], 256)", pr.set_queue_size(p[0], 256));
     t.t0("watch_key(S, p[0], 5)", pr.keyctl_watch_key(s, p[0], 5));
-    let r = t.t("addkey(\"keyring\", \"ringR\", NULL, S)", pr.add_key("keyring", Some("ringR"), b"", s));
+    let r = t.t(
+        "addkey(\"keyring\", \"ringR\", NULL, S)",
+        pr.add_key("keyring", Some("ringR"), b"", s),
+    );
     let r = t.nm(r, "R");
     t.drain(&pr, p[0], "p");
     t.t0("watch_key(R, p[0], 1)", pr.keyctl_watch_key(r, p[0], 1));
     t.drain(&pr, p[0], "p");
     t.note("watch added: no record expected");
-    let k1 = t.t("addkey(\"user\", \"k1\", \"hello\", R)", pr.add_key("user", Some("k1"), b"hello", r));
+    let k1 = t.t(
+        "addkey(\"user\", \"k1\", \"hello\", R)",
+        pr.add_key("user", Some("k1"), b"hello", r),
+    );
     let k1 = t.nm(k1, "k1");
     t.drain(&pr, p[0], "p");
     t.t0("watch_key(k1, p[0], 2)", pr.keyctl_watch_key(k1, p[0], 2));
     t.note("add_key with existing description (update path)");
-    let _ = t.t("addkey(\"user\", \"k1\", \"world!\", R)", pr.add_key("user", Some("k1"), b"world!", r));
+    let _ = t.t(
+        "addkey(\"user\", \"k1\", \"world!\", R)",
+        pr.add_key("user", Some("k1"), b"world!", r),
+    );
     t.drain(&pr, p[0], "p");
-    t.t0("kctl(K_UPDATE, k1, (long)\"again\", 5, 0)", pr.keyctl_update(k1, b"again"));
+    t.t0(
+        "kctl(K_UPDATE, k1, (long)\"again\", 5, 0)",
+        pr.keyctl_update(k1, b"again"),
+    );
     t.drain(&pr, p[0], "p");
-    let k2 = t.t("addkey(\"user\", \"k2\", \"x\", R)", pr.add_key("user", Some("k2"), b"x", r));
+    let k2 = t.t(
+        "addkey(\"user\", \"k2\", \"x\", R)",
+        pr.add_key("user", Some("k2"), b"x", r),
+    );
     let k2 = t.nm(k2, "k2");
     t.t0("watch_key(k2, p[0], 4)", pr.keyctl_watch_key(k2, p[0], 4));
-    let r2 = t.t("addkey(\"keyring\", \"ringR2\", NULL, S)", pr.add_key("keyring", Some("ringR2"), b"", s));
+    let r2 = t.t(
+        "addkey(\"keyring\", \"ringR2\", NULL, S)",
+        pr.add_key("keyring", Some("ringR2"), b"", s),
+    );
     let r2 = t.nm(r2, "R2");
     t.t0("watch_key(R2, p[0], 3)", pr.keyctl_watch_key(r2, p[0], 3));
     t.drain(&pr, p[0], "p");
@@ -66,20 +93,38 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.note("unlink again (not linked)");
     t.t0("kctl(K_UNLINK, k1, R2, 0, 0)", pr.keyctl_unlink(k1, r2));
     t.drain(&pr, p[0], "p");
-    t.t0("kctl(K_SETPERM, k1, 0x3f3f0000, 0, 0)", pr.keyctl_setperm(k1, 0x3f3f_0000));
+    t.t0(
+        "kctl(K_SETPERM, k1, 0x3f3f0000, 0, 0)",
+        pr.keyctl_setperm(k1, 0x3f3f_0000),
+    );
     t.drain(&pr, p[0], "p");
-    t.t0("kctl(K_CHOWN, k1, -1, -1, 0)", pr.keyctl_chown(k1, u32::MAX, u32::MAX));
+    t.t0(
+        "kctl(K_CHOWN, k1, -1, -1, 0)",
+        pr.keyctl_chown(k1, u32::MAX, u32::MAX),
+    );
     t.drain(&pr, p[0], "p");
     t.t0("kctl(K_CHOWN, k1, 0, 0, 0)", pr.keyctl_chown(k1, 0, 0));
     t.drain(&pr, p[0], "p");
-    t.t0("kctl(K_CHOWN, k1, -1, 1234, 0)", pr.keyctl_chown(k1, u32::MAX, 1234));
+    t.t0(
+        "kctl(K_CHOWN, k1, -1, 1234, 0)",
+        pr.keyctl_chown(k1, u32::MAX, 1234),
+    );
     t.drain(&pr, p[0], "p");
-    t.t0("kctl(K_SET_TIMEOUT, k1, 3600, 0, 0)", pr.keyctl_set_timeout(k1, 3600));
+    t.t0(
+        "kctl(K_SET_TIMEOUT, k1, 3600, 0, 0)",
+        pr.keyctl_set_timeout(k1, 3600),
+    );
     t.drain(&pr, p[0], "p");
-    t.t0("kctl(K_SET_TIMEOUT, k1, 0, 0, 0)", pr.keyctl_set_timeout(k1, 0));
+    t.t0(
+        "kctl(K_SET_TIMEOUT, k1, 0, 0, 0)",
+        pr.keyctl_set_timeout(k1, 0),
+    );
     t.drain(&pr, p[0], "p");
     for _ in 0..2 {
-        t.t0("kctl(K_RESTRICT, R2, 0, 0, 0)", pr.keyctl_restrict_keyring(r2, None, None));
+        t.t0(
+            "kctl(K_RESTRICT, R2, 0, 0, 0)",
+            pr.keyctl_restrict_keyring(r2, None, None),
+        );
         t.drain(&pr, p[0], "p");
     }
     t.note("link into restricted keyring");
@@ -95,7 +140,10 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.note("invalidate k1 (watched, tag 2)");
     t.t0("kctl(K_INVALIDATE, k1, 0, 0, 0)", pr.keyctl_invalidate(k1));
     t.drain(&pr, p[0], "p");
-    let k3 = t.t("addkey(\"user\", \"k3\", \"zz\", R)", pr.add_key("user", Some("k3"), b"zz", r));
+    let k3 = t.t(
+        "addkey(\"user\", \"k3\", \"zz\", R)",
+        pr.add_key("user", Some("k3"), b"zz", r),
+    );
     t.nm(k3, "k3");
     t.drain(&pr, p[0], "p");
     t.t0("kctl(K_CLEAR, R, 0, 0, 0)", pr.keyctl_clear(r));
@@ -104,7 +152,10 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.t0("kctl(K_CLEAR, R, 0, 0, 0)", pr.keyctl_clear(r));
     t.drain(&pr, p[0], "p");
     t.note("clear a non-keyring key");
-    let k4 = t.t("addkey(\"user\", \"k4\", \"4\", R)", pr.add_key("user", Some("k4"), b"4", r));
+    let k4 = t.t(
+        "addkey(\"user\", \"k4\", \"4\", R)",
+        pr.add_key("user", Some("k4"), b"4", r),
+    );
     let k4 = t.nm(k4, "k4");
     t.drain(&pr, p[0], "p");
     t.t0("kctl(K_CLEAR, k4, 0, 0, 0)", pr.keyctl_clear(k4));
@@ -119,12 +170,22 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.note("destroy unwatched keyring R2");
     t.t0("kctl(K_UNLINK, R2, S, 0, 0)", pr.keyctl_unlink(r2, s));
     t.drain(&pr, p[0], "p");
-    assert_matches_golden(&t.normalized(), &golden_section("B1 keyring/key event stream"));
+    assert_matches_golden(
+        &t.normalized(),
+        &golden_section("B1 keyring/key event stream"),
+    );
 
     // ---- B2 watch errors
     let mut t2 = Trace::default();
     let t = &mut t2;
-    for (n, name) in [(s, "S(session)"), (r, "R"), (r2, "R2"), (k1, "k1"), (k2, "k2"), (k4, "k4")] {
+    for (n, name) in [
+        (s, "S(session)"),
+        (r, "R"),
+        (r2, "R2"),
+        (k1, "k1"),
+        (k2, "k2"),
+        (k4, "k4"),
+    ] {
         t.nm(Ok(n), name);
     }
     let names_prefix = 6;
@@ -133,28 +194,55 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.t0("watch_key(S, p[0], 9)", pr.keyctl_watch_key(s, p[0], 9));
     t.t0("watch_key(S, p[1], 6)", pr.keyctl_watch_key(s, p[1], 6));
     t.note("watch_id range");
-    let k5 = t.t("addkey(\"user\", \"k5\", \"5\", S)", pr.add_key("user", Some("k5"), b"5", s));
+    let k5 = t.t(
+        "addkey(\"user\", \"k5\", \"5\", S)",
+        pr.add_key("user", Some("k5"), b"5", s),
+    );
     let k5 = t.nm(k5, "k5");
     t.drain(&pr, p[0], "p");
     for tag in [256, -2, 255, 0] {
-        t.t0(&format!("watch_key(k5, p[0], {tag})"), pr.keyctl_watch_key(k5, p[0], tag));
+        t.t0(
+            &format!("watch_key(k5, p[0], {tag})"),
+            pr.keyctl_watch_key(k5, p[0], tag),
+        );
     }
-    t.t0("kctl(K_UPDATE, k5, (long)\"55\", 2, 0)", pr.keyctl_update(k5, b"55"));
+    t.t0(
+        "kctl(K_UPDATE, k5, (long)\"55\", 2, 0)",
+        pr.keyctl_update(k5, b"55"),
+    );
     t.drain(&pr, p[0], "p");
     t.note("nonexistent key serial");
-    t.t0("watch_key(0x7ffffff0, p[0], 1)", pr.keyctl_watch_key(0x7fff_fff0, p[0], 1));
-    t.t0("watch_key(0x7ffffff0, 9999, 1)", pr.keyctl_watch_key(0x7fff_fff0, 9999, 1));
+    t.t0(
+        "watch_key(0x7ffffff0, p[0], 1)",
+        pr.keyctl_watch_key(0x7fff_fff0, p[0], 1),
+    );
+    t.t0(
+        "watch_key(0x7ffffff0, 9999, 1)",
+        pr.keyctl_watch_key(0x7fff_fff0, 9999, 1),
+    );
     t.t0("watch_key(0, p[0], 1)", pr.keyctl_watch_key(0, p[0], 1));
     t.note("bad queue fds");
     let q = call_pipe(t, "pipe2(q, 0)", pr.pipe());
-    for (label, fd) in [("q[0]", q[0]), ("q[1]", q[1]), ("9999", 9999), ("-1", -1), ("0", 0)] {
-        t.t0(&format!("watch_key(S, {label}, 1)"), pr.keyctl_watch_key(s, fd, 1));
+    for (label, fd) in [
+        ("q[0]", q[0]),
+        ("q[1]", q[1]),
+        ("9999", 9999),
+        ("-1", -1),
+        ("0", 0),
+    ] {
+        t.t0(
+            &format!("watch_key(S, {label}, 1)"),
+            pr.keyctl_watch_key(s, fd, 1),
+        );
     }
     let dfd = pr.open("/", O_RDONLY | O_DIRECTORY).unwrap();
     t.t0("watch_key(S, dfd, 1)", pr.keyctl_watch_key(s, dfd, 1));
     pr.close(dfd).unwrap();
     t.note("unwatch: key never watched / watched by another queue / bad fd");
-    let k6 = t.t("addkey(\"user\", \"k6\", \"6\", S)", pr.add_key("user", Some("k6"), b"6", s));
+    let k6 = t.t(
+        "addkey(\"user\", \"k6\", \"6\", S)",
+        pr.add_key("user", Some("k6"), b"6", s),
+    );
     let k6 = t.nm(k6, "k6");
     t.drain(&pr, p[0], "p");
     t.t0("watch_key(k6, p[0], -1)", pr.keyctl_watch_key(k6, p[0], -1));
@@ -166,15 +254,24 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.t0("watch_key(k6, 9999, -1)", pr.keyctl_watch_key(k6, 9999, -1));
     t.note("same key watched by two queues (p tag 8, p2 tag 1 via write end)");
     t.t0("watch_key(k6, p[0], 8)", pr.keyctl_watch_key(k6, p[0], 8));
-    t.t0("kctl(K_UPDATE, k6, (long)\"66\", 2, 0)", pr.keyctl_update(k6, b"66"));
+    t.t0(
+        "kctl(K_UPDATE, k6, (long)\"66\", 2, 0)",
+        pr.keyctl_update(k6, b"66"),
+    );
     t.drain(&pr, p[0], "p");
     t.drain(&pr, p2[0], "p2");
     t.note("unwatch from p2 using its READ end (watch was added via write end)");
-    t.t0("watch_key(k6, p2[0], -1)", pr.keyctl_watch_key(k6, p2[0], -1));
+    t.t0(
+        "watch_key(k6, p2[0], -1)",
+        pr.keyctl_watch_key(k6, p2[0], -1),
+    );
     t.drain(&pr, p2[0], "p2");
     t.drain(&pr, p[0], "p");
     t.note("no View permission");
-    let k7 = t.t("addkey(\"user\", \"k7\", \"7\", S)", pr.add_key("user", Some("k7"), b"7", s));
+    let k7 = t.t(
+        "addkey(\"user\", \"k7\", \"7\", S)",
+        pr.add_key("user", Some("k7"), b"7", s),
+    );
     let k7 = t.nm(k7, "k7");
     t.drain(&pr, p[0], "p");
     t.t0("kctl(K_SETPERM, k7, 0, 0, 0)", pr.keyctl_setperm(k7, 0));
@@ -182,27 +279,48 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.t0("watch_key(k7, p[0], 1)", pr.keyctl_watch_key(k7, p[0], 1));
     t.note("RLIMIT_NOFILE limits number of watches per user");
     let (soft, hard) = pr.rlimit_nofile();
-    t.t0("setrlimit(RLIMIT_NOFILE, &rl1)", pr.set_rlimit_nofile(2, hard));
-    let k8 = t.t("addkey(\"user\", \"k8\", \"8\", S)", pr.add_key("user", Some("k8"), b"8", s));
+    t.t0(
+        "setrlimit(RLIMIT_NOFILE, &rl1)",
+        pr.set_rlimit_nofile(2, hard),
+    );
+    let k8 = t.t(
+        "addkey(\"user\", \"k8\", \"8\", S)",
+        pr.add_key("user", Some("k8"), b"8", s),
+    );
     let k8 = t.nm(k8, "k8");
     t.t0("watch_key(k8, p[0], 1)", pr.keyctl_watch_key(k8, p[0], 1));
-    t.t0("setrlimit(RLIMIT_NOFILE, &rl)", pr.set_rlimit_nofile(soft, hard));
+    t.t0(
+        "setrlimit(RLIMIT_NOFILE, &rl)",
+        pr.set_rlimit_nofile(soft, hard),
+    );
     t.t0("watch_key(k8, p[0], 1)", pr.keyctl_watch_key(k8, p[0], 1));
     t.drain(&pr, p[0], "p");
     t.note("closing a queue with live watches, then events on watched keys");
     pr.close(p2[0]).unwrap();
     pr.close(p2[1]).unwrap();
-    t.t0("kctl(K_UPDATE, k6, (long)\"666\", 3, 0)", pr.keyctl_update(k6, b"666"));
+    t.t0(
+        "kctl(K_UPDATE, k6, (long)\"666\", 3, 0)",
+        pr.keyctl_update(k6, b"666"),
+    );
     t.drain(&pr, p[0], "p");
     pr.close(p[0]).unwrap();
     pr.close(p[1]).unwrap();
-    t.t0("kctl(K_UPDATE, k6, (long)\"6666\", 4, 0)", pr.keyctl_update(k6, b"6666"));
-    t.t0("kctl(K_UPDATE, k8, (long)\"88\", 2, 0)", pr.keyctl_update(k8, b"88"));
+    t.t0(
+        "kctl(K_UPDATE, k6, (long)\"6666\", 4, 0)",
+        pr.keyctl_update(k6, b"6666"),
+    );
+    t.t0(
+        "kctl(K_UPDATE, k8, (long)\"88\", 2, 0)",
+        pr.keyctl_update(k8, b"88"),
+    );
     t.note("re-watch same key on a new queue");
     let p = call_pipe(t, "npipe(p, O_NONBLOCK)", npipe(O_NONBLOCK));
     t.t0("setsz(p[0], 1)", pr.set_queue_size(p[0], 1));
     t.t0("watch_key(k8, p[0], 3)", pr.keyctl_watch_key(k8, p[0], 3));
-    t.t0("kctl(K_UPDATE, k8, (long)\"888\", 3, 0)", pr.keyctl_update(k8, b"888"));
+    t.t0(
+        "kctl(K_UPDATE, k8, (long)\"888\", 3, 0)",
+        pr.keyctl_update(k8, b"888"),
+    );
     t.drain(&pr, p[0], "p");
     let ours = t.normalized();
     assert_matches_golden(&ours[names_prefix..], &golden_section("B2 watch errors"));

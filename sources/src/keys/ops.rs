@@ -13,6 +13,7 @@ use std::sync::Arc;
 use watchq_core::uapi::*;
 use watchq_core::{
     add_watch_to_object, remove_watch_from_object, Errno, Result, Watch, WatchList, WatchQueue,
+    WatchedObject,
 };
 
 /// `KEYCTL_MOVE_EXCL`: fail if the destination has a key of the same type
@@ -382,8 +383,21 @@ impl KeyStore {
     pub fn join_session_keyring(&self, ctx: &mut KeyCtx<'_>, name: Option<&str>) -> Result<Serial> {
         let mut g = self.inner.lock();
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
+        let quota = self.quota();
+        let make = |g: &mut Inner, n: &str| {
+            g.create_key(
+                KeyType::Keyring,
+                n.to_string(),
+                Vec::new(),
+                uid,
+                gid,
+                super::perm::SESSION_PERM,
+                KeyState::Positive,
+                quota,
+            )
+        };
         let s = match name {
-            None => g.new_keyring("_ses", uid, gid, super::perm::SESSION_PERM),
+            None => make(&mut g, "_ses")?,
             Some(n) => {
                 let found = g
                     .keys
@@ -397,19 +411,7 @@ impl KeyStore {
                     .map(|k| k.serial);
                 match found {
                     Some(s) => s,
-                    None => {
-                        let perm = super::perm::SESSION_PERM;
-                        g.create_key(
-                            KeyType::Keyring,
-                            n.to_string(),
-                            Vec::new(),
-                            uid,
-                            gid,
-                            perm,
-                            KeyState::Positive,
-                            self.quota(),
-                        )?
-                    }
+                    None => make(&mut g, n)?,
                 }
             }
         };
@@ -964,6 +966,15 @@ impl KeyStore {
         let k = g.key_mut(s)?;
         let oid = s as u32 as u64;
         if tag >= 0 {
+            ctx.policy.watch_key(
+                ctx.cred,
+                &WatchedObject {
+                    id: oid,
+                    uid: k.uid,
+                    gid: k.gid,
+                    label: k.label.as_deref(),
+                },
+            )?;
             let wl = k.watchers.get_or_insert_with(WatchList::new).clone();
             let w = Watch::new(&q, &wl, oid, tag as u8, Arc::new(ctx.cred.clone()));
             add_watch_to_object(&w, limit)

@@ -143,8 +143,14 @@ impl Inner {
         }
     }
 
-    /// Creates a positively instantiated keyring owned by `uid`/`gid`.
+    /// Creates a positively instantiated keyring owned by `uid`/`gid`,
+    /// charged to the owner's quota even beyond it (the kernel's
+    /// `KEY_ALLOC_QUOTA_OVERRUN` for the keyrings it makes on demand).
     pub(crate) fn new_keyring(&mut self, desc: &str, uid: u32, gid: u32, perm: u32) -> Serial {
+        let charged = desc.len() + 1;
+        let q = self.quota.entry(uid).or_default();
+        q.0 += 1;
+        q.1 += charged;
         let serial = self.alloc_serial();
         self.keys.insert(
             serial,
@@ -164,7 +170,7 @@ impl Inner {
                 restricted: false,
                 label: None,
                 watchers: None,
-                charged: 0,
+                charged,
             },
         );
         serial
