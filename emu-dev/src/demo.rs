@@ -12,9 +12,9 @@
 //! buffer and prints each record, the loss record and the removal record,
 //! then the queue's statistics.
 
+use crate::format::{render, Format};
 use crate::{Kernel, KernelConfig};
 use std::fmt::Write as _;
-use watchq_core::record::hex;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification, Result};
 use watchq_sources::keys::{KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
@@ -155,16 +155,9 @@ fn drain(p: &crate::Process, fd: i32, out: &mut String) -> Result<()> {
                 continue;
             }
             flush(out, &mut same);
-            let _ = writeln!(
-                out,
-                "NOTIFY[{:03x}]: ty={:06x} sy={:02x} i={:08x}",
-                off - rec.len(),
-                rec.type_(),
-                rec.subtype(),
-                rec.info()
-            );
-            let _ = writeln!(out, "{rec}");
-            let _ = writeln!(out, "  hex: {}", hex(rec.as_bytes()));
+            for line in render(&rec, off - rec.len(), Format::Sample) {
+                let _ = writeln!(out, "{line}");
+            }
             prev = Some(rec);
         }
     }

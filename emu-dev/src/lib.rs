@@ -17,8 +17,10 @@
 pub mod demo;
 mod fdtable;
 mod file;
+pub mod format;
 mod kernel;
 pub mod keyctl;
+pub mod monitor;
 mod pipe;
 mod process;
 

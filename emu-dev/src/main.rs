@@ -1,22 +1,50 @@
 //! The `watchq` command.
 #![forbid(unsafe_code)]
 
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use watchq_emu::format::Format;
+use watchq_emu::monitor::{self, MonitorOptions};
 
-const USAGE: &str = "\
-watchq: a userspace emulator of Linux's general notification queue
+/// watchq: a userspace emulator of Linux's general notification queue.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
 
-Usage:
-  watchq demo       run the demo: a consumer reading key notifications
-                    (decoded as the kernel's sample prints them, and in hex)
-  watchq help       this text
-  watchq version    the version
-";
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the demo: a consumer reading key notifications from an emulated
+    /// notification pipe, printed as the kernel's sample prints them and in hex.
+    Demo,
+    /// Watch a key on an emulated notification pipe while key commands
+    /// (from SCRIPT, or stdin) change the world; print what the pipe reads.
+    Monitor {
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Format::Keyctl)]
+        format: Format,
+        /// IOC_WATCH_QUEUE_SET_SIZE, in notes (1..512).
+        #[arg(long, short, default_value_t = 256)]
+        size: u64,
+        /// Subtype filter letters as `keyctl watch -f` takes them (iplncrvs).
+        #[arg(long)]
+        filter: Option<String>,
+        /// The key to watch with tag 1 (@s, @u, @us, @p, @t or a serial).
+        #[arg(long, short, default_value = "@s")]
+        key: String,
+        /// The command script (`-` or absent: stdin). See `docs/monitor.md`.
+        script: Option<PathBuf>,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("demo") if args.len() == 1 => match watchq_emu::demo::run() {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Demo => match watchq_emu::demo::run() {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -26,17 +54,42 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        None | Some("help" | "-h" | "--help") => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some("version" | "-V" | "--version") => {
-            println!("watchq {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("watchq: unknown command or arguments: {other}\n\n{USAGE}");
-            ExitCode::from(2)
+        Cmd::Monitor {
+            format,
+            size,
+            filter,
+            key,
+            script,
+        } => {
+            let opts = MonitorOptions {
+                format,
+                size,
+                filter,
+                key,
+            };
+            let input: Box<dyn BufRead> = match script.as_deref() {
+                None => Box::new(std::io::stdin().lock()),
+                Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+                Some(p) => match std::fs::File::open(p) {
+                    Ok(f) => Box::new(BufReader::new(f)),
+                    Err(e) => {
+                        eprintln!("watchq monitor: {}: {e}", p.display());
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let r = monitor::run(&opts, input, &mut out);
+            let _ = out.flush();
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let name = script.map_or("stdin".into(), |p| p.display().to_string());
+                    eprintln!("watchq monitor: {name}: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }

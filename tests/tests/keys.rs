@@ -638,3 +638,31 @@ fn keys_errno_paths_of_each_call() {
         Err(Errno::EDQUOT)
     );
 }
+
+#[test]
+fn keys_monitor_example_script() {
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/monitor-keys.txt"
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    watchq_emu::monitor::run(&Default::default(), script.as_bytes(), &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "268435457 link 268435458",
+            "268435458 upd",
+            "268435458 attr",
+            "268435457 link 268435459",
+            "268435457 unlk 268435458",
+            "268435458 upd",
+            "268435458 upd",
+            "268435458 upd",
+            "268435458 rev",
+            "268435458 gc",
+        ]
+    );
+}

@@ -1,0 +1,174 @@
+//! How records are printed: the kernel sample consumer's format, `keyctl
+//! watch`'s line format, hex, and JSON lines.
+//!
+//! Owns [`Format`] and [`render`], used by the demo, the monitor and the
+//! scenario runner alike, so every tool prints a record the same way.
+
+use std::fmt::Write as _;
+use watchq_core::record::{hex, key_subtype_name};
+use watchq_core::uapi::*;
+use watchq_core::Notification;
+
+/// An output format for records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `samples/watch_queue/watch_test.c`: `NOTIFY[off]: ty=.. sy=.. i=..`
+    /// then the decoded record, then its bytes in hex.
+    #[default]
+    Sample,
+    /// keyutils' `keyctl watch`: `<key> upd`, `<key> link <aux>`,
+    /// `-- LOSS --`, `<id> gc`.
+    Keyctl,
+    /// The record's bytes in hex, one record per line.
+    Hex,
+    /// One JSON object per record.
+    Json,
+}
+
+/// `keyctl watch`'s word for a key subtype.
+fn keyctl_word(st: u8) -> Option<&'static str> {
+    Some(match st {
+        NOTIFY_KEY_INSTANTIATED => "inst",
+        NOTIFY_KEY_UPDATED => "upd",
+        NOTIFY_KEY_LINKED => "link",
+        NOTIFY_KEY_UNLINKED => "unlk",
+        NOTIFY_KEY_CLEARED => "clr",
+        NOTIFY_KEY_REVOKED => "rev",
+        NOTIFY_KEY_INVALIDATED => "inv",
+        NOTIFY_KEY_SETATTR => "attr",
+        _ => return None,
+    })
+}
+
+/// The lines `fmt` prints for record `rec` found at byte `off` of a read.
+pub fn render(rec: &Notification, off: usize, fmt: Format) -> Vec<String> {
+    let meta = rec.type_() == WATCH_TYPE_META;
+    match fmt {
+        Format::Sample => vec![
+            format!(
+                "NOTIFY[{off:03x}]: ty={:06x} sy={:02x} i={:08x}",
+                rec.type_(),
+                rec.subtype(),
+                rec.info()
+            ),
+            rec.to_string(),
+            format!("  hex: {}", hex(rec.as_bytes())),
+        ],
+        Format::Keyctl => {
+            let line = match (meta, rec.subtype()) {
+                (true, WATCH_META_LOSS_NOTIFICATION) => "-- LOSS --".to_string(),
+                (true, WATCH_META_REMOVAL_NOTIFICATION) => {
+                    format!("{} gc", rec.removal_id().unwrap_or(0))
+                }
+                _ => match (rec.key_fields(), keyctl_word(rec.subtype())) {
+                    (Some((key, aux)), Some(w))
+                        if rec.type_() == WATCH_TYPE_KEY_NOTIFY && rec.len() == 16 =>
+                    {
+                        if matches!(rec.subtype(), NOTIFY_KEY_LINKED | NOTIFY_KEY_UNLINKED) {
+                            format!("{key} {w} {aux}")
+                        } else {
+                            format!("{key} {w}")
+                        }
+                    }
+                    _ => format!("-- type {} subtype {} --", rec.type_(), rec.subtype()),
+                },
+            };
+            vec![line]
+        }
+        Format::Hex => vec![hex(rec.as_bytes())],
+        Format::Json => {
+            let mut j = format!(
+                "{{\"offset\":{off},\"type\":{},\"subtype\":{},\"info\":{},\"tag\":{},\"len\":{}",
+                rec.type_(),
+                rec.subtype(),
+                rec.info(),
+                rec.tag(),
+                rec.len()
+            );
+            if meta {
+                let kind = match rec.subtype() {
+                    WATCH_META_LOSS_NOTIFICATION => "loss",
+                    WATCH_META_REMOVAL_NOTIFICATION => "removal",
+                    _ => "meta",
+                };
+                let _ = write!(j, ",\"meta\":\"{kind}\"");
+                if let Some(id) = rec.removal_id() {
+                    let _ = write!(j, ",\"id\":{id}");
+                }
+            } else if let Some((key, aux)) = rec.key_fields() {
+                let name = key_subtype_name(rec.subtype()).unwrap_or("unknown");
+                let _ = write!(j, ",\"key\":{key},\"change\":\"{name}\",\"aux\":{aux}");
+            }
+            let _ = write!(j, ",\"hex\":\"{}\"}}", hex(rec.as_bytes()).replace(' ', ""));
+            vec![j]
+        }
+    }
+}
+
+/// Renders a whole read() buffer (its records back to back).
+///
+/// # Errors
+/// `EINVAL` when the buffer does not hold whole, well-formed records.
+pub fn render_read(buf: &[u8], fmt: Format) -> watchq_core::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    for rec in Notification::decode_all(buf)? {
+        out.extend(render(&rec, off, fmt));
+        off += rec.len();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(st: u8, key: u32, aux: u32, tag: u8) -> Notification {
+        let mut n = Notification::key(st, key, aux);
+        n.set_info_id(u32::from(tag) << 8);
+        n
+    }
+
+    #[test]
+    fn format_keyctl_lines() {
+        assert_eq!(
+            render(&rec(NOTIFY_KEY_LINKED, 5, 7, 1), 0, Format::Keyctl),
+            ["5 link 7"]
+        );
+        assert_eq!(
+            render(&rec(NOTIFY_KEY_UPDATED, 5, 0, 1), 0, Format::Keyctl),
+            ["5 upd"]
+        );
+        let loss = Notification::decode(&[0, 0, 0, 1, 8, 0, 0, 0]).unwrap();
+        assert_eq!(render(&loss, 0, Format::Keyctl), ["-- LOSS --"]);
+        assert_eq!(
+            render(&Notification::removal(42), 0, Format::Keyctl),
+            ["42 gc"]
+        );
+        assert_eq!(
+            render(&Notification::removal(0), 0, Format::Keyctl),
+            ["0 gc"]
+        );
+    }
+
+    #[test]
+    fn format_sample_and_json() {
+        let r = rec(NOTIFY_KEY_UPDATED, 0x1234abcd, 0, 1);
+        assert_eq!(
+            render(&r, 16, Format::Sample),
+            [
+                "NOTIFY[010]: ty=000001 sy=01 i=00000110",
+                "KEY 1234abcd change=1[updated] aux=0",
+                "  hex: 01 00 00 01 10 01 00 00 cd ab 34 12 00 00 00 00",
+            ]
+        );
+        assert_eq!(
+            render(&r, 0, Format::Json),
+            ["{\"offset\":0,\"type\":1,\"subtype\":1,\"info\":272,\"tag\":1,\"len\":16,\"key\":305441741,\"change\":\"updated\",\"aux\":0,\"hex\":\"01000001100100 00cdab341200000000\"}".replace(' ', "")]
+        );
+        assert_eq!(
+            render_read(&[1, 2], Format::Hex).err(),
+            Some(watchq_core::Errno::EINVAL)
+        );
+    }
+}
