@@ -30,6 +30,11 @@ const NOFILE_HARD: u64 = 1 << 20;
 const MAX_RW_COUNT: usize = (i32::MAX as usize) & !(PAGE_SIZE - 1);
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: usize = 1024;
+/// How splice and friends move data once they have waited: without sleeping.
+const AT_ONCE: ReadMode = ReadMode {
+    nonblock: true,
+    deadline: None,
+};
 
 /// One entry of a `poll()` set. Mirrors `struct pollfd`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -793,22 +798,8 @@ impl Process {
                 }
                 wait_for_space(op, nonblock, deadline)?;
                 let data = ip.peek_bytes(len.min(op_room(op)));
-                let n = op.write(
-                    &data,
-                    false,
-                    ReadMode {
-                        nonblock: true,
-                        deadline: None,
-                    },
-                )?;
-                let mut sink = vec![0u8; n];
-                ip.read(
-                    &mut sink,
-                    ReadMode {
-                        nonblock: true,
-                        deadline: None,
-                    },
-                )?;
+                let n = op.write(&data, false, AT_ONCE)?;
+                discard(ip, n)?;
                 Ok(n)
             }
             (Some(ip), None) => {
@@ -824,14 +815,7 @@ impl Process {
                 }
                 let data = ip.peek_bytes(len);
                 let n = self.write_out(&fout, pos, off_out, &data)?;
-                let mut sink = vec![0u8; n];
-                ip.read(
-                    &mut sink,
-                    ReadMode {
-                        nonblock: true,
-                        deadline: None,
-                    },
-                )?;
+                discard(ip, n)?;
                 Ok(n)
             }
             (None, Some(op)) => {
@@ -839,14 +823,7 @@ impl Process {
                 nonblock |= fout.nonblocking();
                 wait_for_space(op, nonblock, deadline)?;
                 let data = splice_read(&fin, pos, len.min(op_room(op)))?;
-                let n = op.write(
-                    &data,
-                    false,
-                    ReadMode {
-                        nonblock: true,
-                        deadline: None,
-                    },
-                )?;
+                let n = op.write(&data, false, AT_ONCE)?;
                 advance(&fin, off_in, pos, n);
                 Ok(n)
             }
@@ -906,14 +883,7 @@ impl Process {
         }
         wait_for_space(op, nonblock, deadline)?;
         let data = ip.peek_bytes(len.min(op_room(op)));
-        op.write(
-            &data,
-            false,
-            ReadMode {
-                nonblock: true,
-                deadline: None,
-            },
-        )
+        op.write(&data, false, AT_ONCE)
     }
 
     /// `vmsplice()`: user memory into a pipe's write side (`iov` is read),
@@ -949,14 +919,7 @@ impl Process {
         if to_pipe {
             wait_for_space(p, nonblock, deadline)?;
             let data: Vec<u8> = iov.iter().flat_map(|v| v.iter().copied()).collect();
-            p.write(
-                &data[..total.min(op_room(p))],
-                false,
-                ReadMode {
-                    nonblock: true,
-                    deadline: None,
-                },
-            )
+            p.write(&data[..total.min(op_room(p))], false, AT_ONCE)
         } else {
             let mut tmp = vec![0u8; total];
             let n = p.read(&mut tmp, ReadMode { nonblock, deadline })?;
@@ -1003,14 +966,7 @@ impl Process {
             Some(op) => {
                 wait_for_space(op, fout.nonblocking() || fin.nonblocking(), deadline)?;
                 let data = splice_read(&fin, pos, count.min(op_room(op)))?;
-                let n = op.write(
-                    &data,
-                    false,
-                    ReadMode {
-                        nonblock: true,
-                        deadline: None,
-                    },
-                )?;
+                let n = op.write(&data, false, AT_ONCE)?;
                 (data, n)
             }
             None => {
@@ -1228,6 +1184,12 @@ fn wait_for_space(p: &Pipe, nonblock: bool, deadline: Option<Instant>) -> Result
         }
         p.wait(true, deadline, || p.has_room() || p.readers() == 0)?;
     }
+}
+
+/// Consumes `n` bytes of an ordinary pipe that were copied elsewhere.
+fn discard(p: &Pipe, n: usize) -> Result<()> {
+    let mut sink = vec![0u8; n];
+    p.read(&mut sink, AT_ONCE).map(drop)
 }
 
 fn read_at(data: &[u8], pos: u64, buf: &mut [u8]) -> usize {

@@ -80,6 +80,26 @@ impl Trace {
         s
     }
 
+    /// The probe's `addkey(type, desc, payload, ring)` (payload `None`
+    /// prints as NULL): the call, its result, and, with `name`, the naming
+    /// of the new serial. `ring` is the ring's name as printed and its serial.
+    pub fn addkey(
+        &mut self,
+        p: &Process,
+        (ty, desc, payload): (&str, &str, Option<&str>),
+        ring: (&str, i32),
+        name: Option<&str>,
+    ) -> i32 {
+        let shown = payload.map_or("NULL".to_string(), |v| format!("{v:?}"));
+        let label = format!("addkey({ty:?}, {desc:?}, {shown}, {})", ring.0);
+        let bytes = payload.unwrap_or("").as_bytes();
+        let r = self.t(&label, p.add_key(ty, Some(desc), bytes, ring.1));
+        match name {
+            Some(n) => self.nm(r, n),
+            None => r.unwrap_or_else(|e| panic!("{label}: {e}")),
+        }
+    }
+
     /// A comment line.
     pub fn note(&mut self, text: &str) {
         self.lines.push(format!("# {text}"));

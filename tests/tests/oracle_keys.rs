@@ -43,44 +43,25 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     let p = call_pipe(&mut t, "npipe(p, O_NONBLOCK)", npipe(O_NONBLOCK));
     t.t0("setsz(p[0], 256)", pr.set_queue_size(p[0], 256));
     t.t0("watch_key(S, p[0], 5)", pr.keyctl_watch_key(s, p[0], 5));
-    let r = t.t(
-        "addkey(\"keyring\", \"ringR\", NULL, S)",
-        pr.add_key("keyring", Some("ringR"), b"", s),
-    );
-    let r = t.nm(r, "R");
+    let r = t.addkey(&pr, ("keyring", "ringR", None), ("S", s), Some("R"));
     t.drain(&pr, p[0], "p");
     t.t0("watch_key(R, p[0], 1)", pr.keyctl_watch_key(r, p[0], 1));
     t.drain(&pr, p[0], "p");
     t.note("watch added: no record expected");
-    let k1 = t.t(
-        "addkey(\"user\", \"k1\", \"hello\", R)",
-        pr.add_key("user", Some("k1"), b"hello", r),
-    );
-    let k1 = t.nm(k1, "k1");
+    let k1 = t.addkey(&pr, ("user", "k1", Some("hello")), ("R", r), Some("k1"));
     t.drain(&pr, p[0], "p");
     t.t0("watch_key(k1, p[0], 2)", pr.keyctl_watch_key(k1, p[0], 2));
     t.note("add_key with existing description (update path)");
-    let _ = t.t(
-        "addkey(\"user\", \"k1\", \"world!\", R)",
-        pr.add_key("user", Some("k1"), b"world!", r),
-    );
+    t.addkey(&pr, ("user", "k1", Some("world!")), ("R", r), None);
     t.drain(&pr, p[0], "p");
     t.t0(
         "kctl(K_UPDATE, k1, (long)\"again\", 5, 0)",
         pr.keyctl_update(k1, b"again"),
     );
     t.drain(&pr, p[0], "p");
-    let k2 = t.t(
-        "addkey(\"user\", \"k2\", \"x\", R)",
-        pr.add_key("user", Some("k2"), b"x", r),
-    );
-    let k2 = t.nm(k2, "k2");
+    let k2 = t.addkey(&pr, ("user", "k2", Some("x")), ("R", r), Some("k2"));
     t.t0("watch_key(k2, p[0], 4)", pr.keyctl_watch_key(k2, p[0], 4));
-    let r2 = t.t(
-        "addkey(\"keyring\", \"ringR2\", NULL, S)",
-        pr.add_key("keyring", Some("ringR2"), b"", s),
-    );
-    let r2 = t.nm(r2, "R2");
+    let r2 = t.addkey(&pr, ("keyring", "ringR2", None), ("S", s), Some("R2"));
     t.t0("watch_key(R2, p[0], 3)", pr.keyctl_watch_key(r2, p[0], 3));
     t.drain(&pr, p[0], "p");
     t.t0("kctl(K_LINK, k1, R2, 0, 0)", pr.keyctl_link(k1, r2));
@@ -140,11 +121,7 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.note("invalidate k1 (watched, tag 2)");
     t.t0("kctl(K_INVALIDATE, k1, 0, 0, 0)", pr.keyctl_invalidate(k1));
     t.drain(&pr, p[0], "p");
-    let k3 = t.t(
-        "addkey(\"user\", \"k3\", \"zz\", R)",
-        pr.add_key("user", Some("k3"), b"zz", r),
-    );
-    t.nm(k3, "k3");
+    t.addkey(&pr, ("user", "k3", Some("zz")), ("R", r), Some("k3"));
     t.drain(&pr, p[0], "p");
     t.t0("kctl(K_CLEAR, R, 0, 0, 0)", pr.keyctl_clear(r));
     t.drain(&pr, p[0], "p");
@@ -152,11 +129,7 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.t0("kctl(K_CLEAR, R, 0, 0, 0)", pr.keyctl_clear(r));
     t.drain(&pr, p[0], "p");
     t.note("clear a non-keyring key");
-    let k4 = t.t(
-        "addkey(\"user\", \"k4\", \"4\", R)",
-        pr.add_key("user", Some("k4"), b"4", r),
-    );
-    let k4 = t.nm(k4, "k4");
+    let k4 = t.addkey(&pr, ("user", "k4", Some("4")), ("R", r), Some("k4"));
     t.drain(&pr, p[0], "p");
     t.t0("kctl(K_CLEAR, k4, 0, 0, 0)", pr.keyctl_clear(k4));
     t.drain(&pr, p[0], "p");
@@ -194,11 +167,7 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.t0("watch_key(S, p[0], 9)", pr.keyctl_watch_key(s, p[0], 9));
     t.t0("watch_key(S, p[1], 6)", pr.keyctl_watch_key(s, p[1], 6));
     t.note("watch_id range");
-    let k5 = t.t(
-        "addkey(\"user\", \"k5\", \"5\", S)",
-        pr.add_key("user", Some("k5"), b"5", s),
-    );
-    let k5 = t.nm(k5, "k5");
+    let k5 = t.addkey(&pr, ("user", "k5", Some("5")), ("S", s), Some("k5"));
     t.drain(&pr, p[0], "p");
     for tag in [256, -2, 255, 0] {
         t.t0(
@@ -239,11 +208,7 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.t0("watch_key(S, dfd, 1)", pr.keyctl_watch_key(s, dfd, 1));
     pr.close(dfd).unwrap();
     t.note("unwatch: key never watched / watched by another queue / bad fd");
-    let k6 = t.t(
-        "addkey(\"user\", \"k6\", \"6\", S)",
-        pr.add_key("user", Some("k6"), b"6", s),
-    );
-    let k6 = t.nm(k6, "k6");
+    let k6 = t.addkey(&pr, ("user", "k6", Some("6")), ("S", s), Some("k6"));
     t.drain(&pr, p[0], "p");
     t.t0("watch_key(k6, p[0], -1)", pr.keyctl_watch_key(k6, p[0], -1));
     let p2 = call_pipe(t, "npipe(p2, O_NONBLOCK)", npipe(O_NONBLOCK));
@@ -268,11 +233,7 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
     t.drain(&pr, p2[0], "p2");
     t.drain(&pr, p[0], "p");
     t.note("no View permission");
-    let k7 = t.t(
-        "addkey(\"user\", \"k7\", \"7\", S)",
-        pr.add_key("user", Some("k7"), b"7", s),
-    );
-    let k7 = t.nm(k7, "k7");
+    let k7 = t.addkey(&pr, ("user", "k7", Some("7")), ("S", s), Some("k7"));
     t.drain(&pr, p[0], "p");
     t.t0("kctl(K_SETPERM, k7, 0, 0, 0)", pr.keyctl_setperm(k7, 0));
     t.drain(&pr, p[0], "p");
@@ -283,11 +244,7 @@ fn oracle_keys_b1_and_b2_replay_byte_for_byte() {
         "setrlimit(RLIMIT_NOFILE, &rl1)",
         pr.set_rlimit_nofile(2, hard),
     );
-    let k8 = t.t(
-        "addkey(\"user\", \"k8\", \"8\", S)",
-        pr.add_key("user", Some("k8"), b"8", s),
-    );
-    let k8 = t.nm(k8, "k8");
+    let k8 = t.addkey(&pr, ("user", "k8", Some("8")), ("S", s), Some("k8"));
     t.t0("watch_key(k8, p[0], 1)", pr.keyctl_watch_key(k8, p[0], 1));
     t.t0(
         "setrlimit(RLIMIT_NOFILE, &rl)",

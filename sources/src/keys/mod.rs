@@ -434,10 +434,7 @@ impl KeyStore {
             .filter(|s| !seen.contains(s))
             .collect();
         for s in doomed {
-            let k = g.keys.remove(&s).expect("listed above");
-            let q = g.quota.entry(k.uid).or_default();
-            q.0 = q.0.saturating_sub(1);
-            q.1 = q.1.saturating_sub(k.charged);
+            let k = g.remove_key(s).expect("listed above");
             if let Some(wl) = &k.watchers {
                 watchq_core::remove_watch_list(wl, s as u32 as u64);
             }

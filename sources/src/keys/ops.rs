@@ -121,6 +121,29 @@ impl Inner {
         KeyStore::notify(r, ctx, NOTIFY_KEY_LINKED, key as u32);
     }
 
+    /// Creates a key owned by the caller with the default permissions and
+    /// links it into `ring` (LINKED); nothing is left behind on failure.
+    #[allow(clippy::too_many_arguments)]
+    fn create_and_link(
+        &mut self,
+        ctx: &KeyCtx<'_>,
+        ring: Serial,
+        t: KeyType,
+        desc: String,
+        payload: Vec<u8>,
+        state: KeyState,
+        quota: (usize, usize),
+    ) -> Result<Serial> {
+        let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
+        let s = self.create_key(t, desc, payload, uid, gid, default_perm(t), state, quota)?;
+        if let Err(e) = self.check_link(ring, s) {
+            self.remove_key(s);
+            return Err(e);
+        }
+        self.do_link(ctx, ring, s);
+        Ok(s)
+    }
+
     /// Quota check and charge for `uid` (`key_alloc()`'s).
     fn charge(&mut self, uid: u32, bytes: usize, cfg: (usize, usize)) -> Result<()> {
         let lim = if uid == 0 { ROOT_QUOTA } else { cfg };
@@ -147,28 +170,7 @@ impl Inner {
     ) -> Result<Serial> {
         let charged = desc.len() + 1 + payload.len();
         self.charge(uid, charged, quota)?;
-        let serial = self.alloc_serial();
-        self.keys.insert(
-            serial,
-            Key {
-                serial,
-                ktype: t,
-                desc,
-                payload,
-                uid,
-                gid,
-                perm,
-                state,
-                revoked_at: None,
-                invalidated: false,
-                expiry: None,
-                links: Vec::new(),
-                restricted: false,
-                label: None,
-                watchers: None,
-                charged,
-            },
-        );
+        let serial = self.insert_key(t, desc, payload, (uid, gid, perm), state, charged);
         Ok(serial)
     }
 
@@ -209,7 +211,45 @@ impl Inner {
     }
 }
 
+/// What a key change posts: a subtype and aux, or nothing.
+type Posts = Option<(u8, u32)>;
+
 impl KeyStore {
+    /// The common shape of keyctl's attribute changes: look `id` up with
+    /// `flags` and `need`, let `change` check and alter the key (given the
+    /// clock), and post what it says.
+    fn modify(
+        &self,
+        ctx: &mut KeyCtx<'_>,
+        id: Serial,
+        flags: u32,
+        need: u32,
+        change: impl FnOnce(&mut Key, &KeyCtx<'_>, u64) -> Result<Posts>,
+    ) -> Result<()> {
+        let mut g = self.inner.lock();
+        let s = self.lookup(&mut g, ctx, id, flags, need)?;
+        let now = g.now;
+        let k = g.key_mut(s)?;
+        if let Some((subtype, aux)) = change(k, ctx, now)? {
+            Self::notify(k, ctx, subtype, aux);
+        }
+        Ok(())
+    }
+
+    /// An optional destination keyring argument (0: none), looked up as
+    /// the kernel does: created on demand, write permission needed.
+    fn optional_ring(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &mut KeyCtx<'_>,
+        ring: Serial,
+    ) -> Result<Option<Serial>> {
+        match ring {
+            0 => Ok(None),
+            r => self.lookup(g, ctx, r, LOOKUP_CREATE, need::WRITE).map(Some),
+        }
+    }
+
     fn quota(&self) -> (usize, usize) {
         (self.config.maxkeys, self.config.maxbytes)
     }
@@ -270,23 +310,15 @@ impl KeyStore {
                 return Ok(k);
             }
         }
-        let cred = ctx.cred;
-        let s = g.create_key(
+        g.create_and_link(
+            ctx,
+            ring,
             t,
             desc,
             payload.to_vec(),
-            cred.uid,
-            cred.gid,
-            default_perm(t),
             KeyState::Positive,
             self.quota(),
-        )?;
-        if let Err(e) = g.check_link(ring, s) {
-            g.keys.remove(&s);
-            return Err(e);
-        }
-        g.do_link(ctx, ring, s);
-        Ok(s)
+        )
     }
 
     /// request_key(2) without the upcall: finds a key of `type_name` and
@@ -307,10 +339,7 @@ impl KeyStore {
         KeyType::lookup(type_name)
             .map_err(|e| if e == Errno::ENODEV { Errno::ENOKEY } else { e })?;
         let mut g = self.inner.lock();
-        let dest = match dest {
-            0 => None,
-            d => Some(self.lookup(&mut g, ctx, d, LOOKUP_CREATE, need::WRITE)?),
-        };
+        let dest = self.optional_ring(&mut g, ctx, dest)?;
         let t = KeyType::lookup(type_name)?;
         let (_, user_session) = g.user_keyrings(ctx);
         let roots = {
@@ -344,22 +373,16 @@ impl KeyStore {
         let t = KeyType::lookup(type_name)?;
         let mut g = self.inner.lock();
         let dest = self.lookup(&mut g, ctx, dest, LOOKUP_CREATE, need::WRITE)?;
-        let cred = ctx.cred;
-        let s = g.create_key(
+        let quota = self.quota();
+        let s = g.create_and_link(
+            ctx,
+            dest,
             t,
             desc.to_string(),
             Vec::new(),
-            cred.uid,
-            cred.gid,
-            default_perm(t),
             KeyState::Uninstantiated,
-            self.quota(),
+            quota,
         )?;
-        if let Err(e) = g.check_link(dest, s) {
-            g.keys.remove(&s);
-            return Err(e);
-        }
-        g.do_link(ctx, dest, s);
         ctx.anchors.auth = Some(s);
         Ok(s)
     }
@@ -428,18 +451,15 @@ impl KeyStore {
         if payload.len() > ADD_KEY_PAYLOAD_MAX + 1 {
             return Err(Errno::EINVAL);
         }
-        let mut g = self.inner.lock();
-        let s = self.lookup(&mut g, ctx, id, 0, need::WRITE)?;
-        let k = g.key(s)?;
-        if !k.ktype.updatable() {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        k.ktype.vet(&k.desc, payload)?;
-        let k = g.key_mut(s)?;
-        k.payload = payload.to_vec();
-        k.state = KeyState::Positive;
-        Self::notify(k, ctx, NOTIFY_KEY_UPDATED, 0);
-        Ok(())
+        self.modify(ctx, id, 0, need::WRITE, |k, _, _| {
+            if !k.ktype.updatable() {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            k.ktype.vet(&k.desc, payload)?;
+            k.payload = payload.to_vec();
+            k.state = KeyState::Positive;
+            Ok(Some((NOTIFY_KEY_UPDATED, 0)))
+        })
     }
 
     /// KEYCTL_REVOKE: posts REVOKED the first time; the collector removes
@@ -453,13 +473,13 @@ impl KeyStore {
             Err(Errno::EACCES) => self.lookup(&mut g, ctx, id, 0, need::SETATTR)?,
             r => r?,
         };
-        let now = g.now;
-        let k = g.key_mut(s)?;
-        if k.revoked_at.is_none() {
-            k.revoked_at = Some(now);
-            Self::notify(k, ctx, NOTIFY_KEY_REVOKED, 0);
-        }
-        Ok(())
+        drop(g);
+        // The key was found with write or setattr permission; revoke it.
+        self.modify(ctx, s, LOOKUP_PARTIAL, 0, |k, _, now| {
+            let first = k.revoked_at.is_none();
+            k.revoked_at.get_or_insert(now);
+            Ok(first.then_some((NOTIFY_KEY_REVOKED, 0)))
+        })
     }
 
     /// KEYCTL_CHOWN: `None` leaves that id; both `None` is a no-op that
@@ -523,22 +543,14 @@ impl KeyStore {
         if perm & !(KEY_POS_ALL | KEY_USR_ALL | KEY_GRP_ALL | KEY_OTH_ALL) != 0 {
             return Err(Errno::EINVAL);
         }
-        let mut g = self.inner.lock();
-        let s = self.lookup(
-            &mut g,
-            ctx,
-            id,
-            LOOKUP_CREATE | LOOKUP_PARTIAL,
-            need::SETATTR,
-        )?;
-        let admin = sys_admin(ctx);
-        let k = g.key_mut(s)?;
-        if !admin && k.uid != ctx.cred.uid {
-            return Err(Errno::EACCES);
-        }
-        k.perm = perm;
-        Self::notify(k, ctx, NOTIFY_KEY_SETATTR, 0);
-        Ok(())
+        let flags = LOOKUP_CREATE | LOOKUP_PARTIAL;
+        self.modify(ctx, id, flags, need::SETATTR, |k, ctx, _| {
+            if !sys_admin(ctx) && k.uid != ctx.cred.uid {
+                return Err(Errno::EACCES);
+            }
+            k.perm = perm;
+            Ok(Some((NOTIFY_KEY_SETATTR, 0)))
+        })
     }
 
     /// KEYCTL_DESCRIBE: `type;uid;gid;perm;description`.
@@ -566,18 +578,16 @@ impl KeyStore {
     /// The lookup's (write permission), `ENOTDIR` (not a keyring), `EPERM`
     /// (restricted keyring).
     pub fn clear(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<()> {
-        let mut g = self.inner.lock();
-        let s = self.lookup(&mut g, ctx, id, LOOKUP_CREATE, need::WRITE)?;
-        let k = g.key_mut(s)?;
-        if !k.is_keyring() {
-            return Err(Errno::ENOTDIR);
-        }
-        if k.restricted {
-            return Err(Errno::EPERM);
-        }
-        k.links.clear();
-        Self::notify(k, ctx, NOTIFY_KEY_CLEARED, 0);
-        Ok(())
+        self.modify(ctx, id, LOOKUP_CREATE, need::WRITE, |k, _, _| {
+            if !k.is_keyring() {
+                return Err(Errno::ENOTDIR);
+            }
+            if k.restricted {
+                return Err(Errno::EPERM);
+            }
+            k.links.clear();
+            Ok(Some((NOTIFY_KEY_CLEARED, 0)))
+        })
     }
 
     /// KEYCTL_LINK: posts LINKED on the keyring, also when already linked.
@@ -650,10 +660,7 @@ impl KeyStore {
         }
         let mut g = self.inner.lock();
         let r = self.lookup(&mut g, ctx, ring, 0, need::SEARCH)?;
-        let dest = match dest {
-            0 => None,
-            d => Some(self.lookup(&mut g, ctx, d, LOOKUP_CREATE, need::WRITE)?),
-        };
+        let dest = self.optional_ring(&mut g, ctx, dest)?;
         let t = KeyType::lookup(type_name)?;
         if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
@@ -754,10 +761,7 @@ impl KeyStore {
         }
         Self::check_auth(ctx, id)?;
         let mut g = self.inner.lock();
-        let ring = match ring {
-            0 => None,
-            r => Some(self.lookup(&mut g, ctx, r, LOOKUP_CREATE, need::WRITE)?),
-        };
+        let ring = self.optional_ring(&mut g, ctx, ring)?;
         let k = g.key(id)?;
         k.ktype.vet(&k.desc, payload)?;
         self.finish_construction(
@@ -788,10 +792,7 @@ impl KeyStore {
         }
         Self::check_auth(ctx, id)?;
         let mut g = self.inner.lock();
-        let ring = match ring {
-            0 => None,
-            r => Some(self.lookup(&mut g, ctx, r, LOOKUP_CREATE, need::WRITE)?),
-        };
+        let ring = self.optional_ring(&mut g, ctx, ring)?;
         // Error numbers watchq has no name for are reported as ENOKEY.
         let e = Errno::from_raw(error).unwrap_or(Errno::ENOKEY);
         let expiry = Some(g.now + u64::from(timeout));
@@ -809,19 +810,11 @@ impl KeyStore {
     /// # Errors
     /// The lookup's (setattr permission).
     pub fn set_timeout(&self, ctx: &mut KeyCtx<'_>, id: Serial, secs: u32) -> Result<()> {
-        let mut g = self.inner.lock();
-        let s = self.lookup(
-            &mut g,
-            ctx,
-            id,
-            LOOKUP_CREATE | LOOKUP_PARTIAL,
-            need::SETATTR,
-        )?;
-        let now = g.now;
-        let k = g.key_mut(s)?;
-        k.expiry = (secs != 0).then(|| now + u64::from(secs));
-        Self::notify(k, ctx, NOTIFY_KEY_SETATTR, 0);
-        Ok(())
+        let flags = LOOKUP_CREATE | LOOKUP_PARTIAL;
+        self.modify(ctx, id, flags, need::SETATTR, |k, _, now| {
+            k.expiry = (secs != 0).then(|| now + u64::from(secs));
+            Ok(Some((NOTIFY_KEY_SETATTR, 0)))
+        })
     }
 
     /// KEYCTL_INVALIDATE: posts INVALIDATED; the collector removes the key
@@ -830,14 +823,10 @@ impl KeyStore {
     /// # Errors
     /// The lookup's (search permission; `ENOKEY` once invalidated).
     pub fn invalidate(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<()> {
-        let mut g = self.inner.lock();
-        let s = self.lookup(&mut g, ctx, id, 0, need::SEARCH)?;
-        let k = g.key_mut(s)?;
-        if !k.invalidated {
-            k.invalidated = true;
-            Self::notify(k, ctx, NOTIFY_KEY_INVALIDATED, 0);
-        }
-        Ok(())
+        self.modify(ctx, id, 0, need::SEARCH, |k, _, _| {
+            let first = !std::mem::replace(&mut k.invalidated, true);
+            Ok(first.then_some((NOTIFY_KEY_INVALIDATED, 0)))
+        })
     }
 
     /// KEYCTL_MOVE: UNLINKED on `from`, then LINKED on `to`.
@@ -906,21 +895,19 @@ impl KeyStore {
         if restriction.is_some() && type_name.is_none() {
             return Err(Errno::EINVAL);
         }
-        let mut g = self.inner.lock();
-        let s = self.lookup(&mut g, ctx, id, 0, need::SETATTR)?;
-        let k = g.key_mut(s)?;
-        if !k.is_keyring() {
-            return Err(Errno::ENOTDIR);
-        }
-        if type_name.is_some() {
-            return Err(Errno::ENOENT);
-        }
-        if k.restricted {
-            return Err(Errno::EEXIST);
-        }
-        k.restricted = true;
-        Self::notify(k, ctx, NOTIFY_KEY_SETATTR, 0);
-        Ok(())
+        self.modify(ctx, id, 0, need::SETATTR, |k, _, _| {
+            if !k.is_keyring() {
+                return Err(Errno::ENOTDIR);
+            }
+            if type_name.is_some() {
+                return Err(Errno::ENOENT);
+            }
+            if k.restricted {
+                return Err(Errno::EEXIST);
+            }
+            k.restricted = true;
+            Ok(Some((NOTIFY_KEY_SETATTR, 0)))
+        })
     }
 
     /// KEYCTL_CAPABILITIES: the two capability bytes (watchq supports

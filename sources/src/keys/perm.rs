@@ -151,18 +151,39 @@ impl Inner {
         let q = self.quota.entry(uid).or_default();
         q.0 += 1;
         q.1 += charged;
+        let owner = (uid, gid, perm);
+        self.insert_key(
+            KeyType::Keyring,
+            desc.to_string(),
+            Vec::new(),
+            owner,
+            KeyState::Positive,
+            charged,
+        )
+    }
+
+    /// Adds a key with a fresh serial (quota already charged).
+    pub(crate) fn insert_key(
+        &mut self,
+        ktype: KeyType,
+        desc: String,
+        payload: Vec<u8>,
+        (uid, gid, perm): (u32, u32, u32),
+        state: KeyState,
+        charged: usize,
+    ) -> Serial {
         let serial = self.alloc_serial();
         self.keys.insert(
             serial,
             Key {
                 serial,
-                ktype: KeyType::Keyring,
-                desc: desc.to_string(),
-                payload: Vec::new(),
+                ktype,
+                desc,
+                payload,
                 uid,
                 gid,
                 perm,
-                state: KeyState::Positive,
+                state,
                 revoked_at: None,
                 invalidated: false,
                 expiry: None,
@@ -174,6 +195,15 @@ impl Inner {
             },
         );
         serial
+    }
+
+    /// Takes a key out of the store and gives its owner the quota back.
+    pub(crate) fn remove_key(&mut self, s: Serial) -> Option<Key> {
+        let k = self.keys.remove(&s)?;
+        let q = self.quota.entry(k.uid).or_default();
+        q.0 = q.0.saturating_sub(1);
+        q.1 = q.1.saturating_sub(k.charged);
+        Some(k)
     }
 
     /// The caller's user and user-session keyrings, created on first use
