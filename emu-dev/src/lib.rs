@@ -23,6 +23,7 @@ pub mod keyctl;
 pub mod monitor;
 mod pipe;
 mod process;
+pub mod script;
 
 pub use file::OpenFile;
 pub use kernel::{Kernel, KernelConfig};

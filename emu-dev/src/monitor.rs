@@ -9,33 +9,17 @@
 //! what it read in the chosen [`Format`]; a failed command prints
 //! `# <command> = -1 ENAME`.
 //!
-//! Commands, one per line (`#` starts a comment):
-//!
-//! | command | does |
-//! |---|---|
-//! | `add <type> <desc> <payload> [<ring>]` | add_key (payload `-` = none; ring defaults to `@s`) |
-//! | `update <key> <payload>` | KEYCTL_UPDATE |
-//! | `link <key> <ring>` / `unlink <key> <ring>` | KEYCTL_LINK / KEYCTL_UNLINK |
-//! | `move <key> <from> <to>` | KEYCTL_MOVE |
-//! | `revoke <key>` / `invalidate <key>` / `clear <ring>` | KEYCTL_REVOKE / INVALIDATE / CLEAR |
-//! | `setperm <key> <hex>` / `chown <key> <uid> <gid>` / `timeout <key> <secs>` | KEYCTL_SETPERM / CHOWN / SET_TIMEOUT |
-//! | `restrict <ring>` | KEYCTL_RESTRICT_KEYRING (no type: refuse links) |
-//! | `watch <key> <tag>` / `unwatch <key>` | KEYCTL_WATCH_KEY on the monitor's pipe |
-//! | `advance <secs>` | move the key clock (expiry, gc delay) and collect |
-//! | `repeat <n> <command>` | run a command n times before the monitor reads (to overflow the queue) |
-//!
-//! A key is `@s`, `@u`, `@us`, `@p`, `@t`, a serial (decimal or `0x…`), or
-//! the description of a key added earlier by `add`.
+//! The commands are [`crate::script`]'s; `watch`/`unwatch` act on the
+//! monitor's pipe.
 
 use crate::format::{render_read, Format};
+use crate::script::{parse_script, Actor};
 use crate::{Kernel, KernelConfig, Process};
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::*;
 
 /// Options of a monitor run.
 #[derive(Clone, Debug)]
@@ -128,197 +112,13 @@ pub fn keyctl_filter(letters: &str) -> std::result::Result<Vec<u8>, char> {
     Ok(filter_blob(&[e]))
 }
 
-/// A parsed script command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Cmd {
-    Add(String, String, Vec<u8>, String),
-    Update(String, Vec<u8>),
-    Link(String, String),
-    Unlink(String, String),
-    Move(String, String, String),
-    Revoke(String),
-    Invalidate(String),
-    Clear(String),
-    SetPerm(String, u32),
-    Chown(String, u32, u32),
-    Timeout(String, u32),
-    Restrict(String),
-    Watch(String, i32),
-    Unwatch(String),
-    Advance(u64),
-    Repeat(u32, Box<Cmd>),
-}
-
-fn num<T: TryFrom<i64>>(s: &str, what: &str) -> std::result::Result<T, String> {
-    let v = if let Some(h) = s.strip_prefix("0x") {
-        i64::from_str_radix(h, 16)
-    } else {
-        s.parse::<i64>()
-    };
-    v.ok()
-        .and_then(|v| T::try_from(v).ok())
-        .ok_or_else(|| format!("{what} {s:?} is not a number in range"))
-}
-
-fn parse(line: &str) -> std::result::Result<Option<Cmd>, String> {
-    let line = line.split('#').next().unwrap_or("").trim();
-    if line.is_empty() {
-        return Ok(None);
-    }
-    let w: Vec<&str> = line.split_whitespace().collect();
-    let arity = |n: usize, usage: &str| {
-        if w.len() == n {
-            Ok(())
-        } else {
-            Err(format!("usage: {usage}"))
-        }
-    };
-    let s = |i: usize| w[i].to_string();
-    let payload = |p: &str| {
-        if p == "-" {
-            Vec::new()
-        } else {
-            p.as_bytes().to_vec()
-        }
-    };
-    Ok(Some(match w[0] {
-        "add" => {
-            if !(4..=5).contains(&w.len()) {
-                return Err("usage: add <type> <desc> <payload|-> [<ring>]".into());
-            }
-            let ring = w.get(4).map_or("@s".to_string(), |r| r.to_string());
-            Cmd::Add(s(1), s(2), payload(w[3]), ring)
-        }
-        "update" => {
-            arity(3, "update <key> <payload>")?;
-            Cmd::Update(s(1), payload(w[2]))
-        }
-        "link" => {
-            arity(3, "link <key> <ring>")?;
-            Cmd::Link(s(1), s(2))
-        }
-        "unlink" => {
-            arity(3, "unlink <key> <ring>")?;
-            Cmd::Unlink(s(1), s(2))
-        }
-        "move" => {
-            arity(4, "move <key> <from> <to>")?;
-            Cmd::Move(s(1), s(2), s(3))
-        }
-        "revoke" => {
-            arity(2, "revoke <key>")?;
-            Cmd::Revoke(s(1))
-        }
-        "invalidate" => {
-            arity(2, "invalidate <key>")?;
-            Cmd::Invalidate(s(1))
-        }
-        "clear" => {
-            arity(2, "clear <ring>")?;
-            Cmd::Clear(s(1))
-        }
-        "setperm" => {
-            arity(3, "setperm <key> <hex-perm>")?;
-            let p = u32::from_str_radix(w[2].trim_start_matches("0x"), 16)
-                .map_err(|_| format!("permission {:?} is not hex", w[2]))?;
-            Cmd::SetPerm(s(1), p)
-        }
-        "chown" => {
-            arity(4, "chown <key> <uid|-1> <gid|-1>")?;
-            let id = |x: &str| -> std::result::Result<u32, String> {
-                if x == "-1" {
-                    Ok(u32::MAX)
-                } else {
-                    num(x, "id")
-                }
-            };
-            Cmd::Chown(s(1), id(w[2])?, id(w[3])?)
-        }
-        "timeout" => {
-            arity(3, "timeout <key> <secs>")?;
-            Cmd::Timeout(s(1), num(w[2], "timeout")?)
-        }
-        "restrict" => {
-            arity(2, "restrict <ring>")?;
-            Cmd::Restrict(s(1))
-        }
-        "watch" => {
-            arity(3, "watch <key> <tag>")?;
-            Cmd::Watch(s(1), num(w[2], "tag")?)
-        }
-        "unwatch" => {
-            arity(2, "unwatch <key>")?;
-            Cmd::Unwatch(s(1))
-        }
-        "repeat" => {
-            if w.len() < 3 {
-                return Err("usage: repeat <n> <command>".into());
-            }
-            let n = num(w[1], "count")?;
-            let rest = w[2..].join(" ");
-            let inner = parse(&rest)?.ok_or("repeat needs a command")?;
-            Cmd::Repeat(n, Box::new(inner))
-        }
-        "advance" => {
-            arity(2, "advance <secs>")?;
-            Cmd::Advance(num(w[1], "seconds")?)
-        }
-        other => return Err(format!("unknown command {other:?}")),
-    }))
-}
-
 struct World {
-    kernel: Arc<Kernel>,
     monitor: Arc<Process>,
-    actor: Arc<Process>,
     fd: i32,
-    names: HashMap<String, Serial>,
+    actor: Actor,
 }
 
 impl World {
-    fn key(&self, r: &str) -> Result<Serial> {
-        Ok(match r {
-            "@t" => KEY_SPEC_THREAD_KEYRING,
-            "@p" => KEY_SPEC_PROCESS_KEYRING,
-            "@s" => KEY_SPEC_SESSION_KEYRING,
-            "@u" => KEY_SPEC_USER_KEYRING,
-            "@us" => KEY_SPEC_USER_SESSION_KEYRING,
-            _ => match self.names.get(r) {
-                Some(&s) => s,
-                None => num::<Serial>(r, "key").map_err(|_| Errno::ENOKEY)?,
-            },
-        })
-    }
-
-    fn exec(&mut self, c: &Cmd) -> Result<()> {
-        let a = &self.actor;
-        match c {
-            Cmd::Add(t, d, p, ring) => {
-                let s = a.add_key(t, Some(d), p, self.key(ring)?)?;
-                self.names.insert(d.clone(), s);
-                Ok(())
-            }
-            Cmd::Update(k, p) => a.keyctl_update(self.key(k)?, p),
-            Cmd::Link(k, r) => a.keyctl_link(self.key(k)?, self.key(r)?),
-            Cmd::Unlink(k, r) => a.keyctl_unlink(self.key(k)?, self.key(r)?),
-            Cmd::Move(k, f, t) => a.keyctl_move(self.key(k)?, self.key(f)?, self.key(t)?, 0),
-            Cmd::Revoke(k) => a.keyctl_revoke(self.key(k)?),
-            Cmd::Invalidate(k) => a.keyctl_invalidate(self.key(k)?),
-            Cmd::Clear(k) => a.keyctl_clear(self.key(k)?),
-            Cmd::SetPerm(k, p) => a.keyctl_setperm(self.key(k)?, *p),
-            Cmd::Chown(k, u, g) => a.keyctl_chown(self.key(k)?, *u, *g),
-            Cmd::Timeout(k, s) => a.keyctl_set_timeout(self.key(k)?, *s),
-            Cmd::Restrict(k) => a.keyctl_restrict_keyring(self.key(k)?, None, None),
-            Cmd::Watch(k, tag) => self.monitor.keyctl_watch_key(self.key(k)?, self.fd, *tag),
-            Cmd::Unwatch(k) => self.monitor.keyctl_watch_key(self.key(k)?, self.fd, -1),
-            Cmd::Advance(s) => {
-                self.kernel.advance_clock(*s);
-                Ok(())
-            }
-            Cmd::Repeat(n, c) => (0..*n).try_for_each(|_| self.exec(c)),
-        }
-    }
-
     fn drain(&self, fmt: Format, out: &mut impl Write) -> std::result::Result<(), MonitorError> {
         let mut buf = [0u8; 433];
         loop {
@@ -348,16 +148,10 @@ pub fn run(
     script: impl BufRead,
     out: &mut impl Write,
 ) -> std::result::Result<(), MonitorError> {
-    let cmds = script
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let l = l?;
-            let c = parse(&l).map_err(|msg| MonitorError::Parse { line: i + 1, msg })?;
-            let text = l.split('#').next().unwrap_or("").trim().to_string();
-            Ok(c.map(|c| (text, c)))
-        })
-        .collect::<std::result::Result<Vec<_>, MonitorError>>()?;
+    let mut text = String::new();
+    let mut script = script;
+    script.read_to_string(&mut text)?;
+    let cmds = parse_script(&text).map_err(|(line, msg)| MonitorError::Parse { line, msg })?;
     let filter = match &opts.filter {
         None => None,
         Some(f) => Some(keyctl_filter(f).map_err(|c| {
@@ -386,18 +180,17 @@ pub fn run(
     }
     let actor = monitor.fork();
     let mut w = World {
-        kernel,
-        monitor,
-        actor,
+        monitor: monitor.clone(),
         fd,
-        names: HashMap::new(),
+        actor: Actor::new(kernel, actor, Some((monitor, fd))),
     };
     let key = w
+        .actor
         .key(&opts.key)
         .map_err(|e| MonitorError::Setup("key", e))?;
     setup("KEYCTL_WATCH_KEY", w.monitor.keyctl_watch_key(key, fd, 1))?;
-    for (text, c) in cmds.into_iter().flatten() {
-        if let Err(e) = w.exec(&c) {
+    for (text, c) in cmds {
+        if let Err(e) = w.actor.exec(&c) {
             writeln!(out, "# {text} = -1 {}", e.name())?;
         }
         w.drain(opts.format, out)?;

@@ -198,6 +198,13 @@ impl Process {
         Ok(())
     }
 
+    /// Mirrors a real process's `RLIMIT_NOFILE` into this one without the
+    /// permission checks of `setrlimit()` (for hosts that run a real
+    /// program on the emulation and follow its limits).
+    pub fn mirror_rlimit_nofile(&self, soft: u64, hard: u64) {
+        *self.nofile.lock() = (soft.min(hard), hard);
+    }
+
     /// `alarm()`: blocking calls still sleeping after `after` fail with
     /// EINTR (as SIGALRM without `SA_RESTART`); `None` cancels.
     pub fn set_alarm(&self, after: Option<Duration>) {
@@ -329,14 +336,30 @@ impl Process {
     /// - `EAGAIN`: empty pipe with a writer, O_NONBLOCK.
     /// - `EINTR`: the alarm went off while sleeping.
     pub fn read(&self, fd: i32, buf: &mut [u8]) -> Result<usize> {
+        self.read_as(fd, buf, false)
+    }
+
+    /// `read()` as if the file had O_NONBLOCK (`preadv2(RWF_NOWAIT)` in
+    /// spirit): what a host that does its own waiting (the preload library,
+    /// which sleeps in the real `poll()` so signals interrupt it) calls.
+    ///
+    /// # Errors
+    /// As [`Process::read`], with EAGAIN instead of sleeping.
+    pub fn read_nowait(&self, fd: i32, buf: &mut [u8]) -> Result<usize> {
+        self.read_as(fd, buf, true)
+    }
+
+    fn read_as(&self, fd: i32, buf: &mut [u8], nowait: bool) -> Result<usize> {
         let f = self.file(fd)?;
         if !f.readable() {
             return Err(Errno::EBADF);
         }
         let len = buf.len().min(MAX_RW_COUNT);
         let buf = &mut buf[..len];
+        let mut mode = self.read_mode(&f);
+        mode.nonblock |= nowait;
         match &f.kind {
-            FileKind::Pipe(p) => p.read(buf, self.read_mode(&f)),
+            FileKind::Pipe(p) => p.read(buf, mode),
             FileKind::Regular(m) => {
                 let data = m.data.lock();
                 let mut pos = f.pos.lock();

@@ -1,0 +1,276 @@
+//! Key scripts: a small line language for changing the simulated world,
+//! shared by `watchq monitor` and the preload library's `WATCHQ_SCRIPT`.
+//!
+//! Commands, one per line (`#` starts a comment):
+//!
+//! | command | does |
+//! |---|---|
+//! | `add <type> <desc> <payload> [<ring>]` | add_key (payload `-` = none; ring defaults to `@s`) |
+//! | `update <key> <payload>` | KEYCTL_UPDATE |
+//! | `link <key> <ring>` / `unlink <key> <ring>` | KEYCTL_LINK / KEYCTL_UNLINK |
+//! | `move <key> <from> <to>` | KEYCTL_MOVE |
+//! | `revoke <key>` / `invalidate <key>` / `clear <ring>` | KEYCTL_REVOKE / INVALIDATE / CLEAR |
+//! | `setperm <key> <hex>` / `chown <key> <uid> <gid>` / `timeout <key> <secs>` | KEYCTL_SETPERM / CHOWN / SET_TIMEOUT |
+//! | `restrict <ring>` | KEYCTL_RESTRICT_KEYRING (no type: refuse links) |
+//! | `watch <key> <tag>` / `unwatch <key>` | KEYCTL_WATCH_KEY on the watcher's pipe |
+//! | `advance <secs>` | move the key clock (expiry, gc delay) and collect |
+//! | `repeat <n> <command>` | run a command n times in a row |
+//! | `sleep <ms>` | wait (real time) before the next command |
+//!
+//! A key is `@s`, `@u`, `@us`, `@p`, `@t`, a serial (decimal or `0x…`), or
+//! the description of a key added earlier by `add`.
+
+use crate::{Kernel, Process};
+use std::collections::HashMap;
+use std::sync::Arc;
+use watchq_core::{Errno, Result};
+use watchq_sources::keys::*;
+
+/// One command of a key script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // the variants are documented in the module's table
+pub enum Command {
+    Add(String, String, Vec<u8>, String),
+    Update(String, Vec<u8>),
+    Link(String, String),
+    Unlink(String, String),
+    Move(String, String, String),
+    Revoke(String),
+    Invalidate(String),
+    Clear(String),
+    SetPerm(String, u32),
+    Chown(String, u32, u32),
+    Timeout(String, u32),
+    Restrict(String),
+    Watch(String, i32),
+    Unwatch(String),
+    Advance(u64),
+    Repeat(u32, Box<Command>),
+    Sleep(u64),
+}
+
+fn num<T: TryFrom<i64>>(s: &str, what: &str) -> std::result::Result<T, String> {
+    let v = if let Some(h) = s.strip_prefix("0x") {
+        i64::from_str_radix(h, 16)
+    } else {
+        s.parse::<i64>()
+    };
+    v.ok()
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| format!("{what} {s:?} is not a number in range"))
+}
+
+/// Parses one line: `Ok(None)` for a blank or comment line, `Err(what is
+/// wrong)` for a line that is not a command.
+///
+/// # Errors
+/// A message saying what is wrong with the line.
+pub fn parse_line(line: &str) -> std::result::Result<Option<Command>, String> {
+    let line = line.split('#').next().unwrap_or("").trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let arity = |n: usize, usage: &str| {
+        if w.len() == n {
+            Ok(())
+        } else {
+            Err(format!("usage: {usage}"))
+        }
+    };
+    let s = |i: usize| w[i].to_string();
+    let payload = |p: &str| {
+        if p == "-" {
+            Vec::new()
+        } else {
+            p.as_bytes().to_vec()
+        }
+    };
+    Ok(Some(match w[0] {
+        "add" => {
+            if !(4..=5).contains(&w.len()) {
+                return Err("usage: add <type> <desc> <payload|-> [<ring>]".into());
+            }
+            let ring = w.get(4).map_or("@s".to_string(), |r| r.to_string());
+            Command::Add(s(1), s(2), payload(w[3]), ring)
+        }
+        "update" => {
+            arity(3, "update <key> <payload>")?;
+            Command::Update(s(1), payload(w[2]))
+        }
+        "link" => {
+            arity(3, "link <key> <ring>")?;
+            Command::Link(s(1), s(2))
+        }
+        "unlink" => {
+            arity(3, "unlink <key> <ring>")?;
+            Command::Unlink(s(1), s(2))
+        }
+        "move" => {
+            arity(4, "move <key> <from> <to>")?;
+            Command::Move(s(1), s(2), s(3))
+        }
+        "revoke" => {
+            arity(2, "revoke <key>")?;
+            Command::Revoke(s(1))
+        }
+        "invalidate" => {
+            arity(2, "invalidate <key>")?;
+            Command::Invalidate(s(1))
+        }
+        "clear" => {
+            arity(2, "clear <ring>")?;
+            Command::Clear(s(1))
+        }
+        "setperm" => {
+            arity(3, "setperm <key> <hex-perm>")?;
+            let p = u32::from_str_radix(w[2].trim_start_matches("0x"), 16)
+                .map_err(|_| format!("permission {:?} is not hex", w[2]))?;
+            Command::SetPerm(s(1), p)
+        }
+        "chown" => {
+            arity(4, "chown <key> <uid|-1> <gid|-1>")?;
+            let id = |x: &str| -> std::result::Result<u32, String> {
+                if x == "-1" {
+                    Ok(u32::MAX)
+                } else {
+                    num(x, "id")
+                }
+            };
+            Command::Chown(s(1), id(w[2])?, id(w[3])?)
+        }
+        "timeout" => {
+            arity(3, "timeout <key> <secs>")?;
+            Command::Timeout(s(1), num(w[2], "timeout")?)
+        }
+        "restrict" => {
+            arity(2, "restrict <ring>")?;
+            Command::Restrict(s(1))
+        }
+        "watch" => {
+            arity(3, "watch <key> <tag>")?;
+            Command::Watch(s(1), num(w[2], "tag")?)
+        }
+        "unwatch" => {
+            arity(2, "unwatch <key>")?;
+            Command::Unwatch(s(1))
+        }
+        "repeat" => {
+            if w.len() < 3 {
+                return Err("usage: repeat <n> <command>".into());
+            }
+            let n = num(w[1], "count")?;
+            let rest = w[2..].join(" ");
+            let inner = parse_line(&rest)?.ok_or("repeat needs a command")?;
+            Command::Repeat(n, Box::new(inner))
+        }
+        "sleep" => {
+            arity(2, "sleep <milliseconds>")?;
+            Command::Sleep(num(w[1], "milliseconds")?)
+        }
+        "advance" => {
+            arity(2, "advance <secs>")?;
+            Command::Advance(num(w[1], "seconds")?)
+        }
+        other => return Err(format!("unknown command {other:?}")),
+    }))
+}
+
+/// Runs commands as a process, resolving key names it has added.
+pub struct Actor {
+    kernel: Arc<Kernel>,
+    actor: Arc<Process>,
+    watcher: Option<(Arc<Process>, i32)>,
+    names: HashMap<String, Serial>,
+}
+
+impl Actor {
+    /// Commands run as `actor`; `watch`/`unwatch` use `watcher`'s pipe fd
+    /// (without one they fail with EBADF).
+    pub fn new(
+        kernel: Arc<Kernel>,
+        actor: Arc<Process>,
+        watcher: Option<(Arc<Process>, i32)>,
+    ) -> Self {
+        Actor {
+            kernel,
+            actor,
+            watcher,
+            names: HashMap::new(),
+        }
+    }
+
+    /// Resolves a key reference.
+    ///
+    /// # Errors
+    /// `ENOKEY`: not a special id, a serial, or a known name.
+    pub fn key(&self, r: &str) -> Result<Serial> {
+        Ok(match r {
+            "@t" => KEY_SPEC_THREAD_KEYRING,
+            "@p" => KEY_SPEC_PROCESS_KEYRING,
+            "@s" => KEY_SPEC_SESSION_KEYRING,
+            "@u" => KEY_SPEC_USER_KEYRING,
+            "@us" => KEY_SPEC_USER_SESSION_KEYRING,
+            _ => match self.names.get(r) {
+                Some(&s) => s,
+                None => num::<Serial>(r, "key").map_err(|_| Errno::ENOKEY)?,
+            },
+        })
+    }
+
+    fn watch(&self, k: &str, tag: i32) -> Result<()> {
+        let (p, fd) = self.watcher.as_ref().ok_or(Errno::EBADF)?;
+        p.keyctl_watch_key(self.key(k)?, *fd, tag)
+    }
+
+    /// Runs one command.
+    ///
+    /// # Errors
+    /// The errno the system call returned.
+    pub fn exec(&mut self, c: &Command) -> Result<()> {
+        let a = &self.actor;
+        match c {
+            Command::Add(t, d, p, ring) => {
+                let s = a.add_key(t, Some(d), p, self.key(ring)?)?;
+                self.names.insert(d.clone(), s);
+                Ok(())
+            }
+            Command::Update(k, p) => a.keyctl_update(self.key(k)?, p),
+            Command::Link(k, r) => a.keyctl_link(self.key(k)?, self.key(r)?),
+            Command::Unlink(k, r) => a.keyctl_unlink(self.key(k)?, self.key(r)?),
+            Command::Move(k, f, t) => a.keyctl_move(self.key(k)?, self.key(f)?, self.key(t)?, 0),
+            Command::Revoke(k) => a.keyctl_revoke(self.key(k)?),
+            Command::Invalidate(k) => a.keyctl_invalidate(self.key(k)?),
+            Command::Clear(k) => a.keyctl_clear(self.key(k)?),
+            Command::SetPerm(k, p) => a.keyctl_setperm(self.key(k)?, *p),
+            Command::Chown(k, u, g) => a.keyctl_chown(self.key(k)?, *u, *g),
+            Command::Timeout(k, s) => a.keyctl_set_timeout(self.key(k)?, *s),
+            Command::Restrict(k) => a.keyctl_restrict_keyring(self.key(k)?, None, None),
+            Command::Watch(k, tag) => self.watch(k, *tag),
+            Command::Unwatch(k) => self.watch(k, -1),
+            Command::Advance(s) => {
+                self.kernel.advance_clock(*s);
+                Ok(())
+            }
+            Command::Repeat(n, c) => (0..*n).try_for_each(|_| self.exec(c)),
+            Command::Sleep(ms) => {
+                std::thread::sleep(std::time::Duration::from_millis(*ms));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Parses a whole script: each command with its text (comment stripped).
+///
+/// # Errors
+/// The 1-based number of the first bad line and what is wrong with it.
+pub fn parse_script(text: &str) -> std::result::Result<Vec<(String, Command)>, (usize, String)> {
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if let Some(c) = parse_line(l).map_err(|m| (i + 1, m))? {
+            out.push((l.split('#').next().unwrap_or("").trim().to_string(), c));
+        }
+    }
+    Ok(out)
+}
