@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod demo;
+pub mod exec;
 mod fdtable;
 mod file;
 pub mod format;

@@ -39,11 +39,51 @@ enum Cmd {
         /// The command script (`-` or absent: stdin). See `docs/monitor.md`.
         script: Option<PathBuf>,
     },
+    /// Run an unmodified program on watchq (LD_PRELOAD): its notification
+    /// pipes and keys are emulated, the rest of its I/O is untouched.
+    Exec {
+        /// Emulate a kernel without CONFIG_WATCH_QUEUE (pipe2 fails with ENOPKG).
+        #[arg(long)]
+        no_notifications: bool,
+        /// Log every emulated call to FILE.
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// Run this key script in the background while the program runs.
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+        /// Seconds before a revoked or expired key is collected (default 300).
+        #[arg(long, value_name = "SECS")]
+        gc_delay: Option<u64>,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Exec {
+            no_notifications,
+            log,
+            script,
+            gc_delay,
+            command,
+        } => {
+            let opts = watchq_emu::exec::ExecOptions {
+                no_notifications,
+                log,
+                script,
+                gc_delay,
+            };
+            match watchq_emu::exec::run(&opts, &command[0], &command[1..]) {
+                Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+                Err(e) => {
+                    eprintln!("watchq exec: {e}");
+                    ExitCode::from(127)
+                }
+            }
+        }
         Cmd::Demo => match watchq_emu::demo::run() {
             Ok(text) => {
                 print!("{text}");

@@ -1,0 +1,123 @@
+//! User memory, checked: what the kernel's `copy_from_user`/`copy_to_user`
+//! do for a system call, EFAULT instead of a crash.
+//!
+//! The program's memory is this process's own, so access goes through
+//! `process_vm_readv`/`process_vm_writev` on ourselves, which fail with
+//! EFAULT on an unmapped or protected address rather than fault.
+
+use libc::{c_void, iovec};
+use watchq_core::{Errno, Result};
+
+fn pid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// Copies up to `len` bytes from user address `addr`. Returns the bytes
+/// that could be read from the start (fewer when the range runs into
+/// unmapped memory).
+pub(crate) fn copy_in_prefix(addr: usize, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    if addr == 0 || len == 0 {
+        out.clear();
+        return out;
+    }
+    let local = iovec {
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let remote = iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: len,
+    };
+    // SAFETY: `local` describes our own buffer of `len` bytes; the remote
+    // side is checked by the kernel, which reports a bad address as a
+    // short count or EFAULT.
+    let n = unsafe { libc::process_vm_readv(pid(), &local, 1, &remote, 1, 0) };
+    out.truncate(n.max(0) as usize);
+    out
+}
+
+/// Copies exactly `len` bytes from user address `addr`.
+///
+/// # Errors
+/// `EFAULT`: some of the range is not readable.
+pub(crate) fn copy_in(addr: usize, len: usize) -> Result<Vec<u8>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let v = copy_in_prefix(addr, len);
+    if v.len() == len {
+        Ok(v)
+    } else {
+        Err(Errno::EFAULT)
+    }
+}
+
+/// Copies `data` to user address `addr`.
+///
+/// # Errors
+/// `EFAULT`: some of the range is not writable.
+pub(crate) fn copy_out(addr: usize, data: &[u8]) -> Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    if addr == 0 {
+        return Err(Errno::EFAULT);
+    }
+    let local = iovec {
+        iov_base: data.as_ptr() as *mut c_void,
+        iov_len: data.len(),
+    };
+    let remote = iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: as in `copy_in_prefix`; the local buffer is only read.
+    let n = unsafe { libc::process_vm_writev(pid(), &local, 1, &remote, 1, 0) };
+    if n == data.len() as isize {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (`strndup_user`).
+///
+/// # Errors
+/// `EFAULT` (unreadable before the NUL), `EINVAL` (no NUL within `max`).
+pub(crate) fn c_string(addr: usize, max: usize) -> Result<String> {
+    if addr == 0 {
+        return Err(Errno::EFAULT);
+    }
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() <= max {
+        // Read page by page so a string ending just before unmapped memory works.
+        let room = 4096 - (at % 4096);
+        let chunk = copy_in_prefix(at, room);
+        if chunk.is_empty() {
+            return Err(Errno::EFAULT);
+        }
+        if let Some(i) = chunk.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&chunk[..i]);
+            return if out.len() > max {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(String::from_utf8_lossy(&out).into_owned())
+            };
+        }
+        out.extend_from_slice(&chunk);
+        at += chunk.len();
+    }
+    Err(Errno::EINVAL)
+}
+
+/// Reads an `int` argument.
+///
+/// # Errors
+/// `EFAULT`.
+pub(crate) fn read_int(addr: usize) -> Result<i32> {
+    let b = copy_in(addr, 4)?;
+    Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}

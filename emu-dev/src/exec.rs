@@ -1,0 +1,85 @@
+//! `watchq exec -- PROGRAM ARGS`: run an unmodified program on watchq.
+//!
+//! Puts the preload library (`libwatchq_preload.so`, built with the
+//! workspace) in front of the program's libc with `LD_PRELOAD`, passes the
+//! settings as `WATCHQ_*` variables, runs the program and returns its exit
+//! status (128 + the signal number if a signal ended it, as shells do).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The library's file name.
+pub const PRELOAD_NAME: &str = "libwatchq_preload.so";
+
+/// Settings for one run.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    /// Build the emulated kernel without notification support (ENOPKG).
+    pub no_notifications: bool,
+    /// Log every emulated call to this file.
+    pub log: Option<PathBuf>,
+    /// A key script to run in the background (see docs/monitor.md).
+    pub script: Option<PathBuf>,
+    /// The key garbage collector's delay, in seconds.
+    pub gc_delay: Option<u64>,
+}
+
+/// Where the preload library is: `$WATCHQ_PRELOAD`, else beside the
+/// running `watchq` (cargo puts both in `target/<profile>/`), else one
+/// directory up (for test binaries in `target/<profile>/deps/`).
+pub fn preload_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WATCHQ_PRELOAD") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join(PRELOAD_NAME), dir.parent()?.join(PRELOAD_NAME)]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// The command that runs `program` with `args` under the preload `lib`.
+pub fn command(lib: &Path, opts: &ExecOptions, program: &OsString, args: &[OsString]) -> Command {
+    let mut c = Command::new(program);
+    c.args(args);
+    let mut preload = lib.as_os_str().to_owned();
+    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
+        preload.push(":");
+        preload.push(old);
+    }
+    c.env("LD_PRELOAD", preload);
+    if opts.no_notifications {
+        c.env("WATCHQ_NOTIFICATIONS", "off");
+    }
+    if let Some(l) = &opts.log {
+        c.env("WATCHQ_LOG", l);
+    }
+    if let Some(s) = &opts.script {
+        c.env("WATCHQ_SCRIPT", s);
+    }
+    if let Some(d) = opts.gc_delay {
+        c.env("WATCHQ_KEY_GC_DELAY", d.to_string());
+    }
+    c
+}
+
+/// Runs the program and returns its exit status.
+///
+/// # Errors
+/// A message when the library cannot be found or the program cannot start.
+pub fn run(opts: &ExecOptions, program: &OsString, args: &[OsString]) -> Result<i32, String> {
+    let lib = preload_path().ok_or_else(|| {
+        format!(
+            "cannot find {PRELOAD_NAME} next to this program; build it with \
+             `cargo build --workspace` or set WATCHQ_PRELOAD"
+        )
+    })?;
+    let status = command(&lib, opts, program, args)
+        .status()
+        .map_err(|e| format!("{}: {e}", program.to_string_lossy()))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
