@@ -6,13 +6,32 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# What the tests need besides Rust: gcc (C consumers and the oracle's
+# probe under `watchq exec`), python3 (the oracle's normaliser) and
+# Debian's keyutils (its `keyctl` runs under `watchq exec`).
+need=()
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v python3 >/dev/null || need+=(python3)
+command -v keyctl >/dev/null || need+=(keyutils)
+if ((${#need[@]})); then
+    step "installing ${need[*]}"
+    sudo=()
+    [[ $(id -u) == 0 ]] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get install -y -q "${need[@]}" >/dev/null ||
+        { "${sudo[@]}" apt-get update -q >/dev/null && "${sudo[@]}" apt-get install -y -q "${need[@]}" >/dev/null; }
+fi
+
 step "format"
 cargo fmt --all -- --check
 
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests (unit, conformance, stress, fuzz-style, corpus replay)"
+step "build (the watchq binary and the preload library the tests run)"
+cargo build --workspace --locked
+
+step "tests (unit, conformance, stress, fuzz-style, corpus replay, programs under watchq exec)"
 cargo test --workspace --locked
 
 # loom models: every interleaving of the lock-free paths, bounded so a

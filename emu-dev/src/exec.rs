@@ -2,10 +2,13 @@
 //!
 //! Puts the preload library (`libwatchq_preload.so`, built with the
 //! workspace) in front of the program's libc with `LD_PRELOAD`, passes the
-//! settings as `WATCHQ_*` variables, runs the program and returns its exit
-//! status (128 + the signal number if a signal ended it, as shells do).
+//! settings as `WATCHQ_*` variables, and executes the program in place of
+//! `watchq` (as `env` and `fakeroot` do), so its exit status, its signals
+//! and its process id are the program's own.
 
+use std::convert::Infallible;
 use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -64,22 +67,22 @@ pub fn command(lib: &Path, opts: &ExecOptions, program: &OsString, args: &[OsStr
     c
 }
 
-/// Runs the program and returns its exit status.
+/// Executes the program in place of this process.
 ///
 /// # Errors
-/// A message when the library cannot be found or the program cannot start.
-pub fn run(opts: &ExecOptions, program: &OsString, args: &[OsString]) -> Result<i32, String> {
+/// A message when the library cannot be found or the program cannot be
+/// executed (on success this does not return).
+pub fn run(
+    opts: &ExecOptions,
+    program: &OsString,
+    args: &[OsString],
+) -> Result<Infallible, String> {
     let lib = preload_path().ok_or_else(|| {
         format!(
             "cannot find {PRELOAD_NAME} next to this program; build it with \
              `cargo build --workspace` or set WATCHQ_PRELOAD"
         )
     })?;
-    let status = command(&lib, opts, program, args)
-        .status()
-        .map_err(|e| format!("{}: {e}", program.to_string_lossy()))?;
-    use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    let err = command(&lib, opts, program, args).exec();
+    Err(format!("{}: {err}", program.to_string_lossy()))
 }

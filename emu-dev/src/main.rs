@@ -76,13 +76,9 @@ fn main() -> ExitCode {
                 script,
                 gc_delay,
             };
-            match watchq_emu::exec::run(&opts, &command[0], &command[1..]) {
-                Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-                Err(e) => {
-                    eprintln!("watchq exec: {e}");
-                    ExitCode::from(127)
-                }
-            }
+            let Err(e) = watchq_emu::exec::run(&opts, &command[0], &command[1..]);
+            eprintln!("watchq exec: {e}");
+            ExitCode::from(127)
         }
         Cmd::Demo => match watchq_emu::demo::run() {
             Ok(text) => {

@@ -1019,7 +1019,7 @@ pub extern "C" fn watchq_syscall(
         return real_call();
     };
     let is_mapped = |fd: c_long| c_int::try_from(fd).is_ok_and(|fd| h.lookup(fd).is_some());
-    // SAFETY (all arms): the arguments are what libc's wrapper would pass.
+    // SAFETY: every arm passes the arguments libc's wrapper would pass.
     unsafe {
         match nr {
             libc::SYS_keyctl => keyctl(h, a1 as c_int, [a2, a3, a4, a5]),

@@ -1,0 +1,222 @@
+//! Unmodified C programs under `watchq exec` (the preload library):
+//! the real kernel's probe reproduces its recorded output, the example
+//! consumer and Debian's `keyctl` behave as on a kernel with notification
+//! support, every way of sleeping wakes on a posted record, and ordinary
+//! I/O is untouched.
+//!
+//! Needs `cargo build --workspace` (the `watchq` binary and the library),
+//! gcc, python3 and keyutils; scripts/test.sh provides all four.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use watchq_tests::oracle::oracle_dir;
+
+/// `target/<profile>`, from this test binary's `target/<profile>/deps/`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn watchq() -> PathBuf {
+    let w = target_dir().join("watchq");
+    let lib = target_dir().join("libwatchq_preload.so");
+    assert!(
+        w.is_file() && lib.is_file(),
+        "{} or {} missing: run `cargo build --workspace` first (scripts/test.sh does)",
+        w.display(),
+        lib.display()
+    );
+    w
+}
+
+/// Compiles C `src` into the target directory (once per test binary run).
+fn cc(src: &Path, name: &str) -> PathBuf {
+    let out = target_dir().join("c-tests");
+    std::fs::create_dir_all(&out).unwrap();
+    let bin = out.join(name);
+    let st = Command::new("gcc")
+        .args(["-O1", "-Wall", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(src)
+        .status()
+        .expect("gcc (scripts/test.sh installs it)");
+    assert!(st.success(), "gcc {}", src.display());
+    bin
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
+}
+
+fn exec(flags: &[&str], program: &Path, args: &[&str]) -> Output {
+    Command::new(watchq())
+        .arg("exec")
+        .args(flags)
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn preload_oracle_probe_matches_the_real_kernel() {
+    let probe = cc(&oracle_dir().join("wqtest.c"), "wqtest");
+    // The probe ran on the real kernel with gc_delay = 1 s.
+    let out = exec(&["--gc-delay", "1"], &probe, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let raw = target_dir().join("c-tests/wqtest.out");
+    std::fs::write(&raw, &out.stdout).unwrap();
+    let norm = Command::new("python3")
+        .arg(oracle_dir().join("normalize.py"))
+        .arg(&raw)
+        .output()
+        .expect("python3 (scripts/test.sh installs it)");
+    assert!(norm.status.success(), "{}", text(&norm.stderr));
+    let ours = text(&norm.stdout);
+    let golden = std::fs::read_to_string(oracle_dir().join("golden-normalized.txt")).unwrap();
+    // Scenario F needs the probe to run as /init with /sbin/request-key.
+    let golden = golden.split("\n=== BEGIN F ").next().unwrap();
+    let (ours, golden): (Vec<&str>, Vec<&str>) = (
+        ours.trim_end().lines().collect(),
+        golden.trim_end().lines().collect(),
+    );
+    for (i, (a, b)) in ours.iter().zip(&golden).enumerate() {
+        assert_eq!(a, b, "line {} of the normalised output differs", i + 1);
+    }
+    assert_eq!(ours.len(), golden.len());
+}
+
+#[test]
+fn preload_example_consumer() {
+    let consumer = cc(&repo("examples/consumer.c"), "consumer");
+    let out = exec(&[], &consumer, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let s = text(&out.stdout);
+    assert!(s.starts_with("read() = 32\n"), "{s}");
+    assert!(s.contains(" change=2[linked] aux="), "{s}");
+    assert!(s.contains(" change=1[updated] aux=0\n"), "{s}");
+    assert!(s.ends_with("2 record(s)\n"), "{s}");
+    // The fallback path: a kernel without CONFIG_WATCH_QUEUE.
+    let out = exec(&["--no-notifications"], &consumer, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "pipe2: Package not installed\n");
+}
+
+#[test]
+fn preload_wakes_poll_select_epoll_and_read_sleepers() {
+    let wake = cc(&repo("tests/c/wake.c"), "wake");
+    for mode in ["poll", "select", "epoll", "read"] {
+        let out = exec(&[], &wake, &[mode]);
+        assert!(
+            out.status.success(),
+            "{mode}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "woke 16\n", "{mode}");
+    }
+}
+
+#[test]
+fn preload_leaves_ordinary_io_alone() {
+    let script = "set -e; printf 'a\\nb\\nc\\n' | sort -r | tr a-z A-Z; \
+                  f=$(mktemp); seq 1 2000 > \"$f\"; wc -l < \"$f\"; tail -n 1 \"$f\"; \
+                  exec 3<\"$f\"; head -c 4 <&3; echo; rm \"$f\"; \
+                  dd if=/dev/zero bs=4096 count=64 2>/dev/null | cat | wc -c; \
+                  (sleep 0.05; echo late) | cat; exit 7";
+    let direct = Command::new("sh").args(["-c", script]).output().unwrap();
+    let under = exec(&[], Path::new("/bin/sh"), &["-c", script]);
+    assert_eq!(direct.status.code(), Some(7));
+    assert_eq!(under.status.code(), Some(7));
+    assert_eq!(text(&under.stdout), text(&direct.stdout));
+    assert_eq!(text(&under.stderr), text(&direct.stderr));
+}
+
+fn keyctl() -> PathBuf {
+    let found = ["/usr/bin/keyctl", "/bin/keyctl"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    found.expect("keyctl (package keyutils; scripts/test.sh installs it)")
+}
+
+#[test]
+fn preload_keyctl_binary_sees_notifications() {
+    let k = keyctl();
+    let out = exec(&[], &k, &["supports"]);
+    assert!(
+        text(&out.stdout).contains("have_notify=1"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = exec(&["--no-notifications"], &k, &["supports"]);
+    assert!(
+        text(&out.stdout).contains("have_notify=0"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = exec(&[], &k, &["watch", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Invalid argument"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = exec(&[], &k, &["watch", "123456"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Required key not available"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = exec(&[], &k, &["watch", "-fZ", "@s"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn preload_keyctl_watch_prints_scripted_events() {
+    let script = target_dir().join("c-tests/keyctl-watch.script");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        "sleep 300\nadd user k v\nupdate k w\nunlink k @s\n",
+    )
+    .unwrap();
+    let mut child = Command::new(watchq())
+        .args(["exec", "--script"])
+        .arg(&script)
+        .arg("--")
+        .arg(keyctl())
+        .args(["watch", "@s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < 2 && Instant::now() < deadline {
+        match lines.next() {
+            Some(Ok(l)) => got.push(l),
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // The session keyring is made on demand after the user keyrings.
+    assert_eq!(
+        got,
+        ["268435459 link 268435460", "268435459 unlk 268435460"]
+    );
+}
