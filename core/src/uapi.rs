@@ -314,3 +314,106 @@ pub fn filter_blob_raw(
     }
     v
 }
+
+/// The 2019 design's uapi (the seed's "ver #2", June 2019): a
+/// `/dev/watch_queue` device with a user-mmapped ring of 8-byte slots.
+///
+/// Type ids, the `info` layout (length in bytes, a multiple of 8, in bits
+/// 3..=8; the watch tag in the top byte; OVERRUN on the record after a
+/// loss) and the ioctl numbers differ from the merged design's.
+pub mod v2 {
+    use super::RawWatchNotification;
+    use std::mem::{offset_of, size_of};
+
+    /// `WATCH_TYPE_META`.
+    pub const WATCH_TYPE_META: u32 = 0;
+    /// `WATCH_TYPE_MOUNT_NOTIFY`.
+    pub const WATCH_TYPE_MOUNT_NOTIFY: u32 = 1;
+    /// `WATCH_TYPE_SB_NOTIFY`.
+    pub const WATCH_TYPE_SB_NOTIFY: u32 = 2;
+    /// `WATCH_TYPE_KEY_NOTIFY`.
+    pub const WATCH_TYPE_KEY_NOTIFY: u32 = 3;
+    /// `WATCH_TYPE_BLOCK_NOTIFY`.
+    pub const WATCH_TYPE_BLOCK_NOTIFY: u32 = 4;
+    /// `WATCH_TYPE_USB_NOTIFY` (added by the June 2019 USB patch).
+    pub const WATCH_TYPE_USB_NOTIFY: u32 = 5;
+    /// `WATCH_TYPE___NR`: types a filter may name.
+    pub const WATCH_TYPE__NR: u32 = 6;
+
+    /// `WATCH_META_SKIP_NOTIFICATION`: padding to the end of the ring, and the meta header.
+    pub const WATCH_META_SKIP_NOTIFICATION: u8 = 0;
+    /// `WATCH_META_REMOVAL_NOTIFICATION`.
+    pub const WATCH_META_REMOVAL_NOTIFICATION: u8 = 1;
+
+    /// `WATCH_INFO_OVERRUN`: records were lost before this one.
+    pub const WATCH_INFO_OVERRUN: u32 = 0x0000_0001;
+    /// `WATCH_INFO_ENOMEM`.
+    pub const WATCH_INFO_ENOMEM: u32 = 0x0000_0002;
+    /// `WATCH_INFO_RECURSIVE`.
+    pub const WATCH_INFO_RECURSIVE: u32 = 0x0000_0004;
+    /// `WATCH_INFO_LENGTH`: the record's length in bytes, a multiple of 8 (8..=504).
+    pub const WATCH_INFO_LENGTH: u32 = 0x0000_01f8;
+    /// `WATCH_LENGTH_SHIFT`: `(info & WATCH_INFO_LENGTH) >> 3` is the length in slots.
+    pub const WATCH_LENGTH_SHIFT: u32 = 3;
+    /// `WATCH_INFO_IN_SUBTREE`: a mount event from below the watched mount.
+    pub const WATCH_INFO_IN_SUBTREE: u32 = 0x0000_0200;
+    /// `WATCH_INFO_TYPE_FLAGS`.
+    pub const WATCH_INFO_TYPE_FLAGS: u32 = 0x00ff_0000;
+    /// `WATCH_INFO_ID`: the watch tag.
+    pub const WATCH_INFO_ID: u32 = 0xff00_0000;
+    /// `WATCH_INFO_ID__SHIFT`.
+    pub const WATCH_INFO_ID__SHIFT: u32 = 24;
+
+    /// `WATCH_LENGTH_GRANULARITY`: bytes per slot.
+    pub const WATCH_LENGTH_GRANULARITY: usize = 8;
+    /// The largest record, in bytes.
+    pub const MAX_RECORD_LEN: usize = 504;
+
+    /// `IOC_WATCH_QUEUE_SET_SIZE` = `_IO('s', 0x01)`: the argument is a number of pages.
+    pub const IOC_WATCH_QUEUE_SET_SIZE: u64 = 0x7301;
+    /// `IOC_WATCH_QUEUE_SET_FILTER` = `_IO('s', 0x02)`.
+    pub const IOC_WATCH_QUEUE_SET_FILTER: u64 = 0x7302;
+    /// Most pages a ring may have.
+    pub const MAX_PAGES: u64 = 16;
+
+    /// The meta header in slot 0: a SKIP record over itself, then the
+    /// free-running `head` (the producer's) and `tail` (the consumer's)
+    /// slot indices, and `mask` (slots − 1).
+    ///
+    /// watchq keeps the header 8-aligned with a reserved word, so it fills
+    /// three whole slots and records start at slot 3 (the later 2019
+    /// layout). The June 2019 header was 20 bytes counted as two slots, so
+    /// its `mask` word lay in the first record slot and the first record
+    /// overwrote it; see docs/mmap-ring.md.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct RawWatchQueueMeta {
+        /// META/SKIP header covering the meta slots.
+        pub watch: RawWatchNotification,
+        /// Producer index (slots, free-running).
+        pub head: u32,
+        /// Consumer index (slots, free-running).
+        pub tail: u32,
+        /// Slots − 1.
+        pub mask: u32,
+        /// Zero.
+        pub reserved: u32,
+    }
+
+    /// Slots the meta header occupies (`metalen`).
+    pub const META_SLOTS: usize = size_of::<RawWatchQueueMeta>() / WATCH_LENGTH_GRANULARITY;
+
+    /// 32-bit word index of `head` in the ring.
+    pub const HEAD_WORD: usize = offset_of!(RawWatchQueueMeta, head) / 4;
+    /// 32-bit word index of `tail`.
+    pub const TAIL_WORD: usize = offset_of!(RawWatchQueueMeta, tail) / 4;
+    /// 32-bit word index of `mask`.
+    pub const MASK_WORD: usize = offset_of!(RawWatchQueueMeta, mask) / 4;
+
+    const _: () = {
+        assert!(size_of::<RawWatchQueueMeta>() == 24);
+        assert!(META_SLOTS == 3);
+        assert!(HEAD_WORD == 2 && TAIL_WORD == 3 && MASK_WORD == 4);
+        assert!(MAX_RECORD_LEN == WATCH_INFO_LENGTH as usize);
+    };
+}

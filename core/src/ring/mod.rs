@@ -1,7 +1,9 @@
 //! The rings records are posted into.
 //!
-//! [`pipe`] is the merged design's ring of preallocated 128-byte notes.
+//! [`pipe`] is the merged design's ring of preallocated 128-byte notes;
+//! [`mmap`] is the 2019 design's user-mapped ring of 8-byte slots.
 
+pub mod mmap;
 pub mod pipe;
 
 /// What became of one post. Mirrors the kernel, where posting is infallible

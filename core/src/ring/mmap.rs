@@ -1,0 +1,597 @@
+//! The 2019 design's ring: one buffer of 8-byte slots that the consumer
+//! maps, with the head and tail indices inside it, variable-length records,
+//! and SKIP records padding to the end so no record straddles the wrap.
+//!
+//! Mirrors `post_one_notification()` and the ring layout of the June 2019
+//! `/dev/watch_queue` driver (spec §2.2–§2.4): slot 0 holds the meta header
+//! ([`RawWatchQueueMeta`]); `head` and `tail` are free-running slot indices;
+//! the consumer reads records from `tail` up to `head` and writes `tail`
+//! back. watchq's producer differs in two ways, both documented in
+//! docs/mmap-ring.md: the header fills three slots (the 2019 header
+//! overlapped the first record), and posting is lock-free instead of taking
+//! a spinlock:
+//!
+//! 1. **Claim**: a producer reserves the slots it needs (record, plus a SKIP
+//!    record and the header rewrite when it wraps) by a CAS on a private
+//!    claim counter, after validating the consumer's `tail` exactly as the
+//!    2019 code did. A claim that does not fit fails at once: the record is
+//!    lost and the next record claimed carries `WATCH_INFO_OVERRUN`.
+//! 2. **Write** the claimed slots (private to this producer).
+//! 3. **Commit** the chunk in a private side table, then **publish**: the
+//!    producer that raises a pending-commit counter from zero advances the
+//!    shared `head` over every committed chunk in order, and goes on until
+//!    no commit arrived during its pass; the others leave their chunks to it
+//!    (flat combining, without waiting). So `head` only ever covers complete
+//!    records and only moves forward, and no producer waits for another or
+//!    for the consumer.
+//!
+//! The consumer may write anything into the shared buffer. Every access the
+//! producer makes to it is an atomic load or store of a 32-bit word at an
+//! index masked into the buffer, so a hostile consumer can corrupt what it
+//! reads, never the producer's memory safety; a `tail` that fails
+//! validation (beyond `head`, behind by a ring or more, inside the header)
+//! makes posts fail as lost, as in 2019, until the consumer writes a sane
+//! one.
+//!
+//! # Synchronization
+//!
+//! | atomic | writers | readers | ordering | partner |
+//! |---|---|---|---|---|
+//! | `claim` | producers (CAS) | producers | AcqRel CAS / Acquire load | the claimed slots are this producer's alone |
+//! | `committed[i]` | claiming producer (store), publisher (clear) | publisher | Release / Acquire | the record words written before commit are visible to the publisher, who passes them on through `head` |
+//! | `pending` | producers (fetch_add), publisher (fetch_sub) | publisher | AcqRel RMWs | one modification order: a commit counted after the publisher's snapshot makes its fetch_sub see it and pass again |
+//! | `pub_head` | publisher | producers (tail validation) | Release / Acquire | a tail the consumer took from `head` is never ahead of it |
+//! | shared `head` word | publisher | consumer | Release store / Acquire load | the consumer sees the record words before it sees `head` cover them |
+//! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
+//! | `overrun` | producers | producers | AcqRel swap | the flag lands on a record claimed after the loss |
+
+use super::PostOutcome;
+use crate::errno::{Errno, Result};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::uapi::v2::*;
+use crossbeam_utils::CachePadded;
+
+/// Memory for a ring, as 32-bit words (little-endian values on the wire).
+///
+/// # Safety
+/// `words()` returns the same slice, of a length that is a power of two
+/// and at least 16, for the whole life of the value, and nothing but
+/// atomic accesses reach that memory while the value lives (other
+/// processes included: they see it through a shared mapping).
+pub unsafe trait RingStorage: Send + Sync {
+    /// The ring memory.
+    fn words(&self) -> &[AtomicU32];
+}
+
+/// Ring memory on the heap: for tests, loom models, and a consumer in
+/// the same process.
+#[derive(Debug)]
+pub struct HeapStorage(Box<[AtomicU32]>);
+
+impl HeapStorage {
+    /// `bytes` of zeroed memory.
+    ///
+    /// # Errors
+    /// `EINVAL`: not a power of two of at least 64 bytes.
+    pub fn new(bytes: usize) -> Result<Self> {
+        if !bytes.is_power_of_two() || bytes < 64 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(HeapStorage(
+            (0..bytes / 4).map(|_| AtomicU32::new(0)).collect(),
+        ))
+    }
+}
+
+// SAFETY: the boxed slice never changes and is only reached through atomics.
+unsafe impl RingStorage for HeapStorage {
+    fn words(&self) -> &[AtomicU32] {
+        &self.0
+    }
+}
+
+/// Is `rec` a record this ring can carry: 8..=504 bytes, a whole number of
+/// slots, and its own length field saying so?
+pub fn valid_record(rec: &[u8]) -> bool {
+    let len = rec.len();
+    len >= WATCH_LENGTH_GRANULARITY
+        && len <= MAX_RECORD_LEN
+        && len % WATCH_LENGTH_GRANULARITY == 0
+        && (u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]) & WATCH_INFO_LENGTH) as usize
+            == len
+}
+
+/// Where a claim goes.
+struct Placement {
+    /// Slots claimed in all (skip + header + record).
+    total: u32,
+    /// A SKIP record of this many slots at the claim's start.
+    skip: u32,
+    /// The header is rewritten at slot 0.
+    meta: bool,
+}
+
+/// The ring. Mirrors the 2019 `struct watch_queue` with its mapped buffer.
+pub struct MmapRing<S: RingStorage> {
+    storage: S,
+    slots: u32,
+    claim: CachePadded<AtomicU64>,
+    committed: Box<[AtomicU32]>,
+    pending: AtomicU32,
+    pub_head: CachePadded<AtomicU64>,
+    overrun: AtomicBool,
+}
+
+impl<S: RingStorage> std::fmt::Debug for MmapRing<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MmapRing")
+            .field("slots", &self.slots)
+            .finish()
+    }
+}
+
+const META: u32 = META_SLOTS as u32;
+
+impl<S: RingStorage> MmapRing<S> {
+    /// A ring over `storage`, initialised as `SET_SIZE` leaves it: the
+    /// header a SKIP record over the meta slots, `head` = `tail` = 3,
+    /// `mask` = slots − 1.
+    ///
+    /// # Errors
+    /// `EINVAL`: the storage is not a power of two of at least 16 slots.
+    pub fn new(storage: S) -> Result<Self> {
+        let words = storage.words().len();
+        if !words.is_power_of_two() || words < 32 {
+            return Err(Errno::EINVAL);
+        }
+        let slots = (words / 2) as u32;
+        let ring = MmapRing {
+            committed: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            storage,
+            slots,
+            claim: CachePadded::new(AtomicU64::new(u64::from(META))),
+            pending: AtomicU32::new(0),
+            pub_head: CachePadded::new(AtomicU64::new(u64::from(META))),
+            overrun: AtomicBool::new(false),
+        };
+        let w = ring.storage.words();
+        for x in w {
+            // Relaxed: initialisation; the ring is published to consumers
+            // by the caller (mmap, or sharing the value).
+            x.store(0, Ordering::Relaxed);
+        }
+        ring.write_meta_header();
+        w[HEAD_WORD].store(META, Ordering::Relaxed);
+        w[TAIL_WORD].store(META, Ordering::Relaxed);
+        w[MASK_WORD].store(slots - 1, Ordering::Relaxed);
+        Ok(ring)
+    }
+
+    /// The ring's memory.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Slots in the ring (header included).
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    fn word(&self, i: u32) -> &AtomicU32 {
+        // Masked: never outside the buffer whatever `i` is.
+        let w = self.storage.words();
+        &w[i as usize & (w.len() - 1)]
+    }
+
+    fn write_slot(&self, slot: u32, lo: u32, hi: u32) {
+        let s = slot & (self.slots - 1);
+        // Relaxed: published by the commit (SeqCst) and the head store (Release).
+        self.word(2 * s).store(lo, Ordering::Relaxed);
+        self.word(2 * s + 1).store(hi, Ordering::Relaxed);
+    }
+
+    fn write_meta_header(&self) {
+        self.write_slot(0, u32::from(WATCH_META_SKIP_NOTIFICATION) << 24, META * 8);
+        // Relaxed: as `write_slot`.
+        self.word(MASK_WORD as u32)
+            .store(self.slots - 1, Ordering::Relaxed);
+    }
+
+    /// The shared `head` (what the consumer sees).
+    pub fn head(&self) -> u32 {
+        // ORDERING: Acquire, as a consumer loads it.
+        self.word(HEAD_WORD as u32).load(Ordering::Acquire)
+    }
+
+    /// The shared `tail` (what the consumer last wrote).
+    pub fn tail(&self) -> u32 {
+        // ORDERING: Acquire pairs with the consumer's Release store.
+        self.word(TAIL_WORD as u32).load(Ordering::Acquire)
+    }
+
+    /// Is there something for the consumer (`head != tail`)?
+    pub fn readable(&self) -> bool {
+        self.head() != self.tail()
+    }
+
+    /// Are `head` and `tail` inconsistent (`head − tail > slots`: poll's EPOLLERR)?
+    pub fn inconsistent(&self) -> bool {
+        self.head().wrapping_sub(self.tail()) > self.slots
+    }
+
+    /// Where a record of `len` slots goes when the producer is at `c` and
+    /// the consumer's tail is `tail`, or None when it is lost (the 2019
+    /// checks, with the empty-at-the-wrap case that code lost fixed).
+    fn place(&self, c: u64, tail: u32, len: u32) -> Option<Placement> {
+        let size = self.slots;
+        let mask = size - 1;
+        // ORDERING: Acquire pairs with the publisher's Release store: a tail
+        // the consumer took from `head` is never ahead of what we load here.
+        let published = self.pub_head.load(Ordering::Acquire) as u32;
+        let ahead = tail.wrapping_sub(published);
+        if ahead != 0 && ahead < 1 << 31 {
+            return None; // tail beyond head
+        }
+        let used = (c as u32).wrapping_sub(tail);
+        let t = tail & mask;
+        if used >= size || (t != 0 && t < META) {
+            return None; // full, or inconsistent
+        }
+        let h = (c as u32) & mask;
+        let fits_before_tail = |from: u32, n: u32| t >= from && n <= t - from;
+        if used == 0 || h > t {
+            // Free: [h, size) and, after the wrap, [META, t).
+            if h == 0 {
+                return (META + len <= size).then_some(Placement {
+                    total: META + len,
+                    skip: 0,
+                    meta: true,
+                });
+            }
+            if len <= size - h {
+                return Some(Placement {
+                    total: len,
+                    skip: 0,
+                    meta: false,
+                });
+            }
+            let skip = size - h;
+            return fits_before_tail(META, len).then_some(Placement {
+                total: skip + META + len,
+                skip,
+                meta: true,
+            });
+        }
+        // h < t: free is [h, t).
+        if h == 0 {
+            return fits_before_tail(META, len).then_some(Placement {
+                total: META + len,
+                skip: 0,
+                meta: true,
+            });
+        }
+        fits_before_tail(h, len).then_some(Placement {
+            total: len,
+            skip: 0,
+            meta: false,
+        })
+    }
+
+    /// Posts one record (8..=504 bytes, its own length field first) and
+    /// publishes it. Never blocks and never waits.
+    ///
+    /// Mirrors `post_one_notification()` of the June 2019 driver: a record
+    /// that does not fit (or a ring whose tail fails validation) is lost and
+    /// the next record posted carries `WATCH_INFO_OVERRUN`.
+    pub fn try_post(&self, rec: &[u8]) -> PostOutcome {
+        if !valid_record(rec) {
+            return PostOutcome::Lost;
+        }
+        let len = (rec.len() / WATCH_LENGTH_GRANULARITY) as u32;
+        // Take a pending overrun before claiming, so it lands on a record
+        // claimed after the loss; give it back if this post is lost too.
+        // ORDERING: AcqRel: ordered with the claim that follows.
+        let overrun = self.overrun.swap(false, Ordering::AcqRel);
+        let (c, p) = loop {
+            // ORDERING: Acquire pairs with the claim CAS of other producers.
+            let c = self.claim.load(Ordering::Acquire);
+            let Some(p) = self.place(c, self.tail(), len) else {
+                // ORDERING: Release, the counterpart of the swap above.
+                self.overrun.store(true, Ordering::Release);
+                return PostOutcome::Lost;
+            };
+            // ORDERING: AcqRel: the claimed slots are ours; later claimers see it.
+            if self
+                .claim
+                .compare_exchange(
+                    c,
+                    c + u64::from(p.total),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                break (c, p);
+            }
+        };
+        let mut at = c as u32;
+        if p.skip > 0 {
+            self.write_slot(
+                at,
+                u32::from(WATCH_META_SKIP_NOTIFICATION) << 24,
+                p.skip * 8,
+            );
+            at = at.wrapping_add(p.skip);
+        }
+        if p.meta {
+            self.write_meta_header();
+            at = at.wrapping_add(META);
+        }
+        for (i, chunk) in rec.chunks(WATCH_LENGTH_GRANULARITY).enumerate() {
+            let lo = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            let mut hi = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+            if i == 0 && overrun {
+                hi |= WATCH_INFO_OVERRUN;
+            }
+            self.write_slot(at.wrapping_add(i as u32), lo, hi);
+        }
+        self.commit(c, p.total);
+        PostOutcome::Posted
+    }
+
+    /// Marks the chunk claimed at `c` complete and publishes what can be.
+    ///
+    /// Publication is a combining step: the producer that raises `pending`
+    /// from zero becomes the publisher and keeps publishing until no commit
+    /// arrived during its pass; a producer that finds `pending` non-zero
+    /// leaves its chunk to that publisher. All of it is RMWs on one counter,
+    /// so no commit is ever left unpublished and nobody waits.
+    fn commit(&self, c: u64, total: u32) {
+        // ORDERING: Release: the chunk's words before the commit mark;
+        // pairs with the publisher's Acquire load in `advance`.
+        self.committed[(c % u64::from(self.slots)) as usize].store(total, Ordering::Release);
+        // ORDERING: AcqRel: our commit is ordered before the increment a
+        // publisher's RMW reads; we acquire a previous publisher's work.
+        if self.pending.fetch_add(1, Ordering::AcqRel) != 0 {
+            return;
+        }
+        loop {
+            // ORDERING: Acquire: commits counted in `seen` are visible below.
+            let seen = self.pending.load(Ordering::Acquire);
+            self.advance();
+            // ORDERING: AcqRel: if a commit was counted after `seen`, we
+            // read it here and pass again.
+            if self.pending.fetch_sub(seen, Ordering::AcqRel) == seen {
+                return;
+            }
+        }
+    }
+
+    /// Advances the shared head over every committed chunk, in order.
+    /// Only the publisher (see `commit`) runs this.
+    fn advance(&self) {
+        // Relaxed: only the publisher writes pub_head.
+        let mut h = self.pub_head.load(Ordering::Relaxed);
+        let start = h;
+        loop {
+            let i = (h % u64::from(self.slots)) as usize;
+            // ORDERING: Acquire pairs with the Release commit store.
+            let n = self.committed[i].load(Ordering::Acquire);
+            if n == 0 {
+                break;
+            }
+            // Relaxed: the entry is the publisher's until pub_head passes it;
+            // the claim that reuses this index comes after a tail that
+            // passed the head we publish below.
+            self.committed[i].store(0, Ordering::Relaxed);
+            h += u64::from(n);
+        }
+        if h != start {
+            // ORDERING: Release: a producer validating a tail sees the head
+            // the consumer could have read; pairs with `place`.
+            self.pub_head.store(h, Ordering::Release);
+            // ORDERING: Release: the records' words before head covers
+            // them; pairs with the consumer's Acquire load of head.
+            self.word(HEAD_WORD as u32)
+                .store(h as u32, Ordering::Release);
+        }
+    }
+}
+
+/// A consumer of a ring: the protocol of spec §2.4 over any mapping of it
+/// (this process's [`MmapRing`] storage, or another process's `mmap` of the
+/// shared fd).
+pub struct Consumer<'a> {
+    words: &'a [AtomicU32],
+    mask: u32,
+}
+
+/// A record read by a [`Consumer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingRecord {
+    /// The record's bytes (its length field long).
+    pub bytes: Vec<u8>,
+}
+
+impl RingRecord {
+    /// The record's `info` word.
+    pub fn info(&self) -> u32 {
+        u32::from_le_bytes([self.bytes[4], self.bytes[5], self.bytes[6], self.bytes[7]])
+    }
+
+    /// The 24-bit type.
+    pub fn type_(&self) -> u32 {
+        u32::from_le_bytes([self.bytes[0], self.bytes[1], self.bytes[2], 0])
+    }
+
+    /// The subtype.
+    pub fn subtype(&self) -> u8 {
+        self.bytes[3]
+    }
+
+    /// `WATCH_INFO_OVERRUN`: records were lost before this one.
+    pub fn overrun(&self) -> bool {
+        self.info() & WATCH_INFO_OVERRUN != 0
+    }
+
+    /// The watch tag (top byte of `info`).
+    pub fn tag(&self) -> u8 {
+        (self.info() >> WATCH_INFO_ID__SHIFT) as u8
+    }
+}
+
+impl<'a> Consumer<'a> {
+    /// A consumer over ring memory `words`.
+    ///
+    /// # Errors
+    /// `EINVAL`: not a power of two of at least 16 slots.
+    pub fn new(words: &'a [AtomicU32]) -> Result<Self> {
+        if !words.len().is_power_of_two() || words.len() < 32 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Consumer {
+            words,
+            mask: (words.len() / 2) as u32 - 1,
+        })
+    }
+
+    fn word(&self, i: u32) -> u32 {
+        // Relaxed: record words; ordered by the Acquire load of head.
+        self.words[i as usize & (self.words.len() - 1)].load(Ordering::Relaxed)
+    }
+
+    /// Is a record (or padding) waiting?
+    pub fn available(&self) -> bool {
+        // ORDERING: Acquire pairs with the producer's Release head store.
+        let head = self.words[HEAD_WORD].load(Ordering::Acquire);
+        // Relaxed: our own store.
+        head != self.words[TAIL_WORD].load(Ordering::Relaxed)
+    }
+
+    /// The next record, skipping SKIP padding, or None when `tail` has
+    /// reached `head`. Advances `tail` (Release) past what it read.
+    ///
+    /// # Errors
+    /// `EIO`: a record with a zero length (corruption; tail is left there).
+    pub fn pop(&mut self) -> Result<Option<RingRecord>> {
+        // ORDERING: Acquire pairs with the producer's Release head store:
+        // the record words below head are complete.
+        let head = self.words[HEAD_WORD].load(Ordering::Acquire);
+        // Relaxed: the consumer owns tail.
+        let mut tail = self.words[TAIL_WORD].load(Ordering::Relaxed);
+        while tail != head {
+            let s = tail & self.mask;
+            let w0 = self.word(2 * s);
+            let info = self.word(2 * s + 1);
+            let slots = (info & WATCH_INFO_LENGTH) >> WATCH_LENGTH_SHIFT;
+            if slots == 0 {
+                return Err(Errno::EIO);
+            }
+            let skip = w0 & 0x00ff_ffff == WATCH_TYPE_META
+                && (w0 >> 24) as u8 == WATCH_META_SKIP_NOTIFICATION;
+            let rec = (!skip).then(|| {
+                let mut bytes = Vec::with_capacity(slots as usize * 8);
+                for k in 0..slots {
+                    let at = 2 * (s + k);
+                    bytes.extend_from_slice(&self.word(at).to_le_bytes());
+                    bytes.extend_from_slice(&self.word(at + 1).to_le_bytes());
+                }
+                RingRecord { bytes }
+            });
+            tail = tail.wrapping_add(slots);
+            // ORDERING: Release: our reads of the record happen before a
+            // producer that Acquire-loads this tail reuses its slots.
+            self.words[TAIL_WORD].store(tail, Ordering::Release);
+            if rec.is_some() {
+                return Ok(rec);
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A v2 record of `slots` slots whose payload words carry `id`.
+    pub(super) fn rec(id: u32, slots: u32) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&WATCH_TYPE_KEY_NOTIFY.to_le_bytes());
+        r.extend_from_slice(&(slots * 8).to_le_bytes());
+        for _ in 1..slots {
+            r.extend_from_slice(&id.to_le_bytes());
+            r.extend_from_slice(&id.to_le_bytes());
+        }
+        r
+    }
+
+    fn ring(bytes: usize) -> MmapRing<HeapStorage> {
+        MmapRing::new(HeapStorage::new(bytes).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn mmap_ring_initial_state() {
+        let r = ring(4096);
+        let w = r.storage().words();
+        let v: Vec<u32> = w[..6].iter().map(|x| x.load(Ordering::Relaxed)).collect();
+        assert_eq!(v, [0, 24, 3, 3, 511, 0]);
+        assert!(!r.readable());
+    }
+
+    #[test]
+    fn mmap_ring_posts_wrap_with_skip_and_overrun() {
+        let r = ring(128); // 16 slots, records in 3..16
+        let mut c = Consumer::new(r.storage().words()).unwrap();
+        // 13 free slots: 4 records of 3 slots fit (12), the 5th is lost.
+        for i in 0..4 {
+            assert_eq!(r.try_post(&rec(i, 3)), PostOutcome::Posted);
+        }
+        assert_eq!(r.try_post(&rec(9, 3)), PostOutcome::Lost);
+        assert_eq!(c.pop().unwrap().unwrap().bytes, rec(0, 3));
+        assert_eq!(c.pop().unwrap().unwrap().bytes, rec(1, 3));
+        // Head is at 15: one slot to the end; a 3-slot record wraps with a
+        // 1-slot SKIP, rewrites the header, and lands at slot 3.
+        assert_eq!(r.try_post(&rec(4, 3)), PostOutcome::Posted);
+        assert_eq!(r.head(), 15 + 1 + 3 + 3);
+        let got: Vec<RingRecord> = std::iter::from_fn(|| c.pop().unwrap()).collect();
+        assert_eq!(got.len(), 3);
+        assert!(!got[0].overrun() && !got[1].overrun());
+        assert!(
+            got[2].overrun(),
+            "the record after the loss carries OVERRUN"
+        );
+        assert_eq!(got[2].bytes[8..], rec(4, 3)[8..]);
+    }
+
+    #[test]
+    fn mmap_ring_garbage_tail_loses_until_sane() {
+        let r = ring(128);
+        r.try_post(&rec(1, 2));
+        let w = r.storage().words();
+        let sane = w[TAIL_WORD].load(Ordering::Relaxed);
+        for bad in [r.head() + 1, r.head().wrapping_sub(16), 1, 2, 0x8000_0000] {
+            w[TAIL_WORD].store(bad, Ordering::Relaxed);
+            assert_eq!(r.try_post(&rec(2, 2)), PostOutcome::Lost, "tail {bad:#x}");
+        }
+        w[TAIL_WORD].store(sane, Ordering::Relaxed);
+        assert_eq!(r.try_post(&rec(3, 2)), PostOutcome::Posted);
+        let mut c = Consumer::new(w).unwrap();
+        assert_eq!(c.pop().unwrap().unwrap().bytes, rec(1, 2));
+        let next = c.pop().unwrap().unwrap();
+        assert!(next.overrun());
+    }
+
+    #[test]
+    fn mmap_ring_rejects_bad_records() {
+        let r = ring(128);
+        assert_eq!(r.try_post(&[0; 7]), PostOutcome::Lost);
+        let mut bad = rec(1, 2);
+        bad[4] = 24; // length field says 3 slots
+        assert_eq!(r.try_post(&bad), PostOutcome::Lost);
+        assert!(HeapStorage::new(100).is_err());
+    }
+}
