@@ -94,8 +94,7 @@ unsafe impl RingStorage for HeapStorage {
 /// slots, and its own length field saying so?
 pub fn valid_record(rec: &[u8]) -> bool {
     let len = rec.len();
-    len >= WATCH_LENGTH_GRANULARITY
-        && len <= MAX_RECORD_LEN
+    (WATCH_LENGTH_GRANULARITY..=MAX_RECORD_LEN).contains(&len)
         && len % WATCH_LENGTH_GRANULARITY == 0
         && (u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]) & WATCH_INFO_LENGTH) as usize
             == len
