@@ -90,6 +90,116 @@ unsafe impl RingStorage for HeapStorage {
     }
 }
 
+/// Ring memory in a sealed memfd, mapped shared: another process that is
+/// given the fd maps the same pages and consumes from them.
+///
+/// The memfd is sealed with `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`
+/// (seed 003), so a consumer can trust that the buffer it mapped cannot be
+/// shrunk under it (which would fault it) nor the seals removed.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub struct MemfdStorage {
+    file: std::fs::File,
+    map: memmap2::MmapRaw,
+}
+
+/// The seals a ring's memfd carries.
+#[cfg(not(loom))]
+pub const RING_SEALS: i32 = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+
+#[cfg(not(loom))]
+impl MemfdStorage {
+    /// A new sealed memfd of `bytes` zeroed bytes (close-on-exec), mapped.
+    ///
+    /// # Errors
+    /// `EINVAL` (not a power of two of at least 64 bytes), or the errno of
+    /// `memfd_create`, `ftruncate`, `F_ADD_SEALS` or `mmap`.
+    pub fn new(bytes: usize, name: &str) -> Result<Self> {
+        use std::os::fd::FromRawFd;
+        if !bytes.is_power_of_two() || bytes < 64 {
+            return Err(Errno::EINVAL);
+        }
+        let cname = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: a NUL-terminated name and valid flags.
+        let fd = unsafe {
+            libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        };
+        if fd < 0 {
+            return Err(last_errno());
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        file.set_len(bytes as u64).map_err(io_errno)?;
+        // SAFETY: F_ADD_SEALS takes an int argument.
+        if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, RING_SEALS) } < 0 {
+            return Err(last_errno());
+        }
+        Self::map(file)
+    }
+
+    /// Maps a ring memfd received from another process (the consumer's
+    /// side). Refuses a memfd that could still shrink.
+    ///
+    /// # Errors
+    /// `EPERM` (not sealed against shrinking and growing), `EINVAL` (a size
+    /// that is not a power of two of at least 64 bytes), or `mmap`'s errno.
+    pub fn open(file: std::fs::File) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_GET_SEALS takes no argument.
+        let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+        let need = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+        if seals < 0 || seals & need != need {
+            return Err(Errno::EPERM);
+        }
+        let len = file.metadata().map_err(io_errno)?.len() as usize;
+        if !len.is_power_of_two() || len < 64 {
+            return Err(Errno::EINVAL);
+        }
+        Self::map(file)
+    }
+
+    fn map(file: std::fs::File) -> Result<Self> {
+        let map = memmap2::MmapOptions::new()
+            .map_raw(&file)
+            .map_err(io_errno)?;
+        Ok(MemfdStorage { file, map })
+    }
+
+    /// The memfd (to pass to a consumer, or for `mmap` by a program).
+    pub fn file(&self) -> &std::fs::File {
+        &self.file
+    }
+}
+
+// SAFETY: the mapping lives as long as the value and never moves; the
+// memfd is sealed, so it cannot shrink under the mapping; its length is a
+// power of two (checked when made or opened); all access is through the
+// AtomicU32s, which have the layout of u32 and are page-aligned.
+#[cfg(not(loom))]
+unsafe impl RingStorage for MemfdStorage {
+    fn words(&self) -> &[AtomicU32] {
+        // SAFETY: see the impl's comment.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.as_mut_ptr().cast::<AtomicU32>(),
+                self.map.len() / 4,
+            )
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn last_errno() -> Errno {
+    io_errno(std::io::Error::last_os_error())
+}
+
+#[cfg(not(loom))]
+fn io_errno(e: std::io::Error) -> Errno {
+    e.raw_os_error()
+        .and_then(Errno::from_raw)
+        .unwrap_or(Errno::EIO)
+}
+
 /// Is `rec` a record this ring can carry: 8..=504 bytes, a whole number of
 /// slots, and its own length field saying so?
 pub fn valid_record(rec: &[u8]) -> bool {
