@@ -52,7 +52,7 @@ unsafe impl RingStorage for Guarded {
 fn rec(id: u32, slots: u32) -> Vec<u8> {
     let mut r = Vec::new();
     r.extend_from_slice(&(WATCH_TYPE_KEY_NOTIFY | (id % 8) << 24).to_le_bytes());
-    r.extend_from_slice(&(slots * 8 | (id & 0xff) << 24).to_le_bytes());
+    r.extend_from_slice(&((slots * 8) | ((id & 0xff) << 24)).to_le_bytes());
     for k in 1..slots {
         r.extend_from_slice(&id.to_le_bytes());
         r.extend_from_slice(&k.to_le_bytes());
