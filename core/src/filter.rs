@@ -63,6 +63,15 @@ impl WatchFilter {
     /// - `EINVAL`: an entry (of any type) has `info_filter` bits outside
     ///   `info_mask`, or `info_mask` covers the length bits.
     pub fn parse(user: &[u8], nr_types: u32) -> Result<Self> {
+        Self::parse_masked(user, nr_types, WATCH_INFO_LENGTH)
+    }
+
+    /// As [`WatchFilter::parse`], for a uapi generation whose length bits
+    /// are `length_mask` (the 2019 ring's `0x1f8`).
+    ///
+    /// # Errors
+    /// As [`WatchFilter::parse`].
+    pub fn parse_masked(user: &[u8], nr_types: u32, length_mask: u32) -> Result<Self> {
         if user.len() < FILTER_HEADER_SIZE {
             return Err(Errno::EFAULT);
         }
@@ -80,7 +89,7 @@ impl WatchFilter {
         let mut type_filter = 0u64;
         for e in entries {
             let (type_, info_filter, info_mask) = (le32(e, 0), le32(e, 4), le32(e, 8));
-            if info_filter & !info_mask != 0 || info_mask & WATCH_INFO_LENGTH != 0 {
+            if info_filter & !info_mask != 0 || info_mask & length_mask != 0 {
                 return Err(Errno::EINVAL);
             }
             // One bound for counting and storing: unknown types are dropped.

@@ -12,6 +12,7 @@
 use crate::errno::{Errno, Result};
 use crate::filter::WatchFilter;
 use crate::record::{Notification, LOSS_RECORD};
+use crate::ring::mmap::{MmapRing, RingStorage};
 use crate::ring::pipe::{PipeRing, Pop, RingCell};
 use crate::ring::PostOutcome;
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, RcuCell};
@@ -76,9 +77,15 @@ pub struct ReadMode {
     pub deadline: Option<Instant>,
 }
 
+/// The 2019 ring over its (boxed) memory: a sealed memfd normally.
+pub type Ring2019 = MmapRing<Box<dyn RingStorage>>;
+
 /// A general notification queue. Mirrors `struct watch_queue` and the
-/// notification half of its pipe.
+/// notification half of its pipe, or (made by [`WatchQueue::new_2019`]) the
+/// 2019 `/dev/watch_queue` queue with its user-mapped ring.
 pub struct WatchQueue {
+    /// The 2019 design's ring, set once by `SET_SIZE` (None: a pipe queue).
+    v2: Option<std::sync::OnceLock<Ring2019>>,
     ring: RingCell,
     pipe: Mutex<PipeState>,
     filter: RcuCell<Option<WatchFilter>>,
@@ -102,7 +109,17 @@ impl std::fmt::Debug for WatchQueue {
 impl WatchQueue {
     /// A fresh, unsized queue with no filter. Mirrors `watch_queue_init()`.
     pub fn new() -> Arc<Self> {
+        Self::make(None)
+    }
+
+    /// A fresh, unsized queue of the 2019 design (`open("/dev/watch_queue")`).
+    pub fn new_2019() -> Arc<Self> {
+        Self::make(Some(std::sync::OnceLock::new()))
+    }
+
+    fn make(v2: Option<std::sync::OnceLock<Ring2019>>) -> Arc<Self> {
         Arc::new(WatchQueue {
+            v2,
             ring: RingCell::new(),
             pipe: Mutex::new(PipeState::default()),
             filter: RcuCell::new(None),
@@ -126,6 +143,9 @@ impl WatchQueue {
     /// - `EINVAL`: `nr_notes` (low 32 bits) is not in 1..=512.
     /// - `ENOMEM`: the ring cannot be allocated (the queue stays unsized).
     pub fn set_size(&self, nr_notes: u64) -> Result<()> {
+        if let Some(cell) = &self.v2 {
+            return self.set_size_2019(cell, nr_notes);
+        }
         let _pipe = self.pipe.lock();
         if self.ring.get().is_some() {
             return Err(Errno::EBUSY);
@@ -142,6 +162,45 @@ impl WatchQueue {
         Ok(())
     }
 
+    /// `SET_SIZE` of the 2019 device: `nr_pages` pages (1..=16, a power of
+    /// two) of zeroed ring memory in a sealed memfd.
+    ///
+    /// # Errors
+    /// `EBUSY` (already sized), `EINVAL` (bad page count), `ENOMEM`.
+    fn set_size_2019(&self, cell: &std::sync::OnceLock<Ring2019>, nr_pages: u64) -> Result<()> {
+        let _pipe = self.pipe.lock();
+        if cell.get().is_some() {
+            return Err(Errno::EBUSY);
+        }
+        if nr_pages == 0 || nr_pages > crate::uapi::v2::MAX_PAGES || !nr_pages.is_power_of_two() {
+            return Err(Errno::EINVAL);
+        }
+        let bytes = nr_pages as usize * PAGE_SIZE;
+        #[cfg(not(loom))]
+        let storage: Box<dyn RingStorage> = Box::new(
+            crate::ring::mmap::MemfdStorage::new(bytes, "watch_queue")
+                .map_err(|_| Errno::ENOMEM)?,
+        );
+        #[cfg(loom)]
+        let storage: Box<dyn RingStorage> =
+            Box::new(crate::ring::mmap::HeapStorage::new(bytes).map_err(|_| Errno::ENOMEM)?);
+        let ring = MmapRing::new(storage).map_err(|_| Errno::ENOMEM)?;
+        let _ = cell.set(ring);
+        // Relaxed: read under the pipe mutex or as an estimate.
+        self.nr_pages.store(nr_pages as usize, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The 2019 ring, once sized (None for a pipe queue).
+    pub fn ring_2019(&self) -> Option<&Ring2019> {
+        self.v2.as_ref().and_then(|c| c.get())
+    }
+
+    /// Is this a 2019 `/dev/watch_queue` queue?
+    pub fn is_2019(&self) -> bool {
+        self.v2.is_some()
+    }
+
     /// Installs a filter parsed from `user` (the readable user memory at the
     /// ioctl's pointer), or removes the filter when `user` is `None` (a NULL
     /// pointer). A failed call leaves the old filter in force.
@@ -153,6 +212,14 @@ impl WatchQueue {
     pub fn set_filter(&self, user: Option<&[u8]>) -> Result<()> {
         let new = match user {
             None => None,
+            Some(b) if self.is_2019() => {
+                use crate::uapi::v2;
+                Some(WatchFilter::parse_masked(
+                    b,
+                    v2::WATCH_TYPE__NR,
+                    v2::WATCH_INFO_LENGTH,
+                )?)
+            }
             Some(b) => Some(WatchFilter::parse(b, WATCH_TYPE__NR)?),
         };
         let _pipe = self.pipe.lock();
@@ -164,9 +231,14 @@ impl WatchQueue {
     /// Counts a rejection.
     pub fn filter_allows(&self, n: &Notification) -> bool {
         let f = self.filter.load();
-        let ok = match &*f {
-            None => true,
-            Some(f) => f.matches(n.type_(), n.subtype(), n.info()),
+        let ok = match (&*f, self.is_2019()) {
+            (None, _) => true,
+            (Some(f), false) => f.matches(n.type_(), n.subtype(), n.info()),
+            (Some(f), true) => n.to_v2().is_some_and(|b| {
+                let w0 = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                let info = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+                f.matches(w0 & 0x00ff_ffff, (w0 >> 24) as u8, info)
+            }),
         };
         if !ok {
             // Relaxed: statistics.
@@ -193,12 +265,21 @@ impl WatchQueue {
         }
         // Relaxed: statistics.
         self.stats.posted.fetch_add(1, Ordering::Relaxed);
-        let outcome = match self.ring.get() {
-            None => {
+        let outcome = match (&self.v2, self.ring.get()) {
+            (Some(cell), _) => match (cell.get(), n.to_v2()) {
+                (Some(ring), Some(bytes)) => ring.try_post(&bytes),
+                (None, _) => {
+                    self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
+                    PostOutcome::Lost
+                }
+                // A record type the 2019 generation has no id for.
+                (Some(_), None) => PostOutcome::Lost,
+            },
+            (None, None) => {
                 self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
                 PostOutcome::Lost
             }
-            Some(ring) => ring.try_post(n.as_bytes()),
+            (None, Some(ring)) => ring.try_post(n.as_bytes()),
         };
         match outcome {
             PostOutcome::Posted => self.rd_wait.wake(),
@@ -276,6 +357,10 @@ impl WatchQueue {
         mode: ReadMode,
         has_writers: &dyn Fn() -> bool,
     ) -> Result<usize> {
+        if self.is_2019() {
+            // The 2019 device has no read(): records are read from the mapping.
+            return Err(Errno::EINVAL);
+        }
         if buf.is_empty() {
             return Ok(0);
         }
@@ -305,6 +390,9 @@ impl WatchQueue {
     /// A published record is waiting (what makes poll() report POLLIN; a
     /// pending loss record alone does not).
     pub fn has_records(&self) -> bool {
+        if self.is_2019() {
+            return self.ring_2019().is_some_and(|r| r.readable());
+        }
         let _pipe = self.pipe.lock();
         // SAFETY: the pipe mutex is held (only consumer).
         self.ring

@@ -110,6 +110,38 @@ impl Notification {
         Ok(out)
     }
 
+    /// The record as the 2019 ring carries it (spec §2.2): type ids of that
+    /// generation (KEY 3), the watch tag in the top byte of `info`, the
+    /// length a multiple of 8 (the payload padded with zeros), type flags
+    /// kept in bits 16..=23, and the removal record the 8-byte
+    /// `{META, REMOVAL}` header. None for a type that generation lacks.
+    pub fn to_v2(&self) -> Option<Vec<u8>> {
+        use crate::uapi::v2;
+        let (type_, subtype) = match (self.type_(), self.subtype()) {
+            (WATCH_TYPE_META, WATCH_META_REMOVAL_NOTIFICATION) => {
+                (v2::WATCH_TYPE_META, v2::WATCH_META_REMOVAL_NOTIFICATION)
+            }
+            (WATCH_TYPE_META, _) => return None,
+            (WATCH_TYPE_KEY_NOTIFY, st) => (v2::WATCH_TYPE_KEY_NOTIFY, st),
+            _ => return None,
+        };
+        let payload: &[u8] = if type_ == v2::WATCH_TYPE_META {
+            &[]
+        } else {
+            self.payload()
+        };
+        let len = (8 + payload.len()).next_multiple_of(v2::WATCH_LENGTH_GRANULARITY);
+        let info = (self.tag() as u32) << v2::WATCH_INFO_ID__SHIFT
+            | (self.info() & v2::WATCH_INFO_TYPE_FLAGS)
+            | len as u32;
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(&(type_ | (subtype as u32) << 24).to_le_bytes());
+        out.extend_from_slice(&info.to_le_bytes());
+        out.extend_from_slice(payload);
+        out.resize(len, 0);
+        Some(out)
+    }
+
     /// The exact bytes of the record (its length field long).
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len()]
@@ -274,6 +306,19 @@ mod tests {
             &[0x01, 0x00, 0x00, 0x01, 0x10, 0x01, 0x00, 0x00, 0xcd, 0xab, 0x34, 0x12, 0, 0, 0, 0]
         );
         assert_eq!(n.hex(), "01 00 00 01 10 01 00 00 cd ab 34 12 00 00 00 00");
+    }
+
+    #[test]
+    fn record_key_update_in_the_2019_generation() {
+        let mut n = Notification::key(NOTIFY_KEY_UPDATED, 0x1234abcd, 7);
+        n.set_info_id(1 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(
+            n.to_v2().unwrap(),
+            [0x03, 0, 0, 0x01, 0x10, 0, 0, 0x01, 0xcd, 0xab, 0x34, 0x12, 7, 0, 0, 0]
+        );
+        let mut r = Notification::removal(0x1234abcd);
+        r.set_info_id(2 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(r.to_v2().unwrap(), [0, 0, 0, 0x01, 0x08, 0, 0, 0x02]);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub(crate) enum FileKind {
     Console,
     /// A directory (`/`).
     Directory,
+    /// `/dev/watch_queue`: a 2019-design queue of its own per open.
+    WatchQueueDev(Arc<watchq_core::WatchQueue>),
 }
 
 /// An open file. Mirrors `struct file`.
@@ -117,14 +119,19 @@ impl OpenFile {
             FileKind::Null => "/dev/null".into(),
             FileKind::Console => "/dev/console".into(),
             FileKind::Directory => "/".into(),
+            FileKind::WatchQueueDev(_) => "/dev/watch_queue".into(),
         }
     }
 }
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
-        if let FileKind::Pipe(p) = &self.kind {
-            p.release_end(self.readable, self.writable);
+        match &self.kind {
+            FileKind::Pipe(p) => p.release_end(self.readable, self.writable),
+            // The last reference to the open file: the queue goes, its
+            // watches are detached (no removal records).
+            FileKind::WatchQueueDev(q) => q.clear(),
+            _ => {}
         }
     }
 }

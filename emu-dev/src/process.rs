@@ -17,6 +17,7 @@ use crate::pipe::Pipe;
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use watchq_core::uapi::v2;
 use watchq_core::uapi::*;
 use watchq_core::wait::Waiter;
 use watchq_core::{Cred, Errno, QueueStats, ReadMode, Result, WatchQueue};
@@ -248,10 +249,41 @@ impl Process {
     /// EINVAL: `fd` is not an end of a notification pipe.
     pub fn watch_queue(&self, fd: i32) -> Result<Arc<WatchQueue>> {
         let f = self.file(fd).map_err(|_| Errno::EINVAL)?;
+        if let FileKind::WatchQueueDev(q) = &f.kind {
+            return Ok(q.clone());
+        }
         f.pipe()
             .and_then(|p| p.queue())
             .cloned()
             .ok_or(Errno::EINVAL)
+    }
+
+    /// `mmap()` of a `/dev/watch_queue` descriptor: the queue whose ring
+    /// the mapping shows (`ring_2019()`; its storage's words, or its memfd
+    /// for a real mapping).
+    ///
+    /// # Errors
+    /// In the 2019 driver's order: `EBADF` (not open), `ENODEV` (not the
+    /// device), `EINVAL` (not `MAP_SHARED`, an offset, an unsized queue, a
+    /// length of 0 or over the ring's size).
+    pub fn mmap_watch_queue(
+        &self,
+        fd: i32,
+        len: usize,
+        shared: bool,
+        offset: u64,
+    ) -> Result<Arc<WatchQueue>> {
+        let f = self.file(fd)?;
+        let FileKind::WatchQueueDev(q) = &f.kind else {
+            return Err(Errno::ENODEV);
+        };
+        let size = q
+            .ring_2019()
+            .map_or(0, |r| r.slots() as usize * v2::WATCH_LENGTH_GRANULARITY);
+        if !shared || offset != 0 || size == 0 || len == 0 || len > size {
+            return Err(Errno::EINVAL);
+        }
+        Ok(q.clone())
     }
 
     /// Statistics of the notification queue behind `fd` (watchq's own view;
@@ -369,6 +401,8 @@ impl Process {
             }
             FileKind::Null | FileKind::Console => Ok(0),
             FileKind::Directory => Err(Errno::EISDIR),
+            // The 2019 device has no read(): records are read from the mapping.
+            FileKind::WatchQueueDev(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -420,6 +454,7 @@ impl Process {
             }
             FileKind::Null | FileKind::Console => Ok(data.len()),
             FileKind::Directory => Err(Errno::EISDIR),
+            FileKind::WatchQueueDev(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -443,7 +478,9 @@ impl Process {
     pub fn lseek(&self, fd: i32, offset: i64, whence: i32) -> Result<u64> {
         let f = self.file(fd)?;
         let size = match &f.kind {
-            FileKind::Pipe(_) | FileKind::Console => return Err(Errno::ESPIPE),
+            FileKind::Pipe(_) | FileKind::Console | FileKind::WatchQueueDev(_) => {
+                return Err(Errno::ESPIPE)
+            }
             FileKind::Regular(m) => m.data.lock().len() as i64,
             FileKind::Null | FileKind::Directory => 0,
         };
@@ -618,6 +655,17 @@ impl Process {
             }
             _ => {}
         }
+        if let FileKind::WatchQueueDev(q) = &f.kind {
+            return match cmd {
+                v2::IOC_WATCH_QUEUE_SET_SIZE => q.set_size(arg).map(|()| 0),
+                v2::IOC_WATCH_QUEUE_SET_FILTER if arg == 0 => q.set_filter(None).map(|()| 0),
+                v2::IOC_WATCH_QUEUE_SET_FILTER => q
+                    .set_filter(Some(mem.as_deref().ok_or(Errno::EFAULT)?))
+                    .map(|()| 0),
+                // The June 2019 driver's answer to an unknown command.
+                _ => Err(Errno::EOPNOTSUPP),
+            };
+        }
         let FileKind::Pipe(p) = &f.kind else {
             return Err(Errno::ENOTTY);
         };
@@ -693,6 +741,12 @@ impl Process {
                 }
                 m
             }
+            FileKind::WatchQueueDev(q) => match q.ring_2019() {
+                None => 0,
+                Some(r) if r.inconsistent() => POLLERR,
+                Some(r) if r.readable() => POLLIN | POLLRDNORM,
+                Some(_) => 0,
+            },
             _ => POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM,
         }
     }
@@ -871,7 +925,7 @@ impl Process {
             // Only a notification pipe is a pipe here: pipe_write() says EXDEV.
             FileKind::Pipe(p) => p.write(data, false, ReadMode::default()),
             FileKind::Null | FileKind::Console => Ok(data.len()),
-            FileKind::Directory => Err(Errno::EINVAL),
+            FileKind::Directory | FileKind::WatchQueueDev(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -1038,6 +1092,12 @@ impl Process {
             } else {
                 Errno::ENOENT
             });
+        } else if path == "/dev/watch_queue" {
+            // A kernel without CONFIG_WATCH_QUEUE has no such device.
+            if !self.kernel.config().watch_queue {
+                return Err(Errno::ENOENT);
+            }
+            FileKind::WatchQueueDev(WatchQueue::new_2019())
         } else if path == "/dev/null" {
             FileKind::Null
         } else if path == "/dev/console" || path == "/dev/tty" {
@@ -1049,6 +1109,8 @@ impl Process {
                 FileKind::Regular(m) => FileKind::Regular(m.clone()),
                 FileKind::Null => FileKind::Null,
                 FileKind::Console => FileKind::Console,
+                // Every open of the device is a new queue.
+                FileKind::WatchQueueDev(_) => FileKind::WatchQueueDev(WatchQueue::new_2019()),
                 FileKind::Directory => {
                     if acc != O_RDONLY {
                         return Err(Errno::EISDIR);
@@ -1072,8 +1134,10 @@ impl Process {
     }
 
     fn path_exists(&self, path: &str) -> bool {
-        matches!(path, "/" | "/dev/null" | "/dev/console" | "/dev/tty")
-            || self.proc_fd(path).is_some_and(|r| r.is_ok())
+        matches!(
+            path,
+            "/" | "/dev/null" | "/dev/console" | "/dev/tty" | "/dev/watch_queue"
+        ) || self.proc_fd(path).is_some_and(|r| r.is_ok())
     }
 
     /// Resolves `/proc/self/fd/N` or `/proc/PID/fd/N`.
@@ -1165,7 +1229,7 @@ fn splice_read(f: &OpenFile, pos: u64, len: usize) -> Result<Vec<u8>> {
             Ok(d[start..(start + len).min(d.len())].to_vec())
         }
         FileKind::Null | FileKind::Console => Ok(Vec::new()),
-        FileKind::Pipe(_) | FileKind::Directory => Err(Errno::EINVAL),
+        FileKind::Pipe(_) | FileKind::Directory | FileKind::WatchQueueDev(_) => Err(Errno::EINVAL),
     }
 }
 

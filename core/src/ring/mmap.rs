@@ -61,6 +61,22 @@ use crossbeam_utils::CachePadded;
 pub unsafe trait RingStorage: Send + Sync {
     /// The ring memory.
     fn words(&self) -> &[AtomicU32];
+
+    /// The file behind the memory, if another process can map it.
+    fn file(&self) -> Option<&std::fs::File> {
+        None
+    }
+}
+
+// SAFETY: forwards to the boxed storage, which upholds the contract.
+unsafe impl RingStorage for Box<dyn RingStorage> {
+    fn words(&self) -> &[AtomicU32] {
+        (**self).words()
+    }
+
+    fn file(&self) -> Option<&std::fs::File> {
+        (**self).file()
+    }
 }
 
 /// Ring memory on the heap: for tests, loom models, and a consumer in
@@ -185,6 +201,10 @@ unsafe impl RingStorage for MemfdStorage {
                 self.map.len() / 4,
             )
         }
+    }
+
+    fn file(&self) -> Option<&std::fs::File> {
+        Some(&self.file)
     }
 }
 
