@@ -217,8 +217,14 @@ fn mmap_ring_two_processes_through_a_sealed_memfd() {
     let ring = MmapRing::new(MemfdStorage::new(4096, "watchq-ring-test").unwrap()).unwrap();
     let fd = ring.storage().file().as_raw_fd();
     // Seals: the buffer can neither shrink nor grow.
-    assert!(ring.storage().file().set_len(2048).is_err());
-    assert!(ring.storage().file().set_len(8192).is_err());
+    for len in [2048, 8192] {
+        let e = ring.storage().file().set_len(len).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(watchq_core::Errno::EPERM.as_raw()),
+            "{len}"
+        );
+    }
     let mut posted = Vec::new();
     for id in 0.. {
         if ring.try_post(&rec(id, 4)) == PostOutcome::Lost {

@@ -115,6 +115,35 @@ fn preload_example_consumer() {
 }
 
 #[test]
+fn preload_runs_a_2019_design_consumer() {
+    let consumer = cc(&repo("examples/consumer-2019.c"), "consumer-2019");
+    let out = exec(&[], &consumer, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let s = text(&out.stdout);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 4, "{s}");
+    assert!(
+        lines[0].starts_with("KEY ")
+            && lines[0].contains(" change=2 aux=")
+            && lines[0].ends_with(" tag=1")
+    );
+    assert!(lines[1].ends_with(" change=1 aux=0 tag=2"), "{s}");
+    assert_eq!(lines[2], "REMOVAL tag=2");
+    // Header (3 slots) + LINKED (2) + UPDATED (2) + REMOVAL (1).
+    assert_eq!(lines[3], "3 record(s), head=8 tail=8");
+    let out = exec(&["--no-notifications"], &consumer, &[]);
+    assert_eq!(
+        text(&out.stdout),
+        "open /dev/watch_queue: No such file or directory\n"
+    );
+}
+
+#[test]
 fn preload_wakes_poll_select_epoll_and_read_sleepers() {
     let wake = cc(&repo("tests/c/wake.c"), "wake");
     for mode in ["poll", "select", "epoll", "read"] {

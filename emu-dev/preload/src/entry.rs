@@ -18,6 +18,7 @@ use libc::{
     c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, nfds_t, pollfd, size_t, ssize_t,
 };
 use std::time::{Duration, Instant};
+use watchq_core::uapi::v2;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
 use watchq_emu::keyctl::cmd;
@@ -437,7 +438,7 @@ pub extern "C" fn watchq_ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
             .fionread(m.emu)
             .and_then(|n| copy_out(arg as usize, &(n as i32).to_ne_bytes()))
             .map(|()| 0),
-        IOC_WATCH_QUEUE_SET_FILTER if arg != 0 => {
+        IOC_WATCH_QUEUE_SET_FILTER | v2::IOC_WATCH_QUEUE_SET_FILTER if arg != 0 => {
             // The kernel reads the header, checks the count, then reads
             // the entries: pass what of that is readable.
             let mut mem = copy_in_prefix(arg as usize, 8);
@@ -468,6 +469,9 @@ fn poll_mixed(
 ) -> Result<c_int> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
+        // A 2019 consumer frees its ring by writing tail in its mapping,
+        // which no call announces: bring the eventfds up to date first.
+        h.sync();
         // Real entries, without waiting; emulated ones left out (-1).
         let mut real_set: Vec<pollfd> = fds
             .iter()
@@ -982,6 +986,9 @@ pub extern "C" fn watchq_openat(
     let Ok(p) = c_string(path as usize, libc::PATH_MAX as usize) else {
         return real_open();
     };
+    if p == "/dev/watch_queue" {
+        return open_device(h, flags);
+    }
     let Some(m) = proc_fd_target(h, &p) else {
         return real_open();
     };
@@ -997,6 +1004,84 @@ pub extern "C" fn watchq_openat(
         Ok(fd)
     })();
     done(h, format_args!("open({p:?}, {flags:#x})"), r) as c_int
+}
+
+/// `open("/dev/watch_queue")`: a new 2019-design queue behind an eventfd.
+fn open_device(h: &Host, flags: c_int) -> c_int {
+    let r = (|| {
+        let e = h.process().open("/dev/watch_queue", flags as u32)?;
+        let fd = h.new_eventfd(flags as u32).inspect_err(|_| {
+            let _ = h.process().close(e);
+        })?;
+        h.register(fd, e, true, None);
+        Ok(fd)
+    })();
+    done(h, format_args!("open(\"/dev/watch_queue\", {flags:#x})"), r) as c_int
+}
+
+/// `mmap()`: a `/dev/watch_queue` descriptor maps its ring's sealed memfd
+/// (after the 2019 driver's checks); everything else is the real mmap.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut c_void {
+    let Some((h, m)) = mapped(fd) else {
+        // SAFETY: forwarded contract.
+        return unsafe { real::mmap()(addr, len, prot, flags, fd, off) };
+    };
+    let shared = flags & libc::MAP_SHARED != 0;
+    let r = h
+        .process()
+        .mmap_watch_queue(m.emu, len, shared, off as u64)
+        .and_then(|q| {
+            use std::os::fd::AsRawFd;
+            use watchq_core::ring::mmap::RingStorage;
+            let ring = q.ring_2019().ok_or(Errno::EINVAL)?;
+            let file = ring.storage().file().ok_or(Errno::ENODEV)?;
+            // SAFETY: the caller's mapping request, on the ring's memfd.
+            let p = unsafe { real::mmap()(addr, len, prot, flags, file.as_raw_fd(), 0) };
+            if p == libc::MAP_FAILED {
+                Err(crate::host::last_errno())
+            } else {
+                Ok(p as usize)
+            }
+        });
+    h.log(format_args!(
+        "mmap({fd}, {len}, {prot:#x}, {flags:#x}, {off}) = {}",
+        shown(&r)
+    ));
+    match r {
+        Ok(p) => p as *mut c_void,
+        Err(e) => {
+            set_errno(e.as_raw());
+            libc::MAP_FAILED
+        }
+    }
+}
+
+/// `mmap64()`: the same on 64-bit.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { mmap(addr, len, prot, flags, fd, off) }
 }
 
 // ---- syscall(): keys, and the pipe calls ------------------------------

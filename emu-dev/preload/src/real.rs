@@ -56,6 +56,7 @@ real_fns! {
     vmsplice: unsafe extern "C" fn(c_int, *const iovec, size_t, c_uint) -> ssize_t;
     sendfile: unsafe extern "C" fn(c_int, c_int, *mut libc::off_t, size_t) -> ssize_t;
     lseek: unsafe extern "C" fn(c_int, libc::off_t, c_int) -> libc::off_t;
+    mmap: unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, libc::off_t) -> *mut c_void;
     ioctl: unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int;
     fcntl: unsafe extern "C" fn(c_int, c_int, ...) -> c_int;
     openat: unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int;
