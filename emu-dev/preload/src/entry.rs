@@ -863,7 +863,7 @@ pub unsafe extern "C" fn vmsplice(
     nr: size_t,
     flags: c_uint,
 ) -> ssize_t {
-    let Some((h, m)) = mapped(fd) else {
+    let Some((h, _)) = mapped(fd) else {
         // SAFETY: forwarded contract.
         return unsafe { real::vmsplice()(fd, iov, nr, flags) };
     };
@@ -873,7 +873,6 @@ pub unsafe extern "C" fn vmsplice(
         }
         let v = iovecs(iov, c_int::try_from(nr).unwrap_or(c_int::MAX))?;
         let total: usize = v.iter().map(|&(_, l)| l).sum();
-        let _ = m;
         if total == 0 {
             return Ok(0);
         }

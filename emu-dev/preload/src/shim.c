@@ -30,95 +30,65 @@ long syscall(long nr, ...)
 	return watchq_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
+
+/* The one word fcntl() and ioctl() take after their fixed arguments. */
+#define WORD_ARG(last)                                  \
+	({                                              \
+		va_list ap_;                            \
+		unsigned long word_;                    \
+		va_start(ap_, last);                    \
+		word_ = va_arg(ap_, unsigned long);     \
+		va_end(ap_);                            \
+		word_;                                  \
+	})
+
 int ioctl(int fd, unsigned long req, ...)
 {
-	va_list ap;
-	unsigned long arg;
-
-	va_start(ap, req);
-	arg = va_arg(ap, unsigned long);
-	va_end(ap);
-	return watchq_ioctl(fd, req, arg);
-}
-
-static unsigned long fcntl_arg(va_list ap)
-{
-	return va_arg(ap, unsigned long);
+	return watchq_ioctl(fd, req, WORD_ARG(req));
 }
 
 int fcntl(int fd, int cmd, ...)
 {
-	va_list ap;
-	unsigned long arg;
-
-	va_start(ap, cmd);
-	arg = fcntl_arg(ap);
-	va_end(ap);
-	return watchq_fcntl(fd, cmd, arg);
+	return watchq_fcntl(fd, cmd, WORD_ARG(cmd));
 }
 
 int fcntl64(int fd, int cmd, ...)
 {
-	va_list ap;
-	unsigned long arg;
-
-	va_start(ap, cmd);
-	arg = fcntl_arg(ap);
-	va_end(ap);
-	return watchq_fcntl(fd, cmd, arg);
+	return watchq_fcntl(fd, cmd, WORD_ARG(cmd));
 }
 
-/* A mode argument is only passed with O_CREAT or O_TMPFILE. */
-#define NEEDS_MODE(flags) (((flags) & O_CREAT) || (((flags) & O_TMPFILE) == O_TMPFILE))
+/*
+ * A mode argument is only passed with O_CREAT or O_TMPFILE; read it the way
+ * glibc does. `last` is the last named parameter.
+ */
+#define MODE_ARG(flags, last)                                                   \
+	({                                                                      \
+		unsigned int mode_ = 0;                                         \
+		if (((flags) & O_CREAT) || (((flags) & O_TMPFILE) == O_TMPFILE)) { \
+			va_list ap_;                                            \
+			va_start(ap_, last);                                    \
+			mode_ = va_arg(ap_, unsigned int);                      \
+			va_end(ap_);                                            \
+		}                                                               \
+		mode_;                                                          \
+	})
 
 int open(const char *path, int flags, ...)
 {
-	va_list ap;
-	unsigned int mode = 0;
-
-	if (NEEDS_MODE(flags)) {
-		va_start(ap, flags);
-		mode = va_arg(ap, unsigned int);
-		va_end(ap);
-	}
-	return watchq_openat(AT_FDCWD, path, flags, mode);
+	return watchq_openat(AT_FDCWD, path, flags, MODE_ARG(flags, flags));
 }
 
 int open64(const char *path, int flags, ...)
 {
-	va_list ap;
-	unsigned int mode = 0;
-
-	if (NEEDS_MODE(flags)) {
-		va_start(ap, flags);
-		mode = va_arg(ap, unsigned int);
-		va_end(ap);
-	}
-	return watchq_openat(AT_FDCWD, path, flags | O_LARGEFILE, mode);
+	return watchq_openat(AT_FDCWD, path, flags | O_LARGEFILE, MODE_ARG(flags, flags));
 }
 
 int openat(int dirfd, const char *path, int flags, ...)
 {
-	va_list ap;
-	unsigned int mode = 0;
-
-	if (NEEDS_MODE(flags)) {
-		va_start(ap, flags);
-		mode = va_arg(ap, unsigned int);
-		va_end(ap);
-	}
-	return watchq_openat(dirfd, path, flags, mode);
+	return watchq_openat(dirfd, path, flags, MODE_ARG(flags, flags));
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)
 {
-	va_list ap;
-	unsigned int mode = 0;
-
-	if (NEEDS_MODE(flags)) {
-		va_start(ap, flags);
-		mode = va_arg(ap, unsigned int);
-		va_end(ap);
-	}
-	return watchq_openat(dirfd, path, flags | O_LARGEFILE, mode);
+	return watchq_openat(dirfd, path, flags | O_LARGEFILE, MODE_ARG(flags, flags));
 }
