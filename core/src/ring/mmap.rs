@@ -66,6 +66,20 @@ pub unsafe trait RingStorage: Send + Sync {
     fn file(&self) -> Option<&std::fs::File> {
         None
     }
+
+    /// Under loom: a write of record slot `slot` by a producer, so the
+    /// model checks it against the consumer's reads (the words themselves
+    /// are atomics, whose stale reads loom does not surface).
+    #[cfg(loom)]
+    fn note_write(&self, slot: usize) {
+        let _ = slot;
+    }
+
+    /// Under loom: a read of record slot `slot` by the consumer.
+    #[cfg(loom)]
+    fn note_read(&self, slot: usize) {
+        let _ = slot;
+    }
 }
 
 // SAFETY: forwards to the boxed storage, which upholds the contract.
@@ -77,12 +91,27 @@ unsafe impl RingStorage for Box<dyn RingStorage> {
     fn file(&self) -> Option<&std::fs::File> {
         (**self).file()
     }
+
+    #[cfg(loom)]
+    fn note_write(&self, slot: usize) {
+        (**self).note_write(slot)
+    }
+
+    #[cfg(loom)]
+    fn note_read(&self, slot: usize) {
+        (**self).note_read(slot)
+    }
 }
 
 /// Ring memory on the heap: for tests, loom models, and a consumer in
 /// the same process.
 #[derive(Debug)]
-pub struct HeapStorage(Box<[AtomicU32]>);
+pub struct HeapStorage(
+    Box<[AtomicU32]>,
+    /// Under loom, one checked cell per slot standing for its bytes.
+    #[cfg(loom)]
+    Box<[crate::sync::UnsafeCell<()>]>,
+);
 
 impl HeapStorage {
     /// `bytes` of zeroed memory.
@@ -95,14 +124,33 @@ impl HeapStorage {
         }
         Ok(HeapStorage(
             (0..bytes / 4).map(|_| AtomicU32::new(0)).collect(),
+            #[cfg(loom)]
+            (0..bytes / 8)
+                .map(|_| crate::sync::UnsafeCell::new(()))
+                .collect(),
         ))
     }
 }
+
+// SAFETY (loom only): the shadow cells hold nothing; their accesses exist
+// for loom to check, which it does (and reports a race if one happens).
+#[cfg(loom)]
+unsafe impl Sync for HeapStorage {}
 
 // SAFETY: the boxed slice never changes and is only reached through atomics.
 unsafe impl RingStorage for HeapStorage {
     fn words(&self) -> &[AtomicU32] {
         &self.0
+    }
+
+    #[cfg(loom)]
+    fn note_write(&self, slot: usize) {
+        self.1[slot].with_mut(|_| ());
+    }
+
+    #[cfg(loom)]
+    fn note_read(&self, slot: usize) {
+        self.1[slot].with(|_| ());
     }
 }
 
@@ -314,6 +362,8 @@ impl<S: RingStorage> MmapRing<S> {
 
     fn write_slot(&self, slot: u32, lo: u32, hi: u32) {
         let s = slot & (self.slots - 1);
+        #[cfg(loom)]
+        self.storage.note_write(s as usize);
         // Relaxed: published by the commit (SeqCst) and the head store (Release).
         self.word(2 * s).store(lo, Ordering::Relaxed);
         self.word(2 * s + 1).store(hi, Ordering::Relaxed);
@@ -533,6 +583,8 @@ impl<S: RingStorage> MmapRing<S> {
 pub struct Consumer<'a> {
     words: &'a [AtomicU32],
     mask: u32,
+    #[cfg(loom)]
+    storage: Option<&'a dyn RingStorage>,
 }
 
 /// A record read by a [`Consumer`].
@@ -581,7 +633,24 @@ impl<'a> Consumer<'a> {
         Ok(Consumer {
             words,
             mask: (words.len() / 2) as u32 - 1,
+            #[cfg(loom)]
+            storage: None,
         })
+    }
+
+    /// A consumer of `storage`'s ring (under loom, its reads are checked
+    /// against the producers' writes).
+    ///
+    /// # Errors
+    /// As [`Consumer::new`].
+    pub fn of<S: RingStorage>(storage: &'a S) -> Result<Self> {
+        #[allow(unused_mut)]
+        let mut c = Self::new(storage.words())?;
+        #[cfg(loom)]
+        {
+            c.storage = Some(storage);
+        }
+        Ok(c)
     }
 
     fn word(&self, i: u32) -> u32 {
@@ -621,6 +690,10 @@ impl<'a> Consumer<'a> {
             let rec = (!skip).then(|| {
                 let mut bytes = Vec::with_capacity(slots as usize * 8);
                 for k in 0..slots {
+                    #[cfg(loom)]
+                    if let Some(st) = self.storage {
+                        st.note_read(((s + k) & self.mask) as usize);
+                    }
                     let at = 2 * (s + k);
                     bytes.extend_from_slice(&self.word(at).to_le_bytes());
                     bytes.extend_from_slice(&self.word(at + 1).to_le_bytes());

@@ -2,7 +2,9 @@
 //! consumer's acquire of head, a SKIP record racing the consumer, and a
 //! garbage tail written while a producer posts. Rings of 16 slots (13 for
 //! records), records of 3 slots whose payload repeats an id (a torn record
-//! would not).
+//! would not). Slot reads and writes are also checked by loom through
+//! `HeapStorage`'s shadow cells, so a missing Release/Acquire on `head` or
+//! `tail` fails a model (checked by weakening each; see the closing note).
 
 use super::*;
 use crate::sync::{thread, Arc};
@@ -32,7 +34,7 @@ fn ring() -> Arc<MmapRing<HeapStorage>> {
 
 /// Posts `n` records and consumes them, leaving head = tail = 3 + 3n.
 fn advance(r: &MmapRing<HeapStorage>, n: u32) {
-    let mut c = Consumer::new(r.storage().words()).unwrap();
+    let mut c = Consumer::of(r.storage()).unwrap();
     for i in 0..n {
         assert_eq!(r.try_post(&rec(100 + i)), PostOutcome::Posted);
         assert!(c.pop().unwrap().is_some());
@@ -40,7 +42,7 @@ fn advance(r: &MmapRing<HeapStorage>, n: u32) {
 }
 
 fn drain(r: &MmapRing<HeapStorage>) -> Vec<u32> {
-    let mut c = Consumer::new(r.storage().words()).unwrap();
+    let mut c = Consumer::of(r.storage()).unwrap();
     std::iter::from_fn(|| c.pop().unwrap())
         .map(|x| id_of(&x))
         .collect()
@@ -84,7 +86,7 @@ fn loom_mmap_publish_vs_consumer_acquire() {
         };
         let mut got = Vec::new();
         {
-            let mut c = Consumer::new(r.storage().words()).unwrap();
+            let mut c = Consumer::of(r.storage()).unwrap();
             for _ in 0..2 {
                 if let Some(x) = c.pop().unwrap() {
                     got.push(id_of(&x));
@@ -112,7 +114,7 @@ fn loom_mmap_skip_races_consumer() {
         };
         let mut got = Vec::new();
         {
-            let mut c = Consumer::new(r.storage().words()).unwrap();
+            let mut c = Consumer::of(r.storage()).unwrap();
             if let Some(x) = c.pop().unwrap() {
                 got.push(id_of(&x));
             }
@@ -142,7 +144,7 @@ fn loom_mmap_garbage_tail_vs_post() {
         let first = r.try_post(&rec(1));
         scribbler.join().unwrap();
         assert_eq!(r.try_post(&rec(2)), PostOutcome::Posted);
-        let mut c = Consumer::new(r.storage().words()).unwrap();
+        let mut c = Consumer::of(r.storage()).unwrap();
         let got: Vec<RingRecord> = std::iter::from_fn(|| c.pop().unwrap()).collect();
         match first {
             PostOutcome::Posted => {
@@ -154,6 +156,38 @@ fn loom_mmap_garbage_tail_vs_post() {
                 assert_eq!(id_of(&got[0]), 2);
                 assert!(got[0].overrun());
             }
+        }
+    });
+}
+
+/// The consumer reads the oldest record while a producer needs exactly its
+/// slots for a record that wraps: the producer may write them only after
+/// the consumer's tail store says they are free (the tail's Release).
+#[test]
+fn loom_mmap_slot_reuse_after_tail() {
+    loom::model(|| {
+        let r = ring();
+        advance(&r, 4); // head = tail = 15
+        assert_eq!(r.try_post(&rec(20)), PostOutcome::Posted); // skip 15, header, 3..6
+        assert_eq!(r.try_post(&rec(21)), PostOutcome::Posted); // 6..9
+        assert_eq!(r.try_post(&rec(22)), PostOutcome::Posted); // 9..12
+        assert_eq!(r.try_post(&rec(23)), PostOutcome::Posted); // 12..15
+        let mut c = Consumer::of(r.storage()).unwrap();
+        // The ring is full. Read record 20 (slots 3..6, after the SKIP and
+        // the header) while a producer tries to post into those slots.
+        let p = {
+            let r = r.clone();
+            thread::spawn(move || r.try_post(&rec(24)))
+        };
+        let first = c.pop().unwrap().map(|x| id_of(&x));
+        let out = p.join().unwrap();
+        assert_eq!(first, Some(20));
+        let rest: Vec<u32> = std::iter::from_fn(|| c.pop().unwrap())
+            .map(|x| id_of(&x))
+            .collect();
+        match out {
+            PostOutcome::Posted => assert_eq!(rest, [21, 22, 23, 24]),
+            PostOutcome::Lost => assert_eq!(rest, [21, 22, 23]),
         }
     });
 }
