@@ -132,9 +132,9 @@ impl HeapStorage {
     }
 }
 
-// SAFETY (loom only): the shadow cells hold nothing; their accesses exist
-// for loom to check, which it does (and reports a race if one happens).
 #[cfg(loom)]
+// SAFETY: (loom only) the shadow cells hold nothing; their accesses exist
+// for loom to check, which it does, reporting a race if one happens.
 unsafe impl Sync for HeapStorage {}
 
 // SAFETY: the boxed slice never changes and is only reached through atomics.
