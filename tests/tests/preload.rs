@@ -65,6 +65,18 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Runs `program` under `watchq exec`, expects success, returns its stdout.
+fn exec_ok(program: &Path, args: &[&str]) -> String {
+    let out = exec(&[], program, args);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
 #[test]
 fn preload_oracle_probe_matches_the_real_kernel() {
     let probe = cc(&oracle_dir().join("wqtest.c"), "wqtest");
@@ -96,14 +108,7 @@ fn preload_oracle_probe_matches_the_real_kernel() {
 #[test]
 fn preload_example_consumer() {
     let consumer = cc(&repo("examples/consumer.c"), "consumer");
-    let out = exec(&[], &consumer, &[]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let s = text(&out.stdout);
+    let s = exec_ok(&consumer, &[]);
     assert!(s.starts_with("read() = 32\n"), "{s}");
     assert!(s.contains(" change=2[linked] aux="), "{s}");
     assert!(s.contains(" change=1[updated] aux=0\n"), "{s}");
@@ -117,14 +122,7 @@ fn preload_example_consumer() {
 #[test]
 fn preload_runs_a_2019_design_consumer() {
     let consumer = cc(&repo("examples/consumer-2019.c"), "consumer-2019");
-    let out = exec(&[], &consumer, &[]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let s = text(&out.stdout);
+    let s = exec_ok(&consumer, &[]);
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(lines.len(), 4, "{s}");
     assert!(
@@ -147,14 +145,7 @@ fn preload_runs_a_2019_design_consumer() {
 fn preload_wakes_poll_select_epoll_and_read_sleepers() {
     let wake = cc(&repo("tests/c/wake.c"), "wake");
     for mode in ["poll", "select", "epoll", "read"] {
-        let out = exec(&[], &wake, &[mode]);
-        assert!(
-            out.status.success(),
-            "{mode}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        assert_eq!(text(&out.stdout), "woke 16\n", "{mode}");
+        assert_eq!(exec_ok(&wake, &[mode]), "woke 16\n", "{mode}");
     }
 }
 
