@@ -158,6 +158,17 @@ pub trait Policy: Send + Sync {
         Ok(())
     }
 
+    /// May `watcher` watch the global device list? Mirrors
+    /// `security_watch_devices()` of the pipe-era device series (which
+    /// passed no object: "not obvious what the object should be").
+    ///
+    /// # Errors
+    /// The errno the LSM would return; `watch_devices` fails with it.
+    fn watch_devices(&self, watcher: &Cred) -> Result<()> {
+        let _ = watcher;
+        Ok(())
+    }
+
     /// May a record caused by `source` be delivered to a watch set by
     /// `watcher`? Mirrors `security_post_notification()`; an error makes the
     /// watch silently get nothing. Never called for META records.

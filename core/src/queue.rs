@@ -220,7 +220,7 @@ impl WatchQueue {
                     v2::WATCH_INFO_LENGTH,
                 )?)
             }
-            Some(b) => Some(WatchFilter::parse(b, WATCH_TYPE__NR)?),
+            Some(b) => Some(WatchFilter::parse(b, WATCH_TYPE_ALL_NR)?),
         };
         let _pipe = self.pipe.lock();
         self.filter.store(Arc::new(new));

@@ -58,6 +58,32 @@ impl Notification {
         Self::new(WATCH_TYPE_KEY_NOTIFY, subtype, &p).expect("a 16-byte record fits")
     }
 
+    /// A block-layer request error (`subtype` one of `uapi::block`): 24
+    /// bytes with the disk's `dev_t` and the sector.
+    ///
+    /// Mirrors the series' `post_block_notification()`.
+    pub fn block(subtype: u8, dev: u64, sector: u64) -> Self {
+        let mut p = [0u8; 16];
+        p[..8].copy_from_slice(&dev.to_le_bytes());
+        p[8..].copy_from_slice(&sector.to_le_bytes());
+        Self::new(WATCH_TYPE_BLOCK_NOTIFY, subtype, &p).expect("a 24-byte record fits")
+    }
+
+    /// A USB event (`subtype` one of `uapi::usb`) for device or bus `name`:
+    /// `error`, a reserved word, the name's length and the name (truncated
+    /// to 63 bytes, no NUL, no padding: 17 + length bytes).
+    ///
+    /// Mirrors the series' `post_usb_notification()`.
+    pub fn usb(subtype: u8, error: u32, name: &str) -> Self {
+        let name = &name.as_bytes()[..name.len().min(usb::MAX_NAME_LEN)];
+        let mut p = Vec::with_capacity(9 + name.len());
+        p.extend_from_slice(&error.to_le_bytes());
+        p.extend_from_slice(&0u32.to_le_bytes());
+        p.push(name.len() as u8);
+        p.extend_from_slice(name);
+        Self::new(WATCH_TYPE_USB_NOTIFY, subtype, &p).expect("at most 80 bytes")
+    }
+
     /// A removal record for a watch on object `id`: 16 bytes carrying the id,
     /// or the bare 8-byte header when the id is 0.
     ///
@@ -123,6 +149,9 @@ impl Notification {
             }
             (WATCH_TYPE_META, _) => return None,
             (WATCH_TYPE_KEY_NOTIFY, st) => (v2::WATCH_TYPE_KEY_NOTIFY, st),
+            (WATCH_TYPE_BLOCK_NOTIFY, st) => (v2::WATCH_TYPE_BLOCK_NOTIFY, st),
+            // 2019 records are whole slots: the USB record is padded.
+            (WATCH_TYPE_USB_NOTIFY, st) => (v2::WATCH_TYPE_USB_NOTIFY, st),
             _ => return None,
         };
         let payload: &[u8] = if type_ == v2::WATCH_TYPE_META {
@@ -287,6 +316,22 @@ impl fmt::Display for Notification {
                     key_subtype_name(st).unwrap_or("unknown")
                 )
             }
+            (WATCH_TYPE_BLOCK_NOTIFY, st) if self.len() == 24 => {
+                let p = self.payload();
+                let dev = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+                let sector = u64::from_le_bytes(p[8..16].try_into().expect("8 bytes"));
+                let name = block::NAMES.get(st as usize).copied().unwrap_or("unknown");
+                write!(f, "BLOCK {dev:08x} e={st}[{name}] s={sector:x}")
+            }
+            (WATCH_TYPE_USB_NOTIFY, st) if self.len() >= usb::NAME_OFFSET => {
+                let p = self.payload();
+                let error = u32::from_le_bytes(p[..4].try_into().expect("4 bytes"));
+                let reserved = u32::from_le_bytes(p[4..8].try_into().expect("4 bytes"));
+                let n = (p[8] as usize).min(p.len() - 9);
+                let name = String::from_utf8_lossy(&p[9..9 + n]);
+                let what = usb::NAMES.get(st as usize).copied().unwrap_or("unknown");
+                write!(f, "USB {name} {what} e={error:x} r={reserved:x}")
+            }
             (ty, st) => write!(f, "type={ty} subtype={st} info={:08x}", self.info()),
         }
     }
@@ -319,6 +364,26 @@ mod tests {
         let mut r = Notification::removal(0x1234abcd);
         r.set_info_id(2 << WATCH_INFO_ID__SHIFT);
         assert_eq!(r.to_v2().unwrap(), [0, 0, 0, 0x01, 0x08, 0, 0, 0x02]);
+    }
+
+    #[test]
+    fn record_block_and_usb_layouts() {
+        let b = Notification::block(block::IO, 0x0800_0010, 0x1234);
+        assert_eq!(b.len(), 24);
+        assert_eq!(b.to_string(), "BLOCK 08000010 e=10[io] s=1234");
+        let u = Notification::usb(usb::DEVICE_ADD, 0, "1-1.2");
+        assert_eq!(u.len(), 17 + 5);
+        assert_eq!(u.to_string(), "USB 1-1.2 dev-add e=0 r=0");
+        assert_eq!(u.as_bytes()[16], 5);
+        let long = "x".repeat(100);
+        assert_eq!(
+            Notification::usb(usb::DEVICE_ERROR, 5, &long).len(),
+            17 + 63
+        );
+        // 2019 generation: BLOCK 4, USB 5 padded to whole slots.
+        let v = u.to_v2().unwrap();
+        assert_eq!((v[0], v.len()), (5, 24));
+        assert_eq!(b.to_v2().unwrap()[0], 4);
     }
 
     #[test]

@@ -195,6 +195,94 @@ pub const NOTIFY_KEY_INVALIDATED: u8 = 6;
 /// `NOTIFY_KEY_SETATTR`.
 pub const NOTIFY_KEY_SETATTR: u8 = 7;
 
+/// `WATCH_TYPE_BLOCK_NOTIFY` of the pipe-era device series (Jan 2020; never merged).
+pub const WATCH_TYPE_BLOCK_NOTIFY: u32 = 2;
+/// `WATCH_TYPE_USB_NOTIFY` of the pipe-era device series.
+pub const WATCH_TYPE_USB_NOTIFY: u32 = 3;
+/// Mount records in the pipe generation: watchq's id, after the device
+/// series' (the 2020 mount patches numbered it inconsistently; docs/uapi.md).
+pub const WATCH_TYPE_MOUNT_NOTIFY: u32 = 4;
+/// Superblock records in the pipe generation: watchq's id (docs/uapi.md).
+pub const WATCH_TYPE_SB_NOTIFY: u32 = 5;
+/// Types a pipe queue's filter stores: every source watchq emulates.
+/// (The merged kernel's bound is 2; types it would ignore are never
+/// posted by its sources, so key records filter the same either way.)
+pub const WATCH_TYPE_ALL_NR: u32 = 6;
+
+/// `enum block_notification_type`: a request error of this kind.
+pub mod block {
+    /// `NOTIFY_BLOCK_ERROR_TIMEOUT`.
+    pub const TIMEOUT: u8 = 1;
+    /// `NOTIFY_BLOCK_ERROR_NO_SPACE`.
+    pub const NO_SPACE: u8 = 2;
+    /// `NOTIFY_BLOCK_ERROR_RECOVERABLE_TRANSPORT`.
+    pub const RECOVERABLE_TRANSPORT: u8 = 3;
+    /// `NOTIFY_BLOCK_ERROR_CRITICAL_TARGET`.
+    pub const CRITICAL_TARGET: u8 = 4;
+    /// `NOTIFY_BLOCK_ERROR_CRITICAL_NEXUS`.
+    pub const CRITICAL_NEXUS: u8 = 5;
+    /// `NOTIFY_BLOCK_ERROR_CRITICAL_MEDIUM`.
+    pub const CRITICAL_MEDIUM: u8 = 6;
+    /// `NOTIFY_BLOCK_ERROR_PROTECTION`.
+    pub const PROTECTION: u8 = 7;
+    /// `NOTIFY_BLOCK_ERROR_KERNEL_RESOURCE`.
+    pub const KERNEL_RESOURCE: u8 = 8;
+    /// `NOTIFY_BLOCK_ERROR_DEVICE_RESOURCE`.
+    pub const DEVICE_RESOURCE: u8 = 9;
+    /// `NOTIFY_BLOCK_ERROR_IO`.
+    pub const IO: u8 = 10;
+    /// Names, by subtype (index 0 unused), as the series' sample prints them.
+    pub const NAMES: [&str; 11] = [
+        "",
+        "timeout",
+        "no-space",
+        "recoverable-transport",
+        "critical-target",
+        "critical-nexus",
+        "critical-medium",
+        "protection",
+        "kernel-resource",
+        "device-resource",
+        "io",
+    ];
+}
+
+/// `enum usb_notification_type` (Jan 2020).
+pub mod usb {
+    /// `NOTIFY_USB_DEVICE_ADD`.
+    pub const DEVICE_ADD: u8 = 0;
+    /// `NOTIFY_USB_DEVICE_REMOVE`.
+    pub const DEVICE_REMOVE: u8 = 1;
+    /// `NOTIFY_USB_DEVICE_RESET`.
+    pub const DEVICE_RESET: u8 = 2;
+    /// `NOTIFY_USB_DEVICE_ERROR`.
+    pub const DEVICE_ERROR: u8 = 3;
+    /// `USB_NOTIFICATION_MAX_NAME_LEN`.
+    pub const MAX_NAME_LEN: usize = 63;
+    /// Offset of the name in the record (after `error`, `reserved`, `name_len`).
+    pub const NAME_OFFSET: usize = 17;
+    /// Names, by subtype, as the series' sample prints them.
+    pub const NAMES: [&str; 4] = ["dev-add", "dev-remove", "dev-reset", "dev-error"];
+}
+
+/// `struct block_notification`: a request error on a block device.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawBlockNotification {
+    /// Header.
+    pub watch: RawWatchNotification,
+    /// The disk's `dev_t` (kernel encoding), or 0.
+    pub dev: u64,
+    /// The sector of the failed request.
+    pub sector: u64,
+}
+
+const _: () = {
+    assert!(size_of::<RawBlockNotification>() == 24);
+    assert!(offset_of!(RawBlockNotification, dev) == 8);
+    assert!(offset_of!(RawBlockNotification, sector) == 16);
+};
+
 /// `KEYCTL_WATCH_KEY`.
 pub const KEYCTL_WATCH_KEY: u32 = 32;
 /// `KEYCTL_CAPS1_NOTIFICATIONS`: bit in byte 1 of `KEYCTL_CAPABILITIES`.

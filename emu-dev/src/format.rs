@@ -70,7 +70,9 @@ pub fn render(rec: &Notification, off: usize, fmt: Format) -> Vec<String> {
                             format!("{key} {w}")
                         }
                     }
-                    _ => format!("-- type {} subtype {} --", rec.type_(), rec.subtype()),
+                    // keyctl watch knows only keys: other records print as the
+                    // series' samples did (`BLOCK …`, `USB …`).
+                    _ => rec.to_string(),
                 },
             };
             vec![line]
@@ -95,6 +97,20 @@ pub fn render(rec: &Notification, off: usize, fmt: Format) -> Vec<String> {
                 if let Some(id) = rec.removal_id() {
                     let _ = write!(j, ",\"id\":{id}");
                 }
+            } else if rec.type_() == WATCH_TYPE_BLOCK_NOTIFY && rec.len() == 24 {
+                let p = rec.payload();
+                let dev = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+                let sector = u64::from_le_bytes(p[8..16].try_into().expect("8 bytes"));
+                let _ = write!(j, ",\"dev\":{dev},\"sector\":{sector}");
+            } else if rec.type_() == WATCH_TYPE_USB_NOTIFY && rec.len() >= usb::NAME_OFFSET {
+                let p = rec.payload();
+                let error = u32::from_le_bytes(p[..4].try_into().expect("4 bytes"));
+                let n = (p[8] as usize).min(p.len() - 9);
+                let name: String = String::from_utf8_lossy(&p[9..9 + n])
+                    .chars()
+                    .flat_map(|c| c.escape_default())
+                    .collect();
+                let _ = write!(j, ",\"error\":{error},\"name\":\"{name}\"");
             } else if let Some((key, aux)) = rec.key_fields() {
                 let name = key_subtype_name(rec.subtype()).unwrap_or("unknown");
                 let _ = write!(j, ",\"key\":{key},\"change\":\"{name}\",\"aux\":{aux}");

@@ -11,7 +11,8 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use watchq_core::{Cred, Permissive, Policy, UserStruct};
+use watchq_core::{Cred, Permissive, Policy, PostSummary, Result, UserStruct};
+use watchq_sources::devices::{BlockDevices, DeviceList, UsbBus};
 use watchq_sources::keys::{KeyConfig, KeyStore, Serial};
 
 /// Build-time options and tunables of the emulated kernel.
@@ -22,6 +23,9 @@ pub struct KernelConfig {
     /// The key subsystem's tunables. `keys.notifications` is
     /// `CONFIG_KEY_NOTIFICATIONS`, which needs `watch_queue` too.
     pub keys: KeyConfig,
+    /// `CONFIG_DEVICE_NOTIFICATIONS` (the pipe-era series): `watch_devices`
+    /// exists (else ENOSYS) and block and USB events are posted.
+    pub device_notifications: bool,
 }
 
 impl Default for KernelConfig {
@@ -30,6 +34,7 @@ impl Default for KernelConfig {
         KernelConfig {
             watch_queue: true,
             keys: KeyConfig::default(),
+            device_notifications: true,
         }
     }
 }
@@ -38,6 +43,9 @@ impl Default for KernelConfig {
 pub struct Kernel {
     config: KernelConfig,
     keys: KeyStore,
+    devices: DeviceList,
+    block: BlockDevices,
+    usb: UsbBus,
     policy: RwLock<Arc<dyn Policy>>,
     users: Mutex<HashMap<u32, Arc<UserStruct>>>,
     processes: Mutex<HashMap<u32, Arc<Process>>>,
@@ -59,9 +67,13 @@ impl Kernel {
     /// A kernel with `config`, the permissive policy and no processes.
     pub fn new(mut config: KernelConfig) -> Arc<Self> {
         config.keys.notifications &= config.watch_queue;
+        config.device_notifications &= config.watch_queue;
         Arc::new(Kernel {
             config,
             keys: KeyStore::new(config.keys),
+            devices: DeviceList::new(Cred::root()),
+            block: BlockDevices::new(),
+            usb: UsbBus::new(),
             policy: RwLock::new(Arc::new(Permissive)),
             users: Mutex::new(HashMap::new()),
             processes: Mutex::new(HashMap::new()),
@@ -78,6 +90,73 @@ impl Kernel {
     /// Every key and keyring.
     pub fn keys(&self) -> &KeyStore {
         &self.keys
+    }
+
+    /// The global device watch list.
+    pub fn devices(&self) -> &DeviceList {
+        &self.devices
+    }
+
+    /// Adds block device `name` as `major:minor`; returns its `dev_t`.
+    ///
+    /// # Errors
+    /// As `BlockDevices::add`.
+    pub fn block_add(&self, name: &str, major: u32, minor: u32) -> Result<u64> {
+        self.block.add(name, major, minor)
+    }
+
+    /// Removes block device `dev`.
+    ///
+    /// # Errors
+    /// `ENODEV`.
+    pub fn block_remove(&self, dev: u64) -> Result<()> {
+        self.block.remove(dev)
+    }
+
+    /// The `dev_t` of block device `name`.
+    pub fn block_dev(&self, name: &str) -> Option<u64> {
+        self.block.by_name(name)
+    }
+
+    /// A request on block device `dev` fails with error `kind` at `sector`.
+    ///
+    /// # Errors
+    /// `ENODEV` (no such device), `EINVAL` (no such kind).
+    pub fn block_error(&self, dev: u64, kind: u8, sector: u64) -> Result<PostSummary> {
+        self.block
+            .inject_error(&self.devices, &*self.policy(), dev, kind, sector)
+    }
+
+    /// A USB device is plugged in.
+    ///
+    /// # Errors
+    /// `EINVAL` (empty name), `EEXIST`.
+    pub fn usb_add(&self, name: &str) -> Result<PostSummary> {
+        self.usb.add(&self.devices, &*self.policy(), name)
+    }
+
+    /// A USB device is unplugged.
+    ///
+    /// # Errors
+    /// `ENODEV`.
+    pub fn usb_remove(&self, name: &str) -> Result<PostSummary> {
+        self.usb.remove(&self.devices, &*self.policy(), name)
+    }
+
+    /// A USB device is reset.
+    ///
+    /// # Errors
+    /// `ENODEV`.
+    pub fn usb_reset(&self, name: &str) -> Result<PostSummary> {
+        self.usb.reset(&self.devices, &*self.policy(), name)
+    }
+
+    /// A USB device reports an error.
+    ///
+    /// # Errors
+    /// `ENODEV`.
+    pub fn usb_error(&self, name: &str, code: u32) -> Result<PostSummary> {
+        self.usb.error(&self.devices, &*self.policy(), name, code)
     }
 
     /// Runs the key garbage collector with every process's keyrings as

@@ -36,6 +36,9 @@ enum Cmd {
         /// The key to watch with tag 1 (@s, @u, @us, @p, @t or a serial).
         #[arg(long, short, default_value = "@s")]
         key: String,
+        /// Also watch the global device list (block and USB events) with tag 2.
+        #[arg(long)]
+        devices: bool,
         /// The command script (`-` or absent: stdin). See `docs/monitor.md`.
         script: Option<PathBuf>,
     },
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             size,
             filter,
             key,
+            devices,
             script,
         } => {
             let opts = MonitorOptions {
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
                 size,
                 filter,
                 key,
+                devices,
             };
             let input: Box<dyn BufRead> = match script.as_deref() {
                 None => Box::new(std::io::stdin().lock()),

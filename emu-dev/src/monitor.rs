@@ -32,6 +32,8 @@ pub struct MonitorOptions {
     pub filter: Option<String>,
     /// The key to watch (with tag 1).
     pub key: String,
+    /// Also watch the global device list (with tag 2).
+    pub devices: bool,
 }
 
 impl Default for MonitorOptions {
@@ -41,6 +43,7 @@ impl Default for MonitorOptions {
             size: 256,
             filter: None,
             key: "@s".into(),
+            devices: false,
         }
     }
 }
@@ -189,6 +192,9 @@ pub fn run(
         .key(&opts.key)
         .map_err(|e| MonitorError::Setup("key", e))?;
     setup("KEYCTL_WATCH_KEY", w.monitor.keyctl_watch_key(key, fd, 1))?;
+    if opts.devices {
+        setup("watch_devices", w.monitor.watch_devices(fd, 2, 0))?;
+    }
     for (text, c) in cmds {
         if let Err(e) = w.actor.exec(&c) {
             writeln!(out, "# {text} = -1 {}", e.name())?;

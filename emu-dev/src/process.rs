@@ -258,6 +258,30 @@ impl Process {
             .ok_or(Errno::EINVAL)
     }
 
+    /// `watch_devices(fd, tag, flags)` (the pipe-era device series): `tag`
+    /// 0..=255 makes the queue behind `fd` watch the global device list,
+    /// −1 removes that watch.
+    ///
+    /// # Errors
+    /// In the series' order: `ENOSYS` (no CONFIG_DEVICE_NOTIFICATIONS),
+    /// `EINVAL` (flags, tag out of −1..=255, `fd` not a notification queue),
+    /// the policy's `watch_devices` error, `EBUSY` (already watching),
+    /// `EAGAIN` (watch limit), `EBADSLT` (removing a watch that is not there).
+    pub fn watch_devices(&self, fd: i32, tag: i32, flags: u32) -> Result<()> {
+        if !self.kernel.config().device_notifications {
+            return Err(Errno::ENOSYS);
+        }
+        if flags != 0 || !(-1..=255).contains(&tag) {
+            return Err(Errno::EINVAL);
+        }
+        let q = self.watch_queue(fd)?;
+        let limit = self.soft_nofile();
+        let policy = self.kernel.policy();
+        self.kernel
+            .devices()
+            .watch(&q, tag, &self.cred(), &*policy, limit)
+    }
+
     /// `mmap()` of a `/dev/watch_queue` descriptor: the queue whose ring
     /// the mapping shows (`ring_2019()`; its storage's words, or its memfd
     /// for a real mapping).

@@ -16,6 +16,10 @@
 //! | `advance <secs>` | move the key clock (expiry, gc delay) and collect |
 //! | `repeat <n> <command>` | run a command n times in a row |
 //! | `sleep <ms>` | wait (real time) before the next command |
+//! | `usb add\|remove\|reset <name>`, `usb error <name> <code>` | a USB device event (posted to the device list) |
+//! | `block add <name> <major> <minor>` | a new block device |
+//! | `block error <name> <kind> <sector>` | a request error (`kind` 1..10 or its name: `io`, `timeout`, …) |
+//! | `watch-devices <tag\|-1>` | `watch_devices` on the watcher's pipe |
 //!
 //! A key is `@s`, `@u`, `@us`, `@p`, `@t`, a serial (decimal or `0x…`), or
 //! the description of a key added earlier by `add`.
@@ -23,6 +27,7 @@
 use crate::{Kernel, Process};
 use std::collections::HashMap;
 use std::sync::Arc;
+use watchq_core::uapi::block;
 use watchq_core::{Errno, Result};
 use watchq_sources::keys::*;
 
@@ -47,6 +52,13 @@ pub enum Command {
     Advance(u64),
     Repeat(u32, Box<Command>),
     Sleep(u64),
+    UsbAdd(String),
+    UsbRemove(String),
+    UsbReset(String),
+    UsbError(String, u32),
+    BlockAdd(String, u32, u32),
+    BlockError(String, u8, u64),
+    WatchDevices(i32),
 }
 
 fn num<T: TryFrom<i64>>(s: &str, what: &str) -> std::result::Result<T, String> {
@@ -172,6 +184,33 @@ pub fn parse_line(line: &str) -> std::result::Result<Option<Command>, String> {
             arity(2, "advance <secs>")?;
             Command::Advance(num(w[1], "seconds")?)
         }
+        "usb" => match (w.get(1).copied(), w.len()) {
+            (Some("add"), 3) => Command::UsbAdd(s(2)),
+            (Some("remove"), 3) => Command::UsbRemove(s(2)),
+            (Some("reset"), 3) => Command::UsbReset(s(2)),
+            (Some("error"), 4) => Command::UsbError(s(2), num(w[3], "error code")?),
+            _ => return Err("usage: usb add|remove|reset <name> | usb error <name> <code>".into()),
+        },
+        "block" => match (w.get(1).copied(), w.len()) {
+            (Some("add"), 5) => Command::BlockAdd(s(2), num(w[3], "major")?, num(w[4], "minor")?),
+            (Some("error"), 5) => {
+                let kind = match block::NAMES.iter().position(|n| *n == w[3]) {
+                    Some(k) if k > 0 => k as u8,
+                    _ => num(w[3], "error kind")?,
+                };
+                Command::BlockError(s(2), kind, num(w[4], "sector")?)
+            }
+            _ => {
+                return Err(
+                    "usage: block add <name> <major> <minor> | block error <name> <kind> <sector>"
+                        .into(),
+                )
+            }
+        },
+        "watch-devices" => {
+            arity(2, "watch-devices <tag|-1>")?;
+            Command::WatchDevices(num(w[1], "tag")?)
+        }
         other => return Err(format!("unknown command {other:?}")),
     }))
 }
@@ -256,6 +295,21 @@ impl Actor {
             Command::Sleep(ms) => {
                 std::thread::sleep(std::time::Duration::from_millis(*ms));
                 Ok(())
+            }
+            Command::UsbAdd(n) => self.kernel.usb_add(n).map(drop),
+            Command::UsbRemove(n) => self.kernel.usb_remove(n).map(drop),
+            Command::UsbReset(n) => self.kernel.usb_reset(n).map(drop),
+            Command::UsbError(n, code) => self.kernel.usb_error(n, *code).map(drop),
+            Command::BlockAdd(n, major, minor) => {
+                self.kernel.block_add(n, *major, *minor).map(drop)
+            }
+            Command::BlockError(n, kind, sector) => {
+                let dev = self.kernel.block_dev(n).ok_or(Errno::ENODEV)?;
+                self.kernel.block_error(dev, *kind, *sector).map(drop)
+            }
+            Command::WatchDevices(tag) => {
+                let (p, fd) = self.watcher.as_ref().ok_or(Errno::EBADF)?;
+                p.watch_devices(*fd, *tag, 0)
             }
         }
     }

@@ -6,7 +6,10 @@
 //! and the security policy in.
 //!
 //! - [`keys`]: keys and keyrings, the one source the kernel merged.
+//! - [`devices`]: the global device watch list, block devices and USB
+//!   (the pipe-era device series, never merged).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod devices;
 pub mod keys;

@@ -1116,6 +1116,12 @@ pub extern "C" fn watchq_syscall(
                 a5 as i32,
             ),
             libc::SYS_request_key => request_key(h, a1 as usize, a2 as usize, a4 as i32),
+            // 436 was watch_devices in the device series; Linux 5.9 gave it
+            // to close_range. A call on an emulated queue fd with a tag in
+            // −1..=255 is watch_devices; anything else is the real call.
+            SYS_WATCH_DEVICES if is_mapped(a1) && (-1..=255).contains(&a2) => {
+                watch_devices(h, a1 as c_int, a2 as i32, a3 as u32)
+            }
             libc::SYS_pipe2 => c_long::from(pipe2(a1 as *mut c_int, a2 as c_int)),
             #[cfg(target_arch = "x86_64")]
             libc::SYS_pipe => c_long::from(pipe2(a1 as *mut c_int, 0)),
@@ -1139,6 +1145,19 @@ pub extern "C" fn watchq_syscall(
             _ => real_call(),
         }
     }
+}
+
+/// `watch_devices(2)`'s number in the pipe-era device series (x86_64 and
+/// asm-generic alike).
+const SYS_WATCH_DEVICES: c_long = 436;
+
+/// watch_devices(2) on an emulated queue.
+fn watch_devices(h: &Host, fd: c_int, tag: i32, flags: u32) -> c_long {
+    mirror_rlimit(h);
+    let emu = h.lookup(fd).map_or(-1, |m| m.emu);
+    let r = h.process().watch_devices(emu, tag, flags).map(|()| 0);
+    h.sync();
+    done(h, format_args!("watch_devices({fd}, {tag}, {flags:#x})"), r)
 }
 
 /// Mirrors the real RLIMIT_NOFILE into the emulated process (it bounds
