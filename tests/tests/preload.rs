@@ -240,3 +240,20 @@ fn preload_keyctl_watch_prints_scripted_events() {
         ["268435459 link 268435460", "268435459 unlk 268435460"]
     );
 }
+
+#[test]
+fn preload_injects_device_events_into_a_running_program() {
+    let prog = cc(&repo("tests/c/devwatch.c"), "devwatch");
+    let script = target_dir().join("c-tests/devices.script");
+    std::fs::write(
+        &script,
+        "sleep 200\nusb add 1-1.2\nblock add sda 8 0\nblock error sda io 4096\nusb remove 1-1.2\n",
+    )
+    .unwrap();
+    let out = exec(&["--script", script.to_str().unwrap()], &prog, &["3"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "USB 1-1.2 dev-add e=0\nBLOCK 00800000 e=10 s=1000\nUSB 1-1.2 dev-remove e=0\n"
+    );
+}
