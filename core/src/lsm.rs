@@ -169,6 +169,25 @@ pub trait Policy: Send + Sync {
         Ok(())
     }
 
+    /// May `watcher` watch mount `mount` and its subtree? Mirrors
+    /// `security_watch_mount()` of the 2020 mount notification patches.
+    ///
+    /// # Errors
+    /// The errno the LSM would return; `watch_mount` fails with it.
+    fn watch_mount(&self, watcher: &Cred, mount: u64) -> Result<()> {
+        let _ = (watcher, mount);
+        Ok(())
+    }
+
+    /// May `watcher` watch superblock `sb`? Mirrors `security_watch_sb()`.
+    ///
+    /// # Errors
+    /// The errno the LSM would return; `watch_sb` fails with it.
+    fn watch_sb(&self, watcher: &Cred, sb: u64) -> Result<()> {
+        let _ = (watcher, sb);
+        Ok(())
+    }
+
     /// May a record caused by `source` be delivered to a watch set by
     /// `watcher`? Mirrors `security_post_notification()`; an error makes the
     /// watch silently get nothing. Never called for META records.

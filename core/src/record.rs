@@ -84,6 +84,36 @@ impl Notification {
         Self::new(WATCH_TYPE_USB_NOTIFY, subtype, &p).expect("at most 80 bytes")
     }
 
+    /// A mount event (subtype per `sources::mount::subtype`): 24 bytes with
+    /// the mount it happened on and the auxiliary (new, unmounted, moved)
+    /// mount, both 64-bit ids; `flags` (IN_SUBTREE = FLAG_0, IS_NOW_RO =
+    /// FLAG_1, IS_SUBMOUNT = FLAG_2) in the type-info bits.
+    ///
+    /// Mirrors the later 2020 `struct mount_notification`.
+    pub fn mount(subtype: u8, triggered_on: u64, aux: u64, flags: u32) -> Self {
+        let mut p = [0u8; 16];
+        p[..8].copy_from_slice(&triggered_on.to_le_bytes());
+        p[8..].copy_from_slice(&aux.to_le_bytes());
+        let mut n = Self::new(WATCH_TYPE_MOUNT_NOTIFY, subtype, &p).expect("a 24-byte record fits");
+        n.set_type_info(flags & WATCH_INFO_TYPE_INFO);
+        n
+    }
+
+    /// A superblock event: 16 bytes with the superblock's id, or 24 with an
+    /// error number and cookie (`struct superblock_error_notification`);
+    /// `flags` (IS_NOW_RO = FLAG_0) in the type-info bits.
+    pub fn superblock(subtype: u8, sb_id: u64, flags: u32, error: Option<(u32, u32)>) -> Self {
+        let mut p = Vec::with_capacity(16);
+        p.extend_from_slice(&sb_id.to_le_bytes());
+        if let Some((e, cookie)) = error {
+            p.extend_from_slice(&e.to_le_bytes());
+            p.extend_from_slice(&cookie.to_le_bytes());
+        }
+        let mut n = Self::new(WATCH_TYPE_SB_NOTIFY, subtype, &p).expect("at most 24 bytes");
+        n.set_type_info(flags & WATCH_INFO_TYPE_INFO);
+        n
+    }
+
     /// A removal record for a watch on object `id`: 16 bytes carrying the id,
     /// or the bare 8-byte header when the id is 0.
     ///
@@ -152,6 +182,8 @@ impl Notification {
             (WATCH_TYPE_BLOCK_NOTIFY, st) => (v2::WATCH_TYPE_BLOCK_NOTIFY, st),
             // 2019 records are whole slots: the USB record is padded.
             (WATCH_TYPE_USB_NOTIFY, st) => (v2::WATCH_TYPE_USB_NOTIFY, st),
+            (WATCH_TYPE_MOUNT_NOTIFY, st) => return Some(self.mount_to_v2(st)),
+            (WATCH_TYPE_SB_NOTIFY, st) => (v2::WATCH_TYPE_SB_NOTIFY, st),
             _ => return None,
         };
         let payload: &[u8] = if type_ == v2::WATCH_TYPE_META {
@@ -169,6 +201,28 @@ impl Notification {
         out.extend_from_slice(payload);
         out.resize(len, 0);
         Some(out)
+    }
+
+    /// The 2019 mount record: 16 bytes, `triggered_on` and `changed_mount`
+    /// as 32-bit ids, IN_SUBTREE at 0x200 and "now read-only" at FLAG_0.
+    fn mount_to_v2(&self, st: u8) -> Vec<u8> {
+        use crate::uapi::v2;
+        let p = self.payload();
+        let on = u64::from_le_bytes(p[..8].try_into().expect("8 bytes")) as u32;
+        let aux = u64::from_le_bytes(p[8..16].try_into().expect("8 bytes")) as u32;
+        let mut info = (self.tag() as u32) << v2::WATCH_INFO_ID__SHIFT | 16;
+        if self.info() & WATCH_INFO_FLAG_0 != 0 {
+            info |= v2::WATCH_INFO_IN_SUBTREE;
+        }
+        if self.info() & WATCH_INFO_FLAG_1 != 0 {
+            info |= WATCH_INFO_FLAG_0;
+        }
+        let mut out = Vec::with_capacity(16);
+        out.extend_from_slice(&(v2::WATCH_TYPE_MOUNT_NOTIFY | (st as u32) << 24).to_le_bytes());
+        out.extend_from_slice(&info.to_le_bytes());
+        out.extend_from_slice(&on.to_le_bytes());
+        out.extend_from_slice(&aux.to_le_bytes());
+        out
     }
 
     /// The exact bytes of the record (its length field long).
@@ -331,6 +385,45 @@ impl fmt::Display for Notification {
                 let name = String::from_utf8_lossy(&p[9..9 + n]);
                 let what = usb::NAMES.get(st as usize).copied().unwrap_or("unknown");
                 write!(f, "USB {name} {what} e={error:x} r={reserved:x}")
+            }
+            (WATCH_TYPE_MOUNT_NOTIFY, st) if self.len() == 24 => {
+                let p = self.payload();
+                let on = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+                let aux = u64::from_le_bytes(p[8..16].try_into().expect("8 bytes"));
+                const NAMES: [&str; 7] = [
+                    "new-mount",
+                    "unmount",
+                    "expiry",
+                    "readonly",
+                    "setattr",
+                    "move-from",
+                    "move-to",
+                ];
+                let name = NAMES.get(st as usize).copied().unwrap_or("unknown");
+                write!(f, "MOUNT {on:08x} change={st}[{name}] aux={aux:x}")?;
+                if self.info() & WATCH_INFO_FLAG_0 != 0 {
+                    f.write_str(" subtree")?;
+                }
+                if self.info() & WATCH_INFO_FLAG_1 != 0 {
+                    f.write_str(" ro")?;
+                }
+                Ok(())
+            }
+            (WATCH_TYPE_SB_NOTIFY, st) if self.len() >= 16 => {
+                let p = self.payload();
+                let sb = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+                const NAMES: [&str; 4] = ["readonly", "error", "edquot", "network"];
+                let name = NAMES.get(st as usize).copied().unwrap_or("unknown");
+                write!(f, "SB {sb:08x} change={st}[{name}]")?;
+                if self.len() == 24 {
+                    let e = u32::from_le_bytes(p[8..12].try_into().expect("4 bytes"));
+                    let c = u32::from_le_bytes(p[12..16].try_into().expect("4 bytes"));
+                    write!(f, " error={e} cookie={c}")?;
+                }
+                if self.info() & WATCH_INFO_FLAG_0 != 0 {
+                    f.write_str(" ro")?;
+                }
+                Ok(())
             }
             (ty, st) => write!(f, "type={ty} subtype={st} info={:08x}", self.info()),
         }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use watchq_core::{Cred, Permissive, Policy, PostSummary, Result, UserStruct};
 use watchq_sources::devices::{BlockDevices, DeviceList, UsbBus};
 use watchq_sources::keys::{KeyConfig, KeyStore, Serial};
+use watchq_sources::mount::MountNamespace;
 
 /// Build-time options and tunables of the emulated kernel.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +45,7 @@ pub struct Kernel {
     config: KernelConfig,
     keys: KeyStore,
     devices: DeviceList,
+    init_ns: Arc<MountNamespace>,
     block: BlockDevices,
     usb: UsbBus,
     policy: RwLock<Arc<dyn Policy>>,
@@ -72,6 +74,7 @@ impl Kernel {
             config,
             keys: KeyStore::new(config.keys),
             devices: DeviceList::new(Cred::root()),
+            init_ns: MountNamespace::new(Cred::root()),
             block: BlockDevices::new(),
             usb: UsbBus::new(),
             policy: RwLock::new(Arc::new(Permissive)),
@@ -90,6 +93,11 @@ impl Kernel {
     /// Every key and keyring.
     pub fn keys(&self) -> &KeyStore {
         &self.keys
+    }
+
+    /// The initial mount namespace (every spawned process starts in it).
+    pub fn init_mount_ns(&self) -> &Arc<MountNamespace> {
+        &self.init_ns
     }
 
     /// The global device watch list.

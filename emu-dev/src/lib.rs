@@ -29,6 +29,11 @@ pub mod script;
 pub use file::OpenFile;
 pub use kernel::{Kernel, KernelConfig};
 pub use process::{PollFd, Process};
+
+/// Constants of the syscall surface.
+pub mod process_consts {
+    pub use crate::process::AT_FDCWD;
+}
 pub use watchq_core::{Errno, Result};
 pub use watchq_sources::keys;
 

@@ -22,6 +22,7 @@ use watchq_core::uapi::*;
 use watchq_core::wait::Waiter;
 use watchq_core::{Cred, Errno, QueueStats, ReadMode, Result, WatchQueue};
 use watchq_sources::keys::Anchors;
+use watchq_sources::mount::{MountNamespace, AT_EMPTY_PATH, AT_NO_AUTOMOUNT};
 
 /// Default soft `RLIMIT_NOFILE`.
 const NOFILE_SOFT: u64 = 1024;
@@ -31,6 +32,8 @@ const NOFILE_HARD: u64 = 1 << 20;
 const MAX_RW_COUNT: usize = (i32::MAX as usize) & !(PAGE_SIZE - 1);
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: usize = 1024;
+/// `AT_FDCWD`.
+pub const AT_FDCWD: i32 = -100;
 /// How splice and friends move data once they have waited: without sleeping.
 const AT_ONCE: ReadMode = ReadMode {
     nonblock: true,
@@ -69,6 +72,7 @@ pub struct Process {
     nofile: Mutex<(u64, u64)>,
     alarm: Mutex<Option<Instant>>,
     pub(crate) anchors: Mutex<Anchors>,
+    mount_ns: Arc<MountNamespace>,
 }
 
 impl std::fmt::Debug for Process {
@@ -102,6 +106,7 @@ impl Process {
             nofile: Mutex::new((NOFILE_SOFT, NOFILE_HARD)),
             alarm: Mutex::new(None),
             anchors: Mutex::new(Anchors::default()),
+            mount_ns: kernel.init_mount_ns().clone(),
         })
     }
 
@@ -143,6 +148,7 @@ impl Process {
             nofile: Mutex::new(*self.nofile.lock()),
             alarm: Mutex::new(None),
             anchors: Mutex::new(self.anchors.lock().for_child()),
+            mount_ns: self.mount_ns.clone(),
         });
         self.kernel.register(&child);
         child
@@ -280,6 +286,91 @@ impl Process {
         self.kernel
             .devices()
             .watch(&q, tag, &self.cred(), &*policy, limit)
+    }
+
+    /// The process's mount namespace (shared with its forked children).
+    pub fn mount_ns(&self) -> &Arc<MountNamespace> {
+        &self.mount_ns
+    }
+
+    /// Resolves `dfd` + `path` as `user_path_at()` does, to an absolute path
+    /// (the working directory is `/`).
+    fn path_at(&self, dfd: i32, path: &str, at_flags: u32) -> Result<String> {
+        let base = if dfd == AT_FDCWD {
+            "/".to_string()
+        } else {
+            match &self.file(dfd)?.kind {
+                FileKind::Directory => "/".to_string(),
+                _ if path.starts_with('/') => "/".to_string(),
+                _ => return Err(Errno::ENOTDIR),
+            }
+        };
+        if path.is_empty() {
+            return if at_flags & AT_EMPTY_PATH != 0 {
+                Ok(base)
+            } else {
+                Err(Errno::ENOENT)
+            };
+        }
+        Ok(if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{base}{path}")
+        })
+    }
+
+    /// Checks the arguments `watch_mount`/`watch_sb` share, in the 2020
+    /// patches' order, and returns the absolute path and the queue.
+    fn watch_path_args(
+        &self,
+        dfd: i32,
+        path: &str,
+        at_flags: u32,
+        fd: i32,
+        tag: i32,
+    ) -> Result<(String, Arc<WatchQueue>)> {
+        if !(-1..=255).contains(&tag) || at_flags & !(AT_NO_AUTOMOUNT | AT_EMPTY_PATH) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let p = self.path_at(dfd, path, at_flags)?;
+        self.mount_ns.resolve(&p)?;
+        let q = self.watch_queue(fd)?;
+        Ok((p, q))
+    }
+
+    /// `watch_mount(dfd, path, at_flags, fd, tag)`: the queue behind `fd`
+    /// watches the mount `path` is on and everything below it; tag −1
+    /// removes the watch.
+    ///
+    /// # Errors
+    /// In the 2020 patches' order: `EINVAL` (tag outside −1..=255, at_flags
+    /// other than AT_NO_AUTOMOUNT|AT_EMPTY_PATH), path errors (`EBADF`,
+    /// `ENOENT`, `ENOTDIR`), `EINVAL` (not a notification queue), the
+    /// policy's `watch_mount`, `EBUSY`, `EAGAIN`, `EBADSLT`.
+    pub fn watch_mount(
+        &self,
+        dfd: i32,
+        path: &str,
+        at_flags: u32,
+        fd: i32,
+        tag: i32,
+    ) -> Result<()> {
+        let (p, q) = self.watch_path_args(dfd, path, at_flags, fd, tag)?;
+        let policy = self.kernel.policy();
+        self.mount_ns
+            .watch_mount(&p, &q, tag, &self.cred(), &*policy, self.soft_nofile())
+    }
+
+    /// `watch_sb(dfd, path, at_flags, fd, tag)`: the queue behind `fd`
+    /// watches the superblock `path` is on; tag −1 removes the watch.
+    ///
+    /// # Errors
+    /// As [`Process::watch_mount`], with the policy's `watch_sb`.
+    pub fn watch_sb(&self, dfd: i32, path: &str, at_flags: u32, fd: i32, tag: i32) -> Result<()> {
+        let (p, q) = self.watch_path_args(dfd, path, at_flags, fd, tag)?;
+        let policy = self.kernel.policy();
+        self.mount_ns
+            .watch_sb(&p, &q, tag, &self.cred(), &*policy, self.soft_nofile())
     }
 
     /// `mmap()` of a `/dev/watch_queue` descriptor: the queue whose ring

@@ -20,6 +20,12 @@
 //! | `block add <name> <major> <minor>` | a new block device |
 //! | `block error <name> <kind> <sector>` | a request error (`kind` 1..10 or its name: `io`, `timeout`, …) |
 //! | `watch-devices <tag\|-1>` | `watch_devices` on the watcher's pipe |
+//! | `mkdir <path>`, `touch <path>` | a directory, a file |
+//! | `mount <fstype> <path> [ro]`, `bind <src> <dst>` | a new mount (new superblock, or the source's) |
+//! | `umount <path> [lazy]`, `expire <path>`, `mount-move <from> <to>` | unmount (lazy: the whole subtree), expiry, move |
+//! | `remount <path> ro\|rw`, `setattr <path> <attrs>` | mount read-only flag, attributes |
+//! | `sb <path> readonly\|rw\|edquot\|network`, `sb <path> error <errno> <cookie>` | superblock events |
+//! | `watch-mount <path> <tag\|-1>`, `watch-sb <path> <tag\|-1>` | `watch_mount`/`watch_sb` on the watcher's pipe |
 //!
 //! A key is `@s`, `@u`, `@us`, `@p`, `@t`, a serial (decimal or `0x…`), or
 //! the description of a key added earlier by `add`.
@@ -59,6 +65,18 @@ pub enum Command {
     BlockAdd(String, u32, u32),
     BlockError(String, u8, u64),
     WatchDevices(i32),
+    Mkdir(String),
+    Touch(String),
+    Mount(String, String, bool),
+    Bind(String, String),
+    Umount(String, bool),
+    MountMove(String, String),
+    Remount(String, bool),
+    SetAttr(String, u64),
+    Expire(String),
+    Sb(String, u8, u32, u32),
+    WatchMount(String, i32),
+    WatchSb(String, i32),
 }
 
 fn num<T: TryFrom<i64>>(s: &str, what: &str) -> std::result::Result<T, String> {
@@ -207,6 +225,64 @@ pub fn parse_line(line: &str) -> std::result::Result<Option<Command>, String> {
                 )
             }
         },
+        "mkdir" => {
+            arity(2, "mkdir <path>")?;
+            Command::Mkdir(s(1))
+        }
+        "touch" => {
+            arity(2, "touch <path>")?;
+            Command::Touch(s(1))
+        }
+        "mount" => match w.len() {
+            3 => Command::Mount(s(1), s(2), false),
+            4 if w[3] == "ro" => Command::Mount(s(1), s(2), true),
+            _ => return Err("usage: mount <fstype> <path> [ro]".into()),
+        },
+        "bind" => {
+            arity(3, "bind <source> <target>")?;
+            Command::Bind(s(1), s(2))
+        }
+        "umount" => match w.len() {
+            2 => Command::Umount(s(1), false),
+            3 if w[2] == "lazy" => Command::Umount(s(1), true),
+            _ => return Err("usage: umount <path> [lazy]".into()),
+        },
+        "mount-move" => {
+            arity(3, "mount-move <from> <to>")?;
+            Command::MountMove(s(1), s(2))
+        }
+        "remount" => match w.get(2).copied() {
+            Some("ro") if w.len() == 3 => Command::Remount(s(1), true),
+            Some("rw") if w.len() == 3 => Command::Remount(s(1), false),
+            _ => return Err("usage: remount <path> ro|rw".into()),
+        },
+        "setattr" => {
+            arity(3, "setattr <path> <attrs>")?;
+            Command::SetAttr(s(1), num(w[2], "attributes")?)
+        }
+        "expire" => {
+            arity(2, "expire <path>")?;
+            Command::Expire(s(1))
+        }
+        "sb" => match (w.get(2).copied(), w.len()) {
+            (Some("readonly"), 3) => Command::Sb(s(1), 0, 1, 0),
+            (Some("rw"), 3) => Command::Sb(s(1), 0, 0, 0),
+            (Some("error"), 5) => Command::Sb(s(1), 1, num(w[3], "error")?, num(w[4], "cookie")?),
+            (Some("edquot"), 3) => Command::Sb(s(1), 2, 0, 0),
+            (Some("network"), 3) => Command::Sb(s(1), 3, 0, 0),
+            _ => return Err(
+                "usage: sb <path> readonly|rw|edquot|network | sb <path> error <errno> <cookie>"
+                    .into(),
+            ),
+        },
+        "watch-mount" => {
+            arity(3, "watch-mount <path> <tag|-1>")?;
+            Command::WatchMount(s(1), num(w[2], "tag")?)
+        }
+        "watch-sb" => {
+            arity(3, "watch-sb <path> <tag|-1>")?;
+            Command::WatchSb(s(1), num(w[2], "tag")?)
+        }
         "watch-devices" => {
             arity(2, "watch-devices <tag|-1>")?;
             Command::WatchDevices(num(w[1], "tag")?)
@@ -306,6 +382,35 @@ impl Actor {
             Command::BlockError(n, kind, sector) => {
                 let dev = self.kernel.block_dev(n).ok_or(Errno::ENODEV)?;
                 self.kernel.block_error(dev, *kind, *sector).map(drop)
+            }
+            Command::Mkdir(p) => a.mount_ns().mkdir(p),
+            Command::Touch(p) => a.mount_ns().touch(p),
+            Command::Mount(fs, p, ro) => a
+                .mount_ns()
+                .mount(fs, p, *ro, &*self.kernel.policy())
+                .map(drop),
+            Command::Bind(src, dst) => a
+                .mount_ns()
+                .bind(src, dst, &*self.kernel.policy())
+                .map(drop),
+            Command::Umount(p, lazy) => a.mount_ns().unmount(p, *lazy, &*self.kernel.policy()),
+            Command::MountMove(from, to) => {
+                a.mount_ns().move_mount(from, to, &*self.kernel.policy())
+            }
+            Command::Remount(p, ro) => a.mount_ns().remount(p, *ro, &*self.kernel.policy()),
+            Command::SetAttr(p, attrs) => a.mount_ns().setattr(p, *attrs, &*self.kernel.policy()),
+            Command::Expire(p) => a.mount_ns().expire(p, &*self.kernel.policy()),
+            Command::Sb(p, st, e, cookie) => {
+                a.mount_ns()
+                    .sb_event(p, *st, *e, *cookie, &*self.kernel.policy())
+            }
+            Command::WatchMount(path, tag) => {
+                let (p, fd) = self.watcher.as_ref().ok_or(Errno::EBADF)?;
+                p.watch_mount(crate::process::AT_FDCWD, path, 0, *fd, *tag)
+            }
+            Command::WatchSb(path, tag) => {
+                let (p, fd) = self.watcher.as_ref().ok_or(Errno::EBADF)?;
+                p.watch_sb(crate::process::AT_FDCWD, path, 0, *fd, *tag)
             }
             Command::WatchDevices(tag) => {
                 let (p, fd) = self.watcher.as_ref().ok_or(Errno::EBADF)?;

@@ -6,6 +6,8 @@
 //! and the security policy in.
 //!
 //! - [`keys`]: keys and keyrings, the one source the kernel merged.
+//! - [`mount`]: mounts, mount namespaces and superblocks (the 2019/2020
+//!   mount and superblock notification proposals, never merged).
 //! - [`devices`]: the global device watch list, block devices and USB
 //!   (the pipe-era device series, never merged).
 #![forbid(unsafe_code)]
@@ -13,3 +15,4 @@
 
 pub mod devices;
 pub mod keys;
+pub mod mount;

@@ -251,7 +251,12 @@ fn preload_injects_device_events_into_a_running_program() {
     )
     .unwrap();
     let out = exec(&["--script", script.to_str().unwrap()], &prog, &["3"]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert_eq!(
         text(&out.stdout),
         "USB 1-1.2 dev-add e=0\nBLOCK 00800000 e=10 s=1000\nUSB 1-1.2 dev-remove e=0\n"
