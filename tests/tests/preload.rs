@@ -262,3 +262,25 @@ fn preload_injects_device_events_into_a_running_program() {
         "USB 1-1.2 dev-add e=0\nBLOCK 00800000 e=10 s=1000\nUSB 1-1.2 dev-remove e=0\n"
     );
 }
+
+#[test]
+fn preload_injects_mounts_into_a_running_program() {
+    let prog = cc(&repo("tests/c/mountwatch.c"), "mountwatch");
+    let script = target_dir().join("c-tests/mounts.script");
+    std::fs::write(
+        &script,
+        "mkdir /mnt/a\nmkdir /mnt/a/b\nsleep 200\nmount tmpfs /mnt/a\nmount ext4 /mnt/a/b\numount /mnt/a lazy\n",
+    )
+    .unwrap();
+    let out = exec(&["--script", script.to_str().unwrap()], &prog, &["4"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "MOUNT on=1 sub=0 aux=2\nMOUNT on=2 sub=0 aux=3 subtree\nMOUNT on=1 sub=1 aux=2\nMOUNT on=2 sub=1 aux=3 subtree\n"
+    );
+}

@@ -1122,6 +1122,20 @@ pub extern "C" fn watchq_syscall(
             SYS_WATCH_DEVICES if is_mapped(a1) && (-1..=255).contains(&a2) => {
                 watch_devices(h, a1 as c_int, a2 as i32, a3 as u32)
             }
+            // watch_mount/watch_sb (2020 asm-generic numbers; the host
+            // gives them to process_madvise/epoll_pwait2): taken when the
+            // queue argument is emulated and the tag in range.
+            SYS_WATCH_MOUNT | SYS_WATCH_SB if is_mapped(a4) && (-1..=255).contains(&a5) => {
+                watch_path(
+                    h,
+                    nr,
+                    a1 as c_int,
+                    a2 as usize,
+                    a3 as u32,
+                    a4 as c_int,
+                    a5 as i32,
+                )
+            }
             libc::SYS_pipe2 => c_long::from(pipe2(a1 as *mut c_int, a2 as c_int)),
             #[cfg(target_arch = "x86_64")]
             libc::SYS_pipe => c_long::from(pipe2(a1 as *mut c_int, 0)),
@@ -1150,6 +1164,45 @@ pub extern "C" fn watchq_syscall(
 /// `watch_devices(2)`'s number in the pipe-era device series (x86_64 and
 /// asm-generic alike).
 const SYS_WATCH_DEVICES: c_long = 436;
+
+/// `watch_mount(2)`'s number in the 2020 proposals (asm-generic).
+const SYS_WATCH_MOUNT: c_long = 440;
+/// `watch_sb(2)`'s number in the 2020 proposals (asm-generic).
+const SYS_WATCH_SB: c_long = 441;
+
+/// watch_mount(2) or watch_sb(2) on an emulated queue. Only paths relative
+/// to the working directory (`/`) or absolute are known to the emulation.
+fn watch_path(
+    h: &Host,
+    nr: c_long,
+    dfd: c_int,
+    path: usize,
+    at_flags: u32,
+    fd: c_int,
+    tag: i32,
+) -> c_long {
+    mirror_rlimit(h);
+    let emu = h.lookup(fd).map_or(-1, |m| m.emu);
+    let r = c_string(path, libc::PATH_MAX as usize).and_then(|p| {
+        let dfd = if dfd == libc::AT_FDCWD || p.starts_with('/') {
+            watchq_emu::process_consts::AT_FDCWD
+        } else {
+            return Err(Errno::EBADF);
+        };
+        if nr == SYS_WATCH_MOUNT {
+            h.process().watch_mount(dfd, &p, at_flags, emu, tag)
+        } else {
+            h.process().watch_sb(dfd, &p, at_flags, emu, tag)
+        }
+    });
+    h.sync();
+    let name = if nr == SYS_WATCH_MOUNT {
+        "watch_mount"
+    } else {
+        "watch_sb"
+    };
+    done(h, format_args!("{name}({fd}, {tag})"), r.map(|()| 0))
+}
 
 /// watch_devices(2) on an emulated queue.
 fn watch_devices(h: &Host, fd: c_int, tag: i32, flags: u32) -> c_long {
