@@ -35,5 +35,6 @@ pub use queue::{QueueStats, ReadMode, WatchQueue};
 pub use record::Notification;
 pub use ring::PostOutcome;
 pub use watch::{
-    add_watch_to_object, remove_watch_from_object, remove_watch_list, Watch, WatchList,
+    add_watch_to_object, remove_watch_from_object, remove_watch_list, watch_or_unwatch, Watch,
+    WatchList,
 };

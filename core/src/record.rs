@@ -412,8 +412,7 @@ impl fmt::Display for Notification {
             (WATCH_TYPE_SB_NOTIFY, st) if self.len() >= 16 => {
                 let p = self.payload();
                 let sb = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
-                const NAMES: [&str; 4] = ["readonly", "error", "edquot", "network"];
-                let name = NAMES.get(st as usize).copied().unwrap_or("unknown");
+                let name = sb::NAMES.get(st as usize).copied().unwrap_or("unknown");
                 write!(f, "SB {sb:08x} change={st}[{name}]")?;
                 if self.len() == 24 {
                     let e = u32::from_le_bytes(p[8..12].try_into().expect("4 bytes"));

@@ -265,6 +265,48 @@ pub mod usb {
     pub const NAMES: [&str; 4] = ["dev-add", "dev-remove", "dev-reset", "dev-error"];
 }
 
+/// Mount notification subtypes (`enum mount_notification_subtype`).
+pub mod mount {
+    /// A mount was made under the mount.
+    pub const NEW_MOUNT: u8 = 0;
+    /// A mount under it was unmounted.
+    pub const UNMOUNT: u8 = 1;
+    /// A mount under it expired.
+    pub const EXPIRY: u8 = 2;
+    /// It became read-only (flag IS_NOW_RO) or read-write.
+    pub const READONLY: u8 = 3;
+    /// Its attributes changed.
+    pub const SETATTR: u8 = 4;
+    /// A mount was moved away from under it.
+    pub const MOVE_FROM: u8 = 5;
+    /// A mount was moved to under it.
+    pub const MOVE_TO: u8 = 6;
+    /// Names, by subtype.
+    pub const NAMES: [&str; 7] = [
+        "new-mount",
+        "unmount",
+        "expiry",
+        "readonly",
+        "setattr",
+        "move-from",
+        "move-to",
+    ];
+}
+
+/// Superblock notification subtypes.
+pub mod sb {
+    /// It became read-only (flag) or read-write.
+    pub const READONLY: u8 = 0;
+    /// A writeback (or other) error: the 24-byte record with error and cookie.
+    pub const ERROR: u8 = 1;
+    /// A quota was exceeded.
+    pub const EDQUOT: u8 = 2;
+    /// A network filesystem's server went away or came back.
+    pub const NETWORK: u8 = 3;
+    /// Names, by subtype.
+    pub const NAMES: [&str; 4] = ["readonly", "error", "edquot", "network"];
+}
+
 /// `struct block_notification`: a request error on a block device.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -246,3 +246,29 @@ pub fn remove_watch_from_object(
 pub fn remove_watch_list(list: &WatchList, id: u64) {
     let _ = remove_watch_from_object(list, None, id, true);
 }
+
+/// The common end of the watch system calls (`KEYCTL_WATCH_KEY`,
+/// `watch_mount`, `watch_sb`, `watch_devices`): tag −1 removes the watch of
+/// `queue` on object `id` of `list` (posting a removal record); any other
+/// tag asks `allow` (the LSM hook) and adds a watch tagged `tag` for `cred`,
+/// within `limit` (the soft RLIMIT_NOFILE).
+///
+/// # Errors
+/// Removing: `EBADSLT`. Adding: `allow`'s error, then as
+/// [`add_watch_to_object`] (`ENOENT`, `EBUSY`, `EAGAIN`).
+pub fn watch_or_unwatch(
+    list: &Arc<WatchList>,
+    queue: &Arc<WatchQueue>,
+    id: u64,
+    tag: i32,
+    cred: &Cred,
+    limit: u64,
+    allow: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    if tag < 0 {
+        return remove_watch_from_object(list, Some(queue), id, false);
+    }
+    allow()?;
+    let w = Watch::new(queue, list, id, tag as u8, Arc::new(cred.clone()));
+    add_watch_to_object(&w, limit)
+}

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use watchq_core::uapi::{block, usb};
 use watchq_core::{
-    add_watch_to_object, post_watch_notification, remove_watch_from_object, Cred, Errno,
-    Notification, Policy, PostSummary, Result, Watch, WatchList, WatchQueue,
+    post_watch_notification, watch_or_unwatch, Cred, Errno, Notification, Policy, PostSummary,
+    Result, WatchList, WatchQueue,
 };
 
 /// The global device watch list. Mirrors the series' `device_watchers`.
@@ -54,12 +54,9 @@ impl DeviceList {
         policy: &dyn Policy,
         limit: u64,
     ) -> Result<()> {
-        if tag < 0 {
-            return remove_watch_from_object(&self.list, Some(queue), 0, false);
-        }
-        policy.watch_devices(cred)?;
-        let w = Watch::new(queue, &self.list, 0, tag as u8, Arc::new(cred.clone()));
-        add_watch_to_object(&w, limit)
+        watch_or_unwatch(&self.list, queue, 0, tag, cred, limit, || {
+            policy.watch_devices(cred)
+        })
     }
 
     /// Posts `n` to every device watch, as the system.

@@ -21,54 +21,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use watchq_core::uapi::{WATCH_INFO_FLAG_0, WATCH_INFO_FLAG_1, WATCH_INFO_FLAG_2};
 use watchq_core::{
-    add_watch_to_object, post_watch_notification, remove_watch_from_object, remove_watch_list,
-    Cred, Errno, Notification, Policy, Result, Watch, WatchList, WatchQueue,
+    post_watch_notification, remove_watch_list, watch_or_unwatch, Cred, Errno, Notification,
+    Policy, Result, WatchList, WatchQueue,
 };
 
 /// A mount's id (`mnt_id`).
 pub type MountId = u64;
 
 /// Mount notification subtypes (`enum mount_notification_subtype`).
-pub mod subtype {
-    /// A mount was made under the mount.
-    pub const NEW_MOUNT: u8 = 0;
-    /// A mount under it was unmounted.
-    pub const UNMOUNT: u8 = 1;
-    /// A mount under it expired.
-    pub const EXPIRY: u8 = 2;
-    /// It became read-only (flag IS_NOW_RO) or read-write.
-    pub const READONLY: u8 = 3;
-    /// Its attributes changed.
-    pub const SETATTR: u8 = 4;
-    /// A mount was moved away from under it.
-    pub const MOVE_FROM: u8 = 5;
-    /// A mount was moved to under it.
-    pub const MOVE_TO: u8 = 6;
-    /// Names, by subtype.
-    pub const NAMES: [&str; 7] = [
-        "new-mount",
-        "unmount",
-        "expiry",
-        "readonly",
-        "setattr",
-        "move-from",
-        "move-to",
-    ];
-}
-
+pub use watchq_core::uapi::mount as subtype;
 /// Superblock notification subtypes.
-pub mod sb_subtype {
-    /// It became read-only (flag) or read-write.
-    pub const READONLY: u8 = 0;
-    /// A writeback (or other) error: the 24-byte record with error and cookie.
-    pub const ERROR: u8 = 1;
-    /// A quota was exceeded.
-    pub const EDQUOT: u8 = 2;
-    /// A network filesystem's server went away or came back.
-    pub const NETWORK: u8 = 3;
-    /// Names, by subtype.
-    pub const NAMES: [&str; 4] = ["readonly", "error", "edquot", "network"];
-}
+pub use watchq_core::uapi::sb as sb_subtype;
 
 /// `NOTIFY_MOUNT_IN_SUBTREE`: the event was below the watched mount.
 pub const MOUNT_IN_SUBTREE: u32 = WATCH_INFO_FLAG_0;
@@ -307,12 +270,9 @@ impl MountNamespace {
     ) -> Result<()> {
         let id = self.resolve(path)?;
         let list = self.ns.lock().mounts[&id].watchers.clone();
-        if tag < 0 {
-            return remove_watch_from_object(&list, Some(queue), id, false);
-        }
-        policy.watch_mount(cred, id)?;
-        let w = Watch::new(queue, &list, id, tag as u8, Arc::new(cred.clone()));
-        add_watch_to_object(&w, limit)
+        watch_or_unwatch(&list, queue, id, tag, cred, limit, || {
+            policy.watch_mount(cred, id)
+        })
     }
 
     /// `watch_sb`: watch the superblock `path` is on; tag −1 removes it.
@@ -330,12 +290,9 @@ impl MountNamespace {
     ) -> Result<()> {
         let sb = self.sb_of(path)?;
         let list = self.ns.lock().sbs[&sb].watchers.clone();
-        if tag < 0 {
-            return remove_watch_from_object(&list, Some(queue), sb, false);
-        }
-        policy.watch_sb(cred, sb)?;
-        let w = Watch::new(queue, &list, sb, tag as u8, Arc::new(cred.clone()));
-        add_watch_to_object(&w, limit)
+        watch_or_unwatch(&list, queue, sb, tag, cred, limit, || {
+            policy.watch_sb(cred, sb)
+        })
     }
 
     /// Mounts a new `fstype` superblock at directory `target`.

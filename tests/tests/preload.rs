@@ -241,46 +241,44 @@ fn preload_keyctl_watch_prints_scripted_events() {
     );
 }
 
-#[test]
-fn preload_injects_device_events_into_a_running_program() {
-    let prog = cc(&repo("tests/c/devwatch.c"), "devwatch");
-    let script = target_dir().join("c-tests/devices.script");
-    std::fs::write(
-        &script,
-        "sleep 200\nusb add 1-1.2\nblock add sda 8 0\nblock error sda io 4096\nusb remove 1-1.2\n",
-    )
-    .unwrap();
-    let out = exec(&["--script", script.to_str().unwrap()], &prog, &["3"]);
+/// Runs test program `name` (tests/c/NAME.c) under `watchq exec` with a
+/// key script, expecting success; returns its stdout.
+fn run_with_script(name: &str, script: &str, args: &[&str]) -> String {
+    let prog = cc(&repo(&format!("tests/c/{name}.c")), name);
+    let path = target_dir().join(format!("c-tests/{name}.script"));
+    std::fs::write(&path, script).unwrap();
+    let out = exec(&["--script", path.to_str().unwrap()], &prog, args);
     assert!(
         out.status.success(),
         "{}{}",
         text(&out.stdout),
         text(&out.stderr)
     );
+    text(&out.stdout)
+}
+
+#[test]
+fn preload_injects_device_events_into_a_running_program() {
+    let out = run_with_script(
+        "devwatch",
+        "sleep 200\nusb add 1-1.2\nblock add sda 8 0\nblock error sda io 4096\nusb remove 1-1.2\n",
+        &["3"],
+    );
     assert_eq!(
-        text(&out.stdout),
+        out,
         "USB 1-1.2 dev-add e=0\nBLOCK 00800000 e=10 s=1000\nUSB 1-1.2 dev-remove e=0\n"
     );
 }
 
 #[test]
 fn preload_injects_mounts_into_a_running_program() {
-    let prog = cc(&repo("tests/c/mountwatch.c"), "mountwatch");
-    let script = target_dir().join("c-tests/mounts.script");
-    std::fs::write(
-        &script,
+    let out = run_with_script(
+        "mountwatch",
         "mkdir /mnt/a\nmkdir /mnt/a/b\nsleep 200\nmount tmpfs /mnt/a\nmount ext4 /mnt/a/b\numount /mnt/a lazy\n",
-    )
-    .unwrap();
-    let out = exec(&["--script", script.to_str().unwrap()], &prog, &["4"]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
+        &["4"],
     );
     assert_eq!(
-        text(&out.stdout),
+        out,
         "MOUNT on=1 sub=0 aux=2\nMOUNT on=2 sub=0 aux=3 subtree\nMOUNT on=1 sub=1 aux=2\nMOUNT on=2 sub=1 aux=3 subtree\n"
     );
 }

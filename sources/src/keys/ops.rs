@@ -11,10 +11,7 @@ use super::{Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Serial, KEY_MAX_DES
 use parking_lot::MutexGuard;
 use std::sync::Arc;
 use watchq_core::uapi::*;
-use watchq_core::{
-    add_watch_to_object, remove_watch_from_object, Errno, Result, Watch, WatchList, WatchQueue,
-    WatchedObject,
-};
+use watchq_core::{watch_or_unwatch, Errno, Result, WatchList, WatchQueue, WatchedObject};
 
 /// `KEYCTL_MOVE_EXCL`: fail if the destination has a key of the same type
 /// and description.
@@ -952,22 +949,21 @@ impl KeyStore {
         let q = queue()?;
         let k = g.key_mut(s)?;
         let oid = s as u32 as u64;
-        if tag >= 0 {
-            ctx.policy.watch_key(
-                ctx.cred,
-                &WatchedObject {
-                    id: oid,
-                    uid: k.uid,
-                    gid: k.gid,
-                    label: k.label.as_deref(),
-                },
-            )?;
-            let wl = k.watchers.get_or_insert_with(WatchList::new).clone();
-            let w = Watch::new(&q, &wl, oid, tag as u8, Arc::new(ctx.cred.clone()));
-            add_watch_to_object(&w, limit)
+        // A key gets its watch list on its first watch (kept until it is
+        // destroyed); removing from a key never watched is EBADSLT.
+        let wl = if tag >= 0 {
+            k.watchers.get_or_insert_with(WatchList::new).clone()
         } else {
-            let wl = k.watchers.as_ref().ok_or(Errno::EBADSLT)?;
-            remove_watch_from_object(wl, Some(&q), oid, false)
-        }
+            k.watchers.clone().ok_or(Errno::EBADSLT)?
+        };
+        let object = WatchedObject {
+            id: oid,
+            uid: k.uid,
+            gid: k.gid,
+            label: k.label.as_deref(),
+        };
+        watch_or_unwatch(&wl, &q, oid, tag, ctx.cred, limit, || {
+            ctx.policy.watch_key(ctx.cred, &object)
+        })
     }
 }
