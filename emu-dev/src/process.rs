@@ -72,7 +72,7 @@ pub struct Process {
     nofile: Mutex<(u64, u64)>,
     alarm: Mutex<Option<Instant>>,
     pub(crate) anchors: Mutex<Anchors>,
-    mount_ns: Arc<MountNamespace>,
+    mount_ns: RwLock<Arc<MountNamespace>>,
 }
 
 impl std::fmt::Debug for Process {
@@ -106,7 +106,7 @@ impl Process {
             nofile: Mutex::new((NOFILE_SOFT, NOFILE_HARD)),
             alarm: Mutex::new(None),
             anchors: Mutex::new(Anchors::default()),
-            mount_ns: kernel.init_mount_ns().clone(),
+            mount_ns: RwLock::new(kernel.init_mount_ns().clone()),
         })
     }
 
@@ -148,7 +148,7 @@ impl Process {
             nofile: Mutex::new(*self.nofile.lock()),
             alarm: Mutex::new(None),
             anchors: Mutex::new(self.anchors.lock().for_child()),
-            mount_ns: self.mount_ns.clone(),
+            mount_ns: RwLock::new(self.mount_ns()),
         });
         self.kernel.register(&child);
         child
@@ -289,8 +289,17 @@ impl Process {
     }
 
     /// The process's mount namespace (shared with its forked children).
-    pub fn mount_ns(&self) -> &Arc<MountNamespace> {
-        &self.mount_ns
+    pub fn mount_ns(&self) -> Arc<MountNamespace> {
+        self.mount_ns.read().clone()
+    }
+
+    /// Moves the process into a new mount namespace of its own, with just
+    /// a root mount (as a container would start); children forked after
+    /// this share it. Watches on the old namespace's mounts stay there.
+    pub fn new_mount_ns(&self) -> Arc<MountNamespace> {
+        let ns = MountNamespace::new(Cred::root());
+        *self.mount_ns.write() = ns.clone();
+        ns
     }
 
     /// Resolves `dfd` + `path` as `user_path_at()` does, to an absolute path
@@ -333,7 +342,7 @@ impl Process {
             return Err(Errno::EINVAL);
         }
         let p = self.path_at(dfd, path, at_flags)?;
-        self.mount_ns.resolve(&p)?;
+        self.mount_ns().resolve(&p)?;
         let q = self.watch_queue(fd)?;
         Ok((p, q))
     }
@@ -357,7 +366,7 @@ impl Process {
     ) -> Result<()> {
         let (p, q) = self.watch_path_args(dfd, path, at_flags, fd, tag)?;
         let policy = self.kernel.policy();
-        self.mount_ns
+        self.mount_ns()
             .watch_mount(&p, &q, tag, &self.cred(), &*policy, self.soft_nofile())
     }
 
@@ -369,7 +378,7 @@ impl Process {
     pub fn watch_sb(&self, dfd: i32, path: &str, at_flags: u32, fd: i32, tag: i32) -> Result<()> {
         let (p, q) = self.watch_path_args(dfd, path, at_flags, fd, tag)?;
         let policy = self.kernel.policy();
-        self.mount_ns
+        self.mount_ns()
             .watch_sb(&p, &q, tag, &self.cred(), &*policy, self.soft_nofile())
     }
 

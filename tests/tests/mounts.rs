@@ -49,6 +49,10 @@ fn mounts_every_subtype_exact_bytes() {
         ns.mkdir(d).unwrap();
     }
     p.watch_mount(AT_FDCWD, "/mnt", 0, fd, 7).unwrap();
+    // The same watch from a 2019 queue gets the 2019 encoding of each.
+    let dfd = p.open("/dev/watch_queue", uapi::O_RDWR).unwrap();
+    p.ioctl(dfd, v2::IOC_WATCH_QUEUE_SET_SIZE, 1, None).unwrap();
+    p.watch_mount(AT_FDCWD, "/mnt", 0, dfd, 7).unwrap();
     let a = ns.mount("tmpfs", "/mnt/a", false, &*pol).unwrap();
     assert_eq!(a, 2);
     // The watch is on the root mount (what /mnt is on): NEW_MOUNT on it.
@@ -84,6 +88,22 @@ fn mounts_every_subtype_exact_bytes() {
     );
     // The wire form of one: type 4, 24 bytes, tag 7, flags in 16..23.
     assert_eq!(&got[2][..8], &[4, 0, 0, 3, 24, 7, 3, 0]);
+    let q = p.mmap_watch_queue(dfd, 4096, true, 0).unwrap();
+    let mut c = Consumer::new(q.ring_2019().unwrap().storage().words()).unwrap();
+    let v2_got: Vec<Vec<u8>> = std::iter::from_fn(|| c.pop().unwrap())
+        .map(|r| r.bytes)
+        .collect();
+    let v2_want: Vec<Vec<u8>> = got
+        .iter()
+        .map(|b| Notification::decode(b).unwrap().to_v2().unwrap())
+        .collect();
+    assert_eq!(v2_got, v2_want);
+    // 2019 form of READONLY-in-subtree: type 1, 16 bytes, 0x200 | FLAG_0, tag on top.
+    assert_eq!(&v2_got[2][..8], &[1, 0, 0, 3, 0x10, 0x02, 0x01, 7]);
+    assert_eq!(
+        &v2_got[2][8..],
+        &[[a as u32].map(u32::to_le_bytes)[0], [0u8; 4]].concat()[..]
+    );
 }
 
 #[test]
@@ -396,4 +416,27 @@ fn mounts_resync_after_a_certain_loss() {
     assert!(resyncs > 0, "the tiny queue overflowed");
     assert_eq!(full, t);
     assert_eq!(lossy, t);
+}
+
+#[test]
+fn mounts_namespaces_are_shared_on_fork_and_separate_otherwise() {
+    let (k, p, fd) = setup(4);
+    let child = p.fork();
+    assert!(
+        Arc::ptr_eq(&p.mount_ns(), &child.mount_ns()),
+        "fork shares the namespace"
+    );
+    p.watch_mount(AT_FDCWD, "/", 0, fd, 1).unwrap();
+    // A process in a namespace of its own: its mounts are not seen.
+    let other = k.spawn(0, 0);
+    let ns2 = other.new_mount_ns();
+    assert!(!Arc::ptr_eq(&ns2, &p.mount_ns()));
+    ns2.mount("tmpfs", "/mnt", false, &*k.policy()).unwrap();
+    assert!(records(&p, fd).is_empty());
+    // The forked child's mounts are.
+    child
+        .mount_ns()
+        .mount("tmpfs", "/tmp", false, &*k.policy())
+        .unwrap();
+    assert_eq!(records(&p, fd).len(), 1);
 }
