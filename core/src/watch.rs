@@ -263,7 +263,7 @@ pub fn watch_or_unwatch(
     tag: i32,
     cred: &Cred,
     limit: u64,
-    allow: impl FnOnce() -> Result<()>,
+    allow: impl FnOnce() -> crate::lsm::Verdict,
 ) -> Result<()> {
     if tag < 0 {
         return remove_watch_from_object(list, Some(queue), id, false);

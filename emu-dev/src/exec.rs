@@ -26,6 +26,8 @@ pub struct ExecOptions {
     pub script: Option<PathBuf>,
     /// The key garbage collector's delay, in seconds.
     pub gc_delay: Option<u64>,
+    /// A policy file to put in force.
+    pub policy: Option<PathBuf>,
 }
 
 /// Where the preload library is: `$WATCHQ_PRELOAD`, else beside the
@@ -60,6 +62,9 @@ pub fn command(lib: &Path, opts: &ExecOptions, program: &OsString, args: &[OsStr
     }
     if let Some(s) = &opts.script {
         c.env("WATCHQ_SCRIPT", s);
+    }
+    if let Some(p) = &opts.policy {
+        c.env("WATCHQ_POLICY", p);
     }
     if let Some(d) = opts.gc_delay {
         c.env("WATCHQ_KEY_GC_DELAY", d.to_string());

@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use watchq_core::lsm::{parse_policy, AuditLog, Audited, PolicyError};
 use watchq_core::{Cred, Permissive, Policy, PostSummary, Result, UserStruct};
 use watchq_sources::devices::{BlockDevices, DeviceList, UsbBus};
 use watchq_sources::keys::{KeyConfig, KeyStore, Serial};
@@ -43,6 +44,7 @@ impl Default for KernelConfig {
 /// The emulated kernel.
 pub struct Kernel {
     config: KernelConfig,
+    audit: Arc<AuditLog>,
     keys: KeyStore,
     devices: DeviceList,
     init_ns: Arc<MountNamespace>,
@@ -72,6 +74,7 @@ impl Kernel {
         config.device_notifications &= config.watch_queue;
         Arc::new(Kernel {
             config,
+            audit: AuditLog::new(1024),
             keys: KeyStore::new(config.keys),
             devices: DeviceList::new(Cred::root()),
             init_ns: MountNamespace::new(Cred::root()),
@@ -186,14 +189,33 @@ impl Kernel {
         self.key_gc();
     }
 
-    /// The security policy in force.
+    /// The security policy in force, with denials going to the audit log.
+    /// One call returns one policy: a post that took it keeps it even if
+    /// the policy is swapped meanwhile.
     pub fn policy(&self) -> Arc<dyn Policy> {
-        self.policy.read().clone()
+        Arc::new(Audited {
+            inner: self.policy.read().clone(),
+            log: self.audit.clone(),
+        })
     }
 
     /// Replaces the security policy; posts already walking keep the old one.
     pub fn set_policy(&self, policy: Arc<dyn Policy>) {
         *self.policy.write() = policy;
+    }
+
+    /// Loads a policy file (see `watchq_core::lsm::parse_policy`) and puts it in force.
+    ///
+    /// # Errors
+    /// The file's first bad line.
+    pub fn load_policy(&self, text: &str) -> std::result::Result<(), PolicyError> {
+        self.set_policy(parse_policy(text)?);
+        Ok(())
+    }
+
+    /// Every denial the policies made (hook, subject, object, reason).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// The accounting record of `uid`, shared by all its processes.

@@ -57,6 +57,9 @@ enum Cmd {
         /// Seconds before a revoked or expired key is collected (default 300).
         #[arg(long, value_name = "SECS")]
         gc_delay: Option<u64>,
+        /// A security policy file to put in force (docs/policy.md).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
         /// The program and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             log,
             script,
             gc_delay,
+            policy,
             command,
         } => {
             let opts = watchq_emu::exec::ExecOptions {
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
                 log,
                 script,
                 gc_delay,
+                policy,
             };
             let Err(e) = watchq_emu::exec::run(&opts, &command[0], &command[1..]);
             eprintln!("watchq exec: {e}");

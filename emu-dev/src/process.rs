@@ -17,6 +17,7 @@ use crate::pipe::Pipe;
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use watchq_core::lsm::{Domain, Inheritance, LandlockRule};
 use watchq_core::uapi::v2;
 use watchq_core::uapi::*;
 use watchq_core::wait::Waiter;
@@ -135,6 +136,23 @@ impl Process {
         *self.cred.write() = Arc::new(cred);
     }
 
+    /// Sets the task's LSM label (as a `setexeccon` + exec, or a Smack
+    /// label write to `/proc/self/attr/current`, would).
+    pub fn set_label(&self, label: Option<&str>) {
+        let mut c = (*self.cred()).clone();
+        c.label = label.map(str::to_string);
+        self.set_cred(c);
+    }
+
+    /// Adds a Landlock-like restriction to the process's domain (creating
+    /// the domain, with inheritance `mode`, at the first one). Restrictions
+    /// can only be added; children inherit them as the domain's mode says.
+    pub fn landlock_restrict(&self, rule: LandlockRule, mode: Inheritance) {
+        let mut c = (*self.cred()).clone();
+        c.domain = Some(Domain::restrict(c.domain.as_ref(), self.pid, mode, rule));
+        self.set_cred(c);
+    }
+
     /// `fork()`: a child with a copy of the fd table (the open files are
     /// shared, so offsets, flags and pipe ends are too), the same
     /// credentials and limits, and no alarm.
@@ -143,7 +161,11 @@ impl Process {
             kernel: self.kernel.clone(),
             pid: self.kernel.alloc_pid(),
             ppid: self.pid,
-            cred: RwLock::new(self.cred()),
+            cred: RwLock::new(Arc::new({
+                let mut c = (*self.cred()).clone();
+                c.domain = c.domain.as_ref().map(Domain::fork);
+                c
+            })),
             fds: Mutex::new(self.fds.lock().clone()),
             nofile: Mutex::new(*self.nofile.lock()),
             alarm: Mutex::new(None),

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use watchq_core::uapi::{WATCH_INFO_FLAG_0, WATCH_INFO_FLAG_1, WATCH_INFO_FLAG_2};
 use watchq_core::{
     post_watch_notification, remove_watch_list, watch_or_unwatch, Cred, Errno, Notification,
-    Policy, Result, WatchList, WatchQueue,
+    Policy, Result, WatchList, WatchQueue, WatchedObject,
 };
 
 /// A mount's id (`mnt_id`).
@@ -64,6 +64,7 @@ struct Mount {
 struct Superblock {
     fstype: String,
     readonly: bool,
+    label: Option<String>,
     watchers: Arc<WatchList>,
 }
 
@@ -147,6 +148,7 @@ impl MountNamespace {
             Superblock {
                 fstype: "rootfs".into(),
                 readonly: false,
+                label: None,
                 watchers: WatchList::new(),
             },
         );
@@ -270,8 +272,14 @@ impl MountNamespace {
     ) -> Result<()> {
         let id = self.resolve(path)?;
         let list = self.ns.lock().mounts[&id].watchers.clone();
+        let object = WatchedObject {
+            id,
+            uid: 0,
+            gid: 0,
+            label: None,
+        };
         watch_or_unwatch(&list, queue, id, tag, cred, limit, || {
-            policy.watch_mount(cred, id)
+            policy.watch_mount(cred, &object)
         })
     }
 
@@ -290,8 +298,15 @@ impl MountNamespace {
     ) -> Result<()> {
         let sb = self.sb_of(path)?;
         let list = self.ns.lock().sbs[&sb].watchers.clone();
+        let label = self.ns.lock().sbs[&sb].label.clone();
+        let object = WatchedObject {
+            id: sb,
+            uid: 0,
+            gid: 0,
+            label: label.as_deref(),
+        };
         watch_or_unwatch(&list, queue, sb, tag, cred, limit, || {
-            policy.watch_sb(cred, sb)
+            policy.watch_sb(cred, &object)
         })
     }
 
@@ -339,6 +354,7 @@ impl MountNamespace {
                     Superblock {
                         fstype: fstype.to_string(),
                         readonly,
+                        label: None,
                         watchers: WatchList::new(),
                     },
                 );
@@ -522,6 +538,16 @@ impl MountNamespace {
             _ => return Err(Errno::EINVAL),
         };
         post_watch_notification(Some(&s.watchers), &n, &self.system, sb, policy);
+        Ok(())
+    }
+
+    /// Sets the security label of the superblock `path` is on.
+    ///
+    /// # Errors
+    /// Path errors.
+    pub fn set_sb_label(&self, path: &str, label: Option<String>) -> Result<()> {
+        let sb = self.sb_of(path)?;
+        self.ns.lock().sbs.get_mut(&sb).expect("resolved").label = label;
         Ok(())
     }
 

@@ -147,8 +147,8 @@ fn devices_policy_hook_and_system_credentials() {
         fn name(&self) -> &str {
             "no-devices"
         }
-        fn watch_devices(&self, _: &Cred) -> Result<(), Errno> {
-            Err(Errno::EPERM)
+        fn watch_devices(&self, _: &Cred) -> watchq_core::lsm::Verdict {
+            Err(watchq_core::lsm::Denial::new(Errno::EPERM, "no devices"))
         }
     }
     let (k, p, fd) = setup();
@@ -170,7 +170,7 @@ fn devices_policy_hook_and_system_credentials() {
             _: &Cred,
             source: &Cred,
             _: &watchq_core::Notification,
-        ) -> Result<(), Errno> {
+        ) -> watchq_core::lsm::Verdict {
             self.0.lock().unwrap().push(source.uid);
             Ok(())
         }

@@ -540,9 +540,9 @@ fn keys_watch_key_policy_hook() {
         fn name(&self) -> &str {
             "no-secrets"
         }
-        fn watch_key(&self, _: &Cred, key: &WatchedObject<'_>) -> Result<(), Errno> {
+        fn watch_key(&self, _: &Cred, key: &WatchedObject<'_>) -> watchq_core::lsm::Verdict {
             if key.label == Some("secret") {
-                Err(Errno::EACCES)
+                Err(watchq_core::lsm::Denial::new(Errno::EACCES, "secret"))
             } else {
                 Ok(())
             }

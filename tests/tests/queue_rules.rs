@@ -390,10 +390,10 @@ fn a_denying_policy_counts_and_never_sees_meta() {
             _: &watchq_core::Cred,
             _: &watchq_core::Cred,
             n: &Notification,
-        ) -> Result<(), Errno> {
+        ) -> watchq_core::lsm::Verdict {
             assert!(!n.is_meta());
             self.0.fetch_add(1, Ordering::Relaxed);
-            Err(Errno::EACCES)
+            Err(watchq_core::lsm::Denial::new(Errno::EACCES, "deny all"))
         }
     }
     let f = Fixture::new(Some(1));

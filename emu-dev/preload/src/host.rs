@@ -44,6 +44,7 @@ pub(crate) struct Mapped {
 #[derive(Debug)]
 struct Settings {
     config: KernelConfig,
+    policy: Option<String>,
     log: Option<String>,
     script: Vec<(String, Command)>,
 }
@@ -75,8 +76,19 @@ impl Settings {
                     .map_err(|(line, msg)| format!("WATCHQ_SCRIPT={path}: line {line}: {msg}"))?
             }
         };
+        let policy = match var("WATCHQ_POLICY") {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("WATCHQ_POLICY={path}: {e}"))?;
+                watchq_core::lsm::parse_policy(&text)
+                    .map_err(|e| format!("WATCHQ_POLICY={path}: {e}"))?;
+                Some(text)
+            }
+        };
         Ok(Settings {
             config,
+            policy,
             log: var("WATCHQ_LOG"),
             script,
         })
@@ -122,6 +134,10 @@ static LOAD: extern "C" fn() = load;
 impl Host {
     fn new(s: &Settings) -> Host {
         let kernel = Kernel::new(s.config);
+        if let Some(text) = &s.policy {
+            // Checked in `from_env`.
+            let _ = kernel.load_policy(text);
+        }
         // SAFETY: getuid/getgid have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         let proc_ = kernel.spawn(uid, gid);

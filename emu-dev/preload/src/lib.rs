@@ -16,6 +16,7 @@
 //! | `WATCHQ_NOTIFICATIONS` | `off` builds the kernel without notification support: `pipe2(O_NOTIFICATION_PIPE)` fails with ENOPKG |
 //! | `WATCHQ_KEY_GC_DELAY` | seconds before a revoked or expired key is collected (the kernel's `gc_delay`, 300) |
 //! | `WATCHQ_LOG` | a file that gets a line per emulated call |
+//! | `WATCHQ_POLICY` | a policy file (docs/policy.md) put in force for the whole run |
 //! | `WATCHQ_SCRIPT` | a key script (docs/monitor.md's commands, with `sleep <ms>`) run in the background while the program runs |
 //!
 //! Scope: one process and its threads. A `fork()`ed child gets a copy of

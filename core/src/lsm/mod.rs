@@ -1,4 +1,4 @@
-//! Credentials and the security-policy hook point.
+//! Credentials, the security-policy hooks, and the policy engine.
 //!
 //! Owns [`Cred`] (who set a watch, who caused an event), [`UserStruct`] (the
 //! per-user watch count the kernel keeps in `struct user_struct`) and the
@@ -6,7 +6,7 @@
 //! `post_notification` is consulted by the core post path; [`Permissive`]
 //! allows everything, as a kernel without an LSM does.
 
-use crate::errno::Result;
+use crate::errno::Errno;
 use crate::record::Notification;
 use crate::sync::{Arc, AtomicU64, Ordering};
 use std::fmt;
@@ -81,6 +81,8 @@ pub struct Cred {
     pub caps: u64,
     /// LSM label or context (`None`: unlabelled).
     pub label: Option<String>,
+    /// The Landlock-like domain the task is confined by, if any.
+    pub domain: Option<std::sync::Arc<Domain>>,
     /// The user's accounting.
     pub user: Arc<UserStruct>,
 }
@@ -94,6 +96,7 @@ impl Cred {
             groups: Vec::new(),
             caps: if uid == 0 { caps::ALL } else { 0 },
             label: None,
+            domain: None,
             user,
         }
     }
@@ -127,6 +130,87 @@ impl fmt::Debug for Cred {
     }
 }
 
+mod audit;
+mod config;
+mod landlock;
+mod selinux;
+mod smack;
+
+pub use audit::{AuditLog, AuditRecord, Audited};
+pub use config::{parse_policy, PolicyError};
+pub use landlock::{Domain, Inheritance, Landlock, LandlockRule};
+pub use selinux::{type_of, SeLinux};
+pub use smack::Smack;
+
+/// A policy's refusal: the errno the caller gets and why (for the audit log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// What the system call returns (EACCES, EPERM).
+    pub errno: Errno,
+    /// Why, in the policy's words.
+    pub reason: String,
+}
+
+impl Denial {
+    /// A refusal with `errno` because of `reason`.
+    pub fn new(errno: Errno, reason: impl Into<String>) -> Self {
+        Denial {
+            errno,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<Denial> for Errno {
+    fn from(d: Denial) -> Errno {
+        d.errno
+    }
+}
+
+/// What a hook says: allow, or a [`Denial`].
+pub type Verdict = std::result::Result<(), Denial>;
+
+/// The hooks, by name (audit records and rules name them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hook {
+    /// `security_watch_key`.
+    WatchKey,
+    /// `security_watch_mount`.
+    WatchMount,
+    /// `security_watch_sb`.
+    WatchSb,
+    /// `security_watch_devices`.
+    WatchDevices,
+    /// `security_post_notification`.
+    PostNotification,
+}
+
+impl Hook {
+    /// The hook's name as rules and the audit log write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::WatchKey => "watch_key",
+            Hook::WatchMount => "watch_mount",
+            Hook::WatchSb => "watch_sb",
+            Hook::WatchDevices => "watch_devices",
+            Hook::PostNotification => "post_notification",
+        }
+    }
+
+    /// Parses a hook name.
+    pub fn parse(s: &str) -> Option<Hook> {
+        [
+            Hook::WatchKey,
+            Hook::WatchMount,
+            Hook::WatchSb,
+            Hook::WatchDevices,
+            Hook::PostNotification,
+        ]
+        .into_iter()
+        .find(|h| h.name() == s)
+    }
+}
+
 /// The object a watch is being set on, as the watch hooks see it.
 #[derive(Clone, Copy, Debug)]
 pub struct WatchedObject<'a> {
@@ -153,7 +237,7 @@ pub trait Policy: Send + Sync {
     ///
     /// # Errors
     /// The errno the LSM would return (`EACCES`, `EPERM`); the keyctl fails with it.
-    fn watch_key(&self, watcher: &Cred, key: &WatchedObject<'_>) -> Result<()> {
+    fn watch_key(&self, watcher: &Cred, key: &WatchedObject<'_>) -> Verdict {
         let _ = (watcher, key);
         Ok(())
     }
@@ -164,7 +248,7 @@ pub trait Policy: Send + Sync {
     ///
     /// # Errors
     /// The errno the LSM would return; `watch_devices` fails with it.
-    fn watch_devices(&self, watcher: &Cred) -> Result<()> {
+    fn watch_devices(&self, watcher: &Cred) -> Verdict {
         let _ = watcher;
         Ok(())
     }
@@ -174,7 +258,7 @@ pub trait Policy: Send + Sync {
     ///
     /// # Errors
     /// The errno the LSM would return; `watch_mount` fails with it.
-    fn watch_mount(&self, watcher: &Cred, mount: u64) -> Result<()> {
+    fn watch_mount(&self, watcher: &Cred, mount: &WatchedObject<'_>) -> Verdict {
         let _ = (watcher, mount);
         Ok(())
     }
@@ -183,7 +267,7 @@ pub trait Policy: Send + Sync {
     ///
     /// # Errors
     /// The errno the LSM would return; `watch_sb` fails with it.
-    fn watch_sb(&self, watcher: &Cred, sb: u64) -> Result<()> {
+    fn watch_sb(&self, watcher: &Cred, sb: &WatchedObject<'_>) -> Verdict {
         let _ = (watcher, sb);
         Ok(())
     }
@@ -195,7 +279,7 @@ pub trait Policy: Send + Sync {
     /// # Errors
     /// The errno the LSM would return (`EACCES`, `EPERM`); the post path
     /// counts it and drops the copy.
-    fn post_notification(&self, watcher: &Cred, source: &Cred, n: &Notification) -> Result<()> {
+    fn post_notification(&self, watcher: &Cred, source: &Cred, n: &Notification) -> Verdict {
         let _ = (watcher, source, n);
         Ok(())
     }
@@ -208,5 +292,54 @@ pub struct Permissive;
 impl Policy for Permissive {
     fn name(&self) -> &str {
         "permissive"
+    }
+}
+
+/// Several policies at once: every one must allow (the kernel's LSM
+/// stacking); the first denial is the answer.
+pub struct Stack {
+    policies: Vec<std::sync::Arc<dyn Policy>>,
+    name: String,
+}
+
+impl Stack {
+    /// A stack of `policies`, consulted in order.
+    pub fn new(policies: Vec<std::sync::Arc<dyn Policy>>) -> Self {
+        let name = policies
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join("+");
+        Stack { policies, name }
+    }
+
+    fn all(&self, f: impl Fn(&dyn Policy) -> Verdict) -> Verdict {
+        self.policies.iter().try_for_each(|p| f(&**p))
+    }
+}
+
+impl Policy for Stack {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn watch_key(&self, watcher: &Cred, key: &WatchedObject<'_>) -> Verdict {
+        self.all(|p| p.watch_key(watcher, key))
+    }
+
+    fn watch_devices(&self, watcher: &Cred) -> Verdict {
+        self.all(|p| p.watch_devices(watcher))
+    }
+
+    fn watch_mount(&self, watcher: &Cred, mount: &WatchedObject<'_>) -> Verdict {
+        self.all(|p| p.watch_mount(watcher, mount))
+    }
+
+    fn watch_sb(&self, watcher: &Cred, sb: &WatchedObject<'_>) -> Verdict {
+        self.all(|p| p.watch_sb(watcher, sb))
+    }
+
+    fn post_notification(&self, watcher: &Cred, source: &Cred, n: &Notification) -> Verdict {
+        self.all(|p| p.post_notification(watcher, source, n))
     }
 }
