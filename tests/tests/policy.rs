@@ -396,3 +396,63 @@ fn policy_swap_while_posting_is_never_torn() {
     // (Denials depend on timing; counted by the queues and the audit log alike.)
     assert_eq!(k.audit().total(), 8 * denied_posts);
 }
+
+#[test]
+fn every_hook_of_smack_and_landlock() {
+    // Smack: mount and superblock watches need read on the object's label;
+    // device watches are not ruled on.
+    let mut sm = Smack::new();
+    sm.add_rule("w", "fs", "r").unwrap();
+    let k = kernel(Arc::new(sm));
+    let w = user(&k, 0, "w");
+    let mut c = (*w.cred()).clone();
+    c.caps = 0;
+    c.label = Some("w".into());
+    w.set_cred(c);
+    let fd = queue(&w);
+    let ns = w.mount_ns();
+    ns.mkdir("/mnt/s").unwrap();
+    ns.mount("ext4", "/mnt/s", false, &*k.policy()).unwrap();
+    ns.set_sb_label("/mnt/s", Some("secret".into())).unwrap();
+    assert_eq!(w.watch_sb(AT_FDCWD, "/mnt/s", 0, fd, 1), Err(Errno::EACCES));
+    ns.set_sb_label("/mnt/s", Some("fs".into())).unwrap();
+    assert_eq!(w.watch_sb(AT_FDCWD, "/mnt/s", 0, fd, 1), Ok(()));
+    assert_eq!(
+        w.watch_mount(AT_FDCWD, "/mnt/s", 0, fd, 2),
+        Ok(()),
+        "mounts are unlabelled"
+    );
+    assert_eq!(w.watch_devices(fd, 3, 0), Ok(()));
+
+    // Landlock: each hook can be denied by its rule.
+    let k = kernel(Arc::new(Landlock));
+    let p = user(&k, 1000, "x");
+    let key = p
+        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    // One restriction first so the process owns a domain node; rules added
+    // to it later bind watches set in between (the watch keeps the cred).
+    p.landlock_restrict(LandlockRule::DenyHook(Hook::WatchMount), Inheritance::Live);
+    let fd = queue(&p);
+    p.keyctl_watch_key(key, fd, 1).unwrap();
+    for hook in [
+        Hook::WatchKey,
+        Hook::WatchSb,
+        Hook::WatchDevices,
+        Hook::PostNotification,
+    ] {
+        p.landlock_restrict(LandlockRule::DenyHook(hook), Inheritance::Live);
+    }
+    let fd2 = queue(&p);
+    assert_eq!(p.keyctl_watch_key(key, fd2, 1), Err(Errno::EPERM));
+    assert_eq!(p.watch_sb(AT_FDCWD, "/", 0, fd2, 1), Err(Errno::EPERM));
+    assert_eq!(p.watch_mount(AT_FDCWD, "/", 0, fd2, 1), Err(Errno::EPERM));
+    assert_eq!(p.watch_devices(fd2, 1, 0), Err(Errno::EPERM));
+    // The watch set before the restriction no longer gets records.
+    p.keyctl_update(key, b"y").unwrap();
+    assert!(read_all(&p, fd).is_empty());
+    assert_eq!(p.queue_stats(fd).unwrap().denied, 1);
+    // Removal records still arrive (META is never ruled on).
+    p.keyctl_watch_key(key, fd, -1).unwrap();
+    assert!(read_all(&p, fd)[0].is_meta());
+}
