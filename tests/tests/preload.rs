@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use watchq_tests::oracle::oracle_dir;
 
 /// `target/<profile>`, from this test binary's `target/<profile>/deps/`.
@@ -50,8 +50,11 @@ fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
 }
 
+/// `watchq exec FLAGS -- PROGRAM ARGS`, killed after a minute (coreutils'
+/// `timeout`, status 124) so a program that waits for an event that never
+/// comes fails the test instead of hanging it.
 fn exec(flags: &[&str], program: &Path, args: &[&str]) -> Output {
-    Command::new(watchq())
+    bounded()
         .arg("exec")
         .args(flags)
         .arg("--")
@@ -59,6 +62,12 @@ fn exec(flags: &[&str], program: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+fn bounded() -> Command {
+    let mut c = Command::new("timeout");
+    c.arg("60").arg(watchq());
+    c
 }
 
 fn text(b: &[u8]) -> String {
@@ -205,8 +214,9 @@ fn preload_keyctl_binary_sees_notifications() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
-fn preload_keyctl_watch_prints_scripted_events() {
+/// Runs `keyctl watch @s` under `watchq exec FLAGS --script` (adding,
+/// updating and unlinking a key) and returns the first two lines it prints.
+fn keyctl_watch_session(flags: &[&str]) -> Vec<String> {
     let script = target_dir().join("c-tests/keyctl-watch.script");
     std::fs::create_dir_all(script.parent().unwrap()).unwrap();
     std::fs::write(
@@ -214,8 +224,12 @@ fn preload_keyctl_watch_prints_scripted_events() {
         "sleep 300\nadd user k v\nupdate k w\nunlink k @s\n",
     )
     .unwrap();
+    // Not `bounded()`: killing `timeout` would leave keyctl running.
+    // `watchq exec` execs in place, so the child is keyctl itself.
     let mut child = Command::new(watchq())
-        .args(["exec", "--script"])
+        .arg("exec")
+        .args(flags)
+        .arg("--script")
         .arg(&script)
         .arg("--")
         .arg(keyctl())
@@ -223,22 +237,78 @@ fn preload_keyctl_watch_prints_scripted_events() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut got = Vec::new();
-    while got.len() < 2 && Instant::now() < deadline {
-        match lines.next() {
-            Some(Ok(l)) => got.push(l),
-            _ => break,
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // A watchdog ends keyctl if the lines never come (the read then sees EOF).
+    let pid = child.id() as libc::pid_t;
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if wait_done.recv_timeout(Duration::from_secs(10)).is_err() {
+            // SAFETY: plain kill(2) of our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-    }
+    });
+    let got: Vec<String> = lines.take(2).map_while(Result::ok).collect();
+    let _ = done.send(());
+    watchdog.join().unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    // The session keyring is made on demand after the user keyrings.
-    assert_eq!(
-        got,
-        ["268435459 link 268435460", "268435459 unlk 268435460"]
+    got
+}
+
+// The session keyring is made on demand after the user keyrings.
+const SESSION_EVENTS: [&str; 2] = ["268435459 link 268435460", "268435459 unlk 268435460"];
+
+#[test]
+fn preload_keyctl_watch_prints_scripted_events() {
+    assert_eq!(keyctl_watch_session(&[]), SESSION_EVENTS);
+}
+
+/// The SELinux test suite's `watchkey` case with Debian's keyctl: without
+/// `key { view }` KEYCTL_WATCH_KEY fails with EACCES; with it, the watch
+/// works. A bad policy file stops the program before it runs.
+#[test]
+fn preload_keyctl_under_a_selinux_policy() {
+    let dir = target_dir().join("c-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let deny = dir.join("deny.policy");
+    std::fs::write(&deny, "[selinux]\n# no rules: nothing may watch a key\n").unwrap();
+    let out = exec(
+        &["--policy", deny.to_str().unwrap()],
+        &keyctl(),
+        &["watch", "@s"],
     );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let allow = dir.join("allow.policy");
+    std::fs::write(
+        &allow,
+        "[selinux]\nallow unlabeled_t unlabeled_t:key { view };\n",
+    )
+    .unwrap();
+    assert_eq!(
+        keyctl_watch_session(&["--policy", allow.to_str().unwrap()]),
+        SESSION_EVENTS
+    );
+
+    let bad = dir.join("bad.policy");
+    std::fs::write(&bad, "[selinux]\nallow a b key;\n").unwrap();
+    let out = exec(
+        &["--policy", bad.to_str().unwrap()],
+        &keyctl(),
+        &["supports"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("line 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
 }
 
 /// Runs test program `name` (tests/c/NAME.c) under `watchq exec` with a
