@@ -7,11 +7,11 @@
 //! with ENOPKG, the watch-queue ioctls are unknown to pipes).
 
 use crate::process::Process;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use watchq_core::lsm::{parse_policy, AuditLog, Audited, PolicyError};
+use watchq_core::lsm::{parse_policy, AuditLog, Audited, PolicyError, PolicySlot};
 use watchq_core::{Cred, Permissive, Policy, PostSummary, Result, UserStruct};
 use watchq_sources::devices::{BlockDevices, DeviceList, UsbBus};
 use watchq_sources::keys::{KeyConfig, KeyStore, Serial};
@@ -50,7 +50,7 @@ pub struct Kernel {
     init_ns: Arc<MountNamespace>,
     block: BlockDevices,
     usb: UsbBus,
-    policy: RwLock<Arc<dyn Policy>>,
+    policy: PolicySlot,
     users: Mutex<HashMap<u32, Arc<UserStruct>>>,
     processes: Mutex<HashMap<u32, Arc<Process>>>,
     next_pid: AtomicU64,
@@ -61,7 +61,7 @@ impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kernel")
             .field("config", &self.config)
-            .field("policy", &self.policy.read().name())
+            .field("policy", &self.policy)
             .field("processes", &self.processes.lock().len())
             .finish()
     }
@@ -80,7 +80,7 @@ impl Kernel {
             init_ns: MountNamespace::new(Cred::root()),
             block: BlockDevices::new(),
             usb: UsbBus::new(),
-            policy: RwLock::new(Arc::new(Permissive)),
+            policy: PolicySlot::new(Arc::new(Permissive)),
             users: Mutex::new(HashMap::new()),
             processes: Mutex::new(HashMap::new()),
             next_pid: AtomicU64::new(1),
@@ -194,14 +194,14 @@ impl Kernel {
     /// the policy is swapped meanwhile.
     pub fn policy(&self) -> Arc<dyn Policy> {
         Arc::new(Audited {
-            inner: self.policy.read().clone(),
+            inner: self.policy.load(),
             log: self.audit.clone(),
         })
     }
 
     /// Replaces the security policy; posts already walking keep the old one.
     pub fn set_policy(&self, policy: Arc<dyn Policy>) {
-        *self.policy.write() = policy;
+        self.policy.store(policy);
     }
 
     /// Loads a policy file (see `watchq_core::lsm::parse_policy`) and puts it in force.

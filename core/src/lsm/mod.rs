@@ -130,6 +130,39 @@ impl fmt::Debug for Cred {
     }
 }
 
+/// The policy in force, swappable at run time without blocking posts.
+///
+/// A post takes one snapshot with [`PolicySlot::load`] and asks it about
+/// every watch it reaches, so a swap never gives one post a mix of old and
+/// new policy (loom model `loom_policy_swap_races_post`). Read-copy-update
+/// on arc-swap, like the watch lists.
+pub struct PolicySlot(crate::sync::RcuCell<std::sync::Arc<dyn Policy>>);
+
+impl PolicySlot {
+    /// A slot holding `policy`.
+    pub fn new(policy: std::sync::Arc<dyn Policy>) -> Self {
+        PolicySlot(crate::sync::RcuCell::new(policy))
+    }
+
+    /// The policy in force now.
+    pub fn load(&self) -> std::sync::Arc<dyn Policy> {
+        (*self.0.load()).clone()
+    }
+
+    /// Puts `policy` in force; posts already under way keep the old one.
+    pub fn store(&self, policy: std::sync::Arc<dyn Policy>) {
+        self.0.store(Arc::new(policy));
+    }
+}
+
+impl fmt::Debug for PolicySlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PolicySlot")
+            .field(&self.load().name())
+            .finish()
+    }
+}
+
 mod audit;
 mod config;
 mod landlock;
