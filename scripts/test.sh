@@ -37,7 +37,7 @@ cargo test --workspace --locked
 # loom models: every interleaving of the lock-free paths, bounded so a
 # 3-thread model finishes in seconds (see STYLE.md). Own target dir: the
 # cfg changes every crate's build.
-step "loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:=2})"
+step "loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:=3})"
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="$LOOM_MAX_PREEMPTIONS" \
     cargo test -p watchq-core --lib --release --locked --target-dir target/loom -- loom_
 

@@ -145,3 +145,32 @@ fn loom_policy_swap_races_post() {
         }
     });
 }
+
+/// Adding a watch while an event is posted on the same object: the post
+/// walked the list before or after the add, so the new watch got the record
+/// or nothing, and the queue's books balance either way.
+#[test]
+fn loom_watch_add_races_post() {
+    loom::model(|| {
+        let q = WatchQueue::new();
+        q.set_size(1).unwrap();
+        let list = WatchList::new();
+        let cred = Arc::new(Cred::root());
+        let p = {
+            let list = list.clone();
+            thread::spawn(move || {
+                let n = Notification::key(1, 7, 0);
+                post_watch_notification(Some(&list), &n, &Cred::root(), 7, &Permissive)
+            })
+        };
+        let w = Watch::new(&q, &list, 7, 3, cred.clone());
+        add_watch_to_object(&w, 16).unwrap();
+        let sum = p.join().unwrap();
+        let got = read_all(&q);
+        let s = q.stats();
+        assert_eq!(got.len(), 16 * sum.delivered as usize);
+        assert_eq!(s.posted, u64::from(sum.delivered));
+        assert_eq!(s.posted, s.read + s.lost + s.queued + s.discarded);
+        q.clear();
+    });
+}
