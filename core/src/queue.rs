@@ -82,6 +82,10 @@ pub type Ring2019 = MmapRing<Box<dyn RingStorage>>;
 /// A general notification queue. Mirrors `struct watch_queue` and the
 /// notification half of its pipe, or (made by [`WatchQueue::new_2019`]) the
 /// 2019 `/dev/watch_queue` queue with its user-mapped ring.
+///
+/// A queue and its watches refer to each other (as in the kernel) until
+/// [`WatchQueue::clear`], which the last close of its file calls: code that
+/// makes queues directly, without `watchq_emu`'s files, clears them when done.
 pub struct WatchQueue {
     /// The 2019 design's ring, set once by `SET_SIZE` (None: a pipe queue).
     v2: Option<std::sync::OnceLock<Ring2019>>,

@@ -10,7 +10,7 @@ use crate::process::Process;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use watchq_core::lsm::{parse_policy, AuditLog, Audited, PolicyError, PolicySlot};
 use watchq_core::{Cred, Permissive, Policy, PostSummary, Result, UserStruct};
 use watchq_sources::devices::{BlockDevices, DeviceList, UsbBus};
@@ -52,7 +52,11 @@ pub struct Kernel {
     usb: UsbBus,
     policy: PolicySlot,
     users: Mutex<HashMap<u32, Arc<UserStruct>>>,
-    processes: Mutex<HashMap<u32, Arc<Process>>>,
+    /// Weak: a process lives while something holds it (its handle, a
+    /// script, the preload's host); the table only finds it by pid. Strong
+    /// entries here would make a cycle with `Process::kernel` and leak
+    /// every kernel ever made.
+    processes: Mutex<HashMap<u32, Weak<Process>>>,
     next_pid: AtomicU64,
     next_ino: AtomicU64,
 }
@@ -174,7 +178,12 @@ impl Kernel {
     /// roots (what the kernel's collector does a moment after a key loses
     /// its last reference).
     pub fn key_gc(&self) {
-        let procs: Vec<Arc<Process>> = self.processes.lock().values().cloned().collect();
+        let procs: Vec<Arc<Process>> = self
+            .processes
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
         let roots: Vec<Serial> = procs
             .iter()
             .flat_map(|p| p.key_anchors().roots().collect::<Vec<_>>())
@@ -238,17 +247,17 @@ impl Kernel {
     /// console on fds 0, 1 and 2.
     pub fn spawn(self: &Arc<Self>, uid: u32, gid: u32) -> Arc<Process> {
         let p = Process::new(self, self.alloc_pid(), self.cred(uid, gid));
-        self.processes.lock().insert(p.pid(), p.clone());
+        self.register(&p);
         p
     }
 
     /// A process by pid, while it lives.
     pub fn process(&self, pid: u32) -> Option<Arc<Process>> {
-        self.processes.lock().get(&pid).cloned()
+        self.processes.lock().get(&pid).and_then(Weak::upgrade)
     }
 
     pub(crate) fn register(&self, p: &Arc<Process>) {
-        self.processes.lock().insert(p.pid(), p.clone());
+        self.processes.lock().insert(p.pid(), Arc::downgrade(p));
     }
 
     pub(crate) fn unregister(&self, pid: u32) {

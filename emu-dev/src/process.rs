@@ -76,6 +76,14 @@ pub struct Process {
     mount_ns: RwLock<Arc<MountNamespace>>,
 }
 
+/// The last handle gone is an exit: the descriptors close (their files'
+/// own drops), the keyrings are released and the process leaves the table.
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kernel.unregister(self.pid);
+    }
+}
+
 impl std::fmt::Debug for Process {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Process")

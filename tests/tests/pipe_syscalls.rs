@@ -565,3 +565,37 @@ fn open_paths() {
     child.set_queue_size(r, 1).unwrap();
     assert_eq!(p.set_queue_size(mine, 1), Err(Errno::EBUSY));
 }
+
+/// Dropping every handle frees the whole world: the kernel, its processes
+/// (a forked child included), their open notification pipes with unread
+/// records, and the keys they watched. A process and its kernel refer to
+/// each other, so the process table must not own its processes (it did,
+/// and every kernel ever made leaked; LeakSanitizer found it).
+#[test]
+fn last_handle_gone_frees_kernel_processes_and_queues() {
+    use watchq_sources::keys::KEY_SPEC_SESSION_KEYRING;
+    let k = kernel();
+    let p = k.spawn(1000, 1000);
+    let [r, _w] = p.pipe2(O_NOTIFICATION_PIPE).unwrap();
+    p.set_queue_size(r, 32).unwrap();
+    let ring = p
+        .keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, true)
+        .unwrap();
+    p.keyctl_watch_key(ring, r, 7).unwrap();
+    let key = p.add_key("user", Some("a"), b"x", ring).unwrap();
+    p.keyctl_update(key, b"y").unwrap();
+    let child = p.fork();
+    let q = std::sync::Arc::downgrade(&p.watch_queue(r).unwrap());
+    assert!(q.upgrade().unwrap().stats().queued > 0);
+    let (kernel, pid) = (std::sync::Arc::downgrade(&k), child.pid());
+    drop(p);
+    assert!(k.process(pid).is_some(), "the child still runs");
+    drop(child);
+    assert!(k.process(pid).is_none(), "its last handle gone, it exited");
+    assert!(
+        q.upgrade().is_none(),
+        "last file closed: the queue is freed"
+    );
+    drop(k);
+    assert!(kernel.upgrade().is_none(), "nothing holds the kernel");
+}

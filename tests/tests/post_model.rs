@@ -229,6 +229,16 @@ struct Real {
     cred: Arc<Cred>,
 }
 
+/// Closing the pipes, as the last close of each file would: a queue and
+/// its watches refer to each other until `clear()` (the kernel's release).
+impl Drop for Real {
+    fn drop(&mut self) {
+        for q in &self.queues {
+            q.clear();
+        }
+    }
+}
+
 fn filter_blob(entries: &[Entry]) -> Vec<u8> {
     let mut b = (entries.len() as u32).to_le_bytes().to_vec();
     b.extend_from_slice(&0u32.to_le_bytes());
