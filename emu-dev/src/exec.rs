@@ -30,12 +30,13 @@ pub struct ExecOptions {
     pub policy: Option<PathBuf>,
 }
 
-/// Where the preload library is: `$WATCHQ_PRELOAD`, else beside the
-/// running `watchq` (cargo puts both in `target/<profile>/`), else one
-/// directory up (for test binaries in `target/<profile>/deps/`).
+/// Where the preload library is: `$WATCHQ_PRELOAD` (if it names a file;
+/// otherwise ld.so would only warn and run the program unemulated), else
+/// beside the running `watchq` (cargo puts both in `target/<profile>/`),
+/// else one directory up (for test binaries in `target/<profile>/deps/`).
 pub fn preload_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WATCHQ_PRELOAD") {
-        return Some(PathBuf::from(p));
+    if let Some(p) = std::env::var_os("WATCHQ_PRELOAD").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
@@ -84,8 +85,8 @@ pub fn run(
 ) -> Result<Infallible, String> {
     let lib = preload_path().ok_or_else(|| {
         format!(
-            "cannot find {PRELOAD_NAME} next to this program; build it with \
-             `cargo build --workspace` or set WATCHQ_PRELOAD"
+            "cannot find {PRELOAD_NAME} (WATCHQ_PRELOAD, or next to this program); \
+             build it with `cargo build --workspace` or set WATCHQ_PRELOAD to its path"
         )
     })?;
     let err = command(&lib, opts, program, args).exec();

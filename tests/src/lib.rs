@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod oracle;
+pub mod programs;
 
 use std::sync::Arc;
 use watchq_core::uapi::{RawWatchNotificationTypeFilter, O_NONBLOCK, O_NOTIFICATION_PIPE};

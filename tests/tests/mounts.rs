@@ -440,3 +440,51 @@ fn mounts_namespaces_are_shared_on_fork_and_separate_otherwise() {
         .unwrap();
     assert_eq!(records(&p, fd).len(), 1);
 }
+
+/// Bad arguments refused alike by watch_mount and watch_sb (flags beyond
+/// AT_NO_AUTOMOUNT|AT_EMPTY_PATH, tag out of −1..255, path lookup errors,
+/// bad dfd, a queue fd that is no notification pipe), with nothing
+/// watched afterwards.
+#[test]
+fn mount_and_superblock_watch_bad_arguments() {
+    let (_k, p, fd) = setup(4);
+    let ns = p.mount_ns().clone();
+    ns.touch("/file").unwrap();
+    let [or, _ow] = p.pipe().unwrap();
+    type Call = fn(&Process, i32, &str, u32, i32, i32) -> watchq_core::Result<()>;
+    let calls: [(&str, Call); 2] = [
+        ("watch_mount", |p, d, s, f, q, t| {
+            p.watch_mount(d, s, f, q, t)
+        }),
+        ("watch_sb", |p, d, s, f, q, t| p.watch_sb(d, s, f, q, t)),
+    ];
+    for (name, call) in calls {
+        for (dfd, path, flags, qfd, tag, want) in [
+            (AT_FDCWD, "/", 0x100, fd, 1, Errno::EINVAL),
+            (
+                AT_FDCWD,
+                "/",
+                AT_EMPTY_PATH | 0x8000_0000,
+                fd,
+                1,
+                Errno::EINVAL,
+            ),
+            (AT_FDCWD, "/", 0, fd, 256, Errno::EINVAL),
+            (AT_FDCWD, "/", 0, fd, -2, Errno::EINVAL),
+            (AT_FDCWD, "/nope", 0, fd, 1, Errno::ENOENT),
+            (AT_FDCWD, "/file", 0, fd, 1, Errno::ENOTDIR),
+            (AT_FDCWD, "", 0, fd, 1, Errno::ENOENT),
+            (99, "rel", 0, fd, 1, Errno::EBADF),
+            (AT_FDCWD, "/", 0, 99, 1, Errno::EINVAL),
+            (AT_FDCWD, "/", 0, or, 1, Errno::EINVAL),
+            (AT_FDCWD, "/", 0, fd, -1, Errno::EBADSLT),
+        ] {
+            assert_eq!(
+                call(&p, dfd, path, flags, qfd, tag),
+                Err(want),
+                "{name}({dfd}, {path:?}, {flags:#x}, {qfd}, {tag})"
+            );
+        }
+    }
+    assert_eq!(p.cred().user.nr_watches(), 0);
+}

@@ -9,70 +9,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use watchq_tests::oracle::oracle_dir;
-
-/// `target/<profile>`, from this test binary's `target/<profile>/deps/`.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-fn watchq() -> PathBuf {
-    let w = target_dir().join("watchq");
-    let lib = target_dir().join("libwatchq_preload.so");
-    assert!(
-        w.is_file() && lib.is_file(),
-        "{} or {} missing: run `cargo build --workspace` first (scripts/test.sh does)",
-        w.display(),
-        lib.display()
-    );
-    w
-}
-
-/// Compiles C `src` into the target directory (once per test binary run).
-fn cc(src: &Path, name: &str) -> PathBuf {
-    let out = target_dir().join("c-tests");
-    std::fs::create_dir_all(&out).unwrap();
-    let bin = out.join(name);
-    let st = Command::new("gcc")
-        .args(["-O1", "-Wall", "-pthread", "-o"])
-        .arg(&bin)
-        .arg(src)
-        .status()
-        .expect("gcc (scripts/test.sh installs it)");
-    assert!(st.success(), "gcc {}", src.display());
-    bin
-}
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
-}
-
-/// `watchq exec FLAGS -- PROGRAM ARGS`, killed after a minute (coreutils'
-/// `timeout`, status 124) so a program that waits for an event that never
-/// comes fails the test instead of hanging it.
-fn exec(flags: &[&str], program: &Path, args: &[&str]) -> Output {
-    bounded()
-        .arg("exec")
-        .args(flags)
-        .arg("--")
-        .arg(program)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn bounded() -> Command {
-    let mut c = Command::new("timeout");
-    c.arg("60").arg(watchq());
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use watchq_tests::programs::{cc, exec, repo, target_dir, text, watchq};
 
 /// Runs `program` under `watchq exec`, expects success, returns its stdout.
 fn exec_ok(program: &Path, args: &[&str]) -> String {

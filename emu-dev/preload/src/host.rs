@@ -45,7 +45,8 @@ pub(crate) struct Mapped {
 struct Settings {
     config: KernelConfig,
     policy: Option<String>,
-    log: Option<String>,
+    /// The `WATCHQ_LOG` file, open for appending.
+    log_fd: Option<i32>,
     script: Vec<(String, Command)>,
 }
 
@@ -86,13 +87,30 @@ impl Settings {
                 Some(text)
             }
         };
+        let log_fd = match var("WATCHQ_LOG") {
+            None => None,
+            Some(path) => Some(open_log(&path).map_err(|e| format!("WATCHQ_LOG={path}: {e}"))?),
+        };
         Ok(Settings {
             config,
             policy,
-            log: var("WATCHQ_LOG"),
+            log_fd,
             script,
         })
     }
+}
+
+/// Opens (creating, appending) the log file with the real `openat`.
+fn open_log(path: &str) -> std::io::Result<i32> {
+    let path = std::ffi::CString::new(path)
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
+    // SAFETY: a NUL-terminated path; mode is passed for O_CREAT.
+    let fd = unsafe { real::openat()(libc::AT_FDCWD, path.as_ptr(), flags, 0o644) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 /// The emulation serving this process.
@@ -141,13 +159,7 @@ impl Host {
         // SAFETY: getuid/getgid have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         let proc_ = kernel.spawn(uid, gid);
-        let log_fd = s.log.as_ref().and_then(|p| {
-            let path = std::ffi::CString::new(p.as_str()).ok()?;
-            let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
-            // SAFETY: a NUL-terminated path; mode is passed for O_CREAT.
-            let fd = unsafe { real::openat()(libc::AT_FDCWD, path.as_ptr(), flags, 0o644) };
-            (fd >= 0).then_some(fd)
-        });
+        let log_fd = s.log_fd;
         Host {
             kernel,
             proc_,

@@ -1,0 +1,343 @@
+//! Bad input at the front doors: the `watchq` command line, the key and
+//! device scripts (`watchq monitor SCRIPT`, `watchq exec --script`,
+//! `WATCHQ_SCRIPT`) and the preload library's environment settings. Each
+//! row of docs/bad-input.md for these interfaces is a row of a table here;
+//! the syscall-level rows point at the tests that hold them.
+//!
+//! What every row asserts: a message naming the bad input (and, for
+//! scripts and policy files, its line), a documented exit status, nothing
+//! done before the error (no output, the program's `main` never ran), and
+//! never a panic.
+//!
+//! Runs the programs cargo built (`cargo build --workspace`, which
+//! scripts/test.sh does first).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use watchq_emu::script::parse_script;
+use watchq_tests::programs::{bounded, target_dir, text};
+
+/// A file under the target directory holding `body`.
+fn file(name: &str, body: &str) -> PathBuf {
+    let dir = target_dir().join("bad-input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// `watchq ARGS` with `stdin` on its standard input and `env` set.
+fn watchq_run(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut c = bounded();
+    c.args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts `out` failed with `status`, said `needle` on stderr, printed
+/// nothing on stdout and did not panic.
+fn assert_refused(what: &str, out: &Output, status: i32, needle: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(status), "{what}: {err}");
+    assert!(err.contains(needle), "{what}: {err:?} lacks {needle:?}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(out.stdout.is_empty(), "{what}: {}", text(&out.stdout));
+}
+
+/// The command line: clap's usage errors are status 2, as are a monitor's
+/// refused settings (the errno of the syscall that refused them, by name);
+/// a program that cannot be run is 127, as in a shell.
+#[test]
+fn cli_arguments() {
+    let empty = file("empty.script", "");
+    let empty = empty.to_str().unwrap();
+    /// Arguments, environment, exit status, what stderr must say.
+    type Row<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
+    let rows: &[Row] = &[
+        (&[], &[], 2, "Usage: watchq <COMMAND>"),
+        (&["bogus"], &[], 2, "unrecognized subcommand 'bogus'"),
+        (&["demo", "extra"], &[], 2, "unexpected argument 'extra'"),
+        (
+            &["monitor", "--format", "xml", empty],
+            &[],
+            2,
+            "invalid value 'xml'",
+        ),
+        (
+            &["monitor", "--size", "-1", empty],
+            &[],
+            2,
+            "unexpected argument '-1'",
+        ),
+        (
+            &["monitor", "--size", "lots", empty],
+            &[],
+            2,
+            "invalid value 'lots'",
+        ),
+        (
+            &["monitor", "--size", "0", empty],
+            &[],
+            2,
+            "IOC_WATCH_QUEUE_SET_SIZE: Invalid argument (EINVAL)",
+        ),
+        (
+            &["monitor", "--size", "513", empty],
+            &[],
+            2,
+            "IOC_WATCH_QUEUE_SET_SIZE: Invalid argument (EINVAL)",
+        ),
+        (
+            &["monitor", "--filter", "ipx", empty],
+            &[],
+            2,
+            "unknown filter letter 'x' (use iplncrvs)",
+        ),
+        (
+            &["monitor", "--key", "12345", empty],
+            &[],
+            2,
+            "KEYCTL_WATCH_KEY: Required key not available (ENOKEY)",
+        ),
+        (
+            &["monitor", "/nonexistent/script"],
+            &[],
+            2,
+            "/nonexistent/script: No such file or directory",
+        ),
+        (&["exec"], &[], 2, "required arguments were not provided"),
+        (
+            &["exec", "--gc-delay", "-5", "--", "true"],
+            &[],
+            2,
+            "invalid value '-5'",
+        ),
+        (
+            &["exec", "--", "/nonexistent/program"],
+            &[],
+            127,
+            "/nonexistent/program: No such file or directory",
+        ),
+        (
+            &["exec", "--", "true"],
+            &[("WATCHQ_PRELOAD", "/nonexistent/libwatchq_preload.so")],
+            127,
+            "cannot find libwatchq_preload.so",
+        ),
+    ];
+    for (args, env, status, needle) in rows {
+        let out = watchq_run(args, env, "");
+        assert_refused(&format!("watchq {args:?} {env:?}"), &out, *status, needle);
+    }
+}
+
+/// One bad line per kind of mistake, with the message that names it.
+const BAD_SCRIPT_LINES: &[(&str, &str)] = &[
+    ("frobnicate @s", "unknown command \"frobnicate\""),
+    (
+        "add user a",
+        "usage: add <type> <desc> <payload|-> [<ring>]",
+    ),
+    (
+        "add user a x @s extra",
+        "usage: add <type> <desc> <payload|-> [<ring>]",
+    ),
+    ("update a", "usage: update <key> <payload>"),
+    ("link a", "usage: link <key> <ring>"),
+    ("move a @s", "usage: move <key> <from> <to>"),
+    ("setperm a rwx", "permission \"rwx\" is not hex"),
+    ("chown a root -1", "id \"root\" is not a number in range"),
+    ("chown a -2 -1", "id \"-2\" is not a number in range"),
+    (
+        "timeout a soon",
+        "timeout \"soon\" is not a number in range",
+    ),
+    ("watch @s one", "tag \"one\" is not a number in range"),
+    (
+        "watch @s 99999999999",
+        "tag \"99999999999\" is not a number in range",
+    ),
+    ("repeat 3", "usage: repeat <n> <command>"),
+    (
+        "repeat many update a x",
+        "count \"many\" is not a number in range",
+    ),
+    ("repeat 2 frobnicate", "unknown command \"frobnicate\""),
+    ("sleep -1", "milliseconds \"-1\" is not a number in range"),
+    (
+        "sleep 0xzz",
+        "milliseconds \"0xzz\" is not a number in range",
+    ),
+    ("advance", "usage: advance <secs>"),
+    (
+        "usb plug sdb",
+        "usage: usb add|remove|reset <name> | usb error <name> <code>",
+    ),
+    (
+        "usb error sdb -3",
+        "error code \"-3\" is not a number in range",
+    ),
+    ("block add sda 8", "usage: block add <name> <major> <minor>"),
+    (
+        "block error sda melted 1",
+        "error kind \"melted\" is not a number in range",
+    ),
+    (
+        "block error sda 300 1",
+        "error kind \"300\" is not a number in range",
+    ),
+    ("mount ext4 /mnt rw", "usage: mount <fstype> <path> [ro]"),
+    ("umount /mnt now", "usage: umount <path> [lazy]"),
+    ("remount /mnt", "usage: remount <path> ro|rw"),
+    (
+        "setattr /mnt noexec",
+        "attributes \"noexec\" is not a number in range",
+    ),
+    (
+        "sb /mnt full",
+        "usage: sb <path> readonly|rw|edquot|network",
+    ),
+    (
+        "sb /mnt error EIO 1",
+        "error \"EIO\" is not a number in range",
+    ),
+    ("watch-mount /mnt", "usage: watch-mount <path> <tag|-1>"),
+    ("watch-sb /mnt x", "tag \"x\" is not a number in range"),
+    ("watch-devices", "usage: watch-devices <tag|-1>"),
+];
+
+/// Every mistake is reported with its 1-based line, after blank and
+/// comment lines, and the whole script is refused.
+#[test]
+fn script_lines() {
+    let good = "# a comment\n\nadd user a x @s   # trailing comment\n";
+    assert_eq!(parse_script(good).unwrap().len(), 1);
+    for (bad, needle) in BAD_SCRIPT_LINES {
+        let text = format!("{good}{bad}\nupdate a y\n");
+        let (line, msg) = parse_script(&text).expect_err(bad);
+        assert_eq!(line, 4, "{bad}");
+        assert!(msg.contains(needle), "{bad}: {msg:?} lacks {needle:?}");
+    }
+}
+
+/// The same scripts through both programs that read them: refused before
+/// any command runs (the first line would print a record), status 2, the
+/// file and line named.
+#[test]
+fn script_files_through_monitor_and_exec() {
+    for (i, (bad, needle)) in BAD_SCRIPT_LINES.iter().enumerate().step_by(5) {
+        let path = file(
+            &format!("bad{i}.script"),
+            &format!("add user a x @s\n\n{bad}\n"),
+        );
+        let p = path.to_str().unwrap();
+        let want = format!("{p}: line 3: {needle}");
+        let out = watchq_run(&["monitor", p], &[], "");
+        assert_refused(&format!("monitor {bad:?}"), &out, 2, &want);
+        let out = watchq_run(&["monitor"], &[], &format!("add user a x @s\n\n{bad}\n"));
+        assert_refused(&format!("monitor stdin {bad:?}"), &out, 2, "stdin: line 3");
+        let out = watchq_run(&["exec", "--script", p, "--", "echo", "main ran"], &[], "");
+        assert_refused(&format!("exec --script {bad:?}"), &out, 2, &want);
+    }
+}
+
+/// The preload library's settings, read before the program's `main`: a bad
+/// one stops the program with status 2 and says which setting and why;
+/// an empty one is as if unset.
+#[test]
+fn preload_environment_settings() {
+    let bad_script = file("env.script", "add user a x @s\nupdate\n");
+    let bad_policy = file("env.policy", "[smack]\nsubject object\n");
+    let (s, p) = (bad_script.to_str().unwrap(), bad_policy.to_str().unwrap());
+    let rows: &[(&str, &str, String)] = &[
+        (
+            "WATCHQ_NOTIFICATIONS",
+            "maybe",
+            "WATCHQ_NOTIFICATIONS=\"maybe\": use on or off".into(),
+        ),
+        (
+            "WATCHQ_NOTIFICATIONS",
+            "2",
+            "WATCHQ_NOTIFICATIONS=\"2\": use on or off".into(),
+        ),
+        (
+            "WATCHQ_KEY_GC_DELAY",
+            "soon",
+            "WATCHQ_KEY_GC_DELAY=\"soon\": not a number of seconds".into(),
+        ),
+        (
+            "WATCHQ_KEY_GC_DELAY",
+            "-1",
+            "WATCHQ_KEY_GC_DELAY=\"-1\": not a number of seconds".into(),
+        ),
+        (
+            "WATCHQ_KEY_GC_DELAY",
+            "18446744073709551616",
+            "WATCHQ_KEY_GC_DELAY=\"18446744073709551616\": not a number of seconds".into(),
+        ),
+        (
+            "WATCHQ_SCRIPT",
+            "/nonexistent/script",
+            "WATCHQ_SCRIPT=/nonexistent/script: No such file".into(),
+        ),
+        (
+            "WATCHQ_SCRIPT",
+            s,
+            format!("WATCHQ_SCRIPT={s}: line 2: usage: update <key> <payload>"),
+        ),
+        (
+            "WATCHQ_POLICY",
+            "/nonexistent/policy",
+            "WATCHQ_POLICY=/nonexistent/policy: No such file".into(),
+        ),
+        ("WATCHQ_POLICY", p, format!("WATCHQ_POLICY={p}: line 2:")),
+        (
+            "WATCHQ_LOG",
+            "/nonexistent/dir/log",
+            "WATCHQ_LOG=/nonexistent/dir/log: No such file".into(),
+        ),
+    ];
+    let lib = target_dir().join("libwatchq_preload.so");
+    let ld = ("LD_PRELOAD", lib.to_str().unwrap());
+    for (var, value, needle) in rows {
+        let out = std::process::Command::new("echo")
+            .arg("main ran")
+            .env(ld.0, ld.1)
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_refused(
+            &format!("{var}={value}"),
+            &out,
+            2,
+            &format!("watchq: {needle}"),
+        );
+    }
+    for var in [
+        "WATCHQ_NOTIFICATIONS",
+        "WATCHQ_KEY_GC_DELAY",
+        "WATCHQ_SCRIPT",
+        "WATCHQ_POLICY",
+        "WATCHQ_LOG",
+    ] {
+        let out = std::process::Command::new("echo")
+            .arg("main ran")
+            .env(ld.0, ld.1)
+            .env(var, "")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{var}=: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "main ran\n", "{var}=");
+    }
+}
