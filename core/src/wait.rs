@@ -24,7 +24,7 @@
 //! | `Waiter::woken` | producers | the sleeping reader | Release / Acquire | the unpark |
 
 use parking_lot::Mutex;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::Instant;
@@ -77,6 +77,8 @@ impl Waiter {
 pub struct WaitQueue {
     sleepers: AtomicUsize,
     waiters: Mutex<Vec<Arc<Waiter>>>,
+    /// Wakes that found a sleeper (statistics).
+    wakeups: AtomicU64,
 }
 
 impl WaitQueue {
@@ -115,9 +117,21 @@ impl WaitQueue {
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             return;
         }
-        for w in self.waiters.lock().iter() {
+        let waiters = self.waiters.lock();
+        if !waiters.is_empty() {
+            // Relaxed: statistics.
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+        for w in waiters.iter() {
             w.wake();
         }
+    }
+
+    /// Wakes so far that found someone asleep (what a blocking consumer
+    /// pays per batch of records; a streaming producer should cause few).
+    pub fn wakeups(&self) -> u64 {
+        // Relaxed: statistics.
+        self.wakeups.load(Ordering::Relaxed)
     }
 
     /// Blocks the calling thread until `ready()` or `deadline`; returns the

@@ -672,6 +672,47 @@ impl<'a> Consumer<'a> {
     /// # Errors
     /// `EIO`: a record with a zero length (corruption; tail is left there).
     pub fn pop(&mut self) -> Result<Option<RingRecord>> {
+        let mut bytes = Vec::new();
+        Ok(self
+            .next(|words| {
+                bytes.extend(words.flat_map(u32::to_le_bytes));
+                Some(())
+            })?
+            .map(|()| RingRecord { bytes }))
+    }
+
+    /// As [`Consumer::pop`], copying the record into `buf` instead of
+    /// allocating: its length, or None when the ring is empty. A record
+    /// longer than `buf` stays in the ring.
+    ///
+    /// # Errors
+    /// `EIO` as [`Consumer::pop`]; `ENOBUFS`: the record does not fit `buf`.
+    pub fn pop_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        let mut fits = true;
+        let len = self.next(|words| {
+            let n = words.len() * 4;
+            if n > buf.len() {
+                fits = false;
+                return None;
+            }
+            for (i, w) in words.enumerate() {
+                buf[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            Some(n)
+        })?;
+        if !fits {
+            return Err(Errno::ENOBUFS);
+        }
+        Ok(len)
+    }
+
+    /// Walks from `tail` to `head`, skipping SKIP padding, and hands the
+    /// first record's words to `take`; advances `tail` past it unless `take`
+    /// declines (None). None when the ring is empty.
+    fn next<R>(
+        &mut self,
+        mut take: impl FnMut(&mut dyn ExactSizeIterator<Item = u32>) -> Option<R>,
+    ) -> Result<Option<R>> {
         // ORDERING: Acquire pairs with the producer's Release head store:
         // the record words below head are complete.
         let head = self.words[HEAD_WORD].load(Ordering::Acquire);
@@ -687,25 +728,27 @@ impl<'a> Consumer<'a> {
             }
             let skip = w0 & 0x00ff_ffff == WATCH_TYPE_META
                 && (w0 >> 24) as u8 == WATCH_META_SKIP_NOTIFICATION;
-            let rec = (!skip).then(|| {
-                let mut bytes = Vec::with_capacity(slots as usize * 8);
-                for k in 0..slots {
-                    #[cfg(loom)]
-                    if let Some(st) = self.storage {
+            let got = if skip {
+                None
+            } else {
+                #[cfg(loom)]
+                if let Some(st) = self.storage {
+                    for k in 0..slots {
                         st.note_read(((s + k) & self.mask) as usize);
                     }
-                    let at = 2 * (s + k);
-                    bytes.extend_from_slice(&self.word(at).to_le_bytes());
-                    bytes.extend_from_slice(&self.word(at + 1).to_le_bytes());
                 }
-                RingRecord { bytes }
-            });
+                let mut words = (0..2 * slots).map(|k| self.word(2 * s + k));
+                match take(&mut words) {
+                    Some(r) => Some(r),
+                    None => return Ok(None),
+                }
+            };
             tail = tail.wrapping_add(slots);
             // ORDERING: Release: our reads of the record happen before a
             // producer that Acquire-loads this tail reuses its slots.
             self.words[TAIL_WORD].store(tail, Ordering::Release);
-            if rec.is_some() {
-                return Ok(rec);
+            if got.is_some() {
+                return Ok(got);
             }
         }
         Ok(None)

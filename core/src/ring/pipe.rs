@@ -38,7 +38,7 @@
 
 use crate::errno::{Errno, Result};
 use crate::record::MIN_RECORD_LEN;
-use crate::sync::{AtomicPtr, AtomicU64, Ordering, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering, UnsafeCell};
 use crate::uapi::{WATCH_INFO_LENGTH, WATCH_QUEUE_NOTE_SIZE};
 use crossbeam_utils::CachePadded;
 
@@ -77,6 +77,8 @@ pub struct PipeRing {
     capacity: u64,
     mask: u64,
     slots: Box<[Slot]>,
+    /// A [`PipeReader`] exists (the safe single-consumer handle).
+    reading: AtomicBool,
 }
 
 // SAFETY: the notes are only written by the producer that claimed the slot
@@ -111,6 +113,7 @@ impl PipeRing {
             capacity: capacity as u64,
             mask: nslots as u64 - 1,
             slots: v.into_boxed_slice(),
+            reading: AtomicBool::new(false),
         })
     }
 
@@ -335,6 +338,40 @@ impl PipeRing {
             len,
             loss: s & LOSS != 0,
         }
+    }
+}
+
+/// The ring's one consumer, for code that holds a [`PipeRing`] of its own
+/// (benchmarks, tests); a [`crate::WatchQueue`] reads its ring under its
+/// pipe mutex instead. Only one exists at a time.
+pub struct PipeReader<'a> {
+    ring: &'a PipeRing,
+}
+
+impl PipeRing {
+    /// The consumer handle, unless one is already out.
+    pub fn reader(&self) -> Option<PipeReader<'_>> {
+        // ORDERING: Acquire pairs with the Release store in `Drop`: the
+        // previous reader's last pop happened before our first.
+        self.reading
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| PipeReader { ring: self })
+    }
+}
+
+impl PipeReader<'_> {
+    /// Copies the record at the tail into `out` if it fits, and releases it.
+    pub fn pop(&mut self, out: &mut [u8]) -> Pop {
+        // SAFETY: this handle is the only consumer (`reader` hands out one).
+        unsafe { self.ring.try_pop_unchecked(out) }
+    }
+}
+
+impl Drop for PipeReader<'_> {
+    fn drop(&mut self) {
+        // ORDERING: Release pairs with the Acquire CAS in `reader`.
+        self.ring.reading.store(false, Ordering::Release);
     }
 }
 
