@@ -610,6 +610,46 @@ fn bug15_add_watch_while_other_queue_on_same_object_closes() {
     }
 }
 
+#[test]
+fn bug15_add_watch_while_its_own_queue_closes() {
+    // The same race on one queue: a watch added while its queue is being
+    // closed is either refused or detached by the close, never left on the
+    // key pointing at a dead queue.
+    for round in 0..300 {
+        let kp = KeyPipe::new(Some(1));
+        let p = kp.p.clone();
+        let other = p
+            .add_key("user", Some("other"), b"v", KEY_SPEC_SESSION_KEYRING)
+            .unwrap();
+        let q = Arc::downgrade(&kp.queue());
+        let go = Arc::new(Barrier::new(2));
+        let adder = {
+            let (p, go) = (p.clone(), go.clone());
+            thread::spawn(move || {
+                go.wait();
+                p.keyctl_watch_key(other, kp.w, 2)
+            })
+        };
+        go.wait();
+        p.close(kp.r).unwrap();
+        p.close(kp.w).unwrap();
+        let res = adder.join().unwrap();
+        // Ok (added before the close), ENOENT (queue closed), EINVAL (fd gone).
+        assert!(
+            matches!(res, Ok(()) | Err(Errno::ENOENT | Errno::EINVAL)),
+            "round {round}: {res:?}"
+        );
+        assert_eq!(
+            kp.kernel.keys().info(other).unwrap().watches,
+            0,
+            "round {round}"
+        );
+        assert_eq!(kp.watches_on_key(), 0, "round {round}");
+        assert_eq!(p.cred().user.nr_watches(), 0, "round {round}");
+        assert!(q.upgrade().is_none(), "round {round}");
+    }
+}
+
 // ----- 18: writes into a notification pipe -----------------------------------
 
 #[test]
@@ -623,6 +663,12 @@ fn bug18_write_into_notification_pipe_is_exdev_even_empty() {
     assert_eq!(p.splice(or, None, f.wfd, None, 4, 0), Err(Errno::EXDEV));
     let mut left = [0u8; 8];
     assert_eq!(p.read(or, &mut left), Ok(4));
+    // sendfile goes through the same write path.
+    let m = p.memfd_create("src", 0).unwrap();
+    assert_eq!(p.write(m, b"data"), Ok(4));
+    let mut off = 0;
+    assert_eq!(p.sendfile(f.wfd, m, Some(&mut off), 4), Err(Errno::EXDEV));
+    assert_eq!(off, 0);
     // The write path refuses before looking at length or readers.
     assert_eq!(p.write(f.wfd, b""), Err(Errno::EXDEV));
     assert_eq!(p.writev(f.wfd, &[]), Err(Errno::EXDEV));
