@@ -31,7 +31,7 @@ mod loom_tests;
 pub use errno::{Errno, Result};
 pub use lsm::{Cred, Permissive, Policy, UserStruct, WatchedObject};
 pub use post::{post_watch_notification, PostSummary};
-pub use queue::{QueueStats, ReadMode, WatchQueue};
+pub use queue::{AllocFaults, QueueStats, ReadMode, WatchQueue};
 pub use record::Notification;
 pub use ring::PostOutcome;
 pub use watch::{

@@ -8,6 +8,8 @@
 //! reader wait queue, and [`QueueStats`], which the kernel does not have:
 //! every record offered to the queue is counted as read, lost, still queued,
 //! or discarded at close, so a test can prove nothing vanished silently.
+//! [`AllocFaults`], a fault-injection knob for tests, makes `SET_SIZE`'s
+//! note allocation fail as it would under memory pressure.
 
 use crate::errno::{Errno, Result};
 use crate::filter::WatchFilter;
@@ -15,7 +17,7 @@ use crate::record::{Notification, LOSS_RECORD};
 use crate::ring::mmap::{MmapRing, RingStorage};
 use crate::ring::pipe::{PipeRing, Pop, RingCell};
 use crate::ring::PostOutcome;
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, RcuCell};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RcuCell};
 use crate::uapi::*;
 use crate::wait::WaitQueue;
 use crate::watch::Watch;
@@ -76,6 +78,46 @@ pub struct ReadMode {
     pub deadline: Option<Instant>,
 }
 
+/// Fault injection for tests: the next `n` note allocations of the queues
+/// sharing this knob fail with ENOMEM, as `SET_SIZE` can under memory
+/// pressure (kernel bugs #10 and #16 were its error paths). The kernel has
+/// no such knob; nothing but tests should arm it. A queue made by
+/// [`WatchQueue::new`] has none and never fails this way.
+#[derive(Debug)]
+pub struct AllocFaults {
+    fail_next: AtomicU32,
+}
+
+impl AllocFaults {
+    /// A knob that fails nothing yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(AllocFaults {
+            fail_next: AtomicU32::new(0),
+        })
+    }
+
+    /// Makes the next `n` note allocations fail (replacing any count left).
+    pub fn fail_next(&self, n: u32) {
+        // Relaxed: a test knob; the arming thread calls set_size itself or
+        // synchronises with the caller some other way.
+        self.fail_next.store(n, Ordering::Relaxed);
+    }
+
+    /// Failures still armed.
+    pub fn pending(&self) -> u32 {
+        // Relaxed: as `fail_next`.
+        self.fail_next.load(Ordering::Relaxed)
+    }
+
+    /// Should this allocation fail? Consumes one armed failure.
+    fn take(&self) -> bool {
+        // Relaxed: as `fail_next`; the RMW hands each armed failure to one caller.
+        self.fail_next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
 /// The 2019 ring over its (boxed) memory: a sealed memfd normally.
 pub type Ring2019 = MmapRing<Box<dyn RingStorage>>;
 
@@ -97,6 +139,7 @@ pub struct WatchQueue {
     nr_pages: AtomicUsize,
     stats: Counters,
     rd_wait: WaitQueue,
+    faults: Option<Arc<AllocFaults>>,
 }
 
 impl std::fmt::Debug for WatchQueue {
@@ -112,15 +155,24 @@ impl std::fmt::Debug for WatchQueue {
 impl WatchQueue {
     /// A fresh, unsized queue with no filter. Mirrors `watch_queue_init()`.
     pub fn new() -> Arc<Self> {
-        Self::make(None)
+        Self::make(None, None)
+    }
+
+    /// As [`WatchQueue::new`], with `SET_SIZE`'s note allocation failing
+    /// whenever `faults` is armed (tests of the ENOMEM paths).
+    pub fn with_alloc_faults(faults: Arc<AllocFaults>) -> Arc<Self> {
+        Self::make(None, Some(faults))
     }
 
     /// A fresh, unsized queue of the 2019 design (`open("/dev/watch_queue")`).
     pub fn new_2019() -> Arc<Self> {
-        Self::make(Some(std::sync::OnceLock::new()))
+        Self::make(Some(std::sync::OnceLock::new()), None)
     }
 
-    fn make(v2: Option<std::sync::OnceLock<Ring2019>>) -> Arc<Self> {
+    fn make(
+        v2: Option<std::sync::OnceLock<Ring2019>>,
+        faults: Option<Arc<AllocFaults>>,
+    ) -> Arc<Self> {
         Arc::new(WatchQueue {
             v2,
             ring: RingCell::new(),
@@ -131,6 +183,7 @@ impl WatchQueue {
             nr_pages: AtomicUsize::new(0),
             stats: Counters::default(),
             rd_wait: WaitQueue::new(),
+            faults,
         })
     }
 
@@ -158,11 +211,22 @@ impl WatchQueue {
             return Err(Errno::EINVAL);
         }
         let nr_pages = (nr_notes as usize).div_ceil(WATCH_QUEUE_NOTES_PER_PAGE);
-        let ring = PipeRing::new(nr_pages * WATCH_QUEUE_NOTES_PER_PAGE)?;
+        // All notes are allocated before anything is installed, so a failure
+        // leaves the queue unsized and a later SET_SIZE may try again.
+        let ring = self.alloc_notes(nr_pages * WATCH_QUEUE_NOTES_PER_PAGE)?;
         self.ring.set(ring)?;
         // Relaxed: read under the pipe mutex or as an estimate for poll.
         self.nr_pages.store(nr_pages, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The ring with `capacity` notes, or ENOMEM (a real allocation failure
+    /// or one armed in [`AllocFaults`]).
+    fn alloc_notes(&self, capacity: usize) -> Result<PipeRing> {
+        if self.faults.as_ref().is_some_and(|f| f.take()) {
+            return Err(Errno::ENOMEM);
+        }
+        PipeRing::new(capacity)
     }
 
     /// `SET_SIZE` of the 2019 device: `nr_pages` pages (1..=16, a power of

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use watchq_core::lsm::{parse_policy, AuditLog, Audited, PolicyError, PolicySlot};
-use watchq_core::{Cred, Permissive, Policy, PostSummary, Result, UserStruct};
+use watchq_core::{AllocFaults, Cred, Permissive, Policy, PostSummary, Result, UserStruct};
 use watchq_sources::devices::{BlockDevices, DeviceList, UsbBus};
 use watchq_sources::keys::{KeyConfig, KeyStore, Serial};
 use watchq_sources::mount::MountNamespace;
@@ -59,6 +59,7 @@ pub struct Kernel {
     processes: Mutex<HashMap<u32, Weak<Process>>>,
     next_pid: AtomicU64,
     next_ino: AtomicU64,
+    alloc_faults: Arc<AllocFaults>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -89,7 +90,16 @@ impl Kernel {
             processes: Mutex::new(HashMap::new()),
             next_pid: AtomicU64::new(1),
             next_ino: AtomicU64::new(1),
+            alloc_faults: AllocFaults::new(),
         })
+    }
+
+    /// Fault injection for tests (the real kernel has no such knob):
+    /// `alloc_faults().fail_next(n)` makes the next `n` `SET_SIZE` note
+    /// allocations of this kernel's notification pipes fail with ENOMEM,
+    /// as under memory pressure.
+    pub fn alloc_faults(&self) -> &Arc<AllocFaults> {
+        &self.alloc_faults
     }
 
     /// The build options.

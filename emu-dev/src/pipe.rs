@@ -21,7 +21,7 @@ use std::time::Instant;
 use watchq_core::lsm::caps::CAP_SYS_RESOURCE;
 use watchq_core::uapi::*;
 use watchq_core::wait::WaitQueue;
-use watchq_core::{Cred, Errno, ReadMode, Result, WatchQueue};
+use watchq_core::{AllocFaults, Cred, Errno, ReadMode, Result, WatchQueue};
 
 /// One page-sized buffer of an ordinary pipe.
 #[derive(Debug)]
@@ -150,10 +150,14 @@ impl Pipe {
         )
     }
 
-    /// A notification pipe around a fresh, unsized queue. Mirrors
-    /// `alloc_pipe_info()` plus `watch_queue_init()`.
-    pub(crate) fn new_notification(ino: u64) -> Arc<Self> {
-        Self::new(ino, PipeKind::Notification(WatchQueue::new()))
+    /// A notification pipe around a fresh, unsized queue whose `SET_SIZE`
+    /// obeys the kernel's fault knob. Mirrors `alloc_pipe_info()` plus
+    /// `watch_queue_init()`.
+    pub(crate) fn new_notification(ino: u64, faults: Arc<AllocFaults>) -> Arc<Self> {
+        Self::new(
+            ino,
+            PipeKind::Notification(WatchQueue::with_alloc_faults(faults)),
+        )
     }
 
     fn new(ino: u64, kind: PipeKind) -> Arc<Self> {

@@ -476,7 +476,7 @@ impl Process {
             if !self.kernel.config().watch_queue {
                 return Err(Errno::ENOPKG);
             }
-            Pipe::new_notification(ino)
+            Pipe::new_notification(ino, self.kernel.alloc_faults().clone())
         } else {
             Pipe::new_bytes(ino)
         };
