@@ -1,53 +1,46 @@
-//! `ring/st_pair`: one thread posts one record and reads it back, watchq's
-//! notification queue beside crossbeam's `ArrayQueue` and rtrb moving the
-//! same bytes, so the figures are ratios from one run.
+//! `ring/*`: watchq's two rings beside crossbeam's `ArrayQueue`, rtrb and
+//! a real pipe, in the same groups, moving the same bytes
+//! (`watchq_emu::bench` has the workloads, shared with `watchq bench`).
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use crossbeam_queue::ArrayQueue;
-use watchq_benches::{record, SIZES};
-use watchq_core::{ReadMode, WatchQueue};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::time::Duration;
+use watchq_emu::bench::{st_pair, streaming, Peer, SIZES};
 
-fn st_pair(c: &mut Criterion) {
+/// `ring/st_pair`: one thread posts one record and reads it back.
+fn ring_st_pair(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring/st_pair");
     g.throughput(Throughput::Elements(1));
     for len in SIZES {
-        let rec = record(len);
-        let q = WatchQueue::new();
-        q.set_size(32).unwrap();
-        let mode = ReadMode {
-            nonblock: true,
-            deadline: None,
-        };
-        let mut buf = [0u8; 128];
-        g.bench_with_input(BenchmarkId::new("watchq_pipe", len), &len, |b, _| {
-            b.iter(|| {
-                q.post(black_box(&rec));
-                black_box(q.read(&mut buf, mode, &|| true).unwrap());
-            })
-        });
-        let aq: ArrayQueue<[u8; 128]> = ArrayQueue::new(32);
-        let mut note = [0u8; 128];
-        note[..len].copy_from_slice(rec.as_bytes());
-        g.bench_with_input(
-            BenchmarkId::new("crossbeam_array_queue", len),
-            &len,
-            |b, _| {
-                b.iter(|| {
-                    aq.push(black_box(note)).unwrap();
-                    black_box(aq.pop().unwrap());
-                })
-            },
-        );
-        let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 128]>::new(32);
-        g.bench_with_input(BenchmarkId::new("rtrb", len), &len, |b, _| {
-            b.iter(|| {
-                tx.push(black_box(note)).unwrap();
-                black_box(rx.pop().unwrap());
-            })
-        });
+        for peer in Peer::ALL {
+            g.bench_with_input(BenchmarkId::new(peer.name(), len), &len, |b, &len| {
+                b.iter_custom(|iters| st_pair(peer, len, iters))
+            });
+        }
     }
     g.finish();
 }
 
-criterion_group!(benches, st_pair);
+/// `ring/spsc` and `ring/mpsc2`: producer threads stream to a consumer thread.
+fn ring_streaming(c: &mut Criterion) {
+    for (group, producers, sizes) in [("ring/spsc", 1, &SIZES[..]), ("ring/mpsc2", 2, &SIZES[..2])] {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(1));
+        g.measurement_time(Duration::from_secs(3));
+        for &len in sizes {
+            for peer in Peer::ALL {
+                if streaming(peer, len, producers, 2).is_none() {
+                    continue; // rtrb has a single producer
+                }
+                g.bench_with_input(BenchmarkId::new(peer.name(), len), &len, |b, &len| {
+                    b.iter_custom(|iters| {
+                        streaming(peer, len, producers, iters.max(2)).unwrap_or_default()
+                    })
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, ring_st_pair, ring_streaming);
 criterion_main!(benches);

@@ -33,6 +33,7 @@
 //! |---|---|---|---|---|
 //! | `head` | producers (CAS to claim) | producers | AcqRel CAS / Acquire load | itself: a marker that loaded `head` sees the consumer's release of the claimed slot's previous lap |
 //! | `tail` | consumer (store), a marker that found the tail record released (CAS to the same value) | producers (full check) | Release store and CAS / Acquire load | the consumer's copy-out happens before a producer reuses the slot |
+//! | `tail_cache` | producers that found the ring looking full (`fetch_max` of the `tail` they loaded) | producers (full check) | AcqRel RMW / Acquire load | transitively the consumer's Release `tail` store: a slot is reused only after its copy-out |
 //! | `stamp` | producer (publish `fetch_add`, LOSS CAS), consumer (release `swap`) | consumer, markers | Release publish / Acquire load; Release swap / Acquire CAS failure | publish: the record bytes are visible to the consumer; swap: the copy-out is done before a marker advances the tail |
 //! | `RingCell::ptr` | `set_size` (CAS once) | producers, reader | Release CAS / Acquire load | the ring is fully built before anyone reaches it |
 
@@ -74,6 +75,10 @@ pub enum Pop {
 pub struct PipeRing {
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
+    /// A recent `tail` for the producers' full check, so they read the
+    /// consumer's line only when the ring looks full (rtrb's trick, shared
+    /// by all producers here); never ahead of `tail`.
+    tail_cache: CachePadded<AtomicU64>,
     capacity: u64,
     mask: u64,
     slots: Box<[Slot]>,
@@ -110,6 +115,7 @@ impl PipeRing {
         Ok(PipeRing {
             head: CachePadded::new(AtomicU64::new(0)),
             tail: CachePadded::new(AtomicU64::new(0)),
+            tail_cache: CachePadded::new(AtomicU64::new(0)),
             capacity: capacity as u64,
             mask: nslots as u64 - 1,
             slots: v.into_boxed_slice(),
@@ -150,9 +156,19 @@ impl PipeRing {
         // claimer (see `mark_loss`).
         let mut head = self.head.load(Ordering::Acquire);
         loop {
-            // ORDERING: Acquire pairs with the consumer's Release store of
-            // `tail`: its copy-out of the slot we may reuse happened before.
-            let tail = self.tail.load(Ordering::Acquire);
+            // ORDERING: Acquire pairs with the Release of whoever refreshed
+            // the cache, which had Acquire-loaded the consumer's Release
+            // store of `tail`: its copy-out of the slot we may reuse
+            // happened before (transitively).
+            let mut tail = self.tail_cache.load(Ordering::Acquire);
+            if head.wrapping_sub(tail) >= self.capacity {
+                // Looks full: look at the consumer's tail itself.
+                // ORDERING: Acquire pairs with the consumer's Release store.
+                tail = self.tail.load(Ordering::Acquire);
+                // ORDERING: AcqRel passes on what we acquired; fetch_max
+                // keeps the cache monotonic among producers.
+                self.tail_cache.fetch_max(tail, Ordering::AcqRel);
+            }
             if head.wrapping_sub(tail) >= self.capacity {
                 match self.on_full(head) {
                     Some(outcome) => return outcome,

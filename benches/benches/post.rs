@@ -1,0 +1,44 @@
+//! `post/*`: the whole post path (watch list, filter, policy, ring, wake)
+//! against a hand-made broadcast into crossbeam `ArrayQueue`s, and how its
+//! cost grows with the watches on the object and on other objects.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use watchq_emu::bench::{fanout, fanout_array_queues, watchers};
+
+/// `post/fanout`: one event delivered to 1, 8 and 64 queues.
+fn post_fanout(c: &mut Criterion) {
+    let mut g = c.benchmark_group("post/fanout");
+    for queues in [1usize, 8, 64] {
+        g.throughput(Throughput::Elements(queues as u64));
+        g.bench_with_input(BenchmarkId::new("watchq", queues), &queues, |b, &n| {
+            b.iter_custom(|iters| fanout(n, iters))
+        });
+        g.bench_with_input(
+            BenchmarkId::new("crossbeam_array_queues", queues),
+            &queues,
+            |b, &n| b.iter_custom(|iters| fanout_array_queues(n, iters)),
+        );
+    }
+    g.finish();
+}
+
+/// `post/watchers`: an event on object A while object B has 0..4096
+/// watches (flat), and while A itself has 1..1024 (linear).
+fn post_watchers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("post/watchers");
+    g.throughput(Throughput::Elements(1));
+    for on_b in [0usize, 64, 4096] {
+        g.bench_with_input(BenchmarkId::new("other_object", on_b), &on_b, |b, &n| {
+            b.iter_custom(|iters| watchers(1, n, iters))
+        });
+    }
+    for on_a in [1usize, 32, 1024] {
+        g.bench_with_input(BenchmarkId::new("same_object", on_a), &on_a, |b, &n| {
+            b.iter_custom(|iters| watchers(n, 0, iters))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, post_fanout, post_watchers);
+criterion_main!(benches);
