@@ -22,7 +22,8 @@ fn ring_st_pair(c: &mut Criterion) {
 
 /// `ring/spsc` and `ring/mpsc2`: producer threads stream to a consumer thread.
 fn ring_streaming(c: &mut Criterion) {
-    for (group, producers, sizes) in [("ring/spsc", 1, &SIZES[..]), ("ring/mpsc2", 2, &SIZES[..2])] {
+    for (group, producers, sizes) in [("ring/spsc", 1, &SIZES[..]), ("ring/mpsc2", 2, &SIZES[..2])]
+    {
         let mut g = c.benchmark_group(group);
         g.throughput(Throughput::Elements(1));
         g.measurement_time(Duration::from_secs(3));

@@ -148,10 +148,11 @@ impl Rx for MmapRx<'_> {
     }
 
     fn recv_all(&mut self, buf: &mut [u8]) -> u64 {
-        self.0.drain(buf, |r| {
-            std::hint::black_box(r);
-        })
-        .unwrap_or(0) as u64
+        self.0
+            .drain(buf, |r| {
+                std::hint::black_box(r);
+            })
+            .unwrap_or(0) as u64
     }
 }
 
@@ -214,7 +215,7 @@ pub fn with_link<R>(
     producers: usize,
     f: impl FnOnce(Link<'_>) -> R,
 ) -> Option<R> {
-    match (len + 7) / 8 * 8 {
+    match len.div_ceil(8) * 8 {
         16 => with_link_n::<16, R>(peer, len, producers, f),
         24 => with_link_n::<24, R>(peer, len, producers, f),
         _ => with_link_n::<128, R>(peer, len, producers, f),

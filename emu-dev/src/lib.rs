@@ -20,6 +20,8 @@ pub mod exec;
 mod fdtable;
 mod file;
 pub mod format;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod kernel;
 pub mod keyctl;
 pub mod monitor;

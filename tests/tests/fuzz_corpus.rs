@@ -31,3 +31,18 @@ fn fuzz_corpus_record_decode() {
 fn fuzz_corpus_pipe_ring_ops() {
     replay("pipe_ring_ops", watchq_core::fuzz::pipe_ring_ops);
 }
+
+#[test]
+fn fuzz_corpus_mmap_ring_ops() {
+    replay("mmap_ring_ops", watchq_core::fuzz::mmap_ring_ops);
+}
+
+#[test]
+fn fuzz_corpus_kernel_syscalls() {
+    replay("kernel_syscalls", watchq_emu::fuzz::kernel_syscalls);
+}
+
+#[test]
+fn fuzz_corpus_text_formats() {
+    replay("text_formats", watchq_emu::fuzz::text_formats);
+}

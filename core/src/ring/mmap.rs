@@ -273,7 +273,7 @@ fn io_errno(e: std::io::Error) -> Errno {
 pub fn valid_record(rec: &[u8]) -> bool {
     let len = rec.len();
     (WATCH_LENGTH_GRANULARITY..=MAX_RECORD_LEN).contains(&len)
-        && len % WATCH_LENGTH_GRANULARITY == 0
+        && len.is_multiple_of(WATCH_LENGTH_GRANULARITY)
         && (u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]) & WATCH_INFO_LENGTH) as usize
             == len
 }
