@@ -130,7 +130,9 @@ pub type Ring2019 = MmapRing<Box<dyn RingStorage>>;
 /// makes queues directly, without `watchq_emu`'s files, clears them when done.
 pub struct WatchQueue {
     /// The 2019 design's ring, set once by `SET_SIZE` (None: a pipe queue).
-    v2: Option<std::sync::OnceLock<Ring2019>>,
+    /// Boxed: its cache-padded indices would otherwise make every pipe
+    /// queue 128-byte aligned and half a kilobyte bigger.
+    v2: Option<Box<std::sync::OnceLock<Ring2019>>>,
     ring: RingCell,
     pipe: Mutex<PipeState>,
     filter: RcuCell<Option<WatchFilter>>,
@@ -166,11 +168,11 @@ impl WatchQueue {
 
     /// A fresh, unsized queue of the 2019 design (`open("/dev/watch_queue")`).
     pub fn new_2019() -> Arc<Self> {
-        Self::make(Some(std::sync::OnceLock::new()), None)
+        Self::make(Some(Box::default()), None)
     }
 
     fn make(
-        v2: Option<std::sync::OnceLock<Ring2019>>,
+        v2: Option<Box<std::sync::OnceLock<Ring2019>>>,
         faults: Option<Arc<AllocFaults>>,
     ) -> Arc<Self> {
         Arc::new(WatchQueue {
