@@ -590,3 +590,333 @@ pub fn wakeups(iters: u64) -> Wakeups {
     q.clear();
     w
 }
+
+/// One measured case of `watchq bench`.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// Group, as in the criterion benches (`ring/spsc`).
+    pub group: &'static str,
+    /// The implementation measured.
+    pub who: &'static str,
+    /// Record size in bytes, or the parameter of the group.
+    pub param: usize,
+    /// Nanoseconds per record, one figure per round.
+    pub rounds: Vec<f64>,
+}
+
+impl Case {
+    /// The median over the rounds, in nanoseconds per record.
+    pub fn median(&self) -> f64 {
+        let mut v = self.rounds.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// A case's workload: records to run → time taken.
+type Work = Box<dyn Fn(u64) -> Duration>;
+
+/// The cases of `watchq bench`: the figures the targets of
+/// docs/performance.md are about, each with `records` per round.
+fn plan() -> Vec<(&'static str, &'static str, usize, u64, Work)> {
+    let mut v: Vec<(&'static str, &'static str, usize, u64, Work)> = Vec::new();
+    let rings = [Peer::PipeRing, Peer::MmapRing, Peer::ArrayQueue, Peer::Rtrb];
+    for peer in rings {
+        v.push((
+            "ring/st_pair",
+            peer.name(),
+            16,
+            200_000,
+            Box::new(move |n| st_pair(peer, 16, n)),
+        ));
+    }
+    for len in SIZES {
+        for peer in rings {
+            v.push((
+                "ring/spsc",
+                peer.name(),
+                len,
+                200_000,
+                Box::new(move |n| streaming(peer, len, 1, n).unwrap_or_default()),
+            ));
+        }
+    }
+    for peer in [Peer::PipeRing, Peer::MmapRing, Peer::ArrayQueue] {
+        v.push((
+            "ring/mpsc2",
+            peer.name(),
+            16,
+            200_000,
+            Box::new(move |n| streaming(peer, 16, 2, n).unwrap_or_default()),
+        ));
+    }
+    v.push((
+        "syscall/read",
+        "watchq_emulated",
+        16,
+        100_000,
+        Box::new(emulated_read),
+    ));
+    v.push((
+        "syscall/read",
+        "pipe(2)",
+        16,
+        20_000,
+        Box::new(real_pipe_read),
+    ));
+    for q in [1usize, 8, 64] {
+        v.push((
+            "post/fanout",
+            "watchq",
+            q,
+            20_000,
+            Box::new(move |n| fanout(q, n)),
+        ));
+        v.push((
+            "post/fanout",
+            "crossbeam_array_queues",
+            q,
+            20_000,
+            Box::new(move |n| fanout_array_queues(q, n)),
+        ));
+    }
+    v
+}
+
+/// Runs every case `rounds` times, alternating (round 1 of every case,
+/// then round 2, …) so a slow minute on a shared machine hits all of them;
+/// `progress` is told (done, total) after each measurement. `shrink`
+/// divides every case's records (1: the real run; more: a smoke test
+/// whose figures mean nothing).
+pub fn run_suite(rounds: usize, shrink: u64, mut progress: impl FnMut(usize, usize)) -> Vec<Case> {
+    let plan = plan();
+    let mut cases: Vec<Case> = plan
+        .iter()
+        .map(|(group, who, param, _, _)| Case {
+            group,
+            who,
+            param: *param,
+            rounds: Vec::new(),
+        })
+        .collect();
+    let total = rounds * plan.len();
+    for r in 0..rounds {
+        for (i, (_, _, _, records, work)) in plan.iter().enumerate() {
+            let records = (*records / shrink.max(1)).max(2);
+            let t = work(records);
+            cases[i].rounds.push(t.as_nanos() as f64 / records as f64);
+            progress(r * plan.len() + i + 1, total);
+        }
+    }
+    cases
+}
+
+/// What a ratio is measured against, and its target (watchq ÷ peer ≤ target).
+pub struct Target {
+    /// Group.
+    pub group: &'static str,
+    /// watchq's implementation.
+    pub who: &'static str,
+    /// The peer.
+    pub peer: &'static str,
+    /// The record size or parameter.
+    pub param: usize,
+    /// The ratio to stay at or under.
+    pub max: f64,
+}
+
+/// The targets of issue 9 that `watchq bench` measures.
+pub const TARGETS: &[Target] = &[
+    Target {
+        group: "ring/st_pair",
+        who: "watchq_pipe_ring",
+        peer: "crossbeam_array_queue",
+        param: 16,
+        max: 1.0,
+    },
+    Target {
+        group: "ring/st_pair",
+        who: "watchq_mmap_ring",
+        peer: "crossbeam_array_queue",
+        param: 16,
+        max: 1.0,
+    },
+    Target {
+        group: "ring/spsc",
+        who: "watchq_mmap_ring",
+        peer: "crossbeam_array_queue",
+        param: 16,
+        max: 0.25,
+    },
+    Target {
+        group: "ring/spsc",
+        who: "watchq_mmap_ring",
+        peer: "crossbeam_array_queue",
+        param: 24,
+        max: 0.25,
+    },
+    Target {
+        group: "ring/spsc",
+        who: "watchq_pipe_ring",
+        peer: "crossbeam_array_queue",
+        param: 16,
+        max: 1.0,
+    },
+    Target {
+        group: "ring/spsc",
+        who: "watchq_pipe_ring",
+        peer: "crossbeam_array_queue",
+        param: 24,
+        max: 1.0,
+    },
+    Target {
+        group: "ring/mpsc2",
+        who: "watchq_pipe_ring",
+        peer: "crossbeam_array_queue",
+        param: 16,
+        max: 1.0,
+    },
+    Target {
+        group: "ring/mpsc2",
+        who: "watchq_mmap_ring",
+        peer: "crossbeam_array_queue",
+        param: 16,
+        max: 1.0,
+    },
+    Target {
+        group: "syscall/read",
+        who: "watchq_emulated",
+        peer: "pipe(2)",
+        param: 16,
+        max: 0.1,
+    },
+];
+
+fn find<'a>(cases: &'a [Case], group: &str, who: &str, param: usize) -> Option<&'a Case> {
+    cases
+        .iter()
+        .find(|c| c.group == group && c.who == who && c.param == param)
+}
+
+/// The ratio table: every target with its same-run ratio, then every case.
+pub fn table(cases: &[Case]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "| group | watchq | peer | size | ratio | target | met |\n|---|---|---|---|---|---|---|\n",
+    );
+    for t in TARGETS {
+        let (Some(a), Some(b)) = (
+            find(cases, t.group, t.who, t.param),
+            find(cases, t.group, t.peer, t.param),
+        ) else {
+            continue;
+        };
+        let r = a.median() / b.median();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {r:.2}× | ≤ {:.2}× | {} |",
+            t.group,
+            t.who,
+            t.peer,
+            t.param,
+            t.max,
+            if r <= t.max { "yes" } else { "no" }
+        );
+    }
+    s.push_str("\n| group | implementation | size/param | ns per record (median) | rounds |\n|---|---|---|---|---|\n");
+    for c in cases {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1} | {} |",
+            c.group,
+            c.who,
+            c.param,
+            c.median(),
+            c.rounds.len()
+        );
+    }
+    s
+}
+
+/// An SVG bar chart of throughput (million records per second, medians):
+/// `ring/spsc` by record size, `ring/mpsc2` and `ring/st_pair` at 16 bytes,
+/// one bar per implementation. Written by hand: a plotting crate would
+/// bring a font stack for a few rectangles.
+pub fn svg(cases: &[Case]) -> String {
+    use std::fmt::Write as _;
+    let panels: Vec<(String, Vec<&Case>)> = [
+        ("ring/st_pair", 16),
+        ("ring/spsc", 16),
+        ("ring/spsc", 24),
+        ("ring/spsc", 127),
+        ("ring/mpsc2", 16),
+    ]
+    .iter()
+    .map(|&(g, p)| {
+        (
+            format!("{g} {p} B"),
+            cases
+                .iter()
+                .filter(|c| c.group == g && c.param == p)
+                .collect(),
+        )
+    })
+    .collect();
+    let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
+    let names = [
+        "watchq_pipe_ring",
+        "watchq_mmap_ring",
+        "crossbeam_array_queue",
+        "rtrb",
+    ];
+    let mrps = |c: &Case| 1000.0 / c.median();
+    let top = cases
+        .iter()
+        .filter(|c| c.group.starts_with("ring/"))
+        .map(mrps)
+        .fold(1.0, f64::max);
+    let (w, h, pw) = (900.0, 360.0, 170.0);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="16" font-size="14">Throughput, million records per second (medians of alternating rounds; higher is better)</text>"#
+    );
+    for (i, (title, cs)) in panels.iter().enumerate() {
+        let x0 = 20.0 + i as f64 * pw;
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" >{title}</text>"#,
+            x0 + 10.0,
+            h - 10.0
+        );
+        for (j, name) in names.iter().enumerate() {
+            let Some(c) = cs.iter().find(|c| c.who == *name) else {
+                continue;
+            };
+            let v = mrps(c);
+            let bh = (h - 80.0) * v / top;
+            let (x, y) = (x0 + 10.0 + j as f64 * 36.0, h - 30.0 - bh);
+            let _ = writeln!(
+                s,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="30" height="{bh:.1}" fill="{}"><title>{name}: {v:.1} M/s</title></rect><text x="{x:.1}" y="{:.1}">{v:.0}</text>"#,
+                colours[j],
+                y - 3.0
+            );
+        }
+    }
+    for (j, name) in names.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            r#"<rect x="{}" y="28" width="10" height="10" fill="{}"/><text x="{}" y="37">{name}</text>"#,
+            20 + j * 200,
+            colours[j],
+            34 + j * 200
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}

@@ -42,6 +42,22 @@ enum Cmd {
         /// The command script (`-` or absent: stdin). See `docs/monitor.md`.
         script: Option<PathBuf>,
     },
+    /// Measure watchq's rings and post path against the queues people would
+    /// otherwise use (crossbeam ArrayQueue, rtrb, a real pipe), in alternating
+    /// rounds; print the ratio table and write a report with a plot.
+    ///
+    /// Example: `watchq bench --out bench-report` (about a minute and a half).
+    Bench {
+        /// Where to write report.md and throughput.svg.
+        #[arg(long, default_value = "bench-report")]
+        out: PathBuf,
+        /// Rounds per case (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// A smoke run with 1/1000 of the records (its figures mean nothing).
+        #[arg(long)]
+        quick: bool,
+    },
     /// Run an unmodified program on watchq (LD_PRELOAD): its notification
     /// pipes and keys are emulated, the rest of its I/O is untouched.
     Exec {
@@ -87,6 +103,46 @@ fn main() -> ExitCode {
             let Err(e) = watchq_emu::exec::run(&opts, &command[0], &command[1..]);
             eprintln!("watchq exec: {e}");
             ExitCode::from(127)
+        }
+        Cmd::Bench { out, rounds, quick } => {
+            // The directory first: a bad one is better known before the run.
+            if let Err(e) = std::fs::create_dir_all(&out) {
+                eprintln!("watchq bench: {}: {e}", out.display());
+                return ExitCode::from(2);
+            }
+            let shrink = if quick { 1000 } else { 1 };
+            let cases = watchq_emu::bench::run_suite(rounds.max(1), shrink, |done, total| {
+                let filled = done * 40 / total;
+                eprint!(
+                    "\r[{}{}] {done}/{total}",
+                    "#".repeat(filled),
+                    " ".repeat(40 - filled)
+                );
+                if done == total {
+                    eprintln!();
+                }
+            });
+            let table = watchq_emu::bench::table(&cases);
+            print!("{table}");
+            let report = format!(
+                "# watchq bench\n\nRatios are watchq's time per record divided by the peer's, medians of {rounds} alternating rounds in one run.\n\n![throughput](throughput.svg)\n\n{table}"
+            );
+            let written = std::fs::write(out.join("report.md"), report).and_then(|()| {
+                std::fs::write(out.join("throughput.svg"), watchq_emu::bench::svg(&cases))
+            });
+            match written {
+                Ok(()) => {
+                    eprintln!(
+                        "watchq bench: wrote {}/report.md and throughput.svg",
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("watchq bench: {}: {e}", out.display());
+                    ExitCode::from(2)
+                }
+            }
         }
         Cmd::Demo => match watchq_emu::demo::run() {
             Ok(text) => {

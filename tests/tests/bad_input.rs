@@ -341,3 +341,44 @@ fn preload_environment_settings() {
         assert_eq!(text(&out.stdout), "main ran\n", "{var}=");
     }
 }
+
+/// `watchq bench` (a smoke run): the progress bar, the ratio table with
+/// every target, a report and a plot; an unwritable output directory is
+/// status 2.
+#[test]
+fn bench_smoke_run_writes_table_report_and_plot() {
+    let out = target_dir().join("bench-smoke");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = watchq_run(
+        &[
+            "bench",
+            "--quick",
+            "--rounds",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+        "",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    for t in watchq_emu::bench::TARGETS {
+        let row = format!("| {} | {} | {} | {} |", t.group, t.who, t.peer, t.param);
+        assert!(table.contains(&row), "{row} missing from\n{table}");
+    }
+    assert!(text(&o.stderr).contains("] 27/27"), "{}", text(&o.stderr));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("![throughput](throughput.svg)"));
+    let svg = std::fs::read_to_string(out.join("throughput.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.matches("<rect").count() >= 19,
+        "{svg}"
+    );
+    let o = watchq_run(
+        &["bench", "--quick", "--rounds", "1", "--out", "/proc/nope"],
+        &[],
+        "",
+    );
+    assert_refused("bench to /proc", &o, 2, "/proc/nope");
+}
