@@ -48,9 +48,16 @@ use super::PostOutcome;
 /// Bit 63 of a stamp: a loss happened right after this slot's record.
 const LOSS: u64 = 1 << 63;
 
-struct Slot {
-    stamp: AtomicU64,
-    note: UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>,
+/// A note, on cache-line boundaries so a short record touches one line.
+#[repr(align(64))]
+struct Note(UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>);
+
+/// One slot: its stamp and its note. The stamps are kept dense, apart from
+/// the notes, so a streaming consumer and producer share a stamp line for
+/// eight records instead of moving one per record.
+struct Slot<'a> {
+    stamp: &'a AtomicU64,
+    note: &'a UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>,
 }
 
 /// What the consumer found at the tail.
@@ -81,7 +88,8 @@ pub struct PipeRing {
     tail_cache: CachePadded<AtomicU64>,
     capacity: u64,
     mask: u64,
-    slots: Box<[Slot]>,
+    stamps: Box<[AtomicU64]>,
+    notes: Box<[Note]>,
     /// A [`PipeReader`] exists (the safe single-consumer handle).
     reading: AtomicBool,
 }
@@ -104,13 +112,15 @@ impl PipeRing {
             return Err(Errno::EINVAL);
         }
         let nslots = capacity.next_power_of_two().max(2);
-        let mut v: Vec<Slot> = Vec::new();
-        v.try_reserve_exact(nslots).map_err(|_| Errno::ENOMEM)?;
+        let mut stamps: Vec<AtomicU64> = Vec::new();
+        let mut notes: Vec<Note> = Vec::new();
+        stamps
+            .try_reserve_exact(nslots)
+            .and_then(|()| notes.try_reserve_exact(nslots))
+            .map_err(|_| Errno::ENOMEM)?;
         for i in 0..nslots {
-            v.push(Slot {
-                stamp: AtomicU64::new(i as u64),
-                note: UnsafeCell::new([0; WATCH_QUEUE_NOTE_SIZE]),
-            });
+            stamps.push(AtomicU64::new(i as u64));
+            notes.push(Note(UnsafeCell::new([0; WATCH_QUEUE_NOTE_SIZE])));
         }
         Ok(PipeRing {
             head: CachePadded::new(AtomicU64::new(0)),
@@ -118,7 +128,8 @@ impl PipeRing {
             tail_cache: CachePadded::new(AtomicU64::new(0)),
             capacity: capacity as u64,
             mask: nslots as u64 - 1,
-            slots: v.into_boxed_slice(),
+            stamps: stamps.into_boxed_slice(),
+            notes: notes.into_boxed_slice(),
             reading: AtomicBool::new(false),
         })
     }
@@ -130,7 +141,7 @@ impl PipeRing {
 
     /// Slots in the ring (a power of two, at least the capacity).
     pub fn slots(&self) -> usize {
-        self.slots.len()
+        self.stamps.len()
     }
 
     /// Claimed records not yet consumed (published or being written).
@@ -141,8 +152,12 @@ impl PipeRing {
         head.saturating_sub(tail) as usize
     }
 
-    fn slot(&self, pos: u64) -> &Slot {
-        &self.slots[(pos & self.mask) as usize]
+    fn slot(&self, pos: u64) -> Slot<'_> {
+        let i = (pos & self.mask) as usize;
+        Slot {
+            stamp: &self.stamps[i],
+            note: &self.notes[i].0,
+        }
     }
 
     /// Posts one whole record (8..=127 bytes, its own length field first).
@@ -345,7 +360,7 @@ impl PipeRing {
         // marker that comes later finds the new lap's stamp and retries.
         let s = slot
             .stamp
-            .swap(t + self.slots.len() as u64, Ordering::Release);
+            .swap(t + self.stamps.len() as u64, Ordering::Release);
         // ORDERING: Release: our copy-out happens before a producer that
         // Acquire-loads this tail reuses the slot. A marker may have stored
         // this same value already (see `on_full`).
