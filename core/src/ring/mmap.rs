@@ -675,13 +675,19 @@ impl<'a> Consumer<'a> {
     /// # Errors
     /// `EIO`: a record with a zero length (corruption; tail is left there).
     pub fn pop(&mut self) -> Result<Option<RingRecord>> {
-        let mut bytes = Vec::new();
         Ok(self
-            .next(|words| {
-                bytes.extend(words.flat_map(u32::to_le_bytes));
-                Some(())
+            .next(|c, s, slots| {
+                Some(c.copy_words(s, slots, Vec::with_capacity(slots as usize * 8)))
             })?
-            .map(|()| RingRecord { bytes }))
+            .map(|bytes| RingRecord { bytes }))
+    }
+
+    /// Appends the words of the `slots` slots from slot `s` to `out`, as bytes.
+    fn copy_words(&self, s: u32, slots: u32, mut out: Vec<u8>) -> Vec<u8> {
+        for k in 0..2 * slots {
+            out.extend_from_slice(&self.word(2 * s + k).to_le_bytes());
+        }
+        out
     }
 
     /// As [`Consumer::pop`], copying the record into `buf` instead of
@@ -692,21 +698,27 @@ impl<'a> Consumer<'a> {
     /// `EIO` as [`Consumer::pop`]; `ENOBUFS`: the record does not fit `buf`.
     pub fn pop_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
         let mut fits = true;
-        let len = self.next(|words| {
-            let n = words.len() * 4;
+        let len = self.next(|c, s, slots| {
+            let n = slots as usize * 8;
             if n > buf.len() {
                 fits = false;
                 return None;
             }
-            for (i, w) in words.enumerate() {
-                buf[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
-            }
+            c.words_into(s, slots, buf);
             Some(n)
         })?;
         if !fits {
             return Err(Errno::ENOBUFS);
         }
         Ok(len)
+    }
+
+    /// Copies the words of the `slots` slots from slot `s` into `buf`.
+    fn words_into(&self, s: u32, slots: u32, buf: &mut [u8]) {
+        for k in 0..2 * slots {
+            let at = 4 * k as usize;
+            buf[at..at + 4].copy_from_slice(&self.word(2 * s + k).to_le_bytes());
+        }
     }
 
     /// Consumes every record published when it starts, as the 2019
@@ -749,10 +761,7 @@ impl<'a> Consumer<'a> {
                         st.note_read(((s + k) & self.mask) as usize);
                     }
                 }
-                for k in 0..2 * slots {
-                    let at = 4 * k as usize;
-                    buf[at..at + 4].copy_from_slice(&self.word(2 * s + k).to_le_bytes());
-                }
+                self.words_into(s, slots, buf);
                 each(&buf[..len]);
                 n += 1;
             }
@@ -769,10 +778,7 @@ impl<'a> Consumer<'a> {
     /// Walks from `tail` to `head`, skipping SKIP padding, and hands the
     /// first record's words to `take`; advances `tail` past it unless `take`
     /// declines (None). None when the ring is empty.
-    fn next<R>(
-        &mut self,
-        mut take: impl FnMut(&mut dyn ExactSizeIterator<Item = u32>) -> Option<R>,
-    ) -> Result<Option<R>> {
+    fn next<R>(&mut self, mut take: impl FnMut(&Self, u32, u32) -> Option<R>) -> Result<Option<R>> {
         // ORDERING: Acquire pairs with the producer's Release head store:
         // the record words below head are complete.
         let head = self.words[HEAD_WORD].load(Ordering::Acquire);
@@ -797,8 +803,7 @@ impl<'a> Consumer<'a> {
                         st.note_read(((s + k) & self.mask) as usize);
                     }
                 }
-                let mut words = (0..2 * slots).map(|k| self.word(2 * s + k));
-                match take(&mut words) {
+                match take(self, s, slots) {
                     Some(r) => Some(r),
                     None => return Ok(None),
                 }
