@@ -127,6 +127,12 @@ impl WaitQueue {
         }
     }
 
+    /// Threads registered to sleep now.
+    pub fn sleepers(&self) -> usize {
+        // Relaxed: an instantaneous count for tests and statistics.
+        self.sleepers.load(Ordering::Relaxed)
+    }
+
     /// Wakes so far that found someone asleep (what a blocking consumer
     /// pays per batch of records; a streaming producer should cause few).
     pub fn wakeups(&self) -> u64 {

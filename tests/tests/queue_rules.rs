@@ -410,3 +410,33 @@ fn a_denying_policy_counts_and_never_sees_meta() {
     assert_eq!(pol.0.load(Ordering::Relaxed), 1);
     assert_eq!(f.proc_.queue_stats(f.rfd).unwrap().denied, 1);
 }
+
+/// A blocking reader first watches the ring for a moment, then sleeps; a
+/// lone record posted while it sleeps wakes it at once, with exactly one
+/// wake-up, and it reads that record.
+#[test]
+fn a_lone_record_wakes_a_sleeping_reader_once() {
+    use watchq_core::{ReadMode, WatchQueue};
+    let q = WatchQueue::new();
+    q.set_size(32).unwrap();
+    let reader = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mode = ReadMode {
+                nonblock: false,
+                deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(30)),
+            };
+            q.read(&mut buf, mode, &|| true).map(|n| buf[..n].to_vec())
+        })
+    };
+    while q.rd_wait().sleepers() == 0 {
+        std::thread::yield_now();
+    }
+    let before = q.rd_wait().wakeups();
+    let n = watchq_core::Notification::key(NOTIFY_KEY_UPDATED, 7, 0);
+    q.post(&n);
+    assert_eq!(reader.join().unwrap(), Ok(n.as_bytes().to_vec()));
+    assert_eq!(q.rd_wait().wakeups() - before, 1);
+    q.clear();
+}

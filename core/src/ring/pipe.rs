@@ -283,6 +283,15 @@ impl PipeRing {
         }
     }
 
+    /// Is a published record waiting at the tail? Reads only atomics, so
+    /// anyone may ask (a reader deciding whether to sleep yet).
+    pub fn has_published(&self) -> bool {
+        // ORDERING: Acquire, as the consumer loads them; nothing is read
+        // through the answer (the reader looks again under its lock).
+        let t = self.tail.load(Ordering::Acquire);
+        self.slot(t).stamp.load(Ordering::Acquire) & !LOSS == t + 1
+    }
+
     /// Length of the published record at the tail, if any.
     ///
     /// # Safety
