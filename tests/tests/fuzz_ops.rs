@@ -83,29 +83,12 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Errnos a syscall of this emulation may legitimately return.
-const ALLOWED: &[Errno] = &[
-    Errno::EBADF,
-    Errno::EINVAL,
-    Errno::EFAULT,
-    Errno::ENOTTY,
-    Errno::ENODEV,
-    Errno::EBUSY,
-    Errno::EAGAIN,
-    Errno::ENOBUFS,
-    Errno::EXDEV,
-    Errno::EPIPE,
-    Errno::ESPIPE,
-    Errno::EMFILE,
-    Errno::EPERM,
-    Errno::EISDIR,
-    Errno::EBADSLT,
-    Errno::ENOENT,
-];
-
 fn check<T>(r: Result<T, Errno>) {
     if let Err(e) = r {
-        assert!(ALLOWED.contains(&e), "unexpected errno {e:?}");
+        assert!(
+            watchq_emu::fuzz::SYSCALL_ERRNOS.contains(&e),
+            "unexpected errno {e:?}"
+        );
     }
 }
 

@@ -713,6 +713,17 @@ impl<'a> Consumer<'a> {
         Ok(len)
     }
 
+    /// The record at slot `s`: its length in slots and whether it is SKIP
+    /// padding; None for a zero length (corruption).
+    fn header(&self, s: u32) -> Option<(u32, bool)> {
+        let w0 = self.word(2 * s);
+        let info = self.word(2 * s + 1);
+        let slots = (info & WATCH_INFO_LENGTH) >> WATCH_LENGTH_SHIFT;
+        let skip =
+            w0 & 0x00ff_ffff == WATCH_TYPE_META && (w0 >> 24) as u8 == WATCH_META_SKIP_NOTIFICATION;
+        (slots != 0).then_some((slots, skip))
+    }
+
     /// Copies the words of the `slots` slots from slot `s` into `buf`.
     fn words_into(&self, s: u32, slots: u32, buf: &mut [u8]) {
         for k in 0..2 * slots {
@@ -741,15 +752,10 @@ impl<'a> Consumer<'a> {
         let mut result = Ok(());
         while tail != head {
             let s = tail & self.mask;
-            let w0 = self.word(2 * s);
-            let info = self.word(2 * s + 1);
-            let slots = (info & WATCH_INFO_LENGTH) >> WATCH_LENGTH_SHIFT;
-            if slots == 0 {
+            let Some((slots, skip)) = self.header(s) else {
                 result = Err(Errno::EIO);
                 break;
-            }
-            let skip = w0 & 0x00ff_ffff == WATCH_TYPE_META
-                && (w0 >> 24) as u8 == WATCH_META_SKIP_NOTIFICATION;
+            };
             if !skip {
                 let len = slots as usize * 8;
                 if len > buf.len() {
@@ -786,14 +792,7 @@ impl<'a> Consumer<'a> {
         let mut tail = self.words[TAIL_WORD].load(Ordering::Relaxed);
         while tail != head {
             let s = tail & self.mask;
-            let w0 = self.word(2 * s);
-            let info = self.word(2 * s + 1);
-            let slots = (info & WATCH_INFO_LENGTH) >> WATCH_LENGTH_SHIFT;
-            if slots == 0 {
-                return Err(Errno::EIO);
-            }
-            let skip = w0 & 0x00ff_ffff == WATCH_TYPE_META
-                && (w0 >> 24) as u8 == WATCH_META_SKIP_NOTIFICATION;
+            let (slots, skip) = self.header(s).ok_or(Errno::EIO)?;
             let got = if skip {
                 None
             } else {
