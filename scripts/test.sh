@@ -62,7 +62,10 @@ RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="$LOOM_MAX_PREEMPTIONS" \
 # Benchmarks are measured with `cargo bench`; here they only have to build
 # and run once.
 step "benchmarks build and run once"
-cargo bench -p watchq-benches --locked -- --test
+cargo bench -p watchq-benches --locked --no-run
+# Once built, every benchmark runs once in seconds; a workload that waits
+# forever must fail the run, not eat the CI budget.
+timeout 600 cargo bench -p watchq-benches --locked -- --test
 
 step "demo"
 cargo run -q -p watchq-emu --locked -- demo > /dev/null

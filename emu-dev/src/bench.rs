@@ -204,6 +204,12 @@ impl Rx for FdRx {
         // keeps writes of up to PIPE_BUF bytes whole).
         self.0.read(&mut buf[..self.1]).ok().filter(|&n| n > 0)
     }
+
+    /// One message: the read end blocks, so asking again once the pipe is
+    /// empty would wait for a message the producer may never send.
+    fn recv_all(&mut self, buf: &mut [u8]) -> u64 {
+        self.recv(buf).map_or(0, |_| 1)
+    }
 }
 
 /// Calls `f` with the ends of a new queue of `peer` for `len`-byte records
