@@ -3,7 +3,7 @@
 //! cost grows with the watches on the object and on other objects.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use watchq_emu::bench::{fanout, fanout_array_queues, watchers};
+use watchq_emu::bench::{fanout, fanout_array_queues, Watchers};
 
 /// `post/fanout`: one event delivered to 1, 8 and 64 queues.
 fn post_fanout(c: &mut Criterion) {
@@ -28,13 +28,15 @@ fn post_watchers(c: &mut Criterion) {
     let mut g = c.benchmark_group("post/watchers");
     g.throughput(Throughput::Elements(1));
     for on_b in [0usize, 64, 4096] {
-        g.bench_with_input(BenchmarkId::new("other_object", on_b), &on_b, |b, &n| {
-            b.iter_custom(|iters| watchers(1, n, iters))
+        let w = Watchers::new(1, on_b);
+        g.bench_function(BenchmarkId::new("other_object", on_b), |b| {
+            b.iter_custom(|iters| w.run(iters))
         });
     }
     for on_a in [1usize, 32, 1024] {
-        g.bench_with_input(BenchmarkId::new("same_object", on_a), &on_a, |b, &n| {
-            b.iter_custom(|iters| watchers(n, 0, iters))
+        let w = Watchers::new(on_a, 0);
+        g.bench_function(BenchmarkId::new("same_object", on_a), |b| {
+            b.iter_custom(|iters| w.run(iters))
         });
     }
     g.finish();

@@ -46,13 +46,13 @@ enum Cmd {
     /// otherwise use (crossbeam ArrayQueue, rtrb, a real pipe), in alternating
     /// rounds; print the ratio table and write a report with a plot.
     ///
-    /// Example: `watchq bench --out bench-report` (about a minute and a half).
+    /// Example: `watchq bench --out bench-report` (about a minute).
     Bench {
         /// Where to write report.md and throughput.svg.
         #[arg(long, default_value = "bench-report")]
         out: PathBuf,
         /// Rounds per case (the median is reported).
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 11)]
         rounds: usize,
         /// A smoke run with 1/1000 of the records (its figures mean nothing).
         #[arg(long)]
@@ -123,6 +123,10 @@ fn main() -> ExitCode {
                 }
             });
             let table = watchq_emu::bench::table(&cases);
+            let table = format!(
+                "{table}\n{}",
+                watchq_emu::bench::wakeups((1 << 20) / shrink).line()
+            );
             print!("{table}");
             let report = format!(
                 "# watchq bench\n\nRatios are watchq's time per record divided by the peer's, medians of {rounds} alternating rounds in one run.\n\n![throughput](throughput.svg)\n\n{table}"

@@ -69,6 +69,24 @@ impl Domain {
         out
     }
 
+    /// The first answer `f` gives for a rule in force, walking this node
+    /// and its ancestors in place (no copy: the post path asks per delivery).
+    pub fn find_rule<T>(&self, mut f: impl FnMut(&LandlockRule) -> Option<T>) -> Option<T> {
+        let mut at = Some(&self.node);
+        while let Some(n) = at {
+            if let Some(v) = n.rules.read().iter().find_map(&mut f) {
+                return Some(v);
+            }
+            at = n.parent.as_ref();
+        }
+        None
+    }
+
+    /// Is `rule` in force?
+    pub fn has_rule(&self, rule: &LandlockRule) -> bool {
+        self.find_rule(|r| (r == rule).then_some(())).is_some()
+    }
+
     /// The inheritance mode.
     pub fn mode(&self) -> Inheritance {
         self.mode
@@ -136,7 +154,7 @@ fn deny(why: String) -> Verdict {
 
 fn check_hook(c: &Cred, hook: Hook) -> Verdict {
     let Some(d) = &c.domain else { return Ok(()) };
-    if d.effective_rules().contains(&LandlockRule::DenyHook(hook)) {
+    if d.has_rule(&LandlockRule::DenyHook(hook)) {
         return deny(format!("{} denied by the domain", hook.name()));
     }
     Ok(())
@@ -150,7 +168,7 @@ impl Policy for Landlock {
     fn watch_key(&self, watcher: &Cred, key: &WatchedObject<'_>) -> Verdict {
         check_hook(watcher, Hook::WatchKey)?;
         if let Some(d) = &watcher.domain {
-            if key.uid != watcher.uid && d.effective_rules().contains(&LandlockRule::OwnKeysOnly) {
+            if key.uid != watcher.uid && d.has_rule(&LandlockRule::OwnKeysOnly) {
                 return deny(format!("key {:#x} is owned by uid {}", key.id, key.uid));
             }
         }
@@ -172,15 +190,15 @@ impl Policy for Landlock {
     fn post_notification(&self, watcher: &Cred, _: &Cred, n: &Notification) -> Verdict {
         check_hook(watcher, Hook::PostNotification)?;
         if let Some(d) = &watcher.domain {
-            for r in d.effective_rules() {
-                if let LandlockRule::DeliverOnly(types) = r {
-                    if !types.contains(&n.type_()) {
-                        return deny(format!(
-                            "records of type {} are not delivered to the domain",
-                            n.type_()
-                        ));
-                    }
-                }
+            let refused = d.find_rule(|r| match r {
+                LandlockRule::DeliverOnly(types) if !types.contains(&n.type_()) => Some(()),
+                _ => None,
+            });
+            if refused.is_some() {
+                return deny(format!(
+                    "records of type {} are not delivered to the domain",
+                    n.type_()
+                ));
             }
         }
         Ok(())

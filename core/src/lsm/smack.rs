@@ -20,12 +20,33 @@ use super::caps::CAP_MAC_OVERRIDE;
 use super::{Cred, Denial, Policy, Verdict, WatchedObject};
 use crate::errno::Errno;
 use crate::record::Notification;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// The policy.
 #[derive(Clone, Debug, Default)]
 pub struct Smack {
-    rules: HashMap<(String, String), String>,
+    /// subject → object → the access letters granted, as a mask. Nested
+    /// so a lookup by two `&str` needs no allocation, and hashed with Fx
+    /// (labels are short and come from the policy's author, not from an
+    /// attacker racing for collisions): a post consults it per delivery.
+    rules: FxHashMap<String, FxHashMap<String, u8>>,
+}
+
+/// The access letters as a mask, `-` ignored; None for any other letter.
+fn mask(access: &str) -> Option<u8> {
+    access.chars().try_fold(0u8, |m, c| {
+        let bit = match c {
+            'r' => 1,
+            'w' => 2,
+            'x' => 4,
+            'a' => 8,
+            't' => 16,
+            'l' => 32,
+            '-' => 0,
+            _ => return None,
+        };
+        Some(m | bit)
+    })
 }
 
 fn label(c: &Cred) -> &str {
@@ -43,12 +64,14 @@ impl Smack {
     /// # Errors
     /// `EINVAL`: an empty label or an access letter outside `rwxatl-`.
     pub fn add_rule(&mut self, subject: &str, object: &str, access: &str) -> Result<(), Errno> {
-        if subject.is_empty() || object.is_empty() || !access.chars().all(|c| "rwxatl-".contains(c))
-        {
+        let granted = mask(access).ok_or(Errno::EINVAL)?;
+        if subject.is_empty() || object.is_empty() {
             return Err(Errno::EINVAL);
         }
         self.rules
-            .insert((subject.into(), object.into()), access.replace('-', ""));
+            .entry(subject.into())
+            .or_default()
+            .insert(object.into(), granted);
         Ok(())
     }
 
@@ -60,13 +83,18 @@ impl Smack {
         if subject == object || object == "*" {
             return true;
         }
-        let read_only = want.chars().all(|c| c == 'r' || c == 'x');
+        // An unknown letter is asked of nobody: it is granted by no rule.
+        let Some(want) = mask(want).filter(|_| !want.contains('-')) else {
+            return false;
+        };
+        let read_only = want & !(1 | 4) == 0;
         if read_only && (object == "_" || subject == "^") {
             return true;
         }
         self.rules
-            .get(&(subject.to_string(), object.to_string()))
-            .is_some_and(|granted| want.chars().all(|c| granted.contains(c)))
+            .get(subject)
+            .and_then(|objects| objects.get(object))
+            .is_some_and(|&granted| granted & want == want)
     }
 
     fn need(&self, c: &Cred, object: &str, want: &str, what: &str) -> Verdict {
@@ -109,5 +137,34 @@ impl Policy for Smack {
             return Ok(());
         }
         self.need(source, label(watcher), "w", "notification")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_follows_smk_access_rules() {
+        let mut s = Smack::new();
+        assert_eq!(s.add_rule("a", "b", "rw-"), Ok(()));
+        assert_eq!(s.add_rule("a", "c", "rq"), Err(Errno::EINVAL));
+        assert_eq!(s.add_rule("", "c", "r"), Err(Errno::EINVAL));
+        assert!(s.access("a", "b", "r") && s.access("a", "b", "w") && s.access("a", "b", "wr"));
+        assert!(!s.access("a", "b", "x") && !s.access("a", "b", "rx"));
+        assert!(!s.access("a", "c", "r"), "a refused rule adds nothing");
+        assert!(
+            !s.access("a", "b", "q"),
+            "an unknown letter is granted by no rule"
+        );
+        assert!(!s.access("b", "a", "r"), "rules are directed");
+        // Own label, star object, floor object and hat subject.
+        assert!(s.access("z", "z", "rwxatl") && s.access("z", "*", "w"));
+        assert!(s.access("z", "_", "rx") && !s.access("z", "_", "w"));
+        assert!(s.access("^", "q", "r") && !s.access("^", "q", "w"));
+        assert!(!s.access("*", "*", "r"), "a star subject gets nothing");
+        // A later rule for the same pair replaces the earlier one.
+        s.add_rule("a", "b", "x").unwrap();
+        assert!(s.access("a", "b", "x") && !s.access("a", "b", "r"));
     }
 }
