@@ -27,6 +27,7 @@ pub mod keyctl;
 pub mod monitor;
 mod pipe;
 mod process;
+pub mod scenario;
 pub mod script;
 
 pub use file::OpenFile;

@@ -21,6 +21,28 @@ enum Cmd {
     /// Run the demo: a consumer reading key notifications from an emulated
     /// notification pipe, printed as the kernel's sample prints them and in hex.
     Demo,
+    /// Run a scenario script: processes, keys, mounts, devices, queues,
+    /// watches, policies, reads and `expect` lines (docs/scenarios.md).
+    ///
+    /// Exit status: 0 the scenario ran and every expect line held; 1 an
+    /// expect line failed (the diff is on stderr); 2 the script is malformed
+    /// or cannot be read.
+    ///
+    /// Examples:
+    ///   watchq run examples/keys.scenario
+    ///   watchq run --format json examples/usb.scenario
+    ///   echo 'queue q pipe size 4' | watchq run -
+    #[command(verbatim_doc_comment)]
+    Run {
+        /// Output format of the records read.
+        #[arg(long, short, value_enum, default_value_t = Format::Sample)]
+        format: Format,
+        /// Only check: print nothing but failures.
+        #[arg(long, short)]
+        quiet: bool,
+        /// The scenario (`-`: stdin).
+        file: PathBuf,
+    },
     /// Watch a key on an emulated notification pipe while key commands
     /// (from SCRIPT, or stdin) change the world; print what the pipe reads.
     Monitor {
@@ -144,6 +166,51 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("watchq bench: {}: {e}", out.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Run {
+            format,
+            quiet,
+            file,
+        } => {
+            let (text, base, name) = if file.as_os_str() == "-" {
+                let mut t = String::new();
+                if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut t) {
+                    eprintln!("watchq run: stdin: {e}");
+                    return ExitCode::from(2);
+                }
+                (t, PathBuf::from("."), "stdin".to_string())
+            } else {
+                match std::fs::read_to_string(&file) {
+                    Ok(t) => (
+                        t,
+                        file.parent().map(PathBuf::from).unwrap_or_default(),
+                        file.display().to_string(),
+                    ),
+                    Err(e) => {
+                        eprintln!("watchq run: {}: {e}", file.display());
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            let stdout = std::io::stdout();
+            let mut out: Box<dyn Write> = if quiet {
+                Box::new(std::io::sink())
+            } else {
+                Box::new(stdout.lock())
+            };
+            let r = watchq_emu::scenario::run_text(&text, &base, format, &mut out);
+            let _ = out.flush();
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e @ watchq_emu::scenario::ScenarioError::Expect { .. }) => {
+                    eprintln!("watchq run: {name}: {e}");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("watchq run: {name}: {e}");
                     ExitCode::from(2)
                 }
             }

@@ -315,6 +315,16 @@ impl Actor {
         }
     }
 
+    /// Later commands run as `actor`.
+    pub fn set_actor(&mut self, actor: Arc<Process>) {
+        self.actor = actor;
+    }
+
+    /// Later `watch`/`unwatch`/`watch-*` commands use this pipe.
+    pub fn set_watcher(&mut self, watcher: Option<(Arc<Process>, i32)>) {
+        self.watcher = watcher;
+    }
+
     /// Resolves a key reference.
     ///
     /// # Errors

@@ -1,0 +1,958 @@
+//! Scenario scripts (`watchq run FILE`): a simulated world of processes,
+//! keys, mounts, devices, queues and policies, the reads a consumer makes,
+//! and `expect` lines that fail the run when the kernel would have said
+//! something else. The format is documented in `docs/scenarios.md`.
+//!
+//! A script is parsed whole before anything runs, so a bad line is reported
+//! (with its number) without half a run behind it. Every step then yields
+//! a *result*: the decoded records of a read, `ok`, or `error ENAME`; a
+//! block of `expect` lines right after a step must equal that result, line
+//! for line, or the run fails with a diff. Runs are deterministic: serials,
+//! pids and records are the same every time.
+
+use crate::format::{render, Format};
+use crate::monitor::keyctl_filter;
+use crate::script::{parse_line, Actor, Command};
+use crate::{Kernel, KernelConfig, Process};
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use watchq_core::lsm::{Hook, Inheritance, LandlockRule};
+use watchq_core::ring::mmap::Consumer;
+use watchq_core::uapi::*;
+use watchq_core::{Errno, Notification};
+
+/// The kind of a scenario queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueKind {
+    /// The merged design: `pipe2(O_NOTIFICATION_PIPE)`; `size` in notes.
+    Pipe,
+    /// The 2019 design: `/dev/watch_queue` and its mapped ring; `size` in pages.
+    Device,
+}
+
+/// What a queue watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A key or keyring (`@s`, a serial, or a name given to `add`).
+    Key(String),
+    /// A mount and its subtree.
+    Mount(String),
+    /// The superblock of the mount at a path.
+    Sb(String),
+    /// The global device list.
+    Devices,
+}
+
+/// One step of a scenario.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// `kernel [no-notifications] [no-devices]` (first step only).
+    Kernel(KernelConfig),
+    /// `policy FILE` or an inline `policy` … `end` block: the policy text.
+    Policy(String),
+    /// `process NAME [uid N] [gid N] [label L]`.
+    Process {
+        /// Its name in the script.
+        name: String,
+        /// Real and effective uid.
+        uid: u32,
+        /// Real and effective gid.
+        gid: u32,
+        /// Its security label.
+        label: Option<String>,
+    },
+    /// `fork CHILD [of PARENT]`.
+    Fork {
+        /// The child's name.
+        child: String,
+        /// The parent (the current process if absent).
+        parent: Option<String>,
+    },
+    /// `as NAME`: later steps run as this process.
+    As(String),
+    /// `label LABEL|-`: the current process's label.
+    Label(Option<String>),
+    /// `restrict deny HOOK | own-keys | deliver TYPE… [live|snapshot]`.
+    Restrict(LandlockRule, Inheritance),
+    /// `session [NAME]`: join a new (or named) session keyring.
+    Session(Option<String>),
+    /// `queue NAME pipe|device [size N] [filter TYPE[:SUBTYPE,…]]… [keyfilter LETTERS]`.
+    Queue {
+        /// Its name in the script.
+        name: String,
+        /// Which design.
+        kind: QueueKind,
+        /// Notes (pipe) or pages (device); None: leave unsized.
+        size: Option<u64>,
+        /// The filter blob, if any.
+        filter: Option<Vec<u8>>,
+    },
+    /// `watch QUEUE key KEY TAG` / `mount PATH TAG` / `sb PATH TAG` / `devices TAG`.
+    Watch {
+        /// The queue.
+        queue: String,
+        /// What it watches.
+        target: Target,
+        /// The watch's tag (-1 removes a key watch).
+        tag: i32,
+    },
+    /// `read QUEUE [BUFSIZE]`: one non-blocking read() (a pipe), or every
+    /// record the ring holds (a device).
+    Read {
+        /// The queue.
+        queue: String,
+        /// The read's buffer size.
+        size: usize,
+    },
+    /// `close QUEUE`.
+    Close(String),
+    /// `stats QUEUE`: watchq's counters for the queue.
+    Stats(String),
+    /// A key, mount or device command of [`crate::script`], run as the
+    /// current process.
+    World(String, Command),
+}
+
+/// A step with where it came from and what is expected of it.
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// 1-based line number.
+    pub line: usize,
+    /// The step's text.
+    pub text: String,
+    /// The step.
+    pub step: Step,
+    /// The `expect` lines that follow it: (line number, expected result line).
+    pub expect: Vec<(usize, String)>,
+}
+
+/// Why a scenario failed.
+#[derive(Debug)]
+pub enum ScenarioError {
+    /// A line is not a valid step (or is in the wrong place).
+    Parse {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A step's result differs from its `expect` lines.
+    Expect {
+        /// The step's line.
+        line: usize,
+        /// The step's text.
+        step: String,
+        /// The diff, one line per difference.
+        diff: Vec<String>,
+    },
+    /// A step could not run at all (a policy file that cannot be read).
+    Setup {
+        /// 1-based line number.
+        line: usize,
+        /// What went wrong.
+        msg: String,
+    },
+    /// Writing the output failed.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScenarioError::Parse { line, msg } | ScenarioError::Setup { line, msg } => {
+                write!(f, "line {line}: {msg}")
+            }
+            ScenarioError::Expect { line, step, diff } => {
+                write!(
+                    f,
+                    "line {line}: `{step}`: the result differs from the expect lines"
+                )?;
+                for d in diff {
+                    write!(f, "\n  {d}")?;
+                }
+                Ok(())
+            }
+            ScenarioError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl From<std::io::Error> for ScenarioError {
+    fn from(e: std::io::Error) -> Self {
+        ScenarioError::Io(e)
+    }
+}
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    let parsed = match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16)
+            .ok()
+            .and_then(|v| v.to_string().parse().ok()),
+        None => s.parse().ok(),
+    };
+    parsed.ok_or_else(|| format!("{what} {s:?} is not a number in range"))
+}
+
+/// A record type by name or number, with its merged and 2019 ids.
+fn record_type(s: &str) -> Result<(u32, u32), String> {
+    Ok(match s {
+        "meta" => (WATCH_TYPE_META, v2::WATCH_TYPE_META),
+        "key" => (WATCH_TYPE_KEY_NOTIFY, v2::WATCH_TYPE_KEY_NOTIFY),
+        "block" => (WATCH_TYPE_BLOCK_NOTIFY, v2::WATCH_TYPE_BLOCK_NOTIFY),
+        "usb" => (WATCH_TYPE_USB_NOTIFY, v2::WATCH_TYPE_USB_NOTIFY),
+        "mount" => (WATCH_TYPE_MOUNT_NOTIFY, v2::WATCH_TYPE_MOUNT_NOTIFY),
+        "sb" => (WATCH_TYPE_SB_NOTIFY, v2::WATCH_TYPE_SB_NOTIFY),
+        n => {
+            let t = num(
+                n,
+                "record type (key, block, usb, mount, sb, meta or a number)",
+            )?;
+            (t, t)
+        }
+    })
+}
+
+/// One `filter TYPE[:SUBTYPE,…]` entry (all subtypes when none are named).
+fn filter_entry(spec: &str, kind: QueueKind) -> Result<RawWatchNotificationTypeFilter, String> {
+    let (ty, subs) = match spec.split_once(':') {
+        Some((t, s)) => (t, Some(s)),
+        None => (spec, None),
+    };
+    let (merged, v2id) = record_type(ty)?;
+    let mut e = RawWatchNotificationTypeFilter {
+        type_: if kind == QueueKind::Pipe {
+            merged
+        } else {
+            v2id
+        },
+        ..Default::default()
+    };
+    match subs {
+        None => e.subtype_filter = [u32::MAX; 8],
+        Some(list) => {
+            for st in list.split(',') {
+                let st: u8 = num(st, "subtype (0..255)")?;
+                e.subtype_filter[usize::from(st / 32)] |= 1 << (st % 32);
+            }
+        }
+    }
+    Ok(e)
+}
+
+fn restrict(w: &[&str]) -> Result<(LandlockRule, Inheritance), String> {
+    const USAGE: &str = "usage: restrict deny HOOK | own-keys | deliver TYPE… [live|snapshot]";
+    let (mode, w) = match w.last() {
+        Some(&"live") => (Inheritance::Live, &w[..w.len() - 1]),
+        Some(&"snapshot") => (Inheritance::Snapshot, &w[..w.len() - 1]),
+        _ => (Inheritance::Live, w),
+    };
+    let rule = match w {
+        ["deny", hook] => LandlockRule::DenyHook(
+            Hook::parse(hook).ok_or_else(|| format!("unknown hook {hook:?}"))?,
+        ),
+        ["own-keys"] => LandlockRule::OwnKeysOnly,
+        ["deliver", types @ ..] if !types.is_empty() => LandlockRule::DeliverOnly(
+            types
+                .iter()
+                .map(|t| record_type(t).map(|(m, _)| m))
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => return Err(USAGE.into()),
+    };
+    Ok((rule, mode))
+}
+
+fn check_policy(text: &str, what: &str) -> Result<(), String> {
+    watchq_core::lsm::parse_policy(text)
+        .map(drop)
+        .map_err(|e| format!("{what}, line {}: {}", e.line, e.msg))
+}
+
+/// Names the parser has seen declared, to catch a reference to nothing
+/// before the run starts.
+#[derive(Default)]
+struct Declared {
+    processes: Vec<String>,
+    queues: Vec<String>,
+}
+
+impl Declared {
+    fn process(&self, n: &str) -> Result<(), String> {
+        if self.processes.iter().any(|p| p == n) {
+            Ok(())
+        } else {
+            Err(format!(
+                "no process named {n:?} (declare it with `process {n}` first)"
+            ))
+        }
+    }
+
+    fn queue(&self, n: &str) -> Result<(), String> {
+        if self.queues.iter().any(|q| q == n) {
+            Ok(())
+        } else {
+            Err(format!(
+                "no queue named {n:?} (create it with `queue {n} pipe` first)"
+            ))
+        }
+    }
+
+    fn fresh(&self, n: &str) -> Result<(), String> {
+        if self.processes.iter().chain(&self.queues).any(|x| x == n) {
+            Err(format!("{n:?} is already the name of a process or queue"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Parses one step line (not `expect`, `policy` blocks or `kernel`).
+fn parse_step(w: &[&str], text: &str, d: &mut Declared, base: &Path) -> Result<Step, String> {
+    let usage = |u: &str| format!("usage: {u}");
+    Ok(match w[0] {
+        "policy" => match w {
+            [_, file] => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("policy file {}: {e}", path.display()))?;
+                check_policy(&text, &format!("policy file {}", path.display()))?;
+                Step::Policy(text)
+            }
+            _ => return Err(usage("policy FILE, or `policy` alone to start an inline block ended by `end`")),
+        },
+        "process" => {
+            let name = w.get(1).ok_or_else(|| usage("process NAME [uid N] [gid N] [label L]"))?;
+            d.fresh(name)?;
+            let (mut uid, mut gid, mut label) = (0, 0, None);
+            let mut rest = w[2..].chunks(2);
+            for kv in rest.by_ref() {
+                match kv {
+                    ["uid", v] => uid = num(v, "uid")?,
+                    ["gid", v] => gid = num(v, "gid")?,
+                    ["label", v] => label = Some(v.to_string()),
+                    _ => return Err(usage("process NAME [uid N] [gid N] [label L]")),
+                }
+            }
+            d.processes.push(name.to_string());
+            Step::Process {
+                name: name.to_string(),
+                uid,
+                gid,
+                label,
+            }
+        }
+        "fork" => match w {
+            [_, child] | [_, child, "of", _] => {
+                d.fresh(child)?;
+                let parent = match w {
+                    [_, _, _, p] => {
+                        d.process(p)?;
+                        Some(p.to_string())
+                    }
+                    _ => None,
+                };
+                d.processes.push(child.to_string());
+                Step::Fork {
+                    child: child.to_string(),
+                    parent,
+                }
+            }
+            _ => return Err(usage("fork CHILD [of PARENT]")),
+        },
+        "as" => match w {
+            [_, n] => {
+                d.process(n)?;
+                Step::As(n.to_string())
+            }
+            _ => return Err(usage("as PROCESS")),
+        },
+        "label" => match w {
+            [_, "-"] => Step::Label(None),
+            [_, l] => Step::Label(Some(l.to_string())),
+            _ => return Err(usage("label LABEL|-")),
+        },
+        "restrict" => {
+            let (rule, mode) = restrict(&w[1..])?;
+            Step::Restrict(rule, mode)
+        }
+        "session" => match w {
+            [_] => Step::Session(None),
+            [_, n] => Step::Session(Some(n.to_string())),
+            _ => return Err(usage("session [NAME]")),
+        },
+        "queue" => {
+            const U: &str = "queue NAME pipe|device [size N] [filter TYPE[:SUBTYPE,…]]… [keyfilter LETTERS]";
+            let (name, kind) = match w.get(1..3) {
+                Some([n, "pipe"]) => (n, QueueKind::Pipe),
+                Some([n, "device"]) => (n, QueueKind::Device),
+                _ => return Err(usage(U)),
+            };
+            d.fresh(name)?;
+            let (mut size, mut entries, mut letters) = (None, Vec::new(), None);
+            for kv in w[3..].chunks(2) {
+                match kv {
+                    ["size", v] => size = Some(num(v, "size")?),
+                    ["filter", spec] => entries.push(filter_entry(spec, kind)?),
+                    ["keyfilter", l] => letters = Some(l.to_string()),
+                    _ => return Err(usage(U)),
+                }
+            }
+            let filter = match (letters, entries.is_empty()) {
+                (Some(_), false) => return Err("give either filter or keyfilter, not both".into()),
+                (Some(l), true) => Some(keyctl_filter(&l).map_err(|c| {
+                    format!("keyfilter letter {c:?} is not one of keyctl's (iplncrvs)")
+                })?),
+                (None, false) => Some(filter_blob(&entries)),
+                (None, true) => None,
+            };
+            d.queues.push(name.to_string());
+            Step::Queue {
+                name: name.to_string(),
+                kind,
+                size,
+                filter,
+            }
+        }
+        "watch" => {
+            const U: &str = "watch QUEUE key KEY TAG | mount PATH TAG | sb PATH TAG | devices TAG";
+            let (queue, target, tag) = match w {
+                [_, q, "key", k, t] => (q, Target::Key(k.to_string()), t),
+                [_, q, "mount", p, t] => (q, Target::Mount(p.to_string()), t),
+                [_, q, "sb", p, t] => (q, Target::Sb(p.to_string()), t),
+                [_, q, "devices", t] => (q, Target::Devices, t),
+                _ => return Err(usage(U)),
+            };
+            d.queue(queue)?;
+            Step::Watch {
+                queue: queue.to_string(),
+                target,
+                tag: num(tag, "tag")?,
+            }
+        }
+        "read" => match w {
+            [_, q] | [_, q, _] => {
+                d.queue(q)?;
+                let size = match w.get(2) {
+                    Some(s) => num(s, "buffer size")?,
+                    None => 4096,
+                };
+                Step::Read {
+                    queue: q.to_string(),
+                    size,
+                }
+            }
+            _ => return Err(usage("read QUEUE [BUFSIZE]")),
+        },
+        "close" | "stats" => match w {
+            [c, q] => {
+                d.queue(q)?;
+                if *c == "close" {
+                    Step::Close(q.to_string())
+                } else {
+                    Step::Stats(q.to_string())
+                }
+            }
+            _ => return Err(usage(&format!("{} QUEUE", w[0]))),
+        },
+        "unwatch" | "watch-mount" | "watch-sb" | "watch-devices" => {
+            return Err(format!(
+                "{:?} is for `watchq monitor`; in a scenario write `watch QUEUE …` (tag -1 removes a key watch)",
+                w[0]
+            ))
+        }
+        _ => match parse_line(text) {
+            Ok(Some(c)) => Step::World(text.to_string(), c),
+            Ok(None) => unreachable!("blank lines are skipped before"),
+            Err(m) if m.starts_with("unknown command") => {
+                return Err(format!("unknown step {:?} (see docs/scenarios.md)", w[0]))
+            }
+            Err(m) => return Err(m),
+        },
+    })
+}
+
+/// Parses a scenario; `base` is the directory policy files are relative to.
+///
+/// # Errors
+/// The first bad line: its number and what is wrong.
+pub fn parse(text: &str, base: &Path) -> Result<Vec<Line>, ScenarioError> {
+    let mut out: Vec<Line> = Vec::new();
+    let mut d = Declared::default();
+    let mut policy_block: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let err = |msg: String| ScenarioError::Parse { line, msg };
+        if let Some((start, body)) = policy_block.as_mut() {
+            if raw.trim() == "end" {
+                let start = *start;
+                let body = std::mem::take(body);
+                policy_block = None;
+                if let Err(e) = watchq_core::lsm::parse_policy(&body) {
+                    return Err(ScenarioError::Parse {
+                        line: start + e.line,
+                        msg: format!("in the policy block: {}", e.msg),
+                    });
+                }
+                out.push(Line {
+                    line: start,
+                    text: "policy".into(),
+                    step: Step::Policy(body),
+                    expect: Vec::new(),
+                });
+            } else {
+                body.push_str(raw);
+                body.push('\n');
+            }
+            continue;
+        }
+        let text = raw.split('#').next().unwrap_or("").trim();
+        if text.is_empty() {
+            continue;
+        }
+        let w: Vec<&str> = text.split_whitespace().collect();
+        match w[0] {
+            "expect" => {
+                let prev = out.last_mut().ok_or_else(|| {
+                    err("an expect line must follow the step whose result it checks".into())
+                })?;
+                let want = text["expect".len()..].trim();
+                if want.is_empty() {
+                    return Err(err(
+                        "usage: expect RESULT-LINE (see docs/scenarios.md)".into()
+                    ));
+                }
+                prev.expect.push((line, want.to_string()));
+            }
+            "kernel" => {
+                if !out.is_empty() {
+                    return Err(err("`kernel` must come before every other step".into()));
+                }
+                let mut c = KernelConfig::default();
+                for opt in &w[1..] {
+                    match *opt {
+                        "no-notifications" => c.watch_queue = false,
+                        "no-devices" => c.device_notifications = false,
+                        o => {
+                            return Err(err(format!(
+                                "unknown kernel option {o:?} (no-notifications, no-devices)"
+                            )))
+                        }
+                    }
+                }
+                out.push(Line {
+                    line,
+                    text: text.into(),
+                    step: Step::Kernel(c),
+                    expect: Vec::new(),
+                });
+            }
+            "policy" if w.len() == 1 => policy_block = Some((line, String::new())),
+            _ => {
+                let step = parse_step(&w, text, &mut d, base).map_err(err)?;
+                out.push(Line {
+                    line,
+                    text: text.into(),
+                    step,
+                    expect: Vec::new(),
+                });
+            }
+        }
+    }
+    if let Some((start, _)) = policy_block {
+        return Err(ScenarioError::Parse {
+            line: start,
+            msg: "the policy block starting here has no `end` line".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// A queue of the running scenario.
+struct Queue {
+    owner: Arc<Process>,
+    fd: i32,
+    kind: QueueKind,
+}
+
+/// The running world.
+struct World {
+    kernel: Arc<Kernel>,
+    processes: HashMap<String, Arc<Process>>,
+    current: Option<Arc<Process>>,
+    queues: HashMap<String, Queue>,
+    actor: Option<Actor>,
+}
+
+/// A step's result: the lines `expect` compares with, and what to print.
+struct Outcome {
+    result: Vec<String>,
+    printed: Vec<String>,
+}
+
+fn errno_result(e: Errno) -> Vec<String> {
+    vec![format!("error {}", e.name())]
+}
+
+impl World {
+    fn new(config: KernelConfig) -> World {
+        World {
+            kernel: Kernel::new(config),
+            processes: HashMap::new(),
+            current: None,
+            queues: HashMap::new(),
+            actor: None,
+        }
+    }
+
+    /// The current process, made (`init`, uid 0) if the script named none.
+    fn current(&mut self) -> Arc<Process> {
+        if self.current.is_none() {
+            let p = self.kernel.spawn(0, 0);
+            self.processes.insert("init".into(), p.clone());
+            self.current = Some(p);
+        }
+        self.current.clone().expect("set above")
+    }
+
+    fn actor(&mut self) -> &mut Actor {
+        let p = self.current();
+        let kernel = self.kernel.clone();
+        let a = self
+            .actor
+            .get_or_insert_with(|| Actor::new(kernel, p.clone(), None));
+        a.set_actor(p);
+        a
+    }
+
+    fn queue(&self, n: &str) -> &Queue {
+        self.queues
+            .get(n)
+            .expect("the parser checked every queue name")
+    }
+
+    fn step(&mut self, step: &Step, fmt: Format) -> Outcome {
+        let done = |r: Result<(), Errno>| Outcome {
+            result: r.map_or_else(errno_result, |()| vec!["ok".into()]),
+            printed: Vec::new(),
+        };
+        match step {
+            Step::Kernel(_) => done(Ok(())),
+            // Checked when parsed, so loading cannot fail here.
+            Step::Policy(text) => done(self.kernel.load_policy(text).map_err(|_| Errno::EINVAL)),
+            Step::Process {
+                name,
+                uid,
+                gid,
+                label,
+            } => {
+                let p = self.kernel.spawn(*uid, *gid);
+                p.set_label(label.as_deref());
+                self.processes.insert(name.clone(), p.clone());
+                self.current = Some(p);
+                done(Ok(()))
+            }
+            Step::Fork { child, parent } => {
+                let parent = match parent {
+                    Some(n) => self.processes[n].clone(),
+                    None => self.current(),
+                };
+                let c = parent.fork();
+                self.processes.insert(child.clone(), c);
+                done(Ok(()))
+            }
+            Step::As(n) => {
+                self.current = Some(self.processes[n].clone());
+                done(Ok(()))
+            }
+            Step::Label(l) => {
+                self.current().set_label(l.as_deref());
+                done(Ok(()))
+            }
+            Step::Restrict(rule, mode) => {
+                self.current().landlock_restrict(rule.clone(), *mode);
+                done(Ok(()))
+            }
+            Step::Session(name) => done(
+                self.current()
+                    .keyctl_join_session_keyring(name.as_deref())
+                    .map(drop),
+            ),
+            Step::Queue {
+                name,
+                kind,
+                size,
+                filter,
+            } => {
+                let p = self.current();
+                let made = (|| {
+                    let (fd, size_cmd, filter_cmd) = match kind {
+                        QueueKind::Pipe => (
+                            p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK)?[0],
+                            IOC_WATCH_QUEUE_SET_SIZE,
+                            IOC_WATCH_QUEUE_SET_FILTER,
+                        ),
+                        QueueKind::Device => (
+                            p.open("/dev/watch_queue", O_RDWR)?,
+                            v2::IOC_WATCH_QUEUE_SET_SIZE,
+                            v2::IOC_WATCH_QUEUE_SET_FILTER,
+                        ),
+                    };
+                    self.queues.insert(
+                        name.clone(),
+                        Queue {
+                            owner: p.clone(),
+                            fd,
+                            kind: *kind,
+                        },
+                    );
+                    if let Some(n) = size {
+                        p.ioctl(fd, size_cmd, *n, None)?;
+                    }
+                    if let Some(f) = filter {
+                        let mut blob = f.clone();
+                        p.ioctl(fd, filter_cmd, 1, Some(&mut blob))?;
+                    }
+                    Ok(())
+                })();
+                if made.is_err() && !self.queues.contains_key(name) {
+                    // A queue that could not be made is remembered as fd -1,
+                    // so later steps on it fail with EBADF, as they would.
+                    self.queues.insert(
+                        name.clone(),
+                        Queue {
+                            owner: p,
+                            fd: -1,
+                            kind: *kind,
+                        },
+                    );
+                }
+                done(made)
+            }
+            Step::Watch { queue, target, tag } => {
+                // The watcher is the queue's owner: its fd, its credentials.
+                let (watcher, fd) = {
+                    let q = self.queue(queue);
+                    (q.owner.clone(), q.fd)
+                };
+                let a = self.actor();
+                let r = match target {
+                    Target::Key(k) => a.key(k).and_then(|s| watcher.keyctl_watch_key(s, fd, *tag)),
+                    Target::Mount(path) => {
+                        watcher.watch_mount(crate::process::AT_FDCWD, path, 0, fd, *tag)
+                    }
+                    Target::Sb(path) => {
+                        watcher.watch_sb(crate::process::AT_FDCWD, path, 0, fd, *tag)
+                    }
+                    Target::Devices => watcher.watch_devices(fd, *tag, 0),
+                };
+                done(r)
+            }
+            Step::Read { queue, size } => self.read(queue, *size, fmt),
+            Step::Close(queue) => {
+                let q = self.queue(queue);
+                done(q.owner.close(q.fd))
+            }
+            Step::Stats(queue) => {
+                let q = self.queue(queue);
+                match q.owner.queue_stats(q.fd) {
+                    Ok(s) => {
+                        let line = format!(
+                            "posted={} read={} lost={} loss_records={} queued={} filtered={} denied={}",
+                            s.posted, s.read, s.lost, s.loss_records, s.queued, s.filtered, s.denied
+                        );
+                        Outcome {
+                            result: vec![line.clone()],
+                            printed: vec![format!("# stats {queue}: {line}")],
+                        }
+                    }
+                    Err(e) => done(Err(e)),
+                }
+            }
+            Step::World(_, c) => {
+                let r = self.actor().exec(c);
+                done(r)
+            }
+        }
+    }
+
+    fn read(&mut self, queue: &str, size: usize, fmt: Format) -> Outcome {
+        let q = self.queue(queue);
+        let (owner, fd) = (q.owner.clone(), q.fd);
+        match q.kind {
+            QueueKind::Pipe => {
+                let mut buf = vec![0u8; size];
+                match owner.read(fd, &mut buf) {
+                    Ok(n) => {
+                        let recs = Notification::decode_all(&buf[..n]).unwrap_or_default();
+                        let mut printed = vec![format!("# read({queue}, {size}) = {n}")];
+                        let mut off = 0;
+                        for r in &recs {
+                            printed.extend(render(r, off, fmt));
+                            off += r.len();
+                        }
+                        Outcome {
+                            result: recs.iter().map(|r| r.to_string()).collect(),
+                            printed,
+                        }
+                    }
+                    Err(e) => Outcome {
+                        result: errno_result(e),
+                        printed: vec![format!("# read({queue}, {size}) = -1 {}", e.name())],
+                    },
+                }
+            }
+            QueueKind::Device => {
+                let ring = owner
+                    .mmap_watch_queue(fd, 4096, true, 0)
+                    .map_err(|e| (e, "mmap"));
+                let q = match ring {
+                    Ok(q) => q,
+                    Err((e, what)) => {
+                        return Outcome {
+                            result: errno_result(e),
+                            printed: vec![format!("# {what}({queue}) = -1 {}", e.name())],
+                        }
+                    }
+                };
+                let mut result = Vec::new();
+                let mut printed = Vec::new();
+                if let Some(r) = q.ring_2019() {
+                    if let Ok(mut c) = Consumer::of(r.storage()) {
+                        while let Ok(Some(rec)) = c.pop() {
+                            let line = format!(
+                                "V2 type={} subtype={} tag={} len={}{}",
+                                rec.type_(),
+                                rec.subtype(),
+                                rec.tag(),
+                                rec.bytes.len(),
+                                if rec.overrun() { " overrun" } else { "" }
+                            );
+                            let hex = watchq_core::record::hex(&rec.bytes);
+                            printed.push(match fmt {
+                                Format::Hex => hex,
+                                Format::Json => format!(
+                                    "{{\"design\":2019,\"type\":{},\"subtype\":{},\"tag\":{},\"len\":{},\"overrun\":{},\"hex\":\"{}\"}}",
+                                    rec.type_(),
+                                    rec.subtype(),
+                                    rec.tag(),
+                                    rec.bytes.len(),
+                                    rec.overrun(),
+                                    hex.replace(' ', "")
+                                ),
+                                Format::Sample => format!("{line}\n  hex: {hex}"),
+                                Format::Keyctl => line.clone(),
+                            });
+                            result.push(line);
+                        }
+                    }
+                }
+                printed.insert(0, format!("# ring({queue}): {} records", result.len()));
+                Outcome { result, printed }
+            }
+        }
+    }
+}
+
+/// Runs a parsed scenario, printing each step's output in `fmt`.
+///
+/// # Errors
+/// The first step whose result differs from its `expect` lines, or an
+/// output error. Steps that fail without `expect` lines are printed
+/// (`# STEP = -1 ENAME`) and the run goes on.
+pub fn run(lines: &[Line], fmt: Format, out: &mut dyn Write) -> Result<(), ScenarioError> {
+    let config = match lines.first() {
+        Some(Line {
+            step: Step::Kernel(c),
+            ..
+        }) => *c,
+        _ => KernelConfig::default(),
+    };
+    let mut w = World::new(config);
+    for l in lines {
+        let o = w.step(&l.step, fmt);
+        for p in &o.printed {
+            if fmt == Format::Json && p.starts_with("# ") {
+                writeln!(out, "{}", json_comment(p))?;
+            } else {
+                writeln!(out, "{p}")?;
+            }
+        }
+        if l.expect.is_empty() && o.printed.is_empty() {
+            if let [e] = &o.result[..] {
+                if let Some(name) = e.strip_prefix("error ") {
+                    let p = format!("# {} = -1 {name}", l.text);
+                    writeln!(
+                        out,
+                        "{}",
+                        if fmt == Format::Json {
+                            json_comment(&p)
+                        } else {
+                            p
+                        }
+                    )?;
+                }
+            }
+        }
+        if l.expect.is_empty() {
+            continue;
+        }
+        let want: Vec<&str> = l.expect.iter().map(|(_, s)| s.as_str()).collect();
+        if want != o.result {
+            return Err(ScenarioError::Expect {
+                line: l.line,
+                step: l.text.clone(),
+                diff: diff(&l.expect, &o.result),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A comment line as a JSON object, so JSON output stays one object per line.
+fn json_comment(p: &str) -> String {
+    let body: String = p
+        .trim_start_matches("# ")
+        .chars()
+        .flat_map(char::escape_default)
+        .collect();
+    format!("{{\"step\":\"{body}\"}}")
+}
+
+/// Expected against got, line by line.
+fn diff(want: &[(usize, String)], got: &[String]) -> Vec<String> {
+    let mut d = Vec::new();
+    for i in 0..want.len().max(got.len()) {
+        match (want.get(i), got.get(i)) {
+            (Some((l, w)), Some(g)) if w != g => {
+                let at = format!("line {l}: ");
+                d.push(format!("{at}expected `{w}`"));
+                d.push(format!("{:n$}got      `{g}`", "", n = at.len()));
+            }
+            (Some((l, w)), None) => d.push(format!(
+                "line {l}: expected `{w}`, but there is no such line"
+            )),
+            (None, Some(g)) => d.push(format!("unexpected `{g}` (no expect line for it)")),
+            _ => {}
+        }
+    }
+    d
+}
+
+/// Parses and runs the scenario in `text`; policy files are relative to `base`.
+///
+/// # Errors
+/// As [`parse`] and [`run`].
+pub fn run_text(
+    text: &str,
+    base: &Path,
+    fmt: Format,
+    out: &mut dyn Write,
+) -> Result<(), ScenarioError> {
+    let lines = parse(text, base)?;
+    run(&lines, fmt, out)
+}

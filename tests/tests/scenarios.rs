@@ -1,0 +1,208 @@
+//! `watchq run`: every example scenario runs, holds its expect lines and
+//! prints exactly its recorded output, the same on every run and in every
+//! format; malformed scripts get a line-numbered error and status 2, a
+//! failed expectation a diff and status 1, never a panic.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use watchq_tests::programs::{bounded, repo, text};
+
+fn run(args: &[&str]) -> Output {
+    bounded().arg("run").args(args).output().unwrap()
+}
+
+/// `watchq run -` with `script` on stdin.
+fn run_stdin(script: &str) -> Output {
+    let mut c: Command = bounded();
+    let mut child = c
+        .args(["run", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn examples() -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(repo("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "scenario"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 7, "examples/*.scenario: {v:?}");
+    v
+}
+
+#[test]
+fn every_example_holds_its_expectations_and_prints_its_recorded_output() {
+    for ex in examples() {
+        let name = ex.file_stem().unwrap().to_str().unwrap().to_string();
+        let path = ex.to_str().unwrap();
+        let o = run(&[path]);
+        assert!(o.status.success(), "{name}: {}", text(&o.stderr));
+        let want = std::fs::read_to_string(repo(&format!("examples/expected/{name}.txt")))
+            .unwrap_or_else(|e| panic!("examples/expected/{name}.txt: {e}"));
+        assert_eq!(
+            text(&o.stdout),
+            want,
+            "{name}: output differs from examples/expected/{name}.txt"
+        );
+        // Deterministic: a second run prints the same bytes.
+        assert_eq!(run(&[path]).stdout, o.stdout, "{name}: second run differs");
+        // Every format runs; JSON output is one object per line.
+        for f in ["keyctl", "hex", "json"] {
+            let o = run(&["--format", f, path]);
+            assert!(
+                o.status.success(),
+                "{name} --format {f}: {}",
+                text(&o.stderr)
+            );
+            if f == "json" {
+                for l in text(&o.stdout).lines() {
+                    assert!(l.starts_with('{') && l.ends_with('}'), "{name}: {l}");
+                }
+            }
+        }
+        // --quiet prints nothing when every expectation holds.
+        let q = run(&["--quiet", path]);
+        assert!(q.status.success() && q.stdout.is_empty(), "{name} --quiet");
+    }
+}
+
+#[test]
+fn a_failed_expectation_prints_a_diff_and_exits_1() {
+    let o = run_stdin(
+        "process w uid 1000 gid 1000\nsession s\nqueue q pipe size 1\nwatch q key @s 1\n\
+         add user k v\nread q\nexpect KEY 10000001 change=3[unlinked] aux=268435458\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let e = text(&o.stderr);
+    assert!(e.contains("line 6: `read q`"), "{e}");
+    assert!(
+        e.contains("line 7: expected `KEY 10000001 change=3[unlinked] aux=268435458`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("got      `KEY 10000001 change=2[linked] aux=268435458`"),
+        "{e}"
+    );
+
+    // An extra record, and an expected one that never came.
+    let o = run_stdin("queue q pipe size 1\nread q\nexpect error EAGAIN\nexpect ok\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("line 4: expected `ok`, but there is no such line"));
+    let o = run_stdin("queue q pipe size 1\nstats q\nexpect error EAGAIN\n");
+    assert!(
+        text(&o.stderr).contains("got      `posted=0"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn malformed_scripts_name_the_line_and_exit_2() {
+    let cases: &[(&str, &str)] = &[
+        // unknown step
+        (
+            "process a\nfrobnicate x\n",
+            "line 2: unknown step \"frobnicate\"",
+        ),
+        // bad numbers
+        (
+            "process a uid lots\n",
+            "line 1: uid \"lots\" is not a number in range",
+        ),
+        (
+            "queue q pipe size -3\n",
+            "line 1: size \"-3\" is not a number in range",
+        ),
+        ("queue q pipe\nread q 1e9\n", "line 2: buffer size \"1e9\""),
+        ("queue q pipe\nwatch q key @s x\n", "line 2: tag \"x\""),
+        (
+            "queue q pipe filter key:300\n",
+            "line 1: subtype (0..255) \"300\"",
+        ),
+        // missing fields
+        ("queue q\n", "line 1: usage: queue NAME pipe|device"),
+        ("process\n", "line 1: usage: process NAME"),
+        (
+            "queue q pipe\nwatch q key @s\n",
+            "line 2: usage: watch QUEUE",
+        ),
+        ("add user\n", "line 1: usage: add"),
+        ("expect\n", "line 1: an expect line must follow"),
+        // wrong order and undeclared names
+        (
+            "process a\nkernel no-notifications\n",
+            "line 2: `kernel` must come before",
+        ),
+        ("read q\n", "line 1: no queue named \"q\""),
+        ("as nobody\n", "line 1: no process named \"nobody\""),
+        (
+            "process a\nprocess a\n",
+            "line 2: \"a\" is already the name",
+        ),
+        ("expect ok\n", "line 1: an expect line must follow the step"),
+        // policies
+        (
+            "policy\n[smack]\nonly-two words\nend\n",
+            "line 3: in the policy block",
+        ),
+        (
+            "policy\n[smack]\n",
+            "line 1: the policy block starting here has no `end` line",
+        ),
+        (
+            "policy /no/such/file\n",
+            "line 1: policy file /no/such/file",
+        ),
+        // other bad values
+        (
+            "queue q pipe keyfilter xyz\n",
+            "line 1: keyfilter letter 'x'",
+        ),
+        (
+            "queue q pipe filter key keyfilter l\n",
+            "line 1: give either filter or keyfilter",
+        ),
+        (
+            "restrict deny watch_everything\n",
+            "line 1: unknown hook \"watch_everything\"",
+        ),
+        ("kernel turbo\n", "line 1: unknown kernel option \"turbo\""),
+        (
+            "queue q pipe\nwatch-devices 1\n",
+            "line 2: \"watch-devices\" is for `watchq monitor`",
+        ),
+    ];
+    for (script, want) in cases {
+        let o = run_stdin(script);
+        let e = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{script:?}: {e}");
+        assert!(e.contains(want), "{script:?}: {e:?} lacks {want:?}");
+        assert!(!e.contains("panicked"), "{script:?}: {e}");
+        assert!(
+            o.stdout.is_empty(),
+            "{script:?}: nothing runs before the whole script parses"
+        );
+    }
+    // A file that is not there.
+    let o = run(&["/no/such.scenario"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("/no/such.scenario"));
+}
+
+#[test]
+fn a_step_that_fails_without_expect_lines_is_reported_and_the_run_goes_on() {
+    let o = run_stdin("queue q pipe size 1\nunlink nosuchkey @s\nwatch q key @s 1\n");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "# unlink nosuchkey @s = -1 ENOKEY\n");
+}
