@@ -61,6 +61,11 @@ enum Cmd {
         /// Also watch the global device list (block and USB events) with tag 2.
         #[arg(long)]
         devices: bool,
+        /// Follow queue NAME of a scenario script instead (`watchq run`'s
+        /// format, docs/scenarios.md): print its records as each step posts
+        /// them. --size, --filter, --key and --devices do not apply.
+        #[arg(long, value_name = "NAME")]
+        queue: Option<String>,
         /// The command script (`-` or absent: stdin). See `docs/monitor.md`.
         script: Option<PathBuf>,
     },
@@ -174,47 +179,7 @@ fn main() -> ExitCode {
             format,
             quiet,
             file,
-        } => {
-            let (text, base, name) = if file.as_os_str() == "-" {
-                let mut t = String::new();
-                if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut t) {
-                    eprintln!("watchq run: stdin: {e}");
-                    return ExitCode::from(2);
-                }
-                (t, PathBuf::from("."), "stdin".to_string())
-            } else {
-                match std::fs::read_to_string(&file) {
-                    Ok(t) => (
-                        t,
-                        file.parent().map(PathBuf::from).unwrap_or_default(),
-                        file.display().to_string(),
-                    ),
-                    Err(e) => {
-                        eprintln!("watchq run: {}: {e}", file.display());
-                        return ExitCode::from(2);
-                    }
-                }
-            };
-            let stdout = std::io::stdout();
-            let mut out: Box<dyn Write> = if quiet {
-                Box::new(std::io::sink())
-            } else {
-                Box::new(stdout.lock())
-            };
-            let r = watchq_emu::scenario::run_text(&text, &base, format, &mut out);
-            let _ = out.flush();
-            match r {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e @ watchq_emu::scenario::ScenarioError::Expect { .. }) => {
-                    eprintln!("watchq run: {name}: {e}");
-                    ExitCode::from(1)
-                }
-                Err(e) => {
-                    eprintln!("watchq run: {name}: {e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        } => run_scenario("run", &file, format, None, quiet),
         Cmd::Demo => match watchq_emu::demo::run() {
             Ok(text) => {
                 print!("{text}");
@@ -227,11 +192,21 @@ fn main() -> ExitCode {
         },
         Cmd::Monitor {
             format,
+            queue: Some(queue),
+            script,
+            ..
+        } => {
+            let file = script.unwrap_or_else(|| PathBuf::from("-"));
+            run_scenario("monitor", &file, format, Some(&queue), false)
+        }
+        Cmd::Monitor {
+            format,
             size,
             filter,
             key,
             devices,
             script,
+            queue: None,
         } => {
             let opts = MonitorOptions {
                 format,
@@ -263,6 +238,58 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// `watchq run FILE` and `watchq monitor --queue Q FILE`: reads the
+/// scenario (`-`: stdin), runs it, and maps the outcome to the documented
+/// exit status (0 ran and held, 1 an expect line failed, 2 a bad script).
+fn run_scenario(
+    cmd: &str,
+    file: &std::path::Path,
+    format: Format,
+    follow: Option<&str>,
+    quiet: bool,
+) -> ExitCode {
+    use watchq_emu::scenario::{parse, run_following, ScenarioError};
+    let (text, base, name) = if file.as_os_str() == "-" {
+        let mut t = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut t) {
+            eprintln!("watchq {cmd}: stdin: {e}");
+            return ExitCode::from(2);
+        }
+        (t, PathBuf::from("."), "stdin".to_string())
+    } else {
+        match std::fs::read_to_string(file) {
+            Ok(t) => (
+                t,
+                file.parent().map(PathBuf::from).unwrap_or_default(),
+                file.display().to_string(),
+            ),
+            Err(e) => {
+                eprintln!("watchq {cmd}: {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out: Box<dyn Write> = if quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(stdout.lock())
+    };
+    let r = parse(&text, &base).and_then(|lines| run_following(&lines, format, follow, &mut out));
+    let _ = out.flush();
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("watchq {cmd}: {name}: {e}");
+            ExitCode::from(if matches!(e, ScenarioError::Expect { .. }) {
+                1
+            } else {
+                2
+            })
         }
     }
 }

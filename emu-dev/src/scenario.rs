@@ -865,6 +865,34 @@ impl World {
 /// output error. Steps that fail without `expect` lines are printed
 /// (`# STEP = -1 ENAME`) and the run goes on.
 pub fn run(lines: &[Line], fmt: Format, out: &mut dyn Write) -> Result<(), ScenarioError> {
+    run_following(lines, fmt, None, out)
+}
+
+/// Runs a parsed scenario as [`run`] does, but if `follow` names a queue,
+/// prints only that queue's records, read after every step as they arrive
+/// (`watchq monitor --queue`): a consumer attached to the queue. Reads the
+/// script itself makes of that queue find it already drained, so `expect`
+/// lines are not checked in this mode (`watchq run` checks them).
+///
+/// # Errors
+/// As [`run`]; `Parse` if `follow` names no queue of the scenario.
+pub fn run_following(
+    lines: &[Line],
+    fmt: Format,
+    follow: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<(), ScenarioError> {
+    if let Some(f) = follow {
+        let known = lines
+            .iter()
+            .any(|l| matches!(&l.step, Step::Queue { name, .. } if name == f));
+        if !known {
+            return Err(ScenarioError::Parse {
+                line: lines.last().map_or(1, |l| l.line),
+                msg: format!("no queue named {f:?} in the scenario"),
+            });
+        }
+    }
     let config = match lines.first() {
         Some(Line {
             step: Step::Kernel(c),
@@ -873,44 +901,63 @@ pub fn run(lines: &[Line], fmt: Format, out: &mut dyn Write) -> Result<(), Scena
         _ => KernelConfig::default(),
     };
     let mut w = World::new(config);
+    let show = |out: &mut dyn Write, p: &str| -> std::io::Result<()> {
+        if fmt == Format::Json && p.starts_with("# ") {
+            writeln!(out, "{}", json_comment(p))
+        } else {
+            writeln!(out, "{p}")
+        }
+    };
     for l in lines {
         let o = w.step(&l.step, fmt);
-        for p in &o.printed {
-            if fmt == Format::Json && p.starts_with("# ") {
-                writeln!(out, "{}", json_comment(p))?;
-            } else {
-                writeln!(out, "{p}")?;
+        if follow.is_none() {
+            for p in &o.printed {
+                show(out, p)?;
             }
-        }
-        if l.expect.is_empty() && o.printed.is_empty() {
-            if let [e] = &o.result[..] {
-                if let Some(name) = e.strip_prefix("error ") {
-                    let p = format!("# {} = -1 {name}", l.text);
-                    writeln!(
-                        out,
-                        "{}",
-                        if fmt == Format::Json {
-                            json_comment(&p)
-                        } else {
-                            p
-                        }
-                    )?;
+            if l.expect.is_empty() && o.printed.is_empty() {
+                if let [e] = &o.result[..] {
+                    if let Some(name) = e.strip_prefix("error ") {
+                        show(out, &format!("# {} = -1 {name}", l.text))?;
+                    }
                 }
             }
         }
-        if l.expect.is_empty() {
-            continue;
+        // A follower takes the queue's records as they come, so the script's
+        // own reads of it find nothing: expect lines are `watchq run`'s job.
+        if !l.expect.is_empty() && follow.is_none() {
+            let want: Vec<&str> = l.expect.iter().map(|(_, s)| s.as_str()).collect();
+            if want != o.result {
+                return Err(ScenarioError::Expect {
+                    line: l.line,
+                    step: l.text.clone(),
+                    diff: diff(&l.expect, &o.result),
+                });
+            }
         }
-        let want: Vec<&str> = l.expect.iter().map(|(_, s)| s.as_str()).collect();
-        if want != o.result {
-            return Err(ScenarioError::Expect {
-                line: l.line,
-                step: l.text.clone(),
-                diff: diff(&l.expect, &o.result),
-            });
+        if let Some(f) = follow {
+            w.follow(f, fmt, out)?;
         }
     }
     Ok(())
+}
+
+impl World {
+    /// Prints every record `queue` holds now (records only, no headers).
+    fn follow(&mut self, queue: &str, fmt: Format, out: &mut dyn Write) -> std::io::Result<()> {
+        if !self.queues.get(queue).is_some_and(|q| q.fd >= 0) {
+            return Ok(());
+        }
+        loop {
+            let o = self.read(queue, 4096, fmt);
+            let records: Vec<&String> = o.printed.iter().filter(|p| !p.starts_with("# ")).collect();
+            for p in &records {
+                writeln!(out, "{p}")?;
+            }
+            if records.is_empty() || self.queues[queue].kind == QueueKind::Device {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// A comment line as a JSON object, so JSON output stays one object per line.

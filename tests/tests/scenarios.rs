@@ -206,3 +206,41 @@ fn a_step_that_fails_without_expect_lines_is_reported_and_the_run_goes_on() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "# unlink nosuchkey @s = -1 ENOKEY\n");
 }
+
+#[test]
+fn monitor_follows_a_scenario_queue_live() {
+    let ex = repo("examples/mounts.scenario");
+    let o = bounded()
+        .args(["monitor", "--queue", "q", "--format", "keyctl"])
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "MOUNT 00000002 change=0[new-mount] aux=3 subtree\n\
+         MOUNT 00000002 change=3[readonly] aux=0 subtree ro\n\
+         MOUNT 00000002 change=4[setattr] aux=0 subtree\n\
+         SB 00001001 change=0[readonly] ro\n\
+         SB 00001001 change=1[error] error=5 cookie=42\n\
+         SB 00001001 change=2[edquot]\n\
+         MOUNT 00000001 change=1[unmount] aux=2\n\
+         MOUNT 00000002 change=1[unmount] aux=3 subtree\n\
+         4097 gc\n"
+    );
+    // JSON: one object per record.
+    let o = bounded()
+        .args(["monitor", "--queue", "q", "--format", "json"])
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert_eq!(text(&o.stdout).lines().count(), 9);
+    // A queue the scenario does not have.
+    let o = bounded()
+        .args(["monitor", "--queue", "nope"])
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no queue named \"nope\" in the scenario"));
+}
