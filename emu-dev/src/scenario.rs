@@ -944,7 +944,7 @@ pub fn run_following(
 impl World {
     /// Prints every record `queue` holds now (records only, no headers).
     fn follow(&mut self, queue: &str, fmt: Format, out: &mut dyn Write) -> std::io::Result<()> {
-        if !self.queues.get(queue).is_some_and(|q| q.fd >= 0) {
+        if self.queues.get(queue).is_none_or(|q| q.fd < 0) {
             return Ok(());
         }
         loop {
