@@ -69,5 +69,6 @@ timeout 600 cargo bench -p watchq-benches --locked -- --test
 
 step "demo"
 cargo run -q -p watchq-emu --locked -- demo > /dev/null
+cargo run -q -p watchq-emu --locked -- run --quiet examples/keys.scenario
 
 printf '\nall checks passed\n'

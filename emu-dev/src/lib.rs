@@ -46,3 +46,13 @@ pub use watchq_sources::keys;
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// docs/testing-rust.md's examples, compiled and run as doctests.
+#[doc = include_str!("../../docs/testing-rust.md")]
+#[cfg(doctest)]
+pub struct TestingRustDoctests;
+
+/// docs/getting-started.md's examples, compiled and run as doctests.
+#[doc = include_str!("../../docs/getting-started.md")]
+#[cfg(doctest)]
+pub struct GettingStartedDoctests;

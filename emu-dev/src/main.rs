@@ -9,8 +9,14 @@ use watchq_emu::format::Format;
 use watchq_emu::monitor::{self, MonitorOptions};
 
 /// watchq: a userspace emulator of Linux's general notification queue.
+///
+/// Notification pipes, their ioctls, key, mount, superblock and device
+/// notifications, and the exact bytes read() returns, without a kernel
+/// built with CONFIG_WATCH_QUEUE. `watchq COMMAND --help` shows each
+/// command with examples and its exit statuses; docs/getting-started.md
+/// is the guide.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -18,11 +24,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the demo: a consumer reading key notifications from an emulated
-    /// notification pipe, printed as the kernel's sample prints them and in hex.
+    /// Run the demo: a consumer reading key notifications, printed and in hex.
+    ///
+    /// A built-in consumer program on an emulated notification pipe: the
+    /// records are printed as the kernel's sample consumer prints them.
+    ///
+    /// Exit status: 0 printed; 1 an emulated call failed.
+    ///
+    /// Examples:
+    ///   watchq demo
+    ///   watchq demo | grep -c NOTIFY
+    #[command(verbatim_doc_comment)]
     Demo,
-    /// Run a scenario script: processes, keys, mounts, devices, queues,
-    /// watches, policies, reads and `expect` lines (docs/scenarios.md).
+    /// Run a scenario script (docs/scenarios.md).
+    ///
+    /// A scenario is processes, keys, mounts, devices, queues, watches,
+    /// policies, reads, and `expect` lines that say what the kernel must
+    /// answer.
     ///
     /// Exit status: 0 the scenario ran and every expect line held; 1 an
     /// expect line failed (the diff is on stderr); 2 the script is malformed
@@ -30,7 +48,7 @@ enum Cmd {
     ///
     /// Examples:
     ///   watchq run examples/keys.scenario
-    ///   watchq run --format json examples/usb.scenario
+    ///   watchq run --format json examples/devices.scenario
     ///   echo 'queue q pipe size 4' | watchq run -
     #[command(verbatim_doc_comment)]
     Run {
@@ -43,8 +61,22 @@ enum Cmd {
         /// The scenario (`-`: stdin).
         file: PathBuf,
     },
-    /// Watch a key on an emulated notification pipe while key commands
-    /// (from SCRIPT, or stdin) change the world; print what the pipe reads.
+    /// Watch a key (or a scenario's queue) and print records as they come.
+    ///
+    /// Without --queue: watch a key on an emulated notification pipe while
+    /// key, mount and device commands (docs/monitor.md; from SCRIPT, or
+    /// stdin) change the world, and print what the pipe reads. With --queue:
+    /// run a scenario (docs/scenarios.md) and print that queue's records.
+    ///
+    /// Exit status: 0 the script ran to its end; 2 a bad script line, a bad
+    /// option or an unreadable script.
+    ///
+    /// Examples:
+    ///   watchq monitor examples/monitor-keys.txt
+    ///   echo 'add user k v' | watchq monitor --format sample
+    ///   watchq monitor --size 1 --filter pl examples/monitor-keys.txt
+    ///   watchq monitor --queue q --format json examples/mounts.scenario
+    #[command(verbatim_doc_comment)]
     Monitor {
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Format::Keyctl)]
@@ -69,11 +101,21 @@ enum Cmd {
         /// The command script (`-` or absent: stdin). See `docs/monitor.md`.
         script: Option<PathBuf>,
     },
-    /// Measure watchq's rings and post path against the queues people would
-    /// otherwise use (crossbeam ArrayQueue, rtrb, a real pipe), in alternating
-    /// rounds; print the ratio table and write a report with a plot.
+    /// Measure the rings and the post path against crossbeam, rtrb and pipe(2).
     ///
-    /// Example: `watchq bench --out bench-report` (about a minute).
+    /// Runs watchq's rings and post path beside the queues people would
+    /// otherwise use (crossbeam ArrayQueue, rtrb, a real pipe) in
+    /// alternating rounds, prints the ratio table with the targets, and
+    /// writes report.md and throughput.svg (docs/performance.md). A full
+    /// run (`watchq bench --out bench-report` from a --release build:
+    /// `cargo run --release -p watchq-emu -- bench`) takes about 15 seconds.
+    ///
+    /// Exit status: 0 report written; 2 the output directory cannot be made.
+    ///
+    /// Examples:
+    ///   watchq bench --quick --out bench-smoke
+    ///   watchq bench --quick --rounds 3 --out bench-smoke | grep block/wakeups
+    #[command(verbatim_doc_comment)]
     Bench {
         /// Where to write report.md and throughput.svg.
         #[arg(long, default_value = "bench-report")]
@@ -85,8 +127,19 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
-    /// Run an unmodified program on watchq (LD_PRELOAD): its notification
-    /// pipes and keys are emulated, the rest of its I/O is untouched.
+    /// Run an unmodified program on watchq (LD_PRELOAD).
+    ///
+    /// The program's notification pipes, ioctls, keys and watches are
+    /// emulated; the rest of its I/O is untouched (docs/exec.md).
+    ///
+    /// Exit status: the program's own; 127 the program or the preload
+    /// library cannot be run; 2 a bad setting (policy or script file, log).
+    ///
+    /// Examples:
+    ///   watchq exec -- keyctl supports
+    ///   watchq exec --no-notifications -- keyctl supports
+    ///   watchq exec --log calls.log -- keyctl show @s
+    #[command(verbatim_doc_comment)]
     Exec {
         /// Emulate a kernel without CONFIG_WATCH_QUEUE (pipe2 fails with ENOPKG).
         #[arg(long)]

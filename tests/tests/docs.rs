@@ -1,0 +1,218 @@
+//! Every example in the README and in docs/ runs: `scenario` blocks
+//! through `watchq run` (each must hold its expect lines), and the
+//! `watchq` commands of `sh` blocks with the built binary, each of which
+//! must exit 0 (or the status its comment names: `# … exit 124`). The
+//! `rust` blocks are doctests (emu-dev/src/lib.rs includes the files).
+//!
+//! Not run here, by design: `./scripts/test.sh` (it is what runs this
+//! test), `scripts/fuzz.sh` (nightly and minutes per target), and `cargo
+//! bench`/`cargo test` lines (CI runs both itself). `cargo build` is a
+//! no-op here (the binary is built), and `cargo run -p watchq-emu -- ARGS`
+//! is `watchq ARGS` (`bench` with `--quick`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use watchq_tests::programs::{repo, target_dir, text, watchq};
+
+/// The fenced blocks of `md` in `lang`: (line of the first content line, text).
+fn blocks(md: &str, lang: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, String)> = None;
+    for (i, l) in md.lines().enumerate() {
+        match (&mut cur, l.trim_end()) {
+            (None, f) if f == format!("```{lang}") => cur = Some((i + 2, String::new())),
+            (Some(_), "```") => out.push(cur.take().unwrap()),
+            (Some((_, body)), _) => {
+                body.push_str(l);
+                body.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn documents() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    v.sort();
+    v.insert(0, repo("README.md"));
+    v
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn every_scenario_block_in_the_docs_holds() {
+    let mut ran = 0;
+    for doc in documents() {
+        let md = std::fs::read_to_string(&doc).unwrap();
+        for (line, body) in blocks(&md, "scenario") {
+            let mut child = Command::new(watchq())
+                .args(["run", "-"])
+                .current_dir(repo("."))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(body.as_bytes())
+                .unwrap();
+            let o = child.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "{}:{line}: {}",
+                name(&doc),
+                text(&o.stderr)
+            );
+            ran += 1;
+        }
+    }
+    assert!(ran >= 1, "no scenario blocks found");
+}
+
+/// Does this line run something we check, and with what status?
+fn checked(line: &str) -> Option<i32> {
+    let (cmd, comment) = match line.split_once(" #") {
+        Some((c, k)) => (c, k),
+        None => (line, ""),
+    };
+    if !(cmd.contains("watchq ") || cmd.contains("cargo run")) {
+        return None;
+    }
+    let want = comment
+        .split("exit ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Some(want)
+}
+
+fn skipped(line: &str) -> bool {
+    let l = line.trim_start();
+    l.starts_with("./scripts/test.sh")
+        || l.starts_with("scripts/fuzz.sh")
+        || l.starts_with("cargo bench")
+        || l.starts_with("cargo test")
+        || l.starts_with("cargo install")
+}
+
+#[test]
+fn every_watchq_command_of_the_docs_runs() {
+    let bin = target_dir();
+    let tmp = target_dir().join("doc-commands");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    // The commands run in a scratch directory that sees the repository's
+    // examples and the built binaries where the docs say they are.
+    std::os::unix::fs::symlink(repo("examples"), tmp.join("examples")).unwrap();
+    std::fs::create_dir_all(tmp.join("target")).unwrap();
+    std::os::unix::fs::symlink(&bin, tmp.join("target/debug")).unwrap();
+    let prelude = format!(
+        r#"W={w}
+watchq() {{ "$W" "$@"; }}
+cargo() {{
+  case "$1" in
+    run) while [ "$#" -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
+         if [ "$1" = bench ]; then "$W" "$@" --quick; else "$W" "$@"; fi ;;
+    *) return 0 ;;
+  esac
+}}
+"#,
+        w = watchq().display()
+    );
+    let mut checked_lines = 0;
+    for doc in documents() {
+        let md = std::fs::read_to_string(&doc).unwrap();
+        for (first, body) in blocks(&md, "sh") {
+            let mut script = prelude.clone();
+            for (i, l) in body.lines().enumerate() {
+                if l.trim().is_empty() || l.trim_start().starts_with('#') || skipped(l) {
+                    continue;
+                }
+                let at = format!("{}:{}", name(&doc), first + i);
+                script.push_str(l);
+                script.push('\n');
+                if let Some(want) = checked(l) {
+                    checked_lines += 1;
+                    script.push_str(&format!(
+                        "st=$?; [ $st -eq {want} ] || {{ echo \"{at}: exit $st, not {want}\" >&2; exit 1; }}\n"
+                    ));
+                }
+            }
+            let o = Command::new("timeout")
+                .args(["120", "bash", "-c", &script])
+                .current_dir(&tmp)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{}:{first}: {}\n{}",
+                name(&doc),
+                text(&o.stderr),
+                text(&o.stdout)
+            );
+        }
+    }
+    assert!(checked_lines >= 10, "only {checked_lines} commands found");
+}
+
+/// Every command's `--help` has examples and exit statuses, and every
+/// example runs (exit 0) from the repository's root.
+#[test]
+fn every_help_example_runs() {
+    let tmp = target_dir().join("help-examples");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::os::unix::fs::symlink(repo("examples"), tmp.join("examples")).unwrap();
+    let mut ran = 0;
+    for cmd in ["demo", "run", "monitor", "bench", "exec"] {
+        let help = text(
+            &Command::new(watchq())
+                .args([cmd, "--help"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        assert!(
+            help.contains("Exit status"),
+            "{cmd} --help: no exit statuses"
+        );
+        let examples: Vec<&str> = help
+            .split("Examples:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{cmd} --help: no examples"))
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        assert!(!examples.is_empty(), "{cmd} --help: no examples");
+        for ex in examples {
+            let script = format!("watchq() {{ \"{}\" \"$@\"; }}\n{ex}\n", watchq().display());
+            let o = Command::new("timeout")
+                .args(["120", "bash", "-c", &script])
+                .current_dir(&tmp)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{cmd} --help example `{ex}`: {}",
+                text(&o.stderr)
+            );
+            ran += 1;
+        }
+    }
+    assert!(ran >= 12);
+}
