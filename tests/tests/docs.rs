@@ -216,3 +216,19 @@ fn every_help_example_runs() {
     }
     assert!(ran >= 12);
 }
+
+/// The policy files shown in the docs load.
+#[test]
+fn every_policy_block_in_the_docs_loads() {
+    let mut n = 0;
+    for doc in documents() {
+        let md = std::fs::read_to_string(&doc).unwrap();
+        for (line, body) in blocks(&md, "policy") {
+            if let Err(e) = watchq_core::lsm::parse_policy(&body) {
+                panic!("{}:{}: {}", name(&doc), line + e.line - 1, e.msg);
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
