@@ -69,3 +69,31 @@ pub fn bounded() -> Command {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Runs `c` with `input` on its standard input; its output.
+pub fn with_stdin(c: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `bash -c script` in `dir`, killed after two minutes.
+pub fn bash(script: &str, dir: &Path) -> Output {
+    Command::new("timeout")
+        .args(["120", "bash", "-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}

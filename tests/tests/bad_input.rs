@@ -12,11 +12,10 @@
 //! Runs the programs cargo built (`cargo build --workspace`, which
 //! scripts/test.sh does first).
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use watchq_emu::script::parse_script;
-use watchq_tests::programs::{bounded, target_dir, text};
+use watchq_tests::programs::{bounded, target_dir, text, with_stdin};
 
 /// A file under the target directory holding `body`.
 fn file(name: &str, body: &str) -> PathBuf {
@@ -29,20 +28,7 @@ fn file(name: &str, body: &str) -> PathBuf {
 
 /// `watchq ARGS` with `stdin` on its standard input and `env` set.
 fn watchq_run(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
-    let mut c = bounded();
-    c.args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    with_stdin(bounded().args(args).envs(env.iter().copied()), stdin)
 }
 
 /// Asserts `out` failed with `status`, said `needle` on stderr, printed

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use watchq_tests::programs::{repo, target_dir, text, watchq};
+use watchq_tests::programs::{bash, repo, target_dir, text, watchq, with_stdin};
 
 /// The fenced blocks of `md` in `lang`: (line of the first content line, text).
 fn blocks(md: &str, lang: &str) -> Vec<(usize, String)> {
@@ -53,22 +53,12 @@ fn every_scenario_block_in_the_docs_holds() {
     for doc in documents() {
         let md = std::fs::read_to_string(&doc).unwrap();
         for (line, body) in blocks(&md, "scenario") {
-            let mut child = Command::new(watchq())
-                .args(["run", "-"])
-                .current_dir(repo("."))
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(body.as_bytes())
-                .unwrap();
-            let o = child.wait_with_output().unwrap();
+            let o = with_stdin(
+                Command::new(watchq())
+                    .args(["run", "-"])
+                    .current_dir(repo(".")),
+                &body,
+            );
             assert!(
                 o.status.success(),
                 "{}:{line}: {}",
@@ -151,11 +141,7 @@ cargo() {{
                     ));
                 }
             }
-            let o = Command::new("timeout")
-                .args(["120", "bash", "-c", &script])
-                .current_dir(&tmp)
-                .output()
-                .unwrap();
+            let o = bash(&script, &tmp);
             assert!(
                 o.status.success(),
                 "{}:{first}: {}\n{}",
@@ -201,11 +187,7 @@ fn every_help_example_runs() {
         assert!(!examples.is_empty(), "{cmd} --help: no examples");
         for ex in examples {
             let script = format!("watchq() {{ \"{}\" \"$@\"; }}\n{ex}\n", watchq().display());
-            let o = Command::new("timeout")
-                .args(["120", "bash", "-c", &script])
-                .current_dir(&tmp)
-                .output()
-                .unwrap();
+            let o = bash(&script, &tmp);
             assert!(
                 o.status.success(),
                 "{cmd} --help example `{ex}`: {}",

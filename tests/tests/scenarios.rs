@@ -3,9 +3,8 @@
 //! format; malformed scripts get a line-numbered error and status 2, a
 //! failed expectation a diff and status 1, never a panic.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-use watchq_tests::programs::{bounded, repo, text};
+use std::process::Output;
+use watchq_tests::programs::{bounded, repo, text, with_stdin};
 
 fn run(args: &[&str]) -> Output {
     bounded().arg("run").args(args).output().unwrap()
@@ -13,21 +12,7 @@ fn run(args: &[&str]) -> Output {
 
 /// `watchq run -` with `script` on stdin.
 fn run_stdin(script: &str) -> Output {
-    let mut c: Command = bounded();
-    let mut child = c
-        .args(["run", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    with_stdin(bounded().args(["run", "-"]), script)
 }
 
 fn examples() -> Vec<std::path::PathBuf> {
