@@ -785,7 +785,10 @@ impl World {
         let (owner, fd) = (q.owner.clone(), q.fd);
         match q.kind {
             QueueKind::Pipe => {
-                let mut buf = vec![0u8; size];
+                // A read returns at most what the queue holds (512 notes of
+                // 128 bytes), so a larger buffer needs no more memory than
+                // that: a script asking for terabytes gets the same answer.
+                let mut buf = vec![0u8; size.min(1 << 20)];
                 match owner.read(fd, &mut buf) {
                     Ok(n) => {
                         let recs = Notification::decode_all(&buf[..n]).unwrap_or_default();

@@ -229,3 +229,22 @@ fn monitor_follows_a_scenario_queue_live() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("no queue named \"nope\" in the scenario"));
 }
+
+#[test]
+fn odd_values_run_with_the_kernel_answers() {
+    let o = run_stdin(
+        "queue q pipe size 1\nread q 0\nread q 18446744073709551615\nqueue d device\nread d\n\
+         queue e device size 0\nwatch q key nosuch 1\nwatch q key @s 999\nclose q\nclose q\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "# read(q, 0) = 0\n\
+         # read(q, 18446744073709551615) = -1 EAGAIN\n\
+         # mmap(d) = -1 EINVAL\n\
+         # queue e device size 0 = -1 EINVAL\n\
+         # watch q key nosuch 1 = -1 ENOKEY\n\
+         # watch q key @s 999 = -1 EINVAL\n\
+         # close q = -1 EBADF\n"
+    );
+}
