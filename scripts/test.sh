@@ -38,15 +38,15 @@ cargo test --workspace --locked
 # this process's address space: the multi-threaded stress tests, the
 # policy swap, the model-based and fuzz-style tests, the corpus replay.
 # `-Zsanitizer` is a nightly flag; RUSTC_BOOTSTRAP lets the stable
-# toolchain (the only one a fresh machine has) accept it. The preload tests
-# and bad-input tests are left out: they run programs with the library
-# injected (C consumers, `watchq` itself), and an
-# instrumented preload would need the ASan runtime loaded first.
+# toolchain (the only one a fresh machine has) accept it. The tests that
+# run programs (every file using `watchq_tests::programs`: the preload,
+# bad-input, scenario and docs tests) are left out: they run the `watchq`
+# binary and C consumers with the library injected, and an instrumented
+# preload would need the ASan runtime loaded first.
 step "AddressSanitizer: stress, policy swap, model-based, fuzz-style and unit tests"
 asan_tests=()
 for t in tests/tests/*.rs; do
-    t=$(basename "$t" .rs)
-    [[ $t == preload || $t == bad_input ]] || asan_tests+=(--test "$t")
+    grep -q 'watchq_tests::programs' "$t" || asan_tests+=(--test "$(basename "$t" .rs)")
 done
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" \
     cargo test --locked --target "$(rustc -vV | sed -n "s/^host: //p")" --target-dir target/asan \
