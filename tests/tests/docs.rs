@@ -214,3 +214,51 @@ fn every_policy_block_in_the_docs_loads() {
     }
     assert!(n >= 1);
 }
+
+/// Every test conformance.md names exists: a row's `file.rs: name`, and
+/// the bare names after it up to a `;` (`bug04_…` is a prefix).
+#[test]
+fn every_test_conformance_md_names_exists() {
+    let md = std::fs::read_to_string(repo("docs/conformance.md")).unwrap();
+    let mut checked = 0;
+    for (i, line) in md.lines().enumerate() {
+        let mut file: Option<String> = None;
+        for (k, span) in line.split('`').enumerate() {
+            if k % 2 == 0 {
+                // Outside backticks: a `;` ends a file's list of names.
+                if span.contains(';') {
+                    file = None;
+                }
+                continue;
+            }
+            let name = match span.split_once(".rs: ") {
+                Some((f, n)) if f.chars().all(|c| c.is_ascii_lowercase() || c == '_') => {
+                    file = Some(format!("{f}.rs"));
+                    n
+                }
+                _ => span,
+            };
+            let is_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '…');
+            let (Some(f), true) = (&file, is_name) else {
+                continue;
+            };
+            if f == "file.rs" {
+                continue; // the page's own explanation of the notation
+            }
+            let src = std::fs::read_to_string(repo(&format!("tests/tests/{f}")))
+                .unwrap_or_else(|e| panic!("conformance.md:{}: {f}: {e}", i + 1));
+            let found = match name.strip_suffix('…') {
+                Some(prefix) => src.contains(&format!("fn {prefix}")),
+                None => {
+                    src.contains(&format!("fn {name}(")) || src.contains(&format!("fn {name} ("))
+                }
+            };
+            assert!(found, "conformance.md:{}: {f} has no test {name}", i + 1);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 80, "only {checked} test names checked");
+}
