@@ -75,6 +75,10 @@ pub enum Step {
     As(String),
     /// `label LABEL|-`: the current process's label.
     Label(Option<String>),
+    /// `setuid UID [GID]`: the current process's ids (`setresuid` and
+    /// `setresgid` to one value each): EPERM without CAP_SETUID/CAP_SETGID
+    /// unless they are its own; leaving uid 0 drops every capability.
+    SetUid(u32, Option<u32>),
     /// `restrict deny HOOK | own-keys | deliver TYPE… [live|snapshot]`.
     Restrict(LandlockRule, Inheritance),
     /// `session [NAME]`: join a new (or named) session keyring.
@@ -376,6 +380,11 @@ fn parse_step(w: &[&str], text: &str, d: &mut Declared, base: &Path) -> Result<S
             [_, l] => Step::Label(Some(l.to_string())),
             _ => return Err(usage("label LABEL|-")),
         },
+        "setuid" => match w {
+            [_, u] => Step::SetUid(num(u, "uid")?, None),
+            [_, u, g] => Step::SetUid(num(u, "uid")?, Some(num(g, "gid")?)),
+            _ => return Err(usage("setuid UID [GID]")),
+        },
         "restrict" => {
             let (rule, mode) = restrict(&w[1..])?;
             Step::Restrict(rule, mode)
@@ -671,6 +680,23 @@ impl World {
             }
             Step::Label(l) => {
                 self.current().set_label(l.as_deref());
+                done(Ok(()))
+            }
+            Step::SetUid(uid, gid) => {
+                let p = self.current();
+                let old = p.cred();
+                let gid = gid.unwrap_or(old.gid);
+                use watchq_core::lsm::caps::{CAP_SETGID, CAP_SETUID};
+                if (*uid != old.uid && !old.capable(CAP_SETUID))
+                    || (gid != old.gid && !old.capable(CAP_SETGID))
+                {
+                    return done(Err(Errno::EPERM));
+                }
+                let mut c = self.kernel.cred(*uid, gid);
+                c.label = old.label.clone();
+                c.domain = old.domain.clone();
+                c.groups = old.groups.clone();
+                p.set_cred(c);
                 done(Ok(()))
             }
             Step::Restrict(rule, mode) => {

@@ -248,3 +248,17 @@ fn odd_values_run_with_the_kernel_answers() {
          # close q = -1 EBADF\n"
     );
 }
+
+#[test]
+fn credentials_change_with_setuid_and_bind_what_a_process_may_watch() {
+    let o = run_stdin(
+        "policy\n[landlock]\nend\nprocess admin\nsession shared\nadd user roots-key v\n\
+         fork worker\nas worker\nsetuid 1000 1000\nexpect ok\n\
+         setuid 0\nexpect error EPERM\n\
+         restrict own-keys\nqueue q pipe size 1\n\
+         watch q key roots-key 1\nexpect error EPERM\n\
+         add user mine v\nwatch q key mine 2\nexpect ok\n\
+         process other uid 5\nsetuid 5 7\nexpect error EPERM\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}

@@ -13,6 +13,10 @@ use std::fmt;
 
 /// Capability numbers (`include/uapi/linux/capability.h`) the emulation checks.
 pub mod caps {
+    /// `CAP_SETGID`: may change group ids at will.
+    pub const CAP_SETGID: u32 = 6;
+    /// `CAP_SETUID`: may change user ids at will.
+    pub const CAP_SETUID: u32 = 7;
     /// `CAP_SYS_ADMIN`.
     pub const CAP_SYS_ADMIN: u32 = 21;
     /// `CAP_SYS_RESOURCE`: may exceed resource limits (pipe sizes).
