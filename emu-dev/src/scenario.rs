@@ -853,14 +853,7 @@ impl World {
                 if let Some(r) = q.ring_2019() {
                     if let Ok(mut c) = Consumer::of(r.storage()) {
                         while let Ok(Some(rec)) = c.pop() {
-                            let line = format!(
-                                "V2 type={} subtype={} tag={} len={}{}",
-                                rec.type_(),
-                                rec.subtype(),
-                                rec.tag(),
-                                rec.bytes.len(),
-                                if rec.overrun() { " overrun" } else { "" }
-                            );
+                            let line = v2_line(&rec);
                             let hex = watchq_core::record::hex(&rec.bytes);
                             printed.push(match fmt {
                                 Format::Hex => hex,
@@ -885,6 +878,30 @@ impl World {
             }
         }
     }
+}
+
+/// A 2019 record in one line: key records and removals decoded, the rest
+/// by their header; `overrun` when a loss preceded it.
+fn v2_line(rec: &watchq_core::ring::mmap::RingRecord) -> String {
+    let b = &rec.bytes;
+    let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let (ty, st, tag) = (rec.type_(), rec.subtype(), rec.tag());
+    let mut line = match ty {
+        v2::WATCH_TYPE_KEY_NOTIFY if b.len() == 16 => format!(
+            "V2 KEY {:08x} change={st}[{}] aux={} tag={tag}",
+            word(8),
+            watchq_core::record::key_subtype_name(st).unwrap_or("unknown"),
+            word(12)
+        ),
+        v2::WATCH_TYPE_META if st == v2::WATCH_META_REMOVAL_NOTIFICATION => {
+            format!("V2 REMOVAL of watchpoint {tag:08x}")
+        }
+        _ => format!("V2 type={ty} subtype={st} tag={tag} len={}", b.len()),
+    };
+    if rec.overrun() {
+        line.push_str(" overrun");
+    }
+    line
 }
 
 /// Runs a parsed scenario, printing each step's output in `fmt`.
