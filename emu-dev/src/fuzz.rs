@@ -189,11 +189,17 @@ pub fn kernel_syscalls(data: &[u8]) {
                 check("update", p.keyctl_update(key, b.take(8)));
             }
             11 => {
-                let r = match b.u8() % 4 {
+                let r = match b.u8() % 6 {
                     0 => p.keyctl_revoke(key),
                     1 => p.keyctl_unlink(key, KEY_SPEC_SESSION_KEYRING),
                     2 => p.keyctl_invalidate(key),
-                    _ => p.keyctl_clear(key),
+                    3 => p.keyctl_clear(key),
+                    // Expiry and the key clock, to their ends.
+                    4 => p.keyctl_set_timeout(key, b.u32()),
+                    _ => {
+                        k.advance_clock(b.u64());
+                        Ok(())
+                    }
                 };
                 check("keyctl", r);
             }

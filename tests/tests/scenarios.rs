@@ -262,3 +262,15 @@ fn credentials_change_with_setuid_and_bind_what_a_process_may_watch() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+/// The key clock can be advanced to its end and timeouts set there: it
+/// saturates (a timeout used to overflow and panic).
+#[test]
+fn the_key_clock_saturates_at_its_end() {
+    let o = run_stdin(
+        "add user k v\ntimeout k 5\nadvance 9223372036854775807\nadvance 9223372036854775807\n\
+         add user k2 v\ntimeout k2 4294967295\nexpect ok\nadvance 9223372036854775807\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("panicked"));
+}

@@ -792,7 +792,7 @@ impl KeyStore {
         let ring = self.optional_ring(&mut g, ctx, ring)?;
         // Error numbers watchq has no name for are reported as ENOKEY.
         let e = Errno::from_raw(error).unwrap_or(Errno::ENOKEY);
-        let expiry = Some(g.now + u64::from(timeout));
+        let expiry = Some(g.now.saturating_add(u64::from(timeout)));
         self.finish_construction(
             &mut g,
             ctx,
@@ -809,7 +809,7 @@ impl KeyStore {
     pub fn set_timeout(&self, ctx: &mut KeyCtx<'_>, id: Serial, secs: u32) -> Result<()> {
         let flags = LOOKUP_CREATE | LOOKUP_PARTIAL;
         self.modify(ctx, id, flags, need::SETATTR, |k, _, now| {
-            k.expiry = (secs != 0).then(|| now + u64::from(secs));
+            k.expiry = (secs != 0).then(|| now.saturating_add(u64::from(secs)));
             Ok(Some((NOTIFY_KEY_SETATTR, 0)))
         })
     }
