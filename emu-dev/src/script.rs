@@ -79,11 +79,12 @@ pub enum Command {
     WatchSb(String, i32),
 }
 
-fn num<T: TryFrom<i64>>(s: &str, what: &str) -> std::result::Result<T, String> {
+fn num<T: TryFrom<i128>>(s: &str, what: &str) -> std::result::Result<T, String> {
+    // i128 holds every u64 (sectors, attributes) and every negative tag.
     let v = if let Some(h) = s.strip_prefix("0x") {
-        i64::from_str_radix(h, 16)
+        i128::from_str_radix(h, 16)
     } else {
-        s.parse::<i64>()
+        s.parse::<i128>()
     };
     v.ok()
         .and_then(|v| T::try_from(v).ok())

@@ -274,3 +274,14 @@ fn the_key_clock_saturates_at_its_end() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(!text(&o.stderr).contains("panicked"));
 }
+
+/// Numbers take their whole range: a sector is a u64.
+#[test]
+fn a_sector_takes_the_whole_u64_range() {
+    let o = run_stdin(
+        "queue q pipe size 1\nwatch q devices 1\nblock add sda 8 0\n\
+         block error sda 2 18446744073709551615\nread q\n\
+         expect BLOCK 00800000 e=2[no-space] s=ffffffffffffffff\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
