@@ -85,6 +85,7 @@ pub const SYSCALL_ERRNOS: &[Errno] = &[
     Errno::ENOTDIR,
     Errno::ENOKEY,
     Errno::EKEYREVOKED,
+    Errno::EKEYEXPIRED,
     Errno::EACCES,
     Errno::EOPNOTSUPP,
     Errno::ENOMEM,
