@@ -287,7 +287,8 @@ struct Declared {
 
 impl Declared {
     fn process(&self, n: &str) -> Result<(), String> {
-        if self.processes.iter().any(|p| p == n) {
+        // `init` (uid 0) exists unless the script declares its own.
+        if n == "init" || self.processes.iter().any(|p| p == n) {
             Ok(())
         } else {
             Err(format!(
@@ -618,14 +619,27 @@ impl World {
         }
     }
 
-    /// The current process, made (`init`, uid 0) if the script named none.
+    /// The current process: `init` (uid 0) if the script named none yet.
     fn current(&mut self) -> Arc<Process> {
-        if self.current.is_none() {
-            let p = self.kernel.spawn(0, 0);
-            self.processes.insert("init".into(), p.clone());
-            self.current = Some(p);
+        match &self.current {
+            Some(p) => p.clone(),
+            None => {
+                let p = self.named("init");
+                self.current = Some(p.clone());
+                p
+            }
         }
-        self.current.clone().expect("set above")
+    }
+
+    /// The process called `n` (the parser checked it), `init` made on
+    /// first use.
+    fn named(&mut self, n: &str) -> Arc<Process> {
+        if let Some(p) = self.processes.get(n) {
+            return p.clone();
+        }
+        let p = self.kernel.spawn(0, 0);
+        self.processes.insert(n.to_string(), p.clone());
+        p
     }
 
     fn actor(&mut self) -> &mut Actor {
@@ -667,7 +681,7 @@ impl World {
             }
             Step::Fork { child, parent } => {
                 let parent = match parent {
-                    Some(n) => self.processes[n].clone(),
+                    Some(n) => self.named(n),
                     None => self.current(),
                 };
                 let c = parent.fork();
@@ -675,7 +689,7 @@ impl World {
                 done(Ok(()))
             }
             Step::As(n) => {
-                self.current = Some(self.processes[n].clone());
+                self.current = Some(self.named(n));
                 done(Ok(()))
             }
             Step::Label(l) => {

@@ -285,3 +285,15 @@ fn a_sector_takes_the_whole_u64_range() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+/// `init` (uid 0) can be named before or after other processes, unless
+/// the script declares its own.
+#[test]
+fn init_is_there_when_the_script_names_it() {
+    let o = run_stdin(
+        "process a uid 5\nas init\nsetuid 3\nexpect ok\nfork c of init\nas c\nsetuid 3\nexpect ok\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = run_stdin("process init uid 7\nas init\nsetuid 0\nexpect error EPERM\n");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
