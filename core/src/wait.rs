@@ -77,7 +77,8 @@ impl Waiter {
 pub struct WaitQueue {
     sleepers: AtomicUsize,
     waiters: Mutex<Vec<Arc<Waiter>>>,
-    /// Wakes that found a sleeper (statistics).
+    /// Times a parked thread was woken (statistics: the context switches a
+    /// consumer paid, not the posts that called `wake`).
     wakeups: AtomicU64,
 }
 
@@ -118,10 +119,6 @@ impl WaitQueue {
             return;
         }
         let waiters = self.waiters.lock();
-        if !waiters.is_empty() {
-            // Relaxed: statistics.
-            self.wakeups.fetch_add(1, Ordering::Relaxed);
-        }
         for w in waiters.iter() {
             w.wake();
         }
@@ -133,8 +130,10 @@ impl WaitQueue {
         self.sleepers.load(Ordering::Relaxed)
     }
 
-    /// Wakes so far that found someone asleep (what a blocking consumer
-    /// pays per batch of records; a streaming producer should cause few).
+    /// Times a sleeping thread has been woken so far (what a blocking
+    /// consumer pays per batch of records; a streaming producer should
+    /// cause few). Counted by the sleeper, so a post that finds it still
+    /// registered but already woken does not count again.
     pub fn wakeups(&self) -> u64 {
         // Relaxed: statistics.
         self.wakeups.load(Ordering::Relaxed)
@@ -159,6 +158,8 @@ impl WaitQueue {
             if !woken {
                 return ready();
             }
+            // Relaxed: statistics.
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
             if ready() {
                 return true;
             }

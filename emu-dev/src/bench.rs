@@ -564,7 +564,7 @@ pub fn real_pipe_read(iters: u64) -> Duration {
 pub struct Wakeups {
     /// Records the consumer read.
     pub records: u64,
-    /// Times a post woke the sleeping consumer.
+    /// Times the sleeping consumer was woken.
     pub wakeups: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
