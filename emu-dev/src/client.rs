@@ -40,7 +40,7 @@ use crate::Process;
 use std::fmt;
 use std::sync::Arc;
 use watchq_core::uapi::*;
-use watchq_core::Errno;
+use watchq_core::{Errno, Notification};
 
 /// The system calls a [`NotificationQueue`] needs.
 pub trait Backend {
@@ -390,12 +390,13 @@ impl fmt::Display for RecordError {
 
 impl std::error::Error for RecordError {}
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+/// Little-endian fields of a record's payload (offsets after the header).
+fn le32(p: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(p[at..at + 4].try_into().expect("4 bytes"))
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from(u32_at(b, at)) | (u64::from(u32_at(b, at + 4)) << 32)
+fn le64(p: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(p[at..at + 8].try_into().expect("8 bytes"))
 }
 
 impl Record {
@@ -404,27 +405,25 @@ impl Record {
     /// # Errors
     /// A [`RecordError`] when the bytes are not a whole, well-formed record.
     pub fn parse(buf: &[u8]) -> Result<(Record, usize), RecordError> {
+        // The core decoder checks the same three things but answers EINVAL
+        // for all of them; tell them apart first.
         if buf.len() < 8 {
             return Err(RecordError::Truncated {
                 need: 8,
                 have: buf.len(),
             });
         }
-        let w0 = u32_at(buf, 0);
-        let info = u32_at(buf, 4);
-        let (type_, subtype) = (w0 & 0x00ff_ffff, (w0 >> 24) as u8);
-        let len = (info & WATCH_INFO_LENGTH) as usize;
+        let len =
+            (u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]) & WATCH_INFO_LENGTH) as usize;
         if len < 8 {
             return Err(RecordError::BadLength(len));
         }
-        if buf.len() < len {
-            return Err(RecordError::Truncated {
-                need: len,
-                have: buf.len(),
-            });
-        }
-        let b = &buf[..len];
-        let tag = (info >> 8) as u8;
+        let n = Notification::decode(buf).map_err(|_| RecordError::Truncated {
+            need: len,
+            have: buf.len(),
+        })?;
+        let (type_, subtype, info, tag) = (n.type_(), n.subtype(), n.info(), n.tag());
+        let p = n.payload();
         let wrong = || RecordError::WrongLength {
             type_,
             subtype,
@@ -432,77 +431,67 @@ impl Record {
         };
         let rec = match (type_, subtype) {
             (WATCH_TYPE_META, WATCH_META_LOSS_NOTIFICATION) if len == 8 => Record::Loss,
-            (WATCH_TYPE_META, WATCH_META_REMOVAL_NOTIFICATION) => match len {
-                8 => Record::Removal { tag, id: None },
-                16 => Record::Removal {
-                    tag,
-                    id: Some(u64_at(b, 8)),
-                },
-                _ => return Err(wrong()),
+            (WATCH_TYPE_META, WATCH_META_REMOVAL_NOTIFICATION) if len == 8 => {
+                Record::Removal { tag, id: None }
+            }
+            (WATCH_TYPE_META, WATCH_META_REMOVAL_NOTIFICATION) => Record::Removal {
+                tag,
+                id: Some(n.removal_id().ok_or_else(wrong)?),
             },
             (WATCH_TYPE_META, WATCH_META_LOSS_NOTIFICATION) => return Err(wrong()),
             (WATCH_TYPE_KEY_NOTIFY, st) => {
-                if len != 16 {
-                    return Err(wrong());
-                }
+                let (key, aux) = n.key_fields().ok_or_else(wrong)?;
                 Record::Key {
                     tag,
                     change: KeyChange::of(st),
-                    key: u32_at(b, 8),
-                    aux: u32_at(b, 12),
+                    key,
+                    aux,
                 }
             }
-            (WATCH_TYPE_BLOCK_NOTIFY, kind) => {
-                if len != 24 {
-                    return Err(wrong());
-                }
-                Record::Block {
-                    tag,
-                    kind,
-                    dev: u64_at(b, 8),
-                    sector: u64_at(b, 16),
-                }
-            }
-            (WATCH_TYPE_USB_NOTIFY, st) => {
-                let n = b.get(16).map(|&n| usize::from(n));
-                match n {
-                    Some(n) if len >= usb::NAME_OFFSET && 17 + n <= len => Record::Usb {
-                        tag,
-                        subtype: st,
-                        error: u32_at(b, 8),
-                        name: String::from_utf8_lossy(&b[17..17 + n]).into_owned(),
-                    },
-                    _ => return Err(wrong()),
-                }
-            }
-            (WATCH_TYPE_MOUNT_NOTIFY, st) => {
-                if len != 24 {
-                    return Err(wrong());
-                }
-                Record::Mount {
-                    tag,
-                    subtype: st,
-                    triggered_on: u64_at(b, 8),
-                    aux: u64_at(b, 16),
-                    in_subtree: info & WATCH_INFO_FLAG_0 != 0,
-                    readonly: info & WATCH_INFO_FLAG_1 != 0,
-                }
-            }
-            (WATCH_TYPE_SB_NOTIFY, st) => match len {
-                16 | 24 => Record::Superblock {
-                    tag,
-                    subtype: st,
-                    sb_id: u64_at(b, 8),
-                    error: (len == 24).then(|| (u32_at(b, 16), u32_at(b, 20))),
-                    readonly: info & WATCH_INFO_FLAG_0 != 0,
-                },
-                _ => return Err(wrong()),
+            (WATCH_TYPE_BLOCK_NOTIFY, kind) if len == 24 => Record::Block {
+                tag,
+                kind,
+                dev: le64(p, 0),
+                sector: le64(p, 8),
             },
+            (WATCH_TYPE_USB_NOTIFY, st)
+                if len >= usb::NAME_OFFSET && usb::NAME_OFFSET + usize::from(p[8]) <= len =>
+            {
+                let name = &p[9..9 + usize::from(p[8])];
+                Record::Usb {
+                    tag,
+                    subtype: st,
+                    error: le32(p, 0),
+                    name: String::from_utf8_lossy(name).into_owned(),
+                }
+            }
+            (WATCH_TYPE_MOUNT_NOTIFY, st) if len == 24 => Record::Mount {
+                tag,
+                subtype: st,
+                triggered_on: le64(p, 0),
+                aux: le64(p, 8),
+                in_subtree: info & WATCH_INFO_FLAG_0 != 0,
+                readonly: info & WATCH_INFO_FLAG_1 != 0,
+            },
+            (WATCH_TYPE_SB_NOTIFY, st) if len == 16 || len == 24 => Record::Superblock {
+                tag,
+                subtype: st,
+                sb_id: le64(p, 0),
+                error: (len == 24).then(|| (le32(p, 8), le32(p, 12))),
+                readonly: info & WATCH_INFO_FLAG_0 != 0,
+            },
+            (
+                WATCH_TYPE_BLOCK_NOTIFY
+                | WATCH_TYPE_USB_NOTIFY
+                | WATCH_TYPE_MOUNT_NOTIFY
+                | WATCH_TYPE_SB_NOTIFY,
+                _,
+            ) => return Err(wrong()),
             _ => Record::Other {
                 type_,
                 subtype,
                 info,
-                payload: b[8..].to_vec(),
+                payload: p.to_vec(),
             },
         };
         Ok((rec, len))

@@ -321,11 +321,6 @@ impl Actor {
         self.actor = actor;
     }
 
-    /// Later `watch`/`unwatch`/`watch-*` commands use this pipe.
-    pub fn set_watcher(&mut self, watcher: Option<(Arc<Process>, i32)>) {
-        self.watcher = watcher;
-    }
-
     /// Resolves a key reference.
     ///
     /// # Errors
