@@ -12,6 +12,7 @@
 //! The commands are [`crate::script`]'s; `watch`/`unwatch` act on the
 //! monitor's pipe.
 
+use crate::client::Filter;
 use crate::format::{render_read, Format};
 use crate::script::{parse_script, Actor};
 use crate::{Kernel, KernelConfig, Process};
@@ -97,22 +98,32 @@ const FILTER_LETTERS: &[(char, u8)] = &[
     ('s', NOTIFY_KEY_SETATTR),
 ];
 
+/// The key subtypes `keyctl watch -f<letters>` lets through.
+///
+/// # Errors
+/// The first letter that names no subtype.
+pub fn keyctl_subtypes(letters: &str) -> std::result::Result<Vec<u8>, char> {
+    letters
+        .chars()
+        .map(|c| {
+            FILTER_LETTERS
+                .iter()
+                .find(|(l, _)| *l == c)
+                .map(|&(_, st)| st)
+                .ok_or(c)
+        })
+        .collect()
+}
+
 /// The filter blob `keyctl watch -f<letters>` installs.
 ///
 /// # Errors
 /// The first letter that names no subtype.
 pub fn keyctl_filter(letters: &str) -> std::result::Result<Vec<u8>, char> {
-    let mut bits = 0u32;
-    for c in letters.chars() {
-        let (_, st) = FILTER_LETTERS.iter().find(|(l, _)| *l == c).ok_or(c)?;
-        bits |= 1 << st;
-    }
-    let mut e = RawWatchNotificationTypeFilter {
-        type_: WATCH_TYPE_KEY_NOTIFY,
-        ..Default::default()
-    };
-    e.subtype_filter[0] = bits;
-    Ok(filter_blob(&[e]))
+    let subtypes = keyctl_subtypes(letters)?;
+    Ok(Filter::new()
+        .allow(WATCH_TYPE_KEY_NOTIFY, Some(&subtypes))
+        .to_blob())
 }
 
 struct World {

@@ -10,8 +10,9 @@
 //! for line, or the run fails with a diff. Runs are deterministic: serials,
 //! pids and records are the same every time.
 
+use crate::client::{Filter, FilterEntry};
 use crate::format::{render, Format};
-use crate::monitor::keyctl_filter;
+use crate::monitor::keyctl_subtypes;
 use crate::script::{parse_line, Actor, Command};
 use crate::{Kernel, KernelConfig, Process};
 use std::collections::HashMap;
@@ -221,31 +222,33 @@ fn record_type(s: &str) -> Result<(u32, u32), String> {
     })
 }
 
+/// The type id of record type `ty` (a name or number) for a queue of `kind`.
+fn type_for(ty: &str, kind: QueueKind) -> Result<u32, String> {
+    let (merged, v2id) = record_type(ty)?;
+    Ok(if kind == QueueKind::Pipe {
+        merged
+    } else {
+        v2id
+    })
+}
+
 /// One `filter TYPE[:SUBTYPE,…]` entry (all subtypes when none are named).
-fn filter_entry(spec: &str, kind: QueueKind) -> Result<RawWatchNotificationTypeFilter, String> {
+fn filter_entry(spec: &str, kind: QueueKind) -> Result<FilterEntry, String> {
     let (ty, subs) = match spec.split_once(':') {
         Some((t, s)) => (t, Some(s)),
         None => (spec, None),
     };
-    let (merged, v2id) = record_type(ty)?;
-    let mut e = RawWatchNotificationTypeFilter {
-        type_: if kind == QueueKind::Pipe {
-            merged
-        } else {
-            v2id
-        },
-        ..Default::default()
-    };
-    match subs {
-        None => e.subtype_filter = [u32::MAX; 8],
-        Some(list) => {
-            for st in list.split(',') {
-                let st: u8 = num(st, "subtype (0..255)")?;
-                e.subtype_filter[usize::from(st / 32)] |= 1 << (st % 32);
-            }
-        }
-    }
-    Ok(e)
+    let subtypes = subs
+        .map(|list| {
+            list.split(',')
+                .map(|st| num(st, "subtype (0..255)"))
+                .collect()
+        })
+        .transpose()?;
+    Ok(FilterEntry {
+        type_: type_for(ty, kind)?,
+        subtypes,
+    })
 }
 
 fn restrict(w: &[&str]) -> Result<(LandlockRule, Inheritance), String> {
@@ -412,14 +415,19 @@ fn parse_step(w: &[&str], text: &str, d: &mut Declared, base: &Path) -> Result<S
                     _ => return Err(usage(U)),
                 }
             }
-            let filter = match (letters, entries.is_empty()) {
-                (Some(_), false) => return Err("give either filter or keyfilter, not both".into()),
-                (Some(l), true) => Some(keyctl_filter(&l).map_err(|c| {
+            if let Some(l) = letters {
+                if !entries.is_empty() {
+                    return Err("give either filter or keyfilter, not both".into());
+                }
+                let subtypes = keyctl_subtypes(&l).map_err(|c| {
                     format!("keyfilter letter {c:?} is not one of keyctl's (iplncrvs)")
-                })?),
-                (None, false) => Some(filter_blob(&entries)),
-                (None, true) => None,
-            };
+                })?;
+                entries.push(FilterEntry {
+                    type_: type_for("key", kind)?,
+                    subtypes: Some(subtypes),
+                });
+            }
+            let filter = (!entries.is_empty()).then(|| Filter { entries }.to_blob());
             d.queues.push(name.to_string());
             Step::Queue {
                 name: name.to_string(),

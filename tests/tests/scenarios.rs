@@ -297,3 +297,17 @@ fn init_is_there_when_the_script_names_it() {
     let o = run_stdin("process init uid 7\nas init\nsetuid 0\nexpect error EPERM\n");
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+/// A filter names types in the queue's own generation: `keyfilter` and
+/// `filter key` on a 2019 queue pass the 2019 key records (type 3).
+#[test]
+fn filters_use_the_type_ids_of_the_queues_generation() {
+    let o = run_stdin(
+        "session s\nqueue d device size 1 keyfilter l\nwatch d key @s 1\n\
+         queue e device size 1 filter key:3\nwatch e key @s 2\n\
+         add user k v\nunlink k @s\n\
+         read d\nexpect V2 KEY 10000001 change=2[linked] aux=268435458 tag=1\n\
+         read e\nexpect V2 KEY 10000001 change=3[unlinked] aux=268435458 tag=2\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
