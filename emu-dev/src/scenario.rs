@@ -11,7 +11,7 @@
 //! pids and records are the same every time.
 
 use crate::client::{Filter, FilterEntry};
-use crate::format::{render, Format};
+use crate::format::{render_read, Format};
 use crate::monitor::keyctl_subtypes;
 use crate::script::{parse_line, Actor, Command};
 use crate::{Kernel, KernelConfig, Process};
@@ -606,10 +606,12 @@ struct World {
     actor: Option<Actor>,
 }
 
-/// A step's result: the lines `expect` compares with, and what to print.
+/// A step's result: the lines `expect` compares with, and what to print:
+/// a `# …` note on the step, then the records it read in the chosen format.
 struct Outcome {
     result: Vec<String>,
-    printed: Vec<String>,
+    note: Option<String>,
+    records: Vec<String>,
 }
 
 fn errno_result(e: Errno) -> Vec<String> {
@@ -669,7 +671,8 @@ impl World {
     fn step(&mut self, step: &Step, fmt: Format) -> Outcome {
         let done = |r: Result<(), Errno>| Outcome {
             result: r.map_or_else(errno_result, |()| vec!["ok".into()]),
-            printed: Vec::new(),
+            note: None,
+            records: Vec::new(),
         };
         match step {
             Step::Kernel(_) => done(Ok(())),
@@ -815,7 +818,8 @@ impl World {
                         );
                         Outcome {
                             result: vec![line.clone()],
-                            printed: vec![format!("# stats {queue}: {line}")],
+                            note: Some(format!("# stats {queue}: {line}")),
+                            records: Vec::new(),
                         }
                     }
                     Err(e) => done(Err(e)),
@@ -839,45 +843,40 @@ impl World {
                 let mut buf = vec![0u8; size.min(1 << 20)];
                 match owner.read(fd, &mut buf) {
                     Ok(n) => {
+                        // A notification pipe's read() returns whole records.
                         let recs = Notification::decode_all(&buf[..n]).unwrap_or_default();
-                        let mut printed = vec![format!("# read({queue}, {size}) = {n}")];
-                        let mut off = 0;
-                        for r in &recs {
-                            printed.extend(render(r, off, fmt));
-                            off += r.len();
-                        }
                         Outcome {
                             result: recs.iter().map(|r| r.to_string()).collect(),
-                            printed,
+                            note: Some(format!("# read({queue}, {size}) = {n}")),
+                            records: render_read(&buf[..n], fmt).unwrap_or_default(),
                         }
                     }
                     Err(e) => Outcome {
                         result: errno_result(e),
-                        printed: vec![format!("# read({queue}, {size}) = -1 {}", e.name())],
+                        note: Some(format!("# read({queue}, {size}) = -1 {}", e.name())),
+                        records: Vec::new(),
                     },
                 }
             }
             QueueKind::Device => {
-                let ring = owner
-                    .mmap_watch_queue(fd, 4096, true, 0)
-                    .map_err(|e| (e, "mmap"));
-                let q = match ring {
+                let q = match owner.mmap_watch_queue(fd, 4096, true, 0) {
                     Ok(q) => q,
-                    Err((e, what)) => {
+                    Err(e) => {
                         return Outcome {
                             result: errno_result(e),
-                            printed: vec![format!("# {what}({queue}) = -1 {}", e.name())],
+                            note: Some(format!("# mmap({queue}) = -1 {}", e.name())),
+                            records: Vec::new(),
                         }
                     }
                 };
                 let mut result = Vec::new();
-                let mut printed = Vec::new();
+                let mut records = Vec::new();
                 if let Some(r) = q.ring_2019() {
                     if let Ok(mut c) = Consumer::of(r.storage()) {
                         while let Ok(Some(rec)) = c.pop() {
                             let line = v2_line(&rec);
                             let hex = watchq_core::record::hex(&rec.bytes);
-                            printed.push(match fmt {
+                            records.push(match fmt {
                                 Format::Hex => hex,
                                 Format::Json => format!(
                                     "{{\"design\":2019,\"type\":{},\"subtype\":{},\"tag\":{},\"len\":{},\"overrun\":{},\"hex\":\"{}\"}}",
@@ -895,8 +894,11 @@ impl World {
                         }
                     }
                 }
-                printed.insert(0, format!("# ring({queue}): {} records", result.len()));
-                Outcome { result, printed }
+                Outcome {
+                    note: Some(format!("# ring({queue}): {} records", result.len())),
+                    result,
+                    records,
+                }
             }
         }
     }
@@ -969,25 +971,28 @@ pub fn run_following(
         _ => KernelConfig::default(),
     };
     let mut w = World::new(config);
-    let show = |out: &mut dyn Write, p: &str| -> std::io::Result<()> {
-        if fmt == Format::Json && p.starts_with("# ") {
+    let note = |out: &mut dyn Write, p: &str| -> std::io::Result<()> {
+        if fmt == Format::Json {
             writeln!(out, "{}", json_comment(p))
         } else {
             writeln!(out, "{p}")
         }
     };
     for l in lines {
-        let o = w.step(&l.step, fmt);
+        let mut o = w.step(&l.step, fmt);
         if follow.is_none() {
-            for p in &o.printed {
-                show(out, p)?;
-            }
-            if l.expect.is_empty() && o.printed.is_empty() {
+            if o.note.is_none() && l.expect.is_empty() {
                 if let [e] = &o.result[..] {
-                    if let Some(name) = e.strip_prefix("error ") {
-                        show(out, &format!("# {} = -1 {name}", l.text))?;
-                    }
+                    o.note = e
+                        .strip_prefix("error ")
+                        .map(|name| format!("# {} = -1 {name}", l.text));
                 }
+            }
+            if let Some(n) = &o.note {
+                note(out, n)?;
+            }
+            for r in &o.records {
+                writeln!(out, "{r}")?;
             }
         }
         // A follower takes the queue's records as they come, so the script's
@@ -1012,16 +1017,17 @@ pub fn run_following(
 impl World {
     /// Prints every record `queue` holds now (records only, no headers).
     fn follow(&mut self, queue: &str, fmt: Format, out: &mut dyn Write) -> std::io::Result<()> {
-        if self.queues.get(queue).is_none_or(|q| q.fd < 0) {
+        // Not made yet: nothing to follow.
+        let Some(kind) = self.queues.get(queue).map(|q| q.kind) else {
             return Ok(());
-        }
+        };
         loop {
             let o = self.read(queue, 4096, fmt);
-            let records: Vec<&String> = o.printed.iter().filter(|p| !p.starts_with("# ")).collect();
-            for p in &records {
-                writeln!(out, "{p}")?;
+            for r in &o.records {
+                writeln!(out, "{r}")?;
             }
-            if records.is_empty() || self.queues[queue].kind == QueueKind::Device {
+            // A device read drains the whole ring at once.
+            if o.records.is_empty() || kind == QueueKind::Device {
                 return Ok(());
             }
         }
