@@ -95,8 +95,9 @@ enum Cmd {
         devices: bool,
         /// Follow queue NAME of a scenario script instead (`watchq run`'s
         /// format, docs/scenarios.md): print its records as each step posts
-        /// them. --size, --filter, --key and --devices do not apply.
-        #[arg(long, value_name = "NAME")]
+        /// them. The script's own queue steps replace --size, --filter,
+        /// --key and --devices, which are refused with it.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["size", "filter", "key", "devices"])]
         queue: Option<String>,
         /// The command script (`-` or absent: stdin). See `docs/monitor.md`.
         script: Option<PathBuf>,

@@ -228,6 +228,14 @@ fn monitor_follows_a_scenario_queue_live() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("no queue named \"nope\" in the scenario"));
+    // The pipe options of the key monitor do not mix with a scenario's queue.
+    let o = bounded()
+        .args(["monitor", "--queue", "q", "--size", "3"])
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("cannot be used with"));
 }
 
 #[test]
