@@ -97,3 +97,14 @@ pub fn bash(script: &str, dir: &Path) -> Output {
         .output()
         .unwrap()
 }
+
+/// The files of repository directory `dir` whose names end in `.ext`, sorted.
+pub fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}

@@ -10,9 +10,9 @@
 //! no-op here (the binary is built), and `cargo run -p watchq-emu -- ARGS`
 //! is `watchq ARGS` (`bench` with `--quick`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use watchq_tests::programs::{bash, repo, target_dir, text, watchq, with_stdin};
+use watchq_tests::programs::{bash, files, repo, target_dir, text, watchq, with_stdin};
 
 /// The fenced blocks of `md` in `lang`: (line of the first content line, text).
 fn blocks(md: &str, lang: &str) -> Vec<(usize, String)> {
@@ -32,43 +32,49 @@ fn blocks(md: &str, lang: &str) -> Vec<(usize, String)> {
     out
 }
 
+/// The README and every document in docs/.
 fn documents() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(repo("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    v.sort();
+    let mut v = files("docs", "md");
     v.insert(0, repo("README.md"));
     v
 }
 
-fn name(p: &Path) -> String {
-    p.file_name().unwrap().to_string_lossy().into_owned()
+/// Every `lang` block of the documents: (document, first line, text).
+fn doc_blocks(lang: &str) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for doc in documents() {
+        let md = std::fs::read_to_string(&doc).unwrap();
+        let name = doc.file_name().unwrap().to_string_lossy().into_owned();
+        for (line, body) in blocks(&md, lang) {
+            out.push((name.clone(), line, body));
+        }
+    }
+    out
+}
+
+/// A fresh scratch directory under the target directory that sees the
+/// repository's examples.
+fn scratch(name: &str) -> PathBuf {
+    let tmp = target_dir().join(name);
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::os::unix::fs::symlink(repo("examples"), tmp.join("examples")).unwrap();
+    tmp
 }
 
 #[test]
 fn every_scenario_block_in_the_docs_holds() {
-    let mut ran = 0;
-    for doc in documents() {
-        let md = std::fs::read_to_string(&doc).unwrap();
-        for (line, body) in blocks(&md, "scenario") {
-            let o = with_stdin(
-                Command::new(watchq())
-                    .args(["run", "-"])
-                    .current_dir(repo(".")),
-                &body,
-            );
-            assert!(
-                o.status.success(),
-                "{}:{line}: {}",
-                name(&doc),
-                text(&o.stderr)
-            );
-            ran += 1;
-        }
+    let blocks = doc_blocks("scenario");
+    assert!(!blocks.is_empty(), "no scenario blocks found");
+    for (doc, line, body) in blocks {
+        let o = with_stdin(
+            Command::new(watchq())
+                .args(["run", "-"])
+                .current_dir(repo(".")),
+            &body,
+        );
+        assert!(o.status.success(), "{doc}:{line}: {}", text(&o.stderr));
     }
-    assert!(ran >= 1, "no scenario blocks found");
 }
 
 /// Does this line run something we check, and with what status?
@@ -100,15 +106,11 @@ fn skipped(line: &str) -> bool {
 
 #[test]
 fn every_watchq_command_of_the_docs_runs() {
-    let bin = target_dir();
-    let tmp = target_dir().join("doc-commands");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
     // The commands run in a scratch directory that sees the repository's
     // examples and the built binaries where the docs say they are.
-    std::os::unix::fs::symlink(repo("examples"), tmp.join("examples")).unwrap();
+    let tmp = scratch("doc-commands");
     std::fs::create_dir_all(tmp.join("target")).unwrap();
-    std::os::unix::fs::symlink(&bin, tmp.join("target/debug")).unwrap();
+    std::os::unix::fs::symlink(target_dir(), tmp.join("target/debug")).unwrap();
     let prelude = format!(
         r#"W={w}
 watchq() {{ "$W" "$@"; }}
@@ -123,45 +125,38 @@ cargo() {{
         w = watchq().display()
     );
     let mut checked_lines = 0;
-    for doc in documents() {
-        let md = std::fs::read_to_string(&doc).unwrap();
-        for (first, body) in blocks(&md, "sh") {
-            let mut script = prelude.clone();
-            for (i, l) in body.lines().enumerate() {
-                if l.trim().is_empty() || l.trim_start().starts_with('#') || skipped(l) {
-                    continue;
-                }
-                let at = format!("{}:{}", name(&doc), first + i);
-                script.push_str(l);
-                script.push('\n');
-                if let Some(want) = checked(l) {
-                    checked_lines += 1;
-                    script.push_str(&format!(
-                        "st=$?; [ $st -eq {want} ] || {{ echo \"{at}: exit $st, not {want}\" >&2; exit 1; }}\n"
-                    ));
-                }
+    for (doc, first, body) in doc_blocks("sh") {
+        let mut script = prelude.clone();
+        for (i, l) in body.lines().enumerate() {
+            if l.trim().is_empty() || l.trim_start().starts_with('#') || skipped(l) {
+                continue;
             }
-            let o = bash(&script, &tmp);
-            assert!(
-                o.status.success(),
-                "{}:{first}: {}\n{}",
-                name(&doc),
-                text(&o.stderr),
-                text(&o.stdout)
-            );
+            let at = format!("{doc}:{}", first + i);
+            script.push_str(l);
+            script.push('\n');
+            if let Some(want) = checked(l) {
+                checked_lines += 1;
+                script.push_str(&format!(
+                    "st=$?; [ $st -eq {want} ] || {{ echo \"{at}: exit $st, not {want}\" >&2; exit 1; }}\n"
+                ));
+            }
         }
+        let o = bash(&script, &tmp);
+        assert!(
+            o.status.success(),
+            "{doc}:{first}: {}\n{}",
+            text(&o.stderr),
+            text(&o.stdout)
+        );
     }
     assert!(checked_lines >= 10, "only {checked_lines} commands found");
 }
 
 /// Every command's `--help` has examples and exit statuses, and every
-/// example runs (exit 0) from the repository's root.
+/// example runs (exit 0) in a directory that sees the examples.
 #[test]
 fn every_help_example_runs() {
-    let tmp = target_dir().join("help-examples");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    std::os::unix::fs::symlink(repo("examples"), tmp.join("examples")).unwrap();
+    let tmp = scratch("help-examples");
     let mut ran = 0;
     for cmd in ["demo", "run", "monitor", "bench", "exec"] {
         let help = text(
@@ -202,17 +197,13 @@ fn every_help_example_runs() {
 /// The policy files shown in the docs load.
 #[test]
 fn every_policy_block_in_the_docs_loads() {
-    let mut n = 0;
-    for doc in documents() {
-        let md = std::fs::read_to_string(&doc).unwrap();
-        for (line, body) in blocks(&md, "policy") {
-            if let Err(e) = watchq_core::lsm::parse_policy(&body) {
-                panic!("{}:{}: {}", name(&doc), line + e.line - 1, e.msg);
-            }
-            n += 1;
+    let blocks = doc_blocks("policy");
+    assert!(!blocks.is_empty());
+    for (doc, line, body) in blocks {
+        if let Err(e) = watchq_core::lsm::parse_policy(&body) {
+            panic!("{doc}:{}: {}", line + e.line - 1, e.msg);
         }
     }
-    assert!(n >= 1);
 }
 
 /// Every test conformance.md names exists: a row's `file.rs: name`, and

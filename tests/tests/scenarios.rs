@@ -4,7 +4,7 @@
 //! failed expectation a diff and status 1, never a panic.
 
 use std::process::Output;
-use watchq_tests::programs::{bounded, repo, text, with_stdin};
+use watchq_tests::programs::{bounded, files, repo, text, with_stdin};
 
 fn run(args: &[&str]) -> Output {
     bounded().arg("run").args(args).output().unwrap()
@@ -16,12 +16,7 @@ fn run_stdin(script: &str) -> Output {
 }
 
 fn examples() -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(repo("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "scenario"))
-        .collect();
-    v.sort();
+    let v = files("examples", "scenario");
     assert!(v.len() >= 7, "examples/*.scenario: {v:?}");
     v
 }
