@@ -50,7 +50,7 @@ for t in tests/tests/*.rs; do
 done
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" \
     cargo test --locked --target "$(rustc -vV | sed -n "s/^host: //p")" --target-dir target/asan \
-    -p watchq-core -p watchq-sources -p watchq-emu --lib -p watchq-tests "${asan_tests[@]}"
+    -p watchq-core -p watchq-sources -p watchq-kernel -p watchq-client -p watchq --lib -p watchq-tests "${asan_tests[@]}"
 
 # loom models: every interleaving of the lock-free paths, bounded so a
 # 3-thread model finishes in seconds (see STYLE.md). Own target dir: the
@@ -68,7 +68,7 @@ cargo bench -p watchq-benches --locked --no-run
 timeout 600 cargo bench -p watchq-benches --locked -- --test
 
 step "demo"
-cargo run -q -p watchq-emu --locked -- demo > /dev/null
-cargo run -q -p watchq-emu --locked -- run --quiet examples/keys.scenario
+cargo run -q -p watchq --locked -- demo > /dev/null
+cargo run -q -p watchq --locked -- run --quiet examples/keys.scenario
 
 printf '\nall checks passed\n'

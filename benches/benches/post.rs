@@ -3,7 +3,7 @@
 //! cost grows with the watches on the object and on other objects.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use watchq_emu::bench::{fanout, fanout_array_queues, Watchers};
+use watchq_bench::{fanout, fanout_array_queues, Watchers};
 
 /// `post/fanout`: one event delivered to 1, 8 and 64 queues.
 fn post_fanout(c: &mut Criterion) {

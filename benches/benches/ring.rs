@@ -1,10 +1,10 @@
 //! `ring/*`: watchq's two rings beside crossbeam's `ArrayQueue`, rtrb and
 //! a real pipe, in the same groups, moving the same bytes
-//! (`watchq_emu::bench` has the workloads, shared with `watchq bench`).
+//! (watchq-bench (`watchq_bench`) has the workloads, shared with `watchq bench`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
-use watchq_emu::bench::{st_pair, streaming, Peer, SIZES};
+use watchq_bench::{st_pair, streaming, Peer, SIZES};
 
 /// `ring/st_pair`: one thread posts one record and reads it back.
 fn ring_st_pair(c: &mut Criterion) {

@@ -3,13 +3,13 @@
 //! blocking consumer pays under a streaming producer.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use watchq_emu::bench::{emulated_read, real_pipe_read, wakeups};
+use watchq_bench::{emulated_read, real_pipe_read, wakeups};
 
 /// `syscall/read`: one 16-byte record per read.
 fn syscall_read(c: &mut Criterion) {
     let mut g = c.benchmark_group("syscall/read");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("watchq_emulated", |b| b.iter_custom(emulated_read));
+    g.bench_function("watchq_kernellated", |b| b.iter_custom(emulated_read));
     g.bench_function("pipe(2)", |b| b.iter_custom(real_pipe_read));
     g.finish();
 }

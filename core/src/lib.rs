@@ -6,7 +6,7 @@
 //! lock-free rings they post into ([`ring`]), with the kernel's constants and
 //! layouts in [`uapi`] and its error numbers in [`errno`]. This crate knows no
 //! event source and no file descriptor: sources own watch lists and call
-//! [`post::post_watch_notification`]; the emulated kernel (watchq-emu) wraps
+//! [`post::post_watch_notification`]; the emulated kernel (watchq-kernel) wraps
 //! queues in pipes.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]

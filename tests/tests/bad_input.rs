@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 use std::process::Output;
-use watchq_emu::script::parse_script;
+use watchq_kernel::script::parse_script;
 use watchq_tests::programs::{bounded, target_dir, text, with_stdin};
 
 /// A file under the target directory holding `body`.
@@ -349,7 +349,7 @@ fn bench_smoke_run_writes_table_report_and_plot() {
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
-    for t in watchq_emu::bench::TARGETS {
+    for t in watchq_bench::TARGETS {
         let row = format!("| {} | {} | {} | {} |", t.group, t.who, t.peer, t.param);
         assert!(table.contains(&row), "{row} missing from\n{table}");
     }

@@ -1,4 +1,4 @@
-//! The benchmark workloads themselves (`watchq_emu::bench`, shared by
+//! The benchmark workloads themselves (watchq-bench (`watchq_bench`), shared by
 //! `cargo bench` and `watchq bench`): every peer, every record size and
 //! producer count finishes and moves every record. A workload that can
 //! wait forever (a blocking pipe read after the last message) fails here
@@ -7,7 +7,7 @@
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
-use watchq_emu::bench::{st_pair, streaming, Peer, SIZES};
+use watchq_bench::{st_pair, streaming, Peer, SIZES};
 
 /// Runs `f` on its own thread; fails if it takes longer than 30 s.
 fn within_30s<T: Send + 'static>(what: String, f: impl FnOnce() -> T + Send + 'static) -> T {

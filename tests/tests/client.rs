@@ -1,4 +1,4 @@
-//! The consumer API (`watchq_emu::client`): one consumer, written once
+//! The consumer API (`watchq_client`): one consumer, written once
 //! against `NotificationQueue<B: Backend>`, tested on the emulated kernel;
 //! the real backend on this machine's kernel; typed records parsed from
 //! bytes with every length checked.
@@ -6,11 +6,11 @@
 use proptest::prelude::*;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
-use watchq_emu::client::{
+use watchq_client::{
     Backend, ClientError, Emulated, Filter, KeyChange, NotificationQueue, RealKernel, Record,
     RecordError,
 };
-use watchq_emu::{Kernel, KernelConfig};
+use watchq_kernel::{Kernel, KernelConfig};
 use watchq_sources::keys::KEY_SPEC_SESSION_KEYRING;
 
 /// The consumer under test: watches the session keyring for links and

@@ -2,12 +2,12 @@
 //! through `watchq run` (each must hold its expect lines), and the
 //! `watchq` commands of `sh` blocks with the built binary, each of which
 //! must exit 0 (or the status its comment names: `# … exit 124`). The
-//! `rust` blocks are doctests (emu-dev/src/lib.rs includes the files).
+//! `rust` blocks are doctests (emu-dev/cli/src/lib.rs includes the files).
 //!
 //! Not run here, by design: `./scripts/test.sh` (it is what runs this
 //! test), `scripts/fuzz.sh` (nightly and minutes per target), and `cargo
 //! bench`/`cargo test` lines (CI runs both itself). `cargo build` is a
-//! no-op here (the binary is built), and `cargo run -p watchq-emu -- ARGS`
+//! no-op here (the binary is built), and `cargo run -p watchq -- ARGS`
 //! is `watchq ARGS` (`bench` with `--quick`).
 
 use std::path::PathBuf;

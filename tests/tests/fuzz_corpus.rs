@@ -39,10 +39,10 @@ fn fuzz_corpus_mmap_ring_ops() {
 
 #[test]
 fn fuzz_corpus_kernel_syscalls() {
-    replay("kernel_syscalls", watchq_emu::fuzz::kernel_syscalls);
+    replay("kernel_syscalls", watchq_kernel::fuzz::kernel_syscalls);
 }
 
 #[test]
 fn fuzz_corpus_text_formats() {
-    replay("text_formats", watchq_emu::fuzz::text_formats);
+    replay("text_formats", watchq::fuzz::text_formats);
 }

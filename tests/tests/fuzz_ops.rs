@@ -9,7 +9,7 @@ use watchq_core::uapi::*;
 use watchq_core::{
     add_watch_to_object, post_watch_notification, Errno, Notification, Watch, WatchList, WatchQueue,
 };
-use watchq_emu::{Kernel, KernelConfig, PollFd};
+use watchq_kernel::{Kernel, KernelConfig, PollFd};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -86,7 +86,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn check<T>(r: Result<T, Errno>) {
     if let Err(e) = r {
         assert!(
-            watchq_emu::fuzz::SYSCALL_ERRNOS.contains(&e),
+            watchq_kernel::fuzz::SYSCALL_ERRNOS.contains(&e),
             "unexpected errno {e:?}"
         );
     }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
-use watchq_emu::keys::{Serial, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
-use watchq_emu::{Kernel, KernelConfig, Process};
+use watchq_kernel::keys::{Serial, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
+use watchq_kernel::{Kernel, KernelConfig, Process};
 
 struct K {
     kernel: Arc<Kernel>,
@@ -647,7 +647,7 @@ fn keys_monitor_example_script() {
     ))
     .unwrap();
     let mut out = Vec::new();
-    watchq_emu::monitor::run(&Default::default(), script.as_bytes(), &mut out).unwrap();
+    watchq::monitor::run(&Default::default(), script.as_bytes(), &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(

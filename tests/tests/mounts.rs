@@ -8,8 +8,8 @@ use std::sync::Arc;
 use watchq_core::ring::mmap::Consumer;
 use watchq_core::uapi::{self, v2};
 use watchq_core::{Errno, Notification};
-use watchq_emu::process_consts::AT_FDCWD;
-use watchq_emu::{Kernel, KernelConfig, Process};
+use watchq_kernel::process_consts::AT_FDCWD;
+use watchq_kernel::{Kernel, KernelConfig, Process};
 use watchq_sources::mount::{sb_subtype, subtype, MountInfo, AT_EMPTY_PATH, ROOT_MOUNT};
 
 fn setup(notes: u64) -> (Arc<Kernel>, Arc<Process>, i32) {

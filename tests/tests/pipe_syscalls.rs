@@ -4,7 +4,7 @@
 
 use watchq_core::uapi::*;
 use watchq_core::Errno;
-use watchq_emu::{Kernel, KernelConfig, PollFd};
+use watchq_kernel::{Kernel, KernelConfig, PollFd};
 use watchq_tests::{key_record, Fixture};
 
 /// What the oracle's probe asks poll() for.

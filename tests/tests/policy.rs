@@ -9,9 +9,9 @@ use watchq_core::lsm::{
 };
 use watchq_core::uapi::{self, O_NONBLOCK, O_NOTIFICATION_PIPE};
 use watchq_core::{Errno, Notification, Permissive, Policy};
-use watchq_emu::keys::KEY_SPEC_SESSION_KEYRING;
-use watchq_emu::process_consts::AT_FDCWD;
-use watchq_emu::{Kernel, KernelConfig, Process};
+use watchq_kernel::keys::KEY_SPEC_SESSION_KEYRING;
+use watchq_kernel::process_consts::AT_FDCWD;
+use watchq_kernel::{Kernel, KernelConfig, Process};
 
 fn kernel(policy: Arc<dyn Policy>) -> Arc<Kernel> {
     let k = Kernel::new(KernelConfig::default());

@@ -3,7 +3,7 @@
 
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
-use watchq_emu::PollFd;
+use watchq_kernel::PollFd;
 use watchq_tests::{entry, key_record, Fixture, LOSS, OBJ};
 
 const UPD: u8 = NOTIFY_KEY_UPDATED;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use watchq_core::uapi::{O_NONBLOCK, O_NOTIFICATION_PIPE};
 use watchq_core::{Errno, Notification};
-use watchq_emu::{Kernel, KernelConfig};
+use watchq_kernel::{Kernel, KernelConfig};
 
 const PRODUCERS: u32 = 3;
 const PER_PRODUCER: u32 = 40_000;

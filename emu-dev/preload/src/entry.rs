@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use watchq_core::uapi::v2;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
-use watchq_emu::keyctl::cmd;
-use watchq_emu::PollFd;
+use watchq_kernel::keyctl::cmd;
+use watchq_kernel::PollFd;
 
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: c_int = 1024;
@@ -1185,7 +1185,7 @@ fn watch_path(
     let emu = h.lookup(fd).map_or(-1, |m| m.emu);
     let r = c_string(path, libc::PATH_MAX as usize).and_then(|p| {
         let dfd = if dfd == libc::AT_FDCWD || p.starts_with('/') {
-            watchq_emu::process_consts::AT_FDCWD
+            watchq_kernel::process_consts::AT_FDCWD
         } else {
             return Err(Errno::EBADF);
         };

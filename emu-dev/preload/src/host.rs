@@ -24,9 +24,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use watchq_core::uapi::{O_CLOEXEC, O_NONBLOCK, POLLHUP, POLLIN};
 use watchq_core::{Errno, Result};
-use watchq_emu::keys::KeyConfig;
-use watchq_emu::script::{parse_script, Actor, Command};
-use watchq_emu::{Kernel, KernelConfig, PollFd, Process};
+use watchq_kernel::keys::KeyConfig;
+use watchq_kernel::script::{parse_script, Actor, Command};
+use watchq_kernel::{Kernel, KernelConfig, PollFd, Process};
 
 /// One real descriptor that stands for an emulated pipe end.
 #[derive(Clone, Debug)]

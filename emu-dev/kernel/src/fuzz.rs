@@ -1,10 +1,9 @@
-//! Fuzz harness bodies over the emulated kernel and the text formats the
-//! programs parse, shared by the cargo-fuzz targets in `fuzz/` and by the
-//! stable corpus replay in watchq-tests (feature `fuzzing`).
+//! Fuzz harness body over the emulated kernel's system calls, shared by
+//! the cargo-fuzz target `kernel_syscalls` in `fuzz/` and by the stable
+//! corpus replay in watchq-tests (feature `fuzzing`).
 //!
-//! Each harness takes arbitrary bytes, must never panic, and asserts what
-//! the crate promises: errnos, whole records, statistics that add up, and
-//! line numbers that point into the text.
+//! It takes arbitrary bytes, must never panic, and asserts what the crate
+//! promises: errnos, whole records and statistics that add up.
 
 use crate::{Kernel, KernelConfig, Process};
 use std::sync::Arc;
@@ -261,69 +260,5 @@ pub fn kernel_syscalls(data: &[u8]) {
     for q in &queues {
         let s = q.stats();
         assert_eq!(s.posted, s.read + s.lost + s.queued + s.discarded, "{s:?}");
-    }
-}
-
-/// Every text format the programs parse, the first byte choosing which:
-/// policy files, scripts, `keyctl watch -f` filter letters. Nothing
-/// panics; a line-numbered error points at a line of the text.
-pub fn text_formats(data: &[u8]) {
-    let Some((&which, rest)) = data.split_first() else {
-        return;
-    };
-    let text = String::from_utf8_lossy(rest);
-    let lines = text.lines().count().max(1);
-    if which == b'S' {
-        return scenario(&text, lines);
-    }
-    match which % 3 {
-        0 => {
-            if let Err(e) = watchq_core::lsm::parse_policy(&text) {
-                assert!(
-                    (1..=lines).contains(&e.line),
-                    "policy line {} of {lines}",
-                    e.line
-                );
-            }
-        }
-        1 => {
-            if let Err((line, _)) = crate::script::parse_script(&text) {
-                assert!((1..=lines).contains(&line), "script line {line} of {lines}");
-            }
-        }
-        _ => {
-            if let Ok(blob) = crate::monitor::keyctl_filter(&text) {
-                let q = watchq_core::WatchQueue::new();
-                assert_eq!(q.set_filter(Some(&blob)), Ok(()), "{text:?}");
-            }
-        }
-    }
-}
-
-/// A scenario script: a parse error names a line of the text; a script
-/// that parses runs without panicking (unless it asks for real time or
-/// billions of repetitions, which a fuzzer would take for a hang).
-fn scenario(text: &str, lines: usize) {
-    use crate::scenario::{parse, run, ScenarioError};
-    let base = std::path::Path::new("/nonexistent");
-    match parse(text, base) {
-        Err(ScenarioError::Parse { line, .. }) => {
-            assert!(
-                (1..=lines).contains(&line),
-                "scenario line {line} of {lines}"
-            )
-        }
-        Err(e) => panic!("parse gave a non-parse error: {e}"),
-        Ok(steps) => {
-            if text.contains("sleep") || text.contains("repeat") {
-                return;
-            }
-            for fmt in [crate::format::Format::Sample, crate::format::Format::Json] {
-                match run(&steps, fmt, &mut std::io::sink()) {
-                    Ok(()) | Err(ScenarioError::Expect { .. }) => {}
-                    Err(e) => panic!("a parsed scenario failed to run: {e}"),
-                }
-            }
-        }
     }
 }

@@ -10,11 +10,11 @@
 //! for line, or the run fails with a diff. Runs are deterministic: serials,
 //! pids and records are the same every time.
 
-use crate::client::{Filter, FilterEntry};
+use watchq_client::{Filter, FilterEntry};
 use crate::format::{render_read, Format};
 use crate::monitor::keyctl_subtypes;
-use crate::script::{parse_line, Actor, Command};
-use crate::{Kernel, KernelConfig, Process};
+use watchq_kernel::script::{parse_line, Actor, Command};
+use watchq_kernel::{Kernel, KernelConfig, Process};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
@@ -116,7 +116,7 @@ pub enum Step {
     Close(String),
     /// `stats QUEUE`: watchq's counters for the queue.
     Stats(String),
-    /// A key, mount or device command of [`crate::script`], run as the
+    /// A key, mount or device command of [`watchq_kernel::script`], run as the
     /// current process.
     World(String, Command),
 }
@@ -794,10 +794,10 @@ impl World {
                 let r = match target {
                     Target::Key(k) => a.key(k).and_then(|s| watcher.keyctl_watch_key(s, fd, *tag)),
                     Target::Mount(path) => {
-                        watcher.watch_mount(crate::process::AT_FDCWD, path, 0, fd, *tag)
+                        watcher.watch_mount(watchq_kernel::process_consts::AT_FDCWD, path, 0, fd, *tag)
                     }
                     Target::Sb(path) => {
-                        watcher.watch_sb(crate::process::AT_FDCWD, path, 0, fd, *tag)
+                        watcher.watch_sb(watchq_kernel::process_consts::AT_FDCWD, path, 0, fd, *tag)
                     }
                     Target::Devices => watcher.watch_devices(fd, *tag, 0),
                 };

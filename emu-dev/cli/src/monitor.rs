@@ -9,13 +9,13 @@
 //! what it read in the chosen [`Format`]; a failed command prints
 //! `# <command> = -1 ENAME`.
 //!
-//! The commands are [`crate::script`]'s; `watch`/`unwatch` act on the
+//! The commands are [`watchq_kernel::script`]'s; `watch`/`unwatch` act on the
 //! monitor's pipe.
 
-use crate::client::Filter;
+use watchq_client::Filter;
 use crate::format::{render_read, Format};
-use crate::script::{parse_script, Actor};
-use crate::{Kernel, KernelConfig, Process};
+use watchq_kernel::script::{parse_script, Actor};
+use watchq_kernel::{Kernel, KernelConfig, Process};
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::Arc;

@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use watchq_emu::format::Format;
-use watchq_emu::monitor::{self, MonitorOptions};
+use watchq::format::Format;
+use watchq::monitor::{self, MonitorOptions};
 
 /// watchq: a userspace emulator of Linux's general notification queue.
 ///
@@ -109,7 +109,7 @@ enum Cmd {
     /// alternating rounds, prints the ratio table with the targets, and
     /// writes report.md and throughput.svg (docs/performance.md). A full
     /// run (`watchq bench --out bench-report` from a --release build:
-    /// `cargo run --release -p watchq-emu -- bench`) takes about 15 seconds.
+    /// `cargo run --release -p watchq -- bench`) takes about 15 seconds.
     ///
     /// Exit status: 0 report written; 2 the output directory cannot be made.
     ///
@@ -174,14 +174,14 @@ fn main() -> ExitCode {
             policy,
             command,
         } => {
-            let opts = watchq_emu::exec::ExecOptions {
+            let opts = watchq::exec::ExecOptions {
                 no_notifications,
                 log,
                 script,
                 gc_delay,
                 policy,
             };
-            let Err(e) = watchq_emu::exec::run(&opts, &command[0], &command[1..]);
+            let Err(e) = watchq::exec::run(&opts, &command[0], &command[1..]);
             eprintln!("watchq exec: {e}");
             ExitCode::from(127)
         }
@@ -192,7 +192,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let shrink = if quick { 1000 } else { 1 };
-            let cases = watchq_emu::bench::run_suite(rounds.max(1), shrink, |done, total| {
+            let cases = watchq_bench::run_suite(rounds.max(1), shrink, |done, total| {
                 let filled = done * 40 / total;
                 eprint!(
                     "\r[{}{}] {done}/{total}",
@@ -203,17 +203,17 @@ fn main() -> ExitCode {
                     eprintln!();
                 }
             });
-            let table = watchq_emu::bench::table(&cases);
+            let table = watchq_bench::table(&cases);
             let table = format!(
                 "{table}\n{}",
-                watchq_emu::bench::wakeups((1 << 20) / shrink).line()
+                watchq_bench::wakeups((1 << 20) / shrink).line()
             );
             print!("{table}");
             let report = format!(
                 "# watchq bench\n\nRatios are watchq's time per record divided by the peer's, medians of {rounds} alternating rounds in one run.\n\n![throughput](throughput.svg)\n\n{table}"
             );
             let written = std::fs::write(out.join("report.md"), report).and_then(|()| {
-                std::fs::write(out.join("throughput.svg"), watchq_emu::bench::svg(&cases))
+                std::fs::write(out.join("throughput.svg"), watchq_bench::svg(&cases))
             });
             match written {
                 Ok(()) => {
@@ -234,7 +234,7 @@ fn main() -> ExitCode {
             quiet,
             file,
         } => run_scenario("run", &file, format, None, quiet),
-        Cmd::Demo => match watchq_emu::demo::run() {
+        Cmd::Demo => match watchq::demo::run() {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -306,7 +306,7 @@ fn run_scenario(
     follow: Option<&str>,
     quiet: bool,
 ) -> ExitCode {
-    use watchq_emu::scenario::{parse, run_following, ScenarioError};
+    use watchq::scenario::{parse, run_following, ScenarioError};
     let (text, base, name) = if file.as_os_str() == "-" {
         let mut t = String::new();
         if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut t) {

@@ -13,7 +13,7 @@
 //! then the queue's statistics.
 
 use crate::format::{render, Format};
-use crate::{Kernel, KernelConfig};
+use watchq_kernel::{Kernel, KernelConfig};
 use std::fmt::Write as _;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification, Result};
@@ -121,7 +121,7 @@ pub fn run() -> Result<String> {
 
 /// Reads until EAGAIN, printing like the kernel's sample consumer; a run
 /// of records identical to the one before is summarised in one line.
-fn drain(p: &crate::Process, fd: i32, out: &mut String) -> Result<()> {
+fn drain(p: &watchq_kernel::Process, fd: i32, out: &mut String) -> Result<()> {
     let mut buf = [0u8; READ_SIZE];
     let mut prev: Option<Notification> = None;
     let mut same = 0usize;

@@ -535,7 +535,7 @@ impl Watchers {
 /// `syscall/read`, watchq: a record posted to an emulated notification
 /// pipe and one emulated `read()` of it through `Kernel`, `iters` times.
 pub fn emulated_read(iters: u64) -> Duration {
-    let k = crate::Kernel::new(crate::KernelConfig::default());
+    let k = watchq_kernel::Kernel::new(watchq_kernel::KernelConfig::default());
     let p = k.spawn(1000, 1000);
     let [r, _w] = p
         .pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK)
@@ -689,7 +689,7 @@ fn plan() -> Vec<(&'static str, &'static str, usize, u64, Work)> {
     }
     v.push((
         "syscall/read",
-        "watchq_emulated",
+        "watchq_kernellated",
         16,
         500_000,
         Box::new(emulated_read),
@@ -822,7 +822,7 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         group: "syscall/read",
-        who: "watchq_emulated",
+        who: "watchq_kernellated",
         peer: "pipe(2)",
         param: 16,
         max: 0.1,
