@@ -325,6 +325,24 @@ const _: () = {
     assert!(offset_of!(RawBlockNotification, sector) == 16);
 };
 
+// The special key ids of keyctl.h (`key_serial_t`).
+/// `KEY_SPEC_THREAD_KEYRING`.
+pub const KEY_SPEC_THREAD_KEYRING: i32 = -1;
+/// `KEY_SPEC_PROCESS_KEYRING`.
+pub const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
+/// `KEY_SPEC_SESSION_KEYRING`.
+pub const KEY_SPEC_SESSION_KEYRING: i32 = -3;
+/// `KEY_SPEC_USER_KEYRING`.
+pub const KEY_SPEC_USER_KEYRING: i32 = -4;
+/// `KEY_SPEC_USER_SESSION_KEYRING`.
+pub const KEY_SPEC_USER_SESSION_KEYRING: i32 = -5;
+/// `KEY_SPEC_GROUP_KEYRING` (never implemented by the kernel: EINVAL).
+pub const KEY_SPEC_GROUP_KEYRING: i32 = -6;
+/// `KEY_SPEC_REQKEY_AUTH_KEY`.
+pub const KEY_SPEC_REQKEY_AUTH_KEY: i32 = -7;
+/// `KEY_SPEC_REQUESTOR_KEYRING`.
+pub const KEY_SPEC_REQUESTOR_KEYRING: i32 = -8;
+
 /// `KEYCTL_WATCH_KEY`.
 pub const KEYCTL_WATCH_KEY: u32 = 32;
 /// `KEYCTL_CAPS1_NOTIFICATIONS`: bit in byte 1 of `KEYCTL_CAPABILITIES`.

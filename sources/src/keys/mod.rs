@@ -34,22 +34,11 @@ use watchq_core::{post_watch_notification, Cred, Errno, Notification, Policy, Re
 /// A key serial number (`key_serial_t`).
 pub type Serial = i32;
 
-/// `KEY_SPEC_THREAD_KEYRING`.
-pub const KEY_SPEC_THREAD_KEYRING: Serial = -1;
-/// `KEY_SPEC_PROCESS_KEYRING`.
-pub const KEY_SPEC_PROCESS_KEYRING: Serial = -2;
-/// `KEY_SPEC_SESSION_KEYRING`.
-pub const KEY_SPEC_SESSION_KEYRING: Serial = -3;
-/// `KEY_SPEC_USER_KEYRING`.
-pub const KEY_SPEC_USER_KEYRING: Serial = -4;
-/// `KEY_SPEC_USER_SESSION_KEYRING`.
-pub const KEY_SPEC_USER_SESSION_KEYRING: Serial = -5;
-/// `KEY_SPEC_GROUP_KEYRING` (never implemented by the kernel: EINVAL).
-pub const KEY_SPEC_GROUP_KEYRING: Serial = -6;
-/// `KEY_SPEC_REQKEY_AUTH_KEY`.
-pub const KEY_SPEC_REQKEY_AUTH_KEY: Serial = -7;
-/// `KEY_SPEC_REQUESTOR_KEYRING`.
-pub const KEY_SPEC_REQUESTOR_KEYRING: Serial = -8;
+pub use watchq_core::uapi::{
+    KEY_SPEC_GROUP_KEYRING, KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_REQKEY_AUTH_KEY,
+    KEY_SPEC_REQUESTOR_KEYRING, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_THREAD_KEYRING,
+    KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING,
+};
 
 /// The key types watchq models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
