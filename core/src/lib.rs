@@ -8,6 +8,12 @@
 //! event source and no file descriptor: sources own watch lists and call
 //! [`post::post_watch_notification`]; the emulated kernel (watchq-kernel) wraps
 //! queues in pipes.
+//!
+//! The wire layer — [`uapi`], [`record`], [`filter`] and [`errno`] — is
+//! all a consumer of real notifications needs (watchq-client uses only
+//! it); everything else is the feature `machinery` (on by default), so a
+//! consumer built with `default-features = false` compiles none of the
+//! emulator's rings, queues or policies and none of their dependencies.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
@@ -15,25 +21,37 @@ pub mod errno;
 pub mod filter;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+#[cfg(feature = "machinery")]
 pub mod lsm;
+#[cfg(feature = "machinery")]
 pub mod post;
+#[cfg(feature = "machinery")]
 pub mod queue;
 pub mod record;
+#[cfg(feature = "machinery")]
 pub mod ring;
+#[cfg(feature = "machinery")]
 pub(crate) mod sync;
 pub mod uapi;
+#[cfg(feature = "machinery")]
 pub mod wait;
+#[cfg(feature = "machinery")]
 pub mod watch;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
 
 pub use errno::{Errno, Result};
+#[cfg(feature = "machinery")]
 pub use lsm::{Cred, Permissive, Policy, UserStruct, WatchedObject};
+#[cfg(feature = "machinery")]
 pub use post::{post_watch_notification, PostSummary};
+#[cfg(feature = "machinery")]
 pub use queue::{AllocFaults, QueueStats, ReadMode, WatchQueue};
 pub use record::Notification;
+#[cfg(feature = "machinery")]
 pub use ring::PostOutcome;
+#[cfg(feature = "machinery")]
 pub use watch::{
     add_watch_to_object, remove_watch_from_object, remove_watch_list, watch_or_unwatch, Watch,
     WatchList,
