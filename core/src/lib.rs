@@ -4,7 +4,8 @@
 //! Records ([`record`]), user filters ([`filter`]), watches and watch lists
 //! ([`watch`]), the post path ([`post`]), queues ([`queue`]) and the
 //! lock-free rings they post into ([`ring`]), with the kernel's constants and
-//! layouts in [`uapi`] and its error numbers in [`errno`]. This crate knows no
+//! layouts in [`uapi`] and its error numbers in [`errno`], and the tokenizer
+//! of watchq's line languages in [`text`]. This crate knows no
 //! event source and no file descriptor: sources own watch lists and call
 //! [`post::post_watch_notification`]; the emulated kernel (watchq-kernel) wraps
 //! queues in pipes.
@@ -21,6 +22,7 @@ pub mod queue;
 pub mod record;
 pub mod ring;
 pub(crate) mod sync;
+pub mod text;
 pub mod uapi;
 pub mod wait;
 pub mod watch;
