@@ -143,6 +143,7 @@ const BAD_SCRIPT_LINES: &[(&str, &str)] = &[
     ("link a", "usage: link <key> <ring>"),
     ("move a @s", "usage: move <key> <from> <to>"),
     ("setperm a rwx", "permission \"rwx\" is not hex"),
+    ("setperm a 0x0x3f", "permission \"0x0x3f\" is not hex"),
     ("chown a root -1", "id \"root\" is not a number in range"),
     ("chown a -2 -1", "id \"-2\" is not a number in range"),
     (
@@ -150,6 +151,7 @@ const BAD_SCRIPT_LINES: &[(&str, &str)] = &[
         "timeout \"soon\" is not a number in range",
     ),
     ("watch @s one", "tag \"one\" is not a number in range"),
+    ("watch @s 0x-1", "tag \"0x-1\" is not a number in range"),
     (
         "watch @s 99999999999",
         "tag \"99999999999\" is not a number in range",
@@ -191,6 +193,10 @@ const BAD_SCRIPT_LINES: &[(&str, &str)] = &[
         "attributes \"noexec\" is not a number in range",
     ),
     (
+        "setattr /mnt 18446744073709551616",
+        "attributes \"18446744073709551616\" is not a number in range",
+    ),
+    (
         "sb /mnt full",
         "usage: sb <path> readonly|rw|edquot|network",
     ),
@@ -211,9 +217,13 @@ fn script_lines() {
     assert_eq!(parse_script(good).unwrap().len(), 1);
     for (bad, needle) in BAD_SCRIPT_LINES {
         let text = format!("{good}{bad}\nupdate a y\n");
-        let (line, msg) = parse_script(&text).expect_err(bad);
-        assert_eq!(line, 4, "{bad}");
-        assert!(msg.contains(needle), "{bad}: {msg:?} lacks {needle:?}");
+        let e = parse_script(&text).expect_err(bad);
+        assert_eq!(e.line, 4, "{bad}");
+        assert!(
+            e.msg.contains(needle),
+            "{bad}: {:?} lacks {needle:?}",
+            e.msg
+        );
     }
 }
 

@@ -73,8 +73,7 @@ impl Settings {
             Some(path) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| format!("WATCHQ_SCRIPT={path}: {e}"))?;
-                parse_script(&text)
-                    .map_err(|(line, msg)| format!("WATCHQ_SCRIPT={path}: line {line}: {msg}"))?
+                parse_script(&text).map_err(|e| format!("WATCHQ_SCRIPT={path}: {e}"))?
             }
         };
         let policy = match var("WATCHQ_POLICY") {
