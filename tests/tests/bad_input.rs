@@ -18,7 +18,7 @@ use watchq_kernel::script::parse_script;
 use watchq_tests::programs::{bounded, target_dir, text, with_stdin};
 
 /// A file under the target directory holding `body`.
-fn file(name: &str, body: &str) -> PathBuf {
+fn file(name: &str, body: impl AsRef<[u8]>) -> PathBuf {
     let dir = target_dir().join("bad-input");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
@@ -235,7 +235,7 @@ fn script_files_through_monitor_and_exec() {
     for (i, (bad, needle)) in BAD_SCRIPT_LINES.iter().enumerate().step_by(5) {
         let path = file(
             &format!("bad{i}.script"),
-            &format!("add user a x @s\n\n{bad}\n"),
+            format!("add user a x @s\n\n{bad}\n"),
         );
         let p = path.to_str().unwrap();
         let want = format!("{p}: line 3: {needle}");
@@ -246,6 +246,43 @@ fn script_files_through_monitor_and_exec() {
         let out = watchq_run(&["exec", "--script", p, "--", "echo", "main ran"], &[], "");
         assert_refused(&format!("exec --script {bad:?}"), &out, 2, &want);
     }
+}
+
+/// A script, scenario or policy file that is not UTF-8 is refused with the
+/// line of its first bad byte, like any other bad line, through every
+/// program that reads one.
+#[test]
+fn files_that_are_not_utf8_name_their_line() {
+    let script = file("latin1.script", b"add user a x @s\n\nupdate a caf\xe9\n");
+    let scenario = file("latin1.scenario", b"queue q pipe\n# caf\xe9\n");
+    let policy = file("latin1.policy", b"[smack]\n\n\na b r # \xff\n");
+    let (s, sc, p) = (
+        script.to_str().unwrap(),
+        scenario.to_str().unwrap(),
+        policy.to_str().unwrap(),
+    );
+    let bad = "not UTF-8 (byte 0xe9)";
+    let out = watchq_run(&["monitor", s], &[], "");
+    assert_refused("monitor", &out, 2, &format!("{s}: line 3: {bad}"));
+    let out = watchq_run(&["exec", "--script", s, "--", "echo", "main ran"], &[], "");
+    assert_refused("exec --script", &out, 2, &format!("{s}: line 3: {bad}"));
+    let out = watchq_run(&["run", sc], &[], "");
+    assert_refused("run", &out, 2, &format!("{sc}: line 2: {bad}"));
+    let out = watchq_run(&["exec", "--policy", p, "--", "echo", "main ran"], &[], "");
+    assert_refused(
+        "exec --policy",
+        &out,
+        2,
+        &format!("{p}: line 4: not UTF-8 (byte 0xff)"),
+    );
+    let inline = file("latin1-policy.scenario", format!("policy {p}\n"));
+    let out = watchq_run(&["run", inline.to_str().unwrap()], &[], "");
+    assert_refused(
+        "run, policy FILE",
+        &out,
+        2,
+        &format!("line 1: policy file {p}, line 4: not UTF-8 (byte 0xff)"),
+    );
 }
 
 /// The preload library's settings, read before the program's `main`: a bad

@@ -17,7 +17,7 @@ use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use watchq_client::Filter;
-use watchq_core::text::ParseError;
+use watchq_core::text::{self, ParseError};
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
 use watchq_kernel::script::{parse_script, Actor};
@@ -158,10 +158,12 @@ pub fn run(
     script: impl BufRead,
     out: &mut impl Write,
 ) -> std::result::Result<(), MonitorError> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let mut script = script;
-    script.read_to_string(&mut text)?;
-    let cmds = parse_script(&text).map_err(MonitorError::Parse)?;
+    script.read_to_end(&mut bytes)?;
+    let cmds = text::from_utf8(&bytes)
+        .and_then(parse_script)
+        .map_err(MonitorError::Parse)?;
     let filter = match &opts.filter {
         None => None,
         Some(f) => Some(keyctl_filter(f).map_err(|c| {

@@ -262,12 +262,6 @@ fn restrict(w: &[&str]) -> Result<(LandlockRule, Inheritance), String> {
     Ok((rule, mode))
 }
 
-fn check_policy(text: &str, what: &str) -> Result<(), String> {
-    watchq_core::lsm::parse_policy(text)
-        .map(drop)
-        .map_err(|e| format!("{what}, line {}: {}", e.line, e.msg))
-}
-
 /// Names the parser has seen declared, to catch a reference to nothing
 /// before the run starts.
 #[derive(Default)]
@@ -314,10 +308,12 @@ fn parse_step(w: &[&str], text: &str, d: &mut Declared, base: &Path) -> Result<S
         "policy" => match w {
             [_, file] => {
                 let path = base.join(file);
-                let text = std::fs::read_to_string(&path)
+                let bytes = std::fs::read(&path)
                     .map_err(|e| format!("policy file {}: {e}", path.display()))?;
-                check_policy(&text, &format!("policy file {}", path.display()))?;
-                Step::Policy(text)
+                let text = text::from_utf8(&bytes)
+                    .and_then(|t| watchq_core::lsm::parse_policy(t).map(|_| t))
+                    .map_err(|e| format!("policy file {}, {e}", path.display()))?;
+                Step::Policy(text.to_string())
             }
             _ => return Err(usage("policy FILE, or `policy` alone to start an inline block ended by `end`")),
         },
