@@ -4,7 +4,8 @@
 //! Records ([`record`]), user filters ([`filter`]), watches and watch lists
 //! ([`watch`]), the post path ([`post`]), queues ([`queue`]) and the
 //! lock-free rings they post into ([`ring`]), with the kernel's constants and
-//! layouts in [`uapi`] and its error numbers in [`errno`]. This crate knows no
+//! layouts in [`uapi`] and its error numbers in [`errno`], and the tokenizer
+//! of watchq's line languages in [`text`]. This crate knows no
 //! event source and no file descriptor: sources own watch lists and call
 //! [`post::post_watch_notification`]; the emulated kernel (watchq-kernel) wraps
 //! queues in pipes.
@@ -32,6 +33,7 @@ pub mod record;
 pub mod ring;
 #[cfg(feature = "machinery")]
 pub(crate) mod sync;
+pub mod text;
 pub mod uapi;
 #[cfg(feature = "machinery")]
 pub mod wait;

@@ -18,7 +18,7 @@ use watchq_kernel::script::parse_script;
 use watchq_tests::programs::{bounded, target_dir, text, with_stdin};
 
 /// A file under the target directory holding `body`.
-fn file(name: &str, body: &str) -> PathBuf {
+fn file(name: &str, body: impl AsRef<[u8]>) -> PathBuf {
     let dir = target_dir().join("bad-input");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
@@ -143,6 +143,7 @@ const BAD_SCRIPT_LINES: &[(&str, &str)] = &[
     ("link a", "usage: link <key> <ring>"),
     ("move a @s", "usage: move <key> <from> <to>"),
     ("setperm a rwx", "permission \"rwx\" is not hex"),
+    ("setperm a 0x0x3f", "permission \"0x0x3f\" is not hex"),
     ("chown a root -1", "id \"root\" is not a number in range"),
     ("chown a -2 -1", "id \"-2\" is not a number in range"),
     (
@@ -150,6 +151,7 @@ const BAD_SCRIPT_LINES: &[(&str, &str)] = &[
         "timeout \"soon\" is not a number in range",
     ),
     ("watch @s one", "tag \"one\" is not a number in range"),
+    ("watch @s 0x-1", "tag \"0x-1\" is not a number in range"),
     (
         "watch @s 99999999999",
         "tag \"99999999999\" is not a number in range",
@@ -191,6 +193,10 @@ const BAD_SCRIPT_LINES: &[(&str, &str)] = &[
         "attributes \"noexec\" is not a number in range",
     ),
     (
+        "setattr /mnt 18446744073709551616",
+        "attributes \"18446744073709551616\" is not a number in range",
+    ),
+    (
         "sb /mnt full",
         "usage: sb <path> readonly|rw|edquot|network",
     ),
@@ -211,9 +217,13 @@ fn script_lines() {
     assert_eq!(parse_script(good).unwrap().len(), 1);
     for (bad, needle) in BAD_SCRIPT_LINES {
         let text = format!("{good}{bad}\nupdate a y\n");
-        let (line, msg) = parse_script(&text).expect_err(bad);
-        assert_eq!(line, 4, "{bad}");
-        assert!(msg.contains(needle), "{bad}: {msg:?} lacks {needle:?}");
+        let e = parse_script(&text).expect_err(bad);
+        assert_eq!(e.line, 4, "{bad}");
+        assert!(
+            e.msg.contains(needle),
+            "{bad}: {:?} lacks {needle:?}",
+            e.msg
+        );
     }
 }
 
@@ -225,7 +235,7 @@ fn script_files_through_monitor_and_exec() {
     for (i, (bad, needle)) in BAD_SCRIPT_LINES.iter().enumerate().step_by(5) {
         let path = file(
             &format!("bad{i}.script"),
-            &format!("add user a x @s\n\n{bad}\n"),
+            format!("add user a x @s\n\n{bad}\n"),
         );
         let p = path.to_str().unwrap();
         let want = format!("{p}: line 3: {needle}");
@@ -236,6 +246,43 @@ fn script_files_through_monitor_and_exec() {
         let out = watchq_run(&["exec", "--script", p, "--", "echo", "main ran"], &[], "");
         assert_refused(&format!("exec --script {bad:?}"), &out, 2, &want);
     }
+}
+
+/// A script, scenario or policy file that is not UTF-8 is refused with the
+/// line of its first bad byte, like any other bad line, through every
+/// program that reads one.
+#[test]
+fn files_that_are_not_utf8_name_their_line() {
+    let script = file("latin1.script", b"add user a x @s\n\nupdate a caf\xe9\n");
+    let scenario = file("latin1.scenario", b"queue q pipe\n# caf\xe9\n");
+    let policy = file("latin1.policy", b"[smack]\n\n\na b r # \xff\n");
+    let (s, sc, p) = (
+        script.to_str().unwrap(),
+        scenario.to_str().unwrap(),
+        policy.to_str().unwrap(),
+    );
+    let bad = "not UTF-8 (byte 0xe9)";
+    let out = watchq_run(&["monitor", s], &[], "");
+    assert_refused("monitor", &out, 2, &format!("{s}: line 3: {bad}"));
+    let out = watchq_run(&["exec", "--script", s, "--", "echo", "main ran"], &[], "");
+    assert_refused("exec --script", &out, 2, &format!("{s}: line 3: {bad}"));
+    let out = watchq_run(&["run", sc], &[], "");
+    assert_refused("run", &out, 2, &format!("{sc}: line 2: {bad}"));
+    let out = watchq_run(&["exec", "--policy", p, "--", "echo", "main ran"], &[], "");
+    assert_refused(
+        "exec --policy",
+        &out,
+        2,
+        &format!("{p}: line 4: not UTF-8 (byte 0xff)"),
+    );
+    let inline = file("latin1-policy.scenario", format!("policy {p}\n"));
+    let out = watchq_run(&["run", inline.to_str().unwrap()], &[], "");
+    assert_refused(
+        "run, policy FILE",
+        &out,
+        2,
+        &format!("line 1: policy file {p}, line 4: not UTF-8 (byte 0xff)"),
+    );
 }
 
 /// The preload library's settings, read before the program's `main`: a bad

@@ -11,27 +11,13 @@
 //! [landlock]                 # enforce the processes' Landlock-like domains
 //! [permissive]
 //! ```
+//!
+//! Lines, comments and words are [`crate::text`]'s, as in the other line
+//! languages; errors are its [`ParseError`].
 
 use super::{Landlock, Permissive, Policy, SeLinux, Smack, Stack};
-use std::fmt;
+use crate::text::{self, ParseError};
 use std::sync::Arc;
-
-/// What is wrong with a policy file, and where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyError {
-    /// 1-based line.
-    pub line: usize,
-    /// What is wrong.
-    pub msg: String,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.msg)
-    }
-}
-
-impl std::error::Error for PolicyError {}
 
 enum Section {
     Smack(Smack),
@@ -56,14 +42,10 @@ impl Section {
 /// # Errors
 /// The first bad line: an unknown section, a rule outside a section, a
 /// malformed rule, or no section at all.
-pub fn parse_policy(text: &str) -> Result<Arc<dyn Policy>, PolicyError> {
+pub fn parse_policy(text: &str) -> Result<Arc<dyn Policy>, ParseError> {
     let mut sections: Vec<Section> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let err = |msg: String| PolicyError { line: i + 1, msg };
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
+    for l in text::lines(text).filter(|l| !l.is_blank()) {
+        let line = l.text;
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             sections.push(match name.trim() {
                 "smack" => Section::Smack(Smack::new()),
@@ -71,7 +53,7 @@ pub fn parse_policy(text: &str) -> Result<Arc<dyn Policy>, PolicyError> {
                 "landlock" => Section::Landlock,
                 "permissive" => Section::Permissive,
                 other => {
-                    return Err(err(format!(
+                    return Err(l.error(format!(
                         "unknown policy {other:?} (smack, selinux, landlock, permissive)"
                     )))
                 }
@@ -79,32 +61,77 @@ pub fn parse_policy(text: &str) -> Result<Arc<dyn Policy>, PolicyError> {
             continue;
         }
         match sections.last_mut() {
-            None => return Err(err("a rule before any [section]".into())),
+            None => return Err(l.error("a rule before any [section]")),
             Some(Section::Smack(s)) => {
-                let w: Vec<&str> = line.split_whitespace().collect();
-                if w.len() != 3 {
-                    return Err(err("a Smack rule is `subject object access`".into()));
-                }
-                s.add_rule(w[0], w[1], w[2]).map_err(|_| {
-                    err(format!(
+                let [subject, object, access] = l.words[..] else {
+                    return Err(l.error("a Smack rule is `subject object access`"));
+                };
+                s.add_rule(subject, object, access).map_err(|_| {
+                    l.error(format!(
                         "bad Smack rule {line:?} (access letters: rwxatl or -)"
                     ))
                 })?;
             }
-            Some(Section::SeLinux(s)) => s.parse_rule(line).map_err(&err)?,
+            Some(Section::SeLinux(s)) => s.parse_rule(line).map_err(|m| l.error(m))?,
             Some(Section::Landlock) | Some(Section::Permissive) => {
-                return Err(err("this policy takes no rules".into()));
+                return Err(l.error("this policy takes no rules"));
             }
         }
     }
     let mut policies: Vec<Arc<dyn Policy>> =
         sections.into_iter().map(Section::into_policy).collect();
     match policies.len() {
-        0 => Err(PolicyError {
-            line: text.lines().count().max(1),
-            msg: "no [section]: nothing to enforce".into(),
-        }),
+        0 => Err(ParseError::new(
+            text::last_line(text),
+            "no [section]: nothing to enforce",
+        )),
         1 => Ok(policies.remove(0)),
         _ => Ok(Arc::new(Stack::new(policies))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_of(text: &str) -> (usize, String) {
+        let e = parse_policy(text).err().expect(text);
+        (e.line, e.msg)
+    }
+
+    /// Tabs, CRLF line ends, spaces inside the brackets and comments after
+    /// a section are the tokenizer's: they read as spaces and line ends do.
+    #[test]
+    fn policy_file_odd_whitespace_and_comments() {
+        let text = "[ smack ]\t# rules\r\na\tb\tr\r\n\r\n[selinux]#x\r\n\
+                    allow\tt\tu:key\t{\tview\tread\t};\r\nallow t u:mount\twatch;\r\n";
+        assert_eq!(parse_policy(text).unwrap().name(), "smack+selinux");
+        // The SELinux rule's last word is its one permission, whatever
+        // whitespace comes before it.
+        assert_eq!(
+            line_of("[selinux]\nallow t u:key view\tread;\n"),
+            (2, "too many words before the permissions".into())
+        );
+    }
+
+    /// A bad line is named by its number in the file, blank and comment
+    /// lines counted; an error about the whole file names its last line.
+    #[test]
+    fn policy_file_error_lines() {
+        assert_eq!(
+            line_of("# a\n\n[smack]\n\n  # b\na b\n"),
+            (6, "a Smack rule is `subject object access`".into())
+        );
+        assert_eq!(
+            line_of("[smack]\na b c d\n"),
+            (2, "a Smack rule is `subject object access`".into())
+        );
+        assert_eq!(line_of("# one\n# two\n\n").0, 3);
+        assert_eq!(line_of("").0, 1);
+        // A `#` inside a word ends the line there.
+        assert_eq!(
+            line_of("[smack]\na b#c r\n"),
+            (2, "a Smack rule is `subject object access`".into())
+        );
     }
 }

@@ -174,7 +174,7 @@ mod selinux;
 mod smack;
 
 pub use audit::{AuditLog, AuditRecord, Audited};
-pub use config::{parse_policy, PolicyError};
+pub use config::parse_policy;
 pub use landlock::{Domain, Inheritance, Landlock, LandlockRule};
 pub use selinux::{type_of, SeLinux};
 pub use smack::Smack;

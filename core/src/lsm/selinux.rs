@@ -49,20 +49,22 @@ impl SeLinux {
     /// # Errors
     /// What is wrong with it.
     pub fn parse_rule(&mut self, line: &str) -> Result<(), String> {
+        // Words are split at any whitespace, as `crate::text` splits them.
         let l = line.trim().trim_end_matches(';').trim();
-        let rest = l
-            .strip_prefix("allow ")
-            .ok_or("expected `allow src tgt:class { perms };`")?;
+        let rest = match l.split_once(char::is_whitespace) {
+            Some(("allow", rest)) => rest,
+            _ => return Err("expected `allow src tgt:class { perms };`".into()),
+        };
         let (head, perms) = match rest.split_once('{') {
             Some((h, p)) => (
                 h.trim(),
                 p.trim().strip_suffix('}').ok_or("missing `}`")?.trim(),
             ),
-            None => {
-                let mut it = rest.rsplitn(2, ' ');
-                let p = it.next().unwrap_or("");
-                (it.next().unwrap_or("").trim(), p)
-            }
+            // One permission without braces: the last word.
+            None => match rest.rsplit_once(char::is_whitespace) {
+                Some((h, p)) => (h.trim(), p),
+                None => ("", rest),
+            },
         };
         let mut w = head.split_whitespace();
         let (src, tc) = (

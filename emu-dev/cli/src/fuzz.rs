@@ -26,8 +26,12 @@ pub fn text_formats(data: &[u8]) {
             }
         }
         1 => {
-            if let Err((line, _)) = watchq_kernel::script::parse_script(&text) {
-                assert!((1..=lines).contains(&line), "script line {line} of {lines}");
+            if let Err(e) = watchq_kernel::script::parse_script(&text) {
+                assert!(
+                    (1..=lines).contains(&e.line),
+                    "script line {} of {lines}",
+                    e.line
+                );
             }
         }
         _ => {
@@ -46,10 +50,11 @@ fn scenario(text: &str, lines: usize) {
     use crate::scenario::{parse, run, ScenarioError};
     let base = std::path::Path::new("/nonexistent");
     match parse(text, base) {
-        Err(ScenarioError::Parse { line, .. }) => {
+        Err(ScenarioError::Parse(e)) => {
             assert!(
-                (1..=lines).contains(&line),
-                "scenario line {line} of {lines}"
+                (1..=lines).contains(&e.line),
+                "scenario line {} of {lines}",
+                e.line
             )
         }
         Err(e) => panic!("parse gave a non-parse error: {e}"),

@@ -307,15 +307,15 @@ fn run_scenario(
     quiet: bool,
 ) -> ExitCode {
     use watchq::scenario::{parse, run_following, ScenarioError};
-    let (text, base, name) = if file.as_os_str() == "-" {
-        let mut t = String::new();
-        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut t) {
+    let (bytes, base, name) = if file.as_os_str() == "-" {
+        let mut t = Vec::new();
+        if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut t) {
             eprintln!("watchq {cmd}: stdin: {e}");
             return ExitCode::from(2);
         }
         (t, PathBuf::from("."), "stdin".to_string())
     } else {
-        match std::fs::read_to_string(file) {
+        match std::fs::read(file) {
             Ok(t) => (
                 t,
                 file.parent().map(PathBuf::from).unwrap_or_default(),
@@ -333,7 +333,10 @@ fn run_scenario(
     } else {
         Box::new(stdout.lock())
     };
-    let r = parse(&text, &base).and_then(|lines| run_following(&lines, format, follow, &mut out));
+    let r = watchq_core::text::from_utf8(&bytes)
+        .map_err(ScenarioError::Parse)
+        .and_then(|text| parse(text, &base))
+        .and_then(|lines| run_following(&lines, format, follow, &mut out));
     let _ = out.flush();
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@ use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use watchq_client::Filter;
+use watchq_core::text::{self, ParseError};
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
 use watchq_kernel::script::{parse_script, Actor};
@@ -53,12 +54,7 @@ impl Default for MonitorOptions {
 #[derive(Debug)]
 pub enum MonitorError {
     /// A script line could not be understood.
-    Parse {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        msg: String,
-    },
+    Parse(ParseError),
     /// Setting up the watch failed.
     Setup(&'static str, Errno),
     /// Bad options.
@@ -70,7 +66,7 @@ pub enum MonitorError {
 impl fmt::Display for MonitorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MonitorError::Parse { line, msg } => write!(f, "line {line}: {msg}"),
+            MonitorError::Parse(e) => write!(f, "{e}"),
             MonitorError::Setup(what, e) => write!(f, "{what}: {e} ({})", e.name()),
             MonitorError::Options(m) => f.write_str(m),
             MonitorError::Io(e) => write!(f, "{e}"),
@@ -162,10 +158,12 @@ pub fn run(
     script: impl BufRead,
     out: &mut impl Write,
 ) -> std::result::Result<(), MonitorError> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let mut script = script;
-    script.read_to_string(&mut text)?;
-    let cmds = parse_script(&text).map_err(|(line, msg)| MonitorError::Parse { line, msg })?;
+    script.read_to_end(&mut bytes)?;
+    let cmds = text::from_utf8(&bytes)
+        .and_then(parse_script)
+        .map_err(MonitorError::Parse)?;
     let filter = match &opts.filter {
         None => None,
         Some(f) => Some(keyctl_filter(f).map_err(|c| {

@@ -9,6 +9,9 @@
 //! block of `expect` lines right after a step must equal that result, line
 //! for line, or the run fails with a diff. Runs are deterministic: serials,
 //! pids and records are the same every time.
+//!
+//! Lines, comments, words and numbers are [`watchq_core::text`]'s, as in the
+//! key scripts and policy files; a bad line is its [`ParseError`].
 
 use crate::format::{render_read, Format};
 use crate::monitor::keyctl_subtypes;
@@ -20,9 +23,10 @@ use std::sync::Arc;
 use watchq_client::{Filter, FilterEntry};
 use watchq_core::lsm::{Hook, Inheritance, LandlockRule};
 use watchq_core::ring::mmap::Consumer;
+use watchq_core::text::{self, number as num, ParseError};
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
-use watchq_kernel::script::{parse_line, Actor, Command};
+use watchq_kernel::script::{parse_command, Actor, Command};
 use watchq_kernel::{Kernel, KernelConfig, Process};
 
 /// The kind of a scenario queue.
@@ -138,12 +142,7 @@ pub struct Line {
 #[derive(Debug)]
 pub enum ScenarioError {
     /// A line is not a valid step (or is in the wrong place).
-    Parse {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        msg: String,
-    },
+    Parse(ParseError),
     /// A step's result differs from its `expect` lines.
     Expect {
         /// The step's line.
@@ -167,9 +166,8 @@ pub enum ScenarioError {
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ScenarioError::Parse { line, msg } | ScenarioError::Setup { line, msg } => {
-                write!(f, "line {line}: {msg}")
-            }
+            ScenarioError::Parse(e) => write!(f, "{e}"),
+            ScenarioError::Setup { line, msg } => write!(f, "line {line}: {msg}"),
             ScenarioError::Expect { line, step, diff } => {
                 write!(
                     f,
@@ -191,16 +189,6 @@ impl From<std::io::Error> for ScenarioError {
     fn from(e: std::io::Error) -> Self {
         ScenarioError::Io(e)
     }
-}
-
-fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
-    let parsed = match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16)
-            .ok()
-            .and_then(|v| v.to_string().parse().ok()),
-        None => s.parse().ok(),
-    };
-    parsed.ok_or_else(|| format!("{what} {s:?} is not a number in range"))
 }
 
 /// A record type by name or number, with its merged and 2019 ids.
@@ -274,12 +262,6 @@ fn restrict(w: &[&str]) -> Result<(LandlockRule, Inheritance), String> {
     Ok((rule, mode))
 }
 
-fn check_policy(text: &str, what: &str) -> Result<(), String> {
-    watchq_core::lsm::parse_policy(text)
-        .map(drop)
-        .map_err(|e| format!("{what}, line {}: {}", e.line, e.msg))
-}
-
 /// Names the parser has seen declared, to catch a reference to nothing
 /// before the run starts.
 #[derive(Default)]
@@ -326,10 +308,12 @@ fn parse_step(w: &[&str], text: &str, d: &mut Declared, base: &Path) -> Result<S
         "policy" => match w {
             [_, file] => {
                 let path = base.join(file);
-                let text = std::fs::read_to_string(&path)
+                let bytes = std::fs::read(&path)
                     .map_err(|e| format!("policy file {}: {e}", path.display()))?;
-                check_policy(&text, &format!("policy file {}", path.display()))?;
-                Step::Policy(text)
+                let text = text::from_utf8(&bytes)
+                    .and_then(|t| watchq_core::lsm::parse_policy(t).map(|_| t))
+                    .map_err(|e| format!("policy file {}, {e}", path.display()))?;
+                Step::Policy(text.to_string())
             }
             _ => return Err(usage("policy FILE, or `policy` alone to start an inline block ended by `end`")),
         },
@@ -483,9 +467,8 @@ fn parse_step(w: &[&str], text: &str, d: &mut Declared, base: &Path) -> Result<S
                 w[0]
             ))
         }
-        _ => match parse_line(text) {
-            Ok(Some(c)) => Step::World(text.to_string(), c),
-            Ok(None) => unreachable!("blank lines are skipped before"),
+        _ => match parse_command(w) {
+            Ok(c) => Step::World(text.to_string(), c),
             Err(m) if m.starts_with("unknown command") => {
                 return Err(format!("unknown step {:?} (see docs/scenarios.md)", w[0]))
             }
@@ -502,19 +485,22 @@ pub fn parse(text: &str, base: &Path) -> Result<Vec<Line>, ScenarioError> {
     let mut out: Vec<Line> = Vec::new();
     let mut d = Declared::default();
     let mut policy_block: Option<(usize, String)> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let err = |msg: String| ScenarioError::Parse { line, msg };
+    for l in text::lines(text) {
+        let line = l.number;
+        let err = |msg: String| ScenarioError::Parse(l.error(msg));
         if let Some((start, body)) = policy_block.as_mut() {
-            if raw.trim() == "end" {
+            // `end` closes the block, a comment after it too; every other
+            // line is the policy file's, comments and blank lines included,
+            // so its line numbers count from the `policy` line.
+            if l.words == ["end"] {
                 let start = *start;
                 let body = std::mem::take(body);
                 policy_block = None;
                 if let Err(e) = watchq_core::lsm::parse_policy(&body) {
-                    return Err(ScenarioError::Parse {
-                        line: start + e.line,
-                        msg: format!("in the policy block: {}", e.msg),
-                    });
+                    return Err(ScenarioError::Parse(ParseError::new(
+                        start + e.line,
+                        format!("in the policy block: {}", e.msg),
+                    )));
                 }
                 out.push(Line {
                     line: start,
@@ -523,22 +509,22 @@ pub fn parse(text: &str, base: &Path) -> Result<Vec<Line>, ScenarioError> {
                     expect: Vec::new(),
                 });
             } else {
-                body.push_str(raw);
+                body.push_str(l.raw);
                 body.push('\n');
             }
             continue;
         }
-        let text = raw.split('#').next().unwrap_or("").trim();
-        if text.is_empty() {
+        if l.is_blank() {
             continue;
         }
-        let w: Vec<&str> = text.split_whitespace().collect();
+        let (text, w) = (l.text, &l.words[..]);
         match w[0] {
             "expect" => {
                 let prev = out.last_mut().ok_or_else(|| {
                     err("an expect line must follow the step whose result it checks".into())
                 })?;
-                let want = text["expect".len()..].trim();
+                // The rest of the line as written: its spacing is compared.
+                let want = l.rest(1);
                 if want.is_empty() {
                     return Err(err(
                         "usage: expect RESULT-LINE (see docs/scenarios.md)".into()
@@ -571,7 +557,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Vec<Line>, ScenarioError> {
             }
             "policy" if w.len() == 1 => policy_block = Some((line, String::new())),
             _ => {
-                let step = parse_step(&w, text, &mut d, base).map_err(err)?;
+                let step = parse_step(w, text, &mut d, base).map_err(err)?;
                 out.push(Line {
                     line,
                     text: text.into(),
@@ -582,10 +568,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Vec<Line>, ScenarioError> {
         }
     }
     if let Some((start, _)) = policy_block {
-        return Err(ScenarioError::Parse {
-            line: start,
-            msg: "the policy block starting here has no `end` line".into(),
-        });
+        return Err(ScenarioError::Parse(ParseError::new(
+            start,
+            "the policy block starting here has no `end` line",
+        )));
     }
     Ok(out)
 }
@@ -961,10 +947,10 @@ pub fn run_following(
             .iter()
             .any(|l| matches!(&l.step, Step::Queue { name, .. } if name == f));
         if !known {
-            return Err(ScenarioError::Parse {
-                line: lines.last().map_or(1, |l| l.line),
-                msg: format!("no queue named {f:?} in the scenario"),
-            });
+            return Err(ScenarioError::Parse(ParseError::new(
+                lines.last().map_or(1, |l| l.line),
+                format!("no queue named {f:?} in the scenario"),
+            )));
         }
     }
     let config = match lines.first() {
@@ -1080,4 +1066,77 @@ pub fn run_text(
 ) -> Result<(), ScenarioError> {
     let lines = parse(text, base)?;
     run(&lines, fmt, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> ParseError {
+        match parse(text, Path::new("/nonexistent")) {
+            Err(ScenarioError::Parse(e)) => e,
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    fn runs(text: &str) -> Result<(), ScenarioError> {
+        run_text(
+            text,
+            Path::new("/nonexistent"),
+            Format::Sample,
+            &mut Vec::new(),
+        )
+    }
+
+    /// Tabs and CRLF separate words and end lines as spaces and `\n` do; a
+    /// comment may follow the `end` of a policy block.
+    #[test]
+    fn scenario_lines_take_tabs_crlf_and_a_commented_end() {
+        runs(
+            "policy\r\n[smack]\t# rules\r\n\r\nend   # of the policy\r\n\
+             queue\tq  pipe\tsize 1\r\nread q\r\nexpect error EAGAIN\r\n",
+        )
+        .unwrap();
+        // Inside the block, comment and blank lines count for the policy's
+        // line numbers, which count from the `policy` line.
+        let e = parse_err("process a\npolicy\n# c\n[smack]\n\nonly-two words\nend\n");
+        assert_eq!(e.line, 6);
+        assert_eq!(
+            e.msg,
+            "in the policy block: a Smack rule is `subject object access`"
+        );
+        // `end` with more words is a policy line, so the block never ends.
+        let e = parse_err("policy\n[permissive]\nend now\n");
+        assert_eq!(e.line, 1);
+        assert_eq!(e.msg, "the policy block starting here has no `end` line");
+    }
+
+    /// An `expect` line is the rest of the line as written (comment
+    /// removed): its spacing is compared with the result's.
+    #[test]
+    fn scenario_expect_keeps_its_spacing() {
+        runs("queue q pipe\nread q\nexpect   error EAGAIN  # after\n").unwrap();
+        match runs("queue q pipe\nread q\nexpect error  EAGAIN\n") {
+            Err(ScenarioError::Expect { line: 2, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Scenario numbers are the key scripts' numbers.
+    #[test]
+    fn scenario_numbers_are_the_scripts() {
+        runs("queue q pipe size 0x1\nread q 0x10\nexpect error EAGAIN\n").unwrap();
+        runs("process a uid 0xffffffff gid +7\n").unwrap();
+        let e = parse_err("queue q pipe\nwatch q key @s 0x-1\n");
+        assert_eq!(
+            (e.line, e.msg.as_str()),
+            (2, "tag \"0x-1\" is not a number in range")
+        );
+        let e = parse_err("process a uid 4294967296\n");
+        assert_eq!(e.msg, "uid \"4294967296\" is not a number in range");
+        assert_eq!(
+            e.to_string(),
+            "line 1: uid \"4294967296\" is not a number in range"
+        );
+    }
 }

@@ -11,7 +11,8 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use watchq_core::lsm::{parse_policy, AuditLog, Audited, PolicyError, PolicySlot};
+use watchq_core::lsm::{parse_policy, AuditLog, Audited, PolicySlot};
+use watchq_core::text::ParseError;
 use watchq_core::{AllocFaults, Cred, Permissive, Policy, PostSummary, Result, UserStruct};
 use watchq_sources::devices::{BlockDevices, DeviceList, UsbBus};
 use watchq_sources::keys::{KeyConfig, KeyStore, Serial};
@@ -227,7 +228,7 @@ impl Kernel {
     ///
     /// # Errors
     /// The file's first bad line.
-    pub fn load_policy(&self, text: &str) -> std::result::Result<(), PolicyError> {
+    pub fn load_policy(&self, text: &str) -> std::result::Result<(), ParseError> {
         self.set_policy(parse_policy(text)?);
         Ok(())
     }

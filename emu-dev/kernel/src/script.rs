@@ -29,10 +29,15 @@
 //!
 //! A key is `@s`, `@u`, `@us`, `@p`, `@t`, a serial (decimal or `0x…`), or
 //! the description of a key added earlier by `add`.
+//!
+//! Lines, comments, words and numbers are [`watchq_core::text`]'s (no
+//! quoting: a payload or a description is one word); errors are its
+//! [`ParseError`].
 
 use crate::{Kernel, Process};
 use std::collections::HashMap;
 use std::sync::Arc;
+use watchq_core::text::{self, number as num, ParseError};
 use watchq_core::uapi::block;
 use watchq_core::{Errno, Result};
 use watchq_sources::keys::*;
@@ -79,29 +84,12 @@ pub enum Command {
     WatchSb(String, i32),
 }
 
-fn num<T: TryFrom<i128>>(s: &str, what: &str) -> std::result::Result<T, String> {
-    // i128 holds every u64 (sectors, attributes) and every negative tag.
-    let v = if let Some(h) = s.strip_prefix("0x") {
-        i128::from_str_radix(h, 16)
-    } else {
-        s.parse::<i128>()
-    };
-    v.ok()
-        .and_then(|v| T::try_from(v).ok())
-        .ok_or_else(|| format!("{what} {s:?} is not a number in range"))
-}
-
-/// Parses one line: `Ok(None)` for a blank or comment line, `Err(what is
-/// wrong)` for a line that is not a command.
+/// Parses the words of one command line.
 ///
 /// # Errors
-/// A message saying what is wrong with the line.
-pub fn parse_line(line: &str) -> std::result::Result<Option<Command>, String> {
-    let line = line.split('#').next().unwrap_or("").trim();
-    if line.is_empty() {
-        return Ok(None);
-    }
-    let w: Vec<&str> = line.split_whitespace().collect();
+/// A message saying what is wrong with the command (no words at all are an
+/// unknown command `""`).
+pub fn parse_command(w: &[&str]) -> std::result::Result<Command, String> {
     let arity = |n: usize, usage: &str| {
         if w.len() == n {
             Ok(())
@@ -117,7 +105,7 @@ pub fn parse_line(line: &str) -> std::result::Result<Option<Command>, String> {
             p.as_bytes().to_vec()
         }
     };
-    Ok(Some(match w[0] {
+    Ok(match w.first().copied().unwrap_or_default() {
         "add" => {
             if !(4..=5).contains(&w.len()) {
                 return Err("usage: add <type> <desc> <payload|-> [<ring>]".into());
@@ -155,9 +143,7 @@ pub fn parse_line(line: &str) -> std::result::Result<Option<Command>, String> {
         }
         "setperm" => {
             arity(3, "setperm <key> <hex-perm>")?;
-            let p = u32::from_str_radix(w[2].trim_start_matches("0x"), 16)
-                .map_err(|_| format!("permission {:?} is not hex", w[2]))?;
-            Command::SetPerm(s(1), p)
+            Command::SetPerm(s(1), text::hex(w[2], "permission")?)
         }
         "chown" => {
             arity(4, "chown <key> <uid|-1> <gid|-1>")?;
@@ -191,9 +177,7 @@ pub fn parse_line(line: &str) -> std::result::Result<Option<Command>, String> {
                 return Err("usage: repeat <n> <command>".into());
             }
             let n = num(w[1], "count")?;
-            let rest = w[2..].join(" ");
-            let inner = parse_line(&rest)?.ok_or("repeat needs a command")?;
-            Command::Repeat(n, Box::new(inner))
+            Command::Repeat(n, Box::new(parse_command(&w[2..])?))
         }
         "sleep" => {
             arity(2, "sleep <milliseconds>")?;
@@ -289,7 +273,7 @@ pub fn parse_line(line: &str) -> std::result::Result<Option<Command>, String> {
             Command::WatchDevices(num(w[1], "tag")?)
         }
         other => return Err(format!("unknown command {other:?}")),
-    }))
+    })
 }
 
 /// Runs commands as a process, resolving key names it has added.
@@ -429,13 +413,132 @@ impl Actor {
 /// Parses a whole script: each command with its text (comment stripped).
 ///
 /// # Errors
-/// The 1-based number of the first bad line and what is wrong with it.
-pub fn parse_script(text: &str) -> std::result::Result<Vec<(String, Command)>, (usize, String)> {
-    let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if let Some(c) = parse_line(l).map_err(|m| (i + 1, m))? {
-            out.push((l.split('#').next().unwrap_or("").trim().to_string(), c));
+/// The first bad line: its 1-based number and what is wrong with it.
+pub fn parse_script(text: &str) -> std::result::Result<Vec<(String, Command)>, ParseError> {
+    text::lines(text)
+        .filter(|l| !l.is_blank())
+        .map(|l| match parse_command(&l.words) {
+            Ok(c) => Ok((l.text.to_string(), c)),
+            Err(m) => Err(l.error(m)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> std::result::Result<Command, String> {
+        match parse_script(line) {
+            Ok(mut cmds) if cmds.len() == 1 => Ok(cmds.remove(0).1),
+            Ok(cmds) => panic!("{line:?}: {} commands", cmds.len()),
+            Err(e) => Err(e.msg),
         }
     }
-    Ok(out)
+
+    /// Tabs, CRLF and a stray CR separate words as spaces do; the command's
+    /// text is the line without its comment.
+    #[test]
+    fn script_lines_take_tabs_and_crlf() {
+        let cmds = parse_script("add\tuser  a x\t@s\r\n\r\n# c\r\nupdate a\ty # z\r\n").unwrap();
+        let texts: Vec<&str> = cmds.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(texts, ["add\tuser  a x\t@s", "update a\ty"]);
+        assert_eq!(cmds[1].1, Command::Update("a".into(), b"y".to_vec()));
+        let e = parse_script("add user a x\n\n\tupdate\r\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.msg.as_str()),
+            (3, "usage: update <key> <payload>")
+        );
+        assert_eq!(e.to_string(), "line 3: usage: update <key> <payload>");
+    }
+
+    /// There is no quoting: quotes and backslashes are part of a word.
+    #[test]
+    fn script_has_no_quoting() {
+        assert_eq!(
+            one("add user \"k\" \"v"),
+            Ok(Command::Add(
+                "user".into(),
+                "\"k\"".into(),
+                b"\"v".to_vec(),
+                "@s".into()
+            ))
+        );
+        // Quotes group nothing: these are a description, a payload and a ring.
+        assert_eq!(
+            one("add user \"two words\" r"),
+            Ok(Command::Add(
+                "user".into(),
+                "\"two".into(),
+                b"words\"".to_vec(),
+                "r".into()
+            ))
+        );
+        assert_eq!(
+            one(r"update k a\ b"),
+            Err("usage: update <key> <payload>".into())
+        );
+    }
+
+    /// Numbers take the whole range of their field, in decimal or `0x`.
+    #[test]
+    fn script_numbers_at_the_edges() {
+        let max = u64::MAX;
+        assert_eq!(
+            one(&format!("setattr /m {max}")),
+            Ok(Command::SetAttr("/m".into(), max))
+        );
+        assert_eq!(
+            one("setattr /m 0xffffffffffffffff"),
+            Ok(Command::SetAttr("/m".into(), max))
+        );
+        assert_eq!(
+            one("block error sda io 18446744073709551615"),
+            Ok(Command::BlockError("sda".into(), 10, max))
+        );
+        assert_eq!(
+            one("setattr /m 18446744073709551616"),
+            Err("attributes \"18446744073709551616\" is not a number in range".into())
+        );
+        assert_eq!(one("watch @s -1"), Ok(Command::Watch("@s".into(), -1)));
+        assert_eq!(one("watch @s +2"), Ok(Command::Watch("@s".into(), 2)));
+        assert_eq!(one("watch @s 0xff"), Ok(Command::Watch("@s".into(), 255)));
+        // No sign after `0x` (from_str_radix used to take one: `0x-1` was -1).
+        assert_eq!(
+            one("watch @s 0x-1"),
+            Err("tag \"0x-1\" is not a number in range".into())
+        );
+        assert_eq!(
+            one("chown k -1 0x0"),
+            Ok(Command::Chown("k".into(), u32::MAX, 0))
+        );
+        assert_eq!(
+            one("setperm k 3f010000"),
+            Ok(Command::SetPerm("k".into(), 0x3f01_0000))
+        );
+        assert_eq!(
+            one("setperm k 0x3f010000"),
+            Ok(Command::SetPerm("k".into(), 0x3f01_0000))
+        );
+        assert_eq!(
+            one("setperm k 0x0x3f"),
+            Err("permission \"0x0x3f\" is not hex".into())
+        );
+    }
+
+    /// `repeat` takes the rest of the words as its command.
+    #[test]
+    fn script_repeat_parses_the_rest_of_the_words() {
+        assert_eq!(
+            one("repeat 2\trepeat 3 update k  v"),
+            Ok(Command::Repeat(
+                2,
+                Box::new(Command::Repeat(
+                    3,
+                    Box::new(Command::Update("k".into(), b"v".to_vec()))
+                ))
+            ))
+        );
+        assert_eq!(parse_command(&[]), Err("unknown command \"\"".into()));
+    }
 }

@@ -71,20 +71,22 @@ impl Settings {
         let script = match var("WATCHQ_SCRIPT") {
             None => Vec::new(),
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("WATCHQ_SCRIPT={path}: {e}"))?;
-                parse_script(&text)
-                    .map_err(|(line, msg)| format!("WATCHQ_SCRIPT={path}: line {line}: {msg}"))?
+                let bytes =
+                    std::fs::read(&path).map_err(|e| format!("WATCHQ_SCRIPT={path}: {e}"))?;
+                watchq_core::text::from_utf8(&bytes)
+                    .and_then(parse_script)
+                    .map_err(|e| format!("WATCHQ_SCRIPT={path}: {e}"))?
             }
         };
         let policy = match var("WATCHQ_POLICY") {
             None => None,
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
+                let bytes =
+                    std::fs::read(&path).map_err(|e| format!("WATCHQ_POLICY={path}: {e}"))?;
+                let text = watchq_core::text::from_utf8(&bytes)
+                    .and_then(|t| watchq_core::lsm::parse_policy(t).map(|_| t))
                     .map_err(|e| format!("WATCHQ_POLICY={path}: {e}"))?;
-                watchq_core::lsm::parse_policy(&text)
-                    .map_err(|e| format!("WATCHQ_POLICY={path}: {e}"))?;
-                Some(text)
+                Some(text.to_string())
             }
         };
         let log_fd = match var("WATCHQ_LOG") {
