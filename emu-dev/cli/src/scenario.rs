@@ -10,20 +10,20 @@
 //! for line, or the run fails with a diff. Runs are deterministic: serials,
 //! pids and records are the same every time.
 
-use watchq_client::{Filter, FilterEntry};
-use crate::format::{render_read, Format};
+use crate::format::{json_record_2019, render_note, render_read, Format};
 use crate::monitor::keyctl_subtypes;
-use watchq_kernel::script::{parse_line, Actor, Command};
-use watchq_kernel::{Kernel, KernelConfig, Process};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use watchq_client::{Filter, FilterEntry};
 use watchq_core::lsm::{Hook, Inheritance, LandlockRule};
 use watchq_core::ring::mmap::Consumer;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
+use watchq_kernel::script::{parse_line, Actor, Command};
+use watchq_kernel::{Kernel, KernelConfig, Process};
 
 /// The kind of a scenario queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -793,9 +793,13 @@ impl World {
                 let a = self.actor();
                 let r = match target {
                     Target::Key(k) => a.key(k).and_then(|s| watcher.keyctl_watch_key(s, fd, *tag)),
-                    Target::Mount(path) => {
-                        watcher.watch_mount(watchq_kernel::process_consts::AT_FDCWD, path, 0, fd, *tag)
-                    }
+                    Target::Mount(path) => watcher.watch_mount(
+                        watchq_kernel::process_consts::AT_FDCWD,
+                        path,
+                        0,
+                        fd,
+                        *tag,
+                    ),
                     Target::Sb(path) => {
                         watcher.watch_sb(watchq_kernel::process_consts::AT_FDCWD, path, 0, fd, *tag)
                     }
@@ -878,15 +882,7 @@ impl World {
                             let hex = watchq_core::record::hex(&rec.bytes);
                             records.push(match fmt {
                                 Format::Hex => hex,
-                                Format::Json => format!(
-                                    "{{\"design\":2019,\"type\":{},\"subtype\":{},\"tag\":{},\"len\":{},\"overrun\":{},\"hex\":\"{}\"}}",
-                                    rec.type_(),
-                                    rec.subtype(),
-                                    rec.tag(),
-                                    rec.bytes.len(),
-                                    rec.overrun(),
-                                    hex.replace(' ', "")
-                                ),
+                                Format::Json => json_record_2019(&rec),
                                 Format::Sample => format!("{line}\n  hex: {hex}"),
                                 Format::Keyctl => line.clone(),
                             });
@@ -971,13 +967,6 @@ pub fn run_following(
         _ => KernelConfig::default(),
     };
     let mut w = World::new(config);
-    let note = |out: &mut dyn Write, p: &str| -> std::io::Result<()> {
-        if fmt == Format::Json {
-            writeln!(out, "{}", json_comment(p))
-        } else {
-            writeln!(out, "{p}")
-        }
-    };
     for l in lines {
         let mut o = w.step(&l.step, fmt);
         if follow.is_none() {
@@ -989,7 +978,7 @@ pub fn run_following(
                 }
             }
             if let Some(n) = &o.note {
-                note(out, n)?;
+                writeln!(out, "{}", render_note(n, fmt))?;
             }
             for r in &o.records {
                 writeln!(out, "{r}")?;
@@ -1032,16 +1021,6 @@ impl World {
             }
         }
     }
-}
-
-/// A comment line as a JSON object, so JSON output stays one object per line.
-fn json_comment(p: &str) -> String {
-    let body: String = p
-        .trim_start_matches("# ")
-        .chars()
-        .flat_map(char::escape_default)
-        .collect();
-    format!("{{\"step\":\"{body}\"}}")
 }
 
 /// Expected against got, line by line.
