@@ -55,6 +55,7 @@ fn number(what: &str, o: &Map<String, Value>, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{what}: no number {field:?} in {o:?}"))
 }
 
+/// `hex` back to bytes (five lines: not worth the hex crate for a test).
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)

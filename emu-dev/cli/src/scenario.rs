@@ -1024,6 +1024,11 @@ impl World {
 }
 
 /// Expected against got, line by line.
+//
+// Position by position, kept rather than a diff crate (similar): an
+// expect block is a few lines, and this names each `expect` line that
+// failed by its number, the form docs/scenarios.md shows. An LCS diff
+// would align a missing record better, for a dependency and a new output.
 fn diff(want: &[(usize, String)], got: &[String]) -> Vec<String> {
     let mut d = Vec::new();
     for i in 0..want.len().max(got.len()) {
