@@ -40,7 +40,7 @@ cargo test --workspace --locked
 # `-Zsanitizer` is a nightly flag; RUSTC_BOOTSTRAP lets the stable
 # toolchain (the only one a fresh machine has) accept it. The tests that
 # run programs (every file using `watchq_tests::programs`: the preload,
-# bad-input, scenario and docs tests) are left out: they run the `watchq`
+# bad-input, scenario, JSON-output and docs tests) are left out: they run the `watchq`
 # binary and C consumers with the library injected, and an instrumented
 # preload would need the ASan runtime loaded first.
 step "AddressSanitizer: stress, policy swap, model-based, fuzz-style and unit tests"

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 use watchq_kernel::script::parse_script;
-use watchq_tests::programs::{bounded, target_dir, text, with_stdin};
+use watchq_tests::programs::{bounded, target_dir, text, watchq, with_stdin};
 
 /// A file under the target directory holding `body`.
 fn file(name: &str, body: impl AsRef<[u8]>) -> PathBuf {
@@ -375,9 +375,10 @@ fn preload_environment_settings() {
     }
 }
 
-/// `watchq bench` (a smoke run): the progress bar, the ratio table with
-/// every target, a report and a plot; an unwritable output directory is
-/// status 2.
+/// `watchq bench` (a smoke run): the ratio table with every target, a
+/// report and a plot; no progress bar when stderr is not a terminal (a CI
+/// log got one redraw per measurement), one on a terminal; an unwritable
+/// output directory is status 2.
 #[test]
 fn bench_smoke_run_writes_table_report_and_plot() {
     let out = target_dir().join("bench-smoke");
@@ -400,7 +401,14 @@ fn bench_smoke_run_writes_table_report_and_plot() {
         let row = format!("| {} | {} | {} | {} |", t.group, t.who, t.peer, t.param);
         assert!(table.contains(&row), "{row} missing from\n{table}");
     }
-    assert!(text(&o.stderr).contains("] 27/27"), "{}", text(&o.stderr));
+    // stderr is a pipe here: the bar hides itself, only the result is said.
+    assert_eq!(
+        text(&o.stderr),
+        format!(
+            "watchq bench: wrote {}/report.md and throughput.svg\n",
+            out.display()
+        )
+    );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("![throughput](throughput.svg)"));
     let svg = std::fs::read_to_string(out.join("throughput.svg")).unwrap();
@@ -408,6 +416,20 @@ fn bench_smoke_run_writes_table_report_and_plot() {
         svg.starts_with("<svg") && svg.matches("<rect").count() >= 19,
         "{svg}"
     );
+    // On a terminal (util-linux's `script` gives it one) the bar is drawn,
+    // then cleared.
+    let cmd = format!(
+        "{} bench --quick --rounds 1 --out {} >/dev/null",
+        watchq().display(),
+        out.display()
+    );
+    let o = std::process::Command::new("timeout")
+        .args(["60", "script", "-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let tty = text(&o.stdout);
+    assert!(tty.contains("/27"), "no bar on a terminal: {tty:?}");
     let o = watchq_run(
         &["bench", "--quick", "--rounds", "1", "--out", "/proc/nope"],
         &[],

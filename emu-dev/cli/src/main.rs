@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -192,17 +193,19 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let shrink = if quick { 1000 } else { 1 };
+            // indicatif draws on stderr only when it is a terminal (at most
+            // 20 redraws a second) and clears the bar when the run is done;
+            // a CI log or a pipe gets no bar at all.
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("[{bar:40}] {pos}/{len}")
+                    .expect("a valid template")
+                    .progress_chars("## "),
+            );
             let cases = watchq_bench::run_suite(rounds.max(1), shrink, |done, total| {
-                let filled = done * 40 / total;
-                eprint!(
-                    "\r[{}{}] {done}/{total}",
-                    "#".repeat(filled),
-                    " ".repeat(40 - filled)
-                );
-                if done == total {
-                    eprintln!();
-                }
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
             });
+            bar.finish_and_clear();
             let table = watchq_bench::table(&cases);
             let table = format!(
                 "{table}\n{}",

@@ -7,12 +7,12 @@
 //! filter, a watch with tag 1 on the watched key) and an actor that runs
 //! each command. After every command the monitor drains its pipe and prints
 //! what it read in the chosen [`Format`]; a failed command prints
-//! `# <command> = -1 ENAME`.
+//! `# <command> = -1 ENAME` (in JSON `{"step":"<command> = -1 ENAME"}`).
 //!
 //! The commands are [`watchq_kernel::script`]'s; `watch`/`unwatch` act on the
 //! monitor's pipe.
 
-use crate::format::{render_read, Format};
+use crate::format::{render_note, render_read, Format};
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -206,7 +206,8 @@ pub fn run(
     }
     for (text, c) in cmds {
         if let Err(e) = w.actor.exec(&c) {
-            writeln!(out, "# {text} = -1 {}", e.name())?;
+            let note = format!("# {text} = -1 {}", e.name());
+            writeln!(out, "{}", render_note(&note, opts.format))?;
         }
         w.drain(opts.format, out)?;
     }

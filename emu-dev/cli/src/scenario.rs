@@ -13,7 +13,7 @@
 //! Lines, comments, words and numbers are [`watchq_core::text`]'s, as in the
 //! key scripts and policy files; a bad line is its [`ParseError`].
 
-use crate::format::{render_read, Format};
+use crate::format::{json_record_2019, render_note, render_read, Format};
 use crate::monitor::keyctl_subtypes;
 use std::collections::HashMap;
 use std::fmt;
@@ -868,15 +868,7 @@ impl World {
                             let hex = watchq_core::record::hex(&rec.bytes);
                             records.push(match fmt {
                                 Format::Hex => hex,
-                                Format::Json => format!(
-                                    "{{\"design\":2019,\"type\":{},\"subtype\":{},\"tag\":{},\"len\":{},\"overrun\":{},\"hex\":\"{}\"}}",
-                                    rec.type_(),
-                                    rec.subtype(),
-                                    rec.tag(),
-                                    rec.bytes.len(),
-                                    rec.overrun(),
-                                    hex.replace(' ', "")
-                                ),
+                                Format::Json => json_record_2019(&rec),
                                 Format::Sample => format!("{line}\n  hex: {hex}"),
                                 Format::Keyctl => line.clone(),
                             });
@@ -961,13 +953,6 @@ pub fn run_following(
         _ => KernelConfig::default(),
     };
     let mut w = World::new(config);
-    let note = |out: &mut dyn Write, p: &str| -> std::io::Result<()> {
-        if fmt == Format::Json {
-            writeln!(out, "{}", json_comment(p))
-        } else {
-            writeln!(out, "{p}")
-        }
-    };
     for l in lines {
         let mut o = w.step(&l.step, fmt);
         if follow.is_none() {
@@ -979,7 +964,7 @@ pub fn run_following(
                 }
             }
             if let Some(n) = &o.note {
-                note(out, n)?;
+                writeln!(out, "{}", render_note(n, fmt))?;
             }
             for r in &o.records {
                 writeln!(out, "{r}")?;
@@ -1024,17 +1009,12 @@ impl World {
     }
 }
 
-/// A comment line as a JSON object, so JSON output stays one object per line.
-fn json_comment(p: &str) -> String {
-    let body: String = p
-        .trim_start_matches("# ")
-        .chars()
-        .flat_map(char::escape_default)
-        .collect();
-    format!("{{\"step\":\"{body}\"}}")
-}
-
 /// Expected against got, line by line.
+//
+// Position by position, kept rather than a diff crate (similar): an
+// expect block is a few lines, and this names each `expect` line that
+// failed by its number, the form docs/scenarios.md shows. An LCS diff
+// would align a missing record better, for a dependency and a new output.
 fn diff(want: &[(usize, String)], got: &[String]) -> Vec<String> {
     let mut d = Vec::new();
     for i in 0..want.len().max(got.len()) {
