@@ -9,7 +9,7 @@ use watchq_bench::{emulated_read, real_pipe_read, wakeups};
 fn syscall_read(c: &mut Criterion) {
     let mut g = c.benchmark_group("syscall/read");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("watchq_kernellated", |b| b.iter_custom(emulated_read));
+    g.bench_function("watchq_emulated", |b| b.iter_custom(emulated_read));
     g.bench_function("pipe(2)", |b| b.iter_custom(real_pipe_read));
     g.finish();
 }

@@ -689,7 +689,7 @@ fn plan() -> Vec<(&'static str, &'static str, usize, u64, Work)> {
     }
     v.push((
         "syscall/read",
-        "watchq_kernellated",
+        "watchq_emulated",
         16,
         500_000,
         Box::new(emulated_read),
@@ -822,7 +822,7 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         group: "syscall/read",
-        who: "watchq_kernellated",
+        who: "watchq_emulated",
         peer: "pipe(2)",
         param: 16,
         max: 0.1,
