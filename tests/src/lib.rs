@@ -15,6 +15,7 @@ use watchq_core::{
     add_watch_to_object, post_watch_notification, remove_watch_from_object, Errno, Notification,
     PostSummary, Watch, WatchList,
 };
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 
 /// A process holding a notification pipe, and one watched object.

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::PathBuf;
 use watchq_core::{Errno, Notification};
+use watchq_kernel::prelude::*;
 use watchq_kernel::Process;
 
 /// Where the shared oracle lives (beside the project root).

@@ -10,6 +10,7 @@ use watchq_client::{
 };
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig};
 use watchq_sources::keys::KEY_SPEC_SESSION_KEYRING;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use watchq_core::ring::mmap::Consumer;
 use watchq_core::uapi::{self, block, usb, v2};
 use watchq_core::{Cred, Errno, Policy};
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 
 fn setup() -> (Arc<Kernel>, Arc<Process>, i32) {

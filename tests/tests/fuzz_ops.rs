@@ -9,6 +9,7 @@ use watchq_core::uapi::*;
 use watchq_core::{
     add_watch_to_object, post_watch_notification, Errno, Notification, Watch, WatchList, WatchQueue,
 };
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, PollFd};
 
 #[derive(Clone, Debug)]

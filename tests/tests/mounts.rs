@@ -8,6 +8,7 @@ use std::sync::Arc;
 use watchq_core::ring::mmap::Consumer;
 use watchq_core::uapi::{self, v2};
 use watchq_core::{Errno, Notification};
+use watchq_kernel::prelude::*;
 use watchq_kernel::process_consts::AT_FDCWD;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 use watchq_sources::mount::{sb_subtype, subtype, MountInfo, AT_EMPTY_PATH, ROOT_MOUNT};

@@ -3,6 +3,7 @@
 
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
+use watchq_kernel::prelude::*;
 use watchq_kernel::PollFd;
 use watchq_tests::{entry, key_record, Fixture, LOSS, OBJ};
 

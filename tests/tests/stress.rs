@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use watchq_core::uapi::{O_NONBLOCK, O_NOTIFICATION_PIPE};
 use watchq_core::{Errno, Notification};
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig};
 
 const PRODUCERS: u32 = 3;

@@ -28,6 +28,7 @@ use watchq_core::{
     post_watch_notification, Cred, Notification, Policy, PostOutcome, ReadMode, UserStruct, Watch,
     WatchList, WatchQueue,
 };
+use watchq_kernel::prelude::*;
 
 /// Record sizes benchmarked: a key record, a block record, the largest
 /// record a note holds (127 bytes: the length field has 7 bits).

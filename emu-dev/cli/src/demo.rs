@@ -16,6 +16,7 @@ use crate::format::{render, Format};
 use std::fmt::Write as _;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification, Result};
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig};
 use watchq_sources::keys::{KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
 

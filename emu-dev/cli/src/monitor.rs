@@ -20,6 +20,7 @@ use watchq_client::Filter;
 use watchq_core::text::{self, ParseError};
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
+use watchq_kernel::prelude::*;
 use watchq_kernel::script::{parse_script, Actor};
 use watchq_kernel::{Kernel, KernelConfig, Process};
 

@@ -26,6 +26,7 @@ use watchq_core::ring::mmap::Consumer;
 use watchq_core::text::{self, number as num, ParseError};
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
+use watchq_kernel::prelude::*;
 use watchq_kernel::script::{parse_command, Actor, Command};
 use watchq_kernel::{Kernel, KernelConfig, Process};
 

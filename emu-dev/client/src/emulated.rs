@@ -4,6 +4,7 @@ use crate::Backend;
 use std::sync::Arc;
 use watchq_core::uapi::*;
 use watchq_core::Errno;
+use watchq_kernel::prelude::*;
 use watchq_kernel::{PollFd, Process};
 
 /// watchq's emulated kernel, as one of its processes.

@@ -47,6 +47,7 @@
 //! # #[cfg(feature = "emulated")] {
 //! use watchq_client::{Emulated, KeyChange, NotificationQueue, Record};
 //! use watchq_core::uapi::KEY_SPEC_SESSION_KEYRING;
+//! use watchq_kernel::prelude::*;
 //! use watchq_kernel::{Kernel, KernelConfig};
 //!
 //! let kernel = Kernel::new(KernelConfig::default());

@@ -11,12 +11,43 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use watchq_core::uapi::{O_ACCMODE_MASK, O_RDWR, O_WRONLY};
+use watchq_core::{Errno, Result};
 
 /// An in-memory regular file (memfd or tmpfs file): its bytes.
 #[derive(Debug, Default)]
 pub(crate) struct MemInode {
     pub(crate) ino: u64,
     pub(crate) data: Mutex<Vec<u8>>,
+}
+
+/// Largest regular file the emulation keeps (its "s_maxbytes").
+const MAX_FILE: u64 = 1 << 30;
+
+/// Copies the bytes of a regular file's `data` at `pos` into `buf`;
+/// returns how many (0 at or past the end).
+pub(crate) fn read_at(data: &[u8], pos: u64, buf: &mut [u8]) -> usize {
+    let start = pos.min(data.len() as u64) as usize;
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    n
+}
+
+/// Writes `src` into a regular file's `data` at `pos`, growing it (with
+/// zeroes over any hole); returns how many bytes fit below the size limit.
+///
+/// # Errors
+/// EFBIG: `pos` is at or past the size limit.
+pub(crate) fn write_at(data: &mut Vec<u8>, pos: u64, src: &[u8]) -> Result<usize> {
+    if pos >= MAX_FILE {
+        return Err(Errno::EFBIG);
+    }
+    let n = src.len().min((MAX_FILE - pos) as usize);
+    let end = pos as usize + n;
+    if data.len() < end {
+        data.resize(end, 0);
+    }
+    data[pos as usize..end].copy_from_slice(&src[..n]);
+    Ok(n)
 }
 
 /// What an open file refers to.

@@ -5,6 +5,7 @@
 //! It takes arbitrary bytes, must never panic, and asserts what the crate
 //! promises: errnos, whole records and statistics that add up.
 
+use crate::prelude::*;
 use crate::{Kernel, KernelConfig, Process};
 use std::sync::Arc;
 use watchq_core::uapi::*;

@@ -5,8 +5,12 @@
 //! options a consumer can meet: with `watch_queue` off the kernel behaves as
 //! one built without `CONFIG_WATCH_QUEUE` (`pipe2(O_NOTIFICATION_PIPE)` fails
 //! with ENOPKG, the watch-queue ioctls are unknown to pipes).
+//!
+//! The process table maps a pid to the part of the task the kernel needs
+//! (`TaskShared`: its fd table and keyring anchors), never to the process
+//! itself; `Kernel::spawn`, which makes processes, lives in process.rs.
 
-use crate::process::Process;
+use crate::task::TaskShared;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,10 +58,9 @@ pub struct Kernel {
     policy: PolicySlot,
     users: Mutex<HashMap<u32, Arc<UserStruct>>>,
     /// Weak: a process lives while something holds it (its handle, a
-    /// script, the preload's host); the table only finds it by pid. Strong
-    /// entries here would make a cycle with `Process::kernel` and leak
-    /// every kernel ever made.
-    processes: Mutex<HashMap<u32, Weak<Process>>>,
+    /// script, the preload's host); the table only finds it by pid, and a
+    /// process leaves it when its last handle goes (its exit).
+    processes: Mutex<HashMap<u32, Weak<TaskShared>>>,
     next_pid: AtomicU64,
     next_ino: AtomicU64,
     alloc_faults: Arc<AllocFaults>,
@@ -189,15 +192,15 @@ impl Kernel {
     /// roots (what the kernel's collector does a moment after a key loses
     /// its last reference).
     pub fn key_gc(&self) {
-        let procs: Vec<Arc<Process>> = self
+        let tasks: Vec<Arc<TaskShared>> = self
             .processes
             .lock()
             .values()
             .filter_map(Weak::upgrade)
             .collect();
-        let roots: Vec<Serial> = procs
+        let roots: Vec<Serial> = tasks
             .iter()
-            .flat_map(|p| p.key_anchors().roots().collect::<Vec<_>>())
+            .flat_map(|t| t.anchors.lock().roots().collect::<Vec<_>>())
             .collect();
         self.keys.gc(&roots);
     }
@@ -254,21 +257,27 @@ impl Kernel {
         Cred::new(uid, gid, self.user(uid))
     }
 
-    /// Starts a new process (no parent) running as `uid`/`gid`, with the
-    /// console on fds 0, 1 and 2.
-    pub fn spawn(self: &Arc<Self>, uid: u32, gid: u32) -> Arc<Process> {
-        let p = Process::new(self, self.alloc_pid(), self.cred(uid, gid));
-        self.register(&p);
-        p
+    /// The pids of the live processes, ascending (as `ls /proc` lists them).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .processes
+            .lock()
+            .iter()
+            .filter(|(_, t)| t.strong_count() > 0)
+            .map(|(&pid, _)| pid)
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 
-    /// A process by pid, while it lives.
-    pub fn process(&self, pid: u32) -> Option<Arc<Process>> {
+    /// The fd table and keyrings of process `pid`, while it lives (what
+    /// `/proc/PID/fd` reaches).
+    pub(crate) fn task(&self, pid: u32) -> Option<Arc<TaskShared>> {
         self.processes.lock().get(&pid).and_then(Weak::upgrade)
     }
 
-    pub(crate) fn register(&self, p: &Arc<Process>) {
-        self.processes.lock().insert(p.pid(), Arc::downgrade(p));
+    pub(crate) fn register(&self, pid: u32, task: &Arc<TaskShared>) {
+        self.processes.lock().insert(pid, Arc::downgrade(task));
     }
 
     pub(crate) fn unregister(&self, pid: u32) {

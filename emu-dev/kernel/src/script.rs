@@ -34,6 +34,7 @@
 //! quoting: a payload or a description is one word); errors are its
 //! [`ParseError`].
 
+use crate::prelude::*;
 use crate::{Kernel, Process};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -396,11 +397,11 @@ impl Actor {
             }
             Command::WatchMount(path, tag) => {
                 let (p, fd) = self.watcher.as_ref().ok_or(Errno::EBADF)?;
-                p.watch_mount(crate::process::AT_FDCWD, path, 0, *fd, *tag)
+                p.watch_mount(crate::process_consts::AT_FDCWD, path, 0, *fd, *tag)
             }
             Command::WatchSb(path, tag) => {
                 let (p, fd) = self.watcher.as_ref().ok_or(Errno::EBADF)?;
-                p.watch_sb(crate::process::AT_FDCWD, path, 0, *fd, *tag)
+                p.watch_sb(crate::process_consts::AT_FDCWD, path, 0, *fd, *tag)
             }
             Command::WatchDevices(tag) => {
                 let (p, fd) = self.watcher.as_ref().ok_or(Errno::EBADF)?;

@@ -1,0 +1,374 @@
+//! The key system calls: add_key(2), request_key(2) and keyctl(2)'s
+//! commands, typed.
+//!
+//! Mirrors security/keys/keyctl.c. Each call runs the key store's
+//! operation with the process's credentials, keyrings, the kernel's policy
+//! and the alarm (a lookup that waits for a key under construction is
+//! interrupted by it), then the key garbage collector, so a key that lost
+//! its last reference is gone, and its watchers have their removal
+//! records, when the call returns.
+
+use super::watch_queue::WatchQueueCalls;
+use crate::process::Process;
+use watchq_core::{Errno, Result};
+use watchq_sources::keys::{KeyCtx, KeyStore, KeyctlMove, Serial};
+
+/// keyctl(2) command numbers (`include/uapi/linux/keyctl.h`).
+pub mod cmd {
+    /// KEYCTL_GET_KEYRING_ID.
+    pub const GET_KEYRING_ID: u32 = 0;
+    /// KEYCTL_JOIN_SESSION_KEYRING.
+    pub const JOIN_SESSION_KEYRING: u32 = 1;
+    /// KEYCTL_UPDATE.
+    pub const UPDATE: u32 = 2;
+    /// KEYCTL_REVOKE.
+    pub const REVOKE: u32 = 3;
+    /// KEYCTL_CHOWN.
+    pub const CHOWN: u32 = 4;
+    /// KEYCTL_SETPERM.
+    pub const SETPERM: u32 = 5;
+    /// KEYCTL_DESCRIBE.
+    pub const DESCRIBE: u32 = 6;
+    /// KEYCTL_CLEAR.
+    pub const CLEAR: u32 = 7;
+    /// KEYCTL_LINK.
+    pub const LINK: u32 = 8;
+    /// KEYCTL_UNLINK.
+    pub const UNLINK: u32 = 9;
+    /// KEYCTL_SEARCH.
+    pub const SEARCH: u32 = 10;
+    /// KEYCTL_READ.
+    pub const READ: u32 = 11;
+    /// KEYCTL_INSTANTIATE.
+    pub const INSTANTIATE: u32 = 12;
+    /// KEYCTL_NEGATE.
+    pub const NEGATE: u32 = 13;
+    /// KEYCTL_SET_TIMEOUT.
+    pub const SET_TIMEOUT: u32 = 15;
+    /// KEYCTL_REJECT.
+    pub const REJECT: u32 = 19;
+    /// KEYCTL_INVALIDATE.
+    pub const INVALIDATE: u32 = 21;
+    /// KEYCTL_RESTRICT_KEYRING.
+    pub const RESTRICT_KEYRING: u32 = 29;
+    /// KEYCTL_MOVE.
+    pub const MOVE: u32 = 30;
+    /// KEYCTL_CAPABILITIES.
+    pub const CAPABILITIES: u32 = 31;
+    /// KEYCTL_WATCH_KEY.
+    pub const WATCH_KEY: u32 = 32;
+}
+
+/// The key system calls. Mirrors security/keys/keyctl.c.
+pub trait KeyCalls {
+    /// add_key(2). See `KeyStore::add_key` for the errors.
+    ///
+    /// # Errors
+    /// As `KeyStore::add_key`.
+    fn add_key(
+        &self,
+        ktype: &str,
+        desc: Option<&str>,
+        payload: &[u8],
+        ring: Serial,
+    ) -> Result<Serial>;
+
+    /// request_key(2), searching only (there is no `/sbin/request-key`).
+    ///
+    /// # Errors
+    /// As `KeyStore::request_key`.
+    fn request_key(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial>;
+
+    /// Plays the request-key helper: creates `ktype`/`desc` under
+    /// construction in `dest` and takes the authority to instantiate it.
+    ///
+    /// # Errors
+    /// As `KeyStore::construct`.
+    fn key_construct(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial>;
+
+    /// KEYCTL_GET_KEYRING_ID.
+    ///
+    /// # Errors
+    /// As `KeyStore::get_keyring_id`.
+    fn keyctl_get_keyring_id(&self, id: Serial, create: bool) -> Result<Serial>;
+
+    /// KEYCTL_JOIN_SESSION_KEYRING.
+    ///
+    /// # Errors
+    /// As `KeyStore::join_session_keyring`.
+    fn keyctl_join_session_keyring(&self, name: Option<&str>) -> Result<Serial>;
+
+    /// KEYCTL_UPDATE.
+    ///
+    /// # Errors
+    /// As `KeyStore::update`.
+    fn keyctl_update(&self, id: Serial, payload: &[u8]) -> Result<()>;
+
+    /// KEYCTL_REVOKE.
+    ///
+    /// # Errors
+    /// As `KeyStore::revoke`.
+    fn keyctl_revoke(&self, id: Serial) -> Result<()>;
+
+    /// KEYCTL_CHOWN; `u32::MAX` (−1) leaves that id alone.
+    ///
+    /// # Errors
+    /// As `KeyStore::chown`.
+    fn keyctl_chown(&self, id: Serial, uid: u32, gid: u32) -> Result<()>;
+
+    /// KEYCTL_SETPERM.
+    ///
+    /// # Errors
+    /// As `KeyStore::setperm`.
+    fn keyctl_setperm(&self, id: Serial, perm: u32) -> Result<()>;
+
+    /// KEYCTL_DESCRIBE: `type;uid;gid;perm;description`.
+    ///
+    /// # Errors
+    /// As `KeyStore::describe`.
+    fn keyctl_describe(&self, id: Serial) -> Result<String>;
+
+    /// KEYCTL_CLEAR.
+    ///
+    /// # Errors
+    /// As `KeyStore::clear`.
+    fn keyctl_clear(&self, id: Serial) -> Result<()>;
+
+    /// KEYCTL_LINK.
+    ///
+    /// # Errors
+    /// As `KeyStore::link`.
+    fn keyctl_link(&self, id: Serial, ring: Serial) -> Result<()>;
+
+    /// KEYCTL_UNLINK.
+    ///
+    /// # Errors
+    /// As `KeyStore::unlink`.
+    fn keyctl_unlink(&self, id: Serial, ring: Serial) -> Result<()>;
+
+    /// KEYCTL_SEARCH.
+    ///
+    /// # Errors
+    /// As `KeyStore::search`.
+    fn keyctl_search(
+        &self,
+        ring: Serial,
+        ktype: &str,
+        desc: &str,
+        dest: Serial,
+    ) -> Result<Serial>;
+
+    /// KEYCTL_READ: the whole payload (the C call copies what fits and
+    /// returns this length).
+    ///
+    /// # Errors
+    /// As `KeyStore::read`.
+    fn keyctl_read(&self, id: Serial) -> Result<Vec<u8>>;
+
+    /// KEYCTL_INSTANTIATE.
+    ///
+    /// # Errors
+    /// As `KeyStore::instantiate`.
+    fn keyctl_instantiate(&self, id: Serial, payload: &[u8], ring: Serial) -> Result<()>;
+
+    /// KEYCTL_NEGATE: KEYCTL_REJECT with ENOKEY.
+    ///
+    /// # Errors
+    /// As `KeyStore::reject`.
+    fn keyctl_negate(&self, id: Serial, timeout: u32, ring: Serial) -> Result<()>;
+
+    /// KEYCTL_REJECT.
+    ///
+    /// # Errors
+    /// As `KeyStore::reject`.
+    fn keyctl_reject(&self, id: Serial, timeout: u32, error: i32, ring: Serial) -> Result<()>;
+
+    /// KEYCTL_SET_TIMEOUT.
+    ///
+    /// # Errors
+    /// As `KeyStore::set_timeout`.
+    fn keyctl_set_timeout(&self, id: Serial, secs: u32) -> Result<()>;
+
+    /// KEYCTL_INVALIDATE.
+    ///
+    /// # Errors
+    /// As `KeyStore::invalidate`.
+    fn keyctl_invalidate(&self, id: Serial) -> Result<()>;
+
+    /// KEYCTL_MOVE.
+    ///
+    /// # Errors
+    /// As `KeyStore::move_key`.
+    fn keyctl_move(
+        &self,
+        id: Serial,
+        from: Serial,
+        to: Serial,
+        flags: KeyctlMove,
+    ) -> Result<()>;
+
+    /// KEYCTL_RESTRICT_KEYRING.
+    ///
+    /// # Errors
+    /// As `KeyStore::restrict_keyring`.
+    fn keyctl_restrict_keyring(
+        &self,
+        id: Serial,
+        ktype: Option<&str>,
+        restriction: Option<&str>,
+    ) -> Result<()>;
+
+    /// KEYCTL_CAPABILITIES: the capability bytes.
+    fn keyctl_capabilities(&self) -> [u8; 2];
+
+    /// KEYCTL_WATCH_KEY: `tag` 0..=255 watches key `id` through the
+    /// notification pipe `fd`; −1 removes the watch.
+    ///
+    /// # Errors
+    /// As `KeyStore::watch_key`; the fd is checked after the key.
+    fn keyctl_watch_key(&self, id: Serial, fd: i32, tag: i32) -> Result<()>;
+}
+
+impl KeyCalls for Process {
+    fn add_key(
+        &self,
+        ktype: &str,
+        desc: Option<&str>,
+        payload: &[u8],
+        ring: Serial,
+    ) -> Result<Serial> {
+        with_keys(self, |k, c| k.add_key(c, ktype, desc, payload, ring))
+    }
+
+    fn request_key(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
+        with_keys(self, |k, c| k.request_key(c, ktype, desc, dest))
+    }
+
+    fn key_construct(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
+        with_keys(self, |k, c| k.construct(c, ktype, desc, dest))
+    }
+
+    fn keyctl_get_keyring_id(&self, id: Serial, create: bool) -> Result<Serial> {
+        with_keys(self, |k, c| k.get_keyring_id(c, id, create))
+    }
+
+    fn keyctl_join_session_keyring(&self, name: Option<&str>) -> Result<Serial> {
+        with_keys(self, |k, c| k.join_session_keyring(c, name))
+    }
+
+    fn keyctl_update(&self, id: Serial, payload: &[u8]) -> Result<()> {
+        with_keys(self, |k, c| k.update(c, id, payload))
+    }
+
+    fn keyctl_revoke(&self, id: Serial) -> Result<()> {
+        with_keys(self, |k, c| k.revoke(c, id))
+    }
+
+    fn keyctl_chown(&self, id: Serial, uid: u32, gid: u32) -> Result<()> {
+        let opt = |v: u32| (v != u32::MAX).then_some(v);
+        with_keys(self, |k, c| k.chown(c, id, opt(uid), opt(gid)))
+    }
+
+    fn keyctl_setperm(&self, id: Serial, perm: u32) -> Result<()> {
+        with_keys(self, |k, c| k.setperm(c, id, perm))
+    }
+
+    fn keyctl_describe(&self, id: Serial) -> Result<String> {
+        with_keys(self, |k, c| k.describe(c, id))
+    }
+
+    fn keyctl_clear(&self, id: Serial) -> Result<()> {
+        with_keys(self, |k, c| k.clear(c, id))
+    }
+
+    fn keyctl_link(&self, id: Serial, ring: Serial) -> Result<()> {
+        with_keys(self, |k, c| k.link(c, id, ring))
+    }
+
+    fn keyctl_unlink(&self, id: Serial, ring: Serial) -> Result<()> {
+        with_keys(self, |k, c| k.unlink(c, id, ring))
+    }
+
+    fn keyctl_search(
+        &self,
+        ring: Serial,
+        ktype: &str,
+        desc: &str,
+        dest: Serial,
+    ) -> Result<Serial> {
+        with_keys(self, |k, c| k.search(c, ring, ktype, desc, dest))
+    }
+
+    fn keyctl_read(&self, id: Serial) -> Result<Vec<u8>> {
+        with_keys(self, |k, c| k.read(c, id))
+    }
+
+    fn keyctl_instantiate(&self, id: Serial, payload: &[u8], ring: Serial) -> Result<()> {
+        with_keys(self, |k, c| k.instantiate(c, id, payload, ring))
+    }
+
+    fn keyctl_negate(&self, id: Serial, timeout: u32, ring: Serial) -> Result<()> {
+        self.keyctl_reject(id, timeout, Errno::ENOKEY.as_raw(), ring)
+    }
+
+    fn keyctl_reject(&self, id: Serial, timeout: u32, error: i32, ring: Serial) -> Result<()> {
+        with_keys(self, |k, c| k.reject(c, id, timeout, error, ring))
+    }
+
+    fn keyctl_set_timeout(&self, id: Serial, secs: u32) -> Result<()> {
+        with_keys(self, |k, c| k.set_timeout(c, id, secs))
+    }
+
+    fn keyctl_invalidate(&self, id: Serial) -> Result<()> {
+        with_keys(self, |k, c| k.invalidate(c, id))
+    }
+
+    fn keyctl_move(
+        &self,
+        id: Serial,
+        from: Serial,
+        to: Serial,
+        flags: KeyctlMove,
+    ) -> Result<()> {
+        with_keys(self, |k, c| k.move_key(c, id, from, to, flags))
+    }
+
+    fn keyctl_restrict_keyring(
+        &self,
+        id: Serial,
+        ktype: Option<&str>,
+        restriction: Option<&str>,
+    ) -> Result<()> {
+        with_keys(self, |k, c| k.restrict_keyring(c, id, ktype, restriction))
+    }
+
+    fn keyctl_capabilities(&self) -> [u8; 2] {
+        self.kernel().keys().capabilities()
+    }
+
+    fn keyctl_watch_key(&self, id: Serial, fd: i32, tag: i32) -> Result<()> {
+        let limit = self.soft_nofile();
+        with_keys(self, |k, c| k.watch_key(c, id, tag, || self.watch_queue(fd), limit))
+    }
+}
+
+/// Runs `f` on the key store as process `p`, then the collector.
+fn with_keys<R>(
+    p: &Process,
+    f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Result<R>,
+) -> Result<R> {
+    let cred = p.cred();
+    let policy = p.kernel().policy();
+    let r = {
+        let mut anchors = p.anchors();
+        let mut ctx = KeyCtx {
+            cred: &cred,
+            anchors: &mut anchors,
+            policy: &*policy,
+            deadline: p.alarm_deadline(),
+        };
+        f(p.kernel().keys(), &mut ctx)
+    };
+    p.kernel().key_gc();
+    r
+}
