@@ -5,8 +5,8 @@ use std::sync::Arc;
 use watchq_core::ring::mmap::{Consumer, RingRecord};
 use watchq_core::uapi::{self, v2, POLLERR, POLLIN, POLLRDNORM};
 use watchq_core::{Errno, WatchQueue};
-use watchq_kernel::prelude::*;
 use watchq_kernel::keys::KEY_SPEC_SESSION_KEYRING;
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, PollFd, Process};
 
 fn setup() -> (Arc<Kernel>, Arc<Process>, i32) {

@@ -10,8 +10,8 @@ use std::thread;
 use watchq_core::lsm::SeLinux;
 use watchq_core::uapi::*;
 use watchq_core::{post_watch_notification, Errno, Notification, PostOutcome, Watch, WatchQueue};
-use watchq_kernel::prelude::*;
 use watchq_kernel::keys::{Serial, KEY_SPEC_SESSION_KEYRING};
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 use watchq_tests::{entry, key_record, Fixture, LOSS, OBJ};
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
-use watchq_kernel::prelude::*;
 use watchq_kernel::keys::{Serial, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 
 struct K {

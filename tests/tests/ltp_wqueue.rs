@@ -5,8 +5,8 @@
 
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
-use watchq_kernel::prelude::*;
 use watchq_kernel::keys::{Serial, KEY_SPEC_SESSION_KEYRING};
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 
 struct Ltp {

@@ -6,8 +6,8 @@
 //! virtual clock by that second instead.
 
 use watchq_core::uapi::{O_DIRECTORY, O_NONBLOCK, O_NOTIFICATION_PIPE, O_RDONLY};
-use watchq_kernel::prelude::*;
 use watchq_kernel::keys::{KeyConfig, KEY_SPEC_SESSION_KEYRING};
+use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig};
 use watchq_tests::oracle::{assert_matches_golden, golden_section, Trace};
 

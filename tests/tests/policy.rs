@@ -9,8 +9,8 @@ use watchq_core::lsm::{
 };
 use watchq_core::uapi::{self, O_NONBLOCK, O_NOTIFICATION_PIPE};
 use watchq_core::{Errno, Notification, Permissive, Policy};
-use watchq_kernel::prelude::*;
 use watchq_kernel::keys::KEY_SPEC_SESSION_KEYRING;
+use watchq_kernel::prelude::*;
 use watchq_kernel::process_consts::AT_FDCWD;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 

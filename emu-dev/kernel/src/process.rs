@@ -9,9 +9,9 @@
 //! namespace, and `fork`/`exec`/`exit`. [`Kernel::spawn`] is here too: the
 //! kernel's own module never names a process.
 //!
-//! The system calls a process makes are in [`crate::syscalls`], one trait
-//! per subsystem implemented for `Process`; `use watchq_kernel::prelude::*`
-//! brings them all into scope.
+//! The system calls a process makes are in the `syscalls` modules, above
+//! this one: one trait per subsystem, implemented for `Process`;
+//! `use watchq_kernel::prelude::*` brings them all into scope.
 
 use crate::fdtable::{FdEntry, FdTable};
 use crate::file::{FileKind, OpenFile};

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use watchq_core::uapi::v2;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
-use watchq_kernel::prelude::*;
 use watchq_kernel::keyctl::cmd;
+use watchq_kernel::prelude::*;
 use watchq_kernel::PollFd;
 
 /// `UIO_MAXIOV`.

@@ -24,8 +24,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use watchq_core::uapi::{O_CLOEXEC, O_NONBLOCK, POLLHUP, POLLIN};
 use watchq_core::{Errno, Result};
-use watchq_kernel::prelude::*;
 use watchq_kernel::keys::KeyConfig;
+use watchq_kernel::prelude::*;
 use watchq_kernel::script::{parse_script, Actor, Command};
 use watchq_kernel::{Kernel, KernelConfig, PollFd, Process};
 

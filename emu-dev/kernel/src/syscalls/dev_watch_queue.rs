@@ -6,8 +6,8 @@
 //! ring, `IOC_WATCH_QUEUE_SET_FILTER` filters it, and the consumer reads
 //! records from the `mmap()`ed ring (there is no read()). `open()`,
 //! `ioctl()` and `poll()` reach the device through the generic calls
-//! ([`FileCalls`](super::file::FileCalls), [`PollCalls`](super::poll::PollCalls));
-//! the mapping is [`DevWatchQueueCalls::mmap_watch_queue`].
+//! (`FileCalls`, `PollCalls`, which call the functions here); the mapping
+//! is [`DevWatchQueueCalls::mmap_watch_queue`].
 
 use crate::file::FileKind;
 use crate::process::Process;

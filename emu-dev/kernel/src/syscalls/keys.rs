@@ -150,13 +150,7 @@ pub trait KeyCalls {
     ///
     /// # Errors
     /// As `KeyStore::search`.
-    fn keyctl_search(
-        &self,
-        ring: Serial,
-        ktype: &str,
-        desc: &str,
-        dest: Serial,
-    ) -> Result<Serial>;
+    fn keyctl_search(&self, ring: Serial, ktype: &str, desc: &str, dest: Serial) -> Result<Serial>;
 
     /// KEYCTL_READ: the whole payload (the C call copies what fits and
     /// returns this length).
@@ -199,13 +193,7 @@ pub trait KeyCalls {
     ///
     /// # Errors
     /// As `KeyStore::move_key`.
-    fn keyctl_move(
-        &self,
-        id: Serial,
-        from: Serial,
-        to: Serial,
-        flags: KeyctlMove,
-    ) -> Result<()>;
+    fn keyctl_move(&self, id: Serial, from: Serial, to: Serial, flags: KeyctlMove) -> Result<()>;
 
     /// KEYCTL_RESTRICT_KEYRING.
     ///
@@ -289,13 +277,7 @@ impl KeyCalls for Process {
         with_keys(self, |k, c| k.unlink(c, id, ring))
     }
 
-    fn keyctl_search(
-        &self,
-        ring: Serial,
-        ktype: &str,
-        desc: &str,
-        dest: Serial,
-    ) -> Result<Serial> {
+    fn keyctl_search(&self, ring: Serial, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
         with_keys(self, |k, c| k.search(c, ring, ktype, desc, dest))
     }
 
@@ -323,13 +305,7 @@ impl KeyCalls for Process {
         with_keys(self, |k, c| k.invalidate(c, id))
     }
 
-    fn keyctl_move(
-        &self,
-        id: Serial,
-        from: Serial,
-        to: Serial,
-        flags: KeyctlMove,
-    ) -> Result<()> {
+    fn keyctl_move(&self, id: Serial, from: Serial, to: Serial, flags: KeyctlMove) -> Result<()> {
         with_keys(self, |k, c| k.move_key(c, id, from, to, flags))
     }
 
@@ -348,15 +324,14 @@ impl KeyCalls for Process {
 
     fn keyctl_watch_key(&self, id: Serial, fd: i32, tag: i32) -> Result<()> {
         let limit = self.soft_nofile();
-        with_keys(self, |k, c| k.watch_key(c, id, tag, || self.watch_queue(fd), limit))
+        with_keys(self, |k, c| {
+            k.watch_key(c, id, tag, || self.watch_queue(fd), limit)
+        })
     }
 }
 
 /// Runs `f` on the key store as process `p`, then the collector.
-fn with_keys<R>(
-    p: &Process,
-    f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Result<R>,
-) -> Result<R> {
+fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Result<R>) -> Result<R> {
     let cred = p.cred();
     let policy = p.kernel().policy();
     let r = {

@@ -28,14 +28,7 @@ pub trait MountCalls {
     /// other than AT_NO_AUTOMOUNT|AT_EMPTY_PATH), path errors (`EBADF`,
     /// `ENOENT`, `ENOTDIR`), `EINVAL` (not a notification queue), the
     /// policy's `watch_mount`, `EBUSY`, `EAGAIN`, `EBADSLT`.
-    fn watch_mount(
-        &self,
-        dfd: i32,
-        path: &str,
-        at_flags: u32,
-        fd: i32,
-        tag: i32,
-    ) -> Result<()>;
+    fn watch_mount(&self, dfd: i32, path: &str, at_flags: u32, fd: i32, tag: i32) -> Result<()>;
 
     /// `watch_sb(dfd, path, at_flags, fd, tag)`: the queue behind `fd`
     /// watches the superblock `path` is on; tag −1 removes the watch.
@@ -46,14 +39,7 @@ pub trait MountCalls {
 }
 
 impl MountCalls for Process {
-    fn watch_mount(
-        &self,
-        dfd: i32,
-        path: &str,
-        at_flags: u32,
-        fd: i32,
-        tag: i32,
-    ) -> Result<()> {
+    fn watch_mount(&self, dfd: i32, path: &str, at_flags: u32, fd: i32, tag: i32) -> Result<()> {
         let (p, q) = watch_path_args(self, dfd, path, at_flags, fd, tag)?;
         let policy = self.kernel().policy();
         self.mount_ns()

@@ -270,12 +270,7 @@ impl SpliceCalls for Process {
 }
 
 /// Writes `data` to a non-pipe splice destination at `pos`.
-fn write_out(
-    out: &OpenFile,
-    pos: u64,
-    off: Option<&mut u64>,
-    data: &[u8],
-) -> Result<usize> {
+fn write_out(out: &OpenFile, pos: u64, off: Option<&mut u64>, data: &[u8]) -> Result<usize> {
     match &out.kind {
         FileKind::Regular(m) => {
             let n = write_at(&mut m.data.lock(), pos, data)?;
