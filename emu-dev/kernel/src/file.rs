@@ -5,6 +5,8 @@
 //! [`FileKind`]. Open files are shared: `dup`, `fork` and the
 //! `/proc/self/fd` reopen semantics follow the kernel, and the last
 //! reference going away releases the object (`pipe_release()` for pipes).
+//! An in-memory regular file (memfd) is a `MemInode`, read and written at
+//! an offset by `read_at`/`write_at`.
 
 use crate::pipe::Pipe;
 use parking_lot::Mutex;
