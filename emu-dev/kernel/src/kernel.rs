@@ -259,13 +259,7 @@ impl Kernel {
 
     /// The pids of the live processes, ascending (as `ls /proc` lists them).
     pub fn pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self
-            .processes
-            .lock()
-            .iter()
-            .filter(|(_, t)| t.strong_count() > 0)
-            .map(|(&pid, _)| pid)
-            .collect();
+        let mut pids: Vec<u32> = self.processes.lock().keys().copied().collect();
         pids.sort_unstable();
         pids
     }
