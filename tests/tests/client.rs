@@ -4,12 +4,12 @@
 //! bytes with every length checked.
 
 use proptest::prelude::*;
-use watchq_core::uapi::*;
-use watchq_core::{Errno, Notification};
 use watchq_client::{
     Backend, ClientError, Emulated, Filter, KeyChange, NotificationQueue, RealKernel, Record,
     RecordError,
 };
+use watchq_core::uapi::*;
+use watchq_core::{Errno, Notification};
 use watchq_kernel::{Kernel, KernelConfig};
 use watchq_sources::keys::KEY_SPEC_SESSION_KEYRING;
 

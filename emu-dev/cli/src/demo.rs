@@ -13,10 +13,10 @@
 //! then the queue's statistics.
 
 use crate::format::{render, Format};
-use watchq_kernel::{Kernel, KernelConfig};
 use std::fmt::Write as _;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification, Result};
+use watchq_kernel::{Kernel, KernelConfig};
 use watchq_sources::keys::{KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
 
 /// The sample consumer's read() size.

@@ -12,15 +12,15 @@
 //! The commands are [`watchq_kernel::script`]'s; `watch`/`unwatch` act on the
 //! monitor's pipe.
 
-use watchq_client::Filter;
 use crate::format::{render_read, Format};
-use watchq_kernel::script::{parse_script, Actor};
-use watchq_kernel::{Kernel, KernelConfig, Process};
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
+use watchq_client::Filter;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
+use watchq_kernel::script::{parse_script, Actor};
+use watchq_kernel::{Kernel, KernelConfig, Process};
 
 /// Options of a monitor run.
 #[derive(Clone, Debug)]

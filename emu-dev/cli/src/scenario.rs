@@ -10,20 +10,20 @@
 //! for line, or the run fails with a diff. Runs are deterministic: serials,
 //! pids and records are the same every time.
 
-use watchq_client::{Filter, FilterEntry};
 use crate::format::{render_read, Format};
 use crate::monitor::keyctl_subtypes;
-use watchq_kernel::script::{parse_line, Actor, Command};
-use watchq_kernel::{Kernel, KernelConfig, Process};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use watchq_client::{Filter, FilterEntry};
 use watchq_core::lsm::{Hook, Inheritance, LandlockRule};
 use watchq_core::ring::mmap::Consumer;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
+use watchq_kernel::script::{parse_line, Actor, Command};
+use watchq_kernel::{Kernel, KernelConfig, Process};
 
 /// The kind of a scenario queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -793,9 +793,13 @@ impl World {
                 let a = self.actor();
                 let r = match target {
                     Target::Key(k) => a.key(k).and_then(|s| watcher.keyctl_watch_key(s, fd, *tag)),
-                    Target::Mount(path) => {
-                        watcher.watch_mount(watchq_kernel::process_consts::AT_FDCWD, path, 0, fd, *tag)
-                    }
+                    Target::Mount(path) => watcher.watch_mount(
+                        watchq_kernel::process_consts::AT_FDCWD,
+                        path,
+                        0,
+                        fd,
+                        *tag,
+                    ),
                     Target::Sb(path) => {
                         watcher.watch_sb(watchq_kernel::process_consts::AT_FDCWD, path, 0, fd, *tag)
                     }
