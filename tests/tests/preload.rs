@@ -4,15 +4,15 @@
 //! support, every way of sleeping wakes on a posted record, and ordinary
 //! I/O is untouched.
 //!
-//! Needs `cargo build --workspace` (the `watchq` binary and the library),
-//! gcc, python3 and keyutils; scripts/test.sh provides all four.
+//! Needs gcc, python3 and keyutils (`watchq_tests::programs::require`;
+//! scripts/test.sh installs them).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use watchq_tests::oracle::oracle_dir;
-use watchq_tests::programs::{cc, exec, repo, target_dir, text, watchq};
+use watchq_tests::programs::{cc, exec, repo, require, target_dir, text, watchq};
 
 /// Runs `program` under `watchq exec`, expects success, returns its stdout.
 fn exec_ok(program: &Path, args: &[&str]) -> String {
@@ -114,11 +114,7 @@ fn preload_leaves_ordinary_io_alone() {
 }
 
 fn keyctl() -> PathBuf {
-    let found = ["/usr/bin/keyctl", "/bin/keyctl"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file());
-    found.expect("keyctl (package keyutils; scripts/test.sh installs it)")
+    require("keyctl")
 }
 
 #[test]
