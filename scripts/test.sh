@@ -34,6 +34,21 @@ cargo build --workspace --locked
 step "tests (unit, conformance, stress, fuzz-style, corpus replay, programs under watchq exec)"
 cargo test --workspace --locked
 
+# The real kernel's own probe under `watchq exec`, compared with its
+# recording. The probe and its normaliser are the shared oracle's code,
+# not this repository's, so this is a script and not a `cargo test`; CI
+# has the oracle beside the checkout, and a CI run without it fails.
+oracle=${ORACLE:-../shared/oracle}
+if [[ -d $oracle ]]; then
+    step "the real kernel's probe under watchq exec (scripts/oracle-conformance.sh)"
+    ORACLE=$oracle scripts/oracle-conformance.sh
+elif [[ ${CI:-} == true ]]; then
+    echo "error: $oracle is missing; CI compares the real kernel's probe (scripts/oracle-conformance.sh)" >&2
+    exit 1
+else
+    step "SKIPPED: the real kernel's probe under watchq exec ($oracle is not there; CI runs it)"
+fi
+
 # AddressSanitizer (and its LeakSanitizer) over every test that runs in
 # this process's address space: the multi-threaded stress tests, the
 # policy swap, the model-based and fuzz-style tests, the corpus replay.
