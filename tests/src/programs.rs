@@ -1,11 +1,11 @@
 //! Running watchq's own programs from tests: the `watchq` binary and the
-//! preload library, built on first use ([`watchq`]), C test programs
+//! preload library, built on first use ([`watchq()`]), C test programs
 //! compiled on demand ([`cc`]), all under a time bound.
 //!
 //! # Building what the tests run
 //!
 //! `cargo test` builds test binaries and the libraries they link, not
-//! another package's binary or a cdylib. So the first call of [`watchq`]
+//! another package's binary or a cdylib. So the first call of [`watchq()`]
 //! or [`preload_lib`] in a test process runs `cargo build -p watchq -p
 //! watchq-preload` itself, with the cargo, profile, target directory and
 //! target triple that built the running test binary (read from its path,
@@ -48,7 +48,7 @@ pub fn watchq() -> PathBuf {
     target_dir().join("watchq")
 }
 
-/// The preload library (`libwatchq_preload.so`), built with [`watchq`].
+/// The preload library (`libwatchq_preload.so`), built with [`watchq()`].
 pub fn preload_lib() -> PathBuf {
     build_programs();
     target_dir().join("libwatchq_preload.so")
