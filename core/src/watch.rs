@@ -7,7 +7,7 @@
 //! [`remove_watch_list`] (object destruction).
 //!
 //! Posting walks a list without taking its lock: the list is a
-//! copy-on-write snapshot in an [`RcuCell`](crate::sync), replaced whole by
+//! copy-on-write snapshot in an `RcuCell` (`crate::sync`), replaced whole by
 //! writers under the list lock, so a post sees the list as it was before or
 //! after an add or remove, never half-way (read-copy-update in spirit). A
 //! watch that a post still holds in its snapshot stays alive until the post

@@ -1,4 +1,5 @@
-//! Replaying the real kernel's recorded traces (`../shared/oracle`).
+//! Replaying the real kernel's recorded traces (the project's copy in
+//! `tests/data/oracle/`, see its README).
 //!
 //! A [`Trace`] prints what the oracle's probe (`wqtest.c`) prints for each
 //! call, drain and record, in the normalised form of
@@ -9,29 +10,25 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::path::PathBuf;
 use watchq_core::{Errno, Notification};
 use watchq_kernel::prelude::*;
 use watchq_kernel::Process;
 
-/// Where the shared oracle lives (beside the project root).
-pub fn oracle_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle")
-}
+/// The real kernel's normalised recording (Linux 6.12.117), built into
+/// the test binaries so a change to it rebuilds them.
+pub const GOLDEN: &str = include_str!("../data/oracle/golden-normalized.txt");
 
 /// The lines of section `name` (e.g. `"B1 keyring/key event stream"`) of
 /// the golden recording, record lines cut before their decoded tail.
 ///
 /// # Panics
-/// When the recording or the section is missing.
+/// When the section is missing.
 pub fn golden_section(name: &str) -> Vec<String> {
-    let path = oracle_dir().join("golden-normalized.txt");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let begin = format!("=== BEGIN {name} ===");
     let end = format!("=== END {name} ===");
     let mut out = Vec::new();
     let mut inside = false;
-    for line in text.lines() {
+    for line in GOLDEN.lines() {
         if line == begin {
             inside = true;
         } else if line == end {
@@ -40,7 +37,7 @@ pub fn golden_section(name: &str) -> Vec<String> {
             out.push(cut_record(line));
         }
     }
-    panic!("section {name:?} not found in {}", path.display());
+    panic!("section {name:?} not found in tests/data/oracle/golden-normalized.txt");
 }
 
 fn cut_record(line: &str) -> String {

@@ -9,13 +9,13 @@
 //! done before the error (no output, the program's `main` never ran), and
 //! never a panic.
 //!
-//! Runs the programs cargo built (`cargo build --workspace`, which
-//! scripts/test.sh does first).
+//! Runs the `watchq` binary and the preload library
+//! (`watchq_tests::programs` builds them on first use).
 
 use std::path::PathBuf;
 use std::process::Output;
 use watchq_kernel::script::parse_script;
-use watchq_tests::programs::{bounded, target_dir, text, watchq, with_stdin};
+use watchq_tests::programs::{bounded, preload_lib, target_dir, text, watchq, with_stdin};
 
 /// A file under the target directory holding `body`.
 fn file(name: &str, body: impl AsRef<[u8]>) -> PathBuf {
@@ -341,7 +341,7 @@ fn preload_environment_settings() {
             "WATCHQ_LOG=/nonexistent/dir/log: No such file".into(),
         ),
     ];
-    let lib = target_dir().join("libwatchq_preload.so");
+    let lib = preload_lib();
     let ld = ("LD_PRELOAD", lib.to_str().unwrap());
     for (var, value, needle) in rows {
         let out = std::process::Command::new("echo")

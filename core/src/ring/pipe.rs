@@ -16,7 +16,7 @@
 //!
 //! Each slot's `stamp` encodes its state for a position `p` (slot `p & mask`):
 //! `p` = free for `p` (claimed but not yet written, if `head > p`), `p + 1` =
-//! record `p` published, and bit 63 ([`LOSS`]) = a loss happened right after
+//! record `p` published, and bit 63 (`LOSS`) = a loss happened right after
 //! record `p`. The consumer releases a slot by swapping its stamp to
 //! `p + slots` (free for the next lap) and then advancing `tail`. A failed
 //! post marks LOSS with a CAS that only succeeds while record `p` is still

@@ -7,7 +7,7 @@
 //! pipe whose descriptors are real eventfd numbers, so `poll`, `select`
 //! and `epoll` loops work; the keyctl, add_key and request_key system calls
 //! are served by watchq's key model; the emulation lives behind one
-//! interface, [`host::Host`].
+//! interface, `host::Host`.
 //!
 //! Configuration, from the environment:
 //!
