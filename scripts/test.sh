@@ -31,6 +31,12 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The consumer API builds on core's wire layer alone (no emulator): the
+# workspace build above unifies features, so check that build on its own.
+step "lint: core's wire layer alone, and the client without the emulator"
+cargo clippy -p watchq-core --no-default-features --all-targets --locked -- -D warnings
+cargo clippy -p watchq-client --all-targets --locked -- -D warnings
+
 step "docs (rustdoc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
