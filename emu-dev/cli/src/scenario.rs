@@ -470,8 +470,11 @@ fn parse_step(w: &[&str], text: &str, d: &mut Declared, base: &Path) -> Result<S
         }
         _ => match parse_command(w) {
             Ok(c) => Step::World(text.to_string(), c),
-            Err(m) if m.starts_with("unknown command") => {
-                return Err(format!("unknown step {:?} (see docs/scenarios.md)", w[0]))
+            // The command that is unknown may be nested (`repeat 2 frob`):
+            // name the word the script parser could not place.
+            Err(m) if m.starts_with("unknown command ") => {
+                let word = &m["unknown command ".len()..];
+                return Err(format!("unknown step {word} (see docs/scenarios.md)"));
             }
             Err(m) => return Err(m),
         },
