@@ -364,54 +364,51 @@ impl WatchQueue {
     }
 
     /// One read() pass without sleeping: Ok(None) when there was nothing to
-    /// return (empty, no loss owed).
+    /// return (empty, no loss owed). Every whole record that fits is taken
+    /// in one [`Batch`], which publishes the consumer's progress once.
     fn read_pass(&self, buf: &mut [u8]) -> Result<Option<usize>> {
         let mut st = self.pipe.lock();
-        let ring = self.ring.get();
+        // SAFETY: the pipe mutex is held (`st`) for as long as the batch
+        // lives (it is dropped at the end of this function, before `st`),
+        // so this is the ring's only consumer.
+        let mut batch = self.ring.get().map(|r| unsafe { r.batch_unchecked() });
         let mut ret = 0;
-        loop {
+        let result = loop {
             if st.note_loss {
                 if buf.len() - ret < LOSS_RECORD.len() {
-                    return if ret == 0 {
-                        Err(Errno::ENOBUFS)
-                    } else {
-                        Ok(Some(ret))
-                    };
+                    break if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(ret) };
                 }
                 buf[ret..ret + LOSS_RECORD.len()].copy_from_slice(&LOSS_RECORD);
                 ret += LOSS_RECORD.len();
                 st.note_loss = false;
                 self.stats.loss_records.fetch_add(1, Ordering::Relaxed);
             }
-            let Some(ring) = ring else { break };
-            // SAFETY: the pipe mutex is held, so this is the only consumer.
-            match unsafe { ring.try_pop_unchecked(&mut buf[ret..]) } {
-                Pop::Empty => break,
-                Pop::TooBig(_) => {
-                    return if ret == 0 {
-                        Err(Errno::ENOBUFS)
-                    } else {
-                        Ok(Some(ret))
-                    };
-                }
+            let Some(b) = batch.as_mut() else {
+                break Ok(ret);
+            };
+            match b.take(&mut buf[ret..]) {
+                Pop::Empty => break Ok(ret),
+                Pop::TooBig(_) => break if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(ret) },
                 Pop::Record { len, loss } => {
                     ret += len;
-                    // Relaxed: statistics.
-                    self.stats.read.fetch_add(1, Ordering::Relaxed);
                     st.note_loss |= loss;
                     if ret == buf.len() {
-                        break;
+                        break Ok(ret);
                     }
                     // Like pipe_read(): only loop back (and so emit a loss
                     // record now) while more records are queued.
-                    // SAFETY: the pipe mutex is held (only consumer).
-                    if unsafe { ring.peek_len_unchecked() }.is_none() {
-                        break;
+                    if b.peek_len().is_none() {
+                        break Ok(ret);
                     }
                 }
             }
+        };
+        if let Some(n) = batch.map(|b| b.taken()).filter(|&n| n > 0) {
+            // Relaxed: statistics, counted once per batch (the batch, dropped
+            // in the map above, has published the tail).
+            self.stats.read.fetch_add(n as u64, Ordering::Relaxed);
         }
-        Ok((ret > 0).then_some(ret))
+        result.map(|n| (n > 0).then_some(n))
     }
 
     /// read() on the queue: whole records only, a loss record right after

@@ -742,13 +742,62 @@ impl<'a> Consumer<'a> {
     /// # Errors
     /// `EIO` as [`Consumer::pop`] (the records before it are consumed).
     pub fn drain(&mut self, buf: &mut [u8], mut each: impl FnMut(&[u8])) -> Result<usize> {
+        let mut n = 0;
+        let end = self.batch(|c, s, slots| {
+            let len = slots as usize * 8;
+            if len > buf.len() {
+                return false;
+            }
+            c.words_into(s, slots, buf);
+            each(&buf[..len]);
+            n += 1;
+            true
+        });
+        end.map(|()| n)
+    }
+
+    /// A read()-sized batch: copies every whole record published when it
+    /// starts that fits in `buf`, back to back, as a notification pipe's
+    /// read() does, with one load of `head` and one store of `tail`.
+    /// Returns the bytes copied (0: the ring is empty). A record that does
+    /// not fit ends the batch and stays in the ring.
+    ///
+    /// # Errors
+    /// - `ENOBUFS`: the first record does not fit `buf` (as read() on a
+    ///   notification pipe).
+    /// - `EIO` as [`Consumer::pop`], if it is the first record (otherwise
+    ///   the records before it are returned and the next call reports it).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut ret = 0;
+        let mut too_big = false;
+        let end = self.batch(|c, s, slots| {
+            let len = slots as usize * 8;
+            if len > buf.len() - ret {
+                too_big = true;
+                return false;
+            }
+            c.words_into(s, slots, &mut buf[ret..]);
+            ret += len;
+            true
+        });
+        match (ret, end) {
+            (0, Err(e)) => Err(e),
+            (0, Ok(())) if too_big => Err(Errno::ENOBUFS),
+            (n, _) => Ok(n),
+        }
+    }
+
+    /// Walks the records from `tail` to the `head` loaded once at the
+    /// start, skipping SKIP padding, handing each to `take` until it
+    /// declines (false), and stores `tail` once, past what was taken.
+    /// Err(EIO) if a zero-length record stopped the walk.
+    fn batch(&mut self, mut take: impl FnMut(&Self, u32, u32) -> bool) -> Result<()> {
         // ORDERING: Acquire pairs with the producer's Release head store:
         // the record words below head are complete.
         let head = self.words[HEAD_WORD].load(Ordering::Acquire);
         // Relaxed: the consumer owns tail.
         let start = self.words[TAIL_WORD].load(Ordering::Relaxed);
         let mut tail = start;
-        let mut n = 0;
         let mut result = Ok(());
         while tail != head {
             let s = tail & self.mask;
@@ -757,19 +806,15 @@ impl<'a> Consumer<'a> {
                 break;
             };
             if !skip {
-                let len = slots as usize * 8;
-                if len > buf.len() {
-                    break;
-                }
                 #[cfg(loom)]
                 if let Some(st) = self.storage {
                     for k in 0..slots {
                         st.note_read(((s + k) & self.mask) as usize);
                     }
                 }
-                self.words_into(s, slots, buf);
-                each(&buf[..len]);
-                n += 1;
+                if !take(self, s, slots) {
+                    break;
+                }
             }
             tail = tail.wrapping_add(slots);
         }
@@ -778,7 +823,7 @@ impl<'a> Consumer<'a> {
             // producer that Acquire-loads this tail reuses their slots.
             self.words[TAIL_WORD].store(tail, Ordering::Release);
         }
-        result.map(|()| n)
+        result
     }
 
     /// Walks from `tail` to `head`, skipping SKIP padding, and hands the

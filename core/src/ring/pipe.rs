@@ -17,14 +17,15 @@
 //! Each slot's `stamp` encodes its state for a position `p` (slot `p & mask`):
 //! `p` = free for `p` (claimed but not yet written, if `head > p`), `p + 1` =
 //! record `p` published, and bit 63 ([`LOSS`]) = a loss happened right after
-//! record `p`. The consumer releases a slot by swapping its stamp to
-//! `p + slots` (free for the next lap) and then advancing `tail`. A failed
-//! post marks LOSS with a CAS that only succeeds while record `p` is still
-//! unconsumed; if the reader got there first, the producer advances `tail`
-//! past the released slot itself (the consumer stores the same value next,
-//! so it never has to wait for the consumer) and retries the post, for which
-//! there is room again. So a loss marker can never be attached to a record
-//! already read and vanish.
+//! record `p`. The consumer reads in batches ([`Batch`], one read()'s
+//! worth): it releases each slot as it copies it out, by swapping its stamp
+//! to `p + slots` (free for the next lap), and publishes `tail` once at the
+//! end. A failed post marks LOSS with a CAS that only succeeds while record
+//! `p` is still unconsumed; if the reader got there first, the producer
+//! advances `tail` past the released slot itself (the consumer stores the
+//! same value when its batch ends, so a producer never waits for the
+//! consumer) and retries the post, for which there is room again. So a loss
+//! marker can never be attached to a record already read and vanish.
 //! Losses before the marked record is read collapse into one marker.
 //!
 //! # Synchronization
@@ -32,7 +33,7 @@
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
 //! | `head` | producers (CAS to claim) | producers | AcqRel CAS / Acquire load | itself: a marker that loaded `head` sees the consumer's release of the claimed slot's previous lap |
-//! | `tail` | consumer (store), a marker that found the tail record released (CAS to the same value) | producers (full check) | Release store and CAS / Acquire load | the consumer's copy-out happens before a producer reuses the slot |
+//! | `tail` | consumer (store, once per batch), a marker that found the newest record released (`fetch_max` past it) | producers (full check) | Release store and RMW / Acquire load | the consumer's copy-outs happen before a producer reuses their slots |
 //! | `tail_cache` | producers that found the ring looking full (`fetch_max` of the `tail` they loaded) | producers (full check) | AcqRel RMW / Acquire load | transitively the consumer's Release `tail` store: a slot is reused only after its copy-out |
 //! | `stamp` | producer (publish `fetch_add`, LOSS CAS), consumer (release `swap`) | consumer, markers | Release publish / Acquire load; Release swap / Acquire CAS failure | publish: the record bytes are visible to the consumer; swap: the copy-out is done before a marker advances the tail |
 //! | `RingCell::ptr` | `set_size` (CAS once) | producers, reader | Release CAS / Acquire load | the ring is fully built before anyone reaches it |
@@ -240,16 +241,19 @@ impl PipeRing {
             return Some(PostOutcome::Lost);
         }
         // The consumer released record `pos` (its stamp swap) but may not
-        // have stored the new tail yet. Rather than wait for it, advance the
-        // tail past the released slot ourselves: the consumer stores the same
-        // value, so the tail stays monotonic. Without this a producer would
-        // spin until the consumer's next instruction.
+        // have stored the new tail yet: a batch releases each slot as it
+        // copies it out and publishes the tail once, at its end. Rather than
+        // wait for it, advance the tail past the released slot ourselves.
+        // The consumer releases slots in order, so every slot before `pos`
+        // is released too; `pos` is the newest claim, so the batch ends right
+        // after it and the consumer stores this same value (or, if it went on
+        // after our advance, a larger one): `fetch_max` keeps the tail
+        // monotonic whichever lands first. Without this a producer would
+        // spin until the consumer's batch ends.
         // ORDERING: Release passes on what `mark_loss`'s Acquire saw of the
-        // consumer's release (its copy-out) to producers that Acquire-load
-        // this tail; Relaxed on failure: the tail is already past `pos`.
-        let _ = self
-            .tail
-            .compare_exchange(pos, pos + 1, Ordering::Release, Ordering::Relaxed);
+        // consumer's releases (its copy-outs) to producers that Acquire-load
+        // this tail.
+        self.tail.fetch_max(pos + 1, Ordering::Release);
         None
     }
 
@@ -340,7 +344,8 @@ impl PipeRing {
         total
     }
 
-    /// Copies the record at the tail into `out` if it fits, and releases it.
+    /// Copies the record at the tail into `out` if it fits, and releases it
+    /// (a batch of one).
     ///
     /// Mirrors one iteration of `pipe_read()` over a `PIPE_BUF_FLAG_WHOLE`
     /// buffer plus the release of its note.
@@ -348,35 +353,97 @@ impl PipeRing {
     /// # Safety
     /// As `peek_len_unchecked`.
     pub unsafe fn try_pop_unchecked(&self, out: &mut [u8]) -> Pop {
-        // Relaxed: only the consumer writes `tail`.
-        let t = self.tail.load(Ordering::Relaxed);
         // SAFETY: the caller is the only consumer (this fn's contract).
-        let Some(len) = (unsafe { self.len_at(t) }) else {
+        unsafe { self.batch_unchecked() }.take(out)
+    }
+
+    /// Starts a consumer's pass over the ring: a [`Batch`] takes records
+    /// from the tail in order and publishes the new tail once, when it is
+    /// dropped.
+    ///
+    /// # Safety
+    /// The caller is the ring's only consumer for as long as the batch
+    /// lives (the queue's pipe mutex is held).
+    pub unsafe fn batch_unchecked(&self) -> Batch<'_> {
+        // Relaxed: only the consumer stores `tail`; a marker's `fetch_max`
+        // never raises it past a slot the consumer released, which is at or
+        // before the consumer's own last store.
+        let t = self.tail.load(Ordering::Relaxed);
+        Batch {
+            ring: self,
+            start: t,
+            pos: t,
+        }
+    }
+}
+
+/// One pass of the ring's consumer: what a read() with a buffer of many
+/// records takes. Each record is copied out and its slot released in turn;
+/// the tail, which producers read to see room, is published once, when the
+/// batch is dropped, so the consumer's line moves once per batch instead of
+/// once per record.
+///
+/// Mirrors the loop of `pipe_read()` over a notification pipe's buffers,
+/// with `pipe->tail` written back at the end.
+pub struct Batch<'a> {
+    ring: &'a PipeRing,
+    start: u64,
+    pos: u64,
+}
+
+impl Batch<'_> {
+    /// Length of the published record next in line, if any.
+    pub fn peek_len(&self) -> Option<usize> {
+        // SAFETY: the batch's maker is the only consumer while it lives
+        // (`batch_unchecked`'s contract).
+        unsafe { self.ring.len_at(self.pos) }
+    }
+
+    /// Copies the record next in line into `out` if it fits, and releases
+    /// its slot.
+    pub fn take(&mut self, out: &mut [u8]) -> Pop {
+        let t = self.pos;
+        let Some(len) = self.peek_len() else {
             return Pop::Empty;
         };
         if len > out.len() {
             return Pop::TooBig(len);
         }
-        let slot = self.slot(t);
+        let slot = self.ring.slot(t);
         slot.note.with(|p| {
             // SAFETY: published (Acquire in len_at) and still owned by the
-            // consumer until the tail store below.
+            // consumer: its slot is released by the swap below, and reused
+            // only after the tail passes it.
             out[..len].copy_from_slice(unsafe { &(&(*p))[..len] })
         });
-        // ORDERING: Release: our copy-out happens before a marker that
-        // Acquire-reads the new lap's stamp and then advances the tail for us
-        // (`on_full`). As an RMW the swap sees any LOSS mark made before it; a
-        // marker that comes later finds the new lap's stamp and retries.
+        // ORDERING: Release: our copy-out (and every earlier one of this
+        // batch) happens before a marker that Acquire-reads the new lap's
+        // stamp and then advances the tail for us (`on_full`). As an RMW
+        // the swap sees any LOSS mark made before it; a marker that comes
+        // later finds the new lap's stamp and retries.
         let s = slot
             .stamp
-            .swap(t + self.stamps.len() as u64, Ordering::Release);
-        // ORDERING: Release: our copy-out happens before a producer that
-        // Acquire-loads this tail reuses the slot. A marker may have stored
-        // this same value already (see `on_full`).
-        self.tail.store(t + 1, Ordering::Release);
+            .swap(t + self.ring.stamps.len() as u64, Ordering::Release);
+        self.pos = t + 1;
         Pop::Record {
             len,
             loss: s & LOSS != 0,
+        }
+    }
+
+    /// Records taken so far.
+    pub fn taken(&self) -> usize {
+        (self.pos - self.start) as usize
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.pos != self.start {
+            // ORDERING: Release: our copy-outs happen before a producer that
+            // Acquire-loads this tail reuses the slots. A marker may have
+            // advanced the tail this far already (see `on_full`).
+            self.ring.tail.store(self.pos, Ordering::Release);
         }
     }
 }
@@ -405,6 +472,13 @@ impl PipeReader<'_> {
     pub fn pop(&mut self, out: &mut [u8]) -> Pop {
         // SAFETY: this handle is the only consumer (`reader` hands out one).
         unsafe { self.ring.try_pop_unchecked(out) }
+    }
+
+    /// A pass over the ring (see [`Batch`]); the handle is borrowed, so no
+    /// other pass or pop runs meanwhile.
+    pub fn batch(&mut self) -> Batch<'_> {
+        // SAFETY: this handle is the only consumer, and the batch borrows it.
+        unsafe { self.ring.batch_unchecked() }
     }
 }
 
