@@ -358,6 +358,10 @@ impl WatchQueue {
             PostOutcome::Posted => self.rd_wait.wake(),
             PostOutcome::Lost => {
                 self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                // A loss in a ring that looked full on a tail a moment
+                // stale can be owed to a reader that has just gone to
+                // sleep on the empty ring: it reads the loss record now.
+                self.rd_wait.wake();
             }
         }
         outcome
@@ -388,6 +392,9 @@ impl WatchQueue {
             };
             match b.take(&mut buf[ret..]) {
                 Pop::Empty => break Ok(ret),
+                // A loss after the record taken last, learnt only now: the
+                // loss record comes first (the top of the loop).
+                Pop::Loss => st.note_loss = true,
                 Pop::TooBig(_) => break if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(ret) },
                 Pop::Record { len, loss } => {
                     ret += len;
@@ -487,7 +494,9 @@ impl WatchQueue {
     }
 
     fn loss_pending(&self) -> bool {
-        self.pipe.lock().note_loss
+        let st = self.pipe.lock();
+        // SAFETY: the pipe mutex is held (only consumer).
+        st.note_loss || self.ring.get().is_some_and(|r| unsafe { r.loss_owed_unchecked() })
     }
 
     /// A published record is waiting (what makes poll() report POLLIN; a

@@ -128,9 +128,13 @@ impl Tx for PipeTx<'_> {
 struct PipeRx<'a>(PipeReader<'a>);
 impl Rx for PipeRx<'_> {
     fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
-        match self.0.pop(buf) {
-            Pop::Record { len, .. } => Some(len),
-            Pop::Empty | Pop::TooBig(_) => None,
+        loop {
+            match self.0.pop(buf) {
+                Pop::Record { len, .. } => return Some(len),
+                // A post that met a full ring was retried by its producer.
+                Pop::Loss => continue,
+                Pop::Empty | Pop::TooBig(_) => return None,
+            }
         }
     }
 }

@@ -5,37 +5,43 @@
 //! kernel/watch_queue.c and fs/pipe.c use it: `capacity` preallocated
 //! 128-byte notes (page-rounded by `SET_SIZE`), a power-of-two number of
 //! slots, one record per slot, whole-record reads, and a failed post marking
-//! `PIPE_BUF_FLAG_LOSS` on the most recently posted record.
+//! a loss right after the most recently posted record.
 //!
 //! The kernel serialises posting with a spinlock. watchq's posting is
-//! lock-free instead: a bounded MPMC-style ring with per-slot sequence stamps
-//! after Dmitry Vyukov's bounded queue (as in crossbeam's `ArrayQueue`),
-//! restricted to one consumer, with claim, write and publish as separate
-//! steps. Because notes and slots are both bounded by `capacity`, watchq keeps
-//! a single occupancy bound: a post fails when `head - tail >= capacity`.
+//! lock-free instead: a bounded ring with per-slot sequence stamps after
+//! Dmitry Vyukov's bounded queue (as in crossbeam's `ArrayQueue`), restricted
+//! to one consumer, with claim, write and publish as separate steps (a CAS
+//! on `head`, the copy, a Release store of the slot's stamp). A post fails
+//! when `head - tail >= capacity`, so producers learn the consumer's progress
+//! from `tail` alone, and the consumer never writes a slot's stamp: what it
+//! writes is `tail`, once per batch ([`Batch`], one read()'s worth), so the
+//! consumer's line moves once per batch and the stamps' lines only ever go
+//! from producers to the consumer.
 //!
-//! Each slot's `stamp` encodes its state for a position `p` (slot `p & mask`):
-//! `p` = free for `p` (claimed but not yet written, if `head > p`), `p + 1` =
-//! record `p` published, and bit 63 ([`LOSS`]) = a loss happened right after
-//! record `p`. The consumer reads in batches ([`Batch`], one read()'s
-//! worth): it releases each slot as it copies it out, by swapping its stamp
-//! to `p + slots` (free for the next lap), and publishes `tail` once at the
-//! end. A failed post marks LOSS with a CAS that only succeeds while record
-//! `p` is still unconsumed; if the reader got there first, the producer
-//! advances `tail` past the released slot itself (the consumer stores the
-//! same value when its batch ends, so a producer never waits for the
-//! consumer) and retries the post, for which there is room again. So a loss
-//! marker can never be attached to a record already read and vanish.
-//! Losses before the marked record is read collapse into one marker.
+//! **Losses.** The kernel sets `PIPE_BUF_FLAG_LOSS` on the newest buffer, a
+//! flag the reader turns into a loss record before the next record. Here the
+//! newest record may still be being written by its producer, so the mark
+//! goes where the loss happened instead: a failed post sets bit 63
+//! ([`LOSS`]) of `head` with a CAS (losses at the same position collapse
+//! into one, as on the kernel's buffer). The producer whose claim clears
+//! the bit publishes its record with the same bit in its stamp: "a loss
+//! happened right before this record". Until then, `loss_hint` holds the
+//! position of the newest loss, so a consumer that reaches an empty
+//! position sees a loss owed there without reading `head`. The consumer
+//! remembers the position of the last loss it reported (`loss_seen`), so a
+//! loss reached both ways is reported once. A post never waits: a full ring
+//! costs the failed post a CAS on `head` at most.
 //!
 //! # Synchronization
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `head` | producers (CAS to claim) | producers | AcqRel CAS / Acquire load | itself: a marker that loaded `head` sees the consumer's release of the claimed slot's previous lap |
-//! | `tail` | consumer (store, once per batch), a marker that found the newest record released (`fetch_max` past it) | producers (full check) | Release store and RMW / Acquire load | the consumer's copy-outs happen before a producer reuses their slots |
-//! | `tail_cache` | producers that found the ring looking full (`fetch_max` of the `tail` they loaded) | producers (full check) | AcqRel RMW / Acquire load | transitively the consumer's Release `tail` store: a slot is reused only after its copy-out |
-//! | `stamp` | producer (publish `fetch_add`, LOSS CAS), consumer (release `swap`) | consumer, markers | Release publish / Acquire load; Release swap / Acquire CAS failure | publish: the record bytes are visible to the consumer; swap: the copy-out is done before a marker advances the tail |
+//! | `head` | producers (claim CAS, loss-bit CAS) | producers | Relaxed | none: the CAS only hands out positions; what a claimer needs of the slot's previous lap it acquires through `tail` |
+//! | `tail` | consumer (store, once per batch) | producers (full check) | Release store / Acquire load | the consumer's copy-outs happen before a producer reuses their slots |
+//! | `tail_cache` | producers that found the ring looking full (`fetch_max` of a newer `tail`) | producers (full check) | AcqRel RMW / Acquire load | transitively the consumer's Release `tail` store |
+//! | `stamp` | the slot's producer (publish store) | consumer | Release store / Acquire load | the record bytes are visible to the consumer |
+//! | `loss_hint` | producers whose post failed (`fetch_max`) | consumer at an empty position | Relaxed | none: a flag, read with the position it names |
+//! | `loss_seen` | consumer | consumer | Relaxed | none: the consumer's own memory |
 //! | `RingCell::ptr` | `set_size` (CAS once) | producers, reader | Release CAS / Acquire load | the ring is fully built before anyone reaches it |
 
 use crate::errno::{Errno, Result};
@@ -46,7 +52,9 @@ use crossbeam_utils::CachePadded;
 
 use super::PostOutcome;
 
-/// Bit 63 of a stamp: a loss happened right after this slot's record.
+/// Bit 63 of `head` (a loss happened at this position, before the record
+/// that will be claimed here) and of a stamp (a loss happened right before
+/// this slot's record).
 const LOSS: u64 = 1 << 63;
 
 /// A note, on cache-line boundaries so a short record touches one line.
@@ -54,8 +62,8 @@ const LOSS: u64 = 1 << 63;
 struct Note(UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>);
 
 /// One slot: its stamp and its note. The stamps are kept dense, apart from
-/// the notes, so a streaming consumer and producer share a stamp line for
-/// eight records instead of moving one per record.
+/// the notes, so a streaming consumer reads a stamp line for eight records
+/// instead of one per record.
 struct Slot<'a> {
     stamp: &'a AtomicU64,
     note: &'a UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>,
@@ -73,20 +81,34 @@ pub enum Pop {
     Record {
         /// Bytes copied.
         len: usize,
-        /// `PIPE_BUF_FLAG_LOSS` was set on it.
+        /// A loss followed it (`PIPE_BUF_FLAG_LOSS` on it, in the kernel).
         loss: bool,
     },
+    /// A loss happened right here, after the record taken last, and was not
+    /// known when that record was taken (the reader owes a loss record
+    /// before the next one). Nothing was copied.
+    Loss,
+}
+
+/// The consumer's side of the ring, on a line of its own.
+struct ConsumerSide {
+    /// Records consumed (published once per batch).
+    tail: AtomicU64,
+    /// The position of the last loss reported (0: none; a loss is never at 0).
+    loss_seen: AtomicU64,
 }
 
 /// The ring. Mirrors the notification use of `struct pipe_inode_info`'s
 /// buffer ring together with the queue's notes.
 pub struct PipeRing {
     head: CachePadded<AtomicU64>,
-    tail: CachePadded<AtomicU64>,
+    cons: CachePadded<ConsumerSide>,
     /// A recent `tail` for the producers' full check, so they read the
     /// consumer's line only when the ring looks full (rtrb's trick, shared
     /// by all producers here); never ahead of `tail`.
     tail_cache: CachePadded<AtomicU64>,
+    /// The position of the newest loss (0: none yet).
+    loss_hint: CachePadded<AtomicU64>,
     capacity: u64,
     mask: u64,
     stamps: Box<[AtomicU64]>,
@@ -96,8 +118,10 @@ pub struct PipeRing {
 }
 
 // SAFETY: the notes are only written by the producer that claimed the slot
-// (exclusive by the head CAS) and only read by the single consumer after the
-// Acquire load of the published stamp; see the Synchronization table.
+// (exclusive by the head CAS, after the consumer's Release `tail` store said
+// the previous lap was copied out) and only read by the single consumer
+// after the Acquire load of the published stamp; see the Synchronization
+// table.
 unsafe impl Sync for PipeRing {}
 // SAFETY: all fields are owned data; moving the ring moves them.
 unsafe impl Send for PipeRing {}
@@ -119,14 +143,20 @@ impl PipeRing {
             .try_reserve_exact(nslots)
             .and_then(|()| notes.try_reserve_exact(nslots))
             .map_err(|_| Errno::ENOMEM)?;
-        for i in 0..nslots {
-            stamps.push(AtomicU64::new(i as u64));
+        for _ in 0..nslots {
+            // 0: no record published here yet (record `p` is published as
+            // `p + 1`, never 0).
+            stamps.push(AtomicU64::new(0));
             notes.push(Note(UnsafeCell::new([0; WATCH_QUEUE_NOTE_SIZE])));
         }
         Ok(PipeRing {
             head: CachePadded::new(AtomicU64::new(0)),
-            tail: CachePadded::new(AtomicU64::new(0)),
+            cons: CachePadded::new(ConsumerSide {
+                tail: AtomicU64::new(0),
+                loss_seen: AtomicU64::new(0),
+            }),
             tail_cache: CachePadded::new(AtomicU64::new(0)),
+            loss_hint: CachePadded::new(AtomicU64::new(0)),
             capacity: capacity as u64,
             mask: nslots as u64 - 1,
             stamps: stamps.into_boxed_slice(),
@@ -148,8 +178,8 @@ impl PipeRing {
     /// Claimed records not yet consumed (published or being written).
     pub fn occupancy(&self) -> usize {
         // Relaxed: an instantaneous estimate for poll; no data is read through it.
-        let tail = self.tail.load(Ordering::Relaxed);
-        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.cons.tail.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed) & !LOSS;
         head.saturating_sub(tail) as usize
     }
 
@@ -164,136 +194,118 @@ impl PipeRing {
     /// Posts one whole record (8..=127 bytes, its own length field first).
     /// Never blocks and never waits for the consumer.
     ///
-    /// Mirrors `post_one_notification()`: full → the loss is marked on the
-    /// most recently posted record and the record is dropped.
+    /// Mirrors `post_one_notification()`: full → the loss is marked right
+    /// after the most recently posted record and the record is dropped.
     pub fn try_post(&self, rec: &[u8]) -> PostOutcome {
         debug_assert!((MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&rec.len()));
-        // ORDERING: Acquire pairs with the AcqRel claim CAS of the previous
-        // claimer (see `mark_loss`).
-        let mut head = self.head.load(Ordering::Acquire);
-        loop {
-            // ORDERING: Acquire pairs with the Release of whoever refreshed
-            // the cache, which had Acquire-loaded the consumer's Release
-            // store of `tail`: its copy-out of the slot we may reuse
+        // Relaxed: see the CAS below.
+        let mut head = self.head.load(Ordering::Relaxed);
+        let pos = loop {
+            let pos = head & !LOSS;
+            // ORDERING: Acquire pairs with the AcqRel `fetch_max` of whoever
+            // refreshed the cache, which had Acquire-loaded the consumer's
+            // Release store of `tail`: the copy-out of the slot we may reuse
             // happened before (transitively).
             let mut tail = self.tail_cache.load(Ordering::Acquire);
-            if head.wrapping_sub(tail) >= self.capacity {
+            if pos.wrapping_sub(tail) >= self.capacity {
                 // Looks full: look at the consumer's tail itself.
                 // ORDERING: Acquire pairs with the consumer's Release store.
-                tail = self.tail.load(Ordering::Acquire);
-                // ORDERING: AcqRel passes on what we acquired; fetch_max
-                // keeps the cache monotonic among producers.
-                self.tail_cache.fetch_max(tail, Ordering::AcqRel);
+                let newest = self.cons.tail.load(Ordering::Acquire);
+                if newest > tail {
+                    // ORDERING: AcqRel passes on what we acquired to the
+                    // producers that load the cache; `fetch_max` keeps it
+                    // monotonic among producers. Only when it moves, so a
+                    // producer spinning on a full ring writes nothing.
+                    self.tail_cache.fetch_max(newest, Ordering::AcqRel);
+                    tail = newest;
+                }
             }
-            if head.wrapping_sub(tail) >= self.capacity {
-                match self.on_full(head) {
+            if pos.wrapping_sub(tail) >= self.capacity {
+                match self.on_full(head, tail) {
                     Some(outcome) => return outcome,
                     None => {
-                        // ORDERING: as the first load of `head`.
-                        head = self.head.load(Ordering::Acquire);
+                        // Relaxed: as the first load.
+                        head = self.head.load(Ordering::Relaxed);
                         continue;
                     }
                 }
             }
-            // ORDERING: AcqRel so that a thread later loading this head also
-            // sees what we saw of the consumer (its release of the slot).
+            // Relaxed: the CAS only has to hand position `pos` to one
+            // producer (its atomicity does that). The slot's previous lap
+            // was copied out before the tail we Acquire-loaded above passed
+            // it, and the loss bit we may clear carries no data.
             match self.head.compare_exchange_weak(
                 head,
-                head + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
+                pos + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
             ) {
-                Ok(_) => break,
+                Ok(_) => break pos,
                 Err(h) => head = h,
             }
-        }
-        let slot = self.slot(head);
+        };
+        let slot = self.slot(pos);
         slot.note.with_mut(|p| {
             // SAFETY: the CAS above made this producer the only owner of
-            // position `head`; the slot's previous record (`head - slots`) was
-            // consumed before `tail` passed it (Acquire above), and the
+            // position `pos`; the slot's previous record (`pos - slots`) was
+            // copied out before `tail` passed it (Acquire above), and the
             // consumer reads it again only after our Release publish.
             unsafe { (&mut (*p))[..rec.len()].copy_from_slice(rec) }
         });
         // ORDERING: Release publishes the note bytes; pairs with the Acquire
-        // stamp load in `try_pop_unchecked`. fetch_add keeps a LOSS bit a
-        // marker set while we were writing.
-        slot.stamp.fetch_add(1, Ordering::Release);
+        // stamp load in `stamp_at`. A loss marked at our position
+        // (the bit our claim cleared from `head`) travels in the stamp.
+        slot.stamp.store((pos + 1) | (head & LOSS), Ordering::Release);
         PostOutcome::Posted
     }
 
-    /// The ring looked full at `head`. Confirms it against the newest tail and
-    /// marks the loss (Some(Lost)), or says to retry (None).
-    fn on_full(&self, head: u64) -> Option<PostOutcome> {
-        // ORDERING: an RMW reads the newest tail in its modification order,
-        // so a stale tail can't make a post fail while there is room. Acquire
-        // as in `try_post`.
-        let tail = self.tail.fetch_add(0, Ordering::Acquire);
-        if head.wrapping_sub(tail) < self.capacity {
+    /// The ring looked full at `head` against `tail`: marks the loss at
+    /// `head`'s position (Some(Lost)), or says to retry (None) because the
+    /// head moved.
+    fn on_full(&self, head: u64, tail: u64) -> Option<PostOutcome> {
+        let pos = head & !LOSS;
+        if tail > pos {
+            // `head` was loaded before the consumer passed it: stale.
             return None;
         }
-        // ORDERING: Acquire as in `try_post`.
-        if self.head.load(Ordering::Acquire) != head {
-            return None;
-        }
-        let pos = head - 1;
-        if self.mark_loss(pos) {
-            return Some(PostOutcome::Lost);
-        }
-        // The consumer released record `pos` (its stamp swap) but may not
-        // have stored the new tail yet: a batch releases each slot as it
-        // copies it out and publishes the tail once, at its end. Rather than
-        // wait for it, advance the tail past the released slot ourselves.
-        // The consumer releases slots in order, so every slot before `pos`
-        // is released too; `pos` is the newest claim, so the batch ends right
-        // after it and the consumer stores this same value (or, if it went on
-        // after our advance, a larger one): `fetch_max` keeps the tail
-        // monotonic whichever lands first. Without this a producer would
-        // spin until the consumer's batch ends.
-        // ORDERING: Release passes on what `mark_loss`'s Acquire saw of the
-        // consumer's releases (its copy-outs) to producers that Acquire-load
-        // this tail.
-        self.tail.fetch_max(pos + 1, Ordering::Release);
-        None
-    }
-
-    /// Sets LOSS on record `pos` if it is not consumed yet. False: the
-    /// consumer already released it (its stamp moved on a lap), so the post
-    /// must be retried.
-    fn mark_loss(&self, pos: u64) -> bool {
-        let slot = self.slot(pos);
-        let mut cur = pos + 1;
-        loop {
-            let base = cur & !LOSS;
-            if base != pos && base != pos + 1 {
-                return false;
-            }
-            if cur & LOSS != 0 {
-                return true;
-            }
-            // ORDERING: success Relaxed: the LOSS bit carries no data; the
-            // consumer's swap (an RMW) reads it whichever comes first, and
-            // publish is a fetch_add that keeps it. Failure Acquire pairs with
-            // the consumer's Release swap: seeing the released stamp means its
-            // copy-out happened before, which `on_full` passes on through the
-            // tail.
-            match slot
-                .stamp
-                .compare_exchange(cur, cur | LOSS, Ordering::Relaxed, Ordering::Acquire)
+        if head & LOSS == 0 {
+            // Relaxed: the bit carries no data; whoever clears it with a
+            // claim publishes it in its stamp, and the consumer reads it
+            // there (or in `loss_hint` below). Failure: the head moved (a
+            // claim, or another loss), so look again.
+            if self
+                .head
+                .compare_exchange(head, head | LOSS, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
             {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
+                return None;
             }
         }
+        // Tell a consumer that reaches `pos` while nothing is claimed there.
+        // Relaxed: a flag read with the position it names; the load first
+        // keeps a producer spinning on a full ring from writing the line.
+        if self.loss_hint.load(Ordering::Relaxed) < pos {
+            self.loss_hint.fetch_max(pos, Ordering::Relaxed);
+        }
+        Some(PostOutcome::Lost)
     }
 
-    /// Is a published record waiting at the tail? Reads only atomics, so
-    /// anyone may ask (a reader deciding whether to sleep yet).
+    /// Is a published record or an unreported loss waiting at the tail?
+    /// Reads only atomics, so anyone may ask (a reader deciding whether to
+    /// sleep yet).
     pub fn has_published(&self) -> bool {
         // ORDERING: Acquire, as the consumer loads them; nothing is read
         // through the answer (the reader looks again under its lock).
-        let t = self.tail.load(Ordering::Acquire);
-        self.slot(t).stamp.load(Ordering::Acquire) & !LOSS == t + 1
+        let t = self.cons.tail.load(Ordering::Acquire);
+        self.slot(t).stamp.load(Ordering::Acquire) & !LOSS == t + 1 || self.loss_owed_at(t)
+    }
+
+    /// A loss at `pos` (nothing claimed there, or claimed and not yet
+    /// published) that the consumer has not reported.
+    fn loss_owed_at(&self, pos: u64) -> bool {
+        // Relaxed: flags; see the Synchronization table.
+        self.loss_hint.load(Ordering::Relaxed) == pos
+            && self.cons.loss_seen.load(Ordering::Relaxed) != pos
     }
 
     /// Length of the published record at the tail, if any.
@@ -302,27 +314,20 @@ impl PipeRing {
     /// The caller is the ring's only consumer for the duration of the call
     /// (the queue's pipe mutex is held).
     pub unsafe fn peek_len_unchecked(&self) -> Option<usize> {
-        // Relaxed: only the consumer writes `tail`.
-        let t = self.tail.load(Ordering::Relaxed);
         // SAFETY: the caller is the only consumer (this fn's contract).
-        unsafe { self.len_at(t) }
+        unsafe { self.batch_unchecked() }.peek_len()
     }
 
+    /// A loss the consumer owes at the tail that no record carries yet (a
+    /// loss record alone, as the kernel reads after the newest record had
+    /// `PIPE_BUF_FLAG_LOSS`).
+    ///
     /// # Safety
-    /// As `peek_len_unchecked`; `pos` is at or after the tail.
-    unsafe fn len_at(&self, pos: u64) -> Option<usize> {
-        let slot = self.slot(pos);
-        // ORDERING: Acquire pairs with the producer's Release publish.
-        let s = slot.stamp.load(Ordering::Acquire);
-        if s & !LOSS != pos + 1 {
-            return None;
-        }
-        slot.note.with(|p| {
-            // SAFETY: the record is published (Acquire above) and not yet
-            // released by the consumer, so no producer writes it.
-            let info = unsafe { (*p)[4] };
-            Some(((info as u32 & WATCH_INFO_LENGTH) as usize).max(MIN_RECORD_LEN))
-        })
+    /// As `peek_len_unchecked`.
+    pub unsafe fn loss_owed_unchecked(&self) -> bool {
+        // Relaxed: only the consumer writes `tail`.
+        let t = self.cons.tail.load(Ordering::Relaxed);
+        self.loss_owed_at(t)
     }
 
     /// Bytes of the published records from the tail on (FIONREAD).
@@ -331,17 +336,36 @@ impl PipeRing {
     /// As `peek_len_unchecked`.
     pub unsafe fn queued_bytes_unchecked(&self) -> usize {
         // Relaxed: only the consumer writes `tail`.
-        let mut pos = self.tail.load(Ordering::Relaxed);
-        let mut total = 0;
-        // SAFETY: the caller is the only consumer (this fn's contract).
-        while let Some(len) = unsafe { self.len_at(pos) } {
-            total += len;
-            pos += 1;
-            if pos - self.tail.load(Ordering::Relaxed) >= self.capacity {
-                break;
-            }
-        }
-        total
+        let t = self.cons.tail.load(Ordering::Relaxed);
+        (t..t + self.capacity)
+            // SAFETY: the caller is the only consumer (this fn's contract).
+            .map_while(|pos| unsafe { self.len_at(pos) })
+            .sum()
+    }
+
+    /// The stamp at `pos`: the record's "loss before it" bit if record
+    /// `pos` is published, None if it is not.
+    fn stamp_at(&self, pos: u64) -> Option<bool> {
+        // ORDERING: Acquire pairs with the producer's Release publish: the
+        // note's bytes are visible once we see its stamp.
+        let s = self.slot(pos).stamp.load(Ordering::Acquire);
+        (s & !LOSS == pos + 1).then_some(s & LOSS != 0)
+    }
+
+    /// Length of record `pos` if it is published.
+    ///
+    /// # Safety
+    /// As `peek_len_unchecked`; `pos` is at or after the tail, within a
+    /// capacity of it.
+    unsafe fn len_at(&self, pos: u64) -> Option<usize> {
+        self.stamp_at(pos)?;
+        self.slot(pos).note.with(|p| {
+            // SAFETY: the record is published (Acquire in `stamp_at`) and not
+            // yet consumed (the tail is not past it), so no producer writes
+            // it, and the caller is the only consumer.
+            let info = unsafe { (*p)[4] };
+            Some(((info as u32 & WATCH_INFO_LENGTH) as usize).max(MIN_RECORD_LEN))
+        })
     }
 
     /// Copies the record at the tail into `out` if it fits, and releases it
@@ -365,23 +389,24 @@ impl PipeRing {
     /// The caller is the ring's only consumer for as long as the batch
     /// lives (the queue's pipe mutex is held).
     pub unsafe fn batch_unchecked(&self) -> Batch<'_> {
-        // Relaxed: only the consumer stores `tail`; a marker's `fetch_max`
-        // never raises it past a slot the consumer released, which is at or
-        // before the consumer's own last store.
-        let t = self.tail.load(Ordering::Relaxed);
+        // Relaxed: only the consumer writes `tail` and `loss_seen`.
+        let t = self.cons.tail.load(Ordering::Relaxed);
+        let seen = self.cons.loss_seen.load(Ordering::Relaxed);
         Batch {
             ring: self,
             start: t,
             pos: t,
+            seen,
+            seen_start: seen,
         }
     }
 }
 
 /// One pass of the ring's consumer: what a read() with a buffer of many
-/// records takes. Each record is copied out and its slot released in turn;
-/// the tail, which producers read to see room, is published once, when the
-/// batch is dropped, so the consumer's line moves once per batch instead of
-/// once per record.
+/// records takes. Records are copied out in order; the tail, which
+/// producers read to see room, is published once, when the batch is
+/// dropped, so the consumer's line moves once per batch instead of once
+/// per record.
 ///
 /// Mirrors the loop of `pipe_read()` over a notification pipe's buffers,
 /// with `pipe->tail` written back at the end.
@@ -389,46 +414,72 @@ pub struct Batch<'a> {
     ring: &'a PipeRing,
     start: u64,
     pos: u64,
+    /// The last loss reported (`loss_seen`), written back on drop.
+    seen: u64,
+    seen_start: u64,
 }
 
 impl Batch<'_> {
+    /// Reports a loss owed at `pos` unless it was reported already; `stamp`
+    /// is what one load of its stamp gave.
+    fn take_loss_at(&mut self, pos: u64, stamp: Option<bool>) -> bool {
+        let owed = match stamp {
+            Some(loss) => loss,
+            // Relaxed: a flag named by its position (see the table).
+            None => self.ring.loss_hint.load(Ordering::Relaxed) == pos,
+        };
+        if owed && self.seen != pos {
+            self.seen = pos;
+            return true;
+        }
+        false
+    }
+
     /// Length of the published record next in line, if any.
     pub fn peek_len(&self) -> Option<usize> {
         // SAFETY: the batch's maker is the only consumer while it lives
-        // (`batch_unchecked`'s contract).
+        // (`batch_unchecked`'s contract), and `pos` is not consumed yet.
         unsafe { self.ring.len_at(self.pos) }
     }
 
-    /// Copies the record next in line into `out` if it fits, and releases
-    /// its slot.
+    /// Copies the record next in line into `out` if it fits and takes it;
+    /// or reports a loss owed before it.
     pub fn take(&mut self, out: &mut [u8]) -> Pop {
         let t = self.pos;
-        let Some(len) = self.peek_len() else {
+        // One load decides both the loss before the record and the record:
+        // a record published between two loads would otherwise be taken
+        // with its loss unseen.
+        let stamp = self.ring.stamp_at(t);
+        if self.take_loss_at(t, stamp) {
+            return Pop::Loss;
+        }
+        if stamp.is_none() {
             return Pop::Empty;
-        };
+        }
+        let slot = self.ring.slot(t);
+        let len = slot.note.with(|p| {
+            // SAFETY: the record is published (Acquire in `stamp_at`) and
+            // not yet consumed (the tail is not past it), so no producer
+            // writes it; the batch's maker is the only consumer
+            // (`batch_unchecked`'s contract).
+            let info = unsafe { (*p)[4] };
+            ((info as u32 & WATCH_INFO_LENGTH) as usize).max(MIN_RECORD_LEN)
+        });
         if len > out.len() {
             return Pop::TooBig(len);
         }
-        let slot = self.ring.slot(t);
         slot.note.with(|p| {
-            // SAFETY: published (Acquire in len_at) and still owned by the
-            // consumer: its slot is released by the swap below, and reused
-            // only after the tail passes it.
+            // SAFETY: as above: published and still the consumer's;
+            // producers reuse the slot only after the tail, published when
+            // this batch ends, passes it.
             out[..len].copy_from_slice(unsafe { &(&(*p))[..len] })
         });
-        // ORDERING: Release: our copy-out (and every earlier one of this
-        // batch) happens before a marker that Acquire-reads the new lap's
-        // stamp and then advances the tail for us (`on_full`). As an RMW
-        // the swap sees any LOSS mark made before it; a marker that comes
-        // later finds the new lap's stamp and retries.
-        let s = slot
-            .stamp
-            .swap(t + self.ring.stamps.len() as u64, Ordering::Release);
         self.pos = t + 1;
-        Pop::Record {
-            len,
-            loss: s & LOSS != 0,
-        }
+        // A loss right after it, known now, goes with it (as the kernel's
+        // flag on the buffer); one known later is `Pop::Loss`.
+        let next = self.ring.stamp_at(t + 1);
+        let loss = self.take_loss_at(t + 1, next);
+        Pop::Record { len, loss }
     }
 
     /// Records taken so far.
@@ -439,11 +490,14 @@ impl Batch<'_> {
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
+        if self.seen != self.seen_start {
+            // Relaxed: the consumer's own memory.
+            self.ring.cons.loss_seen.store(self.seen, Ordering::Relaxed);
+        }
         if self.pos != self.start {
             // ORDERING: Release: our copy-outs happen before a producer that
-            // Acquire-loads this tail reuses the slots. A marker may have
-            // advanced the tail this far already (see `on_full`).
-            self.ring.tail.store(self.pos, Ordering::Release);
+            // Acquire-loads this tail reuses the slots.
+            self.ring.cons.tail.store(self.pos, Ordering::Release);
         }
     }
 }
