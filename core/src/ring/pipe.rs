@@ -294,10 +294,12 @@ impl PipeRing {
     /// Reads only atomics, so anyone may ask (a reader deciding whether to
     /// sleep yet).
     pub fn has_published(&self) -> bool {
-        // ORDERING: Acquire, as the consumer loads them; nothing is read
-        // through the answer (the reader looks again under its lock).
-        let t = self.cons.tail.load(Ordering::Acquire);
-        self.slot(t).stamp.load(Ordering::Acquire) & !LOSS == t + 1 || self.loss_owed_at(t)
+        // Relaxed: nothing is read through the answer; the reader takes
+        // the pipe mutex and looks again with the consumer's own Acquire
+        // loads (weakening these to Relaxed was not caught by any model,
+        // as it should not be).
+        let t = self.cons.tail.load(Ordering::Relaxed);
+        self.slot(t).stamp.load(Ordering::Relaxed) & !LOSS == t + 1 || self.loss_owed_at(t)
     }
 
     /// A loss at `pos` (nothing claimed there, or claimed and not yet
