@@ -380,7 +380,11 @@ impl WatchQueue {
         let result = loop {
             if st.note_loss {
                 if buf.len() - ret < LOSS_RECORD.len() {
-                    break if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(ret) };
+                    break if ret == 0 {
+                        Err(Errno::ENOBUFS)
+                    } else {
+                        Ok(ret)
+                    };
                 }
                 buf[ret..ret + LOSS_RECORD.len()].copy_from_slice(&LOSS_RECORD);
                 ret += LOSS_RECORD.len();
@@ -395,7 +399,13 @@ impl WatchQueue {
                 // A loss after the record taken last, learnt only now: the
                 // loss record comes first (the top of the loop).
                 Pop::Loss => st.note_loss = true,
-                Pop::TooBig(_) => break if ret == 0 { Err(Errno::ENOBUFS) } else { Ok(ret) },
+                Pop::TooBig(_) => {
+                    break if ret == 0 {
+                        Err(Errno::ENOBUFS)
+                    } else {
+                        Ok(ret)
+                    }
+                }
                 Pop::Record { len, loss } => {
                     ret += len;
                     st.note_loss |= loss;
@@ -496,7 +506,11 @@ impl WatchQueue {
     fn loss_pending(&self) -> bool {
         let st = self.pipe.lock();
         // SAFETY: the pipe mutex is held (only consumer).
-        st.note_loss || self.ring.get().is_some_and(|r| unsafe { r.loss_owed_unchecked() })
+        st.note_loss
+            || self
+                .ring
+                .get()
+                .is_some_and(|r| unsafe { r.loss_owed_unchecked() })
     }
 
     /// A published record is waiting (what makes poll() report POLLIN; a

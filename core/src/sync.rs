@@ -33,12 +33,16 @@ pub(crate) use std::thread;
 
 /// A cell whose contents are only reached through `with`/`with_mut`, so the
 /// same code runs on std's `UnsafeCell` and loom's (which checks accesses).
+/// The rings keep their record memory in plain cells and use these as
+/// loom's shadow of it, so outside loom nothing constructs one.
 #[derive(Debug)]
+#[cfg_attr(not(loom), allow(dead_code))]
 pub(crate) struct UnsafeCell<T>(
     #[cfg(all(test, loom))] loom::cell::UnsafeCell<T>,
     #[cfg(not(all(test, loom)))] std::cell::UnsafeCell<T>,
 );
 
+#[cfg_attr(not(loom), allow(dead_code))]
 impl<T> UnsafeCell<T> {
     pub(crate) fn new(v: T) -> Self {
         #[cfg(all(test, loom))]

@@ -150,18 +150,36 @@ fn pipe_ring_batch_makes_room_when_it_ends() {
     let mut buf = [0u8; 4096];
     let mut b = reader.batch();
     for _ in 0..3 {
-        assert_eq!(b.take(&mut buf), Pop::Record { len: 16, loss: false });
+        assert_eq!(
+            b.take(&mut buf),
+            Pop::Record {
+                len: 16,
+                loss: false
+            }
+        );
     }
     assert_eq!(b.taken(), 3);
     // Nothing is published yet: the ring is still full to producers.
     assert_eq!(ring.try_post(&rec(9, 16)), PostOutcome::Lost);
-    assert_eq!(b.take(&mut buf), Pop::Record { len: 16, loss: true });
+    assert_eq!(
+        b.take(&mut buf),
+        Pop::Record {
+            len: 16,
+            loss: true
+        }
+    );
     assert_eq!(b.take(&mut buf), Pop::Empty);
     drop(b);
     assert_eq!(ring.occupancy(), 0);
     for i in 10..14 {
         assert_eq!(ring.try_post(&rec(i, 16)), PostOutcome::Posted);
     }
-    assert_eq!(reader.pop(&mut buf), Pop::Record { len: 16, loss: false });
+    assert_eq!(
+        reader.pop(&mut buf),
+        Pop::Record {
+            len: 16,
+            loss: false
+        }
+    );
     assert_eq!(&buf[..16], &rec(10, 16)[..]);
 }

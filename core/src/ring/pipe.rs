@@ -3,9 +3,9 @@
 //!
 //! Mirrors the pipe ring as `post_one_notification()` and `pipe_read()` in
 //! kernel/watch_queue.c and fs/pipe.c use it: `capacity` preallocated
-//! 128-byte notes (page-rounded by `SET_SIZE`), a power-of-two number of
-//! slots, one record per slot, whole-record reads, and a failed post marking
-//! a loss right after the most recently posted record.
+//! 128-byte notes (page-rounded by `SET_SIZE`), at most `capacity` records
+//! queued whatever their size, whole-record reads, and a failed post
+//! marking a loss right after the most recently posted record.
 //!
 //! The kernel serialises posting with a spinlock. watchq's posting is
 //! lock-free instead: a bounded ring with per-slot sequence stamps after
@@ -18,56 +18,79 @@
 //! consumer's line moves once per batch and the stamps' lines only ever go
 //! from producers to the consumer.
 //!
+//! **Packed notes.** The notes' memory (`capacity` rounded up to a power of
+//! two, times 128 bytes) is one byte ring: a record takes its length rounded
+//! up to 8 bytes, right after the record before it, so 16-byte records
+//! share a cache line four at a time instead of taking a note's line each.
+//! `head` carries the byte offset beside the position, so one CAS claims
+//! both. At most `capacity` records of at most 128 bytes are ever live, so
+//! the live bytes never span more than the ring; the memory has 128 bytes
+//! of slack past the end, so a record that starts near the end runs on into
+//! it and is never split. A stamp holds the record's length as well as its
+//! position, so the consumer walks the byte ring by what producers wrote,
+//! never by what a record's own length field claims.
+//!
 //! **Losses.** The kernel sets `PIPE_BUF_FLAG_LOSS` on the newest buffer, a
 //! flag the reader turns into a loss record before the next record. Here the
 //! newest record may still be being written by its producer, so the mark
 //! goes where the loss happened instead: a failed post sets bit 63
 //! ([`LOSS`]) of `head` with a CAS (losses at the same position collapse
-//! into one, as on the kernel's buffer). The producer whose claim clears
-//! the bit publishes its record with the same bit in its stamp: "a loss
-//! happened right before this record". Until then, `loss_hint` holds the
-//! position of the newest loss, so a consumer that reaches an empty
-//! position sees a loss owed there without reading `head`. The consumer
-//! remembers the position of the last loss it reported (`loss_seen`), so a
-//! loss reached both ways is reported once. A post never waits: a full ring
-//! costs the failed post a CAS on `head` at most.
+//! into one, as on the kernel's buffer) and counts the mark in `losses`.
+//! The producer whose claim clears the bit publishes its record with a LOSS
+//! bit in its stamp: "a loss happened right before this record". A consumer
+//! that reaches an empty position looks at `head` only when `losses` moved,
+//! and reports a loss owed there if the bit is set at its position. It
+//! remembers the position of the last loss it reported, so a loss reached
+//! both ways is reported once. A post never waits: a full ring costs the
+//! failed post a CAS on `head` and an increment of `losses`, once per
+//! position; further failures at the same position only read.
 //!
 //! # Synchronization
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `head` | producers (claim CAS, loss-bit CAS) | producers | Relaxed | none: the CAS only hands out positions; what a claimer needs of the slot's previous lap it acquires through `tail` |
-//! | `tail` | consumer (store, once per batch) | producers (full check) | Release store / Acquire load | the consumer's copy-outs happen before a producer reuses their slots |
-//! | `tail_cache` | producers that found the ring looking full (`fetch_max` of a newer `tail`) | producers (full check) | AcqRel RMW / Acquire load | transitively the consumer's Release `tail` store |
+//! | `head` | producers (claim CAS, loss-bit CAS) | producers, consumer (after `losses` moved) | Relaxed | none: the CAS only hands out positions and bytes; what a claimer needs of the memory's previous use it acquires through `tail` |
+//! | `tail` | consumer (store, once per batch) | producers (full check) | Release store / Acquire load | the consumer's copy-outs happen before a producer reuses their memory |
+//! | `tail_cache` | producers that found the ring looking full (store of a newer `tail`) | producers (full check) | Release store / Acquire load | transitively the consumer's Release `tail` store |
 //! | `stamp` | the slot's producer (publish store) | consumer | Release store / Acquire load | the record bytes are visible to the consumer |
-//! | `loss_hint` | producers whose post failed (`fetch_max`) | consumer at an empty position | Relaxed | none: a flag, read with the position it names |
-//! | `loss_seen` | consumer | consumer | Relaxed | none: the consumer's own memory |
+//! | `losses` | producers that set the loss bit (`fetch_add`) | consumer at an empty position | Release RMW / Acquire load | the bit set on `head` before the count is visible to a consumer that saw the count |
+//! | consumer's private fields (position, byte offset, last loss) | consumer | consumer | Relaxed | none: the consumer's own memory |
 //! | `RingCell::ptr` | `set_size` (CAS once) | producers, reader | Release CAS / Acquire load | the ring is fully built before anyone reaches it |
 
 use crate::errno::{Errno, Result};
 use crate::record::MIN_RECORD_LEN;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::uapi::{WATCH_INFO_LENGTH, WATCH_QUEUE_NOTE_SIZE};
 use crossbeam_utils::CachePadded;
+use std::cell::UnsafeCell;
 
 use super::PostOutcome;
 
-/// Bit 63 of `head` (a loss happened at this position, before the record
-/// that will be claimed here) and of a stamp (a loss happened right before
-/// this slot's record).
+/// Bit 63 of `head`: a loss happened at this position, before the record
+/// that will be claimed here.
 const LOSS: u64 = 1 << 63;
+/// Bit 31 of a stamp: a loss happened right before this slot's record.
+const STAMP_LOSS: u32 = 1 << 31;
+/// A stamp's position bits: the low 24 bits of `position + 1`. A slot's
+/// stamp is only ever compared with the lap after the one that wrote it,
+/// `slots` (at most 1024) positions on, so 24 bits tell them apart.
+const STAMP_POS: u32 = (1 << 24) - 1;
+/// Where a stamp keeps the record's length (8..=127: 7 bits).
+const STAMP_LEN_SHIFT: u32 = 24;
+/// `head`'s byte offset: 31 bits from bit 32 (wrapping; the byte ring's
+/// size, a power of two, divides 2^31).
+const OFF_MASK: u32 = (1 << 31) - 1;
+/// The slack past the end of the byte ring: one record's most.
+const SLACK: usize = WATCH_QUEUE_NOTE_SIZE;
 
-/// A note, on cache-line boundaries so a short record touches one line.
-#[repr(align(64))]
-struct Note(UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>);
-
-/// One slot: its stamp and its note. The stamps are kept dense, apart from
-/// the notes, so a streaming consumer reads a stamp line for eight records
-/// instead of one per record.
-struct Slot<'a> {
-    stamp: &'a AtomicU64,
-    note: &'a UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>,
-}
+/// A cache line of note memory. Plain bytes: accesses are ordered by the
+/// stamps and `tail` (see [`PipeRing`]'s `// SAFETY:` comments); under loom
+/// the shadow cells check them.
+#[repr(C, align(64))]
+struct Line(
+    // Reached through the slice's pointer (`note_ptr`), never by name.
+    #[allow(dead_code)] UnsafeCell<[u8; 64]>,
+);
 
 /// What the consumer found at the tail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,75 +115,103 @@ pub enum Pop {
 
 /// The consumer's side of the ring, on a line of its own.
 struct ConsumerSide {
-    /// Records consumed (published once per batch).
-    tail: AtomicU64,
-    /// The position of the last loss reported (0: none; a loss is never at 0).
-    loss_seen: AtomicU64,
+    /// Records consumed (the low 32 bits of `pos`), published once per batch.
+    tail: AtomicU32,
+    /// The consumer's own: its position (64 bits, never wrapping).
+    pos: AtomicU64,
+    /// Its byte offset in the note memory (31 bits, wrapping).
+    off: AtomicU32,
+    /// The position of the last loss it reported (`u64::MAX`: none).
+    seen: AtomicU64,
+    /// `losses` when it last found `head` at its own position.
+    losses_seen: AtomicU64,
 }
 
 /// The ring. Mirrors the notification use of `struct pipe_inode_info`'s
 /// buffer ring together with the queue's notes.
 pub struct PipeRing {
+    /// Bits 0..32: the next position to claim (wrapping); 32..63: the byte
+    /// offset of its record; 63: [`LOSS`].
     head: CachePadded<AtomicU64>,
     cons: CachePadded<ConsumerSide>,
     /// A recent `tail` for the producers' full check, so they read the
     /// consumer's line only when the ring looks full (rtrb's trick, shared
     /// by all producers here); never ahead of `tail`.
-    tail_cache: CachePadded<AtomicU64>,
-    /// The position of the newest loss (0: none yet).
-    loss_hint: CachePadded<AtomicU64>,
-    capacity: u64,
-    mask: u64,
-    stamps: Box<[AtomicU64]>,
-    notes: Box<[Note]>,
+    tail_cache: CachePadded<AtomicU32>,
+    /// Loss marks made (`head`'s bit set), for the consumer's empty check.
+    losses: CachePadded<AtomicU64>,
+    capacity: u32,
+    mask: u32,
+    stamps: Box<[AtomicU32]>,
+    /// The notes: `bytes + SLACK` bytes.
+    notes: Box<[Line]>,
+    /// The byte ring's size: slots × 128.
+    bytes: u32,
+    /// Under loom, one checked cell per 8 bytes of note memory, standing
+    /// for them (loom cannot see plain memory).
+    #[cfg(all(test, loom))]
+    shadow: Box<[crate::sync::UnsafeCell<()>]>,
     /// A [`PipeReader`] exists (the safe single-consumer handle).
     reading: AtomicBool,
 }
 
-// SAFETY: the notes are only written by the producer that claimed the slot
-// (exclusive by the head CAS, after the consumer's Release `tail` store said
-// the previous lap was copied out) and only read by the single consumer
-// after the Acquire load of the published stamp; see the Synchronization
-// table.
+// SAFETY: the note memory is only written by the producer that claimed it
+// (exclusive by the head CAS, after the consumer's Release `tail` store
+// said its previous use was copied out) and only read by the single
+// consumer after the Acquire load of the published stamp; see the
+// Synchronization table and `try_post`.
 unsafe impl Sync for PipeRing {}
 // SAFETY: all fields are owned data; moving the ring moves them.
 unsafe impl Send for PipeRing {}
 
 impl PipeRing {
-    /// A ring holding up to `capacity` records in `roundup_pow_of_two(capacity)` slots (at least 2).
+    /// A ring holding up to `capacity` records (at most 2^20) in
+    /// `roundup_pow_of_two(capacity)` slots (at least 2) and as many notes.
     ///
     /// # Errors
-    /// - `EINVAL`: `capacity` is 0.
+    /// - `EINVAL`: `capacity` is 0 or over 2^20.
     /// - `ENOMEM`: the slots cannot be allocated.
     pub fn new(capacity: usize) -> Result<Self> {
-        if capacity == 0 {
+        if capacity == 0 || capacity > 1 << 20 {
             return Err(Errno::EINVAL);
         }
         let nslots = capacity.next_power_of_two().max(2);
-        let mut stamps: Vec<AtomicU64> = Vec::new();
-        let mut notes: Vec<Note> = Vec::new();
+        let bytes = nslots * WATCH_QUEUE_NOTE_SIZE;
+        let nlines = (bytes + SLACK) / 64;
+        let mut stamps: Vec<AtomicU32> = Vec::new();
+        let mut notes: Vec<Line> = Vec::new();
         stamps
             .try_reserve_exact(nslots)
-            .and_then(|()| notes.try_reserve_exact(nslots))
+            .and_then(|()| notes.try_reserve_exact(nlines))
             .map_err(|_| Errno::ENOMEM)?;
-        for _ in 0..nslots {
-            // 0: no record published here yet (record `p` is published as
-            // `p + 1`, never 0).
-            stamps.push(AtomicU64::new(0));
-            notes.push(Note(UnsafeCell::new([0; WATCH_QUEUE_NOTE_SIZE])));
+        for i in 0..nslots {
+            // Slot i's first record is position i, published as i + 1: the
+            // initial i is never a published stamp (see STAMP_POS).
+            stamps.push(AtomicU32::new(i as u32));
+        }
+        for _ in 0..nlines {
+            notes.push(Line(UnsafeCell::new([0; 64])));
         }
         Ok(PipeRing {
             head: CachePadded::new(AtomicU64::new(0)),
             cons: CachePadded::new(ConsumerSide {
-                tail: AtomicU64::new(0),
-                loss_seen: AtomicU64::new(0),
+                tail: AtomicU32::new(0),
+                pos: AtomicU64::new(0),
+                off: AtomicU32::new(0),
+                seen: AtomicU64::new(u64::MAX),
+                losses_seen: AtomicU64::new(0),
             }),
-            tail_cache: CachePadded::new(AtomicU64::new(0)),
-            loss_hint: CachePadded::new(AtomicU64::new(0)),
-            capacity: capacity as u64,
-            mask: nslots as u64 - 1,
+            tail_cache: CachePadded::new(AtomicU32::new(0)),
+            losses: CachePadded::new(AtomicU64::new(0)),
+            capacity: capacity as u32,
+            mask: nslots as u32 - 1,
             stamps: stamps.into_boxed_slice(),
             notes: notes.into_boxed_slice(),
+            bytes: bytes as u32,
+            #[cfg(all(test, loom))]
+            shadow: (0..(bytes + SLACK) / 8)
+                .map(|_| crate::sync::UnsafeCell::new(()))
+                .collect(),
             reading: AtomicBool::new(false),
         })
     }
@@ -179,49 +230,94 @@ impl PipeRing {
     pub fn occupancy(&self) -> usize {
         // Relaxed: an instantaneous estimate for poll; no data is read through it.
         let tail = self.cons.tail.load(Ordering::Relaxed);
-        let head = self.head.load(Ordering::Relaxed) & !LOSS;
-        head.saturating_sub(tail) as usize
-    }
-
-    fn slot(&self, pos: u64) -> Slot<'_> {
-        let i = (pos & self.mask) as usize;
-        Slot {
-            stamp: &self.stamps[i],
-            note: &self.notes[i].0,
+        let head = self.head.load(Ordering::Relaxed) as u32;
+        let n = head.wrapping_sub(tail);
+        // A head loaded before a tail that passed it reads as 0.
+        if n > self.capacity {
+            0
+        } else {
+            n as usize
         }
     }
 
-    /// Posts one whole record (8..=127 bytes, its own length field first).
-    /// Never blocks and never waits for the consumer.
+    fn stamp(&self, pos: u32) -> &AtomicU32 {
+        &self.stamps[(pos & self.mask) as usize]
+    }
+
+    /// The note memory at byte offset `off`, for `len` bytes: a pointer
+    /// to contiguous memory (the slack takes what runs past the end).
+    fn note_ptr(&self, off: u32, len: usize) -> *mut u8 {
+        let at = (off & (self.bytes - 1)) as usize;
+        debug_assert!(at + len <= self.bytes as usize + SLACK);
+        // The lines are contiguous (a boxed slice of 64-byte `Line`s), and
+        // each is an UnsafeCell, which permits writes through a shared
+        // reference.
+        let base = self.notes.as_ptr() as *mut u8;
+        // SAFETY: `at + len` is within the allocation (`at` < bytes, `len`
+        // ≤ SLACK, the allocation is bytes + SLACK).
+        unsafe { base.add(at) }
+    }
+
+    /// Under loom: records an access of note bytes `[off, off + len)`.
+    #[cfg(all(test, loom))]
+    fn shadow(&self, off: u32, len: usize, write: bool) {
+        let at = (off & (self.bytes - 1)) as usize;
+        for g in at / 8..(at + len).div_ceil(8) {
+            if write {
+                self.shadow[g].with_mut(|_| ());
+            } else {
+                self.shadow[g].with(|_| ());
+            }
+        }
+    }
+
+    /// Posts one whole record (8..=127 bytes, its own length field first;
+    /// anything else is dropped as Lost). Never blocks and never waits for
+    /// the consumer.
     ///
     /// Mirrors `post_one_notification()`: full → the loss is marked right
     /// after the most recently posted record and the record is dropped.
     pub fn try_post(&self, rec: &[u8]) -> PostOutcome {
-        debug_assert!((MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&rec.len()));
+        let len = rec.len();
+        if !(MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&len) {
+            // Not a record a note can hold: dropped, as the 2019 ring drops
+            // an invalid one (no loss is marked: the ring was not full).
+            return PostOutcome::Lost;
+        }
+        let span = len.next_multiple_of(8) as u32;
         // Relaxed: see the CAS below.
         let mut head = self.head.load(Ordering::Relaxed);
-        let pos = loop {
-            let pos = head & !LOSS;
-            // ORDERING: Acquire pairs with the AcqRel `fetch_max` of whoever
+        let (pos, off) = loop {
+            let pos = head as u32;
+            let off = (head >> 32) as u32 & OFF_MASK;
+            // ORDERING: Acquire pairs with the Release store of whoever
             // refreshed the cache, which had Acquire-loaded the consumer's
-            // Release store of `tail`: the copy-out of the slot we may reuse
-            // happened before (transitively).
+            // Release store of `tail`: the copy-out of the memory we may
+            // reuse happened before (transitively).
             let mut tail = self.tail_cache.load(Ordering::Acquire);
             if pos.wrapping_sub(tail) >= self.capacity {
                 // Looks full: look at the consumer's tail itself.
                 // ORDERING: Acquire pairs with the consumer's Release store.
                 let newest = self.cons.tail.load(Ordering::Acquire);
-                if newest > tail {
-                    // ORDERING: AcqRel passes on what we acquired to the
-                    // producers that load the cache; `fetch_max` keeps it
-                    // monotonic among producers. Only when it moves, so a
-                    // producer spinning on a full ring writes nothing.
-                    self.tail_cache.fetch_max(newest, Ordering::AcqRel);
+                if newest != tail {
+                    // ORDERING: Release passes on what we acquired to the
+                    // producers that load the cache. A store, not an RMW:
+                    // an older value stored over a newer one is still never
+                    // ahead of `tail` (it only costs someone a refresh), and
+                    // a producer spinning on a full ring writes nothing.
+                    self.tail_cache.store(newest, Ordering::Release);
                     tail = newest;
                 }
             }
-            if pos.wrapping_sub(tail) >= self.capacity {
-                match self.on_full(head, tail) {
+            let used = pos.wrapping_sub(tail);
+            if used >= self.capacity {
+                if used > u32::MAX / 2 {
+                    // `head` was loaded before the consumer passed it.
+                    // Relaxed: as the first load.
+                    head = self.head.load(Ordering::Relaxed);
+                    continue;
+                }
+                match self.on_full(head) {
                     Some(outcome) => return outcome,
                     None => {
                         // Relaxed: as the first load.
@@ -230,64 +326,91 @@ impl PipeRing {
                     }
                 }
             }
-            // Relaxed: the CAS only has to hand position `pos` to one
-            // producer (its atomicity does that). The slot's previous lap
+            let next =
+                u64::from(pos.wrapping_add(1)) | u64::from(off.wrapping_add(span) & OFF_MASK) << 32;
+            // Relaxed: the CAS only has to hand the position and its bytes
+            // to one producer (its atomicity does that). Their previous use
             // was copied out before the tail we Acquire-loaded above passed
             // it, and the loss bit we may clear carries no data.
-            match self.head.compare_exchange_weak(
-                head,
-                pos + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break pos,
+            match self
+                .head
+                .compare_exchange_weak(head, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break (pos, off),
                 Err(h) => head = h,
             }
         };
-        let slot = self.slot(pos);
-        slot.note.with_mut(|p| {
-            // SAFETY: the CAS above made this producer the only owner of
-            // position `pos`; the slot's previous record (`pos - slots`) was
-            // copied out before `tail` passed it (Acquire above), and the
-            // consumer reads it again only after our Release publish.
-            unsafe { (&mut (*p))[..rec.len()].copy_from_slice(rec) }
-        });
+        #[cfg(all(test, loom))]
+        self.shadow(off, len, true);
+        // SAFETY: the CAS above made this producer the only owner of
+        // position `pos` and of note bytes `[off, off + span)`. At most
+        // `capacity` records (of at most 128 bytes) are live from the tail
+        // we acquired to ours, so the bytes last held a record the consumer
+        // copied out before that tail passed it (Acquire above); with the
+        // slack they are contiguous, and `rec` is another allocation.
+        unsafe { std::ptr::copy_nonoverlapping(rec.as_ptr(), self.note_ptr(off, len), len) };
+        let lost_before = if head & LOSS != 0 { STAMP_LOSS } else { 0 };
         // ORDERING: Release publishes the note bytes; pairs with the Acquire
-        // stamp load in `stamp_at`. A loss marked at our position
-        // (the bit our claim cleared from `head`) travels in the stamp.
-        slot.stamp.store((pos + 1) | (head & LOSS), Ordering::Release);
+        // stamp load in `stamp_at`. A loss marked at our position (the bit
+        // our claim cleared from `head`) travels in the stamp.
+        self.stamp(pos).store(
+            (pos.wrapping_add(1) & STAMP_POS) | (len as u32) << STAMP_LEN_SHIFT | lost_before,
+            Ordering::Release,
+        );
         PostOutcome::Posted
     }
 
-    /// The ring looked full at `head` against `tail`: marks the loss at
-    /// `head`'s position (Some(Lost)), or says to retry (None) because the
-    /// head moved.
-    fn on_full(&self, head: u64, tail: u64) -> Option<PostOutcome> {
-        let pos = head & !LOSS;
-        if tail > pos {
-            // `head` was loaded before the consumer passed it: stale.
-            return None;
-        }
+    /// The ring was full at `head`: marks the loss at its position
+    /// (Some(Lost)), or says to look again (None) because `head` moved.
+    fn on_full(&self, head: u64) -> Option<PostOutcome> {
         if head & LOSS == 0 {
             // Relaxed: the bit carries no data; whoever clears it with a
-            // claim publishes it in its stamp, and the consumer reads it
-            // there (or in `loss_hint` below). Failure: the head moved (a
-            // claim, or another loss), so look again.
-            if self
-                .head
+            // claim publishes it in its stamp, and a consumer that finds the
+            // position empty reads it after `losses` below. Failure: the
+            // head moved (a claim, or another loss), so look again.
+            self.head
                 .compare_exchange(head, head | LOSS, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-            {
-                return None;
-            }
+                .ok()?;
+            // ORDERING: Release: the bit above is visible to a consumer that
+            // Acquire-loads this count (`loss_at_head`).
+            self.losses.fetch_add(1, Ordering::Release);
         }
-        // Tell a consumer that reaches `pos` while nothing is claimed there.
-        // Relaxed: a flag read with the position it names; the load first
-        // keeps a producer spinning on a full ring from writing the line.
-        if self.loss_hint.load(Ordering::Relaxed) < pos {
-            self.loss_hint.fetch_max(pos, Ordering::Relaxed);
-        }
+        // Else a loss is marked here already: this one collapses into it
+        // (if its marker has not counted it yet, it is about to).
         Some(PostOutcome::Lost)
+    }
+
+    /// The stamp of position `pos`: the record's length and "loss before
+    /// it" bit if record `pos` is published, None if it is not.
+    fn stamp_at(&self, pos: u32) -> Option<(usize, bool)> {
+        // ORDERING: Acquire pairs with the producer's Release publish: the
+        // note's bytes are visible once we see its stamp.
+        let s = self.stamp(pos).load(Ordering::Acquire);
+        (s & STAMP_POS == pos.wrapping_add(1) & STAMP_POS).then_some((
+            ((s & !STAMP_LOSS) >> STAMP_LEN_SHIFT) as usize,
+            s & STAMP_LOSS != 0,
+        ))
+    }
+
+    /// Is a loss marked at empty position `pos` (nothing claimed there)?
+    /// Reads `head` only when `losses` moved since `*losses_seen`; moves
+    /// `*losses_seen` on when `head` is at `pos` (a later mark there counts
+    /// again), and not otherwise, so a mark at a later position is looked
+    /// for again from there.
+    fn loss_at_head(&self, pos: u32, losses_seen: &mut u64) -> bool {
+        // ORDERING: Acquire pairs with the marker's Release increment: the
+        // bit it set on `head` before is visible below.
+        let n = self.losses.load(Ordering::Acquire);
+        if n == *losses_seen {
+            return false;
+        }
+        // Relaxed: ordered by the Acquire above.
+        let head = self.head.load(Ordering::Relaxed);
+        if head as u32 != pos {
+            return false;
+        }
+        *losses_seen = n;
+        head & LOSS != 0
     }
 
     /// Is a published record or an unreported loss waiting at the tail?
@@ -299,15 +422,9 @@ impl PipeRing {
         // loads (weakening these to Relaxed was not caught by any model,
         // as it should not be).
         let t = self.cons.tail.load(Ordering::Relaxed);
-        self.slot(t).stamp.load(Ordering::Relaxed) & !LOSS == t + 1 || self.loss_owed_at(t)
-    }
-
-    /// A loss at `pos` (nothing claimed there, or claimed and not yet
-    /// published) that the consumer has not reported.
-    fn loss_owed_at(&self, pos: u64) -> bool {
-        // Relaxed: flags; see the Synchronization table.
-        self.loss_hint.load(Ordering::Relaxed) == pos
-            && self.cons.loss_seen.load(Ordering::Relaxed) != pos
+        let s = self.stamp(t).load(Ordering::Relaxed);
+        s & STAMP_POS == t.wrapping_add(1) & STAMP_POS
+            || self.losses.load(Ordering::Relaxed) != self.cons.losses_seen.load(Ordering::Relaxed)
     }
 
     /// Length of the published record at the tail, if any.
@@ -327,9 +444,12 @@ impl PipeRing {
     /// # Safety
     /// As `peek_len_unchecked`.
     pub unsafe fn loss_owed_unchecked(&self) -> bool {
-        // Relaxed: only the consumer writes `tail`.
-        let t = self.cons.tail.load(Ordering::Relaxed);
-        self.loss_owed_at(t)
+        // SAFETY: the caller is the only consumer (this fn's contract).
+        let b = unsafe { self.batch_unchecked() };
+        let mut losses_seen = b.losses_seen;
+        b.ring.stamp_at(b.tail).is_none()
+            && b.seen != b.pos
+            && self.loss_at_head(b.tail, &mut losses_seen)
     }
 
     /// Bytes of the published records from the tail on (FIONREAD).
@@ -339,35 +459,9 @@ impl PipeRing {
     pub unsafe fn queued_bytes_unchecked(&self) -> usize {
         // Relaxed: only the consumer writes `tail`.
         let t = self.cons.tail.load(Ordering::Relaxed);
-        (t..t + self.capacity)
-            // SAFETY: the caller is the only consumer (this fn's contract).
-            .map_while(|pos| unsafe { self.len_at(pos) })
+        (0..self.capacity)
+            .map_while(|i| self.stamp_at(t.wrapping_add(i)).map(|(len, _)| len))
             .sum()
-    }
-
-    /// The stamp at `pos`: the record's "loss before it" bit if record
-    /// `pos` is published, None if it is not.
-    fn stamp_at(&self, pos: u64) -> Option<bool> {
-        // ORDERING: Acquire pairs with the producer's Release publish: the
-        // note's bytes are visible once we see its stamp.
-        let s = self.slot(pos).stamp.load(Ordering::Acquire);
-        (s & !LOSS == pos + 1).then_some(s & LOSS != 0)
-    }
-
-    /// Length of record `pos` if it is published.
-    ///
-    /// # Safety
-    /// As `peek_len_unchecked`; `pos` is at or after the tail, within a
-    /// capacity of it.
-    unsafe fn len_at(&self, pos: u64) -> Option<usize> {
-        self.stamp_at(pos)?;
-        self.slot(pos).note.with(|p| {
-            // SAFETY: the record is published (Acquire in `stamp_at`) and not
-            // yet consumed (the tail is not past it), so no producer writes
-            // it, and the caller is the only consumer.
-            let info = unsafe { (*p)[4] };
-            Some(((info as u32 & WATCH_INFO_LENGTH) as usize).max(MIN_RECORD_LEN))
-        })
     }
 
     /// Copies the record at the tail into `out` if it fits, and releases it
@@ -391,15 +485,18 @@ impl PipeRing {
     /// The caller is the ring's only consumer for as long as the batch
     /// lives (the queue's pipe mutex is held).
     pub unsafe fn batch_unchecked(&self) -> Batch<'_> {
-        // Relaxed: only the consumer writes `tail` and `loss_seen`.
-        let t = self.cons.tail.load(Ordering::Relaxed);
-        let seen = self.cons.loss_seen.load(Ordering::Relaxed);
+        let c = &*self.cons;
+        // Relaxed: the consumer's own fields (it is the only writer of
+        // `tail` too).
+        let pos = c.pos.load(Ordering::Relaxed);
         Batch {
             ring: self,
-            start: t,
-            pos: t,
-            seen,
-            seen_start: seen,
+            start: pos,
+            pos,
+            tail: pos as u32,
+            off: c.off.load(Ordering::Relaxed),
+            seen: c.seen.load(Ordering::Relaxed),
+            losses_seen: c.losses_seen.load(Ordering::Relaxed),
         }
     }
 }
@@ -415,23 +512,27 @@ impl PipeRing {
 pub struct Batch<'a> {
     ring: &'a PipeRing,
     start: u64,
+    /// The position next in line (64 bits; `tail` is its low 32).
     pos: u64,
-    /// The last loss reported (`loss_seen`), written back on drop.
+    tail: u32,
+    /// Its byte offset.
+    off: u32,
+    /// The last loss reported.
     seen: u64,
-    seen_start: u64,
+    losses_seen: u64,
 }
 
 impl Batch<'_> {
-    /// Reports a loss owed at `pos` unless it was reported already; `stamp`
-    /// is what one load of its stamp gave.
-    fn take_loss_at(&mut self, pos: u64, stamp: Option<bool>) -> bool {
+    /// Reports a loss owed at the position next in line (before its record)
+    /// unless it was reported already; `stamp` is what one load of its
+    /// stamp gave.
+    fn take_loss(&mut self, stamp: Option<(usize, bool)>) -> bool {
         let owed = match stamp {
-            Some(loss) => loss,
-            // Relaxed: a flag named by its position (see the table).
-            None => self.ring.loss_hint.load(Ordering::Relaxed) == pos,
+            Some((_, loss)) => loss,
+            None => self.ring.loss_at_head(self.tail, &mut self.losses_seen),
         };
-        if owed && self.seen != pos {
-            self.seen = pos;
+        if owed && self.seen != self.pos {
+            self.seen = self.pos;
             return true;
         }
         false
@@ -439,48 +540,42 @@ impl Batch<'_> {
 
     /// Length of the published record next in line, if any.
     pub fn peek_len(&self) -> Option<usize> {
-        // SAFETY: the batch's maker is the only consumer while it lives
-        // (`batch_unchecked`'s contract), and `pos` is not consumed yet.
-        unsafe { self.ring.len_at(self.pos) }
+        self.ring.stamp_at(self.tail).map(|(len, _)| len)
     }
 
     /// Copies the record next in line into `out` if it fits and takes it;
     /// or reports a loss owed before it.
     pub fn take(&mut self, out: &mut [u8]) -> Pop {
-        let t = self.pos;
         // One load decides both the loss before the record and the record:
         // a record published between two loads would otherwise be taken
         // with its loss unseen.
-        let stamp = self.ring.stamp_at(t);
-        if self.take_loss_at(t, stamp) {
+        let stamp = self.ring.stamp_at(self.tail);
+        if self.take_loss(stamp) {
             return Pop::Loss;
         }
-        if stamp.is_none() {
+        let Some((len, _)) = stamp else {
             return Pop::Empty;
-        }
-        let slot = self.ring.slot(t);
-        let len = slot.note.with(|p| {
-            // SAFETY: the record is published (Acquire in `stamp_at`) and
-            // not yet consumed (the tail is not past it), so no producer
-            // writes it; the batch's maker is the only consumer
-            // (`batch_unchecked`'s contract).
-            let info = unsafe { (*p)[4] };
-            ((info as u32 & WATCH_INFO_LENGTH) as usize).max(MIN_RECORD_LEN)
-        });
+        };
         if len > out.len() {
             return Pop::TooBig(len);
         }
-        slot.note.with(|p| {
-            // SAFETY: as above: published and still the consumer's;
-            // producers reuse the slot only after the tail, published when
-            // this batch ends, passes it.
-            out[..len].copy_from_slice(unsafe { &(&(*p))[..len] })
-        });
-        self.pos = t + 1;
+        #[cfg(all(test, loom))]
+        self.ring.shadow(self.off, len, false);
+        // SAFETY: the record is published (Acquire in `stamp_at`) and still
+        // the consumer's: producers reuse its bytes only after the tail,
+        // published when this batch ends, passes it; the batch's maker is
+        // the only consumer (`batch_unchecked`'s contract). `out` is the
+        // caller's memory, not the ring's.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.note_ptr(self.off, len), out.as_mut_ptr(), len)
+        };
+        self.pos += 1;
+        self.tail = self.tail.wrapping_add(1);
+        self.off = self.off.wrapping_add(len.next_multiple_of(8) as u32) & OFF_MASK;
         // A loss right after it, known now, goes with it (as the kernel's
         // flag on the buffer); one known later is `Pop::Loss`.
-        let next = self.ring.stamp_at(t + 1);
-        let loss = self.take_loss_at(t + 1, next);
+        let next = self.ring.stamp_at(self.tail);
+        let loss = self.take_loss(next);
         Pop::Record { len, loss }
     }
 
@@ -492,14 +587,16 @@ impl Batch<'_> {
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
-        if self.seen != self.seen_start {
-            // Relaxed: the consumer's own memory.
-            self.ring.cons.loss_seen.store(self.seen, Ordering::Relaxed);
-        }
+        let c = &*self.ring.cons;
+        // Relaxed: the consumer's own fields.
+        c.seen.store(self.seen, Ordering::Relaxed);
+        c.losses_seen.store(self.losses_seen, Ordering::Relaxed);
         if self.pos != self.start {
+            c.pos.store(self.pos, Ordering::Relaxed);
+            c.off.store(self.off, Ordering::Relaxed);
             // ORDERING: Release: our copy-outs happen before a producer that
-            // Acquire-loads this tail reuses the slots.
-            self.ring.cons.tail.store(self.pos, Ordering::Release);
+            // Acquire-loads this tail reuses the memory.
+            c.tail.store(self.tail, Ordering::Release);
         }
     }
 }

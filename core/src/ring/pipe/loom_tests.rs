@@ -13,14 +13,20 @@
 use super::*;
 use crate::sync::{thread, Arc};
 
-/// A 16-byte record whose bytes 8..12 and 12..16 both hold `id`, so a torn
-/// copy (half old, half new) is detected.
-fn rec(id: u32) -> [u8; 16] {
-    let mut r = [0u8; 16];
+/// A 16-byte record of id `id`.
+fn rec(id: u32) -> Vec<u8> {
+    rec_of(id, 16)
+}
+
+/// A `len`-byte record whose every 4-byte word after the header holds
+/// `id`, so a torn copy (part old, part new) is detected.
+fn rec_of(id: u32, len: usize) -> Vec<u8> {
+    let mut r = vec![0u8; len];
     r[0] = 1;
-    r[4] = 16;
-    r[8..12].copy_from_slice(&id.to_le_bytes());
-    r[12..16].copy_from_slice(&id.to_le_bytes());
+    r[4] = len as u8;
+    for w in r[8..].chunks_mut(4) {
+        w.copy_from_slice(&id.to_le_bytes()[..w.len()]);
+    }
     r
 }
 
@@ -28,10 +34,10 @@ fn rec(id: u32) -> [u8; 16] {
 /// it); a loss learnt late is folded into the record before it). False
 /// when the ring had nothing.
 fn take(b: &mut Batch<'_>, out: &mut Vec<(u32, bool)>) -> bool {
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 128];
     match b.take(&mut buf) {
         Pop::Empty => false,
-        Pop::TooBig(n) => panic!("64-byte buffer too small for {n}"),
+        Pop::TooBig(n) => panic!("128-byte buffer too small for {n}"),
         Pop::Loss => {
             let last = out.last_mut().expect("a loss follows a record");
             assert!(!last.1, "one loss reported twice");
@@ -39,11 +45,10 @@ fn take(b: &mut Batch<'_>, out: &mut Vec<(u32, bool)>) -> bool {
             true
         }
         Pop::Record { len, loss } => {
-            assert_eq!(len, 16);
-            let a = u32::from_le_bytes(buf[8..12].try_into().unwrap());
-            let c = u32::from_le_bytes(buf[12..16].try_into().unwrap());
-            assert_eq!(a, c, "torn record");
-            out.push((a, loss));
+            assert_eq!(len, buf[4] as usize, "the length the producer wrote");
+            let id = u32::from_le_bytes(buf[8..12].try_into().unwrap());
+            assert_eq!(buf[..len], rec_of(id, len)[..], "torn record");
+            out.push((id, loss));
             true
         }
     }
@@ -81,7 +86,10 @@ fn check_one_producer(ids: &[u32], outs: &[PostOutcome], got: &[(u32, bool)]) {
         .filter(|(_, &o)| o == PostOutcome::Posted)
         .map(|(&id, _)| id)
         .collect();
-    assert_eq!(delivered, want, "delivered in order, exactly the posted ones");
+    assert_eq!(
+        delivered, want,
+        "delivered in order, exactly the posted ones"
+    );
     for (i, &(id, loss)) in got.iter().enumerate() {
         let next = got.get(i + 1).map_or(u32::MAX, |&(n, _)| n);
         let lost_between = ids
@@ -205,10 +213,14 @@ fn loom_pipe_two_producers_and_reader() {
 fn loom_pipe_batch_races_post_over_two_laps() {
     loom::model(|| {
         let r = Arc::new(PipeRing::new(1).unwrap());
+        // 127 + 16 + 127 + 127 bytes through a 256-byte note ring: the
+        // third record runs into the slack and the fourth reuses the first
+        // two's bytes.
         let ids = [1u32, 2, 3, 4];
+        let lens = [127, 16, 127, 127];
         let p = {
             let r = r.clone();
-            thread::spawn(move || ids.map(|id| r.try_post(&rec(id))))
+            thread::spawn(move || ids.map(|id| r.try_post(&rec_of(id, lens[id as usize - 1]))))
         };
         let mut got = Vec::new();
         batch(&r, &mut got);
@@ -226,11 +238,18 @@ fn loom_pipe_batch_races_post_over_two_laps() {
 fn loom_pipe_batch_races_two_producers() {
     loom::model(|| {
         let r = Arc::new(PipeRing::new(2).unwrap());
+        // 127-byte records: four of them reuse the 256-byte note ring's
+        // bytes, the first batch's among them.
         let hs: Vec<_> = [10u32, 20]
             .into_iter()
             .map(|base| {
                 let r = r.clone();
-                thread::spawn(move || [r.try_post(&rec(base + 1)), r.try_post(&rec(base + 2))])
+                thread::spawn(move || {
+                    [
+                        r.try_post(&rec_of(base + 1, 127)),
+                        r.try_post(&rec_of(base + 2, 127)),
+                    ]
+                })
             })
             .collect();
         let mut got = Vec::new();
@@ -253,6 +272,10 @@ fn loom_pipe_batch_races_two_producers() {
         }
         assert_eq!(got.len(), n_posted);
         let marks = got.iter().filter(|&&(_, loss)| loss).count();
-        assert_eq!(marks > 0, n_posted < 4, "a loss is reported iff one happened");
+        assert_eq!(
+            marks > 0,
+            n_posted < 4,
+            "a loss is reported iff one happened"
+        );
     });
 }
