@@ -396,8 +396,9 @@ impl WatchQueue {
             };
             match b.take(&mut buf[ret..]) {
                 Pop::Empty => break Ok(ret),
-                // A loss after the record taken last, learnt only now: the
-                // loss record comes first (the top of the loop).
+                // A loss after the record taken last (the kernel's LOSS
+                // flag on it): the loss record comes first, now if this
+                // read has room (the top of the loop), else in the next.
                 Pop::Loss => st.note_loss = true,
                 Pop::TooBig(_) => {
                     break if ret == 0 {
@@ -406,9 +407,8 @@ impl WatchQueue {
                         Ok(ret)
                     }
                 }
-                Pop::Record { len, loss } => {
+                Pop::Record { len } => {
                     ret += len;
-                    st.note_loss |= loss;
                     if ret == buf.len() {
                         break Ok(ret);
                     }

@@ -22,33 +22,60 @@ fn rec(id: u32, len: usize) -> Vec<u8> {
     r
 }
 
+/// What the consumer meets next: a record, or a loss after the record
+/// before it (the kernel's `PIPE_BUF_FLAG_LOSS` on that buffer).
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Record(Vec<u8>),
+    Loss,
+}
+
 /// The ring, sequentially.
 struct Model {
     capacity: usize,
-    /// Queued records, each with "a loss follows it".
-    queued: VecDeque<(Vec<u8>, bool)>,
+    queued: VecDeque<Token>,
 }
 
 impl Model {
+    fn records(&self) -> usize {
+        self.queued.iter().filter(|t| **t != Token::Loss).count()
+    }
+
     fn post(&mut self, r: Vec<u8>) -> PostOutcome {
-        if self.queued.len() == self.capacity {
-            self.queued.back_mut().expect("full, so not empty").1 = true;
+        if self.records() == self.capacity {
+            // Losses before the marked record is read collapse into one.
+            if self.queued.back() != Some(&Token::Loss) {
+                self.queued.push_back(Token::Loss);
+            }
             return PostOutcome::Lost;
         }
-        self.queued.push_back((r, false));
+        self.queued.push_back(Token::Record(r));
         PostOutcome::Posted
     }
 
-    /// What taking the record at the tail into `room` bytes gives.
+    /// What taking the next thing into `room` bytes gives.
     fn pop(&mut self, room: usize) -> (Pop, Option<Vec<u8>>) {
         match self.queued.front() {
             None => (Pop::Empty, None),
-            Some((r, _)) if r.len() > room => (Pop::TooBig(r.len()), None),
-            Some(_) => {
-                let (r, loss) = self.queued.pop_front().expect("just seen");
-                (Pop::Record { len: r.len(), loss }, Some(r))
+            Some(Token::Loss) => {
+                self.queued.pop_front();
+                (Pop::Loss, None)
             }
+            Some(Token::Record(r)) if r.len() > room => (Pop::TooBig(r.len()), None),
+            Some(Token::Record(_)) => match self.queued.pop_front() {
+                Some(Token::Record(r)) => (Pop::Record { len: r.len() }, Some(r)),
+                _ => unreachable!("just seen"),
+            },
         }
+    }
+
+    /// The length of the next record, as the reader peeks it (a loss
+    /// before it does not hide it).
+    fn peek_len(&self) -> Option<usize> {
+        self.queued.iter().find_map(|t| match t {
+            Token::Record(r) => Some(r.len()),
+            Token::Loss => None,
+        })
     }
 }
 
@@ -107,37 +134,42 @@ proptest! {
                         let got = b.take(&mut buf[at..]);
                         let (want, bytes) = model.pop(room - at);
                         prop_assert_eq!(got, want);
-                        match bytes {
-                            Some(r) => {
+                        match (got, bytes) {
+                            (_, Some(r)) => {
                                 prop_assert_eq!(&buf[at..at + r.len()], &r[..]);
                                 at += r.len();
                             }
-                            None => break,
+                            (Pop::Loss, None) => {}
+                            _ => break,
                         }
                         // The next record's length, as the reader peeks it.
-                        prop_assert_eq!(b.peek_len(), model.queued.front().map(|(r, _)| r.len()));
+                        prop_assert_eq!(b.peek_len(), model.peek_len());
                     }
                     drop(b);
                 }
             }
-            prop_assert_eq!(ring.occupancy(), model.queued.len());
+            prop_assert_eq!(ring.occupancy(), model.records());
             prop_assert_eq!(ring.has_published(), !model.queued.is_empty());
         }
         // Drain what is left: every record posted and not lost is read once.
         let mut buf = [0u8; 128];
         let mut rest = 0u64;
-        while let Pop::Record { .. } = reader.pop(&mut buf) {
-            rest += 1;
+        loop {
+            match reader.pop(&mut buf) {
+                Pop::Record { .. } => rest += 1,
+                Pop::Loss => {}
+                _ => break,
+            }
         }
-        prop_assert_eq!(rest, model.queued.len() as u64);
+        prop_assert_eq!(rest, model.records() as u64);
         prop_assert!(posted >= lost);
     }
 }
 
-/// The ring's loss rules on one fixed history: losses collapse onto the
-/// newest record, a batch publishes its progress once (the room it makes
-/// appears after the batch ends), and the loss travels with its record
-/// whether it is taken by a pop or by a batch.
+/// The ring's loss rules on one fixed history: losses collapse into one
+/// after the newest record, a batch publishes its progress once (the room
+/// it makes appears after the batch ends), and the record that takes the
+/// marked position does not report the loss again.
 #[test]
 fn pipe_ring_batch_makes_room_when_it_ends() {
     let ring = PipeRing::new(4).unwrap();
@@ -150,36 +182,40 @@ fn pipe_ring_batch_makes_room_when_it_ends() {
     let mut buf = [0u8; 4096];
     let mut b = reader.batch();
     for _ in 0..3 {
-        assert_eq!(
-            b.take(&mut buf),
-            Pop::Record {
-                len: 16,
-                loss: false
-            }
-        );
+        assert_eq!(b.take(&mut buf), Pop::Record { len: 16 });
     }
     assert_eq!(b.taken(), 3);
     // Nothing is published yet: the ring is still full to producers.
     assert_eq!(ring.try_post(&rec(9, 16)), PostOutcome::Lost);
-    assert_eq!(
-        b.take(&mut buf),
-        Pop::Record {
-            len: 16,
-            loss: true
-        }
-    );
+    assert_eq!(b.take(&mut buf), Pop::Record { len: 16 });
+    assert_eq!(b.take(&mut buf), Pop::Loss);
     assert_eq!(b.take(&mut buf), Pop::Empty);
     drop(b);
     assert_eq!(ring.occupancy(), 0);
     for i in 10..14 {
         assert_eq!(ring.try_post(&rec(i, 16)), PostOutcome::Posted);
     }
-    assert_eq!(
-        reader.pop(&mut buf),
-        Pop::Record {
-            len: 16,
-            loss: false
-        }
-    );
+    assert_eq!(reader.pop(&mut buf), Pop::Record { len: 16 });
     assert_eq!(&buf[..16], &rec(10, 16)[..]);
+}
+
+/// A malformed record (its length outside a note's 8..=127 bytes) is
+/// dropped without marking a loss; a record's own length field is not
+/// what the reader copies by.
+#[test]
+fn pipe_ring_takes_lengths_from_the_producer() {
+    let ring = PipeRing::new(4).unwrap();
+    let mut reader = ring.reader().unwrap();
+    assert_eq!(ring.try_post(&[0u8; 7]), PostOutcome::Lost);
+    assert_eq!(ring.try_post(&[0u8; 128]), PostOutcome::Lost);
+    let mut liar = rec(1, 24);
+    liar[4] = 127;
+    assert_eq!(ring.try_post(&liar), PostOutcome::Posted);
+    assert_eq!(ring.try_post(&rec(2, 16)), PostOutcome::Posted);
+    let mut buf = [0u8; 4096];
+    assert_eq!(reader.pop(&mut buf), Pop::Record { len: 24 });
+    assert_eq!(&buf[..24], &liar[..]);
+    assert_eq!(reader.pop(&mut buf), Pop::Record { len: 16 });
+    assert_eq!(&buf[..16], &rec(2, 16)[..]);
+    assert_eq!(reader.pop(&mut buf), Pop::Empty);
 }

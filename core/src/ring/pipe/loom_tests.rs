@@ -30,9 +30,9 @@ fn rec_of(id: u32, len: usize) -> Vec<u8> {
     r
 }
 
-/// Appends what one take gave to `out` (records as (id, a loss follows
-/// it); a loss learnt late is folded into the record before it). False
-/// when the ring had nothing.
+/// Appends what one take gave to `out`: records as (id, a loss follows
+/// it), a loss folded into the record before it (as the kernel's flag on
+/// that buffer). False when the ring had nothing.
 fn take(b: &mut Batch<'_>, out: &mut Vec<(u32, bool)>) -> bool {
     let mut buf = [0u8; 128];
     match b.take(&mut buf) {
@@ -44,11 +44,11 @@ fn take(b: &mut Batch<'_>, out: &mut Vec<(u32, bool)>) -> bool {
             last.1 = true;
             true
         }
-        Pop::Record { len, loss } => {
+        Pop::Record { len } => {
             assert_eq!(len, buf[4] as usize, "the length the producer wrote");
             let id = u32::from_le_bytes(buf[8..12].try_into().unwrap());
             assert_eq!(buf[..len], rec_of(id, len)[..], "torn record");
-            out.push((id, loss));
+            out.push((id, false));
             true
         }
     }
