@@ -13,18 +13,24 @@
 //!
 //! 1. **Claim**: a producer reserves the slots it needs (record, plus a SKIP
 //!    record and the header rewrite when it wraps) by a CAS on a private
-//!    claim counter, after validating the consumer's `tail` exactly as the
+//!    claim word, after validating the consumer's `tail` exactly as the
 //!    2019 code did. A claim that does not fit fails at once: the record is
-//!    lost and the next record claimed carries `WATCH_INFO_OVERRUN`.
+//!    lost and the next record claimed carries `WATCH_INFO_OVERRUN`. The
+//!    claim word holds the claim position and, beside it, the number of
+//!    claims in flight (claimed, not yet finished), so the claim counts
+//!    itself in the same CAS.
 //! 2. **Write** the claimed slots (private to this producer).
-//! 3. **Commit** the chunk in a private side table, then **publish**: the
-//!    producer that raises a pending-commit counter from zero advances the
-//!    shared `head` over every committed chunk in order, and goes on until
-//!    no commit arrived during its pass; the others leave their chunks to it
-//!    (flat combining, without waiting). So `head` only ever covers complete
-//!    records and only moves forward, and no producer waits for another or
-//!    for the consumer.
-//!
+//! 3. **Finish**, and **publish** if last: a producer that finds itself the
+//!    only claim in flight knows every slot below the claim position is
+//!    written (every other claim finished), so it stores that position in
+//!    `head` and then leaves with a CAS that counts it out; if another claim
+//!    came meanwhile, that CAS fails and it looks again, leaving the
+//!    newcomer to publish. A producer that is not alone just counts itself
+//!    out. So `head` only ever covers complete records and only moves
+//!    forward (each publisher saw the previous one leave), no producer waits
+//!    for another or for the consumer, and an uncontended post costs two
+//!    read-modify-writes: the claim and the finish.
+
 //! The consumer may write anything into the shared buffer. Every access the
 //! producer makes to it is an atomic load or store of a 32-bit word at an
 //! index masked into the buffer, so a hostile consumer can corrupt what it
@@ -37,9 +43,7 @@
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `claim` | producers (CAS) | producers | AcqRel CAS / Acquire load | the claimed slots are this producer's alone |
-//! | `committed[i]` | claiming producer (store), publisher (clear) | publisher | Release / Acquire | the record words written before commit are visible to the publisher, who passes them on through `head` |
-//! | `pending` | producers (fetch_add), publisher (fetch_sub) | publisher | AcqRel RMWs | one modification order: a commit counted after the publisher's snapshot makes its fetch_sub see it and pass again |
+//! | `claim` (position, in flight) | producers (claim CAS, finish CAS) | producers | Relaxed claim; Release finish / Acquire load | a finish passes the claim's record words to the publisher that sees it counted out, who passes them on through `head`; every change is an RMW, so one load acquires every finish before it |
 //! | `pub_head` | publisher | producers (tail validation) | Release / Acquire | a tail the consumer took from `head` is never ahead of it |
 //! | shared `head` word | publisher | consumer | Release store / Acquire load | the consumer sees the record words before it sees `head` cover them |
 //! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
@@ -292,11 +296,20 @@ struct Placement {
 pub struct MmapRing<S: RingStorage> {
     storage: S,
     slots: u32,
+    /// Bits 32..64: the claim position (slots, wrapping as `head` does);
+    /// 0..32: claims in flight.
     claim: CachePadded<AtomicU64>,
-    committed: Box<[AtomicU32]>,
-    pending: AtomicU32,
-    pub_head: CachePadded<AtomicU64>,
+    /// The `head` last published (what a consumer's tail can be at most).
+    pub_head: CachePadded<AtomicU32>,
     overrun: AtomicBool,
+}
+
+/// One claim in flight, in the claim word.
+const IN_FLIGHT: u64 = 1;
+
+/// The claim position of claim word `w`.
+fn claim_pos(w: u64) -> u32 {
+    (w >> 32) as u32
 }
 
 impl<S: RingStorage> std::fmt::Debug for MmapRing<S> {
@@ -323,12 +336,10 @@ impl<S: RingStorage> MmapRing<S> {
         }
         let slots = (words / 2) as u32;
         let ring = MmapRing {
-            committed: (0..slots).map(|_| AtomicU32::new(0)).collect(),
             storage,
             slots,
-            claim: CachePadded::new(AtomicU64::new(u64::from(META))),
-            pending: AtomicU32::new(0),
-            pub_head: CachePadded::new(AtomicU64::new(u64::from(META))),
+            claim: CachePadded::new(AtomicU64::new(u64::from(META) << 32)),
+            pub_head: CachePadded::new(AtomicU32::new(META)),
             overrun: AtomicBool::new(false),
         };
         let w = ring.storage.words();
@@ -364,7 +375,7 @@ impl<S: RingStorage> MmapRing<S> {
         let s = slot & (self.slots - 1);
         #[cfg(loom)]
         self.storage.note_write(s as usize);
-        // Relaxed: published by the commit (SeqCst) and the head store (Release).
+        // Relaxed: published by the finish (Release) and the head store (Release).
         self.word(2 * s).store(lo, Ordering::Relaxed);
         self.word(2 * s + 1).store(hi, Ordering::Relaxed);
     }
@@ -401,22 +412,22 @@ impl<S: RingStorage> MmapRing<S> {
     /// Where a record of `len` slots goes when the producer is at `c` and
     /// the consumer's tail is `tail`, or None when it is lost (the 2019
     /// checks, with the empty-at-the-wrap case that code lost fixed).
-    fn place(&self, c: u64, tail: u32, len: u32) -> Option<Placement> {
+    fn place(&self, c: u32, tail: u32, len: u32) -> Option<Placement> {
         let size = self.slots;
         let mask = size - 1;
         // ORDERING: Acquire pairs with the publisher's Release store: a tail
         // the consumer took from `head` is never ahead of what we load here.
-        let published = self.pub_head.load(Ordering::Acquire) as u32;
+        let published = self.pub_head.load(Ordering::Acquire);
         let ahead = tail.wrapping_sub(published);
         if ahead != 0 && ahead < 1 << 31 {
             return None; // tail beyond head
         }
-        let used = (c as u32).wrapping_sub(tail);
+        let used = c.wrapping_sub(tail);
         let t = tail & mask;
         if used >= size || (t != 0 && t < META) {
             return None; // full, or inconsistent
         }
-        let h = (c as u32) & mask;
+        let h = c & mask;
         let fits_before_tail = |from: u32, n: u32| t >= from && n <= t - from;
         if used == 0 || h > t {
             // Free: [h, size) and, after the wrap, [META, t).
@@ -474,29 +485,40 @@ impl<S: RingStorage> MmapRing<S> {
         // of a read-modify-write on a line every producer shares.
         let overrun =
             self.overrun.load(Ordering::Relaxed) && self.overrun.swap(false, Ordering::AcqRel);
+        // Relaxed: the CAS below only hands out slots; what the claimer
+        // needs of their previous use it acquires through `tail` in `place`.
+        let mut w = self.claim.load(Ordering::Relaxed);
         let (c, p) = loop {
-            // ORDERING: Acquire pairs with the claim CAS of other producers.
-            let c = self.claim.load(Ordering::Acquire);
+            let c = claim_pos(w);
             let Some(p) = self.place(c, self.tail(), len) else {
+                // A claim word loaded before another producer's claim, with
+                // a tail newer than it, looks full or inconsistent. Confirm
+                // it is current before losing the record: a CAS of the
+                // word onto itself succeeds only on the newest value.
+                // Relaxed: nothing is published; failure: look again.
+                if let Err(now) =
+                    self.claim
+                        .compare_exchange(w, w, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    w = now;
+                    continue;
+                }
                 // ORDERING: Release, the counterpart of the swap above.
                 self.overrun.store(true, Ordering::Release);
                 return PostOutcome::Lost;
             };
-            // ORDERING: AcqRel: the claimed slots are ours; later claimers see it.
-            if self
+            let next = (u64::from(c.wrapping_add(p.total)) << 32) | (w as u32 as u64 + IN_FLIGHT);
+            // Relaxed: as the load above; the claim's atomicity is what
+            // makes the slots ours.
+            match self
                 .claim
-                .compare_exchange(
-                    c,
-                    c + u64::from(p.total),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
+                .compare_exchange_weak(w, next, Ordering::Relaxed, Ordering::Relaxed)
             {
-                break (c, p);
+                Ok(_) => break (c, p),
+                Err(now) => w = now,
             }
         };
-        let mut at = c as u32;
+        let mut at = c;
         if p.skip > 0 {
             self.write_slot(
                 at,
@@ -509,73 +531,67 @@ impl<S: RingStorage> MmapRing<S> {
             self.write_meta_header();
             at = at.wrapping_add(META);
         }
-        for (i, chunk) in rec.chunks(WATCH_LENGTH_GRANULARITY).enumerate() {
-            let lo = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            let mut hi = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
-            if i == 0 && overrun {
-                hi |= WATCH_INFO_OVERRUN;
-            }
-            self.write_slot(at.wrapping_add(i as u32), lo, hi);
-        }
-        self.commit(c, p.total);
+        self.write_record(at, rec, overrun);
+        self.finish();
         PostOutcome::Posted
     }
 
-    /// Marks the chunk claimed at `c` complete and publishes what can be.
-    ///
-    /// Publication is a combining step: the producer that raises `pending`
-    /// from zero becomes the publisher and keeps publishing until no commit
-    /// arrived during its pass; a producer that finds `pending` non-zero
-    /// leaves its chunk to that publisher. All of it is RMWs on one counter,
-    /// so no commit is ever left unpublished and nobody waits.
-    fn commit(&self, c: u64, total: u32) {
-        // ORDERING: Release: the chunk's words before the commit mark;
-        // pairs with the publisher's Acquire load in `advance`.
-        self.committed[(c % u64::from(self.slots)) as usize].store(total, Ordering::Release);
-        // ORDERING: AcqRel: our commit is ordered before the increment a
-        // publisher's RMW reads; we acquire a previous publisher's work.
-        if self.pending.fetch_add(1, Ordering::AcqRel) != 0 {
-            return;
+    /// Writes `rec`'s words from slot `at` on (WATCH_INFO_OVERRUN added to
+    /// its info word if `overrun`).
+    fn write_record(&self, at: u32, rec: &[u8], overrun: bool) {
+        let w = self.storage.words();
+        let mask = w.len() - 1;
+        let base = 2 * (at & (self.slots - 1)) as usize;
+        #[cfg(loom)]
+        for k in 0..(rec.len() / WATCH_LENGTH_GRANULARITY) as u32 {
+            self.storage
+                .note_write((at.wrapping_add(k) & (self.slots - 1)) as usize);
         }
-        loop {
-            // ORDERING: Acquire: commits counted in `seen` are visible below.
-            let seen = self.pending.load(Ordering::Acquire);
-            self.advance();
-            // ORDERING: AcqRel: if a commit was counted after `seen`, we
-            // read it here and pass again.
-            if self.pending.fetch_sub(seen, Ordering::AcqRel) == seen {
-                return;
+        for (k, word) in rec.chunks_exact(4).enumerate() {
+            let mut v = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            if k == 1 && overrun {
+                v |= WATCH_INFO_OVERRUN;
             }
+            // Relaxed: published by the finish (Release) and the head
+            // store (Release).
+            w[(base + k) & mask].store(v, Ordering::Relaxed);
         }
     }
 
-    /// Advances the shared head over every committed chunk, in order.
-    /// Only the publisher (see `commit`) runs this.
-    fn advance(&self) {
-        // Relaxed: only the publisher writes pub_head.
-        let mut h = self.pub_head.load(Ordering::Relaxed);
-        let start = h;
+    /// Counts this producer's claim out; if it is the only claim in flight,
+    /// first publishes every slot claimed (they are all written: every
+    /// other claim finished).
+    fn finish(&self) {
+        // ORDERING: Acquire pairs with the Release finishes of the claims
+        // before ours: seen counted out, their words are visible to us, and
+        // so (through our Release head store) to the consumer. Every change
+        // of the claim word is an RMW, so the finishes form one release
+        // sequence that this load reads the end of.
+        let mut w = self.claim.load(Ordering::Acquire);
         loop {
-            let i = (h % u64::from(self.slots)) as usize;
-            // ORDERING: Acquire pairs with the Release commit store.
-            let n = self.committed[i].load(Ordering::Acquire);
-            if n == 0 {
-                break;
+            if w as u32 == 1 {
+                // Alone: everything below the claim position is written.
+                let h = claim_pos(w);
+                // ORDERING: Release: a producer validating a tail sees the
+                // head the consumer could have read; pairs with `place`.
+                self.pub_head.store(h, Ordering::Release);
+                // ORDERING: Release: the records' words before head covers
+                // them; pairs with the consumer's Acquire load of head.
+                self.word(HEAD_WORD as u32).store(h, Ordering::Release);
             }
-            // Relaxed: the entry is the publisher's until pub_head passes it;
-            // the claim that reuses this index comes after a tail that
-            // passed the head we publish below.
-            self.committed[i].store(0, Ordering::Relaxed);
-            h += u64::from(n);
-        }
-        if h != start {
-            // ORDERING: Release: a producer validating a tail sees the head
-            // the consumer could have read; pairs with `place`.
-            self.pub_head.store(h, Ordering::Release);
-            // ORDERING: Release: the records' words before head covers
-            // them; pairs with the consumer's Acquire load of head.
-            self.word(HEAD_WORD as u32)
-                .store(h as u32, Ordering::Release);
+            // ORDERING: Release: our words before our count-out, for the
+            // publisher that sees it (see the load above); Acquire on
+            // failure, as that load. A failure means a claim or a finish
+            // came between: look again (alone no longer, or newly alone).
+            match self.claim.compare_exchange_weak(
+                w,
+                w - IN_FLIGHT,
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
         }
     }
 }
@@ -726,9 +742,15 @@ impl<'a> Consumer<'a> {
 
     /// Copies the words of the `slots` slots from slot `s` into `buf`.
     fn words_into(&self, s: u32, slots: u32, buf: &mut [u8]) {
-        for k in 0..2 * slots {
-            let at = 4 * k as usize;
-            buf[at..at + 4].copy_from_slice(&self.word(2 * s + k).to_le_bytes());
+        let base = 2 * s as usize;
+        let mask = self.words.len() - 1;
+        for (k, out) in buf[..8 * slots as usize].chunks_exact_mut(4).enumerate() {
+            // Relaxed: record words; ordered by the Acquire load of head.
+            out.copy_from_slice(
+                &self.words[(base + k) & mask]
+                    .load(Ordering::Relaxed)
+                    .to_le_bytes(),
+            );
         }
     }
 
