@@ -43,7 +43,7 @@
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `claim` (position, in flight) | producers (claim CAS, finish CAS) | producers | Relaxed claim; Release finish / Acquire load | a finish passes the claim's record words to the publisher that sees it counted out, who passes them on through `head`; every change is an RMW, so one load acquires every finish before it |
+//! | `claim` (position, in flight) | producers (claim CAS, finish CAS) | producers | Acquire claim; Release finish / Acquire on failure | a finish passes the claim's record words to the publisher that sees it counted out, who passes them on through `head`; every change is an RMW, so one load acquires every finish before it |
 //! | `pub_head` | publisher | producers (tail validation) | Release / Acquire | a tail the consumer took from `head` is never ahead of it |
 //! | shared `head` word | publisher | consumer | Release store / Acquire load | the consumer sees the record words before it sees `head` cover them |
 //! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
@@ -282,6 +282,35 @@ pub fn valid_record(rec: &[u8]) -> bool {
             == len
 }
 
+/// The ring memory as 8-byte slots, if it is 8-byte aligned (a mapping
+/// always is; the heap nearly always), on a little-endian machine (where
+/// a slot's value is its two little-endian words side by side): records
+/// are then copied a slot at a time instead of a word at a time.
+///
+/// watchq accesses a record slot (slot 0, the meta header's SKIP record,
+/// included) at 8 bytes whenever this gives a view, and the header's words
+/// (slots 1 and 2: head, tail, mask) only at 4, so no location is ever
+/// accessed concurrently at two sizes (which Rust's memory model forbids);
+/// `MmapRing::new` and tests touch record words at 4 bytes only before or
+/// after anything runs concurrently. Under loom, whose atomics are not
+/// memory, there is no such view.
+fn slots64(words: &[AtomicU32]) -> Option<&[AtomicU64]> {
+    #[cfg(all(target_endian = "little", not(all(test, loom))))]
+    if words.as_ptr() as usize % std::mem::align_of::<AtomicU64>() == 0 {
+        // SAFETY: the memory is 8-aligned (checked), `words.len() / 2`
+        // AtomicU64s cover exactly its first `2 * (len / 2)` words, lives as
+        // long as `words` does, and is only ever accessed atomically
+        // (`RingStorage`'s contract); AtomicU64 has the size of two
+        // AtomicU32s and no invalid bit patterns. Accesses of the two sizes
+        // never overlap concurrently (see above).
+        return Some(unsafe {
+            std::slice::from_raw_parts(words.as_ptr().cast::<AtomicU64>(), words.len() / 2)
+        });
+    }
+    let _ = words;
+    None
+}
+
 /// Where a claim goes.
 struct Placement {
     /// Slots claimed in all (skip + header + record).
@@ -376,6 +405,10 @@ impl<S: RingStorage> MmapRing<S> {
         #[cfg(loom)]
         self.storage.note_write(s as usize);
         // Relaxed: published by the finish (Release) and the head store (Release).
+        if let Some(s64) = slots64(self.storage.words()) {
+            s64[s as usize].store(u64::from(lo) | u64::from(hi) << 32, Ordering::Relaxed);
+            return;
+        }
         self.word(2 * s).store(lo, Ordering::Relaxed);
         self.word(2 * s + 1).store(hi, Ordering::Relaxed);
     }
@@ -485,8 +518,9 @@ impl<S: RingStorage> MmapRing<S> {
         // of a read-modify-write on a line every producer shares.
         let overrun =
             self.overrun.load(Ordering::Relaxed) && self.overrun.swap(false, Ordering::AcqRel);
-        // Relaxed: the CAS below only hands out slots; what the claimer
-        // needs of their previous use it acquires through `tail` in `place`.
+        // Relaxed: only seeds the CAS below (which acquires); what the
+        // claimer needs of the slots' previous use it acquires through
+        // `tail` in `place`.
         let mut w = self.claim.load(Ordering::Relaxed);
         let (c, p) = loop {
             let c = claim_pos(w);
@@ -508,13 +542,21 @@ impl<S: RingStorage> MmapRing<S> {
                 return PostOutcome::Lost;
             };
             let next = (u64::from(c.wrapping_add(p.total)) << 32) | (w as u32 as u64 + IN_FLIGHT);
-            // Relaxed: as the load above; the claim's atomicity is what
-            // makes the slots ours.
+            // ORDERING: Acquire pairs with the Release finishes of the claims
+            // before ours (every change of the claim word is an RMW, so they
+            // form one release sequence that this CAS reads the end of): if
+            // we end up publishing, their words are visible to us, and so,
+            // through our Release head store, to the consumer. The claim's
+            // atomicity is what makes the slots ours. Relaxed on failure:
+            // the value only seeds the next try.
             match self
                 .claim
-                .compare_exchange_weak(w, next, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange_weak(w, next, Ordering::Acquire, Ordering::Relaxed)
             {
-                Ok(_) => break (c, p),
+                Ok(_) => {
+                    w = next;
+                    break (c, p);
+                }
                 Err(now) => w = now,
             }
         };
@@ -532,7 +574,7 @@ impl<S: RingStorage> MmapRing<S> {
             at = at.wrapping_add(META);
         }
         self.write_record(at, rec, overrun);
-        self.finish();
+        self.finish(w);
         PostOutcome::Posted
     }
 
@@ -547,13 +589,38 @@ impl<S: RingStorage> MmapRing<S> {
             self.storage
                 .note_write((at.wrapping_add(k) & (self.slots - 1)) as usize);
         }
-        for (k, word) in rec.chunks_exact(4).enumerate() {
-            let mut v = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-            if k == 1 && overrun {
-                v |= WATCH_INFO_OVERRUN;
+        if let Some(s64) = slots64(w) {
+            let mask = s64.len() - 1;
+            let base = (at & (self.slots - 1)) as usize;
+            let slot = |k: usize| {
+                let b = &rec[8 * k..8 * k + 8];
+                u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            };
+            let first = slot(0)
+                | if overrun {
+                    u64::from(WATCH_INFO_OVERRUN) << 32
+                } else {
+                    0
+                };
+            // Relaxed, all: as below.
+            s64[base].store(first, Ordering::Relaxed);
+            for (k, b) in rec.chunks_exact(8).enumerate().skip(1) {
+                let v = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                s64[(base + k) & mask].store(v, Ordering::Relaxed);
             }
-            // Relaxed: published by the finish (Release) and the head
-            // store (Release).
+            return;
+        }
+        let word = |k: usize| {
+            let b = &rec[4 * k..4 * k + 4];
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        };
+        // Relaxed, all: published by the finish (Release) and the head
+        // store (Release).
+        w[base & mask].store(word(0), Ordering::Relaxed);
+        let info = word(1) | if overrun { WATCH_INFO_OVERRUN } else { 0 };
+        w[(base + 1) & mask].store(info, Ordering::Relaxed);
+        for (k, b) in rec.chunks_exact(4).enumerate().skip(2) {
+            let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             w[(base + k) & mask].store(v, Ordering::Relaxed);
         }
     }
@@ -561,13 +628,12 @@ impl<S: RingStorage> MmapRing<S> {
     /// Counts this producer's claim out; if it is the only claim in flight,
     /// first publishes every slot claimed (they are all written: every
     /// other claim finished).
-    fn finish(&self) {
-        // ORDERING: Acquire pairs with the Release finishes of the claims
-        // before ours: seen counted out, their words are visible to us, and
-        // so (through our Release head store) to the consumer. Every change
-        // of the claim word is an RMW, so the finishes form one release
-        // sequence that this load reads the end of.
-        let mut w = self.claim.load(Ordering::Acquire);
+    ///
+    /// `w` is the claim word as our claim left it: if nothing changed
+    /// since, the first CAS succeeds without a load. If we are alone in
+    /// it, nothing else is in flight, so no other producer's words are to
+    /// be acquired.
+    fn finish(&self, mut w: u64) {
         loop {
             if w as u32 == 1 {
                 // Alone: everything below the claim position is written.
@@ -580,8 +646,12 @@ impl<S: RingStorage> MmapRing<S> {
                 self.word(HEAD_WORD as u32).store(h, Ordering::Release);
             }
             // ORDERING: Release: our words before our count-out, for the
-            // publisher that sees it (see the load above); Acquire on
-            // failure, as that load. A failure means a claim or a finish
+            // publisher that sees it; Acquire on failure pairs with the
+            // Release finishes of the claims before ours: seen counted out,
+            // their words are visible to us, and so (through our Release
+            // head store) to the consumer. Every change of the claim word
+            // is an RMW, so the finishes form one release sequence that the
+            // failure reads the end of. A failure means a claim or a finish
             // came between: look again (alone no longer, or newly alone).
             match self.claim.compare_exchange_weak(
                 w,
@@ -601,6 +671,8 @@ impl<S: RingStorage> MmapRing<S> {
 /// shared fd).
 pub struct Consumer<'a> {
     words: &'a [AtomicU32],
+    /// The same memory as 8-byte slots, when it can be (see `slots64`).
+    slots64: Option<&'a [AtomicU64]>,
     mask: u32,
     #[cfg(loom)]
     storage: Option<&'a dyn RingStorage>,
@@ -651,6 +723,7 @@ impl<'a> Consumer<'a> {
         }
         Ok(Consumer {
             words,
+            slots64: slots64(words),
             mask: (words.len() / 2) as u32 - 1,
             #[cfg(loom)]
             storage: None,
@@ -693,17 +766,11 @@ impl<'a> Consumer<'a> {
     pub fn pop(&mut self) -> Result<Option<RingRecord>> {
         Ok(self
             .next(|c, s, slots| {
-                Some(c.copy_words(s, slots, Vec::with_capacity(slots as usize * 8)))
+                let mut bytes = vec![0; slots as usize * 8];
+                c.words_into(s, slots, &mut bytes);
+                Some(bytes)
             })?
             .map(|bytes| RingRecord { bytes }))
-    }
-
-    /// Appends the words of the `slots` slots from slot `s` to `out`, as bytes.
-    fn copy_words(&self, s: u32, slots: u32, mut out: Vec<u8>) -> Vec<u8> {
-        for k in 0..2 * slots {
-            out.extend_from_slice(&self.word(2 * s + k).to_le_bytes());
-        }
-        out
     }
 
     /// As [`Consumer::pop`], copying the record into `buf` instead of
@@ -732,19 +799,38 @@ impl<'a> Consumer<'a> {
     /// The record at slot `s`: its length in slots and whether it is SKIP
     /// padding; None for a zero length (corruption).
     fn header(&self, s: u32) -> Option<(u32, bool)> {
-        let w0 = self.word(2 * s);
-        let info = self.word(2 * s + 1);
+        let (w0, info) = self.slot(s);
         let slots = (info & WATCH_INFO_LENGTH) >> WATCH_LENGTH_SHIFT;
         let skip =
             w0 & 0x00ff_ffff == WATCH_TYPE_META && (w0 >> 24) as u8 == WATCH_META_SKIP_NOTIFICATION;
         (slots != 0).then_some((slots, skip))
     }
 
+    /// Slot `s`'s two words.
+    fn slot(&self, s: u32) -> (u32, u32) {
+        if let Some(s64) = self.slots64 {
+            // Relaxed: record words; ordered by the Acquire load of head.
+            let v = s64[(s & self.mask) as usize].load(Ordering::Relaxed);
+            return (v as u32, (v >> 32) as u32);
+        }
+        (self.word(2 * s), self.word(2 * s + 1))
+    }
+
     /// Copies the words of the `slots` slots from slot `s` into `buf`.
     fn words_into(&self, s: u32, slots: u32, buf: &mut [u8]) {
+        let out = &mut buf[..8 * slots as usize];
+        if let Some(s64) = self.slots64 {
+            let mask = s64.len() - 1;
+            for (k, out) in out.chunks_exact_mut(8).enumerate() {
+                // Relaxed: record words; ordered by the Acquire load of head.
+                let v = s64[(s as usize + k) & mask].load(Ordering::Relaxed);
+                out.copy_from_slice(&v.to_le_bytes());
+            }
+            return;
+        }
         let base = 2 * s as usize;
         let mask = self.words.len() - 1;
-        for (k, out) in buf[..8 * slots as usize].chunks_exact_mut(4).enumerate() {
+        for (k, out) in out.chunks_exact_mut(4).enumerate() {
             // Relaxed: record words; ordered by the Acquire load of head.
             out.copy_from_slice(
                 &self.words[(base + k) & mask]
