@@ -59,9 +59,10 @@ use crossbeam_utils::CachePadded;
 ///
 /// # Safety
 /// `words()` returns the same slice, of a length that is a power of two
-/// and at least 16, for the whole life of the value, and nothing but
-/// atomic accesses reach that memory while the value lives (other
-/// processes included: they see it through a shared mapping).
+/// and at least 16, for the whole life of the value, wherever the value is
+/// moved (the memory is not inside the value: a box, a mapping), and
+/// nothing but atomic accesses reach that memory while the value lives
+/// (other processes included: they see it through a shared mapping).
 pub unsafe trait RingStorage: Send + Sync {
     /// The ring memory.
     fn words(&self) -> &[AtomicU32];
@@ -294,6 +295,7 @@ pub fn valid_record(rec: &[u8]) -> bool {
 /// `MmapRing::new` and tests touch record words at 4 bytes only before or
 /// after anything runs concurrently. Under loom, whose atomics are not
 /// memory, there is no such view.
+#[inline]
 fn slots64(words: &[AtomicU32]) -> Option<&[AtomicU64]> {
     #[cfg(all(target_endian = "little", not(all(test, loom))))]
     if words.as_ptr() as usize % std::mem::align_of::<AtomicU64>() == 0 {
@@ -324,6 +326,13 @@ struct Placement {
 /// The ring. Mirrors the 2019 `struct watch_queue` with its mapped buffer.
 pub struct MmapRing<S: RingStorage> {
     storage: S,
+    /// `storage.words()`, kept (the same memory for the storage's life,
+    /// wherever it moves: `RingStorage`'s contract), so a post neither
+    /// calls through a `dyn` storage nor checks the alignment again.
+    words: *const AtomicU32,
+    nwords: usize,
+    /// Its 8-byte slots if `slots64` gives them, else null.
+    s64: *const AtomicU64,
     slots: u32,
     /// Bits 32..64: the claim position (slots, wrapping as `head` does);
     /// 0..32: claims in flight.
@@ -340,6 +349,14 @@ const IN_FLIGHT: u64 = 1;
 fn claim_pos(w: u64) -> u32 {
     (w >> 32) as u32
 }
+
+// SAFETY: the raw pointers point into the storage's memory, which is only
+// reached through atomics and which the ring owns (through `storage`,
+// which is Send + Sync); they add no access the storage's own `words()`
+// would not.
+unsafe impl<S: RingStorage> Send for MmapRing<S> {}
+// SAFETY: as for Send.
+unsafe impl<S: RingStorage> Sync for MmapRing<S> {}
 
 impl<S: RingStorage> std::fmt::Debug for MmapRing<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -364,7 +381,12 @@ impl<S: RingStorage> MmapRing<S> {
             return Err(Errno::EINVAL);
         }
         let slots = (words / 2) as u32;
+        let w = storage.words();
+        let s64 = slots64(w).map_or(std::ptr::null(), <[AtomicU64]>::as_ptr);
         let ring = MmapRing {
+            words: w.as_ptr(),
+            nwords: w.len(),
+            s64,
             storage,
             slots,
             claim: CachePadded::new(AtomicU64::new(u64::from(META) << 32)),
@@ -394,9 +416,27 @@ impl<S: RingStorage> MmapRing<S> {
         self.slots
     }
 
+    /// The ring memory (`storage.words()`).
+    #[inline]
+    fn words(&self) -> &[AtomicU32] {
+        // SAFETY: `words`/`nwords` came from `storage.words()`, which gives
+        // the same memory for the storage's whole life wherever it moves
+        // (`RingStorage`'s contract), and `self` owns the storage.
+        unsafe { std::slice::from_raw_parts(self.words, self.nwords) }
+    }
+
+    /// The ring memory as 8-byte slots, if it can be (see `slots64`).
+    #[inline]
+    fn slots64(&self) -> Option<&[AtomicU64]> {
+        // SAFETY: non-null only when `slots64` gave this view of the
+        // memory above, which lives as long as the storage (see `words`).
+        (!self.s64.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(self.s64, self.nwords / 2) })
+    }
+
     fn word(&self, i: u32) -> &AtomicU32 {
         // Masked: never outside the buffer whatever `i` is.
-        let w = self.storage.words();
+        let w = self.words();
         &w[i as usize & (w.len() - 1)]
     }
 
@@ -405,7 +445,7 @@ impl<S: RingStorage> MmapRing<S> {
         #[cfg(loom)]
         self.storage.note_write(s as usize);
         // Relaxed: published by the finish (Release) and the head store (Release).
-        if let Some(s64) = slots64(self.storage.words()) {
+        if let Some(s64) = self.slots64() {
             s64[s as usize].store(u64::from(lo) | u64::from(hi) << 32, Ordering::Relaxed);
             return;
         }
@@ -581,7 +621,7 @@ impl<S: RingStorage> MmapRing<S> {
     /// Writes `rec`'s words from slot `at` on (WATCH_INFO_OVERRUN added to
     /// its info word if `overrun`).
     fn write_record(&self, at: u32, rec: &[u8], overrun: bool) {
-        let w = self.storage.words();
+        let w = self.words();
         let mask = w.len() - 1;
         let base = 2 * (at & (self.slots - 1)) as usize;
         #[cfg(loom)]
@@ -589,7 +629,7 @@ impl<S: RingStorage> MmapRing<S> {
             self.storage
                 .note_write((at.wrapping_add(k) & (self.slots - 1)) as usize);
         }
-        if let Some(s64) = slots64(w) {
+        if let Some(s64) = self.slots64() {
             let mask = s64.len() - 1;
             let base = (at & (self.slots - 1)) as usize;
             let slot = |k: usize| {
@@ -745,6 +785,7 @@ impl<'a> Consumer<'a> {
         Ok(c)
     }
 
+    #[inline]
     fn word(&self, i: u32) -> u32 {
         // Relaxed: record words; ordered by the Acquire load of head.
         self.words[i as usize & (self.words.len() - 1)].load(Ordering::Relaxed)
@@ -779,6 +820,7 @@ impl<'a> Consumer<'a> {
     ///
     /// # Errors
     /// `EIO` as [`Consumer::pop`]; `ENOBUFS`: the record does not fit `buf`.
+    #[inline]
     pub fn pop_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
         let mut fits = true;
         let len = self.next(|c, s, slots| {
@@ -798,6 +840,7 @@ impl<'a> Consumer<'a> {
 
     /// The record at slot `s`: its length in slots and whether it is SKIP
     /// padding; None for a zero length (corruption).
+    #[inline]
     fn header(&self, s: u32) -> Option<(u32, bool)> {
         let (w0, info) = self.slot(s);
         let slots = (info & WATCH_INFO_LENGTH) >> WATCH_LENGTH_SHIFT;
@@ -807,6 +850,7 @@ impl<'a> Consumer<'a> {
     }
 
     /// Slot `s`'s two words.
+    #[inline]
     fn slot(&self, s: u32) -> (u32, u32) {
         if let Some(s64) = self.slots64 {
             // Relaxed: record words; ordered by the Acquire load of head.
@@ -817,6 +861,7 @@ impl<'a> Consumer<'a> {
     }
 
     /// Copies the words of the `slots` slots from slot `s` into `buf`.
+    #[inline]
     fn words_into(&self, s: u32, slots: u32, buf: &mut [u8]) {
         let out = &mut buf[..8 * slots as usize];
         if let Some(s64) = self.slots64 {
@@ -875,6 +920,7 @@ impl<'a> Consumer<'a> {
     ///   notification pipe).
     /// - `EIO` as [`Consumer::pop`], if it is the first record (otherwise
     ///   the records before it are returned and the next call reports it).
+    #[inline]
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut ret = 0;
         let mut too_big = false;
@@ -899,6 +945,7 @@ impl<'a> Consumer<'a> {
     /// start, skipping SKIP padding, handing each to `take` until it
     /// declines (false), and stores `tail` once, past what was taken.
     /// Err(EIO) if a zero-length record stopped the walk.
+    #[inline]
     fn batch(&mut self, mut take: impl FnMut(&Self, u32, u32) -> bool) -> Result<()> {
         // ORDERING: Acquire pairs with the producer's Release head store:
         // the record words below head are complete.
@@ -937,6 +984,7 @@ impl<'a> Consumer<'a> {
     /// Walks from `tail` to `head`, skipping SKIP padding, and hands the
     /// first record's words to `take`; advances `tail` past it unless `take`
     /// declines (None). None when the ring is empty.
+    #[inline]
     fn next<R>(&mut self, mut take: impl FnMut(&Self, u32, u32) -> Option<R>) -> Result<Option<R>> {
         // ORDERING: Acquire pairs with the producer's Release head store:
         // the record words below head are complete.
