@@ -303,8 +303,7 @@ impl WatchQueue {
     /// Does the queue's filter let `n` through? META records always pass.
     /// Counts a rejection.
     pub fn filter_allows(&self, n: &Notification) -> bool {
-        let f = self.filter.load();
-        let ok = match (&*f, self.is_2019()) {
+        let ok = self.filter.read(|f| match (f, self.is_2019()) {
             (None, _) => true,
             (Some(f), false) => f.matches(n.type_(), n.subtype(), n.info()),
             (Some(f), true) => n.to_v2().is_some_and(|b| {
@@ -312,7 +311,7 @@ impl WatchQueue {
                 let info = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
                 f.matches(w0 & 0x00ff_ffff, (w0 >> 24) as u8, info)
             }),
-        };
+        });
         if !ok {
             // Relaxed: statistics.
             self.stats.filtered.fetch_add(1, Ordering::Relaxed);
