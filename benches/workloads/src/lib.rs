@@ -507,7 +507,7 @@ struct Idle(u32);
 impl Idle {
     fn wait(&mut self) {
         self.0 += 1;
-        if self.0 % 64 == 0 {
+        if self.0.is_multiple_of(64) {
             thread::yield_now();
         } else {
             spin_loop();

@@ -30,10 +30,10 @@
 //!    forward (each publisher saw the previous one leave), no producer waits
 //!    for another or for the consumer, and an uncontended post costs two
 //!    read-modify-writes: the claim and the finish.
-
+//!
 //! The consumer may write anything into the shared buffer. Every access the
-//! producer makes to it is an atomic load or store of a 32-bit word at an
-//! index masked into the buffer, so a hostile consumer can corrupt what it
+//! producer makes to it is an atomic load or store of a 32-bit word or an
+//! 8-byte slot at an index masked into the buffer, so a hostile consumer can corrupt what it
 //! reads, never the producer's memory safety; a `tail` that fails
 //! validation (beyond `head`, behind by a ring or more, inside the header)
 //! makes posts fail as lost, as in 2019, until the consumer writes a sane
@@ -298,7 +298,7 @@ pub fn valid_record(rec: &[u8]) -> bool {
 #[inline]
 fn slots64(words: &[AtomicU32]) -> Option<&[AtomicU64]> {
     #[cfg(all(target_endian = "little", not(all(test, loom))))]
-    if words.as_ptr() as usize % std::mem::align_of::<AtomicU64>() == 0 {
+    if (words.as_ptr() as usize).is_multiple_of(std::mem::align_of::<AtomicU64>()) {
         // SAFETY: the memory is 8-aligned (checked), `words.len() / 2`
         // AtomicU64s cover exactly its first `2 * (len / 2)` words, lives as
         // long as `words` does, and is only ever accessed atomically
