@@ -149,6 +149,13 @@ impl WatchList {
         self.watchers.load()
     }
 
+    /// Runs `f` on the watches now, newest first, without taking a
+    /// reference to the list (what a post walks: no atomic read-modify-
+    /// write for the snapshot itself).
+    pub fn with_watches<R>(&self, f: impl FnOnce(&[Arc<Watch>]) -> R) -> R {
+        self.watchers.read(|v| f(v))
+    }
+
     /// Number of watches now.
     pub fn len(&self) -> usize {
         self.watchers.load().len()

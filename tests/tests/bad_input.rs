@@ -389,6 +389,8 @@ fn bench_smoke_run_writes_table_report_and_plot() {
             "--quick",
             "--rounds",
             "1",
+            "--runs",
+            "2",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -411,6 +413,14 @@ fn bench_smoke_run_writes_table_report_and_plot() {
     );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("![throughput](throughput.svg)"));
+    // Every cost curve: its plot, and its table with the floors beside it.
+    for curve in ["producers", "size", "capacity", "watches", "fanout"] {
+        assert!(report.contains(&format!("![curve/{curve}](curve-{curve}.svg)")));
+        let plot = std::fs::read_to_string(out.join(format!("curve-{curve}.svg"))).unwrap();
+        assert!(plot.starts_with("<svg") && plot.contains("<polyline"), "{plot}");
+    }
+    assert!(report.contains("floor: line handoff"), "{report}");
+    assert!(report.contains("range over 2 runs"), "{report}");
     let svg = std::fs::read_to_string(out.join("throughput.svg")).unwrap();
     assert!(
         svg.starts_with("<svg") && svg.matches("<rect").count() >= 19,
@@ -419,7 +429,7 @@ fn bench_smoke_run_writes_table_report_and_plot() {
     // On a terminal (util-linux's `script` gives it one) the bar is drawn,
     // then cleared.
     let cmd = format!(
-        "{} bench --quick --rounds 1 --out {} >/dev/null",
+        "{} bench --quick --rounds 1 --runs 1 --out {} >/dev/null",
         watchq().display(),
         out.display()
     );
@@ -429,7 +439,10 @@ fn bench_smoke_run_writes_table_report_and_plot() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     let tty = text(&o.stdout);
-    assert!(tty.contains("/27"), "no bar on a terminal: {tty:?}");
+    assert!(
+        tty.contains("] ") && tty.contains('#') && tty.contains('/'),
+        "no bar on a terminal: {tty:?}"
+    );
     let o = watchq_run(
         &["bench", "--quick", "--rounds", "1", "--out", "/proc/nope"],
         &[],
