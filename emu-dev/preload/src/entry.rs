@@ -11,8 +11,10 @@
 //! `O_NOTIFICATION_PIPE` makes a real pipe. Keys are all emulated
 //! (`syscall(SYS_keyctl/add_key/request_key)`, which libkeyutils uses).
 
+use crate::client;
 use crate::host::{shown, Host, Mapped};
 use crate::real;
+use crate::shared;
 use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, read_int};
 use libc::{
     c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, nfds_t, pollfd, size_t, ssize_t,
@@ -82,6 +84,18 @@ pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
 /// As libc's: `fds` points at two ints.
 #[no_mangle]
 pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    if flags as u32 & O_NOTIFICATION_PIPE != 0 && client::active() {
+        let r = shared::pipe2(flags as u32).and_then(|p| {
+            let bytes: Vec<u8> = p.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            copy_out(fds as usize, &bytes).inspect_err(|_| {
+                for fd in p {
+                    // SAFETY: the ends just made.
+                    unsafe { real::close()(fd) };
+                }
+            })
+        });
+        return ret(r.map(|()| 0)) as c_int;
+    }
     let h = match Host::get() {
         Some(h) if flags as u32 & O_NOTIFICATION_PIPE != 0 => h,
         // SAFETY: forwarded contract.
@@ -161,6 +175,9 @@ fn read_mapped(h: &Host, fd: c_int, m: &Mapped, count: usize) -> Result<Vec<u8>>
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
+    if client::emulated(fd) {
+        return ret(shared::read(fd, buf as usize, count)) as ssize_t;
+    }
     let Some((h, m)) = mapped(fd) else {
         // SAFETY: forwarded contract.
         return unsafe { real::read()(fd, buf, count) };
@@ -211,6 +228,9 @@ fn iovecs(iov: *const iovec, cnt: c_int) -> Result<Vec<(usize, usize)>> {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
+    if client::emulated(fd) {
+        return ret(iovecs(iov, cnt).and_then(|v| shared::readv(fd, &v))) as ssize_t;
+    }
     let Some((h, m)) = mapped(fd) else {
         // SAFETY: forwarded contract.
         return unsafe { real::readv()(fd, iov, cnt) };
@@ -235,6 +255,9 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssiz
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
+    if client::emulated(fd) {
+        return ret(shared::write(fd)) as ssize_t;
+    }
     let Some((h, m)) = mapped(fd) else {
         // SAFETY: forwarded contract.
         return unsafe { real::write()(fd, buf, count) };
@@ -250,6 +273,9 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
+    if client::emulated(fd) {
+        return ret(iovecs(iov, cnt).and_then(|_| shared::write(fd))) as ssize_t;
+    }
     let Some((h, m)) = mapped(fd) else {
         // SAFETY: forwarded contract.
         return unsafe { real::writev()(fd, iov, cnt) };
@@ -315,6 +341,14 @@ fn real_fd(r: c_int) -> Result<c_int> {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    if client::active() {
+        // SAFETY: forwarded contract.
+        let r = unsafe { real::dup()(fd) };
+        if r >= 0 && client::may_be_ours(fd) {
+            client::hint(r);
+        }
+        return r;
+    }
     let Some((h, m)) = mapped(fd) else {
         // SAFETY: forwarded contract.
         return unsafe { real::dup()(fd) };
@@ -352,6 +386,13 @@ unsafe fn dup_to(old: c_int, new: c_int, flags: Option<c_int>) -> c_int {
         // SAFETY: forwarded contract.
         Some(f) => unsafe { real::dup3()(a, b, f) },
     };
+    if client::active() {
+        let r = call(old, new);
+        if r >= 0 && client::may_be_ours(old) {
+            client::hint(r);
+        }
+        return r;
+    }
     let Some(h) = Host::get() else {
         return call(old, new);
     };
@@ -379,6 +420,9 @@ unsafe fn dup_to(old: c_int, new: c_int, flags: Option<c_int>) -> c_int {
 /// emulation's; descriptor flags and duplicates are the real descriptor's.
 #[no_mangle]
 pub extern "C" fn watchq_fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    if client::emulated(fd) {
+        return ret(shared::fcntl(fd, cmd, arg)) as c_int;
+    }
     let Some((h, m)) = mapped(fd) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::fcntl()(fd, cmd, arg) };
@@ -412,6 +456,12 @@ fn is_fifo(fd: c_int) -> bool {
 #[no_mangle]
 pub extern "C" fn watchq_ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
     let wq_cmd = matches!(req, IOC_WATCH_QUEUE_SET_SIZE | IOC_WATCH_QUEUE_SET_FILTER);
+    if client::emulated(fd) {
+        return ret(shared::ioctl(fd, req, arg)) as c_int;
+    }
+    if client::active() && wq_cmd && is_fifo(fd) {
+        return ret(Err::<i64, _>(Errno::ENODEV)) as c_int;
+    }
     let Some((h, m)) = mapped(fd) else {
         if let Some(h) = Host::get() {
             if wq_cmd && h.config().watch_queue && is_fifo(fd) {
@@ -463,7 +513,7 @@ pub extern "C" fn watchq_ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
 /// emulation's, the rest the real kernel's; sleeps in the real `ppoll`
 /// (on the eventfds of emulated read ends), so signals interrupt it.
 fn poll_mixed(
-    h: &Host,
+    h: Emu<'_>,
     fds: &mut [pollfd],
     timeout: Option<Duration>,
     mask: *const libc::sigset_t,
@@ -477,7 +527,7 @@ fn poll_mixed(
         let mut real_set: Vec<pollfd> = fds
             .iter()
             .map(|p| pollfd {
-                fd: if h.lookup(p.fd).is_some() { -1 } else { p.fd },
+                fd: if h.of(p.fd).is_some() { -1 } else { p.fd },
                 events: p.events,
                 revents: 0,
             })
@@ -490,15 +540,13 @@ fn poll_mixed(
         let mut ready = 0;
         let mut wakes_by_eventfd = true;
         for (p, r) in fds.iter_mut().zip(&real_set) {
-            p.revents = match h.lookup(p.fd) {
+            p.revents = match h.of(p.fd) {
                 None => r.revents,
-                Some(m) => {
-                    let mut e = [PollFd::new(m.emu, p.events as u16)];
-                    h.process().poll(&mut e, 0)?;
-                    if p.events & libc::POLLOUT != 0 || !m.read_end {
+                Some(read_end) => {
+                    if p.events & libc::POLLOUT != 0 || !read_end {
                         wakes_by_eventfd = false;
                     }
-                    e[0].revents as i16
+                    h.revents(p.fd, p.events)?
                 }
             };
             ready += c_int::from(p.revents != 0);
@@ -518,9 +566,9 @@ fn poll_mixed(
         // noticed by waking every 20 ms.
         let mut wait: Vec<pollfd> = fds
             .iter()
-            .map(|p| match h.lookup(p.fd) {
+            .map(|p| match h.of(p.fd) {
                 None => *p,
-                Some(m) if m.read_end => pollfd {
+                Some(true) => pollfd {
                     fd: p.fd,
                     events: libc::POLLIN,
                     revents: 0,
@@ -553,13 +601,78 @@ fn poll_mixed(
     }
 }
 
+/// Whose emulation a poll set meets: this process's own host, or the
+/// shared kernel.
+#[derive(Clone, Copy)]
+enum Emu<'a> {
+    Local(&'a Host),
+    Shared,
+}
+
+impl Emu<'_> {
+    /// The emulation in force, if any.
+    fn get() -> Option<Emu<'static>> {
+        if client::active() {
+            // Nothing was ever hinted: no descriptor can be emulated.
+            return client::any_hinted().then_some(Emu::Shared);
+        }
+        Host::get().map(Emu::Local)
+    }
+
+    /// Is `fd` emulated, and a read end?
+    fn of(self, fd: c_int) -> Option<bool> {
+        match self {
+            Emu::Local(h) => h.lookup(fd).map(|m| m.read_end),
+            Emu::Shared => client::emulated(fd).then(|| shared::is_read_end(fd)),
+        }
+    }
+
+    /// The emulated events of `fd` (an emulated end).
+    fn revents(self, fd: c_int, events: i16) -> Result<i16> {
+        match self {
+            Emu::Local(h) => {
+                let m = h.lookup(fd).ok_or(Errno::EBADF)?;
+                let mut e = [PollFd::new(m.emu, events as u16)];
+                h.process().poll(&mut e, 0)?;
+                Ok(e[0].revents as i16)
+            }
+            Emu::Shared => shared::poll_events(fd, events),
+        }
+    }
+
+    /// Readiness no call announces (a 2019 ring's tail), brought up to date.
+    fn sync(self) {
+        if let Emu::Local(h) = self {
+            h.sync();
+        }
+    }
+
+    fn any(self, fds: impl IntoIterator<Item = c_int>) -> bool {
+        match self {
+            Emu::Local(h) => h.any_mapped(fds),
+            Emu::Shared => fds.into_iter().any(|fd| self.of(fd).is_some()),
+        }
+    }
+
+    fn done<T: TryInto<c_long> + std::fmt::Debug>(
+        self,
+        call: std::fmt::Arguments<'_>,
+        r: Result<T>,
+    ) -> c_long {
+        match self {
+            Emu::Local(h) => done(h, call, r),
+            Emu::Shared => ret(r),
+        }
+    }
+}
+
 fn poll_entry(
     fds: *mut pollfd,
     nfds: nfds_t,
     timeout: Option<Duration>,
     mask: *const libc::sigset_t,
 ) -> Option<c_int> {
-    let h = Host::get()?;
+    let h = Emu::get()?;
     let size = std::mem::size_of::<pollfd>();
     let raw = copy_in(fds as usize, nfds as usize * size).ok()?;
     let mut set: Vec<pollfd> = raw
@@ -570,7 +683,7 @@ fn poll_entry(
             revents: 0,
         })
         .collect();
-    if !h.any_mapped(set.iter().map(|p| p.fd)) {
+    if !h.any(set.iter().map(|p| p.fd)) {
         return None;
     }
     let r = poll_mixed(h, &mut set, timeout, mask).and_then(|n| {
@@ -587,7 +700,7 @@ fn poll_entry(
             .collect();
         copy_out(fds as usize, &bytes).map(|()| n)
     });
-    Some(done(h, format_args!("poll({nfds} fds, {timeout:?})"), r) as c_int)
+    Some(h.done(format_args!("poll({nfds} fds, {timeout:?})"), r) as c_int)
 }
 
 fn ms(timeout: c_int) -> Option<Duration> {
@@ -661,7 +774,7 @@ pub unsafe extern "C" fn select(
 ) -> c_int {
     // SAFETY: forwarded contract.
     let real_select = || unsafe { real::select()(nfds, rd, wr, ex, tv) };
-    let Some(h) = Host::get() else {
+    let Some(h) = Emu::get() else {
         return real_select();
     };
     let in_set = |s: *mut libc::fd_set, fd: c_int| {
@@ -689,7 +802,7 @@ pub unsafe extern "C" fn select(
             });
         }
     }
-    if !h.any_mapped(set.iter().map(|p| p.fd)) {
+    if !h.any(set.iter().map(|p| p.fd)) {
         return real_select();
     }
     // SAFETY: `tv` is NULL or points at a timeval (libc's contract).
@@ -723,7 +836,7 @@ pub unsafe extern "C" fn select(
         }
         n
     });
-    done(h, format_args!("select({nfds})"), r) as c_int
+    h.done(format_args!("select({nfds})"), r) as c_int
 }
 
 // ---- splice and friends -----------------------------------------------
@@ -780,6 +893,11 @@ pub unsafe extern "C" fn splice(
     len: size_t,
     flags: c_uint,
 ) -> ssize_t {
+    // A notification pipe is no pipe to splice (approximated on a shared
+    // kernel: docs/exec.md).
+    if client::emulated(fd_in) || client::emulated(fd_out) {
+        return ret(Err::<ssize_t, _>(Errno::EINVAL)) as ssize_t;
+    }
     let Some(h) = Host::get().filter(|h| h.any_mapped([fd_in, fd_out])) else {
         // SAFETY: forwarded contract.
         return unsafe { real::splice()(fd_in, off_in, fd_out, off_out, len, flags) };
@@ -827,6 +945,11 @@ pub unsafe extern "C" fn splice(
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn tee(fd_in: c_int, fd_out: c_int, len: size_t, flags: c_uint) -> ssize_t {
+    // A notification pipe is no pipe to splice (approximated on a shared
+    // kernel: docs/exec.md).
+    if client::emulated(fd_in) || client::emulated(fd_out) {
+        return ret(Err::<ssize_t, _>(Errno::EINVAL)) as ssize_t;
+    }
     let Some(h) = Host::get().filter(|h| h.any_mapped([fd_in, fd_out])) else {
         // SAFETY: forwarded contract.
         return unsafe { real::tee()(fd_in, fd_out, len, flags) };
@@ -864,6 +987,11 @@ pub unsafe extern "C" fn vmsplice(
     nr: size_t,
     flags: c_uint,
 ) -> ssize_t {
+    // A notification pipe is no pipe to splice (approximated on a shared
+    // kernel: docs/exec.md).
+    if client::emulated(fd) {
+        return ret(Err::<ssize_t, _>(Errno::EBADF)) as ssize_t;
+    }
     let Some((h, _)) = mapped(fd) else {
         // SAFETY: forwarded contract.
         return unsafe { real::vmsplice()(fd, iov, nr, flags) };
@@ -894,6 +1022,11 @@ pub unsafe extern "C" fn sendfile(
     offset: *mut libc::off_t,
     count: size_t,
 ) -> ssize_t {
+    // A notification pipe is no pipe to splice (approximated on a shared
+    // kernel: docs/exec.md).
+    if client::emulated(out_fd) || client::emulated(in_fd) {
+        return ret(Err::<ssize_t, _>(Errno::EINVAL)) as ssize_t;
+    }
     let Some(h) = Host::get().filter(|h| h.any_mapped([out_fd, in_fd])) else {
         // SAFETY: forwarded contract.
         return unsafe { real::sendfile()(out_fd, in_fd, offset, count) };
@@ -980,6 +1113,25 @@ pub extern "C" fn watchq_openat(
 ) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
     let real_open = || unsafe { real::openat()(dirfd, path, flags, mode) };
+    if client::active() {
+        let fd = real_open();
+        if fd >= 0 && client::may_be_ours(fd) {
+            return fd;
+        }
+        if fd >= 0 && is_fifo(fd) {
+            // A reopen of an emulated end through /proc/self/fd stays one.
+            if let Ok(p) = c_string(path as usize, libc::PATH_MAX as usize) {
+                let n = p
+                    .strip_prefix("/proc/self/fd/")
+                    .or_else(|| p.strip_prefix("/dev/fd/"))
+                    .and_then(|n| n.parse::<c_int>().ok());
+                if n.is_some_and(client::may_be_ours) {
+                    client::hint(fd);
+                }
+            }
+        }
+        return fd;
+    }
     let Some(h) = Host::get() else {
         return real_open();
     };
@@ -1100,6 +1252,50 @@ pub extern "C" fn watchq_syscall(
 ) -> c_long {
     // SAFETY: the caller's arguments, passed on unchanged.
     let real_call = || unsafe { real::syscall()(nr, a1, a2, a3, a4, a5, a6) };
+    if client::active() {
+        let emu = |fd: c_long| c_int::try_from(fd).is_ok_and(client::emulated);
+        // SAFETY: every arm passes the arguments libc's wrapper would pass.
+        return unsafe {
+            match nr {
+                libc::SYS_keyctl => ret(shared::keyctl(a1 as c_int, [a2, a3, a4, a5])),
+                libc::SYS_add_key => ret(shared::add_key(
+                    a1 as usize,
+                    a2 as usize,
+                    a3 as usize,
+                    a4 as usize,
+                    a5 as i32,
+                )),
+                libc::SYS_request_key => {
+                    ret(shared::request_key(a1 as usize, a2 as usize, a4 as i32))
+                }
+                libc::SYS_pipe2 => c_long::from(pipe2(a1 as *mut c_int, a2 as c_int)),
+                #[cfg(target_arch = "x86_64")]
+                libc::SYS_pipe => c_long::from(pipe2(a1 as *mut c_int, 0)),
+                libc::SYS_read if emu(a1) => {
+                    read(a1 as c_int, a2 as *mut c_void, a3 as size_t) as c_long
+                }
+                libc::SYS_write if emu(a1) => {
+                    write(a1 as c_int, a2 as *const c_void, a3 as size_t) as c_long
+                }
+                libc::SYS_ioctl if emu(a1) => {
+                    c_long::from(watchq_ioctl(a1 as c_int, a2 as c_ulong, a3 as c_ulong))
+                }
+                libc::SYS_fcntl if emu(a1) => {
+                    c_long::from(watchq_fcntl(a1 as c_int, a2 as c_int, a3 as c_ulong))
+                }
+                libc::SYS_dup => c_long::from(dup(a1 as c_int)),
+                libc::SYS_dup3 => c_long::from(dup3(a1 as c_int, a2 as c_int, a3 as c_int)),
+                // Not served by the shared kernel yet (docs/exec.md).
+                SYS_WATCH_DEVICES if emu(a1) && (-1..=255).contains(&a2) => {
+                    ret(Err::<c_long, _>(Errno::EOPNOTSUPP))
+                }
+                SYS_WATCH_MOUNT | SYS_WATCH_SB if emu(a4) && (-1..=255).contains(&a5) => {
+                    ret(Err::<c_long, _>(Errno::EOPNOTSUPP))
+                }
+                _ => real_call(),
+            }
+        };
+    }
     let Some(h) = Host::get() else {
         return real_call();
     };
@@ -1352,4 +1548,20 @@ fn request_key(h: &Host, ty: usize, desc: usize, dest: i32) -> c_long {
     })();
     h.sync();
     done(h, format_args!("request_key({dest})"), r)
+}
+
+/// `recvmsg()`: descriptors received with `SCM_RIGHTS` may be emulated
+/// ends (on a shared kernel).
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: forwarded contract.
+    let n = unsafe { real::recvmsg()(fd, msg, flags) };
+    if n >= 0 {
+        // SAFETY: the msghdr recvmsg just filled.
+        unsafe { shared::hint_received(msg) };
+    }
+    n
 }

@@ -131,6 +131,11 @@ static HOST: OnceLock<Host> = OnceLock::new();
 /// the settings (a bad setting stops the program with status 2, as a
 /// wrong command line would) and starts the helper threads.
 extern "C" fn load() {
+    // On a shared kernel the kernel has the settings; this process only
+    // connects to it.
+    if crate::client::init() {
+        return;
+    }
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {

@@ -23,7 +23,9 @@
 //! the emulation (not shared with the parent); `exec` starts afresh.
 #![allow(clippy::missing_safety_doc)] // each interposer's contract is libc's
 
+mod client;
 mod entry;
 mod host;
 mod real;
+mod shared;
 mod user;

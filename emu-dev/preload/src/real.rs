@@ -61,6 +61,7 @@ real_fns! {
     fcntl: unsafe extern "C" fn(c_int, c_int, ...) -> c_int;
     openat: unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int;
     syscall: unsafe extern "C" fn(c_long, ...) -> c_long;
+    recvmsg: unsafe extern "C" fn(c_int, *mut libc::msghdr, c_int) -> ssize_t;
 }
 
 /// Writes `msg` to stderr with the real write and exits with status 127.

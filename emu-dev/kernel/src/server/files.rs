@@ -304,7 +304,7 @@ impl RemotePipe {
 
 /// The length of the record at the start of `b` (its header's length
 /// field), if a whole one is there.
-pub(crate) fn record_len(b: &[u8]) -> Option<usize> {
+pub fn record_len(b: &[u8]) -> Option<usize> {
     let info = u32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
     let n = (info & WATCH_INFO_LENGTH) as usize;
     (n >= 8 && n <= b.len()).then_some(n)

@@ -30,6 +30,7 @@ mod procs;
 use crate::kernel::Kernel;
 use crate::sock;
 use crate::wire::{Reply, Request};
+pub use files::record_len;
 use files::{End, Ident, RemotePipe};
 use parking_lot::Mutex;
 use procs::{Joined, Proc, Procs};
@@ -238,6 +239,12 @@ impl Server {
             .procs
             .get(pid, st.start)
             .map(|p| p.process.clone())
+    }
+
+    /// Brings every read end's readiness up to date (after posting from
+    /// outside a call: a script acting on the kernel directly).
+    pub fn sync(&self) {
+        self.shared.sync_all();
     }
 
     /// Stops serving: no new connection, every connection closed, every

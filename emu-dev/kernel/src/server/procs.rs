@@ -8,7 +8,7 @@
 //! them); a parent the server has not met yet (a shell's subshell that
 //! never made a call) is forked from its own nearest known ancestor first,
 //! so its later children find it. A process with no known ancestor starts
-//! afresh. Each known process has a pidfd in the server's epoll set: when
+//! afresh, in a new session keyring (as a login's first process does). Each known process has a pidfd in the server's epoll set: when
 //! the real process exits, the emulated one exits (its keyrings released).
 //!
 //! Everything here comes from the real kernel (`SO_PEERCRED`,
@@ -16,6 +16,7 @@
 
 use crate::kernel::Kernel;
 use crate::process::Process;
+use crate::syscalls::keys::KeyCalls;
 use parking_lot::Mutex;
 use rustix::process::{Pid, PidfdFlags};
 use std::collections::HashMap;
@@ -121,7 +122,14 @@ impl Procs {
         for &(p, s) in chain.iter().rev() {
             let process = match &parent {
                 Some(par) => par.fork(),
-                None => kernel.spawn(uid, gid),
+                None => {
+                    // A process with no known ancestor starts as a login
+                    // does (pam_keyinit): in a session keyring of its own,
+                    // which its descendants inherit.
+                    let p = kernel.spawn(uid, gid);
+                    let _ = p.keyctl_join_session_keyring(None);
+                    p
+                }
             };
             let entry = Arc::new(Proc {
                 pid: p,
