@@ -123,8 +123,14 @@ pub fn serve(opts: &KernelOptions, out: &mut dyn Write, detach: bool) -> Result<
     );
     let _ = out.flush();
     if detach {
-        if let Ok(null) = std::fs::File::open("/dev/null") {
+        // A parent reading our stdout sees its end; a standalone kernel
+        // also lets go of the terminal's (or a caller's) stderr, which it
+        // would otherwise hold open for good (its audit lines go to --log).
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
             let _ = rustix::stdio::dup2_stdout(&null);
+            if opts.for_tree.is_none() {
+                let _ = rustix::stdio::dup2_stderr(&null);
+            }
         }
     }
     let server = Arc::new(server);

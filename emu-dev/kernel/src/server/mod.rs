@@ -297,6 +297,9 @@ impl Shared {
         if self.audit_to_stderr {
             eprintln!("watchq kernel: {line}");
         }
+        if let Some(f) = self.log.lock().as_mut() {
+            let _ = writeln!(f, "watchq kernel: audit: {line}");
+        }
         self.audit.lock().push(line);
     }
 
