@@ -1,9 +1,9 @@
 //! One emulated kernel for a whole process tree: programs under
-//! `watchq exec --shared` (and `watchq kernel` + `--join`) share keys,
-//! queues and watches across fork, exec, `SCM_RIGHTS` and separate
-//! commands. Each pattern is also run the per-process way (plain
-//! `watchq exec`, one private kernel per process), where it fails: that
-//! is what the shared kernel fixes.
+//! `watchq exec` (and `watchq kernel` + `--join`) share keys, queues and
+//! watches across fork, exec, `SCM_RIGHTS` and separate commands. Each of
+//! these failed when every process had a private kernel of its own (the
+//! library before the shared kernel): a record that never came, a key
+//! that was not there, a read of nothing.
 //!
 //! Needs `cargo build --workspace`, gcc and keyutils (scripts/test.sh).
 
@@ -31,7 +31,7 @@ fn run(secs: &str, flags: &[&str], program: &Path, args: &[&str]) -> Output {
 }
 
 fn shared_ok(program: &Path, args: &[&str]) -> String {
-    let out = run("20", &["--shared"], program, args);
+    let out = run("20", &[], program, args);
     assert!(
         out.status.success(),
         "{:?}: {}{}",
@@ -50,31 +50,21 @@ fn sh() -> &'static Path {
 fn shared_separate_keyctl_commands_see_each_others_keys() {
     let script = "k=$(keyctl add user t x @s); keyctl print $k";
     assert_eq!(shared_ok(sh(), &["-c", script]), "x\n");
-    // Per process, the second keyctl has never heard of the key.
-    let out = run("20", &[], sh(), &["-c", script]);
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("Required key not available"));
 }
 
 #[test]
 fn shared_parent_watches_while_a_forked_child_changes_keys() {
     assert_eq!(shared_ok(&tree(), &["parent-watches"]), "sub=2\n");
-    let out = run("1", &[], &tree(), &["parent-watches"]);
-    assert_eq!(out.status.code(), Some(124), "the record never comes");
 }
 
 #[test]
 fn shared_forked_child_reads_while_the_parent_changes_keys() {
     assert_eq!(shared_ok(&tree(), &["child-reads"]), "sub=1\nsub=1\n");
-    let out = run("1", &[], &tree(), &["child-reads"]);
-    assert_eq!(out.status.code(), Some(124));
 }
 
 #[test]
 fn shared_reader_execd_with_the_inherited_end() {
     assert_eq!(shared_ok(&tree(), &["exec-reader"]), "sub=1\nsub=1\n");
-    let out = run("5", &[], &tree(), &["exec-reader"]);
-    assert!(!out.status.success());
 }
 
 #[test]

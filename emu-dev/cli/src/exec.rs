@@ -6,12 +6,12 @@
 //! `watchq` (as `env` and `fakeroot` do), so its exit status, its signals
 //! and its process id are the program's own.
 //!
-//! With `--shared` the settings configure a kernel started for the tree
-//! (`watchq kernel --for-tree`, in the background, not a child of the
-//! program), and the program gets `WATCHQ_KERNEL`, the kernel's socket,
-//! which the library in it and in every descendant connects to. With
-//! `--join SOCKET`, or `WATCHQ_KERNEL` already in the environment, the
-//! program joins that kernel instead.
+//! The settings configure one kernel started for the program and all its
+//! descendants (`watchq kernel --for-tree`, in the background, not a child
+//! of the program), and the program gets `WATCHQ_KERNEL`, the kernel's
+//! socket, which the library in it and in every descendant connects to.
+//! With `--join SOCKET`, or `WATCHQ_KERNEL` already in the environment,
+//! the program joins that kernel instead.
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -25,8 +25,6 @@ pub const PRELOAD_NAME: &str = "libwatchq_preload.so";
 /// Settings for one run.
 #[derive(Clone, Debug, Default)]
 pub struct ExecOptions {
-    /// Start one kernel for the whole tree (`watchq kernel --for-tree`).
-    pub shared: bool,
     /// Join the kernel listening at this socket.
     pub join: Option<PathBuf>,
     /// Build the emulated kernel without notification support (ENOPKG).
@@ -56,20 +54,9 @@ pub fn preload_path() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The command that runs `program` with `args` under the preload `lib`.
-pub fn command(lib: &Path, opts: &ExecOptions, program: &OsString, args: &[OsString]) -> Command {
-    command_on(lib, opts, None, program, args)
-}
-
-/// The command that runs `program` under the preload `lib`, on the kernel
-/// at `kernel` when given (the settings are then that kernel's).
-fn command_on(
-    lib: &Path,
-    opts: &ExecOptions,
-    kernel: Option<&Path>,
-    program: &OsString,
-    args: &[OsString],
-) -> Command {
+/// The command that runs `program` with `args` under the preload `lib`,
+/// on the kernel listening at `kernel`.
+fn command(lib: &Path, kernel: &Path, program: &OsString, args: &[OsString]) -> Command {
     let mut c = Command::new(program);
     c.args(args);
     let mut preload = lib.as_os_str().to_owned();
@@ -78,25 +65,7 @@ fn command_on(
         preload.push(old);
     }
     c.env("LD_PRELOAD", preload);
-    if let Some(k) = kernel {
-        c.env("WATCHQ_KERNEL", k);
-        return c;
-    }
-    if opts.no_notifications {
-        c.env("WATCHQ_NOTIFICATIONS", "off");
-    }
-    if let Some(l) = &opts.log {
-        c.env("WATCHQ_LOG", l);
-    }
-    if let Some(s) = &opts.script {
-        c.env("WATCHQ_SCRIPT", s);
-    }
-    if let Some(p) = &opts.policy {
-        c.env("WATCHQ_POLICY", p);
-    }
-    if let Some(d) = opts.gc_delay {
-        c.env("WATCHQ_KEY_GC_DELAY", d.to_string());
-    }
+    c.env("WATCHQ_KERNEL", kernel);
     c
 }
 
@@ -116,19 +85,22 @@ pub fn run(
              build it with `cargo build --workspace` or set WATCHQ_PRELOAD to its path"
         )
     })?;
+    let settings = opts.no_notifications
+        || opts.log.is_some()
+        || opts.script.is_some()
+        || opts.gc_delay.is_some()
+        || opts.policy.is_some();
     let kernel = if let Some(j) = &opts.join {
-        if opts.no_notifications
-            || opts.log.is_some()
-            || opts.script.is_some()
-            || opts.gc_delay.is_some()
-            || opts.policy.is_some()
-        {
+        if settings {
             return Err(
                 "--join: the joined kernel's settings apply (give them to `watchq kernel`)".into(),
             );
         }
-        Some(j.clone())
-    } else if opts.shared {
+        j.clone()
+    } else if let Some(k) = std::env::var_os("WATCHQ_KERNEL").filter(|k| !settings && !k.is_empty())
+    {
+        PathBuf::from(k)
+    } else {
         let kopts = crate::kernel::KernelOptions {
             no_notifications: opts.no_notifications,
             gc_delay: opts.gc_delay,
@@ -137,12 +109,8 @@ pub fn run(
             script: opts.script.clone(),
             for_tree: Some(std::process::id()),
         };
-        Some(crate::kernel::start_detached(&kopts)?)
-    } else {
-        std::env::var_os("WATCHQ_KERNEL")
-            .filter(|k| !k.is_empty())
-            .map(PathBuf::from)
+        crate::kernel::start_detached(&kopts)?
     };
-    let err = command_on(&lib, opts, kernel.as_deref(), program, args).exec();
+    let err = command(&lib, &kernel, program, args).exec();
     Err(format!("{}: {err}", program.to_string_lossy()))
 }

@@ -132,7 +132,9 @@ enum Cmd {
     /// Run an unmodified program on watchq (LD_PRELOAD).
     ///
     /// The program's notification pipes, ioctls, keys and watches are
-    /// emulated; the rest of its I/O is untouched (docs/exec.md).
+    /// emulated, on one kernel for the program and all its descendants
+    /// (started for it, or the running one at --join or $WATCHQ_KERNEL);
+    /// the rest of its I/O is untouched (docs/exec.md).
     ///
     /// Exit status: the program's own; 127 the program or the preload
     /// library cannot be run; 2 a bad setting (policy or script file, log).
@@ -141,13 +143,9 @@ enum Cmd {
     ///   watchq exec -- keyctl supports
     ///   watchq exec --no-notifications -- keyctl supports
     ///   watchq exec --log calls.log -- keyctl show @s
-    ///   watchq exec --shared -- sh -c 'k=$(keyctl add user t x @s); keyctl print $k'
+    ///   watchq exec -- sh -c 'k=$(keyctl add user t x @s); keyctl print $k'
     #[command(verbatim_doc_comment)]
     Exec {
-        /// One kernel for the program and all its descendants: start one
-        /// (it lives while the tree does) and run the program on it.
-        #[arg(long, conflicts_with = "join")]
-        shared: bool,
         /// Run the program on the running kernel at SOCKET (`watchq
         /// kernel` prints it; default: $WATCHQ_KERNEL when set).
         #[arg(long, value_name = "SOCKET")]
@@ -247,7 +245,6 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Exec {
-            shared,
             join,
             no_notifications,
             log,
@@ -257,7 +254,6 @@ fn main() -> ExitCode {
             command,
         } => {
             let opts = watchq::exec::ExecOptions {
-                shared,
                 join,
                 no_notifications,
                 log,

@@ -61,6 +61,8 @@ pub type CallResult<T> = std::result::Result<T, CallError>;
 #[derive(Debug)]
 pub struct Remote {
     sock: OwnedFd,
+    /// What the kernel said at hello (bit 1: notification support).
+    hello: i64,
     /// The receive buffer (one per connection: calls are serialised).
     buf: Mutex<Vec<u8>>,
 }
@@ -85,17 +87,32 @@ impl Remote {
         rustix::net::sockopt::set_socket_passcred(&sock, true).map_err(|e| g(e.into()))?;
         let addr = SocketAddrUnix::new(path).map_err(|e| g(e.into()))?;
         rustix::net::connect(&sock, &addr).map_err(|e| g(e.into()))?;
-        let r = Remote {
+        // Out of the program's way: it expects the lowest free numbers to
+        // be the next ones it gets (pipe2 after start-up is 3 and 4).
+        let sock = [1000, 500, 100]
+            .into_iter()
+            .find_map(|min| rustix::io::fcntl_dupfd_cloexec(&sock, min).ok())
+            .unwrap_or(sock);
+        let mut r = Remote {
             sock,
+            hello: 0,
             buf: Mutex::new(Vec::with_capacity(MAX_MSG + 1)),
         };
         match r.call(&Request::Hello { exec }, None) {
             Ok((rep, _)) => match rep.result() {
-                Ok(_) => Ok(r),
+                Ok(v) => {
+                    r.hello = v;
+                    Ok(r)
+                }
                 Err(e) => Err(Gone(io::Error::from_raw_os_error(e.as_raw()))),
             },
             Err(g) => Err(g),
         }
+    }
+
+    /// Does the kernel have notification support (`CONFIG_WATCH_QUEUE`)?
+    pub fn watch_queue(&self) -> bool {
+        self.hello & 2 != 0
     }
 
     /// The connection's socket (to keep it out of the program's way).
@@ -207,13 +224,87 @@ impl Remote {
         self.value(&Request::Fcntl { cmd, arg }, Some(fd))
     }
 
-    /// The emulated `poll()` events of `fd`.
+    /// The emulated `poll()` events of `fd` (draining readiness bytes the
+    /// server says are left over).
     ///
     /// # Errors
     /// EBADF: not an emulated end.
     pub fn poll(&self, fd: BorrowedFd<'_>, events: u16) -> CallResult<u16> {
-        self.value(&Request::Poll { events }, Some(fd))
-            .map(|v| v as u16)
+        let (r, _) = self.call(&Request::Poll { events }, Some(fd))?;
+        drain(fd, r.drain);
+        Ok(r.result()? as u16)
+    }
+
+    /// `open("/dev/watch_queue", flags)`: the program's descriptor.
+    ///
+    /// # Errors
+    /// As the kernel's open (ENOENT without CONFIG_WATCH_QUEUE).
+    pub fn open_dev(&self, flags: u32) -> CallResult<OwnedFd> {
+        let (r, fds) = self.call(&Request::OpenDev { flags }, None)?;
+        r.result()?;
+        fds.into_iter()
+            .next()
+            .ok_or(CallError::Errno(Errno::EMFILE))
+    }
+
+    /// `mmap()` of the device descriptor `fd`: the ring's memfd to map.
+    ///
+    /// # Errors
+    /// As the 2019 driver's mmap checks.
+    pub fn mmap(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: u64,
+        shared: bool,
+        offset: u64,
+    ) -> CallResult<OwnedFd> {
+        let (r, fds) = self.call(
+            &Request::Mmap {
+                len,
+                shared,
+                offset,
+            },
+            Some(fd),
+        )?;
+        r.result()?;
+        fds.into_iter()
+            .next()
+            .ok_or(CallError::Errno(Errno::EMFILE))
+    }
+
+    /// watch_devices(2) on the queue `fd` (None: not a queue).
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn watch_devices(
+        &self,
+        fd: Option<BorrowedFd<'_>>,
+        tag: i32,
+        flags: u32,
+    ) -> CallResult<()> {
+        self.value(&Request::WatchDevices { tag, flags }, fd)
+            .map(drop)
+    }
+
+    /// watch_mount(2) or (`sb`) watch_sb(2) of absolute `path`.
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn watch_path(
+        &self,
+        sb: bool,
+        path: &str,
+        at_flags: u32,
+        fd: Option<BorrowedFd<'_>>,
+        tag: i32,
+    ) -> CallResult<()> {
+        let req = Request::WatchPath {
+            sb,
+            path: path.into(),
+            at_flags,
+            tag,
+        };
+        self.value(&req, fd).map(drop)
     }
 
     /// add_key(2).

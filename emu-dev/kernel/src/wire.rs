@@ -134,6 +134,42 @@ pub enum Request {
     },
     /// The statistics of the queue behind `fd`.
     Stats,
+    /// `open("/dev/watch_queue", flags)`: the reply carries the program's
+    /// descriptor (a real pipe's read end, readable while the ring has
+    /// records).
+    OpenDev {
+        /// open's flags.
+        flags: u32,
+    },
+    /// `mmap()` of the `/dev/watch_queue` descriptor `fd`: the reply
+    /// carries the ring's memfd, which the caller maps itself.
+    Mmap {
+        /// Length asked for.
+        len: u64,
+        /// `MAP_SHARED`.
+        shared: bool,
+        /// Offset asked for.
+        offset: u64,
+    },
+    /// watch_devices(2) on the queue `fd`.
+    WatchDevices {
+        /// Tag, or −1 to remove.
+        tag: i32,
+        /// Flags.
+        flags: u32,
+    },
+    /// watch_mount(2) (`sb` false) or watch_sb(2) on the queue `fd`, of an
+    /// absolute path.
+    WatchPath {
+        /// watch_sb rather than watch_mount.
+        sb: bool,
+        /// The path.
+        path: String,
+        /// `AT_*` flags.
+        at_flags: u32,
+        /// Tag, or −1 to remove.
+        tag: i32,
+    },
 }
 
 /// The kernel's answer: `errno` 0 and `value`, or the errno. `drain` is how
@@ -347,6 +383,10 @@ mod op {
     pub const KEYCTL: u8 = 10;
     pub const RLIMIT: u8 = 11;
     pub const STATS: u8 = 12;
+    pub const OPEN_DEV: u8 = 13;
+    pub const MMAP: u8 = 14;
+    pub const WATCH_DEVICES: u8 = 15;
+    pub const WATCH_PATH: u8 = 16;
 }
 
 impl Request {
@@ -400,6 +440,26 @@ impl Request {
             }
             Request::Rlimit { soft, hard } => w.u8(op::RLIMIT).u64(*soft).u64(*hard),
             Request::Stats => w.u8(op::STATS),
+            Request::OpenDev { flags } => w.u8(op::OPEN_DEV).u32(*flags),
+            Request::Mmap {
+                len,
+                shared,
+                offset,
+            } => w.u8(op::MMAP).u64(*len).u8(u8::from(*shared)).u64(*offset),
+            Request::WatchDevices { tag, flags } => {
+                w.u8(op::WATCH_DEVICES).u32(*tag as u32).u32(*flags)
+            }
+            Request::WatchPath {
+                sb,
+                path,
+                at_flags,
+                tag,
+            } => w
+                .u8(op::WATCH_PATH)
+                .u8(u8::from(*sb))
+                .bytes(path.as_bytes())
+                .u32(*at_flags)
+                .u32(*tag as u32),
         };
         w.0
     }
@@ -448,6 +508,22 @@ impl Request {
                 hard: r.u64()?,
             },
             op::STATS => Request::Stats,
+            op::OPEN_DEV => Request::OpenDev { flags: r.u32()? },
+            op::MMAP => Request::Mmap {
+                len: r.u64()?,
+                shared: r.bool()?,
+                offset: r.u64()?,
+            },
+            op::WATCH_DEVICES => Request::WatchDevices {
+                tag: r.i32()?,
+                flags: r.u32()?,
+            },
+            op::WATCH_PATH => Request::WatchPath {
+                sb: r.bool()?,
+                path: r.str()?,
+                at_flags: r.u32()?,
+                tag: r.i32()?,
+            },
             other => return Err(WireError::Op(other)),
         };
         r.finish()?;
@@ -469,6 +545,11 @@ impl Request {
             Request::Keyctl { .. } => "keyctl",
             Request::Rlimit { .. } => "rlimit",
             Request::Stats => "stats",
+            Request::OpenDev { .. } => "open(/dev/watch_queue)",
+            Request::Mmap { .. } => "mmap",
+            Request::WatchDevices { .. } => "watch_devices",
+            Request::WatchPath { sb: false, .. } => "watch_mount",
+            Request::WatchPath { sb: true, .. } => "watch_sb",
         }
     }
 }
@@ -551,6 +632,19 @@ mod tests {
             },
             Request::Rlimit { soft: 1, hard: 2 },
             Request::Stats,
+            Request::OpenDev { flags: 2 },
+            Request::Mmap {
+                len: 4096,
+                shared: true,
+                offset: 0,
+            },
+            Request::WatchDevices { tag: -1, flags: 0 },
+            Request::WatchPath {
+                sb: true,
+                path: "/mnt".into(),
+                at_flags: 0,
+                tag: 3,
+            },
         ]
     }
 

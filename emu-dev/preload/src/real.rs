@@ -3,7 +3,7 @@
 //!
 //! Every call the emulation does not take (an fd that is not watchq's, a
 //! syscall number it does not emulate) goes to these, and so does the
-//! library's own I/O on its eventfds and log file, which must never come
+//! library's own I/O (the readiness bytes it drains, its messages), which must never come
 //! back through the interposers.
 
 use libc::{

@@ -22,7 +22,12 @@ fn borrow(fd: c_int) -> BorrowedFd<'static> {
 }
 
 fn last_errno() -> Errno {
-    crate::host::last_errno()
+    crate::entry::last_errno()
+}
+
+/// Does the kernel have notification support (`CONFIG_WATCH_QUEUE`)?
+pub(crate) fn notifications() -> bool {
+    with(false, |k| Ok(k.watch_queue())).unwrap_or(true)
 }
 
 /// `pipe2(O_NOTIFICATION_PIPE | flags)`: real pipe ends from the kernel.
@@ -165,7 +170,9 @@ pub(crate) fn ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> Result<i64> {
             copy_out(arg as usize, &(n as i32).to_ne_bytes())?;
             Ok(0)
         }
-        IOC_WATCH_QUEUE_SET_FILTER if arg != 0 => {
+        IOC_WATCH_QUEUE_SET_FILTER | watchq_core::uapi::v2::IOC_WATCH_QUEUE_SET_FILTER
+            if arg != 0 =>
+        {
             let mut mem = copy_in_prefix(arg as usize, 8);
             if mem.len() == 8 {
                 let nr = u32::from_ne_bytes(mem[..4].try_into().expect("4 bytes"));
@@ -339,4 +346,70 @@ pub(crate) unsafe fn hint_received(msg: *const libc::msghdr) {
             c = libc::CMSG_NXTHDR(msg, c);
         }
     }
+}
+
+/// `open("/dev/watch_queue")` on the shared kernel: a real pipe's read end
+/// that is readable while the 2019 ring has records.
+pub(crate) fn open_dev(flags: c_int) -> Result<c_int> {
+    let fd = with(false, |k| k.open_dev(flags as u32))?.into_raw_fd();
+    hint(fd);
+    client::remember_fd(fd, true);
+    if flags & libc::O_CLOEXEC == 0 {
+        // SAFETY: our new descriptor; clears close-on-exec.
+        unsafe { real::fcntl()(fd, libc::F_SETFD, 0) };
+    }
+    Ok(fd)
+}
+
+/// `mmap()` of a device descriptor: the ring's memfd, mapped here.
+pub(crate) fn mmap(
+    addr: *mut libc::c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> Result<*mut libc::c_void> {
+    let shared = flags & libc::MAP_SHARED != 0;
+    let memfd = with(false, |k| {
+        k.mmap(borrow(fd), len as u64, shared, off as u64)
+    })?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: the caller's mapping request, on the ring's memfd.
+    let p = unsafe { real::mmap()(addr, len, prot, flags, memfd.as_raw_fd(), 0) };
+    if p == libc::MAP_FAILED {
+        return Err(last_errno());
+    }
+    Ok(p)
+}
+
+/// watch_devices(2) on the shared kernel.
+pub(crate) fn watch_devices(fd: c_int, tag: i32, flags: u32) -> Result<c_long> {
+    mirror_rlimit();
+    let q = emulated_fd(fd);
+    with(false, |k| k.watch_devices(q, tag, flags)).map(|()| 0)
+}
+
+/// watch_mount(2)/watch_sb(2) on the shared kernel: absolute paths (or
+/// relative to `/`, the emulation's working directory).
+pub(crate) fn watch_path(
+    sb: bool,
+    dfd: c_int,
+    path: usize,
+    at_flags: u32,
+    fd: c_int,
+    tag: i32,
+) -> Result<c_long> {
+    mirror_rlimit();
+    let p = c_string(path, libc::PATH_MAX as usize)?;
+    if dfd != libc::AT_FDCWD && !p.starts_with('/') {
+        return Err(Errno::EBADF);
+    }
+    let q = emulated_fd(fd);
+    with(false, |k| k.watch_path(sb, &p, at_flags, q, tag)).map(|()| 0)
+}
+
+/// `fd` to send with a watch call, when it is an emulated end.
+fn emulated_fd(fd: c_int) -> Option<BorrowedFd<'static>> {
+    client::emulated(fd).then(|| borrow(fd))
 }

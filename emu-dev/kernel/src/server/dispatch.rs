@@ -12,8 +12,11 @@ use super::files::{whole_records, End, RemotePipe};
 use super::{Conn, Shared};
 use crate::file::OpenFile;
 use crate::process::Process;
+use crate::syscalls::dev_watch_queue::DevWatchQueueCalls;
+use crate::syscalls::devices::DeviceCalls;
 use crate::syscalls::file::FileCalls;
 use crate::syscalls::keys::{cmd, KeyCalls};
+use crate::syscalls::mount::{MountCalls, AT_FDCWD};
 use crate::syscalls::pipe::PipeCalls;
 use crate::syscalls::poll::{PollCalls, PollFd};
 use crate::syscalls::read_write::ReadWriteCalls;
@@ -21,13 +24,16 @@ use crate::syscalls::watch_queue::WatchQueueCalls;
 use crate::wire::{Reply, Request, MAX_READ};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use watchq_core::ring::mmap::RingStorage;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
 use watchq_sources::keys::Anchors;
 
-/// Runs `f` with `file` installed in `p`'s fd table.
+/// Runs `f` with `file` installed in `p`'s fd table (past its
+/// `RLIMIT_NOFILE`: the real descriptor exists already, the number is the
+/// server's own).
 fn with_fd<R>(p: &Process, file: &Arc<OpenFile>, f: impl FnOnce(i32) -> Result<R>) -> Result<R> {
-    let fd = p.install(file.clone(), false)?;
+    let fd = p.fd_table().alloc(file.clone(), false, 0, u64::MAX)?;
     let r = f(fd);
     let _ = p.fd_table().remove(fd);
     r
@@ -120,13 +126,81 @@ pub(super) fn handle(
                 p.poll(&mut e, 0)?;
                 Ok(e[0].revents)
             });
-            value(r.map(|mut ev| {
+            let mut reply = value(r.map(|mut ev| {
                 if f.readable() && pipe.front_len() > 0 {
                     ev |= (POLLIN | POLLRDNORM) & events;
                 }
                 i64::from(ev)
-            }))
+            }));
+            // Nothing to read: readiness bytes left over are the poller's
+            // to drain (a 2019 ring emptied in its mapping, a reader gone).
+            if reply.errno == 0
+                && events & POLLIN != 0
+                && reply.value as u16 & POLLIN == 0
+                && matches!(&target, Some((_, End::Read)))
+            {
+                reply.drain = pipe.drain_for_poller() as u32;
+            }
+            reply
         }),
+        Request::OpenDev { flags } => match open_dev(s, p, flags) {
+            Ok(fd) => {
+                give = vec![fd];
+                Reply::ok(0)
+            }
+            Err(e) => Reply::err(e),
+        },
+        Request::Mmap {
+            len,
+            shared,
+            offset,
+        } => on_file(&target, |f, _| {
+            let r = with_fd(p, &f, |fd| {
+                let q = p.mmap_watch_queue(fd, len as usize, shared, offset)?;
+                let ring = q.ring_2019().ok_or(Errno::EINVAL)?;
+                let file = ring.storage().file().ok_or(Errno::ENODEV)?;
+                file.try_clone().map_err(|_| Errno::ENFILE)
+            });
+            match r {
+                Ok(file) => {
+                    give = vec![OwnedFd::from(file)];
+                    Reply::ok(0)
+                }
+                Err(e) => Reply::err(e),
+            }
+        }),
+        Request::WatchDevices { tag, flags } => {
+            let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));
+            value(
+                match file {
+                    Some(f) => with_fd(p, &f, |fd| p.watch_devices(fd, tag, flags)),
+                    None => p.watch_devices(-1, tag, flags),
+                }
+                .map(|()| 0),
+            )
+        }
+        Request::WatchPath {
+            sb,
+            path,
+            at_flags,
+            tag,
+        } => {
+            let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));
+            let call = |fd: i32| {
+                if sb {
+                    p.watch_sb(AT_FDCWD, &path, at_flags, fd, tag)
+                } else {
+                    p.watch_mount(AT_FDCWD, &path, at_flags, fd, tag)
+                }
+            };
+            value(
+                match file {
+                    Some(f) => with_fd(p, &f, call),
+                    None => call(-1),
+                }
+                .map(|()| 0),
+            )
+        }
         Request::AddKey {
             ktype,
             desc,
@@ -232,7 +306,8 @@ fn hello(s: &Arc<Shared>, c: &mut Conn, exec: bool, uid: u32, gid: u32) -> Reply
         s.kernel.key_gc();
     }
     c.proc_ = Some(proc_);
-    Reply::ok(i64::from(fresh))
+    // Bit 0: a new emulated process; bit 1: notification support.
+    Reply::ok(i64::from(fresh) | (i64::from(s.kernel.config().watch_queue) << 1))
 }
 
 fn pipe2(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<[OwnedFd; 2]> {
@@ -250,6 +325,15 @@ fn pipe2(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<[OwnedFd; 2]> {
     let made = RemotePipe::make(s.next_pipe_id(), rd, wr, flags)?;
     s.add_pipe(&made.pipe);
     Ok(made.give)
+}
+
+fn open_dev(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<OwnedFd> {
+    let fd = p.open("/dev/watch_queue", flags & !O_CLOEXEC)?;
+    let file = p.fd_table().remove(fd)?.file;
+    let queue = with_fd(p, &file, |fd| p.watch_queue(fd))?;
+    let (pipe, give) = RemotePipe::make_device(s.next_pipe_id(), file, queue, flags)?;
+    s.add_pipe(&pipe);
+    Ok(give)
 }
 
 fn read(c: &mut Conn, p: &Process, pipe: &Arc<RemotePipe>, count: usize) -> Reply {

@@ -91,8 +91,11 @@ pub(crate) struct RemotePipe {
     pub(crate) read_file: Mutex<Option<Arc<OpenFile>>>,
     /// The emulated write end; None once released.
     pub(crate) write_file: Mutex<Option<Arc<OpenFile>>>,
-    /// (A, B) identities.
+    /// (A, B) identities (B is A's again for the device).
     pub(crate) idents: (Ident, Ident),
+    /// A `/dev/watch_queue` open file (no write end, no pipe B) rather
+    /// than a notification pipe.
+    pub(crate) device: bool,
     ready: Mutex<Ready>,
 }
 
@@ -152,6 +155,7 @@ impl RemotePipe {
             read_file: Mutex::new(Some(rd)),
             write_file: Mutex::new(Some(wr)),
             idents,
+            device: false,
             ready: Mutex::new(Ready {
                 a_w: Some(a_w),
                 b_r: Some(b_r),
@@ -162,6 +166,42 @@ impl RemotePipe {
             pipe,
             give: [a_r, b_w],
         })
+    }
+
+    /// Wraps an open of `/dev/watch_queue` (`dev`, its queue `queue`) in
+    /// one real pipe: the program's descriptor is its read end.
+    ///
+    /// # Errors
+    /// The real `pipe2`'s.
+    pub(crate) fn make_device(
+        id: u64,
+        dev: Arc<OpenFile>,
+        queue: Arc<WatchQueue>,
+        flags: u32,
+    ) -> Result<(Arc<RemotePipe>, OwnedFd)> {
+        let (a_r, a_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
+            .map_err(io::Error::from)
+            .map_err(io_err)?;
+        for (fd, on) in [(&a_w, true), (&a_r, flags & O_NONBLOCK != 0)] {
+            if on {
+                let fl = rustix::fs::fcntl_getfl(fd).unwrap_or(OFlags::empty());
+                let _ = rustix::fs::fcntl_setfl(fd, fl | OFlags::NONBLOCK);
+            }
+        }
+        let a = ident(&a_r).ok_or(Errno::EINVAL)?;
+        let pipe = Arc::new(RemotePipe {
+            id,
+            queue,
+            read_file: Mutex::new(Some(dev)),
+            write_file: Mutex::new(None),
+            idents: (a, a),
+            device: true,
+            ready: Mutex::new(Ready {
+                a_w: Some(a_w),
+                ..Ready::default()
+            }),
+        });
+        Ok((pipe, a_r))
     }
 
     /// Runs `f` on the server's ends (A's write end, B's read end), for
@@ -183,7 +223,7 @@ impl RemotePipe {
     }
 
     fn writers_gone(&self) -> bool {
-        self.write_file.lock().is_none()
+        !self.device && self.write_file.lock().is_none()
     }
 
     /// Every real read end is closed: the emulated read end is released
@@ -255,6 +295,14 @@ impl RemotePipe {
         let d = pending.saturating_sub(r.outstanding + keep);
         r.outstanding += d;
         d
+    }
+
+    /// After a poll that found nothing to read: the bytes of A the poller
+    /// must drain (a 2019 consumer empties its ring by moving the tail in
+    /// its mapping, which no call announces; its poll catches up here).
+    pub(crate) fn drain_for_poller(&self) -> u64 {
+        let mut r = self.ready.lock();
+        self.drain_for_reader(&mut r)
     }
 
     /// A reader kept (or broke) its promise to drain `n` bytes.

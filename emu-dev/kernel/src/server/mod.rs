@@ -365,7 +365,9 @@ impl Shared {
         {
             let mut m = self.idents.lock();
             m.insert(pipe.idents.0, (pipe.clone(), End::Read));
-            m.insert(pipe.idents.1, (pipe.clone(), End::Write));
+            if !pipe.device {
+                m.insert(pipe.idents.1, (pipe.clone(), End::Write));
+            }
         }
         pipe.with_server_ends(|a_w, b_r| {
             if let Some(a) = a_w {
@@ -404,6 +406,11 @@ impl Shared {
             End::Read => {
                 p.release_read();
                 self.idents.lock().remove(&p.idents.0);
+                // The device has no write end to wait for.
+                if p.device {
+                    self.pipes.lock().remove(&pipe_id);
+                    return;
+                }
             }
             End::Write => {
                 p.release_write();

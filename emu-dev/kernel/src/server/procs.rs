@@ -127,6 +127,9 @@ impl Procs {
                     // does (pam_keyinit): in a session keyring of its own,
                     // which its descendants inherit.
                     let p = kernel.spawn(uid, gid);
+                    // The user's keyrings exist before the session (a
+                    // login's look-up makes them first).
+                    let _ = p.keyctl_get_keyring_id(watchq_core::uapi::KEY_SPEC_USER_KEYRING, true);
                     let _ = p.keyctl_join_session_keyring(None);
                     p
                 }
