@@ -11,6 +11,13 @@
  *   sigpipe         a signal handler writes to a self-pipe (setitimer,
  *                   every 2 ms) while the main thread sleeps in read()
  *   block           sleep in read() (the kernel is killed meanwhile)
+ *   pollblock       sleep in poll() (the kernel is killed meanwhile)
+ *   vfork-close     a vfork child closes both ends and exits; the
+ *                   parent's own ends still read what is posted after
+ *   close-range     close_range() over both ends (the kernel sees the
+ *                   last close: its --log says so)
+ *   efault          read() into a page the program cannot write: EFAULT,
+ *                   and the record is still there for the next read
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -162,6 +170,52 @@ int main(int argc, char **argv)
 		printf("blocking\n");
 		fflush(stdout);
 		return read_records(fds[0], 1) ? 3 : 0;
+	}
+	if (strcmp(mode, "pollblock") == 0) {
+		if (watched(key, fds) < 0)
+			return 1;
+		printf("polling\n");
+		fflush(stdout);
+		struct pollfd p = { .fd = fds[0], .events = POLLIN };
+		int n = poll(&p, 1, 10000);
+		printf("poll = %d%s\n", n, n == 1 && (p.revents & POLLHUP) ? " POLLHUP" : "");
+		fflush(stdout);
+		return read_records(fds[0], 1) ? 3 : 0;
+	}
+	if (strcmp(mode, "vfork-close") == 0) {
+		if (watched(key, fds) < 0)
+			return 1;
+		pid_t c = vfork();
+		if (c == 0) {
+			close(fds[0]);
+			close(fds[1]);
+			_exit(0);
+		}
+		waitpid(c, NULL, 0);
+		syscall(SYS_keyctl, KEYCTL_UPDATE, key, "w", 1);
+		return read_records(fds[0], 1);
+	}
+	if (strcmp(mode, "close-range") == 0) {
+		if (watched(key, fds) < 0)
+			return 1;
+		int lo = fds[0] < fds[1] ? fds[0] : fds[1];
+		int hi = fds[0] < fds[1] ? fds[1] : fds[0];
+		if (close_range(lo, hi, 0) < 0)
+			return perror("close_range"), 1;
+		usleep(300000);
+		printf("closed\n");
+		return 0;
+	}
+	if (strcmp(mode, "efault") == 0) {
+		if (watched(key, fds) < 0)
+			return 1;
+		syscall(SYS_keyctl, KEYCTL_UPDATE, key, "w", 1);
+		char *page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct pollfd p = { .fd = fds[0], .events = POLLIN };
+		poll(&p, 1, 2000);
+		ssize_t r = read(fds[0], page, 256);
+		printf("read(unwritable) = %zd %s\n", r, r < 0 ? strerror(errno) : "");
+		return read_records(fds[0], 1);
 	}
 	fprintf(stderr, "usage: tree MODE\n");
 	return 2;

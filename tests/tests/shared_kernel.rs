@@ -52,6 +52,13 @@ fn shared_separate_keyctl_commands_see_each_others_keys() {
     assert_eq!(shared_ok(sh(), &["-c", script]), "x\n");
 }
 
+/// A program that clears its environment stays on the tree's kernel.
+#[test]
+fn shared_env_i_stays_in_the_tree() {
+    let script = "k=$(env -i keyctl add user t x @s); env -i keyctl print $k";
+    assert_eq!(shared_ok(sh(), &["-c", script]), "x\n");
+}
+
 #[test]
 fn shared_parent_watches_while_a_forked_child_changes_keys() {
     assert_eq!(shared_ok(&tree(), &["parent-watches"]), "sub=2\n");
@@ -108,6 +115,46 @@ fn shared_keyctl_watch_sees_other_commands() {
     assert!(lines[1].contains(" unlk "), "{out}");
 }
 
+/// A vfork child that closes both ends closes its own copies only.
+#[test]
+fn shared_vfork_child_closes_the_end() {
+    assert_eq!(shared_ok(&tree(), &["vfork-close"]), "sub=1\n");
+}
+
+/// close_range over both ends: the kernel learns of the last close from
+/// the real kernel (no close() was interposed) and releases the pipe.
+#[test]
+fn shared_close_range_over_an_emulated_end_is_the_last_close() {
+    let log = std::env::temp_dir().join(format!("wq-close-range-{}.log", std::process::id()));
+    let out = run(
+        "20",
+        &["--log", log.to_str().unwrap()],
+        &tree(),
+        &["close-range"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let end = Instant::now() + Duration::from_secs(3);
+    loop {
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        if l.contains("read end released (last close)") && l.contains("write end released") {
+            break;
+        }
+        assert!(Instant::now() < end, "{l}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&log);
+}
+
+/// A read into memory the program cannot write is EFAULT and leaves the
+/// record queued (the kernel's pipe_read() does).
+#[test]
+fn shared_efault_leaves_the_records_queued() {
+    assert_eq!(
+        shared_ok(&tree(), &["efault"]),
+        "read(unwritable) = -1 Bad address\nsub=1\n"
+    );
+}
+
 /// `watchq kernel` starts a kernel separate programs join; killing it
 /// makes a client blocked in read() fail within a second, with a message.
 #[test]
@@ -151,6 +198,52 @@ fn shared_kernel_killed_while_a_client_blocks_in_read() {
         "{}",
         text(&out.stderr)
     );
+    let _ = std::fs::remove_dir_all(Path::new(&sock).parent().unwrap());
+}
+
+/// The kernel killed while a client sleeps in poll(): the poll wakes within
+/// a second (the kernel's end of the real pipe is gone) and fails with EIO,
+/// as every call on the dead kernel does.
+#[test]
+fn shared_kernel_killed_while_a_client_blocks_in_poll() {
+    let out = Command::new(watchq()).arg("kernel").output().unwrap();
+    let lines = text(&out.stdout);
+    let sock = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL="))
+        .unwrap()
+        .to_string();
+    let pid: i32 = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL_PID="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let child = Command::new("timeout")
+        .arg("10")
+        .arg(watchq())
+        .args(["exec", "--join", &sock, "--"])
+        .arg(tree())
+        .arg("pollblock")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    // SAFETY: plain kill(2) of the kernel we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "polling\npoll = -1\nread: Input/output error\n"
+    );
+    assert!(text(&out.stderr).contains("gone"), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(Path::new(&sock).parent().unwrap());
 }
 

@@ -94,6 +94,11 @@ pub(crate) fn init() -> bool {
         // SAFETY: registers a handler that only touches our statics.
         unsafe { libc::pthread_atfork(None, None, Some(child)) };
         scan_inherited();
+        extern "C" {
+            fn watchq_exec_env_init();
+        }
+        // SAFETY: reads the environment and this library's path once.
+        unsafe { watchq_exec_env_init() };
         // Introduce this new image now (its thread and process keyrings go).
         let _ = with(true, |_| Ok(()));
     }

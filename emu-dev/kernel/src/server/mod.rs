@@ -402,6 +402,18 @@ impl Shared {
         let Some(p) = self.pipes.lock().get(&pipe_id).cloned() else {
             return;
         };
+        if let Some(f) = self.log.lock().as_mut() {
+            let what = if p.device { "/dev/watch_queue" } else { "pipe" };
+            let _ = writeln!(
+                f,
+                "watchq kernel: {what} {pipe_id}: {} released (last close)",
+                if end == End::Read {
+                    "read end"
+                } else {
+                    "write end"
+                }
+            );
+        }
         match end {
             End::Read => {
                 p.release_read();
