@@ -14,6 +14,9 @@ use watchq_kernel::wire::MAX_READ;
 
 /// `KEY_MAX_DESC_SIZE` with its NUL.
 const MAX_DESC: usize = 4095;
+/// The longest key type name (the kernel copies it into a 32-byte buffer
+/// with its NUL: 32 characters is EINVAL).
+const MAX_TYPE: usize = 31;
 
 fn borrow(fd: c_int) -> BorrowedFd<'static> {
     // SAFETY: the caller checked `fd` is open in this process (it is an
@@ -261,12 +264,12 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
             copy_result(&d, a[0] as usize, a[1] as usize, false)
         }
         cmd::SEARCH => {
-            let t = c_string(a[1] as usize, 32)?;
+            let t = c_string(a[1] as usize, MAX_TYPE)?;
             let d = c_string(a[2] as usize, MAX_DESC)?;
             call((Some(t), Some(d)), None).map(|r| r.0 as c_long)
         }
         cmd::RESTRICT_KEYRING => {
-            let t = opt_string(a[1] as usize, 32)?;
+            let t = opt_string(a[1] as usize, MAX_TYPE)?;
             let r = opt_string(a[2] as usize, MAX_DESC)?;
             call((t, r), None).map(|r| r.0 as c_long)
         }
@@ -307,7 +310,7 @@ pub(crate) fn add_key(
     if plen > 1024 * 1024 - 1 {
         return Err(Errno::EINVAL);
     }
-    let t = c_string(ty, 32)?;
+    let t = c_string(ty, MAX_TYPE)?;
     let d = opt_string(desc, MAX_DESC)?;
     let data = if plen == 0 {
         Vec::new()
@@ -319,7 +322,7 @@ pub(crate) fn add_key(
 
 /// request_key(2) on the shared kernel.
 pub(crate) fn request_key(ty: usize, desc: usize, dest: i32) -> Result<c_long> {
-    let t = c_string(ty, 32)?;
+    let t = c_string(ty, MAX_TYPE)?;
     let d = c_string(desc, MAX_DESC)?;
     with(false, |k| k.request_key(&t, &d, dest)).map(c_long::from)
 }

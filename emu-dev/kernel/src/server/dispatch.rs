@@ -213,6 +213,7 @@ pub(super) fn handle(
         Request::RequestKey { ktype, desc, dest } => {
             value(p.request_key(&ktype, &desc, dest).map(i64::from))
         }
+        Request::Keyctl { op, .. } if op == KEYCTL_SESSION_TO_PARENT => session_to_parent(s, c, p),
         Request::Keyctl {
             op,
             args,
@@ -325,6 +326,37 @@ fn pipe2(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<[OwnedFd; 2]> {
     let made = RemotePipe::make(s.next_pipe_id(), rd, wr, flags)?;
     s.add_pipe(&made.pipe);
     Ok(made.give)
+}
+
+/// `KEYCTL_SESSION_TO_PARENT`.
+const KEYCTL_SESSION_TO_PARENT: u32 = 18;
+
+/// KEYCTL_SESSION_TO_PARENT: the caller's real parent gets the caller's
+/// session keyring (the kernel installs it when the parent next returns to
+/// user space; here at once). Mirrors `keyctl_session_to_parent()`.
+///
+/// # Errors
+/// EPERM: the parent is not a process of this kernel, or another user's.
+fn session_to_parent(s: &Arc<Shared>, c: &Conn, p: &Process) -> Reply {
+    let session = match p.anchors().session {
+        Some(k) => k,
+        None => match p.keyctl_get_keyring_id(watchq_core::uapi::KEY_SPEC_SESSION_KEYRING, false) {
+            Ok(k) => k,
+            Err(e) => return Reply::err(e),
+        },
+    };
+    let Some(parent) = super::procs::stat(c.pid)
+        .and_then(|st| super::procs::stat(st.ppid).map(|ps| (st.ppid, ps)))
+        .and_then(|(ppid, ps)| s.procs.get(ppid, ps.start))
+    else {
+        return Reply::err(Errno::EPERM);
+    };
+    if parent.process.cred().uid != p.cred().uid {
+        return Reply::err(Errno::EPERM);
+    }
+    parent.process.anchors().session = Some(session);
+    s.kernel.key_gc();
+    Reply::ok(0)
 }
 
 fn open_dev(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<OwnedFd> {
