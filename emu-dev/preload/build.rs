@@ -6,9 +6,25 @@
 
 use std::{env, fs, path::PathBuf};
 
-/// The entry points defined in C (variadic in libc).
+/// The entry points defined in C (variadic in libc, or the exec family).
 const C_EXPORTS: &[&str] = &[
-    "ioctl", "syscall", "fcntl", "fcntl64", "open", "open64", "openat", "openat64",
+    "ioctl",
+    "syscall",
+    "fcntl",
+    "fcntl64",
+    "open",
+    "open64",
+    "openat",
+    "openat64",
+    "execve",
+    "execvpe",
+    "execv",
+    "execvp",
+    "execl",
+    "execlp",
+    "execle",
+    "posix_spawn",
+    "posix_spawnp",
 ];
 
 fn main() {

@@ -5,6 +5,13 @@
 //! settings as `WATCHQ_*` variables, and executes the program in place of
 //! `watchq` (as `env` and `fakeroot` do), so its exit status, its signals
 //! and its process id are the program's own.
+//!
+//! The settings configure one kernel started for the program and all its
+//! descendants (`watchq kernel --for-tree`, in the background, not a child
+//! of the program), and the program gets `WATCHQ_KERNEL`, the kernel's
+//! socket, which the library in it and in every descendant connects to.
+//! With `--join SOCKET`, or `WATCHQ_KERNEL` already in the environment,
+//! the program joins that kernel instead.
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -18,6 +25,8 @@ pub const PRELOAD_NAME: &str = "libwatchq_preload.so";
 /// Settings for one run.
 #[derive(Clone, Debug, Default)]
 pub struct ExecOptions {
+    /// Join the kernel listening at this socket.
+    pub join: Option<PathBuf>,
     /// Build the emulated kernel without notification support (ENOPKG).
     pub no_notifications: bool,
     /// Log every emulated call to this file.
@@ -45,8 +54,9 @@ pub fn preload_path() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The command that runs `program` with `args` under the preload `lib`.
-pub fn command(lib: &Path, opts: &ExecOptions, program: &OsString, args: &[OsString]) -> Command {
+/// The command that runs `program` with `args` under the preload `lib`,
+/// on the kernel listening at `kernel`.
+fn command(lib: &Path, kernel: &Path, program: &OsString, args: &[OsString]) -> Command {
     let mut c = Command::new(program);
     c.args(args);
     let mut preload = lib.as_os_str().to_owned();
@@ -55,21 +65,7 @@ pub fn command(lib: &Path, opts: &ExecOptions, program: &OsString, args: &[OsStr
         preload.push(old);
     }
     c.env("LD_PRELOAD", preload);
-    if opts.no_notifications {
-        c.env("WATCHQ_NOTIFICATIONS", "off");
-    }
-    if let Some(l) = &opts.log {
-        c.env("WATCHQ_LOG", l);
-    }
-    if let Some(s) = &opts.script {
-        c.env("WATCHQ_SCRIPT", s);
-    }
-    if let Some(p) = &opts.policy {
-        c.env("WATCHQ_POLICY", p);
-    }
-    if let Some(d) = opts.gc_delay {
-        c.env("WATCHQ_KEY_GC_DELAY", d.to_string());
-    }
+    c.env("WATCHQ_KERNEL", kernel);
     c
 }
 
@@ -89,6 +85,32 @@ pub fn run(
              build it with `cargo build --workspace` or set WATCHQ_PRELOAD to its path"
         )
     })?;
-    let err = command(&lib, opts, program, args).exec();
+    let settings = opts.no_notifications
+        || opts.log.is_some()
+        || opts.script.is_some()
+        || opts.gc_delay.is_some()
+        || opts.policy.is_some();
+    let kernel = if let Some(j) = &opts.join {
+        if settings {
+            return Err(
+                "--join: the joined kernel's settings apply (give them to `watchq kernel`)".into(),
+            );
+        }
+        j.clone()
+    } else if let Some(k) = std::env::var_os("WATCHQ_KERNEL").filter(|k| !settings && !k.is_empty())
+    {
+        PathBuf::from(k)
+    } else {
+        let kopts = crate::kernel::KernelOptions {
+            no_notifications: opts.no_notifications,
+            gc_delay: opts.gc_delay,
+            policy: opts.policy.clone(),
+            log: opts.log.clone(),
+            script: opts.script.clone(),
+            for_tree: Some(std::process::id()),
+        };
+        crate::kernel::start_detached(&kopts)?
+    };
+    let err = command(&lib, &kernel, program, args).exec();
     Err(format!("{}: {err}", program.to_string_lossy()))
 }

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod format;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+pub mod kernel;
 pub mod monitor;
 pub mod scenario;
 

@@ -143,7 +143,9 @@ enum Cmd {
     /// Run an unmodified program on watchq (LD_PRELOAD).
     ///
     /// The program's notification pipes, ioctls, keys and watches are
-    /// emulated; the rest of its I/O is untouched (docs/exec.md).
+    /// emulated, on one kernel for the program and all its descendants
+    /// (started for it, or the running one at --join or $WATCHQ_KERNEL);
+    /// the rest of its I/O is untouched (docs/exec.md).
     ///
     /// Exit status: the program's own; 127 the program or the preload
     /// library cannot be run; 2 a bad setting (policy or script file, log).
@@ -152,8 +154,13 @@ enum Cmd {
     ///   watchq exec -- keyctl supports
     ///   watchq exec --no-notifications -- keyctl supports
     ///   watchq exec --log calls.log -- keyctl show @s
+    ///   watchq exec -- sh -c 'k=$(keyctl add user t x @s); keyctl print $k'
     #[command(verbatim_doc_comment)]
     Exec {
+        /// Run the program on the running kernel at SOCKET (`watchq
+        /// kernel` prints it; default: $WATCHQ_KERNEL when set).
+        #[arg(long, value_name = "SOCKET")]
+        join: Option<PathBuf>,
         /// Emulate a kernel without CONFIG_WATCH_QUEUE (pipe2 fails with ENOPKG).
         #[arg(long)]
         no_notifications: bool,
@@ -173,12 +180,83 @@ enum Cmd {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Start one emulated kernel that separate processes join.
+    ///
+    /// Prints how to join it (`export $(watchq kernel)`): WATCHQ_KERNEL,
+    /// the socket that `watchq exec` (and the preload library in every
+    /// process under it) connects to, and WATCHQ_KERNEL_PID. SIGTERM
+    /// stops it and removes its socket (docs/exec.md).
+    ///
+    /// Exit status: 0 started (or, with --foreground, stopped by a
+    /// signal); 2 a bad setting; 1 the kernel could not start.
+    ///
+    /// Examples:
+    ///   export $(watchq kernel) && watchq exec -- keyctl add user k v @u && kill $WATCHQ_KERNEL_PID
+    #[command(verbatim_doc_comment)]
+    Kernel {
+        /// Run in this process until SIGTERM or SIGINT.
+        #[arg(long)]
+        foreground: bool,
+        /// Emulate a kernel without CONFIG_WATCH_QUEUE.
+        #[arg(long)]
+        no_notifications: bool,
+        /// Log every call to FILE.
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// Seconds before a revoked or expired key is collected (default 300).
+        #[arg(long, value_name = "SECS")]
+        gc_delay: Option<u64>,
+        /// A security policy file to put in force (docs/policy.md).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// A key script run as the --for-tree process once it joins.
+        #[arg(long, value_name = "FILE", hide = true)]
+        script: Option<PathBuf>,
+        /// Stop once process PID and every process served have exited.
+        #[arg(long, value_name = "PID", hide = true)]
+        for_tree: Option<u32>,
+        /// (internal) stdout goes to /dev/null after the join lines.
+        #[arg(long, hide = true)]
+        detach: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Kernel {
+            foreground,
+            no_notifications,
+            log,
+            gc_delay,
+            policy,
+            script,
+            for_tree,
+            detach,
+        } => {
+            let opts = watchq::kernel::KernelOptions {
+                no_notifications,
+                gc_delay,
+                policy,
+                log,
+                script,
+                for_tree,
+            };
+            let r = if foreground {
+                watchq::kernel::serve(&opts, &mut std::io::stdout(), detach)
+            } else {
+                watchq::kernel::start_background(&opts).map(|(_, lines)| print!("{lines}"))
+            };
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("watchq kernel: {e}");
+                    ExitCode::from(if e.starts_with("--") { 2 } else { 1 })
+                }
+            }
+        }
         Cmd::Exec {
+            join,
             no_notifications,
             log,
             script,
@@ -187,6 +265,7 @@ fn main() -> ExitCode {
             command,
         } => {
             let opts = watchq::exec::ExecOptions {
+                join,
                 no_notifications,
                 log,
                 script,
@@ -195,7 +274,8 @@ fn main() -> ExitCode {
             };
             let Err(e) = watchq::exec::run(&opts, &command[0], &command[1..]);
             eprintln!("watchq exec: {e}");
-            ExitCode::from(127)
+            // A bad setting is 2, as the library's own check says it.
+            ExitCode::from(if e.starts_with("--") { 2 } else { 127 })
         }
         Cmd::Bench {
             out,

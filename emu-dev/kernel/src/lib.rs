@@ -38,9 +38,13 @@ pub mod fuzz;
 mod kernel;
 mod pipe;
 mod process;
+pub mod remote;
 pub mod script;
+pub mod server;
+mod sock;
 pub mod syscalls;
 mod task;
+pub mod wire;
 
 pub use file::OpenFile;
 pub use kernel::{Kernel, KernelConfig};

@@ -2,35 +2,33 @@
 //!
 //! Each function checks whether its descriptor (or syscall number) is
 //! watchq's. If not, it calls the real libc function with the same
-//! arguments, so the program's other I/O is untouched. If so, it runs the
-//! emulated system call through the [`Host`] and returns its result the C
-//! way (-1 and `errno`). The variadic ones (`ioctl`, `fcntl`, `open`,
-//! `openat`, `syscall`) arrive here from the C shims as `watchq_*`.
+//! arguments, so the program's other I/O is untouched: for a descriptor
+//! that check is one atomic load of the hint bitmap ([`client`]), no lock
+//! and no allocation. If so, it runs the emulated call on the kernel
+//! ([`shared`]) and returns its result the C way (-1 and `errno`). The
+//! variadic ones (`ioctl`, `fcntl`, `open`, `openat`, `syscall`) arrive
+//! here from the C shims as `watchq_*`.
 //!
-//! Only notification pipes are emulated: `pipe2` without
+//! Emulated descriptors are real pipe ends, so `close`, `lseek`, `fork`,
+//! `exec`, `close_range` and friends are not interposed at all; the dup
+//! family and `recvmsg` only pass the hint on. Only notification pipes
+//! and the 2019 device are emulated: `pipe2` without
 //! `O_NOTIFICATION_PIPE` makes a real pipe. Keys are all emulated
 //! (`syscall(SYS_keyctl/add_key/request_key)`, which libkeyutils uses).
 
-use crate::host::{shown, Host, Mapped};
+use crate::client;
 use crate::real;
-use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, read_int};
+use crate::shared;
+use crate::user::{c_string, copy_in, copy_out};
 use libc::{
     c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, nfds_t, pollfd, size_t, ssize_t,
 };
 use std::time::{Duration, Instant};
-use watchq_core::uapi::v2;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
-use watchq_kernel::keyctl::cmd;
-use watchq_kernel::prelude::*;
-use watchq_kernel::PollFd;
 
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: c_int = 1024;
-/// Largest single emulated read (records are at most 127 bytes each).
-const MAX_READ: usize = 1 << 20;
-/// `KEY_MAX_DESC_SIZE` with its NUL.
-const MAX_DESC: usize = 4095;
 
 fn set_errno(e: c_int) {
     // SAFETY: __errno_location returns this thread's errno slot.
@@ -48,20 +46,21 @@ fn ret<T: TryInto<c_long>>(r: Result<T>) -> c_long {
     }
 }
 
-/// The host and the mapping of `fd`, if `fd` is an emulated pipe end.
-fn mapped(fd: c_int) -> Option<(&'static Host, Mapped)> {
-    let h = Host::get()?;
-    h.lookup(fd).map(|m| (h, m))
+/// The calling thread's errno as an [`Errno`] (EIO for numbers watchq has no name for).
+pub(crate) fn last_errno() -> Errno {
+    let raw = std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO);
+    Errno::from_raw(raw).unwrap_or(Errno::EIO)
 }
 
-/// Logs an emulated call and returns its result the C way.
-fn done<T: TryInto<c_long> + std::fmt::Debug>(
-    h: &Host,
-    call: std::fmt::Arguments<'_>,
-    r: Result<T>,
-) -> c_long {
-    h.log(format_args!("{call} = {}", shown(&r)));
-    ret(r)
+/// The result of a real call that returns a descriptor.
+fn real_fd(r: c_int) -> Result<c_int> {
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r)
+    }
 }
 
 // ---- pipes ------------------------------------------------------------
@@ -76,84 +75,30 @@ pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
     unsafe { pipe2(fds, 0) }
 }
 
-/// `pipe2()`: with `O_NOTIFICATION_PIPE`, an emulated notification pipe.
+/// `pipe2()`: with `O_NOTIFICATION_PIPE`, an emulated notification pipe
+/// (two real pipe ends the kernel made).
 ///
 /// # Safety
 /// As libc's: `fds` points at two ints.
 #[no_mangle]
 pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
-    let h = match Host::get() {
-        Some(h) if flags as u32 & O_NOTIFICATION_PIPE != 0 => h,
+    if flags as u32 & O_NOTIFICATION_PIPE == 0 || !client::active() {
         // SAFETY: forwarded contract.
-        _ => return unsafe { real::pipe2()(fds, flags) },
-    };
-    let r = notification_pipe(h, flags as u32).and_then(|p| {
+        return unsafe { real::pipe2()(fds, flags) };
+    }
+    let r = shared::pipe2(flags as u32).and_then(|p| {
         let bytes: Vec<u8> = p.iter().flat_map(|v| v.to_ne_bytes()).collect();
         copy_out(fds as usize, &bytes).inspect_err(|_| {
             for fd in p {
-                close_mapped(h, fd);
+                // SAFETY: the ends just made.
+                unsafe { real::close()(fd) };
             }
-        })?;
-        Ok(p)
+        })
     });
-    h.log(format_args!("pipe2({flags:#x}) = {}", shown(&r)));
-    ret(r.map(|_| 0)) as c_int
-}
-
-fn notification_pipe(h: &Host, flags: u32) -> Result<[c_int; 2]> {
-    let p = h.process();
-    let [er, ew] = p.pipe2(flags)?;
-    let rr = h.new_eventfd(flags).inspect_err(|_| {
-        let _ = (p.close(er), p.close(ew));
-    })?;
-    let rw = h.new_eventfd(flags).inspect_err(|_| {
-        let _ = (p.close(er), p.close(ew));
-        // SAFETY: our own eventfd.
-        unsafe { real::close()(rr) };
-    })?;
-    h.register(rr, er, true, None);
-    h.register(rw, ew, false, None);
-    Ok([rr, rw])
-}
-
-fn close_mapped(h: &Host, fd: c_int) {
-    if let Some(m) = h.unregister(fd) {
-        let _ = h.process().close(m.emu);
-        // SAFETY: the eventfd behind `fd` is ours to close.
-        unsafe { real::close()(fd) };
-        h.sync();
-    }
+    ret(r.map(|()| 0)) as c_int
 }
 
 // ---- read and write ---------------------------------------------------
-
-/// Reads from an emulated end into user memory at `addr`, sleeping (in the
-/// real `poll`, so a signal interrupts it with EINTR) when it would block.
-fn read_mapped(h: &Host, fd: c_int, m: &Mapped, count: usize) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; count.min(MAX_READ)];
-    loop {
-        let r = h.process().read_nowait(m.emu, &mut buf);
-        h.sync();
-        match r {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(buf);
-            }
-            Err(Errno::EAGAIN) if !h.nonblocking(m) => {
-                let mut p = pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                if unsafe { real::poll()(&mut p, 1, -1) } < 0 {
-                    return Err(Errno::EINTR);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
 
 /// `read()`.
 ///
@@ -161,13 +106,11 @@ fn read_mapped(h: &Host, fd: c_int, m: &Mapped, count: usize) -> Result<Vec<u8>>
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
-    let Some((h, m)) = mapped(fd) else {
-        // SAFETY: forwarded contract.
-        return unsafe { real::read()(fd, buf, count) };
-    };
-    let r = read_mapped(h, fd, &m, count)
-        .and_then(|data| copy_out(buf as usize, &data).map(|()| data.len()));
-    done(h, format_args!("read({fd}, {count})"), r) as ssize_t
+    if client::emulated(fd) {
+        return ret(shared::read(fd, buf as usize, count)) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::read()(fd, buf, count) }
 }
 
 /// `__read_chk()` (`read` under `_FORTIFY_SOURCE`).
@@ -211,22 +154,11 @@ fn iovecs(iov: *const iovec, cnt: c_int) -> Result<Vec<(usize, usize)>> {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    let Some((h, m)) = mapped(fd) else {
-        // SAFETY: forwarded contract.
-        return unsafe { real::readv()(fd, iov, cnt) };
-    };
-    let r = iovecs(iov, cnt).and_then(|v| {
-        let total = v.iter().map(|&(_, l)| l).sum();
-        let data = read_mapped(h, fd, &m, total)?;
-        let mut rest = &data[..];
-        for (base, len) in v {
-            let n = len.min(rest.len());
-            copy_out(base, &rest[..n])?;
-            rest = &rest[n..];
-        }
-        Ok(data.len())
-    });
-    done(h, format_args!("readv({fd}, {cnt})"), r) as ssize_t
+    if client::emulated(fd) {
+        return ret(iovecs(iov, cnt).and_then(|v| shared::readv(fd, &v))) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::readv()(fd, iov, cnt) }
 }
 
 /// `write()`: EBADF on a read end, EXDEV on a write end.
@@ -235,13 +167,11 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssiz
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
-    let Some((h, m)) = mapped(fd) else {
-        // SAFETY: forwarded contract.
-        return unsafe { real::write()(fd, buf, count) };
-    };
-    // A notification pipe refuses before it looks at the data.
-    let r = h.process().write(m.emu, &[]);
-    done(h, format_args!("write({fd}, {count})"), r) as ssize_t
+    if client::emulated(fd) {
+        return ret(shared::write(fd)) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::write()(fd, buf, count) }
 }
 
 /// `writev()`.
@@ -250,63 +180,21 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    let Some((h, m)) = mapped(fd) else {
-        // SAFETY: forwarded contract.
-        return unsafe { real::writev()(fd, iov, cnt) };
-    };
-    let r = iovecs(iov, cnt).and_then(|_| h.process().write(m.emu, &[]));
-    done(h, format_args!("writev({fd}, {cnt})"), r) as ssize_t
-}
-
-/// `lseek()`: ESPIPE on an emulated end.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn lseek(fd: c_int, off: libc::off_t, whence: c_int) -> libc::off_t {
-    let Some((h, m)) = mapped(fd) else {
-        // SAFETY: forwarded contract.
-        return unsafe { real::lseek()(fd, off, whence) };
-    };
-    let r = h.process().lseek(m.emu, off, whence);
-    done(h, format_args!("lseek({fd}, {off}, {whence})"), r) as libc::off_t
+    if client::emulated(fd) {
+        return ret(iovecs(iov, cnt).and_then(|_| shared::write(fd))) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::writev()(fd, iov, cnt) }
 }
 
 // ---- descriptors ------------------------------------------------------
 
-/// `close()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    let Some((h, _)) = mapped(fd) else {
-        // SAFETY: forwarded contract.
-        return unsafe { real::close()(fd) };
-    };
-    close_mapped(h, fd);
-    h.log(format_args!("close({fd}) = 0"));
-    0
-}
-
-/// Makes real descriptor `nfd` (a fresh duplicate of `fd`'s eventfd) an
-/// emulated duplicate of `m`.
-fn dup_into(h: &Host, m: &Mapped, nfd: c_int) -> Result<c_int> {
-    let e = h.process().dup(m.emu).inspect_err(|_| {
-        // SAFETY: the duplicate we just made.
-        unsafe { real::close()(nfd) };
-    })?;
-    h.register(nfd, e, m.read_end, Some(m));
-    Ok(nfd)
-}
-
-/// The result of a real call that returns a descriptor.
-fn real_fd(r: c_int) -> Result<c_int> {
-    if r < 0 {
-        Err(crate::host::last_errno())
-    } else {
-        Ok(r)
+/// A duplicate of a number that may be emulated may be emulated too.
+fn pass_hint(old: c_int, new: c_int) -> c_int {
+    if new >= 0 && client::may_be_ours(old) {
+        client::hint(new);
     }
+    new
 }
 
 /// `dup()`.
@@ -315,13 +203,8 @@ fn real_fd(r: c_int) -> Result<c_int> {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
-    let Some((h, m)) = mapped(fd) else {
-        // SAFETY: forwarded contract.
-        return unsafe { real::dup()(fd) };
-    };
-    // SAFETY: a valid descriptor.
-    let r = real_fd(unsafe { real::dup()(fd) }).and_then(|nfd| dup_into(h, &m, nfd));
-    done(h, format_args!("dup({fd})"), r) as c_int
+    // SAFETY: forwarded contract.
+    pass_hint(fd, unsafe { real::dup()(fd) })
 }
 
 /// `dup2()`.
@@ -331,7 +214,7 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { dup_to(old, new, None) }
+    pass_hint(old, unsafe { real::dup2()(old, new) })
 }
 
 /// `dup3()`.
@@ -341,60 +224,22 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { dup_to(old, new, Some(flags)) }
+    pass_hint(old, unsafe { real::dup3()(old, new, flags) })
 }
 
-/// dup2 (`flags` None) or dup3.
-unsafe fn dup_to(old: c_int, new: c_int, flags: Option<c_int>) -> c_int {
-    let call = |a, b| match flags {
-        // SAFETY: forwarded contract.
-        None => unsafe { real::dup2()(a, b) },
-        // SAFETY: forwarded contract.
-        Some(f) => unsafe { real::dup3()(a, b, f) },
-    };
-    let Some(h) = Host::get() else {
-        return call(old, new);
-    };
-    let (from, to) = (h.lookup(old), h.lookup(new));
-    if from.is_none() && to.is_none() {
-        return call(old, new);
-    }
-    if old == new {
-        return call(old, new);
-    }
-    let r = real_fd(call(old, new)).and_then(|nfd| {
-        if let Some(t) = h.unregister(new) {
-            let _ = h.process().close(t.emu);
-        }
-        match &from {
-            Some(m) => dup_into(h, m, nfd),
-            None => Ok(nfd),
-        }
-    });
-    h.sync();
-    done(h, format_args!("dup3({old}, {new}, {flags:?})"), r) as c_int
-}
-
-/// `fcntl()` on an emulated end: status flags and pipe sizes are the
-/// emulation's; descriptor flags and duplicates are the real descriptor's.
+/// `fcntl()` on an emulated end: the pipe sizes are the kernel's, the rest
+/// the real descriptor's.
 #[no_mangle]
 pub extern "C" fn watchq_fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    let Some((h, m)) = mapped(fd) else {
-        // SAFETY: the caller's arguments, passed on unchanged.
-        return unsafe { real::fcntl()(fd, cmd, arg) };
-    };
-    let r = match cmd {
-        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
-            // SAFETY: a valid descriptor.
-            real_fd(unsafe { real::fcntl()(fd, cmd, arg) })
-                .and_then(|nfd| dup_into(h, &m, nfd))
-                .map(i64::from)
-        }
-        F_GETFL | F_SETFL | F_GETPIPE_SZ | F_SETPIPE_SZ => h.process().fcntl(m.emu, cmd, arg),
-        // SAFETY: the caller's arguments, on the eventfd.
-        _ => real_fd(unsafe { real::fcntl()(fd, cmd, arg) }).map(i64::from),
-    };
-    done(h, format_args!("fcntl({fd}, {cmd}, {arg:#x})"), r) as c_int
+    if client::emulated(fd) {
+        return ret(shared::fcntl(fd, cmd, arg)) as c_int;
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let r = unsafe { real::fcntl()(fd, cmd, arg) };
+    if matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) {
+        return pass_hint(fd, r);
+    }
+    r
 }
 
 // ---- ioctl ------------------------------------------------------------
@@ -411,73 +256,38 @@ fn is_fifo(fd: c_int) -> bool {
 /// ENODEV as on a kernel with notification support.
 #[no_mangle]
 pub extern "C" fn watchq_ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
-    let wq_cmd = matches!(req, IOC_WATCH_QUEUE_SET_SIZE | IOC_WATCH_QUEUE_SET_FILTER);
-    let Some((h, m)) = mapped(fd) else {
-        if let Some(h) = Host::get() {
-            if wq_cmd && h.config().watch_queue && is_fifo(fd) {
-                return done(
-                    h,
-                    format_args!("ioctl({fd}, {req:#x})"),
-                    Err::<i64, _>(Errno::ENODEV),
-                ) as c_int;
-            }
-        }
-        // SAFETY: the caller's arguments, passed on unchanged.
-        return unsafe { real::ioctl()(fd, req, arg) };
-    };
-    let p = h.process();
-    let r = match req {
-        FIOCLEX | FIONCLEX => {
-            // SAFETY: close-on-exec belongs to the real descriptor.
-            unsafe { real::ioctl()(fd, req, 0) };
-            Ok(0)
-        }
-        FIONBIO => {
-            read_int(arg as usize).and_then(|v| p.ioctl(m.emu, req, 1, Some(&mut v.to_ne_bytes())))
-        }
-        FIONREAD => p
-            .fionread(m.emu)
-            .and_then(|n| copy_out(arg as usize, &(n as i32).to_ne_bytes()))
-            .map(|()| 0),
-        IOC_WATCH_QUEUE_SET_FILTER | v2::IOC_WATCH_QUEUE_SET_FILTER if arg != 0 => {
-            // The kernel reads the header, checks the count, then reads
-            // the entries: pass what of that is readable.
-            let mut mem = copy_in_prefix(arg as usize, 8);
-            if mem.len() == 8 {
-                let nr = u32::from_ne_bytes(mem[..4].try_into().expect("4 bytes"));
-                if (1..=WATCH_QUEUE_MAX_FILTERS).contains(&nr) {
-                    mem = copy_in_prefix(arg as usize, 8 + 44 * nr as usize);
-                }
-            }
-            p.ioctl(m.emu, req, arg, Some(&mut mem))
-        }
-        _ => p.ioctl(m.emu, req, arg, None),
-    };
-    h.sync();
-    done(h, format_args!("ioctl({fd}, {req:#x}, {arg:#x})"), r) as c_int
+    if client::emulated(fd) {
+        return ret(shared::ioctl(fd, req, arg)) as c_int;
+    }
+    if matches!(req, IOC_WATCH_QUEUE_SET_SIZE | IOC_WATCH_QUEUE_SET_FILTER)
+        && client::active()
+        && is_fifo(fd)
+        && shared::notifications()
+    {
+        return ret(Err::<i64, _>(Errno::ENODEV)) as c_int;
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real::ioctl()(fd, req, arg) }
 }
 
 // ---- poll and select --------------------------------------------------
 
 /// Polls a set that contains emulated ends: their readiness is the
 /// emulation's, the rest the real kernel's; sleeps in the real `ppoll`
-/// (on the eventfds of emulated read ends), so signals interrupt it.
+/// (on the real descriptors of emulated read ends), so signals interrupt it.
 fn poll_mixed(
-    h: &Host,
+    h: Emu,
     fds: &mut [pollfd],
     timeout: Option<Duration>,
     mask: *const libc::sigset_t,
 ) -> Result<c_int> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        // A 2019 consumer frees its ring by writing tail in its mapping,
-        // which no call announces: bring the eventfds up to date first.
-        h.sync();
         // Real entries, without waiting; emulated ones left out (-1).
         let mut real_set: Vec<pollfd> = fds
             .iter()
             .map(|p| pollfd {
-                fd: if h.lookup(p.fd).is_some() { -1 } else { p.fd },
+                fd: if h.of(p.fd).is_some() { -1 } else { p.fd },
                 events: p.events,
                 revents: 0,
             })
@@ -485,20 +295,18 @@ fn poll_mixed(
         // SAFETY: a valid array of pollfds.
         let n = unsafe { real::poll()(real_set.as_mut_ptr(), real_set.len() as nfds_t, 0) };
         if n < 0 {
-            return Err(crate::host::last_errno());
+            return Err(last_errno());
         }
         let mut ready = 0;
-        let mut wakes_by_eventfd = true;
+        let mut wakes_by_fd = true;
         for (p, r) in fds.iter_mut().zip(&real_set) {
-            p.revents = match h.lookup(p.fd) {
+            p.revents = match h.of(p.fd) {
                 None => r.revents,
-                Some(m) => {
-                    let mut e = [PollFd::new(m.emu, p.events as u16)];
-                    h.process().poll(&mut e, 0)?;
-                    if p.events & libc::POLLOUT != 0 || !m.read_end {
-                        wakes_by_eventfd = false;
+                Some(read_end) => {
+                    if p.events & libc::POLLOUT != 0 || !read_end {
+                        wakes_by_fd = false;
                     }
-                    e[0].revents as i16
+                    h.revents(p.fd, p.events)?
                 }
             };
             ready += c_int::from(p.revents != 0);
@@ -514,13 +322,13 @@ fn poll_mixed(
             },
         };
         // Sleep: real entries as asked, emulated read ends on their
-        // eventfd. Changes no eventfd announces (a write end's room) are
+        // real descriptor. Changes nothing announces (a write end's room) are
         // noticed by waking every 20 ms.
         let mut wait: Vec<pollfd> = fds
             .iter()
-            .map(|p| match h.lookup(p.fd) {
+            .map(|p| match h.of(p.fd) {
                 None => *p,
-                Some(m) if m.read_end => pollfd {
+                Some(true) => pollfd {
                     fd: p.fd,
                     events: libc::POLLIN,
                     revents: 0,
@@ -532,7 +340,7 @@ fn poll_mixed(
                 },
             })
             .collect();
-        let slice = if wakes_by_eventfd {
+        let slice = if wakes_by_fd {
             left
         } else {
             Some(left.map_or(Duration::from_millis(20), |l| {
@@ -548,8 +356,38 @@ fn poll_mixed(
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
         // SAFETY: valid pollfds, timespec and (caller's) signal mask.
         if unsafe { real::ppoll()(wait.as_mut_ptr(), wait.len() as nfds_t, tsp, mask) } < 0 {
-            return Err(crate::host::last_errno());
+            return Err(last_errno());
         }
+    }
+}
+
+/// The emulation a poll set may meet: the kernel this process runs on.
+/// `get` is None until some descriptor was ever hinted (then no set can
+/// hold an emulated end).
+#[derive(Clone, Copy)]
+struct Emu;
+
+impl Emu {
+    fn get() -> Option<Emu> {
+        client::any_hinted().then_some(Emu)
+    }
+
+    /// Is `fd` emulated, and a read end?
+    fn of(self, fd: c_int) -> Option<bool> {
+        client::emulated(fd).then(|| shared::is_read_end(fd))
+    }
+
+    /// The emulated events of `fd` (an emulated end).
+    fn revents(self, fd: c_int, events: i16) -> Result<i16> {
+        shared::poll_events(fd, events)
+    }
+
+    fn any(self, fds: impl IntoIterator<Item = c_int>) -> bool {
+        fds.into_iter().any(|fd| self.of(fd).is_some())
+    }
+
+    fn done<T: TryInto<c_long>>(self, r: Result<T>) -> c_long {
+        ret(r)
     }
 }
 
@@ -559,7 +397,7 @@ fn poll_entry(
     timeout: Option<Duration>,
     mask: *const libc::sigset_t,
 ) -> Option<c_int> {
-    let h = Host::get()?;
+    let h = Emu::get()?;
     let size = std::mem::size_of::<pollfd>();
     let raw = copy_in(fds as usize, nfds as usize * size).ok()?;
     let mut set: Vec<pollfd> = raw
@@ -570,7 +408,7 @@ fn poll_entry(
             revents: 0,
         })
         .collect();
-    if !h.any_mapped(set.iter().map(|p| p.fd)) {
+    if !h.any(set.iter().map(|p| p.fd)) {
         return None;
     }
     let r = poll_mixed(h, &mut set, timeout, mask).and_then(|n| {
@@ -587,7 +425,7 @@ fn poll_entry(
             .collect();
         copy_out(fds as usize, &bytes).map(|()| n)
     });
-    Some(done(h, format_args!("poll({nfds} fds, {timeout:?})"), r) as c_int)
+    Some(h.done(r) as c_int)
 }
 
 fn ms(timeout: c_int) -> Option<Duration> {
@@ -661,7 +499,7 @@ pub unsafe extern "C" fn select(
 ) -> c_int {
     // SAFETY: forwarded contract.
     let real_select = || unsafe { real::select()(nfds, rd, wr, ex, tv) };
-    let Some(h) = Host::get() else {
+    let Some(h) = Emu::get() else {
         return real_select();
     };
     let in_set = |s: *mut libc::fd_set, fd: c_int| {
@@ -689,7 +527,7 @@ pub unsafe extern "C" fn select(
             });
         }
     }
-    if !h.any_mapped(set.iter().map(|p| p.fd)) {
+    if !h.any(set.iter().map(|p| p.fd)) {
         return real_select();
     }
     // SAFETY: `tv` is NULL or points at a timeval (libc's contract).
@@ -723,18 +561,16 @@ pub unsafe extern "C" fn select(
         }
         n
     });
-    done(h, format_args!("select({nfds})"), r) as c_int
+    h.done(r) as c_int
 }
 
 // ---- splice and friends -----------------------------------------------
 
 /// The open mode of a descriptor: (readable, writable), real or emulated.
-fn modes(h: &Host, fd: c_int) -> Result<(bool, bool)> {
-    let fl = match h.lookup(fd) {
-        Some(m) => h.process().fcntl(m.emu, F_GETFL, 0)? as c_int,
-        // SAFETY: F_GETFL takes no argument.
-        None => real_fd(unsafe { real::fcntl()(fd, libc::F_GETFL) })?,
-    };
+/// The kernel's ends are real ends with the right modes.
+fn modes(_: Emu, fd: c_int) -> Result<(bool, bool)> {
+    // SAFETY: F_GETFL takes no argument.
+    let fl = real_fd(unsafe { real::fcntl()(fd, libc::F_GETFL) })?;
     let acc = fl & libc::O_ACCMODE;
     Ok((
         acc != libc::O_WRONLY,
@@ -780,7 +616,7 @@ pub unsafe extern "C" fn splice(
     len: size_t,
     flags: c_uint,
 ) -> ssize_t {
-    let Some(h) = Host::get().filter(|h| h.any_mapped([fd_in, fd_out])) else {
+    let Some(h) = Emu::get().filter(|h| h.any([fd_in, fd_out])) else {
         // SAFETY: forwarded contract.
         return unsafe { real::splice()(fd_in, off_in, fd_out, off_out, len, flags) };
     };
@@ -793,15 +629,15 @@ pub unsafe extern "C" fn splice(
         }
         let (rin, _) = modes(h, fd_in)?;
         let (_, wout) = modes(h, fd_out)?;
-        let in_pipe = h.lookup(fd_in).is_none() && is_fifo(fd_in);
-        let out_pipe = h.lookup(fd_out).is_none() && is_fifo(fd_out);
+        let in_pipe = h.of(fd_in).is_none() && is_fifo(fd_in);
+        let out_pipe = h.of(fd_out).is_none() && is_fifo(fd_out);
         if (in_pipe && !off_in.is_null()) || (out_pipe && !off_out.is_null()) {
             return Err(Errno::ESPIPE);
         }
         if !rin || !wout {
             return Err(Errno::EBADF);
         }
-        if h.lookup(fd_out).is_some() && in_pipe {
+        if h.of(fd_out).is_some() && in_pipe {
             if !off_out.is_null() {
                 return Err(Errno::EINVAL);
             }
@@ -814,11 +650,7 @@ pub unsafe extern "C" fn splice(
         }
         Err(Errno::EINVAL)
     })();
-    done(
-        h,
-        format_args!("splice({fd_in}, {fd_out}, {len}, {flags:#x})"),
-        r,
-    ) as ssize_t
+    h.done(r) as ssize_t
 }
 
 /// `tee()` with an emulated end: EINVAL (after the mode checks).
@@ -827,7 +659,7 @@ pub unsafe extern "C" fn splice(
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn tee(fd_in: c_int, fd_out: c_int, len: size_t, flags: c_uint) -> ssize_t {
-    let Some(h) = Host::get().filter(|h| h.any_mapped([fd_in, fd_out])) else {
+    let Some(h) = Emu::get().filter(|h| h.any([fd_in, fd_out])) else {
         // SAFETY: forwarded contract.
         return unsafe { real::tee()(fd_in, fd_out, len, flags) };
     };
@@ -845,11 +677,7 @@ pub unsafe extern "C" fn tee(fd_in: c_int, fd_out: c_int, len: size_t, flags: c_
         }
         Err::<ssize_t, _>(Errno::EINVAL)
     })();
-    done(
-        h,
-        format_args!("tee({fd_in}, {fd_out}, {len}, {flags:#x})"),
-        r,
-    ) as ssize_t
+    h.done(r) as ssize_t
 }
 
 /// `vmsplice()` on an emulated end: EBADF (after the flag, mode and
@@ -864,7 +692,7 @@ pub unsafe extern "C" fn vmsplice(
     nr: size_t,
     flags: c_uint,
 ) -> ssize_t {
-    let Some((h, _)) = mapped(fd) else {
+    let Some(h) = Emu::get().filter(|h| h.any([fd])) else {
         // SAFETY: forwarded contract.
         return unsafe { real::vmsplice()(fd, iov, nr, flags) };
     };
@@ -879,7 +707,7 @@ pub unsafe extern "C" fn vmsplice(
         }
         Err::<ssize_t, _>(Errno::EBADF)
     })();
-    done(h, format_args!("vmsplice({fd}, {nr}, {flags:#x})"), r) as ssize_t
+    h.done(r) as ssize_t
 }
 
 /// `sendfile()` with an emulated end: into one, EXDEV when the source has
@@ -894,7 +722,7 @@ pub unsafe extern "C" fn sendfile(
     offset: *mut libc::off_t,
     count: size_t,
 ) -> ssize_t {
-    let Some(h) = Host::get().filter(|h| h.any_mapped([out_fd, in_fd])) else {
+    let Some(h) = Emu::get().filter(|h| h.any([out_fd, in_fd])) else {
         // SAFETY: forwarded contract.
         return unsafe { real::sendfile()(out_fd, in_fd, offset, count) };
     };
@@ -903,7 +731,7 @@ pub unsafe extern "C" fn sendfile(
         if !rin {
             return Err(Errno::EBADF);
         }
-        let in_emulated = h.lookup(in_fd).is_some();
+        let in_emulated = h.of(in_fd).is_some();
         if !offset.is_null() && (in_emulated || is_fifo(in_fd)) {
             return Err(Errno::ESPIPE);
         }
@@ -935,7 +763,7 @@ pub unsafe extern "C" fn sendfile(
         }
         Err::<ssize_t, _>(Errno::EXDEV)
     })();
-    done(h, format_args!("sendfile({out_fd}, {in_fd}, {count})"), r) as ssize_t
+    h.done(r) as ssize_t
 }
 
 /// `sendfile64()`: the same on 64-bit.
@@ -953,24 +781,11 @@ pub unsafe extern "C" fn sendfile64(
     unsafe { sendfile(out_fd, in_fd, offset, count) }
 }
 
-// ---- open -------------------------------------------------------------
+// ---- open and mmap ----------------------------------------------------
 
-/// The emulated descriptor a `/proc/self/fd/N`-style path names, if N is ours.
-fn proc_fd_target(h: &Host, path: &str) -> Option<Mapped> {
-    let pid = std::process::id().to_string();
-    let n = path
-        .strip_prefix("/proc/self/fd/")
-        .or_else(|| path.strip_prefix("/dev/fd/"))
-        .or_else(|| {
-            path.strip_prefix("/proc/")
-                .and_then(|r| r.strip_prefix(pid.as_str()))
-                .and_then(|r| r.strip_prefix("/fd/"))
-        })?;
-    h.lookup(n.parse().ok()?)
-}
-
-/// `open`/`openat`: reopening an emulated end through `/proc/self/fd/N`
-/// opens a new end of the same pipe; every other path is the real one.
+/// `open`/`openat`: `/dev/watch_queue` is the kernel's 2019 device; a
+/// reopen of an emulated end through `/proc/self/fd/N` is one too (a real
+/// open of the same real pipe); every other path is the real one.
 #[no_mangle]
 pub extern "C" fn watchq_openat(
     dirfd: c_int,
@@ -980,47 +795,36 @@ pub extern "C" fn watchq_openat(
 ) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
     let real_open = || unsafe { real::openat()(dirfd, path, flags, mode) };
-    let Some(h) = Host::get() else {
+    if !client::active() {
         return real_open();
-    };
-    let Ok(p) = c_string(path as usize, libc::PATH_MAX as usize) else {
-        return real_open();
-    };
-    if p == "/dev/watch_queue" {
-        return open_device(h, flags);
     }
-    let Some(m) = proc_fd_target(h, &p) else {
-        return real_open();
-    };
-    let r = (|| {
-        let e = h
-            .process()
-            .open(&format!("/proc/self/fd/{}", m.emu), flags as u32)?;
-        let fd = h.new_eventfd(flags as u32).inspect_err(|_| {
-            let _ = h.process().close(e);
-        })?;
-        h.register(fd, e, flags & libc::O_ACCMODE != libc::O_WRONLY, None);
-        h.sync();
-        Ok(fd)
-    })();
-    done(h, format_args!("open({p:?}, {flags:#x})"), r) as c_int
+    let p = c_string(path as usize, libc::PATH_MAX as usize);
+    if p.as_deref().is_ok_and(|p| p == "/dev/watch_queue") {
+        return ret(shared::open_dev(flags)) as c_int;
+    }
+    let fd = real_open();
+    if fd >= 0 && client::any_hinted() && is_fifo(fd) {
+        let pid = std::process::id().to_string();
+        let n = p.ok().and_then(|p| {
+            p.strip_prefix("/proc/self/fd/")
+                .or_else(|| p.strip_prefix("/dev/fd/"))
+                .or_else(|| {
+                    p.strip_prefix("/proc/")
+                        .and_then(|r| r.strip_prefix(pid.as_str()))
+                        .and_then(|r| r.strip_prefix("/fd/"))
+                })
+                .and_then(|n| n.parse::<c_int>().ok())
+        });
+        if n.is_some_and(client::may_be_ours) {
+            client::hint(fd);
+        }
+    }
+    fd
 }
 
-/// `open("/dev/watch_queue")`: a new 2019-design queue behind an eventfd.
-fn open_device(h: &Host, flags: c_int) -> c_int {
-    let r = (|| {
-        let e = h.process().open("/dev/watch_queue", flags as u32)?;
-        let fd = h.new_eventfd(flags as u32).inspect_err(|_| {
-            let _ = h.process().close(e);
-        })?;
-        h.register(fd, e, true, None);
-        Ok(fd)
-    })();
-    done(h, format_args!("open(\"/dev/watch_queue\", {flags:#x})"), r) as c_int
-}
-
-/// `mmap()`: a `/dev/watch_queue` descriptor maps its ring's sealed memfd
-/// (after the 2019 driver's checks); everything else is the real mmap.
+/// `mmap()`: a `/dev/watch_queue` descriptor maps its ring's memfd (after
+/// the 2019 driver's checks, in the kernel); everything else is the real
+/// mmap.
 ///
 /// # Safety
 /// As libc's.
@@ -1033,38 +837,17 @@ pub unsafe extern "C" fn mmap(
     fd: c_int,
     off: libc::off_t,
 ) -> *mut c_void {
-    let Some((h, m)) = mapped(fd) else {
-        // SAFETY: forwarded contract.
-        return unsafe { real::mmap()(addr, len, prot, flags, fd, off) };
-    };
-    let shared = flags & libc::MAP_SHARED != 0;
-    let r = h
-        .process()
-        .mmap_watch_queue(m.emu, len, shared, off as u64)
-        .and_then(|q| {
-            use std::os::fd::AsRawFd;
-            use watchq_core::ring::mmap::RingStorage;
-            let ring = q.ring_2019().ok_or(Errno::EINVAL)?;
-            let file = ring.storage().file().ok_or(Errno::ENODEV)?;
-            // SAFETY: the caller's mapping request, on the ring's memfd.
-            let p = unsafe { real::mmap()(addr, len, prot, flags, file.as_raw_fd(), 0) };
-            if p == libc::MAP_FAILED {
-                Err(crate::host::last_errno())
-            } else {
-                Ok(p as usize)
+    if client::emulated(fd) {
+        return match shared::mmap(addr, len, prot, flags, fd, off) {
+            Ok(p) => p,
+            Err(e) => {
+                set_errno(e.as_raw());
+                libc::MAP_FAILED
             }
-        });
-    h.log(format_args!(
-        "mmap({fd}, {len}, {prot:#x}, {flags:#x}, {off}) = {}",
-        shown(&r)
-    ));
-    match r {
-        Ok(p) => p as *mut c_void,
-        Err(e) => {
-            set_errno(e.as_raw());
-            libc::MAP_FAILED
-        }
+        };
     }
+    // SAFETY: forwarded contract.
+    unsafe { real::mmap()(addr, len, prot, flags, fd, off) }
 }
 
 /// `mmap64()`: the same on 64-bit.
@@ -1084,7 +867,16 @@ pub unsafe extern "C" fn mmap64(
     unsafe { mmap(addr, len, prot, flags, fd, off) }
 }
 
-// ---- syscall(): keys, and the pipe calls ------------------------------
+// ---- syscall(): keys, the watch calls and the pipe calls ---------------
+
+/// `watch_devices(2)`'s number in the pipe-era device series (x86_64 and
+/// asm-generic alike).
+const SYS_WATCH_DEVICES: c_long = 436;
+
+/// `watch_mount(2)`'s number in the 2020 proposals (asm-generic).
+const SYS_WATCH_MOUNT: c_long = 440;
+/// `watch_sb(2)`'s number in the 2020 proposals (asm-generic).
+const SYS_WATCH_SB: c_long = 441;
 
 /// `syscall()`: keyctl, add_key and request_key are emulated (libkeyutils
 /// calls them this way), and so are the pipe calls on emulated ends.
@@ -1100,256 +892,74 @@ pub extern "C" fn watchq_syscall(
 ) -> c_long {
     // SAFETY: the caller's arguments, passed on unchanged.
     let real_call = || unsafe { real::syscall()(nr, a1, a2, a3, a4, a5, a6) };
-    let Some(h) = Host::get() else {
+    if !client::active() {
         return real_call();
-    };
-    let is_mapped = |fd: c_long| c_int::try_from(fd).is_ok_and(|fd| h.lookup(fd).is_some());
+    }
+    let emu = |fd: c_long| c_int::try_from(fd).is_ok_and(client::emulated);
     // SAFETY: every arm passes the arguments libc's wrapper would pass.
     unsafe {
         match nr {
-            libc::SYS_keyctl => keyctl(h, a1 as c_int, [a2, a3, a4, a5]),
-            libc::SYS_add_key => add_key(
-                h,
+            libc::SYS_keyctl => ret(shared::keyctl(a1 as c_int, [a2, a3, a4, a5])),
+            libc::SYS_add_key => ret(shared::add_key(
                 a1 as usize,
                 a2 as usize,
                 a3 as usize,
                 a4 as usize,
                 a5 as i32,
-            ),
-            libc::SYS_request_key => request_key(h, a1 as usize, a2 as usize, a4 as i32),
+            )),
+            libc::SYS_request_key => ret(shared::request_key(a1 as usize, a2 as usize, a4 as i32)),
             // 436 was watch_devices in the device series; Linux 5.9 gave it
             // to close_range. A call on an emulated queue fd with a tag in
             // −1..=255 is watch_devices; anything else is the real call.
-            SYS_WATCH_DEVICES if is_mapped(a1) && (-1..=255).contains(&a2) => {
-                watch_devices(h, a1 as c_int, a2 as i32, a3 as u32)
+            SYS_WATCH_DEVICES if emu(a1) && (-1..=255).contains(&a2) => {
+                ret(shared::watch_devices(a1 as c_int, a2 as i32, a3 as u32))
             }
             // watch_mount/watch_sb (2020 asm-generic numbers; the host
             // gives them to process_madvise/epoll_pwait2): taken when the
             // queue argument is emulated and the tag in range.
-            SYS_WATCH_MOUNT | SYS_WATCH_SB if is_mapped(a4) && (-1..=255).contains(&a5) => {
-                watch_path(
-                    h,
-                    nr,
+            SYS_WATCH_MOUNT | SYS_WATCH_SB if emu(a4) && (-1..=255).contains(&a5) => {
+                ret(shared::watch_path(
+                    nr == SYS_WATCH_SB,
                     a1 as c_int,
                     a2 as usize,
                     a3 as u32,
                     a4 as c_int,
                     a5 as i32,
-                )
+                ))
             }
             libc::SYS_pipe2 => c_long::from(pipe2(a1 as *mut c_int, a2 as c_int)),
             #[cfg(target_arch = "x86_64")]
             libc::SYS_pipe => c_long::from(pipe2(a1 as *mut c_int, 0)),
-            libc::SYS_close if is_mapped(a1) => c_long::from(close(a1 as c_int)),
-            libc::SYS_read if is_mapped(a1) => {
+            libc::SYS_read if emu(a1) => {
                 read(a1 as c_int, a2 as *mut c_void, a3 as size_t) as c_long
             }
-            libc::SYS_write if is_mapped(a1) => {
+            libc::SYS_write if emu(a1) => {
                 write(a1 as c_int, a2 as *const c_void, a3 as size_t) as c_long
             }
-            libc::SYS_ioctl if is_mapped(a1) => {
+            libc::SYS_ioctl if emu(a1) => {
                 c_long::from(watchq_ioctl(a1 as c_int, a2 as c_ulong, a3 as c_ulong))
             }
-            libc::SYS_fcntl if is_mapped(a1) => {
+            libc::SYS_fcntl if emu(a1) => {
                 c_long::from(watchq_fcntl(a1 as c_int, a2 as c_int, a3 as c_ulong))
             }
-            libc::SYS_dup if is_mapped(a1) => c_long::from(dup(a1 as c_int)),
-            libc::SYS_dup3 if is_mapped(a1) || is_mapped(a2) => {
-                c_long::from(dup3(a1 as c_int, a2 as c_int, a3 as c_int))
-            }
+            libc::SYS_dup => c_long::from(dup(a1 as c_int)),
+            libc::SYS_dup3 => c_long::from(dup3(a1 as c_int, a2 as c_int, a3 as c_int)),
             _ => real_call(),
         }
     }
 }
 
-/// `watch_devices(2)`'s number in the pipe-era device series (x86_64 and
-/// asm-generic alike).
-const SYS_WATCH_DEVICES: c_long = 436;
-
-/// `watch_mount(2)`'s number in the 2020 proposals (asm-generic).
-const SYS_WATCH_MOUNT: c_long = 440;
-/// `watch_sb(2)`'s number in the 2020 proposals (asm-generic).
-const SYS_WATCH_SB: c_long = 441;
-
-/// watch_mount(2) or watch_sb(2) on an emulated queue. Only paths relative
-/// to the working directory (`/`) or absolute are known to the emulation.
-fn watch_path(
-    h: &Host,
-    nr: c_long,
-    dfd: c_int,
-    path: usize,
-    at_flags: u32,
-    fd: c_int,
-    tag: i32,
-) -> c_long {
-    mirror_rlimit(h);
-    let emu = h.lookup(fd).map_or(-1, |m| m.emu);
-    let r = c_string(path, libc::PATH_MAX as usize).and_then(|p| {
-        let dfd = if dfd == libc::AT_FDCWD || p.starts_with('/') {
-            watchq_kernel::process_consts::AT_FDCWD
-        } else {
-            return Err(Errno::EBADF);
-        };
-        if nr == SYS_WATCH_MOUNT {
-            h.process().watch_mount(dfd, &p, at_flags, emu, tag)
-        } else {
-            h.process().watch_sb(dfd, &p, at_flags, emu, tag)
-        }
-    });
-    h.sync();
-    let name = if nr == SYS_WATCH_MOUNT {
-        "watch_mount"
-    } else {
-        "watch_sb"
-    };
-    done(h, format_args!("{name}({fd}, {tag})"), r.map(|()| 0))
-}
-
-/// watch_devices(2) on an emulated queue.
-fn watch_devices(h: &Host, fd: c_int, tag: i32, flags: u32) -> c_long {
-    mirror_rlimit(h);
-    let emu = h.lookup(fd).map_or(-1, |m| m.emu);
-    let r = h.process().watch_devices(emu, tag, flags).map(|()| 0);
-    h.sync();
-    done(h, format_args!("watch_devices({fd}, {tag}, {flags:#x})"), r)
-}
-
-/// Mirrors the real RLIMIT_NOFILE into the emulated process (it bounds
-/// the user's watches).
-fn mirror_rlimit(h: &Host) {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a valid rlimit buffer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
-        h.process().mirror_rlimit_nofile(rl.rlim_cur, rl.rlim_max);
+/// `recvmsg()`: descriptors received with `SCM_RIGHTS` may be emulated ends.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: forwarded contract.
+    let n = unsafe { real::recvmsg()(fd, msg, flags) };
+    if n >= 0 {
+        // SAFETY: the msghdr recvmsg just filled.
+        unsafe { shared::hint_received(msg) };
     }
-}
-
-fn opt_string(addr: usize, max: usize) -> Result<Option<String>> {
-    if addr == 0 {
-        Ok(None)
-    } else {
-        c_string(addr, max).map(Some)
-    }
-}
-
-/// A buffer the kernel copies a result into: the whole length is returned;
-/// the bytes go out if `room` allows (`all`: only when all of them fit).
-fn copy_result(data: &[u8], addr: usize, room: usize, all: bool) -> Result<c_long> {
-    if addr != 0 && room > 0 && (!all || room >= data.len()) {
-        copy_out(addr, &data[..data.len().min(room)])?;
-    }
-    Ok(data.len() as c_long)
-}
-
-/// keyctl(2).
-fn keyctl(h: &Host, op: c_int, a: [c_long; 4]) -> c_long {
-    mirror_rlimit(h);
-    let p = h.process();
-    let id = |v: c_long| v as i32;
-    let r: Result<c_long> = match op as u32 {
-        cmd::GET_KEYRING_ID => p
-            .keyctl_get_keyring_id(id(a[0]), a[1] != 0)
-            .map(c_long::from),
-        cmd::JOIN_SESSION_KEYRING => opt_string(a[0] as usize, MAX_DESC)
-            .and_then(|n| p.keyctl_join_session_keyring(n.as_deref()))
-            .map(c_long::from),
-        cmd::UPDATE => copy_in(a[1] as usize, a[2] as usize)
-            .and_then(|d| p.keyctl_update(id(a[0]), &d))
-            .map(|()| 0),
-        cmd::REVOKE => p.keyctl_revoke(id(a[0])).map(|()| 0),
-        cmd::CHOWN => p
-            .keyctl_chown(id(a[0]), a[1] as u32, a[2] as u32)
-            .map(|()| 0),
-        cmd::SETPERM => p.keyctl_setperm(id(a[0]), a[1] as u32).map(|()| 0),
-        cmd::DESCRIBE => p.keyctl_describe(id(a[0])).and_then(|s| {
-            let mut b = s.into_bytes();
-            b.push(0);
-            copy_result(&b, a[1] as usize, a[2] as usize, true)
-        }),
-        cmd::CLEAR => p.keyctl_clear(id(a[0])).map(|()| 0),
-        cmd::LINK => p.keyctl_link(id(a[0]), id(a[1])).map(|()| 0),
-        cmd::UNLINK => p.keyctl_unlink(id(a[0]), id(a[1])).map(|()| 0),
-        cmd::SEARCH => c_string(a[1] as usize, 32)
-            .and_then(|t| Ok((t, c_string(a[2] as usize, MAX_DESC)?)))
-            .and_then(|(t, d)| p.keyctl_search(id(a[0]), &t, &d, id(a[3])))
-            .map(c_long::from),
-        cmd::READ => p
-            .keyctl_read(id(a[0]))
-            .and_then(|d| copy_result(&d, a[1] as usize, a[2] as usize, false)),
-        cmd::INSTANTIATE => copy_in(a[1] as usize, a[2] as usize)
-            .and_then(|d| p.keyctl_instantiate(id(a[0]), &d, id(a[3])))
-            .map(|()| 0),
-        cmd::NEGATE => p.keyctl_negate(id(a[0]), a[1] as u32, id(a[2])).map(|()| 0),
-        cmd::REJECT => p
-            .keyctl_reject(id(a[0]), a[1] as u32, a[2] as i32, id(a[3]))
-            .map(|()| 0),
-        cmd::SET_TIMEOUT => p.keyctl_set_timeout(id(a[0]), a[1] as u32).map(|()| 0),
-        cmd::INVALIDATE => p.keyctl_invalidate(id(a[0])).map(|()| 0),
-        cmd::RESTRICT_KEYRING => opt_string(a[1] as usize, 32)
-            .and_then(|t| Ok((t, opt_string(a[2] as usize, MAX_DESC)?)))
-            .and_then(|(t, r)| p.keyctl_restrict_keyring(id(a[0]), t.as_deref(), r.as_deref()))
-            .map(|()| 0),
-        cmd::MOVE => p
-            .keyctl_move(id(a[0]), id(a[1]), id(a[2]), a[3] as u32)
-            .map(|()| 0),
-        cmd::CAPABILITIES => copy_result(
-            &p.keyctl_capabilities(),
-            a[0] as usize,
-            a[1] as usize,
-            false,
-        ),
-        cmd::WATCH_KEY => {
-            // The queue fd is the program's real number: find its emulated one.
-            let emu = c_int::try_from(a[1])
-                .ok()
-                .and_then(|fd| h.lookup(fd))
-                .map_or(-1, |m| m.emu);
-            p.keyctl_watch_key(id(a[0]), emu, a[2] as i32).map(|()| 0)
-        }
-        _ => Err(Errno::EOPNOTSUPP),
-    };
-    h.sync();
-    done(
-        h,
-        format_args!(
-            "keyctl({op}, {:#x}, {:#x}, {:#x}, {:#x})",
-            a[0], a[1], a[2], a[3]
-        ),
-        r,
-    )
-}
-
-/// add_key(2).
-fn add_key(h: &Host, ty: usize, desc: usize, payload: usize, plen: usize, ring: i32) -> c_long {
-    mirror_rlimit(h);
-    let r = (|| {
-        if plen > 1024 * 1024 - 1 {
-            return Err(Errno::EINVAL);
-        }
-        let t = c_string(ty, 32)?;
-        let d = opt_string(desc, MAX_DESC)?;
-        let data = if plen == 0 {
-            Vec::new()
-        } else {
-            copy_in(payload, plen)?
-        };
-        h.process().add_key(&t, d.as_deref(), &data, ring)
-    })();
-    h.sync();
-    done(h, format_args!("add_key({ring})"), r)
-}
-
-/// request_key(2), search only.
-fn request_key(h: &Host, ty: usize, desc: usize, dest: i32) -> c_long {
-    mirror_rlimit(h);
-    let r = (|| {
-        let t = c_string(ty, 32)?;
-        let d = c_string(desc, MAX_DESC)?;
-        h.process().request_key(&t, &d, dest)
-    })();
-    h.sync();
-    done(h, format_args!("request_key({dest})"), r)
+    n
 }

@@ -3,7 +3,7 @@
 //!
 //! Every call the emulation does not take (an fd that is not watchq's, a
 //! syscall number it does not emulate) goes to these, and so does the
-//! library's own I/O on its eventfds and log file, which must never come
+//! library's own I/O (the readiness bytes it drains, its messages), which must never come
 //! back through the interposers.
 
 use libc::{
@@ -61,6 +61,7 @@ real_fns! {
     fcntl: unsafe extern "C" fn(c_int, c_int, ...) -> c_int;
     openat: unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int;
     syscall: unsafe extern "C" fn(c_long, ...) -> c_long;
+    recvmsg: unsafe extern "C" fn(c_int, *mut libc::msghdr, c_int) -> ssize_t;
 }
 
 /// Writes `msg` to stderr with the real write and exits with status 127.

@@ -92,3 +92,181 @@ int openat64(int dirfd, const char *path, int flags, ...)
 {
 	return watchq_openat(dirfd, path, flags | O_LARGEFILE, MODE_ARG(flags, flags));
 }
+
+/*
+ * Staying in the tree: a program that clears or rebuilds its environment
+ * (env -i, a daemon's clean environ) still runs its children on the same
+ * kernel. Every exec and spawn entry point puts LD_PRELOAD (with this
+ * library) and WATCHQ_KERNEL back into the environment it passes on.
+ * glibc's own exec functions call execve internally, where no preload
+ * can see them, so each public one is wrapped here.
+ */
+#include <dlfcn.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static char *wq_preload_entry; /* "LD_PRELOAD=<this library>" */
+static char *wq_lib;           /* this library's path */
+static char *wq_kernel_entry;  /* "WATCHQ_KERNEL=<socket>" */
+
+/* Called once the library knows its kernel (watchq's load). */
+void watchq_exec_env_init(void)
+{
+	Dl_info info;
+	const char *k = getenv("WATCHQ_KERNEL");
+	if (!k || !*k || !dladdr((void *)watchq_exec_env_init, &info) || !info.dli_fname)
+		return;
+	wq_lib = strdup(info.dli_fname);
+	size_t n = strlen(wq_lib) + sizeof "LD_PRELOAD=";
+	wq_preload_entry = malloc(n);
+	size_t m = strlen(k) + sizeof "WATCHQ_KERNEL=";
+	wq_kernel_entry = malloc(m);
+	if (!wq_lib || !wq_preload_entry || !wq_kernel_entry) {
+		wq_lib = NULL;
+		return;
+	}
+	strcpy(wq_preload_entry, "LD_PRELOAD=");
+	strcat(wq_preload_entry, wq_lib);
+	strcpy(wq_kernel_entry, "WATCHQ_KERNEL=");
+	strcat(wq_kernel_entry, k);
+}
+
+/*
+ * `envp` with the two entries put back where missing (a new array, or
+ * `envp` itself when nothing is missing). An LD_PRELOAD without this
+ * library gets it in front. The array is never freed: exec replaces the
+ * image, and a failed exec leaks one array.
+ */
+static char *const *fix_env(char *const envp[])
+{
+	size_t n = 0, pre = (size_t)-1, ker = (size_t)-1;
+	if (!wq_lib)
+		return envp;
+	if (envp)
+		for (; envp[n]; n++) {
+			if (strncmp(envp[n], "LD_PRELOAD=", 11) == 0)
+				pre = n;
+			else if (strncmp(envp[n], "WATCHQ_KERNEL=", 14) == 0)
+				ker = n;
+		}
+	int pre_ok = pre != (size_t)-1 && strstr(envp[pre], wq_lib);
+	if (pre_ok && ker != (size_t)-1)
+		return envp;
+	char **out = malloc((n + 3) * sizeof *out);
+	if (!out)
+		return envp;
+	size_t j = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i == pre || i == ker)
+			continue;
+		out[j++] = envp[i];
+	}
+	if (pre != (size_t)-1 && !pre_ok) {
+		/* LD_PRELOAD=<ours>:<theirs> */
+		const char *theirs = envp[pre] + 11;
+		char *e = malloc(strlen(wq_preload_entry) + 1 + strlen(theirs) + 1);
+		if (e) {
+			strcpy(e, wq_preload_entry);
+			if (*theirs) {
+				strcat(e, ":");
+				strcat(e, theirs);
+			}
+			out[j++] = e;
+		} else {
+			out[j++] = wq_preload_entry;
+		}
+	} else if (pre != (size_t)-1) {
+		out[j++] = envp[pre];
+	} else {
+		out[j++] = wq_preload_entry;
+	}
+	out[j++] = ker != (size_t)-1 ? envp[ker] : wq_kernel_entry;
+	out[j] = NULL;
+	return out;
+}
+
+#define REAL(name, type)                                              \
+	static type real_##name;                                      \
+	if (!real_##name)                                             \
+		real_##name = (type)dlsym(RTLD_NEXT, #name);
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			const posix_spawnattr_t *, char *const[], char *const[]);
+
+int execve(const char *path, char *const argv[], char *const envp[])
+{
+	REAL(execve, execve_fn);
+	return real_execve(path, argv, fix_env(envp));
+}
+
+int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	REAL(execvpe, execve_fn);
+	return real_execvpe(file, argv, fix_env(envp));
+}
+
+int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+/* execl, execlp, execle: the list made a vector (at most 4096 words). */
+#define LIST_ARGS(first, ap, argv)                                    \
+	char *argv[4097];                                             \
+	size_t argc_ = 0;                                             \
+	argv[argc_++] = (char *)(first);                              \
+	while (argc_ < 4096 && (argv[argc_] = va_arg(ap, char *)))    \
+		argc_++;                                              \
+	argv[argc_] = NULL;
+
+int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	LIST_ARGS(arg, ap, argv);
+	va_end(ap);
+	return execve(path, argv, environ);
+}
+
+int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	LIST_ARGS(arg, ap, argv);
+	va_end(ap);
+	return execvpe(file, argv, environ);
+}
+
+int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	LIST_ARGS(arg, ap, argv);
+	char *const *envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return execve(path, argv, envp);
+}
+
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	REAL(posix_spawn, spawn_fn);
+	return real_posix_spawn(pid, path, fa, attr, argv, fix_env(envp));
+}
+
+int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+		 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	REAL(posix_spawnp, spawn_fn);
+	return real_posix_spawnp(pid, file, fa, attr, argv, fix_env(envp));
+}

@@ -112,12 +112,3 @@ pub(crate) fn c_string(addr: usize, max: usize) -> Result<String> {
     }
     Err(Errno::EINVAL)
 }
-
-/// Reads an `int` argument.
-///
-/// # Errors
-/// `EFAULT`.
-pub(crate) fn read_int(addr: usize) -> Result<i32> {
-    let b = copy_in(addr, 4)?;
-    Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-}

@@ -1,0 +1,431 @@
+//! The client end of the kernel server: a connection and the calls over it.
+//!
+//! Owns [`Remote`], one connection of one real process to a
+//! [`Server`](crate::server::Server). Calls are synchronous (one request,
+//! one reply) and never sleep in the server: a read that would block
+//! returns EAGAIN and the caller sleeps in the real `poll()` on the real
+//! descriptor, which the server makes readable when a record is queued. A
+//! read reply may carry a count of readiness bytes to drain from that
+//! descriptor, which [`Remote::read`] drains before returning (see
+//! `server::files` for the rule).
+//!
+//! Every system call here is rustix's raw one, never libc's, so the
+//! preload library that uses this does not re-enter its own interposers.
+
+use crate::sock;
+use crate::wire::{Reply, Request, MAX_MSG};
+use parking_lot::Mutex;
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use watchq_core::{Errno, QueueStats};
+
+/// The connection is unusable: the kernel is gone, or refused us.
+#[derive(Debug)]
+pub struct Gone(pub io::Error);
+
+impl std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for Gone {}
+
+/// A failed call: the kernel's errno, or no kernel.
+#[derive(Debug)]
+pub enum CallError {
+    /// The emulated call failed with this errno.
+    Errno(Errno),
+    /// The connection failed.
+    Gone(Gone),
+}
+
+impl From<Gone> for CallError {
+    fn from(g: Gone) -> Self {
+        CallError::Gone(g)
+    }
+}
+
+impl From<Errno> for CallError {
+    fn from(e: Errno) -> Self {
+        CallError::Errno(e)
+    }
+}
+
+/// A call's result.
+pub type CallResult<T> = std::result::Result<T, CallError>;
+
+/// One process's connection to the kernel server.
+#[derive(Debug)]
+pub struct Remote {
+    sock: OwnedFd,
+    /// What the kernel said at hello (bit 1: notification support).
+    hello: i64,
+    /// The receive buffer (one per connection: calls are serialised).
+    buf: Mutex<Vec<u8>>,
+}
+
+impl Remote {
+    /// Connects to the server at `path` and introduces this process
+    /// (`exec`: a new program image).
+    ///
+    /// # Errors
+    /// The socket's (ENOENT, ECONNREFUSED when no server listens), or the
+    /// server's refusal (EACCES for another user).
+    pub fn connect(path: &Path, exec: bool) -> Result<Remote, Gone> {
+        let g = |e: io::Error| Gone(e);
+        let sock = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| g(e.into()))?;
+        // Credentials on every message, whatever the server's socket says.
+        rustix::net::sockopt::set_socket_passcred(&sock, true).map_err(|e| g(e.into()))?;
+        let addr = SocketAddrUnix::new(path).map_err(|e| g(e.into()))?;
+        rustix::net::connect(&sock, &addr).map_err(|e| g(e.into()))?;
+        // Out of the program's way: it expects the lowest free numbers to
+        // be the next ones it gets (pipe2 after start-up is 3 and 4).
+        let sock = [1000, 500, 100]
+            .into_iter()
+            .find_map(|min| rustix::io::fcntl_dupfd_cloexec(&sock, min).ok())
+            .unwrap_or(sock);
+        let mut r = Remote {
+            sock,
+            hello: 0,
+            buf: Mutex::new(Vec::with_capacity(MAX_MSG + 1)),
+        };
+        match r.call(&Request::Hello { exec }, None) {
+            Ok((rep, _)) => match rep.result() {
+                Ok(v) => {
+                    r.hello = v;
+                    Ok(r)
+                }
+                Err(e) => Err(Gone(io::Error::from_raw_os_error(e.as_raw()))),
+            },
+            Err(g) => Err(g),
+        }
+    }
+
+    /// Does the kernel have notification support (`CONFIG_WATCH_QUEUE`)?
+    pub fn watch_queue(&self) -> bool {
+        self.hello & 2 != 0
+    }
+
+    /// The connection's socket (to keep it out of the program's way).
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    /// Sends `req` (with `fd` attached) and waits for the reply and the
+    /// descriptors that come with it.
+    ///
+    /// # Errors
+    /// The connection failed or the server closed it.
+    pub fn call(
+        &self,
+        req: &Request,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<(Reply, Vec<OwnedFd>), Gone> {
+        let mut buf = self.buf.lock();
+        let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
+        sock::send(self.sock.as_fd(), &req.encode(), &fds).map_err(Gone)?;
+        let pkt = sock::recv(self.sock.as_fd(), &mut buf)
+            .map_err(Gone)?
+            .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
+        let reply = Reply::decode(&buf[..pkt.len])
+            .map_err(|e| Gone(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        Ok((reply, pkt.fds))
+    }
+
+    /// Sends `bytes` as they are (for tests and the fuzz harness: the
+    /// server must answer garbage with an error, never a panic); the
+    /// reply's errno (0: none) if the server answers at all.
+    ///
+    /// # Errors
+    /// The server closed the connection, as it does after garbage.
+    pub fn call_raw(&self, bytes: &[u8]) -> Result<Errno, Gone> {
+        let mut buf = self.buf.lock();
+        sock::send(self.sock.as_fd(), bytes, &[]).map_err(Gone)?;
+        let pkt = sock::recv(self.sock.as_fd(), &mut buf)
+            .map_err(Gone)?
+            .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
+        let reply = Reply::decode(&buf[..pkt.len])
+            .map_err(|e| Gone(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        Ok(Errno::from_raw(reply.errno).unwrap_or(Errno::EIO))
+    }
+
+    /// A call whose reply is a value or an errno.
+    fn value(&self, req: &Request, fd: Option<BorrowedFd<'_>>) -> CallResult<i64> {
+        let (r, _) = self.call(req, fd)?;
+        Ok(r.result()?)
+    }
+
+    /// `pipe2(O_NOTIFICATION_PIPE | flags)`: the real read and write ends
+    /// (close-on-exec; the caller clears that if `flags` lacks O_CLOEXEC).
+    ///
+    /// # Errors
+    /// As the kernel's `pipe2`; EMFILE when the ends could not be received.
+    pub fn pipe2(&self, flags: u32) -> CallResult<[OwnedFd; 2]> {
+        let (r, fds) = self.call(&Request::Pipe2 { flags }, None)?;
+        r.result()?;
+        let mut it = fds.into_iter();
+        match (it.next(), it.next()) {
+            (Some(a), Some(b)) => Ok([a, b]),
+            _ => Err(CallError::Errno(Errno::EMFILE)),
+        }
+    }
+
+    /// One read of `fd` without sleeping: the records (EAGAIN when none).
+    /// Drains the readiness bytes the server asks for.
+    ///
+    /// # Errors
+    /// As the kernel's read of a notification pipe.
+    pub fn read(&self, fd: BorrowedFd<'_>, count: usize) -> CallResult<Vec<u8>> {
+        let count = count.min(u32::MAX as usize) as u32;
+        let (r, _) = self.call(&Request::Read { count }, Some(fd))?;
+        drain(fd, r.drain);
+        r.result()?;
+        Ok(r.data)
+    }
+
+    /// Gives back the last `len` bytes of the last read of `fd` (records
+    /// the caller could not copy out).
+    ///
+    /// # Errors
+    /// EINVAL: not the tail of the last read in whole records.
+    pub fn unread(&self, fd: BorrowedFd<'_>, len: usize) -> CallResult<()> {
+        self.value(&Request::Unread { len: len as u32 }, Some(fd))
+            .map(drop)
+    }
+
+    /// `ioctl(fd, cmd, arg)` with `mem` the readable bytes at `arg`.
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn ioctl(
+        &self,
+        fd: BorrowedFd<'_>,
+        cmd: u64,
+        arg: u64,
+        mem: Option<Vec<u8>>,
+    ) -> CallResult<i64> {
+        self.value(&Request::Ioctl { cmd, arg, mem }, Some(fd))
+    }
+
+    /// `fcntl(fd, cmd, arg)` (the pipe's own commands).
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn fcntl(&self, fd: BorrowedFd<'_>, cmd: i32, arg: u64) -> CallResult<i64> {
+        self.value(&Request::Fcntl { cmd, arg }, Some(fd))
+    }
+
+    /// The emulated `poll()` events of `fd` (draining readiness bytes the
+    /// server says are left over).
+    ///
+    /// # Errors
+    /// EBADF: not an emulated end.
+    pub fn poll(&self, fd: BorrowedFd<'_>, events: u16) -> CallResult<u16> {
+        let (r, _) = self.call(&Request::Poll { events }, Some(fd))?;
+        drain(fd, r.drain);
+        Ok(r.result()? as u16)
+    }
+
+    /// `open("/dev/watch_queue", flags)`: the program's descriptor.
+    ///
+    /// # Errors
+    /// As the kernel's open (ENOENT without CONFIG_WATCH_QUEUE).
+    pub fn open_dev(&self, flags: u32) -> CallResult<OwnedFd> {
+        let (r, fds) = self.call(&Request::OpenDev { flags }, None)?;
+        r.result()?;
+        fds.into_iter()
+            .next()
+            .ok_or(CallError::Errno(Errno::EMFILE))
+    }
+
+    /// `mmap()` of the device descriptor `fd`: the ring's memfd to map.
+    ///
+    /// # Errors
+    /// As the 2019 driver's mmap checks.
+    pub fn mmap(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: u64,
+        shared: bool,
+        offset: u64,
+    ) -> CallResult<OwnedFd> {
+        let (r, fds) = self.call(
+            &Request::Mmap {
+                len,
+                shared,
+                offset,
+            },
+            Some(fd),
+        )?;
+        r.result()?;
+        fds.into_iter()
+            .next()
+            .ok_or(CallError::Errno(Errno::EMFILE))
+    }
+
+    /// watch_devices(2) on the queue `fd` (None: not a queue).
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn watch_devices(
+        &self,
+        fd: Option<BorrowedFd<'_>>,
+        tag: i32,
+        flags: u32,
+    ) -> CallResult<()> {
+        self.value(&Request::WatchDevices { tag, flags }, fd)
+            .map(drop)
+    }
+
+    /// watch_mount(2) or (`sb`) watch_sb(2) of absolute `path`.
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn watch_path(
+        &self,
+        sb: bool,
+        path: &str,
+        at_flags: u32,
+        fd: Option<BorrowedFd<'_>>,
+        tag: i32,
+    ) -> CallResult<()> {
+        let req = Request::WatchPath {
+            sb,
+            path: path.into(),
+            at_flags,
+            tag,
+        };
+        self.value(&req, fd).map(drop)
+    }
+
+    /// add_key(2).
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn add_key(
+        &self,
+        ktype: &str,
+        desc: Option<&str>,
+        payload: &[u8],
+        ring: i32,
+    ) -> CallResult<i32> {
+        let req = Request::AddKey {
+            ktype: ktype.into(),
+            desc: desc.map(Into::into),
+            payload: payload.to_vec(),
+            ring,
+        };
+        self.value(&req, None).map(|v| v as i32)
+    }
+
+    /// request_key(2).
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn request_key(&self, ktype: &str, desc: &str, dest: i32) -> CallResult<i32> {
+        let req = Request::RequestKey {
+            ktype: ktype.into(),
+            desc: desc.into(),
+            dest,
+        };
+        self.value(&req, None).map(|v| v as i32)
+    }
+
+    /// keyctl(2): the value and any output bytes. `fd` is KEYCTL_WATCH_KEY's queue.
+    ///
+    /// # Errors
+    /// As the kernel's.
+    pub fn keyctl(
+        &self,
+        op: u32,
+        args: [u64; 4],
+        strings: (Option<String>, Option<String>),
+        data: Option<Vec<u8>>,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> CallResult<(i64, Vec<u8>)> {
+        let req = Request::Keyctl {
+            op,
+            args,
+            s1: strings.0,
+            s2: strings.1,
+            data,
+        };
+        let (r, _) = self.call(&req, fd)?;
+        let v = r.result()?;
+        Ok((v, r.data))
+    }
+
+    /// Mirrors this process's `RLIMIT_NOFILE` into the emulated one.
+    ///
+    /// # Errors
+    /// The connection's.
+    pub fn rlimit(&self, soft: u64, hard: u64) -> CallResult<()> {
+        self.value(&Request::Rlimit { soft, hard }, None).map(drop)
+    }
+
+    /// The statistics of the queue behind `fd`.
+    ///
+    /// # Errors
+    /// EBADF: not an emulated end.
+    pub fn stats(&self, fd: BorrowedFd<'_>) -> CallResult<QueueStats> {
+        let (r, _) = self.call(&Request::Stats, Some(fd))?;
+        r.result()?;
+        let v: Vec<u64> = r
+            .data
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let g = |i: usize| v.get(i).copied().unwrap_or(0);
+        Ok(QueueStats {
+            posted: g(0),
+            lost: g(1),
+            read: g(2),
+            loss_records: g(3),
+            queued: g(4),
+            filtered: g(5),
+            denied: g(6),
+            discarded: g(7),
+            ..QueueStats::default()
+        })
+    }
+}
+
+/// Reads `n` readiness bytes from `fd` (they are there: the server wrote
+/// them before replying). A non-blocking descriptor that runs dry stops
+/// the drain; the server recounts at the next read of an empty queue.
+pub fn drain(fd: BorrowedFd<'_>, n: u32) {
+    let mut left = n as usize;
+    let mut buf = [0u8; 256];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    while left > 0 {
+        // Never block: bytes another process read meanwhile are not ours.
+        let mut p = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        if !matches!(rustix::event::poll(&mut p, Some(&zero)), Ok(1))
+            || !p[0].revents().contains(rustix::event::PollFlags::IN)
+        {
+            break;
+        }
+        let k = left.min(buf.len());
+        match rustix::io::read(fd, &mut buf[..k]) {
+            Ok(0) => break,
+            Ok(got) => left -= got,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+}

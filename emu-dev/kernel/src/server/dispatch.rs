@@ -1,0 +1,472 @@
+//! One request, served: decode what the client sent, run the emulated
+//! system call as its process, encode the result.
+//!
+//! A call on an emulated end runs the ordinary syscall code of
+//! [`crate::syscalls`] on the caller's emulated process: the end's open
+//! file is installed in that process's fd table for the call and removed
+//! after it (the server, not the table, holds the file between calls), so
+//! credentials, limits and errno order are those of the emulated kernel's
+//! own calls.
+
+use super::files::{whole_records, End, RemotePipe};
+use super::{Conn, Shared};
+use crate::file::OpenFile;
+use crate::process::Process;
+use crate::syscalls::dev_watch_queue::DevWatchQueueCalls;
+use crate::syscalls::devices::DeviceCalls;
+use crate::syscalls::file::FileCalls;
+use crate::syscalls::keys::{cmd, KeyCalls};
+use crate::syscalls::mount::{MountCalls, AT_FDCWD};
+use crate::syscalls::pipe::PipeCalls;
+use crate::syscalls::poll::{PollCalls, PollFd};
+use crate::syscalls::read_write::ReadWriteCalls;
+use crate::syscalls::watch_queue::WatchQueueCalls;
+use crate::wire::{Reply, Request, MAX_READ};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use watchq_core::ring::mmap::RingStorage;
+use watchq_core::uapi::*;
+use watchq_core::{Errno, Result};
+use watchq_sources::keys::Anchors;
+
+/// Runs `f` with `file` installed in `p`'s fd table (past its
+/// `RLIMIT_NOFILE`: the real descriptor exists already, the number is the
+/// server's own).
+fn with_fd<R>(p: &Process, file: &Arc<OpenFile>, f: impl FnOnce(i32) -> Result<R>) -> Result<R> {
+    let fd = p.fd_table().alloc(file.clone(), false, 0, u64::MAX)?;
+    let r = f(fd);
+    let _ = p.fd_table().remove(fd);
+    r
+}
+
+fn value(r: Result<i64>) -> Reply {
+    match r {
+        Ok(v) => Reply::ok(v),
+        Err(e) => Reply::err(e),
+    }
+}
+
+fn data(r: Result<Vec<u8>>) -> Reply {
+    match r {
+        Ok(d) => Reply {
+            value: d.len() as i64,
+            data: d,
+            ..Reply::default()
+        },
+        Err(e) => Reply::err(e),
+    }
+}
+
+/// Serves `req` for connection `c`; returns the reply and the descriptors
+/// to send with it.
+pub(super) fn handle(
+    s: &Arc<Shared>,
+    c: &mut Conn,
+    req: Request,
+    fds: Vec<OwnedFd>,
+    uid: u32,
+    gid: u32,
+) -> (Reply, Vec<OwnedFd>) {
+    let name = req.name();
+    if let Request::Hello { exec } = req {
+        return (hello(s, c, exec, uid, gid), Vec::new());
+    }
+    let Some(proc_) = c.proc_.clone() else {
+        s.audit(format!("pid {}: {name} before hello", c.pid));
+        return (Reply::err(Errno::EINVAL), Vec::new());
+    };
+    let p = &proc_.process;
+    // Credentials as the real kernel says they are now (a setuid since).
+    let cred = p.cred();
+    if cred.uid != uid || cred.gid != gid {
+        p.set_cred(s.kernel.cred(uid, gid));
+    }
+    let target = fds.first().and_then(|fd| s.lookup(fd));
+    let unread_ok = matches!(req, Request::Unread { .. });
+    let last_read = if unread_ok { c.last_read.take() } else { None };
+    c.last_read = None;
+    let mut give = Vec::new();
+    let reply = match req {
+        Request::Hello { .. } => unreachable!("handled above"),
+        Request::Pipe2 { flags } => match pipe2(s, p, flags) {
+            Ok(ends) => {
+                give = Vec::from(ends);
+                Reply::ok(0)
+            }
+            Err(e) => Reply::err(e),
+        },
+        Request::Read { count } => match &target {
+            Some((pipe, End::Read)) => read(c, p, pipe, count as usize),
+            Some((_, End::Write)) => Reply::err(Errno::EBADF),
+            None => Reply::err(Errno::EBADF),
+        },
+        Request::Unread { len } => match (&target, last_read) {
+            (Some((pipe, End::Read)), Some((id, bytes)))
+                if id == pipe.id && (len as usize) <= bytes.len() =>
+            {
+                let back = &bytes[bytes.len() - len as usize..];
+                if whole_records(&bytes[..bytes.len() - back.len()]) && whole_records(back) {
+                    pipe.unread(back);
+                    Reply::ok(0)
+                } else {
+                    Reply::err(Errno::EINVAL)
+                }
+            }
+            _ => Reply::err(Errno::EINVAL),
+        },
+        Request::Ioctl { cmd, arg, mem } => {
+            on_file(&target, |f, pipe| ioctl(p, f, pipe, cmd, arg, mem))
+        }
+        Request::Fcntl { cmd, arg } => on_file(&target, |f, _| {
+            value(with_fd(p, &f, |fd| p.fcntl(fd, cmd, arg)))
+        }),
+        Request::Poll { events } => on_file(&target, |f, pipe| {
+            let r = with_fd(p, &f, |fd| {
+                let mut e = [PollFd::new(fd, events)];
+                p.poll(&mut e, 0)?;
+                Ok(e[0].revents)
+            });
+            let mut reply = value(r.map(|mut ev| {
+                if f.readable() && pipe.front_len() > 0 {
+                    ev |= (POLLIN | POLLRDNORM) & events;
+                }
+                i64::from(ev)
+            }));
+            // Nothing to read: readiness bytes left over are the poller's
+            // to drain (a 2019 ring emptied in its mapping, a reader gone).
+            if reply.errno == 0
+                && events & POLLIN != 0
+                && reply.value as u16 & POLLIN == 0
+                && matches!(&target, Some((_, End::Read)))
+            {
+                reply.drain = pipe.drain_for_poller() as u32;
+            }
+            reply
+        }),
+        Request::OpenDev { flags } => match open_dev(s, p, flags) {
+            Ok(fd) => {
+                give = vec![fd];
+                Reply::ok(0)
+            }
+            Err(e) => Reply::err(e),
+        },
+        Request::Mmap {
+            len,
+            shared,
+            offset,
+        } => on_file(&target, |f, _| {
+            let r = with_fd(p, &f, |fd| {
+                let q = p.mmap_watch_queue(fd, len as usize, shared, offset)?;
+                let ring = q.ring_2019().ok_or(Errno::EINVAL)?;
+                let file = ring.storage().file().ok_or(Errno::ENODEV)?;
+                file.try_clone().map_err(|_| Errno::ENFILE)
+            });
+            match r {
+                Ok(file) => {
+                    give = vec![OwnedFd::from(file)];
+                    Reply::ok(0)
+                }
+                Err(e) => Reply::err(e),
+            }
+        }),
+        Request::WatchDevices { tag, flags } => {
+            let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));
+            value(
+                match file {
+                    Some(f) => with_fd(p, &f, |fd| p.watch_devices(fd, tag, flags)),
+                    None => p.watch_devices(-1, tag, flags),
+                }
+                .map(|()| 0),
+            )
+        }
+        Request::WatchPath {
+            sb,
+            path,
+            at_flags,
+            tag,
+        } => {
+            let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));
+            let call = |fd: i32| {
+                if sb {
+                    p.watch_sb(AT_FDCWD, &path, at_flags, fd, tag)
+                } else {
+                    p.watch_mount(AT_FDCWD, &path, at_flags, fd, tag)
+                }
+            };
+            value(
+                match file {
+                    Some(f) => with_fd(p, &f, call),
+                    None => call(-1),
+                }
+                .map(|()| 0),
+            )
+        }
+        Request::AddKey {
+            ktype,
+            desc,
+            payload,
+            ring,
+        } => value(
+            p.add_key(&ktype, desc.as_deref(), &payload, ring)
+                .map(i64::from),
+        ),
+        Request::RequestKey { ktype, desc, dest } => {
+            value(p.request_key(&ktype, &desc, dest).map(i64::from))
+        }
+        Request::Keyctl { op, .. } if op == KEYCTL_SESSION_TO_PARENT => session_to_parent(s, c, p),
+        Request::Keyctl {
+            op,
+            args,
+            s1,
+            s2,
+            data: d,
+        } => keyctl(p, &target, op, args, s1, s2, d),
+        Request::Rlimit { soft, hard } => {
+            p.mirror_rlimit_nofile(soft, hard);
+            Reply::ok(0)
+        }
+        Request::Stats => on_file(&target, |f, _| {
+            match with_fd(p, &f, |fd| p.queue_stats(fd)) {
+                Ok(st) => Reply {
+                    data: [
+                        st.posted,
+                        st.lost,
+                        st.read,
+                        st.loss_records,
+                        st.queued,
+                        st.filtered,
+                        st.denied,
+                        st.discarded,
+                    ]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+                    ..Reply::default()
+                },
+                Err(e) => Reply::err(e),
+            }
+        }),
+    };
+    // A call may have posted (keys, a filter, a size): every reader's
+    // tokens follow.
+    if !matches!(name, "read" | "poll" | "stats") {
+        s.sync_all();
+    }
+    if reply.errno == 0 || reply.drain > 0 {
+        if let Some((pipe, _)) = &target {
+            if reply.drain > 0 {
+                c.promised.push((pipe.clone(), u64::from(reply.drain)));
+            }
+        }
+    }
+    s.log(
+        c.pid,
+        format_args!(
+            "{name} = {}",
+            match reply.result() {
+                Ok(v) => v.to_string(),
+                Err(e) => format!("-1 {}", e.name()),
+            }
+        ),
+    );
+    (reply, give)
+}
+
+/// Runs `f` on the emulated file the sent descriptor is (EBADF when none
+/// was sent or it is not an emulated end).
+fn on_file(
+    target: &Option<(Arc<RemotePipe>, End)>,
+    f: impl FnOnce(Arc<OpenFile>, &RemotePipe) -> Reply,
+) -> Reply {
+    match target {
+        Some((pipe, end)) => match pipe.file(*end) {
+            Some(file) => f(file, pipe),
+            None => Reply::err(Errno::EBADF),
+        },
+        None => Reply::err(Errno::EBADF),
+    }
+}
+
+fn hello(s: &Arc<Shared>, c: &mut Conn, exec: bool, uid: u32, gid: u32) -> Reply {
+    let Some((proc_, joined)) = s.procs.attach(&s.kernel, c.pid, uid, gid) else {
+        return Reply::err(Errno::ESRCH);
+    };
+    let fresh = !joined.is_empty();
+    s.watch_joined(joined);
+    if exec && !fresh {
+        // execve(): thread and process keyrings go (prepare_exec_creds()),
+        // the session keyring and the authority stay.
+        let mut a = proc_.process.anchors();
+        *a = Anchors {
+            session: a.session,
+            auth: a.auth,
+            ..Anchors::default()
+        };
+        drop(a);
+        proc_.process.exec();
+        s.kernel.key_gc();
+    }
+    c.proc_ = Some(proc_);
+    // Bit 0: a new emulated process; bit 1: notification support.
+    Reply::ok(i64::from(fresh) | (i64::from(s.kernel.config().watch_queue) << 1))
+}
+
+fn pipe2(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<[OwnedFd; 2]> {
+    if flags & O_NOTIFICATION_PIPE == 0 {
+        // Ordinary pipes are the real kernel's.
+        return Err(Errno::EINVAL);
+    }
+    let [r, w] = p.pipe2(flags & !O_CLOEXEC)?;
+    let (rd, wr) = {
+        let mut t = p.fd_table();
+        let rd = t.remove(r).map(|e| e.file);
+        let wr = t.remove(w).map(|e| e.file);
+        (rd?, wr?)
+    };
+    let made = RemotePipe::make(s.next_pipe_id(), rd, wr, flags)?;
+    s.add_pipe(&made.pipe);
+    Ok(made.give)
+}
+
+/// `KEYCTL_SESSION_TO_PARENT`.
+const KEYCTL_SESSION_TO_PARENT: u32 = 18;
+
+/// KEYCTL_SESSION_TO_PARENT: the caller's real parent gets the caller's
+/// session keyring (the kernel installs it when the parent next returns to
+/// user space; here at once). Mirrors `keyctl_session_to_parent()`.
+///
+/// # Errors
+/// EPERM: the parent is not a process of this kernel, or another user's.
+fn session_to_parent(s: &Arc<Shared>, c: &Conn, p: &Process) -> Reply {
+    let session = match p.anchors().session {
+        Some(k) => k,
+        None => match p.keyctl_get_keyring_id(watchq_core::uapi::KEY_SPEC_SESSION_KEYRING, false) {
+            Ok(k) => k,
+            Err(e) => return Reply::err(e),
+        },
+    };
+    let Some(parent) = super::procs::stat(c.pid)
+        .and_then(|st| super::procs::stat(st.ppid).map(|ps| (st.ppid, ps)))
+        .and_then(|(ppid, ps)| s.procs.get(ppid, ps.start))
+    else {
+        return Reply::err(Errno::EPERM);
+    };
+    if parent.process.cred().uid != p.cred().uid {
+        return Reply::err(Errno::EPERM);
+    }
+    parent.process.anchors().session = Some(session);
+    s.kernel.key_gc();
+    Reply::ok(0)
+}
+
+fn open_dev(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<OwnedFd> {
+    let fd = p.open("/dev/watch_queue", flags & !O_CLOEXEC)?;
+    let file = p.fd_table().remove(fd)?.file;
+    let queue = with_fd(p, &file, |fd| p.watch_queue(fd))?;
+    let (pipe, give) = RemotePipe::make_device(s.next_pipe_id(), file, queue, flags)?;
+    s.add_pipe(&pipe);
+    Ok(give)
+}
+
+fn read(c: &mut Conn, p: &Process, pipe: &Arc<RemotePipe>, count: usize) -> Reply {
+    let Some(file) = pipe.file(End::Read) else {
+        return Reply::err(Errno::EBADF);
+    };
+    let count = count.min(MAX_READ);
+    let (res, drain) = pipe.read(count, |buf| with_fd(p, &file, |fd| p.read_nowait(fd, buf)));
+    let mut reply = match res {
+        Ok(d) => {
+            c.last_read = Some((pipe.id, d.clone()));
+            Reply {
+                value: d.len() as i64,
+                data: d,
+                ..Reply::default()
+            }
+        }
+        Err(e) => Reply::err(e),
+    };
+    reply.drain = drain as u32;
+    reply
+}
+
+fn ioctl(
+    p: &Process,
+    f: Arc<OpenFile>,
+    pipe: &RemotePipe,
+    cmd_: u64,
+    arg: u64,
+    mem: Option<Vec<u8>>,
+) -> Reply {
+    match cmd_ {
+        FIONREAD => {
+            let mut m = [0u8; 4];
+            let r = with_fd(p, &f, |fd| p.ioctl(fd, cmd_, arg, Some(&mut m)));
+            value(r.map(|_| i64::from(i32::from_le_bytes(m)) + pipe.front_len() as i64))
+        }
+        _ => {
+            let mut mem = mem;
+            value(with_fd(p, &f, |fd| {
+                p.ioctl(fd, cmd_, arg, mem.as_deref_mut())
+            }))
+        }
+    }
+}
+
+fn keyctl(
+    p: &Process,
+    target: &Option<(Arc<RemotePipe>, End)>,
+    op: u32,
+    a: [u64; 4],
+    s1: Option<String>,
+    s2: Option<String>,
+    d: Option<Vec<u8>>,
+) -> Reply {
+    let id = |v: u64| v as i32;
+    let unit = |r: Result<()>| value(r.map(|()| 0));
+    let need = |s: Option<String>| s.ok_or(Errno::EFAULT);
+    let payload = d.unwrap_or_default();
+    match op {
+        cmd::GET_KEYRING_ID => value(p.keyctl_get_keyring_id(id(a[0]), a[1] != 0).map(i64::from)),
+        cmd::JOIN_SESSION_KEYRING => {
+            value(p.keyctl_join_session_keyring(s1.as_deref()).map(i64::from))
+        }
+        cmd::UPDATE => unit(p.keyctl_update(id(a[0]), &payload)),
+        cmd::REVOKE => unit(p.keyctl_revoke(id(a[0]))),
+        cmd::CHOWN => unit(p.keyctl_chown(id(a[0]), a[1] as u32, a[2] as u32)),
+        cmd::SETPERM => unit(p.keyctl_setperm(id(a[0]), a[1] as u32)),
+        cmd::DESCRIBE => data(p.keyctl_describe(id(a[0])).map(|s| {
+            let mut b = s.into_bytes();
+            b.push(0);
+            b
+        })),
+        cmd::CLEAR => unit(p.keyctl_clear(id(a[0]))),
+        cmd::LINK => unit(p.keyctl_link(id(a[0]), id(a[1]))),
+        cmd::UNLINK => unit(p.keyctl_unlink(id(a[0]), id(a[1]))),
+        cmd::SEARCH => value(
+            need(s1)
+                .and_then(|t| Ok((t, need(s2)?)))
+                .and_then(|(t, d)| p.keyctl_search(id(a[0]), &t, &d, id(a[3])))
+                .map(i64::from),
+        ),
+        cmd::READ => data(p.keyctl_read(id(a[0]))),
+        cmd::INSTANTIATE => unit(p.keyctl_instantiate(id(a[0]), &payload, id(a[3]))),
+        cmd::NEGATE => unit(p.keyctl_negate(id(a[0]), a[1] as u32, id(a[2]))),
+        cmd::REJECT => unit(p.keyctl_reject(id(a[0]), a[1] as u32, a[2] as i32, id(a[3]))),
+        cmd::SET_TIMEOUT => unit(p.keyctl_set_timeout(id(a[0]), a[1] as u32)),
+        cmd::INVALIDATE => unit(p.keyctl_invalidate(id(a[0]))),
+        cmd::RESTRICT_KEYRING => {
+            unit(p.keyctl_restrict_keyring(id(a[0]), s1.as_deref(), s2.as_deref()))
+        }
+        cmd::MOVE => unit(p.keyctl_move(id(a[0]), id(a[1]), id(a[2]), a[3] as u32)),
+        cmd::CAPABILITIES => data(Ok(p.keyctl_capabilities().to_vec())),
+        cmd::WATCH_KEY => {
+            // Either end of a notification pipe names its queue.
+            let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));
+            unit(match file {
+                Some(f) => with_fd(p, &f, |fd| p.keyctl_watch_key(id(a[0]), fd, a[2] as i32)),
+                None => p.keyctl_watch_key(id(a[0]), -1, a[2] as i32),
+            })
+        }
+        _ => Reply::err(Errno::EOPNOTSUPP),
+    }
+}

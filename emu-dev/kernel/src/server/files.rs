@@ -1,0 +1,411 @@
+//! Emulated notification pipes whose ends are real pipe ends.
+//!
+//! Owns [`RemotePipe`]. For each emulated notification pipe the server
+//! makes two real pipes and hands the program one end of each: the read
+//! end of pipe A is the program's read end, the write end of pipe B its
+//! write end. The program's descriptors ARE those real ends, so fork,
+//! exec, dup, `SCM_RIGHTS`, `close_range` and `O_CLOEXEC` are the real
+//! kernel's, and `fstat` says FIFO. The server keeps the other two ends:
+//!
+//! - A's write end polls `POLLERR` once every read end is closed, and B's
+//!   read end polls `POLLHUP` once every write end is closed: the server
+//!   learns of the LAST close from the real kernel and then drops the
+//!   emulated open file, which releases it exactly as `pipe_release()`
+//!   does (the last file of the pipe clears the queue: watches detached,
+//!   records discarded).
+//! - Readiness: the server writes one token byte into A per record
+//!   queued (so an `EPOLLET` reader gets an edge per post, as with a real
+//!   pipe), and while no record is queued A holds none, so the real read
+//!   end is readable exactly while the emulated queue has records.
+//!
+//! The readiness rule, all under the pipe's `ready` lock:
+//! - `sync`: tokens for records queued since the last sync (counted from
+//!   the queue's statistics, `posted - lost`), at most [`TOKEN_CAP`] in the
+//!   pipe; and one token if records are queued but every byte in A is
+//!   already promised to a drainer.
+//! - A read that leaves the queue empty tells its reader to drain every
+//!   byte of A not already promised to another reader (`outstanding`);
+//!   the promise is kept until that reader's next request (it drains
+//!   before sending anything else) or its connection closes. Two readers
+//!   of one pipe each drain what they were told, so bytes drained equal
+//!   bytes counted. A reader killed between its reply and its drain leaves
+//!   bytes nobody was told to drain; the next read of an empty queue
+//!   counts A's bytes again (`FIONREAD` of A's write end) and hands them
+//!   to its reader, so the cost is one spurious wake-up, never a stuck
+//!   readable descriptor.
+//! - Once the write end is released, one token stays for good: the read
+//!   end is readable as a real pipe without writers is (end of file).
+//! - Records a reader could not copy out (EFAULT) come back with an
+//!   unread and are served before the queue (`front`), so they stay
+//!   queued as the kernel's `pipe_read()` leaves them.
+
+use crate::file::OpenFile;
+use parking_lot::Mutex;
+use rustix::fs::OFlags;
+use rustix::pipe::PipeFlags;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use watchq_core::uapi::{O_DIRECT, O_NONBLOCK, WATCH_INFO_LENGTH};
+use watchq_core::{Errno, Result, WatchQueue};
+
+/// The most token bytes the server keeps in a pipe (far below its 64 KiB).
+pub(crate) const TOKEN_CAP: u64 = 4096;
+
+/// Which end of an emulated pipe a real descriptor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    Read,
+    Write,
+}
+
+/// The identity of a real pipe: `st_dev`, `st_ino`.
+pub(crate) type Ident = (u64, u64);
+
+/// The identity of the real file behind `fd`, if it is a FIFO.
+pub(crate) fn ident(fd: impl AsFd) -> Option<Ident> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
+        .then_some((st.st_dev, st.st_ino))
+}
+
+#[derive(Default)]
+struct Ready {
+    /// Write end of A (tokens); None once the read end is released.
+    a_w: Option<OwnedFd>,
+    /// Read end of B (its hang-up says the write end is released).
+    b_r: Option<OwnedFd>,
+    /// Records counted into tokens so far (`posted - lost`).
+    seen: u64,
+    /// Bytes of A readers were told to drain and may not have yet.
+    outstanding: u64,
+    /// Records given back by an unread, served before the queue.
+    front: Vec<u8>,
+}
+
+/// One emulated notification pipe and its two real pipes.
+pub(crate) struct RemotePipe {
+    pub(crate) id: u64,
+    pub(crate) queue: Arc<WatchQueue>,
+    /// The emulated read end; None once released.
+    pub(crate) read_file: Mutex<Option<Arc<OpenFile>>>,
+    /// The emulated write end; None once released.
+    pub(crate) write_file: Mutex<Option<Arc<OpenFile>>>,
+    /// (A, B) identities (B is A's again for the device).
+    pub(crate) idents: (Ident, Ident),
+    /// A `/dev/watch_queue` open file (no write end, no pipe B) rather
+    /// than a notification pipe.
+    pub(crate) device: bool,
+    ready: Mutex<Ready>,
+}
+
+/// What the server keeps of a new pipe and what the program gets.
+pub(crate) struct Made {
+    pub(crate) pipe: Arc<RemotePipe>,
+    /// The program's read end (A's) and write end (B's).
+    pub(crate) give: [OwnedFd; 2],
+}
+
+fn io_err(e: io::Error) -> Errno {
+    e.raw_os_error()
+        .and_then(Errno::from_raw)
+        .unwrap_or(Errno::ENFILE)
+}
+
+impl RemotePipe {
+    /// Wraps emulated ends `rd`/`wr` in two real pipes; `flags` are
+    /// pipe2's (O_NONBLOCK on both program ends, O_DIRECT on the write end).
+    ///
+    /// # Errors
+    /// The real `pipe2`'s (EMFILE, ENFILE).
+    pub(crate) fn make(id: u64, rd: Arc<OpenFile>, wr: Arc<OpenFile>, flags: u32) -> Result<Made> {
+        let queue = rd
+            .pipe()
+            .and_then(|p| p.queue())
+            .cloned()
+            .ok_or(Errno::EINVAL)?;
+        let (a_r, a_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
+            .map_err(io::Error::from)
+            .map_err(io_err)?;
+        let bflags = if flags & O_DIRECT != 0 {
+            PipeFlags::CLOEXEC | PipeFlags::DIRECT
+        } else {
+            PipeFlags::CLOEXEC
+        };
+        let (b_r, b_w) = rustix::pipe::pipe_with(bflags)
+            .map_err(io::Error::from)
+            .map_err(io_err)?;
+        let set_nb = |fd: &OwnedFd| {
+            let fl = rustix::fs::fcntl_getfl(fd).unwrap_or(OFlags::empty());
+            let _ = rustix::fs::fcntl_setfl(fd, fl | OFlags::NONBLOCK);
+        };
+        set_nb(&a_w);
+        set_nb(&b_r);
+        if flags & O_NONBLOCK != 0 {
+            set_nb(&a_r);
+            set_nb(&b_w);
+        }
+        let idents = (
+            ident(&a_r).ok_or(Errno::EINVAL)?,
+            ident(&b_w).ok_or(Errno::EINVAL)?,
+        );
+        let pipe = Arc::new(RemotePipe {
+            id,
+            queue,
+            read_file: Mutex::new(Some(rd)),
+            write_file: Mutex::new(Some(wr)),
+            idents,
+            device: false,
+            ready: Mutex::new(Ready {
+                a_w: Some(a_w),
+                b_r: Some(b_r),
+                ..Ready::default()
+            }),
+        });
+        Ok(Made {
+            pipe,
+            give: [a_r, b_w],
+        })
+    }
+
+    /// Wraps an open of `/dev/watch_queue` (`dev`, its queue `queue`) in
+    /// one real pipe: the program's descriptor is its read end.
+    ///
+    /// # Errors
+    /// The real `pipe2`'s.
+    pub(crate) fn make_device(
+        id: u64,
+        dev: Arc<OpenFile>,
+        queue: Arc<WatchQueue>,
+        flags: u32,
+    ) -> Result<(Arc<RemotePipe>, OwnedFd)> {
+        let (a_r, a_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
+            .map_err(io::Error::from)
+            .map_err(io_err)?;
+        for (fd, on) in [(&a_w, true), (&a_r, flags & O_NONBLOCK != 0)] {
+            if on {
+                let fl = rustix::fs::fcntl_getfl(fd).unwrap_or(OFlags::empty());
+                let _ = rustix::fs::fcntl_setfl(fd, fl | OFlags::NONBLOCK);
+            }
+        }
+        let a = ident(&a_r).ok_or(Errno::EINVAL)?;
+        let pipe = Arc::new(RemotePipe {
+            id,
+            queue,
+            read_file: Mutex::new(Some(dev)),
+            write_file: Mutex::new(None),
+            idents: (a, a),
+            device: true,
+            ready: Mutex::new(Ready {
+                a_w: Some(a_w),
+                ..Ready::default()
+            }),
+        });
+        Ok((pipe, a_r))
+    }
+
+    /// Runs `f` on the server's ends (A's write end, B's read end), for
+    /// registering them with epoll.
+    pub(crate) fn with_server_ends<R>(
+        &self,
+        f: impl FnOnce(Option<&OwnedFd>, Option<&OwnedFd>) -> R,
+    ) -> R {
+        let r = self.ready.lock();
+        f(r.a_w.as_ref(), r.b_r.as_ref())
+    }
+
+    /// The emulated file of `end`, while it is open.
+    pub(crate) fn file(&self, end: End) -> Option<Arc<OpenFile>> {
+        match end {
+            End::Read => self.read_file.lock().clone(),
+            End::Write => self.write_file.lock().clone(),
+        }
+    }
+
+    fn writers_gone(&self) -> bool {
+        !self.device && self.write_file.lock().is_none()
+    }
+
+    /// Every real read end is closed: the emulated read end is released
+    /// (`pipe_release()`; the pipe's last file clears the queue).
+    pub(crate) fn release_read(&self) {
+        let f = self.read_file.lock().take();
+        self.ready.lock().a_w = None;
+        drop(f);
+    }
+
+    /// Every real write end is closed: the emulated write end is released,
+    /// and readers wake to the end of file.
+    pub(crate) fn release_write(&self) {
+        let f = self.write_file.lock().take();
+        drop(f);
+        let mut r = self.ready.lock();
+        r.b_r = None;
+        self.sync_locked(&mut r);
+    }
+
+    /// Both ends released.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.read_file.lock().is_none() && self.write_file.lock().is_none()
+    }
+
+    fn has_records(&self, r: &Ready) -> bool {
+        !r.front.is_empty() || self.queue.has_records()
+    }
+
+    /// Brings A's tokens up to date (the rule in the module header).
+    pub(crate) fn sync(&self) {
+        let mut r = self.ready.lock();
+        self.sync_locked(&mut r);
+    }
+
+    fn sync_locked(&self, r: &mut Ready) {
+        let st = self.queue.stats();
+        let delivered = st.posted.saturating_sub(st.lost);
+        let new = delivered.saturating_sub(r.seen);
+        r.seen = r.seen.max(delivered);
+        let want = self.has_records(r) || self.writers_gone();
+        let Some(a_w) = &r.a_w else { return };
+        let pending = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
+        let mut n = new.min(TOKEN_CAP.saturating_sub(pending));
+        if n == 0 && want && pending <= r.outstanding {
+            n = 1;
+        }
+        let tokens = [0u8; 64];
+        while n > 0 {
+            let k = n.min(tokens.len() as u64) as usize;
+            match rustix::io::write(a_w, &tokens[..k]) {
+                Ok(w) if w > 0 => n -= w as u64,
+                _ => break,
+            }
+        }
+    }
+
+    /// After a read of this pipe: how many bytes of A the reader must
+    /// drain (all not already promised, when no record is left), now
+    /// promised to it.
+    fn drain_for_reader(&self, r: &mut Ready) -> u64 {
+        self.sync_locked(r);
+        if self.has_records(r) {
+            return 0;
+        }
+        let Some(a_w) = &r.a_w else { return 0 };
+        let pending = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
+        let keep = u64::from(self.writers_gone());
+        let d = pending.saturating_sub(r.outstanding + keep);
+        r.outstanding += d;
+        d
+    }
+
+    /// After a poll that found nothing to read: the bytes of A the poller
+    /// must drain (a 2019 consumer empties its ring by moving the tail in
+    /// its mapping, which no call announces; its poll catches up here).
+    pub(crate) fn drain_for_poller(&self) -> u64 {
+        let mut r = self.ready.lock();
+        self.drain_for_reader(&mut r)
+    }
+
+    /// A reader kept (or broke) its promise to drain `n` bytes.
+    pub(crate) fn drained(&self, n: u64) {
+        let mut r = self.ready.lock();
+        r.outstanding = r.outstanding.saturating_sub(n);
+    }
+
+    /// One read without sleeping: `read` runs the emulated read into the
+    /// buffer it is given. Returns the records (or the error) and the
+    /// bytes the reader must drain.
+    pub(crate) fn read(
+        &self,
+        count: usize,
+        read: impl FnOnce(&mut [u8]) -> Result<usize>,
+    ) -> (Result<Vec<u8>>, u64) {
+        let mut r = self.ready.lock();
+        let res = if r.front.is_empty() {
+            let mut buf = vec![0u8; count];
+            read(&mut buf).map(|n| {
+                buf.truncate(n);
+                buf
+            })
+        } else {
+            take_front(&mut r.front, count)
+        };
+        let drain = self.drain_for_reader(&mut r);
+        (res, drain)
+    }
+
+    /// Gives back `bytes` (whole records a reader could not copy out), to
+    /// be read first.
+    pub(crate) fn unread(&self, bytes: &[u8]) {
+        let mut r = self.ready.lock();
+        let mut v = bytes.to_vec();
+        v.extend_from_slice(&r.front);
+        r.front = v;
+        self.sync_locked(&mut r);
+    }
+
+    /// Bytes of records given back and not yet read again (FIONREAD adds
+    /// them), and whether any are (POLLIN).
+    pub(crate) fn front_len(&self) -> usize {
+        self.ready.lock().front.len()
+    }
+}
+
+/// The length of the record at the start of `b` (its header's length
+/// field), if a whole one is there.
+pub fn record_len(b: &[u8]) -> Option<usize> {
+    let info = u32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
+    let n = (info & WATCH_INFO_LENGTH) as usize;
+    (n >= 8 && n <= b.len()).then_some(n)
+}
+
+/// Does `b` split into whole records?
+pub(crate) fn whole_records(mut b: &[u8]) -> bool {
+    while !b.is_empty() {
+        match record_len(b) {
+            Some(n) => b = &b[n..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Takes the whole records of `front` that fit in `count` bytes.
+///
+/// # Errors
+/// ENOBUFS: the first does not fit.
+fn take_front(front: &mut Vec<u8>, count: usize) -> Result<Vec<u8>> {
+    let mut n = 0;
+    while let Some(len) = record_len(&front[n..]) {
+        if n + len > count {
+            break;
+        }
+        n += len;
+    }
+    if n == 0 {
+        return Err(Errno::ENOBUFS);
+    }
+    Ok(front.drain(..n).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(len: u8) -> Vec<u8> {
+        let mut v = vec![0u8; len as usize];
+        v[4] = len;
+        v
+    }
+
+    #[test]
+    fn server_front_records_split_whole() {
+        let mut f = [rec(16), rec(8), rec(24)].concat();
+        assert!(whole_records(&f));
+        assert!(!whole_records(&f[..20]));
+        assert_eq!(take_front(&mut f, 8), Err(Errno::ENOBUFS));
+        assert_eq!(take_front(&mut f, 30).unwrap().len(), 24);
+        assert_eq!(f.len(), 24);
+        assert_eq!(take_front(&mut f, 100).unwrap().len(), 24);
+        assert!(f.is_empty());
+    }
+}

@@ -1,0 +1,601 @@
+//! One emulated kernel for a whole process tree: the server.
+//!
+//! Owns [`Server`]: a Unix `SOCK_SEQPACKET` listener in a private
+//! directory (mode 0700, owned by the user who started it; the socket
+//! 0600), one connection per client process, and the threads that serve
+//! them. The protocol is [`crate::wire`]'s; the client end is
+//! [`crate::remote`].
+//!
+//! - **Identity from the real kernel.** `SO_PEERCRED` at connect and the
+//!   `SCM_CREDENTIALS` of every request (`SO_PASSCRED`) give pid, uid and
+//!   gid; a connection, or a request, from another uid than the server's
+//!   (a root server also serves the descendants of processes it serves
+//!   that dropped their privileges) is refused with an audit line, and so is a request whose
+//!   sender is not the process that connected (a forked child still using
+//!   its parent's connection). The process tree is [`procs`]'s.
+//! - **Descriptors are real pipe ends** ([`files`]): the program's
+//!   descriptor for an emulated end is a real pipe end the server made; a
+//!   call names it by sending it (`SCM_RIGHTS`), the server looks up its
+//!   `(st_dev, st_ino)`. The monitor thread's epoll set holds each pipe's
+//!   server-side ends (last close) and each process's pidfd (exit).
+//! - **Fault containment.** The server reads whole messages and trusts
+//!   nothing in them but their grammar; a client killed mid-call leaves at
+//!   most a promise to drain (see `files`); garbage gets an error reply,
+//!   an audit line and the connection closed, never a panic.
+
+mod dispatch;
+pub(crate) mod files;
+mod procs;
+
+use crate::kernel::Kernel;
+use crate::sock;
+use crate::wire::{Reply, Request};
+pub use files::record_len;
+use files::{End, Ident, RemotePipe};
+use parking_lot::Mutex;
+use procs::{Joined, Proc, Procs};
+use rustix::event::epoll;
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How a server starts.
+#[derive(Debug, Default)]
+pub struct ServerOptions {
+    /// Where to make the private directory (default: `$XDG_RUNTIME_DIR`
+    /// when it is a directory of ours, else `/tmp`).
+    pub parent_dir: Option<PathBuf>,
+    /// A file that gets a line per call (`watchq exec --log`).
+    pub log: Option<std::fs::File>,
+    /// Audit lines (refusals) also go to stderr.
+    pub audit_to_stderr: bool,
+}
+
+/// What an epoll entry stands for.
+#[derive(Clone, Copy, Debug)]
+enum Watched {
+    /// A process's pidfd.
+    Exit { pid: u32, start: u64 },
+    /// A's write end: every real read end closed.
+    ReadEnd(u64),
+    /// B's read end: every real write end closed.
+    WriteEnd(u64),
+}
+
+pub(crate) struct Shared {
+    pub(crate) kernel: Arc<Kernel>,
+    uid: u32,
+    procs: Procs,
+    /// Pipe id → pipe.
+    pipes: Mutex<HashMap<u64, Arc<RemotePipe>>>,
+    /// Real identity → (pipe, end).
+    idents: Mutex<HashMap<Ident, (Arc<RemotePipe>, End)>>,
+    epoll: OwnedFd,
+    /// epoll data → what it stands for (and the pidfds, kept open here).
+    watched: Mutex<HashMap<u64, (Watched, Option<OwnedFd>)>>,
+    next_id: AtomicU64,
+    stop: AtomicBool,
+    audit: Mutex<Vec<String>>,
+    audit_to_stderr: bool,
+    log: Mutex<Option<std::fs::File>>,
+    /// Live connections (to shut down when the server stops).
+    conns: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    start: Instant,
+}
+
+/// A running kernel server. Dropping it stops it and removes its socket.
+pub struct Server {
+    shared: Arc<Shared>,
+    listener: Arc<OwnedFd>,
+    dir: PathBuf,
+    path: PathBuf,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("path", &self.path).finish()
+    }
+}
+
+/// The default parent of the private directory.
+fn runtime_dir(uid: u32) -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        if rustix::fs::stat(&d).is_ok_and(|st| {
+            st.st_uid == uid
+                && rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory
+        }) {
+            return d;
+        }
+    }
+    PathBuf::from("/tmp")
+}
+
+/// Makes a fresh private directory `watchq-XXXXXXXX` under `parent`.
+fn private_dir(parent: &Path) -> io::Result<PathBuf> {
+    let seed = std::process::id() as u64 ^ (Instant::now().elapsed().as_nanos() as u64);
+    let mut x = seed
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    for _ in 0..64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let d = parent.join(format!("watchq-{:08x}", x as u32));
+        match rustix::fs::mkdir(&d, rustix::fs::Mode::from_raw_mode(0o700)) {
+            Ok(()) => {
+                // mkdir obeys the umask, which may only remove bits.
+                rustix::fs::chmod(&d, rustix::fs::Mode::from_raw_mode(0o700))?;
+                return Ok(d);
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EEXIST))
+}
+
+impl Server {
+    /// Starts serving `kernel` on a new socket.
+    ///
+    /// # Errors
+    /// Making the directory, the socket or the epoll set.
+    pub fn start(kernel: Arc<Kernel>, opts: ServerOptions) -> io::Result<Server> {
+        let uid = rustix::process::getuid().as_raw();
+        let parent = opts.parent_dir.clone().unwrap_or_else(|| runtime_dir(uid));
+        let dir = private_dir(&parent)?;
+        let path = dir.join("sock");
+        let listener = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        rustix::net::bind(&listener, &SocketAddrUnix::new(&path)?)?;
+        rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(0o600))?;
+        rustix::net::sockopt::set_socket_passcred(&listener, true)?;
+        rustix::net::listen(&listener, 128)?;
+        let shared = Arc::new(Shared {
+            kernel,
+            uid,
+            procs: Procs::default(),
+            pipes: Mutex::new(HashMap::new()),
+            idents: Mutex::new(HashMap::new()),
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            watched: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
+            audit: Mutex::new(Vec::new()),
+            audit_to_stderr: opts.audit_to_stderr,
+            log: Mutex::new(opts.log),
+            conns: Mutex::new(HashMap::new()),
+            start: Instant::now(),
+        });
+        let listener = Arc::new(listener);
+        let mut threads = Vec::new();
+        {
+            let s = shared.clone();
+            let l = listener.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("watchq-accept".into())
+                    .spawn(move || accept_loop(&s, &l))?,
+            );
+        }
+        {
+            let s = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("watchq-monitor".into())
+                    .spawn(move || monitor_loop(&s))?,
+            );
+        }
+        Ok(Server {
+            shared,
+            listener,
+            dir,
+            path,
+            threads,
+        })
+    }
+
+    /// The socket's path (what `WATCHQ_KERNEL` names).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The kernel served.
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.shared.kernel
+    }
+
+    /// Audit lines so far (refused connections and requests).
+    pub fn audit(&self) -> Vec<String> {
+        self.shared.audit.lock().clone()
+    }
+
+    /// Real pids of the processes the server knows, ascending.
+    pub fn pids(&self) -> Vec<u32> {
+        self.shared.procs.pids()
+    }
+
+    /// Emulated pipes with at least one end still open.
+    pub fn live_pipes(&self) -> usize {
+        self.shared.pipes.lock().len()
+    }
+
+    /// The emulated process of real process `pid`, if known.
+    pub fn process(&self, pid: u32) -> Option<Arc<crate::Process>> {
+        let st = procs::stat(pid)?;
+        self.shared
+            .procs
+            .get(pid, st.start)
+            .map(|p| p.process.clone())
+    }
+
+    /// Brings every read end's readiness up to date (after posting from
+    /// outside a call: a script acting on the kernel directly).
+    pub fn sync(&self) {
+        self.shared.sync_all();
+    }
+
+    /// Stops serving: no new connection, every connection closed, every
+    /// emulated process exits, the socket and its directory are removed.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.shared.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Sleepers first: dropping the server's pipe ends hangs up every
+        // program's read end at once.
+        self.shared.pipes.lock().clear();
+        self.shared.idents.lock().clear();
+        self.shared.watched.lock().clear();
+        let _ = rustix::net::shutdown(&*self.listener, rustix::net::Shutdown::Both);
+        // A connection of our own wakes the accept thread.
+        if let Ok(c) = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        ) {
+            if let Ok(a) = SocketAddrUnix::new(&self.path) {
+                let _ = rustix::net::connect(&c, &a);
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
+        for c in self.shared.conns.lock().values() {
+            let _ = rustix::net::shutdown(&**c, rustix::net::Shutdown::Both);
+        }
+        self.shared.procs.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Shared {
+    pub(crate) fn audit(&self, line: String) {
+        if self.audit_to_stderr {
+            eprintln!("watchq kernel: {line}");
+        }
+        if let Some(f) = self.log.lock().as_mut() {
+            let _ = writeln!(f, "watchq kernel: audit: {line}");
+        }
+        self.audit.lock().push(line);
+    }
+
+    pub(crate) fn log(&self, pid: u32, line: std::fmt::Arguments<'_>) {
+        if let Some(f) = self.log.lock().as_mut() {
+            let _ = writeln!(f, "watchq[{pid}]: {line}");
+        }
+    }
+
+    /// May real process `pid`, running as `uid`, use this kernel? The
+    /// server's own user may; a root server also serves a descendant of a
+    /// process it serves that dropped its privileges (runuser, setpriv).
+    fn admits(&self, pid: u32, uid: u32) -> bool {
+        uid == self.uid || (self.uid == 0 && self.procs.has_known_ancestor(pid))
+    }
+
+    fn next_id(&self) -> u64 {
+        // Relaxed: a unique counter.
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds `fd` to the epoll set as `what`; `keep` (a pidfd) stays open
+    /// as long as it is watched.
+    fn watch(&self, fd: &impl AsFd, what: Watched, keep: Option<OwnedFd>) {
+        let id = self.next_id();
+        let flags = match what {
+            // Readable when the process exits.
+            Watched::Exit { .. } => epoll::EventFlags::IN,
+            // EPOLLERR and EPOLLHUP are always reported.
+            Watched::ReadEnd(_) | Watched::WriteEnd(_) => epoll::EventFlags::empty(),
+        };
+        let mut w = self.watched.lock();
+        if epoll::add(
+            &self.epoll,
+            fd.as_fd(),
+            epoll::EventData::new_u64(id),
+            flags,
+        )
+        .is_ok()
+        {
+            w.insert(id, (what, keep));
+        }
+    }
+
+    pub(crate) fn watch_joined(&self, joined: Vec<Joined>) {
+        for j in joined {
+            if let Some(pidfd) = j.pidfd {
+                let what = Watched::Exit {
+                    pid: j.proc_.pid,
+                    start: j.proc_.start,
+                };
+                let fd = pidfd.try_clone();
+                if let Ok(fd) = fd {
+                    self.watch(&fd, what, Some(pidfd));
+                }
+            }
+        }
+    }
+
+    /// Enters a new pipe: its identities and its server ends in epoll.
+    pub(crate) fn add_pipe(&self, pipe: &Arc<RemotePipe>) {
+        self.pipes.lock().insert(pipe.id, pipe.clone());
+        {
+            let mut m = self.idents.lock();
+            m.insert(pipe.idents.0, (pipe.clone(), End::Read));
+            if !pipe.device {
+                m.insert(pipe.idents.1, (pipe.clone(), End::Write));
+            }
+        }
+        pipe.with_server_ends(|a_w, b_r| {
+            if let Some(a) = a_w {
+                self.watch(a, Watched::ReadEnd(pipe.id), None);
+            }
+            if let Some(b) = b_r {
+                self.watch(b, Watched::WriteEnd(pipe.id), None);
+            }
+        });
+    }
+
+    /// The emulated pipe end a received descriptor is.
+    pub(crate) fn lookup(&self, fd: &OwnedFd) -> Option<(Arc<RemotePipe>, End)> {
+        let id = files::ident(fd)?;
+        self.idents.lock().get(&id).cloned()
+    }
+
+    pub(crate) fn next_pipe_id(&self) -> u64 {
+        self.next_id()
+    }
+
+    /// Tokens of every pipe brought up to date (after a call that may have
+    /// posted, and on each clock tick).
+    pub(crate) fn sync_all(&self) {
+        let pipes: Vec<Arc<RemotePipe>> = self.pipes.lock().values().cloned().collect();
+        for p in pipes {
+            p.sync();
+        }
+    }
+
+    fn released(&self, pipe_id: u64, end: End) {
+        let Some(p) = self.pipes.lock().get(&pipe_id).cloned() else {
+            return;
+        };
+        if let Some(f) = self.log.lock().as_mut() {
+            let what = if p.device { "/dev/watch_queue" } else { "pipe" };
+            let _ = writeln!(
+                f,
+                "watchq kernel: {what} {pipe_id}: {} released (last close)",
+                if end == End::Read {
+                    "read end"
+                } else {
+                    "write end"
+                }
+            );
+        }
+        match end {
+            End::Read => {
+                p.release_read();
+                self.idents.lock().remove(&p.idents.0);
+                // The device has no write end to wait for.
+                if p.device {
+                    self.pipes.lock().remove(&pipe_id);
+                    return;
+                }
+            }
+            End::Write => {
+                p.release_write();
+                self.idents.lock().remove(&p.idents.1);
+            }
+        }
+        if p.is_gone() {
+            self.pipes.lock().remove(&pipe_id);
+        }
+    }
+}
+
+fn accept_loop(s: &Arc<Shared>, listener: &OwnedFd) {
+    loop {
+        let conn = match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+            Ok(c) => c,
+            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::CONNABORTED) => continue,
+            Err(rustix::io::Errno::MFILE) | Err(rustix::io::Errno::NFILE) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            Err(_) => return,
+        };
+        if s.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let peer = match rustix::net::sockopt::socket_peercred(&conn) {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        let (pid, uid) = (peer.pid.as_raw_pid() as u32, peer.uid.as_raw());
+        if !s.admits(pid, uid) {
+            s.audit(format!(
+                "refused connection from pid {pid} uid {uid}: not uid {}",
+                s.uid
+            ));
+            let _ = sock::send(
+                conn.as_fd(),
+                &Reply::err(watchq_core::Errno::EACCES).encode(),
+                &[],
+            );
+            continue;
+        }
+        let _ = rustix::net::sockopt::set_socket_passcred(&conn, true);
+        let id = s.next_id();
+        let conn = Arc::new(conn);
+        s.conns.lock().insert(id, conn.clone());
+        let s2 = s.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("watchq-conn-{pid}"))
+            .spawn(move || {
+                serve(&s2, &conn, pid);
+                s2.conns.lock().remove(&id);
+            });
+        if spawned.is_err() {
+            s.conns.lock().remove(&id);
+        }
+    }
+}
+
+/// What one connection remembers between requests.
+pub(crate) struct Conn {
+    pub(crate) pid: u32,
+    pub(crate) proc_: Option<Arc<Proc>>,
+    /// The last read's records, for an unread: (pipe id, bytes).
+    pub(crate) last_read: Option<(u64, Vec<u8>)>,
+    /// Drains this reader was told to do: (pipe, bytes).
+    pub(crate) promised: Vec<(Arc<RemotePipe>, u64)>,
+}
+
+impl Conn {
+    fn settle(&mut self) {
+        for (p, n) in self.promised.drain(..) {
+            p.drained(n);
+        }
+    }
+}
+
+fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
+    let mut c = Conn {
+        pid,
+        proc_: None,
+        last_read: None,
+        promised: Vec::new(),
+    };
+    let mut buf = Vec::new();
+    while !s.stop.load(Ordering::SeqCst) {
+        let pkt = match sock::recv(conn.as_fd(), &mut buf) {
+            Ok(Some(p)) => p,
+            Ok(None) | Err(_) => break,
+        };
+        // A reader drains before it sends anything else.
+        c.settle();
+        let refuse = |why: String| {
+            s.audit(format!("pid {pid}: {why}"));
+            let _ = sock::send(
+                conn.as_fd(),
+                &Reply::err(watchq_core::Errno::EINVAL).encode(),
+                &[],
+            );
+        };
+        let Some(cred) = pkt.cred else {
+            refuse("request without credentials".into());
+            break;
+        };
+        let (cpid, uid, gid) = (
+            cred.pid.as_raw_pid() as u32,
+            cred.uid.as_raw(),
+            cred.gid.as_raw(),
+        );
+        if cpid != pid {
+            refuse(format!("request from pid {cpid} on its connection"));
+            break;
+        }
+        if !s.admits(pid, uid) {
+            refuse(format!("request as uid {uid}: not uid {}", s.uid));
+            break;
+        }
+        if pkt.truncated {
+            refuse("message too long".into());
+            break;
+        }
+        let req = match Request::decode(&buf[..pkt.len]) {
+            Ok(r) => r,
+            Err(e) => {
+                refuse(format!("bad message: {e}"));
+                break;
+            }
+        };
+        let (reply, give) = dispatch::handle(s, &mut c, req, pkt.fds, uid, gid);
+        let give: Vec<_> = give.iter().map(|f| f.as_fd()).collect();
+        if sock::send(conn.as_fd(), &reply.encode(), &give).is_err() {
+            break;
+        }
+    }
+    c.settle();
+}
+
+fn monitor_loop(s: &Arc<Shared>) {
+    let mut events = Vec::with_capacity(64);
+    let tick = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    while !s.stop.load(Ordering::SeqCst) {
+        events.clear();
+        let _ = epoll::wait(
+            &s.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&tick),
+        );
+        for ev in &events {
+            let id = ev.data.u64();
+            let Some((what, keep)) = s.watched.lock().remove(&id) else {
+                continue;
+            };
+            match what {
+                Watched::Exit { pid, start } => {
+                    if let Some(fd) = &keep {
+                        let _ = epoll::delete(&s.epoll, fd);
+                    }
+                    s.procs.exited(pid, start);
+                }
+                Watched::ReadEnd(p) => s.released(p, End::Read),
+                Watched::WriteEnd(p) => s.released(p, End::Write),
+            }
+        }
+        // The key clock follows real time; the collector runs as it moves.
+        let elapsed = s.start.elapsed().as_secs();
+        let now = s.kernel.keys().now();
+        if elapsed > now {
+            s.kernel.advance_clock(elapsed - now);
+        }
+        s.sync_all();
+    }
+}

@@ -1,0 +1,221 @@
+//! Which emulated process a real one is.
+//!
+//! Owns [`Procs`], the table from real pids to emulated [`Process`]es. A
+//! real process is known by its pid and its start time (field 22 of
+//! `/proc/PID/stat`, so a reused pid is a new process); its parent is field
+//! 4. A process joining whose real parent is known is forked from the
+//! parent's emulated process (keyrings inherited as `fork()` inherits
+//! them); a parent the server has not met yet (a shell's subshell that
+//! never made a call) is forked from its own nearest known ancestor first,
+//! so its later children find it. A process with no known ancestor starts
+//! afresh, in a new session keyring (as a login's first process does). Each known process has a pidfd in the server's epoll set: when
+//! the real process exits, the emulated one exits (its keyrings released).
+//!
+//! Everything here comes from the real kernel (`SO_PEERCRED`,
+//! `SCM_CREDENTIALS`, `/proc`, pidfds), never from what a client says.
+
+use crate::kernel::Kernel;
+use crate::process::Process;
+use crate::syscalls::keys::KeyCalls;
+use parking_lot::Mutex;
+use rustix::process::{Pid, PidfdFlags};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+/// One real process the server knows.
+pub(crate) struct Proc {
+    pub(crate) pid: u32,
+    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
+    pub(crate) start: u64,
+    pub(crate) process: Arc<Process>,
+}
+
+/// What `/proc/PID/stat` says of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stat {
+    pub(crate) ppid: u32,
+    pub(crate) start: u64,
+}
+
+/// Parses `/proc/PID/stat`: `pid (comm) state ppid ...`; the command may
+/// hold spaces and parentheses, so fields are counted after the last `)`.
+pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, ppid 4, starttime 22.
+    Some(Stat {
+        ppid: f.get(1)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// The stat of real process `pid`, if it exists.
+pub(crate) fn stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The table of known processes.
+#[derive(Default)]
+pub(crate) struct Procs {
+    by_pid: Mutex<HashMap<u32, Arc<Proc>>>,
+}
+
+/// A new process to watch for exit, with its pidfd.
+pub(crate) struct Joined {
+    pub(crate) proc_: Arc<Proc>,
+    pub(crate) pidfd: Option<OwnedFd>,
+}
+
+impl Procs {
+    /// The known process `pid`, if its start time is still `start`.
+    pub(crate) fn get(&self, pid: u32, start: u64) -> Option<Arc<Proc>> {
+        self.by_pid
+            .lock()
+            .get(&pid)
+            .filter(|p| p.start == start)
+            .cloned()
+    }
+
+    /// Real pids known, ascending.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.by_pid.lock().keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The emulated process of real process `pid` running as `uid`/`gid`,
+    /// creating it (and any unknown ancestors) as described in the header.
+    /// Returns it and the processes newly entered (to watch for exit).
+    pub(crate) fn attach(
+        &self,
+        kernel: &Arc<Kernel>,
+        pid: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Option<(Arc<Proc>, Vec<Joined>)> {
+        let me = stat(pid)?;
+        if let Some(p) = self.get(pid, me.start) {
+            return Some((p, Vec::new()));
+        }
+        // Walk up to the nearest known ancestor (bounded: pid 1 or a cycle
+        // through a reused pid ends it).
+        let mut chain = vec![(pid, me)];
+        let mut base = None;
+        let mut at = me.ppid;
+        while at > 1 && chain.len() < 64 {
+            let Some(s) = stat(at) else { break };
+            if let Some(p) = self.get(at, s.start) {
+                base = Some(p.process.clone());
+                break;
+            }
+            chain.push((at, s));
+            at = s.ppid;
+        }
+        if base.is_none() {
+            // No known ancestor: this process starts afresh, and the
+            // unknown ones above it stay unknown.
+            chain.truncate(1);
+        }
+        let mut joined = Vec::new();
+        let mut parent = base;
+        for &(p, s) in chain.iter().rev() {
+            let process = match &parent {
+                Some(par) => par.fork(),
+                None => {
+                    // A process with no known ancestor starts as a login
+                    // does (pam_keyinit): in a session keyring of its own,
+                    // which its descendants inherit.
+                    let p = kernel.spawn(uid, gid);
+                    // The user's keyrings exist before the session (a
+                    // login's look-up makes them first).
+                    let _ = p.keyctl_get_keyring_id(watchq_core::uapi::KEY_SPEC_USER_KEYRING, true);
+                    let _ = p.keyctl_join_session_keyring(None);
+                    p
+                }
+            };
+            let entry = Arc::new(Proc {
+                pid: p,
+                start: s.start,
+                process: process.clone(),
+            });
+            let pidfd = Pid::from_raw(p as i32)
+                .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok());
+            // A process gone already (its pidfd failed) still serves as the
+            // link to its children, but is not entered.
+            if pidfd.is_some() {
+                self.by_pid.lock().insert(p, entry.clone());
+            }
+            joined.push(Joined {
+                proc_: entry,
+                pidfd,
+            });
+            parent = Some(process);
+        }
+        let me_entry = joined.last().map(|j| j.proc_.clone())?;
+        Some((me_entry, joined))
+    }
+
+    /// Is `pid` itself, or one of its real ancestors, known?
+    pub(crate) fn has_known_ancestor(&self, pid: u32) -> bool {
+        let mut at = pid;
+        for _ in 0..64 {
+            let Some(s) = stat(at) else { return false };
+            if self.get(at, s.start).is_some() {
+                return true;
+            }
+            if s.ppid <= 1 {
+                return false;
+            }
+            at = s.ppid;
+        }
+        false
+    }
+
+    /// Real process `pid` (started at `start`) exited: its emulated process
+    /// exits too, if it is still the one known.
+    pub(crate) fn exited(&self, pid: u32, start: u64) -> Option<Arc<Proc>> {
+        let mut m = self.by_pid.lock();
+        if m.get(&pid).is_some_and(|p| p.start == start) {
+            let p = m.remove(&pid)?;
+            drop(m);
+            p.process.exit();
+            return Some(p);
+        }
+        None
+    }
+
+    /// Every known process exits (the server stops).
+    pub(crate) fn clear(&self) {
+        let all: Vec<Arc<Proc>> = self.by_pid.lock().drain().map(|(_, p)| p).collect();
+        for p in all {
+            p.process.exit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_stat_parses_commands_with_spaces_and_parentheses() {
+        let line =
+            "1234 (a b) (c)) S 77 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 100";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                ppid: 77,
+                start: 98765
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("1 (x) S"), None);
+        let me = stat(std::process::id()).unwrap();
+        assert_eq!(
+            me.ppid,
+            stat(std::process::id()).map(|s| s.ppid).unwrap(),
+            "stable"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! Messages over a Unix `SOCK_SEQPACKET` socket, with the descriptors and
+//! credentials the real kernel carries beside them.
+//!
+//! Owns [`Packet`] (one received message: its bytes, the `SCM_RIGHTS`
+//! descriptors, the `SCM_CREDENTIALS` the kernel attached) and the
+//! send/receive pair both ends of the kernel's protocol use. Descriptors
+//! always arrive close-on-exec (`MSG_CMSG_CLOEXEC`): a receiver that wants
+//! them inheritable clears the flag itself, so a `fork`+`exec` racing the
+//! receive never leaks one.
+
+use crate::wire::MAX_MSG;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, UCred,
+};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+/// The most descriptors one message carries.
+pub(crate) const MAX_FDS: usize = 4;
+
+/// One received message.
+#[derive(Debug, Default)]
+pub(crate) struct Packet {
+    /// The message's bytes (`truncated`: the first [`MAX_MSG`] of more).
+    pub(crate) len: usize,
+    /// The descriptors that came with it.
+    pub(crate) fds: Vec<OwnedFd>,
+    /// The sender's pid, uid and gid, as the kernel vouches for them.
+    pub(crate) cred: Option<UCred>,
+    /// The message (or its descriptors) did not fit.
+    pub(crate) truncated: bool,
+}
+
+/// Receives one message into `buf` (which grows to [`MAX_MSG`] + 1 once).
+/// `Ok(None)` at end of stream (the peer closed).
+///
+/// # Errors
+/// The socket's (EINTR is retried).
+pub(crate) fn recv(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<Option<Packet>> {
+    buf.resize(MAX_MSG + 1, 0);
+    let mut space =
+        [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS), ScmCredentials(1))];
+    loop {
+        let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(buf)];
+        let r = rustix::net::recvmsg(sock, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC);
+        let msg = match r {
+            Ok(m) => m,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut p = Packet {
+            len: msg.bytes.min(MAX_MSG + 1),
+            truncated: msg.bytes > MAX_MSG
+                || msg.flags.contains(ReturnFlags::TRUNC)
+                || msg.flags.contains(ReturnFlags::CTRUNC),
+            ..Packet::default()
+        };
+        for m in cmsg.drain() {
+            match m {
+                RecvAncillaryMessage::ScmRights(fds) => p.fds.extend(fds),
+                RecvAncillaryMessage::ScmCredentials(c) => p.cred = Some(c),
+                _ => {}
+            }
+        }
+        if msg.bytes == 0 && p.fds.is_empty() && p.cred.is_none() {
+            // SEQPACKET: a zero-length read with nothing attached is the end.
+            return Ok(None);
+        }
+        return Ok(Some(p));
+    }
+}
+
+/// Sends `bytes` with `fds` attached, as one message.
+///
+/// # Errors
+/// The socket's (EPIPE when the peer is gone; no SIGPIPE is raised).
+pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !cmsg.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    loop {
+        match rustix::net::sendmsg(sock, &[IoSlice::new(bytes)], &mut cmsg, SendFlags::NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The thin client: this process on a shared kernel (`WATCHQ_KERNEL`).
+//!
+//! When `WATCHQ_KERNEL` names a kernel's socket (`watchq exec --shared`,
+//! `--join`, `watchq kernel`), the library keeps no kernel of its own:
+//! every emulated call goes to that kernel over one connection per
+//! process ([`watchq_kernel::remote::Remote`]), and the descriptors of
+//! emulated pipe ends are real pipe ends the kernel made, so fork, exec,
+//! dup, `SCM_RIGHTS` and close are the real kernel's and need no
+//! bookkeeping here.
+//!
+//! **Which descriptors are watchq's.** A lock-free bitmap ([`may_be_ours`])
+//! holds the fd numbers that may be emulated: set for the ends a reply
+//! brings, for the results of the dup family on such a number, for
+//! descriptors received with `SCM_RIGHTS` (`recvmsg`) or reopened through
+//! `/proc/self/fd`, and at load for every FIFO inherited across exec. A
+//! call on any other number takes no lock and allocates nothing (one
+//! atomic load), so a signal handler writing to its self-pipe can never
+//! deadlock here. A hit is verified: `fstat` (a FIFO), then the
+//! `(st_dev, st_ino)` cache, asking the kernel on a miss. A number that
+//! became a watchq end by a path this library does not see (a raw
+//! `dup2` syscall, `recvmmsg`, a number at or above 65536) is a miss: its
+//! calls go to the real kernel, which reads the pipe's readiness bytes
+//! instead of records; the kernel's own state stays right.
+//!
+//! **Fork and vfork.** The connection belongs to the process that made
+//! it: a call from another pid (a forked child) connects anew, leaving the
+//! inherited socket alone (a vfork child shares this memory, so closing
+//! "its" socket could close an unrelated descriptor of the parent's); the
+//! inherited copy is close-on-exec. The lock is reset in a forked child
+//! (`pthread_atfork`), in case another thread held it at the fork.
+//!
+//! **A kernel that died.** Every call then fails with EIO, and the first
+//! failure says so on stderr; a sleeper is woken at once, since the
+//! kernel's end of each real pipe is closed with it.
+
+use crate::real;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use watchq_core::{Errno, Result};
+use watchq_kernel::remote::{CallError, Remote};
+
+/// fd numbers the bitmap covers.
+const HINT_FDS: usize = 65536;
+
+/// One bit per fd number that may be an emulated end.
+static HINT: [AtomicU64; HINT_FDS / 64] = [const { AtomicU64::new(0) }; HINT_FDS / 64];
+
+/// The kernel's socket, when this process runs on a shared kernel.
+static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+struct State {
+    pid: u32,
+    remote: Option<Remote>,
+}
+
+static STATE: Mutex<State> = parking_lot::const_mutex(State {
+    pid: 0,
+    remote: None,
+});
+
+/// `(st_dev, st_ino)` → is it an emulated end.
+static KNOWN: Mutex<Option<HashMap<(u64, u64), bool>>> = parking_lot::const_mutex(None);
+
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Does this process run on a shared kernel?
+pub(crate) fn active() -> bool {
+    PATH.get().is_some_and(Option::is_some)
+}
+
+/// Reads `WATCHQ_KERNEL` (at load). True when set.
+pub(crate) fn init() -> bool {
+    let path = std::env::var_os("WATCHQ_KERNEL")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let on = path.is_some();
+    let _ = PATH.set(path);
+    if on {
+        extern "C" fn child() {
+            if STATE.is_locked() {
+                // SAFETY: in a forked child only this thread exists; the
+                // holder was a thread of the parent that is not here.
+                unsafe { STATE.force_unlock() };
+            }
+            if KNOWN.is_locked() {
+                // SAFETY: as above.
+                unsafe { KNOWN.force_unlock() };
+            }
+        }
+        // SAFETY: registers a handler that only touches our statics.
+        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        scan_inherited();
+        extern "C" {
+            fn watchq_exec_env_init();
+        }
+        // SAFETY: reads the environment and this library's path once.
+        unsafe { watchq_exec_env_init() };
+        // Introduce this new image now (its thread and process keyrings go).
+        let _ = with(true, |_| Ok(()));
+    }
+    on
+}
+
+/// Marks every FIFO this image inherited (across exec) as maybe ours.
+fn scan_inherited() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for e in dir.flatten() {
+        if let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
+            if is_fifo(fd) {
+                hint(fd);
+            }
+        }
+    }
+}
+
+/// Set once any descriptor was hinted: until then no set can hold an
+/// emulated end, and poll()/select() go straight to the real kernel.
+static ANY_HINTED: AtomicBool = AtomicBool::new(false);
+
+/// Was any descriptor ever hinted in this process?
+pub(crate) fn any_hinted() -> bool {
+    // Relaxed: a hint, as the bitmap's.
+    ANY_HINTED.load(Ordering::Relaxed)
+}
+
+/// Remembers that `fd` may be an emulated end.
+pub(crate) fn hint(fd: i32) {
+    // Relaxed: as `HINT`.
+    ANY_HINTED.store(true, Ordering::Relaxed);
+    if let Ok(i) = usize::try_from(fd) {
+        if i < HINT_FDS {
+            // Relaxed: a hint, verified by fstat before use.
+            HINT[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
+        }
+    }
+}
+
+/// May `fd` be an emulated end? One atomic load; no lock, no allocation.
+pub(crate) fn may_be_ours(fd: i32) -> bool {
+    match usize::try_from(fd) {
+        // Relaxed: as `hint`.
+        Ok(i) if i < HINT_FDS => HINT[i / 64].load(Ordering::Relaxed) & (1 << (i % 64)) != 0,
+        _ => false,
+    }
+}
+
+fn ident(fd: i32) -> Option<(u64, u64)> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fstat only reads the descriptor number.
+    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let st = rustix::fs::fstat(bfd).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
+        .then_some((st.st_dev, st.st_ino))
+}
+
+fn is_fifo(fd: i32) -> bool {
+    ident(fd).is_some()
+}
+
+/// Is `fd` an emulated end (on a shared kernel)? The fast path for
+/// descriptors never hinted is one atomic load.
+pub(crate) fn emulated(fd: i32) -> bool {
+    if !active() || !may_be_ours(fd) {
+        return false;
+    }
+    let Some(id) = ident(fd) else { return false };
+    if let Some(&known) = KNOWN.lock().as_ref().and_then(|m| m.get(&id)) {
+        return known;
+    }
+    // SAFETY: a descriptor open in this process (fstat just succeeded).
+    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let ours = match with(false, |r| r.poll(bfd, 0)) {
+        Ok(_) => true,
+        Err(Errno::EBADF) => false,
+        // No kernel: the call will fail there with the message.
+        Err(_) => return true,
+    };
+    remember(id, ours);
+    ours
+}
+
+/// Records what the kernel said of the pipe behind `fd`.
+pub(crate) fn remember_fd(fd: i32, ours: bool) {
+    if let Some(id) = ident(fd) {
+        remember(id, ours);
+    }
+}
+
+fn remember(id: (u64, u64), ours: bool) {
+    KNOWN
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(id, ours);
+}
+
+fn getpid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// Runs `f` on this process's connection (connecting first if there is
+/// none, or it was made by another process).
+///
+/// # Errors
+/// The call's errno; EIO when the kernel is gone (said once on stderr).
+pub(crate) fn with<R>(
+    exec: bool,
+    f: impl FnOnce(&Remote) -> std::result::Result<R, CallError>,
+) -> Result<R> {
+    let Some(Some(path)) = PATH.get() else {
+        return Err(Errno::ENOSYS);
+    };
+    let mut st = STATE.lock();
+    let pid = getpid();
+    if st.pid != pid {
+        // Another process's connection (fork, vfork): leave it be.
+        if let Some(old) = st.remote.take() {
+            std::mem::forget(old);
+        }
+        st.pid = pid;
+    }
+    if st.remote.is_none() {
+        match Remote::connect(path, exec) {
+            Ok(r) => st.remote = Some(r),
+            Err(g) => return Err(gone(path, &g.to_string())),
+        }
+    }
+    let r = st.remote.as_ref().expect("connected above");
+    match f(r) {
+        Ok(v) => Ok(v),
+        Err(CallError::Errno(e)) => Err(e),
+        Err(CallError::Gone(g)) => {
+            st.remote = None;
+            Err(gone(path, &g.to_string()))
+        }
+    }
+}
+
+/// The kernel is unreachable: say it once, fail with EIO.
+fn gone(path: &std::path::Path, why: &str) -> Errno {
+    if !REPORTED.swap(true, Ordering::Relaxed) {
+        let msg = format!(
+            "watchq: the emulated kernel at {} is gone ({why}); its calls fail with EIO\n",
+            path.display()
+        );
+        // SAFETY: a valid buffer; the real write, never the interposer.
+        unsafe { real::write()(2, msg.as_ptr().cast(), msg.len()) };
+    }
+    Errno::EIO
+}

@@ -1,0 +1,282 @@
+//! One emulated kernel for a whole process tree: programs under
+//! `watchq exec` (and `watchq kernel` + `--join`) share keys, queues and
+//! watches across fork, exec, `SCM_RIGHTS` and separate commands. Each of
+//! these failed when every process had a private kernel of its own (the
+//! library before the shared kernel): a record that never came, a key
+//! that was not there, a read of nothing.
+//!
+//! Needs `cargo build --workspace`, gcc and keyutils (scripts/test.sh).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use watchq_tests::programs::{cc, repo, text, watchq};
+
+fn tree() -> PathBuf {
+    cc(&repo("tests/c/tree.c"), "tree")
+}
+
+/// `timeout SECS watchq exec FLAGS -- PROGRAM ARGS`.
+fn run(secs: &str, flags: &[&str], program: &Path, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg(secs)
+        .arg(watchq())
+        .arg("exec")
+        .args(flags)
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn shared_ok(program: &Path, args: &[&str]) -> String {
+    let out = run("20", &[], program, args);
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn sh() -> &'static Path {
+    Path::new("/bin/sh")
+}
+
+#[test]
+fn shared_separate_keyctl_commands_see_each_others_keys() {
+    let script = "k=$(keyctl add user t x @s); keyctl print $k";
+    assert_eq!(shared_ok(sh(), &["-c", script]), "x\n");
+}
+
+/// A program that clears its environment stays on the tree's kernel.
+#[test]
+fn shared_env_i_stays_in_the_tree() {
+    let script = "k=$(env -i keyctl add user t x @s); env -i keyctl print $k";
+    assert_eq!(shared_ok(sh(), &["-c", script]), "x\n");
+}
+
+#[test]
+fn shared_parent_watches_while_a_forked_child_changes_keys() {
+    assert_eq!(shared_ok(&tree(), &["parent-watches"]), "sub=2\n");
+}
+
+#[test]
+fn shared_forked_child_reads_while_the_parent_changes_keys() {
+    assert_eq!(shared_ok(&tree(), &["child-reads"]), "sub=1\nsub=1\n");
+}
+
+#[test]
+fn shared_reader_execd_with_the_inherited_end() {
+    assert_eq!(shared_ok(&tree(), &["exec-reader"]), "sub=1\nsub=1\n");
+}
+
+#[test]
+fn shared_signal_handler_writes_a_self_pipe_during_an_emulated_read() {
+    assert_eq!(
+        shared_ok(&tree(), &["sigpipe"]),
+        "sub=1\nhandler ran often\n"
+    );
+}
+
+/// A C program polls a notification pipe on @s while separate `keyctl`
+/// commands of the same shell change the keyring.
+#[test]
+fn shared_keyctl_commands_change_a_keyring_a_program_polls() {
+    let script = format!(
+        "{} poll & sleep 0.3; keyctl add user k v @s >/dev/null; wait $!",
+        tree().display()
+    );
+    assert_eq!(shared_ok(sh(), &["-c", &script]), "watching\nsub=2\n");
+}
+
+/// `keyctl watch @s` in the background sees the keyring changes the
+/// shell's later commands make (keyutils' own test suite does this).
+#[test]
+fn shared_keyctl_watch_sees_other_commands() {
+    let out_file = std::env::temp_dir().join(format!("wq-watch-{}.out", std::process::id()));
+    let script = format!(
+        "keyctl watch @s > {f} & sleep 0.4; k=$(keyctl add user k v @s); \
+         keyctl unlink $k @s; sleep 0.4; kill $!; wait; cat {f}",
+        f = out_file.display()
+    );
+    let out = shared_ok(sh(), &["-c", &script]);
+    let _ = std::fs::remove_file(&out_file);
+    // keyctl says "Monitoring terminated" when killed.
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with("Monitoring"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].contains(" link "), "{out}");
+    assert!(lines[1].contains(" unlk "), "{out}");
+}
+
+/// A vfork child that closes both ends closes its own copies only.
+#[test]
+fn shared_vfork_child_closes_the_end() {
+    assert_eq!(shared_ok(&tree(), &["vfork-close"]), "sub=1\n");
+}
+
+/// close_range over both ends: the kernel learns of the last close from
+/// the real kernel (no close() was interposed) and releases the pipe.
+#[test]
+fn shared_close_range_over_an_emulated_end_is_the_last_close() {
+    let log = std::env::temp_dir().join(format!("wq-close-range-{}.log", std::process::id()));
+    let out = run(
+        "20",
+        &["--log", log.to_str().unwrap()],
+        &tree(),
+        &["close-range"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let end = Instant::now() + Duration::from_secs(3);
+    loop {
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        if l.contains("read end released (last close)") && l.contains("write end released") {
+            break;
+        }
+        assert!(Instant::now() < end, "{l}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&log);
+}
+
+/// A read into memory the program cannot write is EFAULT and leaves the
+/// record queued (the kernel's pipe_read() does).
+#[test]
+fn shared_efault_leaves_the_records_queued() {
+    assert_eq!(
+        shared_ok(&tree(), &["efault"]),
+        "read(unwritable) = -1 Bad address\nsub=1\n"
+    );
+}
+
+/// `watchq kernel` starts a kernel separate programs join; killing it
+/// makes a client blocked in read() fail within a second, with a message.
+#[test]
+fn shared_kernel_killed_while_a_client_blocks_in_read() {
+    let out = Command::new(watchq()).arg("kernel").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stdout);
+    let get = |k: &str| {
+        lines
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .to_string()
+    };
+    let sock = get("WATCHQ_KERNEL=");
+    let pid: i32 = get("WATCHQ_KERNEL_PID=").parse().unwrap();
+    let child = Command::new("timeout")
+        .arg("10")
+        .arg(watchq())
+        .args(["exec", "--join", &sock, "--"])
+        .arg(tree())
+        .arg("block")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    // SAFETY: plain kill(2) of the kernel we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stdout), "blocking\nread: Input/output error\n");
+    assert!(
+        text(&out.stderr).contains("the emulated kernel at") && text(&out.stderr).contains("gone"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(Path::new(&sock).parent().unwrap());
+}
+
+/// The kernel killed while a client sleeps in poll(): the poll wakes within
+/// a second (the kernel's end of the real pipe is gone) and fails with EIO,
+/// as every call on the dead kernel does.
+#[test]
+fn shared_kernel_killed_while_a_client_blocks_in_poll() {
+    let out = Command::new(watchq()).arg("kernel").output().unwrap();
+    let lines = text(&out.stdout);
+    let sock = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL="))
+        .unwrap()
+        .to_string();
+    let pid: i32 = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL_PID="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let child = Command::new("timeout")
+        .arg("10")
+        .arg(watchq())
+        .args(["exec", "--join", &sock, "--"])
+        .arg(tree())
+        .arg("pollblock")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    // SAFETY: plain kill(2) of the kernel we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "polling\npoll = -1\nread: Input/output error\n"
+    );
+    assert!(text(&out.stderr).contains("gone"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(Path::new(&sock).parent().unwrap());
+}
+
+/// SIGTERM stops a standalone kernel and removes its socket.
+#[test]
+fn shared_kernel_stops_cleanly_on_sigterm() {
+    let out = Command::new(watchq()).arg("kernel").output().unwrap();
+    let lines = text(&out.stdout);
+    let sock = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL="))
+        .unwrap()
+        .to_string();
+    let pid: i32 = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL_PID="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(Path::new(&sock).exists());
+    let k = run(
+        "10",
+        &["--join", &sock],
+        Path::new("/bin/sh"),
+        &["-c", "keyctl add user k v @u"],
+    );
+    assert!(k.status.success(), "{}", text(&k.stderr));
+    // SAFETY: plain kill(2) of the kernel we started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let end = Instant::now() + Duration::from_secs(3);
+    while Path::new(&sock).exists() {
+        assert!(Instant::now() < end, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!Path::new(&sock).parent().unwrap().exists());
+}
