@@ -128,7 +128,6 @@ fn conformance_keys_link() {
 }
 
 #[test]
-#[ignore = "watchq differs: keyrings are not indexed by (type, description)"]
 fn conformance_keys_update() {
     check("keys", "update");
 }
@@ -152,7 +151,6 @@ fn conformance_keys_clear() {
 }
 
 #[test]
-#[ignore = "watchq differs: keyrings are not indexed by (type, description)"]
 fn conformance_keys_attr() {
     check("keys", "attr");
 }
@@ -170,7 +168,6 @@ fn conformance_keys_index() {
 }
 
 #[test]
-#[ignore = "watchq differs: keyrings are not indexed by (type, description)"]
 fn conformance_keys_expiry() {
     check("keys", "expiry");
 }
@@ -220,4 +217,148 @@ fn conformance_queue_read() {
 #[ignore = "waits about 10 s of real time; scripts/test.sh runs it"]
 fn conformance_gc_delay_real_time() {
     check("gc", "gc-delay");
+}
+
+/// The probe's way of printing a call, for the sections replayed in
+/// process (the ones `watchq exec` cannot run: another uid, request_key's
+/// upcall): `text = result`, a key's serial as its label.
+#[derive(Default)]
+struct Replay {
+    lines: Vec<String>,
+    names: HashMap<i32, String>,
+}
+
+impl Replay {
+    fn show(&mut self, text: &str, r: Result<i64, Errno>) -> Result<i64, Errno> {
+        let shown = match &r {
+            Err(e) => format!("-1 {}", e.name()),
+            Ok(v) => match i32::try_from(*v).ok().and_then(|s| self.names.get(&s)) {
+                Some(l) if *v > 0 => format!("<{l}>"),
+                _ => v.to_string(),
+            },
+        };
+        self.lines.push(format!("{text} = {shown}"));
+        r
+    }
+
+    fn unit(&mut self, text: &str, r: Result<(), Errno>) {
+        let _ = self.show(text, r.map(|()| 0));
+    }
+
+    /// A call returning a new key: named before it is printed.
+    fn named(&mut self, label: &str, text: &str, r: Result<Serial, Errno>) -> Serial {
+        if let Ok(s) = r {
+            self.names.entry(s).or_insert_with(|| label.to_string());
+        }
+        let _ = self.show(text, r.map(i64::from));
+        r.unwrap_or(-1)
+    }
+
+    /// The probe's `ADD(type, desc, payload, ring, label)`.
+    fn add(
+        &mut self,
+        p: &Process,
+        ty: &str,
+        desc: &str,
+        payload: Option<&[u8]>,
+        ring: (&str, Serial),
+        label: &str,
+    ) -> Serial {
+        let shown = match payload {
+            None => "NULL".to_string(),
+            Some(v) if v.len() > 32 => format!("<{} bytes>", v.len()),
+            Some(v) => format!("\"{}\"", String::from_utf8_lossy(v)),
+        };
+        let text = format!("add_key(\"{ty}\", \"{desc}\", {shown}, {})", ring.0);
+        let r = p.add_key(ty, Some(desc), payload.unwrap_or_default(), ring.1);
+        self.named(label, &text, r)
+    }
+
+    fn line(&mut self, l: String) {
+        self.lines.push(l);
+    }
+}
+
+use watchq_core::Errno;
+use watchq_kernel::keys::Serial;
+use watchq_kernel::prelude::*;
+use watchq_kernel::{Kernel, KernelConfig, Process};
+
+/// Compares a replay with the recorded section.
+fn check_replay(probe_name: &str, name: &str, ours: Vec<String>) {
+    let kernel = normalized(section(recording(probe_name), name));
+    let ours = normalized(ours);
+    for (i, (a, b)) in ours.iter().zip(&kernel).enumerate() {
+        assert_eq!(a, b, "{probe_name} {name}: line {} differs", i + 1);
+    }
+    assert_eq!(
+        ours.len(),
+        kernel.len(),
+        "{probe_name} {name}: lengths\n{}",
+        ours.join("\n")
+    );
+}
+
+/// keys.c's `quota` section in process: a uid-1000 process's quota use
+/// after each call, as /proc/key-users shows it. The probe waits 1.5 s
+/// where the collector has work; the replay lets it run there.
+#[test]
+fn conformance_keys_quota_replayed() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let mut t = Replay::default();
+    let quota = |t: &mut Replay, what: &str| {
+        let (keys, bytes) = kernel.keys().quota_of(1000);
+        let cfg = kernel.keys().config();
+        t.line(format!(
+            "quota {what}: keys {keys}/{} bytes {bytes}/{}",
+            cfg.maxkeys, cfg.maxbytes
+        ));
+    };
+    let s = t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        p.keyctl_join_session_keyring(None),
+    );
+    quota(&mut t, "after the session keyring (\"_ses\")");
+    let a = t.add(&p, "user", "a", Some(b"0123456789"), ("S", s), "a");
+    quota(&mut t, "after user \"a\" of 10 bytes");
+    let forty = b"0123456789012345678901234567890123456789";
+    t.unit(
+        "keyctl(K_UPDATE, a, \"0123456789012345678901234567890123456789\", 40, 0)",
+        p.keyctl_update(a, forty),
+    );
+    quota(&mut t, "after updating it to 40 bytes");
+    let r = t.add(&p, "keyring", "R", None, ("S", s), "R");
+    quota(&mut t, "after keyring \"R\"");
+    t.unit("keyctl(K_LINK, a, R, 0, 0)", p.keyctl_link(a, r));
+    quota(&mut t, "after linking a into R");
+    t.unit("keyctl(K_LINK, a, R, 0, 0)", p.keyctl_link(a, r));
+    quota(&mut t, "after linking a into R again");
+    t.add(&p, "user", "a", Some(b"x"), ("R", r), "a2");
+    quota(&mut t, "after add_key of \"a\" into R (an update)");
+    t.unit("keyctl(K_UNLINK, a, R, 0, 0)", p.keyctl_unlink(a, r));
+    quota(&mut t, "after unlinking a from R");
+    t.add(&p, "user", "b", Some(b"b"), ("R", r), "b");
+    t.add(&p, "user", "c", Some(b"c"), ("R", r), "c");
+    quota(&mut t, "after b and c in R");
+    t.unit("keyctl(K_CLEAR, R, 0, 0, 0)", p.keyctl_clear(r));
+    kernel.key_gc();
+    quota(&mut t, "after clearing R and a wait");
+    let big = vec![b'q'; 8000];
+    t.add(&p, "user", "big1", Some(&big), ("S", s), "big1");
+    t.add(&p, "user", "big2", Some(&big), ("S", s), "big2");
+    quota(&mut t, "after two keys of 8000 bytes");
+    t.add(&p, "user", "big3", Some(&big), ("S", s), "big3");
+    let sm = t.add(&p, "user", "small", Some(b"s"), ("S", s), "small");
+    t.unit(
+        "keyctl(K_UPDATE, sm, mid, 4096, 0)",
+        p.keyctl_update(sm, &[b'm'; 4096]),
+    );
+    quota(&mut t, "after EDQUOT");
+    t.unit("keyctl(K_UNLINK, sm, S, 0, 0)", p.keyctl_unlink(sm, s));
+    kernel.key_gc();
+    quota(&mut t, "after unlinking small and a wait");
+    t.line("child exit 0".to_string());
+    check_replay("keys", "quota", t.lines);
 }

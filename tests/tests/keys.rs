@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
-use watchq_kernel::keys::{Serial, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
+use watchq_kernel::keys::{
+    Serial, KEYCTL_MOVE_EXCL, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING,
+};
 use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 
@@ -34,6 +36,29 @@ impl K {
             Err(Errno::EAGAIN) => Vec::new(),
             Err(e) => panic!("read: {e}"),
         }
+    }
+}
+
+impl K {
+    /// Reads until the pipe is empty: the records queued now and what the
+    /// collector posts when the reader finds the pipe empty.
+    fn drain_all(&self) -> Vec<Notification> {
+        let mut all = Vec::new();
+        loop {
+            let got = self.drain();
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got);
+        }
+    }
+
+    /// A keyring's links, sorted (the kernel's order follows its index's
+    /// hashes; the corpus prints them sorted too).
+    fn contents(&self, ring: Serial) -> Vec<Serial> {
+        let mut v = self.kernel.keys().info(ring).unwrap().links;
+        v.sort_unstable();
+        v
     }
 }
 
@@ -666,4 +691,166 @@ fn keys_monitor_example_script() {
             "268435458 gc",
         ]
     );
+}
+
+/// Keyrings are indexes of (type, description), as the real kernel's
+/// associative arrays (tests/data/conformance/keys.txt, sections `index`
+/// and `move`): a link replaces the key of that index without a record for
+/// the replaced one; unlink and move remove whatever key of that index the
+/// keyring holds, naming the key they were given.
+#[test]
+fn keys_keyring_index_link_unlink_and_move() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let r = p.add_key("keyring", Some("R"), b"", s).unwrap();
+    let q = p.add_key("keyring", Some("Q"), b"", s).unwrap();
+    p.keyctl_watch_key(r, fd, 1).unwrap();
+    p.keyctl_watch_key(q, fd, 2).unwrap();
+    let a1 = p.add_key("user", Some("dup"), b"1", r).unwrap();
+    let a2 = p.add_key("user", Some("dup"), b"2", q).unwrap();
+    p.keyctl_watch_key(a1, fd, 3).unwrap();
+    k.drain_all();
+    // "link a key whose (type, description) R holds: it replaces a1":
+    // LINKED R a2, then a1's removal; R holds a2 alone.
+    p.keyctl_link(a2, r).unwrap();
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[key(NOTIFY_KEY_LINKED, r, a2 as u32, 1), removal(a1, 3)])
+    );
+    assert_eq!(k.contents(r), [a2]);
+    // "unlink a key R does not hold, while R holds its description":
+    // 0, UNLINKED naming a3, and R is empty; a2 lives on in Q.
+    let q2 = p.add_key("keyring", Some("Q2"), b"", s).unwrap();
+    let a3 = p.add_key("user", Some("dup"), b"3", q2).unwrap();
+    k.drain_all();
+    assert_eq!(p.keyctl_unlink(a3, r), Ok(()));
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[key(NOTIFY_KEY_UNLINKED, r, a3 as u32, 1)])
+    );
+    assert!(k.contents(r).is_empty());
+    assert_eq!(k.contents(q), [a2]);
+    assert_eq!(p.keyctl_unlink(a3, r), Err(Errno::ENOENT));
+
+    // KEYCTL_MOVE finds the key to take from `from` by index too.
+    let a = p.add_key("keyring", Some("A"), b"", s).unwrap();
+    let b = p.add_key("keyring", Some("B"), b"", s).unwrap();
+    let c = p.add_key("keyring", Some("C"), b"", s).unwrap();
+    p.keyctl_watch_key(a, fd, 4).unwrap();
+    p.keyctl_watch_key(b, fd, 5).unwrap();
+    let w1 = p.add_key("user", Some("w"), b"1", a).unwrap();
+    let w2 = p.add_key("user", Some("w"), b"2", c).unwrap();
+    k.drain_all();
+    assert_eq!(p.keyctl_move(w2, a, b, 0), Ok(()));
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[
+            key(NOTIFY_KEY_UNLINKED, a, w2 as u32, 4),
+            key(NOTIFY_KEY_LINKED, b, w2 as u32, 5),
+        ])
+    );
+    assert!(k.contents(a).is_empty());
+    assert_eq!(k.contents(b), [w2]);
+    assert_eq!(k.contents(c), [w2]);
+    assert!(k.kernel.keys().info(w1).is_none(), "w1 lost its only link");
+    // The key not in `from` while `to` holds its description: ENOENT
+    // comes before KEYCTL_MOVE_EXCL's EEXIST.
+    let z = p.add_key("user", Some("w"), b"3", c).unwrap();
+    assert_eq!(p.keyctl_move(z, a, b, KEYCTL_MOVE_EXCL), Err(Errno::ENOENT));
+    // `to` holding the key itself is EEXIST under EXCL; without, the key
+    // moves onto itself: UNLINKED on from, LINKED on to.
+    p.keyctl_link(z, a).unwrap();
+    k.drain_all();
+    p.keyctl_link(z, b).unwrap();
+    k.drain_all();
+    assert_eq!(p.keyctl_move(z, a, b, KEYCTL_MOVE_EXCL), Err(Errno::EEXIST));
+    assert_eq!(p.keyctl_move(z, a, b, 0), Ok(()));
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[
+            key(NOTIFY_KEY_UNLINKED, a, z as u32, 4),
+            key(NOTIFY_KEY_LINKED, b, z as u32, 5),
+        ])
+    );
+    // Moving within one keyring does nothing, EXCL or not.
+    assert_eq!(p.keyctl_move(z, b, b, KEYCTL_MOVE_EXCL), Ok(()));
+    assert_eq!(k.drain_all().len(), 0);
+
+    // add_key of a keyring whose description R holds makes a new keyring,
+    // which replaces the old one (keyrings have no update).
+    let old = p.add_key("keyring", Some("same"), b"", r).unwrap();
+    p.keyctl_watch_key(old, fd, 6).unwrap();
+    k.drain_all();
+    let new = p.add_key("keyring", Some("same"), b"", r).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[key(NOTIFY_KEY_LINKED, r, new as u32, 1), removal(old, 6)])
+    );
+}
+
+/// KEYCTL_CLEAR empties a restricted keyring too; KEYCTL_UPDATE takes at
+/// most a page and clears a timeout; add_key over an expired key of its
+/// description updates it in place, which makes it live again
+/// (tests/data/conformance/keys.txt, sections `clear`, `update`, `expiry`).
+#[test]
+fn keys_clear_restricted_update_limits_and_timeouts() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let q = p.add_key("keyring", Some("Q"), b"", s).unwrap();
+    p.add_key("user", Some("q"), b"v", q).unwrap();
+    p.keyctl_restrict_keyring(q, None, None).unwrap();
+    assert_eq!(p.keyctl_clear(q), Ok(()));
+    assert!(k.contents(q).is_empty());
+
+    let k1 = p.add_key("user", Some("k1"), b"v", s).unwrap();
+    assert_eq!(p.keyctl_update(k1, &[b'b'; 4096]), Ok(()));
+    assert_eq!(p.keyctl_update(k1, &[b'b'; 4097]), Err(Errno::EINVAL));
+    assert_eq!(p.keyctl_update(k1, &[b'b'; 32767]), Err(Errno::EINVAL));
+    assert_eq!(p.add_key("user", Some("k1"), &[b'c'; 32767], s), Ok(k1));
+    assert_eq!(
+        p.add_key("user", Some("k1"), &[b'c'; 32768], s),
+        Err(Errno::EINVAL)
+    );
+    // "an update clears a timeout"
+    p.keyctl_set_timeout(k1, 1).unwrap();
+    p.keyctl_update(k1, b"v5").unwrap();
+    k.kernel.advance_clock(2);
+    assert_eq!(p.keyctl_read(k1), Ok(b"v5".to_vec()));
+    // "add_key over an expired key of that description"
+    let e = p.add_key("user", Some("e"), b"v", s).unwrap();
+    p.keyctl_set_timeout(e, 1).unwrap();
+    k.kernel.advance_clock(1);
+    assert_eq!(p.keyctl_read(e), Err(Errno::EKEYEXPIRED));
+    assert_eq!(p.keyctl_update(e, b"w"), Err(Errno::EKEYEXPIRED));
+    assert_eq!(p.add_key("user", Some("e"), b"new", s), Ok(e));
+    assert_eq!(p.keyctl_read(e), Ok(b"new".to_vec()));
+}
+
+/// Type names: KEYCTL_SEARCH of an unknown type is ENOKEY (add_key's is
+/// ENODEV), and KEYCTL_RESTRICT_KEYRING's argument checks come in the
+/// kernel's order (tests/data/conformance/keys.txt, sections `index`,
+/// `attr`).
+#[test]
+fn keys_search_and_restrict_type_errnos() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let u = p.add_key("user", Some("u"), b"v", s).unwrap();
+    assert_eq!(p.keyctl_search(s, "nosuchtype", "u", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_search(s, "", "u", 0), Err(Errno::EINVAL));
+    assert_eq!(p.keyctl_search(s, ".x", "u", 0), Err(Errno::EPERM));
+    let cases: [(Serial, Option<&str>, Option<&str>, Errno); 9] = [
+        (s, None, Some("chain"), Errno::EINVAL),
+        (s, Some("keyring"), Some("chain"), Errno::ENOENT),
+        (s, Some("nosuchtype"), None, Errno::EINVAL),
+        (s, Some("nosuchtype"), Some("x"), Errno::ENOKEY),
+        (s, Some("user"), Some("x"), Errno::ENOENT),
+        (s, Some(""), Some("x"), Errno::EINVAL),
+        (s, Some(".x"), Some("x"), Errno::EPERM),
+        (u, None, None, Errno::ENOTDIR),
+        (u, Some("user"), Some("x"), Errno::ENOTDIR),
+    ];
+    for (id, t, r, e) in cases {
+        assert_eq!(p.keyctl_restrict_keyring(id, t, r), Err(e), "{t:?} {r:?}");
+    }
 }

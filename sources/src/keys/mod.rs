@@ -22,7 +22,7 @@
 mod ops;
 mod perm;
 
-pub use ops::KeyctlMove;
+pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;
 
 use parking_lot::{Condvar, Mutex};
@@ -273,6 +273,11 @@ pub(crate) struct Inner {
     user_rings: HashMap<u32, (Serial, Serial)>,
     /// uid → (keys, bytes) charged.
     quota: HashMap<u32, (usize, usize)>,
+    /// The collector has work: a key lost a link or was invalidated since
+    /// it last ran (the kernel's `key_gc_work` is queued).
+    gc_pending: bool,
+    /// `maxkeys`/`maxbytes` for users other than root.
+    limits: (usize, usize),
 }
 
 /// Every key of the emulated kernel.
@@ -318,6 +323,7 @@ impl KeyStore {
         KeyStore {
             inner: Mutex::new(Inner {
                 next_serial: config.first_serial.max(3),
+                limits: (config.maxkeys, config.maxbytes),
                 ..Inner::default()
             }),
             constructed: Condvar::new(),
@@ -377,12 +383,37 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Queues the collector (`schedule_work(&key_gc_work)`): something may
+    /// have become garbage. The emulated kernel decides when it runs.
+    pub fn schedule_gc(&self) {
+        self.inner.lock().gc_pending = true;
+    }
+
+    /// What `uid`'s keys are charged: (keys, bytes), as `/proc/key-users`
+    /// shows them (`qnkeys`, `qnbytes`). A key costs its description and
+    /// a NUL plus its payload; a keyring, 4 bytes a link
+    /// (`KEYQUOTA_LINK_BYTES`), charged to its owner.
+    pub fn quota_of(&self, uid: u32) -> (usize, usize) {
+        self.inner
+            .lock()
+            .quota
+            .get(&uid)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Is the collector queued (see [`KeyStore::schedule_gc`])?
+    pub fn gc_pending(&self) -> bool {
+        self.inner.lock().gc_pending
+    }
+
     /// The collector: unlinks dead keys from every keyring (silently), then
     /// destroys every key not reachable from `roots` (process anchors), the
     /// per-user keyrings or a key under construction, posting a removal
     /// record to each watcher of a destroyed key. Mirrors `key_garbage_collector()`.
     pub fn gc(&self, roots: &[Serial]) {
         let mut g = self.inner.lock();
+        g.gc_pending = false;
         let now = g.now;
         let delay = self.config.gc_delay;
         let dead: Vec<Serial> = g
@@ -396,8 +427,20 @@ impl KeyStore {
             .map(|k| k.serial)
             .collect();
         if !dead.is_empty() {
-            for k in g.keys.values_mut() {
+            // keyring_gc(): dead links go, silently, with their bytes.
+            let rings: Vec<Serial> = g
+                .keys
+                .values()
+                .filter(|k| k.links.iter().any(|s| dead.contains(s)))
+                .map(|k| k.serial)
+                .collect();
+            for r in rings {
+                let k = g.keys.get_mut(&r).expect("listed above");
+                let before = k.links.len();
                 k.links.retain(|s| !dead.contains(s));
+                let freed = (before - k.links.len()) * 4;
+                let bytes = k.charged.saturating_sub(freed);
+                let _ = g.reserve(r, bytes);
             }
         }
         let mut reach: Vec<Serial> = roots.to_vec();

@@ -5,6 +5,8 @@
  *     every keyctl command that posts, and the cases where two keys share
  *     a type and a description (a keyring holds one key per (type,
  *     description): link replaces, unlink and move find by that index).
+ *   quota: what keys, payloads and links cost the owner's quota, as
+ *     /proc/key-users shows it, in a child running as uid 1000.
  *   construct: request_key construction through /sbin/request-key, with
  *     this program as the helper; only with `--helper-conf`, which writes
  *     /etc/request-key.d/wqprobe.conf (run it in a throwaway guest only).
@@ -13,6 +15,7 @@
  *        keys helper KEY DESC CALLOUT   (what request-key runs)
  */
 #include "probe.h"
+#include <sys/wait.h>
 
 static int p[2];
 /* How long `later` waits for the collector, in ms (--settle). */
@@ -269,6 +272,14 @@ static void sec_attr(void)
 	KC(K_RESTRICT, S, "user", "x", 0);
 	KC(K_RESTRICT, S, "", "x", 0);
 	KC(K_RESTRICT, S, ".x", "x", 0);
+	printf("# which comes first: the key's checks or the type's\n");
+	KC(K_RESTRICT, k, "nosuchtype", 0, 0);
+	KC(K_RESTRICT, k, "nosuchtype", "x", 0);
+	KC(K_RESTRICT, k, "user", "x", 0);
+	KC(K_RESTRICT, R, "nosuchtype", "x", 0);
+	KC(K_RESTRICT, R, "user", "x", 0);
+	KC(K_RESTRICT, 0x7ffffff0, "nosuchtype", 0, 0);
+	KC(K_RESTRICT, 0x7ffffff0, "", "x", 0);
 	drain(p[0], 4096);
 	end();
 }
@@ -434,6 +445,90 @@ static void sec_expiry(void)
 	end();
 }
 
+/* ----------------------------------------------------------------- quota */
+
+/* The caller's quota use as /proc/key-users shows it: keys/maxkeys and
+ * bytes/maxbytes. */
+static void quota(const char *what)
+{
+	char line[256];
+	char me[16];
+	snprintf(me, sizeof me, "%u:", (unsigned)getuid());
+	FILE *f = fopen("/proc/key-users", "r");
+	while (f && fgets(line, sizeof line, f)) {
+		char uid[16], usage[32], inst[32], keys[32], bytes[32];
+		if (sscanf(line, "%15s %31s %31s %31s %31s", uid, usage, inst, keys, bytes) == 5 &&
+		    strcmp(uid, me) == 0) {
+			printf("quota %s: keys %s bytes %s\n", what, keys, bytes);
+			fclose(f);
+			return;
+		}
+	}
+	if (f)
+		fclose(f);
+	printf("quota %s: none\n", what);
+}
+
+/* As uid 1000 (root's quota is a million keys): what each key, payload
+ * and link costs, and EDQUOT. Runs in a child that drops to uid 1000. */
+static void sec_quota(void)
+{
+	section("quota");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setresgid(1000, 1000, 1000) < 0 || setresuid(1000, 1000, 1000) < 0) {
+			printf("setresuid(1000) = -1 %s\n", errname(errno));
+			_exit(1);
+		}
+		nnames = 0;
+		S = new_session();
+		quota("after the session keyring (\"_ses\")");
+		int32_t a = ADD("user", "a", "0123456789", S, "a");
+		quota("after user \"a\" of 10 bytes");
+		KC(K_UPDATE, a, "0123456789012345678901234567890123456789", 40, 0);
+		quota("after updating it to 40 bytes");
+		int32_t R = ADD("keyring", "R", NULL, S, "R");
+		quota("after keyring \"R\"");
+		KC(K_LINK, a, R, 0, 0);
+		quota("after linking a into R");
+		KC(K_LINK, a, R, 0, 0);
+		quota("after linking a into R again");
+		int32_t a2 = ADD("user", "a", "x", R, "a2");
+		quota("after add_key of \"a\" into R (an update)");
+		KC(K_UNLINK, a, R, 0, 0);
+		quota("after unlinking a from R");
+		ADD("user", "b", "b", R, "b");
+		ADD("user", "c", "c", R, "c");
+		quota("after b and c in R");
+		KC(K_CLEAR, R, 0, 0, 0);
+		msleep(1500);
+		quota("after clearing R and a wait");
+		char big[8001];
+		memset(big, 'q', 8000);
+		big[8000] = 0;
+		ADD("user", "big1", big, S, "big1");
+		ADD("user", "big2", big, S, "big2");
+		quota("after two keys of 8000 bytes");
+		ADD("user", "big3", big, S, "big3");
+		int32_t sm = ADD("user", "small", "s", S, "small");
+		char mid[4097];
+		memset(mid, 'm', 4096);
+		mid[4096] = 0;
+		KC(K_UPDATE, sm, mid, 4096, 0);
+		quota("after EDQUOT");
+		KC(K_UNLINK, sm, S, 0, 0);
+		msleep(1500);
+		quota("after unlinking small and a wait");
+		(void)a2;
+		fflush(stdout);
+		_exit(0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	printf("child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
 /* ------------------------------------------------------------ construction */
 
 static int helper(int argc, char **argv)
@@ -525,6 +620,7 @@ int main(int argc, char **argv)
 	if (wanted("move")) sec_move();
 	if (wanted("index")) sec_index();
 	if (wanted("expiry")) sec_expiry();
+	if (wanted("quota")) sec_quota();
 	if (helper_conf && wanted("construct")) {
 		char self[512];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
