@@ -9,7 +9,7 @@ use watchq_kernel::keys::{
     Serial, KEYCTL_MOVE_EXCL, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING,
 };
 use watchq_kernel::prelude::*;
-use watchq_kernel::{Kernel, KernelConfig, Process};
+use watchq_kernel::{Kernel, KernelConfig, PollFd, Process};
 
 struct K {
     kernel: Arc<Kernel>,
@@ -40,14 +40,27 @@ impl K {
 }
 
 impl K {
-    /// Reads until the pipe is empty: the records queued now and what the
-    /// collector posts when the reader finds the pipe empty.
+    /// The consumer waits (a poll of its pipe): a key collector a call
+    /// queued runs now (docs/delivery.md §1).
+    fn wait(&self) {
+        let mut p = [PollFd::new(self.fd, POLLIN)];
+        self.p.poll(&mut p, 0).unwrap();
+    }
+
+    /// Reads until the pipe is empty and a wait brings nothing more: the
+    /// records queued now and what the collector posts after them.
     fn drain_all(&self) -> Vec<Notification> {
         let mut all = Vec::new();
         loop {
             let got = self.drain();
             if got.is_empty() {
-                return all;
+                self.wait();
+                let more = self.drain();
+                if more.is_empty() {
+                    return all;
+                }
+                all.extend(more);
+                continue;
             }
             all.extend(got);
         }
@@ -148,9 +161,14 @@ fn keys_oracle_table_b() {
     // gc of the revoked key after gc_delay: REMOVAL, no UNLINKED on R.
     k.kernel.advance_clock(k.kernel.keys().config().gc_delay);
     expect(&k, &[removal(k2, 4)]);
-    // INVALIDATE: INVALIDATED then REMOVAL, no UNLINKED on R.
+    // INVALIDATE: INVALIDATED then REMOVAL, no UNLINKED on R. The
+    // collector is a work item: its REMOVAL is not in the read right after
+    // the call (the oracle's B1 read them in two reads, the corpus's
+    // gc-order never saw them in one), it comes once the consumer waits.
     p.keyctl_invalidate(k1).unwrap();
-    expect(&k, &[key(NOTIFY_KEY_INVALIDATED, k1, 0, 2), removal(k1, 2)]);
+    expect(&k, &[key(NOTIFY_KEY_INVALIDATED, k1, 0, 2)]);
+    k.wait();
+    expect(&k, &[removal(k1, 2)]);
     // CLEAR, also of an empty keyring; ENOTDIR on a non-keyring.
     let k3 = p.add_key("user", Some("k3"), b"x", r).unwrap();
     k.drain();
@@ -163,9 +181,10 @@ fn keys_oracle_table_b() {
             key(NOTIFY_KEY_CLEARED, r, 0, 1),
         ],
     );
+    k.wait();
     assert!(
         k.kernel.keys().info(k3).is_none(),
-        "the cleared key was collected"
+        "the cleared key was collected once the consumer waited"
     );
     let k4 = p.add_key("user", Some("k4"), b"x", s).unwrap();
     assert_eq!(p.keyctl_clear(k4), Err(Errno::ENOTDIR));
@@ -174,12 +193,12 @@ fn keys_oracle_table_b() {
     p.keyctl_watch_key(r2, fd, -1).unwrap();
     expect(&k, &[removal(r2, 3)]);
     assert_eq!(p.keyctl_watch_key(r2, fd, -1), Err(Errno::EBADSLT));
-    // Unlinking R from S destroys it: UNLINKED on S, then REMOVAL of R.
+    // Unlinking R from S destroys it: UNLINKED on S, then (after a wait,
+    // the collector being a work item) REMOVAL of R.
     p.keyctl_unlink(r, s).unwrap();
-    expect(
-        &k,
-        &[key(NOTIFY_KEY_UNLINKED, s, r as u32, 5), removal(r, 1)],
-    );
+    expect(&k, &[key(NOTIFY_KEY_UNLINKED, s, r as u32, 5)]);
+    k.wait();
+    expect(&k, &[removal(r, 1)]);
 }
 
 #[test]
@@ -303,6 +322,10 @@ fn keys_filter_drops_keys_but_not_removals() {
     p.set_queue_filter(fd, Some(&filter_blob(&[e]))).unwrap();
     p.keyctl_update(kf, b"y").unwrap();
     p.keyctl_invalidate(kf).unwrap();
+    // The filter drops both key records; the collector's REMOVAL passes it,
+    // once it has run: a non-blocking read that finds the pipe empty says
+    // EAGAIN and lets it run before the next read.
+    expect(&k, &[]);
     expect(&k, &[removal(kf, 1)]);
 }
 
@@ -500,6 +523,8 @@ fn keys_fork_keeps_session_and_exit_releases_process_keyring() {
     let pk = child.keyctl_get_keyring_id(-2, true).unwrap();
     p.keyctl_watch_key(pk, fd, 9).unwrap();
     child.exit();
+    // The exit queues the collector; it runs when the consumer waits.
+    k.wait();
     expect(&k, &[removal(pk, 9)]);
 }
 
@@ -853,4 +878,112 @@ fn keys_search_and_restrict_type_errnos() {
     for (id, t, r, e) in cases {
         assert_eq!(p.keyctl_restrict_keyring(id, t, r), Err(e), "{t:?} {r:?}");
     }
+}
+
+/// The collector is a work item that runs after the call that made
+/// garbage returned (tests/data/conformance/gc.txt): the call's own
+/// records come alone in the read right after it, an immediate second
+/// read is EAGAIN (keys.txt, `revoke`: the drain after add_key replaced
+/// the revoked key), and the removal comes once the consumer waits; a key
+/// whose last link went is still there for a lookup until then
+/// (`gc-lookup`).
+#[test]
+fn keys_collector_runs_after_the_call_when_the_consumer_waits() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let a = p.add_key("user", Some("a"), b"v", s).unwrap();
+    p.keyctl_watch_key(a, fd, 2).unwrap();
+    p.keyctl_invalidate(a).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_INVALIDATED, a, 0, 2)]);
+    // A non-blocking read of the empty pipe: EAGAIN; the collector runs.
+    expect(&k, &[]);
+    expect(&k, &[removal(a, 2)]);
+
+    // The last link goes: the key is still found until the collector ran.
+    let b = p.add_key("user", Some("b"), b"v", s).unwrap();
+    p.keyctl_watch_key(b, fd, 3).unwrap();
+    p.keyctl_unlink(b, s).unwrap();
+    assert_eq!(p.keyctl_describe(b), Ok("user;0;0;3f010000;b".into()));
+    assert!(k.kernel.keys().gc_pending());
+    // A poll that finds nothing lets it run, and then reports the removal.
+    let mut pfd = [PollFd::new(fd, POLLIN)];
+    assert_eq!(p.poll(&mut pfd, 0), Ok(1));
+    expect(&k, &[removal(b, 3)]);
+    assert_eq!(p.keyctl_describe(b), Err(Errno::ENOKEY));
+
+    // A blocking read of an empty pipe lets it run before sleeping.
+    let c = p.add_key("user", Some("c"), b"v", s).unwrap();
+    p.keyctl_watch_key(c, fd, 4).unwrap();
+    p.keyctl_invalidate(c).unwrap();
+    k.drain();
+    let fl = p.fcntl(fd, F_GETFL, 0).unwrap() as u64;
+    p.fcntl(fd, F_SETFL, fl & !u64::from(O_NONBLOCK)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(p.read(fd, &mut buf), Ok(16));
+    assert_eq!(buf, *removal(c, 4).as_bytes());
+    p.fcntl(fd, F_SETFL, fl).unwrap();
+
+    // Several calls before a read: their own records first, then the
+    // collector's, in one run (gc-order, "several calls before the first
+    // read").
+    let h = p.add_key("user", Some("h"), b"v", s).unwrap();
+    let i = p.add_key("user", Some("i"), b"v", s).unwrap();
+    p.keyctl_watch_key(h, fd, 5).unwrap();
+    p.keyctl_watch_key(i, fd, 6).unwrap();
+    p.keyctl_invalidate(h).unwrap();
+    p.keyctl_invalidate(i).unwrap();
+    expect(
+        &k,
+        &[
+            key(NOTIFY_KEY_INVALIDATED, h, 0, 5),
+            key(NOTIFY_KEY_INVALIDATED, i, 0, 6),
+        ],
+    );
+    k.wait();
+    expect(&k, &[removal(h, 5), removal(i, 6)]);
+    assert!(!k.kernel.keys().gc_pending());
+}
+
+/// `gc_delay` (gc.txt, `gc-delay`, with gc_delay 2): a revoked key is not
+/// collected before the delay, even when the consumer waits, and is at
+/// it; an expiry posts nothing, and the expired key goes `gc_delay` later.
+#[test]
+fn keys_gc_delay_for_revoked_and_expired_keys() {
+    let kernel = Kernel::new(KernelConfig {
+        keys: watchq_kernel::keys::KeyConfig {
+            gc_delay: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
+    p.set_queue_size(fd, 256).unwrap();
+    let k = K { kernel, p, fd, s };
+    let (p, fd) = (&k.p, k.fd);
+    let r = p.add_key("user", Some("rv"), b"v", s).unwrap();
+    p.keyctl_watch_key(r, fd, 2).unwrap();
+    p.keyctl_revoke(r).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_REVOKED, r, 0, 2)]);
+    k.kernel.advance_clock(1);
+    k.wait();
+    expect(&k, &[]);
+    assert_eq!(p.keyctl_describe(r), Err(Errno::EKEYREVOKED));
+    k.kernel.advance_clock(1);
+    expect(&k, &[removal(r, 2)]);
+
+    let e = p.add_key("user", Some("ex"), b"v", s).unwrap();
+    p.keyctl_watch_key(e, fd, 3).unwrap();
+    p.keyctl_set_timeout(e, 1).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_SETATTR, e, 0, 3)]);
+    k.kernel.advance_clock(1);
+    k.wait();
+    expect(&k, &[]);
+    assert_eq!(p.keyctl_read(e), Err(Errno::EKEYEXPIRED));
+    k.kernel.advance_clock(1);
+    k.wait();
+    expect(&k, &[]);
+    k.kernel.advance_clock(1);
+    expect(&k, &[removal(e, 3)]);
 }

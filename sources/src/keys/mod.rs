@@ -12,9 +12,11 @@
 //! constructs them; [`KeyStore::gc`] destroys the rest (posting each watcher
 //! a removal record), and dead keys (invalidated, or revoked or expired
 //! longer than the gc delay ago) are unlinked from every keyring first,
-//! silently, as the kernel's garbage collector does. The emulated kernel
-//! runs the collector after every key operation, so what the real kernel
-//! does a moment later happens here before the call returns.
+//! silently, as the kernel's garbage collector does. An operation that may
+//! leave garbage only queues the collector ([`KeyStore::schedule_gc`]), as
+//! the kernel's queues its work item; the emulated kernel runs it later,
+//! when a consumer waits (docs/delivery.md §1). Until then an unreferenced
+//! key is still there, as in the kernel until its last reference drops.
 //!
 //! Serial numbers are sequential from [`KeyConfig::first_serial`], so runs
 //! are reproducible (the kernel's are random).

@@ -4,9 +4,11 @@
 //! Mirrors security/keys/keyctl.c. Each call runs the key store's
 //! operation with the process's credentials, keyrings, the kernel's policy
 //! and the alarm (a lookup that waits for a key under construction is
-//! interrupted by it), then the key garbage collector, so a key that lost
-//! its last reference is gone, and its watchers have their removal
-//! records, when the call returns.
+//! interrupted by it). A call that leaves garbage (an unlink, a clear, an
+//! invalidation, a replaced link) only queues the collector, as the
+//! kernel's `schedule_work(&key_gc_work)` does: the collector runs after
+//! the call has returned, when a consumer waits (`Kernel::flush_key_gc`;
+//! docs/delivery.md §1).
 
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
@@ -330,20 +332,16 @@ impl KeyCalls for Process {
     }
 }
 
-/// Runs `f` on the key store as process `p`, then the collector.
+/// Runs `f` on the key store as process `p`.
 fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Result<R>) -> Result<R> {
     let cred = p.cred();
     let policy = p.kernel().policy();
-    let r = {
-        let mut anchors = p.anchors();
-        let mut ctx = KeyCtx {
-            cred: &cred,
-            anchors: &mut anchors,
-            policy: &*policy,
-            deadline: p.alarm_deadline(),
-        };
-        f(p.kernel().keys(), &mut ctx)
+    let mut anchors = p.anchors();
+    let mut ctx = KeyCtx {
+        cred: &cred,
+        anchors: &mut anchors,
+        policy: &*policy,
+        deadline: p.alarm_deadline(),
     };
-    p.kernel().key_gc();
-    r
+    f(p.kernel().keys(), &mut ctx)
 }
