@@ -24,6 +24,7 @@ fn recording(probe: &str) -> &'static str {
         "keys" => include_str!("../data/conformance/keys.txt"),
         "gc" => include_str!("../data/conformance/gc.txt"),
         "queue" => include_str!("../data/conformance/queue.txt"),
+        "types" => include_str!("../data/conformance/types.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -435,4 +436,24 @@ fn conformance_keys_quota_replayed() {
     quota(&mut t, "after unlinking small and a wait");
     t.line("child exit 0".to_string());
     check_replay("keys", "quota", t.lines);
+}
+
+/// types.c's `reqkey` section in process (the preload does not pass
+/// KEYCTL_SET_REQKEY_KEYRING on yet): each value and what it returns.
+#[test]
+fn conformance_types_reqkey_replayed() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let mut t = Replay::default();
+    t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        p.keyctl_join_session_keyring(None),
+    );
+    for v in [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, -2, 9, -1, 0] {
+        let r = p.keyctl_set_reqkey_keyring(v).map(i64::from);
+        t.show(&format!("keyctl(K_SET_REQKEY, {v}, 0, 0, 0)"), r)
+            .ok();
+    }
+    check_replay("types", "reqkey", t.lines);
 }

@@ -987,3 +987,61 @@ fn keys_gc_delay_for_revoked_and_expired_keys() {
     k.kernel.advance_clock(1);
     expect(&k, &[removal(e, 3)]);
 }
+
+/// The key types watchq has and their payload rules, the other types as
+/// a kernel built without them answers, and request_key of negative,
+/// rejected, revoked and expired keys (tests/data/conformance/types.txt
+/// `types`, keys.txt `construct`).
+#[test]
+fn keys_types_and_request_key_of_dead_keys() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    // big_key: a readable, updatable blob; no empty payload.
+    let bk = p.add_key("big_key", Some("bk"), b"big", s).unwrap();
+    assert_eq!(p.keyctl_read(bk), Ok(b"big".to_vec()));
+    assert_eq!(p.keyctl_describe(bk), Ok("big_key;0;0;3f010000;bk".into()));
+    assert_eq!(
+        p.add_key("big_key", Some("bk0"), b"", s),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(p.keyctl_update(bk, b"x"), Ok(()));
+    assert!(p
+        .add_key("big_key", Some("bk1"), &vec![1; 100_000], s)
+        .is_ok());
+    // Types the oracle's kernel lacked (trusted without a TPM,
+    // dns_resolver) or that only the kernel may make: ENODEV, EPERM.
+    for t in ["trusted", "dns_resolver", "request_key_auth", "nosuchtype"] {
+        assert_eq!(p.add_key(t, Some("x"), b"v", s), Err(Errno::ENODEV), "{t}");
+    }
+    assert_eq!(
+        p.add_key(".request_key_auth", Some("x"), b"v", s),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(p.keyctl_get_security(bk), Ok(String::new()));
+    assert_eq!(p.keyctl_capabilities()[0] & 0x10, 0x10, "big_key");
+
+    // request_key: a negated key ENOKEY, a rejected one its error, a
+    // revoked one EKEYREVOKED, an expired one is passed over (the kernel
+    // would construct anew; watchq, which has no upcall, says ENOKEY).
+    let helper = p.fork();
+    for (desc, e) in [("n", Errno::ENOKEY), ("r", Errno::EKEYREJECTED)] {
+        let key = helper.key_construct("user", desc, s).unwrap();
+        helper.keyctl_reject(key, 30, e.as_raw(), 0).unwrap();
+        assert_eq!(p.request_key("user", desc, 0), Err(e), "{desc}");
+    }
+    let a = p.add_key("user", Some("a"), b"v", s).unwrap();
+    p.keyctl_revoke(a).unwrap();
+    assert_eq!(p.request_key("user", "a", 0), Err(Errno::EKEYREVOKED));
+    let e = p.add_key("user", Some("e"), b"v", s).unwrap();
+    p.keyctl_set_timeout(e, 1).unwrap();
+    k.kernel.advance_clock(1);
+    assert_eq!(p.request_key("user", "e", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.request_key("nosuchtype", "e", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.request_key(".user", "e", 0), Err(Errno::EPERM));
+    // add_key over a negative key of its description makes it positive
+    // in place (no LINKED).
+    let n = p.request_key("user", "n", 0).unwrap_err();
+    assert_eq!(n, Errno::ENOKEY);
+    let made = p.add_key("user", Some("n"), b"now", s).unwrap();
+    assert_eq!(p.keyctl_read(made), Ok(b"now".to_vec()));
+}

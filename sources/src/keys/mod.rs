@@ -52,6 +52,9 @@ pub enum KeyType {
     Logon,
     /// `keyring`: a set of links to keys.
     Keyring,
+    /// `big_key`: like `user`, for payloads up to 1 MiB (the kernel keeps
+    /// large ones encrypted in shmem; the payload rules are the same).
+    BigKey,
 }
 
 impl KeyType {
@@ -61,6 +64,7 @@ impl KeyType {
             KeyType::User => "user",
             KeyType::Logon => "logon",
             KeyType::Keyring => "keyring",
+            KeyType::BigKey => "big_key",
         }
     }
 
@@ -82,6 +86,7 @@ impl KeyType {
             "user" => Ok(KeyType::User),
             "logon" => Ok(KeyType::Logon),
             "keyring" => Ok(KeyType::Keyring),
+            "big_key" => Ok(KeyType::BigKey),
             _ => Err(Errno::ENODEV),
         }
     }
@@ -107,6 +112,11 @@ impl KeyType {
                     return Err(Errno::EINVAL);
                 }
             }
+            KeyType::BigKey => {
+                if payload.is_empty() || payload.len() > BIG_KEY_PAYLOAD_MAX {
+                    return Err(Errno::EINVAL);
+                }
+            }
             KeyType::Keyring => {
                 if !payload.is_empty() {
                     return Err(Errno::EINVAL);
@@ -119,6 +129,8 @@ impl KeyType {
 
 /// Largest `user`/`logon` payload (`32767`).
 pub const USER_PAYLOAD_MAX: usize = 32767;
+/// Largest `big_key` payload (1 MiB; add_key copies one byte less).
+pub const BIG_KEY_PAYLOAD_MAX: usize = 1024 * 1024;
 /// Largest description, `KEY_MAX_DESC_SIZE` (4096 with the NUL).
 pub const KEY_MAX_DESC_SIZE: usize = 4095;
 
@@ -234,6 +246,10 @@ pub struct Anchors {
     /// The key this process may instantiate (it holds the authorisation
     /// a request-key helper would assume).
     pub auth: Option<Serial>,
+    /// Where request_key links a key it constructs when not told
+    /// (`KEYCTL_SET_REQKEY_KEYRING`'s `KEY_REQKEY_DEFL_*`, the cred's
+    /// `jit_keyring`; 0, the default, until set).
+    pub reqkey_default: i32,
 }
 
 impl Anchors {
@@ -242,6 +258,7 @@ impl Anchors {
     pub fn for_child(&self) -> Anchors {
         Anchors {
             session: self.session,
+            reqkey_default: self.reqkey_default,
             ..Anchors::default()
         }
     }

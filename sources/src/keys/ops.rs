@@ -227,7 +227,16 @@ impl Inner {
 
     /// Keys of `t`/`desc` found by searching `roots` recursively through
     /// keyrings the caller may search, with the search's verdict on each.
-    fn search(&self, ctx: &KeyCtx<'_>, roots: &[Serial], t: KeyType, desc: &str) -> Result<Serial> {
+    ///
+    /// With `skip_expired` (request_key's `KEYRING_SEARCH_SKIP_EXPIRED`)
+    /// an expired key is passed over as if absent; a revoked one is not.
+    fn search(
+        &self,
+        ctx: &KeyCtx<'_>,
+        roots: &[Serial],
+        (t, desc): (KeyType, &str),
+        skip_expired: bool,
+    ) -> Result<Serial> {
         let mut stack: Vec<(Serial, usize)> = roots.iter().map(|&r| (r, 0)).collect();
         let mut seen = std::collections::HashSet::new();
         let mut err = Errno::ENOKEY;
@@ -244,6 +253,9 @@ impl Inner {
                 if k.ktype == t && k.desc == desc {
                     if !self.permitted(ctx, k, need::SEARCH) {
                         err = Errno::EACCES;
+                        continue;
+                    }
+                    if skip_expired && k.revoked_at.is_none() && k.expired(self.now) {
                         continue;
                     }
                     if let KeyState::Negative(e) = k.state {
@@ -373,9 +385,11 @@ impl KeyStore {
     /// `desc` in the caller's keyrings and links it into `dest` (0: none).
     ///
     /// # Errors
-    /// `EINVAL`/`EPERM` (type name), the `dest` lookup's errors, `ENODEV`
-    /// (unknown type), a negative key's error, `EKEYREVOKED`/`EKEYEXPIRED`,
-    /// `ENOKEY` (not found: watchq runs no `/sbin/request-key`; see
+    /// `EINVAL`/`EPERM` (type name), the `dest` lookup's errors, `ENOKEY`
+    /// (unknown type), a negative key's error (`ENOKEY` for a negated one,
+    /// `EKEYREJECTED`, ...), `EKEYREVOKED`, `ENOKEY` (not found, or found
+    /// expired: the kernel passes over expired keys and would construct a
+    /// new one; watchq runs no `/sbin/request-key`, see
     /// [`KeyStore::construct`]), the link's errors.
     pub fn request_key(
         &self,
@@ -396,7 +410,7 @@ impl KeyStore {
             v.push(a.session.unwrap_or(user_session));
             v
         };
-        let k = g.search(ctx, &roots, t, desc)?;
+        let k = g.search(ctx, &roots, (t, desc), true)?;
         if let Some(d) = dest {
             g.check_link(d, k)?;
             g.do_link(ctx, d, k);
@@ -756,7 +770,7 @@ impl KeyStore {
         if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let k = g.search(ctx, &[r], t, desc)?;
+        let k = g.search(ctx, &[r], (t, desc), false)?;
         if let Some(d) = dest {
             g.check_perm(ctx, k, need::LINK)?;
             g.check_link(d, k)?;
@@ -1019,11 +1033,52 @@ impl KeyStore {
         })
     }
 
+    /// KEYCTL_SET_REQKEY_KEYRING: sets where request_key links what it
+    /// constructs when given no keyring, and returns the previous setting
+    /// (`-1`, `KEY_REQKEY_DEFL_NO_CHANGE`, only returns it). The thread
+    /// and process keyrings are made when chosen.
+    ///
+    /// # Errors
+    /// `EINVAL`: a value other than -1, 0..=5 and 7 (6, the group keyring,
+    /// is refused as the kernel refuses it; tests/data/conformance/types.txt).
+    pub fn set_reqkey_keyring(&self, ctx: &mut KeyCtx<'_>, value: i32) -> Result<i32> {
+        let old = ctx.anchors.reqkey_default;
+        match value {
+            -1 => return Ok(old),
+            0 | 3..=5 | 7 => {}
+            1 | 2 => {
+                let mut g = self.inner.lock();
+                let special = if value == 1 {
+                    KEY_SPEC_THREAD_KEYRING
+                } else {
+                    KEY_SPEC_PROCESS_KEYRING
+                };
+                self.lookup(&mut g, ctx, special, LOOKUP_CREATE, 0)?;
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+        ctx.anchors.reqkey_default = value;
+        Ok(old)
+    }
+
+    /// KEYCTL_GET_SECURITY: the key's security label (empty without one:
+    /// no LSM, as on the oracle's kernel, where the call returned 1, the
+    /// NUL alone).
+    ///
+    /// # Errors
+    /// The lookup's (view permission).
+    pub fn get_security(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<String> {
+        let mut g = self.inner.lock();
+        let s = self.lookup(&mut g, ctx, id, LOOKUP_PARTIAL, need::VIEW)?;
+        Ok(g.key(s)?.label.clone().unwrap_or_default())
+    }
+
     /// KEYCTL_CAPABILITIES: the two capability bytes (watchq supports
-    /// invalidate, restrict and move; the notifications bit follows
-    /// `notifications`).
+    /// big_key, invalidate, restrict and move; persistent keyrings, DH and
+    /// the public-key operations are a kernel built without them; the
+    /// notifications bit follows `notifications`).
     pub fn capabilities(&self) -> [u8; 2] {
-        let caps0 = 0x01 | 0x20 | 0x40 | 0x80;
+        let caps0 = 0x01 | 0x10 | 0x20 | 0x40 | 0x80;
         let caps1 = if self.config.notifications {
             KEYCTL_CAPS1_NOTIFICATIONS
         } else {

@@ -45,8 +45,12 @@ pub mod cmd {
     pub const INSTANTIATE: u32 = 12;
     /// KEYCTL_NEGATE.
     pub const NEGATE: u32 = 13;
+    /// KEYCTL_SET_REQKEY_KEYRING.
+    pub const SET_REQKEY_KEYRING: u32 = 14;
     /// KEYCTL_SET_TIMEOUT.
     pub const SET_TIMEOUT: u32 = 15;
+    /// KEYCTL_GET_SECURITY.
+    pub const GET_SECURITY: u32 = 17;
     /// KEYCTL_REJECT.
     pub const REJECT: u32 = 19;
     /// KEYCTL_INVALIDATE.
@@ -211,6 +215,18 @@ pub trait KeyCalls {
     /// KEYCTL_CAPABILITIES: the capability bytes.
     fn keyctl_capabilities(&self) -> [u8; 2];
 
+    /// KEYCTL_SET_REQKEY_KEYRING: the previous setting.
+    ///
+    /// # Errors
+    /// As `KeyStore::set_reqkey_keyring`.
+    fn keyctl_set_reqkey_keyring(&self, value: i32) -> Result<i32>;
+
+    /// KEYCTL_GET_SECURITY: the key's security label (empty without one).
+    ///
+    /// # Errors
+    /// As `KeyStore::get_security`.
+    fn keyctl_get_security(&self, id: Serial) -> Result<String>;
+
     /// KEYCTL_WATCH_KEY: `tag` 0..=255 watches key `id` through the
     /// notification pipe `fd`; −1 removes the watch.
     ///
@@ -322,6 +338,14 @@ impl KeyCalls for Process {
 
     fn keyctl_capabilities(&self) -> [u8; 2] {
         self.kernel().keys().capabilities()
+    }
+
+    fn keyctl_set_reqkey_keyring(&self, value: i32) -> Result<i32> {
+        with_keys(self, |k, c| k.set_reqkey_keyring(c, value))
+    }
+
+    fn keyctl_get_security(&self, id: Serial) -> Result<String> {
+        with_keys(self, |k, c| k.get_security(c, id))
     }
 
     fn keyctl_watch_key(&self, id: Serial, fd: i32, tag: i32) -> Result<()> {
