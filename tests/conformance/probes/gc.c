@@ -22,35 +22,18 @@
 #include "probe.h"
 
 static int p[2];
-/* How long `later` waits for the collector, in ms (--settle). */
-static int settle = 3000;
 static int32_t S;
-static int gc_delay = 300;
 static int trials = 20;
 
 static void begin(const char *s)
 {
-	section(s);
-	nnames = 0;
-	S = new_session();
-	npipe(p, 256);
+	S = begin_section(s, p);
 	watch(S, p[0], 1);
 }
 
 static void end(void)
 {
-	drain(p[0], 4096);
-	close(p[0]);
-	close(p[1]);
-}
-
-/* Waits (3 s at most) until readable, then drains. */
-static void later(void)
-{
-	printf("# later\n");
-	wait_readable(p[0], settle);
-	msleep(settle / 10);
-	drain(p[0], 4096);
+	end_section(p);
 }
 
 /* ------------------------------------------------------------- gc-order */
@@ -64,7 +47,7 @@ static void sec_order(void)
 	drain(p[0], 4096);
 	KC(K_INVALIDATE, a, 0, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 
 	printf("# unlink the last link of a watched key\n");
 	int32_t b = ADD("user", "b", "v", S, "b");
@@ -72,7 +55,7 @@ static void sec_order(void)
 	drain(p[0], 4096);
 	KC(K_UNLINK, b, S, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 
 	printf("# clear the keyring holding the last link of two watched keys\n");
 	int32_t R = ADD("keyring", "R", NULL, S, "R");
@@ -84,7 +67,7 @@ static void sec_order(void)
 	drain(p[0], 4096);
 	KC(K_CLEAR, R, 0, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 
 	printf("# unlink a watched keyring holding a watched key: both collected\n");
 	int32_t e = ADD("user", "e", "v", R, "e");
@@ -92,7 +75,7 @@ static void sec_order(void)
 	drain(p[0], 4096);
 	KC(K_UNLINK, R, S, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 
 	printf("# the same, nested two deep\n");
 	int32_t R1 = ADD("keyring", "R1", NULL, S, "R1");
@@ -104,7 +87,7 @@ static void sec_order(void)
 	drain(p[0], 4096);
 	KC(K_UNLINK, R1, S, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 
 	printf("# replaced in its keyring by a key of its description\n");
 	int32_t g = ADD("keyring", "g", NULL, S, "g");
@@ -112,7 +95,7 @@ static void sec_order(void)
 	drain(p[0], 4096);
 	ADD("keyring", "g", NULL, S, "g2");
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 
 	printf("# several calls before the first read\n");
 	int32_t h = ADD("user", "h", "v", S, "h");
@@ -123,7 +106,7 @@ static void sec_order(void)
 	KC(K_INVALIDATE, h, 0, 0, 0);
 	KC(K_INVALIDATE, i, 0, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 	end();
 }
 
@@ -221,10 +204,10 @@ static void sec_lookup(void)
 	KC(K_DESCRIBE, a, buf, sizeof buf, 0);
 	KC(K_LINK, a, S, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 	KC(K_DESCRIBE, a, buf, sizeof buf, 0);
 	KC(K_UNLINK, a, S, 0, 0);
-	later();
+	later(p[0]);
 	KC(K_DESCRIBE, a, buf, sizeof buf, 0);
 	end();
 }
@@ -325,20 +308,7 @@ static void sec_blocking(void)
 
 int main(int argc, char **argv)
 {
-	int i = 1;
-	for (; i < argc; i++) {
-		if (strcmp(argv[i], "--gc-delay") == 0 && i + 1 < argc)
-			gc_delay = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--settle") == 0 && i + 1 < argc)
-			settle = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--trials") == 0 && i + 1 < argc)
-			trials = atoi(argv[++i]);
-		else
-			break;
-	}
-	nsel = argc - i;
-	sel = argv + i;
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	options(argc, argv, "--trials", &trials, NULL, NULL);
 	printf("# gc probe, gc_delay assumed %d\n", gc_delay);
 	if (wanted("gc-order")) sec_order();
 	if (wanted("gc-between")) sec_between();

@@ -18,20 +18,7 @@
 #include <sys/wait.h>
 
 static int p[2];
-/* How long `later` waits for the collector, in ms (--settle). */
-static int settle = 3000;
 static int32_t S; /* the section's session keyring */
-
-/* Waits for what the key collector posts: until readable (3 s at most),
- * then a little longer so a cascade of collections is complete, then
- * drains. */
-static void later(void)
-{
-	printf("# later\n");
-	wait_readable(p[0], settle);
-	msleep(settle / 10);
-	drain(p[0], 4096);
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -65,17 +52,12 @@ static void contents(int32_t ring, const char *what)
 
 static void begin(const char *s)
 {
-	section(s);
-	nnames = 0;
-	S = new_session();
-	npipe(p, 256);
+	S = begin_section(s, p);
 }
 
 static void end(void)
 {
-	drain(p[0], 4096);
-	close(p[0]);
-	close(p[1]);
+	end_section(p);
 }
 
 static void sec_link(void)
@@ -183,7 +165,7 @@ static void sec_revoke(void)
 	ADD("user", "k2", "new", R, "k2b");
 	drain(p[0], 4096);
 	contents(R, "R");
-	later();
+	later(p[0]);
 	KC(K_UNLINK, k2, R, 0, 0);
 	end();
 }
@@ -200,7 +182,7 @@ static void sec_invalidate(void)
 	KC(K_INVALIDATE, k3, 0, 0, 0);
 	printf("# the call's own record\n");
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 	KC(K_INVALIDATE, k3, 0, 0, 0);
 	KC(K_UNLINK, k3, R, 0, 0);
 	contents(R, "R");
@@ -211,7 +193,7 @@ static void sec_invalidate(void)
 	watch(k4, p[0], 4);
 	drain(p[0], 4096);
 	KC(K_INVALIDATE, R3, 0, 0, 0);
-	later();
+	later(p[0]);
 	end();
 }
 
@@ -229,7 +211,7 @@ static void sec_clear(void)
 	printf("# a's only link was in R: collected; b lives on in S\n");
 	KC(K_CLEAR, R, 0, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 	contents(R, "R");
 	KC(K_CLEAR, R, 0, 0, 0);
 	KC(K_CLEAR, b, 0, 0, 0);
@@ -312,7 +294,7 @@ static void sec_move(void)
 	printf("# without EXCL y replaces x in B; x's last link goes\n");
 	KC(K_MOVE, y, A, B, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 	contents(A, "A");
 	contents(B, "B");
 	printf("# the key is not in from, but to holds its description: which error first\n");
@@ -329,7 +311,7 @@ static void sec_move(void)
 	contents(A, "A");
 	contents(B, "B");
 	contents(C, "C");
-	later();
+	later(p[0]);
 	printf("# the key already in to (moved onto itself)\n");
 	KC(K_LINK, y, A, 0, 0);
 	drain(p[0], 4096);
@@ -364,7 +346,7 @@ static void sec_index(void)
 	printf("# link a key whose (type, description) R holds: it replaces a1\n");
 	KC(K_LINK, a2, R, 0, 0);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 	contents(R, "R");
 	contents(Q, "Q");
 	printf("# unlink a key R does not hold, while R holds its description\n");
@@ -374,7 +356,7 @@ static void sec_index(void)
 	KC(K_UNLINK, a3, R, 0, 0);
 	drain(p[0], 4096);
 	contents(R, "R");
-	later();
+	later(p[0]);
 	printf("# another type, the same description: both stay\n");
 	ADD("user", "same", "u", R, "same_user");
 	ADD("keyring", "same", NULL, R, "same_ring");
@@ -387,7 +369,7 @@ static void sec_index(void)
 	watch(kr, p[0], 5);
 	ADD("keyring", "same", NULL, R, "same_ring2");
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 	contents(R, "R");
 	printf("# search finds by (type, description)\n");
 	KC(K_SEARCH, R, "user", "same", 0);
@@ -404,7 +386,7 @@ static void sec_index(void)
 	drain(p[0], 4096);
 	KC(K_SEARCH, Q, "user", "dup", Q2);
 	rd(p[0], 4096);
-	later();
+	later(p[0]);
 	contents(Q2, "Q2");
 	printf("# add_key into a keyring holding the description updates that key\n");
 	ADD("user", "dup", "5", Q2, "a5");
@@ -412,7 +394,6 @@ static void sec_index(void)
 	end();
 }
 
-static int gc_delay = 300;
 
 static void sec_expiry(void)
 {
@@ -439,7 +420,7 @@ static void sec_expiry(void)
 	contents(R, "R");
 	KC(K_READ, e, buf, sizeof buf, 0);
 	if (gc_delay <= 5) {
-		later();
+		later(p[0]);
 		contents(R, "R");
 	}
 	end();
@@ -596,20 +577,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "helper") == 0)
 		return helper(argc, argv);
 	int helper_conf = 0;
-	int i = 1;
-	for (; i < argc; i++) {
-		if (strcmp(argv[i], "--gc-delay") == 0 && i + 1 < argc)
-			gc_delay = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--settle") == 0 && i + 1 < argc)
-			settle = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--helper-conf") == 0)
-			helper_conf = 1;
-		else
-			break;
-	}
-	nsel = argc - i;
-	sel = argv + i;
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	options(argc, argv, NULL, NULL, "--helper-conf", &helper_conf);
 	printf("# keys probe, gc_delay assumed %d\n", gc_delay);
 	if (wanted("link")) sec_link();
 	if (wanted("update")) sec_update();

@@ -386,9 +386,71 @@ static void section(const char *n)
 	fflush(stdout);
 }
 
+/* How long `later` waits for the collector, in ms (--settle). */
+static int settle = 3000;
+
+/* Waits for what the key collector posts: until readable (`settle` ms at
+ * most), then a tenth of that longer so a cascade of collections is
+ * complete, then drains. */
+static void later(int fd)
+{
+	printf("# later\n");
+	wait_readable(fd, settle);
+	msleep(settle / 10);
+	drain(fd, 4096);
+}
+
+/* Starts section `s` with a fresh session keyring (returned, labelled S)
+ * and a notification pipe `p` of 256 notes. */
+static int32_t begin_section(const char *s, int p[2])
+{
+	section(s);
+	nnames = 0;
+	int32_t S = new_session();
+	npipe(p, 256);
+	return S;
+}
+
+/* Ends a section begun by begin_section: what is left, then the pipe goes. */
+static void end_section(int p[2])
+{
+	drain(p[0], 4096);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* Sections chosen on the command line (none: all). */
 static int nsel;
 static char **sel;
+
+/* The key collector's delay the probe assumes (--gc-delay): the
+ * recorder sets the kernel's, `watchq exec --gc-delay` watchq's. */
+static int gc_delay = 300;
+
+/* Reads the options: --gc-delay N, --settle MS, and the probe's own
+ * `number` (NAME N) and `flag` (NAME) if given; the rest are the sections
+ * to run (see `wanted`). */
+static void options(int argc, char **argv, const char *number, int *value, const char *flag,
+		    int *set)
+{
+	int i = 1;
+	for (; i < argc; i++) {
+		if (strcmp(argv[i], "--gc-delay") == 0 && i + 1 < argc)
+			gc_delay = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--settle") == 0 && i + 1 < argc)
+			settle = atoi(argv[++i]);
+		else if (number && strcmp(argv[i], number) == 0 && i + 1 < argc)
+			*value = atoi(argv[++i]);
+		else if (flag && strcmp(argv[i], flag) == 0)
+			*set = 1;
+		else
+			break;
+	}
+	nsel = argc - i;
+	sel = argv + i;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
 static int wanted(const char *s)
 {
 	if (nsel == 0)

@@ -207,10 +207,7 @@ static void sec_filter(void)
 	int32_t g = fresh("g", "g");
 	watch(g, p[0], 3);
 	KC(K_INVALIDATE, g, 0, 0, 0);
-	printf("# later\n");
-	wait_readable(p[0], 3000);
-	msleep(300);
-	drain(p[0], 4096);
+	later(p[0]);
 
 	printf("# subtype bits beyond the first word are not used\n");
 	memset(&f, 0, sizeof f);
