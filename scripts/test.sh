@@ -45,6 +45,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 step "tests (unit, conformance, stress, fuzz-style, corpus replay, programs under watchq exec)"
 cargo test --workspace --locked
 
+# The corpus sections that wait on real time (gc_delay, about 10 s),
+# left out of a plain `cargo test` by #[ignore].
+step "conformance corpus: real-time sections (cargo test --test conformance_corpus -- --ignored)"
+cargo test --locked -p watchq-tests --test conformance_corpus -- --ignored
+
 # The real kernel's own probe under `watchq exec`, compared with its
 # recording. The probe and its normaliser are the shared oracle's code,
 # not this repository's, so this is a script and not a `cargo test`; CI

@@ -10,9 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
+use watchq_core::uapi::POLLIN;
 use watchq_core::{Errno, Notification};
 use watchq_kernel::prelude::*;
-use watchq_kernel::Process;
+use watchq_kernel::{PollFd, Process};
 
 /// The real kernel's normalised recording (Linux 6.12.117), built into
 /// the test binaries so a change to it rebuilds them.
@@ -108,8 +109,10 @@ impl Trace {
         self.lines.push(text);
     }
 
-    /// Reads `fd` until it is empty, as the probe's `drain()`: the bytes
-    /// (all reads merged), each record, then `idle`.
+    /// Reads `fd` until it is empty, as the probe's `drain()`, which polls
+    /// with a timeout before each read (so the key collector a call queued
+    /// runs, as it did on the kernel): the bytes (all reads merged), each
+    /// record, then `idle`.
     pub fn drain(&mut self, p: &Process, fd: i32, what: &str) {
         let mut all = Vec::new();
         let mut buf = vec![0u8; 4096];
@@ -117,7 +120,12 @@ impl Trace {
             match p.read(fd, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => all.extend_from_slice(&buf[..n]),
-                Err(Errno::EAGAIN) => break,
+                Err(Errno::EAGAIN) => {
+                    let mut pfd = [PollFd::new(fd, POLLIN)];
+                    if p.poll(&mut pfd, 0) != Ok(1) {
+                        break;
+                    }
+                }
                 Err(e) => panic!("drain({what}): {e}"),
             }
         }
