@@ -47,7 +47,6 @@ pub use suite::{run_suite, Case, Suite, Target, TARGETS};
 pub use syscall::{
     emulated_read, emulated_read_batch, real_pipe_read, real_pipe_read_batch, wakeups, Wakeups,
 };
-use watchq_kernel::prelude::*;
 
 /// Record sizes of the criterion ring benches: a key record, a block
 /// record, the largest record a note holds (127 bytes: the length field

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use watchq_core::uapi::{O_NONBLOCK, O_NOTIFICATION_PIPE};
 use watchq_core::{Notification, ReadMode, WatchQueue};
+use watchq_kernel::prelude::*;
 
 /// An emulated process with a sized, non-blocking notification pipe:
 /// `f` gets the process, the read end and its queue.
