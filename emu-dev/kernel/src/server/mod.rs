@@ -12,8 +12,8 @@
 //!   (a root server also serves the descendants of processes it serves
 //!   that dropped their privileges) is refused with an audit line, and so is a request whose
 //!   sender is not the process that connected (a forked child still using
-//!   its parent's connection). The process tree is [`procs`]'s.
-//! - **Descriptors are real pipe ends** ([`files`]): the program's
+//!   its parent's connection). The process tree is `procs`'s.
+//! - **Descriptors are real pipe ends** (`files`): the program's
 //!   descriptor for an emulated end is a real pipe end the server made; a
 //!   call names it by sending it (`SCM_RIGHTS`), the server looks up its
 //!   `(st_dev, st_ino)`. The monitor thread's epoll set holds each pipe's
