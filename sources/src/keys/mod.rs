@@ -295,6 +295,8 @@ pub(crate) struct Inner {
     /// The collector has work: a key lost a link or was invalidated since
     /// it last ran (the kernel's `key_gc_work` is queued).
     gc_pending: bool,
+    /// How many times the collector has run.
+    gc_runs: u64,
     /// `maxkeys`/`maxbytes` for users other than root.
     limits: (usize, usize),
 }
@@ -426,6 +428,13 @@ impl KeyStore {
         self.inner.lock().gc_pending
     }
 
+    /// How many times the collector has run: a host that runs the queued
+    /// collector a while after it was queued tells one queuing from the
+    /// next by it.
+    pub fn gc_runs(&self) -> u64 {
+        self.inner.lock().gc_runs
+    }
+
     /// The collector: unlinks dead keys from every keyring (silently), then
     /// destroys every key not reachable from `roots` (process anchors), the
     /// per-user keyrings or a key under construction, posting a removal
@@ -433,6 +442,7 @@ impl KeyStore {
     pub fn gc(&self, roots: &[Serial]) {
         let mut g = self.inner.lock();
         g.gc_pending = false;
+        g.gc_runs += 1;
         let now = g.now;
         let delay = self.config.gc_delay;
         let dead: Vec<Serial> = g
