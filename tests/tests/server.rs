@@ -54,6 +54,18 @@ fn errno<T: std::fmt::Debug>(r: Result<T, CallError>) -> Errno {
     }
 }
 
+/// A server, a connection, a key `k` in the session keyring and a
+/// notification pipe watching it.
+fn watched() -> (Server, Remote, i32, [OwnedFd; 2]) {
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let key = r
+        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let ends = watched_pipe(&r, key);
+    (s, r, key, ends)
+}
+
 /// keyctl with integer arguments only.
 fn kc(r: &Remote, op: u32, a: [u64; 4], fd: Option<BorrowedFd<'_>>) -> i64 {
     r.keyctl(op, a, (None, None), None, fd).unwrap().0
@@ -107,12 +119,7 @@ fn wait(pid: libc::pid_t) -> i32 {
 #[test]
 fn server_pipe_ends_are_real_fifos_readable_iff_records() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, wr] = watched_pipe(&r, key);
+    let (_s, r, key, [rd, wr]) = watched();
     for fd in [&rd, &wr] {
         // SAFETY: an all-zero stat is valid to overwrite.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -151,12 +158,7 @@ fn server_pipe_ends_are_real_fifos_readable_iff_records() {
 #[test]
 fn server_last_close_releases_the_pipe_and_end_of_file_follows_the_writer() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, wr] = watched_pipe(&r, key);
+    let (s, r, _key, [rd, wr]) = watched();
     let dup = rd.try_clone().unwrap();
     assert_eq!(s.live_pipes(), 1);
     drop(wr);
@@ -216,12 +218,7 @@ fn server_forked_child_shares_the_session_and_wakes_its_parent() {
 #[test]
 fn server_child_reads_an_inherited_end_while_the_parent_changes_keys() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, wr] = watched_pipe(&r, key);
+    let (s, r, key, [rd, wr]) = watched();
     let path = s.path().to_path_buf();
     let rd_raw = rd.as_raw_fd();
     let child = fork(move || {
@@ -334,12 +331,7 @@ fn server_read_end_passed_over_scm_rights() {
 #[test]
 fn server_two_readers_of_one_pipe_read_each_record_once() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, _wr] = watched_pipe(&r, key);
+    let (s, r, key, [rd, _wr]) = watched();
     let mut counts = [0i32; 2];
     // SAFETY: a valid array.
     assert_eq!(unsafe { libc::pipe(counts.as_mut_ptr()) }, 0);
@@ -400,12 +392,7 @@ fn server_two_readers_of_one_pipe_read_each_record_once() {
 #[test]
 fn server_clients_killed_mid_call_leave_it_consistent() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, _wr] = watched_pipe(&r, key);
+    let (s, r, key, [rd, _wr]) = watched();
     let path = s.path().to_path_buf();
     let rd_raw = rd.as_raw_fd();
     for i in 0..12 {
@@ -508,12 +495,7 @@ fn server_refuses_a_second_uid() {
 #[test]
 fn server_shutdown_wakes_sleepers_and_fails_calls() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, _wr] = watched_pipe(&r, key);
+    let (s, r, _key, [rd, _wr]) = watched();
     let t = std::thread::spawn(move || {
         let start = Instant::now();
         let mut p = libc::pollfd {
