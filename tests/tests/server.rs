@@ -520,3 +520,118 @@ fn server_shutdown_wakes_sleepers_and_fails_calls() {
     assert!(!path.exists(), "the socket is removed");
     assert!(Remote::connect(&path, true).is_err());
 }
+
+/// Many processes churning keys on one kernel while several watch: every
+/// record is read exactly once or lost (and the loss marked), the
+/// statistics add up, and the kernel's memory stays flat. 32 processes of
+/// 200 updates here; `WATCHQ_SCALE_OPS=2000` gives the full run
+/// (scripts/bench-tree.sh runs it and docs/performance.md has its figures).
+#[test]
+fn server_scale_many_processes_churning_keys() {
+    let _serial = serial();
+    let ops: u32 = std::env::var("WATCHQ_SCALE_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let key = r
+        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let watchers: Vec<[OwnedFd; 2]> = (0..4).map(|_| watched_pipe(&r, key)).collect();
+    let rss = || {
+        let st = std::fs::read_to_string("/proc/self/status").unwrap();
+        st.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let path = s.path().to_path_buf();
+    let start = Instant::now();
+    let mut rss_mid = Vec::new();
+    let mut read = [0u64; 4];
+    let mut loss = [0u64; 4];
+    let drain = |read: &mut [u64; 4], loss: &mut [u64; 4]| {
+        for (i, [rd, _]) in watchers.iter().enumerate() {
+            while let Ok(d) = r.read(rd.as_fd(), 64 * 1024) {
+                let mut b = &d[..];
+                while b.len() >= 8 {
+                    let len = (b[4] & 0x7f) as usize;
+                    if b[0] == WATCH_TYPE_META as u8 && b[3] == WATCH_META_LOSS_NOTIFICATION {
+                        loss[i] += 1;
+                    } else {
+                        read[i] += 1;
+                    }
+                    b = &b[len..];
+                }
+            }
+        }
+    };
+    let kids: Vec<_> = (0..32)
+        .map(|_| {
+            let path = path.clone();
+            fork(move || {
+                let c = Remote::connect(&path, true).unwrap();
+                for i in 0..ops {
+                    let req = (Some(i.to_le_bytes().to_vec()), None::<()>);
+                    if c.keyctl(
+                        cmd::UPDATE,
+                        [key as u64, 0, 0, 0],
+                        (None, None),
+                        req.0,
+                        None,
+                    )
+                    .is_err()
+                    {
+                        return 1;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    // The watchers read while the churn goes on.
+    let mut running = kids.len();
+    let mut statuses = Vec::new();
+    while running > 0 {
+        drain(&mut read, &mut loss);
+        rss_mid.push(rss());
+        for &k in &kids {
+            let mut st = 0;
+            // SAFETY: our own child, not waited for yet if still listed.
+            let r = unsafe { libc::waitpid(k, &mut st, libc::WNOHANG) };
+            if r == k {
+                statuses.push(libc::WEXITSTATUS(st));
+                running -= 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drain(&mut read, &mut loss);
+    let took = start.elapsed();
+    assert!(statuses.iter().all(|&st| st == 0), "{statuses:?}");
+    let posted = 32 * u64::from(ops);
+    for (i, [rd, _]) in watchers.iter().enumerate() {
+        let st = r.stats(rd.as_fd()).unwrap();
+        assert_eq!(st.posted, posted, "watcher {i}: {st:?}");
+        assert_eq!(st.read, read[i], "watcher {i}: every record read once");
+        assert_eq!(
+            st.posted,
+            st.read + st.lost + st.queued,
+            "watcher {i}: {st:?}"
+        );
+        assert_eq!(st.queued, 0);
+        // A loss is marked: at least one loss record per run of losses.
+        assert_eq!(
+            st.lost > 0,
+            loss[i] > 0,
+            "watcher {i}: {st:?}, {} loss records",
+            loss[i]
+        );
+    }
+    let first = rss_mid.first().copied().unwrap_or(0);
+    let peak = rss_mid.iter().copied().max().unwrap_or(0);
+    eprintln!(
+        "scale: 32 processes x {ops} updates, 4 watchers: {took:?}, read {read:?}, loss records {loss:?}, RSS {first} kB at start, {peak} kB peak"
+    );
+}
