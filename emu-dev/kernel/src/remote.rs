@@ -131,8 +131,20 @@ impl Remote {
         fd: Option<BorrowedFd<'_>>,
     ) -> Result<(Reply, Vec<OwnedFd>), Gone> {
         let mut buf = self.buf.lock();
-        let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
-        sock::send(self.sock.as_fd(), &req.encode(), &fds).map_err(Gone)?;
+        let mut fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
+        let mut msg = req.encode();
+        // A blob too big for one message travels in a memfd.
+        let memfd;
+        if msg.len() > MAX_MSG {
+            let blob = match req.clone().blob_mut() {
+                Some(b) => std::mem::take(b),
+                None => return Err(Gone(io::Error::from_raw_os_error(libc::EMSGSIZE))),
+            };
+            memfd = blob_memfd(&blob).map_err(Gone)?;
+            fds.push(memfd.as_fd());
+            msg = req.encode_blob_in_fd();
+        }
+        sock::send(self.sock.as_fd(), &msg, &fds).map_err(Gone)?;
         let pkt = sock::recv(self.sock.as_fd(), &mut buf)
             .map_err(Gone)?
             .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
@@ -397,6 +409,21 @@ impl Remote {
             ..QueueStats::default()
         })
     }
+}
+
+/// A sealed memfd holding `blob`.
+fn blob_memfd(blob: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "watchq-blob",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut done = 0;
+    while done < blob.len() {
+        done += rustix::io::write(&fd, &blob[done..])?;
+    }
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE)?;
+    Ok(fd)
 }
 
 /// Reads `n` readiness bytes from `fd` (they are there: the server wrote
