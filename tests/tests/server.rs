@@ -635,3 +635,28 @@ fn server_scale_many_processes_churning_keys() {
         "scale: 32 processes x {ops} updates, 4 watchers: {took:?}, read {read:?}, loss records {loss:?}, RSS {first} kB at start, {peak} kB peak"
     );
 }
+
+/// What one round trip costs, the floor under every emulated call (run by
+/// hand: `cargo test --release --test server -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn server_round_trip_cost() {
+    let _serial = serial();
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let key = r
+        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let n = 20_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        r.rlimit(1024, 4096).unwrap();
+    }
+    let null = t.elapsed() / n;
+    let t = Instant::now();
+    for _ in 0..n {
+        update(&r, key, b"w");
+    }
+    let upd = t.elapsed() / n;
+    eprintln!("round trip: null call {null:?}, keyctl(UPDATE) {upd:?}");
+}
