@@ -167,6 +167,15 @@ fn shared_close_range_over_an_emulated_end_is_the_last_close() {
     let _ = std::fs::remove_file(&log);
 }
 
+/// A program that closes every descriptor, or puts its own files at every
+/// number, takes the connection's descriptor: the library connects anew
+/// (the same emulated process, its keys still there) and never closes the
+/// program's files.
+#[test]
+fn shared_program_closing_every_descriptor_keeps_its_kernel() {
+    assert_eq!(shared_ok(&tree(), &["close-all"]), "read 1 v, add ok\n");
+}
+
 /// A read into memory the program cannot write is EFAULT and leaves the
 /// record queued (the kernel's pipe_read() does).
 #[test]

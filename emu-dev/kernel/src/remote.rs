@@ -61,6 +61,9 @@ pub type CallResult<T> = std::result::Result<T, CallError>;
 #[derive(Debug)]
 pub struct Remote {
     sock: OwnedFd,
+    /// `(st_dev, st_ino)` of the socket, to tell it from whatever a
+    /// program may have put at its number since (close, dup2).
+    ident: (u64, u64),
     /// What the kernel said at hello (bit 1: notification support).
     hello: i64,
     /// The receive buffer (one per connection: calls are serialised).
@@ -93,8 +96,12 @@ impl Remote {
             .into_iter()
             .find_map(|min| rustix::io::fcntl_dupfd_cloexec(&sock, min).ok())
             .unwrap_or(sock);
+        let ident = rustix::fs::fstat(&sock)
+            .map(|st| (st.st_dev, st.st_ino))
+            .map_err(|e| g(e.into()))?;
         let mut r = Remote {
             sock,
+            ident,
             hello: 0,
             buf: Mutex::new(Vec::with_capacity(MAX_MSG + 1)),
         };
@@ -108,6 +115,15 @@ impl Remote {
             },
             Err(g) => Err(g),
         }
+    }
+
+    /// Is the connection's descriptor still this connection's socket? A
+    /// program that closed it (`close_range`, a loop closing every
+    /// descriptor) or put another file at its number has taken it over: the
+    /// caller must then forget this connection without closing anything
+    /// (`std::mem::forget`) and connect anew.
+    pub fn is_intact(&self) -> bool {
+        rustix::fs::fstat(&self.sock).is_ok_and(|st| (st.st_dev, st.st_ino) == self.ident)
     }
 
     /// Does the kernel have notification support (`CONFIG_WATCH_QUEUE`)?

@@ -29,6 +29,12 @@
 //! inherited copy is close-on-exec. The lock is reset in a forked child
 //! (`pthread_atfork`), in case another thread held it at the fork.
 //!
+//! **A program that closes every descriptor** (`close_range`, a daemon's
+//! loop) or puts a file at the connection's number closes or hides the
+//! connection; each call checks the socket is still the one it connected
+//! (`fstat`) and otherwise connects anew, leaving the number to the
+//! program.
+//!
 //! **A kernel that died.** Every call then fails with EIO, and the first
 //! failure says so on stderr; a sleeper is woken at once, since the
 //! kernel's end of each real pipe is closed with it.
@@ -226,6 +232,11 @@ pub(crate) fn with<R>(
         }
         st.pid = pid;
     }
+    // The program may have closed our socket, or put a file of its own at
+    // its number: then the descriptor is not ours to close.
+    if st.remote.as_ref().is_some_and(|r| !r.is_intact()) {
+        std::mem::forget(st.remote.take());
+    }
     if st.remote.is_none() {
         match Remote::connect(path, exec) {
             Ok(r) => st.remote = Some(r),
@@ -237,7 +248,13 @@ pub(crate) fn with<R>(
         Ok(v) => Ok(v),
         Err(CallError::Errno(e)) => Err(e),
         Err(CallError::Gone(g)) => {
-            st.remote = None;
+            if let Some(r) = st.remote.take() {
+                if r.is_intact() {
+                    drop(r);
+                } else {
+                    std::mem::forget(r);
+                }
+            }
             Err(gone(path, &g.to_string()))
         }
     }
