@@ -143,14 +143,55 @@ fn private_dir(parent: &Path) -> io::Result<PathBuf> {
     Err(io::Error::from_raw_os_error(libc::EEXIST))
 }
 
+/// Removes the directories of kernels that are gone: `watchq-*` under
+/// `parent`, owned by `uid`, whose socket exists but nobody listens on
+/// (a kernel killed with SIGKILL cannot remove its own). A directory
+/// without a socket may be a kernel starting up, and is left alone.
+fn sweep_stale(parent: &Path, uid: u32) {
+    let Ok(dir) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with("watchq-")) {
+            continue;
+        }
+        let d = e.path();
+        let owned = rustix::fs::lstat(&d).is_ok_and(|st| {
+            st.st_uid == uid
+                && rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory
+        });
+        let sock = d.join("sock");
+        if !owned || !sock.exists() {
+            continue;
+        }
+        let refused = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .ok()
+        .zip(SocketAddrUnix::new(&sock).ok())
+        .is_some_and(|(c, a)| rustix::net::connect(&c, &a) == Err(rustix::io::Errno::CONNREFUSED));
+        if refused {
+            let _ = std::fs::remove_file(&sock);
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+}
+
 impl Server {
-    /// Starts serving `kernel` on a new socket.
+    /// Starts serving `kernel` on a new socket (first removing the
+    /// directories of this user's kernels that died without removing them).
     ///
     /// # Errors
     /// Making the directory, the socket or the epoll set.
     pub fn start(kernel: Arc<Kernel>, opts: ServerOptions) -> io::Result<Server> {
         let uid = rustix::process::getuid().as_raw();
         let parent = opts.parent_dir.clone().unwrap_or_else(|| runtime_dir(uid));
+        sweep_stale(&parent, uid);
         let dir = private_dir(&parent)?;
         let path = dir.join("sock");
         let listener = rustix::net::socket_with(
@@ -239,6 +280,14 @@ impl Server {
             .procs
             .get(pid, st.start)
             .map(|p| p.process.clone())
+    }
+
+    /// Removes the socket and its directory now, leaving the server
+    /// running for the connections it has (a process that hosts a kernel
+    /// calls this as it exits).
+    pub fn remove_socket(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
     }
 
     /// Brings every read end's readiness up to date (after posting from
