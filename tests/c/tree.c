@@ -18,6 +18,8 @@
  *                   last close: its --log says so)
  *   efault          read() into a page the program cannot write: EFAULT,
  *                   and the record is still there for the next read
+ *   close-all       close every descriptor above 2 and put /dev/null at
+ *                   every number up to 1199, then use keys again
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -205,6 +207,18 @@ int main(int argc, char **argv)
 		usleep(300000);
 		printf("closed\n");
 		return 0;
+	}
+	if (strcmp(mode, "close-all") == 0) {
+		close_range(3, ~0U, 0);
+		int null = open("/dev/null", O_RDONLY);
+		for (int i = 3; i < 1200; i++)
+			if (i != null)
+				dup2(null, i);
+		char got[8] = { 0 };
+		long n = syscall(SYS_keyctl, 11, key, got, sizeof got);
+		long k2 = add_key("after", "y");
+		printf("read %ld %s, add %s\n", n, got, k2 > 0 ? "ok" : strerror(errno));
+		return !(n == 1 && k2 > 0);
 	}
 	if (strcmp(mode, "efault") == 0) {
 		if (watched(key, fds) < 0)

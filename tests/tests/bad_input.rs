@@ -121,6 +121,32 @@ fn cli_arguments() {
             127,
             "cannot find libwatchq_preload.so",
         ),
+        (
+            &["exec", "--", "true"],
+            &[("WATCHQ_KERNEL", "/nonexistent/sock")],
+            127,
+            "cannot join the emulated kernel at /nonexistent/sock",
+        ),
+        (
+            &["exec", "--join", "/nonexistent/sock", "--", "true"],
+            &[],
+            127,
+            "cannot join the emulated kernel at /nonexistent/sock",
+        ),
+        (
+            &[
+                "exec",
+                "--join",
+                "/nonexistent/sock",
+                "--gc-delay",
+                "1",
+                "--",
+                "true",
+            ],
+            &[],
+            2,
+            "--join: the joined kernel's settings apply",
+        ),
     ];
     for (args, env, status, needle) in rows {
         let out = watchq_run(args, env, "");

@@ -43,6 +43,11 @@ fn fuzz_corpus_kernel_syscalls() {
 }
 
 #[test]
+fn fuzz_corpus_kernel_wire() {
+    replay("kernel_wire", watchq_kernel::fuzz::kernel_wire);
+}
+
+#[test]
 fn fuzz_corpus_text_formats() {
     replay("text_formats", watchq::fuzz::text_formats);
 }

@@ -54,6 +54,18 @@ fn errno<T: std::fmt::Debug>(r: Result<T, CallError>) -> Errno {
     }
 }
 
+/// A server, a connection, a key `k` in the session keyring and a
+/// notification pipe watching it.
+fn watched() -> (Server, Remote, i32, [OwnedFd; 2]) {
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let key = r
+        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let ends = watched_pipe(&r, key);
+    (s, r, key, ends)
+}
+
 /// keyctl with integer arguments only.
 fn kc(r: &Remote, op: u32, a: [u64; 4], fd: Option<BorrowedFd<'_>>) -> i64 {
     r.keyctl(op, a, (None, None), None, fd).unwrap().0
@@ -107,12 +119,7 @@ fn wait(pid: libc::pid_t) -> i32 {
 #[test]
 fn server_pipe_ends_are_real_fifos_readable_iff_records() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, wr] = watched_pipe(&r, key);
+    let (_s, r, key, [rd, wr]) = watched();
     for fd in [&rd, &wr] {
         // SAFETY: an all-zero stat is valid to overwrite.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -151,12 +158,7 @@ fn server_pipe_ends_are_real_fifos_readable_iff_records() {
 #[test]
 fn server_last_close_releases_the_pipe_and_end_of_file_follows_the_writer() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, wr] = watched_pipe(&r, key);
+    let (s, r, _key, [rd, wr]) = watched();
     let dup = rd.try_clone().unwrap();
     assert_eq!(s.live_pipes(), 1);
     drop(wr);
@@ -216,12 +218,7 @@ fn server_forked_child_shares_the_session_and_wakes_its_parent() {
 #[test]
 fn server_child_reads_an_inherited_end_while_the_parent_changes_keys() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, wr] = watched_pipe(&r, key);
+    let (s, r, key, [rd, wr]) = watched();
     let path = s.path().to_path_buf();
     let rd_raw = rd.as_raw_fd();
     let child = fork(move || {
@@ -334,12 +331,7 @@ fn server_read_end_passed_over_scm_rights() {
 #[test]
 fn server_two_readers_of_one_pipe_read_each_record_once() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, _wr] = watched_pipe(&r, key);
+    let (s, r, key, [rd, _wr]) = watched();
     let mut counts = [0i32; 2];
     // SAFETY: a valid array.
     assert_eq!(unsafe { libc::pipe(counts.as_mut_ptr()) }, 0);
@@ -400,12 +392,7 @@ fn server_two_readers_of_one_pipe_read_each_record_once() {
 #[test]
 fn server_clients_killed_mid_call_leave_it_consistent() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, _wr] = watched_pipe(&r, key);
+    let (s, r, key, [rd, _wr]) = watched();
     let path = s.path().to_path_buf();
     let rd_raw = rd.as_raw_fd();
     for i in 0..12 {
@@ -508,12 +495,7 @@ fn server_refuses_a_second_uid() {
 #[test]
 fn server_shutdown_wakes_sleepers_and_fails_calls() {
     let _serial = serial();
-    let s = server();
-    let r = Remote::connect(s.path(), true).unwrap();
-    let key = r
-        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
-        .unwrap();
-    let [rd, _wr] = watched_pipe(&r, key);
+    let (s, r, _key, [rd, _wr]) = watched();
     let t = std::thread::spawn(move || {
         let start = Instant::now();
         let mut p = libc::pollfd {
@@ -537,4 +519,146 @@ fn server_shutdown_wakes_sleepers_and_fails_calls() {
     ));
     assert!(!path.exists(), "the socket is removed");
     assert!(Remote::connect(&path, true).is_err());
+}
+
+/// Many processes churning keys on one kernel while several watch: every
+/// record is read exactly once or lost (and the loss marked), the
+/// statistics add up, and the kernel's memory stays flat. 32 processes of
+/// 200 updates here; `WATCHQ_SCALE_OPS=2000` gives the full run
+/// (scripts/bench-tree.sh runs it and docs/performance.md has its figures).
+#[test]
+fn server_scale_many_processes_churning_keys() {
+    let _serial = serial();
+    let ops: u32 = std::env::var("WATCHQ_SCALE_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let key = r
+        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let watchers: Vec<[OwnedFd; 2]> = (0..4).map(|_| watched_pipe(&r, key)).collect();
+    let rss = || {
+        let st = std::fs::read_to_string("/proc/self/status").unwrap();
+        st.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let path = s.path().to_path_buf();
+    let start = Instant::now();
+    let mut rss_mid = Vec::new();
+    let mut read = [0u64; 4];
+    let mut loss = [0u64; 4];
+    let drain = |read: &mut [u64; 4], loss: &mut [u64; 4]| {
+        for (i, [rd, _]) in watchers.iter().enumerate() {
+            while let Ok(d) = r.read(rd.as_fd(), 64 * 1024) {
+                let mut b = &d[..];
+                while b.len() >= 8 {
+                    let len = (b[4] & 0x7f) as usize;
+                    if b[0] == WATCH_TYPE_META as u8 && b[3] == WATCH_META_LOSS_NOTIFICATION {
+                        loss[i] += 1;
+                    } else {
+                        read[i] += 1;
+                    }
+                    b = &b[len..];
+                }
+            }
+        }
+    };
+    let kids: Vec<_> = (0..32)
+        .map(|_| {
+            let path = path.clone();
+            fork(move || {
+                let c = Remote::connect(&path, true).unwrap();
+                for i in 0..ops {
+                    let req = (Some(i.to_le_bytes().to_vec()), None::<()>);
+                    if c.keyctl(
+                        cmd::UPDATE,
+                        [key as u64, 0, 0, 0],
+                        (None, None),
+                        req.0,
+                        None,
+                    )
+                    .is_err()
+                    {
+                        return 1;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    // The watchers read while the churn goes on.
+    let mut running = kids.len();
+    let mut statuses = Vec::new();
+    while running > 0 {
+        drain(&mut read, &mut loss);
+        rss_mid.push(rss());
+        for &k in &kids {
+            let mut st = 0;
+            // SAFETY: our own child, not waited for yet if still listed.
+            let r = unsafe { libc::waitpid(k, &mut st, libc::WNOHANG) };
+            if r == k {
+                statuses.push(libc::WEXITSTATUS(st));
+                running -= 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drain(&mut read, &mut loss);
+    let took = start.elapsed();
+    assert!(statuses.iter().all(|&st| st == 0), "{statuses:?}");
+    let posted = 32 * u64::from(ops);
+    for (i, [rd, _]) in watchers.iter().enumerate() {
+        let st = r.stats(rd.as_fd()).unwrap();
+        assert_eq!(st.posted, posted, "watcher {i}: {st:?}");
+        assert_eq!(st.read, read[i], "watcher {i}: every record read once");
+        assert_eq!(
+            st.posted,
+            st.read + st.lost + st.queued,
+            "watcher {i}: {st:?}"
+        );
+        assert_eq!(st.queued, 0);
+        // A loss is marked: at least one loss record per run of losses.
+        assert_eq!(
+            st.lost > 0,
+            loss[i] > 0,
+            "watcher {i}: {st:?}, {} loss records",
+            loss[i]
+        );
+    }
+    // Memory once every process has connected (a quarter in) and at the end.
+    let early = rss_mid.get(rss_mid.len() / 4).copied().unwrap_or(0);
+    let end = rss();
+    let peak = rss_mid.iter().copied().max().unwrap_or(0);
+    eprintln!(
+        "scale: 32 processes x {ops} updates, 4 watchers: {took:?}, read {read:?}, loss records {loss:?}, RSS {early} kB a quarter in, {peak} kB peak, {end} kB at the end"
+    );
+}
+
+/// What one round trip costs, the floor under every emulated call (run by
+/// hand: `cargo test --release --test server -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn server_round_trip_cost() {
+    let _serial = serial();
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let key = r
+        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let n = 20_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        r.rlimit(1024, 4096).unwrap();
+    }
+    let null = t.elapsed() / n;
+    let t = Instant::now();
+    for _ in 0..n {
+        update(&r, key, b"w");
+    }
+    let upd = t.elapsed() / n;
+    eprintln!("round trip: null call {null:?}, keyctl(UPDATE) {upd:?}");
 }

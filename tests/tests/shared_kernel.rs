@@ -12,8 +12,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use watchq_tests::programs::{cc, repo, text, watchq};
 
+/// tests/c/tree.c, compiled once (tests run in parallel: a second
+/// compile would rewrite the binary while another test runs it).
 fn tree() -> PathBuf {
-    cc(&repo("tests/c/tree.c"), "tree")
+    static TREE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TREE.get_or_init(|| cc(&repo("tests/c/tree.c"), "tree"))
+        .clone()
 }
 
 /// `timeout SECS watchq exec FLAGS -- PROGRAM ARGS`.
@@ -40,6 +44,24 @@ fn shared_ok(program: &Path, args: &[&str]) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+/// `watchq kernel`: a standalone kernel's socket and pid.
+fn kernel() -> (String, i32) {
+    let out = Command::new(watchq()).arg("kernel").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stdout);
+    let get = |k: &str| {
+        lines
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .to_string()
+    };
+    (
+        get("WATCHQ_KERNEL="),
+        get("WATCHQ_KERNEL_PID=").parse().unwrap(),
+    )
 }
 
 fn sh() -> &'static Path {
@@ -145,6 +167,15 @@ fn shared_close_range_over_an_emulated_end_is_the_last_close() {
     let _ = std::fs::remove_file(&log);
 }
 
+/// A program that closes every descriptor, or puts its own files at every
+/// number, takes the connection's descriptor: the library connects anew
+/// (the same emulated process, its keys still there) and never closes the
+/// program's files.
+#[test]
+fn shared_program_closing_every_descriptor_keeps_its_kernel() {
+    assert_eq!(shared_ok(&tree(), &["close-all"]), "read 1 v, add ok\n");
+}
+
 /// A read into memory the program cannot write is EFAULT and leaves the
 /// record queued (the kernel's pipe_read() does).
 #[test]
@@ -159,18 +190,7 @@ fn shared_efault_leaves_the_records_queued() {
 /// makes a client blocked in read() fail within a second, with a message.
 #[test]
 fn shared_kernel_killed_while_a_client_blocks_in_read() {
-    let out = Command::new(watchq()).arg("kernel").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines = text(&out.stdout);
-    let get = |k: &str| {
-        lines
-            .lines()
-            .find_map(|l| l.strip_prefix(k))
-            .unwrap()
-            .to_string()
-    };
-    let sock = get("WATCHQ_KERNEL=");
-    let pid: i32 = get("WATCHQ_KERNEL_PID=").parse().unwrap();
+    let (sock, pid) = kernel();
     let child = Command::new("timeout")
         .arg("10")
         .arg(watchq())
@@ -206,19 +226,7 @@ fn shared_kernel_killed_while_a_client_blocks_in_read() {
 /// as every call on the dead kernel does.
 #[test]
 fn shared_kernel_killed_while_a_client_blocks_in_poll() {
-    let out = Command::new(watchq()).arg("kernel").output().unwrap();
-    let lines = text(&out.stdout);
-    let sock = lines
-        .lines()
-        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL="))
-        .unwrap()
-        .to_string();
-    let pid: i32 = lines
-        .lines()
-        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL_PID="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (sock, pid) = kernel();
     let child = Command::new("timeout")
         .arg("10")
         .arg(watchq())
@@ -250,19 +258,7 @@ fn shared_kernel_killed_while_a_client_blocks_in_poll() {
 /// SIGTERM stops a standalone kernel and removes its socket.
 #[test]
 fn shared_kernel_stops_cleanly_on_sigterm() {
-    let out = Command::new(watchq()).arg("kernel").output().unwrap();
-    let lines = text(&out.stdout);
-    let sock = lines
-        .lines()
-        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL="))
-        .unwrap()
-        .to_string();
-    let pid: i32 = lines
-        .lines()
-        .find_map(|l| l.strip_prefix("WATCHQ_KERNEL_PID="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (sock, pid) = kernel();
     assert!(Path::new(&sock).exists());
     let k = run(
         "10",

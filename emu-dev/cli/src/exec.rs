@@ -69,6 +69,20 @@ fn command(lib: &Path, kernel: &Path, program: &OsString, args: &[OsString]) -> 
     c
 }
 
+/// Is a kernel listening at `sock`? (A stale `WATCHQ_KERNEL` would make
+/// every call of the program fail; better said before it runs.)
+fn reachable(sock: &Path) -> std::io::Result<()> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let s = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::connect(&s, &SocketAddrUnix::new(sock)?)?;
+    Ok(())
+}
+
 /// Executes the program in place of this process.
 ///
 /// # Errors
@@ -111,6 +125,12 @@ pub fn run(
         };
         crate::kernel::start_detached(&kopts)?
     };
+    if let Err(e) = reachable(&kernel) {
+        return Err(format!(
+            "cannot join the emulated kernel at {}: {e}",
+            kernel.display()
+        ));
+    }
     let err = command(&lib, &kernel, program, args).exec();
     Err(format!("{}: {err}", program.to_string_lossy()))
 }

@@ -263,3 +263,33 @@ pub fn kernel_syscalls(data: &[u8]) {
         assert_eq!(s.posted, s.read + s.lost + s.queued + s.discarded, "{s:?}");
     }
 }
+
+/// Arbitrary bytes as the kernel server's wire protocol sees them: every
+/// request or reply that decodes encodes back to the same value (decode
+/// after encode is the identity), and the bytes sent as they are to a
+/// running server, after a hello, get an answer or a closed connection,
+/// never a panic, while the server goes on serving everyone else.
+pub fn kernel_wire(data: &[u8]) {
+    use crate::remote::Remote;
+    use crate::server::{Server, ServerOptions};
+    use crate::wire::{Reply, Request};
+    use std::sync::OnceLock;
+    if let Ok(r) = Request::decode(data) {
+        assert_eq!(Request::decode(&r.encode()), Ok(r));
+    }
+    if let Ok(r) = Reply::decode(data) {
+        assert_eq!(Reply::decode(&r.encode()), Ok(r));
+    }
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    let s = SERVER.get_or_init(|| {
+        Server::start(
+            Kernel::new(KernelConfig::default()),
+            ServerOptions::default(),
+        )
+        .expect("a server")
+    });
+    let c = Remote::connect(s.path(), false).expect("the server answers a hello");
+    let _ = c.call_raw(data);
+    let other = Remote::connect(s.path(), false).expect("and still serves");
+    assert!(other.rlimit(1024, 4096).is_ok());
+}

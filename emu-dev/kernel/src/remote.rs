@@ -61,6 +61,9 @@ pub type CallResult<T> = std::result::Result<T, CallError>;
 #[derive(Debug)]
 pub struct Remote {
     sock: OwnedFd,
+    /// `(st_dev, st_ino)` of the socket, to tell it from whatever a
+    /// program may have put at its number since (close, dup2).
+    ident: (u64, u64),
     /// What the kernel said at hello (bit 1: notification support).
     hello: i64,
     /// The receive buffer (one per connection: calls are serialised).
@@ -93,8 +96,12 @@ impl Remote {
             .into_iter()
             .find_map(|min| rustix::io::fcntl_dupfd_cloexec(&sock, min).ok())
             .unwrap_or(sock);
+        let ident = rustix::fs::fstat(&sock)
+            .map(|st| (st.st_dev, st.st_ino))
+            .map_err(|e| g(e.into()))?;
         let mut r = Remote {
             sock,
+            ident,
             hello: 0,
             buf: Mutex::new(Vec::with_capacity(MAX_MSG + 1)),
         };
@@ -108,6 +115,15 @@ impl Remote {
             },
             Err(g) => Err(g),
         }
+    }
+
+    /// Is the connection's descriptor still this connection's socket? A
+    /// program that closed it (`close_range`, a loop closing every
+    /// descriptor) or put another file at its number has taken it over: the
+    /// caller must then forget this connection without closing anything
+    /// (`std::mem::forget`) and connect anew.
+    pub fn is_intact(&self) -> bool {
+        rustix::fs::fstat(&self.sock).is_ok_and(|st| (st.st_dev, st.st_ino) == self.ident)
     }
 
     /// Does the kernel have notification support (`CONFIG_WATCH_QUEUE`)?
@@ -131,8 +147,20 @@ impl Remote {
         fd: Option<BorrowedFd<'_>>,
     ) -> Result<(Reply, Vec<OwnedFd>), Gone> {
         let mut buf = self.buf.lock();
-        let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
-        sock::send(self.sock.as_fd(), &req.encode(), &fds).map_err(Gone)?;
+        let mut fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
+        let mut msg = req.encode();
+        // A blob too big for one message travels in a memfd.
+        let memfd;
+        if msg.len() > MAX_MSG {
+            let blob = match req.clone().blob_mut() {
+                Some(b) => std::mem::take(b),
+                None => return Err(Gone(io::Error::from_raw_os_error(libc::EMSGSIZE))),
+            };
+            memfd = blob_memfd(&blob).map_err(Gone)?;
+            fds.push(memfd.as_fd());
+            msg = req.encode_blob_in_fd();
+        }
+        sock::send(self.sock.as_fd(), &msg, &fds).map_err(Gone)?;
         let pkt = sock::recv(self.sock.as_fd(), &mut buf)
             .map_err(Gone)?
             .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
@@ -397,6 +425,21 @@ impl Remote {
             ..QueueStats::default()
         })
     }
+}
+
+/// A sealed memfd holding `blob`.
+fn blob_memfd(blob: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "watchq-blob",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut done = 0;
+    while done < blob.len() {
+        done += rustix::io::write(&fd, &blob[done..])?;
+    }
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE)?;
+    Ok(fd)
 }
 
 /// Reads `n` readiness bytes from `fd` (they are there: the server wrote

@@ -41,6 +41,14 @@ pub const MAX_READ: usize = 64 * 1024;
 /// The op byte of every reply.
 const REPLY: u8 = 0xff;
 
+/// Set in a request's op byte: its blob (a key payload) is not in the
+/// message but in a memfd attached last, because it would not fit
+/// [`MAX_MSG`] (add_key takes up to 1 MiB).
+pub const BLOB_IN_FD: u8 = 0x80;
+
+/// The largest blob a memfd may carry (add_key's own limit is 1 MiB - 1).
+pub const MAX_BLOB: usize = 1 << 20;
+
 /// What a client asks the kernel. The descriptor a call names (`fd` in
 /// the comments) is attached as `SCM_RIGHTS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -470,6 +478,7 @@ impl Request {
     /// What is wrong with the bytes, at the first bad field.
     pub fn decode(b: &[u8]) -> Result<Request, WireError> {
         let (code, mut r) = open_message(b)?;
+        let code = code & !BLOB_IN_FD;
         let req = match code {
             op::HELLO => Request::Hello { exec: r.bool()? },
             op::PIPE2 => Request::Pipe2 { flags: r.u32()? },
@@ -528,6 +537,33 @@ impl Request {
         };
         r.finish()?;
         Ok(req)
+    }
+
+    /// The request's blob (a key payload), if it has one.
+    pub fn blob_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Request::AddKey { payload, .. } => Some(payload),
+            Request::Keyctl { data: Some(d), .. } => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The message's bytes with the blob left out and [`BLOB_IN_FD`] set
+    /// (the blob goes in a memfd attached last).
+    pub fn encode_blob_in_fd(&self) -> Vec<u8> {
+        let mut r = self.clone();
+        if let Some(b) = r.blob_mut() {
+            b.clear();
+        }
+        let mut m = r.encode();
+        m[1] |= BLOB_IN_FD;
+        m
+    }
+
+    /// Does this received message say its blob is in an attached memfd?
+    pub fn blob_in_fd(b: &[u8]) -> bool {
+        b.get(1)
+            .is_some_and(|op| op & BLOB_IN_FD != 0 && *op != REPLY)
     }
 
     /// The op's name, for logs and audit lines.
@@ -660,6 +696,16 @@ mod tests {
             data: vec![9; 40],
         };
         assert_eq!(Reply::decode(&rep.encode()), Ok(rep));
+        let big = Request::AddKey {
+            ktype: "user".into(),
+            desc: None,
+            payload: vec![1; 10],
+            ring: -3,
+        };
+        let m = big.encode_blob_in_fd();
+        assert!(Request::blob_in_fd(&m));
+        let mut back = Request::decode(&m).unwrap();
+        assert_eq!(back.blob_mut().map(|b| b.len()), Some(0));
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! call on any other number takes no lock and allocates nothing (one
 //! atomic load), so a signal handler writing to its self-pipe can never
 //! deadlock here. A hit is verified: `fstat` (a FIFO), then the
-//! `(st_dev, st_ino)` cache, asking the kernel on a miss. A number that
+//! `(st_dev, st_ino)` cache, asking the kernel on a miss; a number found
+//! not to be an emulated end loses its hint, so an inherited ordinary pipe
+//! (asked about at load) or a reused number is on the fast path after. A number that
 //! became a watchq end by a path this library does not see (a raw
 //! `dup2` syscall, `recvmmsg`, a number at or above 65536) is a miss: its
 //! calls go to the real kernel, which reads the pipe's readiness bytes
@@ -28,6 +30,12 @@
 //! "its" socket could close an unrelated descriptor of the parent's); the
 //! inherited copy is close-on-exec. The lock is reset in a forked child
 //! (`pthread_atfork`), in case another thread held it at the fork.
+//!
+//! **A program that closes every descriptor** (`close_range`, a daemon's
+//! loop) or puts a file at the connection's number closes or hides the
+//! connection; each call checks the socket is still the one it connected
+//! (`fstat`) and otherwise connects anew, leaving the number to the
+//! program.
 //!
 //! **A kernel that died.** Every call then fails with EIO, and the first
 //! failure says so on stderr; a sleeper is woken at once, since the
@@ -93,7 +101,6 @@ pub(crate) fn init() -> bool {
         }
         // SAFETY: registers a handler that only touches our statics.
         unsafe { libc::pthread_atfork(None, None, Some(child)) };
-        scan_inherited();
         extern "C" {
             fn watchq_exec_env_init();
         }
@@ -101,22 +108,30 @@ pub(crate) fn init() -> bool {
         unsafe { watchq_exec_env_init() };
         // Introduce this new image now (its thread and process keyrings go).
         let _ = with(true, |_| Ok(()));
+        // Inherited FIFOs: ask the kernel now which are its, so an ordinary
+        // inherited pipe (a shell's `|`) takes the fast path from the start.
+        for fd in scan_inherited() {
+            emulated(fd);
+        }
     }
     on
 }
 
-/// Marks every FIFO this image inherited (across exec) as maybe ours.
-fn scan_inherited() {
+/// Marks every FIFO this image inherited (across exec) as maybe ours;
+/// returns them.
+fn scan_inherited() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return;
+        return Vec::new();
     };
-    for e in dir.flatten() {
-        if let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
-            if is_fifo(fd) {
-                hint(fd);
-            }
-        }
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|&fd| is_fifo(fd))
+        .collect();
+    for &fd in &fds {
+        hint(fd);
     }
+    fds
 }
 
 /// Set once any descriptor was hinted: until then no set can hold an
@@ -137,6 +152,16 @@ pub(crate) fn hint(fd: i32) {
         if i < HINT_FDS {
             // Relaxed: a hint, verified by fstat before use.
             HINT[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Forgets the hint for `fd` (it is known not to be an emulated end now).
+fn unhint(fd: i32) {
+    if let Ok(i) = usize::try_from(fd) {
+        if i < HINT_FDS {
+            // Relaxed: as `hint`.
+            HINT[i / 64].fetch_and(!(1 << (i % 64)), Ordering::Relaxed);
         }
     }
 }
@@ -171,8 +196,15 @@ pub(crate) fn emulated(fd: i32) -> bool {
     if !active() || !may_be_ours(fd) {
         return false;
     }
-    let Some(id) = ident(fd) else { return false };
+    let Some(id) = ident(fd) else {
+        // Not a FIFO (any more): the number's next calls take the fast path.
+        unhint(fd);
+        return false;
+    };
     if let Some(&known) = KNOWN.lock().as_ref().and_then(|m| m.get(&id)) {
+        if !known {
+            unhint(fd);
+        }
         return known;
     }
     // SAFETY: a descriptor open in this process (fstat just succeeded).
@@ -184,6 +216,9 @@ pub(crate) fn emulated(fd: i32) -> bool {
         Err(_) => return true,
     };
     remember(id, ours);
+    if !ours {
+        unhint(fd);
+    }
     ours
 }
 
@@ -226,6 +261,11 @@ pub(crate) fn with<R>(
         }
         st.pid = pid;
     }
+    // The program may have closed our socket, or put a file of its own at
+    // its number: then the descriptor is not ours to close.
+    if st.remote.as_ref().is_some_and(|r| !r.is_intact()) {
+        std::mem::forget(st.remote.take());
+    }
     if st.remote.is_none() {
         match Remote::connect(path, exec) {
             Ok(r) => st.remote = Some(r),
@@ -237,7 +277,13 @@ pub(crate) fn with<R>(
         Ok(v) => Ok(v),
         Err(CallError::Errno(e)) => Err(e),
         Err(CallError::Gone(g)) => {
-            st.remote = None;
+            if let Some(r) = st.remote.take() {
+                if r.is_intact() {
+                    drop(r);
+                } else {
+                    std::mem::forget(r);
+                }
+            }
             Err(gone(path, &g.to_string()))
         }
     }

@@ -98,6 +98,9 @@ impl Settings {
 /// The kernel this process hosts, if it hosts one.
 static HOSTED: OnceLock<Server> = OnceLock::new();
 
+/// The pid of the process that hosts it.
+static HOST_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 fn refuse(e: &str) -> ! {
     let msg = format!("watchq: {e}\n");
     // SAFETY: a valid buffer; exiting is the point.
@@ -129,6 +132,18 @@ extern "C" fn load() {
     // Descendants (and this process, below) join it.
     std::env::set_var("WATCHQ_KERNEL", server.path());
     let server = HOSTED.get_or_init(|| server);
+    HOST_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
+    extern "C" fn remove_socket() {
+        // A forked child's exit() runs this too: only the host removes it.
+        // Relaxed: written once before this handler is registered.
+        if HOST_PID.load(std::sync::atomic::Ordering::Relaxed) == std::process::id() {
+            if let Some(s) = HOSTED.get() {
+                s.remove_socket();
+            }
+        }
+    }
+    // SAFETY: registers a handler that only removes two files.
+    unsafe { libc::atexit(remove_socket) };
     if !crate::client::init() {
         refuse("cannot join the emulated kernel");
     }

@@ -464,8 +464,12 @@ impl KeyStore {
     /// caller may search exists).
     ///
     /// # Errors
-    /// `EDQUOT` when a new keyring is over quota.
+    /// `EINVAL` (an empty name), `EDQUOT` when a new keyring is over quota.
     pub fn join_session_keyring(&self, ctx: &mut KeyCtx<'_>, name: Option<&str>) -> Result<Serial> {
+        // An empty name is no name a keyring can be found or made by.
+        if name == Some("") {
+            return Err(Errno::EINVAL);
+        }
         let mut g = self.inner.lock();
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
         let quota = self.quota();
@@ -784,11 +788,19 @@ impl KeyStore {
     /// length is the syscall's return value.
     ///
     /// # Errors
-    /// The lookup's (a negative key's error, `EKEYREVOKED`, ...), `EACCES`
-    /// (no read permission and not possessed), `EOPNOTSUPP` (logon keys).
+    /// The lookup's (a negative key's error, `EKEYREVOKED`, ...; an id the
+    /// lookup refuses as invalid, 0 or an unknown special id, is ENOKEY, as
+    /// `keyctl_read_key()` reports a failed lookup), `EACCES` (no read
+    /// permission and not possessed), `EOPNOTSUPP` (logon keys).
     pub fn read(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<Vec<u8>> {
         let mut g = self.inner.lock();
-        let s = self.lookup(&mut g, ctx, id, 0, need::DEFER)?;
+        let s = self.lookup(&mut g, ctx, id, 0, need::DEFER).map_err(|e| {
+            if e == Errno::EINVAL {
+                Errno::ENOKEY
+            } else {
+                e
+            }
+        })?;
         let k = g.key(s)?;
         if !g.permitted(ctx, k, need::READ) && !g.possessed(ctx, s) {
             return Err(Errno::EACCES);

@@ -99,11 +99,20 @@ impl Inner {
     /// Is key `s` possessed by the caller: reachable from its keyrings
     /// through keyrings it may search? (`is_key_possessed()` in spirit.)
     pub(crate) fn possessed(&self, ctx: &KeyCtx<'_>, s: Serial) -> bool {
-        let mut stack = self.search_roots(ctx);
+        let roots = self.search_roots(ctx);
+        if roots.contains(&s) {
+            return true;
+        }
+        let mut stack = roots;
         let mut seen = std::collections::HashSet::new();
         while let Some(r) = stack.pop() {
             if r == s {
-                return true;
+                // Found through a keyring: a search only finds a key that
+                // grants the possessor search permission itself.
+                return self
+                    .keys
+                    .get(&s)
+                    .is_some_and(|k| perm_mask(k, ctx, true) & need::SEARCH != 0);
             }
             if !seen.insert(r) {
                 continue;

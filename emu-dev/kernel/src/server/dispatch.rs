@@ -79,7 +79,7 @@ pub(super) fn handle(
     // Credentials as the real kernel says they are now (a setuid since).
     let cred = p.cred();
     if cred.uid != uid || cred.gid != gid {
-        p.set_cred(s.kernel.cred(uid, gid));
+        real_cred(s, p, c.pid, uid, gid);
     }
     let target = fds.first().and_then(|fd| s.lookup(fd));
     let unread_ok = matches!(req, Request::Unread { .. });
@@ -302,6 +302,7 @@ fn hello(s: &Arc<Shared>, c: &mut Conn, exec: bool, uid: u32, gid: u32) -> Reply
     };
     let fresh = !joined.is_empty();
     s.watch_joined(joined);
+    real_cred(s, &proc_.process, c.pid, uid, gid);
     if exec && !fresh {
         // execve(): thread and process keyrings go (prepare_exec_creds()),
         // the session keyring and the authority stay.
@@ -318,6 +319,17 @@ fn hello(s: &Arc<Shared>, c: &mut Conn, exec: bool, uid: u32, gid: u32) -> Reply
     c.proc_ = Some(proc_);
     // Bit 0: a new emulated process; bit 1: notification support.
     Reply::ok(i64::from(fresh) | (i64::from(s.kernel.config().watch_queue) << 1))
+}
+
+/// Gives `p` the real process's uid, gid and supplementary groups, keeping
+/// its LSM label and domain.
+fn real_cred(s: &Arc<Shared>, p: &Process, pid: u32, uid: u32, gid: u32) {
+    let old = p.cred();
+    let mut cred = s.kernel.cred(uid, gid);
+    cred.groups = super::procs::groups(pid);
+    cred.label = old.label.clone();
+    cred.domain = old.domain.clone();
+    p.set_cred(cred);
 }
 
 fn pipe2(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<[OwnedFd; 2]> {

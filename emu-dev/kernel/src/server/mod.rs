@@ -143,14 +143,55 @@ fn private_dir(parent: &Path) -> io::Result<PathBuf> {
     Err(io::Error::from_raw_os_error(libc::EEXIST))
 }
 
+/// Removes the directories of kernels that are gone: `watchq-*` under
+/// `parent`, owned by `uid`, whose socket exists but nobody listens on
+/// (a kernel killed with SIGKILL cannot remove its own). A directory
+/// without a socket may be a kernel starting up, and is left alone.
+fn sweep_stale(parent: &Path, uid: u32) {
+    let Ok(dir) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with("watchq-")) {
+            continue;
+        }
+        let d = e.path();
+        let owned = rustix::fs::lstat(&d).is_ok_and(|st| {
+            st.st_uid == uid
+                && rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory
+        });
+        let sock = d.join("sock");
+        if !owned || !sock.exists() {
+            continue;
+        }
+        let refused = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .ok()
+        .zip(SocketAddrUnix::new(&sock).ok())
+        .is_some_and(|(c, a)| rustix::net::connect(&c, &a) == Err(rustix::io::Errno::CONNREFUSED));
+        if refused {
+            let _ = std::fs::remove_file(&sock);
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+}
+
 impl Server {
-    /// Starts serving `kernel` on a new socket.
+    /// Starts serving `kernel` on a new socket (first removing the
+    /// directories of this user's kernels that died without removing them).
     ///
     /// # Errors
     /// Making the directory, the socket or the epoll set.
     pub fn start(kernel: Arc<Kernel>, opts: ServerOptions) -> io::Result<Server> {
         let uid = rustix::process::getuid().as_raw();
         let parent = opts.parent_dir.clone().unwrap_or_else(|| runtime_dir(uid));
+        sweep_stale(&parent, uid);
         let dir = private_dir(&parent)?;
         let path = dir.join("sock");
         let listener = rustix::net::socket_with(
@@ -239,6 +280,14 @@ impl Server {
             .procs
             .get(pid, st.start)
             .map(|p| p.process.clone())
+    }
+
+    /// Removes the socket and its directory now, leaving the server
+    /// running for the connections it has (a process that hosts a kernel
+    /// calls this as it exits).
+    pub fn remove_socket(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
     }
 
     /// Brings every read end's readiness up to date (after posting from
@@ -549,14 +598,28 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
             refuse("message too long".into());
             break;
         }
-        let req = match Request::decode(&buf[..pkt.len]) {
+        let mut req = match Request::decode(&buf[..pkt.len]) {
             Ok(r) => r,
             Err(e) => {
                 refuse(format!("bad message: {e}"));
                 break;
             }
         };
-        let (reply, give) = dispatch::handle(s, &mut c, req, pkt.fds, uid, gid);
+        let mut fds = pkt.fds;
+        if Request::blob_in_fd(&buf[..pkt.len]) {
+            match fds.pop().and_then(|fd| read_blob(&fd)) {
+                Some(blob) if req.blob_mut().is_some() => {
+                    if let Some(b) = req.blob_mut() {
+                        *b = blob;
+                    }
+                }
+                _ => {
+                    refuse("a blob that is not a memfd of at most 1 MiB".into());
+                    break;
+                }
+            }
+        }
+        let (reply, give) = dispatch::handle(s, &mut c, req, fds, uid, gid);
         let give: Vec<_> = give.iter().map(|f| f.as_fd()).collect();
         if sock::send(conn.as_fd(), &reply.encode(), &give).is_err() {
             break;
@@ -567,6 +630,31 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         }
     }
     c.settle();
+}
+
+/// The bytes of a blob memfd a client attached: a regular file of at most
+/// [`MAX_BLOB`](crate::wire::MAX_BLOB) bytes, read whole with `pread` (the
+/// client's own offset and later writes do not matter: it is read here,
+/// once).
+fn read_blob(fd: &OwnedFd) -> Option<Vec<u8>> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
+        || st.st_size < 0
+        || st.st_size as usize > crate::wire::MAX_BLOB
+    {
+        return None;
+    }
+    let mut v = vec![0u8; st.st_size as usize];
+    let mut done = 0;
+    while done < v.len() {
+        match rustix::io::pread(fd, &mut v[done..], done as u64) {
+            Ok(0) => return None,
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    Some(v)
 }
 
 fn monitor_loop(s: &Arc<Shared>) {
