@@ -417,7 +417,10 @@ fn bench_smoke_run_writes_table_report_and_plot() {
     for curve in ["producers", "size", "capacity", "watches", "fanout"] {
         assert!(report.contains(&format!("![curve/{curve}](curve-{curve}.svg)")));
         let plot = std::fs::read_to_string(out.join(format!("curve-{curve}.svg"))).unwrap();
-        assert!(plot.starts_with("<svg") && plot.contains("<polyline"), "{plot}");
+        assert!(
+            plot.starts_with("<svg") && plot.contains("<polyline"),
+            "{plot}"
+        );
     }
     assert!(report.contains("floor: line handoff"), "{report}");
     assert!(report.contains("range over 2 runs"), "{report}");

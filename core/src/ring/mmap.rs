@@ -44,7 +44,7 @@
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
 //! | `claim` (position, in flight) | producers (claim CAS, finish CAS) | producers | Acquire claim; Release finish / Acquire on failure | a finish passes the claim's record words to the publisher that sees it counted out, who passes them on through `head`; every change is an RMW, so one load acquires every finish before it |
-//! | `pub_head` | publisher | producers (tail validation) | Release / Acquire | a tail the consumer took from `head` is never ahead of it |
+//! | `pub_head` | publisher | producers (tail validation) | Relaxed | none of its own: a tail the producer Acquire-loaded was read from a `head` stored (Release) after `pub_head` |
 //! | shared `head` word | publisher | consumer | Release store / Acquire load | the consumer sees the record words before it sees `head` cover them |
 //! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
 //! | `overrun` | producers | producers | AcqRel swap | the flag lands on a record claimed after the loss |
@@ -488,9 +488,14 @@ impl<S: RingStorage> MmapRing<S> {
     fn place(&self, c: u32, tail: u32, len: u32) -> Option<Placement> {
         let size = self.slots;
         let mask = size - 1;
-        // ORDERING: Acquire pairs with the publisher's Release store: a tail
-        // the consumer took from `head` is never ahead of what we load here.
-        let published = self.pub_head.load(Ordering::Acquire);
+        // Relaxed: a tail the consumer took from `head` is never ahead of
+        // what we load here without any ordering of our own: the caller
+        // Acquire-loaded that tail (the consumer's Release store, after its
+        // Acquire load of `head`, after the publisher's Release store of
+        // `head`, after its store of `pub_head`), so the store we need
+        // happens before this load. (Weakening the Acquire it had was
+        // caught by no model: scripts/loom-weaken.py, issue 19.)
+        let published = self.pub_head.load(Ordering::Relaxed);
         let ahead = tail.wrapping_sub(published);
         if ahead != 0 && ahead < 1 << 31 {
             return None; // tail beyond head
@@ -678,9 +683,10 @@ impl<S: RingStorage> MmapRing<S> {
             if w as u32 == 1 {
                 // Alone: everything below the claim position is written.
                 let h = claim_pos(w);
-                // ORDERING: Release: a producer validating a tail sees the
-                // head the consumer could have read; pairs with `place`.
-                self.pub_head.store(h, Ordering::Release);
+                // Relaxed: ordered for `place` by the Release head store
+                // below and the consumer's tail (see `place`); publishers
+                // follow each other through the claim word.
+                self.pub_head.store(h, Ordering::Relaxed);
                 // ORDERING: Release: the records' words before head covers
                 // them; pairs with the consumer's Acquire load of head.
                 self.word(HEAD_WORD as u32).store(h, Ordering::Release);
