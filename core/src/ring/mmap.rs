@@ -59,10 +59,9 @@ use crossbeam_utils::CachePadded;
 ///
 /// # Safety
 /// `words()` returns the same slice, of a length that is a power of two
-/// and at least 16, for the whole life of the value, wherever the value is
-/// moved (the memory is not inside the value: a box, a mapping), and
-/// nothing but atomic accesses reach that memory while the value lives
-/// (other processes included: they see it through a shared mapping).
+/// and at least 16, for the whole life of the value, and nothing but
+/// atomic accesses reach that memory while the value lives (other
+/// processes included: they see it through a shared mapping).
 pub unsafe trait RingStorage: Send + Sync {
     /// The ring memory.
     fn words(&self) -> &[AtomicU32];
@@ -326,13 +325,6 @@ struct Placement {
 /// The ring. Mirrors the 2019 `struct watch_queue` with its mapped buffer.
 pub struct MmapRing<S: RingStorage> {
     storage: S,
-    /// `storage.words()`, kept (the same memory for the storage's life,
-    /// wherever it moves: `RingStorage`'s contract), so a post neither
-    /// calls through a `dyn` storage nor checks the alignment again.
-    words: *const AtomicU32,
-    nwords: usize,
-    /// Its 8-byte slots if `slots64` gives them, else null.
-    s64: *const AtomicU64,
     slots: u32,
     /// Bits 32..64: the claim position (slots, wrapping as `head` does);
     /// 0..32: claims in flight.
@@ -349,14 +341,6 @@ const IN_FLIGHT: u64 = 1;
 fn claim_pos(w: u64) -> u32 {
     (w >> 32) as u32
 }
-
-// SAFETY: the raw pointers point into the storage's memory, which is only
-// reached through atomics and which the ring owns (through `storage`,
-// which is Send + Sync); they add no access the storage's own `words()`
-// would not.
-unsafe impl<S: RingStorage> Send for MmapRing<S> {}
-// SAFETY: as for Send.
-unsafe impl<S: RingStorage> Sync for MmapRing<S> {}
 
 impl<S: RingStorage> std::fmt::Debug for MmapRing<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -381,12 +365,7 @@ impl<S: RingStorage> MmapRing<S> {
             return Err(Errno::EINVAL);
         }
         let slots = (words / 2) as u32;
-        let w = storage.words();
-        let s64 = slots64(w).map_or(std::ptr::null(), <[AtomicU64]>::as_ptr);
         let ring = MmapRing {
-            words: w.as_ptr(),
-            nwords: w.len(),
-            s64,
             storage,
             slots,
             claim: CachePadded::new(AtomicU64::new(u64::from(META) << 32)),
@@ -416,22 +395,19 @@ impl<S: RingStorage> MmapRing<S> {
         self.slots
     }
 
-    /// The ring memory (`storage.words()`).
+    /// The ring memory. Asked of the storage each time rather than kept
+    /// as a pointer: a storage that owns its memory in a `Box` moves with
+    /// the ring, and a pointer taken before a move is no longer valid for
+    /// the Box's unique borrow (Miri's Stacked Borrows check says so).
     #[inline]
     fn words(&self) -> &[AtomicU32] {
-        // SAFETY: `words`/`nwords` came from `storage.words()`, which gives
-        // the same memory for the storage's whole life wherever it moves
-        // (`RingStorage`'s contract), and `self` owns the storage.
-        unsafe { std::slice::from_raw_parts(self.words, self.nwords) }
+        self.storage.words()
     }
 
     /// The ring memory as 8-byte slots, if it can be (see `slots64`).
     #[inline]
     fn slots64(&self) -> Option<&[AtomicU64]> {
-        // SAFETY: non-null only when `slots64` gave this view of the
-        // memory above, which lives as long as the storage (see `words`).
-        (!self.s64.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(self.s64, self.nwords / 2) })
+        slots64(self.storage.words())
     }
 
     fn word(&self, i: u32) -> &AtomicU32 {
