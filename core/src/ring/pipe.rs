@@ -34,7 +34,7 @@
 //! flag the reader turns into a loss record before the next record. Here the
 //! newest record may still be being written by its producer, so the mark
 //! goes where the loss happened instead: a failed post sets bit 63
-//! ([`LOSS`]) of `head` with a CAS (losses at the same position collapse
+//! (`LOSS`) of `head` with a CAS (losses at the same position collapse
 //! into one, as on the kernel's buffer) and counts the mark in `losses`.
 //! The producer whose claim clears the bit publishes its record with a LOSS
 //! bit in its stamp: "a loss happened right before this record". A consumer
