@@ -44,7 +44,7 @@
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
 //! | `claim` (position, in flight) | producers (claim CAS, finish CAS) | producers | Acquire claim; Release finish / Acquire on failure | a finish passes the claim's record words to the publisher that sees it counted out, who passes them on through `head`; every change is an RMW, so one load acquires every finish before it |
-//! | `pub_head` | publisher | producers (tail validation) | Release / Acquire | a tail the consumer took from `head` is never ahead of it |
+//! | `pub_head` | publisher | producers (tail validation) | Relaxed | none of its own: a tail the producer Acquire-loaded was read from a `head` stored (Release) after `pub_head` |
 //! | shared `head` word | publisher | consumer | Release store / Acquire load | the consumer sees the record words before it sees `head` cover them |
 //! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
 //! | `overrun` | producers | producers | AcqRel swap | the flag lands on a record claimed after the loss |
@@ -59,10 +59,9 @@ use crossbeam_utils::CachePadded;
 ///
 /// # Safety
 /// `words()` returns the same slice, of a length that is a power of two
-/// and at least 16, for the whole life of the value, wherever the value is
-/// moved (the memory is not inside the value: a box, a mapping), and
-/// nothing but atomic accesses reach that memory while the value lives
-/// (other processes included: they see it through a shared mapping).
+/// and at least 16, for the whole life of the value, and nothing but
+/// atomic accesses reach that memory while the value lives (other
+/// processes included: they see it through a shared mapping).
 pub unsafe trait RingStorage: Send + Sync {
     /// The ring memory.
     fn words(&self) -> &[AtomicU32];
@@ -326,13 +325,6 @@ struct Placement {
 /// The ring. Mirrors the 2019 `struct watch_queue` with its mapped buffer.
 pub struct MmapRing<S: RingStorage> {
     storage: S,
-    /// `storage.words()`, kept (the same memory for the storage's life,
-    /// wherever it moves: `RingStorage`'s contract), so a post neither
-    /// calls through a `dyn` storage nor checks the alignment again.
-    words: *const AtomicU32,
-    nwords: usize,
-    /// Its 8-byte slots if `slots64` gives them, else null.
-    s64: *const AtomicU64,
     slots: u32,
     /// Bits 32..64: the claim position (slots, wrapping as `head` does);
     /// 0..32: claims in flight.
@@ -349,14 +341,6 @@ const IN_FLIGHT: u64 = 1;
 fn claim_pos(w: u64) -> u32 {
     (w >> 32) as u32
 }
-
-// SAFETY: the raw pointers point into the storage's memory, which is only
-// reached through atomics and which the ring owns (through `storage`,
-// which is Send + Sync); they add no access the storage's own `words()`
-// would not.
-unsafe impl<S: RingStorage> Send for MmapRing<S> {}
-// SAFETY: as for Send.
-unsafe impl<S: RingStorage> Sync for MmapRing<S> {}
 
 impl<S: RingStorage> std::fmt::Debug for MmapRing<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -381,12 +365,7 @@ impl<S: RingStorage> MmapRing<S> {
             return Err(Errno::EINVAL);
         }
         let slots = (words / 2) as u32;
-        let w = storage.words();
-        let s64 = slots64(w).map_or(std::ptr::null(), <[AtomicU64]>::as_ptr);
         let ring = MmapRing {
-            words: w.as_ptr(),
-            nwords: w.len(),
-            s64,
             storage,
             slots,
             claim: CachePadded::new(AtomicU64::new(u64::from(META) << 32)),
@@ -416,22 +395,19 @@ impl<S: RingStorage> MmapRing<S> {
         self.slots
     }
 
-    /// The ring memory (`storage.words()`).
+    /// The ring memory. Asked of the storage each time rather than kept
+    /// as a pointer: a storage that owns its memory in a `Box` moves with
+    /// the ring, and a pointer taken before a move is no longer valid for
+    /// the Box's unique borrow (Miri's Stacked Borrows check says so).
     #[inline]
     fn words(&self) -> &[AtomicU32] {
-        // SAFETY: `words`/`nwords` came from `storage.words()`, which gives
-        // the same memory for the storage's whole life wherever it moves
-        // (`RingStorage`'s contract), and `self` owns the storage.
-        unsafe { std::slice::from_raw_parts(self.words, self.nwords) }
+        self.storage.words()
     }
 
     /// The ring memory as 8-byte slots, if it can be (see `slots64`).
     #[inline]
     fn slots64(&self) -> Option<&[AtomicU64]> {
-        // SAFETY: non-null only when `slots64` gave this view of the
-        // memory above, which lives as long as the storage (see `words`).
-        (!self.s64.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(self.s64, self.nwords / 2) })
+        slots64(self.storage.words())
     }
 
     fn word(&self, i: u32) -> &AtomicU32 {
@@ -488,9 +464,14 @@ impl<S: RingStorage> MmapRing<S> {
     fn place(&self, c: u32, tail: u32, len: u32) -> Option<Placement> {
         let size = self.slots;
         let mask = size - 1;
-        // ORDERING: Acquire pairs with the publisher's Release store: a tail
-        // the consumer took from `head` is never ahead of what we load here.
-        let published = self.pub_head.load(Ordering::Acquire);
+        // Relaxed: a tail the consumer took from `head` is never ahead of
+        // what we load here without any ordering of our own: the caller
+        // Acquire-loaded that tail (the consumer's Release store, after its
+        // Acquire load of `head`, after the publisher's Release store of
+        // `head`, after its store of `pub_head`), so the store we need
+        // happens before this load. (Weakening the Acquire it had was
+        // caught by no model: scripts/loom-weaken.py, issue 19.)
+        let published = self.pub_head.load(Ordering::Relaxed);
         let ahead = tail.wrapping_sub(published);
         if ahead != 0 && ahead < 1 << 31 {
             return None; // tail beyond head
@@ -678,9 +659,10 @@ impl<S: RingStorage> MmapRing<S> {
             if w as u32 == 1 {
                 // Alone: everything below the claim position is written.
                 let h = claim_pos(w);
-                // ORDERING: Release: a producer validating a tail sees the
-                // head the consumer could have read; pairs with `place`.
-                self.pub_head.store(h, Ordering::Release);
+                // Relaxed: ordered for `place` by the Release head store
+                // below and the consumer's tail (see `place`); publishers
+                // follow each other through the claim word.
+                self.pub_head.store(h, Ordering::Relaxed);
                 // ORDERING: Release: the records' words before head covers
                 // them; pairs with the consumer's Acquire load of head.
                 self.word(HEAD_WORD as u32).store(h, Ordering::Release);
