@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite of watchq: what the README's second command runs and
-# what CI (.ci/run) runs. Needs only the Rust toolchain (cargo, rustc).
+# what CI (.ci/run) runs. Needs the Rust toolchain (cargo, rustc) and a git
+# checkout; installs the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,7 +9,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 # What the tests need besides Rust: gcc (C consumers and the oracle's
 # probe under `watchq exec`), python3 (the oracle's normaliser) and
-# Debian's keyutils (its `keyctl` runs under `watchq exec`).
+# Debian's keyutils (its `keyctl` runs under `watchq exec`). Under a
+# plain `cargo test` a test whose tool is missing fails, naming the
+# package (tests/src/programs.rs says why it does not skip).
 need=()
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v python3 >/dev/null || need+=(python3)
@@ -28,11 +31,39 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build (the watchq binary and the preload library the tests run)"
-cargo build --workspace --locked
+# The consumer API builds on core's wire layer alone (no emulator): the
+# workspace build above unifies features, so check that build on its own.
+step "lint: core's wire layer alone, and the client without the emulator"
+cargo clippy -p watchq-core --no-default-features --all-targets --locked -- -D warnings
+cargo clippy -p watchq-client --all-targets --locked -- -D warnings
 
+step "docs (rustdoc warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+# No `cargo build` first: the tests build the `watchq` binary and the
+# preload library they run (tests/src/programs.rs).
 step "tests (unit, conformance, stress, fuzz-style, corpus replay, programs under watchq exec)"
 cargo test --workspace --locked
+
+# The corpus sections that wait on real time (gc_delay, about 10 s),
+# left out of a plain `cargo test` by #[ignore].
+step "conformance corpus: real-time sections (cargo test --test conformance_corpus -- --ignored)"
+cargo test --locked -p watchq-tests --test conformance_corpus -- --ignored
+
+# The real kernel's own probe under `watchq exec`, compared with its
+# recording. The probe and its normaliser are the shared oracle's code,
+# not this repository's, so this is a script and not a `cargo test`; CI
+# has the oracle beside the checkout, and a CI run without it fails.
+oracle=${ORACLE:-../shared/oracle}
+if [[ -d $oracle ]]; then
+    step "the real kernel's probe under watchq exec (scripts/oracle-conformance.sh)"
+    ORACLE=$oracle scripts/oracle-conformance.sh
+elif [[ ${CI:-} == true ]]; then
+    echo "error: $oracle is missing; CI compares the real kernel's probe (scripts/oracle-conformance.sh)" >&2
+    exit 1
+else
+    step "SKIPPED: the real kernel's probe under watchq exec ($oracle is not there; CI runs it)"
+fi
 
 # AddressSanitizer (and its LeakSanitizer) over every test that runs in
 # this process's address space: the multi-threaded stress tests, the
@@ -70,5 +101,22 @@ timeout 600 cargo bench -p watchq-benches --locked -- --test
 step "demo"
 cargo run -q -p watchq --locked -- demo > /dev/null
 cargo run -q -p watchq --locked -- run --quiet examples/keys.scenario
+
+# What STYLE.md promises: on a fresh clone with nothing beside it (no
+# ../shared, no target directory), `cargo test --workspace` alone builds
+# what the tests run and passes. The clone is of the committed HEAD;
+# uncommitted changes are not in it.
+step "a fresh clone of HEAD, nothing beside it: cargo test --workspace --locked alone"
+[[ -z $(git status --porcelain --untracked-files=no) ]] ||
+    echo "note: uncommitted changes are not in the clone"
+fresh=$(mktemp -d "${TMPDIR:-/tmp}/watchq-fresh.XXXXXX")
+trap 'rm -rf "$fresh"' EXIT
+git clone --quiet . "$fresh/watchq"
+git -C "$fresh/watchq" checkout --quiet --detach "$(git rev-parse HEAD)"
+started=$SECONDS
+(cd "$fresh/watchq" &&
+    env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR cargo test --workspace --locked)
+echo "fresh clone: built and tested in $((SECONDS - started)) s"
+rm -rf "$fresh"
 
 printf '\nall checks passed\n'

@@ -4,37 +4,47 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
-use watchq_bench::{st_pair, streaming, Peer, SIZES};
+use watchq_bench::{st_pair, streaming, Mode, Peer, CAPACITY, SIZES};
 
-/// `ring/st_pair`: one thread posts one record and reads it back.
+const MODES: [(Mode, &str); 2] = [(Mode::PerRecord, ""), (Mode::Batch, "_batch")];
+
+/// `ring/st_pair` and `ring/st_pair_batch`: one thread posts records and
+/// reads them back, one per call or a read()-sized batch per call.
 fn ring_st_pair(c: &mut Criterion) {
-    let mut g = c.benchmark_group("ring/st_pair");
-    g.throughput(Throughput::Elements(1));
-    for len in SIZES {
-        for peer in Peer::ALL {
-            g.bench_with_input(BenchmarkId::new(peer.name(), len), &len, |b, &len| {
-                b.iter_custom(|iters| st_pair(peer, len, iters))
-            });
+    for (mode, suffix) in MODES {
+        let mut g = c.benchmark_group(format!("ring/st_pair{suffix}"));
+        g.throughput(Throughput::Elements(1));
+        for len in SIZES {
+            for peer in Peer::ALL {
+                g.bench_with_input(BenchmarkId::new(peer.name(), len), &len, |b, &len| {
+                    b.iter_custom(|iters| st_pair(peer, len, mode, iters))
+                });
+            }
         }
+        g.finish();
     }
-    g.finish();
 }
 
-/// `ring/spsc` and `ring/mpsc2`: producer threads stream to a consumer thread.
+/// `ring/spsc` and `ring/mpsc2` (and their `_batch` forms): producer
+/// threads stream to a consumer thread.
 fn ring_streaming(c: &mut Criterion) {
-    for (group, producers, sizes) in [("ring/spsc", 1, &SIZES[..]), ("ring/mpsc2", 2, &SIZES[..2])]
+    for ((group, producers, sizes), (mode, suffix)) in
+        [("ring/spsc", 1, &SIZES[..]), ("ring/mpsc2", 2, &SIZES[..2])]
+            .into_iter()
+            .flat_map(|g| MODES.map(|m| (g, m)))
     {
-        let mut g = c.benchmark_group(group);
+        let mut g = c.benchmark_group(format!("{group}{suffix}"));
         g.throughput(Throughput::Elements(1));
         g.measurement_time(Duration::from_secs(3));
         for &len in sizes {
             for peer in Peer::ALL {
-                if streaming(peer, len, producers, 2).is_none() {
+                if streaming(peer, len, producers, mode, CAPACITY, 2).is_none() {
                     continue; // rtrb has a single producer
                 }
                 g.bench_with_input(BenchmarkId::new(peer.name(), len), &len, |b, &len| {
                     b.iter_custom(|iters| {
-                        streaming(peer, len, producers, iters.max(2)).unwrap_or_default()
+                        streaming(peer, len, producers, mode, CAPACITY, iters.max(2))
+                            .unwrap_or_default()
                     })
                 });
             }

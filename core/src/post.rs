@@ -9,7 +9,7 @@
 use crate::lsm::{Cred, Policy};
 use crate::record::Notification;
 use crate::ring::PostOutcome;
-use crate::watch::WatchList;
+use crate::watch::{Watch, WatchList};
 
 /// What one post did, summed over the watches it reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,9 +40,27 @@ pub fn post_watch_notification(
 ) -> PostSummary {
     let mut sum = PostSummary::default();
     let Some(list) = list else { return sum };
-    for w in list.snapshot().iter() {
+    list.with_watches(|watches| {
+        for w in watches {
+            post_one(w, n, cred, id, policy, &mut sum);
+        }
+    });
+    sum
+}
+
+/// One watch's share of [`post_watch_notification`].
+#[inline]
+fn post_one(
+    w: &Watch,
+    n: &Notification,
+    cred: &Cred,
+    id: u64,
+    policy: &dyn Policy,
+    sum: &mut PostSummary,
+) {
+    {
         if w.id() != id {
-            continue;
+            return;
         }
         sum.matched += 1;
         let mut copy = *n;
@@ -50,17 +68,16 @@ pub fn post_watch_notification(
         let q = w.queue();
         if !q.filter_allows(&copy) {
             sum.filtered += 1;
-            continue;
+            return;
         }
         if !copy.is_meta() && policy.post_notification(w.cred(), cred, &copy).is_err() {
             q.count_denied();
             sum.denied += 1;
-            continue;
+            return;
         }
         match q.post(&copy) {
             PostOutcome::Posted => sum.delivered += 1,
             PostOutcome::Lost => sum.lost += 1,
         }
     }
-    sum
 }

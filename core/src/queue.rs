@@ -303,8 +303,7 @@ impl WatchQueue {
     /// Does the queue's filter let `n` through? META records always pass.
     /// Counts a rejection.
     pub fn filter_allows(&self, n: &Notification) -> bool {
-        let f = self.filter.load();
-        let ok = match (&*f, self.is_2019()) {
+        let ok = self.filter.read(|f| match (f, self.is_2019()) {
             (None, _) => true,
             (Some(f), false) => f.matches(n.type_(), n.subtype(), n.info()),
             (Some(f), true) => n.to_v2().is_some_and(|b| {
@@ -312,7 +311,7 @@ impl WatchQueue {
                 let info = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
                 f.matches(w0 & 0x00ff_ffff, (w0 >> 24) as u8, info)
             }),
-        };
+        });
         if !ok {
             // Relaxed: statistics.
             self.stats.filtered.fetch_add(1, Ordering::Relaxed);
@@ -358,24 +357,32 @@ impl WatchQueue {
             PostOutcome::Posted => self.rd_wait.wake(),
             PostOutcome::Lost => {
                 self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                // A loss in a ring that looked full on a tail a moment
+                // stale can be owed to a reader that has just gone to
+                // sleep on the empty ring: it reads the loss record now.
+                self.rd_wait.wake();
             }
         }
         outcome
     }
 
     /// One read() pass without sleeping: Ok(None) when there was nothing to
-    /// return (empty, no loss owed).
+    /// return (empty, no loss owed). Every whole record that fits is taken
+    /// in one [`Batch`], which publishes the consumer's progress once.
     fn read_pass(&self, buf: &mut [u8]) -> Result<Option<usize>> {
         let mut st = self.pipe.lock();
-        let ring = self.ring.get();
+        // SAFETY: the pipe mutex is held (`st`) for as long as the batch
+        // lives (it is dropped at the end of this function, before `st`),
+        // so this is the ring's only consumer.
+        let mut batch = self.ring.get().map(|r| unsafe { r.batch_unchecked() });
         let mut ret = 0;
-        loop {
+        let result = loop {
             if st.note_loss {
                 if buf.len() - ret < LOSS_RECORD.len() {
-                    return if ret == 0 {
+                    break if ret == 0 {
                         Err(Errno::ENOBUFS)
                     } else {
-                        Ok(Some(ret))
+                        Ok(ret)
                     };
                 }
                 buf[ret..ret + LOSS_RECORD.len()].copy_from_slice(&LOSS_RECORD);
@@ -383,35 +390,41 @@ impl WatchQueue {
                 st.note_loss = false;
                 self.stats.loss_records.fetch_add(1, Ordering::Relaxed);
             }
-            let Some(ring) = ring else { break };
-            // SAFETY: the pipe mutex is held, so this is the only consumer.
-            match unsafe { ring.try_pop_unchecked(&mut buf[ret..]) } {
-                Pop::Empty => break,
+            let Some(b) = batch.as_mut() else {
+                break Ok(ret);
+            };
+            match b.take(&mut buf[ret..]) {
+                Pop::Empty => break Ok(ret),
+                // A loss after the record taken last (the kernel's LOSS
+                // flag on it): the loss record comes first, now if this
+                // read has room (the top of the loop), else in the next.
+                Pop::Loss => st.note_loss = true,
                 Pop::TooBig(_) => {
-                    return if ret == 0 {
+                    break if ret == 0 {
                         Err(Errno::ENOBUFS)
                     } else {
-                        Ok(Some(ret))
-                    };
+                        Ok(ret)
+                    }
                 }
-                Pop::Record { len, loss } => {
+                Pop::Record { len } => {
                     ret += len;
-                    // Relaxed: statistics.
-                    self.stats.read.fetch_add(1, Ordering::Relaxed);
-                    st.note_loss |= loss;
                     if ret == buf.len() {
-                        break;
+                        break Ok(ret);
                     }
                     // Like pipe_read(): only loop back (and so emit a loss
                     // record now) while more records are queued.
-                    // SAFETY: the pipe mutex is held (only consumer).
-                    if unsafe { ring.peek_len_unchecked() }.is_none() {
-                        break;
+                    if b.peek_len().is_none() {
+                        break Ok(ret);
                     }
                 }
             }
+        };
+        if let Some(n) = batch.map(|b| b.taken()).filter(|&n| n > 0) {
+            // Relaxed: statistics, counted once per batch (the batch, dropped
+            // in the map above, has published the tail).
+            self.stats.read.fetch_add(n as u64, Ordering::Relaxed);
         }
-        Ok((ret > 0).then_some(ret))
+        result.map(|n| (n > 0).then_some(n))
     }
 
     /// read() on the queue: whole records only, a loss record right after
@@ -490,7 +503,13 @@ impl WatchQueue {
     }
 
     fn loss_pending(&self) -> bool {
-        self.pipe.lock().note_loss
+        let st = self.pipe.lock();
+        // SAFETY: the pipe mutex is held (only consumer).
+        st.note_loss
+            || self
+                .ring
+                .get()
+                .is_some_and(|r| unsafe { r.loss_owed_unchecked() })
     }
 
     /// A published record is waiting (what makes poll() report POLLIN; a

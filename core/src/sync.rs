@@ -33,12 +33,16 @@ pub(crate) use std::thread;
 
 /// A cell whose contents are only reached through `with`/`with_mut`, so the
 /// same code runs on std's `UnsafeCell` and loom's (which checks accesses).
+/// The rings keep their record memory in plain cells and use these as
+/// loom's shadow of it, so outside loom nothing constructs one.
 #[derive(Debug)]
+#[cfg_attr(not(loom), allow(dead_code))]
 pub(crate) struct UnsafeCell<T>(
     #[cfg(all(test, loom))] loom::cell::UnsafeCell<T>,
     #[cfg(not(all(test, loom)))] std::cell::UnsafeCell<T>,
 );
 
+#[cfg_attr(not(loom), allow(dead_code))]
 impl<T> UnsafeCell<T> {
     pub(crate) fn new(v: T) -> Self {
         #[cfg(all(test, loom))]
@@ -113,6 +117,16 @@ impl<T> RcuCell<T> {
         return self.0.lock().expect("loom mutex poisoned").clone();
         #[cfg(not(all(test, loom)))]
         return self.0.load_full();
+    }
+
+    /// Runs `f` on the current value without taking a reference count
+    /// (arc-swap's `Guard`: no read-modify-write on the value's counter,
+    /// which every post would otherwise pay twice per load).
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        #[cfg(all(test, loom))]
+        return f(&self.0.lock().expect("loom mutex poisoned"));
+        #[cfg(not(all(test, loom)))]
+        return f(&self.0.load());
     }
 
     /// Publishes a new value; readers that loaded the old one keep it.

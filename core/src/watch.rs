@@ -7,7 +7,7 @@
 //! [`remove_watch_list`] (object destruction).
 //!
 //! Posting walks a list without taking its lock: the list is a
-//! copy-on-write snapshot in an [`RcuCell`](crate::sync), replaced whole by
+//! copy-on-write snapshot in an `RcuCell` (`crate::sync`), replaced whole by
 //! writers under the list lock, so a post sees the list as it was before or
 //! after an add or remove, never half-way (read-copy-update in spirit). A
 //! watch that a post still holds in its snapshot stays alive until the post
@@ -147,6 +147,13 @@ impl WatchList {
     /// The watches now, newest first (what a post walks).
     pub fn snapshot(&self) -> Arc<Vec<Arc<Watch>>> {
         self.watchers.load()
+    }
+
+    /// Runs `f` on the watches now, newest first, without taking a
+    /// reference to the list (what a post walks: no atomic read-modify-
+    /// write for the snapshot itself).
+    pub fn with_watches<R>(&self, f: impl FnOnce(&[Arc<Watch>]) -> R) -> R {
+        self.watchers.read(|v| f(v))
     }
 
     /// Number of watches now.

@@ -1,4 +1,5 @@
-//! Replaying the real kernel's recorded traces (`../shared/oracle`).
+//! Replaying the real kernel's recorded traces (the project's copy in
+//! `tests/data/oracle/`, see its README).
 //!
 //! A [`Trace`] prints what the oracle's probe (`wqtest.c`) prints for each
 //! call, drain and record, in the normalised form of
@@ -9,29 +10,26 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::path::PathBuf;
+use watchq_core::uapi::POLLIN;
 use watchq_core::{Errno, Notification};
 use watchq_kernel::prelude::*;
-use watchq_kernel::Process;
+use watchq_kernel::{PollFd, Process};
 
-/// Where the shared oracle lives (beside the project root).
-pub fn oracle_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle")
-}
+/// The real kernel's normalised recording (Linux 6.12.117), built into
+/// the test binaries so a change to it rebuilds them.
+pub const GOLDEN: &str = include_str!("../data/oracle/golden-normalized.txt");
 
 /// The lines of section `name` (e.g. `"B1 keyring/key event stream"`) of
 /// the golden recording, record lines cut before their decoded tail.
 ///
 /// # Panics
-/// When the recording or the section is missing.
+/// When the section is missing.
 pub fn golden_section(name: &str) -> Vec<String> {
-    let path = oracle_dir().join("golden-normalized.txt");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let begin = format!("=== BEGIN {name} ===");
     let end = format!("=== END {name} ===");
     let mut out = Vec::new();
     let mut inside = false;
-    for line in text.lines() {
+    for line in GOLDEN.lines() {
         if line == begin {
             inside = true;
         } else if line == end {
@@ -40,7 +38,7 @@ pub fn golden_section(name: &str) -> Vec<String> {
             out.push(cut_record(line));
         }
     }
-    panic!("section {name:?} not found in {}", path.display());
+    panic!("section {name:?} not found in tests/data/oracle/golden-normalized.txt");
 }
 
 fn cut_record(line: &str) -> String {
@@ -111,8 +109,10 @@ impl Trace {
         self.lines.push(text);
     }
 
-    /// Reads `fd` until it is empty, as the probe's `drain()`: the bytes
-    /// (all reads merged), each record, then `idle`.
+    /// Reads `fd` until it is empty, as the probe's `drain()`, which polls
+    /// with a timeout before each read (so the key collector a call queued
+    /// runs, as it did on the kernel): the bytes (all reads merged), each
+    /// record, then `idle`.
     pub fn drain(&mut self, p: &Process, fd: i32, what: &str) {
         let mut all = Vec::new();
         let mut buf = vec![0u8; 4096];
@@ -120,7 +120,12 @@ impl Trace {
             match p.read(fd, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => all.extend_from_slice(&buf[..n]),
-                Err(Errno::EAGAIN) => break,
+                Err(Errno::EAGAIN) => {
+                    let mut pfd = [PollFd::new(fd, POLLIN)];
+                    if p.poll(&mut pfd, 0) != Ok(1) {
+                        break;
+                    }
+                }
                 Err(e) => panic!("drain({what}): {e}"),
             }
         }

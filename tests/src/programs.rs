@@ -1,27 +1,133 @@
 //! Running watchq's own programs from tests: the `watchq` binary and the
-//! preload library cargo built beside the test binaries, C test programs
-//! compiled on demand, all under a time bound.
+//! preload library, built on first use ([`watchq()`]), C test programs
+//! compiled on demand ([`cc`]), all under a time bound.
+//!
+//! # Building what the tests run
+//!
+//! `cargo test` builds test binaries and the libraries they link, not
+//! another package's binary or a cdylib. So the first call of [`watchq()`]
+//! or [`preload_lib`] in a test process runs `cargo build -p watchq -p
+//! watchq-preload` itself, with the cargo, profile, target directory and
+//! target triple that built the running test binary (read from its path,
+//! `<target-dir>/[<triple>/]<profile-dir>/deps/`). It runs every time, not
+//! only when the files are missing: when a test binary was rebuilt because
+//! the sources changed, an existing `watchq` may be older than they are,
+//! and cargo is the one that knows (a fresh build is a no-op of under a
+//! second). A `std::sync::Once` makes it once per process, and cargo's own
+//! lock on the target directory serialises test binaries that build at the
+//! same time. Under `cargo test --release` the programs are built with
+//! `--release` too; an AddressSanitizer run (scripts/test.sh) leaves out
+//! the files that use this module.
+//!
+//! # Tools besides Rust
+//!
+//! Some tests run programs that are not Rust's: gcc compiles C consumers,
+//! Debian's keyutils provides `keyctl`. scripts/test.sh installs them.
+//! Under a plain `cargo test` on a machine without one, the test that
+//! needs it fails at once with a message naming the package to install
+//! ([`require`]). It does not skip: libtest has no "skipped" outcome, and
+//! it captures what a passing test prints, so a test that returned early
+//! with a warning would be reported as `ok`, as if it had checked
+//! something. To run the rest without a tool, leave its tests out by name
+//! (`cargo test -- --skip keyctl`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Once;
 
-/// `target/<profile>`, from this test binary's `target/<profile>/deps/`.
+/// `target/[<triple>/]<profile-dir>`, from this test binary's
+/// `target/[<triple>/]<profile-dir>/deps/`.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// The `watchq` binary (asserting it and the preload library were built).
+/// The `watchq` binary, built (or brought up to date) on first use.
 pub fn watchq() -> PathBuf {
-    let w = target_dir().join("watchq");
-    let lib = target_dir().join("libwatchq_preload.so");
-    assert!(
-        w.is_file() && lib.is_file(),
-        "{} or {} missing: run `cargo build --workspace` first (scripts/test.sh does)",
-        w.display(),
-        lib.display()
-    );
-    w
+    build_programs();
+    target_dir().join("watchq")
+}
+
+/// The preload library (`libwatchq_preload.so`), built with [`watchq()`].
+pub fn preload_lib() -> PathBuf {
+    build_programs();
+    target_dir().join("libwatchq_preload.so")
+}
+
+/// Runs `cargo build -p watchq -p watchq-preload` once per test process,
+/// for the profile, target directory and target of this test binary.
+///
+/// # Panics
+/// When the build fails (with cargo's messages) or leaves either file
+/// missing.
+fn build_programs() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let out_dir = target_dir();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let mut c = Command::new(cargo);
+        c.arg("build")
+            .arg("--quiet")
+            .arg("--manifest-path")
+            .arg(repo("Cargo.toml"))
+            // Selecting the test crate too makes cargo resolve the features
+            // the test binaries were built with, so the libraries they
+            // share are reused instead of built a second time.
+            .args(["-p", "watchq", "-p", "watchq-preload", "-p", "watchq-tests"]);
+        // The profile: `cargo test` builds with `test` into `debug/`,
+        // `cargo test --release` with `release`, `--profile NAME` into `NAME/`.
+        let profile_dir = out_dir.file_name().unwrap().to_str().unwrap();
+        let profile = match profile_dir {
+            "debug" => "test",
+            other => other,
+        };
+        c.args(["--profile", profile]);
+        // The target directory is the one holding cargo's CACHEDIR.TAG:
+        // the profile directory's parent, or, under `--target TRIPLE`,
+        // its grandparent.
+        let parent = out_dir.parent().unwrap();
+        if parent.join("CACHEDIR.TAG").is_file() {
+            c.arg("--target-dir").arg(parent);
+        } else {
+            let root = parent.parent().unwrap();
+            c.arg("--target-dir").arg(root);
+            c.arg("--target").arg(parent.file_name().unwrap());
+        }
+        let out = c.output().expect("running cargo");
+        assert!(
+            out.status.success(),
+            "building the watchq binary and the preload library failed ({:?}):\n{}",
+            c,
+            text(&out.stderr)
+        );
+        for f in ["watchq", "libwatchq_preload.so"] {
+            let p = out_dir.join(f);
+            assert!(p.is_file(), "{} missing after {:?}", p.display(), c);
+        }
+    });
+}
+
+/// The path of `tool` on `PATH`, for a test that cannot check anything
+/// without it (the module's rule: see "Tools besides Rust").
+///
+/// # Panics
+/// When `tool` is not installed, naming the package that provides it.
+pub fn require(tool: &str) -> PathBuf {
+    let package = match tool {
+        "cc" | "gcc" => "gcc",
+        "keyctl" => "keyutils",
+        other => other,
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test runs `{tool}`, which is not installed: install {package} \
+                 (scripts/test.sh does), or leave the test out (`cargo test -- --skip NAME`)"
+            )
+        })
 }
 
 /// Compiles C `src` into the target directory (once per test binary run).
@@ -29,12 +135,12 @@ pub fn cc(src: &Path, name: &str) -> PathBuf {
     let out = target_dir().join("c-tests");
     std::fs::create_dir_all(&out).unwrap();
     let bin = out.join(name);
-    let st = Command::new("gcc")
+    let st = Command::new(require("gcc"))
         .args(["-O1", "-Wall", "-pthread", "-o"])
         .arg(&bin)
         .arg(src)
         .status()
-        .expect("gcc (scripts/test.sh installs it)");
+        .expect("running gcc");
     assert!(st.success(), "gcc {}", src.display());
     bin
 }

@@ -9,13 +9,13 @@
 //! done before the error (no output, the program's `main` never ran), and
 //! never a panic.
 //!
-//! Runs the programs cargo built (`cargo build --workspace`, which
-//! scripts/test.sh does first).
+//! Runs the `watchq` binary and the preload library
+//! (`watchq_tests::programs` builds them on first use).
 
 use std::path::PathBuf;
 use std::process::Output;
 use watchq_kernel::script::parse_script;
-use watchq_tests::programs::{bounded, target_dir, text, watchq, with_stdin};
+use watchq_tests::programs::{bounded, preload_lib, target_dir, text, watchq, with_stdin};
 
 /// A file under the target directory holding `body`.
 fn file(name: &str, body: impl AsRef<[u8]>) -> PathBuf {
@@ -367,7 +367,7 @@ fn preload_environment_settings() {
             "WATCHQ_LOG=/nonexistent/dir/log: No such file".into(),
         ),
     ];
-    let lib = target_dir().join("libwatchq_preload.so");
+    let lib = preload_lib();
     let ld = ("LD_PRELOAD", lib.to_str().unwrap());
     for (var, value, needle) in rows {
         let out = std::process::Command::new("echo")
@@ -415,6 +415,8 @@ fn bench_smoke_run_writes_table_report_and_plot() {
             "--quick",
             "--rounds",
             "1",
+            "--runs",
+            "2",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -437,6 +439,17 @@ fn bench_smoke_run_writes_table_report_and_plot() {
     );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("![throughput](throughput.svg)"));
+    // Every cost curve: its plot, and its table with the floors beside it.
+    for curve in ["producers", "size", "capacity", "watches", "fanout"] {
+        assert!(report.contains(&format!("![curve/{curve}](curve-{curve}.svg)")));
+        let plot = std::fs::read_to_string(out.join(format!("curve-{curve}.svg"))).unwrap();
+        assert!(
+            plot.starts_with("<svg") && plot.contains("<polyline"),
+            "{plot}"
+        );
+    }
+    assert!(report.contains("floor: line handoff"), "{report}");
+    assert!(report.contains("range over 2 runs"), "{report}");
     let svg = std::fs::read_to_string(out.join("throughput.svg")).unwrap();
     assert!(
         svg.starts_with("<svg") && svg.matches("<rect").count() >= 19,
@@ -445,7 +458,7 @@ fn bench_smoke_run_writes_table_report_and_plot() {
     // On a terminal (util-linux's `script` gives it one) the bar is drawn,
     // then cleared.
     let cmd = format!(
-        "{} bench --quick --rounds 1 --out {} >/dev/null",
+        "{} bench --quick --rounds 1 --runs 1 --out {} >/dev/null",
         watchq().display(),
         out.display()
     );
@@ -455,7 +468,10 @@ fn bench_smoke_run_writes_table_report_and_plot() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     let tty = text(&o.stdout);
-    assert!(tty.contains("/27"), "no bar on a terminal: {tty:?}");
+    assert!(
+        tty.contains("] ") && tty.contains('#') && tty.contains('/'),
+        "no bar on a terminal: {tty:?}"
+    );
     let o = watchq_run(
         &["bench", "--quick", "--rounds", "1", "--out", "/proc/nope"],
         &[],

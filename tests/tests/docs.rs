@@ -7,12 +7,12 @@
 //! Not run here, by design: `./scripts/test.sh` (it is what runs this
 //! test), `scripts/fuzz.sh` (nightly and minutes per target), and `cargo
 //! bench`/`cargo test` lines (CI runs both itself). `cargo build` is a
-//! no-op here (the binary is built), and `cargo run -p watchq -- ARGS`
-//! is `watchq ARGS` (`bench` with `--quick`).
+//! no-op here (`programs::watchq` has built the binary), and `cargo run
+//! -p watchq -- ARGS` is `watchq ARGS` (`bench` with `--quick`).
 
 use std::path::PathBuf;
 use std::process::Command;
-use watchq_tests::programs::{bash, files, repo, target_dir, text, watchq, with_stdin};
+use watchq_tests::programs::{bash, files, repo, require, target_dir, text, watchq, with_stdin};
 
 /// The fenced blocks of `md` in `lang`: (line of the first content line, text).
 fn blocks(md: &str, lang: &str) -> Vec<(usize, String)> {
@@ -106,6 +106,9 @@ fn skipped(line: &str) -> bool {
 
 #[test]
 fn every_watchq_command_of_the_docs_runs() {
+    // The blocks compile the example consumers and run Debian's keyctl.
+    require("cc");
+    require("keyctl");
     // The commands run in a scratch directory that sees the repository's
     // examples and the built binaries where the docs say they are.
     let tmp = scratch("doc-commands");

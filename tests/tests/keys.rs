@@ -5,9 +5,11 @@
 use std::sync::Arc;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
-use watchq_kernel::keys::{Serial, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
+use watchq_kernel::keys::{
+    Serial, KEYCTL_MOVE_EXCL, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING,
+};
 use watchq_kernel::prelude::*;
-use watchq_kernel::{Kernel, KernelConfig, Process};
+use watchq_kernel::{Kernel, KernelConfig, PollFd, Process};
 
 struct K {
     kernel: Arc<Kernel>,
@@ -34,6 +36,42 @@ impl K {
             Err(Errno::EAGAIN) => Vec::new(),
             Err(e) => panic!("read: {e}"),
         }
+    }
+}
+
+impl K {
+    /// The consumer waits (a poll of its pipe): a key collector a call
+    /// queued runs now (docs/delivery.md §1).
+    fn wait(&self) {
+        let mut p = [PollFd::new(self.fd, POLLIN)];
+        self.p.poll(&mut p, 0).unwrap();
+    }
+
+    /// Reads until the pipe is empty and a wait brings nothing more: the
+    /// records queued now and what the collector posts after them.
+    fn drain_all(&self) -> Vec<Notification> {
+        let mut all = Vec::new();
+        loop {
+            let got = self.drain();
+            if got.is_empty() {
+                self.wait();
+                let more = self.drain();
+                if more.is_empty() {
+                    return all;
+                }
+                all.extend(more);
+                continue;
+            }
+            all.extend(got);
+        }
+    }
+
+    /// A keyring's links, sorted (the kernel's order follows its index's
+    /// hashes; the corpus prints them sorted too).
+    fn contents(&self, ring: Serial) -> Vec<Serial> {
+        let mut v = self.kernel.keys().info(ring).unwrap().links;
+        v.sort_unstable();
+        v
     }
 }
 
@@ -123,9 +161,14 @@ fn keys_oracle_table_b() {
     // gc of the revoked key after gc_delay: REMOVAL, no UNLINKED on R.
     k.kernel.advance_clock(k.kernel.keys().config().gc_delay);
     expect(&k, &[removal(k2, 4)]);
-    // INVALIDATE: INVALIDATED then REMOVAL, no UNLINKED on R.
+    // INVALIDATE: INVALIDATED then REMOVAL, no UNLINKED on R. The
+    // collector is a work item: its REMOVAL is not in the read right after
+    // the call (the oracle's B1 read them in two reads, the corpus's
+    // gc-order never saw them in one), it comes once the consumer waits.
     p.keyctl_invalidate(k1).unwrap();
-    expect(&k, &[key(NOTIFY_KEY_INVALIDATED, k1, 0, 2), removal(k1, 2)]);
+    expect(&k, &[key(NOTIFY_KEY_INVALIDATED, k1, 0, 2)]);
+    k.wait();
+    expect(&k, &[removal(k1, 2)]);
     // CLEAR, also of an empty keyring; ENOTDIR on a non-keyring.
     let k3 = p.add_key("user", Some("k3"), b"x", r).unwrap();
     k.drain();
@@ -138,9 +181,10 @@ fn keys_oracle_table_b() {
             key(NOTIFY_KEY_CLEARED, r, 0, 1),
         ],
     );
+    k.wait();
     assert!(
         k.kernel.keys().info(k3).is_none(),
-        "the cleared key was collected"
+        "the cleared key was collected once the consumer waited"
     );
     let k4 = p.add_key("user", Some("k4"), b"x", s).unwrap();
     assert_eq!(p.keyctl_clear(k4), Err(Errno::ENOTDIR));
@@ -149,12 +193,12 @@ fn keys_oracle_table_b() {
     p.keyctl_watch_key(r2, fd, -1).unwrap();
     expect(&k, &[removal(r2, 3)]);
     assert_eq!(p.keyctl_watch_key(r2, fd, -1), Err(Errno::EBADSLT));
-    // Unlinking R from S destroys it: UNLINKED on S, then REMOVAL of R.
+    // Unlinking R from S destroys it: UNLINKED on S, then (after a wait,
+    // the collector being a work item) REMOVAL of R.
     p.keyctl_unlink(r, s).unwrap();
-    expect(
-        &k,
-        &[key(NOTIFY_KEY_UNLINKED, s, r as u32, 5), removal(r, 1)],
-    );
+    expect(&k, &[key(NOTIFY_KEY_UNLINKED, s, r as u32, 5)]);
+    k.wait();
+    expect(&k, &[removal(r, 1)]);
 }
 
 #[test]
@@ -278,6 +322,10 @@ fn keys_filter_drops_keys_but_not_removals() {
     p.set_queue_filter(fd, Some(&filter_blob(&[e]))).unwrap();
     p.keyctl_update(kf, b"y").unwrap();
     p.keyctl_invalidate(kf).unwrap();
+    // The filter drops both key records; the collector's REMOVAL passes it,
+    // once it has run: a non-blocking read that finds the pipe empty says
+    // EAGAIN and lets it run before the next read.
+    expect(&k, &[]);
     expect(&k, &[removal(kf, 1)]);
 }
 
@@ -475,6 +523,8 @@ fn keys_fork_keeps_session_and_exit_releases_process_keyring() {
     let pk = child.keyctl_get_keyring_id(-2, true).unwrap();
     p.keyctl_watch_key(pk, fd, 9).unwrap();
     child.exit();
+    // The exit queues the collector; it runs when the consumer waits.
+    k.wait();
     expect(&k, &[removal(pk, 9)]);
 }
 
@@ -666,4 +716,332 @@ fn keys_monitor_example_script() {
             "268435458 gc",
         ]
     );
+}
+
+/// Keyrings are indexes of (type, description), as the real kernel's
+/// associative arrays (tests/data/conformance/keys.txt, sections `index`
+/// and `move`): a link replaces the key of that index without a record for
+/// the replaced one; unlink and move remove whatever key of that index the
+/// keyring holds, naming the key they were given.
+#[test]
+fn keys_keyring_index_link_unlink_and_move() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let r = p.add_key("keyring", Some("R"), b"", s).unwrap();
+    let q = p.add_key("keyring", Some("Q"), b"", s).unwrap();
+    p.keyctl_watch_key(r, fd, 1).unwrap();
+    p.keyctl_watch_key(q, fd, 2).unwrap();
+    let a1 = p.add_key("user", Some("dup"), b"1", r).unwrap();
+    let a2 = p.add_key("user", Some("dup"), b"2", q).unwrap();
+    p.keyctl_watch_key(a1, fd, 3).unwrap();
+    k.drain_all();
+    // "link a key whose (type, description) R holds: it replaces a1":
+    // LINKED R a2, then a1's removal; R holds a2 alone.
+    p.keyctl_link(a2, r).unwrap();
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[key(NOTIFY_KEY_LINKED, r, a2 as u32, 1), removal(a1, 3)])
+    );
+    assert_eq!(k.contents(r), [a2]);
+    // "unlink a key R does not hold, while R holds its description":
+    // 0, UNLINKED naming a3, and R is empty; a2 lives on in Q.
+    let q2 = p.add_key("keyring", Some("Q2"), b"", s).unwrap();
+    let a3 = p.add_key("user", Some("dup"), b"3", q2).unwrap();
+    k.drain_all();
+    assert_eq!(p.keyctl_unlink(a3, r), Ok(()));
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[key(NOTIFY_KEY_UNLINKED, r, a3 as u32, 1)])
+    );
+    assert!(k.contents(r).is_empty());
+    assert_eq!(k.contents(q), [a2]);
+    assert_eq!(p.keyctl_unlink(a3, r), Err(Errno::ENOENT));
+
+    // KEYCTL_MOVE finds the key to take from `from` by index too.
+    let a = p.add_key("keyring", Some("A"), b"", s).unwrap();
+    let b = p.add_key("keyring", Some("B"), b"", s).unwrap();
+    let c = p.add_key("keyring", Some("C"), b"", s).unwrap();
+    p.keyctl_watch_key(a, fd, 4).unwrap();
+    p.keyctl_watch_key(b, fd, 5).unwrap();
+    let w1 = p.add_key("user", Some("w"), b"1", a).unwrap();
+    let w2 = p.add_key("user", Some("w"), b"2", c).unwrap();
+    k.drain_all();
+    assert_eq!(p.keyctl_move(w2, a, b, 0), Ok(()));
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[
+            key(NOTIFY_KEY_UNLINKED, a, w2 as u32, 4),
+            key(NOTIFY_KEY_LINKED, b, w2 as u32, 5),
+        ])
+    );
+    assert!(k.contents(a).is_empty());
+    assert_eq!(k.contents(b), [w2]);
+    assert_eq!(k.contents(c), [w2]);
+    assert!(k.kernel.keys().info(w1).is_none(), "w1 lost its only link");
+    // The key not in `from` while `to` holds its description: ENOENT
+    // comes before KEYCTL_MOVE_EXCL's EEXIST.
+    let z = p.add_key("user", Some("w"), b"3", c).unwrap();
+    assert_eq!(p.keyctl_move(z, a, b, KEYCTL_MOVE_EXCL), Err(Errno::ENOENT));
+    // `to` holding the key itself is EEXIST under EXCL; without, the key
+    // moves onto itself: UNLINKED on from, LINKED on to.
+    p.keyctl_link(z, a).unwrap();
+    k.drain_all();
+    p.keyctl_link(z, b).unwrap();
+    k.drain_all();
+    assert_eq!(p.keyctl_move(z, a, b, KEYCTL_MOVE_EXCL), Err(Errno::EEXIST));
+    assert_eq!(p.keyctl_move(z, a, b, 0), Ok(()));
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[
+            key(NOTIFY_KEY_UNLINKED, a, z as u32, 4),
+            key(NOTIFY_KEY_LINKED, b, z as u32, 5),
+        ])
+    );
+    // Moving within one keyring does nothing, EXCL or not.
+    assert_eq!(p.keyctl_move(z, b, b, KEYCTL_MOVE_EXCL), Ok(()));
+    assert_eq!(k.drain_all().len(), 0);
+
+    // add_key of a keyring whose description R holds makes a new keyring,
+    // which replaces the old one (keyrings have no update).
+    let old = p.add_key("keyring", Some("same"), b"", r).unwrap();
+    p.keyctl_watch_key(old, fd, 6).unwrap();
+    k.drain_all();
+    let new = p.add_key("keyring", Some("same"), b"", r).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[key(NOTIFY_KEY_LINKED, r, new as u32, 1), removal(old, 6)])
+    );
+}
+
+/// KEYCTL_CLEAR empties a restricted keyring too; KEYCTL_UPDATE takes at
+/// most a page and clears a timeout; add_key over an expired key of its
+/// description updates it in place, which makes it live again
+/// (tests/data/conformance/keys.txt, sections `clear`, `update`, `expiry`).
+#[test]
+fn keys_clear_restricted_update_limits_and_timeouts() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let q = p.add_key("keyring", Some("Q"), b"", s).unwrap();
+    p.add_key("user", Some("q"), b"v", q).unwrap();
+    p.keyctl_restrict_keyring(q, None, None).unwrap();
+    assert_eq!(p.keyctl_clear(q), Ok(()));
+    assert!(k.contents(q).is_empty());
+
+    let k1 = p.add_key("user", Some("k1"), b"v", s).unwrap();
+    assert_eq!(p.keyctl_update(k1, &[b'b'; 4096]), Ok(()));
+    assert_eq!(p.keyctl_update(k1, &[b'b'; 4097]), Err(Errno::EINVAL));
+    assert_eq!(p.keyctl_update(k1, &[b'b'; 32767]), Err(Errno::EINVAL));
+    assert_eq!(p.add_key("user", Some("k1"), &[b'c'; 32767], s), Ok(k1));
+    assert_eq!(
+        p.add_key("user", Some("k1"), &[b'c'; 32768], s),
+        Err(Errno::EINVAL)
+    );
+    // "an update clears a timeout"
+    p.keyctl_set_timeout(k1, 1).unwrap();
+    p.keyctl_update(k1, b"v5").unwrap();
+    k.kernel.advance_clock(2);
+    assert_eq!(p.keyctl_read(k1), Ok(b"v5".to_vec()));
+    // "add_key over an expired key of that description"
+    let e = p.add_key("user", Some("e"), b"v", s).unwrap();
+    p.keyctl_set_timeout(e, 1).unwrap();
+    k.kernel.advance_clock(1);
+    assert_eq!(p.keyctl_read(e), Err(Errno::EKEYEXPIRED));
+    assert_eq!(p.keyctl_update(e, b"w"), Err(Errno::EKEYEXPIRED));
+    assert_eq!(p.add_key("user", Some("e"), b"new", s), Ok(e));
+    assert_eq!(p.keyctl_read(e), Ok(b"new".to_vec()));
+}
+
+/// Type names: KEYCTL_SEARCH of an unknown type is ENOKEY (add_key's is
+/// ENODEV), and KEYCTL_RESTRICT_KEYRING's argument checks come in the
+/// kernel's order (tests/data/conformance/keys.txt, sections `index`,
+/// `attr`).
+#[test]
+fn keys_search_and_restrict_type_errnos() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let u = p.add_key("user", Some("u"), b"v", s).unwrap();
+    assert_eq!(p.keyctl_search(s, "nosuchtype", "u", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_search(s, "", "u", 0), Err(Errno::EINVAL));
+    assert_eq!(p.keyctl_search(s, ".x", "u", 0), Err(Errno::EPERM));
+    let cases: [(Serial, Option<&str>, Option<&str>, Errno); 9] = [
+        (s, None, Some("chain"), Errno::EINVAL),
+        (s, Some("keyring"), Some("chain"), Errno::ENOENT),
+        (s, Some("nosuchtype"), None, Errno::EINVAL),
+        (s, Some("nosuchtype"), Some("x"), Errno::ENOKEY),
+        (s, Some("user"), Some("x"), Errno::ENOENT),
+        (s, Some(""), Some("x"), Errno::EINVAL),
+        (s, Some(".x"), Some("x"), Errno::EPERM),
+        (u, None, None, Errno::ENOTDIR),
+        (u, Some("user"), Some("x"), Errno::ENOTDIR),
+    ];
+    for (id, t, r, e) in cases {
+        assert_eq!(p.keyctl_restrict_keyring(id, t, r), Err(e), "{t:?} {r:?}");
+    }
+}
+
+/// The collector is a work item that runs after the call that made
+/// garbage returned (tests/data/conformance/gc.txt): the call's own
+/// records come alone in the read right after it, an immediate second
+/// read is EAGAIN (keys.txt, `revoke`: the drain after add_key replaced
+/// the revoked key), and the removal comes once the consumer waits; a key
+/// whose last link went is still there for a lookup until then
+/// (`gc-lookup`).
+#[test]
+fn keys_collector_runs_after_the_call_when_the_consumer_waits() {
+    let k = K::new();
+    let (p, fd, s) = (&k.p, k.fd, k.s);
+    let a = p.add_key("user", Some("a"), b"v", s).unwrap();
+    p.keyctl_watch_key(a, fd, 2).unwrap();
+    p.keyctl_invalidate(a).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_INVALIDATED, a, 0, 2)]);
+    // A non-blocking read of the empty pipe: EAGAIN; the collector runs.
+    expect(&k, &[]);
+    expect(&k, &[removal(a, 2)]);
+
+    // The last link goes: the key is still found until the collector ran.
+    let b = p.add_key("user", Some("b"), b"v", s).unwrap();
+    p.keyctl_watch_key(b, fd, 3).unwrap();
+    p.keyctl_unlink(b, s).unwrap();
+    assert_eq!(p.keyctl_describe(b), Ok("user;0;0;3f010000;b".into()));
+    assert!(k.kernel.keys().gc_pending());
+    // A poll that finds nothing lets it run, and then reports the removal.
+    let mut pfd = [PollFd::new(fd, POLLIN)];
+    assert_eq!(p.poll(&mut pfd, 0), Ok(1));
+    expect(&k, &[removal(b, 3)]);
+    assert_eq!(p.keyctl_describe(b), Err(Errno::ENOKEY));
+
+    // A blocking read of an empty pipe lets it run before sleeping.
+    let c = p.add_key("user", Some("c"), b"v", s).unwrap();
+    p.keyctl_watch_key(c, fd, 4).unwrap();
+    p.keyctl_invalidate(c).unwrap();
+    k.drain();
+    let fl = p.fcntl(fd, F_GETFL, 0).unwrap() as u64;
+    p.fcntl(fd, F_SETFL, fl & !u64::from(O_NONBLOCK)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(p.read(fd, &mut buf), Ok(16));
+    assert_eq!(buf, *removal(c, 4).as_bytes());
+    p.fcntl(fd, F_SETFL, fl).unwrap();
+
+    // Several calls before a read: their own records first, then the
+    // collector's, in one run (gc-order, "several calls before the first
+    // read").
+    let h = p.add_key("user", Some("h"), b"v", s).unwrap();
+    let i = p.add_key("user", Some("i"), b"v", s).unwrap();
+    p.keyctl_watch_key(h, fd, 5).unwrap();
+    p.keyctl_watch_key(i, fd, 6).unwrap();
+    p.keyctl_invalidate(h).unwrap();
+    p.keyctl_invalidate(i).unwrap();
+    expect(
+        &k,
+        &[
+            key(NOTIFY_KEY_INVALIDATED, h, 0, 5),
+            key(NOTIFY_KEY_INVALIDATED, i, 0, 6),
+        ],
+    );
+    k.wait();
+    expect(&k, &[removal(h, 5), removal(i, 6)]);
+    assert!(!k.kernel.keys().gc_pending());
+}
+
+/// `gc_delay` (gc.txt, `gc-delay`, with gc_delay 2): a revoked key is not
+/// collected before the delay, even when the consumer waits, and is at
+/// it; an expiry posts nothing, and the expired key goes `gc_delay` later.
+#[test]
+fn keys_gc_delay_for_revoked_and_expired_keys() {
+    let kernel = Kernel::new(KernelConfig {
+        keys: watchq_kernel::keys::KeyConfig {
+            gc_delay: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
+    p.set_queue_size(fd, 256).unwrap();
+    let k = K { kernel, p, fd, s };
+    let (p, fd) = (&k.p, k.fd);
+    let r = p.add_key("user", Some("rv"), b"v", s).unwrap();
+    p.keyctl_watch_key(r, fd, 2).unwrap();
+    p.keyctl_revoke(r).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_REVOKED, r, 0, 2)]);
+    k.kernel.advance_clock(1);
+    k.wait();
+    expect(&k, &[]);
+    assert_eq!(p.keyctl_describe(r), Err(Errno::EKEYREVOKED));
+    k.kernel.advance_clock(1);
+    expect(&k, &[removal(r, 2)]);
+
+    let e = p.add_key("user", Some("ex"), b"v", s).unwrap();
+    p.keyctl_watch_key(e, fd, 3).unwrap();
+    p.keyctl_set_timeout(e, 1).unwrap();
+    expect(&k, &[key(NOTIFY_KEY_SETATTR, e, 0, 3)]);
+    k.kernel.advance_clock(1);
+    k.wait();
+    expect(&k, &[]);
+    assert_eq!(p.keyctl_read(e), Err(Errno::EKEYEXPIRED));
+    k.kernel.advance_clock(1);
+    k.wait();
+    expect(&k, &[]);
+    k.kernel.advance_clock(1);
+    expect(&k, &[removal(e, 3)]);
+}
+
+/// The key types watchq has and their payload rules, the other types as
+/// a kernel built without them answers, and request_key of negative,
+/// rejected, revoked and expired keys (tests/data/conformance/types.txt
+/// `types`, keys.txt `construct`).
+#[test]
+fn keys_types_and_request_key_of_dead_keys() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    // big_key: a readable, updatable blob; no empty payload.
+    let bk = p.add_key("big_key", Some("bk"), b"big", s).unwrap();
+    assert_eq!(p.keyctl_read(bk), Ok(b"big".to_vec()));
+    assert_eq!(p.keyctl_describe(bk), Ok("big_key;0;0;3f010000;bk".into()));
+    assert_eq!(
+        p.add_key("big_key", Some("bk0"), b"", s),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(p.keyctl_update(bk, b"x"), Ok(()));
+    assert!(p
+        .add_key("big_key", Some("bk1"), &vec![1; 100_000], s)
+        .is_ok());
+    // Types the oracle's kernel lacked (trusted without a TPM,
+    // dns_resolver) or that only the kernel may make: ENODEV, EPERM.
+    for t in ["trusted", "dns_resolver", "request_key_auth", "nosuchtype"] {
+        assert_eq!(p.add_key(t, Some("x"), b"v", s), Err(Errno::ENODEV), "{t}");
+    }
+    assert_eq!(
+        p.add_key(".request_key_auth", Some("x"), b"v", s),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(p.keyctl_get_security(bk), Ok(String::new()));
+    assert_eq!(p.keyctl_capabilities()[0] & 0x10, 0x10, "big_key");
+
+    // request_key: a negated key ENOKEY, a rejected one its error, a
+    // revoked one EKEYREVOKED, an expired one is passed over (the kernel
+    // would construct anew; watchq, which has no upcall, says ENOKEY).
+    let helper = p.fork();
+    for (desc, e) in [("n", Errno::ENOKEY), ("r", Errno::EKEYREJECTED)] {
+        let key = helper.key_construct("user", desc, s).unwrap();
+        helper.keyctl_reject(key, 30, e.as_raw(), 0).unwrap();
+        assert_eq!(p.request_key("user", desc, 0), Err(e), "{desc}");
+    }
+    let a = p.add_key("user", Some("a"), b"v", s).unwrap();
+    p.keyctl_revoke(a).unwrap();
+    assert_eq!(p.request_key("user", "a", 0), Err(Errno::EKEYREVOKED));
+    let e = p.add_key("user", Some("e"), b"v", s).unwrap();
+    p.keyctl_set_timeout(e, 1).unwrap();
+    k.kernel.advance_clock(1);
+    assert_eq!(p.request_key("user", "e", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.request_key("nosuchtype", "e", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.request_key(".user", "e", 0), Err(Errno::EPERM));
+    // add_key over a negative key of its description makes it positive
+    // in place (no LINKED).
+    let n = p.request_key("user", "n", 0).unwrap_err();
+    assert_eq!(n, Errno::ENOKEY);
+    let made = p.add_key("user", Some("n"), b"now", s).unwrap();
+    assert_eq!(p.keyctl_read(made), Ok(b"now".to_vec()));
 }

@@ -117,6 +117,8 @@ impl Model {
 enum Op {
     Post(u32),
     Pop,
+    /// A read()-sized batch (`Consumer::read`) into this many bytes.
+    Read(usize),
     Scribble(u32),
     Restore,
 }
@@ -125,6 +127,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (1u32..=16).prop_map(Op::Post),
         4 => Just(Op::Pop),
+        2 => prop_oneof![Just(4096usize), 0..200usize].prop_map(Op::Read),
         1 => any::<u32>().prop_map(Op::Scribble),
         1 => Just(Op::Restore),
     ]
@@ -170,7 +173,41 @@ proptest! {
                     }
                     prop_assert_eq!(tail_word.load(Ordering::Relaxed), model.tail);
                 }
-                Op::Pop => {}
+                Op::Read(room) if sane => {
+                    // Every whole record that fits, back to back; ENOBUFS
+                    // when the first does not; 0 when empty.
+                    let mut buf = vec![0u8; room];
+                    let got = consumer.read(&mut buf);
+                    let mut want = Vec::new();
+                    while let Some((bytes, overrun, _)) = model.queued.front() {
+                        if want.len() + bytes.len() > room {
+                            break;
+                        }
+                        let mut b = bytes.clone();
+                        if *overrun {
+                            let info = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) | WATCH_INFO_OVERRUN;
+                            b[4..8].copy_from_slice(&info.to_le_bytes());
+                        }
+                        want.extend(b);
+                        model.queued.pop_front();
+                    }
+                    match model.queued.front() {
+                        Some(_) if want.is_empty() => prop_assert_eq!(got, Err(watchq_core::Errno::ENOBUFS)),
+                        _ => {
+                            prop_assert_eq!(got, Ok(want.len()));
+                            prop_assert_eq!(&buf[..want.len()], &want[..]);
+                        }
+                    }
+                    // The walk stops at the start of the record that did not
+                    // fit (past the SKIP padding before it), or at head.
+                    model.tail = match model.queued.front() {
+                        Some((bytes, _, end)) => end.wrapping_sub(bytes.len() as u32 / 8),
+                        None => model.head,
+                    };
+                    consumer_tail = model.tail;
+                    prop_assert_eq!(tail_word.load(Ordering::Relaxed), model.tail);
+                }
+                Op::Pop | Op::Read(_) => {}
                 Op::Scribble(x) => {
                     tail_word.store(x, Ordering::Release);
                     model.tail = x;

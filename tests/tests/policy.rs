@@ -94,6 +94,9 @@ fn smack_watch_key_and_post_rules() {
     assert_eq!(read_all(&w, fd).len(), 1);
     // META passes: the removal record reaches the watcher even from "stranger".
     stranger.keyctl_invalidate(key).unwrap();
+    // INVALIDATED is denied; the collector runs after the call, once the
+    // consumer has found its pipe empty, and its removal comes next.
+    assert!(read_all(&w, fd).is_empty());
     let got = read_all(&w, fd);
     assert!(got.iter().any(|n| n.is_meta()), "{got:?}");
     // Every denial is in the audit log with hook, subject, object and reason.

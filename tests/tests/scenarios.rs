@@ -95,6 +95,11 @@ fn malformed_scripts_name_the_line_and_exit_2() {
             "process a\nfrobnicate x\n",
             "line 2: unknown step \"frobnicate\"",
         ),
+        // an unknown step under repeat is named, not `repeat`
+        (
+            "process a\nrepeat 2 frobnicate x\n",
+            "line 2: unknown step \"frobnicate\"",
+        ),
         // bad numbers
         (
             "process a uid lots\n",

@@ -13,21 +13,27 @@
 //!
 //! 1. **Claim**: a producer reserves the slots it needs (record, plus a SKIP
 //!    record and the header rewrite when it wraps) by a CAS on a private
-//!    claim counter, after validating the consumer's `tail` exactly as the
+//!    claim word, after validating the consumer's `tail` exactly as the
 //!    2019 code did. A claim that does not fit fails at once: the record is
-//!    lost and the next record claimed carries `WATCH_INFO_OVERRUN`.
+//!    lost and the next record claimed carries `WATCH_INFO_OVERRUN`. The
+//!    claim word holds the claim position and, beside it, the number of
+//!    claims in flight (claimed, not yet finished), so the claim counts
+//!    itself in the same CAS.
 //! 2. **Write** the claimed slots (private to this producer).
-//! 3. **Commit** the chunk in a private side table, then **publish**: the
-//!    producer that raises a pending-commit counter from zero advances the
-//!    shared `head` over every committed chunk in order, and goes on until
-//!    no commit arrived during its pass; the others leave their chunks to it
-//!    (flat combining, without waiting). So `head` only ever covers complete
-//!    records and only moves forward, and no producer waits for another or
-//!    for the consumer.
+//! 3. **Finish**, and **publish** if last: a producer that finds itself the
+//!    only claim in flight knows every slot below the claim position is
+//!    written (every other claim finished), so it stores that position in
+//!    `head` and then leaves with a CAS that counts it out; if another claim
+//!    came meanwhile, that CAS fails and it looks again, leaving the
+//!    newcomer to publish. A producer that is not alone just counts itself
+//!    out. So `head` only ever covers complete records and only moves
+//!    forward (each publisher saw the previous one leave), no producer waits
+//!    for another or for the consumer, and an uncontended post costs two
+//!    read-modify-writes: the claim and the finish.
 //!
 //! The consumer may write anything into the shared buffer. Every access the
-//! producer makes to it is an atomic load or store of a 32-bit word at an
-//! index masked into the buffer, so a hostile consumer can corrupt what it
+//! producer makes to it is an atomic load or store of a 32-bit word or an
+//! 8-byte slot at an index masked into the buffer, so a hostile consumer can corrupt what it
 //! reads, never the producer's memory safety; a `tail` that fails
 //! validation (beyond `head`, behind by a ring or more, inside the header)
 //! makes posts fail as lost, as in 2019, until the consumer writes a sane
@@ -37,9 +43,7 @@
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `claim` | producers (CAS) | producers | AcqRel CAS / Acquire load | the claimed slots are this producer's alone |
-//! | `committed[i]` | claiming producer (store), publisher (clear) | publisher | Release / Acquire | the record words written before commit are visible to the publisher, who passes them on through `head` |
-//! | `pending` | producers (fetch_add), publisher (fetch_sub) | publisher | AcqRel RMWs | one modification order: a commit counted after the publisher's snapshot makes its fetch_sub see it and pass again |
+//! | `claim` (position, in flight) | producers (claim CAS, finish CAS) | producers | Acquire claim; Release finish / Acquire on failure | a finish passes the claim's record words to the publisher that sees it counted out, who passes them on through `head`; every change is an RMW, so one load acquires every finish before it |
 //! | `pub_head` | publisher | producers (tail validation) | Release / Acquire | a tail the consumer took from `head` is never ahead of it |
 //! | shared `head` word | publisher | consumer | Release store / Acquire load | the consumer sees the record words before it sees `head` cover them |
 //! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
@@ -55,9 +59,10 @@ use crossbeam_utils::CachePadded;
 ///
 /// # Safety
 /// `words()` returns the same slice, of a length that is a power of two
-/// and at least 16, for the whole life of the value, and nothing but
-/// atomic accesses reach that memory while the value lives (other
-/// processes included: they see it through a shared mapping).
+/// and at least 16, for the whole life of the value, wherever the value is
+/// moved (the memory is not inside the value: a box, a mapping), and
+/// nothing but atomic accesses reach that memory while the value lives
+/// (other processes included: they see it through a shared mapping).
 pub unsafe trait RingStorage: Send + Sync {
     /// The ring memory.
     fn words(&self) -> &[AtomicU32];
@@ -278,6 +283,36 @@ pub fn valid_record(rec: &[u8]) -> bool {
             == len
 }
 
+/// The ring memory as 8-byte slots, if it is 8-byte aligned (a mapping
+/// always is; the heap nearly always), on a little-endian machine (where
+/// a slot's value is its two little-endian words side by side): records
+/// are then copied a slot at a time instead of a word at a time.
+///
+/// watchq accesses a record slot (slot 0, the meta header's SKIP record,
+/// included) at 8 bytes whenever this gives a view, and the header's words
+/// (slots 1 and 2: head, tail, mask) only at 4, so no location is ever
+/// accessed concurrently at two sizes (which Rust's memory model forbids);
+/// `MmapRing::new` and tests touch record words at 4 bytes only before or
+/// after anything runs concurrently. Under loom, whose atomics are not
+/// memory, there is no such view.
+#[inline]
+fn slots64(words: &[AtomicU32]) -> Option<&[AtomicU64]> {
+    #[cfg(all(target_endian = "little", not(all(test, loom))))]
+    if (words.as_ptr() as usize).is_multiple_of(std::mem::align_of::<AtomicU64>()) {
+        // SAFETY: the memory is 8-aligned (checked), `words.len() / 2`
+        // AtomicU64s cover exactly its first `2 * (len / 2)` words, lives as
+        // long as `words` does, and is only ever accessed atomically
+        // (`RingStorage`'s contract); AtomicU64 has the size of two
+        // AtomicU32s and no invalid bit patterns. Accesses of the two sizes
+        // never overlap concurrently (see above).
+        return Some(unsafe {
+            std::slice::from_raw_parts(words.as_ptr().cast::<AtomicU64>(), words.len() / 2)
+        });
+    }
+    let _ = words;
+    None
+}
+
 /// Where a claim goes.
 struct Placement {
     /// Slots claimed in all (skip + header + record).
@@ -291,13 +326,37 @@ struct Placement {
 /// The ring. Mirrors the 2019 `struct watch_queue` with its mapped buffer.
 pub struct MmapRing<S: RingStorage> {
     storage: S,
+    /// `storage.words()`, kept (the same memory for the storage's life,
+    /// wherever it moves: `RingStorage`'s contract), so a post neither
+    /// calls through a `dyn` storage nor checks the alignment again.
+    words: *const AtomicU32,
+    nwords: usize,
+    /// Its 8-byte slots if `slots64` gives them, else null.
+    s64: *const AtomicU64,
     slots: u32,
+    /// Bits 32..64: the claim position (slots, wrapping as `head` does);
+    /// 0..32: claims in flight.
     claim: CachePadded<AtomicU64>,
-    committed: Box<[AtomicU32]>,
-    pending: AtomicU32,
-    pub_head: CachePadded<AtomicU64>,
+    /// The `head` last published (what a consumer's tail can be at most).
+    pub_head: CachePadded<AtomicU32>,
     overrun: AtomicBool,
 }
+
+/// One claim in flight, in the claim word.
+const IN_FLIGHT: u64 = 1;
+
+/// The claim position of claim word `w`.
+fn claim_pos(w: u64) -> u32 {
+    (w >> 32) as u32
+}
+
+// SAFETY: the raw pointers point into the storage's memory, which is only
+// reached through atomics and which the ring owns (through `storage`,
+// which is Send + Sync); they add no access the storage's own `words()`
+// would not.
+unsafe impl<S: RingStorage> Send for MmapRing<S> {}
+// SAFETY: as for Send.
+unsafe impl<S: RingStorage> Sync for MmapRing<S> {}
 
 impl<S: RingStorage> std::fmt::Debug for MmapRing<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -322,13 +381,16 @@ impl<S: RingStorage> MmapRing<S> {
             return Err(Errno::EINVAL);
         }
         let slots = (words / 2) as u32;
+        let w = storage.words();
+        let s64 = slots64(w).map_or(std::ptr::null(), <[AtomicU64]>::as_ptr);
         let ring = MmapRing {
-            committed: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            words: w.as_ptr(),
+            nwords: w.len(),
+            s64,
             storage,
             slots,
-            claim: CachePadded::new(AtomicU64::new(u64::from(META))),
-            pending: AtomicU32::new(0),
-            pub_head: CachePadded::new(AtomicU64::new(u64::from(META))),
+            claim: CachePadded::new(AtomicU64::new(u64::from(META) << 32)),
+            pub_head: CachePadded::new(AtomicU32::new(META)),
             overrun: AtomicBool::new(false),
         };
         let w = ring.storage.words();
@@ -354,9 +416,27 @@ impl<S: RingStorage> MmapRing<S> {
         self.slots
     }
 
+    /// The ring memory (`storage.words()`).
+    #[inline]
+    fn words(&self) -> &[AtomicU32] {
+        // SAFETY: `words`/`nwords` came from `storage.words()`, which gives
+        // the same memory for the storage's whole life wherever it moves
+        // (`RingStorage`'s contract), and `self` owns the storage.
+        unsafe { std::slice::from_raw_parts(self.words, self.nwords) }
+    }
+
+    /// The ring memory as 8-byte slots, if it can be (see `slots64`).
+    #[inline]
+    fn slots64(&self) -> Option<&[AtomicU64]> {
+        // SAFETY: non-null only when `slots64` gave this view of the
+        // memory above, which lives as long as the storage (see `words`).
+        (!self.s64.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(self.s64, self.nwords / 2) })
+    }
+
     fn word(&self, i: u32) -> &AtomicU32 {
         // Masked: never outside the buffer whatever `i` is.
-        let w = self.storage.words();
+        let w = self.words();
         &w[i as usize & (w.len() - 1)]
     }
 
@@ -364,7 +444,11 @@ impl<S: RingStorage> MmapRing<S> {
         let s = slot & (self.slots - 1);
         #[cfg(loom)]
         self.storage.note_write(s as usize);
-        // Relaxed: published by the commit (SeqCst) and the head store (Release).
+        // Relaxed: published by the finish (Release) and the head store (Release).
+        if let Some(s64) = self.slots64() {
+            s64[s as usize].store(u64::from(lo) | u64::from(hi) << 32, Ordering::Relaxed);
+            return;
+        }
         self.word(2 * s).store(lo, Ordering::Relaxed);
         self.word(2 * s + 1).store(hi, Ordering::Relaxed);
     }
@@ -401,22 +485,22 @@ impl<S: RingStorage> MmapRing<S> {
     /// Where a record of `len` slots goes when the producer is at `c` and
     /// the consumer's tail is `tail`, or None when it is lost (the 2019
     /// checks, with the empty-at-the-wrap case that code lost fixed).
-    fn place(&self, c: u64, tail: u32, len: u32) -> Option<Placement> {
+    fn place(&self, c: u32, tail: u32, len: u32) -> Option<Placement> {
         let size = self.slots;
         let mask = size - 1;
         // ORDERING: Acquire pairs with the publisher's Release store: a tail
         // the consumer took from `head` is never ahead of what we load here.
-        let published = self.pub_head.load(Ordering::Acquire) as u32;
+        let published = self.pub_head.load(Ordering::Acquire);
         let ahead = tail.wrapping_sub(published);
         if ahead != 0 && ahead < 1 << 31 {
             return None; // tail beyond head
         }
-        let used = (c as u32).wrapping_sub(tail);
+        let used = c.wrapping_sub(tail);
         let t = tail & mask;
         if used >= size || (t != 0 && t < META) {
             return None; // full, or inconsistent
         }
-        let h = (c as u32) & mask;
+        let h = c & mask;
         let fits_before_tail = |from: u32, n: u32| t >= from && n <= t - from;
         if used == 0 || h > t {
             // Free: [h, size) and, after the wrap, [META, t).
@@ -474,29 +558,49 @@ impl<S: RingStorage> MmapRing<S> {
         // of a read-modify-write on a line every producer shares.
         let overrun =
             self.overrun.load(Ordering::Relaxed) && self.overrun.swap(false, Ordering::AcqRel);
+        // Relaxed: only seeds the CAS below (which acquires); what the
+        // claimer needs of the slots' previous use it acquires through
+        // `tail` in `place`.
+        let mut w = self.claim.load(Ordering::Relaxed);
         let (c, p) = loop {
-            // ORDERING: Acquire pairs with the claim CAS of other producers.
-            let c = self.claim.load(Ordering::Acquire);
+            let c = claim_pos(w);
             let Some(p) = self.place(c, self.tail(), len) else {
+                // A claim word loaded before another producer's claim, with
+                // a tail newer than it, looks full or inconsistent. Confirm
+                // it is current before losing the record: a CAS of the
+                // word onto itself succeeds only on the newest value.
+                // Relaxed: nothing is published; failure: look again.
+                if let Err(now) =
+                    self.claim
+                        .compare_exchange(w, w, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    w = now;
+                    continue;
+                }
                 // ORDERING: Release, the counterpart of the swap above.
                 self.overrun.store(true, Ordering::Release);
                 return PostOutcome::Lost;
             };
-            // ORDERING: AcqRel: the claimed slots are ours; later claimers see it.
-            if self
+            let next = (u64::from(c.wrapping_add(p.total)) << 32) | (w as u32 as u64 + IN_FLIGHT);
+            // ORDERING: Acquire pairs with the Release finishes of the claims
+            // before ours (every change of the claim word is an RMW, so they
+            // form one release sequence that this CAS reads the end of): if
+            // we end up publishing, their words are visible to us, and so,
+            // through our Release head store, to the consumer. The claim's
+            // atomicity is what makes the slots ours. Relaxed on failure:
+            // the value only seeds the next try.
+            match self
                 .claim
-                .compare_exchange(
-                    c,
-                    c + u64::from(p.total),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
+                .compare_exchange_weak(w, next, Ordering::Acquire, Ordering::Relaxed)
             {
-                break (c, p);
+                Ok(_) => {
+                    w = next;
+                    break (c, p);
+                }
+                Err(now) => w = now,
             }
         };
-        let mut at = c as u32;
+        let mut at = c;
         if p.skip > 0 {
             self.write_slot(
                 at,
@@ -509,73 +613,95 @@ impl<S: RingStorage> MmapRing<S> {
             self.write_meta_header();
             at = at.wrapping_add(META);
         }
-        for (i, chunk) in rec.chunks(WATCH_LENGTH_GRANULARITY).enumerate() {
-            let lo = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            let mut hi = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
-            if i == 0 && overrun {
-                hi |= WATCH_INFO_OVERRUN;
-            }
-            self.write_slot(at.wrapping_add(i as u32), lo, hi);
-        }
-        self.commit(c, p.total);
+        self.write_record(at, rec, overrun);
+        self.finish(w);
         PostOutcome::Posted
     }
 
-    /// Marks the chunk claimed at `c` complete and publishes what can be.
-    ///
-    /// Publication is a combining step: the producer that raises `pending`
-    /// from zero becomes the publisher and keeps publishing until no commit
-    /// arrived during its pass; a producer that finds `pending` non-zero
-    /// leaves its chunk to that publisher. All of it is RMWs on one counter,
-    /// so no commit is ever left unpublished and nobody waits.
-    fn commit(&self, c: u64, total: u32) {
-        // ORDERING: Release: the chunk's words before the commit mark;
-        // pairs with the publisher's Acquire load in `advance`.
-        self.committed[(c % u64::from(self.slots)) as usize].store(total, Ordering::Release);
-        // ORDERING: AcqRel: our commit is ordered before the increment a
-        // publisher's RMW reads; we acquire a previous publisher's work.
-        if self.pending.fetch_add(1, Ordering::AcqRel) != 0 {
+    /// Writes `rec`'s words from slot `at` on (WATCH_INFO_OVERRUN added to
+    /// its info word if `overrun`).
+    fn write_record(&self, at: u32, rec: &[u8], overrun: bool) {
+        let w = self.words();
+        let mask = w.len() - 1;
+        let base = 2 * (at & (self.slots - 1)) as usize;
+        #[cfg(loom)]
+        for k in 0..(rec.len() / WATCH_LENGTH_GRANULARITY) as u32 {
+            self.storage
+                .note_write((at.wrapping_add(k) & (self.slots - 1)) as usize);
+        }
+        if let Some(s64) = self.slots64() {
+            let mask = s64.len() - 1;
+            let base = (at & (self.slots - 1)) as usize;
+            let slot = |k: usize| {
+                let b = &rec[8 * k..8 * k + 8];
+                u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            };
+            let first = slot(0)
+                | if overrun {
+                    u64::from(WATCH_INFO_OVERRUN) << 32
+                } else {
+                    0
+                };
+            // Relaxed, all: as below.
+            s64[base].store(first, Ordering::Relaxed);
+            for (k, b) in rec.chunks_exact(8).enumerate().skip(1) {
+                let v = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                s64[(base + k) & mask].store(v, Ordering::Relaxed);
+            }
             return;
         }
-        loop {
-            // ORDERING: Acquire: commits counted in `seen` are visible below.
-            let seen = self.pending.load(Ordering::Acquire);
-            self.advance();
-            // ORDERING: AcqRel: if a commit was counted after `seen`, we
-            // read it here and pass again.
-            if self.pending.fetch_sub(seen, Ordering::AcqRel) == seen {
-                return;
-            }
+        let word = |k: usize| {
+            let b = &rec[4 * k..4 * k + 4];
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        };
+        // Relaxed, all: published by the finish (Release) and the head
+        // store (Release).
+        w[base & mask].store(word(0), Ordering::Relaxed);
+        let info = word(1) | if overrun { WATCH_INFO_OVERRUN } else { 0 };
+        w[(base + 1) & mask].store(info, Ordering::Relaxed);
+        for (k, b) in rec.chunks_exact(4).enumerate().skip(2) {
+            let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            w[(base + k) & mask].store(v, Ordering::Relaxed);
         }
     }
 
-    /// Advances the shared head over every committed chunk, in order.
-    /// Only the publisher (see `commit`) runs this.
-    fn advance(&self) {
-        // Relaxed: only the publisher writes pub_head.
-        let mut h = self.pub_head.load(Ordering::Relaxed);
-        let start = h;
+    /// Counts this producer's claim out; if it is the only claim in flight,
+    /// first publishes every slot claimed (they are all written: every
+    /// other claim finished).
+    ///
+    /// `w` is the claim word as our claim left it: if nothing changed
+    /// since, the first CAS succeeds without a load. If we are alone in
+    /// it, nothing else is in flight, so no other producer's words are to
+    /// be acquired.
+    fn finish(&self, mut w: u64) {
         loop {
-            let i = (h % u64::from(self.slots)) as usize;
-            // ORDERING: Acquire pairs with the Release commit store.
-            let n = self.committed[i].load(Ordering::Acquire);
-            if n == 0 {
-                break;
+            if w as u32 == 1 {
+                // Alone: everything below the claim position is written.
+                let h = claim_pos(w);
+                // ORDERING: Release: a producer validating a tail sees the
+                // head the consumer could have read; pairs with `place`.
+                self.pub_head.store(h, Ordering::Release);
+                // ORDERING: Release: the records' words before head covers
+                // them; pairs with the consumer's Acquire load of head.
+                self.word(HEAD_WORD as u32).store(h, Ordering::Release);
             }
-            // Relaxed: the entry is the publisher's until pub_head passes it;
-            // the claim that reuses this index comes after a tail that
-            // passed the head we publish below.
-            self.committed[i].store(0, Ordering::Relaxed);
-            h += u64::from(n);
-        }
-        if h != start {
-            // ORDERING: Release: a producer validating a tail sees the head
-            // the consumer could have read; pairs with `place`.
-            self.pub_head.store(h, Ordering::Release);
-            // ORDERING: Release: the records' words before head covers
-            // them; pairs with the consumer's Acquire load of head.
-            self.word(HEAD_WORD as u32)
-                .store(h as u32, Ordering::Release);
+            // ORDERING: Release: our words before our count-out, for the
+            // publisher that sees it; Acquire on failure pairs with the
+            // Release finishes of the claims before ours: seen counted out,
+            // their words are visible to us, and so (through our Release
+            // head store) to the consumer. Every change of the claim word
+            // is an RMW, so the finishes form one release sequence that the
+            // failure reads the end of. A failure means a claim or a finish
+            // came between: look again (alone no longer, or newly alone).
+            match self.claim.compare_exchange_weak(
+                w,
+                w - IN_FLIGHT,
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
         }
     }
 }
@@ -585,6 +711,8 @@ impl<S: RingStorage> MmapRing<S> {
 /// shared fd).
 pub struct Consumer<'a> {
     words: &'a [AtomicU32],
+    /// The same memory as 8-byte slots, when it can be (see `slots64`).
+    slots64: Option<&'a [AtomicU64]>,
     mask: u32,
     #[cfg(loom)]
     storage: Option<&'a dyn RingStorage>,
@@ -635,6 +763,7 @@ impl<'a> Consumer<'a> {
         }
         Ok(Consumer {
             words,
+            slots64: slots64(words),
             mask: (words.len() / 2) as u32 - 1,
             #[cfg(loom)]
             storage: None,
@@ -656,6 +785,7 @@ impl<'a> Consumer<'a> {
         Ok(c)
     }
 
+    #[inline]
     fn word(&self, i: u32) -> u32 {
         // Relaxed: record words; ordered by the Acquire load of head.
         self.words[i as usize & (self.words.len() - 1)].load(Ordering::Relaxed)
@@ -677,17 +807,11 @@ impl<'a> Consumer<'a> {
     pub fn pop(&mut self) -> Result<Option<RingRecord>> {
         Ok(self
             .next(|c, s, slots| {
-                Some(c.copy_words(s, slots, Vec::with_capacity(slots as usize * 8)))
+                let mut bytes = vec![0; slots as usize * 8];
+                c.words_into(s, slots, &mut bytes);
+                Some(bytes)
             })?
             .map(|bytes| RingRecord { bytes }))
-    }
-
-    /// Appends the words of the `slots` slots from slot `s` to `out`, as bytes.
-    fn copy_words(&self, s: u32, slots: u32, mut out: Vec<u8>) -> Vec<u8> {
-        for k in 0..2 * slots {
-            out.extend_from_slice(&self.word(2 * s + k).to_le_bytes());
-        }
-        out
     }
 
     /// As [`Consumer::pop`], copying the record into `buf` instead of
@@ -696,6 +820,7 @@ impl<'a> Consumer<'a> {
     ///
     /// # Errors
     /// `EIO` as [`Consumer::pop`]; `ENOBUFS`: the record does not fit `buf`.
+    #[inline]
     pub fn pop_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
         let mut fits = true;
         let len = self.next(|c, s, slots| {
@@ -715,20 +840,48 @@ impl<'a> Consumer<'a> {
 
     /// The record at slot `s`: its length in slots and whether it is SKIP
     /// padding; None for a zero length (corruption).
+    #[inline]
     fn header(&self, s: u32) -> Option<(u32, bool)> {
-        let w0 = self.word(2 * s);
-        let info = self.word(2 * s + 1);
+        let (w0, info) = self.slot(s);
         let slots = (info & WATCH_INFO_LENGTH) >> WATCH_LENGTH_SHIFT;
         let skip =
             w0 & 0x00ff_ffff == WATCH_TYPE_META && (w0 >> 24) as u8 == WATCH_META_SKIP_NOTIFICATION;
         (slots != 0).then_some((slots, skip))
     }
 
+    /// Slot `s`'s two words.
+    #[inline]
+    fn slot(&self, s: u32) -> (u32, u32) {
+        if let Some(s64) = self.slots64 {
+            // Relaxed: record words; ordered by the Acquire load of head.
+            let v = s64[(s & self.mask) as usize].load(Ordering::Relaxed);
+            return (v as u32, (v >> 32) as u32);
+        }
+        (self.word(2 * s), self.word(2 * s + 1))
+    }
+
     /// Copies the words of the `slots` slots from slot `s` into `buf`.
+    #[inline]
     fn words_into(&self, s: u32, slots: u32, buf: &mut [u8]) {
-        for k in 0..2 * slots {
-            let at = 4 * k as usize;
-            buf[at..at + 4].copy_from_slice(&self.word(2 * s + k).to_le_bytes());
+        let out = &mut buf[..8 * slots as usize];
+        if let Some(s64) = self.slots64 {
+            let mask = s64.len() - 1;
+            for (k, out) in out.chunks_exact_mut(8).enumerate() {
+                // Relaxed: record words; ordered by the Acquire load of head.
+                let v = s64[(s as usize + k) & mask].load(Ordering::Relaxed);
+                out.copy_from_slice(&v.to_le_bytes());
+            }
+            return;
+        }
+        let base = 2 * s as usize;
+        let mask = self.words.len() - 1;
+        for (k, out) in out.chunks_exact_mut(4).enumerate() {
+            // Relaxed: record words; ordered by the Acquire load of head.
+            out.copy_from_slice(
+                &self.words[(base + k) & mask]
+                    .load(Ordering::Relaxed)
+                    .to_le_bytes(),
+            );
         }
     }
 
@@ -742,13 +895,64 @@ impl<'a> Consumer<'a> {
     /// # Errors
     /// `EIO` as [`Consumer::pop`] (the records before it are consumed).
     pub fn drain(&mut self, buf: &mut [u8], mut each: impl FnMut(&[u8])) -> Result<usize> {
+        let mut n = 0;
+        let end = self.batch(|c, s, slots| {
+            let len = slots as usize * 8;
+            if len > buf.len() {
+                return false;
+            }
+            c.words_into(s, slots, buf);
+            each(&buf[..len]);
+            n += 1;
+            true
+        });
+        end.map(|()| n)
+    }
+
+    /// A read()-sized batch: copies every whole record published when it
+    /// starts that fits in `buf`, back to back, as a notification pipe's
+    /// read() does, with one load of `head` and one store of `tail`.
+    /// Returns the bytes copied (0: the ring is empty). A record that does
+    /// not fit ends the batch and stays in the ring.
+    ///
+    /// # Errors
+    /// - `ENOBUFS`: the first record does not fit `buf` (as read() on a
+    ///   notification pipe).
+    /// - `EIO` as [`Consumer::pop`], if it is the first record (otherwise
+    ///   the records before it are returned and the next call reports it).
+    #[inline]
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut ret = 0;
+        let mut too_big = false;
+        let end = self.batch(|c, s, slots| {
+            let len = slots as usize * 8;
+            if len > buf.len() - ret {
+                too_big = true;
+                return false;
+            }
+            c.words_into(s, slots, &mut buf[ret..]);
+            ret += len;
+            true
+        });
+        match (ret, end) {
+            (0, Err(e)) => Err(e),
+            (0, Ok(())) if too_big => Err(Errno::ENOBUFS),
+            (n, _) => Ok(n),
+        }
+    }
+
+    /// Walks the records from `tail` to the `head` loaded once at the
+    /// start, skipping SKIP padding, handing each to `take` until it
+    /// declines (false), and stores `tail` once, past what was taken.
+    /// Err(EIO) if a zero-length record stopped the walk.
+    #[inline]
+    fn batch(&mut self, mut take: impl FnMut(&Self, u32, u32) -> bool) -> Result<()> {
         // ORDERING: Acquire pairs with the producer's Release head store:
         // the record words below head are complete.
         let head = self.words[HEAD_WORD].load(Ordering::Acquire);
         // Relaxed: the consumer owns tail.
         let start = self.words[TAIL_WORD].load(Ordering::Relaxed);
         let mut tail = start;
-        let mut n = 0;
         let mut result = Ok(());
         while tail != head {
             let s = tail & self.mask;
@@ -757,19 +961,15 @@ impl<'a> Consumer<'a> {
                 break;
             };
             if !skip {
-                let len = slots as usize * 8;
-                if len > buf.len() {
-                    break;
-                }
                 #[cfg(loom)]
                 if let Some(st) = self.storage {
                     for k in 0..slots {
                         st.note_read(((s + k) & self.mask) as usize);
                     }
                 }
-                self.words_into(s, slots, buf);
-                each(&buf[..len]);
-                n += 1;
+                if !take(self, s, slots) {
+                    break;
+                }
             }
             tail = tail.wrapping_add(slots);
         }
@@ -778,12 +978,13 @@ impl<'a> Consumer<'a> {
             // producer that Acquire-loads this tail reuses their slots.
             self.words[TAIL_WORD].store(tail, Ordering::Release);
         }
-        result.map(|()| n)
+        result
     }
 
     /// Walks from `tail` to `head`, skipping SKIP padding, and hands the
     /// first record's words to `take`; advances `tail` past it unless `take`
     /// declines (None). None when the ring is empty.
+    #[inline]
     fn next<R>(&mut self, mut take: impl FnMut(&Self, u32, u32) -> Option<R>) -> Result<Option<R>> {
         // ORDERING: Acquire pairs with the producer's Release head store:
         // the record words below head are complete.

@@ -3,62 +3,94 @@
 //!
 //! Mirrors the pipe ring as `post_one_notification()` and `pipe_read()` in
 //! kernel/watch_queue.c and fs/pipe.c use it: `capacity` preallocated
-//! 128-byte notes (page-rounded by `SET_SIZE`), a power-of-two number of
-//! slots, one record per slot, whole-record reads, and a failed post marking
-//! `PIPE_BUF_FLAG_LOSS` on the most recently posted record.
+//! 128-byte notes (page-rounded by `SET_SIZE`), at most `capacity` records
+//! queued whatever their size, whole-record reads, and a failed post
+//! marking a loss right after the most recently posted record.
 //!
 //! The kernel serialises posting with a spinlock. watchq's posting is
-//! lock-free instead: a bounded MPMC-style ring with per-slot sequence stamps
-//! after Dmitry Vyukov's bounded queue (as in crossbeam's `ArrayQueue`),
-//! restricted to one consumer, with claim, write and publish as separate
-//! steps. Because notes and slots are both bounded by `capacity`, watchq keeps
-//! a single occupancy bound: a post fails when `head - tail >= capacity`.
+//! lock-free instead: a bounded ring with per-slot sequence stamps after
+//! Dmitry Vyukov's bounded queue (as in crossbeam's `ArrayQueue`), restricted
+//! to one consumer, with claim, write and publish as separate steps (a CAS
+//! on `head`, the copy, a Release store of the slot's stamp). A post fails
+//! when `head - tail >= capacity`, so producers learn the consumer's progress
+//! from `tail` alone, and the consumer never writes a slot's stamp: what it
+//! writes is `tail`, once per batch ([`Batch`], one read()'s worth), so the
+//! consumer's line moves once per batch and the stamps' lines only ever go
+//! from producers to the consumer.
 //!
-//! Each slot's `stamp` encodes its state for a position `p` (slot `p & mask`):
-//! `p` = free for `p` (claimed but not yet written, if `head > p`), `p + 1` =
-//! record `p` published, and bit 63 ([`LOSS`]) = a loss happened right after
-//! record `p`. The consumer releases a slot by swapping its stamp to
-//! `p + slots` (free for the next lap) and then advancing `tail`. A failed
-//! post marks LOSS with a CAS that only succeeds while record `p` is still
-//! unconsumed; if the reader got there first, the producer advances `tail`
-//! past the released slot itself (the consumer stores the same value next,
-//! so it never has to wait for the consumer) and retries the post, for which
-//! there is room again. So a loss marker can never be attached to a record
-//! already read and vanish.
-//! Losses before the marked record is read collapse into one marker.
+//! **Packed notes.** The notes' memory (`capacity` rounded up to a power of
+//! two, times 128 bytes) is one byte ring: a record takes its length rounded
+//! up to 8 bytes, right after the record before it, so 16-byte records
+//! share a cache line four at a time instead of taking a note's line each.
+//! `head` carries the byte offset beside the position, so one CAS claims
+//! both. At most `capacity` records of at most 128 bytes are ever live, so
+//! the live bytes never span more than the ring; the memory has 128 bytes
+//! of slack past the end, so a record that starts near the end runs on into
+//! it and is never split. A stamp holds the record's length as well as its
+//! position, so the consumer walks the byte ring by what producers wrote,
+//! never by what a record's own length field claims.
+//!
+//! **Losses.** The kernel sets `PIPE_BUF_FLAG_LOSS` on the newest buffer, a
+//! flag the reader turns into a loss record before the next record. Here the
+//! newest record may still be being written by its producer, so the mark
+//! goes where the loss happened instead: a failed post sets bit 63
+//! (`LOSS`) of `head` with a CAS (losses at the same position collapse
+//! into one, as on the kernel's buffer) and counts the mark in `losses`.
+//! The producer whose claim clears the bit publishes its record with a LOSS
+//! bit in its stamp: "a loss happened right before this record". A consumer
+//! that reaches an empty position looks at `head` only when `losses` moved,
+//! and reports a loss owed there if the bit is set at its position. It
+//! remembers the position of the last loss it reported, so a loss reached
+//! both ways is reported once. A post never waits: a full ring costs the
+//! failed post a CAS on `head` and an increment of `losses`, once per
+//! position; further failures at the same position only read.
 //!
 //! # Synchronization
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `head` | producers (CAS to claim) | producers | AcqRel CAS / Acquire load | itself: a marker that loaded `head` sees the consumer's release of the claimed slot's previous lap |
-//! | `tail` | consumer (store), a marker that found the tail record released (CAS to the same value) | producers (full check) | Release store and CAS / Acquire load | the consumer's copy-out happens before a producer reuses the slot |
-//! | `tail_cache` | producers that found the ring looking full (`fetch_max` of the `tail` they loaded) | producers (full check) | AcqRel RMW / Acquire load | transitively the consumer's Release `tail` store: a slot is reused only after its copy-out |
-//! | `stamp` | producer (publish `fetch_add`, LOSS CAS), consumer (release `swap`) | consumer, markers | Release publish / Acquire load; Release swap / Acquire CAS failure | publish: the record bytes are visible to the consumer; swap: the copy-out is done before a marker advances the tail |
+//! | `head` | producers (claim CAS, loss-bit CAS) | producers, consumer (after `losses` moved) | Relaxed | none: the CAS only hands out positions and bytes; what a claimer needs of the memory's previous use it acquires through `tail` |
+//! | `tail` | consumer (store, once per batch) | producers (full check) | Release store / Acquire load | the consumer's copy-outs happen before a producer reuses their memory |
+//! | `tail_cache` | producers that found the ring looking full (store of a newer `tail`) | producers (full check) | Release store / Acquire load | transitively the consumer's Release `tail` store |
+//! | `stamp` | the slot's producer (publish store) | consumer | Release store / Acquire load | the record bytes are visible to the consumer |
+//! | `losses` | producers that set the loss bit (`fetch_add`) | consumer at an empty position | Release RMW / Acquire load | the bit set on `head` before the count is visible to a consumer that saw the count |
+//! | consumer's private fields (position, byte offset, last loss) | consumer | consumer | Relaxed | none: the consumer's own memory |
 //! | `RingCell::ptr` | `set_size` (CAS once) | producers, reader | Release CAS / Acquire load | the ring is fully built before anyone reaches it |
 
 use crate::errno::{Errno, Result};
 use crate::record::MIN_RECORD_LEN;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::uapi::{WATCH_INFO_LENGTH, WATCH_QUEUE_NOTE_SIZE};
 use crossbeam_utils::CachePadded;
+use std::cell::UnsafeCell;
 
 use super::PostOutcome;
 
-/// Bit 63 of a stamp: a loss happened right after this slot's record.
+/// Bit 63 of `head`: a loss happened at this position, before the record
+/// that will be claimed here.
 const LOSS: u64 = 1 << 63;
+/// Bit 31 of a stamp: a loss happened right before this slot's record.
+const STAMP_LOSS: u32 = 1 << 31;
+/// A stamp's position bits: the low 24 bits of `position + 1`. A slot's
+/// stamp is only ever compared with the lap after the one that wrote it,
+/// `slots` (at most 1024) positions on, so 24 bits tell them apart.
+const STAMP_POS: u32 = (1 << 24) - 1;
+/// Where a stamp keeps the record's length (8..=127: 7 bits).
+const STAMP_LEN_SHIFT: u32 = 24;
+/// `head`'s byte offset: 31 bits from bit 32 (wrapping; the byte ring's
+/// size, a power of two, divides 2^31).
+const OFF_MASK: u32 = (1 << 31) - 1;
+/// The slack past the end of the byte ring: one record's most.
+const SLACK: usize = WATCH_QUEUE_NOTE_SIZE;
 
-/// A note, on cache-line boundaries so a short record touches one line.
-#[repr(align(64))]
-struct Note(UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>);
-
-/// One slot: its stamp and its note. The stamps are kept dense, apart from
-/// the notes, so a streaming consumer and producer share a stamp line for
-/// eight records instead of moving one per record.
-struct Slot<'a> {
-    stamp: &'a AtomicU64,
-    note: &'a UnsafeCell<[u8; WATCH_QUEUE_NOTE_SIZE]>,
-}
+/// A cache line of note memory. Plain bytes: accesses are ordered by the
+/// stamps and `tail` (see [`PipeRing`]'s `// SAFETY:` comments); under loom
+/// the shadow cells check them.
+#[repr(C, align(64))]
+struct Line(
+    // Reached through the slice's pointer (`note_ptr`), never by name.
+    #[allow(dead_code)] UnsafeCell<[u8; 64]>,
+);
 
 /// What the consumer found at the tail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,69 +99,116 @@ pub enum Pop {
     Empty,
     /// The record at the tail is this long and does not fit the room given.
     TooBig(usize),
-    /// A record of `len` bytes was copied out; `loss` says a loss happened
-    /// right after it (the reader owes a loss record).
+    /// A record of `len` bytes was copied out.
     Record {
         /// Bytes copied.
         len: usize,
-        /// `PIPE_BUF_FLAG_LOSS` was set on it.
-        loss: bool,
     },
+    /// A loss happened right here, after the record taken last (the
+    /// kernel's `PIPE_BUF_FLAG_LOSS` on that record): the reader owes a
+    /// loss record before the next one. Nothing was copied; the next take
+    /// goes on to the record.
+    Loss,
+}
+
+/// The consumer's side of the ring, on a line of its own.
+struct ConsumerSide {
+    /// Records consumed (never wrapping; producers compare its low 32 bits
+    /// with `head`'s), published once per batch.
+    tail: AtomicU64,
+    /// The consumer's own: its byte offset in the note memory (31 bits,
+    /// wrapping).
+    off: AtomicU32,
+    /// The position of the last loss it reported (`u64::MAX`: none).
+    seen: AtomicU64,
+    /// `losses` when it last found `head` at its own position.
+    losses_seen: AtomicU64,
 }
 
 /// The ring. Mirrors the notification use of `struct pipe_inode_info`'s
 /// buffer ring together with the queue's notes.
 pub struct PipeRing {
+    /// Bits 0..32: the next position to claim (wrapping); 32..63: the byte
+    /// offset of its record; 63: `LOSS`.
     head: CachePadded<AtomicU64>,
-    tail: CachePadded<AtomicU64>,
+    cons: CachePadded<ConsumerSide>,
     /// A recent `tail` for the producers' full check, so they read the
     /// consumer's line only when the ring looks full (rtrb's trick, shared
     /// by all producers here); never ahead of `tail`.
-    tail_cache: CachePadded<AtomicU64>,
-    capacity: u64,
-    mask: u64,
-    stamps: Box<[AtomicU64]>,
-    notes: Box<[Note]>,
+    tail_cache: CachePadded<AtomicU32>,
+    /// Loss marks made (`head`'s bit set), for the consumer's empty check.
+    losses: CachePadded<AtomicU64>,
+    capacity: u32,
+    mask: u32,
+    stamps: Box<[AtomicU32]>,
+    /// The notes: `bytes + SLACK` bytes.
+    notes: Box<[Line]>,
+    /// The byte ring's size: slots × 128.
+    bytes: u32,
+    /// Under loom, one checked cell per 8 bytes of note memory, standing
+    /// for them (loom cannot see plain memory).
+    #[cfg(all(test, loom))]
+    shadow: Box<[crate::sync::UnsafeCell<()>]>,
     /// A [`PipeReader`] exists (the safe single-consumer handle).
     reading: AtomicBool,
 }
 
-// SAFETY: the notes are only written by the producer that claimed the slot
-// (exclusive by the head CAS) and only read by the single consumer after the
-// Acquire load of the published stamp; see the Synchronization table.
+// SAFETY: the note memory is only written by the producer that claimed it
+// (exclusive by the head CAS, after the consumer's Release `tail` store
+// said its previous use was copied out) and only read by the single
+// consumer after the Acquire load of the published stamp; see the
+// Synchronization table and `try_post`.
 unsafe impl Sync for PipeRing {}
 // SAFETY: all fields are owned data; moving the ring moves them.
 unsafe impl Send for PipeRing {}
 
 impl PipeRing {
-    /// A ring holding up to `capacity` records in `roundup_pow_of_two(capacity)` slots (at least 2).
+    /// A ring holding up to `capacity` records (at most 2^20) in
+    /// `roundup_pow_of_two(capacity)` slots (at least 2) and as many notes.
     ///
     /// # Errors
-    /// - `EINVAL`: `capacity` is 0.
+    /// - `EINVAL`: `capacity` is 0 or over 2^20.
     /// - `ENOMEM`: the slots cannot be allocated.
     pub fn new(capacity: usize) -> Result<Self> {
-        if capacity == 0 {
+        if capacity == 0 || capacity > 1 << 20 {
             return Err(Errno::EINVAL);
         }
         let nslots = capacity.next_power_of_two().max(2);
-        let mut stamps: Vec<AtomicU64> = Vec::new();
-        let mut notes: Vec<Note> = Vec::new();
+        let bytes = nslots * WATCH_QUEUE_NOTE_SIZE;
+        let nlines = (bytes + SLACK) / 64;
+        let mut stamps: Vec<AtomicU32> = Vec::new();
+        let mut notes: Vec<Line> = Vec::new();
         stamps
             .try_reserve_exact(nslots)
-            .and_then(|()| notes.try_reserve_exact(nslots))
+            .and_then(|()| notes.try_reserve_exact(nlines))
             .map_err(|_| Errno::ENOMEM)?;
         for i in 0..nslots {
-            stamps.push(AtomicU64::new(i as u64));
-            notes.push(Note(UnsafeCell::new([0; WATCH_QUEUE_NOTE_SIZE])));
+            // Slot i's first record is position i, published as i + 1: the
+            // initial i is never a published stamp (see STAMP_POS).
+            stamps.push(AtomicU32::new(i as u32));
+        }
+        for _ in 0..nlines {
+            notes.push(Line(UnsafeCell::new([0; 64])));
         }
         Ok(PipeRing {
             head: CachePadded::new(AtomicU64::new(0)),
-            tail: CachePadded::new(AtomicU64::new(0)),
-            tail_cache: CachePadded::new(AtomicU64::new(0)),
-            capacity: capacity as u64,
-            mask: nslots as u64 - 1,
+            cons: CachePadded::new(ConsumerSide {
+                tail: AtomicU64::new(0),
+                off: AtomicU32::new(0),
+                seen: AtomicU64::new(u64::MAX),
+                losses_seen: AtomicU64::new(0),
+            }),
+            tail_cache: CachePadded::new(AtomicU32::new(0)),
+            losses: CachePadded::new(AtomicU64::new(0)),
+            capacity: capacity as u32,
+            mask: nslots as u32 - 1,
             stamps: stamps.into_boxed_slice(),
             notes: notes.into_boxed_slice(),
+            bytes: bytes as u32,
+            #[cfg(all(test, loom))]
+            shadow: (0..(bytes + SLACK) / 8)
+                .map(|_| crate::sync::UnsafeCell::new(()))
+                .collect(),
             reading: AtomicBool::new(false),
         })
     }
@@ -147,149 +226,219 @@ impl PipeRing {
     /// Claimed records not yet consumed (published or being written).
     pub fn occupancy(&self) -> usize {
         // Relaxed: an instantaneous estimate for poll; no data is read through it.
-        let tail = self.tail.load(Ordering::Relaxed);
-        let head = self.head.load(Ordering::Relaxed);
-        head.saturating_sub(tail) as usize
-    }
-
-    fn slot(&self, pos: u64) -> Slot<'_> {
-        let i = (pos & self.mask) as usize;
-        Slot {
-            stamp: &self.stamps[i],
-            note: &self.notes[i].0,
+        let tail = self.cons.tail.load(Ordering::Relaxed) as u32;
+        let head = self.head.load(Ordering::Relaxed) as u32;
+        let n = head.wrapping_sub(tail);
+        // A head loaded before a tail that passed it reads as 0.
+        if n > self.capacity {
+            0
+        } else {
+            n as usize
         }
     }
 
-    /// Posts one whole record (8..=127 bytes, its own length field first).
-    /// Never blocks and never waits for the consumer.
+    #[inline]
+    fn stamp(&self, pos: u32) -> &AtomicU32 {
+        &self.stamps[(pos & self.mask) as usize]
+    }
+
+    /// The note memory at byte offset `off`, for `len` bytes: a pointer
+    /// to contiguous memory (the slack takes what runs past the end).
+    #[inline]
+    fn note_ptr(&self, off: u32, len: usize) -> *mut u8 {
+        let at = (off & (self.bytes - 1)) as usize;
+        debug_assert!(at + len <= self.bytes as usize + SLACK);
+        // The lines are contiguous (a boxed slice of 64-byte `Line`s), and
+        // each is an UnsafeCell, which permits writes through a shared
+        // reference.
+        let base = self.notes.as_ptr() as *mut u8;
+        // SAFETY: `at + len` is within the allocation (`at` < bytes, `len`
+        // ≤ SLACK, the allocation is bytes + SLACK).
+        unsafe { base.add(at) }
+    }
+
+    /// Under loom: records an access of note bytes `[off, off + len)`.
+    #[cfg(all(test, loom))]
+    fn shadow(&self, off: u32, len: usize, write: bool) {
+        let at = (off & (self.bytes - 1)) as usize;
+        for g in at / 8..(at + len).div_ceil(8) {
+            if write {
+                self.shadow[g].with_mut(|_| ());
+            } else {
+                self.shadow[g].with(|_| ());
+            }
+        }
+    }
+
+    /// Posts one whole record (8..=127 bytes, its own length field first;
+    /// anything else is dropped as Lost). Never blocks and never waits for
+    /// the consumer.
     ///
-    /// Mirrors `post_one_notification()`: full → the loss is marked on the
-    /// most recently posted record and the record is dropped.
+    /// Mirrors `post_one_notification()`: full → the loss is marked right
+    /// after the most recently posted record and the record is dropped.
+    #[inline]
     pub fn try_post(&self, rec: &[u8]) -> PostOutcome {
-        debug_assert!((MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&rec.len()));
-        // ORDERING: Acquire pairs with the AcqRel claim CAS of the previous
-        // claimer (see `mark_loss`).
-        let mut head = self.head.load(Ordering::Acquire);
-        loop {
-            // ORDERING: Acquire pairs with the Release of whoever refreshed
-            // the cache, which had Acquire-loaded the consumer's Release
-            // store of `tail`: its copy-out of the slot we may reuse
-            // happened before (transitively).
+        let len = rec.len();
+        if !(MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&len) {
+            // Not a record a note can hold: dropped, as the 2019 ring drops
+            // an invalid one (no loss is marked: the ring was not full).
+            return PostOutcome::Lost;
+        }
+        let span = len.next_multiple_of(8) as u32;
+        // Relaxed: see the CAS below.
+        let mut head = self.head.load(Ordering::Relaxed);
+        let (pos, off) = loop {
+            let pos = head as u32;
+            let off = (head >> 32) as u32 & OFF_MASK;
+            // ORDERING: Acquire pairs with the Release store of whoever
+            // refreshed the cache, which had Acquire-loaded the consumer's
+            // Release store of `tail`: the copy-out of the memory we may
+            // reuse happened before (transitively).
             let mut tail = self.tail_cache.load(Ordering::Acquire);
-            if head.wrapping_sub(tail) >= self.capacity {
+            if pos.wrapping_sub(tail) >= self.capacity {
                 // Looks full: look at the consumer's tail itself.
                 // ORDERING: Acquire pairs with the consumer's Release store.
-                tail = self.tail.load(Ordering::Acquire);
-                // ORDERING: AcqRel passes on what we acquired; fetch_max
-                // keeps the cache monotonic among producers.
-                self.tail_cache.fetch_max(tail, Ordering::AcqRel);
+                let newest = self.cons.tail.load(Ordering::Acquire) as u32;
+                if newest != tail {
+                    // ORDERING: Release passes on what we acquired to the
+                    // producers that load the cache. A store, not an RMW:
+                    // an older value stored over a newer one is still never
+                    // ahead of `tail` (it only costs someone a refresh), and
+                    // a producer spinning on a full ring writes nothing.
+                    self.tail_cache.store(newest, Ordering::Release);
+                    tail = newest;
+                }
             }
-            if head.wrapping_sub(tail) >= self.capacity {
+            let used = pos.wrapping_sub(tail);
+            if used >= self.capacity {
+                if used > u32::MAX / 2 {
+                    // `head` was loaded before the consumer passed it.
+                    // Relaxed: as the first load.
+                    head = self.head.load(Ordering::Relaxed);
+                    continue;
+                }
                 match self.on_full(head) {
                     Some(outcome) => return outcome,
                     None => {
-                        // ORDERING: as the first load of `head`.
-                        head = self.head.load(Ordering::Acquire);
+                        // Relaxed: as the first load.
+                        head = self.head.load(Ordering::Relaxed);
                         continue;
                     }
                 }
             }
-            // ORDERING: AcqRel so that a thread later loading this head also
-            // sees what we saw of the consumer (its release of the slot).
-            match self.head.compare_exchange_weak(
-                head,
-                head + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
+            let next =
+                u64::from(pos.wrapping_add(1)) | u64::from(off.wrapping_add(span) & OFF_MASK) << 32;
+            // Relaxed: the CAS only has to hand the position and its bytes
+            // to one producer (its atomicity does that). Their previous use
+            // was copied out before the tail we Acquire-loaded above passed
+            // it, and the loss bit we may clear carries no data.
+            match self
+                .head
+                .compare_exchange_weak(head, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break (pos, off),
                 Err(h) => head = h,
             }
-        }
-        let slot = self.slot(head);
-        slot.note.with_mut(|p| {
-            // SAFETY: the CAS above made this producer the only owner of
-            // position `head`; the slot's previous record (`head - slots`) was
-            // consumed before `tail` passed it (Acquire above), and the
-            // consumer reads it again only after our Release publish.
-            unsafe { (&mut (*p))[..rec.len()].copy_from_slice(rec) }
-        });
+        };
+        #[cfg(all(test, loom))]
+        self.shadow(off, len, true);
+        // SAFETY: the CAS above made this producer the only owner of
+        // position `pos` and of note bytes `[off, off + span)`. At most
+        // `capacity` records (of at most 128 bytes) are live from the tail
+        // we acquired to ours, so the bytes last held a record the consumer
+        // copied out before that tail passed it (Acquire above); with the
+        // slack they are contiguous, and `rec` is another allocation.
+        unsafe { copy_record(rec.as_ptr(), self.note_ptr(off, len), len) };
+        let lost_before = if head & LOSS != 0 { STAMP_LOSS } else { 0 };
         // ORDERING: Release publishes the note bytes; pairs with the Acquire
-        // stamp load in `try_pop_unchecked`. fetch_add keeps a LOSS bit a
-        // marker set while we were writing.
-        slot.stamp.fetch_add(1, Ordering::Release);
+        // stamp load in `stamp_at`. A loss marked at our position (the bit
+        // our claim cleared from `head`) travels in the stamp.
+        self.stamp(pos).store(
+            (pos.wrapping_add(1) & STAMP_POS) | (len as u32) << STAMP_LEN_SHIFT | lost_before,
+            Ordering::Release,
+        );
         PostOutcome::Posted
     }
 
-    /// The ring looked full at `head`. Confirms it against the newest tail and
-    /// marks the loss (Some(Lost)), or says to retry (None).
+    /// The ring was full at `head`: marks the loss at its position
+    /// (Some(Lost)), or says to look again (None) because `head` moved.
+    #[cold]
     fn on_full(&self, head: u64) -> Option<PostOutcome> {
-        // ORDERING: an RMW reads the newest tail in its modification order,
-        // so a stale tail can't make a post fail while there is room. Acquire
-        // as in `try_post`.
-        let tail = self.tail.fetch_add(0, Ordering::Acquire);
-        if head.wrapping_sub(tail) < self.capacity {
-            return None;
+        if head & LOSS == 0 {
+            // Relaxed: the bit carries no data; whoever clears it with a
+            // claim publishes it in its stamp, and a consumer that finds the
+            // position empty reads it after `losses` below. Failure: the
+            // head moved (a claim, or another loss), so look again.
+            self.head
+                .compare_exchange(head, head | LOSS, Ordering::Relaxed, Ordering::Relaxed)
+                .ok()?;
+            // ORDERING: Release: the bit above is visible to a consumer that
+            // Acquire-loads this count (`loss_at_head`).
+            self.losses.fetch_add(1, Ordering::Release);
         }
-        // ORDERING: Acquire as in `try_post`.
-        if self.head.load(Ordering::Acquire) != head {
-            return None;
-        }
-        let pos = head - 1;
-        if self.mark_loss(pos) {
-            return Some(PostOutcome::Lost);
-        }
-        // The consumer released record `pos` (its stamp swap) but may not
-        // have stored the new tail yet. Rather than wait for it, advance the
-        // tail past the released slot ourselves: the consumer stores the same
-        // value, so the tail stays monotonic. Without this a producer would
-        // spin until the consumer's next instruction.
-        // ORDERING: Release passes on what `mark_loss`'s Acquire saw of the
-        // consumer's release (its copy-out) to producers that Acquire-load
-        // this tail; Relaxed on failure: the tail is already past `pos`.
-        let _ = self
-            .tail
-            .compare_exchange(pos, pos + 1, Ordering::Release, Ordering::Relaxed);
-        None
+        // Else a loss is marked here already: this one collapses into it
+        // (if its marker has not counted it yet, it is about to).
+        Some(PostOutcome::Lost)
     }
 
-    /// Sets LOSS on record `pos` if it is not consumed yet. False: the
-    /// consumer already released it (its stamp moved on a lap), so the post
-    /// must be retried.
-    fn mark_loss(&self, pos: u64) -> bool {
-        let slot = self.slot(pos);
-        let mut cur = pos + 1;
-        loop {
-            let base = cur & !LOSS;
-            if base != pos && base != pos + 1 {
-                return false;
-            }
-            if cur & LOSS != 0 {
-                return true;
-            }
-            // ORDERING: success Relaxed: the LOSS bit carries no data; the
-            // consumer's swap (an RMW) reads it whichever comes first, and
-            // publish is a fetch_add that keeps it. Failure Acquire pairs with
-            // the consumer's Release swap: seeing the released stamp means its
-            // copy-out happened before, which `on_full` passes on through the
-            // tail.
-            match slot
-                .stamp
-                .compare_exchange(cur, cur | LOSS, Ordering::Relaxed, Ordering::Acquire)
-            {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
-        }
+    /// The stamp of position `pos`: the record's length and "loss before
+    /// it" bit if record `pos` is published, None if it is not.
+    #[inline]
+    fn stamp_at(&self, pos: u32) -> Option<(usize, bool)> {
+        // ORDERING: Acquire pairs with the producer's Release publish: the
+        // note's bytes are visible once we see its stamp.
+        let s = self.stamp(pos).load(Ordering::Acquire);
+        (s & STAMP_POS == pos.wrapping_add(1) & STAMP_POS).then_some((
+            ((s & !STAMP_LOSS) >> STAMP_LEN_SHIFT) as usize,
+            s & STAMP_LOSS != 0,
+        ))
     }
 
-    /// Is a published record waiting at the tail? Reads only atomics, so
-    /// anyone may ask (a reader deciding whether to sleep yet).
+    /// Is a loss marked at empty position `pos` (nothing claimed there)?
+    /// Reads `head` only when `losses` moved since `*losses_seen`; moves
+    /// `*losses_seen` on when `head` is at `pos` (a later mark there counts
+    /// again), and not otherwise, so a mark at a later position is looked
+    /// for again from there.
+    #[inline]
+    fn loss_at_head(&self, pos: u32, losses_seen: &mut u64) -> bool {
+        // ORDERING: Acquire pairs with the marker's Release increment: the
+        // bit it set on `head` before is visible below.
+        let n = self.losses.load(Ordering::Acquire);
+        n != *losses_seen && self.loss_at_head_slow(pos, n, losses_seen)
+    }
+
+    /// `loss_at_head` once `losses` moved to `n`.
+    #[cold]
+    fn loss_at_head_slow(&self, pos: u32, n: u64, losses_seen: &mut u64) -> bool {
+        // Relaxed: ordered by the Acquire in `loss_at_head`.
+        let head = self.head.load(Ordering::Relaxed);
+        if head as u32 != pos {
+            return false;
+        }
+        *losses_seen = n;
+        head & LOSS != 0
+    }
+
+    /// Is a published record or an unreported loss waiting at the tail?
+    /// Reads only atomics, so anyone may ask (a reader deciding whether to
+    /// sleep yet).
     pub fn has_published(&self) -> bool {
-        // ORDERING: Acquire, as the consumer loads them; nothing is read
-        // through the answer (the reader looks again under its lock).
-        let t = self.tail.load(Ordering::Acquire);
-        self.slot(t).stamp.load(Ordering::Acquire) & !LOSS == t + 1
+        // Relaxed: nothing is read through the answer; the reader takes
+        // the pipe mutex and looks again with the consumer's own Acquire
+        // loads (weakening these to Relaxed was not caught by any model,
+        // as it should not be).
+        let c = &*self.cons;
+        let t = c.tail.load(Ordering::Relaxed);
+        let s = self.stamp(t as u32).load(Ordering::Relaxed);
+        if s & STAMP_POS == (t as u32).wrapping_add(1) & STAMP_POS {
+            return true;
+        }
+        // A loss marked where the consumer is, not reported yet: `head`
+        // is read only while a mark is not accounted for.
+        self.losses.load(Ordering::Relaxed) != c.losses_seen.load(Ordering::Relaxed) && {
+            let head = self.head.load(Ordering::Relaxed);
+            head as u32 == t as u32 && head & LOSS != 0 && c.seen.load(Ordering::Relaxed) != t
+        }
     }
 
     /// Length of the published record at the tail, if any.
@@ -298,27 +447,25 @@ impl PipeRing {
     /// The caller is the ring's only consumer for the duration of the call
     /// (the queue's pipe mutex is held).
     pub unsafe fn peek_len_unchecked(&self) -> Option<usize> {
-        // Relaxed: only the consumer writes `tail`.
-        let t = self.tail.load(Ordering::Relaxed);
         // SAFETY: the caller is the only consumer (this fn's contract).
-        unsafe { self.len_at(t) }
+        unsafe { self.batch_unchecked() }.peek_len()
     }
 
+    /// A loss the consumer owes at the tail that no record carries yet (a
+    /// loss record alone, as the kernel reads after the newest record had
+    /// `PIPE_BUF_FLAG_LOSS`).
+    ///
     /// # Safety
-    /// As `peek_len_unchecked`; `pos` is at or after the tail.
-    unsafe fn len_at(&self, pos: u64) -> Option<usize> {
-        let slot = self.slot(pos);
-        // ORDERING: Acquire pairs with the producer's Release publish.
-        let s = slot.stamp.load(Ordering::Acquire);
-        if s & !LOSS != pos + 1 {
-            return None;
-        }
-        slot.note.with(|p| {
-            // SAFETY: the record is published (Acquire above) and not yet
-            // released by the consumer, so no producer writes it.
-            let info = unsafe { (*p)[4] };
-            Some(((info as u32 & WATCH_INFO_LENGTH) as usize).max(MIN_RECORD_LEN))
-        })
+    /// As `peek_len_unchecked`.
+    pub unsafe fn loss_owed_unchecked(&self) -> bool {
+        // SAFETY: the caller is the only consumer (this fn's contract).
+        let b = unsafe { self.batch_unchecked() };
+        let mut losses_seen = b.losses_seen;
+        b.seen != b.pos
+            && match self.stamp_at(b.pos as u32) {
+                Some((_, lost_before)) => lost_before,
+                None => self.loss_at_head(b.pos as u32, &mut losses_seen),
+            }
     }
 
     /// Bytes of the published records from the tail on (FIONREAD).
@@ -327,56 +474,175 @@ impl PipeRing {
     /// As `peek_len_unchecked`.
     pub unsafe fn queued_bytes_unchecked(&self) -> usize {
         // Relaxed: only the consumer writes `tail`.
-        let mut pos = self.tail.load(Ordering::Relaxed);
-        let mut total = 0;
-        // SAFETY: the caller is the only consumer (this fn's contract).
-        while let Some(len) = unsafe { self.len_at(pos) } {
-            total += len;
-            pos += 1;
-            if pos - self.tail.load(Ordering::Relaxed) >= self.capacity {
-                break;
-            }
-        }
-        total
+        let t = self.cons.tail.load(Ordering::Relaxed) as u32;
+        (0..self.capacity)
+            .map_while(|i| self.stamp_at(t.wrapping_add(i)).map(|(len, _)| len))
+            .sum()
     }
 
-    /// Copies the record at the tail into `out` if it fits, and releases it.
+    /// Copies the record at the tail into `out` if it fits, and releases it
+    /// (a batch of one).
     ///
     /// Mirrors one iteration of `pipe_read()` over a `PIPE_BUF_FLAG_WHOLE`
     /// buffer plus the release of its note.
     ///
     /// # Safety
     /// As `peek_len_unchecked`.
+    #[inline]
     pub unsafe fn try_pop_unchecked(&self, out: &mut [u8]) -> Pop {
-        // Relaxed: only the consumer writes `tail`.
-        let t = self.tail.load(Ordering::Relaxed);
         // SAFETY: the caller is the only consumer (this fn's contract).
-        let Some(len) = (unsafe { self.len_at(t) }) else {
+        unsafe { self.batch_unchecked() }.take(out)
+    }
+
+    /// Starts a consumer's pass over the ring: a [`Batch`] takes records
+    /// from the tail in order and publishes the new tail once, when it is
+    /// dropped.
+    ///
+    /// # Safety
+    /// The caller is the ring's only consumer for as long as the batch
+    /// lives (the queue's pipe mutex is held).
+    #[inline]
+    pub unsafe fn batch_unchecked(&self) -> Batch<'_> {
+        let c = &*self.cons;
+        // Relaxed: the consumer's own fields (it is the only writer of
+        // `tail` too).
+        let pos = c.tail.load(Ordering::Relaxed);
+        let seen = c.seen.load(Ordering::Relaxed);
+        let losses_seen = c.losses_seen.load(Ordering::Relaxed);
+        Batch {
+            ring: self,
+            start: pos,
+            pos,
+            off: c.off.load(Ordering::Relaxed),
+            seen,
+            losses_seen,
+            seen_start: (seen, losses_seen),
+        }
+    }
+}
+
+/// One pass of the ring's consumer: what a read() with a buffer of many
+/// records takes. Records are copied out in order; the tail, which
+/// producers read to see room, is published once, when the batch is
+/// dropped, so the consumer's line moves once per batch instead of once
+/// per record.
+///
+/// Mirrors the loop of `pipe_read()` over a notification pipe's buffers,
+/// with `pipe->tail` written back at the end.
+pub struct Batch<'a> {
+    ring: &'a PipeRing,
+    start: u64,
+    /// The position next in line.
+    pos: u64,
+    /// Its byte offset.
+    off: u32,
+    /// The last loss reported.
+    seen: u64,
+    losses_seen: u64,
+    /// Both as the batch started (written back only if they moved).
+    seen_start: (u64, u64),
+}
+
+impl Batch<'_> {
+    /// Length of the published record next in line, if any.
+    #[inline]
+    pub fn peek_len(&self) -> Option<usize> {
+        self.ring.stamp_at(self.pos as u32).map(|(len, _)| len)
+    }
+
+    /// Copies the record next in line into `out` if it fits and takes it;
+    /// or reports a loss owed before it.
+    #[inline]
+    pub fn take(&mut self, out: &mut [u8]) -> Pop {
+        let pos = self.pos as u32;
+        // One load decides both the loss before the record and the record:
+        // a record published between two loads would otherwise be taken
+        // with its loss unseen.
+        let stamp = self.ring.stamp_at(pos);
+        let Some((len, lost_before)) = stamp else {
+            if self.seen != self.pos && self.ring.loss_at_head(pos, &mut self.losses_seen) {
+                self.seen = self.pos;
+                return Pop::Loss;
+            }
             return Pop::Empty;
         };
+        if lost_before && self.seen != self.pos {
+            self.seen = self.pos;
+            return Pop::Loss;
+        }
         if len > out.len() {
             return Pop::TooBig(len);
         }
-        let slot = self.slot(t);
-        slot.note.with(|p| {
-            // SAFETY: published (Acquire in len_at) and still owned by the
-            // consumer until the tail store below.
-            out[..len].copy_from_slice(unsafe { &(&(*p))[..len] })
-        });
-        // ORDERING: Release: our copy-out happens before a marker that
-        // Acquire-reads the new lap's stamp and then advances the tail for us
-        // (`on_full`). As an RMW the swap sees any LOSS mark made before it; a
-        // marker that comes later finds the new lap's stamp and retries.
-        let s = slot
-            .stamp
-            .swap(t + self.stamps.len() as u64, Ordering::Release);
-        // ORDERING: Release: our copy-out happens before a producer that
-        // Acquire-loads this tail reuses the slot. A marker may have stored
-        // this same value already (see `on_full`).
-        self.tail.store(t + 1, Ordering::Release);
-        Pop::Record {
-            len,
-            loss: s & LOSS != 0,
+        #[cfg(all(test, loom))]
+        self.ring.shadow(self.off, len, false);
+        // SAFETY: the record is published (Acquire in `stamp_at`) and still
+        // the consumer's: producers reuse its bytes only after the tail,
+        // published when this batch ends, passes it; the batch's maker is
+        // the only consumer (`batch_unchecked`'s contract). `out` is the
+        // caller's memory, not the ring's, and holds `len` bytes.
+        unsafe { copy_record(self.ring.note_ptr(self.off, len), out.as_mut_ptr(), len) };
+        self.pos += 1;
+        self.off = self.off.wrapping_add(len.next_multiple_of(8) as u32) & OFF_MASK;
+        Pop::Record { len }
+    }
+
+    /// Records taken so far.
+    pub fn taken(&self) -> usize {
+        (self.pos - self.start) as usize
+    }
+}
+
+impl Drop for Batch<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let c = &*self.ring.cons;
+        if (self.seen, self.losses_seen) != self.seen_start {
+            // Relaxed: the consumer's own fields.
+            c.seen.store(self.seen, Ordering::Relaxed);
+            c.losses_seen.store(self.losses_seen, Ordering::Relaxed);
+        }
+        if self.pos != self.start {
+            // Relaxed: the consumer's own field.
+            c.off.store(self.off, Ordering::Relaxed);
+            // ORDERING: Release: our copy-outs happen before a producer that
+            // Acquire-loads this tail reuses the memory.
+            c.tail.store(self.pos, Ordering::Release);
+        }
+    }
+}
+
+/// Copies a record of `len` bytes (8..=127): two overlapping moves of the
+/// largest power of two not above `len` (no call into `memcpy` for what
+/// is mostly a 16-byte key record).
+///
+/// # Safety
+/// `src` and `dst` are valid for `len` bytes and do not overlap.
+#[inline(always)]
+unsafe fn copy_record(src: *const u8, dst: *mut u8, len: usize) {
+    /// Moves `N` bytes at the start and `N` at the end (`N <= len <= 2N`).
+    ///
+    /// # Safety
+    /// As `copy_record`, with `N <= len <= 2 * N`.
+    #[inline(always)]
+    unsafe fn two<const N: usize>(src: *const u8, dst: *mut u8, len: usize) {
+        // SAFETY: both ranges are within the `len` bytes (`N <= len`); the
+        // unaligned reads and writes of `[u8; N]` need no alignment.
+        unsafe {
+            let a = src.cast::<[u8; N]>().read_unaligned();
+            let b = src.add(len - N).cast::<[u8; N]>().read_unaligned();
+            dst.cast::<[u8; N]>().write_unaligned(a);
+            dst.add(len - N).cast::<[u8; N]>().write_unaligned(b);
+        }
+    }
+    debug_assert!((MIN_RECORD_LEN..=WATCH_QUEUE_NOTE_SIZE).contains(&len));
+    // SAFETY: each arm's N satisfies N <= len <= 2N; the rest is the
+    // caller's contract.
+    unsafe {
+        match len {
+            ..16 => two::<8>(src, dst, len),
+            16..32 => two::<16>(src, dst, len),
+            32..64 => two::<32>(src, dst, len),
+            _ => two::<64>(src, dst, len),
         }
     }
 }
@@ -402,9 +668,18 @@ impl PipeRing {
 
 impl PipeReader<'_> {
     /// Copies the record at the tail into `out` if it fits, and releases it.
+    #[inline]
     pub fn pop(&mut self, out: &mut [u8]) -> Pop {
         // SAFETY: this handle is the only consumer (`reader` hands out one).
         unsafe { self.ring.try_pop_unchecked(out) }
+    }
+
+    /// A pass over the ring (see [`Batch`]); the handle is borrowed, so no
+    /// other pass or pop runs meanwhile.
+    #[inline]
+    pub fn batch(&mut self) -> Batch<'_> {
+        // SAFETY: this handle is the only consumer, and the batch borrows it.
+        unsafe { self.ring.batch_unchecked() }
     }
 }
 
@@ -435,6 +710,7 @@ impl RingCell {
     }
 
     /// The ring, once installed.
+    #[inline]
     pub fn get(&self) -> Option<&PipeRing> {
         // ORDERING: Acquire pairs with the Release CAS in `set`: the ring's
         // slots are initialised before we use them.
@@ -527,24 +803,16 @@ mod tests {
         assert_eq!(r.try_post(&rec(1, 97)), PostOutcome::Lost);
         // SAFETY: only consumer.
         assert_eq!(unsafe { r.queued_bytes_unchecked() }, 96 * 16);
-        for i in 0..95 {
-            assert_eq!(
-                pop(&r, 16),
-                Pop::Record {
-                    len: 16,
-                    loss: false
-                },
-                "{i}"
-            );
+        for i in 0..96 {
+            assert_eq!(pop(&r, 16), Pop::Record { len: 16 }, "{i}");
         }
-        // the last one carries the (collapsed) loss
-        assert_eq!(
-            pop(&r, 16),
-            Pop::Record {
-                len: 16,
-                loss: true
-            }
-        );
+        // the (collapsed) loss follows the last one, once
+        assert_eq!(pop(&r, 16), Pop::Loss);
+        assert_eq!(pop(&r, 16), Pop::Empty);
+        // the next record claims the marked position: its stamp carries
+        // the loss already reported, which is not reported again
+        assert_eq!(r.try_post(&rec(1, 98)), PostOutcome::Posted);
+        assert_eq!(pop(&r, 16), Pop::Record { len: 16 });
         assert_eq!(pop(&r, 16), Pop::Empty);
     }
 
@@ -553,13 +821,7 @@ mod tests {
         let r = PipeRing::new(32).unwrap();
         r.try_post(&rec(1, 0));
         assert_eq!(pop(&r, 15), Pop::TooBig(16));
-        assert_eq!(
-            pop(&r, 16),
-            Pop::Record {
-                len: 16,
-                loss: false
-            }
-        );
+        assert_eq!(pop(&r, 16), Pop::Record { len: 16 });
     }
 
     #[test]
@@ -570,13 +832,7 @@ mod tests {
             assert_eq!(r.try_post(&rec(1, i)), PostOutcome::Posted);
             // SAFETY: this test is the ring's only consumer.
             let popped = unsafe { r.try_pop_unchecked(&mut buf) };
-            assert_eq!(
-                popped,
-                Pop::Record {
-                    len: 16,
-                    loss: false
-                }
-            );
+            assert_eq!(popped, Pop::Record { len: 16 });
             assert_eq!(u32::from_le_bytes(buf[8..12].try_into().unwrap()), i);
         }
     }

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification, Result};
 use watchq_kernel::prelude::*;
-use watchq_kernel::{Kernel, KernelConfig};
+use watchq_kernel::{Kernel, KernelConfig, PollFd};
 use watchq_sources::keys::{KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
 
 /// The sample consumer's read() size.
@@ -120,8 +120,10 @@ pub fn run() -> Result<String> {
     Ok(out)
 }
 
-/// Reads until EAGAIN, printing like the kernel's sample consumer; a run
-/// of records identical to the one before is summarised in one line.
+/// Reads until EAGAIN and a poll finds nothing more (the wait that lets the
+/// key collector post its removal records), printing like the kernel's
+/// sample consumer; a run of records identical to the one before is
+/// summarised in one line.
 fn drain(p: &watchq_kernel::Process, fd: i32, out: &mut String) -> Result<()> {
     let mut buf = [0u8; READ_SIZE];
     let mut prev: Option<Notification> = None;
@@ -136,6 +138,9 @@ fn drain(p: &watchq_kernel::Process, fd: i32, out: &mut String) -> Result<()> {
         let n = match p.read(fd, &mut buf) {
             Ok(n) => n,
             Err(Errno::EAGAIN) => {
+                if p.poll(&mut [PollFd::new(fd, POLLIN)], 0)? > 0 {
+                    continue;
+                }
                 flush(out, &mut same);
                 return Ok(());
             }

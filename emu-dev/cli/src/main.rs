@@ -106,25 +106,36 @@ enum Cmd {
     /// Measure the rings and the post path against crossbeam, rtrb and pipe(2).
     ///
     /// Runs watchq's rings and post path beside the queues people would
-    /// otherwise use (crossbeam ArrayQueue, rtrb, a real pipe) in
-    /// alternating rounds, prints the ratio table with the targets, and
-    /// writes report.md and throughput.svg (docs/performance.md). A full
-    /// run (`watchq bench --out bench-report` from a --release build:
-    /// `cargo run --release -p watchq -- bench`) takes about 15 seconds.
+    /// otherwise use (crossbeam ArrayQueue, rtrb, a real pipe), one record
+    /// per call and in read()-sized batches, in alternating rounds, and the
+    /// cost curves (producers, record size, queue capacity, watches, fan-out)
+    /// beside the physical floor; several runs, so every ratio comes with
+    /// its range. Prints the ratio table with the targets and writes
+    /// report.md, throughput.svg and one plot per curve (docs/performance.md).
+    /// A full run from a --release build (`cargo run --release -p watchq --
+    /// bench`) takes a few minutes on 2 idle cores.
     ///
     /// Exit status: 0 report written; 2 the output directory cannot be made.
     ///
     /// Examples:
     ///   watchq bench --quick --out bench-smoke
+    ///   watchq bench --runs 1 --only ring/spsc --out bench-spsc
     ///   watchq bench --quick --rounds 3 --out bench-smoke | grep block/wakeups
     #[command(verbatim_doc_comment)]
     Bench {
-        /// Where to write report.md and throughput.svg.
+        /// Where to write report.md and the plots.
         #[arg(long, default_value = "bench-report")]
         out: PathBuf,
-        /// Rounds per case (the median is reported).
+        /// Rounds per case in each run (the median is taken).
         #[arg(long, default_value_t = 11)]
         rounds: usize,
+        /// Runs of the whole plan (each ratio's range is over the runs).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Only the cases whose group starts with this (`ring/spsc`,
+        /// `curve/`), and the floors.
+        #[arg(long, value_name = "GROUP")]
+        only: Option<String>,
         /// A smoke run with 1/1000 of the records (its figures mean nothing).
         #[arg(long)]
         quick: bool,
@@ -266,7 +277,13 @@ fn main() -> ExitCode {
             // A bad setting is 2, as the library's own check says it.
             ExitCode::from(if e.starts_with("--") { 2 } else { 127 })
         }
-        Cmd::Bench { out, rounds, quick } => {
+        Cmd::Bench {
+            out,
+            rounds,
+            runs,
+            only,
+            quick,
+        } => {
             // The directory first: a bad one is better known before the run.
             if let Err(e) = std::fs::create_dir_all(&out) {
                 eprintln!("watchq bench: {}: {e}", out.display());
@@ -281,23 +298,37 @@ fn main() -> ExitCode {
                     .expect("a valid template")
                     .progress_chars("## "),
             );
-            let cases = watchq_bench::run_suite(rounds.max(1), shrink, |done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            });
+            let suite = watchq_bench::run_suite(
+                rounds.max(1),
+                runs.max(1),
+                shrink,
+                only.as_deref(),
+                |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                },
+            );
             bar.finish_and_clear();
-            let table = watchq_bench::table(&cases);
-            let table = format!(
-                "{table}\n{}",
-                watchq_bench::wakeups((1 << 20) / shrink).line()
-            );
-            print!("{table}");
-            let report = format!(
-                "# watchq bench\n\nRatios are watchq's time per record divided by the peer's, medians of {rounds} alternating rounds in one run.\n\n![throughput](throughput.svg)\n\n{table}"
-            );
-            let written = std::fs::write(out.join("report.md"), report).and_then(|()| {
-                std::fs::write(out.join("throughput.svg"), watchq_bench::svg(&cases))
-            });
+            let wakeups = watchq_bench::wakeups((1 << 20) / shrink).line();
+            print!("{}\n{wakeups}", suite.table());
+            let mut files = vec![
+                ("report.md".to_string(), suite.report(&wakeups)),
+                (
+                    "throughput.svg".to_string(),
+                    watchq_bench::plot::bars(&suite),
+                ),
+            ];
+            for (group, what, peer) in watchq_bench::suite::CURVES {
+                if !suite.params(group).is_empty() {
+                    files.push((
+                        format!("{}.svg", group.replace('/', "-")),
+                        watchq_bench::plot::curve(&suite, group, what, peer),
+                    ));
+                }
+            }
+            let written = files
+                .iter()
+                .try_for_each(|(name, text)| std::fs::write(out.join(name), text));
             match written {
                 Ok(()) => {
                     eprintln!(

@@ -28,7 +28,7 @@ use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
 use watchq_kernel::prelude::*;
 use watchq_kernel::script::{parse_command, Actor, Command};
-use watchq_kernel::{Kernel, KernelConfig, Process};
+use watchq_kernel::{Kernel, KernelConfig, PollFd, Process};
 
 /// The kind of a scenario queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -470,8 +470,11 @@ fn parse_step(w: &[&str], text: &str, d: &mut Declared, base: &Path) -> Result<S
         }
         _ => match parse_command(w) {
             Ok(c) => Step::World(text.to_string(), c),
-            Err(m) if m.starts_with("unknown command") => {
-                return Err(format!("unknown step {:?} (see docs/scenarios.md)", w[0]))
+            // The command that is unknown may be nested (`repeat 2 frob`):
+            // name the word the script parser could not place.
+            Err(m) if m.starts_with("unknown command ") => {
+                let word = &m["unknown command ".len()..];
+                return Err(format!("unknown step {word} (see docs/scenarios.md)"));
             }
             Err(m) => return Err(m),
         },
@@ -864,7 +867,15 @@ impl World {
                 let mut records = Vec::new();
                 if let Some(r) = q.ring_2019() {
                     if let Ok(mut c) = Consumer::of(r.storage()) {
-                        while let Ok(Some(rec)) = c.pop() {
+                        let mut first = c.pop();
+                        if matches!(first, Ok(None)) {
+                            // A consumer that finds its ring empty polls the
+                            // device, which lets a queued key collector run.
+                            let _ = owner.poll(&mut [PollFd::new(fd, POLLIN)], 0);
+                            first = c.pop();
+                        }
+                        let mut next = Some(first);
+                        while let Ok(Some(rec)) = next.take().unwrap_or_else(|| c.pop()) {
                             let line = v2_line(&rec);
                             let hex = watchq_core::record::hex(&rec.bytes);
                             records.push(match fmt {

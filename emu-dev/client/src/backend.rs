@@ -2,7 +2,7 @@
 
 use watchq_core::Errno;
 
-/// The system calls a [`NotificationQueue`] needs.
+/// The system calls a [`NotificationQueue`](crate::NotificationQueue) needs.
 pub trait Backend {
     /// `pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK)`: the read and write ends.
     fn notification_pipe(&self) -> Result<[i32; 2], Errno>;

@@ -188,9 +188,11 @@ impl Kernel {
         self.usb.error(&self.devices, &*self.policy(), name, code)
     }
 
-    /// Runs the key garbage collector with every process's keyrings as
-    /// roots (what the kernel's collector does a moment after a key loses
-    /// its last reference).
+    /// Runs the key garbage collector now, with every process's keyrings
+    /// as roots: dead keys (invalidated, or revoked or expired `gc_delay`
+    /// ago) are unlinked silently, and every key nothing reaches any more
+    /// is destroyed, its watchers getting their removal records. Mirrors
+    /// one run of `key_garbage_collector()`, to its fixpoint.
     pub fn key_gc(&self) {
         let tasks: Vec<Arc<TaskShared>> = self
             .processes
@@ -203,6 +205,22 @@ impl Kernel {
             .flat_map(|t| t.anchors.lock().roots().collect::<Vec<_>>())
             .collect();
         self.keys.gc(&roots);
+    }
+
+    /// Runs the collector if a key call queued it (`flush_work(&key_gc_work)`).
+    /// The kernel's collector is a work item that runs a moment after the
+    /// call that made garbage returned (after an RCU grace period: the
+    /// oracle never saw it in the read right after the call, nor in an
+    /// immediate second read, nor 20 ms later, but always by the time a
+    /// poll or a blocking read had waited); the emulated one runs when a
+    /// consumer waits: a blocking read or a poll that finds nothing lets
+    /// it run first, a non-blocking read that finds nothing returns EAGAIN
+    /// and lets it run before the next call; also the scenario step `gc`
+    /// and the clock's `advance`.
+    pub fn flush_key_gc(&self) {
+        if self.keys.gc_pending() {
+            self.key_gc();
+        }
     }
 
     /// Moves the key subsystem's clock forward and collects what expired
@@ -276,7 +294,8 @@ impl Kernel {
 
     pub(crate) fn unregister(&self, pid: u32) {
         self.processes.lock().remove(&pid);
-        self.key_gc();
+        // Its keyrings lose a reference: the collector's, later.
+        self.keys.schedule_gc();
     }
 
     pub(crate) fn alloc_pid(&self) -> u32 {

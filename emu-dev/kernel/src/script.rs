@@ -14,6 +14,7 @@
 //! | `restrict <ring>` | KEYCTL_RESTRICT_KEYRING (no type: refuse links) |
 //! | `watch <key> <tag>` / `unwatch <key>` | KEYCTL_WATCH_KEY on the watcher's pipe |
 //! | `advance <secs>` | move the key clock (expiry, gc delay) and collect |
+//! | `gc` | run the key collector now (what a key call queued) |
 //! | `repeat <n> <command>` | run a command n times in a row |
 //! | `sleep <ms>` | wait (real time) before the next command |
 //! | `usb add\|remove\|reset <name>`, `usb error <name> <code>` | a USB device event (posted to the device list) |
@@ -62,6 +63,7 @@ pub enum Command {
     Watch(String, i32),
     Unwatch(String),
     Advance(u64),
+    Gc,
     Repeat(u32, Box<Command>),
     Sleep(u64),
     UsbAdd(String),
@@ -187,6 +189,10 @@ pub fn parse_command(w: &[&str]) -> std::result::Result<Command, String> {
         "advance" => {
             arity(2, "advance <secs>")?;
             Command::Advance(num(w[1], "seconds")?)
+        }
+        "gc" => {
+            arity(1, "gc")?;
+            Command::Gc
         }
         "usb" => match (w.get(1).copied(), w.len()) {
             (Some("add"), 3) => Command::UsbAdd(s(2)),
@@ -356,6 +362,10 @@ impl Actor {
             Command::Unwatch(k) => self.watch(k, -1),
             Command::Advance(s) => {
                 self.kernel.advance_clock(*s);
+                Ok(())
+            }
+            Command::Gc => {
+                self.kernel.key_gc();
                 Ok(())
             }
             Command::Repeat(n, c) => (0..*n).try_for_each(|_| self.exec(c)),

@@ -12,9 +12,11 @@
 //! constructs them; [`KeyStore::gc`] destroys the rest (posting each watcher
 //! a removal record), and dead keys (invalidated, or revoked or expired
 //! longer than the gc delay ago) are unlinked from every keyring first,
-//! silently, as the kernel's garbage collector does. The emulated kernel
-//! runs the collector after every key operation, so what the real kernel
-//! does a moment later happens here before the call returns.
+//! silently, as the kernel's garbage collector does. An operation that may
+//! leave garbage only queues the collector ([`KeyStore::schedule_gc`]), as
+//! the kernel's queues its work item; the emulated kernel runs it later,
+//! when a consumer waits (docs/delivery.md §1). Until then an unreferenced
+//! key is still there, as in the kernel until its last reference drops.
 //!
 //! Serial numbers are sequential from [`KeyConfig::first_serial`], so runs
 //! are reproducible (the kernel's are random).
@@ -22,7 +24,7 @@
 mod ops;
 mod perm;
 
-pub use ops::KeyctlMove;
+pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;
 
 use parking_lot::{Condvar, Mutex};
@@ -50,6 +52,9 @@ pub enum KeyType {
     Logon,
     /// `keyring`: a set of links to keys.
     Keyring,
+    /// `big_key`: like `user`, for payloads up to 1 MiB (the kernel keeps
+    /// large ones encrypted in shmem; the payload rules are the same).
+    BigKey,
 }
 
 impl KeyType {
@@ -59,6 +64,7 @@ impl KeyType {
             KeyType::User => "user",
             KeyType::Logon => "logon",
             KeyType::Keyring => "keyring",
+            KeyType::BigKey => "big_key",
         }
     }
 
@@ -80,6 +86,7 @@ impl KeyType {
             "user" => Ok(KeyType::User),
             "logon" => Ok(KeyType::Logon),
             "keyring" => Ok(KeyType::Keyring),
+            "big_key" => Ok(KeyType::BigKey),
             _ => Err(Errno::ENODEV),
         }
     }
@@ -105,6 +112,11 @@ impl KeyType {
                     return Err(Errno::EINVAL);
                 }
             }
+            KeyType::BigKey => {
+                if payload.is_empty() || payload.len() > BIG_KEY_PAYLOAD_MAX {
+                    return Err(Errno::EINVAL);
+                }
+            }
             KeyType::Keyring => {
                 if !payload.is_empty() {
                     return Err(Errno::EINVAL);
@@ -117,6 +129,8 @@ impl KeyType {
 
 /// Largest `user`/`logon` payload (`32767`).
 pub const USER_PAYLOAD_MAX: usize = 32767;
+/// Largest `big_key` payload (1 MiB; add_key copies one byte less).
+pub const BIG_KEY_PAYLOAD_MAX: usize = 1024 * 1024;
 /// Largest description, `KEY_MAX_DESC_SIZE` (4096 with the NUL).
 pub const KEY_MAX_DESC_SIZE: usize = 4095;
 
@@ -232,6 +246,10 @@ pub struct Anchors {
     /// The key this process may instantiate (it holds the authorisation
     /// a request-key helper would assume).
     pub auth: Option<Serial>,
+    /// Where request_key links a key it constructs when not told
+    /// (`KEYCTL_SET_REQKEY_KEYRING`'s `KEY_REQKEY_DEFL_*`, the cred's
+    /// `jit_keyring`; 0, the default, until set).
+    pub reqkey_default: i32,
 }
 
 impl Anchors {
@@ -240,6 +258,7 @@ impl Anchors {
     pub fn for_child(&self) -> Anchors {
         Anchors {
             session: self.session,
+            reqkey_default: self.reqkey_default,
             ..Anchors::default()
         }
     }
@@ -273,6 +292,13 @@ pub(crate) struct Inner {
     user_rings: HashMap<u32, (Serial, Serial)>,
     /// uid → (keys, bytes) charged.
     quota: HashMap<u32, (usize, usize)>,
+    /// The collector has work: a key lost a link or was invalidated since
+    /// it last ran (the kernel's `key_gc_work` is queued).
+    gc_pending: bool,
+    /// How many times the collector has run.
+    gc_runs: u64,
+    /// `maxkeys`/`maxbytes` for users other than root.
+    limits: (usize, usize),
 }
 
 /// Every key of the emulated kernel.
@@ -318,6 +344,7 @@ impl KeyStore {
         KeyStore {
             inner: Mutex::new(Inner {
                 next_serial: config.first_serial.max(3),
+                limits: (config.maxkeys, config.maxbytes),
                 ..Inner::default()
             }),
             constructed: Condvar::new(),
@@ -377,12 +404,45 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Queues the collector (`schedule_work(&key_gc_work)`): something may
+    /// have become garbage. The emulated kernel decides when it runs.
+    pub fn schedule_gc(&self) {
+        self.inner.lock().gc_pending = true;
+    }
+
+    /// What `uid`'s keys are charged: (keys, bytes), as `/proc/key-users`
+    /// shows them (`qnkeys`, `qnbytes`). A key costs its description and
+    /// a NUL plus its payload; a keyring, 4 bytes a link
+    /// (`KEYQUOTA_LINK_BYTES`), charged to its owner.
+    pub fn quota_of(&self, uid: u32) -> (usize, usize) {
+        self.inner
+            .lock()
+            .quota
+            .get(&uid)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Is the collector queued (see [`KeyStore::schedule_gc`])?
+    pub fn gc_pending(&self) -> bool {
+        self.inner.lock().gc_pending
+    }
+
+    /// How many times the collector has run: a host that runs the queued
+    /// collector a while after it was queued tells one queuing from the
+    /// next by it.
+    pub fn gc_runs(&self) -> u64 {
+        self.inner.lock().gc_runs
+    }
+
     /// The collector: unlinks dead keys from every keyring (silently), then
     /// destroys every key not reachable from `roots` (process anchors), the
     /// per-user keyrings or a key under construction, posting a removal
     /// record to each watcher of a destroyed key. Mirrors `key_garbage_collector()`.
     pub fn gc(&self, roots: &[Serial]) {
         let mut g = self.inner.lock();
+        g.gc_pending = false;
+        g.gc_runs += 1;
         let now = g.now;
         let delay = self.config.gc_delay;
         let dead: Vec<Serial> = g
@@ -396,8 +456,20 @@ impl KeyStore {
             .map(|k| k.serial)
             .collect();
         if !dead.is_empty() {
-            for k in g.keys.values_mut() {
+            // keyring_gc(): dead links go, silently, with their bytes.
+            let rings: Vec<Serial> = g
+                .keys
+                .values()
+                .filter(|k| k.links.iter().any(|s| dead.contains(s)))
+                .map(|k| k.serial)
+                .collect();
+            for r in rings {
+                let k = g.keys.get_mut(&r).expect("listed above");
+                let before = k.links.len();
                 k.links.retain(|s| !dead.contains(s));
+                let freed = (before - k.links.len()) * 4;
+                let bytes = k.charged.saturating_sub(freed);
+                let _ = g.reserve(r, bytes);
             }
         }
         let mut reach: Vec<Serial> = roots.to_vec();

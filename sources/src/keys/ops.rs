@@ -22,8 +22,12 @@ pub type KeyctlMove = u32;
 
 /// Largest payload add_key(2) copies in.
 const ADD_KEY_PAYLOAD_MAX: usize = 1024 * 1024 - 1;
+/// Largest payload KEYCTL_UPDATE copies in (`PAGE_SIZE`).
+const UPDATE_PAYLOAD_MAX: usize = 4096;
 /// `KEYRING_SEARCH_MAX_DEPTH`.
 const MAX_DEPTH: usize = 6;
+/// What a link costs its keyring's owner (`KEYQUOTA_LINK_BYTES`).
+const KEYQUOTA_LINK_BYTES: usize = 4;
 /// Root's key quota (`root_maxkeys`, `root_maxbytes`).
 const ROOT_QUOTA: (usize, usize) = (1_000_000, 25_000_000);
 
@@ -80,7 +84,8 @@ impl Inner {
     }
 
     /// `__key_link_begin()` and the checks before `__key_link()`:
-    /// ENOTDIR, EKEYREVOKED, EPERM (restriction), EDEADLK/ELOOP (cycle).
+    /// ENOTDIR, EKEYREVOKED, EDQUOT (no room for a new link's 4 bytes),
+    /// EPERM (restriction), EDEADLK/ELOOP (cycle).
     fn check_link(&self, ring: Serial, key: Serial) -> Result<()> {
         let r = self.key(ring)?;
         if !r.is_keyring() {
@@ -88,6 +93,14 @@ impl Inner {
         }
         if r.revoked_at.is_some() {
             return Err(Errno::EKEYREVOKED);
+        }
+        // `__key_link_begin()` reserves a new link's 4 bytes.
+        if self.index_of(ring, key).is_none() {
+            let lim = if r.uid == 0 { ROOT_QUOTA } else { self.limits };
+            let used = self.quota.get(&r.uid).map_or(0, |q| q.1);
+            if used + KEYQUOTA_LINK_BYTES > lim.1 {
+                return Err(Errno::EDQUOT);
+            }
         }
         if r.restricted {
             return Err(Errno::EPERM);
@@ -98,23 +111,41 @@ impl Inner {
         Ok(())
     }
 
-    /// `__key_link()`: links `key` into `ring`, replacing a link to a key
-    /// of the same type and description. Posts LINKED.
+    /// Where keyring `ring` holds the key of `key`'s index key, its
+    /// (type, description): a keyring is an associative array on that
+    /// index (security/keys/keyring.c's `keyring_assoc_array_ops`), so it
+    /// holds at most one key of each, which may be `key` or another.
+    fn index_of(&self, ring: Serial, key: Serial) -> Option<usize> {
+        let k = self.keys.get(&key)?;
+        self.keys.get(&ring)?.links.iter().position(|&l| {
+            l == key
+                || self
+                    .keys
+                    .get(&l)
+                    .is_some_and(|o| o.ktype == k.ktype && o.desc == k.desc)
+        })
+    }
+
+    /// `__key_link()`: links `key` into `ring`, replacing (silently) the
+    /// key of the same index there, which may be `key` itself. Posts
+    /// LINKED. A replaced key that loses its last link is the collector's.
     fn do_link(&mut self, ctx: &KeyCtx<'_>, ring: Serial, key: Serial) {
-        let (t, d) = {
-            let k = &self.keys[&key];
-            (k.ktype, k.desc.clone())
-        };
-        let keys = &self.keys;
-        let same: Option<usize> = keys[&ring]
-            .links
-            .iter()
-            .position(|&l| l == key || keys.get(&l).is_some_and(|o| o.ktype == t && o.desc == d));
+        let same = self.index_of(ring, key);
         let r = self.keys.get_mut(&ring).expect("checked");
         match same {
-            Some(i) => r.links[i] = key,
-            None => r.links.push(key),
+            Some(i) => {
+                if std::mem::replace(&mut r.links[i], key) != key {
+                    self.gc_pending = true;
+                }
+            }
+            None => {
+                r.links.push(key);
+                let bytes = r.charged + KEYQUOTA_LINK_BYTES;
+                // check_link made room.
+                let _ = self.reserve(ring, bytes);
+            }
         }
+        let r = &self.keys[&ring];
         KeyStore::notify(r, ctx, NOTIFY_KEY_LINKED, key as u32);
     }
 
@@ -139,6 +170,29 @@ impl Inner {
         }
         self.do_link(ctx, ring, s);
         Ok(s)
+    }
+
+    /// Changes what key `s` is charged to its owner to `bytes`
+    /// (`key_payload_reserve()`): `EDQUOT` when growing past the owner's
+    /// `maxbytes` (root's `root_maxbytes`), and then nothing changes.
+    pub(crate) fn reserve(&mut self, s: Serial, bytes: usize) -> Result<()> {
+        let limits = self.limits;
+        let k = self.keys.get(&s).ok_or(Errno::ENOKEY)?;
+        let (uid, old) = (k.uid, k.charged);
+        let lim = if uid == 0 { ROOT_QUOTA } else { limits };
+        let q = self.quota.entry(uid).or_default();
+        if bytes > old && q.1 + (bytes - old) > lim.1 {
+            return Err(Errno::EDQUOT);
+        }
+        q.1 = (q.1 + bytes).saturating_sub(old);
+        self.keys.get_mut(&s).expect("looked up").charged = bytes;
+        Ok(())
+    }
+
+    /// What key `k` costs with `payload`: its description, a NUL, the
+    /// payload (or, for a keyring, 4 bytes a link).
+    fn cost(k: &Key, payload: usize) -> usize {
+        k.desc.len() + 1 + payload
     }
 
     /// Quota check and charge for `uid` (`key_alloc()`'s).
@@ -173,7 +227,16 @@ impl Inner {
 
     /// Keys of `t`/`desc` found by searching `roots` recursively through
     /// keyrings the caller may search, with the search's verdict on each.
-    fn search(&self, ctx: &KeyCtx<'_>, roots: &[Serial], t: KeyType, desc: &str) -> Result<Serial> {
+    ///
+    /// With `skip_expired` (request_key's `KEYRING_SEARCH_SKIP_EXPIRED`)
+    /// an expired key is passed over as if absent; a revoked one is not.
+    fn search(
+        &self,
+        ctx: &KeyCtx<'_>,
+        roots: &[Serial],
+        (t, desc): (KeyType, &str),
+        skip_expired: bool,
+    ) -> Result<Serial> {
         let mut stack: Vec<(Serial, usize)> = roots.iter().map(|&r| (r, 0)).collect();
         let mut seen = std::collections::HashSet::new();
         let mut err = Errno::ENOKEY;
@@ -190,6 +253,9 @@ impl Inner {
                 if k.ktype == t && k.desc == desc {
                     if !self.permitted(ctx, k, need::SEARCH) {
                         err = Errno::EACCES;
+                        continue;
+                    }
+                    if skip_expired && k.revoked_at.is_none() && k.expired(self.now) {
                         continue;
                     }
                     if let KeyState::Negative(e) = k.state {
@@ -300,10 +366,7 @@ impl KeyStore {
             });
             if let Some(k) = existing {
                 g.check_perm(ctx, k, need::WRITE)?;
-                let key = g.key_mut(k)?;
-                key.payload = payload.to_vec();
-                key.state = KeyState::Positive;
-                Self::notify(key, ctx, NOTIFY_KEY_UPDATED, 0);
+                Self::update_payload(&mut g, ctx, k, payload)?;
                 return Ok(k);
             }
         }
@@ -322,9 +385,11 @@ impl KeyStore {
     /// `desc` in the caller's keyrings and links it into `dest` (0: none).
     ///
     /// # Errors
-    /// `EINVAL`/`EPERM` (type name), the `dest` lookup's errors, `ENODEV`
-    /// (unknown type), a negative key's error, `EKEYREVOKED`/`EKEYEXPIRED`,
-    /// `ENOKEY` (not found: watchq runs no `/sbin/request-key`; see
+    /// `EINVAL`/`EPERM` (type name), the `dest` lookup's errors, `ENOKEY`
+    /// (unknown type), a negative key's error (`ENOKEY` for a negated one,
+    /// `EKEYREJECTED`, ...), `EKEYREVOKED`, `ENOKEY` (not found, or found
+    /// expired: the kernel passes over expired keys and would construct a
+    /// new one; watchq runs no `/sbin/request-key`, see
     /// [`KeyStore::construct`]), the link's errors.
     pub fn request_key(
         &self,
@@ -345,7 +410,7 @@ impl KeyStore {
             v.push(a.session.unwrap_or(user_session));
             v
         };
-        let k = g.search(ctx, &roots, t, desc)?;
+        let k = g.search(ctx, &roots, (t, desc), true)?;
         if let Some(d) = dest {
             g.check_link(d, k)?;
             g.do_link(ctx, d, k);
@@ -439,28 +504,53 @@ impl KeyStore {
                 }
             }
         };
-        ctx.anchors.session = Some(s);
+        // The old session keyring loses this process's reference.
+        if ctx.anchors.session.replace(s).is_some_and(|old| old != s) {
+            g.gc_pending = true;
+        }
         Ok(s)
     }
 
-    /// KEYCTL_UPDATE: replaces the payload; posts UPDATED.
+    /// KEYCTL_UPDATE: replaces the payload and clears the key's timeout
+    /// (the type's update sets the expiry its preparse gave: none); posts
+    /// UPDATED.
     ///
     /// # Errors
-    /// `EINVAL` (over 1 MiB), the lookup's (`EACCES` without write),
-    /// `EOPNOTSUPP` (a keyring), `EINVAL` (payload rejected).
+    /// `EINVAL` (over a page, 4096 bytes, as `keyctl_update_key()`
+    /// copies at most that), the lookup's (`EACCES` without write),
+    /// `EOPNOTSUPP` (a keyring), `EINVAL` (payload rejected), `EDQUOT`
+    /// (the new payload does not fit the owner's quota).
     pub fn update(&self, ctx: &mut KeyCtx<'_>, id: Serial, payload: &[u8]) -> Result<()> {
-        if payload.len() > ADD_KEY_PAYLOAD_MAX + 1 {
+        if payload.len() > UPDATE_PAYLOAD_MAX {
             return Err(Errno::EINVAL);
         }
-        self.modify(ctx, id, 0, need::WRITE, |k, _, _| {
-            if !k.ktype.updatable() {
-                return Err(Errno::EOPNOTSUPP);
-            }
-            k.ktype.vet(&k.desc, payload)?;
-            k.payload = payload.to_vec();
-            k.state = KeyState::Positive;
-            Ok(Some((NOTIFY_KEY_UPDATED, 0)))
-        })
+        let mut g = self.inner.lock();
+        let s = self.lookup(&mut g, ctx, id, 0, need::WRITE)?;
+        let k = g.key(s)?;
+        if !k.ktype.updatable() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        k.ktype.vet(&k.desc, payload)?;
+        Self::update_payload(&mut g, ctx, s, payload)
+    }
+
+    /// The type's update (`user_update()`): the payload's bytes reserved
+    /// (`EDQUOT`), the payload replaced, the key positive and without a
+    /// timeout; posts UPDATED.
+    fn update_payload(
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &KeyCtx<'_>,
+        s: Serial,
+        payload: &[u8],
+    ) -> Result<()> {
+        let bytes = Inner::cost(g.key(s)?, payload.len());
+        g.reserve(s, bytes)?;
+        let key = g.key_mut(s)?;
+        key.payload = payload.to_vec();
+        key.state = KeyState::Positive;
+        key.expiry = None;
+        Self::notify(key, ctx, NOTIFY_KEY_UPDATED, 0);
+        Ok(())
     }
 
     /// KEYCTL_REVOKE: posts REVOKED the first time; the collector removes
@@ -480,7 +570,12 @@ impl KeyStore {
             let first = k.revoked_at.is_none();
             k.revoked_at.get_or_insert(now);
             Ok(first.then_some((NOTIFY_KEY_REVOKED, 0)))
-        })
+        })?;
+        // key_schedule_gc(now + gc_delay): due at once when the delay is 0.
+        if self.config.gc_delay == 0 {
+            self.schedule_gc();
+        }
+        Ok(())
     }
 
     /// KEYCTL_CHOWN: `None` leaves that id; both `None` is a no-op that
@@ -572,23 +667,26 @@ impl KeyStore {
         ))
     }
 
-    /// KEYCTL_CLEAR: empties a keyring; posts CLEARED (also when empty),
-    /// and no UNLINKED per key.
+    /// KEYCTL_CLEAR: empties a keyring, restricted or not; posts CLEARED
+    /// (also when empty), and no UNLINKED per key. Keys that lost their
+    /// last link stay until the collector runs.
     ///
     /// # Errors
-    /// The lookup's (write permission), `ENOTDIR` (not a keyring), `EPERM`
-    /// (restricted keyring).
+    /// The lookup's (write permission), `ENOTDIR` (not a keyring).
     pub fn clear(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<()> {
-        self.modify(ctx, id, LOOKUP_CREATE, need::WRITE, |k, _, _| {
-            if !k.is_keyring() {
-                return Err(Errno::ENOTDIR);
-            }
-            if k.restricted {
-                return Err(Errno::EPERM);
-            }
-            k.links.clear();
-            Ok(Some((NOTIFY_KEY_CLEARED, 0)))
-        })
+        let mut g = self.inner.lock();
+        let s = self.lookup(&mut g, ctx, id, LOOKUP_CREATE, need::WRITE)?;
+        let k = g.key_mut(s)?;
+        if !k.is_keyring() {
+            return Err(Errno::ENOTDIR);
+        }
+        k.links.clear();
+        // key_payload_reserve(keyring, 0): the links' bytes come back.
+        let bytes = Inner::cost(k, 0);
+        let _ = g.reserve(s, bytes);
+        Self::notify(g.key(s)?, ctx, NOTIFY_KEY_CLEARED, 0);
+        g.gc_pending = true;
+        Ok(())
     }
 
     /// KEYCTL_LINK: posts LINKED on the keyring, also when already linked.
@@ -605,11 +703,14 @@ impl KeyStore {
         Ok(())
     }
 
-    /// KEYCTL_UNLINK: posts UNLINKED on the keyring.
+    /// KEYCTL_UNLINK: removes the key of `id`'s type and description from
+    /// the keyring (`id` itself or another key of that index) and posts
+    /// UNLINKED naming `id`. A key that lost its last link stays until the
+    /// collector runs (see [`KeyStore::gc`]).
     ///
     /// # Errors
     /// The keyring lookup's (write), the key lookup's, `ENOTDIR`, `ENOENT`
-    /// (not linked there).
+    /// (the keyring holds no key of that type and description).
     pub fn unlink(&self, ctx: &mut KeyCtx<'_>, id: Serial, ring: Serial) -> Result<()> {
         let mut g = self.inner.lock();
         let r = self.lookup(&mut g, ctx, ring, 0, need::WRITE)?;
@@ -623,17 +724,19 @@ impl KeyStore {
         r: Serial,
         k: Serial,
     ) -> Result<()> {
-        let ring = g.key_mut(r)?;
-        if !ring.is_keyring() {
+        if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let i = ring
-            .links
-            .iter()
-            .position(|&l| l == k)
-            .ok_or(Errno::ENOENT)?;
+        // `__key_unlink_begin()` deletes by index: the key of `k`'s type
+        // and description, which need not be `k` (UNLINKED still names k).
+        let i = g.index_of(r, k).ok_or(Errno::ENOENT)?;
+        let ring = g.key_mut(r)?;
         ring.links.remove(i);
+        let bytes = ring.charged.saturating_sub(KEYQUOTA_LINK_BYTES);
+        let _ = g.reserve(r, bytes);
+        let ring = g.key(r)?;
         Self::notify(ring, ctx, NOTIFY_KEY_UNLINKED, k as u32);
+        g.gc_pending = true;
         Ok(())
     }
 
@@ -642,7 +745,7 @@ impl KeyStore {
     ///
     /// # Errors
     /// Type name errors, the keyring lookup's (search), the `dest` lookup's
-    /// (write), `ENODEV`, `ENOTDIR`, `ENOKEY` (or the error of the best
+    /// (write), `ENOKEY` (unknown type), `ENOTDIR`, `ENOKEY` (or the error of the best
     /// match: `EKEYREVOKED`, `EKEYEXPIRED`, a negative key's), `EACCES`
     /// (link permission for `dest`), the link's errors.
     pub fn search(
@@ -662,11 +765,16 @@ impl KeyStore {
         let mut g = self.inner.lock();
         let r = self.lookup(&mut g, ctx, ring, 0, need::SEARCH)?;
         let dest = self.optional_ring(&mut g, ctx, dest)?;
-        let t = KeyType::lookup(type_name)?;
+        // `key_type_lookup()` answers ENOKEY for a type it does not know
+        // (add_key alone turns that into ENODEV).
+        let t = KeyType::lookup(type_name).map_err(|e| match e {
+            Errno::ENODEV => Errno::ENOKEY,
+            e => e,
+        })?;
         if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let k = g.search(ctx, &[r], t, desc)?;
+        let k = g.search(ctx, &[r], (t, desc), false)?;
         if let Some(d) = dest {
             g.check_perm(ctx, k, need::LINK)?;
             g.check_link(d, k)?;
@@ -826,8 +934,9 @@ impl KeyStore {
         })
     }
 
-    /// KEYCTL_INVALIDATE: posts INVALIDATED; the collector removes the key
-    /// at once (REMOVAL to its watchers), without UNLINKED on its keyrings.
+    /// KEYCTL_INVALIDATE: posts INVALIDATED and schedules the collector,
+    /// which removes the key (REMOVAL to its watchers) without UNLINKED on
+    /// its keyrings.
     ///
     /// # Errors
     /// The lookup's (search permission; `ENOKEY` once invalidated).
@@ -835,16 +944,22 @@ impl KeyStore {
         self.modify(ctx, id, 0, need::SEARCH, |k, _, _| {
             let first = !std::mem::replace(&mut k.invalidated, true);
             Ok(first.then_some((NOTIFY_KEY_INVALIDATED, 0)))
-        })
+        })?;
+        // key_schedule_gc_links()
+        self.schedule_gc();
+        Ok(())
     }
 
-    /// KEYCTL_MOVE: UNLINKED on `from`, then LINKED on `to`.
+    /// KEYCTL_MOVE: UNLINKED on `from`, then LINKED on `to`; both keyrings
+    /// find the key by its index, so `from` loses its key of that type and
+    /// description and `to`'s is replaced. Moving within one keyring does
+    /// nothing.
     ///
     /// # Errors
     /// `EINVAL` (flags), the lookups' (link on the key, write on both
-    /// keyrings), `ENOTDIR`, `ENOENT` (not in `from`), `EEXIST`
-    /// (KEYCTL_MOVE_EXCL and `to` has a key of that type and description),
-    /// `EPERM`, `EDEADLK`.
+    /// keyrings), `ENOTDIR`, `ENOENT` (`from` holds no key of that type and
+    /// description), `EEXIST` (KEYCTL_MOVE_EXCL and `to` holds one, the key
+    /// itself included), `EKEYREVOKED`, `EPERM`, `EDEADLK`.
     pub fn move_key(
         &self,
         ctx: &mut KeyCtx<'_>,
@@ -866,19 +981,13 @@ impl KeyStore {
         if !g.key(t)?.is_keyring() || !g.key(f)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        if !g.key(f)?.links.contains(&k) {
+        // `__key_unlink_begin()` on `from` (by index: ENOENT), then
+        // `__key_link_begin()` on `to`, whose key of that index (`k`
+        // itself included) is EEXIST under KEYCTL_MOVE_EXCL.
+        if g.index_of(f, k).is_none() {
             return Err(Errno::ENOENT);
         }
-        let (kt, kd) = {
-            let key = g.key(k)?;
-            (key.ktype, key.desc.clone())
-        };
-        let clash = g
-            .key(t)?
-            .links
-            .iter()
-            .any(|l| *l != k && g.keys.get(l).is_some_and(|o| o.ktype == kt && o.desc == kd));
-        if clash && flags & KEYCTL_MOVE_EXCL != 0 {
+        if g.index_of(t, k).is_some() && flags & KEYCTL_MOVE_EXCL != 0 {
             return Err(Errno::EEXIST);
         }
         g.check_link(t, k)?;
@@ -888,12 +997,18 @@ impl KeyStore {
     }
 
     /// KEYCTL_RESTRICT_KEYRING with no type: refuse every further link;
-    /// posts SETATTR.
+    /// posts SETATTR. watchq's key types have no restriction schemes, so a
+    /// restriction with a type is refused as the kernel refuses one its
+    /// type cannot parse.
     ///
     /// # Errors
-    /// `EINVAL` (a restriction without a type), the lookup's (setattr),
-    /// `ENOTDIR`, `ENOENT` (any key type: watchq's types have no
-    /// restriction schemes), `EEXIST` (already restricted).
+    /// In the kernel's order (the corpus's `attr` section): the lookup's
+    /// (setattr permission; `ENOKEY` before any argument check),
+    /// `EINVAL`/`EPERM` (type name: empty, or `.`-prefixed), `EINVAL` (a
+    /// restriction without a type, or a type without a restriction),
+    /// `ENOTDIR`, `ENOKEY` (unknown type), `ENOENT` (a type without a
+    /// restriction scheme, or a restriction it does not know), `EEXIST`
+    /// (already restricted).
     pub fn restrict_keyring(
         &self,
         ctx: &mut KeyCtx<'_>,
@@ -901,15 +1016,26 @@ impl KeyStore {
         type_name: Option<&str>,
         restriction: Option<&str>,
     ) -> Result<()> {
-        if restriction.is_some() && type_name.is_none() {
-            return Err(Errno::EINVAL);
-        }
         self.modify(ctx, id, 0, need::SETATTR, |k, _, _| {
+            if let Some(t) = type_name {
+                if t.is_empty() {
+                    return Err(Errno::EINVAL);
+                }
+                if t.starts_with('.') {
+                    return Err(Errno::EPERM);
+                }
+            }
+            if type_name.is_some() != restriction.is_some() {
+                return Err(Errno::EINVAL);
+            }
             if !k.is_keyring() {
                 return Err(Errno::ENOTDIR);
             }
-            if type_name.is_some() {
-                return Err(Errno::ENOENT);
+            if let Some(t) = type_name {
+                return Err(match KeyType::lookup(t) {
+                    Err(Errno::ENODEV) => Errno::ENOKEY,
+                    _ => Errno::ENOENT,
+                });
             }
             if k.restricted {
                 return Err(Errno::EEXIST);
@@ -919,11 +1045,52 @@ impl KeyStore {
         })
     }
 
+    /// KEYCTL_SET_REQKEY_KEYRING: sets where request_key links what it
+    /// constructs when given no keyring, and returns the previous setting
+    /// (`-1`, `KEY_REQKEY_DEFL_NO_CHANGE`, only returns it). The thread
+    /// and process keyrings are made when chosen.
+    ///
+    /// # Errors
+    /// `EINVAL`: a value other than -1, 0..=5 and 7 (6, the group keyring,
+    /// is refused as the kernel refuses it; tests/data/conformance/types.txt).
+    pub fn set_reqkey_keyring(&self, ctx: &mut KeyCtx<'_>, value: i32) -> Result<i32> {
+        let old = ctx.anchors.reqkey_default;
+        match value {
+            -1 => return Ok(old),
+            0 | 3..=5 | 7 => {}
+            1 | 2 => {
+                let mut g = self.inner.lock();
+                let special = if value == 1 {
+                    KEY_SPEC_THREAD_KEYRING
+                } else {
+                    KEY_SPEC_PROCESS_KEYRING
+                };
+                self.lookup(&mut g, ctx, special, LOOKUP_CREATE, 0)?;
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+        ctx.anchors.reqkey_default = value;
+        Ok(old)
+    }
+
+    /// KEYCTL_GET_SECURITY: the key's security label (empty without one:
+    /// no LSM, as on the oracle's kernel, where the call returned 1, the
+    /// NUL alone).
+    ///
+    /// # Errors
+    /// The lookup's (view permission).
+    pub fn get_security(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<String> {
+        let mut g = self.inner.lock();
+        let s = self.lookup(&mut g, ctx, id, LOOKUP_PARTIAL, need::VIEW)?;
+        Ok(g.key(s)?.label.clone().unwrap_or_default())
+    }
+
     /// KEYCTL_CAPABILITIES: the two capability bytes (watchq supports
-    /// invalidate, restrict and move; the notifications bit follows
-    /// `notifications`).
+    /// big_key, invalidate, restrict and move; persistent keyrings, DH and
+    /// the public-key operations are a kernel built without them; the
+    /// notifications bit follows `notifications`).
     pub fn capabilities(&self) -> [u8; 2] {
-        let caps0 = 0x01 | 0x20 | 0x40 | 0x80;
+        let caps0 = 0x01 | 0x10 | 0x20 | 0x40 | 0x80;
         let caps1 = if self.config.notifications {
             KEYCTL_CAPS1_NOTIFICATIONS
         } else {

@@ -226,6 +226,10 @@ impl Inner {
         let u = self.new_keyring(&format!("_uid.{uid}"), uid, u32::MAX, all);
         let us = self.new_keyring(&format!("_uid_ses.{uid}"), uid, u32::MAX, all);
         self.key_mut(us).expect("just made").links.push(u);
+        // The link's 4 bytes, charged beyond the quota as the keyrings were.
+        let bytes = self.keys[&us].charged + 4;
+        self.keys.get_mut(&us).expect("just made").charged = bytes;
+        self.quota.entry(uid).or_default().1 += 4;
         self.user_rings.insert(uid, (u, us));
         (u, us)
     }

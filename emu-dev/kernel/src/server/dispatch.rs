@@ -120,29 +120,38 @@ pub(super) fn handle(
         Request::Fcntl { cmd, arg } => on_file(&target, |f, _| {
             value(with_fd(p, &f, |fd| p.fcntl(fd, cmd, arg)))
         }),
-        Request::Poll { events } => on_file(&target, |f, pipe| {
-            let r = with_fd(p, &f, |fd| {
-                let mut e = [PollFd::new(fd, events)];
-                p.poll(&mut e, 0)?;
-                Ok(e[0].revents)
-            });
-            let mut reply = value(r.map(|mut ev| {
-                if f.readable() && pipe.front_len() > 0 {
-                    ev |= (POLLIN | POLLRDNORM) & events;
+        Request::Poll { events } => {
+            // The consumer is waiting: a poll that finds nothing runs the
+            // queued key collector first (PollCalls::poll), and one that
+            // finds records lets it run once it is answered, as the
+            // kernel's work item runs while its consumer goes on to sleep
+            // or read (the oracle: never in the read right after the call,
+            // always in the reads after a poll; docs/delivery.md §1).
+            c.gc_after_reply = s.kernel.keys().gc_pending();
+            on_file(&target, |f, pipe| {
+                let r = with_fd(p, &f, |fd| {
+                    let mut e = [PollFd::new(fd, events)];
+                    p.poll(&mut e, 0)?;
+                    Ok(e[0].revents)
+                });
+                let mut reply = value(r.map(|mut ev| {
+                    if f.readable() && pipe.front_len() > 0 {
+                        ev |= (POLLIN | POLLRDNORM) & events;
+                    }
+                    i64::from(ev)
+                }));
+                // Nothing to read: readiness bytes left over are the poller's
+                // to drain (a 2019 ring emptied in its mapping, a reader gone).
+                if reply.errno == 0
+                    && events & POLLIN != 0
+                    && reply.value as u16 & POLLIN == 0
+                    && matches!(&target, Some((_, End::Read)))
+                {
+                    reply.drain = pipe.drain_for_poller() as u32;
                 }
-                i64::from(ev)
-            }));
-            // Nothing to read: readiness bytes left over are the poller's
-            // to drain (a 2019 ring emptied in its mapping, a reader gone).
-            if reply.errno == 0
-                && events & POLLIN != 0
-                && reply.value as u16 & POLLIN == 0
-                && matches!(&target, Some((_, End::Read)))
-            {
-                reply.drain = pipe.drain_for_poller() as u32;
-            }
-            reply
-        }),
+                reply
+            })
+        }
         Request::OpenDev { flags } => match open_dev(s, p, flags) {
             Ok(fd) => {
                 give = vec![fd];

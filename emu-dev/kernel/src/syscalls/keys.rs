@@ -4,9 +4,11 @@
 //! Mirrors security/keys/keyctl.c. Each call runs the key store's
 //! operation with the process's credentials, keyrings, the kernel's policy
 //! and the alarm (a lookup that waits for a key under construction is
-//! interrupted by it), then the key garbage collector, so a key that lost
-//! its last reference is gone, and its watchers have their removal
-//! records, when the call returns.
+//! interrupted by it). A call that leaves garbage (an unlink, a clear, an
+//! invalidation, a replaced link) only queues the collector, as the
+//! kernel's `schedule_work(&key_gc_work)` does: the collector runs after
+//! the call has returned, when a consumer waits (`Kernel::flush_key_gc`;
+//! docs/delivery.md §1).
 
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
@@ -43,8 +45,12 @@ pub mod cmd {
     pub const INSTANTIATE: u32 = 12;
     /// KEYCTL_NEGATE.
     pub const NEGATE: u32 = 13;
+    /// KEYCTL_SET_REQKEY_KEYRING.
+    pub const SET_REQKEY_KEYRING: u32 = 14;
     /// KEYCTL_SET_TIMEOUT.
     pub const SET_TIMEOUT: u32 = 15;
+    /// KEYCTL_GET_SECURITY.
+    pub const GET_SECURITY: u32 = 17;
     /// KEYCTL_REJECT.
     pub const REJECT: u32 = 19;
     /// KEYCTL_INVALIDATE.
@@ -209,6 +215,18 @@ pub trait KeyCalls {
     /// KEYCTL_CAPABILITIES: the capability bytes.
     fn keyctl_capabilities(&self) -> [u8; 2];
 
+    /// KEYCTL_SET_REQKEY_KEYRING: the previous setting.
+    ///
+    /// # Errors
+    /// As `KeyStore::set_reqkey_keyring`.
+    fn keyctl_set_reqkey_keyring(&self, value: i32) -> Result<i32>;
+
+    /// KEYCTL_GET_SECURITY: the key's security label (empty without one).
+    ///
+    /// # Errors
+    /// As `KeyStore::get_security`.
+    fn keyctl_get_security(&self, id: Serial) -> Result<String>;
+
     /// KEYCTL_WATCH_KEY: `tag` 0..=255 watches key `id` through the
     /// notification pipe `fd`; −1 removes the watch.
     ///
@@ -322,6 +340,14 @@ impl KeyCalls for Process {
         self.kernel().keys().capabilities()
     }
 
+    fn keyctl_set_reqkey_keyring(&self, value: i32) -> Result<i32> {
+        with_keys(self, |k, c| k.set_reqkey_keyring(c, value))
+    }
+
+    fn keyctl_get_security(&self, id: Serial) -> Result<String> {
+        with_keys(self, |k, c| k.get_security(c, id))
+    }
+
     fn keyctl_watch_key(&self, id: Serial, fd: i32, tag: i32) -> Result<()> {
         let limit = self.soft_nofile();
         with_keys(self, |k, c| {
@@ -330,20 +356,16 @@ impl KeyCalls for Process {
     }
 }
 
-/// Runs `f` on the key store as process `p`, then the collector.
+/// Runs `f` on the key store as process `p`.
 fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Result<R>) -> Result<R> {
     let cred = p.cred();
     let policy = p.kernel().policy();
-    let r = {
-        let mut anchors = p.anchors();
-        let mut ctx = KeyCtx {
-            cred: &cred,
-            anchors: &mut anchors,
-            policy: &*policy,
-            deadline: p.alarm_deadline(),
-        };
-        f(p.kernel().keys(), &mut ctx)
+    let mut anchors = p.anchors();
+    let mut ctx = KeyCtx {
+        cred: &cred,
+        anchors: &mut anchors,
+        policy: &*policy,
+        deadline: p.alarm_deadline(),
     };
-    p.kernel().key_gc();
-    r
+    f(p.kernel().keys(), &mut ctx)
 }

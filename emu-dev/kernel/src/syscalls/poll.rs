@@ -73,8 +73,19 @@ impl PollCalls for Process {
             }
             n
         };
+        // A notification queue in the set: a poll that finds nothing lets
+        // the key collector the last key call queued run first
+        // (Kernel::flush_key_gc), as a consumer's wait lets the kernel's.
+        let queues_keys = files.iter().flatten().any(|f| {
+            matches!(&f.kind, FileKind::WatchQueueDev(_))
+                || f.pipe().is_some_and(|p| p.queue().is_some())
+        });
         loop {
-            let n = scan(fds);
+            let mut n = scan(fds);
+            if n == 0 && queues_keys && self.kernel().keys().gc_pending() {
+                self.kernel().flush_key_gc();
+                n = scan(fds);
+            }
             if n > 0 || timeout_ms == 0 {
                 return Ok(n);
             }

@@ -146,6 +146,27 @@ fn read_as(p: &Process, fd: i32, buf: &mut [u8], nowait: bool) -> Result<usize> 
     let mut mode = read_mode(p, &f);
     mode.nonblock |= nowait;
     match &f.kind {
+        FileKind::Pipe(pipe) if pipe.queue().is_some() && p.kernel().keys().gc_pending() => {
+            // An empty notification pipe and a queued key collector
+            // (docs/delivery.md §1): a reader that would sleep lets it run
+            // first; a non-blocking one gets EAGAIN, and the collector runs
+            // before its next call, as the kernel's runs while it waits.
+            let quick = ReadMode {
+                nonblock: true,
+                ..mode
+            };
+            match pipe.read(buf, quick) {
+                Err(Errno::EAGAIN) => {
+                    p.kernel().flush_key_gc();
+                    if mode.nonblock {
+                        Err(Errno::EAGAIN)
+                    } else {
+                        pipe.read(buf, mode)
+                    }
+                }
+                r => r,
+            }
+        }
         FileKind::Pipe(pipe) => pipe.read(buf, mode),
         FileKind::Regular(m) => {
             let data = m.data.lock();

@@ -1,0 +1,605 @@
+/* keys.c - what each keyctl command posts, and keyrings as indexes.
+ *
+ * watchq's own probe (tests/conformance/README.md). Sections:
+ *   link, update, revoke, invalidate, clear, attr, move, index, expiry:
+ *     every keyctl command that posts, and the cases where two keys share
+ *     a type and a description (a keyring holds one key per (type,
+ *     description): link replaces, unlink and move find by that index).
+ *   quota: what keys, payloads and links cost the owner's quota, as
+ *     /proc/key-users shows it, in a child running as uid 1000.
+ *   construct: request_key construction through /sbin/request-key, with
+ *     this program as the helper; only with `--helper-conf`, which writes
+ *     /etc/request-key.d/wqprobe.conf (run it in a throwaway guest only).
+ *
+ * Usage: keys [--gc-delay N] [--settle MS] [--helper-conf] [SECTION...]
+ *        keys helper KEY DESC CALLOUT   (what request-key runs)
+ */
+#include "probe.h"
+#include <sys/wait.h>
+
+static int p[2];
+static int32_t S; /* the section's session keyring */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A keyring's contents as sorted labels (the kernel's order follows its
+ * index's hashes, which include a kernel address). */
+static void contents(int32_t ring, const char *what)
+{
+	int32_t ids[64];
+	long n = keyctl(K_READ, ring, (long)ids, sizeof ids, 0);
+	printf("contents(%s) = ", what);
+	if (n < 0) {
+		printf("-1 %s\n", errname(errno));
+		return;
+	}
+	char *lab[64];
+	int m = (int)(n / 4);
+	if (m > 64)
+		m = 64;
+	for (int i = 0; i < m; i++)
+		lab[i] = strdup(key_str(ids[i]));
+	qsort(lab, m, sizeof lab[0], cmp_str);
+	for (int i = 0; i < m; i++) {
+		printf("%s%s", i ? " " : "", lab[i]);
+		free(lab[i]);
+	}
+	printf("%s\n", m ? "" : "(empty)");
+}
+
+static void begin(const char *s)
+{
+	S = begin_section(s, p);
+}
+
+static void end(void)
+{
+	end_section(p);
+}
+
+static void sec_link(void)
+{
+	begin("link");
+	watch(S, p[0], 1);
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	watch(R, p[0], 2);
+	int32_t k1 = ADD("user", "k1", "v1", R, "k1");
+	int32_t R2 = ADD("keyring", "R2", NULL, S, "R2");
+	watch(R2, p[0], 3);
+	drain(p[0], 4096);
+	printf("# watching a key posts nothing; link, link again\n");
+	KC(K_LINK, k1, R2, 0, 0);
+	KC(K_LINK, k1, R2, 0, 0);
+	drain(p[0], 4096);
+	KC(K_UNLINK, k1, R2, 0, 0);
+	KC(K_UNLINK, k1, R2, 0, 0);
+	drain(p[0], 4096);
+	printf("# cycles and non-keyrings\n");
+	KC(K_LINK, R, R, 0, 0);
+	KC(K_LINK, S, R, 0, 0);
+	KC(K_LINK, R2, R, 0, 0);
+	KC(K_LINK, R, R2, 0, 0);
+	KC(K_LINK, k1, k1, 0, 0);
+	KC(K_UNLINK, k1, k1, 0, 0);
+	KC(K_LINK, 0x7ffffff0, R, 0, 0);
+	drain(p[0], 4096);
+	contents(R, "R");
+	contents(R2, "R2");
+	end();
+}
+
+static void sec_update(void)
+{
+	begin("update");
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	int32_t R2 = ADD("keyring", "R2", NULL, S, "R2");
+	watch(R, p[0], 1);
+	watch(R2, p[0], 2);
+	int32_t k1 = ADD("user", "k1", "v1", R, "k1");
+	watch(k1, p[0], 3);
+	drain(p[0], 4096);
+	KC(K_UPDATE, k1, "v2", 2, 0);
+	drain(p[0], 4096);
+	printf("# add_key of a (type, description) the keyring holds: update in place\n");
+	ADD("user", "k1", "v3", R, "k1");
+	drain(p[0], 4096);
+	printf("# the same description in another keyring: a new key\n");
+	ADD("user", "k1", "v4", R2, "k1b");
+	drain(p[0], 4096);
+	printf("# the same description, another type: a new key beside it\n");
+	ADD("keyring", "k1", NULL, R, "k1ring");
+	drain(p[0], 4096);
+	contents(R, "R");
+	KC(K_UPDATE, R, "x", 1, 0);
+	KC(K_UPDATE, k1, "", 0, 0);
+	KC(K_UPDATE, k1, NULL, 0, 0);
+	char big[32768];
+	memset(big, 'b', sizeof big);
+	KC(K_UPDATE, k1, big, 4096, 0);
+	KC(K_UPDATE, k1, big, 4097, 0);
+	KC(K_UPDATE, k1, big, 32767, 0);
+	ADD("user", "k1", NULL, R, "k1");
+	char big2[32769];
+	memset(big2, 'c', sizeof big2 - 1);
+	big2[32768] = 0;
+	big2[32767] = 0;
+	ADD("user", "k1", big2, R, "k1");
+	big2[32767] = 'c';
+	ADD("user", "k1", big2, R, "k1");
+	printf("# an update clears a timeout\n");
+	KC(K_SET_TIMEOUT, k1, 1, 0, 0);
+	KC(K_UPDATE, k1, "v5", 2, 0);
+	msleep(1500);
+	char rb[64];
+	KC(K_READ, k1, rb, sizeof rb, 0);
+	drain(p[0], 4096);
+	char buf[8];
+	KC(K_READ, k1, buf, 0, 0);
+	end();
+}
+
+static void sec_revoke(void)
+{
+	begin("revoke");
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	watch(R, p[0], 1);
+	int32_t k2 = ADD("user", "k2", "v", R, "k2");
+	watch(k2, p[0], 2);
+	drain(p[0], 4096);
+	KC(K_REVOKE, k2, 0, 0, 0);
+	KC(K_REVOKE, k2, 0, 0, 0);
+	KC(K_UPDATE, k2, "x", 1, 0);
+	char buf[64];
+	KC(K_DESCRIBE, k2, buf, sizeof buf, 0);
+	KC(K_READ, k2, buf, sizeof buf, 0);
+	KC(K_SETPERM, k2, 0x3f3f0000, 0, 0);
+	KC(K_SET_TIMEOUT, k2, 10, 0, 0);
+	KC(K_INVALIDATE, k2, 0, 0, 0);
+	drain(p[0], 4096);
+	printf("# a revoked key stays linked until the collector's delay\n");
+	contents(R, "R");
+	printf("# add_key over a revoked key of that description: a new key replaces it\n");
+	ADD("user", "k2", "new", R, "k2b");
+	drain(p[0], 4096);
+	contents(R, "R");
+	later(p[0]);
+	KC(K_UNLINK, k2, R, 0, 0);
+	end();
+}
+
+static void sec_invalidate(void)
+{
+	begin("invalidate");
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	watch(R, p[0], 1);
+	int32_t k3 = ADD("user", "k3", "v", R, "k3");
+	KC(K_LINK, k3, S, 0, 0);
+	watch(k3, p[0], 2);
+	drain(p[0], 4096);
+	KC(K_INVALIDATE, k3, 0, 0, 0);
+	printf("# the call's own record\n");
+	rd(p[0], 4096);
+	later(p[0]);
+	KC(K_INVALIDATE, k3, 0, 0, 0);
+	KC(K_UNLINK, k3, R, 0, 0);
+	contents(R, "R");
+	printf("# invalidating a keyring\n");
+	int32_t R3 = ADD("keyring", "R3", NULL, S, "R3");
+	int32_t k4 = ADD("user", "k4", "v", R3, "k4");
+	watch(R3, p[0], 3);
+	watch(k4, p[0], 4);
+	drain(p[0], 4096);
+	KC(K_INVALIDATE, R3, 0, 0, 0);
+	later(p[0]);
+	end();
+}
+
+static void sec_clear(void)
+{
+	begin("clear");
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	watch(R, p[0], 1);
+	int32_t a = ADD("user", "a", "v", R, "a");
+	int32_t b = ADD("user", "b", "v", R, "b");
+	KC(K_LINK, b, S, 0, 0);
+	watch(a, p[0], 2);
+	watch(b, p[0], 3);
+	drain(p[0], 4096);
+	printf("# a's only link was in R: collected; b lives on in S\n");
+	KC(K_CLEAR, R, 0, 0, 0);
+	rd(p[0], 4096);
+	later(p[0]);
+	contents(R, "R");
+	KC(K_CLEAR, R, 0, 0, 0);
+	KC(K_CLEAR, b, 0, 0, 0);
+	drain(p[0], 4096);
+	printf("# a restricted keyring\n");
+	int32_t Q = ADD("keyring", "Q", NULL, S, "Q");
+	ADD("user", "q", "v", Q, "q");
+	KC(K_RESTRICT, Q, 0, 0, 0);
+	KC(K_CLEAR, Q, 0, 0, 0);
+	contents(Q, "Q");
+	drain(p[0], 4096);
+	end();
+}
+
+static void sec_attr(void)
+{
+	begin("attr");
+	int32_t k = ADD("user", "k", "v", S, "k");
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	watch(k, p[0], 1);
+	watch(R, p[0], 2);
+	drain(p[0], 4096);
+	KC(K_SETPERM, k, 0x3f3f0000, 0, 0);
+	KC(K_SETPERM, k, 0x40000000, 0, 0);
+	KC(K_CHOWN, k, -1, -1, 0);
+	KC(K_CHOWN, k, 0, 0, 0);
+	KC(K_CHOWN, k, -1, 1234, 0);
+	KC(K_SET_TIMEOUT, k, 3600, 0, 0);
+	KC(K_SET_TIMEOUT, k, 0, 0, 0);
+	drain(p[0], 4096);
+	KC(K_RESTRICT, R, 0, 0, 0);
+	KC(K_RESTRICT, R, 0, 0, 0);
+	KC(K_LINK, k, R, 0, 0);
+	ADD("user", "r", "v", R, "r");
+	KC(K_RESTRICT, k, 0, 0, 0);
+	KC(K_RESTRICT, S, 0, "chain", 0);
+	KC(K_RESTRICT, S, "keyring", "chain", 0);
+	KC(K_RESTRICT, S, "nosuchtype", 0, 0);
+	KC(K_RESTRICT, S, "nosuchtype", "x", 0);
+	KC(K_RESTRICT, S, "user", "x", 0);
+	KC(K_RESTRICT, S, "", "x", 0);
+	KC(K_RESTRICT, S, ".x", "x", 0);
+	printf("# which comes first: the key's checks or the type's\n");
+	KC(K_RESTRICT, k, "nosuchtype", 0, 0);
+	KC(K_RESTRICT, k, "nosuchtype", "x", 0);
+	KC(K_RESTRICT, k, "user", "x", 0);
+	KC(K_RESTRICT, R, "nosuchtype", "x", 0);
+	KC(K_RESTRICT, R, "user", "x", 0);
+	KC(K_RESTRICT, 0x7ffffff0, "nosuchtype", 0, 0);
+	KC(K_RESTRICT, 0x7ffffff0, "", "x", 0);
+	drain(p[0], 4096);
+	end();
+}
+
+static void sec_move(void)
+{
+	begin("move");
+	int32_t A = ADD("keyring", "A", NULL, S, "A");
+	int32_t B = ADD("keyring", "B", NULL, S, "B");
+	int32_t C = ADD("keyring", "C", NULL, S, "C");
+	watch(A, p[0], 1);
+	watch(B, p[0], 2);
+	watch(C, p[0], 3);
+	int32_t x = ADD("user", "x", "1", A, "x");
+	watch(x, p[0], 4);
+	drain(p[0], 4096);
+	KC(K_MOVE, x, A, B, 0);
+	drain(p[0], 4096);
+	KC(K_MOVE, x, A, B, 0);
+	KC(K_MOVE, x, B, B, 0);
+	KC(K_MOVE, x, B, B, MOVE_EXCL);
+	KC(K_MOVE, x, A, B, 2);
+	drain(p[0], 4096);
+	printf("# B holds x; y has x's description\n");
+	int32_t y = ADD("user", "x", "2", A, "y");
+	watch(y, p[0], 5);
+	drain(p[0], 4096);
+	KC(K_MOVE, y, A, B, MOVE_EXCL);
+	drain(p[0], 4096);
+	printf("# without EXCL y replaces x in B; x's last link goes\n");
+	KC(K_MOVE, y, A, B, 0);
+	rd(p[0], 4096);
+	later(p[0]);
+	contents(A, "A");
+	contents(B, "B");
+	printf("# the key is not in from, but to holds its description: which error first\n");
+	int32_t z = ADD("user", "x", "3", C, "z");
+	drain(p[0], 4096);
+	KC(K_MOVE, z, A, B, MOVE_EXCL);
+	KC(K_MOVE, z, A, B, 0);
+	printf("# from holds the description, but another key: found by the index\n");
+	int32_t w1 = ADD("user", "w", "1", A, "w1");
+	int32_t w2 = ADD("user", "w", "2", C, "w2");
+	drain(p[0], 4096);
+	KC(K_MOVE, w2, A, B, 0);
+	drain(p[0], 4096);
+	contents(A, "A");
+	contents(B, "B");
+	contents(C, "C");
+	later(p[0]);
+	printf("# the key already in to (moved onto itself)\n");
+	KC(K_LINK, y, A, 0, 0);
+	drain(p[0], 4096);
+	KC(K_MOVE, y, A, B, MOVE_EXCL);
+	KC(K_MOVE, y, A, B, 0);
+	drain(p[0], 4096);
+	contents(A, "A");
+	contents(B, "B");
+	printf("# keyrings: into itself or a child\n");
+	int32_t D = ADD("keyring", "D", NULL, A, "D");
+	drain(p[0], 4096);
+	KC(K_MOVE, A, S, D, 0);
+	KC(K_MOVE, D, A, D, 0);
+	KC(K_MOVE, y, B, w1, 0);
+	KC(K_MOVE, y, w1, B, 0);
+	drain(p[0], 4096);
+	end();
+}
+
+static void sec_index(void)
+{
+	begin("index");
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	int32_t Q = ADD("keyring", "Q", NULL, S, "Q");
+	watch(R, p[0], 1);
+	watch(Q, p[0], 2);
+	int32_t a1 = ADD("user", "dup", "1", R, "a1");
+	int32_t a2 = ADD("user", "dup", "2", Q, "a2");
+	watch(a1, p[0], 3);
+	watch(a2, p[0], 4);
+	drain(p[0], 4096);
+	printf("# link a key whose (type, description) R holds: it replaces a1\n");
+	KC(K_LINK, a2, R, 0, 0);
+	rd(p[0], 4096);
+	later(p[0]);
+	contents(R, "R");
+	contents(Q, "Q");
+	printf("# unlink a key R does not hold, while R holds its description\n");
+	int32_t Q2 = ADD("keyring", "Q2", NULL, S, "Q2");
+	int32_t a3 = ADD("user", "dup", "3", Q2, "a3");
+	drain(p[0], 4096);
+	KC(K_UNLINK, a3, R, 0, 0);
+	drain(p[0], 4096);
+	contents(R, "R");
+	later(p[0]);
+	printf("# another type, the same description: both stay\n");
+	ADD("user", "same", "u", R, "same_user");
+	ADD("keyring", "same", NULL, R, "same_ring");
+	ADD("logon", "same:x", "l", R, "same_logon");
+	ADD("user", "same:x", "u", R, "same_user2");
+	drain(p[0], 4096);
+	contents(R, "R");
+	printf("# add_key keyring with a description R holds: a new keyring replaces it\n");
+	int32_t kr = keyctl(K_SEARCH, R, (long)"keyring", (long)"same", 0);
+	watch(kr, p[0], 5);
+	ADD("keyring", "same", NULL, R, "same_ring2");
+	rd(p[0], 4096);
+	later(p[0]);
+	contents(R, "R");
+	printf("# search finds by (type, description)\n");
+	KC(K_SEARCH, R, "user", "same", 0);
+	KC(K_SEARCH, R, "keyring", "same", 0);
+	KC(K_SEARCH, R, "logon", "same:x", 0);
+	KC(K_SEARCH, Q2, "user", "dup", 0);
+	KC(K_SEARCH, S, "user", "nothing", 0);
+	KC(K_SEARCH, S, "nosuchtype", "dup", 0);
+	KC(K_SEARCH, S, "", "dup", 0);
+	KC(K_SEARCH, S, ".x", "dup", 0);
+	printf("# search with a destination that holds the description: replaced\n");
+	watch(Q2, p[0], 6);
+	watch(a3, p[0], 7);
+	drain(p[0], 4096);
+	KC(K_SEARCH, Q, "user", "dup", Q2);
+	rd(p[0], 4096);
+	later(p[0]);
+	contents(Q2, "Q2");
+	printf("# add_key into a keyring holding the description updates that key\n");
+	ADD("user", "dup", "5", Q2, "a5");
+	drain(p[0], 4096);
+	end();
+}
+
+
+static void sec_expiry(void)
+{
+	begin("expiry");
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	watch(R, p[0], 1);
+	int32_t e = ADD("user", "e", "v", R, "e");
+	watch(e, p[0], 2);
+	drain(p[0], 4096);
+	KC(K_SET_TIMEOUT, e, 1, 0, 0);
+	drain(p[0], 4096);
+	printf("# 1.5 s later the key has expired; nothing is posted for that\n");
+	msleep(1500);
+	drain(p[0], 4096);
+	char buf[64];
+	KC(K_READ, e, buf, sizeof buf, 0);
+	KC(K_DESCRIBE, e, buf, sizeof buf, 0);
+	KC(K_UPDATE, e, "w", 1, 0);
+	KC(K_SET_TIMEOUT, e, 100, 0, 0);
+	contents(R, "R");
+	printf("# add_key over an expired key of that description\n");
+	ADD("user", "e", "new", R, "e2");
+	drain(p[0], 4096);
+	contents(R, "R");
+	KC(K_READ, e, buf, sizeof buf, 0);
+	if (gc_delay <= 5) {
+		later(p[0]);
+		contents(R, "R");
+	}
+	end();
+}
+
+/* ----------------------------------------------------------------- quota */
+
+/* The caller's quota use as /proc/key-users shows it: keys/maxkeys and
+ * bytes/maxbytes. */
+static void quota(const char *what)
+{
+	char line[256];
+	char me[16];
+	snprintf(me, sizeof me, "%u:", (unsigned)getuid());
+	FILE *f = fopen("/proc/key-users", "r");
+	while (f && fgets(line, sizeof line, f)) {
+		char uid[16], usage[32], inst[32], keys[32], bytes[32];
+		if (sscanf(line, "%15s %31s %31s %31s %31s", uid, usage, inst, keys, bytes) == 5 &&
+		    strcmp(uid, me) == 0) {
+			printf("quota %s: keys %s bytes %s\n", what, keys, bytes);
+			fclose(f);
+			return;
+		}
+	}
+	if (f)
+		fclose(f);
+	printf("quota %s: none\n", what);
+}
+
+/* As uid 1000 (root's quota is a million keys): what each key, payload
+ * and link costs, and EDQUOT. Runs in a child that drops to uid 1000. */
+static void sec_quota(void)
+{
+	section("quota");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setresgid(1000, 1000, 1000) < 0 || setresuid(1000, 1000, 1000) < 0) {
+			printf("setresuid(1000) = -1 %s\n", errname(errno));
+			_exit(1);
+		}
+		nnames = 0;
+		S = new_session();
+		quota("after the session keyring (\"_ses\")");
+		int32_t a = ADD("user", "a", "0123456789", S, "a");
+		quota("after user \"a\" of 10 bytes");
+		KC(K_UPDATE, a, "0123456789012345678901234567890123456789", 40, 0);
+		quota("after updating it to 40 bytes");
+		int32_t R = ADD("keyring", "R", NULL, S, "R");
+		quota("after keyring \"R\"");
+		KC(K_LINK, a, R, 0, 0);
+		quota("after linking a into R");
+		KC(K_LINK, a, R, 0, 0);
+		quota("after linking a into R again");
+		int32_t a2 = ADD("user", "a", "x", R, "a2");
+		quota("after add_key of \"a\" into R (an update)");
+		KC(K_UNLINK, a, R, 0, 0);
+		quota("after unlinking a from R");
+		ADD("user", "b", "b", R, "b");
+		ADD("user", "c", "c", R, "c");
+		quota("after b and c in R");
+		KC(K_CLEAR, R, 0, 0, 0);
+		msleep(1500);
+		quota("after clearing R and a wait");
+		char big[8001];
+		memset(big, 'q', 8000);
+		big[8000] = 0;
+		ADD("user", "big1", big, S, "big1");
+		ADD("user", "big2", big, S, "big2");
+		quota("after two keys of 8000 bytes");
+		ADD("user", "big3", big, S, "big3");
+		int32_t sm = ADD("user", "small", "s", S, "small");
+		char mid[4097];
+		memset(mid, 'm', 4096);
+		mid[4096] = 0;
+		KC(K_UPDATE, sm, mid, 4096, 0);
+		quota("after EDQUOT");
+		KC(K_UNLINK, sm, S, 0, 0);
+		msleep(1500);
+		quota("after unlinking small and a wait");
+		(void)a2;
+		fflush(stdout);
+		_exit(0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	printf("child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+/* ------------------------------------------------------------ construction */
+
+static int helper(int argc, char **argv)
+{
+	if (argc < 5)
+		return 2;
+	long key = atol(argv[2]);
+	const char *callout = argv[4];
+	if (keyctl(K_ASSUME_AUTHORITY, key, 0, 0, 0) < 0)
+		return 3;
+	if (strcmp(callout, "inst") == 0)
+		keyctl(K_INSTANTIATE, key, (long)"made", 4, 0);
+	else if (strcmp(callout, "inst-ring") == 0)
+		keyctl(K_INSTANTIATE, key, (long)"made", 4, SPEC_SESSION);
+	else if (strcmp(callout, "neg") == 0)
+		keyctl(K_NEGATE, key, 30, 0, 0);
+	else if (strcmp(callout, "rej") == 0)
+		keyctl(K_REJECT, key, 30, EKEYREJECTED, 0);
+	else if (strcmp(callout, "rej-expired") == 0)
+		keyctl(K_REJECT, key, 30, EKEYEXPIRED, 0);
+	return 0;
+}
+
+static void sec_construct(void)
+{
+	begin("construct");
+	watch(S, p[0], 1);
+	printf("# instantiated by the helper: LINKED on the destination\n");
+	int32_t a = NAMED("a", request_key("user", "wqprobe:a", "inst", S));
+	drain(p[0], 4096);
+	watch(a, p[0], 2);
+	KC(K_UPDATE, a, "v2", 2, 0);
+	drain(p[0], 4096);
+	CALL(request_key("user", "wqprobe:a", "inst", 0));
+	printf("# negated, rejected, left uninstantiated\n");
+	CALL(request_key("user", "wqprobe:n", "neg", S));
+	drain(p[0], 4096);
+	CALL(request_key("user", "wqprobe:n", "neg", S));
+	CALL(request_key("user", "wqprobe:r", "rej", S));
+	CALL(request_key("user", "wqprobe:x", "rej-expired", S));
+	CALL(request_key("user", "wqprobe:u", "nothing", S));
+	drain(p[0], 4096);
+	printf("# add_key over a negative key of that description\n");
+	ADD("user", "wqprobe:n", "now", S, "n");
+	drain(p[0], 4096);
+	printf("# request_key of revoked, expired and invalid arguments\n");
+	KC(K_REVOKE, a, 0, 0, 0);
+	drain(p[0], 4096);
+	CALL(request_key("user", "wqprobe:a", "inst", S));
+	int32_t e = ADD("user", "wqprobe:e", "v", S, "e");
+	KC(K_SET_TIMEOUT, e, 1, 0, 0);
+	msleep(1500);
+	NAMED("e2", request_key("user", "wqprobe:e", "inst", S));
+	CALL(request_key("user", "wqprobe:b", (const char *)1, S));
+	CALL(request_key("nosuchtype", "wqprobe:a", NULL, S));
+	CALL(request_key("keyring", "wqprobe:k", NULL, S));
+	CALL(request_key("user", "", NULL, S));
+	CALL(request_key(".user", "wqprobe:a", NULL, S));
+	drain(p[0], 4096);
+	end();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "helper") == 0)
+		return helper(argc, argv);
+	int helper_conf = 0;
+	options(argc, argv, NULL, NULL, "--helper-conf", &helper_conf);
+	printf("# keys probe, gc_delay assumed %d\n", gc_delay);
+	if (wanted("link")) sec_link();
+	if (wanted("update")) sec_update();
+	if (wanted("revoke")) sec_revoke();
+	if (wanted("invalidate")) sec_invalidate();
+	if (wanted("clear")) sec_clear();
+	if (wanted("attr")) sec_attr();
+	if (wanted("move")) sec_move();
+	if (wanted("index")) sec_index();
+	if (wanted("expiry")) sec_expiry();
+	if (wanted("quota")) sec_quota();
+	if (helper_conf && wanted("construct")) {
+		char self[512];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+		self[n > 0 ? n : 0] = 0;
+		FILE *f = fopen("/etc/request-key.d/wqprobe.conf", "w");
+		if (f) {
+			fprintf(f, "create user wqprobe:* * %s helper %%k %%d %%c\n", self);
+			fclose(f);
+		}
+		sec_construct();
+	}
+	printf("=== DONE\n");
+	return 0;
+}

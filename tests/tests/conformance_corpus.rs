@@ -1,0 +1,459 @@
+//! The project's real-kernel conformance corpus (tests/conformance/README.md):
+//! each probe section of tests/conformance/probes/ is compiled, run under
+//! `watchq exec` and compared line by line with what the same section
+//! printed on Linux 6.12.117 (tests/data/conformance/, recorded by
+//! scripts/record-conformance.sh). The probes name keys by labels, so the
+//! texts compare as they are, with one rule: the removal records of one
+//! collector run are compared as a set (the kernel collects in serial
+//! order, and its serials are random).
+//!
+//! Left out here: `keys construct` (request_key's upcall to
+//! /sbin/request-key, which watchq does not make; `keys.rs` covers it
+//! through `key_construct`) and `gc gc-delay`, which waits on real time
+//! for about 10 s: `conformance_gc_delay_real_time` is ignored by a plain
+//! `cargo test` and run by scripts/test.sh.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use watchq_tests::programs::{cc, exec, repo, text};
+
+/// The recordings, built into the test binary so a re-recording rebuilds it.
+fn recording(probe: &str) -> &'static str {
+    match probe {
+        "keys" => include_str!("../data/conformance/keys.txt"),
+        "gc" => include_str!("../data/conformance/gc.txt"),
+        "queue" => include_str!("../data/conformance/queue.txt"),
+        "types" => include_str!("../data/conformance/types.txt"),
+        other => panic!("no recording for probe {other}"),
+    }
+}
+
+/// The probe's binary, compiled once per test process.
+fn probe(name: &str) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .get_or_insert_with(HashMap::new)
+        .entry(name.to_string())
+        .or_insert_with(|| {
+            let src = repo(&format!("tests/conformance/probes/{name}.c"));
+            cc(&src, &format!("conformance-{name}"))
+        })
+        .clone()
+}
+
+/// The lines of section `name` in a probe's output (`=== SECTION name`
+/// up to the next section or `=== DONE`).
+fn section(output: &str, name: &str) -> Vec<String> {
+    let head = format!("=== SECTION {name}");
+    let mut lines = output.lines().skip_while(|l| *l != head);
+    assert!(
+        lines.next().is_some(),
+        "section {name} missing in:\n{output}"
+    );
+    lines
+        .take_while(|l| !l.starts_with("=== "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The comparison's two rules: the reads after a `# later` line (a wait
+/// for the collector) compare merged, as how the collector's records
+/// split across reads depends on timing; and runs of removal records are
+/// sorted.
+fn normalized(lines: Vec<String>) -> Vec<String> {
+    let mut merged = Vec::new();
+    let mut it = lines.into_iter().peekable();
+    while let Some(l) = it.next() {
+        if l != "# later" {
+            merged.push(l);
+            continue;
+        }
+        let mut recs = Vec::new();
+        while let Some(next) = it.peek() {
+            if next.starts_with("  ") {
+                recs.push(it.next().unwrap());
+            } else if read_len(next).is_some_and(|n| n > 0) {
+                it.next();
+            } else {
+                break;
+            }
+        }
+        merged.push("# later".to_string());
+        merged.extend(recs);
+    }
+    sort_removals(merged)
+}
+
+/// The length a `read(fd, SIZE) = N` line reports (None: not a read, or
+/// a failed one).
+fn read_len(line: &str) -> Option<u64> {
+    line.strip_prefix("read(fd, ")?
+        .split_once(") = ")?
+        .1
+        .parse()
+        .ok()
+}
+
+/// watchq exec's one departure (docs/delivery.md §1): its preload checks
+/// every emulated read end after each call, which counts as a wait, so the
+/// collector's removal records can come in a drain's second read, where
+/// the kernel delivers them at the next `# later`. A read after the
+/// first of a drain (not a `# later` one) that holds only removal records
+/// is moved there, on both sides (the kernel's only such reads are a
+/// blocking reader's, which compare the same either way).
+fn exec_departure(lines: Vec<String>) -> Vec<String> {
+    let (mut out, mut stash): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let mut in_later = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let l = &lines[i];
+        if l == "# later" {
+            in_later = true;
+        } else if !l.starts_with("  ") && read_len(l).is_none() {
+            in_later = false;
+        }
+        let later_read = !in_later
+            && i > 0
+            && lines[i - 1].starts_with("  ")
+            && read_len(l).is_some_and(|n| n > 0);
+        let recs = lines[i + 1..]
+            .iter()
+            .take_while(|r| r.starts_with("  "))
+            .count();
+        if later_read
+            && lines[i + 1..=i + recs]
+                .iter()
+                .all(|r| r.starts_with("  rec REMOVAL "))
+        {
+            stash.extend_from_slice(&lines[i + 1..=i + recs]);
+            i += 1 + recs;
+            continue;
+        }
+        out.push(l.clone());
+        if l == "# later" {
+            out.append(&mut stash);
+        }
+        i += 1;
+    }
+    out.append(&mut stash);
+    out
+}
+
+fn sort_removals(mut lines: Vec<String>) -> Vec<String> {
+    let removal = |l: &String| l.starts_with("  rec REMOVAL ");
+    let mut i = 0;
+    while i < lines.len() {
+        if removal(&lines[i]) {
+            let end = (i..lines.len())
+                .find(|&j| !removal(&lines[j]))
+                .unwrap_or(lines.len());
+            lines[i..end].sort();
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    lines
+}
+
+/// Runs `probe SECTION` under `watchq exec` and compares with the recording.
+fn check(probe_name: &str, name: &str) {
+    let kernel = normalized(exec_departure(section(recording(probe_name), name)));
+    let mut args: Vec<String> = Vec::new();
+    if probe_name != "queue" {
+        // The recording ran with gc_delay 2 and waited up to 3 s for each
+        // collection; watchq's collector runs as soon as the reader waits.
+        args.extend(["--gc-delay", "2", "--settle", "300"].map(String::from));
+    }
+    if let Some(t) = kernel
+        .iter()
+        .find_map(|l| l.strip_prefix("# TRIALS=")?.split(':').next())
+    {
+        args.extend(["--trials".to_string(), t.to_string()]);
+    }
+    args.push(name.to_string());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = exec(&["--gc-delay", "2"], &probe(probe_name), &argv);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{probe_name} {name} under watchq exec: {}\n{stdout}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    let ours = normalized(exec_departure(section(&stdout, name)));
+    for (i, (a, b)) in ours.iter().zip(&kernel).enumerate() {
+        if a != b {
+            let from = i.saturating_sub(6);
+            panic!(
+                "{probe_name} {name}: line {} differs\n  watchq: {a}\n  kernel: {b}\n\
+                 watchq's lines before it:\n{}",
+                i + 1,
+                ours[from..i].join("\n")
+            );
+        }
+    }
+    assert_eq!(
+        ours.len(),
+        kernel.len(),
+        "{probe_name} {name}: watchq printed {} lines, the kernel {}\nwatchq:\n{}",
+        ours.len(),
+        kernel.len(),
+        ours.join("\n")
+    );
+}
+
+#[test]
+fn conformance_keys_link() {
+    check("keys", "link");
+}
+
+#[test]
+fn conformance_keys_update() {
+    check("keys", "update");
+}
+
+#[test]
+fn conformance_keys_revoke() {
+    check("keys", "revoke");
+}
+
+#[test]
+fn conformance_keys_invalidate() {
+    check("keys", "invalidate");
+}
+
+#[test]
+fn conformance_keys_clear() {
+    check("keys", "clear");
+}
+
+#[test]
+fn conformance_keys_attr() {
+    check("keys", "attr");
+}
+
+#[test]
+fn conformance_keys_move() {
+    check("keys", "move");
+}
+
+#[test]
+fn conformance_keys_index() {
+    check("keys", "index");
+}
+
+#[test]
+fn conformance_keys_expiry() {
+    check("keys", "expiry");
+}
+
+#[test]
+fn conformance_gc_order() {
+    check("gc", "gc-order");
+}
+
+#[test]
+fn conformance_gc_between() {
+    check("gc", "gc-between");
+}
+
+#[test]
+fn conformance_gc_lookup() {
+    check("gc", "gc-lookup");
+}
+
+#[test]
+fn conformance_gc_blocking() {
+    check("gc", "gc-blocking");
+}
+
+#[test]
+fn conformance_queue_loss() {
+    check("queue", "q-loss");
+}
+
+#[test]
+fn conformance_queue_filter() {
+    check("queue", "q-filter");
+}
+
+#[test]
+fn conformance_queue_read() {
+    check("queue", "q-read");
+}
+
+/// gc_delay in real time: a revoked key is collected `gc_delay` seconds
+/// after the revocation and an expired one `gc_delay` after its expiry,
+/// not before (about 10 s of waiting, hence ignored by default).
+#[test]
+#[ignore = "waits about 10 s of real time; scripts/test.sh runs it"]
+fn conformance_gc_delay_real_time() {
+    check("gc", "gc-delay");
+}
+
+/// The probe's way of printing a call, for the sections replayed in
+/// process (the ones `watchq exec` cannot run: another uid, request_key's
+/// upcall): `text = result`, a key's serial as its label.
+#[derive(Default)]
+struct Replay {
+    lines: Vec<String>,
+    names: HashMap<i32, String>,
+}
+
+impl Replay {
+    fn show(&mut self, text: &str, r: Result<i64, Errno>) -> Result<i64, Errno> {
+        let shown = match &r {
+            Err(e) => format!("-1 {}", e.name()),
+            Ok(v) => match i32::try_from(*v).ok().and_then(|s| self.names.get(&s)) {
+                Some(l) if *v > 0 => format!("<{l}>"),
+                _ => v.to_string(),
+            },
+        };
+        self.lines.push(format!("{text} = {shown}"));
+        r
+    }
+
+    fn unit(&mut self, text: &str, r: Result<(), Errno>) {
+        let _ = self.show(text, r.map(|()| 0));
+    }
+
+    /// A call returning a new key: named before it is printed.
+    fn named(&mut self, label: &str, text: &str, r: Result<Serial, Errno>) -> Serial {
+        if let Ok(s) = r {
+            self.names.entry(s).or_insert_with(|| label.to_string());
+        }
+        let _ = self.show(text, r.map(i64::from));
+        r.unwrap_or(-1)
+    }
+
+    /// The probe's `ADD(type, desc, payload, ring, label)`.
+    fn add(
+        &mut self,
+        p: &Process,
+        ty: &str,
+        desc: &str,
+        payload: Option<&[u8]>,
+        ring: (&str, Serial),
+        label: &str,
+    ) -> Serial {
+        let shown = match payload {
+            None => "NULL".to_string(),
+            Some(v) if v.len() > 32 => format!("<{} bytes>", v.len()),
+            Some(v) => format!("\"{}\"", String::from_utf8_lossy(v)),
+        };
+        let text = format!("add_key(\"{ty}\", \"{desc}\", {shown}, {})", ring.0);
+        let r = p.add_key(ty, Some(desc), payload.unwrap_or_default(), ring.1);
+        self.named(label, &text, r)
+    }
+
+    fn line(&mut self, l: String) {
+        self.lines.push(l);
+    }
+}
+
+use watchq_core::Errno;
+use watchq_kernel::keys::Serial;
+use watchq_kernel::prelude::*;
+use watchq_kernel::{Kernel, KernelConfig, Process};
+
+/// Compares a replay with the recorded section.
+fn check_replay(probe_name: &str, name: &str, ours: Vec<String>) {
+    let kernel = normalized(section(recording(probe_name), name));
+    let ours = normalized(ours);
+    for (i, (a, b)) in ours.iter().zip(&kernel).enumerate() {
+        assert_eq!(a, b, "{probe_name} {name}: line {} differs", i + 1);
+    }
+    assert_eq!(
+        ours.len(),
+        kernel.len(),
+        "{probe_name} {name}: lengths\n{}",
+        ours.join("\n")
+    );
+}
+
+/// keys.c's `quota` section in process: a uid-1000 process's quota use
+/// after each call, as /proc/key-users shows it. The probe waits 1.5 s
+/// where the collector has work; the replay lets it run there.
+#[test]
+fn conformance_keys_quota_replayed() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let mut t = Replay::default();
+    let quota = |t: &mut Replay, what: &str| {
+        let (keys, bytes) = kernel.keys().quota_of(1000);
+        let cfg = kernel.keys().config();
+        t.line(format!(
+            "quota {what}: keys {keys}/{} bytes {bytes}/{}",
+            cfg.maxkeys, cfg.maxbytes
+        ));
+    };
+    let s = t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        p.keyctl_join_session_keyring(None),
+    );
+    quota(&mut t, "after the session keyring (\"_ses\")");
+    let a = t.add(&p, "user", "a", Some(b"0123456789"), ("S", s), "a");
+    quota(&mut t, "after user \"a\" of 10 bytes");
+    let forty = b"0123456789012345678901234567890123456789";
+    t.unit(
+        "keyctl(K_UPDATE, a, \"0123456789012345678901234567890123456789\", 40, 0)",
+        p.keyctl_update(a, forty),
+    );
+    quota(&mut t, "after updating it to 40 bytes");
+    let r = t.add(&p, "keyring", "R", None, ("S", s), "R");
+    quota(&mut t, "after keyring \"R\"");
+    t.unit("keyctl(K_LINK, a, R, 0, 0)", p.keyctl_link(a, r));
+    quota(&mut t, "after linking a into R");
+    t.unit("keyctl(K_LINK, a, R, 0, 0)", p.keyctl_link(a, r));
+    quota(&mut t, "after linking a into R again");
+    t.add(&p, "user", "a", Some(b"x"), ("R", r), "a2");
+    quota(&mut t, "after add_key of \"a\" into R (an update)");
+    t.unit("keyctl(K_UNLINK, a, R, 0, 0)", p.keyctl_unlink(a, r));
+    quota(&mut t, "after unlinking a from R");
+    t.add(&p, "user", "b", Some(b"b"), ("R", r), "b");
+    t.add(&p, "user", "c", Some(b"c"), ("R", r), "c");
+    quota(&mut t, "after b and c in R");
+    t.unit("keyctl(K_CLEAR, R, 0, 0, 0)", p.keyctl_clear(r));
+    kernel.key_gc();
+    quota(&mut t, "after clearing R and a wait");
+    let big = vec![b'q'; 8000];
+    t.add(&p, "user", "big1", Some(&big), ("S", s), "big1");
+    t.add(&p, "user", "big2", Some(&big), ("S", s), "big2");
+    quota(&mut t, "after two keys of 8000 bytes");
+    t.add(&p, "user", "big3", Some(&big), ("S", s), "big3");
+    let sm = t.add(&p, "user", "small", Some(b"s"), ("S", s), "small");
+    t.unit(
+        "keyctl(K_UPDATE, sm, mid, 4096, 0)",
+        p.keyctl_update(sm, &[b'm'; 4096]),
+    );
+    quota(&mut t, "after EDQUOT");
+    t.unit("keyctl(K_UNLINK, sm, S, 0, 0)", p.keyctl_unlink(sm, s));
+    kernel.key_gc();
+    quota(&mut t, "after unlinking small and a wait");
+    t.line("child exit 0".to_string());
+    check_replay("keys", "quota", t.lines);
+}
+
+/// types.c's `reqkey` section in process (the preload does not pass
+/// KEYCTL_SET_REQKEY_KEYRING on yet): each value and what it returns.
+#[test]
+fn conformance_types_reqkey_replayed() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let mut t = Replay::default();
+    t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        p.keyctl_join_session_keyring(None),
+    );
+    for v in [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, -2, 9, -1, 0] {
+        let r = p.keyctl_set_reqkey_keyring(v).map(i64::from);
+        t.show(&format!("keyctl(K_SET_REQKEY, {v}, 0, 0, 0)"), r)
+            .ok();
+    }
+    check_replay("types", "reqkey", t.lines);
+}
