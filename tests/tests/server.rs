@@ -662,3 +662,63 @@ fn server_round_trip_cost() {
     let upd = t.elapsed() / n;
     eprintln!("round trip: null call {null:?}, keyctl(UPDATE) {upd:?}");
 }
+
+/// A child joining forks its parent's emulated process while the parent is
+/// inside a key call that looks a descriptor up (KEYCTL_WATCH_KEY): the
+/// two take the parent's locks one at a time, never in opposite orders (a
+/// keyutils script once hung the kernel here).
+#[test]
+fn server_fork_of_a_parent_inside_a_key_call_does_not_deadlock() {
+    let _serial = serial();
+    let (s, r, key, [rd, _wr]) = watched();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let path = s.path().to_path_buf();
+    let r = std::sync::Arc::new(r);
+    let churn = {
+        let (stop, r) = (stop.clone(), r.clone());
+        let rd = rd.try_clone().unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = r.keyctl(
+                    cmd::WATCH_KEY,
+                    [key as u64, 0, 2, 0],
+                    (None, None),
+                    None,
+                    Some(rd.as_fd()),
+                );
+                let _ = r.keyctl(
+                    cmd::WATCH_KEY,
+                    [key as u64, 0, u64::MAX, 0],
+                    (None, None),
+                    None,
+                    Some(rd.as_fd()),
+                );
+            }
+        })
+    };
+    for _ in 0..40 {
+        let path = path.clone();
+        let child = fork(move || match Remote::connect(&path, true) {
+            Ok(c) => i32::from(c.rlimit(1024, 4096).is_err()),
+            Err(_) => 1,
+        });
+        let end = Instant::now() + Duration::from_secs(3);
+        loop {
+            let mut st = 0;
+            // SAFETY: our own child.
+            let got = unsafe { libc::waitpid(child, &mut st, libc::WNOHANG) };
+            if got == child {
+                assert_eq!(libc::WEXITSTATUS(st), 0);
+                break;
+            }
+            if Instant::now() > end {
+                // SAFETY: our own child.
+                unsafe { libc::kill(child, libc::SIGKILL) };
+                panic!("a joining child hung: the kernel deadlocked");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}

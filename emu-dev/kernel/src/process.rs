@@ -162,13 +162,19 @@ impl Process {
     pub fn fork(self: &Arc<Self>) -> Arc<Process> {
         let mut cred = (*self.cred()).clone();
         cred.domain = cred.domain.as_ref().map(Domain::fork);
+        // One lock at a time: a key call holds the anchors while it looks a
+        // descriptor up (KEYCTL_WATCH_KEY), so holding the fd table while
+        // taking the anchors here could deadlock against it (the kernel
+        // server forks a parent that is in a key call at that moment).
+        let fds = self.fd_table().clone();
+        let anchors = self.anchors().for_child();
         Process::start(
             &self.kernel,
             self.pid,
             cred,
             TaskShared {
-                fds: Mutex::new(self.fd_table().clone()),
-                anchors: Mutex::new(self.anchors().for_child()),
+                fds: Mutex::new(fds),
+                anchors: Mutex::new(anchors),
             },
             *self.nofile.lock(),
             self.mount_ns(),

@@ -156,7 +156,7 @@ impl Remote {
                 Some(b) => std::mem::take(b),
                 None => return Err(Gone(io::Error::from_raw_os_error(libc::EMSGSIZE))),
             };
-            memfd = blob_memfd(&blob).map_err(Gone)?;
+            memfd = sock::blob_memfd(&blob).map_err(Gone)?;
             fds.push(memfd.as_fd());
             msg = req.encode_blob_in_fd();
         }
@@ -164,9 +164,16 @@ impl Remote {
         let pkt = sock::recv(self.sock.as_fd(), &mut buf)
             .map_err(Gone)?
             .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
-        let reply = Reply::decode(&buf[..pkt.len])
+        let mut reply = Reply::decode(&buf[..pkt.len])
             .map_err(|e| Gone(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        Ok((reply, pkt.fds))
+        let mut fds = pkt.fds;
+        if Reply::blob_in_fd(&buf[..pkt.len]) {
+            reply.data = fds
+                .pop()
+                .and_then(|fd| sock::read_blob(&fd))
+                .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::EPROTO)))?;
+        }
+        Ok((reply, fds))
     }
 
     /// Sends `bytes` as they are (for tests and the fuzz harness: the
@@ -425,21 +432,6 @@ impl Remote {
             ..QueueStats::default()
         })
     }
-}
-
-/// A sealed memfd holding `blob`.
-fn blob_memfd(blob: &[u8]) -> io::Result<OwnedFd> {
-    use rustix::fs::{MemfdFlags, SealFlags};
-    let fd = rustix::fs::memfd_create(
-        "watchq-blob",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    )?;
-    let mut done = 0;
-    while done < blob.len() {
-        done += rustix::io::write(&fd, &blob[done..])?;
-    }
-    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE)?;
-    Ok(fd)
 }
 
 /// Reads `n` readiness bytes from `fd` (they are there: the server wrote

@@ -6,7 +6,9 @@
 //! send/receive pair both ends of the kernel's protocol use. Descriptors
 //! always arrive close-on-exec (`MSG_CMSG_CLOEXEC`): a receiver that wants
 //! them inheritable clears the flag itself, so a `fork`+`exec` racing the
-//! receive never leaks one.
+//! receive never leaks one. A blob too big for one message (a key payload
+//! of up to 1 MiB, either way) travels in a sealed memfd attached last
+//! ([`blob_memfd`], [`read_blob`]).
 
 use crate::wire::MAX_MSG;
 use rustix::net::{
@@ -90,4 +92,44 @@ pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// A sealed memfd holding `blob`.
+pub(crate) fn blob_memfd(blob: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "watchq-blob",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut done = 0;
+    while done < blob.len() {
+        done += rustix::io::write(&fd, &blob[done..])?;
+    }
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE)?;
+    Ok(fd)
+}
+
+/// The bytes of a blob memfd a client attached: a regular file of at most
+/// [`MAX_BLOB`](crate::wire::MAX_BLOB) bytes, read whole with `pread` (the
+/// client's own offset and later writes do not matter: it is read here,
+/// once).
+pub(crate) fn read_blob(fd: &OwnedFd) -> Option<Vec<u8>> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
+        || st.st_size < 0
+        || st.st_size as usize > crate::wire::MAX_BLOB
+    {
+        return None;
+    }
+    let mut v = vec![0u8; st.st_size as usize];
+    let mut done = 0;
+    while done < v.len() {
+        match rustix::io::pread(fd, &mut v[done..], done as u64) {
+            Ok(0) => return None,
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    Some(v)
 }

@@ -49,6 +49,10 @@ pub const BLOB_IN_FD: u8 = 0x80;
 /// The largest blob a memfd may carry (add_key's own limit is 1 MiB - 1).
 pub const MAX_BLOB: usize = 1 << 20;
 
+/// The op byte of a reply whose data is in a memfd attached last (a key's
+/// payload read back can be 1 MiB).
+const REPLY_BLOB: u8 = 0xfe;
+
 /// What a client asks the kernel. The descriptor a call names (`fd` in
 /// the comments) is attached as `SCM_RIGHTS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -591,6 +595,23 @@ impl Request {
 }
 
 impl Reply {
+    /// The message's bytes with the data left out, in a memfd attached
+    /// last.
+    pub fn encode_blob_in_fd(&self) -> Vec<u8> {
+        let r = Reply {
+            data: Vec::new(),
+            ..self.clone()
+        };
+        let mut m = r.encode();
+        m[1] = REPLY_BLOB;
+        m
+    }
+
+    /// Does this received reply say its data is in an attached memfd?
+    pub fn blob_in_fd(b: &[u8]) -> bool {
+        b.get(1) == Some(&REPLY_BLOB)
+    }
+
     /// The message's bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
@@ -609,7 +630,7 @@ impl Reply {
     /// What is wrong with the bytes.
     pub fn decode(b: &[u8]) -> Result<Reply, WireError> {
         let (code, mut r) = open_message(b)?;
-        if code != REPLY {
+        if code != REPLY && code != REPLY_BLOB {
             return Err(WireError::Op(code));
         }
         let reply = Reply {

@@ -359,7 +359,9 @@ const KEYCTL_SESSION_TO_PARENT: u32 = 18;
 /// # Errors
 /// EPERM: the parent is not a process of this kernel, or another user's.
 fn session_to_parent(s: &Arc<Shared>, c: &Conn, p: &Process) -> Reply {
-    let session = match p.anchors().session {
+    // The anchors' lock is let go before the look-up takes it again.
+    let current = p.anchors().session;
+    let session = match current {
         Some(k) => k,
         None => match p.keyctl_get_keyring_id(watchq_core::uapi::KEY_SPEC_SESSION_KEYRING, false) {
             Ok(k) => k,

@@ -607,7 +607,7 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         };
         let mut fds = pkt.fds;
         if Request::blob_in_fd(&buf[..pkt.len]) {
-            match fds.pop().and_then(|fd| read_blob(&fd)) {
+            match fds.pop().and_then(|fd| sock::read_blob(&fd)) {
                 Some(blob) if req.blob_mut().is_some() => {
                     if let Some(b) = req.blob_mut() {
                         *b = blob;
@@ -620,8 +620,20 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
             }
         }
         let (reply, give) = dispatch::handle(s, &mut c, req, fds, uid, gid);
+        let mut give = give;
+        let mut msg = reply.encode();
+        if msg.len() > crate::wire::MAX_MSG {
+            // Data too big for one message (a 1 MiB payload read back).
+            match sock::blob_memfd(&reply.data) {
+                Ok(fd) => {
+                    give.push(fd);
+                    msg = reply.encode_blob_in_fd();
+                }
+                Err(_) => msg = Reply::err(watchq_core::Errno::ENOMEM).encode(),
+            }
+        }
         let give: Vec<_> = give.iter().map(|f| f.as_fd()).collect();
-        if sock::send(conn.as_fd(), &reply.encode(), &give).is_err() {
+        if sock::send(conn.as_fd(), &msg, &give).is_err() {
             break;
         }
         if std::mem::take(&mut c.gc_after_reply) {
@@ -630,31 +642,6 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         }
     }
     c.settle();
-}
-
-/// The bytes of a blob memfd a client attached: a regular file of at most
-/// [`MAX_BLOB`](crate::wire::MAX_BLOB) bytes, read whole with `pread` (the
-/// client's own offset and later writes do not matter: it is read here,
-/// once).
-fn read_blob(fd: &OwnedFd) -> Option<Vec<u8>> {
-    let st = rustix::fs::fstat(fd).ok()?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
-        || st.st_size < 0
-        || st.st_size as usize > crate::wire::MAX_BLOB
-    {
-        return None;
-    }
-    let mut v = vec![0u8; st.st_size as usize];
-    let mut done = 0;
-    while done < v.len() {
-        match rustix::io::pread(fd, &mut v[done..], done as u64) {
-            Ok(0) => return None,
-            Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return None,
-        }
-    }
-    Some(v)
 }
 
 fn monitor_loop(s: &Arc<Shared>) {
