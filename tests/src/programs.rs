@@ -154,8 +154,14 @@ pub fn repo(p: &str) -> PathBuf {
 /// `timeout`, status 124) so a program that waits for an event that never
 /// comes fails the test instead of hanging it.
 pub fn exec(flags: &[&str], program: &Path, args: &[&str]) -> Output {
-    bounded()
-        .arg("exec")
+    exec_within("60", flags, program, args)
+}
+
+/// [`exec`], killed after `secs` seconds instead of a minute.
+pub fn exec_within(secs: &str, flags: &[&str], program: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new("timeout");
+    c.arg(secs).arg(watchq());
+    c.arg("exec")
         .args(flags)
         .arg("--")
         .arg(program)

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use watchq_tests::programs::{cc, repo, text, watchq};
+use watchq_tests::programs::{cc, exec_within, repo, text, watchq};
 
 /// tests/c/tree.c, compiled once (tests run in parallel: a second
 /// compile would rewrite the binary while another test runs it).
@@ -22,16 +22,36 @@ fn tree() -> PathBuf {
 
 /// `timeout SECS watchq exec FLAGS -- PROGRAM ARGS`.
 fn run(secs: &str, flags: &[&str], program: &Path, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .arg(secs)
+    exec_within(secs, flags, program, args)
+}
+
+/// Runs `tree MODE` on a standalone kernel, SIGKILLs the kernel 300 ms in
+/// and returns the client's output, asserting it ended within a second of
+/// the kill; the kernel's directory is removed.
+fn kill_kernel_under(mode: &str) -> Output {
+    let (sock, pid) = kernel();
+    let child = Command::new("timeout")
+        .arg("10")
         .arg(watchq())
-        .arg("exec")
-        .args(flags)
-        .arg("--")
-        .arg(program)
-        .args(args)
-        .output()
-        .unwrap()
+        .args(["exec", "--join", &sock, "--"])
+        .arg(tree())
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    // SAFETY: plain kill(2) of the kernel we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(Path::new(&sock).parent().unwrap());
+    out
 }
 
 fn shared_ok(program: &Path, args: &[&str]) -> String {
@@ -190,27 +210,7 @@ fn shared_efault_leaves_the_records_queued() {
 /// makes a client blocked in read() fail within a second, with a message.
 #[test]
 fn shared_kernel_killed_while_a_client_blocks_in_read() {
-    let (sock, pid) = kernel();
-    let child = Command::new("timeout")
-        .arg("10")
-        .arg(watchq())
-        .args(["exec", "--join", &sock, "--"])
-        .arg(tree())
-        .arg("block")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let start = Instant::now();
-    // SAFETY: plain kill(2) of the kernel we started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
-    );
+    let out = kill_kernel_under("block");
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(text(&out.stdout), "blocking\nread: Input/output error\n");
     assert!(
@@ -218,7 +218,6 @@ fn shared_kernel_killed_while_a_client_blocks_in_read() {
         "{}",
         text(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(Path::new(&sock).parent().unwrap());
 }
 
 /// The kernel killed while a client sleeps in poll(): the poll wakes within
@@ -226,33 +225,12 @@ fn shared_kernel_killed_while_a_client_blocks_in_read() {
 /// as every call on the dead kernel does.
 #[test]
 fn shared_kernel_killed_while_a_client_blocks_in_poll() {
-    let (sock, pid) = kernel();
-    let child = Command::new("timeout")
-        .arg("10")
-        .arg(watchq())
-        .args(["exec", "--join", &sock, "--"])
-        .arg(tree())
-        .arg("pollblock")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let start = Instant::now();
-    // SAFETY: plain kill(2) of the kernel we started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
-    );
+    let out = kill_kernel_under("pollblock");
     assert_eq!(
         text(&out.stdout),
         "polling\npoll = -1\nread: Input/output error\n"
     );
     assert!(text(&out.stderr).contains("gone"), "{}", text(&out.stderr));
-    let _ = std::fs::remove_dir_all(Path::new(&sock).parent().unwrap());
 }
 
 /// SIGTERM stops a standalone kernel and removes its socket.
