@@ -1,6 +1,7 @@
 //! loom models of queue-level races: SET_SIZE against a post (kernel bug
 //! #13 in the spec's catalogue: a resize that did not exclude posters), and
-//! watch add/remove against a post walking the watch list.
+//! watch add/remove against a post walking the watch list; and [`model`],
+//! which every model in the crate runs through.
 
 use crate::lsm::{Cred, Permissive};
 use crate::post::post_watch_notification;
@@ -8,6 +9,23 @@ use crate::queue::{ReadMode, WatchQueue};
 use crate::record::Notification;
 use crate::sync::{thread, Arc};
 use crate::watch::{add_watch_to_object, remove_watch_from_object, Watch, WatchList};
+
+/// Runs `f` under `loom::model` and prints how many interleavings loom
+/// explored (`loom: <test>: <n> interleavings` on stderr, shown with
+/// `--nocapture`; scripts/loom-times.sh collects them): a model that
+/// explores a handful is not testing much.
+pub(crate) fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    loom::model(move || {
+        // Relaxed: a counter read after the model, on this thread.
+        count.fetch_add(1, Ordering::Relaxed);
+        f()
+    });
+    let name = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("loom: {name}: {} interleavings", n.load(Ordering::Relaxed));
+}
 
 fn read_all(q: &WatchQueue) -> Vec<u8> {
     let mut out = Vec::new();
@@ -26,7 +44,7 @@ fn read_all(q: &WatchQueue) -> Vec<u8> {
 /// sizing) or the whole ring; it never touches a half-built one.
 #[test]
 fn loom_queue_set_size_races_post() {
-    loom::model(|| {
+    model(|| {
         let q = WatchQueue::new();
         let n = Notification::key(1, 0x1234, 0);
         let p = {
@@ -55,7 +73,7 @@ fn loom_queue_set_size_races_post() {
 /// returned once the post lets go of it.
 #[test]
 fn loom_watch_remove_races_post() {
-    loom::model(|| {
+    model(|| {
         let q = WatchQueue::new();
         q.set_size(4).unwrap();
         let list = WatchList::new();
@@ -84,7 +102,7 @@ fn loom_watch_remove_races_post() {
 /// close, or refused after close) and nothing is readable after the close.
 #[test]
 fn loom_queue_close_races_post() {
-    loom::model(|| {
+    model(|| {
         let q = WatchQueue::new();
         q.set_size(1).unwrap();
         let p = {
@@ -114,7 +132,7 @@ fn loom_policy_swap_races_post() {
             Err(Denial::new(crate::Errno::EACCES, "deny all"))
         }
     }
-    loom::model(|| {
+    model(|| {
         let list = WatchList::new();
         let cred = Arc::new(Cred::root());
         let queues: Vec<_> = (0..2)
@@ -151,7 +169,7 @@ fn loom_policy_swap_races_post() {
 /// or nothing, and the queue's books balance either way.
 #[test]
 fn loom_watch_add_races_post() {
-    loom::model(|| {
+    model(|| {
         let q = WatchQueue::new();
         q.set_size(1).unwrap();
         let list = WatchList::new();

@@ -13,19 +13,23 @@
 //! producer publishes before its SeqCst fence and check, and an unpark that
 //! comes before the park is remembered by the thread's token.
 //!
-//! These are std atomics on purpose: loom models never block, and the
-//! sleeper count is only ever zero inside them.
+//! Under loom the atomics, the list's mutex and park/unpark are loom's
+//! (`crate::sync`), so the models in `loom_tests.rs` put a reader to sleep
+//! against a racing post; a lost wake-up leaves the reader parked forever,
+//! which loom reports as a deadlock. loom has no timed park: a deadline
+//! reads there as already passed.
 //!
 //! # Synchronization
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `sleepers` | readers (register/unregister) | producers (`wake`) | SeqCst RMW / SeqCst fence + Relaxed load | the producer's publish before its fence vs the reader's readiness check after registering |
-//! | `Waiter::woken` | producers | the sleeping reader | Release / Acquire | the unpark |
+//! | `sleepers` | readers (register/unregister) | producers (`wake`) | Relaxed RMW + SeqCst fence / SeqCst fence + Relaxed load | the producer's publish before its fence vs the reader's readiness check after its fence (store buffering: both sides need the fence) |
+//! | `Waiter::woken` | producers (swap) | the sleeping reader (swap) | Release / Acquire | the record published before the wake is visible to the woken reader's re-check |
 
-use parking_lot::Mutex;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use crate::sync::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+#[cfg(all(test, loom))]
+use loom::thread::{self, Thread};
+#[cfg(not(all(test, loom)))]
 use std::thread::{self, Thread};
 use std::time::Instant;
 
@@ -54,6 +58,10 @@ impl Waiter {
             }
             match deadline {
                 None => thread::park(),
+                // loom has no timed park.
+                #[cfg(all(test, loom))]
+                Some(_) => return false,
+                #[cfg(not(all(test, loom)))]
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
@@ -66,8 +74,14 @@ impl Waiter {
     }
 
     fn wake(&self) {
-        // ORDERING: Release pairs with the Acquire swap in `park`.
-        self.woken.store(true, Ordering::Release);
+        // ORDERING: Release pairs with the Acquire swap in `park`. A swap,
+        // not a store (the same on this path, taken only when a reader
+        // sleeps): a store would do in Rust's model (unpark synchronizes
+        // with park, so the sleeper's next swap reads it), but loom 0.7
+        // leaves a plain store unordered against the sleeper's earlier
+        // swap and lets the next swap read around it, a false lost
+        // wake-up in `loom_wait_blocking_read_races_post`.
+        self.woken.swap(true, Ordering::Release);
         self.thread.unpark();
     }
 }
@@ -91,10 +105,20 @@ impl WaitQueue {
     /// Adds `w`; the caller must re-check readiness afterwards, then park.
     pub fn register(&self, w: &Arc<Waiter>) {
         self.waiters.lock().push(w.clone());
-        // ORDERING: SeqCst, the reader's half of the Dekker pair with the
-        // fence in `wake`: either the producer sees us, or our readiness
-        // check after this sees its record.
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // Relaxed: ordered by the fence below. A producer that reads this
+        // count then takes the list's lock after our push's unlock (its
+        // load cannot read a store its lock would happen before).
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        // ORDERING: SeqCst fence, the reader's half of the Dekker pair with
+        // the fence in `wake`: of the two fences one is first in the single
+        // total order, so either the producer's load after its fence sees
+        // our count, or our readiness check after this fence sees its
+        // record. A SeqCst RMW alone is not enough: C++20 lets the plain
+        // (Acquire/Relaxed) loads of the readiness check after it read
+        // stale values (store buffering), and loom, which models SeqCst
+        // accesses as AcqRel, finds the lost wake-up
+        // (`loom_wait_post_wakes_sleeping_reader` without this fence).
+        fence(Ordering::SeqCst);
     }
 
     /// Removes `w` (once per `register`).
@@ -192,3 +216,6 @@ mod tests {
         assert_eq!(wq.sleepers.load(Ordering::Relaxed), 0);
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -7,6 +7,7 @@
 //! `tail` fails a model (checked by weakening each; see the closing note).
 
 use super::*;
+use crate::loom_tests::model;
 use crate::sync::{thread, Arc};
 
 fn rec(id: u32) -> Vec<u8> {
@@ -53,7 +54,7 @@ fn drain(r: &MmapRing<HeapStorage>) -> Vec<u32> {
 /// are read, in claim order, untorn.
 #[test]
 fn loom_mmap_two_producers_claim_across_wrap() {
-    loom::model(|| {
+    model(|| {
         let r = ring();
         advance(&r, 4); // head = tail = 15
         let hs: Vec<_> = [1u32, 2]
@@ -78,7 +79,7 @@ fn loom_mmap_two_producers_claim_across_wrap() {
 /// never a record head does not yet cover; the rest is read afterwards.
 #[test]
 fn loom_mmap_publish_vs_consumer_acquire() {
-    loom::model(|| {
+    model(|| {
         let r = ring();
         let p = {
             let r = r.clone();
@@ -103,7 +104,7 @@ fn loom_mmap_publish_vs_consumer_acquire() {
 /// consumer reads the two records before the wrap.
 #[test]
 fn loom_mmap_skip_races_consumer() {
-    loom::model(|| {
+    model(|| {
         let r = ring();
         advance(&r, 2); // head = tail = 9
         assert_eq!(r.try_post(&rec(10)), PostOutcome::Posted); // 9..12
@@ -130,7 +131,7 @@ fn loom_mmap_skip_races_consumer() {
 /// marks the next record with OVERRUN.
 #[test]
 fn loom_mmap_garbage_tail_vs_post() {
-    loom::model(|| {
+    model(|| {
         let r = ring();
         let sane = r.tail();
         let scribbler = {
@@ -165,7 +166,7 @@ fn loom_mmap_garbage_tail_vs_post() {
 /// the consumer's tail store says they are free (the tail's Release).
 #[test]
 fn loom_mmap_slot_reuse_after_tail() {
-    loom::model(|| {
+    model(|| {
         let r = ring();
         advance(&r, 4); // head = tail = 15
         assert_eq!(r.try_post(&rec(20)), PostOutcome::Posted); // skip 15, header, 3..6
@@ -197,7 +198,7 @@ fn loom_mmap_slot_reuse_after_tail() {
 /// slots the batch frees: every record whole, in order, exactly once.
 #[test]
 fn loom_mmap_drain_races_post() {
-    loom::model(|| {
+    model(|| {
         let r = ring();
         advance(&r, 3); // head = tail = 12: the third record wraps
         let p = {
@@ -239,7 +240,7 @@ fn loom_mmap_drain_races_post() {
 /// order, each producer's own in order.
 #[test]
 fn loom_mmap_two_producers_publish_vs_batch() {
-    loom::model(|| {
+    model(|| {
         let r = ring();
         let hs: Vec<_> = [1u32, 2]
             .into_iter()

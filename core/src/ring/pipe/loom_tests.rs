@@ -11,6 +11,7 @@
 //! it.
 
 use super::*;
+use crate::loom_tests::model;
 use crate::sync::{thread, Arc};
 
 /// A 16-byte record of id `id`.
@@ -104,7 +105,7 @@ fn check_one_producer(ids: &[u32], outs: &[PostOutcome], got: &[(u32, bool)]) {
 /// marks the loss after the winner's record, and nothing is torn.
 #[test]
 fn loom_pipe_two_producers_race_last_slot() {
-    loom::model(|| {
+    model(|| {
         let r = Arc::new(PipeRing::new(2).unwrap());
         assert_eq!(r.try_post(&rec(100)), PostOutcome::Posted);
         let hs: Vec<_> = [1u32, 2]
@@ -132,7 +133,7 @@ fn loom_pipe_two_producers_race_last_slot() {
 /// rest is read afterwards.
 #[test]
 fn loom_pipe_post_races_read() {
-    loom::model(|| {
+    model(|| {
         let r = Arc::new(PipeRing::new(2).unwrap());
         let p = {
             let r = r.clone();
@@ -155,7 +156,7 @@ fn loom_pipe_post_races_read() {
 /// never vanishes.
 #[test]
 fn loom_pipe_loss_mark_races_read() {
-    loom::model(|| {
+    model(|| {
         let r = Arc::new(PipeRing::new(1).unwrap());
         assert_eq!(r.try_post(&rec(1)), PostOutcome::Posted);
         let p = {
@@ -178,7 +179,7 @@ fn loom_pipe_loss_mark_races_read() {
 /// one happened.
 #[test]
 fn loom_pipe_two_producers_and_reader() {
-    loom::model(|| {
+    model(|| {
         let r = Arc::new(PipeRing::new(1).unwrap());
         let hs: Vec<_> = [10u32, 20]
             .into_iter()
@@ -211,7 +212,7 @@ fn loom_pipe_two_producers_and_reader() {
 /// loss is reported right after the last record delivered before it.
 #[test]
 fn loom_pipe_batch_races_post_over_two_laps() {
-    loom::model(|| {
+    model(|| {
         let r = Arc::new(PipeRing::new(1).unwrap());
         // 127 + 16 + 127 + 127 bytes through a 256-byte note ring: the
         // third record runs into the slack and the fourth reuses the first
@@ -236,7 +237,7 @@ fn loom_pipe_batch_races_post_over_two_laps() {
 /// posted, and a loss is reported iff one happened.
 #[test]
 fn loom_pipe_batch_races_two_producers() {
-    loom::model(|| {
+    model(|| {
         let r = Arc::new(PipeRing::new(2).unwrap());
         // 127-byte records: four of them reuse the 256-byte note ring's
         // bytes, the first batch's among them.
