@@ -16,15 +16,24 @@ use crate::watch::{add_watch_to_object, remove_watch_from_object, Watch, WatchLi
 /// explores a handful is not testing much.
 pub(crate) fn model<F: Fn() + Sync + Send + 'static>(f: F) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let n = std::sync::Arc::new(AtomicUsize::new(0));
-    let count = n.clone();
+    /// Prints the count when the model ends, also by a panic (a model
+    /// that is meant to fail says how far it got).
+    struct Report(std::sync::Arc<AtomicUsize>);
+    impl Drop for Report {
+        fn drop(&mut self) {
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            // Relaxed: a counter read after the model, on this thread.
+            let n = self.0.load(Ordering::Relaxed);
+            eprintln!("loom: {name}: {n} interleavings");
+        }
+    }
+    let report = Report(std::sync::Arc::new(AtomicUsize::new(0)));
+    let count = report.0.clone();
     loom::model(move || {
-        // Relaxed: a counter read after the model, on this thread.
+        // Relaxed: as above.
         count.fetch_add(1, Ordering::Relaxed);
         f()
     });
-    let name = std::thread::current().name().unwrap_or("?").to_string();
-    eprintln!("loom: {name}: {} interleavings", n.load(Ordering::Relaxed));
 }
 
 fn read_all(q: &WatchQueue) -> Vec<u8> {

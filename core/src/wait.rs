@@ -24,7 +24,7 @@
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
 //! | `sleepers` | readers (register/unregister) | producers (`wake`) | Relaxed RMW + SeqCst fence / SeqCst fence + Relaxed load | the producer's publish before its fence vs the reader's readiness check after its fence (store buffering: both sides need the fence) |
-//! | `Waiter::woken` | producers (swap) | the sleeping reader (swap) | Release / Acquire | the record published before the wake is visible to the woken reader's re-check |
+//! | `Waiter::woken` | producers (swap) | the sleeping reader (swap) | Relaxed | none: a hint to stop parking; the woken reader's re-check after its next register fence sees the record (see `Waiter::wake`) |
 
 use crate::sync::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 #[cfg(all(test, loom))]
@@ -52,8 +52,10 @@ impl Waiter {
     /// Parks until woken or `deadline`; true if woken.
     pub fn park(&self, deadline: Option<Instant>) -> bool {
         loop {
-            // ORDERING: Acquire pairs with the Release store in `wake`.
-            if self.woken.swap(false, Ordering::Acquire) {
+            // Relaxed: the flag only says a wake came, so stop parking; what
+            // the waker published is seen by the caller's readiness check,
+            // ordered by the fences (see `wake`).
+            if self.woken.swap(false, Ordering::Relaxed) {
                 return true;
             }
             match deadline {
@@ -74,14 +76,18 @@ impl Waiter {
     }
 
     fn wake(&self) {
-        // ORDERING: Release pairs with the Acquire swap in `park`. A swap,
-        // not a store (the same on this path, taken only when a reader
-        // sleeps): a store would do in Rust's model (unpark synchronizes
-        // with park, so the sleeper's next swap reads it), but loom 0.7
-        // leaves a plain store unordered against the sleeper's earlier
-        // swap and lets the next swap read around it, a false lost
-        // wake-up in `loom_wait_blocking_read_races_post`.
-        self.woken.swap(true, Ordering::Release);
+        // Relaxed: nothing is handed over through the flag. A woken
+        // reader that reads the record stale re-registers and checks
+        // again after its register fence, and that fence comes after the
+        // producer's in the fences' total order (the producer's fence is
+        // sequenced before this swap, which the reader's swap read, which
+        // is sequenced before its next fence), so the re-check sees the
+        // record. A swap, not a store (the same cost on this path, taken
+        // only when a reader sleeps): loom 0.7 leaves a plain store
+        // unordered against the sleeper's earlier swap and lets its next
+        // swap read around it, a false lost wake-up
+        // (`loom_wait_blocking_read_races_post`).
+        self.woken.swap(true, Ordering::Relaxed);
         self.thread.unpark();
     }
 }

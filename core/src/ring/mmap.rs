@@ -558,8 +558,13 @@ impl<S: RingStorage> MmapRing<S> {
                     w = now;
                     continue;
                 }
-                // ORDERING: Release, the counterpart of the swap above.
-                self.overrun.store(true, Ordering::Release);
+                // ORDERING: Release, the counterpart of the swap above. A swap,
+                // not a store (this is the cold, lost path): a store would
+                // do in Rust's model, but loom 0.7 leaves a plain store
+                // unordered against another producer's swap of the flag and
+                // lets a later load read around it, a false silent loss in
+                // `loom_mmap_two_producers_and_consumer_on_full_ring_across_laps`.
+                self.overrun.swap(true, Ordering::Release);
                 return PostOutcome::Lost;
             };
             let next = (u64::from(c.wrapping_add(p.total)) << 32) | (w as u32 as u64 + IN_FLIGHT);

@@ -141,7 +141,9 @@ pub fn serve(opts: &KernelOptions, out: &mut dyn Write, detach: bool) -> Result<
         }
     }
     let mut served = false;
-    while !stop.load(Ordering::SeqCst) {
+    // Relaxed: signal-hook's latch; nothing is read through it, and the
+    // loop polls it every 50 ms.
+    while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if let Some(root) = opts.for_tree {
             let pids = server.pids();

@@ -185,13 +185,18 @@ impl Pipe {
     }
 
     pub(crate) fn readers(&self) -> usize {
-        // SeqCst: end counts are read by waiters' readiness checks; keep them simple.
-        self.readers.load(Ordering::SeqCst)
+        // Relaxed: nothing is read through an end count. A waiter's
+        // readiness check reads it after its wait queue's register fence,
+        // and `release_end` wakes after dropping it (the wake's fence):
+        // the two SeqCst fences are what make a sleeper see the last end
+        // go (the loom model `loom_wait_last_writer_wakes_reader` is this
+        // pattern with these orderings; scripts/loom-weaken.py).
+        self.readers.load(Ordering::Relaxed)
     }
 
     pub(crate) fn writers(&self) -> usize {
-        // SeqCst: as `readers`.
-        self.writers.load(Ordering::SeqCst)
+        // Relaxed: as `readers`.
+        self.writers.load(Ordering::Relaxed)
     }
 
     /// The wait queue readers sleep on.
@@ -209,27 +214,31 @@ impl Pipe {
 
     /// A file opened one or both ends.
     pub(crate) fn open_end(&self, read: bool, write: bool) {
-        // SeqCst: as `readers`.
-        self.files.fetch_add(1, Ordering::SeqCst);
+        // Relaxed: as `readers`; the RMWs keep the counts exact.
+        self.files.fetch_add(1, Ordering::Relaxed);
         if read {
-            self.readers.fetch_add(1, Ordering::SeqCst);
+            self.readers.fetch_add(1, Ordering::Relaxed);
         }
         if write {
-            self.writers.fetch_add(1, Ordering::SeqCst);
+            self.writers.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// A file of this pipe was released. Mirrors `pipe_release()`: wakes
     /// the other side; the last file frees the pipe.
     pub(crate) fn release_end(&self, read: bool, write: bool) {
-        // SeqCst: as `readers`.
-        if read && self.readers.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // Relaxed: as `readers` (the wake after the count's drop is what a
+        // sleeper is ordered by). The RMWs' atomicity alone picks the one
+        // release that saw a count reach 0; `clear` below takes the queue's
+        // own locks, which order it after every other file's use of the
+        // queue, so no data is handed over through `files` either.
+        if read && self.readers.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.wr_wait.wake();
         }
-        if write && self.writers.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if write && self.writers.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.rd_wait().wake();
         }
-        if self.files.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.files.fetch_sub(1, Ordering::Relaxed) == 1 {
             if let Some(q) = self.queue() {
                 q.clear();
             }

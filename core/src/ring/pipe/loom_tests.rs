@@ -280,3 +280,137 @@ fn loom_pipe_batch_races_two_producers() {
         );
     });
 }
+
+/// Posts and takes `n` 127-byte records one at a time (single-threaded),
+/// so the ring's positions and byte offsets start `n` records on.
+fn advance(r: &PipeRing, n: u32) {
+    let mut got = Vec::new();
+    for i in 0..n {
+        assert_eq!(r.try_post(&rec_of(1000 + i, 127)), PostOutcome::Posted);
+        assert!(pop(r, &mut got));
+    }
+}
+
+/// A full two-record ring of 127-byte records (each record fills its
+/// slot's 128 bytes): the consumer pops the two oldest, one at a time,
+/// while a producer posts two more into exactly those slots and bytes. The post is lost (it saw the
+/// old tail: the loss follows the newest record) or lands after the
+/// copy-out (the shadow cells check the bytes' happens-before); the
+/// producer found the ring looking full on its cached tail and refreshed
+/// the cache from the consumer's tail (the `tail_cache` path).
+#[test]
+fn loom_pipe_full_ring_pop_races_post_into_its_slot() {
+    model(|| {
+        let r = Arc::new(PipeRing::new(2).unwrap());
+        for id in [1, 2] {
+            assert_eq!(r.try_post(&rec_of(id, 127)), PostOutcome::Posted);
+        }
+        let p = {
+            let r = r.clone();
+            thread::spawn(move || [r.try_post(&rec_of(3, 127)), r.try_post(&rec_of(4, 127))])
+        };
+        let mut got = Vec::new();
+        assert!(pop(&r, &mut got));
+        pop(&r, &mut got);
+        let [o3, o4] = p.join().unwrap();
+        drain(&r, &mut got);
+        let outs = [PostOutcome::Posted, PostOutcome::Posted, o3, o4];
+        check_one_producer(&[1, 2, 3, 4], &outs, &got);
+    });
+}
+
+/// Three threads, two producers and the consumer, on a full two-record
+/// ring: the consumer's batch frees both slots while each producer posts a
+/// 127-byte record into them. One producer's refresh of `tail_cache` is
+/// what the other may claim on (the producer-advanced tail: its writes
+/// into bytes the consumer read are ordered only through the cache's
+/// Release/Acquire). Each post lands whole or is lost, and a loss is
+/// reported iff one happened.
+#[test]
+fn loom_pipe_two_producers_reuse_slots_on_advanced_tail() {
+    model(|| {
+        let r = Arc::new(PipeRing::new(2).unwrap());
+        for id in [1, 2] {
+            assert_eq!(r.try_post(&rec_of(id, 127)), PostOutcome::Posted);
+        }
+        let hs: Vec<_> = [10u32, 20]
+            .into_iter()
+            .map(|id| {
+                let r = r.clone();
+                thread::spawn(move || r.try_post(&rec_of(id, 127)))
+            })
+            .collect();
+        let mut got = Vec::new();
+        batch(&r, &mut got);
+        let outs: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        drain(&r, &mut got);
+        let ids: Vec<u32> = got.iter().map(|&(id, _)| id).collect();
+        assert_eq!(ids[..2], [1, 2]);
+        for (id, o) in [10u32, 20].into_iter().zip(&outs) {
+            assert_eq!(
+                ids.contains(&id),
+                *o == PostOutcome::Posted,
+                "{ids:?} {outs:?}"
+            );
+        }
+        let n_posted: usize = outs.iter().map(|&o| posted(o)).sum();
+        assert_eq!(got.len(), 2 + n_posted);
+        let marks = got.iter().filter(|&&(_, loss)| loss).count();
+        assert_eq!(
+            marks > 0,
+            n_posted < 2,
+            "a loss is reported iff one happened"
+        );
+    });
+}
+
+/// Slot reuse across laps: after two records (lap 0) the producer posts
+/// four more into a two-record ring (positions 2..6: laps 1 and 2 of
+/// both slots, the same bytes each lap) while the consumer takes two
+/// batches. In order, delivered + lost == posted, each loss right after
+/// the last record delivered before it; a stamp left by an earlier lap is
+/// never taken for a record.
+#[test]
+fn loom_pipe_slot_reuse_over_laps() {
+    model(|| {
+        let r = Arc::new(PipeRing::new(2).unwrap());
+        advance(&r, 2);
+        let ids = [1u32, 2, 3, 4];
+        let p = {
+            let r = r.clone();
+            thread::spawn(move || ids.map(|id| r.try_post(&rec_of(id, 127))))
+        };
+        let mut got = Vec::new();
+        batch(&r, &mut got);
+        batch(&r, &mut got);
+        let outs = p.join().unwrap();
+        batch(&r, &mut got);
+        check_one_producer(&ids, &outs, &got);
+    });
+}
+
+/// The loss bit is set while the consumer takes records across the byte
+/// ring's wrap: a one-record ring holds record 1 in its last 128 bytes;
+/// the producer's post of 2 finds it full and marks the loss, and its post
+/// of 3 (wrapping to the ring's first bytes) may clear the bit with its
+/// claim and carry the loss in its stamp, while the consumer takes 1 and
+/// then what follows. The loss is reported once, right after 1, whether
+/// it is learnt from `head` or from 3's stamp.
+#[test]
+fn loom_pipe_loss_bit_across_wrap() {
+    model(|| {
+        let r = Arc::new(PipeRing::new(1).unwrap());
+        advance(&r, 1);
+        assert_eq!(r.try_post(&rec_of(1, 127)), PostOutcome::Posted);
+        let p = {
+            let r = r.clone();
+            thread::spawn(move || [r.try_post(&rec_of(2, 127)), r.try_post(&rec_of(3, 127))])
+        };
+        let mut got = Vec::new();
+        pop(&r, &mut got);
+        pop(&r, &mut got);
+        let [o2, o3] = p.join().unwrap();
+        drain(&r, &mut got);
+        check_one_producer(&[1, 2, 3], &[PostOutcome::Posted, o2, o3], &got);
+    });
+}

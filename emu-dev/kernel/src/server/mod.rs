@@ -303,7 +303,11 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        if self.shared.stop.swap(true, Ordering::SeqCst) {
+        // Relaxed: a one-way latch. The swap's atomicity picks the one
+        // stopper; nothing is handed over through the flag (the threads
+        // that poll it are woken by the sockets' shutdown below or their
+        // epoll tick, and joined, which orders everything they did).
+        if self.shared.stop.swap(true, Ordering::Relaxed) {
             return;
         }
         // Sleepers first: dropping the server's pipe ends hangs up every
@@ -495,7 +499,8 @@ fn accept_loop(s: &Arc<Shared>, listener: &OwnedFd) {
             }
             Err(_) => return,
         };
-        if s.stop.load(Ordering::SeqCst) {
+        // Relaxed: see `Server::stop`.
+        if s.stop.load(Ordering::Relaxed) {
             return;
         }
         let peer = match rustix::net::sockopt::socket_peercred(&conn) {
@@ -562,7 +567,8 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         gc_after_reply: false,
     };
     let mut buf = Vec::new();
-    while !s.stop.load(Ordering::SeqCst) {
+    // Relaxed: see `Server::stop`.
+    while !s.stop.load(Ordering::Relaxed) {
         let pkt = match sock::recv(conn.as_fd(), &mut buf) {
             Ok(Some(p)) => p,
             Ok(None) | Err(_) => break,
@@ -653,7 +659,8 @@ fn monitor_loop(s: &Arc<Shared>) {
     // Since when a key call's collector has been waiting, and the
     // collector's run count then (a run meanwhile starts a new wait).
     let mut gc_queued: Option<(Instant, u64)> = None;
-    while !s.stop.load(Ordering::SeqCst) {
+    // Relaxed: see `Server::stop`.
+    while !s.stop.load(Ordering::Relaxed) {
         events.clear();
         let _ = epoll::wait(
             &s.epoll,
