@@ -45,9 +45,9 @@
 //! |---|---|---|---|---|
 //! | `claim` (position, in flight) | producers (claim CAS, finish CAS) | producers | Acquire claim; Release finish / Acquire on failure | a finish passes the claim's record words to the publisher that sees it counted out, who passes them on through `head`; every change is an RMW, so one load acquires every finish before it |
 //! | `pub_head` | publisher | producers (tail validation) | Relaxed | none of its own: a tail the producer Acquire-loaded was read from a `head` stored (Release) after `pub_head` |
-//! | shared `head` word | publisher | consumer | Release store / Acquire load | the consumer sees the record words before it sees `head` cover them |
+//! | shared `head` word | publisher | consumer; `MmapRing::head`, `Consumer::available` (hints) | Release store / Acquire load (hints: Relaxed) | the consumer sees the record words before it sees `head` cover them |
 //! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
-//! | `overrun` | producers | producers | AcqRel swap | the flag lands on a record claimed after the loss |
+//! | `overrun` | producers (swaps) | producers | Relaxed | none: the flag's RMWs are ordered on the one location; the record it lands on is published by the finish and `head` |
 
 use super::PostOutcome;
 use crate::errno::{Errno, Result};
@@ -438,8 +438,11 @@ impl<S: RingStorage> MmapRing<S> {
 
     /// The shared `head` (what the consumer sees).
     pub fn head(&self) -> u32 {
-        // ORDERING: Acquire, as a consumer loads it.
-        self.word(HEAD_WORD as u32).load(Ordering::Acquire)
+        // Relaxed: a readiness hint (poll's POLLIN/POLLERR, `readable`);
+        // nothing is read through it. A consumer reads the records after
+        // its own Acquire load of head (`Consumer`), and a reader deciding
+        // to sleep is ordered by the wait queue's fences.
+        self.word(HEAD_WORD as u32).load(Ordering::Relaxed)
     }
 
     /// The shared `tail` (what the consumer last wrote).
@@ -534,11 +537,15 @@ impl<S: RingStorage> MmapRing<S> {
         let len = (rec.len() / WATCH_LENGTH_GRANULARITY) as u32;
         // Take a pending overrun before claiming, so it lands on a record
         // claimed after the loss; give it back if this post is lost too.
-        // ORDERING: AcqRel: ordered with the claim that follows. The
-        // Relaxed load first keeps the common case (no overrun pending) free
-        // of a read-modify-write on a line every producer shares.
+        // Relaxed: the flag carries no data, only itself: its RMWs are
+        // totally ordered on the one location, so a loss's mark is taken
+        // by exactly one later post (or given back), and the record it
+        // lands on is published by the finish and `head` like any other.
+        // The Relaxed load first keeps the common case (no overrun
+        // pending) free of a read-modify-write on a line every producer
+        // shares.
         let overrun =
-            self.overrun.load(Ordering::Relaxed) && self.overrun.swap(false, Ordering::AcqRel);
+            self.overrun.load(Ordering::Relaxed) && self.overrun.swap(false, Ordering::Relaxed);
         // Relaxed: only seeds the CAS below (which acquires); what the
         // claimer needs of the slots' previous use it acquires through
         // `tail` in `place`.
@@ -558,13 +565,13 @@ impl<S: RingStorage> MmapRing<S> {
                     w = now;
                     continue;
                 }
-                // ORDERING: Release, the counterpart of the swap above. A swap,
-                // not a store (this is the cold, lost path): a store would
-                // do in Rust's model, but loom 0.7 leaves a plain store
-                // unordered against another producer's swap of the flag and
-                // lets a later load read around it, a false silent loss in
+                // Relaxed: as the swap above. A swap, not a store (this is
+                // the cold, lost path): a store would do in Rust's model,
+                // but loom 0.7 leaves a plain store unordered against
+                // another producer's swap of the flag and lets a later load
+                // read around it, a false silent loss in
                 // `loom_mmap_two_producers_and_consumer_on_full_ring_across_laps`.
-                self.overrun.swap(true, Ordering::Release);
+                self.overrun.swap(true, Ordering::Relaxed);
                 return PostOutcome::Lost;
             };
             let next = (u64::from(c.wrapping_add(p.total)) << 32) | (w as u32 as u64 + IN_FLIGHT);
@@ -780,8 +787,9 @@ impl<'a> Consumer<'a> {
 
     /// Is a record (or padding) waiting?
     pub fn available(&self) -> bool {
-        // ORDERING: Acquire pairs with the producer's Release head store.
-        let head = self.words[HEAD_WORD].load(Ordering::Acquire);
+        // Relaxed: a hint; `pop`/`read`/`drain` load head again with
+        // Acquire before reading what it covers.
+        let head = self.words[HEAD_WORD].load(Ordering::Relaxed);
         // Relaxed: our own store.
         head != self.words[TAIL_WORD].load(Ordering::Relaxed)
     }
