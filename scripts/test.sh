@@ -84,8 +84,11 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" 
     -p watchq-core -p watchq-sources -p watchq-kernel -p watchq-client -p watchq --lib -p watchq-tests "${asan_tests[@]}"
 
 # loom models: every interleaving of the lock-free paths, bounded so a
-# 3-thread model finishes in seconds (see STYLE.md). Own target dir: the
-# cfg changes every crate's build.
+# 3-thread model finishes in seconds (see STYLE.md): about 10 s of model
+# time at bound 3 on the loaded 2-core machine (2026-12-01; deeper bounds
+# and each model's interleavings: scripts/loom-times.sh, every ordering
+# weakened: scripts/loom-weaken.py). Own target dir: the cfg changes every
+# crate's build.
 step "loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:=3})"
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="$LOOM_MAX_PREEMPTIONS" \
     cargo test -p watchq-core --lib --release --locked --target-dir target/loom -- loom_

@@ -13,8 +13,8 @@
 //! producer publishes before its SeqCst fence and check, and an unpark that
 //! comes before the park is remembered by the thread's token.
 //!
-//! Under loom the atomics, the list's mutex and park/unpark are loom's
-//! (`crate::sync`), so the models in `loom_tests.rs` put a reader to sleep
+//! Under loom the atomics and the list's mutex are loom's (`crate::sync`)
+//! and a sleeper parks on a loom `Notify`, so the models in `loom_tests.rs` put a reader to sleep
 //! against a racing post; a lost wake-up leaves the reader parked forever,
 //! which loom reports as a deadlock. loom has no timed park: a deadline
 //! reads there as already passed.
@@ -27,8 +27,6 @@
 //! | `Waiter::woken` | producers (swap) | the sleeping reader (swap) | Relaxed | none: a hint to stop parking; the woken reader's re-check after its next register fence sees the record (see `Waiter::wake`) |
 
 use crate::sync::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
-#[cfg(all(test, loom))]
-use loom::thread::{self, Thread};
 #[cfg(not(all(test, loom)))]
 use std::thread::{self, Thread};
 use std::time::Instant;
@@ -36,7 +34,13 @@ use std::time::Instant;
 /// One thread that may sleep on several wait queues.
 #[derive(Debug)]
 pub struct Waiter {
+    #[cfg(not(all(test, loom)))]
     thread: Thread,
+    /// Under loom, the thread's park token: loom's unpark makes a thread
+    /// blocked on a mutex runnable (and then fails its own check that the
+    /// lock is free), so a sleeper parks on a `Notify` of its own there.
+    #[cfg(all(test, loom))]
+    notify: loom::sync::Notify,
     woken: AtomicBool,
 }
 
@@ -44,7 +48,10 @@ impl Waiter {
     /// A waiter for the calling thread.
     pub fn current() -> Arc<Self> {
         Arc::new(Waiter {
+            #[cfg(not(all(test, loom)))]
             thread: thread::current(),
+            #[cfg(all(test, loom))]
+            notify: loom::sync::Notify::new(),
             woken: AtomicBool::new(false),
         })
     }
@@ -59,7 +66,10 @@ impl Waiter {
                 return true;
             }
             match deadline {
+                #[cfg(not(all(test, loom)))]
                 None => thread::park(),
+                #[cfg(all(test, loom))]
+                None => self.notify.wait(),
                 // loom has no timed park.
                 #[cfg(all(test, loom))]
                 Some(_) => return false,
@@ -88,7 +98,10 @@ impl Waiter {
         // swap read around it, a false lost wake-up
         // (`loom_wait_blocking_read_races_post`).
         self.woken.swap(true, Ordering::Relaxed);
+        #[cfg(not(all(test, loom)))]
         self.thread.unpark();
+        #[cfg(all(test, loom))]
+        self.notify.notify();
     }
 }
 

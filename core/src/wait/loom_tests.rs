@@ -10,6 +10,7 @@ use crate::queue::{ReadMode, WatchQueue};
 use crate::record::Notification;
 use crate::ring::pipe::PipeRing;
 use crate::ring::PostOutcome;
+use crate::sync::thread;
 
 fn rec(id: u8) -> [u8; 16] {
     let mut r = [0u8; 16];
