@@ -84,8 +84,9 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" 
     -p watchq-core -p watchq-sources -p watchq-kernel -p watchq-client -p watchq --lib -p watchq-tests "${asan_tests[@]}"
 
 # loom models: every interleaving of the lock-free paths, bounded so a
-# 3-thread model finishes in seconds (see STYLE.md): about 10 s of model
-# time at bound 3 on the loaded 2-core machine (2026-12-01; deeper bounds
+# 3-thread model finishes in seconds (see STYLE.md): 15 s of model time,
+# 100 s with core's rebuild, at bound 3 on the 2 cores at load 18
+# (2026-12-01; a cold loom target adds 2 min; deeper bounds
 # and each model's interleavings: scripts/loom-times.sh, every ordering
 # weakened: scripts/loom-weaken.py). Own target dir: the cfg changes every
 # crate's build.
