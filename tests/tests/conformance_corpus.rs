@@ -25,6 +25,8 @@ fn recording(probe: &str) -> &'static str {
         "gc" => include_str!("../data/conformance/gc.txt"),
         "queue" => include_str!("../data/conformance/queue.txt"),
         "types" => include_str!("../data/conformance/types.txt"),
+        "surface" => include_str!("../data/conformance/surface.txt"),
+        "procs" => include_str!("../data/conformance/procs.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -283,6 +285,51 @@ fn conformance_queue_filter() {
 #[test]
 fn conformance_queue_read() {
     check("queue", "q-read");
+}
+
+#[test]
+fn conformance_procs_fork_child() {
+    check("procs", "fork-child");
+}
+
+#[test]
+fn conformance_procs_exec_reader() {
+    check("procs", "exec-reader");
+}
+
+#[test]
+fn conformance_procs_scm_rights() {
+    check("procs", "scm-rights");
+}
+
+#[test]
+fn conformance_surface_persistent() {
+    check("surface", "persistent");
+}
+
+#[test]
+fn conformance_surface_pkey() {
+    check("surface", "pkey");
+}
+
+#[test]
+fn conformance_surface_session_to_parent() {
+    check("surface", "s2p");
+}
+
+#[test]
+fn conformance_surface_efault() {
+    check("surface", "efault");
+}
+
+#[test]
+fn conformance_surface_readbuf() {
+    check("surface", "readbuf");
+}
+
+#[test]
+fn conformance_surface_read_race() {
+    check("surface", "read-race");
 }
 
 /// gc_delay in real time: a revoked key is collected `gc_delay` seconds
