@@ -327,6 +327,14 @@ fn conformance_surface_readbuf() {
     check("surface", "readbuf");
 }
 
+/// The capability bytes differ in one bit until `KEYCTL_DH_COMPUTE` is
+/// emulated: the recording's kernel has DH (0xff), watchq says 0xfb.
+#[test]
+#[ignore = "KEYCTL_CAPS0_DIFFIE_HELLMAN is not claimed until DH_COMPUTE is emulated"]
+fn conformance_surface_caps() {
+    check("surface", "caps");
+}
+
 #[test]
 fn conformance_surface_read_race() {
     check("surface", "read-race");

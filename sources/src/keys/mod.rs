@@ -23,9 +23,11 @@
 
 mod ops;
 mod perm;
+mod system;
 
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;
+pub use system::{INVALID_GID, PERSISTENT_KEYRING_EXPIRY, SYSTEM_SERIAL_TOP};
 
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap};
@@ -176,6 +178,11 @@ pub struct Key {
     pub restricted: bool,
     /// Security label, for the policy engine.
     pub label: Option<String>,
+    /// `KEY_FLAG_KEEP`: may not be invalidated (the kernel's `.blacklist`).
+    pub keep: bool,
+    /// Not charged to its owner's quota (`KEY_ALLOC_NOT_IN_QUOTA`: the
+    /// keyrings the kernel makes for itself).
+    pub not_in_quota: bool,
     watchers: Option<Arc<WatchList>>,
     /// Bytes charged to the owner's quota.
     charged: usize,
@@ -299,6 +306,13 @@ pub(crate) struct Inner {
     gc_runs: u64,
     /// `maxkeys`/`maxbytes` for users other than root.
     limits: (usize, usize),
+    /// The kernel's own keyrings (system_keyring.c's, the registers):
+    /// collector roots.
+    system: Vec<Serial>,
+    /// `.user_reg`, once a user keyring was made.
+    user_reg: Option<Serial>,
+    /// `.persistent_register`, once a persistent keyring was asked for.
+    persistent_register: Option<Serial>,
 }
 
 /// Every key of the emulated kernel.
@@ -341,12 +355,14 @@ pub struct KeyInfo {
 impl KeyStore {
     /// An empty store.
     pub fn new(config: KeyConfig) -> Self {
+        let mut inner = Inner {
+            next_serial: config.first_serial.max(3),
+            limits: (config.maxkeys, config.maxbytes),
+            ..Inner::default()
+        };
+        inner.boot_keyrings();
         KeyStore {
-            inner: Mutex::new(Inner {
-                next_serial: config.first_serial.max(3),
-                limits: (config.maxkeys, config.maxbytes),
-                ..Inner::default()
-            }),
+            inner: Mutex::new(inner),
             constructed: Condvar::new(),
             config,
         }
@@ -474,6 +490,7 @@ impl KeyStore {
         }
         let mut reach: Vec<Serial> = roots.to_vec();
         reach.extend(g.user_rings.values().flat_map(|&(u, s)| [u, s]));
+        reach.extend(g.system_roots().collect::<Vec<_>>());
         reach.extend(
             g.keys
                 .values()

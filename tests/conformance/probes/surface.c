@@ -21,8 +21,9 @@
  *     permission is refused, a multi-threaded parent is refused.
  *   efault: a bad pointer in each argument of add_key, request_key and
  *     the keyctl commands that take one, in the kernel's order of checks.
- *   readbuf: KEYCTL_READ, DESCRIBE, GET_SECURITY and CAPABILITIES with
- *     buffers too small, exact and absent: what they copy.
+ *   readbuf: KEYCTL_READ, DESCRIBE and GET_SECURITY with buffers too
+ *     small, exact and absent: what they copy.
+ *   caps: KEYCTL_CAPABILITIES into buffers of 0 to 6 bytes.
  *   read-race: KEYCTL_READ in one thread while another updates the key
  *     to payloads of other lengths: every length read comes with that
  *     payload's bytes, and a length too big for the buffer leaves it
@@ -595,6 +596,11 @@ static void sec_readbuf(void)
 	memset(buf, '#', sizeof buf);
 	KC(K_GET_SECURITY, k, buf, 0, 0);
 	hexs("buf", (unsigned char *)buf, 4);
+}
+
+static void sec_caps(void)
+{
+	section("caps");
 	unsigned char caps[6];
 	int csz[] = {0, 1, 2, 4, 6};
 	for (unsigned i = 0; i < sizeof csz / sizeof csz[0]; i++) {
@@ -691,6 +697,7 @@ int main(int argc, char **argv)
 	if (wanted("s2p")) sec_s2p();
 	if (wanted("efault")) sec_efault();
 	if (wanted("readbuf")) sec_readbuf();
+	if (wanted("caps")) sec_caps();
 	if (wanted("read-race")) sec_read_race();
 	printf("=== DONE\n");
 	return 0;
