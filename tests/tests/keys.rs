@@ -497,7 +497,7 @@ fn keys_permissions_and_ownership() {
         .unwrap();
     assert_eq!(
         root.keyctl_describe(u).unwrap(),
-        "keyring;0;-1;3f3f0000;_uid.0"
+        "keyring;0;65534;3f3f0000;_uid.0"
     );
     assert_eq!(root.keyctl_get_keyring_id(-6, true), Err(Errno::EINVAL));
     assert_eq!(root.keyctl_get_keyring_id(-1, false), Err(Errno::ENOKEY));

@@ -57,6 +57,11 @@ pub enum KeyType {
     /// `big_key`: like `user`, for payloads up to 1 MiB (the kernel keeps
     /// large ones encrypted in shmem; the payload rules are the same).
     BigKey,
+    /// `asymmetric`: its payload must be a certificate or key blob one of
+    /// the kernel's parsers recognises; watchq has none of the parsers,
+    /// so every payload is refused as unrecognised (`EBADMSG`), as the
+    /// kernel refuses one no parser knows.
+    Asymmetric,
 }
 
 impl KeyType {
@@ -67,6 +72,7 @@ impl KeyType {
             KeyType::Logon => "logon",
             KeyType::Keyring => "keyring",
             KeyType::BigKey => "big_key",
+            KeyType::Asymmetric => "asymmetric",
         }
     }
 
@@ -89,6 +95,7 @@ impl KeyType {
             "logon" => Ok(KeyType::Logon),
             "keyring" => Ok(KeyType::Keyring),
             "big_key" => Ok(KeyType::BigKey),
+            "asymmetric" => Ok(KeyType::Asymmetric),
             _ => Err(Errno::ENODEV),
         }
     }
@@ -123,6 +130,15 @@ impl KeyType {
                 if !payload.is_empty() {
                     return Err(Errno::EINVAL);
                 }
+            }
+            // asymmetric_key_preparse(): EINVAL for no data, then each
+            // parser's EBADMSG.
+            KeyType::Asymmetric => {
+                return Err(if payload.is_empty() {
+                    Errno::EINVAL
+                } else {
+                    Errno::EBADMSG
+                });
             }
         }
         Ok(())

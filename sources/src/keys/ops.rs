@@ -352,12 +352,14 @@ impl KeyStore {
         let mut g = self.inner.lock();
         let ring = self.lookup(&mut g, ctx, ring, LOOKUP_CREATE, need::WRITE)?;
         let t = KeyType::lookup(type_name)?;
-        let desc = desc.ok_or(Errno::EINVAL)?;
         let r = g.key(ring)?;
         if !r.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        t.vet(&desc, payload)?;
+        // key_create_or_update(): the type's preparse sees the payload
+        // before a missing description is refused.
+        t.vet(desc.as_deref().unwrap_or_default(), payload)?;
+        let desc = desc.ok_or(Errno::EINVAL)?;
         if r.restricted {
             return Err(Errno::EPERM);
         }
@@ -1101,11 +1103,15 @@ impl KeyStore {
         // the kernel's errnos for keys that are not asymmetric), BIG_KEY,
         // INVALIDATE, RESTRICT_KEYRING, MOVE; not DIFFIE_HELLMAN (0x04).
         let caps0 = 0x01 | 0x02 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80;
-        let caps1 = if self.config.notifications {
-            KEYCTL_CAPS1_NOTIFICATIONS
-        } else {
-            0
-        };
+        // NS_KEYRING_NAME and NS_KEY_TAG (0x01, 0x02): every kernel since
+        // 5.3 sets them; watchq has one namespace of each kind.
+        let caps1 = 0x01
+            | 0x02
+            | if self.config.notifications {
+                KEYCTL_CAPS1_NOTIFICATIONS
+            } else {
+                0
+            };
         [caps0, caps1]
     }
 

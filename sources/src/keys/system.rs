@@ -10,9 +10,9 @@
 //! register), security/keys/persistent.c and security/keys/keyctl_pkey.c.
 //!
 //! These keyrings are the kernel's own: never charged to a quota, kept
-//! alive by the kernel (collector roots), and given serials from the top
-//! of the range ([`SYSTEM_SERIAL_TOP`] downwards) so the sequential serials
-//! of everything else stay as they were.
+//! alive by the kernel (collector roots), and given serials below the
+//! sequential ones ([`SYSTEM_SERIAL_TOP`] downwards) so the serials of
+//! everything else stay as they were.
 
 use super::perm::{need, KEY_POS_ALL, KEY_POS_SETATTR, KEY_USR_READ, KEY_USR_VIEW, LOOKUP_CREATE};
 use super::{Inner, KeyCtx, KeyState, KeyStore, KeyType, Serial, KEY_SPEC_SESSION_KEYRING};
@@ -20,7 +20,7 @@ use watchq_core::lsm::caps::CAP_SETUID;
 use watchq_core::{Errno, Result};
 
 /// The first serial the kernel's own keyrings take (downwards from here).
-pub const SYSTEM_SERIAL_TOP: Serial = 0x7fff_fff0;
+pub const SYSTEM_SERIAL_TOP: Serial = 0x0fff_ff00;
 
 /// `persistent_keyring_expiry`: a persistent keyring expires this many
 /// seconds after it was last fetched (three days).

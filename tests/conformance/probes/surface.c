@@ -325,17 +325,18 @@ static void sec_pkey(void)
 
 /* -------------------------------------------------------------- sysrings */
 
+static int32_t sys_rings[16];
+static int sys_nr;
+
 static void sysrings_child(void)
 {
-	for (int i = 0; i < nnames; i++) {
-		int32_t r = names[i].serial;
-		if (names[i].label[0] != '.')
-			continue;
+	for (int i = 0; i < sys_nr; i++) {
+		int32_t r = sys_rings[i];
 		char text[128];
-		snprintf(text, sizeof text, "uid 1000: keyctl(K_DESCRIBE, <%s>)", names[i].label);
+		snprintf(text, sizeof text, "uid 1000: keyctl(K_DESCRIBE, <%s>)", label_of(r));
 		char d[256];
 		show(text, keyctl(K_DESCRIBE, r, (long)d, sizeof d, 0));
-		snprintf(text, sizeof text, "uid 1000: keyctl(K_READ, <%s>, NULL, 0)", names[i].label);
+		snprintf(text, sizeof text, "uid 1000: keyctl(K_READ, <%s>, NULL, 0)", label_of(r));
 		show(text, keyctl(K_READ, r, 0, 0, 0));
 	}
 }
@@ -371,6 +372,8 @@ static void sec_sysrings(void)
 				rings[j] = t;
 			}
 	printf("%d system keyrings\n", nr);
+	memcpy(sys_rings, rings, sizeof rings);
+	sys_nr = nr;
 	for (int i = 0; i < nr; i++) {
 		int32_t r = rings[i];
 		const char *l = label_of(r);
