@@ -413,6 +413,7 @@ use watchq_core::Errno;
 use watchq_kernel::keys::Serial;
 use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, Process};
+use watchq_sources::keys::{KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_USER_KEYRING};
 
 /// Compares a replay with the recorded section.
 fn check_replay(probe_name: &str, name: &str, ours: Vec<String>) {
@@ -511,4 +512,244 @@ fn conformance_types_reqkey_replayed() {
             .ok();
     }
     check_replay("types", "reqkey", t.lines);
+}
+
+impl Replay {
+    /// The probe's `contents(ring, what)`: a keyring's keys as sorted labels.
+    fn contents(&mut self, p: &Process, ring: Serial, what: &str) {
+        let shown = match p.keyctl_read(ring) {
+            Err(e) => format!("-1 {}", e.name()),
+            Ok(ids) => {
+                let mut labels: Vec<String> = ids
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+                    .map(|s| {
+                        self.names
+                            .get(&s)
+                            .map_or("<?>".into(), |l| format!("<{l}>"))
+                    })
+                    .collect();
+                labels.sort();
+                if labels.is_empty() {
+                    "(empty)".to_string()
+                } else {
+                    labels.join(" ")
+                }
+            }
+        };
+        self.line(format!("contents({what}) = {shown}"));
+    }
+
+    /// The probe's `describe(what, key)`.
+    fn describe(&mut self, p: &Process, what: &str, key: Serial) {
+        let d = p
+            .keyctl_describe(key)
+            .unwrap_or_else(|e| e.name().to_string());
+        self.line(format!("describe({what}) = {d}"));
+    }
+
+    /// KEYCTL_GET_PERSISTENT as the probe prints it, the result named.
+    fn persistent(&mut self, p: &Process, text: &str, uid: u32, dest: Serial, label: &str) {
+        let r = p.keyctl_get_persistent(uid, dest);
+        self.named(label, text, r);
+    }
+}
+
+/// What `/proc/keys` shows of key `s` from its timeout column on, as
+/// security/keys/proc.c formats it, from the emulated kernel's state (the
+/// file itself is emulated elsewhere; this checks the key's expiry,
+/// permissions, owner and contents).
+fn proc_keys_line(k: &Kernel, s: Serial, what: &str) -> String {
+    let info = k.keys().info(s).expect("the key exists");
+    let timeout = match k.keys().expires_in(s) {
+        None => "perm".to_string(),
+        Some(t) if t < 60 => format!("{t}s"),
+        Some(t) if t < 3600 => format!("{}m", t / 60),
+        Some(t) if t < 86400 => format!("{}h", t / 3600),
+        Some(t) if t < 7 * 86400 => format!("{}d", t / 86400),
+        Some(t) => format!("{}w", t / (7 * 86400)),
+    };
+    let gid = if info.gid == watchq_sources::keys::INVALID_GID {
+        65534
+    } else {
+        info.gid
+    };
+    let summary = match info.links.len() {
+        0 => "empty".to_string(),
+        n => n.to_string(),
+    };
+    format!(
+        "/proc/keys {what}: {timeout} {:08x} {} {gid} {} {}: {summary}",
+        info.perm,
+        info.uid,
+        info.ktype.name(),
+        info.desc
+    )
+}
+
+/// surface.c's `persistent-user` in process (another uid): root fetches
+/// uid 1000's persistent keyring, then uid 1000 fetches its own and is
+/// refused another's.
+#[test]
+fn conformance_surface_persistent_user_replayed() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let mut t = Replay::default();
+    let s = t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        root.keyctl_join_session_keyring(None),
+    );
+    let text = "keyctl(K_GET_PERSISTENT, 1000, S, 0, 0)";
+    t.persistent(&root, text, 1000, s, "P1000");
+    let p1000 = root.keyctl_get_persistent(1000, s).unwrap();
+    t.describe(&root, "P1000", p1000);
+    let user = root.fork();
+    user.set_cred(kernel.cred(1000, 1000));
+    let s1000 = t.named(
+        "S1000",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        user.keyctl_join_session_keyring(None),
+    );
+    let text = "keyctl(K_GET_PERSISTENT, -1, S1000, 0, 0)";
+    t.persistent(&user, text, u32::MAX, s1000, "Pu");
+    let what = "GET_PERSISTENT(-1) as uid 1000";
+    t.describe(
+        &user,
+        what,
+        user.keyctl_get_persistent(u32::MAX, s1000).unwrap(),
+    );
+    for (text, uid, dest) in [
+        ("keyctl(K_GET_PERSISTENT, 1000, S1000, 0, 0)", 1000, s1000),
+        ("keyctl(K_GET_PERSISTENT, 0, S1000, 0, 0)", 0, s1000),
+        (
+            "keyctl(K_GET_PERSISTENT, 0, 0x7fffffff, 0, 0)",
+            0,
+            0x7fff_ffff,
+        ),
+        ("keyctl(K_GET_PERSISTENT, 1001, S1000, 0, 0)", 1001, s1000),
+    ] {
+        t.persistent(&user, text, uid, dest, "x");
+    }
+    t.contents(&user, s1000, "S1000");
+    t.line("child exit 0".to_string());
+    t.contents(&root, s, "S");
+    check_replay("surface", "persistent-user", t.lines);
+}
+
+/// surface.c's `persistent-expiry` in process: the persistent keyring's
+/// timeout (`persistent_keyring_expiry`, three days, set again on each
+/// fetch) and the register, as `/proc/keys` shows them. The recording's
+/// run had fetched root's and uid 1000's keyrings in the sections before
+/// (`persistent`, `persistent-user`), so the register holds two.
+#[test]
+fn conformance_surface_persistent_expiry_replayed() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let mut t = Replay::default();
+    root.keyctl_get_persistent(1000, KEY_SPEC_PROCESS_KEYRING)
+        .unwrap();
+    let s = t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        root.keyctl_join_session_keyring(None),
+    );
+    let text = "keyctl(K_GET_PERSISTENT, -1, S, 0, 0)";
+    t.persistent(&root, text, u32::MAX, s, "P0");
+    let p0 = root.keyctl_get_persistent(u32::MAX, s).unwrap();
+    t.line(proc_keys_line(&kernel, p0, "P0"));
+    let reg = kernel
+        .keys()
+        .system_keyrings()
+        .into_iter()
+        .find(|(d, _)| d == ".persistent_register")
+        .map(|(_, s)| s)
+        .expect("the register exists");
+    t.names.insert(reg, "register".into());
+    t.line(proc_keys_line(&kernel, reg, "register"));
+    t.contents(&root, reg, "register");
+    t.unit(
+        "keyctl(K_SET_TIMEOUT, P, 100, 0, 0)",
+        root.keyctl_set_timeout(p0, 100),
+    );
+    t.line(proc_keys_line(&kernel, p0, "P0 after SET_TIMEOUT 100"));
+    kernel.keys().advance_clock(3600);
+    t.persistent(&root, text, u32::MAX, s, "P0");
+    t.line(proc_keys_line(&kernel, p0, "P0 fetched again"));
+    check_replay("surface", "persistent-expiry", t.lines);
+}
+
+/// surface.c's `sysrings` in process (it finds the system keyrings in
+/// `/proc/keys` and reads them as uid 1000 too): which keyrings a kernel
+/// configured as the recording's has, and what each call on them gives.
+#[test]
+fn conformance_surface_sysrings_replayed() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let mut t = Replay::default();
+    let s = t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        root.keyctl_join_session_keyring(None),
+    );
+    let _ = root.keyctl_get_persistent(u32::MAX, KEY_SPEC_PROCESS_KEYRING);
+    // The sections before it in the recording's run had made uid 1000's
+    // persistent keyring too.
+    let _ = root.keyctl_get_persistent(1000, KEY_SPEC_PROCESS_KEYRING);
+    // The guest's harness ran `keyctl` before the probes, which made
+    // root's user keyrings (and with them `.user_reg`).
+    root.keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    let mut rings = kernel.keys().system_keyrings();
+    rings.sort();
+    t.line(format!("{} system keyrings", rings.len()));
+    for (l, r) in &rings {
+        t.names.insert(*r, l.clone());
+    }
+    for (l, r) in &rings {
+        let r = *r;
+        t.describe(&root, l, r);
+        let n = root.keyctl_read(r).map(|d| d.len() as i64);
+        t.show(&format!("keyctl(K_READ, <{l}>, ids, sizeof ids, 0)"), n)
+            .ok();
+        t.unit(
+            &format!("keyctl(K_LINK, <{l}>, S, 0, 0)"),
+            root.keyctl_link(r, s),
+        );
+        let found = root.keyctl_search(r, "asymmetric", "x", 0).map(i64::from);
+        let text = format!("keyctl(K_SEARCH, <{l}>, \"asymmetric\", \"x\", 0)");
+        t.show(&text, found).ok();
+        let found = root.keyctl_search(s, "keyring", l, 0).map(i64::from);
+        let text = format!("keyctl(K_SEARCH, S, \"keyring\", \"{l}\", 0)");
+        t.show(&text, found).ok();
+        let found = root.request_key("keyring", l, 0).map(i64::from);
+        t.show(
+            &format!("request_key(\"keyring\", \"{l}\", NULL, 0)"),
+            found,
+        )
+        .ok();
+        let label = root.keyctl_get_security(r).map(|v| v.len() as i64 + 1);
+        t.show(&format!("keyctl(K_GET_SECURITY, <{l}>, NULL, 0, 0)"), label)
+            .ok();
+        t.unit(
+            &format!("keyctl(K_RESTRICT, <{l}>, NULL, NULL, 0)"),
+            root.keyctl_restrict_keyring(r, None, None),
+        );
+        t.unit(
+            &format!("keyctl(K_WATCH_KEY, <{l}>, -1, -1, 0)"),
+            root.keyctl_watch_key(r, -1, -1),
+        );
+    }
+    let user = root.fork();
+    user.set_cred(kernel.cred(1000, 1000));
+    for (l, r) in &rings {
+        let d = user.keyctl_describe(*r).map(|d| d.len() as i64 + 1);
+        t.show(&format!("uid 1000: keyctl(K_DESCRIBE, <{l}>)"), d)
+            .ok();
+        let n = user.keyctl_read(*r).map(|d| d.len() as i64);
+        t.show(&format!("uid 1000: keyctl(K_READ, <{l}>, NULL, 0)"), n)
+            .ok();
+    }
+    t.line("child exit 0".to_string());
+    check_replay("surface", "sysrings", t.lines);
 }
