@@ -417,8 +417,10 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
             let info = c_string(addr, PAGE - 1)?;
             let mut args = args;
             args[0] = id as u32 as u64;
-            with(false, |k| k.keyctl(op as u32, args, (Some(info), None), None, None))
-                .map(|r| r.0 as c_long)
+            with(false, |k| {
+                k.keyctl(op as u32, args, (Some(info), None), None, None)
+            })
+            .map(|r| r.0 as c_long)
         }
         cmd::WATCH_KEY => {
             mirror_rlimit();

@@ -667,7 +667,11 @@ impl KeyStore {
             k.ktype.name(),
             k.uid as i32,
             // from_kgid_munged(): no group shows as the overflow gid.
-            if k.gid == super::INVALID_GID { 65534 } else { k.gid as i32 },
+            if k.gid == super::INVALID_GID {
+                65534
+            } else {
+                k.gid as i32
+            },
             k.perm,
             k.desc
         ))

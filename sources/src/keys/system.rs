@@ -98,7 +98,10 @@ impl Inner {
             0,
         );
         self.next_serial = saved;
-        self.keys.get_mut(&serial).expect("just inserted").not_in_quota = true;
+        self.keys
+            .get_mut(&serial)
+            .expect("just inserted")
+            .not_in_quota = true;
         serial
     }
 
@@ -233,7 +236,7 @@ impl KeyStore {
     /// As [`KeyStore::read`]; `EINVAL` (a keyring and such a length).
     pub fn read_into(&self, ctx: &mut KeyCtx<'_>, id: Serial, buflen: usize) -> Result<Vec<u8>> {
         let data = self.read(ctx, id)?;
-        if buflen > 0 && buflen <= 4096 && buflen % 4 != 0 {
+        if buflen > 0 && buflen <= 4096 && !buflen.is_multiple_of(4) {
             let mut g = self.inner.lock();
             let s = self.lookup(&mut g, ctx, id, 0, 0)?;
             if g.key(s)?.ktype == KeyType::Keyring {

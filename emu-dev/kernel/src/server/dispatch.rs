@@ -500,7 +500,10 @@ fn keyctl(
             b
         })),
         cmd::SET_REQKEY_KEYRING => value(p.keyctl_set_reqkey_keyring(a[0] as i32).map(i64::from)),
-        cmd::GET_PERSISTENT => value(p.keyctl_get_persistent(a[0] as u32, id(a[1])).map(i64::from)),
+        cmd::GET_PERSISTENT => value(
+            p.keyctl_get_persistent(a[0] as u32, id(a[1]))
+                .map(i64::from),
+        ),
         // The preload read the info string (s1) and, for the four that
         // take a parameter block, the key id from it (a[0]).
         cmd::PKEY_QUERY..=cmd::PKEY_VERIFY => {
