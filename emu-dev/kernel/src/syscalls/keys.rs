@@ -82,7 +82,7 @@ pub mod cmd {
     /// Not a kernel command: watchq's mark on a command whose user buffer
     /// could not be copied in (the preload's `copy_from_user` faulted).
     /// The kernel makes its checks that come before the copy, then says
-    /// `EFAULT` (see [`KeyCalls::keyctl_checks_before_copy`]).
+    /// `EFAULT` (see [`super::KeyCalls::keyctl_checks_before_copy`]).
     pub const FAULTED: u32 = 0x8000_0000;
 }
 
