@@ -299,6 +299,8 @@ fn conformance_procs_exec_reader() {
 
 #[test]
 fn conformance_procs_scm_rights() {
+    // The probe runs keyutils' `keyctl` for the changes.
+    watchq_tests::programs::require("keyctl");
     check("procs", "scm-rights");
 }
 

@@ -988,6 +988,27 @@ fn keys_gc_delay_for_revoked_and_expired_keys() {
     expect(&k, &[removal(e, 3)]);
 }
 
+/// The `asymmetric` type as a kernel whose parsers recognise nothing
+/// (tests/data/conformance/types.txt `types`): no data is `EINVAL`, any
+/// data `EBADMSG`, with a description or without (the type's preparse
+/// runs before a missing description is refused); a keyring that is not
+/// one is `ENOTDIR` first.
+#[test]
+fn keys_asymmetric_type_without_parsers() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let t = "asymmetric";
+    let blob = b"not a certificate";
+    assert_eq!(p.add_key(t, Some("as"), blob, s), Err(Errno::EBADMSG));
+    assert_eq!(p.add_key(t, None, blob, s), Err(Errno::EBADMSG));
+    assert_eq!(p.add_key(t, Some("as"), b"", s), Err(Errno::EINVAL));
+    let u = p.add_key("user", Some("u"), b"v", s).unwrap();
+    assert_eq!(p.add_key(t, Some("as"), blob, u), Err(Errno::ENOTDIR));
+    // A key the type does not know is not found, and the search runs.
+    assert_eq!(p.keyctl_search(s, t, "as", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_capabilities()[0] & 0x08, 0x08, "public key");
+}
+
 /// The key types watchq has and their payload rules, the other types as
 /// a kernel built without them answers, and request_key of negative,
 /// rejected, revoked and expired keys (tests/data/conformance/types.txt
