@@ -755,3 +755,59 @@ fn conformance_surface_sysrings_replayed() {
     t.line("child exit 0".to_string());
     check_replay("surface", "sysrings", t.lines);
 }
+
+/// types.c's `system` in process (it finds the system keyrings in
+/// `/proc/keys`): what root may do to each, setperm, clear and
+/// invalidate included. The recording's `types` section before it had
+/// asked for root's persistent keyring, and the guest's harness had made
+/// root's user keyrings.
+#[test]
+fn conformance_types_system_replayed() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let mut t = Replay::default();
+    let s = t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        root.keyctl_join_session_keyring(None),
+    );
+    root.keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    let _ = root.keyctl_get_persistent(u32::MAX, KEY_SPEC_PROCESS_KEYRING);
+    let mut rings = kernel.keys().system_keyrings();
+    rings.sort();
+    for (l, r) in &rings {
+        t.names.insert(*r, l.clone());
+    }
+    for (l, r) in &rings {
+        let r = *r;
+        let d = root.keyctl_describe(r).unwrap_or_else(|e| e.name().into());
+        t.line(format!("keyctl(K_DESCRIBE, <{l}>) = {d}"));
+        let shown = format!("<{l}>");
+        t.add(&root, "user", "x", Some(b"v"), (&shown, r), "x");
+        t.unit(
+            &format!("keyctl(K_LINK, <{l}>, S, 0, 0)"),
+            root.keyctl_link(r, s),
+        );
+        let found = root.keyctl_search(r, "user", "x", 0).map(i64::from);
+        t.show(
+            &format!("keyctl(K_SEARCH, <{l}>, \"user\", \"x\", 0)"),
+            found,
+        )
+        .ok();
+        t.unit(
+            &format!("keyctl(K_CLEAR, <{l}>, 0, 0, 0)"),
+            root.keyctl_clear(r),
+        );
+        t.unit(
+            &format!("keyctl(K_SETPERM, <{l}>, 0x3f3f0000, 0, 0)"),
+            root.keyctl_setperm(r, 0x3f3f_0000),
+        );
+        t.unit(
+            &format!("keyctl(K_INVALIDATE, <{l}>, 0, 0, 0)"),
+            root.keyctl_invalidate(r),
+        );
+    }
+    t.line(format!("{} system keyrings", rings.len()));
+    check_replay("types", "system", t.lines);
+}
