@@ -568,6 +568,9 @@ fn proc_keys_line(k: &Kernel, s: Serial, what: &str) -> String {
         Some(t) if t < 60 => format!("{t}s"),
         Some(t) if t < 3600 => format!("{}m", t / 60),
         Some(t) if t < 86400 => format!("{}h", t / 3600),
+        // The probe prints 3d and 2d alike (a second of the recording's
+        // run turns one into the other).
+        Some(t) if (2 * 86400..=3 * 86400).contains(&t) => "2d-3d".to_string(),
         Some(t) if t < 7 * 86400 => format!("{}d", t / 86400),
         Some(t) => format!("{}w", t / (7 * 86400)),
     };
@@ -675,7 +678,9 @@ fn conformance_surface_persistent_expiry_replayed() {
         root.keyctl_set_timeout(p0, 100),
     );
     t.line(proc_keys_line(&kernel, p0, "P0 after SET_TIMEOUT 100"));
-    kernel.keys().advance_clock(3600);
+    // Two days on: the fetch sets three days from now again (without it,
+    // a day would be left).
+    kernel.keys().advance_clock(2 * 86400);
     t.persistent(&root, text, u32::MAX, s, "P0");
     t.line(proc_keys_line(&kernel, p0, "P0 fetched again"));
     check_replay("surface", "persistent-expiry", t.lines);

@@ -93,35 +93,6 @@ static void describe(const char *what, int32_t k)
 	printf("describe(%s) = %s\n", what, n > 0 ? d : errname(errno));
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A keyring's contents as sorted labels. */
-static void contents(int32_t ring, const char *what)
-{
-	int32_t ids[64];
-	long n = keyctl(K_READ, ring, (long)ids, sizeof ids, 0);
-	printf("contents(%s) = ", what);
-	if (n < 0) {
-		printf("-1 %s\n", errname(errno));
-		return;
-	}
-	char *lab[64];
-	int m = (int)(n / 4);
-	if (m > 64)
-		m = 64;
-	for (int i = 0; i < m; i++)
-		lab[i] = strdup(key_str(ids[i]));
-	qsort(lab, m, sizeof lab[0], cmp_str);
-	for (int i = 0; i < m; i++) {
-		printf("%s%s", i ? " " : "", lab[i]);
-		free(lab[i]);
-	}
-	printf("%s\n", m ? "" : "(empty)");
-}
-
 /* ------------------------------------------------------------ persistent */
 
 static long persistent(const char *text, long uid, long dest, const char *label)
@@ -210,6 +181,10 @@ static void proc_keys(const char *what, int32_t serial)
 		if (sscanf(line, "%x %*s %*s %15s %15s %u %u %31s %255[^\n]", &s, timeout, perm,
 			   &uid, &gid, type, rest) == 7 &&
 		    (int32_t)s == serial) {
+			/* Three days less the seconds since the fetch shows as
+			 * 3d or, a second later, 2d: printed as one value. */
+			if (strcmp(timeout, "3d") == 0 || strcmp(timeout, "2d") == 0)
+				strcpy(timeout, "2d-3d");
 			printf("/proc/keys %s: %s %s %u %u %s %s\n", what, timeout, perm, uid, gid,
 			       type, rest);
 			found = 1;
@@ -348,29 +323,8 @@ static void sec_sysrings(void)
 	S = new_session();
 	/* The register of persistent keyrings exists once one was asked for. */
 	keyctl(K_GET_PERSISTENT, -1, SPEC_PROCESS, 0, 0);
-	char line[512];
 	int32_t rings[16];
-	int nr = 0;
-	FILE *f = fopen("/proc/keys", "r");
-	while (f && nr < 16 && fgets(line, sizeof line, f)) {
-		unsigned serial;
-		char type[32], desc[128];
-		if (sscanf(line, "%x %*s %*s %*s %*s %*s %*s %31s %127[^:\n]", &serial, type, desc) ==
-			    3 &&
-		    strcmp(type, "keyring") == 0 && desc[0] == '.') {
-			name((int32_t)serial, desc);
-			rings[nr++] = (int32_t)serial;
-		}
-	}
-	if (f)
-		fclose(f);
-	for (int i = 0; i < nr; i++)
-		for (int j = i + 1; j < nr; j++)
-			if (strcmp(label_of(rings[i]), label_of(rings[j])) > 0) {
-				int32_t t = rings[i];
-				rings[i] = rings[j];
-				rings[j] = t;
-			}
+	int nr = system_keyrings(rings, 16);
 	printf("%d system keyrings\n", nr);
 	memcpy(sys_rings, rings, sizeof rings);
 	sys_nr = nr;
