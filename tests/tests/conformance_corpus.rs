@@ -686,6 +686,32 @@ fn conformance_surface_persistent_expiry_replayed() {
     check_replay("surface", "persistent-expiry", t.lines);
 }
 
+/// The system keyrings as the recording's guest had them when a probe
+/// listed them: the guest's harness had run `keyctl` before the probes,
+/// which made root's user keyrings (and with them `.user_reg`), and the
+/// run had asked for the persistent keyrings of `persistent` (−1: root's)
+/// before. Sorted by name and named after their descriptions, as the
+/// probes do.
+fn recorded_system_keyrings(
+    kernel: &Kernel,
+    root: &Process,
+    t: &mut Replay,
+    persistent: &[u32],
+) -> Vec<(String, Serial)> {
+    root.keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    for &uid in persistent {
+        root.keyctl_get_persistent(uid, KEY_SPEC_PROCESS_KEYRING)
+            .unwrap();
+    }
+    let mut rings = kernel.keys().system_keyrings();
+    rings.sort();
+    for (l, r) in &rings {
+        t.names.insert(*r, l.clone());
+    }
+    rings
+}
+
 /// surface.c's `sysrings` in process (it finds the system keyrings in
 /// `/proc/keys` and reads them as uid 1000 too): which keyrings a kernel
 /// configured as the recording's has, and what each call on them gives.
@@ -699,20 +725,10 @@ fn conformance_surface_sysrings_replayed() {
         "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
         root.keyctl_join_session_keyring(None),
     );
-    let _ = root.keyctl_get_persistent(u32::MAX, KEY_SPEC_PROCESS_KEYRING);
     // The sections before it in the recording's run had made uid 1000's
     // persistent keyring too.
-    let _ = root.keyctl_get_persistent(1000, KEY_SPEC_PROCESS_KEYRING);
-    // The guest's harness ran `keyctl` before the probes, which made
-    // root's user keyrings (and with them `.user_reg`).
-    root.keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
-        .unwrap();
-    let mut rings = kernel.keys().system_keyrings();
-    rings.sort();
+    let rings = recorded_system_keyrings(&kernel, &root, &mut t, &[u32::MAX, 1000]);
     t.line(format!("{} system keyrings", rings.len()));
-    for (l, r) in &rings {
-        t.names.insert(*r, l.clone());
-    }
     for (l, r) in &rings {
         let r = *r;
         t.describe(&root, l, r);
@@ -776,14 +792,7 @@ fn conformance_types_system_replayed() {
         "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
         root.keyctl_join_session_keyring(None),
     );
-    root.keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
-        .unwrap();
-    let _ = root.keyctl_get_persistent(u32::MAX, KEY_SPEC_PROCESS_KEYRING);
-    let mut rings = kernel.keys().system_keyrings();
-    rings.sort();
-    for (l, r) in &rings {
-        t.names.insert(*r, l.clone());
-    }
+    let rings = recorded_system_keyrings(&kernel, &root, &mut t, &[u32::MAX]);
     for (l, r) in &rings {
         let r = *r;
         let d = root.keyctl_describe(r).unwrap_or_else(|e| e.name().into());
