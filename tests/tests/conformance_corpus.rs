@@ -329,6 +329,11 @@ fn conformance_surface_readbuf() {
     check("surface", "readbuf");
 }
 
+#[test]
+fn conformance_types_reqkey() {
+    check("types", "reqkey");
+}
+
 /// The capability bytes differ in one bit until `KEYCTL_DH_COMPUTE` is
 /// emulated: the recording's kernel has DH (0xff), watchq says 0xfb.
 #[test]
@@ -417,6 +422,25 @@ use watchq_kernel::prelude::*;
 use watchq_kernel::{Kernel, KernelConfig, Process};
 use watchq_sources::keys::{KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_USER_KEYRING};
 
+/// A replay's start: a kernel, a root process in it, and the probe's
+/// first call (`new_session()`: a fresh session keyring, labelled S).
+fn replay_as_root() -> (
+    std::sync::Arc<Kernel>,
+    std::sync::Arc<Process>,
+    Replay,
+    Serial,
+) {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let mut t = Replay::default();
+    let s = t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        root.keyctl_join_session_keyring(None),
+    );
+    (kernel, root, t, s)
+}
+
 /// Compares a replay with the recorded section.
 fn check_replay(probe_name: &str, name: &str, ours: Vec<String>) {
     let kernel = normalized(section(recording(probe_name), name));
@@ -496,18 +520,11 @@ fn conformance_keys_quota_replayed() {
     check_replay("keys", "quota", t.lines);
 }
 
-/// types.c's `reqkey` section in process (the preload does not pass
-/// KEYCTL_SET_REQKEY_KEYRING on yet): each value and what it returns.
+/// types.c's `reqkey` section in process (and under `watchq exec` in
+/// `conformance_types_reqkey`): each value and what it returns.
 #[test]
 fn conformance_types_reqkey_replayed() {
-    let kernel = Kernel::new(KernelConfig::default());
-    let p = kernel.spawn(0, 0);
-    let mut t = Replay::default();
-    t.named(
-        "S",
-        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
-        p.keyctl_join_session_keyring(None),
-    );
+    let (_kernel, p, mut t, _s) = replay_as_root();
     for v in [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, -2, 9, -1, 0] {
         let r = p.keyctl_set_reqkey_keyring(v).map(i64::from);
         t.show(&format!("keyctl(K_SET_REQKEY, {v}, 0, 0, 0)"), r)
@@ -597,14 +614,7 @@ fn proc_keys_line(k: &Kernel, s: Serial, what: &str) -> String {
 /// refused another's.
 #[test]
 fn conformance_surface_persistent_user_replayed() {
-    let kernel = Kernel::new(KernelConfig::default());
-    let root = kernel.spawn(0, 0);
-    let mut t = Replay::default();
-    let s = t.named(
-        "S",
-        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
-        root.keyctl_join_session_keyring(None),
-    );
+    let (kernel, root, mut t, s) = replay_as_root();
     let text = "keyctl(K_GET_PERSISTENT, 1000, S, 0, 0)";
     t.persistent(&root, text, 1000, s, "P1000");
     let p1000 = root.keyctl_get_persistent(1000, s).unwrap();
@@ -649,16 +659,9 @@ fn conformance_surface_persistent_user_replayed() {
 /// (`persistent`, `persistent-user`), so the register holds two.
 #[test]
 fn conformance_surface_persistent_expiry_replayed() {
-    let kernel = Kernel::new(KernelConfig::default());
-    let root = kernel.spawn(0, 0);
-    let mut t = Replay::default();
+    let (kernel, root, mut t, s) = replay_as_root();
     root.keyctl_get_persistent(1000, KEY_SPEC_PROCESS_KEYRING)
         .unwrap();
-    let s = t.named(
-        "S",
-        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
-        root.keyctl_join_session_keyring(None),
-    );
     let text = "keyctl(K_GET_PERSISTENT, -1, S, 0, 0)";
     t.persistent(&root, text, u32::MAX, s, "P0");
     let p0 = root.keyctl_get_persistent(u32::MAX, s).unwrap();
@@ -717,14 +720,7 @@ fn recorded_system_keyrings(
 /// configured as the recording's has, and what each call on them gives.
 #[test]
 fn conformance_surface_sysrings_replayed() {
-    let kernel = Kernel::new(KernelConfig::default());
-    let root = kernel.spawn(0, 0);
-    let mut t = Replay::default();
-    let s = t.named(
-        "S",
-        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
-        root.keyctl_join_session_keyring(None),
-    );
+    let (kernel, root, mut t, s) = replay_as_root();
     // The sections before it in the recording's run had made uid 1000's
     // persistent keyring too.
     let rings = recorded_system_keyrings(&kernel, &root, &mut t, &[u32::MAX, 1000]);
@@ -784,14 +780,7 @@ fn conformance_surface_sysrings_replayed() {
 /// root's user keyrings.
 #[test]
 fn conformance_types_system_replayed() {
-    let kernel = Kernel::new(KernelConfig::default());
-    let root = kernel.spawn(0, 0);
-    let mut t = Replay::default();
-    let s = t.named(
-        "S",
-        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
-        root.keyctl_join_session_keyring(None),
-    );
+    let (kernel, root, mut t, s) = replay_as_root();
     let rings = recorded_system_keyrings(&kernel, &root, &mut t, &[u32::MAX]);
     for (l, r) in &rings {
         let r = *r;
