@@ -370,6 +370,11 @@ fn conformance_surface_caps_without_dh() {
 }
 
 #[test]
+fn conformance_surface_keytypes() {
+    check("surface", "keytypes");
+}
+
+#[test]
 fn conformance_surface_read_race() {
     check("surface", "read-race");
 }

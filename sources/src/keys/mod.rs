@@ -62,6 +62,11 @@ pub enum KeyType {
     /// so every payload is refused as unrecognised (`EBADMSG`), as the
     /// kernel refuses one no parser knows.
     Asymmetric,
+    /// `blacklist` (certs/blacklist.c): hashes the kernel refuses, named
+    /// `tbs:HEX` or `bin:HEX`. Userspace cannot make one: a kernel built
+    /// without `CONFIG_SYSTEM_BLACKLIST_AUTH_UPDATE` (the recording's)
+    /// refuses the instantiation, after the description's check.
+    Blacklist,
 }
 
 impl KeyType {
@@ -73,6 +78,7 @@ impl KeyType {
             KeyType::Keyring => "keyring",
             KeyType::BigKey => "big_key",
             KeyType::Asymmetric => "asymmetric",
+            KeyType::Blacklist => "blacklist",
         }
     }
 
@@ -96,6 +102,7 @@ impl KeyType {
             "keyring" => Ok(KeyType::Keyring),
             "big_key" => Ok(KeyType::BigKey),
             "asymmetric" => Ok(KeyType::Asymmetric),
+            "blacklist" => Ok(KeyType::Blacklist),
             _ => Err(Errno::ENODEV),
         }
     }
@@ -131,6 +138,27 @@ impl KeyType {
                     return Err(Errno::EINVAL);
                 }
             }
+            // blacklist_vet_description(), then blacklist_key_instantiate().
+            KeyType::Blacklist => {
+                let hex = desc
+                    .strip_prefix("tbs:")
+                    .or_else(|| desc.strip_prefix("bin:"))
+                    .ok_or(Errno::EINVAL)?;
+                let digits = hex.bytes().take(BLACKLIST_MAX_HASH_LEN);
+                if digits
+                    .clone()
+                    .any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
+                    return Err(Errno::EINVAL);
+                }
+                if hex.len() > BLACKLIST_MAX_HASH_LEN {
+                    return Err(Errno::ENOPKG);
+                }
+                if hex.is_empty() || hex.len() % 2 == 1 {
+                    return Err(Errno::EINVAL);
+                }
+                return Err(Errno::EPERM);
+            }
             // asymmetric_key_preparse(): EINVAL for no data, then each
             // parser's EBADMSG.
             KeyType::Asymmetric => {
@@ -144,6 +172,10 @@ impl KeyType {
         Ok(())
     }
 }
+
+/// The longest hash a `blacklist` key's description holds, in hex digits
+/// (certs/blacklist.c's `MAX_HASH_LEN`).
+const BLACKLIST_MAX_HASH_LEN: usize = 128;
 
 /// Largest `user`/`logon` payload (`32767`).
 pub const USER_PAYLOAD_MAX: usize = 32767;

@@ -24,6 +24,8 @@
  *   readbuf: KEYCTL_READ, DESCRIBE and GET_SECURITY with buffers too
  *     small, exact and absent: what they copy.
  *   caps: KEYCTL_CAPABILITIES into buffers of 0 to 6 bytes.
+ *   keytypes: the asymmetric and blacklist types' argument checks: no
+ *     payload, no description, not a keyring, blacklist descriptions.
  *   read-race: KEYCTL_READ in one thread while another updates the key
  *     to payloads of other lengths: every length read comes with that
  *     payload's bytes, and a length too big for the buffer leaves it
@@ -569,6 +571,41 @@ static void sec_caps(void)
 	}
 }
 
+/* -------------------------------------------------------------- keytypes */
+
+static void sec_keytypes(void)
+{
+	section("keytypes");
+	nnames = 0;
+	S = new_session();
+	int32_t u = ADD("user", "u", "v", S, "u");
+	printf("# asymmetric: no parser knows the data\n");
+	ADD("asymmetric", "as", "not a certificate", S, "as");
+	ADD("asymmetric", "as", NULL, S, "as");
+	CALL(add_key("asymmetric", NULL, "x", 1, S));
+	ADD("asymmetric", "as", "x", u, "as");
+	CALL(add_key("asymmetric", NULL, "x", 1, u));
+	KC(K_SEARCH, S, "asymmetric", "as", 0);
+	printf("# blacklist: tbs: or bin: and an even number of lower-case hex digits\n");
+	const char *descs[] = {"x", "tbs", "tbs:", "bin:", "tbs:a", "tbs:ab", "bin:0123", "bin:AB",
+			       "bin:zz", "tb:ab", "tbsx:ab", ":ab"};
+	for (unsigned i = 0; i < sizeof descs / sizeof descs[0]; i++)
+		ADD("blacklist", descs[i], "v", S, "bl");
+	char longd[160] = "bin:";
+	memset(longd + 4, 'a', 130);
+	longd[134] = 0;
+	ADD("blacklist", longd, "v", S, "bl");
+	longd[132] = 0;
+	ADD("blacklist", longd, "v", S, "bl");
+	longd[132] = 'G';
+	ADD("blacklist", longd, "v", S, "bl");
+	ADD("blacklist", "tbs:ab", NULL, S, "bl");
+	CALL(add_key("blacklist", NULL, "v", 1, S));
+	ADD("blacklist", "tbs:ab", "v", u, "bl");
+	KC(K_SEARCH, S, "blacklist", "tbs:ab", 0);
+	contents(S, "S");
+}
+
 /* ------------------------------------------------------------- read-race */
 
 /* Each payload length has its own byte, so a read can be checked. */
@@ -655,6 +692,7 @@ int main(int argc, char **argv)
 	if (wanted("efault")) sec_efault();
 	if (wanted("readbuf")) sec_readbuf();
 	if (wanted("caps")) sec_caps();
+	if (wanted("keytypes")) sec_keytypes();
 	if (wanted("read-race")) sec_read_race();
 	printf("=== DONE\n");
 	return 0;
