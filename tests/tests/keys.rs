@@ -988,6 +988,30 @@ fn keys_gc_delay_for_revoked_and_expired_keys() {
     expect(&k, &[removal(e, 3)]);
 }
 
+/// A persistent keyring's expiry comes from the kernel-side
+/// `persistent_keyring_expiry` (three days until set), counted again from
+/// each fetch; a keyring left unfetched past it (and `gc_delay`) is
+/// collected out of the register.
+#[test]
+fn keys_persistent_keyring_expiry_setting() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let keys = k.kernel.keys();
+    assert_eq!(keys.persistent_keyring_expiry(), 3 * 24 * 3600);
+    let p0 = p.keyctl_get_persistent(u32::MAX, s).unwrap();
+    assert_eq!(keys.expires_in(p0), Some(3 * 24 * 3600));
+    keys.set_persistent_keyring_expiry(100);
+    k.kernel.advance_clock(10);
+    assert_eq!(p.keyctl_get_persistent(u32::MAX, s), Ok(p0));
+    assert_eq!(keys.expires_in(p0), Some(100));
+    p.keyctl_unlink(p0, s).unwrap();
+    k.kernel.advance_clock(100 + keys.config().gc_delay);
+    k.kernel.key_gc();
+    assert!(keys.info(p0).is_none(), "expired and collected");
+    let again = p.keyctl_get_persistent(u32::MAX, s).unwrap();
+    assert_ne!(again, p0, "a new one is made");
+}
+
 /// The `asymmetric` type as a kernel whose parsers recognise nothing
 /// (tests/data/conformance/types.txt `types`): no data is `EINVAL`, any
 /// data `EBADMSG`, with a description or without (the type's preparse

@@ -361,6 +361,8 @@ pub(crate) struct Inner {
     user_reg: Option<Serial>,
     /// `.persistent_register`, once a persistent keyring was asked for.
     persistent_register: Option<Serial>,
+    /// `persistent_keyring_expiry`, in seconds.
+    persistent_expiry: u64,
 }
 
 /// Every key of the emulated kernel.
@@ -406,6 +408,7 @@ impl KeyStore {
         let mut inner = Inner {
             next_serial: config.first_serial.max(3),
             limits: (config.maxkeys, config.maxbytes),
+            persistent_expiry: PERSISTENT_KEYRING_EXPIRY,
             ..Inner::default()
         };
         inner.boot_keyrings();

@@ -22,8 +22,9 @@ use watchq_core::{Errno, Result};
 /// The first serial the kernel's own keyrings take (downwards from here).
 pub const SYSTEM_SERIAL_TOP: Serial = 0x0fff_ff00;
 
-/// `persistent_keyring_expiry`: a persistent keyring expires this many
-/// seconds after it was last fetched (three days).
+/// `persistent_keyring_expiry`'s default: a persistent keyring expires
+/// this many seconds after it was last fetched (three days; see
+/// [`KeyStore::set_persistent_keyring_expiry`]).
 pub const PERSISTENT_KEYRING_EXPIRY: u64 = 3 * 24 * 3600;
 
 /// No group (`INVALID_GID`; KEYCTL_DESCRIBE shows it as 65534).
@@ -112,6 +113,19 @@ impl Inner {
 }
 
 impl KeyStore {
+    /// `/proc/sys/kernel/keys/persistent_keyring_expiry`: how long a
+    /// persistent keyring lives after its last fetch, in seconds
+    /// ([`PERSISTENT_KEYRING_EXPIRY`] until set).
+    pub fn persistent_keyring_expiry(&self) -> u64 {
+        self.inner.lock().persistent_expiry
+    }
+
+    /// Sets `persistent_keyring_expiry` (the sysctl's write; fetches from
+    /// now on use it, keyrings fetched before keep their expiry).
+    pub fn set_persistent_keyring_expiry(&self, secs: u64) {
+        self.inner.lock().persistent_expiry = secs;
+    }
+
     /// The kernel's own keyrings that exist now (the system keyrings and
     /// the registers made so far), by description, as a root process sees
     /// them in `/proc/keys`.
@@ -187,7 +201,7 @@ impl KeyStore {
             g.do_link(ctx, d, p);
         }
         if linked.is_ok() || created {
-            let at = g.now + PERSISTENT_KEYRING_EXPIRY;
+            let at = g.now + g.persistent_expiry;
             g.key_mut(p)?.expiry = Some(at);
         }
         linked.map(|()| p)
