@@ -16,7 +16,8 @@
 # Needs root and apt (the harness installs qemu and the kernel's build
 # tools), gcc. Knobs: ORACLE, WORK (default /tmp/wq-oracle-multi), JOBS
 # (default 2), SKIP_APT=1, GC_DELAY (default 2), TRIALS (default 20),
-# SMP (default 2), KEEP=dir (keep the full serial log there).
+# SMP (default 2), KEEP=dir (keep the full serial log there), PROBES (the
+# probes to re-record, default all: surface procs keys gc queue types).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -34,14 +35,23 @@ for src in tests/conformance/probes/*.c; do
     gcc -O1 -Wall -Wextra -Werror -o "$tmp/extra/$(basename "$src" .c)" "$src"
 done
 
-# One boot runs every probe; each one's output follows its `=== PROBE` line.
+# One boot runs every probe in PROBES; each one's output follows its
+# `=== PROBE` line. surface runs before types: types' `system` section
+# invalidates a system keyring that surface's `sysrings` looks at.
 # The kernel's own messages (encrypted keys complain on the console) would
 # land among the probes' lines: console loglevel 1 first (the guest's).
+probes=${PROBES:-surface procs keys gc queue types}
 cmd="echo 1 > /proc/sys/kernel/printk"
-cmd+="; echo '=== PROBE keys'; ./keys --gc-delay $gc_delay --helper-conf"
-cmd+="; echo '=== PROBE gc'; ./gc --gc-delay $gc_delay --trials $trials"
-cmd+="; echo '=== PROBE queue'; ./queue"
-cmd+="; echo '=== PROBE types'; ./types --guest"
+for p in $probes; do
+    case $p in
+        keys) args="--gc-delay $gc_delay --helper-conf" ;;
+        gc) args="--gc-delay $gc_delay --trials $trials" ;;
+        types) args="--guest" ;;
+        queue | surface | procs) args="" ;;
+        *) echo "record-conformance: no probe $p" >&2; exit 1 ;;
+    esac
+    cmd+="; echo '=== PROBE $p'; ./$p $args"
+done
 
 nice -n 19 env WORK="${WORK:-/tmp/wq-oracle-multi}" OUT="$tmp/out" LOG=serial.txt \
     JOBS="${JOBS:-2}" SMP="${SMP:-2}" ONLY=none GC_DELAY="$gc_delay" \
@@ -54,7 +64,7 @@ kernel=$(sed -n 's/^# kernel: \(.*\)/\1/p' "$log" | head -1)
 uname=$(sed -n 's/^uname -a: //p' "$log" | head -1)
 date=$(date -u +%Y-%m-%d)
 mkdir -p tests/data/conformance
-for p in keys gc queue types; do
+for p in $probes; do
     out=tests/data/conformance/$p.txt
     {
         echo "# recorded by scripts/record-conformance.sh on $date"

@@ -48,7 +48,7 @@ cargo test --workspace --locked
 # The corpus sections that wait on real time (gc_delay, about 10 s),
 # left out of a plain `cargo test` by #[ignore].
 step "conformance corpus: real-time sections (cargo test --test conformance_corpus -- --ignored)"
-cargo test --locked -p watchq-tests --test conformance_corpus -- --ignored
+cargo test --locked -p watchq-tests --test conformance_corpus -- --ignored conformance_gc_delay_real_time
 
 # The real kernel's own probe under `watchq exec`, compared with its
 # recording. The probe and its normaliser are the shared oracle's code,

@@ -81,6 +81,7 @@ errnos! {
     ENODATA = 61, "No data available";
     ENOPKG = 65, "Package not installed";
     EBADSLT = 57, "Invalid slot";
+    EBADMSG = 74, "Bad message";
     EOVERFLOW = 75, "Value too large for defined data type";
     EDQUOT = 122, "Disk quota exceeded";
     EOPNOTSUPP = 95, "Operation not supported";

@@ -497,7 +497,7 @@ fn keys_permissions_and_ownership() {
         .unwrap();
     assert_eq!(
         root.keyctl_describe(u).unwrap(),
-        "keyring;0;-1;3f3f0000;_uid.0"
+        "keyring;0;65534;3f3f0000;_uid.0"
     );
     assert_eq!(root.keyctl_get_keyring_id(-6, true), Err(Errno::EINVAL));
     assert_eq!(root.keyctl_get_keyring_id(-1, false), Err(Errno::ENOKEY));
@@ -986,6 +986,51 @@ fn keys_gc_delay_for_revoked_and_expired_keys() {
     expect(&k, &[]);
     k.kernel.advance_clock(1);
     expect(&k, &[removal(e, 3)]);
+}
+
+/// A persistent keyring's expiry comes from the kernel-side
+/// `persistent_keyring_expiry` (three days until set), counted again from
+/// each fetch; a keyring left unfetched past it (and `gc_delay`) is
+/// collected out of the register.
+#[test]
+fn keys_persistent_keyring_expiry_setting() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let keys = k.kernel.keys();
+    assert_eq!(keys.persistent_keyring_expiry(), 3 * 24 * 3600);
+    let p0 = p.keyctl_get_persistent(u32::MAX, s).unwrap();
+    assert_eq!(keys.expires_in(p0), Some(3 * 24 * 3600));
+    keys.set_persistent_keyring_expiry(100);
+    k.kernel.advance_clock(10);
+    assert_eq!(p.keyctl_get_persistent(u32::MAX, s), Ok(p0));
+    assert_eq!(keys.expires_in(p0), Some(100));
+    p.keyctl_unlink(p0, s).unwrap();
+    k.kernel.advance_clock(100 + keys.config().gc_delay);
+    k.kernel.key_gc();
+    assert!(keys.info(p0).is_none(), "expired and collected");
+    let again = p.keyctl_get_persistent(u32::MAX, s).unwrap();
+    assert_ne!(again, p0, "a new one is made");
+}
+
+/// The `asymmetric` type as a kernel whose parsers recognise nothing
+/// (tests/data/conformance/types.txt `types`): no data is `EINVAL`, any
+/// data `EBADMSG`, with a description or without (the type's preparse
+/// runs before a missing description is refused); a keyring that is not
+/// one is `ENOTDIR` first.
+#[test]
+fn keys_asymmetric_type_without_parsers() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let t = "asymmetric";
+    let blob = b"not a certificate";
+    assert_eq!(p.add_key(t, Some("as"), blob, s), Err(Errno::EBADMSG));
+    assert_eq!(p.add_key(t, None, blob, s), Err(Errno::EBADMSG));
+    assert_eq!(p.add_key(t, Some("as"), b"", s), Err(Errno::EINVAL));
+    let u = p.add_key("user", Some("u"), b"v", s).unwrap();
+    assert_eq!(p.add_key(t, Some("as"), blob, u), Err(Errno::ENOTDIR));
+    // A key the type does not know is not found, and the search runs.
+    assert_eq!(p.keyctl_search(s, t, "as", 0), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_capabilities()[0] & 0x08, 0x08, "public key");
 }
 
 /// The key types watchq has and their payload rules, the other types as

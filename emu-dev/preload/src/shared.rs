@@ -229,49 +229,198 @@ fn opt_string(addr: usize, max: usize) -> Result<Option<String>> {
     }
 }
 
-/// A buffer the kernel copies a result into (see `entry::copy_result`).
-fn copy_result(data: &[u8], addr: usize, room: usize, all: bool) -> Result<c_long> {
-    if addr != 0 && room > 0 && (!all || room >= data.len()) {
+/// `PAGE_SIZE`: strings copied with `strndup_user(.., PAGE_SIZE)` (call-out
+/// information, restrictions, public-key info) hold at most one less.
+const PAGE: usize = 4096;
+/// `struct keyctl_pkey_params`: key id, two lengths, seven spare words.
+const PKEY_PARAMS_SIZE: usize = 40;
+/// `UIO_MAXIOV`.
+const UIO_MAXIOV: usize = 1024;
+/// add_key's and KEYCTL_INSTANTIATE's payload limit (1 MiB less one).
+const PAYLOAD_MAX: usize = 1024 * 1024 - 1;
+
+/// `key_get_type_from_user()`: a type name of 1..=31 bytes.
+///
+/// # Errors
+/// `EFAULT` (unreadable), `EINVAL` (empty, or 32 bytes without a NUL),
+/// `EPERM` (an internal type, starting with `.`).
+fn key_type_from_user(addr: usize) -> Result<String> {
+    let t = c_string(addr, MAX_TYPE)?;
+    if t.is_empty() {
+        return Err(Errno::EINVAL);
+    }
+    if t.starts_with('.') {
+        return Err(Errno::EPERM);
+    }
+    Ok(t)
+}
+
+/// Copies a result the kernel returns whole or not at all
+/// (KEYCTL_DESCRIBE, and KEYCTL_READ since Linux 5.8): only when the
+/// buffer holds all of it. The length is returned either way.
+fn copy_whole(data: &[u8], addr: usize, room: usize) -> Result<c_long> {
+    if addr != 0 && room > 0 && room >= data.len() {
+        copy_out(addr, data)?;
+    }
+    Ok(data.len() as c_long)
+}
+
+/// Copies what fits of a result (KEYCTL_GET_SECURITY).
+fn copy_prefix(data: &[u8], addr: usize, room: usize) -> Result<c_long> {
+    if addr != 0 && room > 0 {
         copy_out(addr, &data[..data.len().min(room)])?;
     }
     Ok(data.len() as c_long)
 }
 
-/// keyctl(2) on the shared kernel.
+/// The payload of KEYCTL_INSTANTIATE_IOV: `import_iovec()` copies the
+/// vector (EINVAL beyond `UIO_MAXIOV`, EFAULT when unreadable); the
+/// segments are read later, after the authority check (`None`: one
+/// faulted).
+fn iov_payload(addr: usize, ioc: usize) -> Result<Option<Vec<u8>>> {
+    if addr == 0 || ioc == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    if ioc > UIO_MAXIOV {
+        return Err(Errno::EINVAL);
+    }
+    let raw = copy_in(addr, ioc * 16)?;
+    let mut segs = Vec::with_capacity(ioc);
+    let mut total = 0usize;
+    for v in raw.chunks_exact(16) {
+        let base = usize::from_ne_bytes(v[..8].try_into().expect("8 bytes"));
+        let len = usize::from_ne_bytes(v[8..].try_into().expect("8 bytes"));
+        total = total.saturating_add(len);
+        segs.push((base, len));
+    }
+    if total > PAYLOAD_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut out = Vec::with_capacity(total);
+    for (base, len) in segs {
+        match copy_in(base, len) {
+            Ok(v) => out.extend(v),
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// keyctl(2) on the shared kernel. User memory is read and written here,
+/// in the kernel's order relative to its other checks: where the kernel
+/// checks something before it copies (an instantiation's authority, a
+/// restriction's key), a copy that faulted goes to the kernel marked
+/// [`cmd::FAULTED`] so those checks come first.
 pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
     let args = a.map(|v| v as u64);
     let call = |s: (Option<String>, Option<String>), d: Option<Vec<u8>>| {
         with(false, |k| k.keyctl(op as u32, args, s, d, None))
     };
+    // The checks before the copy, then EFAULT (or the copy's own error).
+    let faulted = |e: Errno| {
+        let r = with(false, |k| {
+            k.keyctl(op as u32 | cmd::FAULTED, args, (None, None), None, None)
+        });
+        match r {
+            Err(Errno::EFAULT) => Err(e),
+            Err(other) => Err(other),
+            Ok(_) => Err(e),
+        }
+    };
     let none = (None, None);
+    let (addr, len) = (a[1] as usize, a[2] as usize);
     match op as u32 {
         cmd::JOIN_SESSION_KEYRING => {
             call((opt_string(a[0] as usize, MAX_DESC)?, None), None).map(|r| r.0 as c_long)
         }
-        cmd::UPDATE | cmd::INSTANTIATE => {
-            call(none, Some(copy_in(a[1] as usize, a[2] as usize)?)).map(|r| r.0 as c_long)
+        cmd::UPDATE => {
+            if len > PAGE {
+                return Err(Errno::EINVAL);
+            }
+            call(none, Some(copy_in(addr, len)?)).map(|r| r.0 as c_long)
+        }
+        cmd::INSTANTIATE | cmd::INSTANTIATE_IOV => {
+            let payload = if op as u32 == cmd::INSTANTIATE {
+                // A NULL payload instantiates with none, whatever the length.
+                if addr == 0 || len == 0 {
+                    Some(Vec::new())
+                } else if len > PAYLOAD_MAX {
+                    return Err(Errno::EINVAL);
+                } else {
+                    copy_in(addr, len).ok()
+                }
+            } else {
+                iov_payload(addr, len)?
+            };
+            match payload {
+                Some(d) => with(false, |k| {
+                    k.keyctl(cmd::INSTANTIATE, args, none, Some(d), None)
+                })
+                .map(|r| r.0 as c_long),
+                None => faulted(Errno::EFAULT),
+            }
         }
         cmd::DESCRIBE => {
             let (_, d) = call(none, None)?;
-            copy_result(&d, a[1] as usize, a[2] as usize, true)
+            copy_whole(&d, addr, len)
         }
         cmd::READ => {
             let (_, d) = call(none, None)?;
-            copy_result(&d, a[1] as usize, a[2] as usize, false)
+            copy_whole(&d, addr, len)
+        }
+        cmd::GET_SECURITY => {
+            let (_, d) = call(none, None)?;
+            copy_prefix(&d, addr, len)
         }
         cmd::CAPABILITIES => {
+            // What fits of the capability bytes, the rest of the buffer
+            // cleared (`clear_user()`).
             let (_, d) = call(none, None)?;
-            copy_result(&d, a[0] as usize, a[1] as usize, false)
+            let (addr, room) = (a[0] as usize, a[1] as usize);
+            if room > 0 {
+                let mut out = d.clone();
+                out.resize(room, 0);
+                copy_out(addr, &out)?;
+            }
+            Ok(d.len() as c_long)
         }
         cmd::SEARCH => {
-            let t = c_string(a[1] as usize, MAX_TYPE)?;
-            let d = c_string(a[2] as usize, MAX_DESC)?;
+            let t = key_type_from_user(addr)?;
+            let d = c_string(len, MAX_DESC)?;
             call((Some(t), Some(d)), None).map(|r| r.0 as c_long)
         }
         cmd::RESTRICT_KEYRING => {
-            let t = opt_string(a[1] as usize, MAX_TYPE)?;
-            let r = opt_string(a[2] as usize, MAX_DESC)?;
-            call((t, r), None).map(|r| r.0 as c_long)
+            // The kernel looks the keyring up first, then pairs the two
+            // strings, then reads them.
+            let strings = match (addr, len) {
+                (0, 0) => Ok((None, None)),
+                (0, _) => Ok((None, Some(String::new()))),
+                (_, 0) => Ok((Some(String::new()), None)),
+                _ => key_type_from_user(addr)
+                    .and_then(|t| Ok((Some(t), Some(c_string(len, PAGE - 1)?)))),
+            };
+            match strings {
+                Ok(s) => call(s, None).map(|r| r.0 as c_long),
+                Err(e) => faulted(e),
+            }
+        }
+        cmd::PKEY_QUERY => {
+            if a[1] != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let info = c_string(a[2] as usize, PAGE - 1)?;
+            call((Some(info), None), None).map(|r| r.0 as c_long)
+        }
+        cmd::PKEY_ENCRYPT | cmd::PKEY_DECRYPT | cmd::PKEY_SIGN | cmd::PKEY_VERIFY => {
+            let params = copy_in(a[0] as usize, PKEY_PARAMS_SIZE)?;
+            let id = i32::from_ne_bytes(params[..4].try_into().expect("4 bytes"));
+            let info = c_string(addr, PAGE - 1)?;
+            let mut args = args;
+            args[0] = id as u32 as u64;
+            with(false, |k| {
+                k.keyctl(op as u32, args, (Some(info), None), None, None)
+            })
+            .map(|r| r.0 as c_long)
         }
         cmd::WATCH_KEY => {
             mirror_rlimit();
@@ -299,7 +448,9 @@ fn mirror_rlimit() {
     }
 }
 
-/// add_key(2) on the shared kernel.
+/// add_key(2) on the shared kernel, its arguments read in the kernel's
+/// order: the length, the type, the description (a keyring's may not
+/// start with `.`), the payload.
 pub(crate) fn add_key(
     ty: usize,
     desc: usize,
@@ -307,11 +458,14 @@ pub(crate) fn add_key(
     plen: usize,
     ring: i32,
 ) -> Result<c_long> {
-    if plen > 1024 * 1024 - 1 {
+    if plen > PAYLOAD_MAX {
         return Err(Errno::EINVAL);
     }
-    let t = c_string(ty, MAX_TYPE)?;
-    let d = opt_string(desc, MAX_DESC)?;
+    let t = key_type_from_user(ty)?;
+    let d = opt_string(desc, MAX_DESC)?.filter(|d| !d.is_empty());
+    if d.as_deref().is_some_and(|d| d.starts_with('.')) && t.starts_with("keyring") {
+        return Err(Errno::EPERM);
+    }
     let data = if plen == 0 {
         Vec::new()
     } else {
@@ -320,10 +474,13 @@ pub(crate) fn add_key(
     with(false, |k| k.add_key(&t, d.as_deref(), &data, ring)).map(c_long::from)
 }
 
-/// request_key(2) on the shared kernel.
-pub(crate) fn request_key(ty: usize, desc: usize, dest: i32) -> Result<c_long> {
-    let t = c_string(ty, MAX_TYPE)?;
+/// request_key(2) on the shared kernel: the type, the description and
+/// the call-out information are read first, in that order (the call-out
+/// string is checked, not used: there is no `/sbin/request-key`).
+pub(crate) fn request_key(ty: usize, desc: usize, callout: usize, dest: i32) -> Result<c_long> {
+    let t = key_type_from_user(ty)?;
     let d = c_string(desc, MAX_DESC)?;
+    opt_string(callout, PAGE - 1)?;
     with(false, |k| k.request_key(&t, &d, dest)).map(c_long::from)
 }
 

@@ -23,9 +23,11 @@
 
 mod ops;
 mod perm;
+mod system;
 
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;
+pub use system::{INVALID_GID, PERSISTENT_KEYRING_EXPIRY, SYSTEM_SERIAL_TOP};
 
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap};
@@ -55,6 +57,16 @@ pub enum KeyType {
     /// `big_key`: like `user`, for payloads up to 1 MiB (the kernel keeps
     /// large ones encrypted in shmem; the payload rules are the same).
     BigKey,
+    /// `asymmetric`: its payload must be a certificate or key blob one of
+    /// the kernel's parsers recognises; watchq has none of the parsers,
+    /// so every payload is refused as unrecognised (`EBADMSG`), as the
+    /// kernel refuses one no parser knows.
+    Asymmetric,
+    /// `blacklist` (certs/blacklist.c): hashes the kernel refuses, named
+    /// `tbs:HEX` or `bin:HEX`. Userspace cannot make one: a kernel built
+    /// without `CONFIG_SYSTEM_BLACKLIST_AUTH_UPDATE` (the recording's)
+    /// refuses the instantiation, after the description's check.
+    Blacklist,
 }
 
 impl KeyType {
@@ -65,6 +77,8 @@ impl KeyType {
             KeyType::Logon => "logon",
             KeyType::Keyring => "keyring",
             KeyType::BigKey => "big_key",
+            KeyType::Asymmetric => "asymmetric",
+            KeyType::Blacklist => "blacklist",
         }
     }
 
@@ -87,6 +101,8 @@ impl KeyType {
             "logon" => Ok(KeyType::Logon),
             "keyring" => Ok(KeyType::Keyring),
             "big_key" => Ok(KeyType::BigKey),
+            "asymmetric" => Ok(KeyType::Asymmetric),
+            "blacklist" => Ok(KeyType::Blacklist),
             _ => Err(Errno::ENODEV),
         }
     }
@@ -122,10 +138,44 @@ impl KeyType {
                     return Err(Errno::EINVAL);
                 }
             }
+            // blacklist_vet_description(), then blacklist_key_instantiate().
+            KeyType::Blacklist => {
+                let hex = desc
+                    .strip_prefix("tbs:")
+                    .or_else(|| desc.strip_prefix("bin:"))
+                    .ok_or(Errno::EINVAL)?;
+                let digits = hex.bytes().take(BLACKLIST_MAX_HASH_LEN);
+                if digits
+                    .clone()
+                    .any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
+                    return Err(Errno::EINVAL);
+                }
+                if hex.len() > BLACKLIST_MAX_HASH_LEN {
+                    return Err(Errno::ENOPKG);
+                }
+                if hex.is_empty() || hex.len() % 2 == 1 {
+                    return Err(Errno::EINVAL);
+                }
+                return Err(Errno::EPERM);
+            }
+            // asymmetric_key_preparse(): EINVAL for no data, then each
+            // parser's EBADMSG.
+            KeyType::Asymmetric => {
+                return Err(if payload.is_empty() {
+                    Errno::EINVAL
+                } else {
+                    Errno::EBADMSG
+                });
+            }
         }
         Ok(())
     }
 }
+
+/// The longest hash a `blacklist` key's description holds, in hex digits
+/// (certs/blacklist.c's `MAX_HASH_LEN`).
+const BLACKLIST_MAX_HASH_LEN: usize = 128;
 
 /// Largest `user`/`logon` payload (`32767`).
 pub const USER_PAYLOAD_MAX: usize = 32767;
@@ -176,6 +226,11 @@ pub struct Key {
     pub restricted: bool,
     /// Security label, for the policy engine.
     pub label: Option<String>,
+    /// `KEY_FLAG_KEEP`: may not be invalidated (the kernel's `.blacklist`).
+    pub keep: bool,
+    /// Not charged to its owner's quota (`KEY_ALLOC_NOT_IN_QUOTA`: the
+    /// keyrings the kernel makes for itself).
+    pub not_in_quota: bool,
     watchers: Option<Arc<WatchList>>,
     /// Bytes charged to the owner's quota.
     charged: usize,
@@ -299,6 +354,15 @@ pub(crate) struct Inner {
     gc_runs: u64,
     /// `maxkeys`/`maxbytes` for users other than root.
     limits: (usize, usize),
+    /// The kernel's own keyrings (system_keyring.c's, the registers):
+    /// collector roots.
+    system: Vec<Serial>,
+    /// `.user_reg`, once a user keyring was made.
+    user_reg: Option<Serial>,
+    /// `.persistent_register`, once a persistent keyring was asked for.
+    persistent_register: Option<Serial>,
+    /// `persistent_keyring_expiry`, in seconds.
+    persistent_expiry: u64,
 }
 
 /// Every key of the emulated kernel.
@@ -341,12 +405,15 @@ pub struct KeyInfo {
 impl KeyStore {
     /// An empty store.
     pub fn new(config: KeyConfig) -> Self {
+        let mut inner = Inner {
+            next_serial: config.first_serial.max(3),
+            limits: (config.maxkeys, config.maxbytes),
+            persistent_expiry: PERSISTENT_KEYRING_EXPIRY,
+            ..Inner::default()
+        };
+        inner.boot_keyrings();
         KeyStore {
-            inner: Mutex::new(Inner {
-                next_serial: config.first_serial.max(3),
-                limits: (config.maxkeys, config.maxbytes),
-                ..Inner::default()
-            }),
+            inner: Mutex::new(inner),
             constructed: Condvar::new(),
             config,
         }
@@ -474,6 +541,7 @@ impl KeyStore {
         }
         let mut reach: Vec<Serial> = roots.to_vec();
         reach.extend(g.user_rings.values().flat_map(|&(u, s)| [u, s]));
+        reach.extend(g.system_roots().collect::<Vec<_>>());
         reach.extend(
             g.keys
                 .values()

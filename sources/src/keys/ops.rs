@@ -86,7 +86,7 @@ impl Inner {
     /// `__key_link_begin()` and the checks before `__key_link()`:
     /// ENOTDIR, EKEYREVOKED, EDQUOT (no room for a new link's 4 bytes),
     /// EPERM (restriction), EDEADLK/ELOOP (cycle).
-    fn check_link(&self, ring: Serial, key: Serial) -> Result<()> {
+    pub(crate) fn check_link(&self, ring: Serial, key: Serial) -> Result<()> {
         let r = self.key(ring)?;
         if !r.is_keyring() {
             return Err(Errno::ENOTDIR);
@@ -129,7 +129,7 @@ impl Inner {
     /// `__key_link()`: links `key` into `ring`, replacing (silently) the
     /// key of the same index there, which may be `key` itself. Posts
     /// LINKED. A replaced key that loses its last link is the collector's.
-    fn do_link(&mut self, ctx: &KeyCtx<'_>, ring: Serial, key: Serial) {
+    pub(crate) fn do_link(&mut self, ctx: &KeyCtx<'_>, ring: Serial, key: Serial) {
         let same = self.index_of(ring, key);
         let r = self.keys.get_mut(&ring).expect("checked");
         match same {
@@ -179,6 +179,9 @@ impl Inner {
         let limits = self.limits;
         let k = self.keys.get(&s).ok_or(Errno::ENOKEY)?;
         let (uid, old) = (k.uid, k.charged);
+        if k.not_in_quota {
+            return Ok(());
+        }
         let lim = if uid == 0 { ROOT_QUOTA } else { limits };
         let q = self.quota.entry(uid).or_default();
         if bytes > old && q.1 + (bytes - old) > lim.1 {
@@ -349,12 +352,14 @@ impl KeyStore {
         let mut g = self.inner.lock();
         let ring = self.lookup(&mut g, ctx, ring, LOOKUP_CREATE, need::WRITE)?;
         let t = KeyType::lookup(type_name)?;
-        let desc = desc.ok_or(Errno::EINVAL)?;
         let r = g.key(ring)?;
         if !r.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        t.vet(&desc, payload)?;
+        // key_create_or_update(): the type's preparse sees the payload
+        // before a missing description is refused.
+        t.vet(desc.as_deref().unwrap_or_default(), payload)?;
+        let desc = desc.ok_or(Errno::EINVAL)?;
         if r.restricted {
             return Err(Errno::EPERM);
         }
@@ -661,7 +666,12 @@ impl KeyStore {
             "{};{};{};{:08x};{}",
             k.ktype.name(),
             k.uid as i32,
-            k.gid as i32,
+            // from_kgid_munged(): no group shows as the overflow gid.
+            if k.gid == super::INVALID_GID {
+                65534
+            } else {
+                k.gid as i32
+            },
             k.perm,
             k.desc
         ))
@@ -942,6 +952,9 @@ impl KeyStore {
     /// The lookup's (search permission; `ENOKEY` once invalidated).
     pub fn invalidate(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<()> {
         self.modify(ctx, id, 0, need::SEARCH, |k, _, _| {
+            if k.keep {
+                return Err(Errno::EPERM);
+            }
             let first = !std::mem::replace(&mut k.invalidated, true);
             Ok(first.then_some((NOTIFY_KEY_INVALIDATED, 0)))
         })?;
@@ -1086,16 +1099,23 @@ impl KeyStore {
     }
 
     /// KEYCTL_CAPABILITIES: the two capability bytes (watchq supports
-    /// big_key, invalidate, restrict and move; persistent keyrings, DH and
-    /// the public-key operations are a kernel built without them; the
+    /// persistent keyrings, the public-key commands, big_key, invalidate,
+    /// restrict and move; DH is a kernel built without it; the
     /// notifications bit follows `notifications`).
     pub fn capabilities(&self) -> [u8; 2] {
-        let caps0 = 0x01 | 0x10 | 0x20 | 0x40 | 0x80;
-        let caps1 = if self.config.notifications {
-            KEYCTL_CAPS1_NOTIFICATIONS
-        } else {
-            0
-        };
+        // CAPABILITIES, PERSISTENT_KEYRINGS, PUBLIC_KEY (the commands, with
+        // the kernel's errnos for keys that are not asymmetric), BIG_KEY,
+        // INVALIDATE, RESTRICT_KEYRING, MOVE; not DIFFIE_HELLMAN (0x04).
+        let caps0 = 0x01 | 0x02 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80;
+        // NS_KEYRING_NAME and NS_KEY_TAG (0x01, 0x02): every kernel since
+        // 5.3 sets them; watchq has one namespace of each kind.
+        let caps1 = 0x01
+            | 0x02
+            | if self.config.notifications {
+                KEYCTL_CAPS1_NOTIFICATIONS
+            } else {
+                0
+            };
         [caps0, caps1]
     }
 

@@ -199,6 +199,8 @@ impl Inner {
                 links: Vec::new(),
                 restricted: false,
                 label: None,
+                keep: false,
+                not_in_quota: false,
                 watchers: None,
                 charged,
             },
@@ -209,6 +211,9 @@ impl Inner {
     /// Takes a key out of the store and gives its owner the quota back.
     pub(crate) fn remove_key(&mut self, s: Serial) -> Option<Key> {
         let k = self.keys.remove(&s)?;
+        if k.not_in_quota {
+            return Some(k);
+        }
         let q = self.quota.entry(k.uid).or_default();
         q.0 = q.0.saturating_sub(1);
         q.1 = q.1.saturating_sub(k.charged);
@@ -231,6 +236,7 @@ impl Inner {
         self.keys.get_mut(&us).expect("just made").charged = bytes;
         self.quota.entry(uid).or_default().1 += 4;
         self.user_rings.insert(uid, (u, us));
+        self.register_user_keyrings([u, us]);
         (u, us)
     }
 }

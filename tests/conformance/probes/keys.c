@@ -20,36 +20,6 @@
 static int p[2];
 static int32_t S; /* the section's session keyring */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A keyring's contents as sorted labels (the kernel's order follows its
- * index's hashes, which include a kernel address). */
-static void contents(int32_t ring, const char *what)
-{
-	int32_t ids[64];
-	long n = keyctl(K_READ, ring, (long)ids, sizeof ids, 0);
-	printf("contents(%s) = ", what);
-	if (n < 0) {
-		printf("-1 %s\n", errname(errno));
-		return;
-	}
-	char *lab[64];
-	int m = (int)(n / 4);
-	if (m > 64)
-		m = 64;
-	for (int i = 0; i < m; i++)
-		lab[i] = strdup(key_str(ids[i]));
-	qsort(lab, m, sizeof lab[0], cmp_str);
-	for (int i = 0; i < m; i++) {
-		printf("%s%s", i ? " " : "", lab[i]);
-		free(lab[i]);
-	}
-	printf("%s\n", m ? "" : "(empty)");
-}
-
 static void begin(const char *s)
 {
 	S = begin_section(s, p);

@@ -261,7 +261,70 @@ static long watch(int32_t key, int fd, int tag)
 	return show(text, keyctl(K_WATCH_KEY, key, fd, tag, 0));
 }
 
-/* --------------------------------------------------------------- records */
+/* ------------------------------------------------------------- keyrings */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A keyring's contents as sorted labels (the kernel's order follows its
+ * index's hashes, which include a kernel address). */
+static void contents(int32_t ring, const char *what)
+{
+	int32_t ids[64];
+	long n = keyctl(K_READ, ring, (long)ids, sizeof ids, 0);
+	printf("contents(%s) = ", what);
+	if (n < 0) {
+		printf("-1 %s\n", errname(errno));
+		return;
+	}
+	char *lab[64];
+	int m = (int)(n / 4);
+	if (m > 64)
+		m = 64;
+	for (int i = 0; i < m; i++)
+		lab[i] = strdup(key_str(ids[i]));
+	qsort(lab, m, sizeof lab[0], cmp_str);
+	for (int i = 0; i < m; i++) {
+		printf("%s%s", i ? " " : "", lab[i]);
+		free(lab[i]);
+	}
+	printf("%s\n", m ? "" : "(empty)");
+}
+
+/* The system keyrings (keyrings whose description starts with a dot) that
+ * /proc/keys shows the caller, each named after its description, sorted
+ * by name (the file lists them in the order of their serials, which are
+ * random). Returns how many of at most `max` went into `rings`. */
+static int system_keyrings(int32_t *rings, int max)
+{
+	char line[512];
+	int nr = 0;
+	FILE *f = fopen("/proc/keys", "r");
+	while (f && nr < max && fgets(line, sizeof line, f)) {
+		unsigned serial;
+		char type[32], desc[128];
+		if (sscanf(line, "%x %*s %*s %*s %*s %*s %*s %31s %127[^:\n]", &serial, type, desc) ==
+			    3 &&
+		    strcmp(type, "keyring") == 0 && desc[0] == '.') {
+			name((int32_t)serial, desc);
+			rings[nr++] = (int32_t)serial;
+		}
+	}
+	if (f)
+		fclose(f);
+	for (int i = 0; i < nr; i++)
+		for (int j = i + 1; j < nr; j++)
+			if (strcmp(label_of(rings[i]), label_of(rings[j])) > 0) {
+				int32_t t = rings[i];
+				rings[i] = rings[j];
+				rings[j] = t;
+			}
+	return nr;
+}
+
+/* ---------------------------------------------------------------- records */
 
 static const char *key_sub[] = {"instantiated", "updated", "linked", "unlinked",
 				"cleared", "revoked", "invalidated", "setattr"};

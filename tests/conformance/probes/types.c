@@ -97,30 +97,8 @@ static void sec_system(void)
 	section("system");
 	nnames = 0;
 	S = new_session();
-	char line[512];
 	int32_t rings[16];
-	int nr = 0;
-	FILE *f = fopen("/proc/keys", "r");
-	while (f && nr < 16 && fgets(line, sizeof line, f)) {
-		unsigned serial;
-		char type[32], desc[128];
-		if (sscanf(line, "%x %*s %*s %*s %*s %*s %*s %31s %127[^:\n]", &serial, type, desc) ==
-			    3 &&
-		    strcmp(type, "keyring") == 0 && desc[0] == '.') {
-			name((int32_t)serial, desc);
-			rings[nr++] = (int32_t)serial;
-		}
-	}
-	if (f)
-		fclose(f);
-	/* The order /proc/keys lists them in is the serials'; sort by name. */
-	for (int i = 0; i < nr; i++)
-		for (int j = i + 1; j < nr; j++)
-			if (strcmp(label_of(rings[i]), label_of(rings[j])) > 0) {
-				int32_t t = rings[i];
-				rings[i] = rings[j];
-				rings[j] = t;
-			}
+	int nr = system_keyrings(rings, 16);
 	for (int i = 0; i < nr; i++) {
 		int32_t r = rings[i];
 		char d[256];

@@ -222,7 +222,7 @@ pub(super) fn handle(
         Request::RequestKey { ktype, desc, dest } => {
             value(p.request_key(&ktype, &desc, dest).map(i64::from))
         }
-        Request::Keyctl { op, .. } if op == KEYCTL_SESSION_TO_PARENT => session_to_parent(s, c, p),
+        Request::Keyctl { op, .. } if op == cmd::SESSION_TO_PARENT => session_to_parent(s, c, p),
         Request::Keyctl {
             op,
             args,
@@ -349,32 +349,44 @@ fn pipe2(s: &Arc<Shared>, p: &Process, flags: u32) -> Result<[OwnedFd; 2]> {
     Ok(made.give)
 }
 
-/// `KEYCTL_SESSION_TO_PARENT`.
-const KEYCTL_SESSION_TO_PARENT: u32 = 18;
-
 /// KEYCTL_SESSION_TO_PARENT: the caller's real parent gets the caller's
 /// session keyring (the kernel installs it when the parent next returns to
-/// user space; here at once). Mirrors `keyctl_session_to_parent()`.
+/// user space; here at once). Mirrors `keyctl_session_to_parent()`, in
+/// its order of checks.
 ///
 /// # Errors
-/// EPERM: the parent is not a process of this kernel, or another user's.
+/// The session keyring's look-up (`EACCES` without link permission);
+/// `EPERM`: the parent is not a process of this kernel (init, another
+/// tree), has more than one thread, is another user's or group's, or one
+/// of the two session keyrings is not the caller's user's.
 fn session_to_parent(s: &Arc<Shared>, c: &Conn, p: &Process) -> Reply {
-    // The anchors' lock is let go before the look-up takes it again.
-    let current = p.anchors().session;
-    let session = match current {
-        Some(k) => k,
-        None => match p.keyctl_get_keyring_id(watchq_core::uapi::KEY_SPEC_SESSION_KEYRING, false) {
-            Ok(k) => k,
-            Err(e) => return Reply::err(e),
-        },
+    let session = match p.keyctl_session_for_parent() {
+        Ok(k) => k,
+        Err(e) => return Reply::err(e),
     };
-    let Some(parent) = super::procs::stat(c.pid)
+    let Some((ppid, parent)) = super::procs::stat(c.pid)
         .and_then(|st| super::procs::stat(st.ppid).map(|ps| (st.ppid, ps)))
-        .and_then(|(ppid, ps)| s.procs.get(ppid, ps.start))
+        .and_then(|(ppid, ps)| s.procs.get(ppid, ps.start).map(|pp| (ppid, pp)))
     else {
         return Reply::err(Errno::EPERM);
     };
-    if parent.process.cred().uid != p.cred().uid {
+    // thread_group_empty(parent): the host knows the parent's threads.
+    let threads = std::fs::read_dir(format!("/proc/{ppid}/task")).map_or(1, |d| d.count());
+    if ppid <= 1 || threads > 1 {
+        return Reply::err(Errno::EPERM);
+    }
+    // The anchors' lock is let go before anything else takes it.
+    let theirs = parent.process.anchors().session;
+    if theirs == Some(session) {
+        return Reply::ok(0);
+    }
+    let (me, them) = (p.cred(), parent.process.cred());
+    let keys = s.kernel.keys();
+    if them.uid != me.uid
+        || them.gid != me.gid
+        || theirs.is_some_and(|k| keys.owner_of(k) != Some(me.uid))
+        || keys.owner_of(session) != Some(me.uid)
+    {
         return Reply::err(Errno::EPERM);
     }
     parent.process.anchors().session = Some(session);
@@ -471,7 +483,7 @@ fn keyctl(
                 .and_then(|(t, d)| p.keyctl_search(id(a[0]), &t, &d, id(a[3])))
                 .map(i64::from),
         ),
-        cmd::READ => data(p.keyctl_read(id(a[0]))),
+        cmd::READ => data(p.keyctl_read_into(id(a[0]), if a[1] == 0 { 0 } else { a[2] as usize })),
         cmd::INSTANTIATE => unit(p.keyctl_instantiate(id(a[0]), &payload, id(a[3]))),
         cmd::NEGATE => unit(p.keyctl_negate(id(a[0]), a[1] as u32, id(a[2]))),
         cmd::REJECT => unit(p.keyctl_reject(id(a[0]), a[1] as u32, a[2] as i32, id(a[3]))),
@@ -482,6 +494,25 @@ fn keyctl(
         }
         cmd::MOVE => unit(p.keyctl_move(id(a[0]), id(a[1]), id(a[2]), a[3] as u32)),
         cmd::CAPABILITIES => data(Ok(p.keyctl_capabilities().to_vec())),
+        cmd::GET_SECURITY => data(p.keyctl_get_security(id(a[0])).map(|s| {
+            let mut b = s.into_bytes();
+            b.push(0);
+            b
+        })),
+        cmd::SET_REQKEY_KEYRING => value(p.keyctl_set_reqkey_keyring(a[0] as i32).map(i64::from)),
+        cmd::GET_PERSISTENT => value(
+            p.keyctl_get_persistent(a[0] as u32, id(a[1]))
+                .map(i64::from),
+        ),
+        // The preload read the info string (s1) and, for the four that
+        // take a parameter block, the key id from it (a[0]).
+        cmd::PKEY_QUERY..=cmd::PKEY_VERIFY => {
+            unit(need(s1).and_then(|info| p.keyctl_pkey(id(a[0]), &info)))
+        }
+        op if op & cmd::FAULTED != 0 => unit(
+            p.keyctl_checks_before_copy(op & !cmd::FAULTED, id(a[0]))
+                .and(Err(Errno::EFAULT)),
+        ),
         cmd::WATCH_KEY => {
             // Either end of a notification pipe names its queue.
             let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));

@@ -13,7 +13,7 @@
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::{KeyCtx, KeyStore, KeyctlMove, Serial};
+use watchq_sources::keys::{need, KeyCtx, KeyStore, KeyctlMove, Serial};
 
 /// keyctl(2) command numbers (`include/uapi/linux/keyctl.h`).
 pub mod cmd {
@@ -51,10 +51,26 @@ pub mod cmd {
     pub const SET_TIMEOUT: u32 = 15;
     /// KEYCTL_GET_SECURITY.
     pub const GET_SECURITY: u32 = 17;
+    /// KEYCTL_SESSION_TO_PARENT.
+    pub const SESSION_TO_PARENT: u32 = 18;
     /// KEYCTL_REJECT.
     pub const REJECT: u32 = 19;
+    /// KEYCTL_INSTANTIATE_IOV.
+    pub const INSTANTIATE_IOV: u32 = 20;
     /// KEYCTL_INVALIDATE.
     pub const INVALIDATE: u32 = 21;
+    /// KEYCTL_GET_PERSISTENT.
+    pub const GET_PERSISTENT: u32 = 22;
+    /// KEYCTL_PKEY_QUERY.
+    pub const PKEY_QUERY: u32 = 24;
+    /// KEYCTL_PKEY_ENCRYPT.
+    pub const PKEY_ENCRYPT: u32 = 25;
+    /// KEYCTL_PKEY_DECRYPT.
+    pub const PKEY_DECRYPT: u32 = 26;
+    /// KEYCTL_PKEY_SIGN.
+    pub const PKEY_SIGN: u32 = 27;
+    /// KEYCTL_PKEY_VERIFY.
+    pub const PKEY_VERIFY: u32 = 28;
     /// KEYCTL_RESTRICT_KEYRING.
     pub const RESTRICT_KEYRING: u32 = 29;
     /// KEYCTL_MOVE.
@@ -63,6 +79,34 @@ pub mod cmd {
     pub const CAPABILITIES: u32 = 31;
     /// KEYCTL_WATCH_KEY.
     pub const WATCH_KEY: u32 = 32;
+    /// Not a kernel command: watchq's mark on a command whose user buffer
+    /// could not be copied in (the preload's `copy_from_user` faulted).
+    /// The kernel makes its checks that come before the copy, then says
+    /// `EFAULT` (see [`super::KeyCalls::keyctl_checks_before_copy`]).
+    pub const FAULTED: u32 = 0x8000_0000;
+}
+
+/// `keyctl_pkey_params_parse()`: the info string of the public-key
+/// commands is words separated by spaces or tabs, each `enc=NAME` or
+/// `hash=NAME` (NAME not empty), each at most once.
+///
+/// # Errors
+/// `EINVAL`: any other word, an empty value, a repeated one.
+pub fn pkey_params_parse(info: &str) -> Result<()> {
+    let (mut enc, mut hash) = (false, false);
+    for word in info.split([' ', '\t']).filter(|w| !w.is_empty()) {
+        let (seen, value) = if let Some(v) = word.strip_prefix("enc=") {
+            (&mut enc, v)
+        } else if let Some(v) = word.strip_prefix("hash=") {
+            (&mut hash, v)
+        } else {
+            return Err(Errno::EINVAL);
+        };
+        if std::mem::replace(seen, true) || value.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+    }
+    Ok(())
 }
 
 /// The key system calls. Mirrors security/keys/keyctl.c.
@@ -227,6 +271,47 @@ pub trait KeyCalls {
     /// As `KeyStore::get_security`.
     fn keyctl_get_security(&self, id: Serial) -> Result<String>;
 
+    /// KEYCTL_GET_PERSISTENT: `uid`'s persistent keyring (`u32::MAX`: the
+    /// caller's), linked into `dest`.
+    ///
+    /// # Errors
+    /// As `KeyStore::get_persistent`.
+    fn keyctl_get_persistent(&self, uid: u32, dest: Serial) -> Result<Serial>;
+
+    /// KEYCTL_READ with a user buffer of `buflen` bytes (0: none): the
+    /// whole payload, which the caller copies only when it fits.
+    ///
+    /// # Errors
+    /// As `KeyStore::read_into`.
+    fn keyctl_read_into(&self, id: Serial, buflen: usize) -> Result<Vec<u8>>;
+
+    /// KEYCTL_PKEY_QUERY/ENCRYPT/DECRYPT/SIGN/VERIFY on key `id` with
+    /// the info string `info`, after the user arguments were read. No
+    /// emulated key type has public-key operations, so it always fails.
+    /// Mirrors `keyctl_pkey_params_get()`.
+    ///
+    /// # Errors
+    /// `EINVAL` ([`pkey_params_parse`]), the lookup's (search
+    /// permission), `EOPNOTSUPP` (the key's type has no such operation).
+    fn keyctl_pkey(&self, id: Serial, info: &str) -> Result<()>;
+
+    /// KEYCTL_SESSION_TO_PARENT's look-up: the caller's session keyring,
+    /// which must grant link permission. The parent is the host's to find.
+    ///
+    /// # Errors
+    /// As `KeyStore::session_for_parent`.
+    fn keyctl_session_for_parent(&self) -> Result<Serial>;
+
+    /// The checks command `op` makes before it copies its user buffer in
+    /// (see [`cmd::FAULTED`]): `Ok` when they pass (the call then fails
+    /// with `EFAULT`). KEYCTL_INSTANTIATE checks the caller's authority
+    /// over `id`, KEYCTL_RESTRICT_KEYRING looks `id` up with setattr
+    /// permission; the other commands copy first.
+    ///
+    /// # Errors
+    /// `EPERM` (no authority), the lookup's.
+    fn keyctl_checks_before_copy(&self, op: u32, id: Serial) -> Result<()>;
+
     /// KEYCTL_WATCH_KEY: `tag` 0..=255 watches key `id` through the
     /// notification pipe `fd`; −1 removes the watch.
     ///
@@ -346,6 +431,37 @@ impl KeyCalls for Process {
 
     fn keyctl_get_security(&self, id: Serial) -> Result<String> {
         with_keys(self, |k, c| k.get_security(c, id))
+    }
+
+    fn keyctl_get_persistent(&self, uid: u32, dest: Serial) -> Result<Serial> {
+        with_keys(self, |k, c| k.get_persistent(c, uid, dest))
+    }
+
+    fn keyctl_read_into(&self, id: Serial, buflen: usize) -> Result<Vec<u8>> {
+        with_keys(self, |k, c| k.read_into(c, id, buflen))
+    }
+
+    fn keyctl_pkey(&self, id: Serial, info: &str) -> Result<()> {
+        pkey_params_parse(info)?;
+        with_keys(self, |k, c| k.pkey_lookup(c, id))
+    }
+
+    fn keyctl_session_for_parent(&self) -> Result<Serial> {
+        with_keys(self, |k, c| k.session_for_parent(c))
+    }
+
+    fn keyctl_checks_before_copy(&self, op: u32, id: Serial) -> Result<()> {
+        match op {
+            cmd::INSTANTIATE | cmd::INSTANTIATE_IOV => {
+                if self.anchors().auth == Some(id) {
+                    Ok(())
+                } else {
+                    Err(Errno::EPERM)
+                }
+            }
+            cmd::RESTRICT_KEYRING => with_keys(self, |k, c| k.access(c, id, need::SETATTR)),
+            _ => Ok(()),
+        }
     }
 
     fn keyctl_watch_key(&self, id: Serial, fd: i32, tag: i32) -> Result<()> {
