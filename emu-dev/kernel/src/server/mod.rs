@@ -447,6 +447,20 @@ impl Shared {
         }
     }
 
+    /// Every mirror's readers' progress taken in (before a call that may
+    /// post, so it finds the room they made).
+    pub(crate) fn reap_all(&self) {
+        let pipes: Vec<Arc<RemotePipe>> = self.pipes.lock().values().cloned().collect();
+        for p in pipes {
+            if p.reap() {
+                self.audit(format!(
+                    "pipe {}: a reader scribbled on the mirror's progress page (repaired)",
+                    p.id
+                ));
+            }
+        }
+    }
+
     fn released(&self, pipe_id: u64, end: End) {
         let Some(p) = self.pipes.lock().get(&pipe_id).cloned() else {
             return;
@@ -543,6 +557,8 @@ pub(crate) struct Conn {
     /// A poll of an emulated end was answered while the key collector was
     /// queued: it runs once the reply is sent (see `dispatch`'s Poll).
     pub(crate) gc_after_reply: bool,
+    /// Pipes whose mirror's memfds this connection was given.
+    pub(crate) mapped: std::collections::HashSet<u64>,
 }
 
 impl Conn {
@@ -560,6 +576,7 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         last_read: None,
         promised: Vec::new(),
         gc_after_reply: false,
+        mapped: std::collections::HashSet::new(),
     };
     let mut buf = Vec::new();
     while !s.stop.load(Ordering::SeqCst) {
@@ -676,6 +693,7 @@ fn monitor_loop(s: &Arc<Shared>) {
                 Watched::WriteEnd(p) => s.released(p, End::Write),
             }
         }
+        s.reap_all();
         // The key clock follows real time; the collector runs as it moves.
         let elapsed = s.start.elapsed().as_secs();
         let now = s.kernel.keys().now();
