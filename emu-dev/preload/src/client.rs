@@ -88,7 +88,9 @@ pub(crate) fn init() -> bool {
     let on = path.is_some();
     let _ = PATH.set(path);
     if on {
+        crate::user::note_pid();
         extern "C" fn child() {
+            crate::user::note_pid();
             if STATE.is_locked() {
                 // SAFETY: in a forked child only this thread exists; the
                 // holder was a thread of the parent that is not here.

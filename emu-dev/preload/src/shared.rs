@@ -4,7 +4,7 @@
 
 use crate::client::{self, hint, with};
 use crate::real;
-use crate::user::{c_string, copy_in, copy_in_prefix, copy_out};
+use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, copy_out_checked};
 use libc::{c_int, c_long, c_ulong, pollfd};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -78,7 +78,9 @@ fn sleep_readable(fd: c_int) -> Result<()> {
 /// end's `(st_dev, st_ino)` (inherited across fork: the memory is the
 /// same). Bounded: past [`MAX_MIRRORS`] the map starts afresh (a mirror in
 /// use stays mapped until its read ends).
-static MIRRORS: Mutex<Option<HashMap<(u64, u64), Arc<ShmReader>>>> = parking_lot::const_mutex(None);
+static MIRRORS: Mutex<Option<Mirrors>> = parking_lot::const_mutex(None);
+/// A read end's identity → its mirror.
+type Mirrors = HashMap<(u64, u64), Arc<ShmReader>>;
 const MAX_MIRRORS: usize = 256;
 
 /// Local reads of a mirror so far (how a test tells a read made no round
@@ -146,7 +148,7 @@ fn scatter_out(off: usize, rec: &[u8], out: &[(usize, usize)]) -> Result<()> {
 /// be: the rest stay queued, as the kernel's pipe_read() leaves what it
 /// could not copy (EFAULT).
 fn copy_records(data: &[u8], ends: &Ends, out: &[(usize, usize)]) -> usize {
-    if out.len() == 1 && copy_out(out[0].0, data).is_ok() {
+    if out.len() == 1 && copy_out_checked(out[0].0, data).is_ok() {
         return ends.len();
     }
     let mut done = 0;
@@ -176,8 +178,21 @@ fn read_local(
         big.resize(room, 0);
         &mut big
     };
-    let mut ends = Ends::new();
-    match m.read(buf, &mut ends, &mut |d, e| copy_records(d, e, out)) {
+    thread_local! {
+        // Reused: a read of a pending record allocates nothing.
+        static ENDS: std::cell::RefCell<Ends> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut fresh = Ends::new();
+    let got = ENDS.with(|e| {
+        // A signal handler reading inside a read takes its own.
+        let mut held = e.try_borrow_mut();
+        let ends = match held.as_mut() {
+            Ok(v) => &mut **v,
+            Err(_) => &mut fresh,
+        };
+        m.read(buf, ends, &mut |d, e| copy_records(d, e, out))
+    });
+    match got {
         Local::Read { bytes, drain } => {
             LOCAL_READS.fetch_add(1, Ordering::Relaxed);
             if drain > 0 {
