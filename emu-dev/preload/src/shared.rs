@@ -216,10 +216,19 @@ fn read_into(
     out: &[(usize, usize)],
     total: usize,
 ) -> Result<usize> {
+    let mut woke = false;
     loop {
         if let Some(m) = id.and_then(mirror) {
             if let Some(r) = read_local(fd, &m, out, total) {
                 return r;
+            }
+            // Woken by a readiness byte the kernel writes just before it
+            // publishes the record: watch for the record a moment rather
+            // than ask the kernel.
+            if woke && wait_published(&m) {
+                if let Some(r) = read_local(fd, &m, out, total) {
+                    return r;
+                }
             }
         }
         ROUND_READS.fetch_add(1, Ordering::Relaxed);
@@ -234,8 +243,31 @@ fn read_into(
                     return Err(Errno::EIO);
                 }
             }
-            Err(Errno::EAGAIN) if !nonblocking(fd) => sleep_readable(fd)?,
+            Err(Errno::EAGAIN) if !nonblocking(fd) => {
+                sleep_readable(fd)?;
+                woke = true;
+            }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How long a reader woken by a readiness byte watches the mirror for its
+/// record before it asks the kernel.
+const PUBLISH_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// Watches `m` for a published record for up to [`PUBLISH_SPIN`].
+fn wait_published(m: &ShmReader) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..32 {
+            if m.pending() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= PUBLISH_SPIN {
+            return false;
         }
     }
 }
