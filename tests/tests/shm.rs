@@ -82,7 +82,7 @@ fn count(b: &[u8]) -> (u64, u64) {
     while !b.is_empty() {
         assert!(b.len() >= 8, "a torn record: {b:?}");
         let len = (b[4] & 0x7f) as usize;
-        if b[0] == WATCH_TYPE_META as u8 && b[1] == WATCH_META_LOSS_NOTIFICATION as u8 {
+        if b[0] == WATCH_TYPE_META as u8 && b[3] == WATCH_META_LOSS_NOTIFICATION {
             assert_eq!(len, 8);
             losses += 1;
         } else {
