@@ -399,3 +399,49 @@ fn shm_reader_killed_mid_read_leaves_the_pipe_consistent() {
     assert_eq!(got, 1);
     assert_eq!(errno(r.read(rd.as_fd(), 4096)), Errno::EAGAIN);
 }
+
+/// Losses through the mirror: a full queue's loss record comes after the
+/// last record, alone in the next read when nothing follows it, and
+/// between the records when one does (pipe_read()'s `note_loss`); the room
+/// a read makes is the queue's room again at once.
+#[test]
+fn shm_loss_records_come_where_pipe_read_puts_them() {
+    let _serial = serial();
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let key = add_key(&r, "k");
+    // One note asked for: a page of them.
+    let [rd, _wr] = watched_pipe(&r, key, 1);
+    for _ in 0..33 {
+        update(&r, key);
+    }
+    let d = r.read(rd.as_fd(), 4096).unwrap();
+    assert_eq!(count(&d), (32, 0), "the records, then the loss waits");
+    assert_eq!(count(&r.read(rd.as_fd(), 4096).unwrap()), (0, 1));
+    assert_eq!(errno(r.read(rd.as_fd(), 4096)), Errno::EAGAIN);
+    for _ in 0..33 {
+        update(&r, key);
+    }
+    // One read makes room for one more record, after the loss.
+    assert_eq!(r.read(rd.as_fd(), 16).unwrap().len(), 16);
+    update(&r, key);
+    let d = r.read(rd.as_fd(), 4096).unwrap();
+    assert_eq!(count(&d), (32, 1));
+    assert_eq!(d.len(), 31 * 16 + 8 + 16);
+    assert_eq!(&d[31 * 16..31 * 16 + 8], &LOSS_BYTES);
+    let st = r.stats(rd.as_fd()).unwrap();
+    assert_eq!((st.posted, st.read, st.lost), (67, 65, 2), "{st:?}");
+    assert_eq!((st.loss_records, st.queued), (2, 0), "{st:?}");
+}
+
+/// A loss record's bytes.
+const LOSS_BYTES: [u8; 8] = [
+    WATCH_TYPE_META as u8,
+    0,
+    0,
+    WATCH_META_LOSS_NOTIFICATION,
+    8,
+    0,
+    0,
+    0,
+];
