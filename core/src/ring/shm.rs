@@ -79,6 +79,10 @@ const PAGE: usize = 4096;
 /// Offsets in the header page.
 const OFF_CAP: usize = 8;
 const OFF_PUBLISHED: usize = 64;
+/// The kernel's word to readers: bit 0, a read that finds the ring empty
+/// must ask the kernel (the key collector waits for a consumer, or the
+/// write end is gone).
+const OFF_FLAGS: usize = 128;
 /// Offsets in the progress page.
 const OFF_CONSUMED: usize = 0;
 const OFF_DRAINED: usize = 64;
@@ -309,6 +313,32 @@ impl ShmWriter {
         self.seq
     }
 
+    /// Tells readers whether a read that finds the ring empty must ask the
+    /// kernel rather than sleep (or say EAGAIN) by itself.
+    pub fn set_ask_when_empty(&self, ask: bool) {
+        // SAFETY: offset 128 of the header page, in the mapping.
+        let w = unsafe { word(self.ring.as_mut_ptr(), OFF_FLAGS) };
+        // Relaxed: a hint a reader acts on only after it found the ring
+        // empty; the kernel's answer is what counts.
+        if (w.load(Ordering::Relaxed) != 0) != ask {
+            w.store(u64::from(ask), Ordering::Relaxed);
+        }
+    }
+
+    /// Readiness bytes the readers claimed so far (the page's word, as it
+    /// is: only for telling a stale state from a moving one).
+    pub fn drained_word(&self) -> u64 {
+        // SAFETY: offset 64 of the page mapping.
+        let w = unsafe { word(self.page.as_mut_ptr(), OFF_DRAINED) };
+        // Relaxed: compared with itself a moment later, nothing more.
+        w.load(Ordering::Relaxed)
+    }
+
+    /// The position published last.
+    pub fn published(&self) -> u64 {
+        self.published
+    }
+
     /// Published entries not yet taken (as last reaped).
     pub fn pending(&self) -> bool {
         self.released != self.published
@@ -488,6 +518,16 @@ impl ShmReader {
         h.pos == pos
             && (8..=MAX_REC as u16).contains(&h.len)
             && (h.flags == F_RING || h.flags == F_LOSS)
+    }
+
+    /// Must a read that finds the ring empty ask the kernel (see
+    /// [`ShmWriter::set_ask_when_empty`])? Else it may sleep on the read
+    /// end, or say EAGAIN, by itself.
+    pub fn ask_when_empty(&self) -> bool {
+        // SAFETY: offset 128 of the header page, in the mapping (a load).
+        let w = unsafe { word(self.ring.as_mut_ptr(), OFF_FLAGS) };
+        // Relaxed: a hint (see `set_ask_when_empty`).
+        w.load(Ordering::Relaxed) != 0
     }
 
     /// Is anything published past what readers took?

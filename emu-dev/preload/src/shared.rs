@@ -230,6 +230,17 @@ fn read_into(
                     return r;
                 }
             }
+            // Empty, and nothing waits for a consumer: sleep (or say
+            // EAGAIN) without asking the kernel. A wake-up that still finds
+            // nothing asks it (stale readiness bytes are drained then).
+            if !woke && !m.ask_when_empty() {
+                if nonblocking(fd) {
+                    return Err(Errno::EAGAIN);
+                }
+                sleep_readable(fd)?;
+                woke = true;
+                continue;
+            }
         }
         ROUND_READS.fetch_add(1, Ordering::Relaxed);
         match with(false, |k| k.read_round(borrow(fd), total.min(MAX_READ))) {

@@ -430,21 +430,26 @@ fn mirror_read(
     files: (std::fs::File, std::fs::File),
     give: &mut Vec<OwnedFd>,
 ) -> Reply {
-    if pipe.mirror_read() {
+    let (pending, drain) = pipe.mirror_read();
+    if pending {
         if c.mapped.insert(pipe.id) {
             give.push(OwnedFd::from(files.0));
             give.push(OwnedFd::from(files.1));
         }
         return Reply::ok(READ_LOOK);
     }
-    if pipe.eof() {
-        return Reply::ok(0);
-    }
-    if s.kernel.keys().gc_pending() {
-        s.kernel.flush_key_gc();
-        s.sync_all();
-    }
-    Reply::err(Errno::EAGAIN)
+    // Stale readiness bytes (a reader killed mid-read) go with this reply.
+    let mut reply = if pipe.eof() {
+        Reply::ok(0)
+    } else {
+        if s.kernel.keys().gc_pending() {
+            s.kernel.flush_key_gc();
+            s.sync_all();
+        }
+        Reply::err(Errno::EAGAIN)
+    };
+    reply.drain = drain as u32;
+    reply
 }
 
 fn ioctl(

@@ -90,6 +90,15 @@ struct Ready {
     credit: u64,
     /// The end-of-file byte is in A (the write end was released).
     eof_token: bool,
+    /// The key collector waits for a consumer (as of the last sync).
+    gc_waiting: bool,
+    /// A mirror's state at the last clock tick while it was empty:
+    /// (bytes in A, claimed bytes, published): unchanged a tick later, the
+    /// bytes beyond the end-of-file one are stale (a reader killed between
+    /// taking records and draining) and the next empty read drains them.
+    stale: Option<(u64, u64, u64)>,
+    /// Stale bytes the next reader of the empty mirror is to drain.
+    repair: u64,
 }
 
 /// One emulated notification pipe and its two real pipes.
@@ -266,12 +275,6 @@ impl RemotePipe {
         !r.front.is_empty() || self.queue.has_records()
     }
 
-    /// Brings A's tokens up to date (the rule in the module header).
-    pub(crate) fn sync(&self) {
-        let mut r = self.ready.lock();
-        self.sync_locked(&mut r);
-    }
-
     fn sync_locked(&self, r: &mut Ready) {
         if r.mirror.is_some() {
             self.pump_locked(r);
@@ -444,16 +447,53 @@ impl RemotePipe {
         }
         if let Some(m) = r.mirror.as_mut() {
             m.publish();
+            m.set_ask_when_empty(r.gc_waiting || writers_gone);
+        }
+    }
+
+    /// Brings the readiness up to date, noting whether the key collector
+    /// waits for a consumer (a mirror's readers then ask the kernel when
+    /// they find it empty, so it runs as an empty read lets it).
+    pub(crate) fn sync_gc(&self, gc_waiting: bool) {
+        let mut r = self.ready.lock();
+        r.gc_waiting = gc_waiting;
+        self.sync_locked(&mut r);
+    }
+
+    /// On each clock tick: a mirror left empty with readiness bytes that
+    /// did not move since the last tick has stale ones (see `stale`).
+    pub(crate) fn tick(&self) {
+        let mut r = self.ready.lock();
+        let Some(m) = r.mirror.as_ref() else { return };
+        let Some(a_w) = r.a_w.as_ref() else { return };
+        let bytes = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
+        let now = (bytes, m.drained_word(), m.published());
+        let keep = u64::from(r.eof_token);
+        if m.pending() || bytes <= keep {
+            r.stale = None;
+            return;
+        }
+        if r.stale == Some(now) {
+            r.repair = bytes - keep;
+            r.stale = None;
+        } else {
+            r.stale = Some(now);
         }
     }
 
     /// A read of a mirrored pipe that found nothing in the mirror: brings
     /// it up to date; true if records are there now (the reader takes
     /// them itself), false if it is empty.
-    pub(crate) fn mirror_read(&self) -> bool {
+    pub(crate) fn mirror_read(&self) -> (bool, u64) {
         let mut r = self.ready.lock();
         self.pump_locked(&mut r);
-        r.mirror.as_ref().is_some_and(|m| m.pending())
+        let pending = r.mirror.as_ref().is_some_and(|m| m.pending());
+        let drain = if pending {
+            0
+        } else {
+            std::mem::take(&mut r.repair)
+        };
+        (pending, drain)
     }
 
     /// The write end is released (a read of an empty queue is the end).

@@ -442,8 +442,9 @@ impl Shared {
     /// posted, and on each clock tick).
     pub(crate) fn sync_all(&self) {
         let pipes: Vec<Arc<RemotePipe>> = self.pipes.lock().values().cloned().collect();
+        let gc = self.kernel.keys().gc_pending();
         for p in pipes {
-            p.sync();
+            p.sync_gc(gc);
         }
     }
 
@@ -694,6 +695,10 @@ fn monitor_loop(s: &Arc<Shared>) {
             }
         }
         s.reap_all();
+        let pipes: Vec<Arc<RemotePipe>> = s.pipes.lock().values().cloned().collect();
+        for p in pipes {
+            p.tick();
+        }
         // The key clock follows real time; the collector runs as it moves.
         let elapsed = s.start.elapsed().as_secs();
         let now = s.kernel.keys().now();
