@@ -263,7 +263,13 @@ impl Remote {
             match self.read_round(fd, count)? {
                 RoundRead::Data(d) => return Ok(d),
                 RoundRead::Look(Some(m)) => {
-                    self.mirrors.lock().insert(id, Arc::new(m));
+                    let mut g = self.mirrors.lock();
+                    // Bounded: the mirrors of pipes long closed go (one
+                    // in use stays mapped until its read ends).
+                    if g.len() >= 64 {
+                        g.clear();
+                    }
+                    g.insert(id, Arc::new(m));
                 }
                 RoundRead::Look(None) => {
                     if !self.mirrors.lock().contains_key(&id) {

@@ -81,7 +81,7 @@ fn sleep_readable(fd: c_int) -> Result<()> {
 static MIRRORS: Mutex<Option<Mirrors>> = parking_lot::const_mutex(None);
 /// A read end's identity → its mirror.
 type Mirrors = HashMap<(u64, u64), Arc<ShmReader>>;
-const MAX_MIRRORS: usize = 256;
+const MAX_MIRRORS: usize = 64;
 
 /// Local reads of a mirror so far (how a test tells a read made no round
 /// trip: `WATCHQ_SHM_STATS` prints them at exit).
