@@ -530,6 +530,30 @@ impl ShmReader {
         w.load(Ordering::Relaxed) != 0
     }
 
+    /// Is a record (not a loss record alone: poll() does not report
+    /// those) published past what readers took? None when the ring is not
+    /// as the kernel leaves it (ask the kernel).
+    pub fn has_records(&self) -> Option<bool> {
+        // ORDERING: Acquire, as in `read`.
+        let c = self.consumed().load(Ordering::Acquire);
+        let p = self.published();
+        if c > p || p - c > self.cap {
+            return None;
+        }
+        let mut pos = c;
+        while pos < p {
+            let (h, _) = self.entry(pos);
+            if !Self::valid(&h, pos) {
+                return None;
+            }
+            if h.flags == F_RING {
+                return Some(true);
+            }
+            pos += entry_size(h.len as usize);
+        }
+        Some(false)
+    }
+
     /// Is anything published past what readers took?
     pub fn pending(&self) -> bool {
         // Relaxed: a hint; `read` looks again with Acquire loads.
@@ -735,6 +759,22 @@ mod tests {
         );
         let reaped = w.reap();
         assert_eq!((reaped.records, reaped.loss_records), (3, 2));
+    }
+
+    #[test]
+    fn shm_a_loss_record_alone_is_not_a_record_to_poll() {
+        let mut w = ShmWriter::new(4).unwrap();
+        let r = reader(&w);
+        assert_eq!(r.has_records(), Some(false));
+        w.append(&rec(8, 0), false);
+        w.publish();
+        assert_eq!(r.has_records(), Some(false));
+        assert!(r.pending());
+        w.append(&rec(16, 1), true);
+        w.publish();
+        assert_eq!(r.has_records(), Some(true));
+        r.scribble(3);
+        assert_eq!(r.has_records(), None);
     }
 
     #[test]

@@ -388,8 +388,19 @@ pub(crate) fn fcntl(fd: c_int, cmd_: c_int, arg: c_ulong) -> Result<i64> {
     }
 }
 
-/// The emulated poll events of an emulated end.
+/// The emulated poll events of an emulated end. A read end with a mirror
+/// is answered from it (POLLIN while a record is there) unless the kernel
+/// must be asked: the key collector waits for a consumer (a poll lets it
+/// run), or the write end is gone (POLLHUP).
 pub(crate) fn poll_events(fd: c_int, events: i16) -> Result<i16> {
+    if let Some(m) = client::emulated_ident(fd).and_then(mirror) {
+        if !m.ask_when_empty() {
+            if let Some(has) = m.has_records() {
+                let ready = (libc::POLLIN | libc::POLLRDNORM) & events;
+                return Ok(if has { ready } else { 0 });
+            }
+        }
+    }
     with(false, |k| k.poll(borrow(fd), events as u16)).map(|v| v as i16)
 }
 
