@@ -9,6 +9,7 @@
  *   two-readers N  two forked children read one pipe at once until end of
  *                  file while the parent posts N records into a queue that
  *                  holds them all: "read A+B=N" (every record once)
+ *   poll N         N records, each waited for with poll() then read: "polled N"
  *   efault         a read into an unwritable page fails and takes nothing;
  *                  the record is read next: "efault ok"
  */
@@ -126,6 +127,26 @@ int main(int argc, char **argv)
 			waitpid(kids[k], NULL, 0);
 		printf("read %d+%d=%d\n", a < b ? a : b, a < b ? b : a, a + b);
 		printf("both read: %s\n", a > 0 && b > 0 ? "yes" : "no");
+		return 0;
+	}
+	if (strcmp(mode, "poll") == 0) {
+		if (watched(fds, 256) < 0)
+			return 1;
+		for (int i = 0; i < n; i++)
+			update();
+		int got = 0;
+		for (int i = 0; i < n; i++) {
+			struct pollfd p = { .fd = fds[0], .events = POLLIN };
+			if (poll(&p, 1, 2000) != 1 || !(p.revents & POLLIN))
+				return printf("poll %d\n", i), 1;
+			if (read(fds[0], buf, 16) != 16)
+				return 1;
+			got++;
+		}
+		struct pollfd p = { .fd = fds[0], .events = POLLIN };
+		if (poll(&p, 1, 0) != 0)
+			return printf("still readable\n"), 1;
+		printf("polled %d\n", got);
 		return 0;
 	}
 	if (strcmp(mode, "efault") == 0) {

@@ -189,6 +189,32 @@ fn shm_reads_of_pending_records_make_no_round_trip() {
     assert!(counts.contains(&(50, 1)), "{counts:?}");
 }
 
+/// poll() of a mirrored read end is answered from the mirror: 20 records,
+/// each waited for with poll() and read, and a last poll that finds the
+/// pipe empty: the kernel is asked by the first poll only (before the
+/// first read made the mirror).
+#[test]
+fn shm_polls_of_a_mirrored_read_end_make_no_round_trip() {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(watchq())
+        .args(["exec", "--"])
+        .arg(shm_prog())
+        .args(["poll", "20"])
+        .env("WATCHQ_SHM_STATS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "polled 20\n");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "watchq shm: 20 local reads, 1 round trips, 20 local polls, 1 poll round trips"
+        ),
+        "{err}"
+    );
+}
+
 /// Two processes read one pipe at once, one record at a time and in
 /// batches: every record reaches exactly one of them.
 #[test]

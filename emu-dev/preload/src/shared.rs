@@ -88,15 +88,21 @@ const MAX_MIRRORS: usize = 64;
 pub(crate) static LOCAL_READS: AtomicU64 = AtomicU64::new(0);
 /// Read round trips so far.
 pub(crate) static ROUND_READS: AtomicU64 = AtomicU64::new(0);
+/// Polls of a mirrored read end answered from the mirror, and polls of
+/// emulated ends that asked the kernel.
+pub(crate) static LOCAL_POLLS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static ROUND_POLLS: AtomicU64 = AtomicU64::new(0);
 
 /// With `WATCHQ_SHM_STATS` set, the counts go to stderr at exit
 /// ("watchq shm: N local reads, M round trips").
 pub(crate) fn report_at_exit() {
     extern "C" fn report() {
         let msg = format!(
-            "watchq shm: {} local reads, {} round trips\n",
+            "watchq shm: {} local reads, {} round trips, {} local polls, {} poll round trips\n",
             LOCAL_READS.load(Ordering::Relaxed),
-            ROUND_READS.load(Ordering::Relaxed)
+            ROUND_READS.load(Ordering::Relaxed),
+            LOCAL_POLLS.load(Ordering::Relaxed),
+            ROUND_POLLS.load(Ordering::Relaxed)
         );
         // SAFETY: a valid buffer; the real write, never the interposer.
         unsafe { crate::real::write()(2, msg.as_ptr().cast(), msg.len()) };
@@ -396,11 +402,13 @@ pub(crate) fn poll_events(fd: c_int, events: i16) -> Result<i16> {
     if let Some(m) = client::emulated_ident(fd).and_then(mirror) {
         if !m.ask_when_empty() {
             if let Some(has) = m.has_records() {
+                LOCAL_POLLS.fetch_add(1, Ordering::Relaxed);
                 let ready = (libc::POLLIN | libc::POLLRDNORM) & events;
                 return Ok(if has { ready } else { 0 });
             }
         }
     }
+    ROUND_POLLS.fetch_add(1, Ordering::Relaxed);
     with(false, |k| k.poll(borrow(fd), events as u16)).map(|v| v as i16)
 }
 
