@@ -15,7 +15,7 @@ use crate::errno::{Errno, Result};
 use crate::filter::WatchFilter;
 use crate::record::{Notification, LOSS_RECORD};
 use crate::ring::mmap::{MmapRing, RingStorage};
-use crate::ring::pipe::{PipeRing, Pop, RingCell};
+use crate::ring::pipe::{Cursor, PipeRing, Pop, RingCell};
 use crate::ring::PostOutcome;
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RcuCell};
 use crate::uapi::*;
@@ -27,6 +27,9 @@ use std::time::Instant;
 struct PipeState {
     /// `pipe->note_loss`: a loss record is owed before the next record.
     note_loss: bool,
+    /// A read-ahead consumer (the shared-memory mirror): where it stands
+    /// and whether it owes a loss record. None: reads take from the tail.
+    ahead: Option<(Cursor, bool)>,
 }
 
 #[derive(Debug, Default)]
@@ -425,6 +428,67 @@ impl WatchQueue {
             self.stats.read.fetch_add(n as u64, Ordering::Relaxed);
         }
         result.map(|n| (n > 0).then_some(n))
+    }
+
+    /// The read-ahead of a shared-memory mirror: hands `emit` everything a
+    /// read() would return from where the last pass stopped, in order: each
+    /// record (`true`: it holds a place in the ring) and each loss record
+    /// (`false`) where `pipe_read()` would put it. Nothing is released: the
+    /// records stay queued (capacity, `FIONREAD`, `queued`) until
+    /// [`WatchQueue::mirror_release`] says their readers took them. Once a
+    /// queue is mirrored, [`WatchQueue::read`] must not be used on it.
+    /// Returns the records emitted (loss records not counted).
+    pub fn mirror_pass(&self, emit: &mut dyn FnMut(&[u8], bool)) -> usize {
+        let Some(ring) = self.ring.get() else {
+            return 0;
+        };
+        let mut st = self.pipe.lock();
+        let (at, mut note_loss) = match st.ahead {
+            Some(a) => a,
+            // SAFETY: the pipe mutex is held: the only consumer.
+            None => (unsafe { ring.cursor_unchecked() }, st.note_loss),
+        };
+        st.note_loss = false;
+        // SAFETY: the pipe mutex is held for the pass; `at` is this ring's
+        // cursor, never released past (releases stop at what was emitted).
+        let mut b = unsafe { ring.batch_at_unchecked(at) };
+        let mut rec = [0u8; WATCH_QUEUE_NOTE_SIZE];
+        let mut n = 0;
+        loop {
+            if note_loss {
+                emit(&LOSS_RECORD, false);
+                note_loss = false;
+            }
+            match b.take(&mut rec) {
+                Pop::Empty | Pop::TooBig(_) => break,
+                Pop::Loss => note_loss = true,
+                Pop::Record { len } => {
+                    emit(&rec[..len], true);
+                    n += 1;
+                }
+            }
+        }
+        st.ahead = Some((b.park(), note_loss));
+        n
+    }
+
+    /// The readers of a mirror took `records` records and `loss_records`
+    /// loss records that [`WatchQueue::mirror_pass`] emitted: the records
+    /// leave the ring (their room is free again) and count as read.
+    pub fn mirror_release(&self, records: usize, loss_records: usize) {
+        if let Some(ring) = self.ring.get() {
+            let _st = self.pipe.lock();
+            if records > 0 {
+                // SAFETY: the pipe mutex is held: the only consumer; the
+                // read-ahead passed at least these records.
+                unsafe { ring.release_unchecked(records) };
+            }
+        }
+        // Relaxed: statistics.
+        self.stats.read.fetch_add(records as u64, Ordering::Relaxed);
+        self.stats
+            .loss_records
+            .fetch_add(loss_records as u64, Ordering::Relaxed);
     }
 
     /// read() on the queue: whole records only, a loss record right after

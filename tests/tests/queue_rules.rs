@@ -441,3 +441,57 @@ fn a_lone_record_wakes_a_sleeping_reader_once() {
     assert_eq!(q.rd_wait().wakeups() - before, 1);
     q.clear();
 }
+
+/// A mirrored queue (the shared kernel's read-ahead, `WatchQueue::
+/// mirror_pass`): what it hands out is what `read()` returns, records and
+/// loss records in order, but the records stay queued, so the queue's
+/// room, FIONREAD and statistics are unchanged until its readers are done
+/// (`mirror_release`).
+#[test]
+fn mirror_read_ahead_keeps_records_queued_until_released() {
+    let q = watchq_core::WatchQueue::new();
+    q.set_size(1).unwrap();
+    let cap = q.capacity();
+    let n = Notification::key(UPD, 7, 0);
+    for _ in 0..cap + 1 {
+        q.post(&n);
+    }
+    let mut got: Vec<(Vec<u8>, bool)> = Vec::new();
+    let mut emit = |r: &[u8], ring: bool| got.push((r.to_vec(), ring));
+    assert_eq!(q.mirror_pass(&mut emit), cap);
+    assert_eq!(got.len(), cap + 1, "the records, then the loss record");
+    assert!(got[..cap].iter().all(|(r, ring)| *ring && r.len() == 16));
+    assert_eq!(got[cap], (LOSS.to_vec(), false));
+    // Nothing released: still full, still queued.
+    assert_eq!(q.fionread(), cap * 16);
+    q.post(&n);
+    let st = q.stats();
+    assert_eq!(
+        (st.posted, st.lost, st.read, st.queued),
+        (cap as u64 + 2, 2, 0, cap as u64)
+    );
+    got.clear();
+    let mut emit = |r: &[u8], ring: bool| got.push((r.to_vec(), ring));
+    assert_eq!(q.mirror_pass(&mut emit), 0, "nothing new: nothing again");
+    assert!(got.is_empty());
+    // Readers took 3: three places free, three records read.
+    q.mirror_release(3, 0);
+    for _ in 0..3 {
+        q.post(&n);
+    }
+    q.post(&n);
+    let mut emit = |r: &[u8], ring: bool| got.push((r.to_vec(), ring));
+    assert_eq!(q.mirror_pass(&mut emit), 3);
+    // The first loss was handed out already (it is not repeated before the
+    // record that came after it); the new one follows the newest record.
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got[..3].iter().all(|(_, ring)| *ring));
+    assert_eq!(got[3], (LOSS.to_vec(), false));
+    q.mirror_release(cap, 2);
+    let st = q.stats();
+    assert_eq!(st.posted, st.read + st.lost + st.queued, "{st:?}");
+    assert_eq!(
+        (st.read, st.queued, st.loss_records),
+        (cap as u64 + 3, 0, 2)
+    );
+}

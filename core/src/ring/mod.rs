@@ -5,6 +5,8 @@
 
 pub mod mmap;
 pub mod pipe;
+#[cfg(not(loom))]
+pub mod shm;
 
 /// What became of one post. Mirrors the kernel, where posting is infallible
 /// and a loss is marked in-band.

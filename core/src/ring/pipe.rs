@@ -521,6 +521,68 @@ impl PipeRing {
     }
 }
 
+/// Where a consumer's pass stands, kept between passes by a consumer that
+/// reads ahead of the tail it publishes (the shared-memory mirror of a
+/// notification pipe: records stay claimed in the ring, so producers see
+/// them as queued, until every reader has taken them from the mirror).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pos: u64,
+    off: u32,
+    seen: u64,
+    losses_seen: u64,
+}
+
+impl PipeRing {
+    /// The consumer's published position (where a read-ahead starts).
+    ///
+    /// # Safety
+    /// As `batch_unchecked`.
+    pub unsafe fn cursor_unchecked(&self) -> Cursor {
+        // SAFETY: the caller is the only consumer (this fn's contract).
+        let b = unsafe { self.batch_unchecked() };
+        b.park()
+    }
+
+    /// A pass that starts at `at` (a cursor this ring's consumer parked,
+    /// at or after its published tail) and publishes nothing: end it with
+    /// [`Batch::park`].
+    ///
+    /// # Safety
+    /// As `batch_unchecked`; `at` came from this ring's `cursor_unchecked`
+    /// or a parked pass of it, and the tail has not been released past it.
+    pub unsafe fn batch_at_unchecked(&self, at: Cursor) -> Batch<'_> {
+        Batch {
+            ring: self,
+            start: at.pos,
+            pos: at.pos,
+            off: at.off,
+            seen: at.seen,
+            losses_seen: at.losses_seen,
+            seen_start: (at.seen, at.losses_seen),
+        }
+    }
+
+    /// Releases the `n` records at the tail (a read-ahead took them and
+    /// their readers are done): the tail moves on, so producers may reuse
+    /// their memory.
+    ///
+    /// # Safety
+    /// As `batch_unchecked`; at least `n` records are published at the
+    /// tail (a parked read-ahead passed them).
+    pub unsafe fn release_unchecked(&self, n: usize) {
+        // SAFETY: the caller is the only consumer (this fn's contract).
+        let mut b = unsafe { self.batch_unchecked() };
+        let mut scratch = [0u8; WATCH_QUEUE_NOTE_SIZE];
+        while b.taken() < n {
+            match b.take(&mut scratch) {
+                Pop::Record { .. } | Pop::Loss => {}
+                Pop::Empty | Pop::TooBig(_) => break,
+            }
+        }
+    }
+}
+
 /// One pass of the ring's consumer: what a read() with a buffer of many
 /// records takes. Records are copied out in order; the tail, which
 /// producers read to see room, is published once, when the batch is
@@ -589,6 +651,20 @@ impl Batch<'_> {
     /// Records taken so far.
     pub fn taken(&self) -> usize {
         (self.pos - self.start) as usize
+    }
+
+    /// Ends the pass without publishing anything: where it stands, for a
+    /// later [`PipeRing::batch_at_unchecked`].
+    pub fn park(self) -> Cursor {
+        let c = Cursor {
+            pos: self.pos,
+            off: self.off,
+            seen: self.seen,
+            losses_seen: self.losses_seen,
+        };
+        // Nothing to publish: the tail stays where it is.
+        std::mem::forget(self);
+        c
     }
 }
 

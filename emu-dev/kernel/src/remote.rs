@@ -13,12 +13,15 @@
 //! preload library that uses this does not re-enter its own interposers.
 
 use crate::sock;
-use crate::wire::{Reply, Request, MAX_MSG};
+use crate::wire::{Reply, Request, MAX_MSG, READ_LOOK};
 use parking_lot::Mutex;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
+use watchq_core::ring::shm::{Ends, Local, ShmReader};
 use watchq_core::{Errno, QueueStats};
 
 /// The connection is unusable: the kernel is gone, or refused us.
@@ -57,6 +60,16 @@ impl From<Errno> for CallError {
 /// A call's result.
 pub type CallResult<T> = std::result::Result<T, CallError>;
 
+/// What a read round trip came to ([`Remote::read_round`]).
+#[derive(Debug)]
+pub enum RoundRead {
+    /// The kernel's read: the records (empty: the end of file).
+    Data(Vec<u8>),
+    /// The records are in the pipe's mirror: read them there. With the
+    /// mirror when this connection had not been given it yet.
+    Look(Option<ShmReader>),
+}
+
 /// One process's connection to the kernel server.
 #[derive(Debug)]
 pub struct Remote {
@@ -68,6 +81,8 @@ pub struct Remote {
     hello: i64,
     /// The receive buffer (one per connection: calls are serialised).
     buf: Mutex<Vec<u8>>,
+    /// The mirrors this connection was given, by the read end's identity.
+    mirrors: Mutex<HashMap<(u64, u64), Arc<ShmReader>>>,
 }
 
 impl Remote {
@@ -104,6 +119,7 @@ impl Remote {
             ident,
             hello: 0,
             buf: Mutex::new(Vec::with_capacity(MAX_MSG + 1)),
+            mirrors: Mutex::new(HashMap::new()),
         };
         match r.call(&Request::Hello { exec }, None) {
             Ok((rep, _)) => match rep.result() {
@@ -215,16 +231,77 @@ impl Remote {
     }
 
     /// One read of `fd` without sleeping: the records (EAGAIN when none).
-    /// Drains the readiness bytes the server asks for.
+    /// Drains the readiness bytes the server asks for. A pipe with a
+    /// shared-memory mirror is read there, without a round trip while it
+    /// has records (see [`Remote::read_round`]).
     ///
     /// # Errors
     /// As the kernel's read of a notification pipe.
     pub fn read(&self, fd: BorrowedFd<'_>, count: usize) -> CallResult<Vec<u8>> {
+        let count = count.min(crate::wire::MAX_READ);
+        let id = rustix::fs::fstat(fd)
+            .map(|st| (st.st_dev, st.st_ino))
+            .map_err(|e| {
+                CallError::Errno(Errno::from_raw(e.raw_os_error()).unwrap_or(Errno::EBADF))
+            })?;
+        let mut out = vec![0u8; count];
+        let mut ends = Ends::new();
+        loop {
+            let m = self.mirrors.lock().get(&id).cloned();
+            if let Some(m) = m {
+                match m.read(&mut out, &mut ends, &mut |_, e| e.len()) {
+                    Local::Read { bytes, drain } => {
+                        drain_nowait(fd, drain);
+                        out.truncate(bytes);
+                        return Ok(out);
+                    }
+                    Local::NoBufs => return Err(CallError::Errno(Errno::ENOBUFS)),
+                    Local::Fault => return Err(CallError::Errno(Errno::EFAULT)),
+                    Local::Empty | Local::Invalid => {}
+                }
+            }
+            match self.read_round(fd, count)? {
+                RoundRead::Data(d) => return Ok(d),
+                RoundRead::Look(Some(m)) => {
+                    let mut g = self.mirrors.lock();
+                    // Bounded: the mirrors of pipes long closed go (one
+                    // in use stays mapped until its read ends).
+                    if g.len() >= 64 {
+                        g.clear();
+                    }
+                    g.insert(id, Arc::new(m));
+                }
+                RoundRead::Look(None) => {
+                    if !self.mirrors.lock().contains_key(&id) {
+                        // The kernel thinks we have the mirror mapped.
+                        return Err(CallError::Errno(Errno::EIO));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One read round trip of `fd` (the kernel's read, without sleeping):
+    /// the records, or word that they are in the pipe's shared-memory
+    /// mirror, mapped here the first time this connection hears of it.
+    ///
+    /// # Errors
+    /// As the kernel's read of a notification pipe; EIO for a mirror that
+    /// cannot be mapped.
+    pub fn read_round(&self, fd: BorrowedFd<'_>, count: usize) -> CallResult<RoundRead> {
         let count = count.min(u32::MAX as usize) as u32;
-        let (r, _) = self.call(&Request::Read { count }, Some(fd))?;
+        let (r, fds) = self.call(&Request::Read { count }, Some(fd))?;
         drain(fd, r.drain);
-        r.result()?;
-        Ok(r.data)
+        if r.result()? != READ_LOOK {
+            return Ok(RoundRead::Data(r.data));
+        }
+        let mut it = fds.into_iter();
+        match (it.next(), it.next()) {
+            (Some(ring), Some(page)) => ShmReader::open(ring.into(), page.into())
+                .map(|m| RoundRead::Look(Some(m)))
+                .map_err(|_| CallError::Errno(Errno::EIO)),
+            _ => Ok(RoundRead::Look(None)),
+        }
     }
 
     /// Gives back the last `len` bytes of the last read of `fd` (records
@@ -431,6 +508,27 @@ impl Remote {
             discarded: g(7),
             ..QueueStats::default()
         })
+    }
+}
+
+/// Drains `n` readiness bytes from `fd` without ever blocking (a reader's
+/// share after a read of a mirror): one `preadv2(RWF_NOWAIT)` per 256
+/// bytes, or [`drain`]'s poll-then-read where the kernel lacks it.
+pub fn drain_nowait(fd: BorrowedFd<'_>, n: u32) {
+    let mut left = n as usize;
+    let mut buf = [0u8; 256];
+    while left > 0 {
+        let k = left.min(buf.len());
+        let mut v = [std::io::IoSliceMut::new(&mut buf[..k])];
+        match rustix::io::preadv2(fd, &mut v, u64::MAX, rustix::io::ReadWriteFlags::NOWAIT) {
+            Ok(0) => break,
+            Ok(got) => left -= got,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::OPNOTSUPP) | Err(rustix::io::Errno::INVAL) => {
+                return drain(fd, left as u32)
+            }
+            Err(_) => break,
+        }
     }
 }
 

@@ -184,6 +184,11 @@ pub enum Request {
     },
 }
 
+/// A read's value that means: the records are in the pipe's shared-memory
+/// mirror, read them there (`watchq_core::ring::shm`). The first such reply
+/// on a connection carries the mirror's two memfds (ring, progress page).
+pub const READ_LOOK: i64 = -1;
+
 /// The kernel's answer: `errno` 0 and `value`, or the errno. `drain` is how
 /// many readiness bytes the caller must read from the descriptor it sent
 /// (see the server's readiness rule); `data` is the call's output bytes.

@@ -88,7 +88,9 @@ pub(crate) fn init() -> bool {
     let on = path.is_some();
     let _ = PATH.set(path);
     if on {
+        crate::user::note_pid();
         extern "C" fn child() {
+            crate::user::note_pid();
             if STATE.is_locked() {
                 // SAFETY: in a forked child only this thread exists; the
                 // holder was a thread of the parent that is not here.
@@ -106,6 +108,7 @@ pub(crate) fn init() -> bool {
         }
         // SAFETY: reads the environment and this library's path once.
         unsafe { watchq_exec_env_init() };
+        crate::shared::report_at_exit();
         // Introduce this new image now (its thread and process keyrings go).
         let _ = with(true, |_| Ok(()));
         // Inherited FIFOs: ask the kernel now which are its, so an ordinary
@@ -193,19 +196,25 @@ fn is_fifo(fd: i32) -> bool {
 /// Is `fd` an emulated end (on a shared kernel)? The fast path for
 /// descriptors never hinted is one atomic load.
 pub(crate) fn emulated(fd: i32) -> bool {
+    emulated_ident(fd).is_some()
+}
+
+/// As [`emulated`], with the end's `(st_dev, st_ino)` when it is one (the
+/// key of its mirror).
+pub(crate) fn emulated_ident(fd: i32) -> Option<(u64, u64)> {
     if !active() || !may_be_ours(fd) {
-        return false;
+        return None;
     }
     let Some(id) = ident(fd) else {
         // Not a FIFO (any more): the number's next calls take the fast path.
         unhint(fd);
-        return false;
+        return None;
     };
     if let Some(&known) = KNOWN.lock().as_ref().and_then(|m| m.get(&id)) {
         if !known {
             unhint(fd);
         }
-        return known;
+        return known.then_some(id);
     }
     // SAFETY: a descriptor open in this process (fstat just succeeded).
     let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -213,13 +222,13 @@ pub(crate) fn emulated(fd: i32) -> bool {
         Ok(_) => true,
         Err(Errno::EBADF) => false,
         // No kernel: the call will fail there with the message.
-        Err(_) => return true,
+        Err(_) => return Some(id),
     };
     remember(id, ours);
     if !ours {
         unhint(fd);
     }
-    ours
+    ours.then_some(id)
 }
 
 /// Records what the kernel said of the pipe behind `fd`.

@@ -106,8 +106,8 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
-    if client::emulated(fd) {
-        return ret(shared::read(fd, buf as usize, count)) as ssize_t;
+    if let Some(id) = client::emulated_ident(fd) {
+        return ret(shared::read(fd, id, buf as usize, count)) as ssize_t;
     }
     // SAFETY: forwarded contract.
     unsafe { real::read()(fd, buf, count) }
@@ -154,8 +154,8 @@ fn iovecs(iov: *const iovec, cnt: c_int) -> Result<Vec<(usize, usize)>> {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    if client::emulated(fd) {
-        return ret(iovecs(iov, cnt).and_then(|v| shared::readv(fd, &v))) as ssize_t;
+    if let Some(id) = client::emulated_ident(fd) {
+        return ret(iovecs(iov, cnt).and_then(|v| shared::readv(fd, id, &v))) as ssize_t;
     }
     // SAFETY: forwarded contract.
     unsafe { real::readv()(fd, iov, cnt) }

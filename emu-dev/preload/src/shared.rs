@@ -4,12 +4,18 @@
 
 use crate::client::{self, hint, with};
 use crate::real;
-use crate::user::{c_string, copy_in, copy_in_prefix, copy_out};
+use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, copy_out_checked};
 use libc::{c_int, c_long, c_ulong, pollfd};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use watchq_core::ring::shm::{Ends, Local, ShmReader};
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
 use watchq_kernel::keyctl::cmd;
+use watchq_kernel::remote::{drain_nowait, RoundRead};
 use watchq_kernel::wire::MAX_READ;
 
 /// `KEY_MAX_DESC_SIZE` with its NUL.
@@ -68,50 +74,232 @@ fn sleep_readable(fd: c_int) -> Result<()> {
     Ok(())
 }
 
-/// One read of an emulated end, sleeping while it would block (in the
-/// real poll, so a signal interrupts it with EINTR).
-fn read_records(fd: c_int, count: usize) -> Result<Vec<u8>> {
+/// The shared-memory mirrors of the pipes this process reads, by the read
+/// end's `(st_dev, st_ino)` (inherited across fork: the memory is the
+/// same). Bounded: past [`MAX_MIRRORS`] the map starts afresh (a mirror in
+/// use stays mapped until its read ends).
+static MIRRORS: Mutex<Option<Mirrors>> = parking_lot::const_mutex(None);
+/// A read end's identity → its mirror.
+type Mirrors = HashMap<(u64, u64), Arc<ShmReader>>;
+const MAX_MIRRORS: usize = 64;
+
+/// Local reads of a mirror so far (how a test tells a read made no round
+/// trip: `WATCHQ_SHM_STATS` prints them at exit).
+pub(crate) static LOCAL_READS: AtomicU64 = AtomicU64::new(0);
+/// Read round trips so far.
+pub(crate) static ROUND_READS: AtomicU64 = AtomicU64::new(0);
+/// Polls of a mirrored read end answered from the mirror, and polls of
+/// emulated ends that asked the kernel.
+pub(crate) static LOCAL_POLLS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static ROUND_POLLS: AtomicU64 = AtomicU64::new(0);
+
+/// With `WATCHQ_SHM_STATS` set, the counts go to stderr at exit
+/// ("watchq shm: N local reads, M round trips").
+pub(crate) fn report_at_exit() {
+    extern "C" fn report() {
+        let msg = format!(
+            "watchq shm: {} local reads, {} round trips, {} local polls, {} poll round trips\n",
+            LOCAL_READS.load(Ordering::Relaxed),
+            ROUND_READS.load(Ordering::Relaxed),
+            LOCAL_POLLS.load(Ordering::Relaxed),
+            ROUND_POLLS.load(Ordering::Relaxed)
+        );
+        // SAFETY: a valid buffer; the real write, never the interposer.
+        unsafe { crate::real::write()(2, msg.as_ptr().cast(), msg.len()) };
+    }
+    if std::env::var_os("WATCHQ_SHM_STATS").is_some() {
+        // SAFETY: registers a handler that only reads our statics.
+        unsafe { libc::atexit(report) };
+    }
+}
+
+fn mirror(id: (u64, u64)) -> Option<Arc<ShmReader>> {
+    MIRRORS.lock().as_ref().and_then(|m| m.get(&id).cloned())
+}
+
+fn keep_mirror(id: (u64, u64), m: ShmReader) {
+    let mut g = MIRRORS.lock();
+    let map = g.get_or_insert_with(HashMap::new);
+    if map.len() >= MAX_MIRRORS {
+        map.clear();
+    }
+    map.insert(id, Arc::new(m));
+}
+
+/// Copies the bytes of a record at logical offset `off` of the read into
+/// the vectors `out`.
+fn scatter_out(off: usize, rec: &[u8], out: &[(usize, usize)]) -> Result<()> {
+    let mut off = off;
+    let mut rec = rec;
+    let mut base = 0;
+    for &(addr, vlen) in out {
+        if rec.is_empty() {
+            break;
+        }
+        if off >= base + vlen {
+            base += vlen;
+            continue;
+        }
+        let at = off - base;
+        let n = rec.len().min(vlen - at);
+        copy_out(addr + at, &rec[..n])?;
+        rec = &rec[n..];
+        off += n;
+        base += vlen;
+    }
+    Ok(())
+}
+
+/// Copies a local read's records out; returns how many (a prefix) could
+/// be: the rest stay queued, as the kernel's pipe_read() leaves what it
+/// could not copy (EFAULT).
+fn copy_records(data: &[u8], ends: &Ends, out: &[(usize, usize)]) -> usize {
+    if out.len() == 1 && copy_out_checked(out[0].0, data).is_ok() {
+        return ends.len();
+    }
+    let mut done = 0;
+    for (i, &(end, _, _)) in ends.iter().enumerate() {
+        if scatter_out(done, &data[done..end], out).is_err() {
+            return i;
+        }
+        done = end;
+    }
+    ends.len()
+}
+
+/// A read of the mirror `m` into `out` (`total` bytes): None when it has
+/// nothing (or is not as the kernel left it): ask the kernel.
+fn read_local(
+    fd: c_int,
+    m: &ShmReader,
+    out: &[(usize, usize)],
+    total: usize,
+) -> Option<Result<usize>> {
+    let room = total.min(MAX_READ);
+    let mut small = [0u8; 512];
+    let mut big = Vec::new();
+    let buf: &mut [u8] = if room <= small.len() {
+        &mut small[..room]
+    } else {
+        big.resize(room, 0);
+        &mut big
+    };
+    thread_local! {
+        // Reused: a read of a pending record allocates nothing.
+        static ENDS: std::cell::RefCell<Ends> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut fresh = Ends::new();
+    let got = ENDS.with(|e| {
+        // A signal handler reading inside a read takes its own.
+        let mut held = e.try_borrow_mut();
+        let ends = match held.as_mut() {
+            Ok(v) => &mut **v,
+            Err(_) => &mut fresh,
+        };
+        m.read(buf, ends, &mut |d, e| copy_records(d, e, out))
+    });
+    match got {
+        Local::Read { bytes, drain } => {
+            LOCAL_READS.fetch_add(1, Ordering::Relaxed);
+            if drain > 0 {
+                drain_nowait(borrow(fd), drain);
+            }
+            Some(Ok(bytes))
+        }
+        Local::NoBufs => Some(Err(Errno::ENOBUFS)),
+        Local::Fault => Some(Err(Errno::EFAULT)),
+        Local::Empty | Local::Invalid => None,
+    }
+}
+
+/// One read of an emulated end into `out` (`total` bytes), sleeping
+/// while it would block (in the real poll, so a signal interrupts it with
+/// EINTR). A pipe with a shared-memory mirror is read there while it has
+/// records; the kernel is asked when it has none.
+fn read_into(
+    fd: c_int,
+    id: Option<(u64, u64)>,
+    out: &[(usize, usize)],
+    total: usize,
+) -> Result<usize> {
+    let mut woke = false;
     loop {
-        match with(false, |k| k.read(borrow(fd), count.min(MAX_READ))) {
-            Err(Errno::EAGAIN) if !nonblocking(fd) => sleep_readable(fd)?,
-            r => return r,
+        if let Some(m) = id.and_then(mirror) {
+            if let Some(r) = read_local(fd, &m, out, total) {
+                return r;
+            }
+            // Woken by a readiness byte the kernel writes just before it
+            // publishes the record: watch for the record a moment rather
+            // than ask the kernel.
+            if woke && wait_published(&m) {
+                if let Some(r) = read_local(fd, &m, out, total) {
+                    return r;
+                }
+            }
+            // Empty, and nothing waits for a consumer: sleep (or say
+            // EAGAIN) without asking the kernel. A wake-up that still finds
+            // nothing asks it (stale readiness bytes are drained then).
+            if !woke && !m.ask_when_empty() {
+                if nonblocking(fd) {
+                    return Err(Errno::EAGAIN);
+                }
+                sleep_readable(fd)?;
+                woke = true;
+                continue;
+            }
+        }
+        ROUND_READS.fetch_add(1, Ordering::Relaxed);
+        match with(false, |k| k.read_round(borrow(fd), total.min(MAX_READ))) {
+            Ok(RoundRead::Data(d)) => return deliver(fd, &d, out),
+            Ok(RoundRead::Look(Some(m))) => match id {
+                Some(id) => keep_mirror(id, m),
+                None => return Err(Errno::EIO),
+            },
+            Ok(RoundRead::Look(None)) => {
+                if id.and_then(mirror).is_none() {
+                    return Err(Errno::EIO);
+                }
+            }
+            Err(Errno::EAGAIN) if !nonblocking(fd) => {
+                sleep_readable(fd)?;
+                woke = true;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
 
-/// Copies `data` out to the vectors `out` record by record; the records
-/// that did not fit (EFAULT) go back to the kernel, still queued, as the
-/// kernel's pipe_read() leaves them.
+/// How long a reader woken by a readiness byte watches the mirror for its
+/// record before it asks the kernel.
+const PUBLISH_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// Watches `m` for a published record for up to [`PUBLISH_SPIN`].
+fn wait_published(m: &ShmReader) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..32 {
+            if m.pending() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= PUBLISH_SPIN {
+            return false;
+        }
+    }
+}
+
+/// Copies `data` (a read through the kernel) out to the vectors `out`
+/// record by record; the records that did not fit (EFAULT) go back to the
+/// kernel, still queued, as the kernel's pipe_read() leaves them.
 fn deliver(fd: c_int, data: &[u8], out: &[(usize, usize)]) -> Result<usize> {
     let mut done = 0;
-    let mut ok = true;
-    while done < data.len() && ok {
+    while done < data.len() {
         let len = watchq_kernel::server::record_len(&data[done..]).unwrap_or(data.len() - done);
-        // Scatter this record across the vectors from offset `done`.
-        let mut off = done;
-        let mut rec = &data[done..done + len];
-        let mut base = 0;
-        for &(addr, vlen) in out {
-            if rec.is_empty() {
-                break;
-            }
-            if off >= base + vlen {
-                base += vlen;
-                continue;
-            }
-            let at = off - base;
-            let n = rec.len().min(vlen - at);
-            if copy_out(addr + at, &rec[..n]).is_err() {
-                ok = false;
-                break;
-            }
-            rec = &rec[n..];
-            off += n;
-            base += vlen;
+        if scatter_out(done, &data[done..done + len], out).is_err() {
+            break;
         }
-        if ok {
-            done += len;
-        }
+        done += len;
     }
     if done < data.len() {
         let _ = with(false, |k| k.unread(borrow(fd), data.len() - done));
@@ -122,23 +310,21 @@ fn deliver(fd: c_int, data: &[u8], out: &[(usize, usize)]) -> Result<usize> {
     Ok(done)
 }
 
-/// `read()` of an emulated end.
-pub(crate) fn read(fd: c_int, buf: usize, count: usize) -> Result<usize> {
+/// `read()` of the emulated end `fd` (`id`: its identity).
+pub(crate) fn read(fd: c_int, id: (u64, u64), buf: usize, count: usize) -> Result<usize> {
     if count == 0 {
         return Ok(0);
     }
-    let data = read_records(fd, count)?;
-    deliver(fd, &data, &[(buf, count)])
+    read_into(fd, Some(id), &[(buf, count)], count)
 }
 
-/// `readv()` of an emulated end.
-pub(crate) fn readv(fd: c_int, iov: &[(usize, usize)]) -> Result<usize> {
+/// `readv()` of the emulated end `fd` (`id`: its identity).
+pub(crate) fn readv(fd: c_int, id: (u64, u64), iov: &[(usize, usize)]) -> Result<usize> {
     let total: usize = iov.iter().map(|&(_, l)| l).sum();
     if total == 0 {
         return Ok(0);
     }
-    let data = read_records(fd, total)?;
-    deliver(fd, &data, iov)
+    read_into(fd, Some(id), iov, total)
 }
 
 /// `write()`: EBADF on a read end, EXDEV on a write end (before anything
@@ -208,8 +394,21 @@ pub(crate) fn fcntl(fd: c_int, cmd_: c_int, arg: c_ulong) -> Result<i64> {
     }
 }
 
-/// The emulated poll events of an emulated end.
+/// The emulated poll events of an emulated end. A read end with a mirror
+/// is answered from it (POLLIN while a record is there) unless the kernel
+/// must be asked: the key collector waits for a consumer (a poll lets it
+/// run), or the write end is gone (POLLHUP).
 pub(crate) fn poll_events(fd: c_int, events: i16) -> Result<i16> {
+    if let Some(m) = client::emulated_ident(fd).and_then(mirror) {
+        if !m.ask_when_empty() {
+            if let Some(has) = m.has_records() {
+                LOCAL_POLLS.fetch_add(1, Ordering::Relaxed);
+                let ready = (libc::POLLIN | libc::POLLRDNORM) & events;
+                return Ok(if has { ready } else { 0 });
+            }
+        }
+    }
+    ROUND_POLLS.fetch_add(1, Ordering::Relaxed);
     with(false, |k| k.poll(borrow(fd), events as u16)).map(|v| v as i16)
 }
 

@@ -6,11 +6,29 @@
 //! EFAULT on an unmapped or protected address rather than fault.
 
 use libc::{c_void, iovec};
+use std::sync::atomic::{AtomicI32, Ordering};
 use watchq_core::{Errno, Result};
 
-fn pid() -> libc::pid_t {
+/// This process's pid, set at load and in a forked child (glibc no longer
+/// caches getpid, and a syscall per copy is a syscall per read). A vfork
+/// or `posix_spawn` child runs no fork handler and keeps its parent's,
+/// which is right: until it execs it shares its parent's memory.
+static PID: AtomicI32 = AtomicI32::new(0);
+
+/// Sets [`PID`] (at load and in a forked child).
+pub(crate) fn note_pid() {
     // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() }
+    // Relaxed: the value itself is all a reader needs.
+    PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+}
+
+fn pid() -> libc::pid_t {
+    // Relaxed: as in `note_pid`.
+    match PID.load(Ordering::Relaxed) {
+        // SAFETY: getpid has no preconditions.
+        0 => unsafe { libc::getpid() },
+        p => p,
+    }
 }
 
 /// Copies up to `len` bytes from user address `addr`. Returns the bytes
@@ -80,6 +98,55 @@ pub(crate) fn copy_out(addr: usize, data: &[u8]) -> Result<()> {
     } else {
         Err(Errno::EFAULT)
     }
+}
+
+/// Is the user range `[addr, addr + len)` (at least 4 bytes) writable?
+/// Asks the real kernel to write 4 bytes into each of its pages with the
+/// cheapest system call that writes to user memory (`getcpu`, raw, never
+/// the vDSO's), always inside the range: EFAULT says no.
+fn writable(addr: usize, len: usize) -> bool {
+    if addr == 0 || len < 4 {
+        return false;
+    }
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    let page = 4096;
+    let mut at = addr;
+    while at < end {
+        // Four bytes of this page inside the range (the last page's may
+        // start in the page before, which is in the range too).
+        let probe = at.min(end - 4);
+        // SAFETY: getcpu writes one unsigned int at `probe`, which lies in
+        // the caller's buffer (the program asked for these bytes to be
+        // written); a bad address is EFAULT, not a fault.
+        let r = unsafe { libc::syscall(libc::SYS_getcpu, probe as *mut u32, 0usize, 0usize) };
+        if r != 0 {
+            return false;
+        }
+        at = (at / page + 1) * page;
+    }
+    true
+}
+
+/// As [`copy_out`], cheaper: the range is checked page by page
+/// ([`writable`]) and then written directly. A thread that unmaps the
+/// buffer between the check and the copy (a program racing its own read)
+/// gets SIGSEGV rather than EFAULT.
+///
+/// # Errors
+/// `EFAULT`: some of the range is not writable.
+pub(crate) fn copy_out_checked(addr: usize, data: &[u8]) -> Result<()> {
+    if data.len() < 4 {
+        return copy_out(addr, data);
+    }
+    if !writable(addr, data.len()) {
+        return Err(Errno::EFAULT);
+    }
+    // SAFETY: every page of the range was just written by the kernel for
+    // us (`writable`); `data` is our own memory, not the program's buffer.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
+    Ok(())
 }
 
 /// Reads a NUL-terminated string of at most `max` bytes (`strndup_user`).

@@ -21,7 +21,7 @@ use crate::syscalls::pipe::PipeCalls;
 use crate::syscalls::poll::{PollCalls, PollFd};
 use crate::syscalls::read_write::ReadWriteCalls;
 use crate::syscalls::watch_queue::WatchQueueCalls;
-use crate::wire::{Reply, Request, MAX_READ};
+use crate::wire::{Reply, Request, MAX_READ, READ_LOOK};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use watchq_core::ring::mmap::RingStorage;
@@ -82,6 +82,9 @@ pub(super) fn handle(
         real_cred(s, p, c.pid, uid, gid);
     }
     let target = fds.first().and_then(|fd| s.lookup(fd));
+    // What the mirrors' readers took leaves their queues first, so a call
+    // that posts finds the room they made.
+    s.reap_all();
     let unread_ok = matches!(req, Request::Unread { .. });
     let last_read = if unread_ok { c.last_read.take() } else { None };
     c.last_read = None;
@@ -96,7 +99,10 @@ pub(super) fn handle(
             Err(e) => Reply::err(e),
         },
         Request::Read { count } => match &target {
-            Some((pipe, End::Read)) => read(c, p, pipe, count as usize),
+            Some((pipe, End::Read)) => match pipe.mirror() {
+                Ok(files) => mirror_read(s, c, pipe, files, &mut give),
+                Err(_) => read(c, p, pipe, count as usize),
+            },
             Some((_, End::Write)) => Reply::err(Errno::EBADF),
             None => Reply::err(Errno::EBADF),
         },
@@ -419,6 +425,40 @@ fn read(c: &mut Conn, p: &Process, pipe: &Arc<RemotePipe>, count: usize) -> Repl
             }
         }
         Err(e) => Reply::err(e),
+    };
+    reply.drain = drain as u32;
+    reply
+}
+
+/// A read of a mirrored pipe (one whose reader found its mirror empty,
+/// or has none mapped yet): the records are in the mirror now (the reply
+/// says look there, with its memfds the first time on this connection),
+/// or the end of file, or EAGAIN, after the queued key collector ran, as
+/// an empty read lets it (docs/delivery.md §1).
+fn mirror_read(
+    s: &Arc<Shared>,
+    c: &mut Conn,
+    pipe: &Arc<RemotePipe>,
+    files: (std::fs::File, std::fs::File),
+    give: &mut Vec<OwnedFd>,
+) -> Reply {
+    let (pending, drain) = pipe.mirror_read();
+    if pending {
+        if c.mapped.insert(pipe.id) {
+            give.push(OwnedFd::from(files.0));
+            give.push(OwnedFd::from(files.1));
+        }
+        return Reply::ok(READ_LOOK);
+    }
+    // Stale readiness bytes (a reader killed mid-read) go with this reply.
+    let mut reply = if pipe.eof() {
+        Reply::ok(0)
+    } else {
+        if s.kernel.keys().gc_pending() {
+            s.kernel.flush_key_gc();
+            s.sync_all();
+        }
+        Reply::err(Errno::EAGAIN)
     };
     reply.drain = drain as u32;
     reply

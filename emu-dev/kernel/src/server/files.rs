@@ -46,6 +46,7 @@ use rustix::pipe::PipeFlags;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
+use watchq_core::ring::shm::ShmWriter;
 use watchq_core::uapi::{O_DIRECT, O_NONBLOCK, WATCH_INFO_LENGTH};
 use watchq_core::{Errno, Result, WatchQueue};
 
@@ -81,6 +82,23 @@ struct Ready {
     outstanding: u64,
     /// Records given back by an unread, served before the queue.
     front: Vec<u8>,
+    /// The shared-memory mirror readers read from (see `mirror`), once a
+    /// read made one.
+    mirror: Option<Box<ShmWriter>>,
+    /// Readiness bytes in A when the mirror started that stand for records
+    /// it has yet to carry (they are not written again).
+    credit: u64,
+    /// The end-of-file byte is in A (the write end was released).
+    eof_token: bool,
+    /// The key collector waits for a consumer (as of the last sync).
+    gc_waiting: bool,
+    /// A mirror's state at the last clock tick while it was empty:
+    /// (bytes in A, claimed bytes, published): unchanged a tick later, the
+    /// bytes beyond the end-of-file one are stale (a reader killed between
+    /// taking records and draining) and the next empty read drains them.
+    stale: Option<(u64, u64, u64)>,
+    /// Stale bytes the next reader of the empty mirror is to drain.
+    repair: u64,
 }
 
 /// One emulated notification pipe and its two real pipes.
@@ -230,7 +248,11 @@ impl RemotePipe {
     /// (`pipe_release()`; the pipe's last file clears the queue).
     pub(crate) fn release_read(&self) {
         let f = self.read_file.lock().take();
-        self.ready.lock().a_w = None;
+        {
+            let mut r = self.ready.lock();
+            r.a_w = None;
+            r.mirror = None;
+        }
         drop(f);
     }
 
@@ -253,13 +275,11 @@ impl RemotePipe {
         !r.front.is_empty() || self.queue.has_records()
     }
 
-    /// Brings A's tokens up to date (the rule in the module header).
-    pub(crate) fn sync(&self) {
-        let mut r = self.ready.lock();
-        self.sync_locked(&mut r);
-    }
-
     fn sync_locked(&self, r: &mut Ready) {
+        if r.mirror.is_some() {
+            self.pump_locked(r);
+            return;
+        }
         let st = self.queue.stats();
         let delivered = st.posted.saturating_sub(st.lost);
         let new = delivered.saturating_sub(r.seen);
@@ -302,6 +322,10 @@ impl RemotePipe {
     /// its mapping, which no call announces; its poll catches up here).
     pub(crate) fn drain_for_poller(&self) -> u64 {
         let mut r = self.ready.lock();
+        if r.mirror.is_some() {
+            // Its readers drain their own share (ring::shm).
+            return 0;
+        }
         self.drain_for_reader(&mut r)
     }
 
@@ -331,6 +355,150 @@ impl RemotePipe {
         };
         let drain = self.drain_for_reader(&mut r);
         (res, drain)
+    }
+
+    /// The pipe's shared-memory mirror (made by the first call: a sized
+    /// notification pipe with no records given back pending), its ring and
+    /// progress page memfds for a reader to map. From then on every read
+    /// of the pipe goes through it ([`RemotePipe::mirror_read`]), records
+    /// travel there as they are posted (`sync`), and A holds one readiness
+    /// byte per record published and not taken (plus the end-of-file one),
+    /// which each reader drains for what it took (`ring::shm`).
+    ///
+    /// # Errors
+    /// ENODEV: the device, an unsized queue or records given back pending
+    /// (read through the kernel meanwhile); the memfds' errors.
+    pub(crate) fn mirror(&self) -> Result<(std::fs::File, std::fs::File)> {
+        let mut r = self.ready.lock();
+        if r.mirror.is_none() {
+            let cap = self.queue.capacity();
+            if self.device || cap == 0 || !r.front.is_empty() || r.a_w.is_none() {
+                return Err(Errno::ENODEV);
+            }
+            let w = ShmWriter::new(cap)?;
+            // The bytes in A now stand for records queued (or the end of
+            // file); those promised to a drainer are about to go.
+            let pending = r
+                .a_w
+                .as_ref()
+                .map_or(0, |a| rustix::io::ioctl_fionread(a).unwrap_or(0));
+            r.credit = pending.saturating_sub(r.outstanding);
+            r.mirror = Some(Box::new(w));
+            self.pump_locked(&mut r);
+        }
+        let m = r.mirror.as_ref().expect("made above");
+        let dup = |f: &std::fs::File| f.try_clone().map_err(|_| Errno::EMFILE);
+        Ok((dup(m.ring_file())?, dup(m.page_file())?))
+    }
+
+    /// Takes in what the mirror's readers took (validating their progress
+    /// page; a scribble is repaired and counted): their records leave the
+    /// queue. True if the page was scribbled on.
+    pub(crate) fn reap(&self) -> bool {
+        let mut r = self.ready.lock();
+        self.reap_locked(&mut r)
+    }
+
+    fn reap_locked(&self, r: &mut Ready) -> bool {
+        let Some(m) = r.mirror.as_mut() else {
+            return false;
+        };
+        let got = m.reap();
+        if got.records > 0 || got.loss_records > 0 {
+            self.queue.mirror_release(got.records, got.loss_records);
+        }
+        got.scribbled
+    }
+
+    /// Reap, then carry the records queued since into the mirror, with a
+    /// readiness byte each, and publish them.
+    fn pump_locked(&self, r: &mut Ready) {
+        self.reap_locked(r);
+        let writers_gone = self.writers_gone();
+        let Some(m) = r.mirror.as_mut() else { return };
+        let mut records = 0u64;
+        self.queue.mirror_pass(&mut |rec, ring| {
+            // The capacity bound (ring::shm) leaves room for everything a
+            // queue can hold, so this never fails.
+            let ok = m.append(rec, ring);
+            debug_assert!(ok, "mirror full");
+            records += u64::from(ring);
+        });
+        let mut n = records.saturating_sub(r.credit);
+        r.credit = r.credit.saturating_sub(records);
+        if writers_gone && !r.eof_token {
+            r.eof_token = true;
+            if r.credit > 0 {
+                r.credit -= 1;
+            } else {
+                n += 1;
+            }
+        }
+        // The bytes first: a reader that sees a record has its byte to drain.
+        if let Some(a_w) = &r.a_w {
+            let tokens = [0u8; 64];
+            while n > 0 {
+                let k = n.min(tokens.len() as u64) as usize;
+                match rustix::io::write(a_w, &tokens[..k]) {
+                    Ok(w) if w > 0 => n -= w as u64,
+                    _ => break,
+                }
+            }
+        }
+        if let Some(m) = r.mirror.as_mut() {
+            m.publish();
+            m.set_ask_when_empty(r.gc_waiting || writers_gone);
+        }
+    }
+
+    /// Brings the readiness up to date, noting whether the key collector
+    /// waits for a consumer (a mirror's readers then ask the kernel when
+    /// they find it empty, so it runs as an empty read lets it).
+    pub(crate) fn sync_gc(&self, gc_waiting: bool) {
+        let mut r = self.ready.lock();
+        r.gc_waiting = gc_waiting;
+        self.sync_locked(&mut r);
+    }
+
+    /// On each clock tick: a mirror left empty with readiness bytes that
+    /// did not move since the last tick has stale ones (see `stale`).
+    pub(crate) fn tick(&self) {
+        let mut r = self.ready.lock();
+        let Some(m) = r.mirror.as_ref() else { return };
+        let Some(a_w) = r.a_w.as_ref() else { return };
+        let bytes = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
+        let now = (bytes, m.drained_word(), m.published());
+        let keep = u64::from(r.eof_token);
+        if m.pending() || bytes <= keep {
+            r.stale = None;
+            return;
+        }
+        if r.stale == Some(now) {
+            r.repair = bytes - keep;
+            r.stale = None;
+        } else {
+            r.stale = Some(now);
+        }
+    }
+
+    /// A read of a mirrored pipe that found nothing in the mirror: brings
+    /// it up to date; true if records are there now (the reader takes
+    /// them itself), false if it is empty.
+    pub(crate) fn mirror_read(&self) -> (bool, u64) {
+        let mut r = self.ready.lock();
+        self.pump_locked(&mut r);
+        let pending = r.mirror.as_ref().is_some_and(|m| m.pending());
+        let drain = if pending {
+            0
+        } else {
+            std::mem::take(&mut r.repair)
+        };
+        (pending, drain)
+    }
+
+    /// The write end is released (a read of an empty queue is the end).
+    pub(crate) fn eof(&self) -> bool {
+        self.writers_gone()
     }
 
     /// Gives back `bytes` (whole records a reader could not copy out), to

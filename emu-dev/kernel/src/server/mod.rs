@@ -446,8 +446,23 @@ impl Shared {
     /// posted, and on each clock tick).
     pub(crate) fn sync_all(&self) {
         let pipes: Vec<Arc<RemotePipe>> = self.pipes.lock().values().cloned().collect();
+        let gc = self.kernel.keys().gc_pending();
         for p in pipes {
-            p.sync();
+            p.sync_gc(gc);
+        }
+    }
+
+    /// Every mirror's readers' progress taken in (before a call that may
+    /// post, so it finds the room they made).
+    pub(crate) fn reap_all(&self) {
+        let pipes: Vec<Arc<RemotePipe>> = self.pipes.lock().values().cloned().collect();
+        for p in pipes {
+            if p.reap() {
+                self.audit(format!(
+                    "pipe {}: a reader scribbled on the mirror's progress page (repaired)",
+                    p.id
+                ));
+            }
         }
     }
 
@@ -548,6 +563,8 @@ pub(crate) struct Conn {
     /// A poll of an emulated end was answered while the key collector was
     /// queued: it runs once the reply is sent (see `dispatch`'s Poll).
     pub(crate) gc_after_reply: bool,
+    /// Pipes whose mirror's memfds this connection was given.
+    pub(crate) mapped: std::collections::HashSet<u64>,
 }
 
 impl Conn {
@@ -565,6 +582,7 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         last_read: None,
         promised: Vec::new(),
         gc_after_reply: false,
+        mapped: std::collections::HashSet::new(),
     };
     let mut buf = Vec::new();
     // Relaxed: see `Server::stop`.
@@ -682,6 +700,11 @@ fn monitor_loop(s: &Arc<Shared>) {
                 Watched::ReadEnd(p) => s.released(p, End::Read),
                 Watched::WriteEnd(p) => s.released(p, End::Write),
             }
+        }
+        s.reap_all();
+        let pipes: Vec<Arc<RemotePipe>> = s.pipes.lock().values().cloned().collect();
+        for p in pipes {
+            p.tick();
         }
         // The key clock follows real time; the collector runs as it moves.
         let elapsed = s.start.elapsed().as_secs();
