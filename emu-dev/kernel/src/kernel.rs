@@ -207,6 +207,25 @@ impl Kernel {
         self.keys.gc(&roots);
     }
 
+    /// How many references processes' credentials hold to each key (their
+    /// thread, process and session keyrings and authority): the part of a
+    /// key's `usage` that `/proc/keys` shows beyond its links.
+    pub(crate) fn anchor_refs(&self) -> std::collections::HashMap<Serial, usize> {
+        let tasks: Vec<Arc<TaskShared>> = self
+            .processes
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut refs = std::collections::HashMap::new();
+        for t in &tasks {
+            for s in t.anchors.lock().roots() {
+                *refs.entry(s).or_insert(0) += 1;
+            }
+        }
+        refs
+    }
+
     /// Runs the collector if a key call queued it (`flush_work(&key_gc_work)`).
     /// The kernel's collector is a work item that runs a moment after the
     /// call that made garbage returned (after an RCU grace period: the

@@ -17,6 +17,7 @@
 //! (`syscall(SYS_keyctl/add_key/request_key)`, which libkeyutils uses).
 
 use crate::client;
+use crate::procfs;
 use crate::real;
 use crate::shared;
 use crate::user::{c_string, copy_in, copy_out};
@@ -106,6 +107,9 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
+    if let Some(r) = procfs::read(fd, buf as usize, count, None) {
+        return ret(r) as ssize_t;
+    }
     if client::emulated(fd) {
         return ret(shared::read(fd, buf as usize, count)) as ssize_t;
     }
@@ -167,6 +171,11 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssiz
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
+    if procfs::is_proc(fd) {
+        let r =
+            copy_in(buf as usize, count).and_then(|d| procfs::write(fd, &d, None).unwrap_or(Ok(0)));
+        return ret(r) as ssize_t;
+    }
     if client::emulated(fd) {
         return ret(shared::write(fd)) as ssize_t;
     }
@@ -180,6 +189,18 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
+    if procfs::is_proc(fd) {
+        // One handler call with the vectors' bytes, as the kernel's
+        // write_iter gets them.
+        let r = iovecs(iov, cnt).and_then(|v| {
+            let mut d = Vec::new();
+            for (a, l) in v {
+                d.extend(copy_in(a, l)?);
+            }
+            procfs::write(fd, &d, None).unwrap_or(Ok(0))
+        });
+        return ret(r) as ssize_t;
+    }
     if client::emulated(fd) {
         return ret(iovecs(iov, cnt).and_then(|_| shared::write(fd))) as ssize_t;
     }
@@ -802,6 +823,14 @@ pub extern "C" fn watchq_openat(
     if p.as_deref().is_ok_and(|p| p == "/dev/watch_queue") {
         return ret(shared::open_dev(flags)) as c_int;
     }
+    // The keys' /proc files are the emulated kernel's, never the machine's.
+    if let Some(node) = p
+        .as_deref()
+        .ok()
+        .and_then(|p| procfs::resolve(dirfd, p, flags))
+    {
+        return ret(procfs::open(&node, flags)) as c_int;
+    }
     let fd = real_open();
     if fd >= 0 && client::any_hinted() && is_fifo(fd) {
         let pid = std::process::id().to_string();
@@ -820,6 +849,329 @@ pub extern "C" fn watchq_openat(
         }
     }
     fd
+}
+
+/// `lseek()`: a writable open of a keys sysctl keeps its position here
+/// (`default_llseek()` on a file of size 0); everything else is the real
+/// descriptor's.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn lseek(fd: c_int, off: libc::off_t, whence: c_int) -> libc::off_t {
+    if let Some(r) = procfs::lseek(fd, off, whence) {
+        return ret(r) as libc::off_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::lseek()(fd, off, whence) }
+}
+
+/// `lseek64()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn lseek64(fd: c_int, off: libc::off_t, whence: c_int) -> libc::off_t {
+    // SAFETY: forwarded contract.
+    unsafe { lseek(fd, off, whence) }
+}
+
+/// `__open_2()` (`open` under `_FORTIFY_SOURCE`, no mode).
+#[no_mangle]
+pub extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
+    watchq_openat(libc::AT_FDCWD, path, flags, 0)
+}
+
+/// `__open64_2()`.
+#[no_mangle]
+pub extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
+    watchq_openat(libc::AT_FDCWD, path, flags | libc::O_LARGEFILE, 0)
+}
+
+/// `__openat_2()` (`openat` under `_FORTIFY_SOURCE`, no mode).
+#[no_mangle]
+pub extern "C" fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    watchq_openat(dirfd, path, flags, 0)
+}
+
+/// `__openat64_2()`.
+#[no_mangle]
+pub extern "C" fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    watchq_openat(dirfd, path, flags | libc::O_LARGEFILE, 0)
+}
+
+/// `creat()`: `open(path, O_CREAT|O_WRONLY|O_TRUNC, mode)`.
+#[no_mangle]
+pub extern "C" fn creat(path: *const c_char, mode: libc::mode_t) -> c_int {
+    watchq_openat(
+        libc::AT_FDCWD,
+        path,
+        libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+        mode,
+    )
+}
+
+/// `creat64()`.
+#[no_mangle]
+pub extern "C" fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int {
+    creat(path, mode)
+}
+
+/// The open flags of a stdio mode string (glibc's `_IO_new_file_fopen`).
+fn fopen_flags(mode: &str) -> Option<c_int> {
+    let mut it = mode.bytes();
+    let mut f = match it.next()? {
+        b'r' => libc::O_RDONLY,
+        b'w' => libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+        b'a' => libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+        _ => return None,
+    };
+    for c in it {
+        match c {
+            b'+' => f = (f & !libc::O_ACCMODE) | libc::O_RDWR,
+            b'e' => f |= libc::O_CLOEXEC,
+            b'x' => f |= libc::O_EXCL,
+            _ => {}
+        }
+    }
+    Some(f)
+}
+
+/// `fopen()` of one of the keys' `/proc` files: a stream on the emulated
+/// file (glibc's fopen opens without the interposable `open`).
+fn fopen_proc(path: *const c_char, mode: *const c_char) -> Option<*mut libc::FILE> {
+    if !client::active() {
+        return None;
+    }
+    let m = c_string(mode as usize, 64).ok()?;
+    let flags = fopen_flags(&m)?;
+    let p = c_string(path as usize, libc::PATH_MAX as usize).ok()?;
+    let node = procfs::resolve(libc::AT_FDCWD, &p, flags)?;
+    Some(match procfs::open(&node, flags) {
+        Ok(fd) => {
+            // SAFETY: our descriptor and the caller's mode string.
+            let f = unsafe { libc::fdopen(fd, mode) };
+            if f.is_null() {
+                // SAFETY: the descriptor just opened.
+                unsafe { real::close()(fd) };
+            }
+            f
+        }
+        Err(e) => {
+            set_errno(e.as_raw());
+            std::ptr::null_mut()
+        }
+    })
+}
+
+/// `fopen()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    // SAFETY: forwarded contract.
+    fopen_proc(path, mode).unwrap_or_else(|| unsafe { real::fopen()(path, mode) })
+}
+
+/// `fopen64()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    // SAFETY: forwarded contract.
+    fopen_proc(path, mode).unwrap_or_else(|| unsafe { real::fopen64()(path, mode) })
+}
+
+// ---- positional reads and writes ----------------------------------------
+
+/// A positional read or write of an emulated end: EINVAL for a negative
+/// offset, then ESPIPE (a pipe has no FMODE_PREAD/FMODE_PWRITE), before the
+/// buffer is looked at (`ksys_pread64()`, `do_preadv()`).
+fn positional(fd: c_int, off: i64) -> Option<Result<usize>> {
+    if client::emulated(fd) {
+        return Some(Err(if off < 0 {
+            Errno::EINVAL
+        } else {
+            Errno::ESPIPE
+        }));
+    }
+    None
+}
+
+/// `pread()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pread(
+    fd: c_int,
+    buf: *mut c_void,
+    count: size_t,
+    off: libc::off_t,
+) -> ssize_t {
+    if off >= 0 {
+        if let Some(r) = procfs::read(fd, buf as usize, count, Some(off as u64)) {
+            return ret(r) as ssize_t;
+        }
+    }
+    if let Some(r) = positional(fd, off) {
+        return ret(r) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::pread()(fd, buf, count, off) }
+}
+
+/// `pread64()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pread64(
+    fd: c_int,
+    buf: *mut c_void,
+    count: size_t,
+    off: libc::off_t,
+) -> ssize_t {
+    if off >= 0 {
+        if let Some(r) = procfs::read(fd, buf as usize, count, Some(off as u64)) {
+            return ret(r) as ssize_t;
+        }
+    }
+    if let Some(r) = positional(fd, off) {
+        return ret(r) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::pread64()(fd, buf, count, off) }
+}
+
+/// `pwrite()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pwrite(
+    fd: c_int,
+    buf: *const c_void,
+    count: size_t,
+    off: libc::off_t,
+) -> ssize_t {
+    if procfs::is_proc(fd) && off >= 0 {
+        let r = copy_in(buf as usize, count)
+            .and_then(|d| procfs::write(fd, &d, Some(off as u64)).unwrap_or(Ok(0)));
+        return ret(r) as ssize_t;
+    }
+    if let Some(r) = positional(fd, off) {
+        return ret(r) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::pwrite()(fd, buf, count, off) }
+}
+
+/// `pwrite64()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pwrite64(
+    fd: c_int,
+    buf: *const c_void,
+    count: size_t,
+    off: libc::off_t,
+) -> ssize_t {
+    if procfs::is_proc(fd) || client::emulated(fd) {
+        // SAFETY: forwarded contract.
+        return unsafe { pwrite(fd, buf, count, off) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::pwrite64()(fd, buf, count, off) }
+}
+
+/// `preadv()`: ESPIPE on an emulated end.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn preadv(
+    fd: c_int,
+    iov: *const iovec,
+    cnt: c_int,
+    off: libc::off_t,
+) -> ssize_t {
+    if let Some(r) = positional(fd, off) {
+        return ret(r) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::preadv()(fd, iov, cnt, off) }
+}
+
+/// `preadv64()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn preadv64(
+    fd: c_int,
+    iov: *const iovec,
+    cnt: c_int,
+    off: libc::off_t,
+) -> ssize_t {
+    if let Some(r) = positional(fd, off) {
+        return ret(r) as ssize_t;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::preadv64()(fd, iov, cnt, off) }
+}
+
+/// `preadv2()`: with offset −1 it is `readv()` (the kernel's `preadv2`
+/// falls back to the file position; flags it does not know are
+/// EOPNOTSUPP); any other offset of an emulated end is EINVAL (negative)
+/// or ESPIPE.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn preadv2(
+    fd: c_int,
+    iov: *const iovec,
+    cnt: c_int,
+    off: libc::off_t,
+    flags: c_int,
+) -> ssize_t {
+    if client::emulated(fd) {
+        if off != -1 {
+            return ret(positional(fd, off).unwrap_or(Err(Errno::ESPIPE))) as ssize_t;
+        }
+        // RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND | RWF_NOAPPEND | RWF_ATOMIC.
+        if flags & !0x7f != 0 {
+            return ret(Err::<i64, _>(Errno::EOPNOTSUPP)) as ssize_t;
+        }
+        // SAFETY: forwarded contract.
+        return unsafe { readv(fd, iov, cnt) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::preadv2()(fd, iov, cnt, off, flags) }
+}
+
+/// `preadv64v2()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn preadv64v2(
+    fd: c_int,
+    iov: *const iovec,
+    cnt: c_int,
+    off: libc::off_t,
+    flags: c_int,
+) -> ssize_t {
+    if client::emulated(fd) {
+        // SAFETY: forwarded contract.
+        return unsafe { preadv2(fd, iov, cnt, off, flags) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::preadv64v2()(fd, iov, cnt, off, flags) }
 }
 
 /// `mmap()`: a `/dev/watch_queue` descriptor maps its ring's memfd (after
@@ -927,6 +1279,23 @@ pub extern "C" fn watchq_syscall(
                     a5 as i32,
                 ))
             }
+            // The opens: the keys' /proc files and /dev/watch_queue are the
+            // emulation's whichever way they are opened.
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_open => c_long::from(watchq_openat(
+                libc::AT_FDCWD,
+                a1 as *const c_char,
+                a2 as c_int,
+                a3 as c_uint,
+            )),
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_creat => c_long::from(creat(a1 as *const c_char, a2 as libc::mode_t)),
+            libc::SYS_openat => c_long::from(watchq_openat(
+                a1 as c_int,
+                a2 as *const c_char,
+                a3 as c_int,
+                a4 as c_uint,
+            )),
             libc::SYS_pipe2 => c_long::from(pipe2(a1 as *mut c_int, a2 as c_int)),
             #[cfg(target_arch = "x86_64")]
             libc::SYS_pipe => c_long::from(pipe2(a1 as *mut c_int, 0)),

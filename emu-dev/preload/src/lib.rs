@@ -17,6 +17,7 @@
 mod client;
 mod entry;
 mod hosted;
+mod procfs;
 mod real;
 mod shared;
 mod user;

@@ -81,6 +81,9 @@ pub(super) fn handle(
     if cred.uid != uid || cred.gid != gid {
         real_cred(s, p, c.pid, uid, gid);
     }
+    // Writes to the keys' /proc files that came as bytes are taken first:
+    // they happened before this request was sent.
+    super::procfs::drain(s, None);
     let target = fds.first().and_then(|fd| s.lookup(fd));
     let unread_ok = matches!(req, Request::Unread { .. });
     let last_read = if unread_ok { c.last_read.take() } else { None };
@@ -234,6 +237,13 @@ pub(super) fn handle(
             p.mirror_rlimit_nofile(soft, hard);
             Reply::ok(0)
         }
+        Request::ProcOpen { path, flags } => {
+            let (r, g) = super::procfs::open(s, p, &path, flags);
+            give = g;
+            r
+        }
+        Request::ProcRead { path, pos, count } => super::procfs::read(p, &path, pos, count),
+        Request::ProcWrite { path, pos, data } => super::procfs::write(p, &path, pos, &data),
         Request::Stats => on_file(&target, |f, _| {
             match with_fd(p, &f, |fd| p.queue_stats(fd)) {
                 Ok(st) => Reply {

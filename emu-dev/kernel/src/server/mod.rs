@@ -25,6 +25,7 @@
 
 mod dispatch;
 pub(crate) mod files;
+mod procfs;
 mod procs;
 
 use crate::kernel::Kernel;
@@ -66,6 +67,8 @@ enum Watched {
     ReadEnd(u64),
     /// B's read end: every real write end closed.
     WriteEnd(u64),
+    /// A `/proc` file's write pipe: bytes written, or its last writer gone.
+    ProcWriter(u64),
 }
 
 pub(crate) struct Shared {
@@ -84,6 +87,8 @@ pub(crate) struct Shared {
     audit: Mutex<Vec<String>>,
     audit_to_stderr: bool,
     log: Mutex<Option<std::fs::File>>,
+    /// Writable opens of the keys' `/proc` files, by id (`procfs`).
+    proc_writers: Mutex<HashMap<u64, procfs::ProcWriter>>,
     /// Live connections (to shut down when the server stops).
     conns: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     start: Instant,
@@ -202,6 +207,14 @@ impl Server {
         )?;
         rustix::net::bind(&listener, &SocketAddrUnix::new(&path)?)?;
         rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(0o600))?;
+        if uid == 0 {
+            // A root kernel serves the descendants of its processes that
+            // dropped their privileges (`admits`): they must reach the
+            // socket. Who may use it is still `admits`'s decision, made on
+            // the credentials the real kernel attaches.
+            rustix::fs::chmod(&dir, rustix::fs::Mode::from_raw_mode(0o711))?;
+            rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(0o666))?;
+        }
         rustix::net::sockopt::set_socket_passcred(&listener, true)?;
         rustix::net::listen(&listener, 128)?;
         let shared = Arc::new(Shared {
@@ -217,6 +230,7 @@ impl Server {
             audit: Mutex::new(Vec::new()),
             audit_to_stderr: opts.audit_to_stderr,
             log: Mutex::new(opts.log),
+            proc_writers: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             start: Instant::now(),
         });
@@ -311,6 +325,7 @@ impl Server {
         self.shared.pipes.lock().clear();
         self.shared.idents.lock().clear();
         self.shared.watched.lock().clear();
+        self.shared.proc_writers.lock().clear();
         let _ = rustix::net::shutdown(&*self.listener, rustix::net::Shutdown::Both);
         // A connection of our own wakes the accept thread.
         if let Ok(c) = rustix::net::socket_with(
@@ -379,6 +394,7 @@ impl Shared {
             Watched::Exit { .. } => epoll::EventFlags::IN,
             // EPOLLERR and EPOLLHUP are always reported.
             Watched::ReadEnd(_) | Watched::WriteEnd(_) => epoll::EventFlags::empty(),
+            Watched::ProcWriter(_) => epoll::EventFlags::IN,
         };
         let mut w = self.watched.lock();
         if epoll::add(
@@ -674,6 +690,7 @@ fn monitor_loop(s: &Arc<Shared>) {
                 }
                 Watched::ReadEnd(p) => s.released(p, End::Read),
                 Watched::WriteEnd(p) => s.released(p, End::Write),
+                Watched::ProcWriter(w) => procfs::drain(s, Some((w, id))),
             }
         }
         // The key clock follows real time; the collector runs as it moves.
