@@ -9,8 +9,9 @@
 //! variadic ones (`ioctl`, `fcntl`, `open`, `openat`, `syscall`) arrive
 //! here from the C shims as `watchq_*`.
 //!
-//! Emulated descriptors are real pipe ends, so `close`, `lseek`, `fork`,
-//! `exec`, `close_range` and friends are not interposed at all; the dup
+//! Emulated descriptors are real pipe ends, so `close`, `fork`, `exec`,
+//! `close_range` and friends are not interposed at all (`lseek` only for
+//! the keys' /proc files, [`procfs`]); the dup
 //! family and `recvmsg` only pass the hint on. Only notification pipes
 //! and the 2019 device are emulated: `pipe2` without
 //! `O_NOTIFICATION_PIPE` makes a real pipe. Keys are all emulated
@@ -506,39 +507,69 @@ pub unsafe extern "C" fn ppoll(
         .unwrap_or_else(|| unsafe { real::ppoll()(fds, nfds, tmo, mask) })
 }
 
-/// `select()`: as the kernel, through poll when an emulated end is in a set.
+/// Bit `fd` of the user's descriptor set `s` (any size: `nfds` bits).
 ///
 /// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn select(
+/// `s` is null or holds at least `fd + 1` bits (select's contract).
+unsafe fn fd_bit(s: *mut libc::fd_set, fd: c_int) -> bool {
+    let fd = fd as usize;
+    // SAFETY: the caller's set holds this word.
+    !s.is_null()
+        && unsafe { (s as *const u64).add(fd / 64).read_unaligned() } & (1 << (fd % 64)) != 0
+}
+
+/// Sets bit `fd` of `s` to `on`.
+///
+/// # Safety
+/// As [`fd_bit`].
+unsafe fn set_fd_bit(s: *mut libc::fd_set, fd: c_int, on: bool) {
+    let fd = fd as usize;
+    // SAFETY: the caller's set holds this word.
+    unsafe {
+        let w = (s as *mut u64).add(fd / 64);
+        let v = w.read_unaligned();
+        w.write_unaligned(if on {
+            v | 1 << (fd % 64)
+        } else {
+            v & !(1 << (fd % 64))
+        });
+    }
+}
+
+/// `select()`/`pselect()` on sets that hold an emulated end: through
+/// poll, as the kernel's `do_select()` (`POLLIN_SET`, `POLLOUT_SET`,
+/// `POLLEX_SET`). Exactly the `nfds` bits it was given are read and
+/// written back, however many that is (a program may allocate sets
+/// larger than `FD_SETSIZE`); bits above them are left alone. None when
+/// no emulated end is in the sets (the real call answers).
+///
+/// # Safety
+/// Each non-null set holds `nfds` bits.
+unsafe fn select_common(
     nfds: c_int,
-    rd: *mut libc::fd_set,
-    wr: *mut libc::fd_set,
-    ex: *mut libc::fd_set,
-    tv: *mut libc::timeval,
-) -> c_int {
-    // SAFETY: forwarded contract.
-    let real_select = || unsafe { real::select()(nfds, rd, wr, ex, tv) };
-    let Some(h) = Emu::get() else {
-        return real_select();
-    };
-    let in_set = |s: *mut libc::fd_set, fd: c_int| {
-        // SAFETY: a non-null set of at least nfds bits (libc's contract).
-        !s.is_null() && unsafe { libc::FD_ISSET(fd, s) }
-    };
-    let limit = nfds.clamp(0, libc::FD_SETSIZE as c_int);
+    sets: [*mut libc::fd_set; 3],
+    timeout: Option<Duration>,
+    mask: *const libc::sigset_t,
+) -> Option<c_int> {
+    let h = Emu::get()?;
+    if nfds < 0 {
+        return Some(h.done(Err::<i64, _>(Errno::EINVAL)) as c_int);
+    }
+    let [rd, wr, ex] = sets;
     let mut set = Vec::new();
-    for fd in 0..limit {
+    for fd in 0..nfds {
         let mut ev = 0;
-        if in_set(rd, fd) {
-            ev |= libc::POLLIN;
-        }
-        if in_set(wr, fd) {
-            ev |= libc::POLLOUT;
-        }
-        if in_set(ex, fd) {
-            ev |= libc::POLLPRI;
+        // SAFETY: fd < nfds (the caller's contract).
+        unsafe {
+            if fd_bit(rd, fd) {
+                ev |= libc::POLLIN;
+            }
+            if fd_bit(wr, fd) {
+                ev |= libc::POLLOUT;
+            }
+            if fd_bit(ex, fd) {
+                ev |= libc::POLLPRI;
+            }
         }
         if ev != 0 {
             set.push(pollfd {
@@ -549,18 +580,18 @@ pub unsafe extern "C" fn select(
         }
     }
     if !h.any(set.iter().map(|p| p.fd)) {
-        return real_select();
+        return None;
     }
-    // SAFETY: `tv` is NULL or points at a timeval (libc's contract).
-    let timeout = unsafe { tv.as_ref() }.map(|t| {
-        Duration::from_micros(t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64)
-    });
-    let r = poll_mixed(h, &mut set, timeout, std::ptr::null()).map(|_| {
+    let r = poll_mixed(h, &mut set, timeout, mask).and_then(|_| {
+        // select's EBADF: a descriptor in a set that is not open.
+        if set.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+            return Err(Errno::EBADF);
+        }
         let mut n = 0;
-        for s in [rd, wr, ex] {
-            if !s.is_null() {
-                // SAFETY: a valid set.
-                unsafe { libc::FD_ZERO(s) };
+        for s in sets.into_iter().filter(|s| !s.is_null()) {
+            for fd in 0..nfds {
+                // SAFETY: fd < nfds.
+                unsafe { set_fd_bit(s, fd, false) };
             }
         }
         for p in &set {
@@ -573,16 +604,88 @@ pub unsafe extern "C" fn select(
                 (wr, libc::POLLOUT | libc::POLLERR | libc::POLLWRNORM),
                 (ex, libc::POLLPRI),
             ] {
-                if !s.is_null() && p.events & bits != 0 && r & bits != 0 {
-                    // SAFETY: a valid set; fd < nfds <= FD_SETSIZE.
-                    unsafe { libc::FD_SET(p.fd, s) };
+                let asked = match bits {
+                    b if b & libc::POLLIN != 0 => libc::POLLIN,
+                    b if b & libc::POLLOUT != 0 => libc::POLLOUT,
+                    _ => libc::POLLPRI,
+                };
+                if !s.is_null() && p.events & asked != 0 && r & bits != 0 {
+                    // SAFETY: fd < nfds.
+                    unsafe { set_fd_bit(s, p.fd, true) };
                     n += 1;
                 }
             }
         }
-        n
+        Ok(n)
     });
-    h.done(r) as c_int
+    Some(h.done(r) as c_int)
+}
+
+/// `select()`: as the kernel, through poll when an emulated end is in a set.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    nfds: c_int,
+    rd: *mut libc::fd_set,
+    wr: *mut libc::fd_set,
+    ex: *mut libc::fd_set,
+    tv: *mut libc::timeval,
+) -> c_int {
+    // SAFETY: `tv` is NULL or points at a timeval (libc's contract).
+    let timeout = unsafe { tv.as_ref() }.map(|t| {
+        Duration::from_micros(t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64)
+    });
+    // SAFETY: forwarded contract.
+    unsafe { select_common(nfds, [rd, wr, ex], timeout, std::ptr::null()) }
+        .unwrap_or_else(|| unsafe { real::select()(nfds, rd, wr, ex, tv) })
+}
+
+/// `pselect()`: `select` with a timespec and a signal mask in force while
+/// it sleeps.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pselect(
+    nfds: c_int,
+    rd: *mut libc::fd_set,
+    wr: *mut libc::fd_set,
+    ex: *mut libc::fd_set,
+    ts: *const libc::timespec,
+    mask: *const libc::sigset_t,
+) -> c_int {
+    // SAFETY: `ts` is NULL or points at a timespec (libc's contract).
+    let timeout = unsafe { ts.as_ref() }.map(|t| {
+        Duration::new(
+            t.tv_sec.max(0) as u64,
+            t.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+    });
+    // SAFETY: forwarded contract.
+    unsafe { select_common(nfds, [rd, wr, ex], timeout, mask) }
+        .unwrap_or_else(|| unsafe { real::pselect()(nfds, rd, wr, ex, ts, mask) })
+}
+
+/// `__ppoll_chk()` (`ppoll` under `_FORTIFY_SOURCE`).
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    tmo: *const libc::timespec,
+    mask: *const libc::sigset_t,
+    fdslen: size_t,
+) -> c_int {
+    if fdslen / std::mem::size_of::<pollfd>() < nfds as usize {
+        // SAFETY: abort never returns.
+        unsafe { libc::abort() };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { ppoll(fds, nfds, tmo, mask) }
 }
 
 // ---- splice and friends -----------------------------------------------
@@ -1221,14 +1324,12 @@ pub unsafe extern "C" fn mmap64(
 
 // ---- syscall(): keys, the watch calls and the pipe calls ---------------
 
-/// `watch_devices(2)`'s number in the pipe-era device series (x86_64 and
-/// asm-generic alike).
-const SYS_WATCH_DEVICES: c_long = 436;
-
-/// `watch_mount(2)`'s number in the 2020 proposals (asm-generic).
-const SYS_WATCH_MOUNT: c_long = 440;
-/// `watch_sb(2)`'s number in the 2020 proposals (asm-generic).
-const SYS_WATCH_SB: c_long = 441;
+/// The unmerged watch calls' numbers: watchq's own, which no kernel
+/// assigns (`watchq_core::uapi::sys`); 436, 440 and 441 are the real
+/// kernel's `close_range`, `process_madvise` and `epoll_pwait2`.
+const SYS_WATCH_DEVICES: c_long = watchq_core::uapi::sys::WATCH_DEVICES as c_long;
+const SYS_WATCH_MOUNT: c_long = watchq_core::uapi::sys::WATCH_MOUNT as c_long;
+const SYS_WATCH_SB: c_long = watchq_core::uapi::sys::WATCH_SB as c_long;
 
 /// `syscall()`: keyctl, add_key and request_key are emulated (libkeyutils
 /// calls them this way), and so are the pipe calls on emulated ends.
@@ -1260,25 +1361,17 @@ pub extern "C" fn watchq_syscall(
                 a5 as i32,
             )),
             libc::SYS_request_key => ret(shared::request_key(a1 as usize, a2 as usize, a4 as i32)),
-            // 436 was watch_devices in the device series; Linux 5.9 gave it
-            // to close_range. A call on an emulated queue fd with a tag in
-            // −1..=255 is watch_devices; anything else is the real call.
-            SYS_WATCH_DEVICES if emu(a1) && (-1..=255).contains(&a2) => {
-                ret(shared::watch_devices(a1 as c_int, a2 as i32, a3 as u32))
-            }
-            // watch_mount/watch_sb (2020 asm-generic numbers; the host
-            // gives them to process_madvise/epoll_pwait2): taken when the
-            // queue argument is emulated and the tag in range.
-            SYS_WATCH_MOUNT | SYS_WATCH_SB if emu(a4) && (-1..=255).contains(&a5) => {
-                ret(shared::watch_path(
-                    nr == SYS_WATCH_SB,
-                    a1 as c_int,
-                    a2 as usize,
-                    a3 as u32,
-                    a4 as c_int,
-                    a5 as i32,
-                ))
-            }
+            // The unmerged calls, at watchq's own numbers (whatever the
+            // arguments: the kernel's checks give the errno).
+            SYS_WATCH_DEVICES => ret(shared::watch_devices(a1 as c_int, a2 as i32, a3 as u32)),
+            SYS_WATCH_MOUNT | SYS_WATCH_SB => ret(shared::watch_path(
+                nr == SYS_WATCH_SB,
+                a1 as c_int,
+                a2 as usize,
+                a3 as u32,
+                a4 as c_int,
+                a5 as i32,
+            )),
             // The opens: the keys' /proc files and /dev/watch_queue are the
             // emulation's whichever way they are opened.
             #[cfg(target_arch = "x86_64")]
@@ -1311,6 +1404,40 @@ pub extern "C" fn watchq_syscall(
             libc::SYS_fcntl if emu(a1) => {
                 c_long::from(watchq_fcntl(a1 as c_int, a2 as c_int, a3 as c_ulong))
             }
+            libc::SYS_readv if emu(a1) => {
+                readv(a1 as c_int, a2 as *const iovec, a3 as c_int) as c_long
+            }
+            libc::SYS_pread64 if emu(a1) => pread64(
+                a1 as c_int,
+                a2 as *mut c_void,
+                a3 as size_t,
+                a4 as libc::off_t,
+            ) as c_long,
+            libc::SYS_preadv if emu(a1) => preadv(
+                a1 as c_int,
+                a2 as *const iovec,
+                a3 as c_int,
+                a4 as libc::off_t,
+            ) as c_long,
+            // preadv2(fd, iov, cnt, pos_l, pos_h, flags): x86_64 passes the
+            // whole offset in pos_l.
+            libc::SYS_preadv2 if emu(a1) => preadv2(
+                a1 as c_int,
+                a2 as *const iovec,
+                a3 as c_int,
+                a4 as libc::off_t,
+                a6 as c_int,
+            ) as c_long,
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_poll => c_long::from(poll(a1 as *mut pollfd, a2 as nfds_t, a3 as c_int)),
+            libc::SYS_ppoll => c_long::from(ppoll(
+                a1 as *mut pollfd,
+                a2 as nfds_t,
+                a3 as *const libc::timespec,
+                a4 as *const libc::sigset_t,
+            )),
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_dup2 => c_long::from(dup2(a1 as c_int, a2 as c_int)),
             libc::SYS_dup => c_long::from(dup(a1 as c_int)),
             libc::SYS_dup3 => c_long::from(dup3(a1 as c_int, a2 as c_int, a3 as c_int)),
             _ => real_call(),

@@ -51,6 +51,7 @@ real_fns! {
     poll: unsafe extern "C" fn(*mut pollfd, nfds_t, c_int) -> c_int;
     ppoll: unsafe extern "C" fn(*mut pollfd, nfds_t, *const libc::timespec, *const libc::sigset_t) -> c_int;
     select: unsafe extern "C" fn(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *mut libc::timeval) -> c_int;
+    pselect: unsafe extern "C" fn(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const libc::timespec, *const libc::sigset_t) -> c_int;
     splice: unsafe extern "C" fn(c_int, *mut libc::loff_t, c_int, *mut libc::loff_t, size_t, c_uint) -> ssize_t;
     tee: unsafe extern "C" fn(c_int, c_int, size_t, c_uint) -> ssize_t;
     vmsplice: unsafe extern "C" fn(c_int, *const iovec, size_t, c_uint) -> ssize_t;

@@ -85,6 +85,11 @@ pub(super) fn handle(
     // they happened before this request was sent.
     super::procfs::drain(s, None);
     let target = fds.first().and_then(|fd| s.lookup(fd));
+    if matches!(req, Request::Poll { .. } | Request::Read { .. }) {
+        if let Some((pipe, _)) = &target {
+            s.check_hangup(pipe);
+        }
+    }
     let unread_ok = matches!(req, Request::Unread { .. });
     let last_read = if unread_ok { c.last_read.take() } else { None };
     c.last_read = None;

@@ -463,6 +463,31 @@ impl Shared {
         }
     }
 
+    /// Notices now, rather than at the monitor's next look, that every
+    /// real end on one side of `pipe` is closed: a program that closed its
+    /// write end and then polls its read end sees `POLLHUP` at once, as a
+    /// close on the real kernel is synchronous.
+    pub(crate) fn check_hangup(&self, pipe: &Arc<RemotePipe>) {
+        use rustix::event::{PollFd, PollFlags};
+        let hung = |fd: &OwnedFd, ev: PollFlags, want: PollFlags| {
+            let mut p = [PollFd::new(fd, ev)];
+            rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())).is_ok()
+                && p[0].revents().intersects(want)
+        };
+        let (readers_gone, writers_gone) = pipe.with_server_ends(|a_w, b_r| {
+            (
+                a_w.is_some_and(|fd| hung(fd, PollFlags::OUT, PollFlags::ERR)),
+                b_r.is_some_and(|fd| hung(fd, PollFlags::IN, PollFlags::HUP)),
+            )
+        });
+        if readers_gone {
+            self.released(pipe.id, End::Read);
+        }
+        if writers_gone {
+            self.released(pipe.id, End::Write);
+        }
+    }
+
     fn released(&self, pipe_id: u64, end: End) {
         let Some(p) = self.pipes.lock().get(&pipe_id).cloned() else {
             return;
