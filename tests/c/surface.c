@@ -14,6 +14,7 @@
  *            and pselect
  *   pread    pread, preadv, preadv2 of an emulated end (ESPIPE, EINVAL)
  *   sys      the syscall() forms of read, readv, dup2, fcntl, ppoll, close
+ *   keyctl   KEYCTL_GET_SECURITY and KEYCTL_SET_REQKEY_KEYRING reach the kernel
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,7 +43,7 @@ static const char *errname(int e)
 #define E(x) case x: return #x;
 	E(EPERM) E(ENOENT) E(EINTR) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT)
 	E(EBUSY) E(EEXIST) E(EXDEV) E(ENODEV) E(EINVAL) E(ESPIPE) E(ENOSYS) E(ENOBUFS)
-	E(EOPNOTSUPP) E(ESRCH) E(ENOPKG)
+	E(EOPNOTSUPP) E(ESRCH) E(ENOPKG) E(ENOKEY)
 #undef E
 	default: return "E?";
 	}
@@ -294,6 +295,20 @@ static void m_pread(void)
 	CALL(read(p[0], b, sizeof b));
 }
 
+static void m_keyctl(void)
+{
+	long u = syscall(SYS_add_key, "user", "u", "x", 1, -3);
+	char buf[64];
+	memset(buf, 'z', sizeof buf);
+	CALL(syscall(SYS_keyctl, 17 /* GET_SECURITY */, u, buf, sizeof buf));
+	printf("buf[0] = %d\n", buf[0]);
+	CALL(syscall(SYS_keyctl, 17, u, NULL, 0));
+	CALL(syscall(SYS_keyctl, 17, 0x7fffffff, buf, sizeof buf));
+	CALL(syscall(SYS_keyctl, 14 /* SET_REQKEY_KEYRING */, 2));
+	CALL(syscall(SYS_keyctl, 14, -1));
+	CALL(syscall(SYS_keyctl, 14, 6));
+}
+
 static void m_sys(void)
 {
 	int p[2];
@@ -326,6 +341,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(m, "select")) m_select();
 	else if (!strcmp(m, "pread")) m_pread();
 	else if (!strcmp(m, "sys")) m_sys();
+	else if (!strcmp(m, "keyctl")) m_keyctl();
 	else {
 		fprintf(stderr, "usage: surface MODE\n");
 		return 2;

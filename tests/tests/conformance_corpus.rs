@@ -438,8 +438,8 @@ fn conformance_keys_quota_replayed() {
     check_replay("keys", "quota", t.lines);
 }
 
-/// types.c's `reqkey` section in process (the preload does not pass
-/// KEYCTL_SET_REQKEY_KEYRING on yet): each value and what it returns.
+/// types.c's `reqkey` section in process: each value and what it returns
+/// (under `watchq exec`: `surface.rs: surface_reqkey_section_matches_linux`).
 #[test]
 fn conformance_types_reqkey_replayed() {
     let kernel = Kernel::new(KernelConfig::default());

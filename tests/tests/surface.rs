@@ -147,3 +147,50 @@ fn surface_syscall_forms_of_the_fd_calls() {
          syscall(SYS_fcntl, 200, F_GETFD) = -1 EBADF\n"
     );
 }
+
+/// KEYCTL_GET_SECURITY (no LSM label: an empty string, its NUL copied) and
+/// KEYCTL_SET_REQKEY_KEYRING (the old setting back; 6 is EINVAL) reach the
+/// emulated kernel instead of answering EOPNOTSUPP.
+#[test]
+fn surface_keyctl_get_security_and_set_reqkey_keyring() {
+    assert_eq!(
+        run("keyctl"),
+        "syscall(SYS_keyctl, 17 , u, buf, sizeof buf) = 1\n\
+         buf[0] = 0\n\
+         syscall(SYS_keyctl, 17, u, NULL, 0) = 1\n\
+         syscall(SYS_keyctl, 17, 0x7fffffff, buf, sizeof buf) = -1 ENOKEY\n\
+         syscall(SYS_keyctl, 14 , 2) = 0\n\
+         syscall(SYS_keyctl, 14, -1) = 2\n\
+         syscall(SYS_keyctl, 14, 6) = -1 EINVAL\n"
+    );
+}
+
+/// types.c's `reqkey` section (every KEY_REQKEY_DEFL_* value and what
+/// KEYCTL_SET_REQKEY_KEYRING returns) under `watchq exec` prints what
+/// Linux 6.12.117 printed (tests/data/conformance/types.txt).
+#[test]
+fn surface_reqkey_section_matches_linux() {
+    let probe = watchq_tests::programs::cc(
+        &repo("tests/conformance/probes/types.c"),
+        "conformance-types",
+    );
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(watchq())
+        .args(["exec", "--"])
+        .arg(&probe)
+        .arg("reqkey")
+        .output()
+        .unwrap();
+    let section = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip_while(|l| *l != "=== SECTION reqkey")
+            .skip(1)
+            .take_while(|l| !l.starts_with("=== "))
+            .map(str::to_string)
+            .collect()
+    };
+    let kernel = section(include_str!("../data/conformance/types.txt"));
+    assert!(!kernel.is_empty());
+    assert_eq!(section(&text(&out.stdout)), kernel, "{}", text(&out.stderr));
+}

@@ -255,7 +255,8 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
             let (_, d) = call(none, None)?;
             copy_result(&d, a[1] as usize, a[2] as usize, true)
         }
-        cmd::READ => {
+        // keyctl_read_key() and keyctl_get_security() copy as much as fits.
+        cmd::READ | cmd::GET_SECURITY => {
             let (_, d) = call(none, None)?;
             copy_result(&d, a[1] as usize, a[2] as usize, false)
         }

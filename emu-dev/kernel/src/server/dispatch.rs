@@ -497,6 +497,12 @@ fn keyctl(
         }
         cmd::MOVE => unit(p.keyctl_move(id(a[0]), id(a[1]), id(a[2]), a[3] as u32)),
         cmd::CAPABILITIES => data(Ok(p.keyctl_capabilities().to_vec())),
+        cmd::SET_REQKEY_KEYRING => value(p.keyctl_set_reqkey_keyring(id(a[0])).map(i64::from)),
+        cmd::GET_SECURITY => data(p.keyctl_get_security(id(a[0])).map(|s| {
+            let mut b = s.into_bytes();
+            b.push(0);
+            b
+        })),
         cmd::WATCH_KEY => {
             // Either end of a notification pipe names its queue.
             let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));
