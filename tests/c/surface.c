@@ -15,6 +15,7 @@
  *   pread    pread, preadv, preadv2 of an emulated end (ESPIPE, EINVAL)
  *   sys      the syscall() forms of read, readv, dup2, fcntl, ppoll, close
  *   keyctl   KEYCTL_GET_SECURITY and KEYCTL_SET_REQKEY_KEYRING reach the kernel
+ *   openat2  syscall(SYS_openat2) of a keys sysctl is the emulated file (root)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -309,6 +310,22 @@ static void m_keyctl(void)
 	CALL(syscall(SYS_keyctl, 14, 6));
 }
 
+/* openat2 through syscall(): the emulated sysctl, not the machine's. */
+static void m_openat2(void)
+{
+	int fd = open("/proc/sys/kernel/keys/maxkeys", O_WRONLY);
+	CALL(write(fd, "123", 3));
+	close(fd);
+	struct {
+		uint64_t flags, mode, resolve;
+	} how = {O_RDONLY, 0, 0};
+	fd = syscall(SYS_openat2, AT_FDCWD, "/proc/sys/kernel/keys/maxkeys", &how, sizeof how);
+	char b[32] = {0};
+	CALL(read(fd, b, sizeof b - 1));
+	printf("maxkeys = %s", b);
+	close(fd);
+}
+
 static void m_sys(void)
 {
 	int p[2];
@@ -342,6 +359,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(m, "pread")) m_pread();
 	else if (!strcmp(m, "sys")) m_sys();
 	else if (!strcmp(m, "keyctl")) m_keyctl();
+	else if (!strcmp(m, "openat2")) m_openat2();
 	else {
 		fprintf(stderr, "usage: surface MODE\n");
 		return 2;

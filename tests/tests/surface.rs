@@ -194,3 +194,23 @@ fn surface_reqkey_section_matches_linux() {
     assert!(!kernel.is_empty());
     assert_eq!(section(&text(&out.stdout)), kernel, "{}", text(&out.stderr));
 }
+
+/// `syscall(SYS_openat2)` of a keys sysctl opens the emulated file: a
+/// root write of 123 reads back, the machine's value stays.
+#[test]
+fn surface_openat2_of_a_keys_sysctl_is_emulated() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("surface_openat2_of_a_keys_sysctl_is_emulated: needs root; skipped");
+        return;
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/keys/maxkeys").unwrap();
+    assert_eq!(
+        run("openat2"),
+        "write(fd, \"123\", 3) = 3\nread(fd, b, sizeof b - 1) = 4\nmaxkeys = 123\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/keys/maxkeys").unwrap(),
+        host
+    );
+}

@@ -64,6 +64,9 @@ pub struct Kernel {
     next_pid: AtomicU64,
     next_ino: AtomicU64,
     alloc_faults: Arc<AllocFaults>,
+    /// `/proc/sys/fs/pipe-user-pages-soft` and `-hard` (`pipe_user_pages_soft`,
+    /// `pipe_user_pages_hard`): 16384 and 0 (none) at boot.
+    pipe_user_pages: Mutex<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -95,6 +98,7 @@ impl Kernel {
             next_pid: AtomicU64::new(1),
             next_ino: AtomicU64::new(1),
             alloc_faults: AllocFaults::new(),
+            pipe_user_pages: Mutex::new((16384, 0)),
         })
     }
 
@@ -205,6 +209,17 @@ impl Kernel {
             .flat_map(|t| t.anchors.lock().roots().collect::<Vec<_>>())
             .collect();
         self.keys.gc(&roots);
+    }
+
+    /// `pipe-user-pages-soft` and `pipe-user-pages-hard`, in pages (0: no limit).
+    pub fn pipe_user_pages(&self) -> (u64, u64) {
+        *self.pipe_user_pages.lock()
+    }
+
+    /// Sets `pipe-user-pages-soft` and `pipe-user-pages-hard` (a write to
+    /// their /proc/sys/fs files).
+    pub fn set_pipe_user_pages(&self, soft: u64, hard: u64) {
+        *self.pipe_user_pages.lock() = (soft, hard);
     }
 
     /// How many references processes' credentials hold to each key (their

@@ -1389,6 +1389,14 @@ pub extern "C" fn watchq_syscall(
                 a3 as c_int,
                 a4 as c_uint,
             )),
+            // openat2(dirfd, path, how, size): the emulation's files by
+            // `how->flags` and `how->mode`; everything else the real call.
+            libc::SYS_openat2 => match openat2_ours(a1 as c_int, a2 as usize, a3 as usize) {
+                Some((flags, mode)) => {
+                    c_long::from(watchq_openat(a1 as c_int, a2 as *const c_char, flags, mode))
+                }
+                None => real_call(),
+            },
             libc::SYS_pipe2 => c_long::from(pipe2(a1 as *mut c_int, a2 as c_int)),
             #[cfg(target_arch = "x86_64")]
             libc::SYS_pipe => c_long::from(pipe2(a1 as *mut c_int, 0)),
@@ -1443,6 +1451,22 @@ pub extern "C" fn watchq_syscall(
             _ => real_call(),
         }
     }
+}
+
+/// For `openat2(dirfd, path, how)`: the flags and mode to open with when
+/// `path` is one of the emulation's files (`/dev/watch_queue`, the keys'
+/// `/proc` files); None otherwise (and for a `how` that cannot be read,
+/// which the real call then reports).
+fn openat2_ours(dirfd: c_int, path: usize, how: usize) -> Option<(c_int, c_uint)> {
+    if !client::active() {
+        return None;
+    }
+    let raw = copy_in(how, 16).ok()?;
+    let flags = u64::from_ne_bytes(raw[..8].try_into().expect("8 bytes")) as c_int;
+    let mode = u64::from_ne_bytes(raw[8..16].try_into().expect("8 bytes")) as c_uint;
+    let p = c_string(path, libc::PATH_MAX as usize).ok()?;
+    (p == "/dev/watch_queue" || procfs::resolve(dirfd, &p, flags).is_some())
+        .then_some((flags, mode))
 }
 
 /// `recvmsg()`: descriptors received with `SCM_RIGHTS` may be emulated ends.

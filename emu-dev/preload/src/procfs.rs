@@ -40,7 +40,9 @@ static OPENS: Mutex<Option<HashMap<(u64, u64), ProcOpen>>> = parking_lot::const_
 static ANY: AtomicBool = AtomicBool::new(false);
 
 /// The last components of the paths these files have.
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 10] = [
+    "pipe-user-pages-soft",
+    "pipe-user-pages-hard",
     "keys",
     "key-users",
     "gc_delay",

@@ -13,6 +13,10 @@
  *     writing. (Before `effect`, whose keys the collector removes later.)
  *   effect: root sets maxkeys to 4; uid 1000 adds keys until EDQUOT; root
  *     puts it back.
+ *   pipe-pages: /proc/sys/fs/pipe-user-pages-soft and -hard (their
+ *     parsing; as uid 1000, notification pipes made over the soft limit
+ *     get 2 pages, SET_SIZE growing one past them is EPERM, over the hard
+ *     limit pipe2 is ENFILE); both put back.
  *
  * Usage: procfs [SECTION...]   (as root)
  */
@@ -314,7 +318,7 @@ static void sec_listing(void)
 		int32_t t = ADD("user", "timed", "x", R, "t");
 		KC(K_SET_TIMEOUT, t, 100, 0, 0);
 		int32_t t2 = ADD("user", "timed2", "x", R, "t2");
-		KC(K_SET_TIMEOUT, t2, 7200, 0, 0);
+		KC(K_SET_TIMEOUT, t2, 5400, 0, 0); /* 1h even a second later */
 		int32_t v = ADD("user", "revoked", "x", R, "v");
 		KC(K_REVOKE, v, 0, 0, 0);
 		int32_t p = ADD("user", "private", "x", S, "p");
@@ -344,6 +348,97 @@ static void sec_listing(void)
 	close(fd);
 }
 
+static const char *fs_path(const char *f)
+{
+	snprintf(path_buf, sizeof path_buf, "/proc/sys/fs/%s", f);
+	return path_buf;
+}
+
+static long fs_value(const char *f)
+{
+	char b[64] = {0};
+	int fd = open(fs_path(f), O_RDONLY);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	return n > 0 ? atol(b) : -1;
+}
+
+static long fs_put(const char *f, const char *text)
+{
+	int fd = open(fs_path(f), O_WRONLY);
+	if (fd < 0)
+		return -1;
+	long r = write(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+static void pipe_user(const char *what)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() < 0)
+			_exit(1);
+		int a[2], b[2], c[2];
+		printf("# %s\n", what);
+		if (show("pipe2(a)", pipe2(a, O_NOTIFICATION_PIPE)) < 0)
+			_exit(0);
+		CALL(fcntl(a[0], F_GETPIPE_SZ));
+		CALL(ioctl(a[0], IOC_SET_SIZE, 512));
+		CALL(fcntl(a[0], F_GETPIPE_SZ));
+		if (show("pipe2(b)", pipe2(b, O_NOTIFICATION_PIPE)) < 0)
+			_exit(0);
+		CALL(fcntl(b[0], F_GETPIPE_SZ));
+		CALL(ioctl(b[0], IOC_SET_SIZE, 512));
+		CALL(ioctl(b[0], IOC_SET_SIZE, 0));
+		CALL(ioctl(b[0], IOC_SET_SIZE, 64));
+		CALL(fcntl(b[0], F_GETPIPE_SZ));
+		close(a[0]);
+		close(a[1]);
+		if (show("pipe2(c)", pipe2(c, O_NOTIFICATION_PIPE)) < 0)
+			_exit(0);
+		CALL(fcntl(c[0], F_GETPIPE_SZ));
+		CALL(ioctl(c[0], IOC_SET_SIZE, 33));
+		CALL(fcntl(c[0], F_GETPIPE_SZ));
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+}
+
+static void sec_pipe_pages(void)
+{
+	section("pipe-pages");
+	long soft = fs_value("pipe-user-pages-soft"), hard = fs_value("pipe-user-pages-hard");
+	printf("pipe-user-pages-soft = %ld, -hard = %ld\n", soft, hard);
+	CALL(fs_put("pipe-user-pages-soft", "-1"));
+	CALL(fs_put("pipe-user-pages-soft", "-0"));
+	CALL(fs_put("pipe-user-pages-soft", "abc"));
+	CALL(fs_put("pipe-user-pages-soft", "18446744073709551615"));
+	int fd = open(fs_path("pipe-user-pages-soft"), O_RDONLY);
+	rdp(fd, 100, "pipe-user-pages-soft");
+	close(fd);
+	CALL(fs_put("pipe-user-pages-soft", "20\n"));
+	CALL(fs_put("pipe-user-pages-hard", "0"));
+	pipe_user("soft 20, no hard limit");
+	CALL(fs_put("pipe-user-pages-soft", "0"));
+	CALL(fs_put("pipe-user-pages-hard", "20"));
+	pipe_user("no soft limit, hard 20");
+	char b[32];
+	snprintf(b, sizeof b, "%ld", soft);
+	fs_put("pipe-user-pages-soft", b);
+	snprintf(b, sizeof b, "%ld", hard);
+	fs_put("pipe-user-pages-hard", b);
+	printf("restored = %s\n",
+	       fs_value("pipe-user-pages-soft") == soft && fs_value("pipe-user-pages-hard") == hard
+		       ? "yes" : "no");
+}
+
 int main(int argc, char **argv)
 {
 	options(argc, argv, NULL, NULL, NULL, NULL);
@@ -352,6 +447,7 @@ int main(int argc, char **argv)
 	if (wanted("sysctl-user")) sec_sysctl_user();
 	if (wanted("listing")) sec_listing();
 	if (wanted("effect")) sec_effect();
+	if (wanted("pipe-pages")) sec_pipe_pages();
 	printf("=== DONE\n");
 	return 0;
 }

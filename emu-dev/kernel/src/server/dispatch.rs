@@ -85,6 +85,14 @@ pub(super) fn handle(
     // they happened before this request was sent.
     super::procfs::drain(s, None);
     let target = fds.first().and_then(|fd| s.lookup(fd));
+    if matches!(req, Request::Pipe2 { .. } | Request::OpenDev { .. }) {
+        // A pipe closed just before is released before a new one is
+        // charged to its user (the pipe page accounting).
+        let pipes: Vec<_> = s.pipes.lock().values().cloned().collect();
+        for p in &pipes {
+            s.check_hangup(p);
+        }
+    }
     if matches!(req, Request::Poll { .. } | Request::Read { .. }) {
         if let Some((pipe, _)) = &target {
             s.check_hangup(pipe);

@@ -6,7 +6,9 @@
 //! (`proc_dointvec_minmax()`: `__do_proc_dointvec()`, `proc_get_long()`,
 //! `do_proc_dointvec_minmax_conv()`, strict writes), security/keys/sysctl.c
 //! (the table: names, modes, ranges) and security/keys/proc.c (the two
-//! listings, in [`watchq_sources::keys`]). A program under `watchq exec`
+//! listings, in [`watchq_sources::keys`]); also fs/pipe.c's
+//! `pipe-user-pages-soft` and `-hard` (`proc_doulongvec_minmax()`), which
+//! bound the notification pipes' page accounting. A program under `watchq exec`
 //! reaches these through the preload's `open`; nothing here touches the
 //! machine's own files.
 
@@ -36,6 +38,10 @@ pub enum ProcNode {
     /// `/proc/sys/kernel/keys/NAME` (0644, root's): one of
     /// [`KeySysctl::RANGES`], by index.
     Sysctl(usize),
+    /// `/proc/sys/fs/pipe-user-pages-soft` (false) or `-hard` (true):
+    /// 0644, `proc_doulongvec_minmax` without bounds. The notification
+    /// pipes' page accounting (`SET_SIZE`'s EPERM) follows them.
+    PipeUserPages(bool),
 }
 
 impl ProcNode {
@@ -44,6 +50,8 @@ impl ProcNode {
         match path {
             "/proc/keys" => Some(ProcNode::Keys),
             "/proc/key-users" => Some(ProcNode::KeyUsers),
+            "/proc/sys/fs/pipe-user-pages-soft" => Some(ProcNode::PipeUserPages(false)),
+            "/proc/sys/fs/pipe-user-pages-hard" => Some(ProcNode::PipeUserPages(true)),
             _ => {
                 let name = path.strip_prefix("/proc/sys/kernel/keys/")?;
                 KeySysctl::RANGES
@@ -56,15 +64,16 @@ impl ProcNode {
 
     /// The file's mode bits.
     pub fn mode(self) -> u32 {
-        match self {
-            ProcNode::Sysctl(_) => 0o644,
-            _ => 0o444,
+        if self.is_sysctl() {
+            0o644
+        } else {
+            0o444
         }
     }
 
     /// Is it a sysctl (each read and write is one handler call)?
     pub fn is_sysctl(self) -> bool {
-        matches!(self, ProcNode::Sysctl(_))
+        matches!(self, ProcNode::Sysctl(_) | ProcNode::PipeUserPages(_))
     }
 }
 
@@ -193,14 +202,51 @@ pub fn dointvec_minmax_write(
     Ok((Some(val), data.len() - left.len()))
 }
 
+/// One write to an `unsigned long` sysctl without bounds at `pos`
+/// (`__do_proc_doulongvec_minmax()`): as [`dointvec_minmax_write`], but
+/// any sign is EINVAL and the value may be any `unsigned long`.
+///
+/// # Errors
+/// EINVAL: no number, a sign, trailing garbage, overflow.
+pub fn doulongvec_write(data: &[u8], pos: u64) -> Result<(Option<u64>, usize)> {
+    if data.is_empty() {
+        return Ok((None, 0));
+    }
+    if pos != 0 {
+        return Ok((None, data.len()));
+    }
+    let mut left = &data[..data.len().min(4095)];
+    let skip = |s: &[u8]| s.iter().take_while(|&&b| is_space(b)).count();
+    left = &left[skip(left)..];
+    if left.is_empty() {
+        return Err(Errno::EINVAL);
+    }
+    let (v, neg, n) = get_long(left)?;
+    if neg {
+        return Err(Errno::EINVAL);
+    }
+    left = &left[n..];
+    left = &left[skip(left)..];
+    Ok((Some(v), data.len() - left.len()))
+}
+
 /// One read of an `int` sysctl holding `v` at position `pos`, `count`
 /// bytes at most (`__do_proc_dointvec()`): the number and a newline if
 /// they fit, nothing past the start.
 pub fn dointvec_read(v: i64, pos: u64, count: usize) -> Vec<u8> {
+    line_read(v.to_string(), pos, count)
+}
+
+/// [`dointvec_read`] of an `unsigned long`.
+fn dointvec_read_u64(v: u64, pos: u64, count: usize) -> Vec<u8> {
+    line_read(v.to_string(), pos, count)
+}
+
+fn line_read(text: String, pos: u64, count: usize) -> Vec<u8> {
     if pos != 0 || count == 0 {
         return Vec::new();
     }
-    let mut s = v.to_string().into_bytes();
+    let mut s = text.into_bytes();
     s.truncate(count);
     if s.len() < count {
         s.push(b'\n');
@@ -261,6 +307,12 @@ impl ProcCalls for Process {
                 let v = sys.get(KeySysctl::RANGES[i].0).unwrap_or(0);
                 Ok(dointvec_read(v, pos, count))
             }
+            ProcNode::PipeUserPages(hard) => {
+                test_perm(self, node.mode(), MAY_READ).map_err(|_| Errno::EPERM)?;
+                let (soft, h) = self.kernel().pipe_user_pages();
+                let v = if hard { h } else { soft };
+                Ok(dointvec_read_u64(v, pos, count))
+            }
             ProcNode::Keys => {
                 let refs = self.kernel().anchor_refs();
                 let text = with_ctx(self, |ctx| {
@@ -279,6 +331,16 @@ impl ProcCalls for Process {
     }
 
     fn proc_write(&self, node: ProcNode, pos: u64, data: &[u8]) -> Result<usize> {
+        if let ProcNode::PipeUserPages(hard) = node {
+            test_perm(self, node.mode(), MAY_WRITE).map_err(|_| Errno::EPERM)?;
+            let (v, n) = doulongvec_write(data, pos)?;
+            if let Some(v) = v {
+                let (soft, h) = self.kernel().pipe_user_pages();
+                let (soft, h) = if hard { (soft, v) } else { (v, h) };
+                self.kernel().set_pipe_user_pages(soft, h);
+            }
+            return Ok(n);
+        }
         let ProcNode::Sysctl(i) = node else {
             return Err(Errno::EIO);
         };
