@@ -122,3 +122,35 @@ fn procfs_root_writes_stay_in_the_emulation() {
         text(&out.stderr)
     );
 }
+
+/// keys.c's `quota` section, a uid-1000 child reading its quota use from
+/// `/proc/key-users` after each call, under `watchq exec` (it was only
+/// replayed in process before, as the file was the machine's): it prints
+/// what Linux 6.12.117 printed (tests/data/conformance/keys.txt).
+#[test]
+fn procfs_key_users_quota_section_matches_linux() {
+    if !root() {
+        eprintln!("procfs_key_users_quota_section_matches_linux: needs root; skipped");
+        return;
+    }
+    let probe = cc(&repo("tests/conformance/probes/keys.c"), "conformance-keys");
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(watchq())
+        .args(["exec", "--"])
+        .arg(&probe)
+        .args(["--gc-delay", "2", "--settle", "300", "quota"])
+        .output()
+        .unwrap();
+    let section = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip_while(|l| *l != "=== SECTION quota")
+            .skip(1)
+            .take_while(|l| !l.starts_with("=== "))
+            .map(str::to_string)
+            .collect()
+    };
+    let kernel = section(include_str!("../data/conformance/keys.txt"));
+    assert!(kernel.iter().any(|l| l.starts_with("quota ")));
+    assert_eq!(section(&text(&out.stdout)), kernel, "{}", text(&out.stderr));
+}
