@@ -198,17 +198,21 @@ impl Kernel {
     /// is destroyed, its watchers getting their removal records. Mirrors
     /// one run of `key_garbage_collector()`, to its fixpoint.
     pub fn key_gc(&self) {
-        let tasks: Vec<Arc<TaskShared>> = self
-            .processes
-            .lock()
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let tasks = self.tasks();
         let roots: Vec<Serial> = tasks
             .iter()
             .flat_map(|t| t.anchors.lock().roots().collect::<Vec<_>>())
             .collect();
         self.keys.gc(&roots);
+    }
+
+    /// The live processes' shared state (taken out of the table's lock).
+    fn tasks(&self) -> Vec<Arc<TaskShared>> {
+        self.processes
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// `pipe-user-pages-soft` and `pipe-user-pages-hard`, in pages (0: no limit).
@@ -226,14 +230,8 @@ impl Kernel {
     /// thread, process and session keyrings and authority): the part of a
     /// key's `usage` that `/proc/keys` shows beyond its links.
     pub(crate) fn anchor_refs(&self) -> std::collections::HashMap<Serial, usize> {
-        let tasks: Vec<Arc<TaskShared>> = self
-            .processes
-            .lock()
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
         let mut refs = std::collections::HashMap::new();
-        for t in &tasks {
+        for t in &self.tasks() {
             for s in t.anchors.lock().roots() {
                 *refs.entry(s).or_insert(0) += 1;
             }

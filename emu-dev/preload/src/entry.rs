@@ -1103,6 +1103,16 @@ fn positional(fd: c_int, off: i64) -> Option<Result<usize>> {
     None
 }
 
+/// A `pread` the emulation answers: a keys sysctl read at `off`, or an
+/// emulated end's EINVAL/ESPIPE; None for the real call.
+fn pread_emulated(fd: c_int, buf: *mut c_void, count: size_t, off: libc::off_t) -> Option<ssize_t> {
+    let r = (off >= 0)
+        .then(|| procfs::read(fd, buf as usize, count, Some(off as u64)))
+        .flatten()
+        .or_else(|| positional(fd, off))?;
+    Some(ret(r) as ssize_t)
+}
+
 /// `pread()`.
 ///
 /// # Safety
@@ -1114,16 +1124,9 @@ pub unsafe extern "C" fn pread(
     count: size_t,
     off: libc::off_t,
 ) -> ssize_t {
-    if off >= 0 {
-        if let Some(r) = procfs::read(fd, buf as usize, count, Some(off as u64)) {
-            return ret(r) as ssize_t;
-        }
-    }
-    if let Some(r) = positional(fd, off) {
-        return ret(r) as ssize_t;
-    }
     // SAFETY: forwarded contract.
-    unsafe { real::pread()(fd, buf, count, off) }
+    pread_emulated(fd, buf, count, off)
+        .unwrap_or_else(|| unsafe { real::pread()(fd, buf, count, off) })
 }
 
 /// `pread64()`.
@@ -1137,16 +1140,9 @@ pub unsafe extern "C" fn pread64(
     count: size_t,
     off: libc::off_t,
 ) -> ssize_t {
-    if off >= 0 {
-        if let Some(r) = procfs::read(fd, buf as usize, count, Some(off as u64)) {
-            return ret(r) as ssize_t;
-        }
-    }
-    if let Some(r) = positional(fd, off) {
-        return ret(r) as ssize_t;
-    }
     // SAFETY: forwarded contract.
-    unsafe { real::pread64()(fd, buf, count, off) }
+    pread_emulated(fd, buf, count, off)
+        .unwrap_or_else(|| unsafe { real::pread64()(fd, buf, count, off) })
 }
 
 /// `pwrite()`.
@@ -1202,11 +1198,11 @@ pub unsafe extern "C" fn preadv(
     cnt: c_int,
     off: libc::off_t,
 ) -> ssize_t {
-    if let Some(r) = positional(fd, off) {
-        return ret(r) as ssize_t;
-    }
-    // SAFETY: forwarded contract.
-    unsafe { real::preadv()(fd, iov, cnt, off) }
+    positional(fd, off).map_or_else(
+        // SAFETY: forwarded contract.
+        || unsafe { real::preadv()(fd, iov, cnt, off) },
+        |r| ret(r) as ssize_t,
+    )
 }
 
 /// `preadv64()`.
@@ -1220,11 +1216,11 @@ pub unsafe extern "C" fn preadv64(
     cnt: c_int,
     off: libc::off_t,
 ) -> ssize_t {
-    if let Some(r) = positional(fd, off) {
-        return ret(r) as ssize_t;
-    }
-    // SAFETY: forwarded contract.
-    unsafe { real::preadv64()(fd, iov, cnt, off) }
+    positional(fd, off).map_or_else(
+        // SAFETY: forwarded contract.
+        || unsafe { real::preadv64()(fd, iov, cnt, off) },
+        |r| ret(r) as ssize_t,
+    )
 }
 
 /// `preadv2()`: with offset −1 it is `readv()` (the kernel's `preadv2`

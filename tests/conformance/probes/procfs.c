@@ -51,15 +51,21 @@ static void rdp(int fd, size_t n, const char *what)
 	printf("\"\n");
 }
 
-static long value(const char *f)
+/* The number the file at `p` holds (-1 when it cannot be read). */
+static long read_long(const char *p)
 {
 	char b[64] = {0};
-	int fd = open(path(f), O_RDONLY);
+	int fd = open(p, O_RDONLY);
 	if (fd < 0)
 		return -1;
 	ssize_t n = read(fd, b, sizeof b - 1);
 	close(fd);
 	return n > 0 ? atol(b) : -1;
+}
+
+static long value(const char *f)
+{
+	return read_long(path(f));
 }
 
 static void put(const char *f, long v)
@@ -356,13 +362,7 @@ static const char *fs_path(const char *f)
 
 static long fs_value(const char *f)
 {
-	char b[64] = {0};
-	int fd = open(fs_path(f), O_RDONLY);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, b, sizeof b - 1);
-	close(fd);
-	return n > 0 ? atol(b) : -1;
+	return read_long(fs_path(f));
 }
 
 static long fs_put(const char *f, const char *text)

@@ -156,6 +156,34 @@ fn get_long(buf: &[u8]) -> Result<(u64, bool, usize)> {
     Ok((v, neg, i))
 }
 
+/// The number one sysctl write holds (`__do_proc_dointvec()` and
+/// `__do_proc_doulongvec_minmax()` alike, writes strict): None when the
+/// write is ignored (empty, or past the start: then it is taken whole),
+/// else the value, its sign and how many bytes the handler takes
+/// (leading and trailing whitespace included).
+///
+/// # Errors
+/// EINVAL: no number, trailing garbage, overflow.
+fn parse_write(data: &[u8], pos: u64) -> Result<std::result::Result<(u64, bool, usize), usize>> {
+    if data.is_empty() {
+        return Ok(Err(0));
+    }
+    // SYSCTL_WRITES_STRICT: a write past the start is ignored, and taken whole.
+    if pos != 0 {
+        return Ok(Err(data.len()));
+    }
+    let mut left = &data[..data.len().min(4095)];
+    let skip = |s: &[u8]| s.iter().take_while(|&&b| is_space(b)).count();
+    left = &left[skip(left)..];
+    if left.is_empty() {
+        return Err(Errno::EINVAL);
+    }
+    let (v, neg, n) = get_long(left)?;
+    left = &left[n..];
+    left = &left[skip(left)..];
+    Ok(Ok((v, neg, data.len() - left.len())))
+}
+
 /// One write to an `int` sysctl bounded by `min..=max` at position `pos`
 /// (`__do_proc_dointvec()` with `do_proc_dointvec_minmax_conv()`, writes
 /// strict): the new value (None when it is left alone) and the bytes
@@ -169,20 +197,10 @@ pub fn dointvec_minmax_write(
     min: i64,
     max: i64,
 ) -> Result<(Option<i64>, usize)> {
-    if data.is_empty() {
-        return Ok((None, 0));
-    }
-    // SYSCTL_WRITES_STRICT: a write past the start is ignored, and taken whole.
-    if pos != 0 {
-        return Ok((None, data.len()));
-    }
-    let mut left = &data[..data.len().min(4095)];
-    let skip = |s: &[u8]| s.iter().take_while(|&&b| is_space(b)).count();
-    left = &left[skip(left)..];
-    if left.is_empty() {
-        return Err(Errno::EINVAL);
-    }
-    let (v, neg, n) = get_long(left)?;
+    let (v, neg, taken) = match parse_write(data, pos)? {
+        Err(taken) => return Ok((None, taken)),
+        Ok(p) => p,
+    };
     let val = if neg {
         if v > i32::MAX as u64 + 1 {
             return Err(Errno::EINVAL);
@@ -197,9 +215,7 @@ pub fn dointvec_minmax_write(
     if val < min || val > max {
         return Err(Errno::EINVAL);
     }
-    left = &left[n..];
-    left = &left[skip(left)..];
-    Ok((Some(val), data.len() - left.len()))
+    Ok((Some(val), taken))
 }
 
 /// One write to an `unsigned long` sysctl without bounds at `pos`
@@ -209,25 +225,11 @@ pub fn dointvec_minmax_write(
 /// # Errors
 /// EINVAL: no number, a sign, trailing garbage, overflow.
 pub fn doulongvec_write(data: &[u8], pos: u64) -> Result<(Option<u64>, usize)> {
-    if data.is_empty() {
-        return Ok((None, 0));
+    match parse_write(data, pos)? {
+        Err(taken) => Ok((None, taken)),
+        Ok((_, true, _)) => Err(Errno::EINVAL),
+        Ok((v, false, taken)) => Ok((Some(v), taken)),
     }
-    if pos != 0 {
-        return Ok((None, data.len()));
-    }
-    let mut left = &data[..data.len().min(4095)];
-    let skip = |s: &[u8]| s.iter().take_while(|&&b| is_space(b)).count();
-    left = &left[skip(left)..];
-    if left.is_empty() {
-        return Err(Errno::EINVAL);
-    }
-    let (v, neg, n) = get_long(left)?;
-    if neg {
-        return Err(Errno::EINVAL);
-    }
-    left = &left[n..];
-    left = &left[skip(left)..];
-    Ok((Some(v), data.len() - left.len()))
 }
 
 /// One read of an `int` sysctl holding `v` at position `pos`, `count`
@@ -408,6 +410,17 @@ mod tests {
         let m = |s: &str| dointvec_minmax_write(s.as_bytes(), 0, 1, i32::MAX as i64);
         assert_eq!(m("0"), Err(Errno::EINVAL));
         assert_eq!(m("1"), Ok((Some(1), 1)));
+    }
+
+    #[test]
+    fn procfs_doulongvec_write_refuses_any_sign() {
+        let w = |s: &str| doulongvec_write(s.as_bytes(), 0);
+        assert_eq!(w("20\n"), Ok((Some(20), 3)));
+        assert_eq!(w("-0"), Err(Errno::EINVAL));
+        assert_eq!(w("-1"), Err(Errno::EINVAL));
+        assert_eq!(w("18446744073709551615"), Ok((Some(u64::MAX), 20)));
+        assert_eq!(w("18446744073709551616"), Err(Errno::EINVAL));
+        assert_eq!(doulongvec_write(b"5", 1), Ok((None, 1)));
     }
 
     #[test]
