@@ -154,3 +154,31 @@ fn procfs_key_users_quota_section_matches_linux() {
     assert!(kernel.iter().any(|l| l.starts_with("quota ")));
     assert_eq!(section(&text(&out.stdout)), kernel, "{}", text(&out.stderr));
 }
+
+/// A program given the library by hand hosts the kernel and is its first
+/// client: its own writes to the keys' sysctls (the shell's redirection
+/// here) are the emulated kernel's too. They reached the machine while the
+/// hosting process did not join its own kernel.
+#[test]
+fn procfs_hosting_process_writes_stay_in_the_emulation() {
+    if !root() {
+        eprintln!("procfs_hosting_process_writes_stay_in_the_emulation: needs root; skipped");
+        return;
+    }
+    let before = host_values();
+    let out = Command::new("timeout")
+        .args(["30", "env"])
+        .arg(format!(
+            "LD_PRELOAD={}",
+            watchq_tests::programs::preload_lib().display()
+        ))
+        .args([
+            "sh",
+            "-c",
+            "echo 5 > /proc/sys/kernel/keys/gc_delay; cat /proc/sys/kernel/keys/gc_delay",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(host_values(), before, "the machine's sysctls changed");
+    assert_eq!(text(&out.stdout), "5\n", "{}", text(&out.stderr));
+}
