@@ -18,6 +18,9 @@
 //!   call names it by sending it (`SCM_RIGHTS`), the server looks up its
 //!   `(st_dev, st_ino)`. The monitor thread's epoll set holds each pipe's
 //!   server-side ends (last close) and each process's pidfd (exit).
+//! - **The keys' /proc files** (`procfs`): opens of `/proc/keys`,
+//!   `/proc/key-users` and the sysctls are served here, and bytes written
+//!   through a writable open's pipe are taken as writes.
 //! - **Fault containment.** The server reads whole messages and trusts
 //!   nothing in them but their grammar; a client killed mid-call leaves at
 //!   most a promise to drain (see `files`); garbage gets an error reply,
