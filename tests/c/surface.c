@@ -16,6 +16,7 @@
  *   sys      the syscall() forms of read, readv, dup2, fcntl, ppoll, close
  *   keyctl   KEYCTL_GET_SECURITY and KEYCTL_SET_REQKEY_KEYRING reach the kernel
  *   openat2  syscall(SYS_openat2) of a keys sysctl is the emulated file (root)
+ *   freopen  freopen of a keys sysctl onto stdout and a read stream (root)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -326,6 +327,22 @@ static void m_openat2(void)
 	close(fd);
 }
 
+/* freopen onto stdout and onto a read stream: the emulated sysctls (root).
+ * The results go to stderr (stdout is the sysctl by then). */
+static void m_freopen(void)
+{
+	if (!freopen("/proc/sys/kernel/keys/gc_delay", "w", stdout))
+		exit(1);
+	printf("42\n");
+	fclose(stdout);
+	FILE *f = fopen("/proc/sys/kernel/keys/gc_delay", "r");
+	char b[32] = {0}, c[32] = {0};
+	if (!f || !fgets(b, sizeof b, f) || !freopen("/proc/sys/kernel/keys/maxkeys", "r", f) ||
+	    !fgets(c, sizeof c, f))
+		exit(2);
+	fprintf(stderr, "gc_delay %smaxkeys %s", b, c);
+}
+
 static void m_sys(void)
 {
 	int p[2];
@@ -360,6 +377,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(m, "sys")) m_sys();
 	else if (!strcmp(m, "keyctl")) m_keyctl();
 	else if (!strcmp(m, "openat2")) m_openat2();
+	else if (!strcmp(m, "freopen")) m_freopen();
 	else {
 		fprintf(stderr, "usage: surface MODE\n");
 		return 2;

@@ -214,3 +214,29 @@ fn surface_openat2_of_a_keys_sysctl_is_emulated() {
         host
     );
 }
+
+/// `freopen` of a keys sysctl onto stdout (written through stdio) and onto
+/// a read stream: the emulated files; the machine's value stays.
+#[test]
+fn surface_freopen_of_a_keys_sysctl_is_emulated() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("surface_freopen_of_a_keys_sysctl_is_emulated: needs root; skipped");
+        return;
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/keys/gc_delay").unwrap();
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(watchq())
+        .args(["exec", "--"])
+        .arg(surface())
+        .arg("freopen")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "gc_delay 42\nmaxkeys 200\n");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/keys/gc_delay").unwrap(),
+        host
+    );
+}

@@ -1087,6 +1087,88 @@ pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *m
     fopen_proc(path, mode).unwrap_or_else(|| unsafe { real::fopen64()(path, mode) })
 }
 
+/// `freopen()` of one of the keys' `/proc` files onto `stream`: the
+/// emulated file is put at the stream's descriptor, then glibc's own
+/// `freopen(NULL, mode, stream)` reopens that descriptor with the new mode
+/// (a fresh open of the same memfd or pipe, which stays the emulation's).
+///
+/// # Safety
+/// `stream` is a valid FILE (libc's contract).
+unsafe fn freopen_proc(
+    path: *const c_char,
+    mode: *const c_char,
+    stream: *mut libc::FILE,
+    real_freopen: unsafe extern "C" fn(
+        *const c_char,
+        *const c_char,
+        *mut libc::FILE,
+    ) -> *mut libc::FILE,
+) -> Option<*mut libc::FILE> {
+    if !client::active() || path.is_null() || stream.is_null() {
+        return None;
+    }
+    let m = c_string(mode as usize, 64).ok()?;
+    let flags = fopen_flags(&m)?;
+    let p = c_string(path as usize, libc::PATH_MAX as usize).ok()?;
+    let node = procfs::resolve(libc::AT_FDCWD, &p, flags)?;
+    // SAFETY: the caller's stream.
+    let at = unsafe {
+        libc::fflush(stream);
+        libc::fileno(stream)
+    };
+    let fd = match procfs::open(&node, flags) {
+        Ok(fd) => fd,
+        Err(e) => {
+            set_errno(e.as_raw());
+            return Some(std::ptr::null_mut());
+        }
+    };
+    if at >= 0 && at != fd {
+        // SAFETY: our descriptor onto the stream's number; then ours goes.
+        unsafe {
+            real::dup2()(fd, at);
+            real::close()(fd);
+        }
+        client::hint(at);
+    }
+    // SAFETY: glibc's freopen with a NULL path reopens the stream's own descriptor.
+    Some(unsafe { real_freopen(std::ptr::null(), mode, stream) })
+}
+
+/// `freopen()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn freopen(
+    path: *const c_char,
+    mode: *const c_char,
+    stream: *mut libc::FILE,
+) -> *mut libc::FILE {
+    // SAFETY: forwarded contract.
+    unsafe {
+        freopen_proc(path, mode, stream, real::freopen())
+            .unwrap_or_else(|| real::freopen()(path, mode, stream))
+    }
+}
+
+/// `freopen64()`.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn freopen64(
+    path: *const c_char,
+    mode: *const c_char,
+    stream: *mut libc::FILE,
+) -> *mut libc::FILE {
+    // SAFETY: forwarded contract.
+    unsafe {
+        freopen_proc(path, mode, stream, real::freopen64())
+            .unwrap_or_else(|| real::freopen64()(path, mode, stream))
+    }
+}
+
 // ---- positional reads and writes ----------------------------------------
 
 /// A positional read or write of an emulated end: EINVAL for a negative

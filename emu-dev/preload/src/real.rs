@@ -65,6 +65,8 @@ real_fns! {
     recvmsg: unsafe extern "C" fn(c_int, *mut libc::msghdr, c_int) -> ssize_t;
     fopen: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
     fopen64: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
+    freopen: unsafe extern "C" fn(*const c_char, *const c_char, *mut libc::FILE) -> *mut libc::FILE;
+    freopen64: unsafe extern "C" fn(*const c_char, *const c_char, *mut libc::FILE) -> *mut libc::FILE;
     pread: unsafe extern "C" fn(c_int, *mut c_void, size_t, libc::off_t) -> ssize_t;
     pread64: unsafe extern "C" fn(c_int, *mut c_void, size_t, libc::off_t) -> ssize_t;
     pwrite: unsafe extern "C" fn(c_int, *const c_void, size_t, libc::off_t) -> ssize_t;
