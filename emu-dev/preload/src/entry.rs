@@ -11,13 +11,15 @@
 //!
 //! Emulated descriptors are real pipe ends, so `close`, `fork`, `exec`,
 //! `close_range` and friends are not interposed at all (`lseek` only for
-//! the keys' /proc files, [`procfs`]); the dup
+//! the keys' /proc files, in [`crate::entry_open`] with the other opens and
+//! the positional calls); the dup
 //! family and `recvmsg` only pass the hint on. Only notification pipes
 //! and the 2019 device are emulated: `pipe2` without
 //! `O_NOTIFICATION_PIPE` makes a real pipe. Keys are all emulated
 //! (`syscall(SYS_keyctl/add_key/request_key)`, which libkeyutils uses).
 
 use crate::client;
+use crate::entry_open::{pread64, preadv, preadv2};
 use crate::procfs;
 use crate::real;
 use crate::shared;
@@ -32,13 +34,13 @@ use watchq_core::{Errno, Result};
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: c_int = 1024;
 
-fn set_errno(e: c_int) {
+pub(crate) fn set_errno(e: c_int) {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() = e };
 }
 
 /// The C convention: the value, or -1 with errno set.
-fn ret<T: TryInto<c_long>>(r: Result<T>) -> c_long {
+pub(crate) fn ret<T: TryInto<c_long>>(r: Result<T>) -> c_long {
     match r {
         Ok(v) => v.try_into().unwrap_or(c_long::MAX),
         Err(e) => {
@@ -954,407 +956,6 @@ pub extern "C" fn watchq_openat(
     fd
 }
 
-/// `lseek()`: a writable open of a keys sysctl keeps its position here
-/// (`default_llseek()` on a file of size 0); everything else is the real
-/// descriptor's.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn lseek(fd: c_int, off: libc::off_t, whence: c_int) -> libc::off_t {
-    if let Some(r) = procfs::lseek(fd, off, whence) {
-        return ret(r) as libc::off_t;
-    }
-    // SAFETY: forwarded contract.
-    unsafe { real::lseek()(fd, off, whence) }
-}
-
-/// `lseek64()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn lseek64(fd: c_int, off: libc::off_t, whence: c_int) -> libc::off_t {
-    // SAFETY: forwarded contract.
-    unsafe { lseek(fd, off, whence) }
-}
-
-/// `__open_2()` (`open` under `_FORTIFY_SOURCE`, no mode).
-#[no_mangle]
-pub extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
-    watchq_openat(libc::AT_FDCWD, path, flags, 0)
-}
-
-/// `__open64_2()`.
-#[no_mangle]
-pub extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
-    watchq_openat(libc::AT_FDCWD, path, flags | libc::O_LARGEFILE, 0)
-}
-
-/// `__openat_2()` (`openat` under `_FORTIFY_SOURCE`, no mode).
-#[no_mangle]
-pub extern "C" fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
-    watchq_openat(dirfd, path, flags, 0)
-}
-
-/// `__openat64_2()`.
-#[no_mangle]
-pub extern "C" fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
-    watchq_openat(dirfd, path, flags | libc::O_LARGEFILE, 0)
-}
-
-/// `creat()`: `open(path, O_CREAT|O_WRONLY|O_TRUNC, mode)`.
-#[no_mangle]
-pub extern "C" fn creat(path: *const c_char, mode: libc::mode_t) -> c_int {
-    watchq_openat(
-        libc::AT_FDCWD,
-        path,
-        libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
-        mode,
-    )
-}
-
-/// `creat64()`.
-#[no_mangle]
-pub extern "C" fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int {
-    creat(path, mode)
-}
-
-/// The open flags of a stdio mode string (glibc's `_IO_new_file_fopen`).
-fn fopen_flags(mode: &str) -> Option<c_int> {
-    let mut it = mode.bytes();
-    let mut f = match it.next()? {
-        b'r' => libc::O_RDONLY,
-        b'w' => libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
-        b'a' => libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
-        _ => return None,
-    };
-    for c in it {
-        match c {
-            b'+' => f = (f & !libc::O_ACCMODE) | libc::O_RDWR,
-            b'e' => f |= libc::O_CLOEXEC,
-            b'x' => f |= libc::O_EXCL,
-            _ => {}
-        }
-    }
-    Some(f)
-}
-
-/// `fopen()` of one of the keys' `/proc` files: a stream on the emulated
-/// file (glibc's fopen opens without the interposable `open`).
-fn fopen_proc(path: *const c_char, mode: *const c_char) -> Option<*mut libc::FILE> {
-    if !client::active() {
-        return None;
-    }
-    let m = c_string(mode as usize, 64).ok()?;
-    let flags = fopen_flags(&m)?;
-    let p = c_string(path as usize, libc::PATH_MAX as usize).ok()?;
-    let node = procfs::resolve(libc::AT_FDCWD, &p, flags)?;
-    Some(match procfs::open(&node, flags) {
-        Ok(fd) => {
-            // SAFETY: our descriptor and the caller's mode string.
-            let f = unsafe { libc::fdopen(fd, mode) };
-            if f.is_null() {
-                // SAFETY: the descriptor just opened.
-                unsafe { real::close()(fd) };
-            }
-            f
-        }
-        Err(e) => {
-            set_errno(e.as_raw());
-            std::ptr::null_mut()
-        }
-    })
-}
-
-/// `fopen()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    // SAFETY: forwarded contract.
-    fopen_proc(path, mode).unwrap_or_else(|| unsafe { real::fopen()(path, mode) })
-}
-
-/// `fopen64()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    // SAFETY: forwarded contract.
-    fopen_proc(path, mode).unwrap_or_else(|| unsafe { real::fopen64()(path, mode) })
-}
-
-/// `freopen()` of one of the keys' `/proc` files onto `stream`: the
-/// emulated file is put at the stream's descriptor, then glibc's own
-/// `freopen(NULL, mode, stream)` reopens that descriptor with the new mode
-/// (a fresh open of the same memfd or pipe, which stays the emulation's).
-///
-/// # Safety
-/// `stream` is a valid FILE (libc's contract).
-unsafe fn freopen_proc(
-    path: *const c_char,
-    mode: *const c_char,
-    stream: *mut libc::FILE,
-    real_freopen: unsafe extern "C" fn(
-        *const c_char,
-        *const c_char,
-        *mut libc::FILE,
-    ) -> *mut libc::FILE,
-) -> Option<*mut libc::FILE> {
-    if !client::active() || path.is_null() || stream.is_null() {
-        return None;
-    }
-    let m = c_string(mode as usize, 64).ok()?;
-    let flags = fopen_flags(&m)?;
-    let p = c_string(path as usize, libc::PATH_MAX as usize).ok()?;
-    let node = procfs::resolve(libc::AT_FDCWD, &p, flags)?;
-    // SAFETY: the caller's stream.
-    let at = unsafe {
-        libc::fflush(stream);
-        libc::fileno(stream)
-    };
-    let fd = match procfs::open(&node, flags) {
-        Ok(fd) => fd,
-        Err(e) => {
-            set_errno(e.as_raw());
-            return Some(std::ptr::null_mut());
-        }
-    };
-    if at >= 0 && at != fd {
-        // SAFETY: our descriptor onto the stream's number; then ours goes.
-        unsafe {
-            real::dup2()(fd, at);
-            real::close()(fd);
-        }
-        client::hint(at);
-    }
-    // SAFETY: glibc's freopen with a NULL path reopens the stream's own descriptor.
-    Some(unsafe { real_freopen(std::ptr::null(), mode, stream) })
-}
-
-/// `freopen()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn freopen(
-    path: *const c_char,
-    mode: *const c_char,
-    stream: *mut libc::FILE,
-) -> *mut libc::FILE {
-    // SAFETY: forwarded contract.
-    unsafe {
-        freopen_proc(path, mode, stream, real::freopen())
-            .unwrap_or_else(|| real::freopen()(path, mode, stream))
-    }
-}
-
-/// `freopen64()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn freopen64(
-    path: *const c_char,
-    mode: *const c_char,
-    stream: *mut libc::FILE,
-) -> *mut libc::FILE {
-    // SAFETY: forwarded contract.
-    unsafe {
-        freopen_proc(path, mode, stream, real::freopen64())
-            .unwrap_or_else(|| real::freopen64()(path, mode, stream))
-    }
-}
-
-// ---- positional reads and writes ----------------------------------------
-
-/// A positional read or write of an emulated end: EINVAL for a negative
-/// offset, then ESPIPE (a pipe has no FMODE_PREAD/FMODE_PWRITE), before the
-/// buffer is looked at (`ksys_pread64()`, `do_preadv()`).
-fn positional(fd: c_int, off: i64) -> Option<Result<usize>> {
-    if client::emulated(fd) {
-        return Some(Err(if off < 0 {
-            Errno::EINVAL
-        } else {
-            Errno::ESPIPE
-        }));
-    }
-    None
-}
-
-/// A `pread` the emulation answers: a keys sysctl read at `off`, or an
-/// emulated end's EINVAL/ESPIPE; None for the real call.
-fn pread_emulated(fd: c_int, buf: *mut c_void, count: size_t, off: libc::off_t) -> Option<ssize_t> {
-    let r = (off >= 0)
-        .then(|| procfs::read(fd, buf as usize, count, Some(off as u64)))
-        .flatten()
-        .or_else(|| positional(fd, off))?;
-    Some(ret(r) as ssize_t)
-}
-
-/// `pread()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn pread(
-    fd: c_int,
-    buf: *mut c_void,
-    count: size_t,
-    off: libc::off_t,
-) -> ssize_t {
-    // SAFETY: forwarded contract.
-    pread_emulated(fd, buf, count, off)
-        .unwrap_or_else(|| unsafe { real::pread()(fd, buf, count, off) })
-}
-
-/// `pread64()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn pread64(
-    fd: c_int,
-    buf: *mut c_void,
-    count: size_t,
-    off: libc::off_t,
-) -> ssize_t {
-    // SAFETY: forwarded contract.
-    pread_emulated(fd, buf, count, off)
-        .unwrap_or_else(|| unsafe { real::pread64()(fd, buf, count, off) })
-}
-
-/// `pwrite()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn pwrite(
-    fd: c_int,
-    buf: *const c_void,
-    count: size_t,
-    off: libc::off_t,
-) -> ssize_t {
-    if procfs::is_proc(fd) && off >= 0 {
-        let r = copy_in(buf as usize, count)
-            .and_then(|d| procfs::write(fd, &d, Some(off as u64)).unwrap_or(Ok(0)));
-        return ret(r) as ssize_t;
-    }
-    if let Some(r) = positional(fd, off) {
-        return ret(r) as ssize_t;
-    }
-    // SAFETY: forwarded contract.
-    unsafe { real::pwrite()(fd, buf, count, off) }
-}
-
-/// `pwrite64()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn pwrite64(
-    fd: c_int,
-    buf: *const c_void,
-    count: size_t,
-    off: libc::off_t,
-) -> ssize_t {
-    if procfs::is_proc(fd) || client::emulated(fd) {
-        // SAFETY: forwarded contract.
-        return unsafe { pwrite(fd, buf, count, off) };
-    }
-    // SAFETY: forwarded contract.
-    unsafe { real::pwrite64()(fd, buf, count, off) }
-}
-
-/// `preadv()`: ESPIPE on an emulated end.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn preadv(
-    fd: c_int,
-    iov: *const iovec,
-    cnt: c_int,
-    off: libc::off_t,
-) -> ssize_t {
-    positional(fd, off).map_or_else(
-        // SAFETY: forwarded contract.
-        || unsafe { real::preadv()(fd, iov, cnt, off) },
-        |r| ret(r) as ssize_t,
-    )
-}
-
-/// `preadv64()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn preadv64(
-    fd: c_int,
-    iov: *const iovec,
-    cnt: c_int,
-    off: libc::off_t,
-) -> ssize_t {
-    positional(fd, off).map_or_else(
-        // SAFETY: forwarded contract.
-        || unsafe { real::preadv64()(fd, iov, cnt, off) },
-        |r| ret(r) as ssize_t,
-    )
-}
-
-/// `preadv2()`: with offset −1 it is `readv()` (the kernel's `preadv2`
-/// falls back to the file position; flags it does not know are
-/// EOPNOTSUPP); any other offset of an emulated end is EINVAL (negative)
-/// or ESPIPE.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn preadv2(
-    fd: c_int,
-    iov: *const iovec,
-    cnt: c_int,
-    off: libc::off_t,
-    flags: c_int,
-) -> ssize_t {
-    if client::emulated(fd) {
-        if off != -1 {
-            return ret(positional(fd, off).unwrap_or(Err(Errno::ESPIPE))) as ssize_t;
-        }
-        // RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND | RWF_NOAPPEND | RWF_ATOMIC.
-        if flags & !0x7f != 0 {
-            return ret(Err::<i64, _>(Errno::EOPNOTSUPP)) as ssize_t;
-        }
-        // SAFETY: forwarded contract.
-        return unsafe { readv(fd, iov, cnt) };
-    }
-    // SAFETY: forwarded contract.
-    unsafe { real::preadv2()(fd, iov, cnt, off, flags) }
-}
-
-/// `preadv64v2()`.
-///
-/// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn preadv64v2(
-    fd: c_int,
-    iov: *const iovec,
-    cnt: c_int,
-    off: libc::off_t,
-    flags: c_int,
-) -> ssize_t {
-    if client::emulated(fd) {
-        // SAFETY: forwarded contract.
-        return unsafe { preadv2(fd, iov, cnt, off, flags) };
-    }
-    // SAFETY: forwarded contract.
-    unsafe { real::preadv64v2()(fd, iov, cnt, off, flags) }
-}
-
 /// `mmap()`: a `/dev/watch_queue` descriptor maps its ring's memfd (after
 /// the 2019 driver's checks, in the kernel); everything else is the real
 /// mmap.
@@ -1460,7 +1061,10 @@ pub extern "C" fn watchq_syscall(
                 a3 as c_uint,
             )),
             #[cfg(target_arch = "x86_64")]
-            libc::SYS_creat => c_long::from(creat(a1 as *const c_char, a2 as libc::mode_t)),
+            libc::SYS_creat => c_long::from(crate::entry_open::creat(
+                a1 as *const c_char,
+                a2 as libc::mode_t,
+            )),
             libc::SYS_openat => c_long::from(watchq_openat(
                 a1 as c_int,
                 a2 as *const c_char,
@@ -1469,12 +1073,14 @@ pub extern "C" fn watchq_syscall(
             )),
             // openat2(dirfd, path, how, size): the emulation's files by
             // `how->flags` and `how->mode`; everything else the real call.
-            libc::SYS_openat2 => match openat2_ours(a1 as c_int, a2 as usize, a3 as usize) {
-                Some((flags, mode)) => {
-                    c_long::from(watchq_openat(a1 as c_int, a2 as *const c_char, flags, mode))
+            libc::SYS_openat2 => {
+                match crate::entry_open::openat2_ours(a1 as c_int, a2 as usize, a3 as usize) {
+                    Some((flags, mode)) => {
+                        c_long::from(watchq_openat(a1 as c_int, a2 as *const c_char, flags, mode))
+                    }
+                    None => real_call(),
                 }
-                None => real_call(),
-            },
+            }
             libc::SYS_pipe2 => c_long::from(pipe2(a1 as *mut c_int, a2 as c_int)),
             #[cfg(target_arch = "x86_64")]
             libc::SYS_pipe => c_long::from(pipe2(a1 as *mut c_int, 0)),
@@ -1529,22 +1135,6 @@ pub extern "C" fn watchq_syscall(
             _ => real_call(),
         }
     }
-}
-
-/// For `openat2(dirfd, path, how)`: the flags and mode to open with when
-/// `path` is one of the emulation's files (`/dev/watch_queue`, the keys'
-/// `/proc` files); None otherwise (and for a `how` that cannot be read,
-/// which the real call then reports).
-fn openat2_ours(dirfd: c_int, path: usize, how: usize) -> Option<(c_int, c_uint)> {
-    if !client::active() {
-        return None;
-    }
-    let raw = copy_in(how, 16).ok()?;
-    let flags = u64::from_ne_bytes(raw[..8].try_into().expect("8 bytes")) as c_int;
-    let mode = u64::from_ne_bytes(raw[8..16].try_into().expect("8 bytes")) as c_uint;
-    let p = c_string(path, libc::PATH_MAX as usize).ok()?;
-    (p == "/dev/watch_queue" || procfs::resolve(dirfd, &p, flags).is_some())
-        .then_some((flags, mode))
 }
 
 /// `recvmsg()`: descriptors received with `SCM_RIGHTS` may be emulated ends.

@@ -16,6 +16,7 @@
 
 mod client;
 mod entry;
+mod entry_open;
 mod hosted;
 mod procfs;
 mod real;
