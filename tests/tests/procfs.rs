@@ -182,3 +182,35 @@ fn procfs_hosting_process_writes_stay_in_the_emulation() {
     assert_eq!(host_values(), before, "the machine's sysctls changed");
     assert_eq!(text(&out.stdout), "5\n", "{}", text(&out.stderr));
 }
+
+/// A procfs mounted elsewhere (in a mount namespace of the program's own)
+/// names the same files: `/mnt/sys/kernel/keys/maxkeys` is the emulated
+/// sysctl, `/mnt/keys` the emulated listing; the machine's stay.
+#[test]
+fn procfs_another_procfs_mount_is_the_same_emulated_files() {
+    if !root() {
+        eprintln!("procfs_another_procfs_mount_is_the_same_emulated_files: needs root; skipped");
+        return;
+    }
+    let unshare = watchq_tests::programs::require("unshare");
+    watchq_tests::programs::require("keyctl");
+    let dir = watchq_tests::programs::target_dir().join("procfs-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    let before = host_values();
+    let d = dir.display();
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(watchq())
+        .args(["exec", "--"])
+        .arg(unshare)
+        .args(["-m", "sh", "-c"])
+        .arg(format!(
+            "mount -t proc proc {d} && echo 7 > {d}/sys/kernel/keys/maxkeys && \
+             cat /proc/sys/kernel/keys/maxkeys && keyctl add user k v @s > /dev/null && \
+             grep -c ' user ' {d}/keys"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(host_values(), before, "the machine's sysctls changed");
+    assert_eq!(text(&out.stdout), "7\n1\n", "{}", text(&out.stderr));
+}

@@ -96,7 +96,7 @@ pub(crate) fn resolve(dirfd: c_int, path: &str, flags: c_int) -> Option<String> 
         )
     };
     let full = if fd >= 0 {
-        let p = readlink_fd(fd);
+        let p = readlink_fd(fd).map(|p| on_other_procfs(fd, p));
         // SAFETY: the descriptor just opened.
         unsafe { real::close()(fd) };
         p?
@@ -111,6 +111,49 @@ pub(crate) fn resolve(dirfd: c_int, path: &str, flags: c_int) -> Option<String> 
         normalise(&format!("{dir}/{path}"))
     };
     ProcNode::lookup(&full).map(|_| full)
+}
+
+/// `PROC_SUPER_MAGIC`.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// The `/proc/...` name of `path` when the file open at `fd` is one of
+/// these files on a procfs mounted elsewhere (`mount -t proc proc /mnt`):
+/// its path below that mount is the same. `path` unchanged otherwise.
+fn on_other_procfs(fd: c_int, path: String) -> String {
+    if ProcNode::lookup(&path).is_some() {
+        return path;
+    }
+    // SAFETY: an all-zero statfs is a valid value to be overwritten.
+    let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid statfs buffer.
+    if unsafe { libc::fstatfs(fd, &mut sf) } != 0 || sf.f_type as i64 != PROC_SUPER_MAGIC {
+        return path;
+    }
+    for tail in ["/sys/kernel/keys/", "/sys/fs/"] {
+        if let Some(i) = path.rfind(tail) {
+            let name = format!("/proc{}", &path[i..]);
+            if ProcNode::lookup(&name).is_some() {
+                return name;
+            }
+        }
+    }
+    // /proc/keys and /proc/key-users: the same proc entry (inode) on every
+    // procfs mount.
+    for name in ["/proc/keys", "/proc/key-users"] {
+        if path.ends_with(&name[5..]) {
+            let same = std::fs::metadata(name)
+                .ok()
+                .zip(ident(fd))
+                .is_some_and(|(m, (_, ino))| {
+                    use std::os::unix::fs::MetadataExt;
+                    m.ino() == ino
+                });
+            if same {
+                return name.to_string();
+            }
+        }
+    }
+    path
 }
 
 fn ident(fd: c_int) -> Option<(u64, u64)> {
