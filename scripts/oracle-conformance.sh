@@ -32,9 +32,18 @@ cargo build -q --locked -p watchq -p watchq-preload
 work=target/oracle-conformance
 mkdir -p "$work"
 gcc -O1 -Wall -o "$work/wqtest" "$oracle/wqtest.c"
-# The probe ran on the real kernel with gc_delay = 1 s. Bounded: a probe
-# waiting for an event that never comes must fail the run, not hang it.
-timeout 120 target/debug/watchq exec --gc-delay 1 -- "$work/wqtest" > "$work/wqtest.out"
+# The probe ran on the real kernel with gc_delay = 1 s, which it set itself
+# as PID 1 by writing /proc/sys/kernel/keys/gc_delay. Here the same write is
+# made inside the tree, to the emulated kernel's sysctl; the machine's own
+# value must not move. Bounded: a probe waiting for an event that never
+# comes must fail the run, not hang it.
+host_gc=$(cat /proc/sys/kernel/keys/gc_delay 2>/dev/null || echo none)
+timeout 120 target/debug/watchq exec -- sh -c 'echo 1 > /proc/sys/kernel/keys/gc_delay && exec "$0"' \
+    "$work/wqtest" > "$work/wqtest.out"
+if [[ $(cat /proc/sys/kernel/keys/gc_delay 2>/dev/null || echo none) != "$host_gc" ]]; then
+    echo "oracle-conformance: the machine's gc_delay changed (was $host_gc)" >&2
+    exit 1
+fi
 python3 "$oracle/normalize.py" "$work/wqtest.out" > "$work/watchq.txt"
 
 # Both sides without scenario F and without trailing blank lines.

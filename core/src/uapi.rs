@@ -209,6 +209,23 @@ pub const WATCH_TYPE_SB_NOTIFY: u32 = 5;
 /// posted by its sources, so key records filter the same either way.)
 pub const WATCH_TYPE_ALL_NR: u32 = 6;
 
+/// The system-call numbers watchq serves the unmerged notification calls
+/// under (`syscall(nr, …)` under `watchq exec`). No Linux release assigns
+/// them on any architecture (every table ends below 1024; x32's bit is
+/// 0x4000_0000), so a real system call is never taken for one of these: the
+/// proposals' own numbers (436, 440, 441) belong to `close_range`,
+/// `process_madvise` and `epoll_pwait2` on every kernel since 5.9/5.10,
+/// and always reach the real kernel. On a real kernel these numbers are
+/// `ENOSYS`.
+pub mod sys {
+    /// `watch_mount(dfd, path, at_flags, watch_fd, tag)` (2020 proposal; its number there: 440).
+    pub const WATCH_MOUNT: i64 = 0x7771_0001;
+    /// `watch_sb(dfd, path, at_flags, watch_fd, tag)` (2020 proposal; 441 there).
+    pub const WATCH_SB: i64 = 0x7771_0002;
+    /// `watch_devices(watch_fd, tag, flags)` (the device series; 436 there).
+    pub const WATCH_DEVICES: i64 = 0x7771_0003;
+}
+
 /// `enum block_notification_type`: a request error of this kind.
 pub mod block {
     /// `NOTIFY_BLOCK_ERROR_TIMEOUT`.

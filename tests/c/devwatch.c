@@ -1,5 +1,5 @@
 /*
- * Watches the global device list (watch_devices, syscall 436 in the
+ * Watches the global device list (watch_devices: watchq serves it as syscall 0x77710003; 436 in the
  * pipe-era device series) on a notification pipe and prints the USB and
  * block records it reads, in the series' sample format, until it has seen
  * argv[1] records or two seconds pass.
@@ -26,7 +26,7 @@ int main(int argc, char **argv)
 		perror("notification pipe");
 		return 1;
 	}
-	if (syscall(436, fds[0], 0x04, 0) < 0) {
+	if (syscall(0x77710003 /* watchq: watch_devices */, fds[0], 0x04, 0) < 0) {
 		perror("watch_devices");
 		return 1;
 	}

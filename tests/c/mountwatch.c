@@ -1,5 +1,5 @@
 /*
- * Watches the mount tree from / (watch_mount, syscall 440 of the 2020
+ * Watches the mount tree from / (watch_mount: watchq serves it as syscall 0x77710001; 440 in the 2020
  * proposals) on a notification pipe and prints the mount records it
  * reads until it has seen argv[1] of them or two seconds pass.
  */
@@ -24,7 +24,7 @@ int main(int argc, char **argv)
 		perror("notification pipe");
 		return 1;
 	}
-	if (syscall(440, AT_FDCWD, "/", 0, fds[0], 0x05) < 0) {
+	if (syscall(0x77710001 /* watchq: watch_mount */, AT_FDCWD, "/", 0, fds[0], 0x05) < 0) {
 		perror("watch_mount");
 		return 1;
 	}

@@ -491,13 +491,14 @@ fn keys_permissions_and_ownership() {
         root.keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", "none", 0),
         Err(Errno::ENOKEY)
     );
-    // Special ids: user keyring created on demand; group keyring EINVAL.
+    // Special ids: user keyring created on demand (user_keyring_perm: no
+    // possessor setattr, as Linux 6.12 lists it); group keyring EINVAL.
     let u = root
         .keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
         .unwrap();
     assert_eq!(
         root.keyctl_describe(u).unwrap(),
-        "keyring;0;65534;3f3f0000;_uid.0"
+        "keyring;0;65534;1f3f0000;_uid.0"
     );
     assert_eq!(root.keyctl_get_keyring_id(-6, true), Err(Errno::EINVAL));
     assert_eq!(root.keyctl_get_keyring_id(-1, false), Err(Errno::ENOKEY));

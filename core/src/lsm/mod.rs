@@ -27,11 +27,13 @@ pub mod caps {
     pub const ALL: u64 = (1 << 41) - 1;
 }
 
-/// Per-user accounting. Mirrors the `nr_watches` counter of `struct user_struct`.
+/// Per-user accounting. Mirrors the `nr_watches` and `pipe_bufs` counters
+/// of `struct user_struct`.
 #[derive(Debug)]
 pub struct UserStruct {
     uid: u32,
     nr_watches: AtomicU64,
+    pipe_bufs: AtomicU64,
 }
 
 impl UserStruct {
@@ -40,6 +42,7 @@ impl UserStruct {
         Arc::new(UserStruct {
             uid,
             nr_watches: AtomicU64::new(0),
+            pipe_bufs: AtomicU64::new(0),
         })
     }
 
@@ -63,6 +66,23 @@ impl UserStruct {
             return false;
         }
         true
+    }
+
+    /// `account_pipe_buffers()`: a pipe charged `old` pages now is charged
+    /// `new`; the user's total after.
+    pub fn account_pipe_buffers(&self, old: u64, new: u64) -> u64 {
+        // Relaxed: a counter the limits are checked against; no data hangs off it.
+        if new >= old {
+            self.pipe_bufs.fetch_add(new - old, Ordering::Relaxed) + (new - old)
+        } else {
+            self.pipe_bufs.fetch_sub(old - new, Ordering::Relaxed) - (old - new)
+        }
+    }
+
+    /// Pipe pages charged to this user (`user->pipe_bufs`).
+    pub fn pipe_bufs(&self) -> u64 {
+        // Relaxed: as `account_pipe_buffers`.
+        self.pipe_bufs.load(Ordering::Relaxed)
     }
 
     pub(crate) fn uncharge_watch(&self) {

@@ -64,6 +64,9 @@ pub struct Kernel {
     next_pid: AtomicU64,
     next_ino: AtomicU64,
     alloc_faults: Arc<AllocFaults>,
+    /// `/proc/sys/fs/pipe-user-pages-soft` and `-hard` (`pipe_user_pages_soft`,
+    /// `pipe_user_pages_hard`): 16384 and 0 (none) at boot.
+    pipe_user_pages: Mutex<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -95,6 +98,7 @@ impl Kernel {
             next_pid: AtomicU64::new(1),
             next_ino: AtomicU64::new(1),
             alloc_faults: AllocFaults::new(),
+            pipe_user_pages: Mutex::new((16384, 0)),
         })
     }
 
@@ -194,17 +198,45 @@ impl Kernel {
     /// is destroyed, its watchers getting their removal records. Mirrors
     /// one run of `key_garbage_collector()`, to its fixpoint.
     pub fn key_gc(&self) {
-        let tasks: Vec<Arc<TaskShared>> = self
-            .processes
-            .lock()
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let tasks = self.tasks();
         let roots: Vec<Serial> = tasks
             .iter()
             .flat_map(|t| t.anchors.lock().roots().collect::<Vec<_>>())
             .collect();
         self.keys.gc(&roots);
+    }
+
+    /// The live processes' shared state (taken out of the table's lock).
+    fn tasks(&self) -> Vec<Arc<TaskShared>> {
+        self.processes
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// `pipe-user-pages-soft` and `pipe-user-pages-hard`, in pages (0: no limit).
+    pub fn pipe_user_pages(&self) -> (u64, u64) {
+        *self.pipe_user_pages.lock()
+    }
+
+    /// Sets `pipe-user-pages-soft` and `pipe-user-pages-hard` (a write to
+    /// their /proc/sys/fs files).
+    pub fn set_pipe_user_pages(&self, soft: u64, hard: u64) {
+        *self.pipe_user_pages.lock() = (soft, hard);
+    }
+
+    /// How many references processes' credentials hold to each key (their
+    /// thread, process and session keyrings and authority): the part of a
+    /// key's `usage` that `/proc/keys` shows beyond its links.
+    pub(crate) fn anchor_refs(&self) -> std::collections::HashMap<Serial, usize> {
+        let mut refs = std::collections::HashMap::new();
+        for t in &self.tasks() {
+            for s in t.anchors.lock().roots() {
+                *refs.entry(s).or_insert(0) += 1;
+            }
+        }
+        refs
     }
 
     /// Runs the collector if a key call queued it (`flush_work(&key_gc_work)`).

@@ -60,6 +60,7 @@ pub mod prelude {
     pub use crate::syscalls::mount::MountCalls;
     pub use crate::syscalls::pipe::PipeCalls;
     pub use crate::syscalls::poll::PollCalls;
+    pub use crate::syscalls::procfs::ProcCalls;
     pub use crate::syscalls::read_write::ReadWriteCalls;
     pub use crate::syscalls::splice::SpliceCalls;
     pub use crate::syscalls::watch_queue::WatchQueueCalls;

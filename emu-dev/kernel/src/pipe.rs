@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use watchq_core::lsm::caps::CAP_SYS_RESOURCE;
+use watchq_core::lsm::UserStruct;
 use watchq_core::uapi::*;
 use watchq_core::wait::WaitQueue;
 use watchq_core::{AllocFaults, Cred, Errno, ReadMode, Result, WatchQueue};
@@ -122,6 +123,18 @@ pub(crate) struct Pipe {
     files: AtomicUsize,
     wr_wait: WaitQueue,
     kind: PipeKind,
+    /// The user charged for the pipe's pages and how many
+    /// (`pipe->user`, `pipe->nr_accounted`; notification pipes only).
+    account: Option<(Arc<UserStruct>, AtomicUsize)>,
+}
+
+impl Drop for Pipe {
+    /// `free_pipe_info()`: the user gets the pages back.
+    fn drop(&mut self) {
+        if let Some((user, n)) = &self.account {
+            user.account_pipe_buffers(n.load(Ordering::SeqCst) as u64, 0);
+        }
+    }
 }
 
 impl std::fmt::Debug for Pipe {
@@ -151,24 +164,76 @@ impl Pipe {
     }
 
     /// A notification pipe around a fresh, unsized queue whose `SET_SIZE`
-    /// obeys the kernel's fault knob. Mirrors `alloc_pipe_info()` plus
+    /// obeys the kernel's fault knob, charged `pages` pages to `user`
+    /// (see [`alloc_pipe_pages`]). Mirrors `alloc_pipe_info()` plus
     /// `watch_queue_init()`.
-    pub(crate) fn new_notification(ino: u64, faults: Arc<AllocFaults>) -> Arc<Self> {
-        Self::new(
+    pub(crate) fn new_notification(
+        ino: u64,
+        faults: Arc<AllocFaults>,
+        user: Arc<UserStruct>,
+        pages: usize,
+    ) -> Arc<Self> {
+        let mut p = Self::build(
             ino,
             PipeKind::Notification(WatchQueue::with_alloc_faults(faults)),
-        )
+        );
+        p.account = Some((user, AtomicUsize::new(pages)));
+        Arc::new(p)
     }
 
     fn new(ino: u64, kind: PipeKind) -> Arc<Self> {
-        Arc::new(Pipe {
+        Arc::new(Self::build(ino, kind))
+    }
+
+    fn build(ino: u64, kind: PipeKind) -> Pipe {
+        Pipe {
             ino,
             readers: AtomicUsize::new(0),
             writers: AtomicUsize::new(0),
             files: AtomicUsize::new(0),
             wr_wait: WaitQueue::new(),
             kind,
-        })
+            account: None,
+        }
+    }
+
+    /// `SET_SIZE`'s accounting (`watch_queue_set_size()` since the 2025 fix,
+    /// commit f13abc1e8e1a): `nr_notes` (already known to be 1..=512, the
+    /// queue unsized) takes `nr_pages` pages; growing past `max_usage`
+    /// while the user is over `pipe-user-pages-soft` or `-hard` is EPERM
+    /// for an unprivileged caller; otherwise the pipe is charged
+    /// `nr_pages`. Returns what to charge back if the sizing then fails.
+    ///
+    /// # Errors
+    /// EPERM, as above (nothing charged).
+    pub(crate) fn account_set_size(
+        &self,
+        nr_notes: u32,
+        limits: (u64, u64),
+        privileged: bool,
+    ) -> Result<Option<usize>> {
+        let Some((user, accounted)) = &self.account else {
+            return Ok(None);
+        };
+        let nr_pages = (nr_notes as usize).div_ceil(WATCH_QUEUE_NOTES_PER_PAGE);
+        let old = accounted.load(Ordering::SeqCst);
+        let user_bufs = user.account_pipe_buffers(old as u64, nr_pages as u64);
+        let (soft, hard) = limits;
+        let over = (hard != 0 && user_bufs > hard) || (soft != 0 && user_bufs > soft);
+        if nr_pages > old && over && !privileged {
+            user.account_pipe_buffers(nr_pages as u64, old as u64);
+            return Err(Errno::EPERM);
+        }
+        accounted.store(nr_pages, Ordering::SeqCst);
+        Ok(Some(old))
+    }
+
+    /// Undoes [`Pipe::account_set_size`] after a failed sizing.
+    pub(crate) fn unaccount_set_size(&self, old: usize) {
+        if let Some((user, accounted)) = &self.account {
+            let now = accounted.swap(old, Ordering::SeqCst);
+            user.account_pipe_buffers(now as u64, old as u64);
+        }
     }
 
     /// The inode number.
@@ -249,7 +314,11 @@ impl Pipe {
     /// pipe keeps the default 16 until `SET_SIZE`, then its page count.
     pub(crate) fn max_usage(&self) -> usize {
         match &self.kind {
-            PipeKind::Notification(q) => q.nr_pages().unwrap_or(PIPE_DEF_BUFFERS),
+            PipeKind::Notification(q) => q.nr_pages().unwrap_or_else(|| {
+                self.account
+                    .as_ref()
+                    .map_or(PIPE_DEF_BUFFERS, |(_, n)| n.load(Ordering::SeqCst))
+            }),
             PipeKind::Bytes { ring, .. } => ring.lock().max_usage,
         }
     }
@@ -460,3 +529,33 @@ impl Pipe {
         }
     }
 }
+
+/// `alloc_pipe_info()`'s accounting: the pages a new pipe of `user` gets
+/// (16; 2 once the user is over `pipe-user-pages-soft`), charged to it.
+///
+/// # Errors
+/// ENFILE: over `pipe-user-pages-hard` (nothing charged); both limits
+/// bind only an unprivileged caller.
+pub(crate) fn alloc_pipe_pages(
+    user: &UserStruct,
+    limits: (u64, u64),
+    privileged: bool,
+) -> Result<usize> {
+    let (soft, hard) = limits;
+    let mut pages = PIPE_DEF_BUFFERS;
+    let mut bufs = user.account_pipe_buffers(0, pages as u64);
+    if soft != 0 && bufs > soft && !privileged {
+        bufs = user.account_pipe_buffers(pages as u64, PIPE_MIN_DEF_BUFFERS as u64);
+        pages = PIPE_MIN_DEF_BUFFERS;
+    }
+    if hard != 0 && bufs > hard && !privileged {
+        user.account_pipe_buffers(pages as u64, 0);
+        return Err(Errno::ENFILE);
+    }
+    Ok(pages)
+}
+
+/// `PIPE_MIN_DEF_BUFFERS`: a pipe made over the soft limit.
+const PIPE_MIN_DEF_BUFFERS: usize = 2;
+/// `WATCH_QUEUE_NOTES_PER_PAGE`.
+const WATCH_QUEUE_NOTES_PER_PAGE: usize = 32;

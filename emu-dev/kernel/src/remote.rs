@@ -419,6 +419,50 @@ impl Remote {
         self.value(&req, fd).map(drop)
     }
 
+    /// `open()` of a key subsystem `/proc` file: its text, and for a
+    /// writable open the write end of the pipe the kernel takes writes
+    /// from.
+    ///
+    /// # Errors
+    /// As the kernel's open (`ProcCalls::proc_open`); ENOENT for another path.
+    pub fn proc_open(&self, path: &str, flags: u32) -> CallResult<(Vec<u8>, Option<OwnedFd>)> {
+        let req = Request::ProcOpen {
+            path: path.into(),
+            flags,
+        };
+        let (r, fds) = self.call(&req, None)?;
+        r.result()?;
+        Ok((r.data, fds.into_iter().next()))
+    }
+
+    /// `read()` of a `/proc` file at `pos`.
+    ///
+    /// # Errors
+    /// As `ProcCalls::proc_read`.
+    pub fn proc_read(&self, path: &str, pos: u64, count: u32) -> CallResult<Vec<u8>> {
+        let req = Request::ProcRead {
+            path: path.into(),
+            pos,
+            count,
+        };
+        let (r, _) = self.call(&req, None)?;
+        r.result()?;
+        Ok(r.data)
+    }
+
+    /// `write()` to a `/proc` file at `pos`: the bytes taken.
+    ///
+    /// # Errors
+    /// As `ProcCalls::proc_write`.
+    pub fn proc_write(&self, path: &str, pos: u64, data: &[u8]) -> CallResult<usize> {
+        let req = Request::ProcWrite {
+            path: path.into(),
+            pos,
+            data: data.to_vec(),
+        };
+        self.value(&req, None).map(|v| v as usize)
+    }
+
     /// add_key(2).
     ///
     /// # Errors

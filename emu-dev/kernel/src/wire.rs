@@ -182,6 +182,35 @@ pub enum Request {
         /// Tag, or −1 to remove.
         tag: i32,
     },
+    /// `open()` of one of the key subsystem's `/proc` files (`path`,
+    /// absolute and normalised). The reply's data is the file's text;
+    /// a writable open's reply carries a real pipe's write end, whose
+    /// bytes the kernel takes as writes to the file (for writes the
+    /// library does not see: stdio's).
+    ProcOpen {
+        /// The path.
+        path: String,
+        /// open's flags.
+        flags: u32,
+    },
+    /// `read()` of a `/proc` file at `pos`.
+    ProcRead {
+        /// The path.
+        path: String,
+        /// The file position.
+        pos: u64,
+        /// Bytes the caller's buffer holds.
+        count: u32,
+    },
+    /// `write()` of `data` to a `/proc` file at `pos`.
+    ProcWrite {
+        /// The path.
+        path: String,
+        /// The file position.
+        pos: u64,
+        /// The bytes written.
+        data: Vec<u8>,
+    },
 }
 
 /// A read's value that means: the records are in the pipe's shared-memory
@@ -404,6 +433,9 @@ mod op {
     pub const MMAP: u8 = 14;
     pub const WATCH_DEVICES: u8 = 15;
     pub const WATCH_PATH: u8 = 16;
+    pub const PROC_OPEN: u8 = 17;
+    pub const PROC_READ: u8 = 18;
+    pub const PROC_WRITE: u8 = 19;
 }
 
 impl Request {
@@ -477,6 +509,19 @@ impl Request {
                 .bytes(path.as_bytes())
                 .u32(*at_flags)
                 .u32(*tag as u32),
+            Request::ProcOpen { path, flags } => {
+                w.u8(op::PROC_OPEN).bytes(path.as_bytes()).u32(*flags)
+            }
+            Request::ProcRead { path, pos, count } => w
+                .u8(op::PROC_READ)
+                .bytes(path.as_bytes())
+                .u64(*pos)
+                .u32(*count),
+            Request::ProcWrite { path, pos, data } => w
+                .u8(op::PROC_WRITE)
+                .bytes(path.as_bytes())
+                .u64(*pos)
+                .bytes(data),
         };
         w.0
     }
@@ -542,6 +587,20 @@ impl Request {
                 at_flags: r.u32()?,
                 tag: r.i32()?,
             },
+            op::PROC_OPEN => Request::ProcOpen {
+                path: r.str()?,
+                flags: r.u32()?,
+            },
+            op::PROC_READ => Request::ProcRead {
+                path: r.str()?,
+                pos: r.u64()?,
+                count: r.u32()?,
+            },
+            op::PROC_WRITE => Request::ProcWrite {
+                path: r.str()?,
+                pos: r.u64()?,
+                data: r.bytes()?,
+            },
             other => return Err(WireError::Op(other)),
         };
         r.finish()?;
@@ -595,6 +654,9 @@ impl Request {
             Request::WatchDevices { .. } => "watch_devices",
             Request::WatchPath { sb: false, .. } => "watch_mount",
             Request::WatchPath { sb: true, .. } => "watch_sb",
+            Request::ProcOpen { .. } => "open(/proc)",
+            Request::ProcRead { .. } => "read(/proc)",
+            Request::ProcWrite { .. } => "write(/proc)",
         }
     }
 }

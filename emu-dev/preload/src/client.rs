@@ -86,7 +86,15 @@ pub(crate) fn init() -> bool {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
     let on = path.is_some();
-    let _ = PATH.set(path);
+    if !on {
+        // Left unset: a process that hosts the kernel calls this again once
+        // its server listens, and must then become its client (a `None`
+        // set here would keep its own calls on the real kernel for good).
+        return false;
+    }
+    if PATH.set(path).is_err() {
+        return true;
+    }
     if on {
         crate::user::note_pid();
         extern "C" fn child() {

@@ -9,14 +9,18 @@
 //! variadic ones (`ioctl`, `fcntl`, `open`, `openat`, `syscall`) arrive
 //! here from the C shims as `watchq_*`.
 //!
-//! Emulated descriptors are real pipe ends, so `close`, `lseek`, `fork`,
-//! `exec`, `close_range` and friends are not interposed at all; the dup
+//! Emulated descriptors are real pipe ends, so `close`, `fork`, `exec`,
+//! `close_range` and friends are not interposed at all (`lseek` only for
+//! the keys' /proc files, in [`crate::entry_open`] with the other opens and
+//! the positional calls); the dup
 //! family and `recvmsg` only pass the hint on. Only notification pipes
 //! and the 2019 device are emulated: `pipe2` without
 //! `O_NOTIFICATION_PIPE` makes a real pipe. Keys are all emulated
 //! (`syscall(SYS_keyctl/add_key/request_key)`, which libkeyutils uses).
 
 use crate::client;
+use crate::entry_open::{pread64, preadv, preadv2};
+use crate::procfs;
 use crate::real;
 use crate::shared;
 use crate::user::{c_string, copy_in, copy_out};
@@ -30,13 +34,13 @@ use watchq_core::{Errno, Result};
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: c_int = 1024;
 
-fn set_errno(e: c_int) {
+pub(crate) fn set_errno(e: c_int) {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() = e };
 }
 
 /// The C convention: the value, or -1 with errno set.
-fn ret<T: TryInto<c_long>>(r: Result<T>) -> c_long {
+pub(crate) fn ret<T: TryInto<c_long>>(r: Result<T>) -> c_long {
     match r {
         Ok(v) => v.try_into().unwrap_or(c_long::MAX),
         Err(e) => {
@@ -106,6 +110,9 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
+    if let Some(r) = procfs::read(fd, buf as usize, count, None) {
+        return ret(r) as ssize_t;
+    }
     if let Some(id) = client::emulated_ident(fd) {
         return ret(shared::read(fd, id, buf as usize, count)) as ssize_t;
     }
@@ -167,6 +174,11 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssiz
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
+    if procfs::is_proc(fd) {
+        let r =
+            copy_in(buf as usize, count).and_then(|d| procfs::write(fd, &d, None).unwrap_or(Ok(0)));
+        return ret(r) as ssize_t;
+    }
     if client::emulated(fd) {
         return ret(shared::write(fd)) as ssize_t;
     }
@@ -180,6 +192,18 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
+    if procfs::is_proc(fd) {
+        // One handler call with the vectors' bytes, as the kernel's
+        // write_iter gets them.
+        let r = iovecs(iov, cnt).and_then(|v| {
+            let mut d = Vec::new();
+            for (a, l) in v {
+                d.extend(copy_in(a, l)?);
+            }
+            procfs::write(fd, &d, None).unwrap_or(Ok(0))
+        });
+        return ret(r) as ssize_t;
+    }
     if client::emulated(fd) {
         return ret(iovecs(iov, cnt).and_then(|_| shared::write(fd))) as ssize_t;
     }
@@ -485,39 +509,69 @@ pub unsafe extern "C" fn ppoll(
         .unwrap_or_else(|| unsafe { real::ppoll()(fds, nfds, tmo, mask) })
 }
 
-/// `select()`: as the kernel, through poll when an emulated end is in a set.
+/// Bit `fd` of the user's descriptor set `s` (any size: `nfds` bits).
 ///
 /// # Safety
-/// As libc's.
-#[no_mangle]
-pub unsafe extern "C" fn select(
+/// `s` is null or holds at least `fd + 1` bits (select's contract).
+unsafe fn fd_bit(s: *mut libc::fd_set, fd: c_int) -> bool {
+    let fd = fd as usize;
+    // SAFETY: the caller's set holds this word.
+    !s.is_null()
+        && unsafe { (s as *const u64).add(fd / 64).read_unaligned() } & (1 << (fd % 64)) != 0
+}
+
+/// Sets bit `fd` of `s` to `on`.
+///
+/// # Safety
+/// As [`fd_bit`].
+unsafe fn set_fd_bit(s: *mut libc::fd_set, fd: c_int, on: bool) {
+    let fd = fd as usize;
+    // SAFETY: the caller's set holds this word.
+    unsafe {
+        let w = (s as *mut u64).add(fd / 64);
+        let v = w.read_unaligned();
+        w.write_unaligned(if on {
+            v | 1 << (fd % 64)
+        } else {
+            v & !(1 << (fd % 64))
+        });
+    }
+}
+
+/// `select()`/`pselect()` on sets that hold an emulated end: through
+/// poll, as the kernel's `do_select()` (`POLLIN_SET`, `POLLOUT_SET`,
+/// `POLLEX_SET`). Exactly the `nfds` bits it was given are read and
+/// written back, however many that is (a program may allocate sets
+/// larger than `FD_SETSIZE`); bits above them are left alone. None when
+/// no emulated end is in the sets (the real call answers).
+///
+/// # Safety
+/// Each non-null set holds `nfds` bits.
+unsafe fn select_common(
     nfds: c_int,
-    rd: *mut libc::fd_set,
-    wr: *mut libc::fd_set,
-    ex: *mut libc::fd_set,
-    tv: *mut libc::timeval,
-) -> c_int {
-    // SAFETY: forwarded contract.
-    let real_select = || unsafe { real::select()(nfds, rd, wr, ex, tv) };
-    let Some(h) = Emu::get() else {
-        return real_select();
-    };
-    let in_set = |s: *mut libc::fd_set, fd: c_int| {
-        // SAFETY: a non-null set of at least nfds bits (libc's contract).
-        !s.is_null() && unsafe { libc::FD_ISSET(fd, s) }
-    };
-    let limit = nfds.clamp(0, libc::FD_SETSIZE as c_int);
+    sets: [*mut libc::fd_set; 3],
+    timeout: Option<Duration>,
+    mask: *const libc::sigset_t,
+) -> Option<c_int> {
+    let h = Emu::get()?;
+    if nfds < 0 {
+        return Some(h.done(Err::<i64, _>(Errno::EINVAL)) as c_int);
+    }
+    let [rd, wr, ex] = sets;
     let mut set = Vec::new();
-    for fd in 0..limit {
+    for fd in 0..nfds {
         let mut ev = 0;
-        if in_set(rd, fd) {
-            ev |= libc::POLLIN;
-        }
-        if in_set(wr, fd) {
-            ev |= libc::POLLOUT;
-        }
-        if in_set(ex, fd) {
-            ev |= libc::POLLPRI;
+        // SAFETY: fd < nfds (the caller's contract).
+        unsafe {
+            if fd_bit(rd, fd) {
+                ev |= libc::POLLIN;
+            }
+            if fd_bit(wr, fd) {
+                ev |= libc::POLLOUT;
+            }
+            if fd_bit(ex, fd) {
+                ev |= libc::POLLPRI;
+            }
         }
         if ev != 0 {
             set.push(pollfd {
@@ -528,18 +582,18 @@ pub unsafe extern "C" fn select(
         }
     }
     if !h.any(set.iter().map(|p| p.fd)) {
-        return real_select();
+        return None;
     }
-    // SAFETY: `tv` is NULL or points at a timeval (libc's contract).
-    let timeout = unsafe { tv.as_ref() }.map(|t| {
-        Duration::from_micros(t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64)
-    });
-    let r = poll_mixed(h, &mut set, timeout, std::ptr::null()).map(|_| {
+    let r = poll_mixed(h, &mut set, timeout, mask).and_then(|_| {
+        // select's EBADF: a descriptor in a set that is not open.
+        if set.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+            return Err(Errno::EBADF);
+        }
         let mut n = 0;
-        for s in [rd, wr, ex] {
-            if !s.is_null() {
-                // SAFETY: a valid set.
-                unsafe { libc::FD_ZERO(s) };
+        for s in sets.into_iter().filter(|s| !s.is_null()) {
+            for fd in 0..nfds {
+                // SAFETY: fd < nfds.
+                unsafe { set_fd_bit(s, fd, false) };
             }
         }
         for p in &set {
@@ -552,16 +606,88 @@ pub unsafe extern "C" fn select(
                 (wr, libc::POLLOUT | libc::POLLERR | libc::POLLWRNORM),
                 (ex, libc::POLLPRI),
             ] {
-                if !s.is_null() && p.events & bits != 0 && r & bits != 0 {
-                    // SAFETY: a valid set; fd < nfds <= FD_SETSIZE.
-                    unsafe { libc::FD_SET(p.fd, s) };
+                let asked = match bits {
+                    b if b & libc::POLLIN != 0 => libc::POLLIN,
+                    b if b & libc::POLLOUT != 0 => libc::POLLOUT,
+                    _ => libc::POLLPRI,
+                };
+                if !s.is_null() && p.events & asked != 0 && r & bits != 0 {
+                    // SAFETY: fd < nfds.
+                    unsafe { set_fd_bit(s, p.fd, true) };
                     n += 1;
                 }
             }
         }
-        n
+        Ok(n)
     });
-    h.done(r) as c_int
+    Some(h.done(r) as c_int)
+}
+
+/// `select()`: as the kernel, through poll when an emulated end is in a set.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    nfds: c_int,
+    rd: *mut libc::fd_set,
+    wr: *mut libc::fd_set,
+    ex: *mut libc::fd_set,
+    tv: *mut libc::timeval,
+) -> c_int {
+    // SAFETY: `tv` is NULL or points at a timeval (libc's contract).
+    let timeout = unsafe { tv.as_ref() }.map(|t| {
+        Duration::from_micros(t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64)
+    });
+    // SAFETY: forwarded contract.
+    unsafe { select_common(nfds, [rd, wr, ex], timeout, std::ptr::null()) }
+        .unwrap_or_else(|| unsafe { real::select()(nfds, rd, wr, ex, tv) })
+}
+
+/// `pselect()`: `select` with a timespec and a signal mask in force while
+/// it sleeps.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pselect(
+    nfds: c_int,
+    rd: *mut libc::fd_set,
+    wr: *mut libc::fd_set,
+    ex: *mut libc::fd_set,
+    ts: *const libc::timespec,
+    mask: *const libc::sigset_t,
+) -> c_int {
+    // SAFETY: `ts` is NULL or points at a timespec (libc's contract).
+    let timeout = unsafe { ts.as_ref() }.map(|t| {
+        Duration::new(
+            t.tv_sec.max(0) as u64,
+            t.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+    });
+    // SAFETY: forwarded contract.
+    unsafe { select_common(nfds, [rd, wr, ex], timeout, mask) }
+        .unwrap_or_else(|| unsafe { real::pselect()(nfds, rd, wr, ex, ts, mask) })
+}
+
+/// `__ppoll_chk()` (`ppoll` under `_FORTIFY_SOURCE`).
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    tmo: *const libc::timespec,
+    mask: *const libc::sigset_t,
+    fdslen: size_t,
+) -> c_int {
+    if fdslen / std::mem::size_of::<pollfd>() < nfds as usize {
+        // SAFETY: abort never returns.
+        unsafe { libc::abort() };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { ppoll(fds, nfds, tmo, mask) }
 }
 
 // ---- splice and friends -----------------------------------------------
@@ -802,6 +928,14 @@ pub extern "C" fn watchq_openat(
     if p.as_deref().is_ok_and(|p| p == "/dev/watch_queue") {
         return ret(shared::open_dev(flags)) as c_int;
     }
+    // The keys' /proc files are the emulated kernel's, never the machine's.
+    if let Some(node) = p
+        .as_deref()
+        .ok()
+        .and_then(|p| procfs::resolve(dirfd, p, flags))
+    {
+        return ret(procfs::open(&node, flags)) as c_int;
+    }
     let fd = real_open();
     if fd >= 0 && client::any_hinted() && is_fifo(fd) {
         let pid = std::process::id().to_string();
@@ -869,14 +1003,12 @@ pub unsafe extern "C" fn mmap64(
 
 // ---- syscall(): keys, the watch calls and the pipe calls ---------------
 
-/// `watch_devices(2)`'s number in the pipe-era device series (x86_64 and
-/// asm-generic alike).
-const SYS_WATCH_DEVICES: c_long = 436;
-
-/// `watch_mount(2)`'s number in the 2020 proposals (asm-generic).
-const SYS_WATCH_MOUNT: c_long = 440;
-/// `watch_sb(2)`'s number in the 2020 proposals (asm-generic).
-const SYS_WATCH_SB: c_long = 441;
+/// The unmerged watch calls' numbers: watchq's own, which no kernel
+/// assigns (`watchq_core::uapi::sys`); 436, 440 and 441 are the real
+/// kernel's `close_range`, `process_madvise` and `epoll_pwait2`.
+const SYS_WATCH_DEVICES: c_long = watchq_core::uapi::sys::WATCH_DEVICES as c_long;
+const SYS_WATCH_MOUNT: c_long = watchq_core::uapi::sys::WATCH_MOUNT as c_long;
+const SYS_WATCH_SB: c_long = watchq_core::uapi::sys::WATCH_SB as c_long;
 
 /// `syscall()`: keyctl, add_key and request_key are emulated (libkeyutils
 /// calls them this way), and so are the pipe calls on emulated ends.
@@ -913,24 +1045,46 @@ pub extern "C" fn watchq_syscall(
                 a3 as usize,
                 a4 as i32,
             )),
-            // 436 was watch_devices in the device series; Linux 5.9 gave it
-            // to close_range. A call on an emulated queue fd with a tag in
-            // −1..=255 is watch_devices; anything else is the real call.
-            SYS_WATCH_DEVICES if emu(a1) && (-1..=255).contains(&a2) => {
-                ret(shared::watch_devices(a1 as c_int, a2 as i32, a3 as u32))
-            }
-            // watch_mount/watch_sb (2020 asm-generic numbers; the host
-            // gives them to process_madvise/epoll_pwait2): taken when the
-            // queue argument is emulated and the tag in range.
-            SYS_WATCH_MOUNT | SYS_WATCH_SB if emu(a4) && (-1..=255).contains(&a5) => {
-                ret(shared::watch_path(
-                    nr == SYS_WATCH_SB,
-                    a1 as c_int,
-                    a2 as usize,
-                    a3 as u32,
-                    a4 as c_int,
-                    a5 as i32,
-                ))
+            // The unmerged calls, at watchq's own numbers (whatever the
+            // arguments: the kernel's checks give the errno).
+            SYS_WATCH_DEVICES => ret(shared::watch_devices(a1 as c_int, a2 as i32, a3 as u32)),
+            SYS_WATCH_MOUNT | SYS_WATCH_SB => ret(shared::watch_path(
+                nr == SYS_WATCH_SB,
+                a1 as c_int,
+                a2 as usize,
+                a3 as u32,
+                a4 as c_int,
+                a5 as i32,
+            )),
+            // The opens: the keys' /proc files and /dev/watch_queue are the
+            // emulation's whichever way they are opened.
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_open => c_long::from(watchq_openat(
+                libc::AT_FDCWD,
+                a1 as *const c_char,
+                a2 as c_int,
+                a3 as c_uint,
+            )),
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_creat => c_long::from(crate::entry_open::creat(
+                a1 as *const c_char,
+                a2 as libc::mode_t,
+            )),
+            libc::SYS_openat => c_long::from(watchq_openat(
+                a1 as c_int,
+                a2 as *const c_char,
+                a3 as c_int,
+                a4 as c_uint,
+            )),
+            // openat2(dirfd, path, how, size): the emulation's files by
+            // `how->flags` and `how->mode`; everything else the real call.
+            libc::SYS_openat2 => {
+                match crate::entry_open::openat2_ours(a1 as c_int, a2 as usize, a3 as usize) {
+                    Some((flags, mode)) => {
+                        c_long::from(watchq_openat(a1 as c_int, a2 as *const c_char, flags, mode))
+                    }
+                    None => real_call(),
+                }
             }
             libc::SYS_pipe2 => c_long::from(pipe2(a1 as *mut c_int, a2 as c_int)),
             #[cfg(target_arch = "x86_64")]
@@ -947,6 +1101,40 @@ pub extern "C" fn watchq_syscall(
             libc::SYS_fcntl if emu(a1) => {
                 c_long::from(watchq_fcntl(a1 as c_int, a2 as c_int, a3 as c_ulong))
             }
+            libc::SYS_readv if emu(a1) => {
+                readv(a1 as c_int, a2 as *const iovec, a3 as c_int) as c_long
+            }
+            libc::SYS_pread64 if emu(a1) => pread64(
+                a1 as c_int,
+                a2 as *mut c_void,
+                a3 as size_t,
+                a4 as libc::off_t,
+            ) as c_long,
+            libc::SYS_preadv if emu(a1) => preadv(
+                a1 as c_int,
+                a2 as *const iovec,
+                a3 as c_int,
+                a4 as libc::off_t,
+            ) as c_long,
+            // preadv2(fd, iov, cnt, pos_l, pos_h, flags): x86_64 passes the
+            // whole offset in pos_l.
+            libc::SYS_preadv2 if emu(a1) => preadv2(
+                a1 as c_int,
+                a2 as *const iovec,
+                a3 as c_int,
+                a4 as libc::off_t,
+                a6 as c_int,
+            ) as c_long,
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_poll => c_long::from(poll(a1 as *mut pollfd, a2 as nfds_t, a3 as c_int)),
+            libc::SYS_ppoll => c_long::from(ppoll(
+                a1 as *mut pollfd,
+                a2 as nfds_t,
+                a3 as *const libc::timespec,
+                a4 as *const libc::sigset_t,
+            )),
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_dup2 => c_long::from(dup2(a1 as c_int, a2 as c_int)),
             libc::SYS_dup => c_long::from(dup(a1 as c_int)),
             libc::SYS_dup3 => c_long::from(dup3(a1 as c_int, a2 as c_int, a3 as c_int)),
             _ => real_call(),

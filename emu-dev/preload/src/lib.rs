@@ -16,7 +16,9 @@
 
 mod client;
 mod entry;
+mod entry_open;
 mod hosted;
+mod procfs;
 mod real;
 mod shared;
 mod user;

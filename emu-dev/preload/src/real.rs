@@ -51,6 +51,7 @@ real_fns! {
     poll: unsafe extern "C" fn(*mut pollfd, nfds_t, c_int) -> c_int;
     ppoll: unsafe extern "C" fn(*mut pollfd, nfds_t, *const libc::timespec, *const libc::sigset_t) -> c_int;
     select: unsafe extern "C" fn(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *mut libc::timeval) -> c_int;
+    pselect: unsafe extern "C" fn(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const libc::timespec, *const libc::sigset_t) -> c_int;
     splice: unsafe extern "C" fn(c_int, *mut libc::loff_t, c_int, *mut libc::loff_t, size_t, c_uint) -> ssize_t;
     tee: unsafe extern "C" fn(c_int, c_int, size_t, c_uint) -> ssize_t;
     vmsplice: unsafe extern "C" fn(c_int, *const iovec, size_t, c_uint) -> ssize_t;
@@ -62,6 +63,18 @@ real_fns! {
     openat: unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int;
     syscall: unsafe extern "C" fn(c_long, ...) -> c_long;
     recvmsg: unsafe extern "C" fn(c_int, *mut libc::msghdr, c_int) -> ssize_t;
+    fopen: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
+    fopen64: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
+    freopen: unsafe extern "C" fn(*const c_char, *const c_char, *mut libc::FILE) -> *mut libc::FILE;
+    freopen64: unsafe extern "C" fn(*const c_char, *const c_char, *mut libc::FILE) -> *mut libc::FILE;
+    pread: unsafe extern "C" fn(c_int, *mut c_void, size_t, libc::off_t) -> ssize_t;
+    pread64: unsafe extern "C" fn(c_int, *mut c_void, size_t, libc::off_t) -> ssize_t;
+    pwrite: unsafe extern "C" fn(c_int, *const c_void, size_t, libc::off_t) -> ssize_t;
+    pwrite64: unsafe extern "C" fn(c_int, *const c_void, size_t, libc::off_t) -> ssize_t;
+    preadv: unsafe extern "C" fn(c_int, *const iovec, c_int, libc::off_t) -> ssize_t;
+    preadv64: unsafe extern "C" fn(c_int, *const iovec, c_int, libc::off_t) -> ssize_t;
+    preadv2: unsafe extern "C" fn(c_int, *const iovec, c_int, libc::off_t, c_int) -> ssize_t;
+    preadv64v2: unsafe extern "C" fn(c_int, *const iovec, c_int, libc::off_t, c_int) -> ssize_t;
 }
 
 /// Writes `msg` to stderr with the real write and exits with status 127.

@@ -563,7 +563,8 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
             let (_, d) = call(none, None)?;
             copy_whole(&d, addr, len)
         }
-        cmd::READ => {
+        // keyctl_read_key() and keyctl_get_security() copy as much as fits.
+        cmd::READ | cmd::GET_SECURITY => {
             let (_, d) = call(none, None)?;
             copy_whole(&d, addr, len)
         }

@@ -24,7 +24,9 @@
 mod ops;
 mod perm;
 mod system;
+mod proc;
 
+use ops::ROOT_QUOTA;
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;
 pub use system::{INVALID_GID, PERSISTENT_KEYRING_EXPIRY, SYSTEM_SERIAL_TOP};
@@ -288,6 +290,71 @@ impl Default for KeyConfig {
     }
 }
 
+/// The keys' sysctls, `/proc/sys/kernel/keys/*` (security/keys/sysctl.c):
+/// what a root write there changes while the kernel runs. Each is an
+/// `int` the kernel's `proc_dointvec_minmax` bounds (see
+/// [`KeySysctl::RANGES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySysctl {
+    /// `gc_delay`: seconds a revoked or expired key stays before the
+    /// collector removes it (`key_gc_delay`).
+    pub gc_delay: u64,
+    /// `maxkeys`: keys a user other than root may own (`key_quota_maxkeys`).
+    pub maxkeys: usize,
+    /// `maxbytes`: bytes a user other than root may be charged.
+    pub maxbytes: usize,
+    /// `root_maxkeys`: keys root may own.
+    pub root_maxkeys: usize,
+    /// `root_maxbytes`: bytes root may be charged.
+    pub root_maxbytes: usize,
+    /// `persistent_keyring_expiry`: seconds a persistent keyring lives
+    /// unused (3 days).
+    pub persistent_keyring_expiry: u64,
+}
+
+impl KeySysctl {
+    /// The files of `/proc/sys/kernel/keys`, in the kernel's table order,
+    /// each with the `extra1`..`extra2` range its handler enforces.
+    pub const RANGES: [(&'static str, i64, i64); 6] = [
+        ("maxkeys", 1, i32::MAX as i64),
+        ("maxbytes", 1, i32::MAX as i64),
+        ("root_maxkeys", 1, i32::MAX as i64),
+        ("root_maxbytes", 1, i32::MAX as i64),
+        ("gc_delay", 0, i32::MAX as i64),
+        ("persistent_keyring_expiry", 0, i32::MAX as i64),
+    ];
+
+    /// The value of the file `name` (one of [`KeySysctl::RANGES`]).
+    pub fn get(&self, name: &str) -> Option<i64> {
+        let v = match name {
+            "maxkeys" => self.maxkeys as i64,
+            "maxbytes" => self.maxbytes as i64,
+            "root_maxkeys" => self.root_maxkeys as i64,
+            "root_maxbytes" => self.root_maxbytes as i64,
+            "gc_delay" => self.gc_delay as i64,
+            "persistent_keyring_expiry" => self.persistent_keyring_expiry as i64,
+            _ => return None,
+        };
+        Some(v)
+    }
+
+    /// Sets the file `name` to `v` (already range-checked); false for an
+    /// unknown name.
+    pub fn set(&mut self, name: &str, v: i64) -> bool {
+        let u = v.max(0) as u64;
+        match name {
+            "maxkeys" => self.maxkeys = u as usize,
+            "maxbytes" => self.maxbytes = u as usize,
+            "root_maxkeys" => self.root_maxkeys = u as usize,
+            "root_maxbytes" => self.root_maxbytes = u as usize,
+            "gc_delay" => self.gc_delay = u,
+            "persistent_keyring_expiry" => self.persistent_keyring_expiry = u,
+            _ => return false,
+        }
+        true
+    }
+}
+
 /// A process's keyrings and instantiation authority. Mirrors the keyring
 /// pointers of `struct cred` and `request_key_auth`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -363,6 +430,8 @@ pub(crate) struct Inner {
     persistent_register: Option<Serial>,
     /// `persistent_keyring_expiry`, in seconds.
     persistent_expiry: u64,
+    /// `root_maxkeys`/`root_maxbytes`.
+    root_limits: (usize, usize),
 }
 
 /// Every key of the emulated kernel.
@@ -370,6 +439,9 @@ pub struct KeyStore {
     inner: Mutex<Inner>,
     constructed: Condvar,
     config: KeyConfig,
+    /// The sysctls in force (taken alone, never while `inner` is held by
+    /// the same thread: `set_sysctl` takes it first and lets go).
+    sysctl: Mutex<KeySysctl>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -409,6 +481,7 @@ impl KeyStore {
             next_serial: config.first_serial.max(3),
             limits: (config.maxkeys, config.maxbytes),
             persistent_expiry: PERSISTENT_KEYRING_EXPIRY,
+            root_limits: ROOT_QUOTA,
             ..Inner::default()
         };
         inner.boot_keyrings();
@@ -416,7 +489,34 @@ impl KeyStore {
             inner: Mutex::new(inner),
             constructed: Condvar::new(),
             config,
+            sysctl: Mutex::new(KeySysctl {
+                gc_delay: config.gc_delay,
+                maxkeys: config.maxkeys,
+                maxbytes: config.maxbytes,
+                root_maxkeys: ROOT_QUOTA.0,
+                root_maxbytes: ROOT_QUOTA.1,
+                persistent_keyring_expiry: PERSISTENT_KEYRING_EXPIRY,
+            }),
         }
+    }
+
+    /// The sysctls in force (`/proc/sys/kernel/keys/*`).
+    pub fn sysctl(&self) -> KeySysctl {
+        *self.sysctl.lock()
+    }
+
+    /// Changes the sysctls (a write to `/proc/sys/kernel/keys/*`): the
+    /// quotas apply to the next charge, `gc_delay` to the next collection.
+    pub fn set_sysctl(&self, f: impl FnOnce(&mut KeySysctl)) {
+        let v = {
+            let mut s = self.sysctl.lock();
+            f(&mut s);
+            *s
+        };
+        let mut g = self.inner.lock();
+        g.limits = (v.maxkeys, v.maxbytes);
+        g.root_limits = (v.root_maxkeys, v.root_maxbytes);
+        g.persistent_expiry = v.persistent_keyring_expiry;
     }
 
     /// The configuration.
@@ -507,11 +607,11 @@ impl KeyStore {
     /// per-user keyrings or a key under construction, posting a removal
     /// record to each watcher of a destroyed key. Mirrors `key_garbage_collector()`.
     pub fn gc(&self, roots: &[Serial]) {
+        let delay = self.sysctl().gc_delay;
         let mut g = self.inner.lock();
         g.gc_pending = false;
         g.gc_runs += 1;
         let now = g.now;
-        let delay = self.config.gc_delay;
         let dead: Vec<Serial> = g
             .keys
             .values()

@@ -28,8 +28,8 @@ const UPDATE_PAYLOAD_MAX: usize = 4096;
 const MAX_DEPTH: usize = 6;
 /// What a link costs its keyring's owner (`KEYQUOTA_LINK_BYTES`).
 const KEYQUOTA_LINK_BYTES: usize = 4;
-/// Root's key quota (`root_maxkeys`, `root_maxbytes`).
-const ROOT_QUOTA: (usize, usize) = (1_000_000, 25_000_000);
+/// Root's key quota at boot (`root_maxkeys`, `root_maxbytes`).
+pub(crate) const ROOT_QUOTA: (usize, usize) = (1_000_000, 25_000_000);
 
 /// The permission mask the kernel gives a key it creates for a user.
 fn default_perm(t: KeyType) -> u32 {
@@ -96,7 +96,11 @@ impl Inner {
         }
         // `__key_link_begin()` reserves a new link's 4 bytes.
         if self.index_of(ring, key).is_none() {
-            let lim = if r.uid == 0 { ROOT_QUOTA } else { self.limits };
+            let lim = if r.uid == 0 {
+                self.root_limits
+            } else {
+                self.limits
+            };
             let used = self.quota.get(&r.uid).map_or(0, |q| q.1);
             if used + KEYQUOTA_LINK_BYTES > lim.1 {
                 return Err(Errno::EDQUOT);
@@ -176,13 +180,17 @@ impl Inner {
     /// (`key_payload_reserve()`): `EDQUOT` when growing past the owner's
     /// `maxbytes` (root's `root_maxbytes`), and then nothing changes.
     pub(crate) fn reserve(&mut self, s: Serial, bytes: usize) -> Result<()> {
-        let limits = self.limits;
+        let limits = if self.keys.get(&s).is_some_and(|k| k.uid == 0) {
+            self.root_limits
+        } else {
+            self.limits
+        };
         let k = self.keys.get(&s).ok_or(Errno::ENOKEY)?;
         let (uid, old) = (k.uid, k.charged);
         if k.not_in_quota {
             return Ok(());
         }
-        let lim = if uid == 0 { ROOT_QUOTA } else { limits };
+        let lim = limits;
         let q = self.quota.entry(uid).or_default();
         if bytes > old && q.1 + (bytes - old) > lim.1 {
             return Err(Errno::EDQUOT);
@@ -200,7 +208,7 @@ impl Inner {
 
     /// Quota check and charge for `uid` (`key_alloc()`'s).
     fn charge(&mut self, uid: u32, bytes: usize, cfg: (usize, usize)) -> Result<()> {
-        let lim = if uid == 0 { ROOT_QUOTA } else { cfg };
+        let lim = if uid == 0 { self.root_limits } else { cfg };
         let q = self.quota.entry(uid).or_default();
         if q.0 + 1 > lim.0 || q.1 + bytes > lim.1 {
             return Err(Errno::EDQUOT);
@@ -222,7 +230,13 @@ impl Inner {
         state: KeyState,
         quota: (usize, usize),
     ) -> Result<Serial> {
-        let charged = desc.len() + 1 + payload.len();
+        // The type's `quotalen`: big_key charges 16 bytes whatever its size.
+        let quotalen = if t == KeyType::BigKey {
+            16
+        } else {
+            payload.len()
+        };
+        let charged = desc.len() + 1 + quotalen;
         self.charge(uid, charged, quota)?;
         let serial = self.insert_key(t, desc, payload, (uid, gid, perm), state, charged);
         Ok(serial)
@@ -317,7 +331,8 @@ impl KeyStore {
     }
 
     fn quota(&self) -> (usize, usize) {
-        (self.config.maxkeys, self.config.maxbytes)
+        let s = self.sysctl();
+        (s.maxkeys, s.maxbytes)
     }
 
     /// add_key(2): creates a key in `ring`, or updates the key of the same
@@ -478,20 +493,20 @@ impl KeyStore {
         let mut g = self.inner.lock();
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
         let quota = self.quota();
-        let make = |g: &mut Inner, n: &str| {
+        let make = |g: &mut Inner, n: &str, perm: u32| {
             g.create_key(
                 KeyType::Keyring,
                 n.to_string(),
                 Vec::new(),
                 uid,
                 gid,
-                super::perm::SESSION_PERM,
+                perm,
                 KeyState::Positive,
                 quota,
             )
         };
         let s = match name {
-            None => make(&mut g, "_ses")?,
+            None => make(&mut g, "_ses", super::perm::ANON_SESSION_PERM)?,
             Some(n) => {
                 let found = g
                     .keys
@@ -505,7 +520,7 @@ impl KeyStore {
                     .map(|k| k.serial);
                 match found {
                     Some(s) => s,
-                    None => make(&mut g, n)?,
+                    None => make(&mut g, n, super::perm::SESSION_PERM)?,
                 }
             }
         };
@@ -576,8 +591,20 @@ impl KeyStore {
             k.revoked_at.get_or_insert(now);
             Ok(first.then_some((NOTIFY_KEY_REVOKED, 0)))
         })?;
+        // user_revoke(), big_key_revoke(): key_payload_reserve(key, 0).
+        {
+            let mut g = self.inner.lock();
+            if let Some(b) = g
+                .keys
+                .get(&s)
+                .filter(|k| !k.is_keyring())
+                .map(|k| k.desc.len() + 1)
+            {
+                let _ = g.reserve(s, b);
+            }
+        }
         // key_schedule_gc(now + gc_delay): due at once when the delay is 0.
-        if self.config.gc_delay == 0 {
+        if self.sysctl().gc_delay == 0 {
             self.schedule_gc();
         }
         Ok(())

@@ -227,7 +227,8 @@ impl Inner {
         if let Some(&r) = self.user_rings.get(&uid) {
             return r;
         }
-        let all = KEY_POS_ALL | KEY_USR_ALL;
+        // `user_keyring_perm`: the possessor may not change attributes.
+        let all = (KEY_POS_ALL & !KEY_POS_SETATTR) | KEY_USR_ALL;
         let u = self.new_keyring(&format!("_uid.{uid}"), uid, u32::MAX, all);
         let us = self.new_keyring(&format!("_uid_ses.{uid}"), uid, u32::MAX, all);
         self.key_mut(us).expect("just made").links.push(u);
@@ -257,8 +258,11 @@ fn perm_mask(k: &Key, ctx: &KeyCtx<'_>, possessed: bool) -> u32 {
     m
 }
 
-/// The session keyring `join_session_keyring(NULL)` makes.
+/// A named session keyring `join_session_keyring(name)` makes.
 pub(crate) const SESSION_PERM: u32 = KEY_POS_ALL | KEY_USR_VIEW | KEY_USR_READ | KEY_USR_LINK;
+/// The anonymous `_ses` keyring (`install_session_keyring_to_cred()`, for
+/// `join_session_keyring(NULL)` and a session keyring made on demand).
+pub(crate) const ANON_SESSION_PERM: u32 = KEY_POS_ALL | KEY_USR_VIEW | KEY_USR_READ;
 /// Thread and process keyrings.
 pub(crate) const PROC_RING_PERM: u32 = KEY_POS_ALL | KEY_USR_VIEW;
 
@@ -304,7 +308,7 @@ impl KeyStore {
                 None => {
                     let (_, us) = g.user_keyrings(ctx);
                     let s = if flags & LOOKUP_CREATE != 0 {
-                        g.new_keyring("_ses", uid, gid, SESSION_PERM)
+                        g.new_keyring("_ses", uid, gid, ANON_SESSION_PERM)
                     } else {
                         us
                     };

@@ -123,7 +123,7 @@ impl KeyStore {
     /// Sets `persistent_keyring_expiry` (the sysctl's write; fetches from
     /// now on use it, keyrings fetched before keep their expiry).
     pub fn set_persistent_keyring_expiry(&self, secs: u64) {
-        self.inner.lock().persistent_expiry = secs;
+        self.set_sysctl(|s| s.persistent_keyring_expiry = secs);
     }
 
     /// The kernel's own keyrings that exist now (the system keyrings and

@@ -81,10 +81,26 @@ pub(super) fn handle(
     if cred.uid != uid || cred.gid != gid {
         real_cred(s, p, c.pid, uid, gid);
     }
+    // Writes to the keys' /proc files that came as bytes are taken first:
+    // they happened before this request was sent.
+    super::procfs::drain(s, None);
     let target = fds.first().and_then(|fd| s.lookup(fd));
     // What the mirrors' readers took leaves their queues first, so a call
     // that posts finds the room they made.
     s.reap_all();
+    if matches!(req, Request::Pipe2 { .. } | Request::OpenDev { .. }) {
+        // A pipe closed just before is released before a new one is
+        // charged to its user (the pipe page accounting).
+        let pipes: Vec<_> = s.pipes.lock().values().cloned().collect();
+        for p in &pipes {
+            s.check_hangup(p);
+        }
+    }
+    if matches!(req, Request::Poll { .. } | Request::Read { .. }) {
+        if let Some((pipe, _)) = &target {
+            s.check_hangup(pipe);
+        }
+    }
     let unread_ok = matches!(req, Request::Unread { .. });
     let last_read = if unread_ok { c.last_read.take() } else { None };
     c.last_read = None;
@@ -240,6 +256,13 @@ pub(super) fn handle(
             p.mirror_rlimit_nofile(soft, hard);
             Reply::ok(0)
         }
+        Request::ProcOpen { path, flags } => {
+            let (r, g) = super::procfs::open(s, p, &path, flags);
+            give = g;
+            r
+        }
+        Request::ProcRead { path, pos, count } => super::procfs::read(p, &path, pos, count),
+        Request::ProcWrite { path, pos, data } => super::procfs::write(p, &path, pos, &data),
         Request::Stats => on_file(&target, |f, _| {
             match with_fd(p, &f, |fd| p.queue_stats(fd)) {
                 Ok(st) => Reply {

@@ -18,6 +18,9 @@
 //!   call names it by sending it (`SCM_RIGHTS`), the server looks up its
 //!   `(st_dev, st_ino)`. The monitor thread's epoll set holds each pipe's
 //!   server-side ends (last close) and each process's pidfd (exit).
+//! - **The keys' /proc files** (`procfs`): opens of `/proc/keys`,
+//!   `/proc/key-users` and the sysctls are served here, and bytes written
+//!   through a writable open's pipe are taken as writes.
 //! - **Fault containment.** The server reads whole messages and trusts
 //!   nothing in them but their grammar; a client killed mid-call leaves at
 //!   most a promise to drain (see `files`); garbage gets an error reply,
@@ -25,6 +28,7 @@
 
 mod dispatch;
 pub(crate) mod files;
+mod procfs;
 mod procs;
 
 use crate::kernel::Kernel;
@@ -66,6 +70,8 @@ enum Watched {
     ReadEnd(u64),
     /// B's read end: every real write end closed.
     WriteEnd(u64),
+    /// A `/proc` file's write pipe: bytes written, or its last writer gone.
+    ProcWriter(u64),
 }
 
 pub(crate) struct Shared {
@@ -84,6 +90,8 @@ pub(crate) struct Shared {
     audit: Mutex<Vec<String>>,
     audit_to_stderr: bool,
     log: Mutex<Option<std::fs::File>>,
+    /// Writable opens of the keys' `/proc` files, by id (`procfs`).
+    proc_writers: Mutex<HashMap<u64, procfs::ProcWriter>>,
     /// Live connections (to shut down when the server stops).
     conns: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     start: Instant,
@@ -202,6 +210,14 @@ impl Server {
         )?;
         rustix::net::bind(&listener, &SocketAddrUnix::new(&path)?)?;
         rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(0o600))?;
+        if uid == 0 {
+            // A root kernel serves the descendants of its processes that
+            // dropped their privileges (`admits`): they must reach the
+            // socket. Who may use it is still `admits`'s decision, made on
+            // the credentials the real kernel attaches.
+            rustix::fs::chmod(&dir, rustix::fs::Mode::from_raw_mode(0o711))?;
+            rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(0o666))?;
+        }
         rustix::net::sockopt::set_socket_passcred(&listener, true)?;
         rustix::net::listen(&listener, 128)?;
         let shared = Arc::new(Shared {
@@ -217,6 +233,7 @@ impl Server {
             audit: Mutex::new(Vec::new()),
             audit_to_stderr: opts.audit_to_stderr,
             log: Mutex::new(opts.log),
+            proc_writers: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             start: Instant::now(),
         });
@@ -315,6 +332,7 @@ impl Server {
         self.shared.pipes.lock().clear();
         self.shared.idents.lock().clear();
         self.shared.watched.lock().clear();
+        self.shared.proc_writers.lock().clear();
         let _ = rustix::net::shutdown(&*self.listener, rustix::net::Shutdown::Both);
         // A connection of our own wakes the accept thread.
         if let Ok(c) = rustix::net::socket_with(
@@ -383,6 +401,7 @@ impl Shared {
             Watched::Exit { .. } => epoll::EventFlags::IN,
             // EPOLLERR and EPOLLHUP are always reported.
             Watched::ReadEnd(_) | Watched::WriteEnd(_) => epoll::EventFlags::empty(),
+            Watched::ProcWriter(_) => epoll::EventFlags::IN,
         };
         let mut w = self.watched.lock();
         if epoll::add(
@@ -463,6 +482,31 @@ impl Shared {
                     p.id
                 ));
             }
+        }
+    }
+
+    /// Notices now, rather than at the monitor's next look, that every
+    /// real end on one side of `pipe` is closed: a program that closed its
+    /// write end and then polls its read end sees `POLLHUP` at once, as a
+    /// close on the real kernel is synchronous.
+    pub(crate) fn check_hangup(&self, pipe: &Arc<RemotePipe>) {
+        use rustix::event::{PollFd, PollFlags};
+        let hung = |fd: &OwnedFd, ev: PollFlags, want: PollFlags| {
+            let mut p = [PollFd::new(fd, ev)];
+            rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())).is_ok()
+                && p[0].revents().intersects(want)
+        };
+        let (readers_gone, writers_gone) = pipe.with_server_ends(|a_w, b_r| {
+            (
+                a_w.is_some_and(|fd| hung(fd, PollFlags::OUT, PollFlags::ERR)),
+                b_r.is_some_and(|fd| hung(fd, PollFlags::IN, PollFlags::HUP)),
+            )
+        });
+        if readers_gone {
+            self.released(pipe.id, End::Read);
+        }
+        if writers_gone {
+            self.released(pipe.id, End::Write);
         }
     }
 
@@ -699,6 +743,7 @@ fn monitor_loop(s: &Arc<Shared>) {
                 }
                 Watched::ReadEnd(p) => s.released(p, End::Read),
                 Watched::WriteEnd(p) => s.released(p, End::Write),
+                Watched::ProcWriter(w) => procfs::drain(s, Some((w, id))),
             }
         }
         s.reap_all();

@@ -260,7 +260,12 @@ impl FileCalls for Process {
         match &f.kind {
             FileKind::WatchQueueDev(q) => dev_watch_queue::ioctl(q, cmd, arg, mem),
             FileKind::Pipe(p) => {
-                pipe::pipe_ioctl(p, self.kernel().config().watch_queue, cmd, arg, mem)
+                let cx = pipe::IoctlCtx {
+                    watch_queue: self.kernel().config().watch_queue,
+                    limits: self.kernel().pipe_user_pages(),
+                    privileged: pipe::pipe_privileged(&self.cred()),
+                };
+                pipe::pipe_ioctl(p, &cx, cmd, arg, mem)
             }
             _ => Err(Errno::ENOTTY),
         }

@@ -17,6 +17,7 @@
 //! | [`poll`] | [`PollCalls`](poll::PollCalls): `poll` | fs/select.c |
 //! | [`watch_queue`] | [`WatchQueueCalls`](watch_queue::WatchQueueCalls): the queue behind an fd, `SET_SIZE`/`SET_FILTER`/`FIONREAD` typed, statistics | kernel/watch_queue.c |
 //! | [`keys`] | [`KeyCalls`](keys::KeyCalls): `add_key`, `request_key`, `keyctl_*` | security/keys/keyctl.c |
+//! | [`procfs`] | [`ProcCalls`](procfs::ProcCalls): `open`, `read`, `write` of `/proc/keys`, `/proc/key-users`, `/proc/sys/kernel/keys/*` | fs/proc/proc_sysctl.c, kernel/sysctl.c, security/keys/proc.c |
 //! | [`mount`] | [`MountCalls`](mount::MountCalls): `watch_mount`, `watch_sb` | fs/mount_notify.c (2020) |
 //! | [`devices`] | [`DeviceCalls`](devices::DeviceCalls): `watch_devices` | drivers/base/watch.c (2020) |
 //! | [`dev_watch_queue`] | [`DevWatchQueueCalls`](dev_watch_queue::DevWatchQueueCalls): `mmap` of `/dev/watch_queue` (its open, ioctl and poll go through the generic calls) | drivers/misc/watch_queue.c (2019) |
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod mount;
 pub mod pipe;
 pub mod poll;
+pub mod procfs;
 pub mod read_write;
 pub mod splice;
 mod uaccess;

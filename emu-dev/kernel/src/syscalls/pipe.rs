@@ -49,7 +49,13 @@ impl PipeCalls for Process {
             if !kernel.config().watch_queue {
                 return Err(Errno::ENOPKG);
             }
-            Pipe::new_notification(ino, kernel.alloc_faults().clone())
+            let cred = self.cred();
+            let pages = crate::pipe::alloc_pipe_pages(
+                &cred.user,
+                kernel.pipe_user_pages(),
+                pipe_privileged(&cred),
+            )?;
+            Pipe::new_notification(ino, kernel.alloc_faults().clone(), cred.user.clone(), pages)
         } else {
             Pipe::new_bytes(ino)
         };
@@ -76,20 +82,37 @@ impl PipeCalls for Process {
     }
 }
 
+/// `pipe_is_unprivileged_user()`'s opposite: CAP_SYS_RESOURCE or
+/// CAP_SYS_ADMIN, which the pipe page limits do not bind.
+pub(crate) fn pipe_privileged(cred: &Cred) -> bool {
+    cred.capable(watchq_core::lsm::caps::CAP_SYS_RESOURCE)
+        || cred.capable(watchq_core::lsm::caps::CAP_SYS_ADMIN)
+}
+
+/// What a pipe ioctl needs of its caller: `CONFIG_WATCH_QUEUE`, the
+/// pipe page limits (soft, hard) and whether they bind the caller.
+pub(super) struct IoctlCtx {
+    pub(super) watch_queue: bool,
+    pub(super) limits: (u64, u64),
+    pub(super) privileged: bool,
+}
+
 /// `pipe_ioctl()`: FIONREAD, then (when `watch_queue`, the kernel's
 /// `CONFIG_WATCH_QUEUE`) the watch-queue commands of a notification pipe.
 ///
 /// # Errors
 /// `EFAULT` (FIONREAD's `mem`), `ENODEV` (a watch-queue command on an
-/// ordinary pipe), the queue's `set_size`/`set_filter` errors, `ENOTTY`
-/// (any other command).
+/// ordinary pipe), the queue's `set_size`/`set_filter` errors with
+/// `EPERM` from the pipe page accounting after `EINVAL`, `ENOTTY` (any
+/// other command).
 pub(super) fn pipe_ioctl(
     p: &Pipe,
-    watch_queue: bool,
+    cx: &IoctlCtx,
     cmd: u64,
     arg: u64,
     mem: Option<&mut [u8]>,
 ) -> Result<i64> {
+    let watch_queue = cx.watch_queue;
     match cmd {
         FIONREAD => {
             write_user_int(mem, p.fionread() as i32)?;
@@ -97,7 +120,19 @@ pub(super) fn pipe_ioctl(
         }
         IOC_WATCH_QUEUE_SET_SIZE if watch_queue => {
             let q = p.queue().ok_or(Errno::ENODEV)?;
-            q.set_size(arg)?;
+            // ENODEV, EBUSY, EINVAL are the queue's, before the accounting.
+            let nr_notes = arg as u32;
+            let charged = if q.nr_pages().is_none() && (1..=512).contains(&nr_notes) {
+                p.account_set_size(nr_notes, cx.limits, cx.privileged)?
+            } else {
+                None
+            };
+            if let Err(e) = q.set_size(arg) {
+                if let Some(old) = charged {
+                    p.unaccount_set_size(old);
+                }
+                return Err(e);
+            }
             Ok(0)
         }
         IOC_WATCH_QUEUE_SET_FILTER if watch_queue => {

@@ -1,0 +1,159 @@
+//! The key subsystem's `/proc` files for a process tree.
+//!
+//! A program's `open()` of `/proc/keys`, `/proc/key-users` or
+//! `/proc/sys/kernel/keys/*` never reaches the machine's own files: the
+//! library asks the kernel here (`ProcOpen`), which checks the access as
+//! the real kernel's open does and answers with the file's text (the
+//! library puts it in a memfd, so every way of reading works: stdio's
+//! internal reads, `pread`, `sendfile`, `copy_file_range`). A writable
+//! open also gets the write end of a real pipe whose read end stays here:
+//! writes the library does not see (stdio's `fprintf` then `fclose`, as
+//! bash's `echo` and procps' `sysctl -w` do) arrive as bytes in that pipe
+//! and are taken as one write at the file's position, before any later
+//! request is served (so the next program sees the value) and when the
+//! monitor finds them. `write()` itself is seen by the library and comes
+//! as `ProcWrite`, with the kernel's errno.
+
+use super::{Shared, Watched};
+use crate::process::Process;
+use crate::syscalls::procfs::{ProcCalls, ProcNode};
+use crate::wire::Reply;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use watchq_core::uapi::{O_ACCMODE_MASK, O_RDONLY};
+use watchq_core::Errno;
+
+/// A writable open's pipe: the bytes a program writes to it are writes to
+/// `node`, made as `opener` at `pos`.
+pub(crate) struct ProcWriter {
+    node: ProcNode,
+    opener: Arc<Process>,
+    pos: u64,
+    /// The read end (non-blocking).
+    rd: OwnedFd,
+}
+
+fn node(path: &str) -> Result<ProcNode, Errno> {
+    ProcNode::lookup(path).ok_or(Errno::ENOENT)
+}
+
+/// `ProcOpen`.
+pub(super) fn open(
+    s: &Arc<Shared>,
+    p: &Arc<Process>,
+    path: &str,
+    flags: u32,
+) -> (Reply, Vec<OwnedFd>) {
+    let n = match node(path) {
+        Ok(n) => n,
+        Err(e) => return (Reply::err(e), Vec::new()),
+    };
+    if let Err(e) = p.proc_open(n, flags) {
+        return (Reply::err(e), Vec::new());
+    }
+    // The text a reader sees (sysctl reads are made again at each read()).
+    let text = if flags & O_ACCMODE_MASK != watchq_core::uapi::O_WRONLY {
+        p.proc_read(n, 0, usize::MAX).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut give = Vec::new();
+    if flags & O_ACCMODE_MASK != O_RDONLY {
+        let (rd, wr) = match rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        ) {
+            Ok(p) => p,
+            Err(_) => return (Reply::err(Errno::ENFILE), Vec::new()),
+        };
+        // The program's end blocks as a file write does.
+        let _ = rustix::fs::fcntl_setfl(&wr, rustix::fs::OFlags::empty());
+        let id = s.next_id();
+        s.watch(&rd, Watched::ProcWriter(id), None);
+        s.proc_writers.lock().insert(
+            id,
+            ProcWriter {
+                node: n,
+                opener: p.clone(),
+                pos: 0,
+                rd,
+            },
+        );
+        give.push(wr);
+    }
+    (
+        Reply {
+            value: text.len() as i64,
+            data: text,
+            ..Reply::default()
+        },
+        give,
+    )
+}
+
+/// `ProcRead`.
+pub(super) fn read(p: &Process, path: &str, pos: u64, count: u32) -> Reply {
+    match node(path).and_then(|n| p.proc_read(n, pos, count as usize)) {
+        Ok(d) => Reply {
+            value: d.len() as i64,
+            data: d,
+            ..Reply::default()
+        },
+        Err(e) => Reply::err(e),
+    }
+}
+
+/// `ProcWrite`.
+pub(super) fn write(p: &Process, path: &str, pos: u64, data: &[u8]) -> Reply {
+    match node(path).and_then(|n| p.proc_write(n, pos, data)) {
+        Ok(n) => Reply::ok(n as i64),
+        Err(e) => Reply::err(e),
+    }
+}
+
+/// Takes what the writers' pipes hold as writes; with `id`, only that one
+/// (the monitor saw its epoll entry `ev` readable or hung up, and took the
+/// entry out). A pipe whose every write end is closed and that holds
+/// nothing more is forgotten.
+pub(super) fn drain(s: &Shared, id: Option<(u64, u64)>) {
+    let mut w = s.proc_writers.lock();
+    if w.is_empty() {
+        return;
+    }
+    let ids: Vec<u64> = match id {
+        Some((i, _)) => vec![i],
+        None => w.keys().copied().collect(),
+    };
+    for i in ids {
+        let Some(pw) = w.get_mut(&i) else {
+            continue;
+        };
+        let mut data = Vec::new();
+        let mut closed = false;
+        let mut buf = [0u8; 4096];
+        loop {
+            match rustix::io::read(&pw.rd, &mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            }
+        }
+        if !data.is_empty() {
+            // The program was told all of it was written: the next bytes
+            // come after all of it, whatever the handler took.
+            let _ = pw.opener.proc_write(pw.node, pw.pos, &data);
+            pw.pos += data.len() as u64;
+        }
+        if closed {
+            if let Some(pw) = w.remove(&i) {
+                let _ = rustix::event::epoll::delete(&s.epoll, &pw.rd);
+            }
+        } else if let Some((_, ev)) = id {
+            // Level-triggered and still registered: keep watching it.
+            s.watched.lock().insert(ev, (Watched::ProcWriter(i), None));
+        }
+    }
+}

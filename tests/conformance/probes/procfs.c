@@ -1,0 +1,453 @@
+/* procfs.c - the key subsystem's /proc files, on a real kernel and on watchq.
+ *
+ * watchq's own probe (tests/conformance/README.md). Sections:
+ *   sysctl: reads and root's writes of /proc/sys/kernel/keys/ (each file): whole and
+ *     short reads, a read past the start, good, bad and out-of-range
+ *     values, a write past the start, two numbers, pwrite, and the same
+ *     through stdio (fprintf, as `sysctl -w` and bash's echo write); every
+ *     value is put back.
+ *   sysctl-user: the same files as uid 1000: opens for reading and for
+ *     writing, and a write through a descriptor root opened (EPERM).
+ *   listing: a uid-1000 child's own keys as /proc/keys lists them (serials
+ *     as labels) and its /proc/key-users line; /proc/keys opened for
+ *     writing. (Before `effect`, whose keys the collector removes later.)
+ *   effect: root sets maxkeys to 4; uid 1000 adds keys until EDQUOT; root
+ *     puts it back.
+ *   pipe-pages: /proc/sys/fs/pipe-user-pages-soft and -hard (their
+ *     parsing; as uid 1000, notification pipes made over the soft limit
+ *     get 2 pages, SET_SIZE growing one past them is EPERM, over the hard
+ *     limit pipe2 is ENFILE); both put back.
+ *
+ * Usage: procfs [SECTION...]   (as root)
+ */
+#include "probe.h"
+#include <sys/wait.h>
+
+static const char *files[] = {"maxkeys", "maxbytes", "root_maxkeys", "root_maxbytes",
+			      "gc_delay", "persistent_keyring_expiry"};
+
+static char path_buf[128];
+static const char *path(const char *f)
+{
+	snprintf(path_buf, sizeof path_buf, "/proc/sys/kernel/keys/%s", f);
+	return path_buf;
+}
+
+/* Prints `read(what, n) = r "text"`. */
+static void rdp(int fd, size_t n, const char *what)
+{
+	char b[256];
+	if (n > sizeof b - 1)
+		n = sizeof b - 1;
+	ssize_t r = read(fd, b, n);
+	int e = errno;
+	if (r < 0) {
+		printf("read(%s, %zu) = -1 %s\n", what, n, errname(e));
+		return;
+	}
+	printf("read(%s, %zu) = %zd \"", what, n, r);
+	for (ssize_t i = 0; i < r; i++)
+		printf(b[i] == '\n' ? "\\n" : "%c", b[i]);
+	printf("\"\n");
+}
+
+/* The number the file at `p` holds (-1 when it cannot be read). */
+static long read_long(const char *p)
+{
+	char b[64] = {0};
+	int fd = open(p, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	return n > 0 ? atol(b) : -1;
+}
+
+static long value(const char *f)
+{
+	return read_long(path(f));
+}
+
+static void put(const char *f, long v)
+{
+	char b[32];
+	int fd = open(path(f), O_WRONLY);
+	int n = snprintf(b, sizeof b, "%ld\n", v);
+	if (fd >= 0) {
+		if (write(fd, b, n) != n)
+			printf("# restoring %s failed\n", f);
+		close(fd);
+	}
+}
+
+/* One write of `text` to a fresh open of `f`, and the value after. */
+static void wr(const char *f, const char *text)
+{
+	int fd = open(path(f), O_WRONLY | O_TRUNC);
+	if (fd < 0) {
+		printf("open(%s, O_WRONLY|O_TRUNC) = -1 %s\n", f, errname(errno));
+		return;
+	}
+	ssize_t r = write(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	printf("write(%s, \"", f);
+	for (const char *c = text; *c; c++)
+		printf(*c == '\n' ? "\\n" : "%c", *c);
+	if (r < 0)
+		printf("\") = -1 %s", errname(e));
+	else
+		printf("\") = %zd", r);
+	printf("; now %ld\n", value(f));
+}
+
+static void sec_sysctl(void)
+{
+	section("sysctl");
+	long saved[6];
+	for (int i = 0; i < 6; i++) {
+		saved[i] = value(files[i]);
+		int fd = open(path(files[i]), O_RDONLY);
+		if (fd < 0) {
+			printf("open(%s) = -1 %s\n", files[i], errname(errno));
+			continue;
+		}
+		rdp(fd, 200, files[i]);
+		rdp(fd, 200, files[i]);
+		close(fd);
+	}
+	/* Short reads: what one byte at a time gives, from a fresh open. */
+	int fd = open(path("gc_delay"), O_RDONLY);
+	rdp(fd, 1, "gc_delay");
+	rdp(fd, 1, "gc_delay");
+	close(fd);
+	fd = open(path("maxkeys"), O_RDONLY);
+	rdp(fd, 3, "maxkeys");
+	rdp(fd, 3, "maxkeys");
+	close(fd);
+	fd = open(path("gc_delay"), O_RDONLY);
+	CALL(write(fd, "1", 1));
+	close(fd);
+
+	const char *gc_inputs[] = {"7\n", "8", "  9  \n", "0x10", "011", "09", "-1", "-0",
+				   "+5", "abc", "5x", " \n", "1 2", "2147483647",
+				   "2147483648", "123456789012345678901", ""};
+	for (size_t i = 0; i < sizeof gc_inputs / sizeof *gc_inputs; i++)
+		wr("gc_delay", gc_inputs[i]);
+	wr("maxkeys", "0");
+	wr("maxkeys", "1");
+	wr("root_maxbytes", "0");
+	wr("persistent_keyring_expiry", "0");
+
+	/* A write past the start is ignored (and taken whole). */
+	fd = open(path("gc_delay"), O_WRONLY);
+	CALL(write(fd, "11", 2));
+	CALL(write(fd, "12", 2));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	fd = open(path("gc_delay"), O_WRONLY);
+	CALL(pwrite(fd, "13", 2, 0));
+	CALL(pwrite(fd, "14", 2, 5));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	fd = open(path("gc_delay"), O_RDWR);
+	CALL(write(fd, "15\n", 3));
+	CALL(lseek(fd, 0, SEEK_SET));
+	rdp(fd, 100, "gc_delay");
+	close(fd);
+	fd = open(path("gc_delay"), O_RDONLY);
+	CALL(write(fd, "16", 2));
+	char b[8];
+	CALL(pread(fd, b, sizeof b, 0));
+	CALL(pread(fd, b, sizeof b, 1));
+	close(fd);
+
+	/* Through stdio, as `sysctl -w` and bash's echo write. */
+	FILE *f = fopen(path("gc_delay"), "w");
+	if (f) {
+		fprintf(f, "17\n");
+		printf("fclose = %d\n", fclose(f));
+	}
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	f = fopen(path("gc_delay"), "r");
+	if (f) {
+		char line[32] = {0};
+		printf("fgets = \"%s\"", fgets(line, sizeof line, f) ? strtok(line, "\n") : "");
+		printf("\n");
+		fclose(f);
+	}
+	CALL(open(path("gc_delay"), O_WRONLY | O_CREAT | O_EXCL, 0644));
+	CALL(open(path("gc_delay"), O_RDONLY | O_DIRECTORY));
+	CALL(open("/proc/sys/kernel/keys/nonesuch", O_RDONLY));
+	for (int i = 0; i < 6; i++)
+		if (saved[i] >= 0)
+			put(files[i], saved[i]);
+	for (int i = 0; i < 6; i++)
+		printf("restored %s = %s\n", files[i], value(files[i]) == saved[i] ? "yes" : "no");
+}
+
+static int32_t S;
+
+static int as_user(void)
+{
+	if (setresgid(1000, 1000, 1000) < 0 || setresuid(1000, 1000, 1000) < 0) {
+		printf("setresuid(1000) = -1 %s\n", errname(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void wait_child(pid_t pid)
+{
+	int st = 0;
+	waitpid(pid, &st, 0);
+	printf("child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+static void sec_sysctl_user(void)
+{
+	section("sysctl-user");
+	fflush(stdout);
+	int rootfd = open(path("gc_delay"), O_WRONLY);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() < 0)
+			_exit(1);
+		int fd = open(path("gc_delay"), O_RDONLY);
+		printf("open(gc_delay, O_RDONLY) = %s\n", fd >= 0 ? "fd" : errname(errno));
+		if (fd >= 0) {
+			rdp(fd, 100, "gc_delay");
+			close(fd);
+		}
+		CALL(open(path("gc_delay"), O_WRONLY));
+		CALL(open(path("gc_delay"), O_RDWR));
+		CALL(open(path("maxkeys"), O_WRONLY | O_TRUNC));
+		CALL(write(rootfd, "5", 1));
+		CALL(open("/proc/keys", O_WRONLY));
+		CALL(open("/proc/key-users", O_RDWR));
+		fd = open("/proc/keys", O_RDONLY);
+		printf("open(/proc/keys, O_RDONLY) = %s\n", fd >= 0 ? "fd" : errname(errno));
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+	close(rootfd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+}
+
+/* Does uid 1000 own keys, as /proc/key-users says? */
+static int user_has_keys(void)
+{
+	FILE *f = fopen("/proc/key-users", "r");
+	char line[256];
+	int found = 0;
+	while (f && fgets(line, sizeof line, f))
+		found |= strncmp(line, " 1000:", 6) == 0;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static void sec_effect(void)
+{
+	section("effect");
+	/* The collector removes an earlier section's keys a moment after its
+	 * child exits: wait for that (up to 3 s) so the quota starts empty. */
+	for (int i = 0; i < 300 && user_has_keys(); i++)
+		usleep(10000);
+	printf("uid 1000 owns keys: %s\n", user_has_keys() ? "yes" : "no");
+	long saved = value("maxkeys");
+	put("maxkeys", 4);
+	printf("maxkeys = %ld\n", value("maxkeys"));
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() < 0)
+			_exit(1);
+		nnames = 0;
+		S = new_session();
+		char d[8];
+		for (int i = 0; i < 6; i++) {
+			snprintf(d, sizeof d, "k%d", i);
+			long r = add_key("user", d, "x", 1, S);
+			printf("add_key(user, %s) = %s\n", d, r < 0 ? errname(errno) : "ok");
+		}
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+	put("maxkeys", saved);
+	printf("maxkeys restored = %s\n", value("maxkeys") == saved ? "yes" : "no");
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* /proc/keys lines for the keys this process named, serials as labels,
+ * sorted (the kernel lists in serial order, and serials are random). */
+static void keys_lines(void)
+{
+	FILE *f = fopen("/proc/keys", "r");
+	char line[512], *out[64];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f) && n < 64) {
+		unsigned s;
+		if (sscanf(line, "%x", &s) != 1 || !label_of((int32_t)s))
+			continue;
+		if (asprintf(&out[n], "keys: <%s>%s", label_of((int32_t)s), line + 8) > 0)
+			n++;
+	}
+	if (f)
+		fclose(f);
+	qsort(out, n, sizeof *out, cmp_line);
+	for (int i = 0; i < n; i++) {
+		printf("%s", out[i]);
+		free(out[i]);
+	}
+}
+
+static void sec_listing(void)
+{
+	section("listing");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() < 0)
+			_exit(1);
+		nnames = 0;
+		S = new_session();
+		int32_t a = ADD("user", "a", "hello", S, "a");
+		int32_t R = ADD("keyring", "R", NULL, S, "R");
+		KC(K_LINK, a, R, 0, 0);
+		int32_t t = ADD("user", "timed", "x", R, "t");
+		KC(K_SET_TIMEOUT, t, 100, 0, 0);
+		int32_t t2 = ADD("user", "timed2", "x", R, "t2");
+		KC(K_SET_TIMEOUT, t2, 5400, 0, 0); /* 1h even a second later */
+		int32_t v = ADD("user", "revoked", "x", R, "v");
+		KC(K_REVOKE, v, 0, 0, 0);
+		int32_t p = ADD("user", "private", "x", S, "p");
+		KC(K_SETPERM, p, 0x3f000000, 0, 0);
+		ADD("keyring", "E", NULL, S, "E");
+		ADD("big_key", "big", "small", S, "big");
+		keys_lines();
+		FILE *f = fopen("/proc/key-users", "r");
+		char line[256];
+		while (f && fgets(line, sizeof line, f))
+			if (strncmp(line, " 1000:", 6) == 0)
+				printf("key-users: %s", line);
+		if (f)
+			fclose(f);
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+	int fd = open("/proc/keys", O_WRONLY);
+	printf("open(/proc/keys, O_WRONLY) as root = %s\n", fd >= 0 ? "fd" : errname(errno));
+	if (fd >= 0) {
+		CALL(write(fd, "x", 1));
+		close(fd);
+	}
+	fd = open("/proc/key-users", O_RDONLY);
+	CALL(write(fd, "x", 1));
+	close(fd);
+}
+
+static const char *fs_path(const char *f)
+{
+	snprintf(path_buf, sizeof path_buf, "/proc/sys/fs/%s", f);
+	return path_buf;
+}
+
+static long fs_value(const char *f)
+{
+	return read_long(fs_path(f));
+}
+
+static long fs_put(const char *f, const char *text)
+{
+	int fd = open(fs_path(f), O_WRONLY);
+	if (fd < 0)
+		return -1;
+	long r = write(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+static void pipe_user(const char *what)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() < 0)
+			_exit(1);
+		int a[2], b[2], c[2];
+		printf("# %s\n", what);
+		if (show("pipe2(a)", pipe2(a, O_NOTIFICATION_PIPE)) < 0)
+			_exit(0);
+		CALL(fcntl(a[0], F_GETPIPE_SZ));
+		CALL(ioctl(a[0], IOC_SET_SIZE, 512));
+		CALL(fcntl(a[0], F_GETPIPE_SZ));
+		if (show("pipe2(b)", pipe2(b, O_NOTIFICATION_PIPE)) < 0)
+			_exit(0);
+		CALL(fcntl(b[0], F_GETPIPE_SZ));
+		CALL(ioctl(b[0], IOC_SET_SIZE, 512));
+		CALL(ioctl(b[0], IOC_SET_SIZE, 0));
+		CALL(ioctl(b[0], IOC_SET_SIZE, 64));
+		CALL(fcntl(b[0], F_GETPIPE_SZ));
+		close(a[0]);
+		close(a[1]);
+		if (show("pipe2(c)", pipe2(c, O_NOTIFICATION_PIPE)) < 0)
+			_exit(0);
+		CALL(fcntl(c[0], F_GETPIPE_SZ));
+		CALL(ioctl(c[0], IOC_SET_SIZE, 33));
+		CALL(fcntl(c[0], F_GETPIPE_SZ));
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+}
+
+static void sec_pipe_pages(void)
+{
+	section("pipe-pages");
+	long soft = fs_value("pipe-user-pages-soft"), hard = fs_value("pipe-user-pages-hard");
+	printf("pipe-user-pages-soft = %ld, -hard = %ld\n", soft, hard);
+	CALL(fs_put("pipe-user-pages-soft", "-1"));
+	CALL(fs_put("pipe-user-pages-soft", "-0"));
+	CALL(fs_put("pipe-user-pages-soft", "abc"));
+	CALL(fs_put("pipe-user-pages-soft", "18446744073709551615"));
+	int fd = open(fs_path("pipe-user-pages-soft"), O_RDONLY);
+	rdp(fd, 100, "pipe-user-pages-soft");
+	close(fd);
+	CALL(fs_put("pipe-user-pages-soft", "20\n"));
+	CALL(fs_put("pipe-user-pages-hard", "0"));
+	pipe_user("soft 20, no hard limit");
+	CALL(fs_put("pipe-user-pages-soft", "0"));
+	CALL(fs_put("pipe-user-pages-hard", "20"));
+	pipe_user("no soft limit, hard 20");
+	char b[32];
+	snprintf(b, sizeof b, "%ld", soft);
+	fs_put("pipe-user-pages-soft", b);
+	snprintf(b, sizeof b, "%ld", hard);
+	fs_put("pipe-user-pages-hard", b);
+	printf("restored = %s\n",
+	       fs_value("pipe-user-pages-soft") == soft && fs_value("pipe-user-pages-hard") == hard
+		       ? "yes" : "no");
+}
+
+int main(int argc, char **argv)
+{
+	options(argc, argv, NULL, NULL, NULL, NULL);
+	printf("# procfs probe, uid %u\n", (unsigned)getuid());
+	if (wanted("sysctl")) sec_sysctl();
+	if (wanted("sysctl-user")) sec_sysctl_user();
+	if (wanted("listing")) sec_listing();
+	if (wanted("effect")) sec_effect();
+	if (wanted("pipe-pages")) sec_pipe_pages();
+	printf("=== DONE\n");
+	return 0;
+}

@@ -1,0 +1,216 @@
+//! The key subsystem's /proc files under `watchq exec`: `/proc/keys`,
+//! `/proc/key-users` and `/proc/sys/kernel/keys/*` are the emulated
+//! kernel's, and nothing a program writes there reaches the machine.
+//!
+//! `procfs_probe_matches_linux` runs tests/conformance/probes/procfs.c
+//! (reads, root's good and bad writes, a uid-1000 child's EACCES and
+//! EPERM, maxkeys taking effect, the listings) with the emulated gc_delay
+//! set to 2 from inside the tree, as the recording's guest had it, and
+//! compares with what Linux 6.12.117 printed
+//! (tests/data/conformance/procfs.txt). Both tests check the machine's
+//! own values are what they were. They need root (the probe drops to
+//! uid 1000 in children, and a write must be a root's to prove it stays
+//! in the emulation); as another user they say so and pass.
+
+use std::process::Command;
+use watchq_tests::programs::{cc, repo, text, watchq};
+
+const FILES: [&str; 6] = [
+    "gc_delay",
+    "maxkeys",
+    "maxbytes",
+    "root_maxkeys",
+    "root_maxbytes",
+    "persistent_keyring_expiry",
+];
+
+/// The machine's own values of the keys' sysctls.
+fn host_values() -> Vec<String> {
+    FILES
+        .iter()
+        .map(|f| std::fs::read_to_string(format!("/proc/sys/kernel/keys/{f}")).unwrap_or_default())
+        .collect()
+}
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn exec_sh(script: &str) -> std::process::Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg(watchq())
+        .args(["exec", "--", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn procfs_probe_matches_linux() {
+    if !root() {
+        eprintln!("procfs_probe_matches_linux: needs root; skipped");
+        return;
+    }
+    let probe = cc(
+        &repo("tests/conformance/probes/procfs.c"),
+        "conformance-procfs",
+    );
+    let before = host_values();
+    let out = exec_sh(&format!(
+        "echo 2 > /proc/sys/kernel/keys/gc_delay && exec {}",
+        probe.display()
+    ));
+    assert_eq!(host_values(), before, "the machine's sysctls changed");
+    let ours = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{ours}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    let recorded = include_str!("../data/conformance/procfs.txt");
+    let kernel: Vec<&str> = recorded
+        .lines()
+        .skip_while(|l| {
+            l.starts_with("# recorded")
+                || l.starts_with("# kernel")
+                || l.starts_with("# uname")
+                || l.starts_with("# qemu")
+        })
+        .collect();
+    let ours: Vec<&str> = ours.lines().collect();
+    for (i, (a, b)) in ours.iter().zip(&kernel).enumerate() {
+        assert_eq!(a, b, "line {} differs (watchq, then Linux)", i + 1);
+    }
+    assert_eq!(ours.len(), kernel.len(), "lengths:\n{}", ours.join("\n"));
+}
+
+/// A root shell (dash's echo: write()), bash (whose echo writes through
+/// stdio, which no preload sees), relative and `..` spellings, procps'
+/// `sysctl -w` (fopen and fprintf) all write the emulated values, a bad
+/// value is refused; the machine's stay as they were.
+#[test]
+fn procfs_root_writes_stay_in_the_emulation() {
+    if !root() {
+        eprintln!("procfs_root_writes_stay_in_the_emulation: needs root; skipped");
+        return;
+    }
+    let before = host_values();
+    let d = "/proc/sys/kernel/keys";
+    let mut script = format!(
+        "echo 299 > {d}/gc_delay; cat {d}/gc_delay; \
+         bash -c 'echo 7 > {d}/maxkeys'; cat {d}/maxkeys; \
+         cd {d} && echo 11 > root_maxkeys; cat ../keys/root_maxkeys; cd /; \
+         echo 5 > /proc/self/../sys/kernel/keys/persistent_keyring_expiry; \
+         cat {d}/persistent_keyring_expiry; \
+         echo nope > {d}/maxbytes || echo rejected; cat {d}/maxbytes; "
+    );
+    if std::path::Path::new("/usr/sbin/sysctl").exists() {
+        script.push_str(&format!(
+            "/usr/sbin/sysctl -q -w kernel.keys.root_maxbytes=12345; cat {d}/root_maxbytes; "
+        ));
+    } else {
+        script.push_str("echo 12345; ");
+    }
+    let out = exec_sh(&script);
+    assert_eq!(host_values(), before, "the machine's sysctls changed");
+    assert_eq!(
+        text(&out.stdout),
+        "299\n7\n11\n5\nrejected\n20000\n12345\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// keys.c's `quota` section, a uid-1000 child reading its quota use from
+/// `/proc/key-users` after each call, under `watchq exec` (it was only
+/// replayed in process before, as the file was the machine's): it prints
+/// what Linux 6.12.117 printed (tests/data/conformance/keys.txt).
+#[test]
+fn procfs_key_users_quota_section_matches_linux() {
+    if !root() {
+        eprintln!("procfs_key_users_quota_section_matches_linux: needs root; skipped");
+        return;
+    }
+    let probe = cc(&repo("tests/conformance/probes/keys.c"), "conformance-keys");
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(watchq())
+        .args(["exec", "--"])
+        .arg(&probe)
+        .args(["--gc-delay", "2", "--settle", "300", "quota"])
+        .output()
+        .unwrap();
+    let section = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip_while(|l| *l != "=== SECTION quota")
+            .skip(1)
+            .take_while(|l| !l.starts_with("=== "))
+            .map(str::to_string)
+            .collect()
+    };
+    let kernel = section(include_str!("../data/conformance/keys.txt"));
+    assert!(kernel.iter().any(|l| l.starts_with("quota ")));
+    assert_eq!(section(&text(&out.stdout)), kernel, "{}", text(&out.stderr));
+}
+
+/// A program given the library by hand hosts the kernel and is its first
+/// client: its own writes to the keys' sysctls (the shell's redirection
+/// here) are the emulated kernel's too. They reached the machine while the
+/// hosting process did not join its own kernel.
+#[test]
+fn procfs_hosting_process_writes_stay_in_the_emulation() {
+    if !root() {
+        eprintln!("procfs_hosting_process_writes_stay_in_the_emulation: needs root; skipped");
+        return;
+    }
+    let before = host_values();
+    let out = Command::new("timeout")
+        .args(["30", "env"])
+        .arg(format!(
+            "LD_PRELOAD={}",
+            watchq_tests::programs::preload_lib().display()
+        ))
+        .args([
+            "sh",
+            "-c",
+            "echo 5 > /proc/sys/kernel/keys/gc_delay; cat /proc/sys/kernel/keys/gc_delay",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(host_values(), before, "the machine's sysctls changed");
+    assert_eq!(text(&out.stdout), "5\n", "{}", text(&out.stderr));
+}
+
+/// A procfs mounted elsewhere (in a mount namespace of the program's own)
+/// names the same files: `/mnt/sys/kernel/keys/maxkeys` is the emulated
+/// sysctl, `/mnt/keys` the emulated listing; the machine's stay.
+#[test]
+fn procfs_another_procfs_mount_is_the_same_emulated_files() {
+    if !root() {
+        eprintln!("procfs_another_procfs_mount_is_the_same_emulated_files: needs root; skipped");
+        return;
+    }
+    let unshare = watchq_tests::programs::require("unshare");
+    watchq_tests::programs::require("keyctl");
+    let dir = watchq_tests::programs::target_dir().join("procfs-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    let before = host_values();
+    let d = dir.display();
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(watchq())
+        .args(["exec", "--"])
+        .arg(unshare)
+        .args(["-m", "sh", "-c"])
+        .arg(format!(
+            "mount -t proc proc {d} && echo 7 > {d}/sys/kernel/keys/maxkeys && \
+             cat /proc/sys/kernel/keys/maxkeys && keyctl add user k v @s > /dev/null && \
+             grep -c ' user ' {d}/keys"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(host_values(), before, "the machine's sysctls changed");
+    assert_eq!(text(&out.stdout), "7\n1\n", "{}", text(&out.stderr));
+}
