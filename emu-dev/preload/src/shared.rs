@@ -563,8 +563,9 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
             let (_, d) = call(none, None)?;
             copy_whole(&d, addr, len)
         }
-        // keyctl_read_key() and keyctl_get_security() copy as much as fits.
-        cmd::READ | cmd::GET_SECURITY => {
+        // keyctl_read_key() copies the whole payload when it fits, else
+        // nothing; keyctl_get_security() copies as much as fits.
+        cmd::READ => {
             let (_, d) = call(none, None)?;
             copy_whole(&d, addr, len)
         }

@@ -23,8 +23,8 @@
 
 mod ops;
 mod perm;
-mod system;
 mod proc;
+mod system;
 
 use ops::ROOT_QUOTA;
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};

@@ -106,6 +106,10 @@ impl KeyStore {
                         let _ = write!(out, ": {n} [{at}]");
                     }
                 }
+                // No key of these types can be instantiated here (no
+                // asymmetric parsers; blacklist keys refused as this
+                // kernel configuration does): the description alone.
+                KeyType::Asymmetric | KeyType::Blacklist => out.push_str(&k.desc),
                 KeyType::User | KeyType::Logon => {
                     out.push_str(&k.desc);
                     if positive {
