@@ -208,18 +208,23 @@ impl Server {
             SocketFlags::CLOEXEC,
             None,
         )?;
-        rustix::net::bind(&listener, &SocketAddrUnix::new(&path)?)?;
-        rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(0o600))?;
+        // The socket is made under another name and takes its own once it
+        // listens: another kernel's start sweeps `sock`s that refuse a
+        // connection, which a bound socket does until it listens.
+        let fresh = dir.join("sock.new");
+        rustix::net::bind(&listener, &SocketAddrUnix::new(&fresh)?)?;
+        rustix::fs::chmod(&fresh, rustix::fs::Mode::from_raw_mode(0o600))?;
         if uid == 0 {
             // A root kernel serves the descendants of its processes that
             // dropped their privileges (`admits`): they must reach the
             // socket. Who may use it is still `admits`'s decision, made on
             // the credentials the real kernel attaches.
             rustix::fs::chmod(&dir, rustix::fs::Mode::from_raw_mode(0o711))?;
-            rustix::fs::chmod(&path, rustix::fs::Mode::from_raw_mode(0o666))?;
+            rustix::fs::chmod(&fresh, rustix::fs::Mode::from_raw_mode(0o666))?;
         }
         rustix::net::sockopt::set_socket_passcred(&listener, true)?;
         rustix::net::listen(&listener, 128)?;
+        std::fs::rename(&fresh, &path)?;
         let shared = Arc::new(Shared {
             kernel,
             uid,
