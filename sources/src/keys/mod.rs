@@ -21,8 +21,11 @@
 //! Serial numbers are sequential from [`KeyConfig::first_serial`], so runs
 //! are reproducible (the kernel's are random).
 
+mod assoc;
 mod ops;
 mod perm;
+
+pub use assoc::{Links, ASSOC_ARRAY_FAN_OUT};
 
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;
@@ -170,8 +173,8 @@ pub struct Key {
     pub invalidated: bool,
     /// Expires at this virtual time.
     pub expiry: Option<u64>,
-    /// Linked keys, for a keyring, in link order.
-    pub links: Vec<Serial>,
+    /// Linked keys, for a keyring, in the kernel's slot order.
+    pub links: Links,
     /// Links are refused (`KEYCTL_RESTRICT_KEYRING` with no type).
     pub restricted: bool,
     /// Security label, for the policy engine.
@@ -379,7 +382,7 @@ impl KeyStore {
             uid: k.uid,
             gid: k.gid,
             perm: k.perm,
-            links: k.links.clone(),
+            links: k.links.iter().collect(),
             watches: k.watchers.as_ref().map_or(0, |w| w.len()),
         })
     }
@@ -460,14 +463,12 @@ impl KeyStore {
             let rings: Vec<Serial> = g
                 .keys
                 .values()
-                .filter(|k| k.links.iter().any(|s| dead.contains(s)))
+                .filter(|k| k.links.iter().any(|s| dead.contains(&s)))
                 .map(|k| k.serial)
                 .collect();
             for r in rings {
                 let k = g.keys.get_mut(&r).expect("listed above");
-                let before = k.links.len();
-                k.links.retain(|s| !dead.contains(s));
-                let freed = (before - k.links.len()) * 4;
+                let freed = k.links.retain(|s| !dead.contains(&s)) * 4;
                 let bytes = k.charged.saturating_sub(freed);
                 let _ = g.reserve(r, bytes);
             }
@@ -484,7 +485,7 @@ impl KeyStore {
         while let Some(s) = reach.pop() {
             if seen.insert(s) {
                 if let Some(k) = g.keys.get(&s) {
-                    reach.extend(k.links.iter().copied());
+                    reach.extend(k.links.iter());
                 }
             }
         }

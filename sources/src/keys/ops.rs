@@ -60,27 +60,41 @@ fn bad_reject_error(e: i32) -> bool {
 }
 
 impl Inner {
-    /// Does keyring `ring` reach `target` through links (cycle check)?
-    /// Err(ELOOP) when the nesting gets deeper than the kernel allows.
-    fn reaches(&self, from: Serial, target: Serial, depth: usize) -> Result<bool> {
-        if from == target {
-            return Ok(true);
+    /// `keyring_detect_cycle()`: would linking keyring `key` into `ring`
+    /// make a cycle? A search from `key` for `ring` itself, as
+    /// `search_nested_keyrings()` makes it with `DETECT_TOO_DEEP` and no
+    /// permission or state checks: `key` is `ring` (EDEADLK); each keyring
+    /// looks among its own links first (EDEADLK when `ring` is there), then
+    /// descends into its nested keyrings in slot order, skipping revoked
+    /// and invalidated ones; meeting a nested keyring at the sixth level of
+    /// nesting ends the search with ELOOP.
+    fn detect_cycle(&self, ring: Serial, key: Serial) -> Result<()> {
+        if key == ring {
+            return Err(Errno::EDEADLK);
         }
-        let Some(k) = self.keys.get(&from) else {
-            return Ok(false);
+        self.detect_cycle_in(ring, key, 0)
+    }
+
+    fn detect_cycle_in(&self, ring: Serial, keyring: Serial, sp: usize) -> Result<()> {
+        let Some(k) = self.keys.get(&keyring) else {
+            return Ok(());
         };
-        if !k.is_keyring() {
-            return Ok(false);
+        if k.invalidated || k.revoked_at.is_some() {
+            return Ok(());
         }
-        if depth >= MAX_DEPTH {
-            return Err(Errno::ELOOP);
+        if k.links.contains(ring) {
+            return Err(Errno::EDEADLK);
         }
-        for &l in &k.links {
-            if self.reaches(l, target, depth + 1)? {
-                return Ok(true);
+        for l in k.links.iter() {
+            if !self.keys.get(&l).is_some_and(Key::is_keyring) {
+                continue;
             }
+            if sp >= MAX_DEPTH {
+                return Err(Errno::ELOOP);
+            }
+            self.detect_cycle_in(ring, l, sp + 1)?;
         }
-        Ok(false)
+        Ok(())
     }
 
     /// `__key_link_begin()` and the checks before `__key_link()`:
@@ -105,8 +119,8 @@ impl Inner {
         if r.restricted {
             return Err(Errno::EPERM);
         }
-        if self.key(key)?.is_keyring() && self.reaches(key, ring, 0)? {
-            return Err(Errno::EDEADLK);
+        if self.key(key)?.is_keyring() {
+            self.detect_cycle(ring, key)?;
         }
         Ok(())
     }
@@ -117,7 +131,7 @@ impl Inner {
     /// holds at most one key of each, which may be `key` or another.
     fn index_of(&self, ring: Serial, key: Serial) -> Option<usize> {
         let k = self.keys.get(&key)?;
-        self.keys.get(&ring)?.links.iter().position(|&l| {
+        self.keys.get(&ring)?.links.position(|l| {
             l == key
                 || self
                     .keys
@@ -134,12 +148,12 @@ impl Inner {
         let r = self.keys.get_mut(&ring).expect("checked");
         match same {
             Some(i) => {
-                if std::mem::replace(&mut r.links[i], key) != key {
+                if r.links.replace(i, key) != Some(key) {
                     self.gc_pending = true;
                 }
             }
             None => {
-                r.links.push(key);
+                r.links.insert(key);
                 let bytes = r.charged + KEYQUOTA_LINK_BYTES;
                 // check_link made room.
                 let _ = self.reserve(ring, bytes);
@@ -225,8 +239,11 @@ impl Inner {
         Ok(serial)
     }
 
-    /// Keys of `t`/`desc` found by searching `roots` recursively through
-    /// keyrings the caller may search, with the search's verdict on each.
+    /// `search_cred_keyrings_rcu()`: searches `roots` (the thread,
+    /// process and session keyrings) in turn; the first key found wins.
+    /// Otherwise a negative key's ENOKEY or "nothing" (EAGAIN, which the
+    /// callers turn into ENOKEY) from any searchable root outranks any
+    /// other error (EACCES, EKEYREVOKED, …), the later root's winning.
     ///
     /// With `skip_expired` (request_key's `KEYRING_SEARCH_SKIP_EXPIRED`)
     /// an expired key is passed over as if absent; a revoked one is not.
@@ -237,40 +254,122 @@ impl Inner {
         (t, desc): (KeyType, &str),
         skip_expired: bool,
     ) -> Result<Serial> {
-        let mut stack: Vec<(Serial, usize)> = roots.iter().map(|&r| (r, 0)).collect();
-        let mut seen = std::collections::HashSet::new();
-        let mut err = Errno::ENOKEY;
-        while let Some((r, depth)) = stack.pop() {
-            if !seen.insert(r) {
-                continue;
-            }
+        let mut ret = None;
+        let mut err = Errno::EAGAIN;
+        for &r in roots {
             let Ok(ring) = self.key(r) else { continue };
-            if !ring.is_keyring() || !self.permitted(ctx, ring, need::SEARCH) {
-                continue;
-            }
-            for &l in &ring.links {
-                let Some(k) = self.keys.get(&l) else { continue };
-                if k.ktype == t && k.desc == desc {
-                    if !self.permitted(ctx, k, need::SEARCH) {
-                        err = Errno::EACCES;
-                        continue;
-                    }
-                    if skip_expired && k.revoked_at.is_none() && k.expired(self.now) {
-                        continue;
-                    }
-                    if let KeyState::Negative(e) = k.state {
-                        return Err(e);
-                    }
-                    match k.validate(self.now) {
-                        Ok(()) => return Ok(l),
-                        Err(e) => err = e,
-                    }
-                } else if k.is_keyring() && depth < MAX_DEPTH {
-                    stack.push((l, depth + 1));
+            let e = if !ring.is_keyring() {
+                Errno::ENOTDIR
+            } else if !self.permitted(ctx, ring, need::SEARCH) {
+                Errno::EACCES
+            } else {
+                match self.search_tree(ctx, r, (t, desc), skip_expired) {
+                    Ok(k) => return Ok(k),
+                    Err(e) => e,
                 }
+            };
+            match e {
+                Errno::EAGAIN if ret.is_some() => {}
+                Errno::EAGAIN | Errno::ENOKEY => ret = Some(e),
+                e => err = e,
             }
         }
-        Err(err)
+        Err(ret.unwrap_or(err))
+    }
+
+    /// `search_nested_keyrings()` with `KEYRING_SEARCH_DO_STATE_CHECK`:
+    /// the key of `t`/`desc` in the tree under keyring `root`. The root
+    /// itself is checked first (a match there ends the search either way);
+    /// then each keyring looks among its own links, and then descends into
+    /// its nested keyrings in slot order (those it may search, not revoked
+    /// or invalidated, at most `KEYRING_SEARCH_MAX_DEPTH` deep). A match
+    /// that cannot be used (revoked or invalidated: EKEYREVOKED; expired:
+    /// EKEYEXPIRED unless `skip_expired`; no search permission: EACCES;
+    /// negative: its error) is remembered, the last one winning, and the
+    /// search goes on. Nothing at all is EAGAIN.
+    fn search_tree(
+        &self,
+        ctx: &KeyCtx<'_>,
+        root: Serial,
+        want: (KeyType, &str),
+        skip_expired: bool,
+    ) -> Result<Serial> {
+        let mut result = Errno::EAGAIN;
+        let top = self.key(root)?;
+        if top.ktype == want.0 && top.desc == want.1 {
+            return match self.search_verdict(ctx, top, skip_expired) {
+                Some(Ok(())) => Ok(root),
+                Some(Err(e)) => Err(e),
+                None => Err(result),
+            };
+        }
+        match self.search_in(ctx, root, want, skip_expired, 0, &mut result) {
+            Some(k) => Ok(k),
+            None => Err(result),
+        }
+    }
+
+    fn search_in(
+        &self,
+        ctx: &KeyCtx<'_>,
+        keyring: Serial,
+        want: (KeyType, &str),
+        skip_expired: bool,
+        sp: usize,
+        result: &mut Errno,
+    ) -> Option<Serial> {
+        let ring = self.keys.get(&keyring)?;
+        if ring.invalidated || ring.revoked_at.is_some() {
+            return None;
+        }
+        // search_keyring(): the direct look-up by index key.
+        let found = ring.links.iter().find(|l| {
+            self.keys
+                .get(l)
+                .is_some_and(|k| k.ktype == want.0 && k.desc == want.1)
+        });
+        if let Some(l) = found {
+            match self.search_verdict(ctx, &self.keys[&l], skip_expired) {
+                Some(Ok(())) => return Some(l),
+                Some(Err(e)) => *result = e,
+                None => {}
+            }
+        }
+        for l in ring.links.iter() {
+            let Some(k) = self.keys.get(&l) else { continue };
+            if !k.is_keyring() {
+                continue;
+            }
+            if sp >= MAX_DEPTH {
+                return None;
+            }
+            if !self.permitted(ctx, k, need::SEARCH) {
+                continue;
+            }
+            if let Some(f) = self.search_in(ctx, l, want, skip_expired, sp + 1, result) {
+                return Some(f);
+            }
+        }
+        None
+    }
+
+    /// `keyring_search_iterator()` on a key of the wanted type and
+    /// description: Some(Ok) found; Some(Err) skipped with that error;
+    /// None skipped silently (expired, with `skip_expired`).
+    fn search_verdict(&self, ctx: &KeyCtx<'_>, k: &Key, skip_expired: bool) -> Option<Result<()>> {
+        if k.invalidated || k.revoked_at.is_some() {
+            return Some(Err(Errno::EKEYREVOKED));
+        }
+        if k.expired(self.now) {
+            return (!skip_expired).then_some(Err(Errno::EKEYEXPIRED));
+        }
+        if !self.permitted(ctx, k, need::SEARCH) {
+            return Some(Err(Errno::EACCES));
+        }
+        if let KeyState::Negative(e) = k.state {
+            return Some(Err(e));
+        }
+        Some(Ok(()))
     }
 }
 
@@ -359,7 +458,7 @@ impl KeyStore {
             return Err(Errno::EPERM);
         }
         if t.updatable() {
-            let existing = r.links.iter().copied().find(|l| {
+            let existing = r.links.iter().find(|l| {
                 g.keys.get(l).is_some_and(|k| {
                     k.ktype == t && k.desc == desc && k.revoked_at.is_none() && !k.invalidated
                 })
@@ -410,7 +509,13 @@ impl KeyStore {
             v.push(a.session.unwrap_or(user_session));
             v
         };
-        let k = g.search(ctx, &roots, (t, desc), true)?;
+        let k = g.search(ctx, &roots, (t, desc), true).map_err(|e| {
+            if e == Errno::EAGAIN {
+                Errno::ENOKEY
+            } else {
+                e
+            }
+        })?;
         if let Some(d) = dest {
             g.check_link(d, k)?;
             g.do_link(ctx, d, k);
@@ -731,7 +836,9 @@ impl KeyStore {
         // and description, which need not be `k` (UNLINKED still names k).
         let i = g.index_of(r, k).ok_or(Errno::ENOENT)?;
         let ring = g.key_mut(r)?;
-        ring.links.remove(i);
+        if let Some(s) = ring.links.at(i) {
+            ring.links.remove(s);
+        }
         let bytes = ring.charged.saturating_sub(KEYQUOTA_LINK_BYTES);
         let _ = g.reserve(r, bytes);
         let ring = g.key(r)?;
@@ -774,7 +881,13 @@ impl KeyStore {
         if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let k = g.search(ctx, &[r], (t, desc), false)?;
+        let k = g.search(ctx, &[r], (t, desc), false).map_err(|e| {
+            if e == Errno::EAGAIN {
+                Errno::ENOKEY
+            } else {
+                e
+            }
+        })?;
         if let Some(d) = dest {
             g.check_perm(ctx, k, need::LINK)?;
             g.check_link(d, k)?;

@@ -4,7 +4,7 @@
 //! process_keys.c (`lookup_user_key()`, the special keyring ids and their
 //! on-demand creation, `join_session_keyring()`'s anonymous keyring).
 
-use super::{Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Serial};
+use super::{Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Links, Serial};
 use super::{
     KEY_SPEC_GROUP_KEYRING, KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_REQKEY_AUTH_KEY,
     KEY_SPEC_REQUESTOR_KEYRING, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_THREAD_KEYRING,
@@ -119,7 +119,7 @@ impl Inner {
             }
             if let Some(k) = self.keys.get(&r) {
                 if k.is_keyring() && perm_mask(k, ctx, true) & need::SEARCH != 0 {
-                    stack.extend(k.links.iter().copied());
+                    stack.extend(k.links.iter());
                 }
             }
         }
@@ -196,7 +196,7 @@ impl Inner {
                 revoked_at: None,
                 invalidated: false,
                 expiry: None,
-                links: Vec::new(),
+                links: Links::default(),
                 restricted: false,
                 label: None,
                 watchers: None,
@@ -225,7 +225,7 @@ impl Inner {
         let all = KEY_POS_ALL | KEY_USR_ALL;
         let u = self.new_keyring(&format!("_uid.{uid}"), uid, u32::MAX, all);
         let us = self.new_keyring(&format!("_uid_ses.{uid}"), uid, u32::MAX, all);
-        self.key_mut(us).expect("just made").links.push(u);
+        self.key_mut(us).expect("just made").links.insert(u);
         // The link's 4 bytes, charged beyond the quota as the keyrings were.
         let bytes = self.keys[&us].charged + 4;
         self.keys.get_mut(&us).expect("just made").charged = bytes;
