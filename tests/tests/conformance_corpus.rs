@@ -25,6 +25,7 @@ fn recording(probe: &str) -> &'static str {
         "gc" => include_str!("../data/conformance/gc.txt"),
         "queue" => include_str!("../data/conformance/queue.txt"),
         "types" => include_str!("../data/conformance/types.txt"),
+        "walks" => include_str!("../data/conformance/walks.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -162,7 +163,7 @@ fn sort_removals(mut lines: Vec<String>) -> Vec<String> {
 fn check(probe_name: &str, name: &str) {
     let kernel = normalized(exec_departure(section(recording(probe_name), name)));
     let mut args: Vec<String> = Vec::new();
-    if probe_name != "queue" {
+    if !matches!(probe_name, "queue" | "walks") {
         // The recording ran with gc_delay 2 and waited up to 3 s for each
         // collection; watchq's collector runs as soon as the reader waits.
         args.extend(["--gc-delay", "2", "--settle", "300"].map(String::from));
@@ -203,6 +204,21 @@ fn check(probe_name: &str, name: &str) {
         kernel.len(),
         ours.join("\n")
     );
+}
+
+#[test]
+fn conformance_walks_order() {
+    check("walks", "order");
+}
+
+#[test]
+fn conformance_walks_search() {
+    check("walks", "search");
+}
+
+#[test]
+fn conformance_walks_cycle() {
+    check("walks", "cycle");
 }
 
 #[test]

@@ -14,6 +14,9 @@ use parking_lot::MutexGuard;
 use watchq_core::lsm::caps::CAP_SYS_ADMIN;
 use watchq_core::{Errno, Result};
 
+/// `KEYRING_SEARCH_MAX_DEPTH`.
+const SEARCH_MAX_DEPTH: usize = 6;
+
 /// `KEY_POS_VIEW` and friends: the possessor byte.
 pub const KEY_POS_VIEW: u32 = 0x0100_0000;
 /// Possessor may read.
@@ -96,31 +99,49 @@ impl Inner {
         v
     }
 
-    /// Is key `s` possessed by the caller: reachable from its keyrings
-    /// through keyrings it may search? (`is_key_possessed()` in spirit.)
+    /// Is key `s` possessed by the caller: found by a search of its
+    /// keyrings for `s` itself (`lookup_user_key()`'s possession check,
+    /// `search_process_keyrings_rcu()` without state checks)? A keyring
+    /// the search starts from is possessed; below it the search is
+    /// `search_nested_keyrings()`'s: each keyring's own links, then its
+    /// nested keyrings that grant the possessor search, never into a
+    /// revoked or invalidated one, and no deeper than
+    /// `KEYRING_SEARCH_MAX_DEPTH` (the links of a keyring six levels down
+    /// are looked at, its nested keyrings are not). A key found through a
+    /// keyring must grant the possessor search permission itself.
     pub(crate) fn possessed(&self, ctx: &KeyCtx<'_>, s: Serial) -> bool {
         let roots = self.search_roots(ctx);
         if roots.contains(&s) {
             return true;
         }
-        let mut stack = roots;
-        let mut seen = std::collections::HashSet::new();
-        while let Some(r) = stack.pop() {
-            if r == s {
-                // Found through a keyring: a search only finds a key that
-                // grants the possessor search permission itself.
-                return self
-                    .keys
-                    .get(&s)
-                    .is_some_and(|k| perm_mask(k, ctx, true) & need::SEARCH != 0);
-            }
-            if !seen.insert(r) {
+        let found = roots.iter().any(|&r| self.possessed_in(ctx, r, s, 0));
+        found
+            && self
+                .keys
+                .get(&s)
+                .is_some_and(|k| perm_mask(k, ctx, true) & need::SEARCH != 0)
+    }
+
+    fn possessed_in(&self, ctx: &KeyCtx<'_>, ring: Serial, s: Serial, sp: usize) -> bool {
+        let Some(r) = self.keys.get(&ring) else {
+            return false;
+        };
+        if !r.is_keyring() || r.invalidated || r.revoked_at.is_some() {
+            return false;
+        }
+        if r.links.contains(s) {
+            return true;
+        }
+        for l in r.links.iter() {
+            let Some(k) = self.keys.get(&l) else { continue };
+            if !k.is_keyring() {
                 continue;
             }
-            if let Some(k) = self.keys.get(&r) {
-                if k.is_keyring() && perm_mask(k, ctx, true) & need::SEARCH != 0 {
-                    stack.extend(k.links.iter());
-                }
+            if sp >= SEARCH_MAX_DEPTH {
+                return false;
+            }
+            if perm_mask(k, ctx, true) & need::SEARCH != 0 && self.possessed_in(ctx, l, s, sp + 1) {
+                return true;
             }
         }
         false
