@@ -82,6 +82,7 @@ errnos! {
     ENOPKG = 65, "Package not installed";
     EBADSLT = 57, "Invalid slot";
     EOVERFLOW = 75, "Value too large for defined data type";
+    EMSGSIZE = 90, "Message too long";
     EDQUOT = 122, "Disk quota exceeded";
     EOPNOTSUPP = 95, "Operation not supported";
     ENOBUFS = 105, "No buffer space available";

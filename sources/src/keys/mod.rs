@@ -22,10 +22,12 @@
 //! are reproducible (the kernel's are random).
 
 mod assoc;
+mod dh;
 mod ops;
 mod perm;
 
 pub use assoc::{Links, ASSOC_ARRAY_FAN_OUT};
+pub use dh::{DhKdf, CRYPTO_MAX_ALG_NAME, KEYCTL_KDF_MAX_OI_LEN, KEYCTL_KDF_MAX_OUTPUT_LEN};
 
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;

@@ -1199,11 +1199,11 @@ impl KeyStore {
     }
 
     /// KEYCTL_CAPABILITIES: the two capability bytes (watchq supports
-    /// big_key, invalidate, restrict and move; persistent keyrings, DH and
-    /// the public-key operations are a kernel built without them; the
-    /// notifications bit follows `notifications`).
+    /// Diffie-Hellman, big_key, invalidate, restrict and move; persistent
+    /// keyrings and the public-key operations are a kernel built without
+    /// them; the notifications bit follows `notifications`).
     pub fn capabilities(&self) -> [u8; 2] {
-        let caps0 = 0x01 | 0x10 | 0x20 | 0x40 | 0x80;
+        let caps0 = 0x01 | 0x04 | 0x10 | 0x20 | 0x40 | 0x80;
         let caps1 = if self.config.notifications {
             KEYCTL_CAPS1_NOTIFICATIONS
         } else {

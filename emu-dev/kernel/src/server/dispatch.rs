@@ -27,7 +27,7 @@ use std::sync::Arc;
 use watchq_core::ring::mmap::RingStorage;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::Anchors;
+use watchq_sources::keys::{Anchors, DhKdf};
 
 /// Runs `f` with `file` installed in `p`'s fd table (past its
 /// `RLIMIT_NOFILE`: the real descriptor exists already, the number is the
@@ -482,6 +482,23 @@ fn keyctl(
         }
         cmd::MOVE => unit(p.keyctl_move(id(a[0]), id(a[1]), id(a[2]), a[3] as u32)),
         cmd::CAPABILITIES => data(Ok(p.keyctl_capabilities().to_vec())),
+        cmd::DH_COMPUTE => {
+            // a: private, prime, base, buflen; with the KDF, s1 is the
+            // digest's name and the data its other information.
+            let kdf = s1.map(|hash| DhKdf {
+                hash,
+                otherinfo: payload,
+            });
+            let keys = (id(a[0]), id(a[1]), id(a[2]));
+            match p.keyctl_dh_compute(keys, a[3] as usize, kdf.as_ref()) {
+                Ok((v, d)) => Reply {
+                    value: v as i64,
+                    data: d,
+                    ..Reply::default()
+                },
+                Err(e) => Reply::err(e),
+            }
+        }
         cmd::WATCH_KEY => {
             // Either end of a notification pipe names its queue.
             let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));

@@ -13,7 +13,7 @@
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::{KeyCtx, KeyStore, KeyctlMove, Serial};
+use watchq_sources::keys::{DhKdf, KeyCtx, KeyStore, KeyctlMove, Serial};
 
 /// keyctl(2) command numbers (`include/uapi/linux/keyctl.h`).
 pub mod cmd {
@@ -59,6 +59,8 @@ pub mod cmd {
     pub const RESTRICT_KEYRING: u32 = 29;
     /// KEYCTL_MOVE.
     pub const MOVE: u32 = 30;
+    /// KEYCTL_DH_COMPUTE.
+    pub const DH_COMPUTE: u32 = 23;
     /// KEYCTL_CAPABILITIES.
     pub const CAPABILITIES: u32 = 31;
     /// KEYCTL_WATCH_KEY.
@@ -215,6 +217,18 @@ pub trait KeyCalls {
     /// KEYCTL_CAPABILITIES: the capability bytes.
     fn keyctl_capabilities(&self) -> [u8; 2];
 
+    /// KEYCTL_DH_COMPUTE over (private, prime, base) for a buffer of
+    /// `buflen` bytes: the call's value and the bytes for the buffer.
+    ///
+    /// # Errors
+    /// As `KeyStore::dh_compute`.
+    fn keyctl_dh_compute(
+        &self,
+        keys: (Serial, Serial, Serial),
+        buflen: usize,
+        kdf: Option<&DhKdf>,
+    ) -> Result<(usize, Vec<u8>)>;
+
     /// KEYCTL_SET_REQKEY_KEYRING: the previous setting.
     ///
     /// # Errors
@@ -338,6 +352,15 @@ impl KeyCalls for Process {
 
     fn keyctl_capabilities(&self) -> [u8; 2] {
         self.kernel().keys().capabilities()
+    }
+
+    fn keyctl_dh_compute(
+        &self,
+        keys: (Serial, Serial, Serial),
+        buflen: usize,
+        kdf: Option<&DhKdf>,
+    ) -> Result<(usize, Vec<u8>)> {
+        with_keys(self, |k, c| k.dh_compute(c, keys, buflen, kdf))
     }
 
     fn keyctl_set_reqkey_keyring(&self, value: i32) -> Result<i32> {
