@@ -43,6 +43,7 @@ cmd+="; echo '=== PROBE gc'; ./gc --gc-delay $gc_delay --trials $trials"
 cmd+="; echo '=== PROBE queue'; ./queue"
 cmd+="; echo '=== PROBE types'; ./types --guest"
 cmd+="; echo '=== PROBE walks'; ./walks"
+cmd+="; echo '=== PROBE dh'; ./dh"
 
 nice -n 19 env WORK="${WORK:-/tmp/wq-oracle-multi}" OUT="$tmp/out" LOG=serial.txt \
     JOBS="${JOBS:-2}" SMP="${SMP:-2}" ONLY=none GC_DELAY="$gc_delay" \
@@ -55,7 +56,7 @@ kernel=$(sed -n 's/^# kernel: \(.*\)/\1/p' "$log" | head -1)
 uname=$(sed -n 's/^uname -a: //p' "$log" | head -1)
 date=$(date -u +%Y-%m-%d)
 mkdir -p tests/data/conformance
-for p in keys gc queue types walks; do
+for p in keys gc queue types walks dh; do
     out=tests/data/conformance/$p.txt
     {
         echo "# recorded by scripts/record-conformance.sh on $date"

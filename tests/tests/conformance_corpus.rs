@@ -26,6 +26,7 @@ fn recording(probe: &str) -> &'static str {
         "queue" => include_str!("../data/conformance/queue.txt"),
         "types" => include_str!("../data/conformance/types.txt"),
         "walks" => include_str!("../data/conformance/walks.txt"),
+        "dh" => include_str!("../data/conformance/dh.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -163,7 +164,7 @@ fn sort_removals(mut lines: Vec<String>) -> Vec<String> {
 fn check(probe_name: &str, name: &str) {
     let kernel = normalized(exec_departure(section(recording(probe_name), name)));
     let mut args: Vec<String> = Vec::new();
-    if !matches!(probe_name, "queue" | "walks") {
+    if !matches!(probe_name, "queue" | "walks" | "dh") {
         // The recording ran with gc_delay 2 and waited up to 3 s for each
         // collection; watchq's collector runs as soon as the reader waits.
         args.extend(["--gc-delay", "2", "--settle", "300"].map(String::from));
@@ -204,6 +205,16 @@ fn check(probe_name: &str, name: &str) {
         kernel.len(),
         ours.join("\n")
     );
+}
+
+#[test]
+fn conformance_dh_compute() {
+    check("dh", "dh");
+}
+
+#[test]
+fn conformance_dh_kdf() {
+    check("dh", "dh-kdf");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! (crypto/kdf_sp800108.c: each block the digest of a 32-bit big-endian
 //! counter from 1, the shared secret and the other information).
 //!
-//! The arithmetic is num-bigint's and the digests sha2's: both well kept,
+//! The arithmetic is num-bigint's and the digests RustCrypto's: well kept,
 //! and big-integer and hash code is the kind not to write by hand.
 
 use super::perm::need;
@@ -37,16 +37,37 @@ pub struct DhKdf {
     pub otherinfo: Vec<u8>,
 }
 
-/// A digest `crypto_alloc_shash()` finds by that name.
-fn shash(name: &str) -> Result<Box<dyn DynDigest>> {
-    Ok(match name {
-        "sha224" | "sha224-generic" => Box::new(sha2::Sha224::default()),
-        "sha256" | "sha256-generic" => Box::new(sha2::Sha256::default()),
-        "sha384" | "sha384-generic" => Box::new(sha2::Sha384::default()),
-        "sha512" | "sha512-generic" => Box::new(sha2::Sha512::default()),
-        // The crypto API knows no such algorithm.
-        _ => return Err(Errno::ENOENT),
+/// What `crypto_alloc_shash()` finds by that name: a digest, or (an HMAC,
+/// which has no key here) a hash whose first use fails with `ENOKEY`.
+enum Shash {
+    Digest(Box<dyn DynDigest>),
+    NeedsKey,
+}
+
+/// The digests of the oracle's kernel (SHA-1, SHA-2 and SHA-3, by
+/// algorithm and generic driver name).
+fn digest(name: &str) -> Option<Box<dyn DynDigest>> {
+    let base = name.strip_suffix("-generic").unwrap_or(name);
+    Some(match base {
+        "sha1" => Box::new(sha1::Sha1::default()),
+        "sha224" => Box::new(sha2::Sha224::default()),
+        "sha256" => Box::new(sha2::Sha256::default()),
+        "sha384" => Box::new(sha2::Sha384::default()),
+        "sha512" => Box::new(sha2::Sha512::default()),
+        "sha3-224" => Box::new(sha3::Sha3_224::default()),
+        "sha3-256" => Box::new(sha3::Sha3_256::default()),
+        "sha3-384" => Box::new(sha3::Sha3_384::default()),
+        "sha3-512" => Box::new(sha3::Sha3_512::default()),
+        _ => return None,
     })
+}
+
+/// `kdf_alloc()`: ENOENT when the crypto API knows no such hash.
+fn shash(name: &str) -> Result<Shash> {
+    if let Some(inner) = name.strip_prefix("hmac(").and_then(|n| n.strip_suffix(')')) {
+        return digest(inner).map(|_| Shash::NeedsKey).ok_or(Errno::ENOENT);
+    }
+    digest(name).map(Shash::Digest).ok_or(Errno::ENOENT)
 }
 
 /// The counter KDF: `len` bytes of H(counter ‖ input) blocks.
@@ -128,10 +149,12 @@ impl KeyStore {
         let mut z = vec![0u8; outlen - v.len().min(outlen)];
         z.extend_from_slice(&v[v.len().saturating_sub(outlen)..]);
         match (kdf, hash) {
-            (Some(k), Some(h)) => {
+            (Some(k), Some(Shash::Digest(h))) => {
                 z.extend_from_slice(&k.otherinfo);
                 Ok((buflen, kdf_ctr(h, &z, buflen)))
             }
+            // crypto_shash_init() of a keyed hash without its key.
+            (Some(_), Some(Shash::NeedsKey)) => Err(Errno::ENOKEY),
             _ => Ok((outlen, z)),
         }
     }
@@ -144,7 +167,7 @@ mod tests {
     #[test]
     fn dh_kdf_counter_blocks() {
         // Two SHA-256 blocks, cut to 40 bytes: H(1 ‖ in) ‖ H(2 ‖ in)[..8].
-        let out = kdf_ctr(shash("sha256").unwrap(), b"in", 40);
+        let out = kdf_ctr(digest("sha256").unwrap(), b"in", 40);
         let mut h = sha2::Sha256::default();
         DynDigest::update(&mut h, &[0, 0, 0, 1]);
         DynDigest::update(&mut h, b"in");
@@ -154,6 +177,8 @@ mod tests {
         let b2 = DynDigest::finalize_reset(&mut h);
         assert_eq!(&out[..32], &b1[..]);
         assert_eq!(&out[32..], &b2[..8]);
-        assert_eq!(shash("md4").err(), Some(Errno::ENOENT));
+        assert!(matches!(shash("md4"), Err(Errno::ENOENT)));
+        assert!(matches!(shash("hmac(sha1)"), Ok(Shash::NeedsKey)));
+        assert!(matches!(shash("hmac(md4)"), Err(Errno::ENOENT)));
     }
 }
