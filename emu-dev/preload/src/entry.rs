@@ -907,7 +907,12 @@ pub extern "C" fn watchq_syscall(
                 a4 as usize,
                 a5 as i32,
             )),
-            libc::SYS_request_key => ret(shared::request_key(a1 as usize, a2 as usize, a4 as i32)),
+            libc::SYS_request_key => ret(shared::request_key(
+                a1 as usize,
+                a2 as usize,
+                a3 as usize,
+                a4 as i32,
+            )),
             // 436 was watch_devices in the device series; Linux 5.9 gave it
             // to close_range. A call on an emulated queue fd with a tag in
             // −1..=255 is watch_devices; anything else is the real call.

@@ -370,10 +370,14 @@ pub(crate) fn add_key(
     with(false, |k| k.add_key(&t, d.as_deref(), &data, ring)).map(c_long::from)
 }
 
-/// request_key(2) on the shared kernel.
-pub(crate) fn request_key(ty: usize, desc: usize, dest: i32) -> Result<c_long> {
+/// request_key(2) on the shared kernel. The call-out information is
+/// copied in as the kernel does (`strndup_user(_callout_info, PAGE_SIZE)`:
+/// 4096 bytes or more is EINVAL), though watchq has no `/sbin/request-key`
+/// to hand it to.
+pub(crate) fn request_key(ty: usize, desc: usize, callout: usize, dest: i32) -> Result<c_long> {
     let t = c_string(ty, MAX_TYPE)?;
     let d = c_string(desc, MAX_DESC)?;
+    let _callout = opt_string(callout, 4095)?;
     with(false, |k| k.request_key(&t, &d, dest)).map(c_long::from)
 }
 
