@@ -366,11 +366,18 @@ impl Remote {
     ///
     /// # Errors
     /// As the kernel's.
-    pub fn request_key(&self, ktype: &str, desc: &str, dest: i32) -> CallResult<i32> {
+    pub fn request_key(
+        &self,
+        ktype: &str,
+        desc: &str,
+        callout: Option<&[u8]>,
+        dest: i32,
+    ) -> CallResult<i32> {
         let req = Request::RequestKey {
             ktype: ktype.into(),
             desc: desc.into(),
             dest,
+            callout: callout.map(<[u8]>::to_vec),
         };
         self.value(&req, None).map(|v| v as i32)
     }

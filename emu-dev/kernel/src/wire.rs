@@ -121,6 +121,8 @@ pub enum Request {
         desc: String,
         /// Destination keyring.
         dest: i32,
+        /// The call-out information, if any.
+        callout: Option<Vec<u8>>,
     },
     /// keyctl(2): the command, its four integer arguments, and the strings
     /// and data the command reads (already copied from user memory). For
@@ -430,11 +432,17 @@ impl Request {
                 .opt_bytes(desc.as_deref().map(str::as_bytes))
                 .bytes(payload)
                 .u32(*ring as u32),
-            Request::RequestKey { ktype, desc, dest } => w
+            Request::RequestKey {
+                ktype,
+                desc,
+                dest,
+                callout,
+            } => w
                 .u8(op::REQUEST_KEY)
                 .bytes(ktype.as_bytes())
                 .bytes(desc.as_bytes())
-                .u32(*dest as u32),
+                .u32(*dest as u32)
+                .opt_bytes(callout.as_deref()),
             Request::Keyctl {
                 op: cmd,
                 args,
@@ -508,6 +516,7 @@ impl Request {
                 ktype: r.str()?,
                 desc: r.str()?,
                 dest: r.i32()?,
+                callout: r.opt(Reader::bytes)?,
             },
             op::KEYCTL => Request::Keyctl {
                 op: r.u32()?,
@@ -679,6 +688,7 @@ mod tests {
                 ktype: "user".into(),
                 desc: "k".into(),
                 dest: 0,
+                callout: Some(b"info".to_vec()),
             },
             Request::Keyctl {
                 op: 32,
@@ -754,6 +764,7 @@ mod tests {
             ktype: "a".into(),
             desc: "b".into(),
             dest: 0,
+            callout: None,
         }
         .encode();
         s[6] = 0xff;

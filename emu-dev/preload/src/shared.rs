@@ -372,13 +372,14 @@ pub(crate) fn add_key(
 
 /// request_key(2) on the shared kernel. The call-out information is
 /// copied in as the kernel does (`strndup_user(_callout_info, PAGE_SIZE)`:
-/// 4096 bytes or more is EINVAL), though watchq has no `/sbin/request-key`
-/// to hand it to.
+/// 4096 bytes or more is EINVAL); the emulated kernel hands it to the
+/// `/sbin/request-key` it runs when it finds no key.
 pub(crate) fn request_key(ty: usize, desc: usize, callout: usize, dest: i32) -> Result<c_long> {
     let t = c_string(ty, MAX_TYPE)?;
     let d = c_string(desc, MAX_DESC)?;
-    let _callout = opt_string(callout, 4095)?;
-    with(false, |k| k.request_key(&t, &d, dest)).map(c_long::from)
+    let callout = opt_string(callout, 4095)?;
+    let callout = callout.as_deref().map(str::as_bytes);
+    with(false, |k| k.request_key(&t, &d, callout, dest)).map(c_long::from)
 }
 
 /// Hints every descriptor an `SCM_RIGHTS` message brought.

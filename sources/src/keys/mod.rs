@@ -258,11 +258,13 @@ pub struct Anchors {
 }
 
 impl Anchors {
-    /// What `fork()` keeps: the session keyring only (thread and process
-    /// keyrings are per-thread and per-process).
+    /// What `fork()` keeps: the session keyring and the instantiation
+    /// authority (the cred's `request_key_auth`); thread and process
+    /// keyrings are per-thread and per-process.
     pub fn for_child(&self) -> Anchors {
         Anchors {
             session: self.session,
+            auth: self.auth,
             reqkey_default: self.reqkey_default,
             ..Anchors::default()
         }
@@ -304,6 +306,47 @@ pub(crate) struct Inner {
     gc_runs: u64,
     /// `maxkeys`/`maxbytes` for users other than root.
     limits: (usize, usize),
+    /// Keys under construction by a request-key helper (their
+    /// `request_key_auth`): key → what the helper may read and search.
+    constructions: HashMap<Serial, Construction>,
+}
+
+/// A construction's `request_key_auth`: the call-out information, the
+/// requestor's keyrings (searched, and so possessed, by the helper once it
+/// assumes the authority) and the helper's session keyring.
+#[derive(Clone, Debug)]
+pub(crate) struct Construction {
+    callout: Vec<u8>,
+    requestor: [Option<Serial>; 3],
+    helper_session: Serial,
+}
+
+/// A construction request_key(2) started: what `/sbin/request-key` is run
+/// with (`call_sbin_request_key()`): `create KEY UID GID THREAD PROCESS
+/// SESSION`, in a session keyring of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOut {
+    /// The key under construction.
+    pub key: Serial,
+    /// The helper's session keyring (`_req.KEY`).
+    pub helper_session: Serial,
+    /// The requestor's uid and gid.
+    pub uid: u32,
+    /// The requestor's gid.
+    pub gid: u32,
+    /// The requestor's thread, process and session keyrings (0: none; the
+    /// session is the user session keyring when it has none).
+    pub rings: [Serial; 3],
+}
+
+/// What request_key(2) comes to: a key, or a construction to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requested {
+    /// The key found.
+    Found(Serial),
+    /// A new key under construction: run the helper, then
+    /// [`KeyStore::construction_ended`].
+    Construct(CallOut),
 }
 
 /// Every key of the emulated kernel.
@@ -350,6 +393,7 @@ impl KeyStore {
             inner: Mutex::new(Inner {
                 next_serial: config.first_serial.max(3),
                 limits: (config.maxkeys, config.maxbytes),
+                constructions: HashMap::new(),
                 ..Inner::default()
             }),
             constructed: Condvar::new(),

@@ -7,7 +7,10 @@ use super::perm::{
     KEY_POS_SEARCH, KEY_POS_SETATTR, KEY_POS_VIEW, KEY_POS_WRITE, KEY_USR_ALL, KEY_USR_VIEW,
     LOOKUP_CREATE, LOOKUP_PARTIAL,
 };
-use super::{Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Serial, KEY_MAX_DESC_SIZE};
+use super::{
+    perm, CallOut, Construction, Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Requested,
+    Serial, KEY_MAX_DESC_SIZE,
+};
 use parking_lot::MutexGuard;
 use std::sync::Arc;
 use watchq_core::uapi::*;
@@ -495,8 +498,9 @@ impl KeyStore {
         ctx: &mut KeyCtx<'_>,
         type_name: &str,
         desc: &str,
+        callout: Option<&[u8]>,
         dest: Serial,
-    ) -> Result<Serial> {
+    ) -> Result<Requested> {
         KeyType::lookup(type_name)
             .map_err(|e| if e == Errno::ENODEV { Errno::ENOKEY } else { e })?;
         let mut g = self.inner.lock();
@@ -507,20 +511,184 @@ impl KeyStore {
             let a = &*ctx.anchors;
             let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
             v.push(a.session.unwrap_or(user_session));
+            v.extend(g.requestor_roots(ctx));
             v
         };
-        let k = g.search(ctx, &roots, (t, desc), true).map_err(|e| {
-            if e == Errno::EAGAIN {
-                Errno::ENOKEY
-            } else {
-                e
-            }
-        })?;
+        let k = match g.search(ctx, &roots, (t, desc), true) {
+            Ok(k) => k,
+            Err(Errno::EAGAIN) => match callout {
+                Some(info) => {
+                    return self
+                        .construct_alloc(&mut g, ctx, (t, desc), info, dest, user_session)
+                        .map(Requested::Construct)
+                }
+                None => return Err(Errno::ENOKEY),
+            },
+            Err(e) => return Err(e),
+        };
         if let Some(d) = dest {
             g.check_link(d, k)?;
             g.do_link(ctx, d, k);
         }
-        Ok(k)
+        // request_key(2) waits for a key under construction.
+        Self::wait_constructed(&self.constructed, &mut g, ctx, k)?;
+        Ok(Requested::Found(k))
+    }
+
+    /// `wait_for_key_construction()`, then the key's state: its error if
+    /// negative.
+    fn wait_constructed(
+        cv: &parking_lot::Condvar,
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &KeyCtx<'_>,
+        k: Serial,
+    ) -> Result<()> {
+        loop {
+            match g.key(k)?.state {
+                KeyState::Uninstantiated => match ctx.deadline {
+                    Some(d) => {
+                        if cv.wait_until(g, d).timed_out() {
+                            return Err(Errno::EINTR);
+                        }
+                    }
+                    None => cv.wait(g),
+                },
+                KeyState::Negative(e) => return Err(e),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// `construct_alloc_key()` and `call_sbin_request_key()`'s preparation:
+    /// the key, uninstantiated, linked into `dest` or the default keyring
+    /// (`construct_get_dest_keyring()`: thread, process, session, user
+    /// session keyring, the first there is; the requestor's own when the
+    /// caller is a helper), which must grant the possessor write; the
+    /// helper's session keyring `_req.KEY` owned by the requestor, and the
+    /// construction's record.
+    fn construct_alloc(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &mut KeyCtx<'_>,
+        (t, desc): (KeyType, &str),
+        callout: &[u8],
+        dest: Option<Serial>,
+        user_session: Serial,
+    ) -> Result<CallOut> {
+        let a = ctx.anchors.clone();
+        let dest = match dest {
+            Some(d) => d,
+            None => {
+                let d = a.thread.or(a.process).or(a.session).unwrap_or(user_session);
+                if perm::perm_mask(g.key(d)?, ctx, true) & need::WRITE == 0 {
+                    return Err(Errno::EACCES);
+                }
+                d
+            }
+        };
+        let quota = self.quota();
+        let key = g.create_and_link(
+            ctx,
+            dest,
+            t,
+            desc.to_string(),
+            Vec::new(),
+            KeyState::Uninstantiated,
+            quota,
+        )?;
+        let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
+        let helper_session = g.new_keyring(
+            &format!("_req.{key}"),
+            uid,
+            gid,
+            KEY_POS_ALL | KEY_USR_VIEW | perm::KEY_USR_READ,
+        );
+        let session = a.session.unwrap_or(user_session);
+        g.constructions.insert(
+            key,
+            Construction {
+                callout: callout.to_vec(),
+                requestor: [a.thread, a.process, Some(session)],
+                helper_session,
+            },
+        );
+        Ok(CallOut {
+            key,
+            helper_session,
+            uid,
+            gid,
+            rings: [a.thread.unwrap_or(0), a.process.unwrap_or(0), session],
+        })
+    }
+
+    /// The helper of `call` exited (`call_sbin_request_key()`'s end and
+    /// `complete_request_key()`): a key it left uninstantiated is negated
+    /// for 60 s (`key_negative_timeout`) and the request fails with
+    /// ENOKEY; otherwise the request gets the key, or its error if the
+    /// helper negated or rejected it. The helper's session keyring and the
+    /// authority go (the session keyring with the helper's exit).
+    ///
+    /// # Errors
+    /// `ENOKEY` (not instantiated), a negative key's error.
+    pub fn construction_ended(&self, ctx: &mut KeyCtx<'_>, call: &CallOut) -> Result<Serial> {
+        let mut g = self.inner.lock();
+        g.constructions.remove(&call.key);
+        g.gc_pending = true;
+        let state = g.key(call.key)?.state;
+        let r = match state {
+            KeyState::Uninstantiated => {
+                let expiry = Some(g.now.saturating_add(60));
+                let saved = ctx.anchors.auth.replace(call.key);
+                let r = self.finish_construction(
+                    &mut g,
+                    ctx,
+                    call.key,
+                    None,
+                    (KeyState::Negative(Errno::ENOKEY), Vec::new(), expiry),
+                );
+                ctx.anchors.auth = saved;
+                r.and(Err(Errno::ENOKEY))
+            }
+            KeyState::Negative(e) => Err(e),
+            _ => Ok(call.key),
+        };
+        self.wake_constructed();
+        r
+    }
+
+    /// KEYCTL_ASSUME_AUTHORITY: `id` 0 gives the authority up; a key under
+    /// construction whose authorisation the caller holds (its session
+    /// keyring is the construction's helper session keyring, or it has the
+    /// authority already) becomes the one it may instantiate. Returns `id`.
+    ///
+    /// # Errors
+    /// `EINVAL` (negative id), `ENOKEY` (no such construction in reach).
+    pub fn assume_authority(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<Serial> {
+        if id < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if id == 0 {
+            ctx.anchors.auth = None;
+            return Ok(0);
+        }
+        let g = self.inner.lock();
+        let c = g.constructions.get(&id).ok_or(Errno::ENOKEY)?;
+        if ctx.anchors.session != Some(c.helper_session) && ctx.anchors.auth != Some(id) {
+            return Err(Errno::ENOKEY);
+        }
+        ctx.anchors.auth = Some(id);
+        Ok(id)
+    }
+
+    /// The call-out information of the construction the caller has the
+    /// authority for (KEYCTL_READ of `KEY_SPEC_REQKEY_AUTH_KEY`).
+    pub(crate) fn auth_callout(&self, ctx: &KeyCtx<'_>) -> Option<Vec<u8>> {
+        let a = ctx.anchors.auth?;
+        self.inner
+            .lock()
+            .constructions
+            .get(&a)
+            .map(|c| c.callout.clone())
     }
 
     /// The request-key helper's half of a construction: creates key
@@ -906,6 +1074,12 @@ impl KeyStore {
     /// `keyctl_read_key()` reports a failed lookup), `EACCES` (no read
     /// permission and not possessed), `EOPNOTSUPP` (logon keys).
     pub fn read(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<Vec<u8>> {
+        if id == super::KEY_SPEC_REQKEY_AUTH_KEY {
+            // The authorisation key's payload: the call-out information.
+            if let Some(c) = self.auth_callout(ctx) {
+                return Ok(c);
+            }
+        }
         let mut g = self.inner.lock();
         let s = self.lookup(&mut g, ctx, id, 0, need::DEFER).map_err(|e| {
             if e == Errno::EINVAL {

@@ -86,6 +86,23 @@ impl Inner {
     /// The keyrings a search of the caller's keyrings starts from
     /// (`search_process_keyrings()`).
     fn search_roots(&self, ctx: &KeyCtx<'_>) -> Vec<Serial> {
+        let mut v = self.own_roots(ctx);
+        v.extend(self.requestor_roots(ctx));
+        v
+    }
+
+    /// The requestor's keyrings, for a caller that assumed the authority
+    /// to instantiate a key (`search_process_keyrings_rcu()` searches them
+    /// with the requestor's credentials).
+    pub(crate) fn requestor_roots(&self, ctx: &KeyCtx<'_>) -> Vec<Serial> {
+        ctx.anchors
+            .auth
+            .and_then(|a| self.constructions.get(&a))
+            .map(|c| c.requestor.iter().flatten().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn own_roots(&self, ctx: &KeyCtx<'_>) -> Vec<Serial> {
         let a = &*ctx.anchors;
         let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
         match a.session {
@@ -257,7 +274,7 @@ impl Inner {
 }
 
 /// The permission bits that apply to the caller, possessor bits included.
-fn perm_mask(k: &Key, ctx: &KeyCtx<'_>, possessed: bool) -> u32 {
+pub(crate) fn perm_mask(k: &Key, ctx: &KeyCtx<'_>, possessed: bool) -> u32 {
     let p = k.perm;
     let mut m = if k.uid == ctx.cred.uid {
         p >> 16

@@ -219,9 +219,12 @@ pub(super) fn handle(
             p.add_key(&ktype, desc.as_deref(), &payload, ring)
                 .map(i64::from),
         ),
-        Request::RequestKey { ktype, desc, dest } => {
-            value(p.request_key(&ktype, &desc, dest).map(i64::from))
-        }
+        Request::RequestKey {
+            ktype,
+            desc,
+            dest,
+            callout,
+        } => value(request_key(s, p, &ktype, &desc, callout.as_deref(), dest).map(i64::from)),
         Request::Keyctl { op, .. } if op == KEYCTL_SESSION_TO_PARENT => session_to_parent(s, c, p),
         Request::Keyctl {
             op,
@@ -294,6 +297,53 @@ fn on_file(
         },
         None => Reply::err(Errno::EBADF),
     }
+}
+
+/// request_key(2). With call-out information and no key, the kernel runs
+/// `/sbin/request-key` as `call_sbin_request_key()` does (`create KEY UID
+/// GID THREAD PROCESS SESSION`, `HOME=/`, `TERM=linux`, the system PATH,
+/// no standard streams) but as a process of this emulated kernel (the
+/// preload and `WATCHQ_KERNEL` in its environment, its own `_req.KEY`
+/// session keyring), and waits for it to exit; the caller's request
+/// waits with it. Nothing reaches the host's keyrings: every call the
+/// helper and its children make goes to this kernel.
+fn request_key(
+    s: &Arc<Shared>,
+    p: &Process,
+    ktype: &str,
+    desc: &str,
+    callout: Option<&[u8]>,
+    dest: i32,
+) -> Result<i32> {
+    use watchq_sources::keys::Requested;
+    let call = match p.request_key_with(ktype, desc, callout, dest)? {
+        Requested::Found(k) => return Ok(k),
+        Requested::Construct(call) => call,
+    };
+    if let Some(preload) = &s.preload {
+        let [thread, process, session] = call.rings;
+        s.procs.helper_starting();
+        let child = std::process::Command::new("/sbin/request-key")
+            .args(["create".to_string(), call.key.to_string()])
+            .args([call.uid, call.gid].map(|v| v.to_string()))
+            .args([thread, process, session].map(|v| v.to_string()))
+            .env_clear()
+            .env("HOME", "/")
+            .env("TERM", "linux")
+            .env("PATH", "/sbin:/bin:/usr/sbin:/usr/bin")
+            .env("LD_PRELOAD", preload)
+            .env("WATCHQ_KERNEL", &s.sock_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        s.procs
+            .helper_started(child.as_ref().ok().map(|c| c.id()), call.helper_session);
+        if let Ok(mut child) = child {
+            let _ = child.wait();
+        }
+    }
+    p.request_key_ended(&call)
 }
 
 fn hello(s: &Arc<Shared>, c: &mut Conn, exec: bool, uid: u32, gid: u32) -> Reply {
@@ -482,6 +532,7 @@ fn keyctl(
         }
         cmd::MOVE => unit(p.keyctl_move(id(a[0]), id(a[1]), id(a[2]), a[3] as u32)),
         cmd::CAPABILITIES => data(Ok(p.keyctl_capabilities().to_vec())),
+        cmd::ASSUME_AUTHORITY => value(p.keyctl_assume_authority(id(a[0])).map(i64::from)),
         cmd::DH_COMPUTE => {
             // a: private, prime, base, buflen; with the KDF, s1 is the
             // digest's name and the data its other information.

@@ -55,6 +55,9 @@ pub struct ServerOptions {
     pub log: Option<std::fs::File>,
     /// Audit lines (refusals) also go to stderr.
     pub audit_to_stderr: bool,
+    /// The preload library, for the `/sbin/request-key` helpers the
+    /// kernel runs (without it a construction fails as without a helper).
+    pub preload: Option<PathBuf>,
 }
 
 /// What an epoll entry stands for.
@@ -87,6 +90,9 @@ pub(crate) struct Shared {
     /// Live connections (to shut down when the server stops).
     conns: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     start: Instant,
+    /// The socket's path and the preload, for request-key helpers.
+    pub(crate) sock_path: PathBuf,
+    pub(crate) preload: Option<PathBuf>,
 }
 
 /// A running kernel server. Dropping it stops it and removes its socket.
@@ -219,6 +225,8 @@ impl Server {
             log: Mutex::new(opts.log),
             conns: Mutex::new(HashMap::new()),
             start: Instant::now(),
+            sock_path: path.clone(),
+            preload: opts.preload.clone(),
         });
         let listener = Arc::new(listener);
         let mut threads = Vec::new();

@@ -13,7 +13,7 @@
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::{DhKdf, KeyCtx, KeyStore, KeyctlMove, Serial};
+use watchq_sources::keys::{CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, Requested, Serial};
 
 /// keyctl(2) command numbers (`include/uapi/linux/keyctl.h`).
 pub mod cmd {
@@ -61,6 +61,8 @@ pub mod cmd {
     pub const MOVE: u32 = 30;
     /// KEYCTL_DH_COMPUTE.
     pub const DH_COMPUTE: u32 = 23;
+    /// KEYCTL_ASSUME_AUTHORITY.
+    pub const ASSUME_AUTHORITY: u32 = 16;
     /// KEYCTL_CAPABILITIES.
     pub const CAPABILITIES: u32 = 31;
     /// KEYCTL_WATCH_KEY.
@@ -81,11 +83,42 @@ pub trait KeyCalls {
         ring: Serial,
     ) -> Result<Serial>;
 
-    /// request_key(2), searching only (there is no `/sbin/request-key`).
+    /// request_key(2) without call-out information: search only.
     ///
     /// # Errors
     /// As `KeyStore::request_key`.
-    fn request_key(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial>;
+    fn request_key(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
+        match self.request_key_with(ktype, desc, None, dest)? {
+            Requested::Found(k) => Ok(k),
+            Requested::Construct(_) => Err(Errno::ENOKEY),
+        }
+    }
+
+    /// request_key(2): the key found, or, with call-out information and
+    /// nothing found, a construction for `/sbin/request-key` to finish
+    /// (then [`KeyCalls::request_key_ended`]).
+    ///
+    /// # Errors
+    /// As `KeyStore::request_key`.
+    fn request_key_with(
+        &self,
+        ktype: &str,
+        desc: &str,
+        callout: Option<&[u8]>,
+        dest: Serial,
+    ) -> Result<Requested>;
+
+    /// The helper of a construction this process asked for has exited.
+    ///
+    /// # Errors
+    /// As `KeyStore::construction_ended`.
+    fn request_key_ended(&self, call: &CallOut) -> Result<Serial>;
+
+    /// KEYCTL_ASSUME_AUTHORITY.
+    ///
+    /// # Errors
+    /// As `KeyStore::assume_authority`.
+    fn keyctl_assume_authority(&self, id: Serial) -> Result<Serial>;
 
     /// Plays the request-key helper: creates `ktype`/`desc` under
     /// construction in `dest` and takes the authority to instantiate it.
@@ -260,8 +293,22 @@ impl KeyCalls for Process {
         with_keys(self, |k, c| k.add_key(c, ktype, desc, payload, ring))
     }
 
-    fn request_key(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
-        with_keys(self, |k, c| k.request_key(c, ktype, desc, dest))
+    fn request_key_with(
+        &self,
+        ktype: &str,
+        desc: &str,
+        callout: Option<&[u8]>,
+        dest: Serial,
+    ) -> Result<Requested> {
+        with_keys(self, |k, c| k.request_key(c, ktype, desc, callout, dest))
+    }
+
+    fn request_key_ended(&self, call: &CallOut) -> Result<Serial> {
+        with_keys(self, |k, c| k.construction_ended(c, call))
+    }
+
+    fn keyctl_assume_authority(&self, id: Serial) -> Result<Serial> {
+        with_keys(self, |k, c| k.assume_authority(c, id))
     }
 
     fn key_construct(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
