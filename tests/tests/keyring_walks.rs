@@ -76,21 +76,30 @@ fn keyring_walks_search_tries_nested_keyrings_in_slot_order() {
 fn keyring_walks_cycle_check_is_the_kernels() {
     // keyring_detect_cycle(): a keyring nested 7 deep under the one being
     // linked is still found (EDEADLK); 8 deep, the search meets a keyring
-    // below the sixth level first (ELOOP). Two stacks of five keyrings
+    // below the sixth level first (ELOOP). With the default permissions a
+    // keyring that deep is not possessed, so not writable (EACCES). Two stacks of five keyrings
     // joined end to end are refused with ELOOP, not EDEADLK.
     let out = run(r#"
         try() { keyctl link "$@" 2>&1 >/dev/null | sed 's/.*: //'; }
-        top=$(keyctl newring first @s)
+        # The user gets every permission (as keyutils' own test does):
+        # below six levels the keyrings are no longer possessed.
+        top=$(keyctl newring first @s); keyctl setperm $top 0x3f3f0000
         [ "$(try $top $top)" = "Resource deadlock avoided" ] || { echo self; exit 1; }
+        # Each made in the session, opened up, then moved into the last.
+        nest() { local k; k=$(keyctl newring $1 @s); keyctl setperm $k 0x3f3f0000
+            keyctl link $k $2; keyctl unlink $k @s >/dev/null; echo $k; }
         r=$top
-        for n in 2 3 4 5 6 7 8; do r=$(keyctl newring k$n $r); done
+        for n in 2 3 4 5 6 7 8; do r=$(nest k$n $r); done
         [ "$(try $top $r)" = "Resource deadlock avoided" ] || { echo "8: $(try $top $r)"; exit 1; }
-        r=$(keyctl newring k9 $r)
+        r=$(nest k9 $r)
         [ "$(try $top $r)" = "Too many levels of symbolic links" ] || { echo "9: $(try $top $r)"; exit 1; }
         a=$(keyctl newring A1 @s); b=$(keyctl newring B1 @s); ar=$a br=$b
         for i in 2 3 4 5; do a=$(keyctl newring A$i $a); b=$(keyctl newring B$i $b); done
         keyctl link $ar $b
         [ "$(try $br $a)" = "Too many levels of symbolic links" ] || { echo "stacks: $(try $br $a)"; exit 1; }
+        deep=$(keyctl newring d1 @s)
+        for n in 2 3 4 5 6 7 8 9; do deep=$(keyctl newring d$n $deep 2>&1) || break; done
+        [ "$deep" = "add_key: Permission denied" ] || { echo "possession: $deep"; exit 1; }
         echo ok
     "#);
     assert_eq!(out.trim(), "ok", "{out}");

@@ -545,6 +545,13 @@ impl KeyStore {
     ) -> Result<()> {
         loop {
             match g.key(k)?.state {
+                // As `lookup`: waiting for one's own construction would
+                // never end.
+                KeyState::Uninstantiated
+                    if ctx.anchors.auth == Some(k) && ctx.deadline.is_none() =>
+                {
+                    return Err(Errno::EDEADLK)
+                }
                 KeyState::Uninstantiated => match ctx.deadline {
                     Some(d) => {
                         if cv.wait_until(g, d).timed_out() {
