@@ -139,6 +139,13 @@ pub enum Request {
         /// The data argument (payload).
         data: Option<Vec<u8>>,
     },
+    /// The next key call is made by thread `tid` of the process (sent
+    /// before a key call from any thread but the main one): thread
+    /// keyrings are per thread.
+    Thread {
+        /// The caller's thread id.
+        tid: u32,
+    },
     /// Mirrors the caller's `RLIMIT_NOFILE` (it bounds the user's watches).
     Rlimit {
         /// Soft limit.
@@ -401,6 +408,7 @@ mod op {
     pub const MMAP: u8 = 14;
     pub const WATCH_DEVICES: u8 = 15;
     pub const WATCH_PATH: u8 = 16;
+    pub const THREAD: u8 = 17;
 }
 
 impl Request {
@@ -459,6 +467,7 @@ impl Request {
                     .opt_bytes(data.as_deref())
             }
             Request::Rlimit { soft, hard } => w.u8(op::RLIMIT).u64(*soft).u64(*hard),
+            Request::Thread { tid } => w.u8(op::THREAD).u32(*tid),
             Request::Stats => w.u8(op::STATS),
             Request::OpenDev { flags } => w.u8(op::OPEN_DEV).u32(*flags),
             Request::Mmap {
@@ -525,6 +534,7 @@ impl Request {
                 s2: r.opt(Reader::str)?,
                 data: r.opt(Reader::bytes)?,
             },
+            op::THREAD => Request::Thread { tid: r.u32()? },
             op::RLIMIT => Request::Rlimit {
                 soft: r.u64()?,
                 hard: r.u64()?,
@@ -593,6 +603,7 @@ impl Request {
             Request::RequestKey { .. } => "request_key",
             Request::Keyctl { .. } => "keyctl",
             Request::Rlimit { .. } => "rlimit",
+            Request::Thread { .. } => "thread",
             Request::Stats => "stats",
             Request::OpenDev { .. } => "open(/dev/watch_queue)",
             Request::Mmap { .. } => "mmap",
@@ -698,6 +709,7 @@ mod tests {
                 data: Some(vec![]),
             },
             Request::Rlimit { soft: 1, hard: 2 },
+            Request::Thread { tid: 7 },
             Request::Stats,
             Request::OpenDev { flags: 2 },
             Request::Mmap {

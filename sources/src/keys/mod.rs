@@ -255,6 +255,11 @@ pub struct Anchors {
     /// (`KEYCTL_SET_REQKEY_KEYRING`'s `KEY_REQKEY_DEFL_*`, the cred's
     /// `jit_keyring`; 0, the default, until set).
     pub reqkey_default: i32,
+    /// The thread `thread` belongs to (0 until a key call says).
+    pub tid: u32,
+    /// The other threads' thread keyrings, by thread id (each task's cred
+    /// has its own).
+    pub threads: Vec<(u32, Serial)>,
 }
 
 impl Anchors {
@@ -270,11 +275,34 @@ impl Anchors {
         }
     }
 
+    /// Makes `thread` the thread keyring of thread `tid` (the caller of
+    /// the key call about to run), keeping the previous thread's aside.
+    /// A thread first seen has none (watchq does not see `clone()`: the
+    /// kernel gives a new thread a thread keyring of its own at once when
+    /// its creator had one).
+    pub fn switch_thread(&mut self, tid: u32) {
+        if self.tid == tid {
+            return;
+        }
+        if self.tid == 0 {
+            self.tid = tid;
+            return;
+        }
+        if let Some(t) = self.thread.take() {
+            self.threads.push((self.tid, t));
+        }
+        if let Some(i) = self.threads.iter().position(|&(t, _)| t == tid) {
+            self.thread = Some(self.threads.swap_remove(i).1);
+        }
+        self.tid = tid;
+    }
+
     /// The keys these anchors keep alive.
     pub fn roots(&self) -> impl Iterator<Item = Serial> + '_ {
         [self.thread, self.process, self.session, self.auth]
             .into_iter()
             .flatten()
+            .chain(self.threads.iter().map(|&(_, t)| t))
     }
 }
 

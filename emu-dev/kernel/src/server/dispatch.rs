@@ -81,13 +81,36 @@ pub(super) fn handle(
     if cred.uid != uid || cred.gid != gid {
         real_cred(s, p, c.pid, uid, gid);
     }
+    // Thread keyrings are per thread: a key call runs as the thread it
+    // came from (the main thread unless `Request::Thread` said otherwise,
+    // and only a thread of this process).
+    if matches!(
+        req,
+        Request::AddKey { .. } | Request::RequestKey { .. } | Request::Keyctl { .. }
+    ) {
+        let tid = c.tid.take().unwrap_or(c.pid);
+        p.anchors().switch_thread(tid);
+    }
+    if let Request::Thread { tid } = req {
+        let ours =
+            tid == c.pid || std::path::Path::new(&format!("/proc/{}/task/{tid}", c.pid)).exists();
+        c.tid = ours.then_some(tid);
+        return (
+            if ours {
+                Reply::ok(0)
+            } else {
+                Reply::err(Errno::ESRCH)
+            },
+            Vec::new(),
+        );
+    }
     let target = fds.first().and_then(|fd| s.lookup(fd));
     let unread_ok = matches!(req, Request::Unread { .. });
     let last_read = if unread_ok { c.last_read.take() } else { None };
     c.last_read = None;
     let mut give = Vec::new();
     let reply = match req {
-        Request::Hello { .. } => unreachable!("handled above"),
+        Request::Hello { .. } | Request::Thread { .. } => unreachable!("handled above"),
         Request::Pipe2 { flags } => match pipe2(s, p, flags) {
             Ok(ends) => {
                 give = Vec::from(ends);

@@ -551,6 +551,8 @@ pub(crate) struct Conn {
     /// A poll of an emulated end was answered while the key collector was
     /// queued: it runs once the reply is sent (see `dispatch`'s Poll).
     pub(crate) gc_after_reply: bool,
+    /// The thread the next key call comes from (`Request::Thread`).
+    pub(crate) tid: Option<u32>,
 }
 
 impl Conn {
@@ -568,6 +570,7 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         last_read: None,
         promised: Vec::new(),
         gc_after_reply: false,
+        tid: None,
     };
     let mut buf = Vec::new();
     while !s.stop.load(Ordering::SeqCst) {
