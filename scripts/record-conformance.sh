@@ -40,14 +40,14 @@ done
 # invalidates a system keyring that surface's `sysrings` looks at.
 # The kernel's own messages (encrypted keys complain on the console) would
 # land among the probes' lines: console loglevel 1 first (the guest's).
-probes=${PROBES:-surface procs keys gc queue types procfs}
+probes=${PROBES:-surface procs keys gc queue types procfs walks dh}
 cmd="echo 1 > /proc/sys/kernel/printk"
 for p in $probes; do
     case $p in
         keys) args="--gc-delay $gc_delay --helper-conf" ;;
         gc) args="--gc-delay $gc_delay --trials $trials" ;;
         types) args="--guest" ;;
-        queue | surface | procs | procfs) args="" ;;
+        queue | surface | procs | procfs | walks | dh) args="" ;;
         *) echo "record-conformance: no probe $p" >&2; exit 1 ;;
     esac
     cmd+="; echo '=== PROBE $p'; ./$p $args"

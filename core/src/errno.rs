@@ -83,6 +83,7 @@ errnos! {
     EBADSLT = 57, "Invalid slot";
     EBADMSG = 74, "Bad message";
     EOVERFLOW = 75, "Value too large for defined data type";
+    EMSGSIZE = 90, "Message too long";
     EDQUOT = 122, "Disk quota exceeded";
     EOPNOTSUPP = 95, "Operation not supported";
     ENOBUFS = 105, "No buffer space available";

@@ -111,6 +111,8 @@ pub fn serve(opts: &KernelOptions, out: &mut dyn Write, detach: bool) -> Result<
         ServerOptions {
             log,
             audit_to_stderr: true,
+            // For the /sbin/request-key helpers the kernel runs.
+            preload: crate::exec::preload_path(),
             ..ServerOptions::default()
         },
     )

@@ -163,6 +163,23 @@ impl Remote {
         fd: Option<BorrowedFd<'_>>,
     ) -> Result<(Reply, Vec<OwnedFd>), Gone> {
         let mut buf = self.buf.lock();
+        // Thread keyrings are per thread: a key call from a thread other
+        // than the main one says which, first (under the same lock).
+        if matches!(
+            req,
+            Request::AddKey { .. } | Request::RequestKey { .. } | Request::Keyctl { .. }
+        ) {
+            let tid = rustix::thread::gettid();
+            if tid != rustix::process::getpid() {
+                let t = Request::Thread {
+                    tid: tid.as_raw_pid() as u32,
+                };
+                sock::send(self.sock.as_fd(), &t.encode(), &[]).map_err(Gone)?;
+                sock::recv(self.sock.as_fd(), &mut buf)
+                    .map_err(Gone)?
+                    .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
+            }
+        }
         let mut fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
         let mut msg = req.encode();
         // A blob too big for one message travels in a memfd.
@@ -487,11 +504,18 @@ impl Remote {
     ///
     /// # Errors
     /// As the kernel's.
-    pub fn request_key(&self, ktype: &str, desc: &str, dest: i32) -> CallResult<i32> {
+    pub fn request_key(
+        &self,
+        ktype: &str,
+        desc: &str,
+        callout: Option<&[u8]>,
+        dest: i32,
+    ) -> CallResult<i32> {
         let req = Request::RequestKey {
             ktype: ktype.into(),
             desc: desc.into(),
             dest,
+            callout: callout.map(<[u8]>::to_vec),
         };
         self.value(&req, None).map(|v| v as i32)
     }

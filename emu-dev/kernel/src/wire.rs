@@ -121,6 +121,8 @@ pub enum Request {
         desc: String,
         /// Destination keyring.
         dest: i32,
+        /// The call-out information, if any.
+        callout: Option<Vec<u8>>,
     },
     /// keyctl(2): the command, its four integer arguments, and the strings
     /// and data the command reads (already copied from user memory). For
@@ -136,6 +138,13 @@ pub enum Request {
         s2: Option<String>,
         /// The data argument (payload).
         data: Option<Vec<u8>>,
+    },
+    /// The next key call is made by thread `tid` of the process (sent
+    /// before a key call from any thread but the main one): thread
+    /// keyrings are per thread.
+    Thread {
+        /// The caller's thread id.
+        tid: u32,
     },
     /// Mirrors the caller's `RLIMIT_NOFILE` (it bounds the user's watches).
     Rlimit {
@@ -436,6 +445,7 @@ mod op {
     pub const PROC_OPEN: u8 = 17;
     pub const PROC_READ: u8 = 18;
     pub const PROC_WRITE: u8 = 19;
+    pub const THREAD: u8 = 20;
 }
 
 impl Request {
@@ -467,11 +477,17 @@ impl Request {
                 .opt_bytes(desc.as_deref().map(str::as_bytes))
                 .bytes(payload)
                 .u32(*ring as u32),
-            Request::RequestKey { ktype, desc, dest } => w
+            Request::RequestKey {
+                ktype,
+                desc,
+                dest,
+                callout,
+            } => w
                 .u8(op::REQUEST_KEY)
                 .bytes(ktype.as_bytes())
                 .bytes(desc.as_bytes())
-                .u32(*dest as u32),
+                .u32(*dest as u32)
+                .opt_bytes(callout.as_deref()),
             Request::Keyctl {
                 op: cmd,
                 args,
@@ -488,6 +504,7 @@ impl Request {
                     .opt_bytes(data.as_deref())
             }
             Request::Rlimit { soft, hard } => w.u8(op::RLIMIT).u64(*soft).u64(*hard),
+            Request::Thread { tid } => w.u8(op::THREAD).u32(*tid),
             Request::Stats => w.u8(op::STATS),
             Request::OpenDev { flags } => w.u8(op::OPEN_DEV).u32(*flags),
             Request::Mmap {
@@ -558,6 +575,7 @@ impl Request {
                 ktype: r.str()?,
                 desc: r.str()?,
                 dest: r.i32()?,
+                callout: r.opt(Reader::bytes)?,
             },
             op::KEYCTL => Request::Keyctl {
                 op: r.u32()?,
@@ -566,6 +584,7 @@ impl Request {
                 s2: r.opt(Reader::str)?,
                 data: r.opt(Reader::bytes)?,
             },
+            op::THREAD => Request::Thread { tid: r.u32()? },
             op::RLIMIT => Request::Rlimit {
                 soft: r.u64()?,
                 hard: r.u64()?,
@@ -648,6 +667,7 @@ impl Request {
             Request::RequestKey { .. } => "request_key",
             Request::Keyctl { .. } => "keyctl",
             Request::Rlimit { .. } => "rlimit",
+            Request::Thread { .. } => "thread",
             Request::Stats => "stats",
             Request::OpenDev { .. } => "open(/dev/watch_queue)",
             Request::Mmap { .. } => "mmap",
@@ -746,6 +766,7 @@ mod tests {
                 ktype: "user".into(),
                 desc: "k".into(),
                 dest: 0,
+                callout: Some(b"info".to_vec()),
             },
             Request::Keyctl {
                 op: 32,
@@ -755,6 +776,7 @@ mod tests {
                 data: Some(vec![]),
             },
             Request::Rlimit { soft: 1, hard: 2 },
+            Request::Thread { tid: 7 },
             Request::Stats,
             Request::OpenDev { flags: 2 },
             Request::Mmap {
@@ -821,6 +843,7 @@ mod tests {
             ktype: "a".into(),
             desc: "b".into(),
             dest: 0,
+            callout: None,
         }
         .encode();
         s[6] = 0xff;

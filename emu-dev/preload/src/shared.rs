@@ -585,6 +585,7 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
             }
             Ok(d.len() as c_long)
         }
+        cmd::DH_COMPUTE => dh_compute(a),
         cmd::SEARCH => {
             let t = key_type_from_user(addr)?;
             let d = c_string(len, MAX_DESC)?;
@@ -637,6 +638,55 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
     }
 }
 
+/// KEYCTL_DH_COMPUTE(params, buffer, buflen, kdf): the user memory half of
+/// `keyctl_dh_compute()`/`__keyctl_dh_compute()`, in the kernel's order
+/// (the KDF parameters, the null checks, the three serials, the KDF's
+/// spare words, sizes and digest name); the emulated kernel does the rest.
+fn dh_compute(a: [c_long; 4]) -> Result<c_long> {
+    use watchq_kernel::keys::{
+        CRYPTO_MAX_ALG_NAME, KEYCTL_KDF_MAX_OI_LEN, KEYCTL_KDF_MAX_OUTPUT_LEN,
+    };
+    let (params, buffer, buflen, kdf) = (a[0] as usize, a[1] as usize, a[2] as usize, a[3]);
+    // struct keyctl_kdf_params: hashname, otherinfo, otherinfolen, __spare[8].
+    let kdf = if kdf == 0 {
+        None
+    } else {
+        Some(copy_in(kdf as usize, 56)?)
+    };
+    if params == 0 || (buffer == 0 && buflen != 0) {
+        return Err(Errno::EINVAL);
+    }
+    let p = copy_in(params, 12)?;
+    let serial = |i: usize| i64::from(i32::from_ne_bytes(p[i..i + 4].try_into().unwrap()));
+    let word = |b: &[u8], i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap());
+    let mut other = (None, Ok(Vec::new()));
+    if let Some(k) = &kdf {
+        if k[20..52].iter().any(|&b| b != 0) {
+            return Err(Errno::EINVAL);
+        }
+        let oi_len = u32::from_ne_bytes(k[16..20].try_into().unwrap()) as usize;
+        if buflen > KEYCTL_KDF_MAX_OUTPUT_LEN || oi_len > KEYCTL_KDF_MAX_OI_LEN {
+            return Err(Errno::EMSGSIZE);
+        }
+        let hash = c_string(word(k, 0) as usize, CRYPTO_MAX_ALG_NAME - 1)?;
+        // The kernel copies the other information in after computing the
+        // secret: a fault there comes after the key and parameter errors.
+        other = (Some(hash), copy_in(word(k, 8) as usize, oi_len));
+    }
+    let args = [serial(0), serial(4), serial(8), buflen as i64].map(|v| v as u64);
+    let (hash, otherinfo) = other;
+    let faulted = otherinfo.is_err();
+    let d = hash.as_ref().map(|_| otherinfo.unwrap_or_default());
+    let (v, out) = with(false, |k| {
+        k.keyctl(cmd::DH_COMPUTE, args, (hash, None), d, None)
+    })?;
+    if faulted {
+        return Err(Errno::EFAULT);
+    }
+    copy_out(buffer, &out)?;
+    Ok(v as c_long)
+}
+
 /// Mirrors the real RLIMIT_NOFILE (it bounds the user's watches).
 fn mirror_rlimit() {
     let mut rl = libc::rlimit {
@@ -676,13 +726,16 @@ pub(crate) fn add_key(
 }
 
 /// request_key(2) on the shared kernel: the type, the description and
-/// the call-out information are read first, in that order (the call-out
-/// string is checked, not used: there is no `/sbin/request-key`).
+/// the call-out information are read first, in that order; the call-out
+/// is copied in as the kernel does (`strndup_user(_callout_info,
+/// PAGE_SIZE)`: 4096 bytes or more is EINVAL) and handed to the
+/// `/sbin/request-key` the emulated kernel runs when it finds no key.
 pub(crate) fn request_key(ty: usize, desc: usize, callout: usize, dest: i32) -> Result<c_long> {
     let t = key_type_from_user(ty)?;
     let d = c_string(desc, MAX_DESC)?;
-    opt_string(callout, PAGE - 1)?;
-    with(false, |k| k.request_key(&t, &d, dest)).map(c_long::from)
+    let callout = opt_string(callout, PAGE - 1)?;
+    let callout = callout.as_deref().map(str::as_bytes);
+    with(false, |k| k.request_key(&t, &d, callout, dest)).map(c_long::from)
 }
 
 /// Hints every descriptor an `SCM_RIGHTS` message brought.

@@ -21,12 +21,17 @@
 //! Serial numbers are sequential from [`KeyConfig::first_serial`], so runs
 //! are reproducible (the kernel's are random).
 
+mod assoc;
+mod dh;
 mod ops;
 mod perm;
 mod proc;
 mod system;
 
 use ops::ROOT_QUOTA;
+pub use assoc::{Links, ASSOC_ARRAY_FAN_OUT};
+pub use dh::{DhKdf, CRYPTO_MAX_ALG_NAME, KEYCTL_KDF_MAX_OI_LEN, KEYCTL_KDF_MAX_OUTPUT_LEN};
+
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;
 pub use system::{INVALID_GID, PERSISTENT_KEYRING_EXPIRY, SYSTEM_SERIAL_TOP};
@@ -222,8 +227,8 @@ pub struct Key {
     pub invalidated: bool,
     /// Expires at this virtual time.
     pub expiry: Option<u64>,
-    /// Linked keys, for a keyring, in link order.
-    pub links: Vec<Serial>,
+    /// Linked keys, for a keyring, in the kernel's slot order.
+    pub links: Links,
     /// Links are refused (`KEYCTL_RESTRICT_KEYRING` with no type).
     pub restricted: bool,
     /// Security label, for the policy engine.
@@ -372,17 +377,46 @@ pub struct Anchors {
     /// (`KEYCTL_SET_REQKEY_KEYRING`'s `KEY_REQKEY_DEFL_*`, the cred's
     /// `jit_keyring`; 0, the default, until set).
     pub reqkey_default: i32,
+    /// The thread `thread` belongs to (0 until a key call says).
+    pub tid: u32,
+    /// The other threads' thread keyrings, by thread id (each task's cred
+    /// has its own).
+    pub threads: Vec<(u32, Serial)>,
 }
 
 impl Anchors {
-    /// What `fork()` keeps: the session keyring only (thread and process
-    /// keyrings are per-thread and per-process).
+    /// What `fork()` keeps: the session keyring and the instantiation
+    /// authority (the cred's `request_key_auth`); thread and process
+    /// keyrings are per-thread and per-process.
     pub fn for_child(&self) -> Anchors {
         Anchors {
             session: self.session,
+            auth: self.auth,
             reqkey_default: self.reqkey_default,
             ..Anchors::default()
         }
+    }
+
+    /// Makes `thread` the thread keyring of thread `tid` (the caller of
+    /// the key call about to run), keeping the previous thread's aside.
+    /// A thread first seen has none (watchq does not see `clone()`: the
+    /// kernel gives a new thread a thread keyring of its own at once when
+    /// its creator had one).
+    pub fn switch_thread(&mut self, tid: u32) {
+        if self.tid == tid {
+            return;
+        }
+        if self.tid == 0 {
+            self.tid = tid;
+            return;
+        }
+        if let Some(t) = self.thread.take() {
+            self.threads.push((self.tid, t));
+        }
+        if let Some(i) = self.threads.iter().position(|&(t, _)| t == tid) {
+            self.thread = Some(self.threads.swap_remove(i).1);
+        }
+        self.tid = tid;
     }
 
     /// The keys these anchors keep alive.
@@ -390,6 +424,7 @@ impl Anchors {
         [self.thread, self.process, self.session, self.auth]
             .into_iter()
             .flatten()
+            .chain(self.threads.iter().map(|&(_, t)| t))
     }
 }
 
@@ -432,6 +467,47 @@ pub(crate) struct Inner {
     persistent_expiry: u64,
     /// `root_maxkeys`/`root_maxbytes`.
     root_limits: (usize, usize),
+    /// Keys under construction by a request-key helper (their
+    /// `request_key_auth`): key → what the helper may read and search.
+    constructions: HashMap<Serial, Construction>,
+}
+
+/// A construction's `request_key_auth`: the call-out information, the
+/// requestor's keyrings (searched, and so possessed, by the helper once it
+/// assumes the authority) and the helper's session keyring.
+#[derive(Clone, Debug)]
+pub(crate) struct Construction {
+    callout: Vec<u8>,
+    requestor: [Option<Serial>; 3],
+    helper_session: Serial,
+}
+
+/// A construction request_key(2) started: what `/sbin/request-key` is run
+/// with (`call_sbin_request_key()`): `create KEY UID GID THREAD PROCESS
+/// SESSION`, in a session keyring of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOut {
+    /// The key under construction.
+    pub key: Serial,
+    /// The helper's session keyring (`_req.KEY`).
+    pub helper_session: Serial,
+    /// The requestor's uid and gid.
+    pub uid: u32,
+    /// The requestor's gid.
+    pub gid: u32,
+    /// The requestor's thread, process and session keyrings (0: none; the
+    /// session is the user session keyring when it has none).
+    pub rings: [Serial; 3],
+}
+
+/// What request_key(2) comes to: a key, or a construction to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requested {
+    /// The key found.
+    Found(Serial),
+    /// A new key under construction: run the helper, then
+    /// [`KeyStore::construction_ended`].
+    Construct(CallOut),
 }
 
 /// Every key of the emulated kernel.
@@ -546,7 +622,7 @@ impl KeyStore {
             uid: k.uid,
             gid: k.gid,
             perm: k.perm,
-            links: k.links.clone(),
+            links: k.links.iter().collect(),
             watches: k.watchers.as_ref().map_or(0, |w| w.len()),
         })
     }
@@ -627,14 +703,12 @@ impl KeyStore {
             let rings: Vec<Serial> = g
                 .keys
                 .values()
-                .filter(|k| k.links.iter().any(|s| dead.contains(s)))
+                .filter(|k| k.links.iter().any(|s| dead.contains(&s)))
                 .map(|k| k.serial)
                 .collect();
             for r in rings {
                 let k = g.keys.get_mut(&r).expect("listed above");
-                let before = k.links.len();
-                k.links.retain(|s| !dead.contains(s));
-                let freed = (before - k.links.len()) * 4;
+                let freed = k.links.retain(|s| !dead.contains(&s)) * 4;
                 let bytes = k.charged.saturating_sub(freed);
                 let _ = g.reserve(r, bytes);
             }
@@ -652,7 +726,7 @@ impl KeyStore {
         while let Some(s) = reach.pop() {
             if seen.insert(s) {
                 if let Some(k) = g.keys.get(&s) {
-                    reach.extend(k.links.iter().copied());
+                    reach.extend(k.links.iter());
                 }
             }
         }

@@ -7,7 +7,10 @@ use super::perm::{
     KEY_POS_SEARCH, KEY_POS_SETATTR, KEY_POS_VIEW, KEY_POS_WRITE, KEY_USR_ALL, KEY_USR_VIEW,
     LOOKUP_CREATE, LOOKUP_PARTIAL,
 };
-use super::{Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Serial, KEY_MAX_DESC_SIZE};
+use super::{
+    perm, CallOut, Construction, Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Requested,
+    Serial, KEY_MAX_DESC_SIZE,
+};
 use parking_lot::MutexGuard;
 use std::sync::Arc;
 use watchq_core::uapi::*;
@@ -60,27 +63,41 @@ fn bad_reject_error(e: i32) -> bool {
 }
 
 impl Inner {
-    /// Does keyring `ring` reach `target` through links (cycle check)?
-    /// Err(ELOOP) when the nesting gets deeper than the kernel allows.
-    fn reaches(&self, from: Serial, target: Serial, depth: usize) -> Result<bool> {
-        if from == target {
-            return Ok(true);
+    /// `keyring_detect_cycle()`: would linking keyring `key` into `ring`
+    /// make a cycle? A search from `key` for `ring` itself, as
+    /// `search_nested_keyrings()` makes it with `DETECT_TOO_DEEP` and no
+    /// permission or state checks: `key` is `ring` (EDEADLK); each keyring
+    /// looks among its own links first (EDEADLK when `ring` is there), then
+    /// descends into its nested keyrings in slot order, skipping revoked
+    /// and invalidated ones; meeting a nested keyring at the sixth level of
+    /// nesting ends the search with ELOOP.
+    fn detect_cycle(&self, ring: Serial, key: Serial) -> Result<()> {
+        if key == ring {
+            return Err(Errno::EDEADLK);
         }
-        let Some(k) = self.keys.get(&from) else {
-            return Ok(false);
+        self.detect_cycle_in(ring, key, 0)
+    }
+
+    fn detect_cycle_in(&self, ring: Serial, keyring: Serial, sp: usize) -> Result<()> {
+        let Some(k) = self.keys.get(&keyring) else {
+            return Ok(());
         };
-        if !k.is_keyring() {
-            return Ok(false);
+        if k.invalidated || k.revoked_at.is_some() {
+            return Ok(());
         }
-        if depth >= MAX_DEPTH {
-            return Err(Errno::ELOOP);
+        if k.links.contains(ring) {
+            return Err(Errno::EDEADLK);
         }
-        for &l in &k.links {
-            if self.reaches(l, target, depth + 1)? {
-                return Ok(true);
+        for l in k.links.iter() {
+            if !self.keys.get(&l).is_some_and(Key::is_keyring) {
+                continue;
             }
+            if sp >= MAX_DEPTH {
+                return Err(Errno::ELOOP);
+            }
+            self.detect_cycle_in(ring, l, sp + 1)?;
         }
-        Ok(false)
+        Ok(())
     }
 
     /// `__key_link_begin()` and the checks before `__key_link()`:
@@ -109,8 +126,8 @@ impl Inner {
         if r.restricted {
             return Err(Errno::EPERM);
         }
-        if self.key(key)?.is_keyring() && self.reaches(key, ring, 0)? {
-            return Err(Errno::EDEADLK);
+        if self.key(key)?.is_keyring() {
+            self.detect_cycle(ring, key)?;
         }
         Ok(())
     }
@@ -121,7 +138,7 @@ impl Inner {
     /// holds at most one key of each, which may be `key` or another.
     fn index_of(&self, ring: Serial, key: Serial) -> Option<usize> {
         let k = self.keys.get(&key)?;
-        self.keys.get(&ring)?.links.iter().position(|&l| {
+        self.keys.get(&ring)?.links.position(|l| {
             l == key
                 || self
                     .keys
@@ -138,12 +155,12 @@ impl Inner {
         let r = self.keys.get_mut(&ring).expect("checked");
         match same {
             Some(i) => {
-                if std::mem::replace(&mut r.links[i], key) != key {
+                if r.links.replace(i, key) != Some(key) {
                     self.gc_pending = true;
                 }
             }
             None => {
-                r.links.push(key);
+                r.links.insert(key);
                 let bytes = r.charged + KEYQUOTA_LINK_BYTES;
                 // check_link made room.
                 let _ = self.reserve(ring, bytes);
@@ -242,8 +259,11 @@ impl Inner {
         Ok(serial)
     }
 
-    /// Keys of `t`/`desc` found by searching `roots` recursively through
-    /// keyrings the caller may search, with the search's verdict on each.
+    /// `search_cred_keyrings_rcu()`: searches `roots` (the thread,
+    /// process and session keyrings) in turn; the first key found wins.
+    /// Otherwise a negative key's ENOKEY or "nothing" (EAGAIN, which the
+    /// callers turn into ENOKEY) from any searchable root outranks any
+    /// other error (EACCES, EKEYREVOKED, …), the later root's winning.
     ///
     /// With `skip_expired` (request_key's `KEYRING_SEARCH_SKIP_EXPIRED`)
     /// an expired key is passed over as if absent; a revoked one is not.
@@ -254,40 +274,122 @@ impl Inner {
         (t, desc): (KeyType, &str),
         skip_expired: bool,
     ) -> Result<Serial> {
-        let mut stack: Vec<(Serial, usize)> = roots.iter().map(|&r| (r, 0)).collect();
-        let mut seen = std::collections::HashSet::new();
-        let mut err = Errno::ENOKEY;
-        while let Some((r, depth)) = stack.pop() {
-            if !seen.insert(r) {
-                continue;
-            }
+        let mut ret = None;
+        let mut err = Errno::EAGAIN;
+        for &r in roots {
             let Ok(ring) = self.key(r) else { continue };
-            if !ring.is_keyring() || !self.permitted(ctx, ring, need::SEARCH) {
-                continue;
-            }
-            for &l in &ring.links {
-                let Some(k) = self.keys.get(&l) else { continue };
-                if k.ktype == t && k.desc == desc {
-                    if !self.permitted(ctx, k, need::SEARCH) {
-                        err = Errno::EACCES;
-                        continue;
-                    }
-                    if skip_expired && k.revoked_at.is_none() && k.expired(self.now) {
-                        continue;
-                    }
-                    if let KeyState::Negative(e) = k.state {
-                        return Err(e);
-                    }
-                    match k.validate(self.now) {
-                        Ok(()) => return Ok(l),
-                        Err(e) => err = e,
-                    }
-                } else if k.is_keyring() && depth < MAX_DEPTH {
-                    stack.push((l, depth + 1));
+            let e = if !ring.is_keyring() {
+                Errno::ENOTDIR
+            } else if !self.permitted(ctx, ring, need::SEARCH) {
+                Errno::EACCES
+            } else {
+                match self.search_tree(ctx, r, (t, desc), skip_expired) {
+                    Ok(k) => return Ok(k),
+                    Err(e) => e,
                 }
+            };
+            match e {
+                Errno::EAGAIN if ret.is_some() => {}
+                Errno::EAGAIN | Errno::ENOKEY => ret = Some(e),
+                e => err = e,
             }
         }
-        Err(err)
+        Err(ret.unwrap_or(err))
+    }
+
+    /// `search_nested_keyrings()` with `KEYRING_SEARCH_DO_STATE_CHECK`:
+    /// the key of `t`/`desc` in the tree under keyring `root`. The root
+    /// itself is checked first (a match there ends the search either way);
+    /// then each keyring looks among its own links, and then descends into
+    /// its nested keyrings in slot order (those it may search, not revoked
+    /// or invalidated, at most `KEYRING_SEARCH_MAX_DEPTH` deep). A match
+    /// that cannot be used (revoked or invalidated: EKEYREVOKED; expired:
+    /// EKEYEXPIRED unless `skip_expired`; no search permission: EACCES;
+    /// negative: its error) is remembered, the last one winning, and the
+    /// search goes on. Nothing at all is EAGAIN.
+    fn search_tree(
+        &self,
+        ctx: &KeyCtx<'_>,
+        root: Serial,
+        want: (KeyType, &str),
+        skip_expired: bool,
+    ) -> Result<Serial> {
+        let mut result = Errno::EAGAIN;
+        let top = self.key(root)?;
+        if top.ktype == want.0 && top.desc == want.1 {
+            return match self.search_verdict(ctx, top, skip_expired) {
+                Some(Ok(())) => Ok(root),
+                Some(Err(e)) => Err(e),
+                None => Err(result),
+            };
+        }
+        match self.search_in(ctx, root, want, skip_expired, 0, &mut result) {
+            Some(k) => Ok(k),
+            None => Err(result),
+        }
+    }
+
+    fn search_in(
+        &self,
+        ctx: &KeyCtx<'_>,
+        keyring: Serial,
+        want: (KeyType, &str),
+        skip_expired: bool,
+        sp: usize,
+        result: &mut Errno,
+    ) -> Option<Serial> {
+        let ring = self.keys.get(&keyring)?;
+        if ring.invalidated || ring.revoked_at.is_some() {
+            return None;
+        }
+        // search_keyring(): the direct look-up by index key.
+        let found = ring.links.iter().find(|l| {
+            self.keys
+                .get(l)
+                .is_some_and(|k| k.ktype == want.0 && k.desc == want.1)
+        });
+        if let Some(l) = found {
+            match self.search_verdict(ctx, &self.keys[&l], skip_expired) {
+                Some(Ok(())) => return Some(l),
+                Some(Err(e)) => *result = e,
+                None => {}
+            }
+        }
+        for l in ring.links.iter() {
+            let Some(k) = self.keys.get(&l) else { continue };
+            if !k.is_keyring() {
+                continue;
+            }
+            if sp >= MAX_DEPTH {
+                return None;
+            }
+            if !self.permitted(ctx, k, need::SEARCH) {
+                continue;
+            }
+            if let Some(f) = self.search_in(ctx, l, want, skip_expired, sp + 1, result) {
+                return Some(f);
+            }
+        }
+        None
+    }
+
+    /// `keyring_search_iterator()` on a key of the wanted type and
+    /// description: Some(Ok) found; Some(Err) skipped with that error;
+    /// None skipped silently (expired, with `skip_expired`).
+    fn search_verdict(&self, ctx: &KeyCtx<'_>, k: &Key, skip_expired: bool) -> Option<Result<()>> {
+        if k.invalidated || k.revoked_at.is_some() {
+            return Some(Err(Errno::EKEYREVOKED));
+        }
+        if k.expired(self.now) {
+            return (!skip_expired).then_some(Err(Errno::EKEYEXPIRED));
+        }
+        if !self.permitted(ctx, k, need::SEARCH) {
+            return Some(Err(Errno::EACCES));
+        }
+        if let KeyState::Negative(e) = k.state {
+            return Some(Err(e));
+        }
+        Some(Ok(()))
     }
 }
 
@@ -379,7 +481,7 @@ impl KeyStore {
             return Err(Errno::EPERM);
         }
         if t.updatable() {
-            let existing = r.links.iter().copied().find(|l| {
+            let existing = r.links.iter().find(|l| {
                 g.keys.get(l).is_some_and(|k| {
                     k.ktype == t && k.desc == desc && k.revoked_at.is_none() && !k.invalidated
                 })
@@ -416,8 +518,9 @@ impl KeyStore {
         ctx: &mut KeyCtx<'_>,
         type_name: &str,
         desc: &str,
+        callout: Option<&[u8]>,
         dest: Serial,
-    ) -> Result<Serial> {
+    ) -> Result<Requested> {
         KeyType::lookup(type_name)
             .map_err(|e| if e == Errno::ENODEV { Errno::ENOKEY } else { e })?;
         let mut g = self.inner.lock();
@@ -428,14 +531,191 @@ impl KeyStore {
             let a = &*ctx.anchors;
             let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
             v.push(a.session.unwrap_or(user_session));
+            v.extend(g.requestor_roots(ctx));
             v
         };
-        let k = g.search(ctx, &roots, (t, desc), true)?;
+        let k = match g.search(ctx, &roots, (t, desc), true) {
+            Ok(k) => k,
+            Err(Errno::EAGAIN) => match callout {
+                Some(info) => {
+                    return self
+                        .construct_alloc(&mut g, ctx, (t, desc), info, dest, user_session)
+                        .map(Requested::Construct)
+                }
+                None => return Err(Errno::ENOKEY),
+            },
+            Err(e) => return Err(e),
+        };
         if let Some(d) = dest {
             g.check_link(d, k)?;
             g.do_link(ctx, d, k);
         }
-        Ok(k)
+        // request_key(2) waits for a key under construction.
+        Self::wait_constructed(&self.constructed, &mut g, ctx, k)?;
+        Ok(Requested::Found(k))
+    }
+
+    /// `wait_for_key_construction()`, then the key's state: its error if
+    /// negative.
+    fn wait_constructed(
+        cv: &parking_lot::Condvar,
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &KeyCtx<'_>,
+        k: Serial,
+    ) -> Result<()> {
+        loop {
+            match g.key(k)?.state {
+                // As `lookup`: waiting for one's own construction would
+                // never end.
+                KeyState::Uninstantiated
+                    if ctx.anchors.auth == Some(k) && ctx.deadline.is_none() =>
+                {
+                    return Err(Errno::EDEADLK)
+                }
+                KeyState::Uninstantiated => match ctx.deadline {
+                    Some(d) => {
+                        if cv.wait_until(g, d).timed_out() {
+                            return Err(Errno::EINTR);
+                        }
+                    }
+                    None => cv.wait(g),
+                },
+                KeyState::Negative(e) => return Err(e),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// `construct_alloc_key()` and `call_sbin_request_key()`'s preparation:
+    /// the key, uninstantiated, linked into `dest` or the default keyring
+    /// (`construct_get_dest_keyring()`: thread, process, session, user
+    /// session keyring, the first there is; the requestor's own when the
+    /// caller is a helper), which must grant the possessor write; the
+    /// helper's session keyring `_req.KEY` owned by the requestor, and the
+    /// construction's record.
+    fn construct_alloc(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &mut KeyCtx<'_>,
+        (t, desc): (KeyType, &str),
+        callout: &[u8],
+        dest: Option<Serial>,
+        user_session: Serial,
+    ) -> Result<CallOut> {
+        let a = ctx.anchors.clone();
+        let dest = match dest {
+            Some(d) => d,
+            None => {
+                let d = a.thread.or(a.process).or(a.session).unwrap_or(user_session);
+                if perm::perm_mask(g.key(d)?, ctx, true) & need::WRITE == 0 {
+                    return Err(Errno::EACCES);
+                }
+                d
+            }
+        };
+        let quota = self.quota();
+        let key = g.create_and_link(
+            ctx,
+            dest,
+            t,
+            desc.to_string(),
+            Vec::new(),
+            KeyState::Uninstantiated,
+            quota,
+        )?;
+        let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
+        let helper_session = g.new_keyring(
+            &format!("_req.{key}"),
+            uid,
+            gid,
+            KEY_POS_ALL | KEY_USR_VIEW | perm::KEY_USR_READ,
+        );
+        let session = a.session.unwrap_or(user_session);
+        g.constructions.insert(
+            key,
+            Construction {
+                callout: callout.to_vec(),
+                requestor: [a.thread, a.process, Some(session)],
+                helper_session,
+            },
+        );
+        Ok(CallOut {
+            key,
+            helper_session,
+            uid,
+            gid,
+            rings: [a.thread.unwrap_or(0), a.process.unwrap_or(0), session],
+        })
+    }
+
+    /// The helper of `call` exited (`call_sbin_request_key()`'s end and
+    /// `complete_request_key()`): a key it left uninstantiated is negated
+    /// for 60 s (`key_negative_timeout`) and the request fails with
+    /// ENOKEY; otherwise the request gets the key, or its error if the
+    /// helper negated or rejected it. The helper's session keyring and the
+    /// authority go (the session keyring with the helper's exit).
+    ///
+    /// # Errors
+    /// `ENOKEY` (not instantiated), a negative key's error.
+    pub fn construction_ended(&self, ctx: &mut KeyCtx<'_>, call: &CallOut) -> Result<Serial> {
+        let mut g = self.inner.lock();
+        g.constructions.remove(&call.key);
+        g.gc_pending = true;
+        let state = g.key(call.key)?.state;
+        let r = match state {
+            KeyState::Uninstantiated => {
+                let expiry = Some(g.now.saturating_add(60));
+                let saved = ctx.anchors.auth.replace(call.key);
+                let r = self.finish_construction(
+                    &mut g,
+                    ctx,
+                    call.key,
+                    None,
+                    (KeyState::Negative(Errno::ENOKEY), Vec::new(), expiry),
+                );
+                ctx.anchors.auth = saved;
+                r.and(Err(Errno::ENOKEY))
+            }
+            KeyState::Negative(e) => Err(e),
+            _ => Ok(call.key),
+        };
+        self.wake_constructed();
+        r
+    }
+
+    /// KEYCTL_ASSUME_AUTHORITY: `id` 0 gives the authority up; a key under
+    /// construction whose authorisation the caller holds (its session
+    /// keyring is the construction's helper session keyring, or it has the
+    /// authority already) becomes the one it may instantiate. Returns `id`.
+    ///
+    /// # Errors
+    /// `EINVAL` (negative id), `ENOKEY` (no such construction in reach).
+    pub fn assume_authority(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<Serial> {
+        if id < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if id == 0 {
+            ctx.anchors.auth = None;
+            return Ok(0);
+        }
+        let g = self.inner.lock();
+        let c = g.constructions.get(&id).ok_or(Errno::ENOKEY)?;
+        if ctx.anchors.session != Some(c.helper_session) && ctx.anchors.auth != Some(id) {
+            return Err(Errno::ENOKEY);
+        }
+        ctx.anchors.auth = Some(id);
+        Ok(id)
+    }
+
+    /// The call-out information of the construction the caller has the
+    /// authority for (KEYCTL_READ of `KEY_SPEC_REQKEY_AUTH_KEY`).
+    pub(crate) fn auth_callout(&self, ctx: &KeyCtx<'_>) -> Option<Vec<u8>> {
+        let a = ctx.anchors.auth?;
+        self.inner
+            .lock()
+            .constructions
+            .get(&a)
+            .map(|c| c.callout.clone())
     }
 
     /// The request-key helper's half of a construction: creates key
@@ -768,7 +1048,9 @@ impl KeyStore {
         // and description, which need not be `k` (UNLINKED still names k).
         let i = g.index_of(r, k).ok_or(Errno::ENOENT)?;
         let ring = g.key_mut(r)?;
-        ring.links.remove(i);
+        if let Some(s) = ring.links.at(i) {
+            ring.links.remove(s);
+        }
         let bytes = ring.charged.saturating_sub(KEYQUOTA_LINK_BYTES);
         let _ = g.reserve(r, bytes);
         let ring = g.key(r)?;
@@ -811,7 +1093,13 @@ impl KeyStore {
         if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let k = g.search(ctx, &[r], (t, desc), false)?;
+        let k = g.search(ctx, &[r], (t, desc), false).map_err(|e| {
+            if e == Errno::EAGAIN {
+                Errno::ENOKEY
+            } else {
+                e
+            }
+        })?;
         if let Some(d) = dest {
             g.check_perm(ctx, k, need::LINK)?;
             g.check_link(d, k)?;
@@ -830,6 +1118,12 @@ impl KeyStore {
     /// `keyctl_read_key()` reports a failed lookup), `EACCES` (no read
     /// permission and not possessed), `EOPNOTSUPP` (logon keys).
     pub fn read(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<Vec<u8>> {
+        if id == super::KEY_SPEC_REQKEY_AUTH_KEY {
+            // The authorisation key's payload: the call-out information.
+            if let Some(c) = self.auth_callout(ctx) {
+                return Ok(c);
+            }
+        }
         let mut g = self.inner.lock();
         let s = self.lookup(&mut g, ctx, id, 0, need::DEFER).map_err(|e| {
             if e == Errno::EINVAL {
@@ -1127,13 +1421,13 @@ impl KeyStore {
 
     /// KEYCTL_CAPABILITIES: the two capability bytes (watchq supports
     /// persistent keyrings, the public-key commands, big_key, invalidate,
-    /// restrict and move; DH is a kernel built without it; the
+    /// restrict, move and Diffie-Hellman; the
     /// notifications bit follows `notifications`).
     pub fn capabilities(&self) -> [u8; 2] {
         // CAPABILITIES, PERSISTENT_KEYRINGS, PUBLIC_KEY (the commands, with
         // the kernel's errnos for keys that are not asymmetric), BIG_KEY,
-        // INVALIDATE, RESTRICT_KEYRING, MOVE; not DIFFIE_HELLMAN (0x04).
-        let caps0 = 0x01 | 0x02 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80;
+        // INVALIDATE, RESTRICT_KEYRING, MOVE, DIFFIE_HELLMAN (0x04).
+        let caps0 = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80;
         // NS_KEYRING_NAME and NS_KEY_TAG (0x01, 0x02): every kernel since
         // 5.3 sets them; watchq has one namespace of each kind.
         let caps1 = 0x01

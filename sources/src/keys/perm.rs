@@ -4,7 +4,7 @@
 //! process_keys.c (`lookup_user_key()`, the special keyring ids and their
 //! on-demand creation, `join_session_keyring()`'s anonymous keyring).
 
-use super::{Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Serial};
+use super::{Inner, Key, KeyCtx, KeyState, KeyStore, KeyType, Links, Serial};
 use super::{
     KEY_SPEC_GROUP_KEYRING, KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_REQKEY_AUTH_KEY,
     KEY_SPEC_REQUESTOR_KEYRING, KEY_SPEC_SESSION_KEYRING, KEY_SPEC_THREAD_KEYRING,
@@ -13,6 +13,9 @@ use super::{
 use parking_lot::MutexGuard;
 use watchq_core::lsm::caps::CAP_SYS_ADMIN;
 use watchq_core::{Errno, Result};
+
+/// `KEYRING_SEARCH_MAX_DEPTH`.
+const SEARCH_MAX_DEPTH: usize = 6;
 
 /// `KEY_POS_VIEW` and friends: the possessor byte.
 pub const KEY_POS_VIEW: u32 = 0x0100_0000;
@@ -83,6 +86,23 @@ impl Inner {
     /// The keyrings a search of the caller's keyrings starts from
     /// (`search_process_keyrings()`).
     fn search_roots(&self, ctx: &KeyCtx<'_>) -> Vec<Serial> {
+        let mut v = self.own_roots(ctx);
+        v.extend(self.requestor_roots(ctx));
+        v
+    }
+
+    /// The requestor's keyrings, for a caller that assumed the authority
+    /// to instantiate a key (`search_process_keyrings_rcu()` searches them
+    /// with the requestor's credentials).
+    pub(crate) fn requestor_roots(&self, ctx: &KeyCtx<'_>) -> Vec<Serial> {
+        ctx.anchors
+            .auth
+            .and_then(|a| self.constructions.get(&a))
+            .map(|c| c.requestor.iter().flatten().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn own_roots(&self, ctx: &KeyCtx<'_>) -> Vec<Serial> {
         let a = &*ctx.anchors;
         let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
         match a.session {
@@ -96,31 +116,49 @@ impl Inner {
         v
     }
 
-    /// Is key `s` possessed by the caller: reachable from its keyrings
-    /// through keyrings it may search? (`is_key_possessed()` in spirit.)
+    /// Is key `s` possessed by the caller: found by a search of its
+    /// keyrings for `s` itself (`lookup_user_key()`'s possession check,
+    /// `search_process_keyrings_rcu()` without state checks)? A keyring
+    /// the search starts from is possessed; below it the search is
+    /// `search_nested_keyrings()`'s: each keyring's own links, then its
+    /// nested keyrings that grant the possessor search, never into a
+    /// revoked or invalidated one, and no deeper than
+    /// `KEYRING_SEARCH_MAX_DEPTH` (the links of a keyring six levels down
+    /// are looked at, its nested keyrings are not). A key found through a
+    /// keyring must grant the possessor search permission itself.
     pub(crate) fn possessed(&self, ctx: &KeyCtx<'_>, s: Serial) -> bool {
         let roots = self.search_roots(ctx);
         if roots.contains(&s) {
             return true;
         }
-        let mut stack = roots;
-        let mut seen = std::collections::HashSet::new();
-        while let Some(r) = stack.pop() {
-            if r == s {
-                // Found through a keyring: a search only finds a key that
-                // grants the possessor search permission itself.
-                return self
-                    .keys
-                    .get(&s)
-                    .is_some_and(|k| perm_mask(k, ctx, true) & need::SEARCH != 0);
-            }
-            if !seen.insert(r) {
+        let found = roots.iter().any(|&r| self.possessed_in(ctx, r, s, 0));
+        found
+            && self
+                .keys
+                .get(&s)
+                .is_some_and(|k| perm_mask(k, ctx, true) & need::SEARCH != 0)
+    }
+
+    fn possessed_in(&self, ctx: &KeyCtx<'_>, ring: Serial, s: Serial, sp: usize) -> bool {
+        let Some(r) = self.keys.get(&ring) else {
+            return false;
+        };
+        if !r.is_keyring() || r.invalidated || r.revoked_at.is_some() {
+            return false;
+        }
+        if r.links.contains(s) {
+            return true;
+        }
+        for l in r.links.iter() {
+            let Some(k) = self.keys.get(&l) else { continue };
+            if !k.is_keyring() {
                 continue;
             }
-            if let Some(k) = self.keys.get(&r) {
-                if k.is_keyring() && perm_mask(k, ctx, true) & need::SEARCH != 0 {
-                    stack.extend(k.links.iter().copied());
-                }
+            if sp >= SEARCH_MAX_DEPTH {
+                return false;
+            }
+            if perm_mask(k, ctx, true) & need::SEARCH != 0 && self.possessed_in(ctx, l, s, sp + 1) {
+                return true;
             }
         }
         false
@@ -196,7 +234,7 @@ impl Inner {
                 revoked_at: None,
                 invalidated: false,
                 expiry: None,
-                links: Vec::new(),
+                links: Links::default(),
                 restricted: false,
                 label: None,
                 keep: false,
@@ -231,7 +269,7 @@ impl Inner {
         let all = (KEY_POS_ALL & !KEY_POS_SETATTR) | KEY_USR_ALL;
         let u = self.new_keyring(&format!("_uid.{uid}"), uid, u32::MAX, all);
         let us = self.new_keyring(&format!("_uid_ses.{uid}"), uid, u32::MAX, all);
-        self.key_mut(us).expect("just made").links.push(u);
+        self.key_mut(us).expect("just made").links.insert(u);
         // The link's 4 bytes, charged beyond the quota as the keyrings were.
         let bytes = self.keys[&us].charged + 4;
         self.keys.get_mut(&us).expect("just made").charged = bytes;
@@ -243,7 +281,7 @@ impl Inner {
 }
 
 /// The permission bits that apply to the caller, possessor bits included.
-fn perm_mask(k: &Key, ctx: &KeyCtx<'_>, possessed: bool) -> u32 {
+pub(crate) fn perm_mask(k: &Key, ctx: &KeyCtx<'_>, possessed: bool) -> u32 {
     let p = k.perm;
     let mut m = if k.uid == ctx.cred.uid {
         p >> 16

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use watchq_core::ring::mmap::RingStorage;
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::Anchors;
+use watchq_sources::keys::{Anchors, DhKdf};
 
 /// Runs `f` with `file` installed in `p`'s fd table (past its
 /// `RLIMIT_NOFILE`: the real descriptor exists already, the number is the
@@ -84,6 +84,29 @@ pub(super) fn handle(
     // Writes to the keys' /proc files that came as bytes are taken first:
     // they happened before this request was sent.
     super::procfs::drain(s, None);
+    // Thread keyrings are per thread: a key call runs as the thread it
+    // came from (the main thread unless `Request::Thread` said otherwise,
+    // and only a thread of this process).
+    if matches!(
+        req,
+        Request::AddKey { .. } | Request::RequestKey { .. } | Request::Keyctl { .. }
+    ) {
+        let tid = c.tid.take().unwrap_or(c.pid);
+        p.anchors().switch_thread(tid);
+    }
+    if let Request::Thread { tid } = req {
+        let ours =
+            tid == c.pid || std::path::Path::new(&format!("/proc/{}/task/{tid}", c.pid)).exists();
+        c.tid = ours.then_some(tid);
+        return (
+            if ours {
+                Reply::ok(0)
+            } else {
+                Reply::err(Errno::ESRCH)
+            },
+            Vec::new(),
+        );
+    }
     let target = fds.first().and_then(|fd| s.lookup(fd));
     // What the mirrors' readers took leaves their queues first, so a call
     // that posts finds the room they made.
@@ -106,7 +129,7 @@ pub(super) fn handle(
     c.last_read = None;
     let mut give = Vec::new();
     let reply = match req {
-        Request::Hello { .. } => unreachable!("handled above"),
+        Request::Hello { .. } | Request::Thread { .. } => unreachable!("handled above"),
         Request::Pipe2 { flags } => match pipe2(s, p, flags) {
             Ok(ends) => {
                 give = Vec::from(ends);
@@ -241,10 +264,13 @@ pub(super) fn handle(
             p.add_key(&ktype, desc.as_deref(), &payload, ring)
                 .map(i64::from),
         ),
-        Request::RequestKey { ktype, desc, dest } => {
-            value(p.request_key(&ktype, &desc, dest).map(i64::from))
-        }
-        Request::Keyctl { op, .. } if op == cmd::SESSION_TO_PARENT => session_to_parent(s, c, p),
+        Request::RequestKey {
+            ktype,
+            desc,
+            dest,
+            callout,
+        } => value(request_key(s, p, &ktype, &desc, callout.as_deref(), dest).map(i64::from)),
+        Request::Keyctl { op, .. } if op == KEYCTL_SESSION_TO_PARENT => session_to_parent(s, c, p),
         Request::Keyctl {
             op,
             args,
@@ -323,6 +349,53 @@ fn on_file(
         },
         None => Reply::err(Errno::EBADF),
     }
+}
+
+/// request_key(2). With call-out information and no key, the kernel runs
+/// `/sbin/request-key` as `call_sbin_request_key()` does (`create KEY UID
+/// GID THREAD PROCESS SESSION`, `HOME=/`, `TERM=linux`, the system PATH,
+/// no standard streams) but as a process of this emulated kernel (the
+/// preload and `WATCHQ_KERNEL` in its environment, its own `_req.KEY`
+/// session keyring), and waits for it to exit; the caller's request
+/// waits with it. Nothing reaches the host's keyrings: every call the
+/// helper and its children make goes to this kernel.
+fn request_key(
+    s: &Arc<Shared>,
+    p: &Process,
+    ktype: &str,
+    desc: &str,
+    callout: Option<&[u8]>,
+    dest: i32,
+) -> Result<i32> {
+    use watchq_sources::keys::Requested;
+    let call = match p.request_key_with(ktype, desc, callout, dest)? {
+        Requested::Found(k) => return Ok(k),
+        Requested::Construct(call) => call,
+    };
+    if let Some(preload) = &s.preload {
+        let [thread, process, session] = call.rings;
+        s.procs.helper_starting();
+        let child = std::process::Command::new("/sbin/request-key")
+            .args(["create".to_string(), call.key.to_string()])
+            .args([call.uid, call.gid].map(|v| v.to_string()))
+            .args([thread, process, session].map(|v| v.to_string()))
+            .env_clear()
+            .env("HOME", "/")
+            .env("TERM", "linux")
+            .env("PATH", "/sbin:/bin:/usr/sbin:/usr/bin")
+            .env("LD_PRELOAD", preload)
+            .env("WATCHQ_KERNEL", &s.sock_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        s.procs
+            .helper_started(child.as_ref().ok().map(|c| c.id()), call.helper_session);
+        if let Ok(mut child) = child {
+            let _ = child.wait();
+        }
+    }
+    p.request_key_ended(&call)
 }
 
 fn hello(s: &Arc<Shared>, c: &mut Conn, exec: bool, uid: u32, gid: u32) -> Reply {
@@ -576,6 +649,24 @@ fn keyctl(
             p.keyctl_checks_before_copy(op & !cmd::FAULTED, id(a[0]))
                 .and(Err(Errno::EFAULT)),
         ),
+        cmd::ASSUME_AUTHORITY => value(p.keyctl_assume_authority(id(a[0])).map(i64::from)),
+        cmd::DH_COMPUTE => {
+            // a: private, prime, base, buflen; with the KDF, s1 is the
+            // digest's name and the data its other information.
+            let kdf = s1.map(|hash| DhKdf {
+                hash,
+                otherinfo: payload,
+            });
+            let keys = (id(a[0]), id(a[1]), id(a[2]));
+            match p.keyctl_dh_compute(keys, a[3] as usize, kdf.as_ref()) {
+                Ok((v, d)) => Reply {
+                    value: v as i64,
+                    data: d,
+                    ..Reply::default()
+                },
+                Err(e) => Reply::err(e),
+            }
+        }
         cmd::WATCH_KEY => {
             // Either end of a notification pipe names its queue.
             let file = target.as_ref().and_then(|(pipe, end)| pipe.file(*end));

@@ -59,6 +59,9 @@ pub struct ServerOptions {
     pub log: Option<std::fs::File>,
     /// Audit lines (refusals) also go to stderr.
     pub audit_to_stderr: bool,
+    /// The preload library, for the `/sbin/request-key` helpers the
+    /// kernel runs (without it a construction fails as without a helper).
+    pub preload: Option<PathBuf>,
 }
 
 /// What an epoll entry stands for.
@@ -95,6 +98,9 @@ pub(crate) struct Shared {
     /// Live connections (to shut down when the server stops).
     conns: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     start: Instant,
+    /// The socket's path and the preload, for request-key helpers.
+    pub(crate) sock_path: PathBuf,
+    pub(crate) preload: Option<PathBuf>,
 }
 
 /// A running kernel server. Dropping it stops it and removes its socket.
@@ -241,6 +247,8 @@ impl Server {
             proc_writers: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             start: Instant::now(),
+            sock_path: path.clone(),
+            preload: opts.preload.clone(),
         });
         let listener = Arc::new(listener);
         let mut threads = Vec::new();
@@ -614,6 +622,8 @@ pub(crate) struct Conn {
     pub(crate) gc_after_reply: bool,
     /// Pipes whose mirror's memfds this connection was given.
     pub(crate) mapped: std::collections::HashSet<u64>,
+    /// The thread the next key call comes from (`Request::Thread`).
+    pub(crate) tid: Option<u32>,
 }
 
 impl Conn {
@@ -632,6 +642,7 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         promised: Vec::new(),
         gc_after_reply: false,
         mapped: std::collections::HashSet::new(),
+        tid: None,
     };
     let mut buf = Vec::new();
     // Relaxed: see `Server::stop`.

@@ -74,6 +74,10 @@ pub(crate) fn groups(pid: u32) -> Vec<u32> {
 #[derive(Default)]
 pub(crate) struct Procs {
     by_pid: Mutex<HashMap<u32, Arc<Proc>>>,
+    /// request-key helpers the server started (pid → their session
+    /// keyring), until they join, and how many are being started.
+    helpers: Mutex<(HashMap<u32, watchq_sources::keys::Serial>, usize)>,
+    helper_known: parking_lot::Condvar,
 }
 
 /// A new process to watch for exit, with its pidfd.
@@ -112,6 +116,11 @@ impl Procs {
         let me = stat(pid)?;
         if let Some(p) = self.get(pid, me.start) {
             return Some((p, Vec::new()));
+        }
+        if me.ppid == std::process::id() {
+            if let Some(r) = self.attach_helper(kernel, pid, me, uid, gid) {
+                return Some(r);
+            }
         }
         // Walk up to the nearest known ancestor (bounded: pid 1 or a cycle
         // through a reused pid ends it).
@@ -169,6 +178,66 @@ impl Procs {
         }
         let me_entry = joined.last().map(|j| j.proc_.clone())?;
         Some((me_entry, joined))
+    }
+
+    /// Enters request-key helper `pid` (started by [`Procs::helper_started`])
+    /// with its own session keyring, as `call_usermodehelper_keys()` runs
+    /// it; a child of the server that is no helper is refused.
+    fn attach_helper(
+        &self,
+        kernel: &Arc<Kernel>,
+        pid: u32,
+        me: Stat,
+        uid: u32,
+        gid: u32,
+    ) -> Option<(Arc<Proc>, Vec<Joined>)> {
+        let mut h = self.helpers.lock();
+        // The server enters the pid right after spawning it: while a
+        // helper is being started, wait for that.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !h.0.contains_key(&pid) && h.1 > 0 {
+            if self.helper_known.wait_until(&mut h, until).timed_out() {
+                return None;
+            }
+        }
+        let session = h.0.remove(&pid)?;
+        drop(h);
+        let process = kernel.spawn(uid, gid);
+        process.anchors().session = Some(session);
+        let entry = Arc::new(Proc {
+            pid,
+            start: me.start,
+            process,
+        });
+        let pidfd = Pid::from_raw(pid as i32)
+            .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok());
+        if pidfd.is_some() {
+            self.by_pid.lock().insert(pid, entry.clone());
+        }
+        Some((
+            entry.clone(),
+            vec![Joined {
+                proc_: entry,
+                pidfd,
+            }],
+        ))
+    }
+
+    /// The server is about to start a request-key helper.
+    pub(crate) fn helper_starting(&self) {
+        self.helpers.lock().1 += 1;
+    }
+
+    /// The server started request-key helper `pid` (None: it could not)
+    /// for a construction whose helper session keyring is `session`.
+    pub(crate) fn helper_started(&self, pid: Option<u32>, session: watchq_sources::keys::Serial) {
+        let mut h = self.helpers.lock();
+        h.1 -= 1;
+        if let Some(pid) = pid {
+            h.0.insert(pid, session);
+        }
+        drop(h);
+        self.helper_known.notify_all();
     }
 
     /// Is `pid` itself, or one of its real ancestors, known?

@@ -13,7 +13,9 @@
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::{need, KeyCtx, KeyStore, KeyctlMove, Serial};
+use watchq_sources::keys::{
+    need, CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, Requested, Serial,
+};
 
 /// keyctl(2) command numbers (`include/uapi/linux/keyctl.h`).
 pub mod cmd {
@@ -75,6 +77,10 @@ pub mod cmd {
     pub const RESTRICT_KEYRING: u32 = 29;
     /// KEYCTL_MOVE.
     pub const MOVE: u32 = 30;
+    /// KEYCTL_DH_COMPUTE.
+    pub const DH_COMPUTE: u32 = 23;
+    /// KEYCTL_ASSUME_AUTHORITY.
+    pub const ASSUME_AUTHORITY: u32 = 16;
     /// KEYCTL_CAPABILITIES.
     pub const CAPABILITIES: u32 = 31;
     /// KEYCTL_WATCH_KEY.
@@ -123,11 +129,42 @@ pub trait KeyCalls {
         ring: Serial,
     ) -> Result<Serial>;
 
-    /// request_key(2), searching only (there is no `/sbin/request-key`).
+    /// request_key(2) without call-out information: search only.
     ///
     /// # Errors
     /// As `KeyStore::request_key`.
-    fn request_key(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial>;
+    fn request_key(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
+        match self.request_key_with(ktype, desc, None, dest)? {
+            Requested::Found(k) => Ok(k),
+            Requested::Construct(_) => Err(Errno::ENOKEY),
+        }
+    }
+
+    /// request_key(2): the key found, or, with call-out information and
+    /// nothing found, a construction for `/sbin/request-key` to finish
+    /// (then [`KeyCalls::request_key_ended`]).
+    ///
+    /// # Errors
+    /// As `KeyStore::request_key`.
+    fn request_key_with(
+        &self,
+        ktype: &str,
+        desc: &str,
+        callout: Option<&[u8]>,
+        dest: Serial,
+    ) -> Result<Requested>;
+
+    /// The helper of a construction this process asked for has exited.
+    ///
+    /// # Errors
+    /// As `KeyStore::construction_ended`.
+    fn request_key_ended(&self, call: &CallOut) -> Result<Serial>;
+
+    /// KEYCTL_ASSUME_AUTHORITY.
+    ///
+    /// # Errors
+    /// As `KeyStore::assume_authority`.
+    fn keyctl_assume_authority(&self, id: Serial) -> Result<Serial>;
 
     /// Plays the request-key helper: creates `ktype`/`desc` under
     /// construction in `dest` and takes the authority to instantiate it.
@@ -259,6 +296,18 @@ pub trait KeyCalls {
     /// KEYCTL_CAPABILITIES: the capability bytes.
     fn keyctl_capabilities(&self) -> [u8; 2];
 
+    /// KEYCTL_DH_COMPUTE over (private, prime, base) for a buffer of
+    /// `buflen` bytes: the call's value and the bytes for the buffer.
+    ///
+    /// # Errors
+    /// As `KeyStore::dh_compute`.
+    fn keyctl_dh_compute(
+        &self,
+        keys: (Serial, Serial, Serial),
+        buflen: usize,
+        kdf: Option<&DhKdf>,
+    ) -> Result<(usize, Vec<u8>)>;
+
     /// KEYCTL_SET_REQKEY_KEYRING: the previous setting.
     ///
     /// # Errors
@@ -331,8 +380,22 @@ impl KeyCalls for Process {
         with_keys(self, |k, c| k.add_key(c, ktype, desc, payload, ring))
     }
 
-    fn request_key(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
-        with_keys(self, |k, c| k.request_key(c, ktype, desc, dest))
+    fn request_key_with(
+        &self,
+        ktype: &str,
+        desc: &str,
+        callout: Option<&[u8]>,
+        dest: Serial,
+    ) -> Result<Requested> {
+        with_keys(self, |k, c| k.request_key(c, ktype, desc, callout, dest))
+    }
+
+    fn request_key_ended(&self, call: &CallOut) -> Result<Serial> {
+        with_keys(self, |k, c| k.construction_ended(c, call))
+    }
+
+    fn keyctl_assume_authority(&self, id: Serial) -> Result<Serial> {
+        with_keys(self, |k, c| k.assume_authority(c, id))
     }
 
     fn key_construct(&self, ktype: &str, desc: &str, dest: Serial) -> Result<Serial> {
@@ -423,6 +486,15 @@ impl KeyCalls for Process {
 
     fn keyctl_capabilities(&self) -> [u8; 2] {
         self.kernel().keys().capabilities()
+    }
+
+    fn keyctl_dh_compute(
+        &self,
+        keys: (Serial, Serial, Serial),
+        buflen: usize,
+        kdf: Option<&DhKdf>,
+    ) -> Result<(usize, Vec<u8>)> {
+        with_keys(self, |k, c| k.dh_compute(c, keys, buflen, kdf))
     }
 
     fn keyctl_set_reqkey_keyring(&self, value: i32) -> Result<i32> {
