@@ -28,9 +28,9 @@ mod perm;
 mod proc;
 mod system;
 
-use ops::ROOT_QUOTA;
 pub use assoc::{Links, ASSOC_ARRAY_FAN_OUT};
 pub use dh::{DhKdf, CRYPTO_MAX_ALG_NAME, KEYCTL_KDF_MAX_OI_LEN, KEYCTL_KDF_MAX_OUTPUT_LEN};
+use ops::ROOT_QUOTA;
 
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
 pub use perm::*;

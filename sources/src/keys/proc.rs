@@ -51,7 +51,7 @@ impl KeyStore {
                 .keys
                 .values()
                 .filter(|r| r.is_keyring())
-                .map(|r| r.links.iter().filter(|&&s| s == k.serial).count())
+                .map(|r| r.links.iter().filter(|&s| s == k.serial).count())
                 .sum::<usize>();
             // The user namespace's keyring register links each user keyring.
             let registered = g

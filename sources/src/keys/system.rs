@@ -78,11 +78,10 @@ impl Inner {
                 r
             }
         };
-        self.keys
-            .get_mut(&reg)
-            .expect("the register")
-            .links
-            .extend(rings);
+        let links = &mut self.keys.get_mut(&reg).expect("the register").links;
+        for r in rings {
+            links.insert(r);
+        }
     }
 
     /// A keyring with serial `s` (free), positive, outside every quota,
@@ -177,7 +176,7 @@ impl KeyStore {
             }
         };
         let desc = format!("_persistent.{uid}");
-        let found = g.key(reg)?.links.iter().copied().find(|&s| {
+        let found = g.key(reg)?.links.iter().find(|&s| {
             g.keys
                 .get(&s)
                 .is_some_and(|k| k.ktype == KeyType::Keyring && k.desc == desc)
@@ -190,7 +189,7 @@ impl KeyStore {
                 let k = g.keys.get_mut(&p).expect("just made");
                 k.desc = desc;
                 (k.uid, k.gid, k.perm) = (uid, INVALID_GID, PERSISTENT_PERM);
-                g.key_mut(reg)?.links.push(p);
+                g.key_mut(reg)?.links.insert(p);
                 (p, true)
             }
         };

@@ -270,7 +270,7 @@ pub(super) fn handle(
             dest,
             callout,
         } => value(request_key(s, p, &ktype, &desc, callout.as_deref(), dest).map(i64::from)),
-        Request::Keyctl { op, .. } if op == KEYCTL_SESSION_TO_PARENT => session_to_parent(s, c, p),
+        Request::Keyctl { op, .. } if op == cmd::SESSION_TO_PARENT => session_to_parent(s, c, p),
         Request::Keyctl {
             op,
             args,

@@ -13,9 +13,7 @@
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::{
-    need, CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, Requested, Serial,
-};
+use watchq_sources::keys::{need, CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, Requested, Serial};
 
 /// keyctl(2) command numbers (`include/uapi/linux/keyctl.h`).
 pub mod cmd {
