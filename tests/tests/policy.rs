@@ -494,7 +494,7 @@ fn policy_post_verdict_cache_follows_label_caps_and_policy() {
     };
     let (src, other) = (as_source("src", 0), as_source("other", 0));
     let privileged_other = as_source("other", 1 << caps::CAP_MAC_OVERRIDE);
-    let mut got = |p: &Process, n: usize| {
+    let got = |p: &Process, n: usize| {
         p.keyctl_update(key, b"x").unwrap();
         assert_eq!(read_all(&w, fd).len(), n, "{:?}", p.cred().label);
     };
