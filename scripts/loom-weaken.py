@@ -15,7 +15,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FILES = ["core/src/ring/pipe.rs", "core/src/ring/mmap.rs", "core/src/wait.rs"]
+FILES = ["core/src/ring/pipe.rs", "core/src/ring/mmap.rs", "core/src/wait.rs",
+         "core/src/seqlock.rs"]
 STRONG = re.compile(r"Ordering::(Release|Acquire|AcqRel|SeqCst)\b")
 
 

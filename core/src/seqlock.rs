@@ -133,6 +133,27 @@ mod loom_tests {
         });
     }
 
+    /// One writer writes twice; a reader racing it gets one write whole
+    /// (the count it trusted is the count that write left), never the
+    /// newer count with an older word.
+    #[test]
+    fn loom_seqwords_reader_races_two_writes() {
+        loom::model(|| {
+            let c = Arc::new(SeqWords::<2>::new());
+            let w = {
+                let c = c.clone();
+                thread::spawn(move || {
+                    assert!(c.try_write([1, 1]));
+                    assert!(c.try_write([2, 2]));
+                })
+            };
+            if let Some(v) = c.read() {
+                assert!(v == [0, 0] || v == [1, 1] || v == [2, 2], "torn: {v:?}");
+            }
+            w.join().unwrap();
+        });
+    }
+
     /// A reader racing one writer of three words: whole or nothing.
     #[test]
     fn loom_seqwords_reader_races_writer() {
