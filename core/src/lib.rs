@@ -32,6 +32,8 @@ pub mod record;
 #[cfg(feature = "machinery")]
 pub mod ring;
 #[cfg(feature = "machinery")]
+pub(crate) mod seqlock;
+#[cfg(feature = "machinery")]
 pub(crate) mod sync;
 pub mod text;
 pub mod uapi;

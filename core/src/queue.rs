@@ -17,6 +17,7 @@ use crate::record::{Notification, LOSS_RECORD};
 use crate::ring::mmap::{MmapRing, RingStorage};
 use crate::ring::pipe::{Cursor, PipeRing, Pop, RingCell};
 use crate::ring::PostOutcome;
+use crate::seqlock::SeqWords;
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RcuCell};
 use crate::uapi::*;
 use crate::wait::WaitQueue;
@@ -121,6 +122,55 @@ impl AllocFaults {
     }
 }
 
+/// Filter entries a queue keeps inline for the post path (a filter with
+/// more is read behind its RCU cell).
+const INLINE_FILTERS: usize = 4;
+/// The inline filter's words: a kind word (`FILTER_*`, the entry count in
+/// bits 8..), the type bitmap, then two words per entry (type and subtype
+/// bitmap; `info_filter` and `info_mask`).
+const FILTER_WORDS: usize = 2 + 2 * INLINE_FILTERS;
+/// No filter: everything passes (also the words of a new queue).
+const FILTER_NONE: u64 = 0;
+/// A filter of at most [`INLINE_FILTERS`] entries, in the words.
+const FILTER_INLINE: u64 = 1;
+/// A bigger filter: read it from the RCU cell.
+const FILTER_FAR: u64 = 2;
+
+/// `f` as the inline filter's words.
+fn filter_words(f: Option<&WatchFilter>) -> [u64; FILTER_WORDS] {
+    let mut w = [0u64; FILTER_WORDS];
+    let Some(f) = f else { return w };
+    let e = f.entries();
+    if e.len() > INLINE_FILTERS {
+        w[0] = FILTER_FAR;
+        return w;
+    }
+    w[0] = FILTER_INLINE | (e.len() as u64) << 8;
+    for (i, t) in e.iter().enumerate() {
+        // Entries are kept only for types below 64 (WatchFilter::parse).
+        w[1] |= 1 << t.type_;
+        w[2 + 2 * i] = t.type_ as u64 | (t.subtype_filter as u64) << 32;
+        w[3 + 2 * i] = t.info_filter as u64 | (t.info_mask as u64) << 32;
+    }
+    w
+}
+
+/// [`WatchFilter::matches`] on an inline filter's words (kind
+/// [`FILTER_INLINE`]).
+#[inline]
+fn inline_filter_matches(w: &[u64; FILTER_WORDS], type_: u32, subtype: u8, info: u32) -> bool {
+    if type_ >= 64 || w[1] & (1 << type_) == 0 || subtype >= 32 {
+        return false;
+    }
+    let n = ((w[0] >> 8) as usize).min(INLINE_FILTERS);
+    (0..n).any(|i| {
+        let (a, b) = (w[2 + 2 * i], w[3 + 2 * i]);
+        a as u32 == type_
+            && (a >> 32) as u32 & (1 << subtype) != 0
+            && info & (b >> 32) as u32 == b as u32
+    })
+}
+
 /// The 2019 ring over its (boxed) memory: a sealed memfd normally.
 pub type Ring2019 = MmapRing<Box<dyn RingStorage>>;
 
@@ -143,6 +193,9 @@ pub struct WatchQueue {
     ring: RingCell,
     pipe: Mutex<PipeState>,
     filter: RcuCell<Option<WatchFilter>>,
+    /// The filter again, inline for the post path: read with loads only
+    /// (a reader meeting `set_filter` at work reads `filter` instead).
+    filter_words: SeqWords<FILTER_WORDS>,
     watches: Mutex<Vec<Arc<Watch>>>,
     closed: AtomicBool,
     nr_pages: AtomicUsize,
@@ -187,6 +240,7 @@ impl WatchQueue {
             ring: RingCell::new(),
             pipe: Mutex::new(PipeState::default()),
             filter: RcuCell::new(None),
+            filter_words: SeqWords::new(),
             watches: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             nr_pages: AtomicUsize::new(0),
@@ -299,14 +353,48 @@ impl WatchQueue {
             Some(b) => Some(WatchFilter::parse(b, WATCH_TYPE_ALL_NR)?),
         };
         let _pipe = self.pipe.lock();
+        let words = filter_words(new.as_ref());
         self.filter.store(Arc::new(new));
+        // Every writer holds the pipe mutex, so no other is at work.
+        let written = self.filter_words.try_write(words);
+        assert!(written, "filter writers hold the pipe mutex");
         Ok(())
     }
 
     /// Does the queue's filter let `n` through? META records always pass.
     /// Counts a rejection.
     pub fn filter_allows(&self, n: &Notification) -> bool {
-        let ok = self.filter.read(|f| match (f, self.is_2019()) {
+        self.filter_allows_info(n, n.info())
+    }
+
+    /// [`WatchQueue::filter_allows`] for `n` with its `info` word as
+    /// `info` (the watch's tag put in, without a copy of the record).
+    #[inline]
+    pub(crate) fn filter_allows_info(&self, n: &Notification, info: u32) -> bool {
+        let ok = match self.filter_words.read() {
+            Some(w) if w[0] == FILTER_NONE => true,
+            Some(w) if w[0] & 0xff == FILTER_INLINE && self.v2.is_none() => {
+                inline_filter_matches(&w, n.type_(), n.subtype(), info)
+            }
+            _ => {
+                let mut tagged = *n;
+                tagged.set_info_id(info);
+                self.filter_allows_far(&tagged)
+            }
+        };
+        if !ok {
+            // Relaxed: statistics.
+            self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// [`WatchQueue::filter_allows`] through the RCU cell: a filter of more
+    /// than [`INLINE_FILTERS`] entries, a 2019 queue's filter, or
+    /// `set_filter` at work.
+    #[cold]
+    fn filter_allows_far(&self, n: &Notification) -> bool {
+        self.filter.read(|f| match (f, self.is_2019()) {
             (None, _) => true,
             (Some(f), false) => f.matches(n.type_(), n.subtype(), n.info()),
             (Some(f), true) => n.to_v2().is_some_and(|b| {
@@ -314,12 +402,7 @@ impl WatchQueue {
                 let info = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
                 f.matches(w0 & 0x00ff_ffff, (w0 >> 24) as u8, info)
             }),
-        });
-        if !ok {
-            // Relaxed: statistics.
-            self.stats.filtered.fetch_add(1, Ordering::Relaxed);
-        }
-        ok
+        })
     }
 
     pub(crate) fn count_denied(&self) {
@@ -332,6 +415,13 @@ impl WatchQueue {
     ///
     /// Mirrors `post_one_notification()`.
     pub fn post(&self, n: &Notification) -> PostOutcome {
+        self.post_info(n, n.info())
+    }
+
+    /// [`WatchQueue::post`] of `n` with its `info` word as `info` (the
+    /// watch's tag put in on the way into the ring).
+    #[inline]
+    pub(crate) fn post_info(&self, n: &Notification, info: u32) -> PostOutcome {
         // Relaxed: closing is not synchronised with posting in the kernel
         // either; a post racing close lands in a ring nobody will read.
         if self.closed.load(Ordering::Relaxed) {
@@ -341,7 +431,11 @@ impl WatchQueue {
         // Relaxed: statistics.
         self.stats.posted.fetch_add(1, Ordering::Relaxed);
         let outcome = match (&self.v2, self.ring.get()) {
-            (Some(cell), _) => match (cell.get(), n.to_v2()) {
+            (Some(cell), _) => match (cell.get(), {
+                let mut tagged = *n;
+                tagged.set_info_id(info);
+                tagged.to_v2()
+            }) {
                 (Some(ring), Some(bytes)) => ring.try_post(&bytes),
                 (None, _) => {
                     self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
@@ -354,7 +448,7 @@ impl WatchQueue {
                 self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
                 PostOutcome::Lost
             }
-            (None, Some(ring)) => ring.try_post(n.as_bytes()),
+            (None, Some(ring)) => ring.try_post_with_info(n.as_bytes(), info),
         };
         match outcome {
             PostOutcome::Posted => self.rd_wait.wake(),
@@ -692,5 +786,71 @@ impl WatchQueue {
             Watch::detach_from_object(&w);
         }
         self.rd_wait.wake();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::uapi::{filter_blob, RawWatchNotificationTypeFilter};
+    use proptest::prelude::*;
+
+    fn entry() -> impl Strategy<Value = RawWatchNotificationTypeFilter> {
+        (0u32..4, any::<u32>(), 0u32..4, any::<u32>()).prop_map(|(type_, sub, f, m)| {
+            let info_mask = m & !WATCH_INFO_LENGTH;
+            RawWatchNotificationTypeFilter {
+                type_,
+                info_filter: f & info_mask,
+                info_mask,
+                subtype_filter: [sub, 0, 0, 0, 0, 0, 0, 0],
+            }
+        })
+    }
+
+    proptest! {
+        /// The post path's inline filter decides as `WatchFilter::matches`
+        /// for every filter of up to four entries, and a bigger one is
+        /// marked to be read from the RCU cell.
+        #[test]
+        fn queue_inline_filter_matches_as_watch_filter(
+            entries in proptest::collection::vec(entry(), 1..7),
+            records in proptest::collection::vec((0u32..5, 0u8..40, any::<u32>()), 1..20),
+        ) {
+            let f = WatchFilter::parse(&filter_blob(&entries), WATCH_TYPE_ALL_NR).unwrap();
+            let w = filter_words(Some(&f));
+            if f.entries().len() > INLINE_FILTERS {
+                prop_assert_eq!(w[0], FILTER_FAR);
+            } else {
+                prop_assert_eq!(w[0] & 0xff, FILTER_INLINE);
+                for (t, s, i) in records {
+                    prop_assert_eq!(inline_filter_matches(&w, t, s, i), f.matches(t, s, i));
+                }
+            }
+        }
+    }
+
+    /// Through the queue: a filter of more than four entries (read from
+    /// the RCU cell) and a small one (inline) let the same records through,
+    /// and removing the filter lets everything through again.
+    #[test]
+    fn queue_filter_far_and_inline_agree() {
+        let key = |t| RawWatchNotificationTypeFilter {
+            type_: t,
+            info_filter: 0,
+            info_mask: 0,
+            subtype_filter: [0b10, 0, 0, 0, 0, 0, 0, 0],
+        };
+        let small = filter_blob(&[key(WATCH_TYPE_KEY_NOTIFY)]);
+        let big = filter_blob(&[key(WATCH_TYPE_KEY_NOTIFY); 6]);
+        let q = WatchQueue::new();
+        let pass = Notification::key(1, 5, 0);
+        let fail = Notification::key(2, 5, 0);
+        for blob in [&small, &big] {
+            q.set_filter(Some(blob)).unwrap();
+            assert!(q.filter_allows(&pass) && !q.filter_allows(&fail));
+        }
+        q.set_filter(None).unwrap();
+        assert!(q.filter_allows(&fail));
+        assert_eq!(q.stats().filtered, 2);
     }
 }

@@ -263,8 +263,14 @@ impl Notification {
     /// Sets the `WATCH_INFO_ID` bits to `info_id` (already shifted), as
     /// `__post_watch_notification()` does for each watch.
     pub fn set_info_id(&mut self, info_id: u32) {
-        let info = (self.info() & !WATCH_INFO_ID) | (info_id & WATCH_INFO_ID);
+        let info = self.info_with_id(info_id);
         self.buf[4..8].copy_from_slice(&info.to_le_bytes());
+    }
+
+    /// The `info` word [`Notification::set_info_id`] would leave.
+    #[inline]
+    pub fn info_with_id(&self, info_id: u32) -> u32 {
+        (self.info() & !WATCH_INFO_ID) | (info_id & WATCH_INFO_ID)
     }
 
     /// Sets the type-specific info bits (`WATCH_INFO_TYPE_INFO` and the

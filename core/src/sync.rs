@@ -122,6 +122,7 @@ impl<T> RcuCell<T> {
     /// Runs `f` on the current value without taking a reference count
     /// (arc-swap's `Guard`: no read-modify-write on the value's counter,
     /// which every post would otherwise pay twice per load).
+    #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         #[cfg(all(test, loom))]
         return f(&self.0.lock().expect("loom mutex poisoned"));

@@ -21,6 +21,7 @@ use crate::errno::{Errno, Result};
 use crate::lsm::Cred;
 use crate::queue::WatchQueue;
 use crate::record::Notification;
+use crate::seqlock::SeqWords;
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering, RcuCell};
 use crate::uapi::WATCH_INFO_ID__SHIFT;
 
@@ -35,6 +36,10 @@ pub struct Watch {
     info_id: u32,
     cred: Arc<Cred>,
     charged: AtomicBool,
+    /// The policy's last "allowed by label" for this watch: its
+    /// generation and the source label's key (`lsm::label_key`), so the
+    /// next post from a task of that label skips the hook.
+    verdict: SeqWords<3>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -66,6 +71,7 @@ impl Watch {
             info_id: (tag as u32) << WATCH_INFO_ID__SHIFT,
             cred,
             charged: AtomicBool::new(false),
+            verdict: SeqWords::new(),
         })
     }
 
@@ -87,6 +93,48 @@ impl Watch {
     /// Credentials of the task that set the watch.
     pub fn cred(&self) -> &Cred {
         &self.cred
+    }
+
+    /// Does `policy` (of generation `generation`) let `n` (not META, not
+    /// yet tagged) from `source`, whose label has the key `key` (None: not
+    /// to be cached), reach this watch?
+    /// Asks the hook only when the watch does not remember an allow for
+    /// this generation and label, and remembers one the policy says holds
+    /// for the label alone.
+    #[inline]
+    pub(crate) fn policy_allows(
+        &self,
+        policy: &dyn crate::lsm::Policy,
+        generation: u64,
+        key: Option<[u64; 2]>,
+        source: &Cred,
+        n: &Notification,
+    ) -> bool {
+        if let Some([k0, k1]) = key {
+            // Word by word: the key was stored a word at a time, and a
+            // 16-byte compare of it stalls on store forwarding.
+            if let Some([g, c0, c1]) = self.verdict.read() {
+                if (g == generation) & (c0 == k0) & (c1 == k1) {
+                    return true;
+                }
+            }
+        }
+        let mut tagged = *n;
+        tagged.set_info_id(self.info_id);
+        if policy
+            .post_notification(&self.cred, source, &tagged)
+            .is_err()
+        {
+            return false;
+        }
+        if let Some([k0, k1]) = key {
+            if policy.post_allowed_by_label(&self.cred, source.label.as_deref()) {
+                // A writer racing us is remembering an answer too: either
+                // one will do, so a lost race is not retried.
+                let _ = self.verdict.try_write([generation, k0, k1]);
+            }
+        }
+        true
     }
 
     /// The queue fed by this watch.
@@ -152,6 +200,7 @@ impl WatchList {
     /// Runs `f` on the watches now, newest first, without taking a
     /// reference to the list (what a post walks: no atomic read-modify-
     /// write for the snapshot itself).
+    #[inline(always)]
     pub fn with_watches<R>(&self, f: impl FnOnce(&[Arc<Watch>]) -> R) -> R {
         self.watchers.read(|v| f(v))
     }

@@ -467,3 +467,63 @@ fn every_hook_of_smack_and_landlock() {
     p.keyctl_watch_key(key, fd, -1).unwrap();
     assert!(read_all(&p, fd)[0].is_meta());
 }
+
+/// The post path remembers a Smack allow on the watch (by the policy's
+/// generation and the source's label), and the memory never outlives what
+/// it stood for: a source of another label, a source whose allow came from
+/// CAP_MAC_OVERRIDE and not its label, a changed rule set and a new policy
+/// are each asked again, and a denial is still audited.
+#[test]
+fn policy_post_verdict_cache_follows_label_caps_and_policy() {
+    let k = kernel(parse_policy("[smack]\nsrc w w\n").unwrap());
+    let owner = k.spawn(0, 0);
+    let key = owner
+        .add_key("user", Some("k"), b"v", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let w = owner.fork();
+    w.set_label(Some("w"));
+    let fd = queue(&w);
+    w.keyctl_watch_key(key, fd, 1).unwrap();
+    let as_source = |label: &str, caps: u64| {
+        let p = owner.fork();
+        let mut c = (*p.cred()).clone();
+        c.caps = caps;
+        c.label = Some(label.into());
+        p.set_cred(c);
+        p
+    };
+    let (src, other) = (as_source("src", 0), as_source("other", 0));
+    let privileged_other = as_source("other", 1 << caps::CAP_MAC_OVERRIDE);
+    let got = |p: &Process, n: usize| {
+        p.keyctl_update(key, b"x").unwrap();
+        assert_eq!(read_all(&w, fd).len(), n, "{:?}", p.cred().label);
+    };
+    got(&src, 1);
+    got(&src, 1); // from the watch's memory
+    got(&other, 0);
+    got(&privileged_other, 1); // allowed by the capability, not remembered
+    got(&other, 0);
+    got(&src, 1);
+    assert_eq!(w.queue_stats(fd).unwrap().denied, 2);
+    assert_eq!(
+        k.audit()
+            .records()
+            .iter()
+            .filter(|r| r.hook == Hook::PostNotification)
+            .count(),
+        2,
+        "every denial is audited"
+    );
+    // A new policy without the rule: the remembered allow is not its.
+    k.set_policy(parse_policy("[smack]\nsrc x w\n").unwrap());
+    got(&src, 0);
+    // A Smack whose rules changed after a clone: a new generation too.
+    let mut s = Smack::new();
+    s.add_rule("src", "w", "w").unwrap();
+    let before = s.clone();
+    k.set_policy(Arc::new(before));
+    got(&src, 1);
+    s.add_rule("src", "w", "r").unwrap();
+    k.set_policy(Arc::new(s));
+    got(&src, 0);
+}

@@ -170,4 +170,14 @@ impl Policy for Audited {
             v,
         )
     }
+
+    /// The inner policy's: only denials are logged, and the post path
+    /// caches allows alone.
+    fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
+
+    fn post_allowed_by_label(&self, watcher: &Cred, source_label: Option<&str>) -> bool {
+        self.inner.post_allowed_by_label(watcher, source_label)
+    }
 }

@@ -340,7 +340,69 @@ pub trait Policy: Send + Sync {
         let _ = (watcher, source, n);
         Ok(())
     }
+
+    /// This policy's generation for the post path's verdict cache: a
+    /// number no other policy instance (or this one after any change of
+    /// its rules) returns, or 0 for "never cache my answers" (the
+    /// default). See [`Policy::post_allowed_by_label`].
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    /// Does [`Policy::post_notification`] allow every non-META record to
+    /// `watcher` from *any* source whose label is `source_label`, whatever
+    /// else the source's credentials hold, for as long as
+    /// [`Policy::generation`] stays the same? True lets the post path
+    /// remember the answer on the watch and skip the hook for the next
+    /// such source (the kernel's LSMs resolve labels to SIDs once for the
+    /// same reason). The default, false, caches nothing.
+    fn post_allowed_by_label(&self, watcher: &Cred, source_label: Option<&str>) -> bool {
+        let _ = (watcher, source_label);
+        false
+    }
 }
+
+/// A fresh [`Policy::generation`]: even, never 0, unique in the process.
+pub(crate) fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2);
+    // Relaxed: only uniqueness is needed; the policy carrying the number is
+    // published to posters by its own means (a PolicySlot, an Arc).
+    NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A source label packed for a watch's verdict cache, or None for a label
+/// too long to cache (over 15 bytes): the label's first 8 bytes, then its
+/// next 7 with the length + 1 in the top byte (0 0 for an unlabelled task).
+/// Built from word loads of the label itself: bytes stored one by one and
+/// loaded as words would stall on store forwarding, once per post.
+#[inline]
+pub(crate) fn label_key(label: Option<&str>) -> Option<[u64; 2]> {
+    let Some(l) = label else { return Some([0, 0]) };
+    let b = l.as_bytes();
+    let n = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let (w0, rest) = match n {
+        16.. => return None,
+        8.. => (
+            word(0),
+            if n > 8 {
+                word(n - 8) >> (8 * (16 - n))
+            } else {
+                0
+            },
+        ),
+        _ => (
+            b.iter()
+                .enumerate()
+                .fold(0, |w, (i, &c)| w | u64::from(c) << (8 * i)),
+            0,
+        ),
+    };
+    Some([w0, rest | (n as u64 + 1) << 56])
+}
+
+/// [`Permissive`]'s generation: its answers never change.
+const PERMISSIVE_GENERATION: u64 = 1;
 
 /// The policy of a kernel without an LSM: everything is allowed.
 #[derive(Clone, Copy, Debug, Default)]
@@ -349,6 +411,14 @@ pub struct Permissive;
 impl Policy for Permissive {
     fn name(&self) -> &str {
         "permissive"
+    }
+
+    fn generation(&self) -> u64 {
+        PERMISSIVE_GENERATION
+    }
+
+    fn post_allowed_by_label(&self, _: &Cred, _: Option<&str>) -> bool {
+        true
     }
 }
 
@@ -398,5 +468,36 @@ impl Policy for Stack {
 
     fn post_notification(&self, watcher: &Cred, source: &Cred, n: &Notification) -> Verdict {
         self.all(|p| p.post_notification(watcher, source, n))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::label_key;
+
+    /// Two labels have the same key only if they are the same label (or
+    /// both too long to have one), and unlabelled differs from every label.
+    #[test]
+    fn lsm_label_key_tells_labels_apart() {
+        let labels = [
+            None,
+            Some(""),
+            Some("a"),
+            Some("a\0"),
+            Some("poster"),
+            Some("poster\0"),
+            Some("watcher"),
+            Some("12345678"),
+            Some("123456789"),
+            Some("12345678\0"),
+            Some("123456789abcdef"),
+            Some("123456789abcdeF"),
+        ];
+        for (i, a) in labels.iter().enumerate() {
+            for (j, b) in labels.iter().enumerate() {
+                assert_eq!(label_key(*a) == label_key(*b), i == j, "{a:?} {b:?}");
+            }
+        }
+        assert_eq!(label_key(Some("123456789abcdef0")), None);
     }
 }

@@ -23,8 +23,11 @@ use crate::record::Notification;
 use rustc_hash::FxHashMap;
 
 /// The policy.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Smack {
+    /// [`Policy::generation`]: renewed by every rule change (a clone keeps
+    /// it until either changes: their answers are the same until then).
+    generation: u64,
     /// subject → object → the access letters granted, as a mask. Nested
     /// so a lookup by two `&str` needs no allocation, and hashed with Fx
     /// (labels are short and come from the policy's author, not from an
@@ -53,6 +56,15 @@ fn label(c: &Cred) -> &str {
     c.label.as_deref().unwrap_or("_")
 }
 
+impl Default for Smack {
+    fn default() -> Self {
+        Smack {
+            generation: super::next_generation(),
+            rules: FxHashMap::default(),
+        }
+    }
+}
+
 impl Smack {
     /// No rules.
     pub fn new() -> Self {
@@ -72,6 +84,7 @@ impl Smack {
             .entry(subject.into())
             .or_default()
             .insert(object.into(), granted);
+        self.generation = super::next_generation();
         Ok(())
     }
 
@@ -147,6 +160,16 @@ impl Policy for Smack {
             return Ok(());
         }
         self.need(source, label(watcher), "w", "notification")
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The label rule alone (not CAP_MAC_OVERRIDE, which is the source's
+    /// and not its label's).
+    fn post_allowed_by_label(&self, watcher: &Cred, source_label: Option<&str>) -> bool {
+        self.access_mask(source_label.unwrap_or("_"), label(watcher), 2)
     }
 }
 

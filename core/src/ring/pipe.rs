@@ -278,6 +278,21 @@ impl PipeRing {
     /// after the most recently posted record and the record is dropped.
     #[inline]
     pub fn try_post(&self, rec: &[u8]) -> PostOutcome {
+        self.post(rec, None)
+    }
+
+    /// As [`PipeRing::try_post`], with the record's `info` word (bytes
+    /// 4..8) written as `info` instead (the post path puts a watch's tag
+    /// in on the way into the ring, so it never copies the record first).
+    /// `info`'s length field is `rec`'s length.
+    #[inline]
+    pub fn try_post_with_info(&self, rec: &[u8], info: u32) -> PostOutcome {
+        debug_assert_eq!((info & WATCH_INFO_LENGTH) as usize, rec.len());
+        self.post(rec, Some(info))
+    }
+
+    #[inline(always)]
+    fn post(&self, rec: &[u8], info: Option<u32>) -> PostOutcome {
         let len = rec.len();
         if !(MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&len) {
             // Not a record a note can hold: dropped, as the 2019 ring drops
@@ -348,7 +363,16 @@ impl PipeRing {
         // we acquired to ours, so the bytes last held a record the consumer
         // copied out before that tail passed it (Acquire above); with the
         // slack they are contiguous, and `rec` is another allocation.
-        unsafe { copy_record(rec.as_ptr(), self.note_ptr(off, len), len) };
+        let dst = self.note_ptr(off, len);
+        // SAFETY: as above; bytes 4..8 are within the record (len >= 8).
+        unsafe {
+            copy_record(rec.as_ptr(), dst, len);
+            if let Some(info) = info {
+                dst.add(4)
+                    .cast::<[u8; 4]>()
+                    .write_unaligned(info.to_le_bytes());
+            }
+        }
         let lost_before = if head & LOSS != 0 { STAMP_LOSS } else { 0 };
         // ORDERING: Release publishes the note bytes; pairs with the Acquire
         // stamp load in `stamp_at`. A loss marked at our position (the bit
