@@ -263,3 +263,96 @@ fn stress_producer_panic_blocks_no_one() {
     let n = p.read(r, &mut [0u8; 64]).unwrap();
     assert_eq!(n, 16);
 }
+
+/// Several threads read one queue (blocking reads of one descriptor)
+/// while others post, and one closes it (both ends) under them: every
+/// record is read at most once, whole, in its producer's order for each
+/// reader; every reader ends (end of file, or EBADF once the descriptor
+/// is gone) and none is left asleep (the alarm bounds each sleep: EINTR
+/// fails the test); posts after the last reference went are counted
+/// after close; the books balance.
+#[test]
+fn stress_readers_posters_and_a_closer() {
+    const READERS: usize = 3;
+    const POSTERS: u32 = 2;
+    for round in 0..10 {
+        let k = Kernel::new(KernelConfig::default());
+        let p = k.spawn(0, 0);
+        let [r, w] = p.pipe2(O_NOTIFICATION_PIPE).unwrap();
+        p.set_queue_size(r, 8).unwrap();
+        p.set_alarm(Some(std::time::Duration::from_secs(20)));
+        let q = p.watch_queue(r).unwrap();
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let p = p.clone();
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 256];
+                    loop {
+                        match p.read(r, &mut buf) {
+                            Ok(0) | Err(Errno::EBADF) => return got,
+                            Ok(n) => {
+                                for rec in Notification::decode_all(&buf[..n]).expect("whole") {
+                                    if !rec.is_meta() {
+                                        let (seq, aux) = rec.key_fields().unwrap();
+                                        assert_eq!(rec.subtype() as u32, aux, "torn record");
+                                        got.push((aux, seq));
+                                    }
+                                }
+                            }
+                            Err(e) => panic!("read: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let posters: Vec<_> = (0..POSTERS)
+            .map(|id| {
+                let (q, stop) = (q.clone(), stop.clone());
+                thread::spawn(move || {
+                    let mut seq = 0;
+                    while !stop.load(Ordering::Acquire) {
+                        q.post(&Notification::key(id as u8, seq, id));
+                        seq += 1;
+                        if seq % 64 == 0 {
+                            thread::yield_now();
+                        }
+                    }
+                    seq
+                })
+            })
+            .collect();
+        thread::sleep(std::time::Duration::from_millis(2 + round));
+        p.close(w).unwrap();
+        p.close(r).unwrap();
+        let got: Vec<Vec<(u32, u32)>> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+        // Posts go on after the last reader let go (until one is counted
+        // after the close).
+        let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while q.stats().after_close == 0 && std::time::Instant::now() < bound {
+            thread::yield_now();
+        }
+        stop.store(true, Ordering::Release);
+        let posts: u32 = posters.into_iter().map(|h| h.join().unwrap()).sum();
+        for g in &got {
+            for id in 0..POSTERS {
+                let mine: Vec<u32> = g.iter().filter(|r| r.0 == id).map(|r| r.1).collect();
+                assert!(
+                    mine.windows(2).all(|w| w[0] < w[1]),
+                    "a reader saw producer {id} out of order"
+                );
+            }
+        }
+        let mut all: Vec<(u32, u32)> = got.iter().flatten().copied().collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "a record read twice");
+        let s = q.stats();
+        assert_eq!(s.posted + s.after_close, u64::from(posts), "{s:?}");
+        assert!(s.after_close > 0, "posts went on after the close: {s:?}");
+        assert_eq!(s.read, n as u64, "{s:?}");
+        assert_eq!(s.posted, s.read + s.lost + s.queued + s.discarded, "{s:?}");
+    }
+}
