@@ -289,3 +289,14 @@ fn preload_signals_interrupt_or_restart_blocking_calls_as_the_kernel() {
         assert_eq!(exec_ok(&prog, &[mode]), want, "under watchq exec, {mode}");
     }
 }
+
+/// fork() while other threads are inside emulated calls (holding the
+/// library's connection and descriptor-cache locks): every child's own
+/// emulated calls go through (each child is bounded by alarm(10), so one
+/// that deadlocks on a lock its parent's thread held dies of SIGALRM and
+/// fails the test instead of hanging it).
+#[test]
+fn preload_fork_while_threads_hold_emulation_locks() {
+    let prog = cc(&repo("tests/c/forklock.c"), "forklock");
+    assert_eq!(exec_ok(&prog, &["40"]), "forked 40, all well\n");
+}
