@@ -543,6 +543,41 @@ mod tests {
         assert_eq!(n.len(), 16);
     }
 
+    /// Mount and superblock records: their flags in the type-info bits
+    /// (nothing else), and both in the 2019 generation byte for byte
+    /// (spec §2.2: MOUNT 1, SB 2, the tag in the top byte of `info`, the
+    /// mount ids as 32 bits, "in subtree" at 0x200 and "now read-only"
+    /// at FLAG_0); a META record other than the removal has no 2019 form.
+    #[test]
+    fn record_mount_and_superblock_flags_and_2019_layouts() {
+        let mut m = Notification::mount(2, 0x1_0000_0005, 7, WATCH_INFO_FLAG_0 | WATCH_INFO_FLAG_1);
+        assert_eq!(m.info(), 24 | WATCH_INFO_FLAG_0 | WATCH_INFO_FLAG_1);
+        assert!(!m.is_empty());
+        m.set_info_id(3 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(
+            m.to_v2().unwrap(),
+            [1, 0, 0, 2, 0x10, 0x02, 0x01, 0x03, 5, 0, 0, 0, 7, 0, 0, 0]
+        );
+        let mut plain = Notification::mount(2, 5, 7, 0);
+        plain.set_info_id(3 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(plain.info(), 0x0000_0318);
+        assert_eq!(
+            plain.to_v2().unwrap(),
+            [1, 0, 0, 2, 0x10, 0, 0, 0x03, 5, 0, 0, 0, 7, 0, 0, 0]
+        );
+        let mut sb = Notification::superblock(1, 0x99, WATCH_INFO_FLAG_0, None);
+        assert_eq!(sb.info(), 16 | WATCH_INFO_FLAG_0);
+        sb.set_info_id(4 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(
+            sb.to_v2().unwrap(),
+            [2, 0, 0, 1, 0x10, 0, 0x01, 0x04, 0x99, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let err = Notification::superblock(3, 1, 0, Some((5, 6)));
+        assert_eq!((err.len(), err.info() & WATCH_INFO_TYPE_INFO), (24, 0));
+        let loss = Notification::new(WATCH_TYPE_META, WATCH_META_LOSS_NOTIFICATION, &[]).unwrap();
+        assert_eq!(loss.to_v2(), None);
+    }
+
     proptest::proptest! {
         #[test]
         fn record_decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
