@@ -1200,16 +1200,24 @@ mod tests {
         let posts: u32 = if cfg!(miri) { 30 } else { 20_000 };
         let r = ring(128);
         let done = AtomicU32::new(0);
+        // All three start together, and the producers yield now and then,
+        // so posts and pops overlap (a producer done before the consumer
+        // starts is ordered before it by `done`, and races nothing).
+        let start = std::sync::Barrier::new(3);
         std::thread::scope(|s| {
             let producers: Vec<_> = (0..2u32)
                 .map(|p| {
-                    let (r, done) = (&r, &done);
+                    let (r, done, start) = (&r, &done, &start);
                     s.spawn(move || {
+                        start.wait();
                         let mut lost = 0;
                         for i in 0..posts {
                             // Producer p's records are 2 or 3 slots, id = p << 24 | i.
                             if r.try_post(&rec(p << 24 | i, 2 + p)) == PostOutcome::Lost {
                                 lost += 1;
+                            }
+                            if i % 8 == 0 {
+                                std::thread::yield_now();
                             }
                         }
                         done.fetch_add(1, Ordering::Release);
@@ -1218,6 +1226,7 @@ mod tests {
                 })
                 .collect();
             let mut c = Consumer::of(r.storage()).unwrap();
+            start.wait();
             let (mut next, mut delivered, mut overruns) = ([0u32; 2], 0u32, 0u32);
             loop {
                 let finished = done.load(Ordering::Acquire) == 2;

@@ -913,17 +913,25 @@ mod tests {
     fn pipe_ring_threads_two_producers_and_consumer() {
         let r = PipeRing::new(4).unwrap();
         let done = AtomicU32::new(0);
+        // All three start together, and the producers yield now and then,
+        // so posts and pops overlap (a producer done before the consumer
+        // starts is ordered before it by `done`, and races nothing).
+        let start = std::sync::Barrier::new(3);
         std::thread::scope(|s| {
             let producers: Vec<_> = (1..=2u8)
                 .map(|tag| {
-                    let (r, done) = (&r, &done);
+                    let (r, done, start) = (&r, &done, &start);
                     s.spawn(move || {
+                        start.wait();
                         let mut lost = 0;
                         for i in 0..THREADED_POSTS {
                             let mut rec = rec(tag, i);
                             rec[12..16].copy_from_slice(&(!i).to_le_bytes());
                             if r.try_post(&rec) == PostOutcome::Lost {
                                 lost += 1;
+                            }
+                            if i % 8 == 0 {
+                                std::thread::yield_now();
                             }
                         }
                         done.fetch_add(1, Ordering::Release);
@@ -932,6 +940,7 @@ mod tests {
                 })
                 .collect();
             let mut reader = r.reader().unwrap();
+            start.wait();
             let (mut next, mut delivered, mut losses) = ([0u32; 3], 0u32, 0u32);
             let mut buf = [0u8; 128];
             loop {
