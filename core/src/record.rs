@@ -543,6 +543,35 @@ mod tests {
         assert_eq!(n.len(), 16);
     }
 
+    /// The accessors a consumer decodes with: a key record's fields only
+    /// for a 16-byte key record, META-ness by type alone, the subtype
+    /// names of the kernel's sample consumer.
+    #[test]
+    fn record_accessors_decode_only_what_they_name() {
+        let k = Notification::key(NOTIFY_KEY_LINKED, 0x0102_0304, 0x0a0b_0c0d);
+        assert_eq!(k.key_fields(), Some((0x0102_0304, 0x0a0b_0c0d)));
+        assert!(!k.is_meta());
+        assert_eq!(k.removal_id(), None);
+        // Not a key record, or not 16 bytes long: no key fields.
+        let m = Notification::mount(1, 2, 3, 0);
+        assert_eq!((m.key_fields(), m.is_meta()), (None, false));
+        let long = Notification::new(WATCH_TYPE_KEY_NOTIFY, 0, &[1; 16]).unwrap();
+        assert_eq!(long.key_fields(), None);
+        let r = Notification::removal(9);
+        assert!(r.is_meta());
+        assert_eq!((r.key_fields(), r.removal_id()), (None, Some(9)));
+        let loss =
+            Notification::new(WATCH_TYPE_META, WATCH_META_LOSS_NOTIFICATION, &[0; 8]).unwrap();
+        assert_eq!(loss.removal_id(), None);
+        assert_eq!(key_subtype_name(NOTIFY_KEY_SETATTR), Some("setattr"));
+        assert_eq!(
+            key_subtype_name(NOTIFY_KEY_INSTANTIATED),
+            Some("instantiated")
+        );
+        assert_eq!(key_subtype_name(99), None);
+        assert_eq!(hex(&[0, 0xab, 7]), "00 ab 07");
+    }
+
     /// Mount and superblock records: their flags in the type-info bits
     /// (nothing else), and both in the 2019 generation byte for byte
     /// (spec §2.2: MOUNT 1, SB 2, the tag in the top byte of `info`, the
