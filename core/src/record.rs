@@ -572,6 +572,68 @@ mod tests {
         assert_eq!(hex(&[0, 0xab, 7]), "00 ab 07");
     }
 
+    /// The one-line form of each kind of record, and what a record of an
+    /// unexpected length falls back to (the generic line, never a panic).
+    #[test]
+    fn record_display_lines_and_their_length_guards() {
+        let names = [
+            "instantiated",
+            "updated",
+            "linked",
+            "unlinked",
+            "cleared",
+            "revoked",
+            "invalidated",
+            "setattr",
+        ];
+        for (st, name) in names.iter().enumerate() {
+            assert_eq!(key_subtype_name(st as u8), Some(*name));
+            let k = Notification::key(st as u8, 0xab, 9);
+            assert_eq!(
+                k.to_string(),
+                format!("KEY 000000ab change={st}[{name}] aux=9")
+            );
+        }
+        let long_key = Notification::new(WATCH_TYPE_KEY_NOTIFY, 1, &[0; 16]).unwrap();
+        assert_eq!(long_key.to_string(), "type=1 subtype=1 info=00000018");
+        let short_block = Notification::new(WATCH_TYPE_BLOCK_NOTIFY, 1, &[0; 8]).unwrap();
+        assert_eq!(short_block.to_string(), "type=2 subtype=1 info=00000010");
+        // A USB name length byte past the record: the name is cut there.
+        let mut usb_p = vec![0u8; 12];
+        usb_p[8] = 200;
+        usb_p[9..12].copy_from_slice(b"abc");
+        let u = Notification::new(WATCH_TYPE_USB_NOTIFY, usb::DEVICE_ADD, &usb_p).unwrap();
+        assert_eq!(u.to_string(), "USB abc dev-add e=0 r=0");
+        let m = Notification::mount(3, 0x10, 0x20, WATCH_INFO_FLAG_0 | WATCH_INFO_FLAG_1);
+        assert_eq!(
+            m.to_string(),
+            "MOUNT 00000010 change=3[readonly] aux=20 subtree ro"
+        );
+        let m1 = Notification::mount(0, 0x10, 0x20, WATCH_INFO_FLAG_1);
+        assert_eq!(
+            m1.to_string(),
+            "MOUNT 00000010 change=0[new-mount] aux=20 ro"
+        );
+        let m0 = Notification::mount(9, 0x10, 0x20, 0);
+        assert_eq!(m0.to_string(), "MOUNT 00000010 change=9[unknown] aux=20");
+        let short_mount = Notification::new(WATCH_TYPE_MOUNT_NOTIFY, 0, &[0; 8]).unwrap();
+        assert_eq!(short_mount.to_string(), "type=4 subtype=0 info=00000010");
+        let sb0 = sb::NAMES[0];
+        let s = Notification::superblock(0, 0x42, WATCH_INFO_FLAG_0, None);
+        assert_eq!(s.to_string(), format!("SB 00000042 change=0[{sb0}] ro"));
+        let e = Notification::superblock(0, 0x42, 0, Some((5, 6)));
+        assert_eq!(
+            e.to_string(),
+            format!("SB 00000042 change=0[{sb0}] error=5 cookie=6")
+        );
+        let short_sb = Notification::new(WATCH_TYPE_SB_NOTIFY, 0, &[]).unwrap();
+        assert_eq!(short_sb.to_string(), "type=5 subtype=0 info=00000008");
+        assert_eq!(
+            format!("{:?}", Notification::removal(0)),
+            "Notification { type: 0, subtype: 0, info: 0x00000008, bytes: [00 00 00 00 08 00 00 00] }"
+        );
+    }
+
     /// Mount and superblock records: their flags in the type-info bits
     /// (nothing else), and both in the 2019 generation byte for byte
     /// (spec §2.2: MOUNT 1, SB 2, the tag in the top byte of `info`, the
