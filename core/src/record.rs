@@ -604,6 +604,8 @@ mod tests {
         usb_p[9..12].copy_from_slice(b"abc");
         let u = Notification::new(WATCH_TYPE_USB_NOTIFY, usb::DEVICE_ADD, &usb_p).unwrap();
         assert_eq!(u.to_string(), "USB abc dev-add e=0 r=0");
+        let short_usb = Notification::new(WATCH_TYPE_USB_NOTIFY, 0, &[]).unwrap();
+        assert_eq!(short_usb.to_string(), "type=3 subtype=0 info=00000008");
         let m = Notification::mount(3, 0x10, 0x20, WATCH_INFO_FLAG_0 | WATCH_INFO_FLAG_1);
         assert_eq!(
             m.to_string(),
