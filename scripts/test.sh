@@ -91,6 +91,40 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" 
     cargo test --locked --target "$(rustc -vV | sed -n "s/^host: //p")" --target-dir target/asan \
     -p watchq-core -p watchq-sources -p watchq-kernel -p watchq-client -p watchq --lib -p watchq-tests "${asan_tests[@]}"
 
+# Miri over core's unit tests: the rings' unsafe code, their threaded
+# tests (two producers and the consumer, few posts under cfg(miri)) and
+# the proptests at a few cases, with strict provenance and Miri's
+# weak-memory emulation (a load may see a stale store, as hardware may).
+# Isolation is off for proptest's failure file (getcwd). Miri is a
+# nightly component: a machine without it (a fresh one has the stable
+# toolchain alone) skips the step and says so. About 40 s.
+if cargo +nightly miri --version >/dev/null 2>&1; then
+    step "Miri: core's unit tests (strict provenance, weak-memory emulation)"
+    PROPTEST_CASES=4 MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" \
+        timeout 900 cargo +nightly miri test --locked -p watchq-core --lib
+else
+    step "SKIPPED: Miri (no nightly toolchain with the miri component)"
+fi
+
+# ThreadSanitizer over the multi-threaded tests: core's threaded ring and
+# wait-queue tests, the stress tests and the policy swap under posting.
+# Unlike AddressSanitizer, ThreadSanitizer needs the standard library
+# instrumented too (its locks, thread joins and channels are what order
+# the tests' threads; an uninstrumented std gives false reports, and
+# rustc refuses to mix the two without an override), so the std is
+# rebuilt with the flag (-Zbuild-std, which needs nightly's rust-src); a
+# machine without it skips the step and says so. Own target dir: every
+# crate's build changes.
+if rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
+    step "ThreadSanitizer: threaded core tests, stress, policy swap"
+    RUSTFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1" \
+        timeout 1500 cargo +nightly test -Zbuild-std --locked \
+        --target "$(rustc -vV | sed -n "s/^host: //p")" --target-dir target/tsan \
+        -p watchq-core --lib -p watchq-tests --test stress --test policy
+else
+    step "SKIPPED: ThreadSanitizer (no nightly toolchain with rust-src for -Zbuild-std)"
+fi
+
 # loom models: every interleaving of the lock-free paths, bounded so a
 # 3-thread model finishes in seconds (see STYLE.md): 15 s of model time,
 # 100 s with core's rebuild, at bound 3 on the 2 cores at load 18

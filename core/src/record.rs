@@ -549,6 +549,134 @@ mod tests {
         assert_eq!(n.len(), 16);
     }
 
+    /// The accessors a consumer decodes with: a key record's fields only
+    /// for a 16-byte key record, META-ness by type alone, the subtype
+    /// names of the kernel's sample consumer.
+    #[test]
+    fn record_accessors_decode_only_what_they_name() {
+        let k = Notification::key(NOTIFY_KEY_LINKED, 0x0102_0304, 0x0a0b_0c0d);
+        assert_eq!(k.key_fields(), Some((0x0102_0304, 0x0a0b_0c0d)));
+        assert!(!k.is_meta());
+        assert_eq!(k.removal_id(), None);
+        // Not a key record, or not 16 bytes long: no key fields.
+        let m = Notification::mount(1, 2, 3, 0);
+        assert_eq!((m.key_fields(), m.is_meta()), (None, false));
+        let long = Notification::new(WATCH_TYPE_KEY_NOTIFY, 0, &[1; 16]).unwrap();
+        assert_eq!(long.key_fields(), None);
+        let r = Notification::removal(9);
+        assert!(r.is_meta());
+        assert_eq!((r.key_fields(), r.removal_id()), (None, Some(9)));
+        let loss =
+            Notification::new(WATCH_TYPE_META, WATCH_META_LOSS_NOTIFICATION, &[0; 8]).unwrap();
+        assert_eq!(loss.removal_id(), None);
+        assert_eq!(key_subtype_name(NOTIFY_KEY_SETATTR), Some("setattr"));
+        assert_eq!(
+            key_subtype_name(NOTIFY_KEY_INSTANTIATED),
+            Some("instantiated")
+        );
+        assert_eq!(key_subtype_name(99), None);
+        assert_eq!(hex(&[0, 0xab, 7]), "00 ab 07");
+    }
+
+    /// The one-line form of each kind of record, and what a record of an
+    /// unexpected length falls back to (the generic line, never a panic).
+    #[test]
+    fn record_display_lines_and_their_length_guards() {
+        let names = [
+            "instantiated",
+            "updated",
+            "linked",
+            "unlinked",
+            "cleared",
+            "revoked",
+            "invalidated",
+            "setattr",
+        ];
+        for (st, name) in names.iter().enumerate() {
+            assert_eq!(key_subtype_name(st as u8), Some(*name));
+            let k = Notification::key(st as u8, 0xab, 9);
+            assert_eq!(
+                k.to_string(),
+                format!("KEY 000000ab change={st}[{name}] aux=9")
+            );
+        }
+        let long_key = Notification::new(WATCH_TYPE_KEY_NOTIFY, 1, &[0; 16]).unwrap();
+        assert_eq!(long_key.to_string(), "type=1 subtype=1 info=00000018");
+        let short_block = Notification::new(WATCH_TYPE_BLOCK_NOTIFY, 1, &[0; 8]).unwrap();
+        assert_eq!(short_block.to_string(), "type=2 subtype=1 info=00000010");
+        // A USB name length byte past the record: the name is cut there.
+        let mut usb_p = vec![0u8; 12];
+        usb_p[8] = 200;
+        usb_p[9..12].copy_from_slice(b"abc");
+        let u = Notification::new(WATCH_TYPE_USB_NOTIFY, usb::DEVICE_ADD, &usb_p).unwrap();
+        assert_eq!(u.to_string(), "USB abc dev-add e=0 r=0");
+        let short_usb = Notification::new(WATCH_TYPE_USB_NOTIFY, 0, &[]).unwrap();
+        assert_eq!(short_usb.to_string(), "type=3 subtype=0 info=00000008");
+        let m = Notification::mount(3, 0x10, 0x20, WATCH_INFO_FLAG_0 | WATCH_INFO_FLAG_1);
+        assert_eq!(
+            m.to_string(),
+            "MOUNT 00000010 change=3[readonly] aux=20 subtree ro"
+        );
+        let m1 = Notification::mount(0, 0x10, 0x20, WATCH_INFO_FLAG_1);
+        assert_eq!(
+            m1.to_string(),
+            "MOUNT 00000010 change=0[new-mount] aux=20 ro"
+        );
+        let m0 = Notification::mount(9, 0x10, 0x20, 0);
+        assert_eq!(m0.to_string(), "MOUNT 00000010 change=9[unknown] aux=20");
+        let short_mount = Notification::new(WATCH_TYPE_MOUNT_NOTIFY, 0, &[0; 8]).unwrap();
+        assert_eq!(short_mount.to_string(), "type=4 subtype=0 info=00000010");
+        let sb0 = sb::NAMES[0];
+        let s = Notification::superblock(0, 0x42, WATCH_INFO_FLAG_0, None);
+        assert_eq!(s.to_string(), format!("SB 00000042 change=0[{sb0}] ro"));
+        let e = Notification::superblock(0, 0x42, 0, Some((5, 6)));
+        assert_eq!(
+            e.to_string(),
+            format!("SB 00000042 change=0[{sb0}] error=5 cookie=6")
+        );
+        let short_sb = Notification::new(WATCH_TYPE_SB_NOTIFY, 0, &[]).unwrap();
+        assert_eq!(short_sb.to_string(), "type=5 subtype=0 info=00000008");
+        assert_eq!(
+            format!("{:?}", Notification::removal(0)),
+            "Notification { type: 0, subtype: 0, info: 0x00000008, bytes: [00 00 00 00 08 00 00 00] }"
+        );
+    }
+
+    /// Mount and superblock records: their flags in the type-info bits
+    /// (nothing else), and both in the 2019 generation byte for byte
+    /// (spec §2.2: MOUNT 1, SB 2, the tag in the top byte of `info`, the
+    /// mount ids as 32 bits, "in subtree" at 0x200 and "now read-only"
+    /// at FLAG_0); a META record other than the removal has no 2019 form.
+    #[test]
+    fn record_mount_and_superblock_flags_and_2019_layouts() {
+        let mut m = Notification::mount(2, 0x1_0000_0005, 7, WATCH_INFO_FLAG_0 | WATCH_INFO_FLAG_1);
+        assert_eq!(m.info(), 24 | WATCH_INFO_FLAG_0 | WATCH_INFO_FLAG_1);
+        assert!(!m.is_empty());
+        m.set_info_id(3 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(
+            m.to_v2().unwrap(),
+            [1, 0, 0, 2, 0x10, 0x02, 0x01, 0x03, 5, 0, 0, 0, 7, 0, 0, 0]
+        );
+        let mut plain = Notification::mount(2, 5, 7, 0);
+        plain.set_info_id(3 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(plain.info(), 0x0000_0318);
+        assert_eq!(
+            plain.to_v2().unwrap(),
+            [1, 0, 0, 2, 0x10, 0, 0, 0x03, 5, 0, 0, 0, 7, 0, 0, 0]
+        );
+        let mut sb = Notification::superblock(1, 0x99, WATCH_INFO_FLAG_0, None);
+        assert_eq!(sb.info(), 16 | WATCH_INFO_FLAG_0);
+        sb.set_info_id(4 << WATCH_INFO_ID__SHIFT);
+        assert_eq!(
+            sb.to_v2().unwrap(),
+            [2, 0, 0, 1, 0x10, 0, 0x01, 0x04, 0x99, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let err = Notification::superblock(3, 1, 0, Some((5, 6)));
+        assert_eq!((err.len(), err.info() & WATCH_INFO_TYPE_INFO), (24, 0));
+        let loss = Notification::new(WATCH_TYPE_META, WATCH_META_LOSS_NOTIFICATION, &[]).unwrap();
+        assert_eq!(loss.to_v2(), None);
+    }
+
     proptest::proptest! {
         #[test]
         fn record_decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {

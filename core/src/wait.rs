@@ -215,16 +215,32 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// The sleeper is woken by `wake`, not by its deadline: a sleep
+    /// bounded at 10 s (a broken wake-up fails here instead of hanging)
+    /// that ends well before it, counted as a wake-up.
     #[test]
     fn wait_queue_wakes_sleeper() {
         let wq = Arc::new(WaitQueue::new());
         let flag = Arc::new(AtomicBool::new(false));
         let (wq2, f2) = (wq.clone(), flag.clone());
-        let t = std::thread::spawn(move || wq2.wait_until(None, || f2.load(Ordering::Acquire)));
-        std::thread::sleep(Duration::from_millis(20));
+        let t = std::thread::spawn(move || {
+            let start = Instant::now();
+            let bound = Some(start + Duration::from_secs(10));
+            let ready = wq2.wait_until(bound, || f2.load(Ordering::Acquire));
+            (ready, start.elapsed())
+        });
+        while wq.sleepers.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
         flag.store(true, Ordering::Release);
         wq.wake();
-        assert!(t.join().unwrap());
+        let (ready, took) = t.join().unwrap();
+        assert!(ready);
+        assert!(
+            took < Duration::from_secs(5),
+            "woken by the deadline: {took:?}"
+        );
+        assert_eq!(wq.wakeups.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -1091,3 +1091,86 @@ fn keys_types_and_request_key_of_dead_keys() {
     let made = p.add_key("user", Some("n"), b"now", s).unwrap();
     assert_eq!(p.keyctl_read(made), Ok(b"now".to_vec()));
 }
+
+/// Runs `f` on a thread and waits for it at most `secs`: a call that
+/// blocks fails the test instead of hanging it.
+fn within<R: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what}: still blocked after {secs} s"))
+}
+
+/// Key construction with waiters: while processes and threads wait for a
+/// key under construction (a read, a request_key, from two processes and
+/// from two threads of one process), the helper makes key calls of its
+/// own before instantiating (describe the key, add, read, search and
+/// update another, and a read of the key itself, which would wait on its
+/// own construction: EDEADLK), and so does another thread of the
+/// waiters' process. No waiter blocks any of them; every waiter gets the
+/// key once it is instantiated. Each wait and each call is bounded, so a
+/// blocked one fails the test instead of hanging it.
+#[test]
+fn keys_construction_waiters_never_block_the_helper() {
+    let k = K::new();
+    let p = k.p.clone();
+    let helper = p.fork();
+    let nk = helper
+        .key_construct("user", "slow", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    // Each sleep is bounded by the alarm: EINTR fails the test.
+    let waiter_proc = p.fork();
+    for w in [&p, &waiter_proc] {
+        w.set_alarm(Some(std::time::Duration::from_secs(20)));
+    }
+    let waiters: Vec<_> = [
+        p.clone(),
+        p.clone(),
+        waiter_proc.clone(),
+        waiter_proc.clone(),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, w)| {
+        std::thread::spawn(move || {
+            if i % 2 == 0 {
+                w.keyctl_read(nk).map(|v| v == b"payload")
+            } else {
+                w.request_key("user", "slow", 0).map(|id| id == nk)
+            }
+        })
+    })
+    .collect();
+    // Let them fall asleep.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let h = helper.clone();
+    within(10, "the helper's key calls", move || {
+        assert!(h.keyctl_describe(nk).unwrap().starts_with("user;"));
+        let other = h
+            .add_key("user", Some("other"), b"o", KEY_SPEC_SESSION_KEYRING)
+            .unwrap();
+        assert_eq!(h.keyctl_read(other).unwrap(), b"o");
+        let s = h
+            .keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false)
+            .unwrap();
+        assert_eq!(h.keyctl_search(s, "user", "other", 0), Ok(other));
+        h.keyctl_update(other, b"o2").unwrap();
+        assert_eq!(h.keyctl_read(nk), Err(Errno::EDEADLK));
+    });
+    // Another thread of the waiters' process makes key calls too.
+    let q = p.clone();
+    within(10, "a key call beside the waiters", move || {
+        q.add_key("user", Some("beside"), b"b", KEY_SPEC_SESSION_KEYRING)
+            .unwrap();
+    });
+    let h = helper.clone();
+    within(10, "the instantiation", move || {
+        h.keyctl_instantiate(nk, b"payload", 0).unwrap();
+    });
+    for (i, w) in waiters.into_iter().enumerate() {
+        let got = within(10, "a waiter", move || w.join().unwrap());
+        assert_eq!(got, Ok(true), "waiter {i}");
+    }
+}

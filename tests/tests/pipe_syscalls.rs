@@ -414,13 +414,20 @@ fn blocking_read_wakes_on_post_and_alarm_interrupts() {
     let mut buf = [0u8; 64];
     assert_eq!(p.read(r, &mut buf), Err(Errno::EINTR));
     p.set_alarm(None);
-    // A post from another thread wakes the sleeping reader.
+    // A post from another thread wakes the sleeping reader. The alarm
+    // bounds the sleep: a broken wake-up fails (EINTR) instead of hanging.
     let q = p.watch_queue(r).unwrap();
     let poster = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(20));
         q.post(&watchq_core::Notification::key(1, 5, 0));
     });
-    assert_eq!(p.read(r, &mut buf), Ok(16));
+    p.set_alarm(Some(std::time::Duration::from_secs(10)));
+    assert_eq!(
+        p.read(r, &mut buf),
+        Ok(16),
+        "woken by the post, not the alarm"
+    );
+    p.set_alarm(None);
     poster.join().unwrap();
     // A blocking poll wakes too.
     let q = p.watch_queue(r).unwrap();

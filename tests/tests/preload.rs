@@ -262,3 +262,41 @@ fn preload_injects_mounts_into_a_running_program() {
         "MOUNT on=1 sub=0 aux=2\nMOUNT on=2 sub=0 aux=3 subtree\nMOUNT on=1 sub=1 aux=2\nMOUNT on=2 sub=1 aux=3 subtree\n"
     );
 }
+
+/// A signal arriving inside each blocking call on a notification pipe,
+/// under a handler without and with `SA_RESTART`: read() and readv() fail
+/// with EINTR without it and are restarted with it (then return the
+/// record posted after the signal), as the kernel's pipe_read() does;
+/// poll(), select() and epoll_wait() fail with EINTR either way (the
+/// kernel never restarts them after a handler ran; signal(7)).
+#[test]
+fn preload_signals_interrupt_or_restart_blocking_calls_as_the_kernel() {
+    let prog = cc(&repo("tests/c/signals.c"), "signals");
+    for (mode, want) in [
+        (
+            "intr",
+            "read EINTR\nreadv EINTR\npoll EINTR\nselect EINTR\nepoll_wait EINTR\n",
+        ),
+        (
+            "restart",
+            "read 16\nreadv 16\npoll EINTR\nselect EINTR\nepoll_wait EINTR\n",
+        ),
+    ] {
+        // The host's kernel on an ordinary pipe (the same pipe_read() and
+        // poll rules) says the same.
+        let host = Command::new(&prog).args([mode, "plain"]).output().unwrap();
+        assert_eq!(text(&host.stdout), want, "the host kernel, {mode}");
+        assert_eq!(exec_ok(&prog, &[mode]), want, "under watchq exec, {mode}");
+    }
+}
+
+/// fork() while other threads are inside emulated calls (holding the
+/// library's connection and descriptor-cache locks): every child's own
+/// emulated calls go through (each child is bounded by alarm(10), so one
+/// that deadlocks on a lock its parent's thread held dies of SIGALRM and
+/// fails the test instead of hanging it).
+#[test]
+fn preload_fork_while_threads_hold_emulation_locks() {
+    let prog = cc(&repo("tests/c/forklock.c"), "forklock");
+    assert_eq!(exec_ok(&prog, &["40"]), "forked 40, all well\n");
+}

@@ -373,12 +373,33 @@ impl<S: RingStorage> MmapRing<S> {
             overrun: AtomicBool::new(false),
         };
         let w = ring.storage.words();
-        for x in w {
-            // Relaxed: initialisation; the ring is published to consumers
-            // by the caller (mmap, or sharing the value).
-            x.store(0, Ordering::Relaxed);
+        // Each word is zeroed at the size it is used at from now on (see
+        // `slots64`): the record slots (slot 0 and those past the header)
+        // at 8 bytes when they have that view, the header's words at 4.
+        // A 4-byte store under an 8-byte load of the same location is a
+        // mixed-size access, which Miri's weak-memory emulation cannot
+        // hold (and which Rust's memory model leaves undefined if it
+        // races).
+        // Relaxed, all: initialisation; the ring is published to
+        // consumers by the caller (mmap, or sharing the value).
+        match ring.slots64() {
+            Some(s64) => {
+                for (i, x) in s64.iter().enumerate() {
+                    if i == 0 || i >= META as usize {
+                        x.store(0, Ordering::Relaxed);
+                    }
+                }
+                for x in &w[2..2 * META as usize] {
+                    x.store(0, Ordering::Relaxed);
+                }
+            }
+            None => {
+                for x in w {
+                    x.store(0, Ordering::Relaxed);
+                }
+            }
         }
-        ring.write_meta_header();
+        ring.mem().write_meta_header();
         w[HEAD_WORD].store(META, Ordering::Relaxed);
         w[TAIL_WORD].store(META, Ordering::Relaxed);
         w[MASK_WORD].store(slots - 1, Ordering::Relaxed);
@@ -416,24 +437,16 @@ impl<S: RingStorage> MmapRing<S> {
         &w[i as usize & (w.len() - 1)]
     }
 
-    fn write_slot(&self, slot: u32, lo: u32, hi: u32) {
-        let s = slot & (self.slots - 1);
-        #[cfg(loom)]
-        self.storage.note_write(s as usize);
-        // Relaxed: published by the finish (Release) and the head store (Release).
-        if let Some(s64) = self.slots64() {
-            s64[s as usize].store(u64::from(lo) | u64::from(hi) << 32, Ordering::Relaxed);
-            return;
+    /// The ring memory, as the producer between claim and publish sees it.
+    #[inline]
+    fn mem(&self) -> no_panic::Mem<'_> {
+        no_panic::Mem {
+            words: self.words(),
+            s64: self.slots64(),
+            slots: self.slots,
+            #[cfg(loom)]
+            storage: &self.storage,
         }
-        self.word(2 * s).store(lo, Ordering::Relaxed);
-        self.word(2 * s + 1).store(hi, Ordering::Relaxed);
-    }
-
-    fn write_meta_header(&self) {
-        self.write_slot(0, u32::from(WATCH_META_SKIP_NOTIFICATION) << 24, META * 8);
-        // Relaxed: as `write_slot`.
-        self.word(MASK_WORD as u32)
-            .store(self.slots - 1, Ordering::Relaxed);
     }
 
     /// The shared `head` (what the consumer sees).
@@ -550,6 +563,8 @@ impl<S: RingStorage> MmapRing<S> {
         // claimer needs of the slots' previous use it acquires through
         // `tail` in `place`.
         let mut w = self.claim.load(Ordering::Relaxed);
+        // The memory, asked of the storage before the claim.
+        let mem = self.mem();
         let (c, p) = loop {
             let c = claim_pos(w);
             let Some(p) = self.place(c, self.tail(), len) else {
@@ -593,80 +608,179 @@ impl<S: RingStorage> MmapRing<S> {
                 Err(now) => w = now,
             }
         };
+        // Claimed: from here to the publish nothing can panic (see
+        // `no_panic`), or every later record would wait behind ours.
+        no_panic::fill_and_publish(&self.claim, &self.pub_head, mem, w, c, p, rec, overrun);
+        PostOutcome::Posted
+    }
+}
+
+/// What runs between a producer's claim and its count-out, and nothing
+/// else.
+///
+/// A producer that stopped in between would wedge the ring: its claim
+/// stays in flight in the claim word, so no later finisher is ever alone
+/// to publish `head`, and the consumer sees nothing more, ever. So nothing
+/// here can panic: no indexing (`get`, whose `None` cannot happen since
+/// every index is masked into the slice's length, and would only skip a
+/// word), no arithmetic that can overflow (wrapping operations only), no
+/// allocation, no assertion, no call into the storage (its memory was
+/// asked for before the claim: a `RingStorage` is the caller's code) or
+/// any other user code. The lints below (denied, so `cargo clippy -- -D
+/// warnings` fails on a regression) check the first two; the rest is this
+/// module's whole text. Under loom, the shadow cells' bookkeeping
+/// (`note_write`) is the model's, not the product's.
+mod no_panic {
+    #![deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )]
+    use super::{claim_pos, Placement, IN_FLIGHT, META};
+    use crate::sync::{AtomicU32, AtomicU64, Ordering};
+    use crate::uapi::v2::*;
+
+    /// The ring memory as the producer writes it.
+    pub(super) struct Mem<'a> {
+        pub(super) words: &'a [AtomicU32],
+        /// The same memory as 8-byte slots, when it can be (`slots64`).
+        pub(super) s64: Option<&'a [AtomicU64]>,
+        pub(super) slots: u32,
+        #[cfg(loom)]
+        pub(super) storage: &'a dyn super::RingStorage,
+    }
+
+    impl Mem<'_> {
+        /// Word `i`, masked into the buffer.
+        #[inline]
+        fn word(&self, i: u32) -> Option<&AtomicU32> {
+            self.words
+                .get(i as usize & self.words.len().wrapping_sub(1))
+        }
+
+        /// Stores `v` in word `i` (masked).
+        #[inline]
+        fn store_word(&self, i: u32, v: u32, order: Ordering) {
+            if let Some(x) = self.word(i) {
+                x.store(v, order);
+            }
+        }
+
+        /// Stores `v` in 8-byte slot `i` (masked) of `s64`.
+        #[inline]
+        fn store_slot64(s64: &[AtomicU64], i: usize, v: u64) {
+            // Relaxed: published by the finish (Release) and the head
+            // store (Release).
+            if let Some(x) = s64.get(i & s64.len().wrapping_sub(1)) {
+                x.store(v, Ordering::Relaxed);
+            }
+        }
+
+        pub(super) fn write_slot(&self, slot: u32, lo: u32, hi: u32) {
+            let s = slot & self.slots.wrapping_sub(1);
+            #[cfg(loom)]
+            self.storage.note_write(s as usize);
+            if let Some(s64) = self.s64 {
+                Self::store_slot64(s64, s as usize, u64::from(lo) | u64::from(hi) << 32);
+                return;
+            }
+            // Relaxed: as `store_slot64`.
+            self.store_word(s.wrapping_mul(2), lo, Ordering::Relaxed);
+            self.store_word(s.wrapping_mul(2).wrapping_add(1), hi, Ordering::Relaxed);
+        }
+
+        pub(super) fn write_meta_header(&self) {
+            self.write_slot(
+                0,
+                u32::from(WATCH_META_SKIP_NOTIFICATION) << 24,
+                META.wrapping_mul(8),
+            );
+            // Relaxed: as `write_slot`.
+            self.store_word(
+                MASK_WORD as u32,
+                self.slots.wrapping_sub(1),
+                Ordering::Relaxed,
+            );
+        }
+
+        /// Writes `rec`'s words from slot `at` on (WATCH_INFO_OVERRUN
+        /// added to its info word if `overrun`).
+        fn write_record(&self, at: u32, rec: &[u8], overrun: bool) {
+            let at = at & self.slots.wrapping_sub(1);
+            #[cfg(loom)]
+            for k in 0..(rec.len() / WATCH_LENGTH_GRANULARITY) as u32 {
+                self.storage
+                    .note_write((at.wrapping_add(k) & self.slots.wrapping_sub(1)) as usize);
+            }
+            if let Some(s64) = self.s64 {
+                for (k, b) in rec.chunks_exact(8).enumerate() {
+                    // A chunk is 8 bytes: the default never happens.
+                    let mut v = u64::from_le_bytes(b.try_into().unwrap_or_default());
+                    if k == 0 && overrun {
+                        v |= u64::from(WATCH_INFO_OVERRUN) << 32;
+                    }
+                    Self::store_slot64(s64, (at as usize).wrapping_add(k), v);
+                }
+                return;
+            }
+            let base = at.wrapping_mul(2);
+            for (k, b) in rec.chunks_exact(4).enumerate() {
+                // A chunk is 4 bytes: the default never happens.
+                let mut v = u32::from_le_bytes(b.try_into().unwrap_or_default());
+                if k == 1 && overrun {
+                    v |= WATCH_INFO_OVERRUN;
+                }
+                // Relaxed: published by the finish (Release) and the head
+                // store (Release).
+                self.store_word(base.wrapping_add(k as u32), v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Fills the claim (a SKIP record, the header again after a wrap, the
+    /// record) and counts it out, publishing if it is the last in flight.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fill_and_publish(
+        claim: &AtomicU64,
+        pub_head: &AtomicU32,
+        mem: Mem<'_>,
+        w: u64,
+        c: u32,
+        p: Placement,
+        rec: &[u8],
+        overrun: bool,
+    ) {
         let mut at = c;
         if p.skip > 0 {
-            self.write_slot(
+            mem.write_slot(
                 at,
                 u32::from(WATCH_META_SKIP_NOTIFICATION) << 24,
-                p.skip * 8,
+                p.skip.wrapping_mul(8),
             );
             at = at.wrapping_add(p.skip);
         }
         if p.meta {
-            self.write_meta_header();
+            mem.write_meta_header();
             at = at.wrapping_add(META);
         }
-        self.write_record(at, rec, overrun);
-        self.finish(w);
-        PostOutcome::Posted
+        mem.write_record(at, rec, overrun);
+        finish(claim, pub_head, &mem, w);
     }
 
-    /// Writes `rec`'s words from slot `at` on (WATCH_INFO_OVERRUN added to
-    /// its info word if `overrun`).
-    fn write_record(&self, at: u32, rec: &[u8], overrun: bool) {
-        let w = self.words();
-        let mask = w.len() - 1;
-        let base = 2 * (at & (self.slots - 1)) as usize;
-        #[cfg(loom)]
-        for k in 0..(rec.len() / WATCH_LENGTH_GRANULARITY) as u32 {
-            self.storage
-                .note_write((at.wrapping_add(k) & (self.slots - 1)) as usize);
-        }
-        if let Some(s64) = self.slots64() {
-            let mask = s64.len() - 1;
-            let base = (at & (self.slots - 1)) as usize;
-            let slot = |k: usize| {
-                let b = &rec[8 * k..8 * k + 8];
-                u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-            };
-            let first = slot(0)
-                | if overrun {
-                    u64::from(WATCH_INFO_OVERRUN) << 32
-                } else {
-                    0
-                };
-            // Relaxed, all: as below.
-            s64[base].store(first, Ordering::Relaxed);
-            for (k, b) in rec.chunks_exact(8).enumerate().skip(1) {
-                let v = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-                s64[(base + k) & mask].store(v, Ordering::Relaxed);
-            }
-            return;
-        }
-        let word = |k: usize| {
-            let b = &rec[4 * k..4 * k + 4];
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        };
-        // Relaxed, all: published by the finish (Release) and the head
-        // store (Release).
-        w[base & mask].store(word(0), Ordering::Relaxed);
-        let info = word(1) | if overrun { WATCH_INFO_OVERRUN } else { 0 };
-        w[(base + 1) & mask].store(info, Ordering::Relaxed);
-        for (k, b) in rec.chunks_exact(4).enumerate().skip(2) {
-            let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            w[(base + k) & mask].store(v, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts this producer's claim out; if it is the only claim in flight,
-    /// first publishes every slot claimed (they are all written: every
-    /// other claim finished).
+    /// Counts this producer's claim out; if it is the only claim in
+    /// flight, first publishes every slot claimed (they are all written:
+    /// every other claim finished).
     ///
     /// `w` is the claim word as our claim left it: if nothing changed
     /// since, the first CAS succeeds without a load. If we are alone in
     /// it, nothing else is in flight, so no other producer's words are to
     /// be acquired.
-    fn finish(&self, mut w: u64) {
+    fn finish(claim: &AtomicU64, pub_head: &AtomicU32, mem: &Mem<'_>, mut w: u64) {
         loop {
             if w as u32 == 1 {
                 // Alone: everything below the claim position is written.
@@ -674,10 +788,10 @@ impl<S: RingStorage> MmapRing<S> {
                 // Relaxed: ordered for `place` by the Release head store
                 // below and the consumer's tail (see `place`); publishers
                 // follow each other through the claim word.
-                self.pub_head.store(h, Ordering::Relaxed);
+                pub_head.store(h, Ordering::Relaxed);
                 // ORDERING: Release: the records' words before head covers
                 // them; pairs with the consumer's Acquire load of head.
-                self.word(HEAD_WORD as u32).store(h, Ordering::Release);
+                mem.store_word(HEAD_WORD as u32, h, Ordering::Release);
             }
             // ORDERING: Release: our words before our count-out, for the
             // publisher that sees it; Acquire on failure pairs with the
@@ -687,9 +801,9 @@ impl<S: RingStorage> MmapRing<S> {
             // is an RMW, so the finishes form one release sequence that the
             // failure reads the end of. A failure means a claim or a finish
             // came between: look again (alone no longer, or newly alone).
-            match self.claim.compare_exchange_weak(
+            match claim.compare_exchange_weak(
                 w,
-                w - IN_FLIGHT,
+                w.wrapping_sub(IN_FLIGHT),
                 Ordering::Release,
                 Ordering::Acquire,
             ) {
@@ -1088,6 +1202,65 @@ mod tests {
         assert_eq!(c.pop().unwrap().unwrap().bytes, rec(1, 2));
         let next = c.pop().unwrap().unwrap();
         assert!(next.overrun());
+    }
+
+    /// Two producers and the consumer on their own threads over a
+    /// 16-slot ring (wrap, SKIP records, slot reuse, losses): every
+    /// record whole, each producer's in order, delivered + lost = posted,
+    /// the record after a loss marked OVERRUN. Few posts under Miri.
+    #[test]
+    fn mmap_ring_threads_two_producers_and_consumer() {
+        let posts: u32 = if cfg!(miri) { 30 } else { 20_000 };
+        let r = ring(128);
+        let done = AtomicU32::new(0);
+        // All three start together, and the producers yield now and then,
+        // so posts and pops overlap (a producer done before the consumer
+        // starts is ordered before it by `done`, and races nothing).
+        let start = std::sync::Barrier::new(3);
+        std::thread::scope(|s| {
+            let producers: Vec<_> = (0..2u32)
+                .map(|p| {
+                    let (r, done, start) = (&r, &done, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let mut lost = 0;
+                        for i in 0..posts {
+                            // Producer p's records are 2 or 3 slots, id = p << 24 | i.
+                            if r.try_post(&rec(p << 24 | i, 2 + p)) == PostOutcome::Lost {
+                                lost += 1;
+                            }
+                            if i % 8 == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                        done.fetch_add(1, Ordering::Release);
+                        lost
+                    })
+                })
+                .collect();
+            let mut c = Consumer::of(r.storage()).unwrap();
+            start.wait();
+            let (mut next, mut delivered, mut overruns) = ([0u32; 2], 0u32, 0u32);
+            loop {
+                let finished = done.load(Ordering::Acquire) == 2;
+                match c.pop().unwrap() {
+                    Some(got) => {
+                        let id = u32::from_le_bytes(got.bytes[8..12].try_into().unwrap());
+                        let p = (id >> 24) as usize;
+                        assert_eq!(got.bytes[8..], rec(id, 2 + p as u32)[8..], "a torn record");
+                        assert!(id & 0xff_ffff >= next[p], "producer {p} out of order");
+                        next[p] = (id & 0xff_ffff) + 1;
+                        delivered += 1;
+                        overruns += u32::from(got.overrun());
+                    }
+                    None if finished => break,
+                    None => std::thread::yield_now(),
+                }
+            }
+            let lost: u32 = producers.into_iter().map(|p| p.join().unwrap()).sum();
+            assert_eq!(delivered + lost, 2 * posts);
+            assert!(overruns <= lost);
+        });
     }
 
     #[test]

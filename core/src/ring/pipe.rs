@@ -302,7 +302,8 @@ impl PipeRing {
         let span = len.next_multiple_of(8) as u32;
         // Relaxed: see the CAS below.
         let mut head = self.head.load(Ordering::Relaxed);
-        let (pos, off) = loop {
+        #[cfg_attr(not(all(test, loom)), allow(unused_variables))]
+        let (claim, off) = loop {
             let pos = head as u32;
             let off = (head >> 32) as u32 & OFF_MASK;
             // ORDERING: Acquire pairs with the Release store of whoever
@@ -343,6 +344,16 @@ impl PipeRing {
             }
             let next =
                 u64::from(pos.wrapping_add(1)) | u64::from(off.wrapping_add(span) & OFF_MASK) << 32;
+            // Everything the publish needs is worked out before the claim,
+            // where a panic (a failed index, an overflow) would wedge
+            // nothing: once the CAS succeeds, only `publish` runs.
+            let claim = Claim {
+                stamp: self.stamp(pos),
+                value: (pos.wrapping_add(1) & STAMP_POS)
+                    | (len as u32) << STAMP_LEN_SHIFT
+                    | if head & LOSS != 0 { STAMP_LOSS } else { 0 },
+                dst: self.note_ptr(off, len),
+            };
             // Relaxed: the CAS only has to hand the position and its bytes
             // to one producer (its atomicity does that). Their previous use
             // was copied out before the tail we Acquire-loaded above passed
@@ -351,36 +362,21 @@ impl PipeRing {
                 .head
                 .compare_exchange_weak(head, next, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => break (pos, off),
+                Ok(_) => break (claim, off),
                 Err(h) => head = h,
             }
         };
         #[cfg(all(test, loom))]
         self.shadow(off, len, true);
         // SAFETY: the CAS above made this producer the only owner of
-        // position `pos` and of note bytes `[off, off + span)`. At most
-        // `capacity` records (of at most 128 bytes) are live from the tail
-        // we acquired to ours, so the bytes last held a record the consumer
-        // copied out before that tail passed it (Acquire above); with the
-        // slack they are contiguous, and `rec` is another allocation.
-        let dst = self.note_ptr(off, len);
-        // SAFETY: as above; bytes 4..8 are within the record (len >= 8).
-        unsafe {
-            copy_record(rec.as_ptr(), dst, len);
-            if let Some(info) = info {
-                dst.add(4)
-                    .cast::<[u8; 4]>()
-                    .write_unaligned(info.to_le_bytes());
-            }
-        }
-        let lost_before = if head & LOSS != 0 { STAMP_LOSS } else { 0 };
-        // ORDERING: Release publishes the note bytes; pairs with the Acquire
-        // stamp load in `stamp_at`. A loss marked at our position (the bit
-        // our claim cleared from `head`) travels in the stamp.
-        self.stamp(pos).store(
-            (pos.wrapping_add(1) & STAMP_POS) | (len as u32) << STAMP_LEN_SHIFT | lost_before,
-            Ordering::Release,
-        );
+        // position `pos` (whose stamp `claim.stamp` is) and of note bytes
+        // `[off, off + span)` (at `claim.dst`). At most `capacity` records
+        // (of at most 128 bytes) are live from the tail we acquired to
+        // ours, so the bytes last held a record the consumer copied out
+        // before that tail passed it (Acquire above); with the slack they
+        // are contiguous, and `rec` (8..=127 bytes, checked above) is
+        // another allocation.
+        unsafe { no_panic::publish(claim, rec, info) };
         PostOutcome::Posted
     }
 
@@ -666,7 +662,7 @@ impl Batch<'_> {
         // published when this batch ends, passes it; the batch's maker is
         // the only consumer (`batch_unchecked`'s contract). `out` is the
         // caller's memory, not the ring's, and holds `len` bytes.
-        unsafe { copy_record(self.ring.note_ptr(self.off, len), out.as_mut_ptr(), len) };
+        unsafe { no_panic::copy_record(self.ring.note_ptr(self.off, len), out.as_mut_ptr(), len) };
         self.pos += 1;
         self.off = self.off.wrapping_add(len.next_multiple_of(8) as u32) & OFF_MASK;
         Pop::Record { len }
@@ -711,38 +707,107 @@ impl Drop for Batch<'_> {
     }
 }
 
-/// Copies a record of `len` bytes (8..=127): two overlapping moves of the
-/// largest power of two not above `len` (no call into `memcpy` for what
-/// is mostly a 16-byte key record).
+/// A claimed position's publication, worked out before the claim.
+struct Claim<'a> {
+    /// The position's stamp.
+    stamp: &'a AtomicU32,
+    /// What the stamp is set to: position, length, loss before.
+    value: u32,
+    /// Where the record's bytes go in the note memory.
+    dst: *mut u8,
+}
+
+/// What runs between a claim and its publish, and nothing else.
 ///
-/// # Safety
-/// `src` and `dst` are valid for `len` bytes and do not overlap.
-#[inline(always)]
-unsafe fn copy_record(src: *const u8, dst: *mut u8, len: usize) {
-    /// Moves `N` bytes at the start and `N` at the end (`N <= len <= 2N`).
+/// A producer that stopped between the two would wedge the ring: the
+/// consumer waits at the unpublished position forever, and every producer
+/// after it fills the ring behind it. So nothing here can panic: no
+/// indexing (the stamp and the destination were found before the claim),
+/// no arithmetic that can overflow (wrapping operations only), no
+/// allocation, no assertion, no call out of this module but the copy's
+/// unaligned moves and the stamp's store, and no user code. The lints
+/// below (denied, so `cargo clippy -- -D warnings` fails on a
+/// regression) check the first two; the rest is this module's whole
+/// text. A panic anywhere else in a producer (before its claim, or after
+/// its publish, in a policy hook say) leaves the ring as it was:
+/// `tests/tests/stress.rs` `stress_producer_panic_blocks_no_one`.
+mod no_panic {
+    #![deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )]
+    use super::Claim;
+    use crate::sync::Ordering;
+
+    /// Copies `rec` to the claimed note bytes (its bytes 4..8 replaced by
+    /// `info` when given) and publishes the stamp.
     ///
     /// # Safety
-    /// As `copy_record`, with `N <= len <= 2 * N`.
+    /// `claim` is this producer's (its CAS succeeded), `claim.dst` is
+    /// valid for `rec.len()` bytes, and `rec` is 8..=127 bytes long.
     #[inline(always)]
-    unsafe fn two<const N: usize>(src: *const u8, dst: *mut u8, len: usize) {
-        // SAFETY: both ranges are within the `len` bytes (`N <= len`); the
-        // unaligned reads and writes of `[u8; N]` need no alignment.
+    pub(super) unsafe fn publish(claim: Claim<'_>, rec: &[u8], info: Option<u32>) {
+        // SAFETY: this function's contract; bytes 4..8 are within the
+        // record (its length is at least 8).
         unsafe {
-            let a = src.cast::<[u8; N]>().read_unaligned();
-            let b = src.add(len - N).cast::<[u8; N]>().read_unaligned();
-            dst.cast::<[u8; N]>().write_unaligned(a);
-            dst.add(len - N).cast::<[u8; N]>().write_unaligned(b);
+            copy_record(rec.as_ptr(), claim.dst, rec.len());
+            if let Some(info) = info {
+                claim
+                    .dst
+                    .add(4)
+                    .cast::<[u8; 4]>()
+                    .write_unaligned(info.to_le_bytes());
+            }
         }
+        // ORDERING: Release publishes the note bytes; pairs with the
+        // Acquire stamp load in `stamp_at`. A loss marked at our position
+        // (the bit our claim cleared from `head`) travels in the stamp.
+        claim.stamp.store(claim.value, Ordering::Release);
     }
-    debug_assert!((MIN_RECORD_LEN..=WATCH_QUEUE_NOTE_SIZE).contains(&len));
-    // SAFETY: each arm's N satisfies N <= len <= 2N; the rest is the
-    // caller's contract.
-    unsafe {
-        match len {
-            ..16 => two::<8>(src, dst, len),
-            16..32 => two::<16>(src, dst, len),
-            32..64 => two::<32>(src, dst, len),
-            _ => two::<64>(src, dst, len),
+
+    /// Copies a record of `len` bytes (8..=127): two overlapping moves of the
+    /// largest power of two not above `len` (no call into `memcpy` for what
+    /// is mostly a 16-byte key record).
+    ///
+    /// # Safety
+    /// `src` and `dst` are valid for `len` bytes and do not overlap.
+    #[inline(always)]
+    pub(super) unsafe fn copy_record(src: *const u8, dst: *mut u8, len: usize) {
+        /// Moves `N` bytes at the start and `N` at the end (`N <= len <= 2N`).
+        ///
+        /// # Safety
+        /// As `copy_record`, with `N <= len <= 2 * N`.
+        #[inline(always)]
+        unsafe fn two<const N: usize>(src: *const u8, dst: *mut u8, len: usize) {
+            // SAFETY: both ranges are within the `len` bytes (`N <= len`); the
+            // unaligned reads and writes of `[u8; N]` need no alignment.
+            unsafe {
+                let a = src.cast::<[u8; N]>().read_unaligned();
+                let b = src
+                    .add(len.wrapping_sub(N))
+                    .cast::<[u8; N]>()
+                    .read_unaligned();
+                dst.cast::<[u8; N]>().write_unaligned(a);
+                dst.add(len.wrapping_sub(N))
+                    .cast::<[u8; N]>()
+                    .write_unaligned(b);
+            }
+        }
+        // SAFETY: each arm's N satisfies N <= len <= 2N; the rest is the
+        // caller's contract.
+        unsafe {
+            match len {
+                ..16 => two::<8>(src, dst, len),
+                16..32 => two::<16>(src, dst, len),
+                32..64 => two::<32>(src, dst, len),
+                _ => two::<64>(src, dst, len),
+            }
         }
     }
 }
@@ -935,6 +1000,79 @@ mod tests {
             assert_eq!(popped, Pop::Record { len: 16 });
             assert_eq!(u32::from_le_bytes(buf[8..12].try_into().unwrap()), i);
         }
+    }
+
+    /// Records each producer posts in the threaded tests: few under Miri,
+    /// which interprets every access (and, with its weak-memory emulation,
+    /// lets loads see stale stores, as hardware may).
+    pub(crate) const THREADED_POSTS: u32 = if cfg!(miri) { 40 } else { 20_000 };
+
+    /// Two producers and the consumer on their own threads, on a ring
+    /// smaller than what is posted (full ring, wrap, slot reuse): every
+    /// record whole, each producer's in order, delivered + lost = posted,
+    /// and a loss reported between two records whenever one was lost.
+    #[test]
+    fn pipe_ring_threads_two_producers_and_consumer() {
+        let r = PipeRing::new(4).unwrap();
+        let done = AtomicU32::new(0);
+        // All three start together, and the producers yield now and then,
+        // so posts and pops overlap (a producer done before the consumer
+        // starts is ordered before it by `done`, and races nothing).
+        let start = std::sync::Barrier::new(3);
+        std::thread::scope(|s| {
+            let producers: Vec<_> = (1..=2u8)
+                .map(|tag| {
+                    let (r, done, start) = (&r, &done, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let mut lost = 0;
+                        for i in 0..THREADED_POSTS {
+                            let mut rec = rec(tag, i);
+                            rec[12..16].copy_from_slice(&(!i).to_le_bytes());
+                            if r.try_post(&rec) == PostOutcome::Lost {
+                                lost += 1;
+                            }
+                            if i % 8 == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                        done.fetch_add(1, Ordering::Release);
+                        lost
+                    })
+                })
+                .collect();
+            let mut reader = r.reader().unwrap();
+            start.wait();
+            let (mut next, mut delivered, mut losses) = ([0u32; 3], 0u32, 0u32);
+            let mut buf = [0u8; 128];
+            loop {
+                let finished = done.load(Ordering::Acquire) == 2;
+                match reader.pop(&mut buf) {
+                    Pop::Record { len } => {
+                        assert_eq!(len, 16);
+                        let tag = usize::from(buf[5]);
+                        let seq = u32::from_le_bytes(buf[8..12].try_into().unwrap());
+                        let check = u32::from_le_bytes(buf[12..16].try_into().unwrap());
+                        assert_eq!(check, !seq, "a torn record");
+                        assert!(seq >= next[tag], "producer {tag} out of order");
+                        next[tag] = seq + 1;
+                        delivered += 1;
+                    }
+                    Pop::Loss => losses += 1,
+                    Pop::TooBig(n) => panic!("a {n}-byte record"),
+                    Pop::Empty if finished => break,
+                    Pop::Empty => std::thread::yield_now(),
+                }
+            }
+            let lost: u32 = producers.into_iter().map(|p| p.join().unwrap()).sum();
+            assert_eq!(delivered + lost, 2 * THREADED_POSTS);
+            assert_eq!(
+                lost == 0,
+                losses == 0,
+                "a loss is reported iff one happened"
+            );
+            assert!(losses <= lost);
+        });
     }
 
     #[test]

@@ -46,7 +46,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use watchq_core::{Errno, Result};
 use watchq_kernel::remote::{CallError, Remote};
@@ -65,13 +65,43 @@ struct State {
     remote: Option<Remote>,
 }
 
-static STATE: Mutex<State> = parking_lot::const_mutex(State {
+type Known = Option<HashMap<(u64, u64), bool>>;
+
+static STATE_0: Mutex<State> = parking_lot::const_mutex(State {
     pid: 0,
     remote: None,
 });
 
 /// `(st_dev, st_ino)` → is it an emulated end.
-static KNOWN: Mutex<Option<HashMap<(u64, u64), bool>>> = parking_lot::const_mutex(None);
+static KNOWN_0: Mutex<Known> = parking_lot::const_mutex(None);
+
+/// The locks in use: the statics above until a fork, then a forked
+/// child's own. A child cannot go on with its parent's: another thread of
+/// the parent may have held one at the fork, and unlocking it in the child
+/// is not enough, since parking_lot's unlock may hand the lock straight to
+/// a thread parked on it (a thread the child does not have: the lock stays
+/// held for ever; `preload.rs` `preload_fork_while_threads_hold_emulation_locks`
+/// hung so), or take its parking table's bucket lock, which a parent
+/// thread may have held too. So the child starts on new, never-contended
+/// locks (one small allocation per fork; the parent's copies are never
+/// touched again).
+static STATE: AtomicPtr<Mutex<State>> = AtomicPtr::new(&STATE_0 as *const _ as *mut _);
+static KNOWN: AtomicPtr<Mutex<Known>> = AtomicPtr::new(&KNOWN_0 as *const _ as *mut _);
+
+/// The connection's lock.
+fn state() -> &'static Mutex<State> {
+    // SAFETY: the pointer is STATE_0's or a leaked Box's: valid for ever.
+    // ORDERING: Acquire pairs with the child's Release store (the only
+    // thread then, so any order would do; this keeps it evident).
+    unsafe { &*STATE.load(Ordering::Acquire) }
+}
+
+/// The descriptor cache's lock.
+fn known() -> &'static Mutex<Known> {
+    // SAFETY: as `state`.
+    // ORDERING: as `state`.
+    unsafe { &*KNOWN.load(Ordering::Acquire) }
+}
 
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
@@ -99,15 +129,17 @@ pub(crate) fn init() -> bool {
         crate::user::note_pid();
         extern "C" fn child() {
             crate::user::note_pid();
-            if STATE.is_locked() {
-                // SAFETY: in a forked child only this thread exists; the
-                // holder was a thread of the parent that is not here.
-                unsafe { STATE.force_unlock() };
-            }
-            if KNOWN.is_locked() {
-                // SAFETY: as above.
-                unsafe { KNOWN.force_unlock() };
-            }
+            // Only this thread exists in a forked child: fresh locks (see
+            // `STATE`), the parent's connection forgotten by its pid.
+            let st = Box::leak(Box::new(Mutex::new(State {
+                pid: 0,
+                remote: None,
+            })));
+            let kn = Box::leak(Box::new(Mutex::new(None)));
+            // ORDERING: Release pairs with the Acquire loads in `state`
+            // and `known`.
+            STATE.store(st, Ordering::Release);
+            KNOWN.store(kn, Ordering::Release);
         }
         // SAFETY: registers a handler that only touches our statics.
         unsafe { libc::pthread_atfork(None, None, Some(child)) };
@@ -218,7 +250,7 @@ pub(crate) fn emulated_ident(fd: i32) -> Option<(u64, u64)> {
         unhint(fd);
         return None;
     };
-    if let Some(&known) = KNOWN.lock().as_ref().and_then(|m| m.get(&id)) {
+    if let Some(&known) = known().lock().as_ref().and_then(|m| m.get(&id)) {
         if !known {
             unhint(fd);
         }
@@ -247,7 +279,7 @@ pub(crate) fn remember_fd(fd: i32, ours: bool) {
 }
 
 fn remember(id: (u64, u64), ours: bool) {
-    KNOWN
+    known()
         .lock()
         .get_or_insert_with(HashMap::new)
         .insert(id, ours);
@@ -269,7 +301,7 @@ pub(crate) fn with<R>(
     let Some(Some(path)) = PATH.get() else {
         return Err(Errno::ENOSYS);
     };
-    let mut st = STATE.lock();
+    let mut st = state().lock();
     let pid = getpid();
     if st.pid != pid {
         // Another process's connection (fork, vfork): leave it be.

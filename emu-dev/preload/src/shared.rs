@@ -60,8 +60,42 @@ fn nonblocking(fd: c_int) -> bool {
     fl >= 0 && fl & libc::O_NONBLOCK != 0
 }
 
-/// Sleeps in the real poll until `fd` is readable (a record, or the end).
+/// Sleeps until `fd`, the real pipe behind an emulated read end, is
+/// readable (a record, or the end), the way `pipe_read()` sleeps: a signal
+/// whose handler has `SA_RESTART` restarts the sleep, one without fails
+/// it with EINTR. A real poll() would fail with EINTR either way (the
+/// kernel never restarts poll), so the sleep is the real kernel's tee(2)
+/// of one byte from `fd` into a scratch pipe: tee waits for data as
+/// pipe_read() does (`ipipe_prep()`, restarted or EINTR by the same rule)
+/// and copies without consuming. The scratch pipe lives for this sleep
+/// only (a program may close or reuse any descriptor between calls); if
+/// none can be made (EMFILE), the sleep is a real poll().
 fn sleep_readable(fd: c_int) -> Result<()> {
+    let mut scratch = [-1; 2];
+    // SAFETY: the raw pipe2 system call (not the interposer), into a
+    // valid array of two ints.
+    let made = unsafe {
+        libc::syscall(
+            libc::SYS_pipe2,
+            scratch.as_mut_ptr(),
+            // Blocking: tee(2) does not wait on either pipe if one is
+            // O_NONBLOCK. The scratch pipe is empty, so the one byte
+            // never waits for room.
+            libc::O_CLOEXEC,
+        )
+    };
+    if made == 0 {
+        // SAFETY: the raw tee system call (not the interposer) on our
+        // descriptors; no memory is passed.
+        let n = unsafe { libc::syscall(libc::SYS_tee, fd, scratch[1], 1usize, 0u32) };
+        let e = last_errno();
+        for s in scratch {
+            // SAFETY: our own scratch descriptors, closed once (the raw
+            // call: the interposer's bookkeeping never saw them).
+            unsafe { libc::syscall(libc::SYS_close, s) };
+        }
+        return if n < 0 { Err(e) } else { Ok(()) };
+    }
     let mut p = pollfd {
         fd,
         events: libc::POLLIN,

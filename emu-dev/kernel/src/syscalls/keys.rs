@@ -543,15 +543,48 @@ impl KeyCalls for Process {
 }
 
 /// Runs `f` on the key store as process `p`.
+///
+/// The call works on a copy of the process's keyrings, as a kernel
+/// syscall works on its `current_cred()`: the process's lock on them is
+/// not held through the call, so a call that sleeps (waiting for a key
+/// under construction) never blocks the key calls of the process's other
+/// threads, one of which may be the helper that is to instantiate the key
+/// (`keys.rs` `keys_construction_waiters_never_block_the_helper`). What
+/// the call changed is written back after it, field by field; a field
+/// another thread changed meanwhile keeps that thread's value (the first
+/// keyring installed wins, as `install_process_keyring_to_cred()` finds
+/// one already there).
 fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Result<R>) -> Result<R> {
     let cred = p.cred();
     let policy = p.kernel().policy();
-    let mut anchors = p.anchors();
+    let before = p.anchors().clone();
+    let mut anchors = before.clone();
     let mut ctx = KeyCtx {
         cred: &cred,
         anchors: &mut anchors,
         policy: &*policy,
         deadline: p.alarm_deadline(),
     };
-    f(p.kernel().keys(), &mut ctx)
+    let r = f(p.kernel().keys(), &mut ctx);
+    if anchors != before {
+        let mut now = p.anchors();
+        let now = &mut *now;
+        macro_rules! write_back {
+            ($($field:ident),*) => {$(
+                if anchors.$field != before.$field && now.$field == before.$field {
+                    now.$field = anchors.$field;
+                }
+            )*};
+        }
+        // Every field, named (a new one fails to compile here).
+        let watchq_sources::keys::Anchors {
+            thread: _,
+            process: _,
+            session: _,
+            auth: _,
+            reqkey_default: _,
+        } = before;
+        write_back!(thread, process, session, auth, reqkey_default);
+    }
+    r
 }
