@@ -583,8 +583,12 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
             session: _,
             auth: _,
             reqkey_default: _,
+            tid: _,
+            threads: _,
         } = before;
-        write_back!(thread, process, session, auth, reqkey_default);
+        // `tid` and `threads` change only in the server's dispatch, before
+        // the call (`Anchors::switch_thread`), never inside one.
+        write_back!(thread, process, session, auth, reqkey_default, tid, threads);
     }
     r
 }
