@@ -95,13 +95,15 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" 
 # tests (two producers and the consumer, few posts under cfg(miri)) and
 # the proptests at a few cases, with strict provenance and Miri's
 # weak-memory emulation (a load may see a stale store, as hardware may).
-# Isolation is off for proptest's failure file (getcwd). Miri is a
+# Isolation is off for proptest's failure file (getcwd). The mirror's
+# tests (`ring::shm`) make sealed memfds, a system call Miri cannot run:
+# they are left out here (their protocol has loom models). Miri is a
 # nightly component: a machine without it (a fresh one has the stable
 # toolchain alone) skips the step and says so. About 40 s.
 if cargo +nightly miri --version >/dev/null 2>&1; then
     step "Miri: core's unit tests (strict provenance, weak-memory emulation)"
     PROPTEST_CASES=4 MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" \
-        timeout 900 cargo +nightly miri test --locked -p watchq-core --lib
+        timeout 900 cargo +nightly miri test --locked -p watchq-core --lib -- --skip ring::shm::
 else
     step "SKIPPED: Miri (no nightly toolchain with the miri component)"
 fi
