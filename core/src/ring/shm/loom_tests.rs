@@ -167,6 +167,42 @@ fn loom_shm_reap_races_read() {
     });
 }
 
+/// As `loom_shm_reap_races_read` over two laps: the kernel reaps and
+/// appends into released memory twice while the reader takes a record at
+/// a time twice, so bytes are reused while a later record is copied.
+#[test]
+fn loom_shm_reap_races_reads_over_two_laps() {
+    model(|| {
+        let mut w = mirror(&[1, 2]);
+        let r = w.reader();
+        let k = thread::spawn(move || {
+            let mut released = 0;
+            let mut next = 3;
+            for _ in 0..2 {
+                released += reap(&mut w);
+                if w.append(&rec(next), true) {
+                    next += 1;
+                }
+                w.publish();
+            }
+            (w, released, next - 1)
+        });
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            match read(&r, 16) {
+                (Local::Read { bytes: 16, .. }, ids) => got.extend(ids),
+                (l, _) => panic!("{l:?}"),
+            }
+        }
+        assert_eq!(got, [1, 2]);
+        let (mut w, released, last) = k.join().unwrap();
+        drain(&r, &mut got);
+        let want: Vec<u8> = (1..=last).collect();
+        assert_eq!(got, want);
+        assert_eq!(released + reap(&mut w), want.len());
+    });
+}
+
 /// A hostile reader has written a position behind what was released (0,
 /// after record 1 was read and reaped). The kernel publishes record 2 and
 /// reaps, repairing the page to the end of what is published, while an
