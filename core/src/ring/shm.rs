@@ -85,6 +85,7 @@ const ENTRY_HDR: usize = 16;
 /// The longest record (a note).
 const MAX_REC: usize = crate::uapi::WATCH_QUEUE_NOTE_SIZE;
 /// Past the end of the entries: room for one entry that runs over.
+#[cfg_attr(all(loom, not(test)), allow(dead_code))]
 const SLACK: usize = 256;
 /// The progress page's size.
 #[cfg(not(loom))]
@@ -272,6 +273,7 @@ struct Mem(crate::sync::Arc<Heap>);
 
 #[cfg(loom)]
 impl Mem {
+    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
     fn new(cap: usize) -> Self {
         Mem(crate::sync::Arc::new(Heap {
             published: AtomicU64::new(0),
@@ -428,6 +430,7 @@ impl ShmWriter {
     /// Under loom: a mirror of `cap` entry bytes (a power of two, at least
     /// 64) on the heap, whose readers come from `ShmWriter::reader`.
     #[cfg(loom)]
+    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
     pub(crate) fn heap(cap: usize) -> Self {
         assert!(cap.is_power_of_two() && cap >= 64);
         ShmWriter {
@@ -445,6 +448,7 @@ impl ShmWriter {
     /// Under loom: a reader of this mirror (as `ShmReader::open` of the
     /// memfds).
     #[cfg(loom)]
+    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
     pub(crate) fn reader(&self) -> ShmReader {
         ShmReader {
             mem: self.mem.clone(),
