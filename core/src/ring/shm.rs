@@ -236,6 +236,14 @@ impl Mem {
 
     /// Copies `len` bytes at entry offset `at` to `dst`.
     ///
+    /// A reader whose position another reader took meanwhile may copy
+    /// bytes the kernel is already rewriting (it reused them after the
+    /// other's take): that copy is thrown away, since the reader's CAS
+    /// then fails and the read starts again, but it is a race on plain
+    /// bytes, which the loom models leave out (loom would report it; a
+    /// copy free of it would load the bytes atomically, as the 2019
+    /// ring's consumer does).
+    ///
     /// # Safety
     /// `at + len` ≤ the entries' `cap + SLACK` bytes (checked at open),
     /// `dst` is valid for `len` bytes.
