@@ -5,7 +5,6 @@
 
 pub mod mmap;
 pub mod pipe;
-#[cfg(not(loom))]
 pub mod shm;
 
 /// What became of one post. Mirrors the kernel, where posting is infallible

@@ -50,41 +50,60 @@
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
 //! | ring `published` | the kernel (store after the entries) | readers | Release store / Acquire load | the entries' bytes are visible to a reader that saw the position |
-//! | page `consumed` | readers (CAS), the kernel (repairing a scribble) | readers, the kernel (`reap`) | AcqRel CAS / Acquire load | a reader's copies of the entries it passed happen before the kernel reuses their memory |
+//! | page `consumed` | readers (CAS), the kernel (repairing a scribble) | readers, the kernel (`reap`) | Release CAS / Acquire load | a reader's copies of the entries it passed happen before the kernel reuses their memory (every mover's CAS is an RMW, so it continues the release sequences before it); a reader that sees a position sees `published` at least there |
 //! | page `drained` | readers (CAS) | readers, the kernel (diagnostics) | Relaxed | none: it only apportions readiness bytes, read by a separate syscall |
+//!
+//! The protocol reaches the memory only through `Mem`: the memfds'
+//! mappings normally, a heap region under loom, where the models in
+//! `shm/loom_tests.rs` run the same protocol code (every ordering above
+//! fails one of them when weakened: scripts/loom-weaken.py).
 
+#[cfg(not(loom))]
 use crate::errno::{Errno, Result};
+use crate::sync::{AtomicU64, Ordering};
 use std::collections::VecDeque;
+#[cfg(not(loom))]
 use std::fs::File;
+#[cfg(not(loom))]
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The seals of a mirror's ring memfd.
+#[cfg(not(loom))]
 pub const RING_SEALS: i32 =
     libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL;
 /// The seals of a mirror's progress page.
+#[cfg(not(loom))]
 pub const PAGE_SEALS: i32 = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
 
+#[cfg(not(loom))]
 const MAGIC: u64 = u64::from_le_bytes(*b"WQMIRR01");
 /// The header page; entries start after it.
+#[cfg(not(loom))]
 const HEADER: usize = 4096;
 /// An entry's header: pos (8), seq (4), len (2), flags (2).
 const ENTRY_HDR: usize = 16;
 /// The longest record (a note).
 const MAX_REC: usize = crate::uapi::WATCH_QUEUE_NOTE_SIZE;
 /// Past the end of the entries: room for one entry that runs over.
+#[cfg_attr(all(loom, not(test)), allow(dead_code))]
 const SLACK: usize = 256;
 /// The progress page's size.
+#[cfg(not(loom))]
 const PAGE: usize = 4096;
 /// Offsets in the header page.
+#[cfg(not(loom))]
 const OFF_CAP: usize = 8;
+#[cfg(not(loom))]
 const OFF_PUBLISHED: usize = 64;
 /// The kernel's word to readers: bit 0, a read that finds the ring empty
 /// must ask the kernel (the key collector waits for a consumer, or the
 /// write end is gone).
+#[cfg(not(loom))]
 const OFF_FLAGS: usize = 128;
 /// Offsets in the progress page.
+#[cfg(not(loom))]
 const OFF_CONSUMED: usize = 0;
+#[cfg(not(loom))]
 const OFF_DRAINED: usize = 64;
 
 /// Entry flag: a record that holds a place in the queue's ring.
@@ -96,16 +115,19 @@ fn entry_size(len: usize) -> u64 {
     (ENTRY_HDR + len.next_multiple_of(8)) as u64
 }
 
+#[cfg(not(loom))]
 fn last_errno() -> Errno {
     io_errno(std::io::Error::last_os_error())
 }
 
+#[cfg(not(loom))]
 fn io_errno(e: std::io::Error) -> Errno {
     e.raw_os_error()
         .and_then(Errno::from_raw)
         .unwrap_or(Errno::EIO)
 }
 
+#[cfg(not(loom))]
 fn memfd(name: &str, len: usize) -> Result<File> {
     let cname = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
     // SAFETY: a NUL-terminated name and valid flags.
@@ -120,6 +142,7 @@ fn memfd(name: &str, len: usize) -> Result<File> {
     Ok(file)
 }
 
+#[cfg(not(loom))]
 fn add_seals(file: &File, seals: i32) -> Result<()> {
     // SAFETY: F_ADD_SEALS takes an int argument.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
@@ -128,6 +151,7 @@ fn add_seals(file: &File, seals: i32) -> Result<()> {
     Ok(())
 }
 
+#[cfg(not(loom))]
 fn seals_of(file: &File) -> i32 {
     // SAFETY: F_GET_SEALS takes no argument.
     unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) }
@@ -136,6 +160,7 @@ fn seals_of(file: &File) -> i32 {
 /// The entry bytes a queue of `capacity` records can have live at once:
 /// each record (a place in the ring, at most a note) and a loss record
 /// before each and after the last, rounded up to a power of two.
+#[cfg(not(loom))]
 fn entries_for(capacity: usize) -> usize {
     let most = capacity * entry_size(MAX_REC) as usize + (capacity + 1) * entry_size(8) as usize;
     most.next_power_of_two().max(4096)
@@ -145,9 +170,179 @@ fn entries_for(capacity: usize) -> usize {
 ///
 /// # Safety
 /// `base + off` is within a live mapping, 8-byte aligned.
+#[cfg(not(loom))]
 unsafe fn word<'a>(base: *mut u8, off: usize) -> &'a AtomicU64 {
     // SAFETY: the caller's contract; AtomicU64 has u64's layout.
     unsafe { &*base.add(off).cast::<AtomicU64>() }
+}
+
+/// A mirror's memory as one side sees it: the ring's shared words
+/// (`published`, the flags) and its entry bytes, and the progress page's
+/// words (`consumed`, `drained`). The protocol (`ShmWriter`, `ShmReader`)
+/// reaches that memory only through this, so the same protocol code runs
+/// over two memories, as the 2019 ring's `RingStorage` does:
+/// - normally the two memfds' mappings (the kernel's writable, a reader's
+///   ring read-only);
+/// - under loom, one heap region the model's threads share (`Heap`):
+///   loom's atomics are not memory, so the words are fields, and each 8
+///   bytes of entries have a checked cell standing for them, so the model
+///   catches a reader copying bytes the kernel's writes do not happen
+///   before, or the kernel overwriting bytes a reader's copy does not
+///   happen before.
+#[cfg(not(loom))]
+#[derive(Debug)]
+struct Mem {
+    ring: memmap2::MmapRaw,
+    page: memmap2::MmapRaw,
+}
+
+#[cfg(not(loom))]
+impl Mem {
+    fn consumed(&self) -> &AtomicU64 {
+        // SAFETY: offset 0 of the page mapping (4 KiB, sealed).
+        unsafe { word(self.page.as_mut_ptr(), OFF_CONSUMED) }
+    }
+
+    fn drained(&self) -> &AtomicU64 {
+        // SAFETY: offset 64 of the page mapping.
+        unsafe { word(self.page.as_mut_ptr(), OFF_DRAINED) }
+    }
+
+    fn published(&self) -> &AtomicU64 {
+        // SAFETY: offset 64 of the header page, in the mapping (a reader's
+        // is read-only: it only loads).
+        unsafe { word(self.ring.as_mut_ptr(), OFF_PUBLISHED) }
+    }
+
+    fn flags(&self) -> &AtomicU64 {
+        // SAFETY: offset 128 of the header page, in the mapping (a reader
+        // only loads).
+        unsafe { word(self.ring.as_mut_ptr(), OFF_FLAGS) }
+    }
+
+    /// Copies `src` to entry offset `at` (the kernel's writable mapping).
+    ///
+    /// # Safety
+    /// `at + src.len()` ≤ the entries' `cap + SLACK` bytes, and no reader
+    /// copies those bytes concurrently (see `ShmWriter::append`).
+    unsafe fn write(&self, at: usize, src: &[u8]) {
+        // SAFETY: the caller's contract; the mapping is HEADER + cap +
+        // SLACK bytes.
+        unsafe {
+            let p = self.ring.as_mut_ptr().add(HEADER + at);
+            std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len());
+        }
+    }
+
+    /// Copies `len` bytes at entry offset `at` to `dst`.
+    ///
+    /// A reader whose position another reader took meanwhile may copy
+    /// bytes the kernel is already rewriting (it reused them after the
+    /// other's take): that copy is thrown away, since the reader's CAS
+    /// then fails and the read starts again, but it is a race on plain
+    /// bytes, which the loom models leave out (loom would report it; a
+    /// copy free of it would load the bytes atomically, as the 2019
+    /// ring's consumer does).
+    ///
+    /// # Safety
+    /// `at + len` ≤ the entries' `cap + SLACK` bytes (checked at open),
+    /// `dst` is valid for `len` bytes.
+    unsafe fn read(&self, at: usize, dst: *mut u8, len: usize) {
+        // SAFETY: the caller's contract; a plain copy of bytes the kernel
+        // published before the Acquire load of `published`.
+        unsafe { std::ptr::copy_nonoverlapping(self.ring.as_ptr().add(HEADER + at), dst, len) }
+    }
+}
+
+/// The mirror's memory under loom: see `Mem`.
+#[cfg(loom)]
+#[derive(Debug)]
+struct Heap {
+    published: AtomicU64,
+    flags: AtomicU64,
+    consumed: AtomicU64,
+    drained: AtomicU64,
+    /// The entries (`cap + SLACK` bytes).
+    bytes: Box<[std::cell::UnsafeCell<u8>]>,
+    /// One checked cell per 8 bytes of `bytes`, standing for them.
+    cells: Box<[crate::sync::UnsafeCell<()>]>,
+}
+
+// SAFETY: (loom only) `bytes` is reached only through `Mem::write` and
+// `Mem::read`, which first touch the checked cells standing for the bytes,
+// so loom reports any access that is not ordered against a conflicting one
+// (and loom runs one thread at a time).
+#[cfg(loom)]
+unsafe impl Sync for Heap {}
+
+#[cfg(loom)]
+#[derive(Debug, Clone)]
+struct Mem(crate::sync::Arc<Heap>);
+
+#[cfg(loom)]
+impl Mem {
+    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
+    fn new(cap: usize) -> Self {
+        Mem(crate::sync::Arc::new(Heap {
+            published: AtomicU64::new(0),
+            flags: AtomicU64::new(0),
+            consumed: AtomicU64::new(0),
+            drained: AtomicU64::new(0),
+            bytes: (0..cap + SLACK)
+                .map(|_| std::cell::UnsafeCell::new(0))
+                .collect(),
+            cells: (0..(cap + SLACK) / 8)
+                .map(|_| crate::sync::UnsafeCell::new(()))
+                .collect(),
+        }))
+    }
+
+    fn consumed(&self) -> &AtomicU64 {
+        &self.0.consumed
+    }
+
+    fn drained(&self) -> &AtomicU64 {
+        &self.0.drained
+    }
+
+    fn published(&self) -> &AtomicU64 {
+        &self.0.published
+    }
+
+    fn flags(&self) -> &AtomicU64 {
+        &self.0.flags
+    }
+
+    fn cells(&self, at: usize, len: usize) -> &[crate::sync::UnsafeCell<()>] {
+        &self.0.cells[at / 8..(at + len).div_ceil(8)]
+    }
+
+    /// As the mapped `Mem::write`.
+    ///
+    /// # Safety
+    /// None beyond the mapped one's; bounds are checked.
+    unsafe fn write(&self, at: usize, src: &[u8]) {
+        for c in self.cells(at, src.len()) {
+            c.with_mut(|_| ());
+        }
+        let dst = &self.0.bytes[at..at + src.len()];
+        // SAFETY: `dst` is `src.len()` bytes of `bytes`, whose cells let
+        // us mutate them; the checked cells say no access races this one.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr() as *mut u8, src.len()) }
+    }
+
+    /// As the mapped `Mem::read`.
+    ///
+    /// # Safety
+    /// `dst` is valid for `len` bytes; bounds are checked.
+    unsafe fn read(&self, at: usize, dst: *mut u8, len: usize) {
+        for c in self.cells(at, len) {
+            c.with(|_| ());
+        }
+        let src = &self.0.bytes[at..at + len];
+        // SAFETY: `src` is `len` bytes of `bytes`; `dst` is the caller's.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr() as *const u8, dst, len) }
+    }
 }
 
 /// An entry's header, read from the ring.
@@ -174,10 +369,11 @@ pub struct Reaped {
 /// The kernel's side of a mirror: the only writer of the ring.
 #[derive(Debug)]
 pub struct ShmWriter {
+    #[cfg(not(loom))]
     ring_file: File,
+    #[cfg(not(loom))]
     page_file: File,
-    ring: memmap2::MmapRaw,
-    page: memmap2::MmapRaw,
+    mem: Mem,
     /// Entry bytes (a power of two).
     cap: u64,
     /// The next entry's position.
@@ -201,6 +397,7 @@ impl ShmWriter {
     /// # Errors
     /// `EINVAL` (no capacity), or the errno of `memfd_create`,
     /// `ftruncate`, `F_ADD_SEALS` or `mmap`.
+    #[cfg(not(loom))]
     pub fn new(capacity: usize) -> Result<Self> {
         if capacity == 0 || capacity > 1 << 16 {
             return Err(Errno::EINVAL);
@@ -218,11 +415,16 @@ impl ShmWriter {
         // so it stays the only one.
         add_seals(&ring_file, RING_SEALS)?;
         add_seals(&page_file, PAGE_SEALS)?;
-        let w = ShmWriter {
+        // SAFETY: offsets 0 and 8 of the header page, in the mapping.
+        unsafe {
+            // Relaxed: no reader has the memfd yet.
+            word(ring.as_mut_ptr(), 0).store(MAGIC, Ordering::Relaxed);
+            word(ring.as_mut_ptr(), OFF_CAP).store(cap as u64, Ordering::Relaxed);
+        }
+        Ok(ShmWriter {
             ring_file,
             page_file,
-            ring,
-            page,
+            mem: Mem { ring, page },
             cap: cap as u64,
             head: 0,
             published: 0,
@@ -230,34 +432,48 @@ impl ShmWriter {
             seq: 0,
             live: VecDeque::new(),
             scribbles: 0,
-        };
-        // SAFETY: offsets 0 and 8 of the header page, in the mapping.
-        unsafe {
-            // Relaxed: no reader has the memfd yet.
-            word(w.ring.as_mut_ptr(), 0).store(MAGIC, Ordering::Relaxed);
-            word(w.ring.as_mut_ptr(), OFF_CAP).store(cap as u64, Ordering::Relaxed);
+        })
+    }
+
+    /// Under loom: a mirror of `cap` entry bytes (a power of two, at least
+    /// 64) on the heap, whose readers come from `ShmWriter::reader`.
+    #[cfg(loom)]
+    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
+    pub(crate) fn heap(cap: usize) -> Self {
+        assert!(cap.is_power_of_two() && cap >= 64);
+        ShmWriter {
+            mem: Mem::new(cap),
+            cap: cap as u64,
+            head: 0,
+            published: 0,
+            released: 0,
+            seq: 0,
+            live: VecDeque::new(),
+            scribbles: 0,
         }
-        Ok(w)
+    }
+
+    /// Under loom: a reader of this mirror (as `ShmReader::open` of the
+    /// memfds).
+    #[cfg(loom)]
+    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
+    pub(crate) fn reader(&self) -> ShmReader {
+        ShmReader {
+            mem: self.mem.clone(),
+            cap: self.cap,
+        }
     }
 
     /// The ring's memfd (for readers to map read-only).
+    #[cfg(not(loom))]
     pub fn ring_file(&self) -> &File {
         &self.ring_file
     }
 
     /// The progress page's memfd (for readers to map writable).
+    #[cfg(not(loom))]
     pub fn page_file(&self) -> &File {
         &self.page_file
-    }
-
-    fn consumed(&self) -> &AtomicU64 {
-        // SAFETY: offset 0 of the page mapping (4 KiB, sealed).
-        unsafe { word(self.page.as_mut_ptr(), OFF_CONSUMED) }
-    }
-
-    fn published_word(&self) -> &AtomicU64 {
-        // SAFETY: offset 64 of the header page, in the mapping.
-        unsafe { word(self.ring.as_mut_ptr(), OFF_PUBLISHED) }
     }
 
     /// Appends a record (`ring`: it holds a place in the queue's ring;
@@ -273,21 +489,19 @@ impl ShmWriter {
         if self.head + size - self.released > self.cap {
             return false;
         }
-        let at = HEADER + (self.head & (self.cap - 1)) as usize;
+        let at = (self.head & (self.cap - 1)) as usize;
         let flags = if ring { F_RING } else { F_LOSS };
         let mut hdr = [0u8; ENTRY_HDR];
         hdr[..8].copy_from_slice(&self.head.to_le_bytes());
         hdr[8..12].copy_from_slice(&self.seq.to_le_bytes());
         hdr[12..14].copy_from_slice(&(len as u16).to_le_bytes());
         hdr[14..16].copy_from_slice(&flags.to_le_bytes());
-        // SAFETY: `at + size` ≤ HEADER + cap + SLACK (size ≤ 144 < SLACK),
-        // inside the mapping; the bytes are not live for any reader (they
-        // lie past `published`, and what they held before was released:
-        // `head + size - released ≤ cap`).
+        // SAFETY: `at + size` ≤ cap + SLACK (size ≤ 144 < SLACK); the bytes
+        // are not live for any reader (they lie past `published`, and what
+        // they held before was released: `head + size - released ≤ cap`).
         unsafe {
-            let p = self.ring.as_mut_ptr().add(at);
-            std::ptr::copy_nonoverlapping(hdr.as_ptr(), p, ENTRY_HDR);
-            std::ptr::copy_nonoverlapping(rec.as_ptr(), p.add(ENTRY_HDR), len);
+            self.mem.write(at, &hdr);
+            self.mem.write(at + ENTRY_HDR, rec);
         }
         self.live.push_back((self.head, flags));
         self.head += size;
@@ -302,8 +516,10 @@ impl ShmWriter {
         if self.published != self.head {
             self.published = self.head;
             // ORDERING: Release: the entries' bytes are visible to a reader
-            // that Acquire-loads this position.
-            self.published_word()
+            // that Acquire-loads this position (`ShmReader::published`;
+            // loom_shm_publish_races_read).
+            self.mem
+                .published()
                 .store(self.published, Ordering::Release);
         }
     }
@@ -316,8 +532,7 @@ impl ShmWriter {
     /// Tells readers whether a read that finds the ring empty must ask the
     /// kernel rather than sleep (or say EAGAIN) by itself.
     pub fn set_ask_when_empty(&self, ask: bool) {
-        // SAFETY: offset 128 of the header page, in the mapping.
-        let w = unsafe { word(self.ring.as_mut_ptr(), OFF_FLAGS) };
+        let w = self.mem.flags();
         // Relaxed: a hint a reader acts on only after it found the ring
         // empty; the kernel's answer is what counts.
         if (w.load(Ordering::Relaxed) != 0) != ask {
@@ -328,10 +543,8 @@ impl ShmWriter {
     /// Readiness bytes the readers claimed so far (the page's word, as it
     /// is: only for telling a stale state from a moving one).
     pub fn drained_word(&self) -> u64 {
-        // SAFETY: offset 64 of the page mapping.
-        let w = unsafe { word(self.page.as_mut_ptr(), OFF_DRAINED) };
         // Relaxed: compared with itself a moment later, nothing more.
-        w.load(Ordering::Relaxed)
+        self.mem.drained().load(Ordering::Relaxed)
     }
 
     /// The position published last.
@@ -352,9 +565,12 @@ impl ShmWriter {
     /// Reads the progress page and releases what readers took, validating
     /// it (see the module header).
     pub fn reap(&mut self) -> Reaped {
-        // ORDERING: Acquire pairs with the readers' AcqRel CAS: their copies
-        // of the entries it passed happen before we reuse the memory.
-        let c = self.consumed().load(Ordering::Acquire);
+        // ORDERING: Acquire pairs with the readers' Release CAS in `read`:
+        // their copies of the entries it passed happen before we reuse the
+        // memory (`append`). The CAS of every reader is an RMW, so it
+        // continues the release sequences of the movers before it, and
+        // this one load acquires them all (loom_shm_reap_races_read).
+        let c = self.mem.consumed().load(Ordering::Acquire);
         let mut r = Reaped::default();
         if c == self.released {
             return r;
@@ -365,13 +581,22 @@ impl ShmWriter {
             // A scribble: as if its author had read everything published.
             r.scribbled = true;
             self.scribbles += 1;
-            // ORDERING: Release: as a reader's CAS (our stores to the page
-            // are only this word). A failure means a reader moved it
-            // meanwhile: the next reap looks again.
-            let _ = self.consumed().compare_exchange(
+            // ORDERING: Release: a reader that Acquire-loads the repaired
+            // position then sees `published` at least there (our store of
+            // it came before), not an older one that would make the
+            // position look ahead of it: Invalid, for ever, on a good page
+            // (loom_shm_scribble_repair_races_read, _races_poll).
+            // No Acquire: we take nothing from the page but the value,
+            // which we validate; what a scribble's author wrote is not
+            // ours to wait for, and with no scribbler there is no repair
+            // (honest readers only move the word forward, to boundaries
+            // they saw published), so no honest reader's copies are
+            // released here. A failure means a reader moved it meanwhile:
+            // the next reap looks again.
+            let _ = self.mem.consumed().compare_exchange(
                 c,
                 self.published,
-                Ordering::AcqRel,
+                Ordering::Release,
                 Ordering::Relaxed,
             );
             self.published
@@ -422,8 +647,7 @@ pub enum Local {
 /// page writable.
 #[derive(Debug)]
 pub struct ShmReader {
-    ring: memmap2::MmapRaw,
-    page: memmap2::MmapRaw,
+    mem: Mem,
     cap: u64,
 }
 
@@ -436,6 +660,7 @@ impl ShmReader {
     ///
     /// # Errors
     /// `EPERM` (seals missing), `EINVAL` (sizes, magic), or `mmap`'s errno.
+    #[cfg(not(loom))]
     pub fn open(ring: File, page: File) -> Result<Self> {
         if seals_of(&ring) & RING_SEALS != RING_SEALS || seals_of(&page) & PAGE_SEALS != PAGE_SEALS
         {
@@ -468,50 +693,34 @@ impl ShmReader {
             return Err(Errno::EINVAL);
         }
         Ok(ShmReader {
-            ring: rmap,
-            page: pmap,
+            mem: Mem {
+                ring: rmap,
+                page: pmap,
+            },
             cap,
         })
     }
 
-    fn consumed(&self) -> &AtomicU64 {
-        // SAFETY: offset 0 of the page mapping (4 KiB, sealed).
-        unsafe { word(self.page.as_mut_ptr(), OFF_CONSUMED) }
-    }
-
-    fn drained(&self) -> &AtomicU64 {
-        // SAFETY: offset 64 of the page mapping.
-        unsafe { word(self.page.as_mut_ptr(), OFF_DRAINED) }
-    }
-
     fn published(&self) -> u64 {
-        // SAFETY: offset 64 of the header page, in the mapping (read-only:
-        // a load only).
-        let w = unsafe { word(self.ring.as_mut_ptr(), OFF_PUBLISHED) };
-        // ORDERING: Acquire pairs with the kernel's Release store: the
-        // entries before it are visible.
-        w.load(Ordering::Acquire)
+        // ORDERING: Acquire pairs with the kernel's Release store in
+        // `publish`: the entries before it are visible
+        // (loom_shm_publish_races_read).
+        self.mem.published().load(Ordering::Acquire)
     }
 
-    /// The entry header at `pos` and a pointer to its record.
-    fn entry(&self, pos: u64) -> (EntryHdr, *const u8) {
-        let at = HEADER + (pos & (self.cap - 1)) as usize;
+    /// The entry header at `pos` and the entry offset of its record.
+    fn entry(&self, pos: u64) -> (EntryHdr, usize) {
+        let at = (pos & (self.cap - 1)) as usize;
         let mut h = [0u8; ENTRY_HDR];
-        // SAFETY: `at + ENTRY_HDR` is within the mapping (HEADER + cap +
-        // SLACK bytes, checked at open); a plain copy of bytes the kernel
-        // published before the Acquire load of `published`.
-        let p = unsafe {
-            let p = self.ring.as_ptr().add(at);
-            std::ptr::copy_nonoverlapping(p, h.as_mut_ptr(), ENTRY_HDR);
-            p.add(ENTRY_HDR)
-        };
+        // SAFETY: `at + ENTRY_HDR` < cap + SLACK; `h` is ours.
+        unsafe { self.mem.read(at, h.as_mut_ptr(), ENTRY_HDR) };
         let hdr = EntryHdr {
             pos: u64::from_le_bytes(h[..8].try_into().expect("8 bytes")),
             seq: u32::from_le_bytes(h[8..12].try_into().expect("4 bytes")),
             len: u16::from_le_bytes(h[12..14].try_into().expect("2 bytes")),
             flags: u16::from_le_bytes(h[14..16].try_into().expect("2 bytes")),
         };
-        (hdr, p)
+        (hdr, at + ENTRY_HDR)
     }
 
     fn valid(h: &EntryHdr, pos: u64) -> bool {
@@ -524,18 +733,16 @@ impl ShmReader {
     /// [`ShmWriter::set_ask_when_empty`])? Else it may sleep on the read
     /// end, or say EAGAIN, by itself.
     pub fn ask_when_empty(&self) -> bool {
-        // SAFETY: offset 128 of the header page, in the mapping (a load).
-        let w = unsafe { word(self.ring.as_mut_ptr(), OFF_FLAGS) };
         // Relaxed: a hint (see `set_ask_when_empty`).
-        w.load(Ordering::Relaxed) != 0
+        self.mem.flags().load(Ordering::Relaxed) != 0
     }
 
     /// Is a record (not a loss record alone: poll() does not report
     /// those) published past what readers took? None when the ring is not
     /// as the kernel leaves it (ask the kernel).
     pub fn has_records(&self) -> Option<bool> {
-        // ORDERING: Acquire, as in `read`.
-        let c = self.consumed().load(Ordering::Acquire);
+        // ORDERING: Acquire, as in `read` (loom_shm_scribble_repair_races_poll).
+        let c = self.mem.consumed().load(Ordering::Acquire);
         let p = self.published();
         if c > p || p - c > self.cap {
             return None;
@@ -557,7 +764,7 @@ impl ShmReader {
     /// Is anything published past what readers took?
     pub fn pending(&self) -> bool {
         // Relaxed: a hint; `read` looks again with Acquire loads.
-        self.consumed().load(Ordering::Relaxed) != self.published()
+        self.mem.consumed().load(Ordering::Relaxed) != self.published()
     }
 
     /// One read() of at most `out.len()` bytes: whole records are copied
@@ -572,9 +779,13 @@ impl ShmReader {
         deliver: &mut dyn FnMut(&[u8], &Ends) -> usize,
     ) -> Local {
         loop {
-            // ORDERING: Acquire pairs with the CAS of the reader who moved
-            // it (nothing to acquire from the kernel here: `published`).
-            let c = self.consumed().load(Ordering::Acquire);
+            // ORDERING: Acquire pairs with the Release CAS of whoever moved
+            // it (a reader here, the kernel's repair in `reap`): the
+            // `published` they saw, at least the position, happens before
+            // our load of it, so a good position never looks ahead of
+            // what is published (loom_shm_scribble_repair_races_read).
+            // The entries' bytes come from our own Acquire of `published`.
+            let c = self.mem.consumed().load(Ordering::Acquire);
             let p = self.published();
             if c == p {
                 return Local::Empty;
@@ -609,10 +820,11 @@ impl ShmReader {
                     }
                     break;
                 }
-                // SAFETY: `rec` points at `len` ≤ 128 bytes inside the
-                // mapping (the entry's header was inside it and SLACK covers
-                // an entry running past the end); `out[n..n + len]` is ours.
-                unsafe { std::ptr::copy_nonoverlapping(rec, out.as_mut_ptr().add(n), len) };
+                // SAFETY: `rec` is the offset of `len` ≤ 128 bytes inside
+                // the entries (the entry's header was inside them and SLACK
+                // covers an entry running past the end); `out[n..n + len]`
+                // is ours.
+                unsafe { self.mem.read(rec, out.as_mut_ptr().add(n), len) };
                 n += len;
                 pos = next;
                 let seq = h.seq.wrapping_add(u32::from(h.flags == F_RING));
@@ -623,12 +835,19 @@ impl ShmReader {
                 return Local::Fault;
             }
             let (bytes, upto, seq) = ends[k - 1];
-            // ORDERING: AcqRel: Release publishes our copies (done above)
-            // to the kernel's Acquire in `reap` before it reuses the
-            // memory; Acquire pairs with the previous mover's.
+            // ORDERING: Release publishes our copies (done above) to the
+            // kernel's Acquire in `reap` before it reuses the memory
+            // (loom_shm_reap_races_read), and the `published` we saw to
+            // the next reader's Acquire of the position. No Acquire: all
+            // that follows is `drained`'s apportioning (Relaxed by design),
+            // and the next read acquires afresh with its load above; the
+            // movers before us need not happen before our CAS for the
+            // kernel to acquire them, since an RMW continues their release
+            // sequences. A failure reloads (Acquire) and starts again.
             if self
+                .mem
                 .consumed()
-                .compare_exchange(c, upto, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(c, upto, Ordering::Release, Ordering::Relaxed)
                 .is_err()
             {
                 continue;
@@ -638,14 +857,14 @@ impl ShmReader {
                 // The stream looks empty after us: our share of the
                 // readiness bytes is every one up to our last record's.
                 // Relaxed: `drained` only apportions bytes among readers.
-                let mut d = self.drained().load(Ordering::Relaxed);
+                let mut d = self.mem.drained().load(Ordering::Relaxed);
                 loop {
                     let owed = seq.wrapping_sub(d as u32);
                     if owed == 0 || owed > 1 << 30 {
                         break;
                     }
                     // Relaxed: as the load.
-                    match self.drained().compare_exchange(
+                    match self.mem.drained().compare_exchange(
                         d,
                         u64::from(seq),
                         Ordering::Relaxed,
@@ -666,11 +885,14 @@ impl ShmReader {
     /// Writes `v` over the shared progress word (tests: a hostile reader).
     pub fn scribble(&self, v: u64) {
         // Relaxed: a deliberate scribble.
-        self.consumed().store(v, Ordering::Relaxed);
+        self.mem.consumed().store(v, Ordering::Relaxed);
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
