@@ -323,10 +323,10 @@ impl Pipe {
     pub(crate) fn max_usage(&self) -> usize {
         match &self.kind {
             PipeKind::Notification(q) => q.nr_pages().unwrap_or_else(|| {
+                // Relaxed: see `account_set_size`.
                 self.account
                     .as_ref()
                     .map_or(PIPE_DEF_BUFFERS, |(_, n)| n.load(Ordering::Relaxed))
-                // Relaxed: see `account_set_size`.
             }),
             PipeKind::Bytes { ring, .. } => ring.lock().max_usage,
         }
