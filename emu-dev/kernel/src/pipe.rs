@@ -132,7 +132,9 @@ impl Drop for Pipe {
     /// `free_pipe_info()`: the user gets the pages back.
     fn drop(&mut self) {
         if let Some((user, n)) = &self.account {
-            user.account_pipe_buffers(n.load(Ordering::SeqCst) as u64, 0);
+            // Relaxed: the count is the only thing it stands for (no other
+            // memory is handed over through it), and the pipe is going.
+            user.account_pipe_buffers(n.load(Ordering::Relaxed) as u64, 0);
         }
     }
 }
@@ -216,7 +218,12 @@ impl Pipe {
             return Ok(None);
         };
         let nr_pages = (nr_notes as usize).div_ceil(WATCH_QUEUE_NOTES_PER_PAGE);
-        let old = accounted.load(Ordering::SeqCst);
+        // Relaxed (this load, the store and the swap below, and
+        // `max_usage`'s load): `nr_accounted` is a count that stands for
+        // itself, no other memory is published through it, and the
+        // user's total is its own atomic; a racing second SET_SIZE gets
+        // EBUSY from the queue and gives its charge back.
+        let old = accounted.load(Ordering::Relaxed);
         let user_bufs = user.account_pipe_buffers(old as u64, nr_pages as u64);
         let (soft, hard) = limits;
         let over = (hard != 0 && user_bufs > hard) || (soft != 0 && user_bufs > soft);
@@ -224,14 +231,15 @@ impl Pipe {
             user.account_pipe_buffers(nr_pages as u64, old as u64);
             return Err(Errno::EPERM);
         }
-        accounted.store(nr_pages, Ordering::SeqCst);
+        accounted.store(nr_pages, Ordering::Relaxed);
         Ok(Some(old))
     }
 
     /// Undoes [`Pipe::account_set_size`] after a failed sizing.
     pub(crate) fn unaccount_set_size(&self, old: usize) {
         if let Some((user, accounted)) = &self.account {
-            let now = accounted.swap(old, Ordering::SeqCst);
+            // Relaxed: see `account_set_size`.
+            let now = accounted.swap(old, Ordering::Relaxed);
             user.account_pipe_buffers(now as u64, old as u64);
         }
     }
@@ -315,9 +323,10 @@ impl Pipe {
     pub(crate) fn max_usage(&self) -> usize {
         match &self.kind {
             PipeKind::Notification(q) => q.nr_pages().unwrap_or_else(|| {
+                // Relaxed: see `account_set_size`.
                 self.account
                     .as_ref()
-                    .map_or(PIPE_DEF_BUFFERS, |(_, n)| n.load(Ordering::SeqCst))
+                    .map_or(PIPE_DEF_BUFFERS, |(_, n)| n.load(Ordering::Relaxed))
             }),
             PipeKind::Bytes { ring, .. } => ring.lock().max_usage,
         }

@@ -91,16 +91,19 @@ static KNOWN: AtomicPtr<Mutex<Known>> = AtomicPtr::new(&KNOWN_0 as *const _ as *
 /// The connection's lock.
 fn state() -> &'static Mutex<State> {
     // SAFETY: the pointer is STATE_0's or a leaked Box's: valid for ever.
-    // ORDERING: Acquire pairs with the child's Release store (the only
-    // thread then, so any order would do; this keeps it evident).
-    unsafe { &*STATE.load(Ordering::Acquire) }
+    // ORDERING: Relaxed. The only store is the forked child's, made while
+    // it is the child's one thread: every later load is that thread's
+    // (program order) or a thread it created afterwards (creating a
+    // thread orders everything before it), so no load can see the new
+    // pointer without the Box's initialisation.
+    unsafe { &*STATE.load(Ordering::Relaxed) }
 }
 
 /// The descriptor cache's lock.
 fn known() -> &'static Mutex<Known> {
     // SAFETY: as `state`.
-    // ORDERING: as `state`.
-    unsafe { &*KNOWN.load(Ordering::Acquire) }
+    // ORDERING: Relaxed, as `state`.
+    unsafe { &*KNOWN.load(Ordering::Relaxed) }
 }
 
 static REPORTED: AtomicBool = AtomicBool::new(false);
@@ -136,10 +139,10 @@ pub(crate) fn init() -> bool {
                 remote: None,
             })));
             let kn = Box::leak(Box::new(Mutex::new(None)));
-            // ORDERING: Release pairs with the Acquire loads in `state`
-            // and `known`.
-            STATE.store(st, Ordering::Release);
-            KNOWN.store(kn, Ordering::Release);
+            // ORDERING: Relaxed: see `state` (the child's only thread
+            // stores; the threads that load come after it).
+            STATE.store(st, Ordering::Relaxed);
+            KNOWN.store(kn, Ordering::Relaxed);
         }
         // SAFETY: registers a handler that only touches our statics.
         unsafe { libc::pthread_atfork(None, None, Some(child)) };
