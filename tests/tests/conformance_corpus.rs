@@ -249,6 +249,13 @@ fn conformance_keys_revoke() {
     check("keys", "revoke");
 }
 
+/// A revoked keyring lets go of its links at once (`keyring_revoke()`
+/// clears it), so a key it alone held is collected.
+#[test]
+fn conformance_keys_revoke_ring() {
+    check("keys", "revoke-ring");
+}
+
 #[test]
 fn conformance_keys_invalidate() {
     check("keys", "invalidate");

@@ -872,15 +872,26 @@ impl KeyStore {
             Ok(first.then_some((NOTIFY_KEY_REVOKED, 0)))
         })?;
         // user_revoke(), big_key_revoke(): key_payload_reserve(key, 0).
+        // keyring_revoke() clears the keyring (no CLEARED record: the
+        // revocation's is the only one) and reserves nothing for it; a key
+        // whose last link that was is the collector's.
         {
             let mut g = self.inner.lock();
-            if let Some(b) = g
-                .keys
-                .get(&s)
-                .filter(|k| !k.is_keyring())
-                .map(|k| k.desc.len() + 1)
-            {
-                let _ = g.reserve(s, b);
+            let cleared = match g.keys.get_mut(&s) {
+                Some(k) if k.is_keyring() && !k.links.is_empty() => {
+                    k.links.clear();
+                    Some(Inner::cost(k, 0))
+                }
+                Some(k) if !k.is_keyring() => {
+                    let b = k.desc.len() + 1;
+                    let _ = g.reserve(s, b);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(bytes) = cleared {
+                let _ = g.reserve(s, bytes);
+                g.gc_pending = true;
             }
         }
         // key_schedule_gc(now + gc_delay): due at once when the delay is 0.

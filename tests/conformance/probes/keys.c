@@ -1,7 +1,8 @@
 /* keys.c - what each keyctl command posts, and keyrings as indexes.
  *
  * watchq's own probe (tests/conformance/README.md). Sections:
- *   link, update, revoke, invalidate, clear, attr, move, index, expiry:
+ *   link, update, revoke, revoke-ring, invalidate, clear, attr, move,
+ *   index, expiry:
  *     every keyctl command that posts, and the cases where two keys share
  *     a type and a description (a keyring holds one key per (type,
  *     description): link replaces, unlink and move find by that index).
@@ -137,6 +138,27 @@ static void sec_revoke(void)
 	contents(R, "R");
 	later(p[0]);
 	KC(K_UNLINK, k2, R, 0, 0);
+	end();
+}
+
+static void sec_revoke_ring(void)
+{
+	begin("revoke-ring");
+	printf("# revoking a keyring: what happens to the keys it holds\n");
+	int32_t R = ADD("keyring", "R", NULL, S, "R");
+	int32_t k4 = ADD("user", "k4", "v", R, "k4");
+	int32_t k5 = ADD("user", "k5", "v", R, "k5");
+	KC(K_LINK, k5, S, 0, 0);
+	watch(k4, p[0], 2);
+	watch(k5, p[0], 3);
+	drain(p[0], 4096);
+	KC(K_REVOKE, R, 0, 0, 0);
+	rd(p[0], 4096);
+	contents(R, "R");
+	later(p[0]);
+	char buf[64];
+	KC(K_DESCRIBE, k4, buf, sizeof buf, 0);
+	KC(K_DESCRIBE, k5, buf, sizeof buf, 0);
 	end();
 }
 
@@ -552,6 +574,7 @@ int main(int argc, char **argv)
 	if (wanted("link")) sec_link();
 	if (wanted("update")) sec_update();
 	if (wanted("revoke")) sec_revoke();
+	if (wanted("revoke-ring")) sec_revoke_ring();
 	if (wanted("invalidate")) sec_invalidate();
 	if (wanted("clear")) sec_clear();
 	if (wanted("attr")) sec_attr();
