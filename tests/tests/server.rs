@@ -10,6 +10,7 @@ use watchq_kernel::keyctl::cmd;
 use watchq_kernel::remote::{CallError, Remote};
 use watchq_kernel::server::{Server, ServerOptions};
 use watchq_kernel::{Errno, Kernel, KernelConfig};
+use watchq_tests::child::{fork, wait};
 
 /// The tests fork, and a forked child holds copies of every descriptor of
 /// this process, the in-process servers' own pipe ends included, until it
@@ -89,31 +90,6 @@ fn update(r: &Remote, key: i32, v: &[u8]) {
         None,
     )
     .unwrap();
-}
-
-/// Forks; the child runs `f` and exits with its status. Returns the pid.
-fn fork(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only makes system calls and allocates (glibc's
-    // malloc is fork-safe), then _exits.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    pid
-}
-
-fn wait(pid: libc::pid_t) -> i32 {
-    let mut st = 0;
-    // SAFETY: our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
-    if libc::WIFEXITED(st) {
-        libc::WEXITSTATUS(st)
-    } else {
-        -libc::WTERMSIG(st)
-    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ use watchq_kernel::keyctl::cmd;
 use watchq_kernel::remote::{CallError, Remote, RoundRead};
 use watchq_kernel::server::{Server, ServerOptions};
 use watchq_kernel::{Errno, Kernel, KernelConfig};
+use watchq_tests::child::{fork, wait};
 use watchq_tests::programs::{cc, repo, text, watchq};
 
 /// Forked children hold copies of the in-process servers' pipe ends: one
@@ -93,31 +94,6 @@ fn count(b: &[u8]) -> (u64, u64) {
         b = &b[len..];
     }
     (recs, losses)
-}
-
-/// Forks; the child runs `f` and exits with its status. Returns the pid.
-fn fork(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only makes system calls and allocates (glibc's
-    // malloc is fork-safe), then _exits.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    pid
-}
-
-fn wait(pid: libc::pid_t) -> i32 {
-    let mut st = 0;
-    // SAFETY: our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
-    if libc::WIFEXITED(st) {
-        libc::WEXITSTATUS(st)
-    } else {
-        -libc::WTERMSIG(st)
-    }
 }
 
 fn errno<T: std::fmt::Debug>(r: Result<T, CallError>) -> Errno {
