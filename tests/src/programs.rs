@@ -82,11 +82,13 @@ fn build_programs() {
             other => other,
         };
         c.args(["--profile", profile]);
-        // The target directory is the one holding cargo's CACHEDIR.TAG:
+        // The target directory is the one cargo keeps its rustc cache
+        // (.rustc_info.json) and, when cargo created it, CACHEDIR.TAG in:
         // the profile directory's parent, or, under `--target TRIPLE`,
-        // its grandparent.
+        // its grandparent. (A target/ first made as the parent of another
+        // --target-dir has no tag, so the tag alone is not enough.)
         let parent = out_dir.parent().unwrap();
-        if parent.join("CACHEDIR.TAG").is_file() {
+        if parent.join("CACHEDIR.TAG").is_file() || parent.join(".rustc_info.json").is_file() {
             c.arg("--target-dir").arg(parent);
         } else {
             let root = parent.parent().unwrap();
