@@ -26,6 +26,11 @@
  *     while its creator has a thread keyring has a new, empty one of its
  *     own before its first key call (and so does one it makes); one made
  *     before has none; a child forked by a thread with one has none.
+ *   epoll-hup: epoll (level and edge triggered) of a notification pipe's
+ *     read end while a forked child still holds the write end, after the
+ *     child's exit (every write end closed: EPOLLHUP), after a record is
+ *     posted into the hung-up pipe (EPOLLIN too, and an edge) and after it
+ *     is read.
  *
  * Serials made in one process reach the one that prints them through a
  * plain pipe or the socket, as `label=serial` lines, so every process
@@ -39,6 +44,7 @@
 #include "probe.h"
 #include <pthread.h>
 #include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -490,6 +496,78 @@ static void sec_thread_ring(void)
 	waitpid(p, NULL, 0);
 }
 
+/* What one epoll_wait of `ep` reports, within `ms`. */
+static const char *ep_events(int ep, int ms)
+{
+	static char text[64];
+	struct epoll_event ev[2];
+	int n = epoll_wait(ep, ev, 2, ms);
+	if (n < 0)
+		return errname(errno);
+	if (n == 0)
+		return "nothing";
+	text[0] = 0;
+	uint32_t e = ev[0].events;
+	if (e & EPOLLIN)
+		strcat(text, "|EPOLLIN");
+	if (e & EPOLLRDNORM)
+		strcat(text, "|EPOLLRDNORM");
+	if (e & EPOLLHUP)
+		strcat(text, "|EPOLLHUP");
+	if (e & EPOLLERR)
+		strcat(text, "|EPOLLERR");
+	if (!text[0])
+		snprintf(text, sizeof text, "|0x%x", e);
+	return text + 1;
+}
+
+static void sec_epoll_hup(void)
+{
+	S = begin_section("epoll-hup", p);
+	watch(S, p[0], 1);
+	int lt = epoll_create1(EPOLL_CLOEXEC), et = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN};
+	epoll_ctl(lt, EPOLL_CTL_ADD, p[0], &ev);
+	ev.events = EPOLLIN | EPOLLET;
+	epoll_ctl(et, EPOLL_CTL_ADD, p[0], &ev);
+	int go[2];
+	if (pipe(go) < 0)
+		exit(1);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		/* Holds the write end until the parent says. */
+		close(go[1]);
+		char x;
+		if (read(go[0], &x, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(go[0]);
+	close(p[1]);
+	printf("# the parent closed its write end; the child holds one\n");
+	printf("level: %s\n", ep_events(lt, 0));
+	printf("edge: %s\n", ep_events(et, 0));
+	close(go[1]);
+	waitpid(c, NULL, 0);
+	printf("# the child exited: no write end is left\n");
+	printf("level: %s\n", ep_events(lt, 2000));
+	printf("edge: %s\n", ep_events(et, 2000));
+	printf("edge again: %s\n", ep_events(et, 0));
+	printf("# a record posted into the hung-up pipe\n");
+	ADD("user", "k", "v", S, "k");
+	printf("level: %s\n", ep_events(lt, 2000));
+	printf("edge: %s\n", ep_events(et, 2000));
+	printf("edge again: %s\n", ep_events(et, 0));
+	printf("# read\n");
+	rd(p[0], 4096);
+	printf("level: %s\n", ep_events(lt, 0));
+	rd(p[0], 4096);
+	close(lt);
+	close(et);
+	close(p[0]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--reader") == 0) {
@@ -520,6 +598,7 @@ int main(int argc, char **argv)
 	if (wanted("orphan-vfork")) sec_orphan("orphan-vfork", "vfork, then exec");
 	if (wanted("fork-then-join")) sec_fork_then_join();
 	if (wanted("thread-ring")) sec_thread_ring();
+	if (wanted("epoll-hup")) sec_epoll_hup();
 	printf("=== DONE\n");
 	return 0;
 }

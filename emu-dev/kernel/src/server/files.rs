@@ -33,8 +33,22 @@
 //!   counts A's bytes again (`FIONREAD` of A's write end) and hands them
 //!   to its reader, so the cost is one spurious wake-up, never a stuck
 //!   readable descriptor.
-//! - Once the write end is released, one token stays for good: the read
-//!   end is readable as a real pipe without writers is (end of file).
+//! - Once the write end is released, the server closes A's write end too,
+//!   keeping only an `O_PATH` handle on A: the program's real read end then
+//!   has no writer left, so the real kernel's `epoll` (and poll) say
+//!   `EPOLLHUP` on it, as `pipe_poll()` does on a notification pipe whose
+//!   writers are gone, and `EPOLLIN` exactly while tokens (records) are
+//!   there. The kernel still posts into such a pipe: a record posted later
+//!   gets its token through a write end reopened for the moment
+//!   (`/proc/self/fd/N` of the handle: the pipe's `fifo_open()`), which
+//!   wakes an `EPOLLET` reader as a post does; while it is open, a reader's
+//!   poll would miss `EPOLLHUP` (a few system calls long). The last read
+//!   end's close is then learnt by a reopen for writing failing with ENXIO
+//!   (no reader left), tried before a `pipe2` (the page accounting), a read
+//!   or poll of the pipe, and once a second (each try that finds a reader
+//!   is a writer's open and close, a spurious wake-up for an `EPOLLET`
+//!   reader). Without `/proc` (the handle cannot be made), one token stays
+//!   in A for good instead: readable as end of file, never `EPOLLHUP`.
 //! - Records a reader could not copy out (EFAULT) come back with an
 //!   unread and are served before the queue (`front`), so they stay
 //!   queued as the kernel's `pipe_read()` leaves them.
@@ -44,7 +58,7 @@ use parking_lot::Mutex;
 use rustix::fs::OFlags;
 use rustix::pipe::PipeFlags;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use watchq_core::ring::shm::ShmWriter;
 use watchq_core::uapi::{O_DIRECT, O_NONBLOCK, WATCH_INFO_LENGTH};
@@ -70,10 +84,44 @@ pub(crate) fn ident(fd: impl AsFd) -> Option<Ident> {
         .then_some((st.st_dev, st.st_ino))
 }
 
+/// A descriptor of pipe A to use for a moment: the server's own write
+/// end, or one reopened from the hang-up handle (closed after use).
+enum AFd<'a> {
+    Kept(&'a OwnedFd),
+    Opened(OwnedFd),
+}
+
+impl AsFd for AFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            AFd::Kept(f) => f.as_fd(),
+            AFd::Opened(f) => f.as_fd(),
+        }
+    }
+}
+
+/// Opens the pipe behind `fd` anew through `/proc/self/fd` (the pipe's
+/// `fifo_open()`: a new reader or writer of the same pipe).
+fn reopen(fd: &OwnedFd, flags: OFlags) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rustix::fs::open(
+        path.as_str(),
+        flags | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?)
+}
+
 #[derive(Default)]
 struct Ready {
-    /// Write end of A (tokens); None once the read end is released.
+    /// Write end of A (tokens); None once the read end is released, or
+    /// once the write end is (then `a_path` stands for it).
     a_w: Option<OwnedFd>,
+    /// An `O_PATH` handle on A once the write end was released and A's
+    /// write end closed (the real read end hangs up).
+    a_path: Option<OwnedFd>,
+    /// Clock ticks since the last look for the read end's last close
+    /// while hung up.
+    hup_ticks: u32,
     /// Read end of B (its hang-up says the write end is released).
     b_r: Option<OwnedFd>,
     /// Records counted into tokens so far (`posted - lost`).
@@ -128,6 +176,48 @@ fn io_err(e: io::Error) -> Errno {
     e.raw_os_error()
         .and_then(Errno::from_raw)
         .unwrap_or(Errno::ENFILE)
+}
+
+impl Ready {
+    /// Is A's real read end still served (tokens can be written)?
+    fn a_open(&self) -> bool {
+        self.a_w.is_some() || self.a_path.is_some()
+    }
+
+    /// A descriptor to write A's tokens with (None: no reader is left).
+    fn a_writer(&self) -> Option<AFd<'_>> {
+        if let Some(w) = &self.a_w {
+            return Some(AFd::Kept(w));
+        }
+        let path = self.a_path.as_ref()?;
+        reopen(path, OFlags::WRONLY | OFlags::NONBLOCK)
+            .ok()
+            .map(AFd::Opened)
+    }
+
+    /// The bytes in A (FIONREAD; a reader reopened for the moment when
+    /// hung up: no writer appears, no reader is woken).
+    fn a_bytes(&self) -> u64 {
+        if let Some(w) = &self.a_w {
+            return rustix::io::ioctl_fionread(w).unwrap_or(0);
+        }
+        self.a_path
+            .as_ref()
+            .and_then(|p| reopen(p, OFlags::RDONLY | OFlags::NONBLOCK).ok())
+            .map_or(0, |r| rustix::io::ioctl_fionread(&r).unwrap_or(0))
+    }
+}
+
+/// Writes `n` token bytes into `fd` (as many as fit).
+fn write_tokens(fd: &impl AsFd, mut n: u64) {
+    let tokens = [0u8; 64];
+    while n > 0 {
+        let k = n.min(tokens.len() as u64) as usize;
+        match rustix::io::write(fd, &tokens[..k]) {
+            Ok(w) if w > 0 => n -= w as u64,
+            _ => break,
+        }
+    }
 }
 
 impl RemotePipe {
@@ -251,6 +341,7 @@ impl RemotePipe {
         {
             let mut r = self.ready.lock();
             r.a_w = None;
+            r.a_path = None;
             r.mirror = None;
         }
         drop(f);
@@ -263,7 +354,36 @@ impl RemotePipe {
         drop(f);
         let mut r = self.ready.lock();
         r.b_r = None;
+        // A's write end goes too (its tokens stay): the program's read end
+        // hangs up. Without /proc to come back through, it stays, with the
+        // end-of-file token.
+        if let Some(a_w) = r.a_w.take() {
+            match reopen(&a_w, OFlags::PATH) {
+                Ok(path) => r.a_path = Some(path),
+                Err(_) => r.a_w = Some(a_w),
+            }
+        }
         self.sync_locked(&mut r);
+    }
+
+    /// Is every real read end closed, for a pipe whose write end is
+    /// released (A hung up: its epoll watch went with A's write end)? A
+    /// reopen for writing fails with ENXIO once no reader is left.
+    pub(crate) fn hung_up_readers_gone(&self) -> bool {
+        let r = self.ready.lock();
+        r.a_w.is_none()
+            && r.a_path.as_ref().is_some_and(|p| {
+                matches!(
+                    reopen(p, OFlags::WRONLY | OFlags::NONBLOCK),
+                    Err(e) if e.raw_os_error() == Some(libc::ENXIO)
+                )
+            })
+    }
+
+    /// Does the end of file need its token in A (the write end released
+    /// and A's write end kept: no /proc to hang up through)?
+    fn eof_token_needed(&self, r: &Ready) -> bool {
+        self.writers_gone() && r.a_w.is_some()
     }
 
     /// Both ends released.
@@ -284,19 +404,19 @@ impl RemotePipe {
         let delivered = st.posted.saturating_sub(st.lost);
         let new = delivered.saturating_sub(r.seen);
         r.seen = r.seen.max(delivered);
-        let want = self.has_records(r) || self.writers_gone();
-        let Some(a_w) = &r.a_w else { return };
-        let pending = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
+        let want = self.has_records(r) || self.eof_token_needed(r);
+        if !r.a_open() || (r.a_w.is_none() && new == 0 && !want) {
+            // Hung up with nothing new: no system call at all.
+            return;
+        }
+        let pending = r.a_bytes();
         let mut n = new.min(TOKEN_CAP.saturating_sub(pending));
         if n == 0 && want && pending <= r.outstanding {
             n = 1;
         }
-        let tokens = [0u8; 64];
-        while n > 0 {
-            let k = n.min(tokens.len() as u64) as usize;
-            match rustix::io::write(a_w, &tokens[..k]) {
-                Ok(w) if w > 0 => n -= w as u64,
-                _ => break,
+        if n > 0 {
+            if let Some(w) = r.a_writer() {
+                write_tokens(&w, n);
             }
         }
     }
@@ -309,9 +429,11 @@ impl RemotePipe {
         if self.has_records(r) {
             return 0;
         }
-        let Some(a_w) = &r.a_w else { return 0 };
-        let pending = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
-        let keep = u64::from(self.writers_gone());
+        if !r.a_open() {
+            return 0;
+        }
+        let pending = r.a_bytes();
+        let keep = u64::from(self.eof_token_needed(r));
         let d = pending.saturating_sub(r.outstanding + keep);
         r.outstanding += d;
         d
@@ -372,16 +494,13 @@ impl RemotePipe {
         let mut r = self.ready.lock();
         if r.mirror.is_none() {
             let cap = self.queue.capacity();
-            if self.device || cap == 0 || !r.front.is_empty() || r.a_w.is_none() {
+            if self.device || cap == 0 || !r.front.is_empty() || !r.a_open() {
                 return Err(Errno::ENODEV);
             }
             let w = ShmWriter::new(cap)?;
             // The bytes in A now stand for records queued (or the end of
             // file); those promised to a drainer are about to go.
-            let pending = r
-                .a_w
-                .as_ref()
-                .map_or(0, |a| rustix::io::ioctl_fionread(a).unwrap_or(0));
+            let pending = r.a_bytes();
             r.credit = pending.saturating_sub(r.outstanding);
             r.mirror = Some(Box::new(w));
             self.pump_locked(&mut r);
@@ -415,6 +534,7 @@ impl RemotePipe {
     fn pump_locked(&self, r: &mut Ready) {
         self.reap_locked(r);
         let writers_gone = self.writers_gone();
+        let eof_token = self.eof_token_needed(r);
         let Some(m) = r.mirror.as_mut() else { return };
         let mut records = 0u64;
         self.queue.mirror_pass(&mut |rec, ring| {
@@ -426,7 +546,7 @@ impl RemotePipe {
         });
         let mut n = records.saturating_sub(r.credit);
         r.credit = r.credit.saturating_sub(records);
-        if writers_gone && !r.eof_token {
+        if eof_token && !r.eof_token {
             r.eof_token = true;
             if r.credit > 0 {
                 r.credit -= 1;
@@ -435,14 +555,9 @@ impl RemotePipe {
             }
         }
         // The bytes first: a reader that sees a record has its byte to drain.
-        if let Some(a_w) = &r.a_w {
-            let tokens = [0u8; 64];
-            while n > 0 {
-                let k = n.min(tokens.len() as u64) as usize;
-                match rustix::io::write(a_w, &tokens[..k]) {
-                    Ok(w) if w > 0 => n -= w as u64,
-                    _ => break,
-                }
+        if n > 0 {
+            if let Some(w) = r.a_writer() {
+                write_tokens(&w, n);
             }
         }
         if let Some(m) = r.mirror.as_mut() {
@@ -462,16 +577,32 @@ impl RemotePipe {
 
     /// On each clock tick: a mirror left empty with readiness bytes that
     /// did not move since the last tick has stale ones (see `stale`).
-    pub(crate) fn tick(&self) {
+    /// True when the pipe is hung up and its last read end was found
+    /// closed (looked for once every ten ticks).
+    pub(crate) fn tick(&self) -> bool {
+        let hung_up = {
+            let mut r = self.ready.lock();
+            r.a_path.is_some() && {
+                r.hup_ticks += 1;
+                r.hup_ticks % 10 == 0
+            }
+        };
+        if hung_up && self.hung_up_readers_gone() {
+            return true;
+        }
         let mut r = self.ready.lock();
-        let Some(m) = r.mirror.as_ref() else { return };
-        let Some(a_w) = r.a_w.as_ref() else { return };
-        let bytes = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
+        let Some(m) = r.mirror.as_ref() else {
+            return false;
+        };
+        if !r.a_open() {
+            return false;
+        }
+        let bytes = r.a_bytes();
         let now = (bytes, m.drained_word(), m.published());
         let keep = u64::from(r.eof_token);
         if m.pending() || bytes <= keep {
             r.stale = None;
-            return;
+            return false;
         }
         if r.stale == Some(now) {
             r.repair = bytes - keep;
@@ -479,6 +610,7 @@ impl RemotePipe {
         } else {
             r.stale = Some(now);
         }
+        false
     }
 
     /// A read of a mirrored pipe that found nothing in the mirror: brings

@@ -515,6 +515,7 @@ impl Shared {
                 b_r.is_some_and(|fd| hung(fd, PollFlags::IN, PollFlags::HUP)),
             )
         });
+        let readers_gone = readers_gone || pipe.hung_up_readers_gone();
         if readers_gone {
             self.released(pipe.id, End::Read);
         }
@@ -541,6 +542,11 @@ impl Shared {
         }
         match end {
             End::Read => {
+                // A hung-up pipe's A write end was closed without an event:
+                // its watch entry goes here.
+                self.watched
+                    .lock()
+                    .retain(|_, (w, _)| !matches!(w, Watched::ReadEnd(id) if *id == pipe_id));
                 p.release_read();
                 self.idents.lock().remove(&p.idents.0);
                 // The device has no write end to wait for.
@@ -765,7 +771,9 @@ fn monitor_loop(s: &Arc<Shared>) {
         s.reap_all();
         let pipes: Vec<Arc<RemotePipe>> = s.pipes.lock().values().cloned().collect();
         for p in pipes {
-            p.tick();
+            if p.tick() {
+                s.released(p.id, End::Read);
+            }
         }
         // The key clock follows real time; the collector runs as it moves.
         let elapsed = s.start.elapsed().as_secs();
