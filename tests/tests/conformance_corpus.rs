@@ -379,12 +379,20 @@ fn conformance_procs_orphan_exec() {
 
 #[test]
 fn conformance_procs_orphan_spawn() {
-    check_env("procs", "orphan-spawn", &[("PROCS_WAITER", &static_waiter())]);
+    check_env(
+        "procs",
+        "orphan-spawn",
+        &[("PROCS_WAITER", &static_waiter())],
+    );
 }
 
 #[test]
 fn conformance_procs_orphan_vfork() {
-    check_env("procs", "orphan-vfork", &[("PROCS_WAITER", &static_waiter())]);
+    check_env(
+        "procs",
+        "orphan-vfork",
+        &[("PROCS_WAITER", &static_waiter())],
+    );
 }
 
 #[test]

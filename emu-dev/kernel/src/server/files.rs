@@ -43,12 +43,13 @@
 //!   (`/proc/self/fd/N` of the handle: the pipe's `fifo_open()`), which
 //!   wakes an `EPOLLET` reader as a post does; while it is open, a reader's
 //!   poll would miss `EPOLLHUP` (a few system calls long). The last read
-//!   end's close is then learnt by a reopen for writing failing with ENXIO
-//!   (no reader left), tried before a `pipe2` (the page accounting), a read
-//!   or poll of the pipe, and once a second (each try that finds a reader
-//!   is a writer's open and close, a spurious wake-up for an `EPOLLET`
-//!   reader). Without `/proc` (the handle cannot be made), one token stays
-//!   in A for good instead: readable as end of file, never `EPOLLHUP`.
+//!   end's close is then learnt by such a writer polling `POLLERR`, tried
+//!   before a `pipe2` (the page accounting), at a read or poll of the
+//!   pipe, when a process of the tree exits, and once a second (each
+//!   try that finds a reader is a writer's open and close: a spurious
+//!   wake-up for an `EPOLLET` reader). Without `/proc` (the handle cannot
+//!   be made), one token stays in A for good instead: readable as end of
+//!   file, never `EPOLLHUP`.
 //! - Records a reader could not copy out (EFAULT) come back with an
 //!   unread and are served before the queue (`front`), so they stay
 //!   queued as the kernel's `pipe_read()` leaves them.
@@ -368,16 +369,24 @@ impl RemotePipe {
 
     /// Is every real read end closed, for a pipe whose write end is
     /// released (A hung up: its epoll watch went with A's write end)? A
-    /// reopen for writing fails with ENXIO once no reader is left.
+    /// writer reopened for the moment polls `POLLERR` once no reader is
+    /// left (an anonymous pipe's `fifo_open()` never fails with ENXIO).
     pub(crate) fn hung_up_readers_gone(&self) -> bool {
+        use rustix::event::{PollFd, PollFlags};
         let r = self.ready.lock();
-        r.a_w.is_none()
-            && r.a_path.as_ref().is_some_and(|p| {
-                matches!(
-                    reopen(p, OFlags::WRONLY | OFlags::NONBLOCK),
-                    Err(e) if e.raw_os_error() == Some(libc::ENXIO)
-                )
-            })
+        if r.a_w.is_some() {
+            return false;
+        }
+        let Some(w) = r
+            .a_path
+            .as_ref()
+            .and_then(|p| reopen(p, OFlags::WRONLY | OFlags::NONBLOCK).ok())
+        else {
+            return false;
+        };
+        let mut p = [PollFd::new(&w, PollFlags::OUT)];
+        rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())).is_ok()
+            && p[0].revents().contains(PollFlags::ERR)
     }
 
     /// Does the end of file need its token in A (the write end released
@@ -578,7 +587,7 @@ impl RemotePipe {
     /// On each clock tick: a mirror left empty with readiness bytes that
     /// did not move since the last tick has stale ones (see `stale`).
     /// True when the pipe is hung up and its last read end was found
-    /// closed (looked for once every ten ticks).
+    /// closed (looked for every ten ticks, a second).
     pub(crate) fn tick(&self) -> bool {
         let hung_up = {
             let mut r = self.ready.lock();

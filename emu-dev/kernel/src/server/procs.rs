@@ -214,7 +214,10 @@ impl Procs {
             return Ok(None);
         }
         let (proc_, pidfd) = self.enter(child, st.start, parent.process.fork());
-        Ok(pidfd.map(|pidfd| Joined { proc_, pidfd: Some(pidfd) }))
+        Ok(pidfd.map(|pidfd| Joined {
+            proc_,
+            pidfd: Some(pidfd),
+        }))
     }
 
     /// Enters request-key helper `pid` (started by [`Procs::helper_started`])
