@@ -359,12 +359,19 @@ fn conformance_procs_scm_rights() {
 /// The orphan sections' waiter, statically linked: the preload is never
 /// loaded into it, so a spawned or vforked child makes no call of its own
 /// until, its parent gone, it execs the probe again.
+/// Compiled once per test process (two tests at once would run it while
+/// the other's gcc writes it).
 fn static_waiter() -> PathBuf {
-    watchq_tests::programs::cc_with(
-        &repo("tests/conformance/probes/procs.c"),
-        "conformance-procs-static",
-        &["-static"],
-    )
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            watchq_tests::programs::cc_with(
+                &repo("tests/conformance/probes/procs.c"),
+                "conformance-procs-static",
+                &["-static"],
+            )
+        })
+        .clone()
 }
 
 #[test]
