@@ -34,22 +34,26 @@
 //!   to its reader, so the cost is one spurious wake-up, never a stuck
 //!   readable descriptor.
 //! - Once the write end is released, the server closes A's write end too,
-//!   keeping only an `O_PATH` handle on A: the program's real read end then
-//!   has no writer left, so the real kernel's `epoll` (and poll) say
-//!   `EPOLLHUP` on it, as `pipe_poll()` does on a notification pipe whose
-//!   writers are gone, and `EPOLLIN` exactly while tokens (records) are
-//!   there. The kernel still posts into such a pipe: a record posted later
-//!   gets its token through a write end reopened for the moment
-//!   (`/proc/self/fd/N` of the handle: the pipe's `fifo_open()`), which
-//!   wakes an `EPOLLET` reader as a post does; while it is open, a reader's
-//!   poll would miss `EPOLLHUP` (a few system calls long). The last read
-//!   end's close is then learnt by such a writer polling `POLLERR`, tried
-//!   before a `pipe2` (the page accounting), at a read or poll of the
-//!   pipe, when a process of the tree exits, and once a second (each
-//!   try that finds a reader is a writer's open and close: a spurious
-//!   wake-up for an `EPOLLET` reader). Without `/proc` (the handle cannot
-//!   be made), one token stays in A for good instead: readable as end of
-//!   file, never `EPOLLHUP`.
+//!   keeping a read end of A of its own (to count the tokens) and an
+//!   `O_PATH` handle on it, both reopened through `/proc/self/fd/N` (the
+//!   pipe's `fifo_open()`): the program's real read end then has no writer
+//!   left, so the real kernel's `epoll` (and poll) say `EPOLLHUP` on it, as
+//!   `pipe_poll()` does on a notification pipe whose writers are gone, and
+//!   `EPOLLIN` exactly while tokens (records) are there. The kernel still
+//!   posts into such a pipe: a record posted later gets its token through
+//!   a write end reopened for the moment, which wakes an `EPOLLET` reader as
+//!   a post does; while it is open (a few system calls), a reader's poll
+//!   would miss `EPOLLHUP`. The last read end's close can then no longer
+//!   come as `POLLERR` on a write end the server keeps: it is looked for
+//!   (the server's own read end closed, a writer reopened for the moment
+//!   polling `POLLERR`, the read end reopened if readers are left) before
+//!   a `pipe2` or `/dev/watch_queue` open (the page accounting), at a read
+//!   or poll of the pipe, and every ten seconds. Each look that finds a
+//!   reader opens and closes a writer, which wakes the pipe's sleepers: a
+//!   spurious wake-up for an `EPOLLET` reader (a level-triggered one is
+//!   woken by `EPOLLHUP` anyway). Without `/proc` (nothing can be
+//!   reopened), A's write end stays, with one token for good instead:
+//!   readable as end of file, never `EPOLLHUP`.
 //! - Records a reader could not copy out (EFAULT) come back with an
 //!   unread and are served before the queue (`front`), so they stay
 //!   queued as the kernel's `pipe_read()` leaves them.
@@ -120,6 +124,9 @@ struct Ready {
     /// An `O_PATH` handle on A once the write end was released and A's
     /// write end closed (the real read end hangs up).
     a_path: Option<OwnedFd>,
+    /// The server's own read end of A meanwhile (FIONREAD without an open
+    /// and close, which would wake the pipe's sleepers).
+    a_r: Option<OwnedFd>,
     /// Clock ticks since the last look for the read end's last close
     /// while hung up.
     hup_ticks: u32,
@@ -196,16 +203,12 @@ impl Ready {
             .map(AFd::Opened)
     }
 
-    /// The bytes in A (FIONREAD; a reader reopened for the moment when
-    /// hung up: no writer appears, no reader is woken).
+    /// The bytes in A (FIONREAD of the server's end of it).
     fn a_bytes(&self) -> u64 {
-        if let Some(w) = &self.a_w {
-            return rustix::io::ioctl_fionread(w).unwrap_or(0);
-        }
-        self.a_path
+        self.a_w
             .as_ref()
-            .and_then(|p| reopen(p, OFlags::RDONLY | OFlags::NONBLOCK).ok())
-            .map_or(0, |r| rustix::io::ioctl_fionread(&r).unwrap_or(0))
+            .or(self.a_r.as_ref())
+            .map_or(0, |fd| rustix::io::ioctl_fionread(fd).unwrap_or(0))
     }
 }
 
@@ -343,6 +346,7 @@ impl RemotePipe {
             let mut r = self.ready.lock();
             r.a_w = None;
             r.a_path = None;
+            r.a_r = None;
             r.mirror = None;
         }
         drop(f);
@@ -359,34 +363,51 @@ impl RemotePipe {
         // hangs up. Without /proc to come back through, it stays, with the
         // end-of-file token.
         if let Some(a_w) = r.a_w.take() {
-            match reopen(&a_w, OFlags::PATH) {
-                Ok(path) => r.a_path = Some(path),
-                Err(_) => r.a_w = Some(a_w),
+            match (
+                reopen(&a_w, OFlags::PATH),
+                reopen(&a_w, OFlags::RDONLY | OFlags::NONBLOCK),
+            ) {
+                (Ok(path), Ok(rd)) => {
+                    r.a_path = Some(path);
+                    r.a_r = Some(rd);
+                }
+                _ => r.a_w = Some(a_w),
             }
         }
         self.sync_locked(&mut r);
     }
 
     /// Is every real read end closed, for a pipe whose write end is
-    /// released (A hung up: its epoll watch went with A's write end)? A
-    /// writer reopened for the moment polls `POLLERR` once no reader is
-    /// left (an anonymous pipe's `fifo_open()` never fails with ENXIO).
+    /// released (A hung up: its epoll watch went with A's write end)? With
+    /// the server's own read end closed, a writer reopened for the moment
+    /// polls `POLLERR` once no reader is left (an anonymous pipe's
+    /// `fifo_open()` never fails with ENXIO); the server's read end is
+    /// reopened if one is.
     pub(crate) fn hung_up_readers_gone(&self) -> bool {
         use rustix::event::{PollFd, PollFlags};
-        let r = self.ready.lock();
+        let mut r = self.ready.lock();
         if r.a_w.is_some() {
             return false;
         }
-        let Some(w) = r
-            .a_path
-            .as_ref()
-            .and_then(|p| reopen(p, OFlags::WRONLY | OFlags::NONBLOCK).ok())
-        else {
+        let Some(path) = r.a_path.as_ref() else {
             return false;
         };
+        let Ok(w) = reopen(path, OFlags::WRONLY | OFlags::NONBLOCK) else {
+            return false;
+        };
+        // Closed with a writer open: no wake-up of its own.
+        r.a_r = None;
         let mut p = [PollFd::new(&w, PollFlags::OUT)];
-        rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())).is_ok()
-            && p[0].revents().contains(PollFlags::ERR)
+        let gone = rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())).is_ok()
+            && p[0].revents().contains(PollFlags::ERR);
+        if !gone {
+            r.a_r = r
+                .a_path
+                .as_ref()
+                .and_then(|p| reopen(p, OFlags::RDONLY | OFlags::NONBLOCK).ok());
+        }
+        drop(w);
+        gone
     }
 
     /// Does the end of file need its token in A (the write end released
@@ -587,13 +608,13 @@ impl RemotePipe {
     /// On each clock tick: a mirror left empty with readiness bytes that
     /// did not move since the last tick has stale ones (see `stale`).
     /// True when the pipe is hung up and its last read end was found
-    /// closed (looked for every ten ticks, a second).
+    /// closed (looked for every hundred ticks, ten seconds).
     pub(crate) fn tick(&self) -> bool {
         let hung_up = {
             let mut r = self.ready.lock();
             r.a_path.is_some() && {
                 r.hup_ticks += 1;
-                r.hup_ticks % 10 == 0
+                r.hup_ticks % 100 == 0
             }
         };
         if hung_up && self.hung_up_readers_gone() {

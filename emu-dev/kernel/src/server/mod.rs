@@ -762,14 +762,6 @@ fn monitor_loop(s: &Arc<Shared>) {
                         let _ = epoll::delete(&s.epoll, fd);
                     }
                     s.procs.exited(pid, start);
-                    // Its descriptors are closed: a hung-up pipe's last
-                    // read end may have been among them.
-                    let pipes: Vec<Arc<RemotePipe>> = s.pipes.lock().values().cloned().collect();
-                    for p in pipes {
-                        if p.hung_up_readers_gone() {
-                            s.released(p.id, End::Read);
-                        }
-                    }
                 }
                 Watched::ReadEnd(p) => s.released(p, End::Read),
                 Watched::WriteEnd(p) => s.released(p, End::Write),
