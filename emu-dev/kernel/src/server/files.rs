@@ -614,7 +614,7 @@ impl RemotePipe {
             let mut r = self.ready.lock();
             r.a_path.is_some() && {
                 r.hup_ticks += 1;
-                r.hup_ticks % 100 == 0
+                r.hup_ticks.is_multiple_of(100)
             }
         };
         if hung_up && self.hung_up_readers_gone() {
