@@ -47,7 +47,9 @@ pub(crate) fn key_call() {
 /// enters it as this process's fork.
 #[no_mangle]
 pub extern "C" fn watchq_forked(pid: c_int) {
-    if pid <= 0 || !client::active() {
+    // A process hosting the kernel: a server thread's child (a
+    // request-key helper) is the server's to enter.
+    if pid <= 0 || !client::active() || watchq_kernel::server::in_server_thread() {
         return;
     }
     // A child the kernel cannot enter (reaped already) falls back to its

@@ -640,7 +640,22 @@ impl Conn {
     }
 }
 
+thread_local! {
+    /// Is this thread serving a connection (see [`in_server_thread`])?
+    static SERVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Is the calling thread one of a server's, serving a connection? A
+/// process that hosts the kernel (the preload given by hand) runs the
+/// server's threads beside the program's: a process the server starts (a
+/// request-key helper) is the server's, not one the program forked, and
+/// the preload must not announce it as the program's child.
+pub fn in_server_thread() -> bool {
+    SERVING.with(std::cell::Cell::get)
+}
+
 fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
+    SERVING.with(|v| v.set(true));
     let mut c = Conn {
         pid,
         proc_: None,

@@ -210,6 +210,14 @@ impl Procs {
         if st.ppid != parent.pid || st.start < parent.start {
             return Err(Errno::EPERM);
         }
+        if st.ppid == std::process::id() {
+            // A process hosting the kernel: a request-key helper being
+            // started is entered as one when it joins (`attach_helper`).
+            let h = self.helpers.lock();
+            if h.1 > 0 || h.0.contains_key(&child) {
+                return Ok(None);
+            }
+        }
         if self.get(child, st.start).is_some() {
             return Ok(None);
         }
