@@ -6,7 +6,8 @@
 
 use std::{env, fs, path::PathBuf};
 
-/// The entry points defined in C (variadic in libc, or the exec family).
+/// The entry points defined in C (variadic in libc, the exec family, and
+/// the process tree's: fork and pthread_create, `tree.rs`).
 const C_EXPORTS: &[&str] = &[
     "ioctl",
     "syscall",
@@ -25,6 +26,8 @@ const C_EXPORTS: &[&str] = &[
     "execle",
     "posix_spawn",
     "posix_spawnp",
+    "fork",
+    "pthread_create",
 ];
 
 fn main() {

@@ -134,10 +134,17 @@ pub fn require(tool: &str) -> PathBuf {
 
 /// Compiles C `src` into the target directory (once per test binary run).
 pub fn cc(src: &Path, name: &str) -> PathBuf {
+    cc_with(src, name, &[])
+}
+
+/// [`cc`] with more gcc flags (`-static`: a program the preload is never
+/// loaded into, since the dynamic loader does not run for it).
+pub fn cc_with(src: &Path, name: &str, flags: &[&str]) -> PathBuf {
     let out = target_dir().join("c-tests");
     std::fs::create_dir_all(&out).unwrap();
     let bin = out.join(name);
     let st = Command::new(require("gcc"))
+        .args(flags)
         .args(["-O1", "-Wall", "-pthread", "-o"])
         .arg(&bin)
         .arg(src)

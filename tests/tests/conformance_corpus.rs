@@ -164,6 +164,11 @@ fn sort_removals(mut lines: Vec<String>) -> Vec<String> {
 
 /// Runs `probe SECTION` under `watchq exec` and compares with the recording.
 fn check(probe_name: &str, name: &str) {
+    check_env(probe_name, name, &[]);
+}
+
+/// [`check`], with `env` in the probe's environment.
+fn check_env(probe_name: &str, name: &str, env: &[(&str, &std::path::Path)]) {
     let kernel = normalized(exec_departure(section(recording(probe_name), name)));
     let mut args: Vec<String> = Vec::new();
     if !matches!(probe_name, "queue" | "walks" | "dh") {
@@ -179,7 +184,20 @@ fn check(probe_name: &str, name: &str) {
     }
     args.push(name.to_string());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = exec(&["--gc-delay", "2"], &probe(probe_name), &argv);
+    let out = if env.is_empty() {
+        exec(&["--gc-delay", "2"], &probe(probe_name), &argv)
+    } else {
+        let mut c = std::process::Command::new("timeout");
+        c.arg("60")
+            .arg(watchq_tests::programs::watchq())
+            .args(["exec", "--gc-delay", "2", "--"])
+            .arg(probe(probe_name))
+            .args(&argv);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
     let stdout = text(&out.stdout);
     assert!(
         out.status.success(),
@@ -336,6 +354,67 @@ fn conformance_procs_scm_rights() {
     // The probe runs keyutils' `keyctl` for the changes.
     watchq_tests::programs::require("keyctl");
     check("procs", "scm-rights");
+}
+
+/// The orphan sections' waiter, statically linked: the preload is never
+/// loaded into it, so a spawned or vforked child makes no call of its own
+/// until, its parent gone, it execs the probe again.
+/// Compiled once per test process (two tests at once would run it while
+/// the other's gcc writes it).
+fn static_waiter() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            watchq_tests::programs::cc_with(
+                &repo("tests/conformance/probes/procs.c"),
+                "conformance-procs-static",
+                &["-static"],
+            )
+        })
+        .clone()
+}
+
+#[test]
+fn conformance_procs_orphan_fork() {
+    check("procs", "orphan-fork");
+}
+
+#[test]
+fn conformance_procs_orphan_exec() {
+    check("procs", "orphan-exec");
+}
+
+#[test]
+fn conformance_procs_orphan_spawn() {
+    check_env(
+        "procs",
+        "orphan-spawn",
+        &[("PROCS_WAITER", &static_waiter())],
+    );
+}
+
+#[test]
+fn conformance_procs_orphan_vfork() {
+    check_env(
+        "procs",
+        "orphan-vfork",
+        &[("PROCS_WAITER", &static_waiter())],
+    );
+}
+
+#[test]
+fn conformance_procs_fork_then_join() {
+    check("procs", "fork-then-join");
+}
+
+#[test]
+fn conformance_procs_thread_ring() {
+    check("procs", "thread-ring");
+}
+
+#[test]
+fn conformance_procs_epoll_hup() {
+    check("procs", "epoll-hup");
 }
 
 #[test]

@@ -226,6 +226,17 @@ impl Remote {
         Ok(Errno::from_raw(reply.errno).unwrap_or(Errno::EIO))
     }
 
+    /// Tells the kernel this process has just forked or spawned real
+    /// process `pid` ([`Request::Forked`]): it is entered as this
+    /// process's fork now, while this process is alive to vouch for it.
+    ///
+    /// # Errors
+    /// ESRCH (no such process, or reaped already), EPERM (not this
+    /// process's child).
+    pub fn forked(&self, pid: u32) -> CallResult<i64> {
+        self.value(&Request::Forked { pid }, None)
+    }
+
     /// A call whose reply is a value or an errno.
     fn value(&self, req: &Request, fd: Option<BorrowedFd<'_>>) -> CallResult<i64> {
         let (r, _) = self.call(req, fd)?;

@@ -146,6 +146,14 @@ pub enum Request {
         /// The caller's thread id.
         tid: u32,
     },
+    /// The caller has just forked (or spawned) real process `pid`: the
+    /// kernel enters it as a fork of the caller, while the caller is alive
+    /// to vouch for it (the kernel checks `pid`'s real parent is the
+    /// caller).
+    Forked {
+        /// The child's pid.
+        pid: u32,
+    },
     /// Mirrors the caller's `RLIMIT_NOFILE` (it bounds the user's watches).
     Rlimit {
         /// Soft limit.
@@ -446,6 +454,7 @@ mod op {
     pub const PROC_READ: u8 = 18;
     pub const PROC_WRITE: u8 = 19;
     pub const THREAD: u8 = 20;
+    pub const FORKED: u8 = 21;
 }
 
 impl Request {
@@ -505,6 +514,7 @@ impl Request {
             }
             Request::Rlimit { soft, hard } => w.u8(op::RLIMIT).u64(*soft).u64(*hard),
             Request::Thread { tid } => w.u8(op::THREAD).u32(*tid),
+            Request::Forked { pid } => w.u8(op::FORKED).u32(*pid),
             Request::Stats => w.u8(op::STATS),
             Request::OpenDev { flags } => w.u8(op::OPEN_DEV).u32(*flags),
             Request::Mmap {
@@ -585,6 +595,7 @@ impl Request {
                 data: r.opt(Reader::bytes)?,
             },
             op::THREAD => Request::Thread { tid: r.u32()? },
+            op::FORKED => Request::Forked { pid: r.u32()? },
             op::RLIMIT => Request::Rlimit {
                 soft: r.u64()?,
                 hard: r.u64()?,
@@ -668,6 +679,7 @@ impl Request {
             Request::Keyctl { .. } => "keyctl",
             Request::Rlimit { .. } => "rlimit",
             Request::Thread { .. } => "thread",
+            Request::Forked { .. } => "fork",
             Request::Stats => "stats",
             Request::OpenDev { .. } => "open(/dev/watch_queue)",
             Request::Mmap { .. } => "mmap",
@@ -777,6 +789,7 @@ mod tests {
             },
             Request::Rlimit { soft: 1, hard: 2 },
             Request::Thread { tid: 7 },
+            Request::Forked { pid: 8 },
             Request::Stats,
             Request::OpenDev { flags: 2 },
             Request::Mmap {

@@ -304,7 +304,52 @@ pub(crate) fn with<R>(
     let Some(Some(path)) = PATH.get() else {
         return Err(Errno::ENOSYS);
     };
-    let mut st = state().lock();
+    with_locked(path, state().lock(), exec, f)
+}
+
+/// As [`with`], but gives up (EAGAIN) rather than wait more than a moment
+/// for the connection: for calls made where the program did not ask for
+/// an emulated call (a fork), which may come from a signal handler that
+/// interrupted this very thread inside one.
+pub(crate) fn try_with<R>(
+    f: impl FnOnce(&Remote) -> std::result::Result<R, CallError>,
+) -> Result<R> {
+    let Some(Some(path)) = PATH.get() else {
+        return Err(Errno::ENOSYS);
+    };
+    let Some(st) = state().try_lock_for(std::time::Duration::from_millis(100)) else {
+        return Err(Errno::EAGAIN);
+    };
+    with_locked(path, st, false, f)
+}
+
+/// Introduces this process to the kernel on a connection of its own that
+/// is closed again at once, touching no state of this library: for a
+/// vfork child about to exec, which shares its parent's memory (so the
+/// parent's connection, and the record of it, must be left as they are).
+/// Its parent is alive, stopped until the exec, so the kernel enters the
+/// child as its fork now, and the new program finds itself known even if
+/// the parent exits before the program's first call.
+pub(crate) fn introduce_vfork_child() {
+    if let Some(Some(path)) = PATH.get() {
+        // A kernel that is gone is said by the new program's first call.
+        drop(Remote::connect(path, false));
+    }
+}
+
+/// Is this process the one that loaded the library, or a child forked
+/// with `fork()` (whose fork handler ran)? Not so in a vfork or
+/// `posix_spawn` child, which runs no fork handler.
+pub(crate) fn is_vfork_child() -> bool {
+    active() && crate::user::noted_pid() != getpid() as i32
+}
+
+fn with_locked<R>(
+    path: &std::path::Path,
+    mut st: parking_lot::MutexGuard<'_, State>,
+    exec: bool,
+    f: impl FnOnce(&Remote) -> std::result::Result<R, CallError>,
+) -> Result<R> {
     let pid = getpid();
     if st.pid != pid {
         // Another process's connection (fork, vfork): leave it be.

@@ -21,4 +21,5 @@ mod hosted;
 mod procfs;
 mod real;
 mod shared;
+mod tree;
 mod user;

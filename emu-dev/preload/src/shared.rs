@@ -545,6 +545,7 @@ fn iov_payload(addr: usize, ioc: usize) -> Result<Option<Vec<u8>>> {
 /// restriction's key), a copy that faulted goes to the kernel marked
 /// [`cmd::FAULTED`] so those checks come first.
 pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
+    crate::tree::key_call();
     let args = a.map(|v| v as u64);
     let call = |s: (Option<String>, Option<String>), d: Option<Vec<u8>>| {
         with(false, |k| k.keyctl(op as u32, args, s, d, None))
@@ -743,6 +744,7 @@ pub(crate) fn add_key(
     plen: usize,
     ring: i32,
 ) -> Result<c_long> {
+    crate::tree::key_call();
     if plen > PAYLOAD_MAX {
         return Err(Errno::EINVAL);
     }
@@ -765,6 +767,7 @@ pub(crate) fn add_key(
 /// PAGE_SIZE)`: 4096 bytes or more is EINVAL) and handed to the
 /// `/sbin/request-key` the emulated kernel runs when it finds no key.
 pub(crate) fn request_key(ty: usize, desc: usize, callout: usize, dest: i32) -> Result<c_long> {
+    crate::tree::key_call();
     let t = key_type_from_user(ty)?;
     let d = c_string(desc, MAX_DESC)?;
     let callout = opt_string(callout, PAGE - 1)?;

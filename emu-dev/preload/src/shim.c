@@ -102,6 +102,8 @@ int openat64(int dirfd, const char *path, int flags, ...)
  * can see them, so each public one is wrapped here.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,15 +200,23 @@ typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
 			const posix_spawnattr_t *, char *const[], char *const[]);
 
+/* tree.rs: the kernel's view of new processes and threads. */
+void watchq_forked(int pid);
+void watchq_before_exec(void);
+int watchq_thread_keyring_passes(void);
+void watchq_thread_keyring_new(void);
+
 int execve(const char *path, char *const argv[], char *const envp[])
 {
 	REAL(execve, execve_fn);
+	watchq_before_exec();
 	return real_execve(path, argv, fix_env(envp));
 }
 
 int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	REAL(execvpe, execve_fn);
+	watchq_before_exec();
 	return real_execvpe(file, argv, fix_env(envp));
 }
 
@@ -257,16 +267,85 @@ int execle(const char *path, const char *arg, ...)
 	return execve(path, argv, envp);
 }
 
+static int spawned(int rc, pid_t child, pid_t *pid)
+{
+	if (rc == 0) {
+		int e = errno;
+		watchq_forked(child);
+		errno = e;
+		if (pid)
+			*pid = child;
+	}
+	return rc;
+}
+
 int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 		const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	REAL(posix_spawn, spawn_fn);
-	return real_posix_spawn(pid, path, fa, attr, argv, fix_env(envp));
+	pid_t child;
+	int rc = real_posix_spawn(&child, path, fa, attr, argv, fix_env(envp));
+	return spawned(rc, child, pid);
 }
 
 int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
 		 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	REAL(posix_spawnp, spawn_fn);
-	return real_posix_spawnp(pid, file, fa, attr, argv, fix_env(envp));
+	pid_t child;
+	int rc = real_posix_spawnp(&child, file, fa, attr, argv, fix_env(envp));
+	return spawned(rc, child, pid);
+}
+
+/*
+ * A child made by fork() or posix_spawn() is entered in the kernel as this
+ * process's fork at once, so it keeps its session keyring even if this
+ * process exits before the child's first call (tree.rs). errno is the
+ * real call's.
+ */
+typedef pid_t (*fork_fn)(void);
+
+pid_t fork(void)
+{
+	REAL(fork, fork_fn);
+	pid_t pid = real_fork();
+	if (pid > 0) {
+		int e = errno;
+		watchq_forked(pid);
+		errno = e;
+	}
+	return pid;
+}
+
+/*
+ * A new thread gets a thread keyring of its own when its creator has one
+ * (tree.rs): then the start routine runs behind one that makes it.
+ */
+struct wq_start {
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static void *wq_thread_start(void *p)
+{
+	struct wq_start s = *(struct wq_start *)p;
+	free(p);
+	watchq_thread_keyring_new();
+	return s.fn(s.arg);
+}
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	REAL(pthread_create, pthread_create_fn);
+	struct wq_start *s;
+	if (!watchq_thread_keyring_passes() || !(s = malloc(sizeof *s)))
+		return real_pthread_create(t, attr, fn, arg);
+	s->fn = fn;
+	s->arg = arg;
+	int rc = real_pthread_create(t, attr, wq_thread_start, s);
+	if (rc)
+		free(s);
+	return rc;
 }

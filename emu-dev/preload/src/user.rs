@@ -22,6 +22,12 @@ pub(crate) fn note_pid() {
     PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
 }
 
+/// The pid [`note_pid`] noted (0 before load).
+pub(crate) fn noted_pid() -> libc::pid_t {
+    // Relaxed: as in `note_pid`.
+    PID.load(Ordering::Relaxed)
+}
+
 fn pid() -> libc::pid_t {
     // Relaxed: as in `note_pid`.
     match PID.load(Ordering::Relaxed) {

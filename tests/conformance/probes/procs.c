@@ -13,14 +13,38 @@
  *     ends; separate `keyctl` commands (keyutils' program, run by the
  *     parent) change keys; the child reads the records.
  *
+ *   orphan-fork, orphan-exec, orphan-spawn, orphan-vfork: a parent joins
+ *     a session keyring of its own, makes a child (fork; fork then exec
+ *     once the parent is gone; posix_spawn; vfork then exec) and exits at
+ *     once; the child makes its first key call only after its parent is
+ *     gone (the spawned and vforked ones exec a waiter first: this program,
+ *     or PROCS_WAITER, which then execs this program) and says whether its
+ *     session keyring is the one it inherited.
+ *   fork-then-join: a child forked before its parent joins a new session
+ *     keyring keeps the old one (its first key call comes after the join).
+ *   thread-ring: threads and thread keyrings (copy_creds()): a thread made
+ *     while its creator has a thread keyring has a new, empty one of its
+ *     own before its first key call (and so does one it makes); one made
+ *     before has none; a child forked by a thread with one has none.
+ *   epoll-hup: epoll (level and edge triggered) of a notification pipe's
+ *     read end while a forked child still holds the write end, after the
+ *     child's exit (every write end closed: EPOLLHUP), after a record is
+ *     posted into the hung-up pipe (EPOLLIN too, and an edge) and after it
+ *     is read.
+ *
  * Serials made in one process reach the one that prints them through a
  * plain pipe or the socket, as `label=serial` lines, so every process
  * prints labels only.
  *
  * Usage: procs [SECTION...]
  *        procs --reader FD NAMES-FD   (what exec-reader execs)
+ *        procs --orphan-wait PPID PROG WANT   (the orphan sections' waiter)
+ *        procs --orphan-report PPID WANT      (what the waiter execs)
  */
 #include "probe.h"
+#include <pthread.h>
+#include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -273,17 +297,308 @@ static void sec_scm_rights(void)
 	wait_child(pid, "child");
 }
 
+/* Waits (10 s at most) until this process's parent is not `ppid` any more. */
+static int parent_gone(pid_t ppid)
+{
+	for (int i = 0; i < 10000; i++) {
+		if (getppid() != ppid)
+			return 1;
+		usleep(1000);
+	}
+	return 0;
+}
+
+/* An orphan section's child, its parent (`ppid`, whose session keyring is
+ * `want`) gone: its first key call. */
+static int orphan_report(pid_t ppid, long want)
+{
+	int gone = parent_gone(ppid);
+	long s = keyctl(K_GET_KEYRING_ID, SPEC_SESSION, 0, 0, 0);
+	printf("child: parent gone before its first key call: %s\n", gone ? "yes" : "no");
+	printf("child: @s is the one it inherited: %s\n", s == want ? "yes" : "no");
+	fflush(stdout);
+	return 0;
+}
+
+static char self[4096];
+
+static void sec_orphan(const char *sec, const char *how)
+{
+	section(sec);
+	printf("# the parent joins a session keyring of its own, makes a child (%s) "
+	       "and exits; the child's first key call comes after\n", how);
+	fflush(stdout);
+	const char *waiter = getenv("PROCS_WAITER");
+	if (!waiter || !*waiter)
+		waiter = self;
+	int done[2];
+	if (pipe(done) < 0)
+		exit(1);
+	pid_t p = fork();
+	if (p == 0) {
+		close(done[0]);
+		long s = keyctl(K_JOIN_SESSION, 0, 0, 0, 0);
+		char ppid[16], want[24];
+		snprintf(ppid, sizeof ppid, "%d", (int)getpid());
+		snprintf(want, sizeof want, "%ld", s);
+		char *args[] = {(char *)waiter, "--orphan-wait", ppid, self, want, NULL};
+		pid_t me = getpid(), c = -1;
+		if (strcmp(how, "fork") == 0) {
+			c = fork();
+			if (c == 0)
+				_exit(orphan_report(me, s));
+		} else if (strcmp(how, "fork, then exec") == 0) {
+			c = fork();
+			if (c == 0) {
+				parent_gone(me);
+				execl(self, self, "--orphan-report", ppid, want, (char *)NULL);
+				_exit(127);
+			}
+		} else if (strcmp(how, "posix_spawn") == 0) {
+			if (posix_spawn(&c, waiter, NULL, NULL, args, environ) != 0)
+				c = -1;
+		} else {
+			c = vfork();
+			if (c == 0) {
+				execv(waiter, args);
+				_exit(127);
+			}
+		}
+		if (c < 0)
+			printf("could not make the child\n");
+		fflush(stdout);
+		_exit(0);
+	}
+	close(done[1]);
+	waitpid(p, NULL, 0);
+	char c;
+	while (read(done[0], &c, 1) > 0)
+		;
+	close(done[0]);
+}
+
+static void sec_fork_then_join(void)
+{
+	section("fork-then-join");
+	printf("# a child forked before its parent joins a new session keyring; "
+	       "its first key call comes after the join\n");
+	fflush(stdout);
+	pid_t p = fork();
+	if (p == 0) {
+		long s1 = keyctl(K_JOIN_SESSION, 0, 0, 0, 0);
+		int go[2];
+		if (pipe(go) < 0)
+			_exit(1);
+		pid_t c = fork();
+		if (c == 0) {
+			close(go[1]);
+			long s2 = 0;
+			if (read(go[0], &s2, sizeof s2) != sizeof s2)
+				_exit(1);
+			long s = keyctl(K_GET_KEYRING_ID, SPEC_SESSION, 0, 0, 0);
+			printf("child: @s is the one at the fork: %s\n", s == s1 ? "yes" : "no");
+			printf("child: @s is the parent's new one: %s\n", s == s2 ? "yes" : "no");
+			fflush(stdout);
+			_exit(0);
+		}
+		close(go[0]);
+		long s2 = keyctl(K_JOIN_SESSION, 0, 0, 0, 0);
+		printf("parent: joined a new session keyring: %s\n", s2 > 0 && s2 != s1 ? "yes" : "no");
+		fflush(stdout);
+		if (write(go[1], &s2, sizeof s2) != sizeof s2)
+			_exit(1);
+		waitpid(c, NULL, 0);
+		_exit(0);
+	}
+	waitpid(p, NULL, 0);
+}
+
+static long tkr(int create)
+{
+	return keyctl(K_GET_KEYRING_ID, SPEC_THREAD, create, 0, 0);
+}
+
+static long main_tkr;
+static int gate[2];
+
+/* The calling thread's thread keyring `r`, described (an empty keyring
+ * reads as 0 bytes). */
+static const char *ring_state(long r)
+{
+	if (r <= 0)
+		return "none";
+	return keyctl(K_READ, r, 0, 0, 0) == 0 ? "a keyring, empty" : "a keyring, not empty";
+}
+
+static const char *nested_state;
+
+static void *t_nested(void *arg)
+{
+	long *out = arg;
+	*out = tkr(0);
+	nested_state = ring_state(*out);
+	return NULL;
+}
+
+static void *t_after(void *arg)
+{
+	(void)arg;
+	long mine = tkr(0);
+	printf("thread made while main has @t: @t is %s; main's: %s\n", ring_state(mine),
+	       mine == main_tkr ? "yes" : "no");
+	pthread_t n;
+	long nested = 0;
+	if (pthread_create(&n, NULL, t_nested, &nested) == 0)
+		pthread_join(n, NULL);
+	printf("thread made by that thread: @t is %s; its creator's: %s; main's: %s\n",
+	       nested_state ? nested_state : "?", nested == mine ? "yes" : "no", nested == main_tkr ? "yes" : "no");
+	return NULL;
+}
+
+static void *t_before(void *arg)
+{
+	(void)arg;
+	char c;
+	if (read(gate[0], &c, 1) != 1)
+		return NULL;
+	printf("thread made before main had @t: @t is %s\n", ring_state(tkr(0)));
+	return NULL;
+}
+
+static void sec_thread_ring(void)
+{
+	section("thread-ring");
+	fflush(stdout);
+	pid_t p = fork();
+	if (p == 0) {
+		pthread_t before, after;
+		if (pipe(gate) < 0 || pthread_create(&before, NULL, t_before, NULL))
+			_exit(1);
+		main_tkr = tkr(1);
+		printf("main: @t made: %s\n", main_tkr > 0 ? "yes" : "no");
+		fflush(stdout);
+		if (pthread_create(&after, NULL, t_after, NULL) == 0)
+			pthread_join(after, NULL);
+		if (write(gate[1], "x", 1) != 1)
+			_exit(1);
+		pthread_join(before, NULL);
+		pid_t c = fork();
+		if (c == 0) {
+			printf("child forked by main: @t is %s\n", ring_state(tkr(0)));
+			fflush(stdout);
+			_exit(0);
+		}
+		waitpid(c, NULL, 0);
+		printf("main: @t still its own: %s\n", tkr(0) == main_tkr ? "yes" : "no");
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(p, NULL, 0);
+}
+
+/* What one epoll_wait of `ep` reports, within `ms`. */
+static const char *ep_events(int ep, int ms)
+{
+	static char text[64];
+	struct epoll_event ev[2];
+	int n = epoll_wait(ep, ev, 2, ms);
+	if (n < 0)
+		return errname(errno);
+	if (n == 0)
+		return "nothing";
+	text[0] = 0;
+	uint32_t e = ev[0].events;
+	if (e & EPOLLIN)
+		strcat(text, "|EPOLLIN");
+	if (e & EPOLLRDNORM)
+		strcat(text, "|EPOLLRDNORM");
+	if (e & EPOLLHUP)
+		strcat(text, "|EPOLLHUP");
+	if (e & EPOLLERR)
+		strcat(text, "|EPOLLERR");
+	if (!text[0])
+		snprintf(text, sizeof text, "|0x%x", e);
+	return text + 1;
+}
+
+static void sec_epoll_hup(void)
+{
+	S = begin_section("epoll-hup", p);
+	watch(S, p[0], 1);
+	int lt = epoll_create1(EPOLL_CLOEXEC), et = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN};
+	epoll_ctl(lt, EPOLL_CTL_ADD, p[0], &ev);
+	ev.events = EPOLLIN | EPOLLET;
+	epoll_ctl(et, EPOLL_CTL_ADD, p[0], &ev);
+	int go[2];
+	if (pipe(go) < 0)
+		exit(1);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		/* Holds the write end until the parent says. */
+		close(go[1]);
+		char x;
+		if (read(go[0], &x, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(go[0]);
+	close(p[1]);
+	printf("# the parent closed its write end; the child holds one\n");
+	printf("level: %s\n", ep_events(lt, 0));
+	printf("edge: %s\n", ep_events(et, 0));
+	close(go[1]);
+	waitpid(c, NULL, 0);
+	printf("# the child exited: no write end is left\n");
+	printf("level: %s\n", ep_events(lt, 2000));
+	printf("edge: %s\n", ep_events(et, 2000));
+	printf("edge again: %s\n", ep_events(et, 0));
+	printf("# a record posted into the hung-up pipe\n");
+	ADD("user", "k", "v", S, "k");
+	printf("level: %s\n", ep_events(lt, 2000));
+	printf("edge: %s\n", ep_events(et, 2000));
+	printf("edge again: %s\n", ep_events(et, 0));
+	printf("# read\n");
+	rd(p[0], 4096);
+	printf("level: %s\n", ep_events(lt, 0));
+	rd(p[0], 4096);
+	close(lt);
+	close(et);
+	close(p[0]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--reader") == 0) {
 		setvbuf(stdout, NULL, _IOLBF, 0);
 		return reader(atoi(argv[2]), atoi(argv[3]));
 	}
+	if (argc == 5 && strcmp(argv[1], "--orphan-wait") == 0) {
+		parent_gone(atoi(argv[2]));
+		execl(argv[3], argv[3], "--orphan-report", argv[2], argv[4], (char *)NULL);
+		return 127;
+	}
+	if (argc == 4 && strcmp(argv[1], "--orphan-report") == 0) {
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		return orphan_report(atoi(argv[2]), atol(argv[3]));
+	}
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n < 0)
+		return 1;
+	self[n] = 0;
 	options(argc, argv, NULL, NULL, NULL, NULL);
 	printf("# procs probe\n");
 	if (wanted("fork-child")) sec_fork_child();
 	if (wanted("exec-reader")) sec_exec_reader(argc, argv);
 	if (wanted("scm-rights")) sec_scm_rights();
+	if (wanted("orphan-fork")) sec_orphan("orphan-fork", "fork");
+	if (wanted("orphan-exec")) sec_orphan("orphan-exec", "fork, then exec");
+	if (wanted("orphan-spawn")) sec_orphan("orphan-spawn", "posix_spawn");
+	if (wanted("orphan-vfork")) sec_orphan("orphan-vfork", "vfork, then exec");
+	if (wanted("fork-then-join")) sec_fork_then_join();
+	if (wanted("thread-ring")) sec_thread_ring();
+	if (wanted("epoll-hup")) sec_epoll_hup();
 	printf("=== DONE\n");
 	return 0;
 }

@@ -107,6 +107,16 @@ pub(super) fn handle(
             Vec::new(),
         );
     }
+    if let Request::Forked { pid } = req {
+        let reply = match s.procs.adopt(&proc_, pid) {
+            Ok(joined) => {
+                s.watch_joined(joined.into_iter().collect());
+                Reply::ok(0)
+            }
+            Err(e) => Reply::err(e),
+        };
+        return (reply, Vec::new());
+    }
     let target = fds.first().and_then(|fd| s.lookup(fd));
     // What the mirrors' readers took leaves their queues first, so a call
     // that posts finds the room they made.
@@ -129,7 +139,9 @@ pub(super) fn handle(
     c.last_read = None;
     let mut give = Vec::new();
     let reply = match req {
-        Request::Hello { .. } | Request::Thread { .. } => unreachable!("handled above"),
+        Request::Hello { .. } | Request::Thread { .. } | Request::Forked { .. } => {
+            unreachable!("handled above")
+        }
         Request::Pipe2 { flags } => match pipe2(s, p, flags) {
             Ok(ends) => {
                 give = Vec::from(ends);

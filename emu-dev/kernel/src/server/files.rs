@@ -33,8 +33,27 @@
 //!   counts A's bytes again (`FIONREAD` of A's write end) and hands them
 //!   to its reader, so the cost is one spurious wake-up, never a stuck
 //!   readable descriptor.
-//! - Once the write end is released, one token stays for good: the read
-//!   end is readable as a real pipe without writers is (end of file).
+//! - Once the write end is released, the server closes A's write end too,
+//!   keeping a read end of A of its own (to count the tokens) and an
+//!   `O_PATH` handle on it, both reopened through `/proc/self/fd/N` (the
+//!   pipe's `fifo_open()`): the program's real read end then has no writer
+//!   left, so the real kernel's `epoll` (and poll) say `EPOLLHUP` on it, as
+//!   `pipe_poll()` does on a notification pipe whose writers are gone, and
+//!   `EPOLLIN` exactly while tokens (records) are there. The kernel still
+//!   posts into such a pipe: a record posted later gets its token through
+//!   a write end reopened for the moment, which wakes an `EPOLLET` reader as
+//!   a post does; while it is open (a few system calls), a reader's poll
+//!   would miss `EPOLLHUP`. The last read end's close can then no longer
+//!   come as `POLLERR` on a write end the server keeps: it is looked for
+//!   (the server's own read end closed, a writer reopened for the moment
+//!   polling `POLLERR`, the read end reopened if readers are left) before
+//!   a `pipe2` or `/dev/watch_queue` open (the page accounting), at a read
+//!   or poll of the pipe, and every ten seconds. Each look that finds a
+//!   reader opens and closes a writer, which wakes the pipe's sleepers: a
+//!   spurious wake-up for an `EPOLLET` reader (a level-triggered one is
+//!   woken by `EPOLLHUP` anyway). Without `/proc` (nothing can be
+//!   reopened), A's write end stays, with one token for good instead:
+//!   readable as end of file, never `EPOLLHUP`.
 //! - Records a reader could not copy out (EFAULT) come back with an
 //!   unread and are served before the queue (`front`), so they stay
 //!   queued as the kernel's `pipe_read()` leaves them.
@@ -44,7 +63,7 @@ use parking_lot::Mutex;
 use rustix::fs::OFlags;
 use rustix::pipe::PipeFlags;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use watchq_core::ring::shm::ShmWriter;
 use watchq_core::uapi::{O_DIRECT, O_NONBLOCK, WATCH_INFO_LENGTH};
@@ -70,10 +89,47 @@ pub(crate) fn ident(fd: impl AsFd) -> Option<Ident> {
         .then_some((st.st_dev, st.st_ino))
 }
 
+/// A descriptor of pipe A to use for a moment: the server's own write
+/// end, or one reopened from the hang-up handle (closed after use).
+enum AFd<'a> {
+    Kept(&'a OwnedFd),
+    Opened(OwnedFd),
+}
+
+impl AsFd for AFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            AFd::Kept(f) => f.as_fd(),
+            AFd::Opened(f) => f.as_fd(),
+        }
+    }
+}
+
+/// Opens the pipe behind `fd` anew through `/proc/self/fd` (the pipe's
+/// `fifo_open()`: a new reader or writer of the same pipe).
+fn reopen(fd: &OwnedFd, flags: OFlags) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rustix::fs::open(
+        path.as_str(),
+        flags | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?)
+}
+
 #[derive(Default)]
 struct Ready {
-    /// Write end of A (tokens); None once the read end is released.
+    /// Write end of A (tokens); None once the read end is released, or
+    /// once the write end is (then `a_path` stands for it).
     a_w: Option<OwnedFd>,
+    /// An `O_PATH` handle on A once the write end was released and A's
+    /// write end closed (the real read end hangs up).
+    a_path: Option<OwnedFd>,
+    /// The server's own read end of A meanwhile (FIONREAD without an open
+    /// and close, which would wake the pipe's sleepers).
+    a_r: Option<OwnedFd>,
+    /// Clock ticks since the last look for the read end's last close
+    /// while hung up.
+    hup_ticks: u32,
     /// Read end of B (its hang-up says the write end is released).
     b_r: Option<OwnedFd>,
     /// Records counted into tokens so far (`posted - lost`).
@@ -128,6 +184,44 @@ fn io_err(e: io::Error) -> Errno {
     e.raw_os_error()
         .and_then(Errno::from_raw)
         .unwrap_or(Errno::ENFILE)
+}
+
+impl Ready {
+    /// Is A's real read end still served (tokens can be written)?
+    fn a_open(&self) -> bool {
+        self.a_w.is_some() || self.a_path.is_some()
+    }
+
+    /// A descriptor to write A's tokens with (None: no reader is left).
+    fn a_writer(&self) -> Option<AFd<'_>> {
+        if let Some(w) = &self.a_w {
+            return Some(AFd::Kept(w));
+        }
+        let path = self.a_path.as_ref()?;
+        reopen(path, OFlags::WRONLY | OFlags::NONBLOCK)
+            .ok()
+            .map(AFd::Opened)
+    }
+
+    /// The bytes in A (FIONREAD of the server's end of it).
+    fn a_bytes(&self) -> u64 {
+        self.a_w
+            .as_ref()
+            .or(self.a_r.as_ref())
+            .map_or(0, |fd| rustix::io::ioctl_fionread(fd).unwrap_or(0))
+    }
+}
+
+/// Writes `n` token bytes into `fd` (as many as fit).
+fn write_tokens(fd: &impl AsFd, mut n: u64) {
+    let tokens = [0u8; 64];
+    while n > 0 {
+        let k = n.min(tokens.len() as u64) as usize;
+        match rustix::io::write(fd, &tokens[..k]) {
+            Ok(w) if w > 0 => n -= w as u64,
+            _ => break,
+        }
+    }
 }
 
 impl RemotePipe {
@@ -251,6 +345,8 @@ impl RemotePipe {
         {
             let mut r = self.ready.lock();
             r.a_w = None;
+            r.a_path = None;
+            r.a_r = None;
             r.mirror = None;
         }
         drop(f);
@@ -263,7 +359,61 @@ impl RemotePipe {
         drop(f);
         let mut r = self.ready.lock();
         r.b_r = None;
+        // A's write end goes too (its tokens stay): the program's read end
+        // hangs up. Without /proc to come back through, it stays, with the
+        // end-of-file token.
+        if let Some(a_w) = r.a_w.take() {
+            match (
+                reopen(&a_w, OFlags::PATH),
+                reopen(&a_w, OFlags::RDONLY | OFlags::NONBLOCK),
+            ) {
+                (Ok(path), Ok(rd)) => {
+                    r.a_path = Some(path);
+                    r.a_r = Some(rd);
+                }
+                _ => r.a_w = Some(a_w),
+            }
+        }
         self.sync_locked(&mut r);
+    }
+
+    /// Is every real read end closed, for a pipe whose write end is
+    /// released (A hung up: its epoll watch went with A's write end)? With
+    /// the server's own read end closed, a writer reopened for the moment
+    /// polls `POLLERR` once no reader is left (an anonymous pipe's
+    /// `fifo_open()` never fails with ENXIO); the server's read end is
+    /// reopened if one is.
+    pub(crate) fn hung_up_readers_gone(&self) -> bool {
+        use rustix::event::{PollFd, PollFlags};
+        let mut r = self.ready.lock();
+        if r.a_w.is_some() {
+            return false;
+        }
+        let Some(path) = r.a_path.as_ref() else {
+            return false;
+        };
+        let Ok(w) = reopen(path, OFlags::WRONLY | OFlags::NONBLOCK) else {
+            return false;
+        };
+        // Closed with a writer open: no wake-up of its own.
+        r.a_r = None;
+        let mut p = [PollFd::new(&w, PollFlags::OUT)];
+        let gone = rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())).is_ok()
+            && p[0].revents().contains(PollFlags::ERR);
+        if !gone {
+            r.a_r = r
+                .a_path
+                .as_ref()
+                .and_then(|p| reopen(p, OFlags::RDONLY | OFlags::NONBLOCK).ok());
+        }
+        drop(w);
+        gone
+    }
+
+    /// Does the end of file need its token in A (the write end released
+    /// and A's write end kept: no /proc to hang up through)?
+    fn eof_token_needed(&self, r: &Ready) -> bool {
+        self.writers_gone() && r.a_w.is_some()
     }
 
     /// Both ends released.
@@ -284,19 +434,19 @@ impl RemotePipe {
         let delivered = st.posted.saturating_sub(st.lost);
         let new = delivered.saturating_sub(r.seen);
         r.seen = r.seen.max(delivered);
-        let want = self.has_records(r) || self.writers_gone();
-        let Some(a_w) = &r.a_w else { return };
-        let pending = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
+        let want = self.has_records(r) || self.eof_token_needed(r);
+        if !r.a_open() || (r.a_w.is_none() && new == 0 && !want) {
+            // Hung up with nothing new: no system call at all.
+            return;
+        }
+        let pending = r.a_bytes();
         let mut n = new.min(TOKEN_CAP.saturating_sub(pending));
         if n == 0 && want && pending <= r.outstanding {
             n = 1;
         }
-        let tokens = [0u8; 64];
-        while n > 0 {
-            let k = n.min(tokens.len() as u64) as usize;
-            match rustix::io::write(a_w, &tokens[..k]) {
-                Ok(w) if w > 0 => n -= w as u64,
-                _ => break,
+        if n > 0 {
+            if let Some(w) = r.a_writer() {
+                write_tokens(&w, n);
             }
         }
     }
@@ -309,9 +459,11 @@ impl RemotePipe {
         if self.has_records(r) {
             return 0;
         }
-        let Some(a_w) = &r.a_w else { return 0 };
-        let pending = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
-        let keep = u64::from(self.writers_gone());
+        if !r.a_open() {
+            return 0;
+        }
+        let pending = r.a_bytes();
+        let keep = u64::from(self.eof_token_needed(r));
         let d = pending.saturating_sub(r.outstanding + keep);
         r.outstanding += d;
         d
@@ -372,16 +524,13 @@ impl RemotePipe {
         let mut r = self.ready.lock();
         if r.mirror.is_none() {
             let cap = self.queue.capacity();
-            if self.device || cap == 0 || !r.front.is_empty() || r.a_w.is_none() {
+            if self.device || cap == 0 || !r.front.is_empty() || !r.a_open() {
                 return Err(Errno::ENODEV);
             }
             let w = ShmWriter::new(cap)?;
             // The bytes in A now stand for records queued (or the end of
             // file); those promised to a drainer are about to go.
-            let pending = r
-                .a_w
-                .as_ref()
-                .map_or(0, |a| rustix::io::ioctl_fionread(a).unwrap_or(0));
+            let pending = r.a_bytes();
             r.credit = pending.saturating_sub(r.outstanding);
             r.mirror = Some(Box::new(w));
             self.pump_locked(&mut r);
@@ -415,6 +564,7 @@ impl RemotePipe {
     fn pump_locked(&self, r: &mut Ready) {
         self.reap_locked(r);
         let writers_gone = self.writers_gone();
+        let eof_token = self.eof_token_needed(r);
         let Some(m) = r.mirror.as_mut() else { return };
         let mut records = 0u64;
         self.queue.mirror_pass(&mut |rec, ring| {
@@ -426,7 +576,7 @@ impl RemotePipe {
         });
         let mut n = records.saturating_sub(r.credit);
         r.credit = r.credit.saturating_sub(records);
-        if writers_gone && !r.eof_token {
+        if eof_token && !r.eof_token {
             r.eof_token = true;
             if r.credit > 0 {
                 r.credit -= 1;
@@ -435,14 +585,9 @@ impl RemotePipe {
             }
         }
         // The bytes first: a reader that sees a record has its byte to drain.
-        if let Some(a_w) = &r.a_w {
-            let tokens = [0u8; 64];
-            while n > 0 {
-                let k = n.min(tokens.len() as u64) as usize;
-                match rustix::io::write(a_w, &tokens[..k]) {
-                    Ok(w) if w > 0 => n -= w as u64,
-                    _ => break,
-                }
+        if n > 0 {
+            if let Some(w) = r.a_writer() {
+                write_tokens(&w, n);
             }
         }
         if let Some(m) = r.mirror.as_mut() {
@@ -462,16 +607,32 @@ impl RemotePipe {
 
     /// On each clock tick: a mirror left empty with readiness bytes that
     /// did not move since the last tick has stale ones (see `stale`).
-    pub(crate) fn tick(&self) {
+    /// True when the pipe is hung up and its last read end was found
+    /// closed (looked for every hundred ticks, ten seconds).
+    pub(crate) fn tick(&self) -> bool {
+        let hung_up = {
+            let mut r = self.ready.lock();
+            r.a_path.is_some() && {
+                r.hup_ticks += 1;
+                r.hup_ticks.is_multiple_of(100)
+            }
+        };
+        if hung_up && self.hung_up_readers_gone() {
+            return true;
+        }
         let mut r = self.ready.lock();
-        let Some(m) = r.mirror.as_ref() else { return };
-        let Some(a_w) = r.a_w.as_ref() else { return };
-        let bytes = rustix::io::ioctl_fionread(a_w).unwrap_or(0);
+        let Some(m) = r.mirror.as_ref() else {
+            return false;
+        };
+        if !r.a_open() {
+            return false;
+        }
+        let bytes = r.a_bytes();
         let now = (bytes, m.drained_word(), m.published());
         let keep = u64::from(r.eof_token);
         if m.pending() || bytes <= keep {
             r.stale = None;
-            return;
+            return false;
         }
         if r.stale == Some(now) {
             r.repair = bytes - keep;
@@ -479,6 +640,7 @@ impl RemotePipe {
         } else {
             r.stale = Some(now);
         }
+        false
     }
 
     /// A read of a mirrored pipe that found nothing in the mirror: brings

@@ -515,6 +515,7 @@ impl Shared {
                 b_r.is_some_and(|fd| hung(fd, PollFlags::IN, PollFlags::HUP)),
             )
         });
+        let readers_gone = readers_gone || pipe.hung_up_readers_gone();
         if readers_gone {
             self.released(pipe.id, End::Read);
         }
@@ -541,6 +542,11 @@ impl Shared {
         }
         match end {
             End::Read => {
+                // A hung-up pipe's A write end was closed without an event:
+                // its watch entry goes here.
+                self.watched
+                    .lock()
+                    .retain(|_, (w, _)| !matches!(w, Watched::ReadEnd(id) if *id == pipe_id));
                 p.release_read();
                 self.idents.lock().remove(&p.idents.0);
                 // The device has no write end to wait for.
@@ -634,7 +640,22 @@ impl Conn {
     }
 }
 
+thread_local! {
+    /// Is this thread serving a connection (see [`in_server_thread`])?
+    static SERVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Is the calling thread one of a server's, serving a connection? A
+/// process that hosts the kernel (the preload given by hand) runs the
+/// server's threads beside the program's: a process the server starts (a
+/// request-key helper) is the server's, not one the program forked, and
+/// the preload must not announce it as the program's child.
+pub fn in_server_thread() -> bool {
+    SERVING.with(std::cell::Cell::get)
+}
+
 fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
+    SERVING.with(|v| v.set(true));
     let mut c = Conn {
         pid,
         proc_: None,
@@ -765,7 +786,9 @@ fn monitor_loop(s: &Arc<Shared>) {
         s.reap_all();
         let pipes: Vec<Arc<RemotePipe>> = s.pipes.lock().values().cloned().collect();
         for p in pipes {
-            p.tick();
+            if p.tick() {
+                s.released(p.id, End::Read);
+            }
         }
         // The key clock follows real time; the collector runs as it moves.
         let elapsed = s.start.elapsed().as_secs();

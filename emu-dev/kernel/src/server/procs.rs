@@ -22,6 +22,7 @@ use rustix::process::{Pid, PidfdFlags};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use watchq_core::Errno;
 
 /// One real process the server knows.
 pub(crate) struct Proc {
@@ -158,26 +159,73 @@ impl Procs {
                     p
                 }
             };
-            let entry = Arc::new(Proc {
-                pid: p,
-                start: s.start,
-                process: process.clone(),
-            });
-            let pidfd = Pid::from_raw(p as i32)
-                .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok());
-            // A process gone already (its pidfd failed) still serves as the
-            // link to its children, but is not entered.
-            if pidfd.is_some() {
-                self.by_pid.lock().insert(p, entry.clone());
-            }
+            let (entry, pidfd) = self.enter(p, s.start, process);
+            parent = Some(entry.process.clone());
             joined.push(Joined {
                 proc_: entry,
                 pidfd,
             });
-            parent = Some(process);
         }
         let me_entry = joined.last().map(|j| j.proc_.clone())?;
         Some((me_entry, joined))
+    }
+
+    /// Enters real process `pid` (started at `start`) as `process`, unless
+    /// another thread entered it meanwhile (its parent's
+    /// [`Procs::adopt`] racing its own first call): then that entry is
+    /// the one, and no pidfd comes back (it is watched already). A
+    /// process gone already (its pidfd failed) still serves as the link to
+    /// its children, but is not entered.
+    fn enter(&self, pid: u32, start: u64, process: Arc<Process>) -> (Arc<Proc>, Option<OwnedFd>) {
+        let pidfd = Pid::from_raw(pid as i32)
+            .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok());
+        let entry = Arc::new(Proc {
+            pid,
+            start,
+            process,
+        });
+        if pidfd.is_none() {
+            return (entry, None);
+        }
+        let mut m = self.by_pid.lock();
+        match m.get(&pid) {
+            Some(known) if known.start == start => (known.clone(), None),
+            _ => {
+                m.insert(pid, entry.clone());
+                (entry, pidfd)
+            }
+        }
+    }
+
+    /// Real process `child`, which `parent` (the caller, alive: it is
+    /// making this call) says it has just forked or spawned, is entered as
+    /// a fork of it now, so that it keeps the keyrings it inherited even if
+    /// the parent exits before the child's first call (`Request::Forked`).
+    /// The claim is the real kernel's to confirm: `child`'s real parent
+    /// must be the caller (ESRCH when there is no such process, EPERM when
+    /// it is not the caller's child). Nothing is entered for a child known
+    /// already (it made its first call first).
+    pub(crate) fn adopt(&self, parent: &Proc, child: u32) -> Result<Option<Joined>, Errno> {
+        let st = stat(child).ok_or(Errno::ESRCH)?;
+        if st.ppid != parent.pid || st.start < parent.start {
+            return Err(Errno::EPERM);
+        }
+        if st.ppid == std::process::id() {
+            // A process hosting the kernel: a request-key helper being
+            // started is entered as one when it joins (`attach_helper`).
+            let h = self.helpers.lock();
+            if h.1 > 0 || h.0.contains_key(&child) {
+                return Ok(None);
+            }
+        }
+        if self.get(child, st.start).is_some() {
+            return Ok(None);
+        }
+        let (proc_, pidfd) = self.enter(child, st.start, parent.process.fork());
+        Ok(pidfd.map(|pidfd| Joined {
+            proc_,
+            pidfd: Some(pidfd),
+        }))
     }
 
     /// Enters request-key helper `pid` (started by [`Procs::helper_started`])
