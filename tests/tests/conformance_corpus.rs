@@ -29,6 +29,7 @@ fn recording(probe: &str) -> &'static str {
         "procs" => include_str!("../data/conformance/procs.txt"),
         "walks" => include_str!("../data/conformance/walks.txt"),
         "dh" => include_str!("../data/conformance/dh.txt"),
+        "asym" => include_str!("../data/conformance/asym.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -207,6 +208,21 @@ fn check(probe_name: &str, name: &str) {
         kernel.len(),
         ours.join("\n")
     );
+}
+
+/// The asymmetric key type: certificates' descriptions, key ids and
+/// errnos, and searching by key id.
+#[test]
+fn conformance_asym_parse() {
+    check("asym", "asym-parse");
+}
+
+/// Keyring restrictions by signature: key_or_keyring (a keyring, a key,
+/// chains), builtin_trusted, the argument checks, cycles, and every link
+/// and add_key checked against them.
+#[test]
+fn conformance_asym_restrict() {
+    check("asym", "asym-restrict");
 }
 
 #[test]

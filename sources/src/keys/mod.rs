@@ -22,6 +22,7 @@
 //! are reproducible (the kernel's are random).
 
 mod assoc;
+mod asym;
 mod dh;
 mod ops;
 mod perm;
@@ -29,6 +30,7 @@ mod proc;
 mod system;
 
 pub use assoc::{Links, ASSOC_ARRAY_FAN_OUT};
+pub use asym::{AsymKey, Restriction};
 pub use dh::{DhKdf, CRYPTO_MAX_ALG_NAME, KEYCTL_KDF_MAX_OI_LEN, KEYCTL_KDF_MAX_OUTPUT_LEN};
 use ops::ROOT_QUOTA;
 
@@ -64,10 +66,9 @@ pub enum KeyType {
     /// `big_key`: like `user`, for payloads up to 1 MiB (the kernel keeps
     /// large ones encrypted in shmem; the payload rules are the same).
     BigKey,
-    /// `asymmetric`: its payload must be a certificate or key blob one of
-    /// the kernel's parsers recognises; watchq has none of the parsers,
-    /// so every payload is refused as unrecognised (`EBADMSG`), as the
-    /// kernel refuses one no parser knows.
+    /// `asymmetric`: a DER X.509 certificate's public key, as the
+    /// kernel's X.509 parser makes it (no read, no update); anything
+    /// else is refused as unrecognised (`EBADMSG`).
     Asymmetric,
     /// `blacklist` (certs/blacklist.c): hashes the kernel refuses, named
     /// `tbs:HEX` or `bin:HEX`. Userspace cannot make one: a kernel built
@@ -116,12 +117,12 @@ impl KeyType {
 
     /// Has a `read` method (keyctl READ works).
     fn readable(self) -> bool {
-        self != KeyType::Logon
+        !matches!(self, KeyType::Logon | KeyType::Asymmetric)
     }
 
     /// Has an `update` method.
     fn updatable(self) -> bool {
-        self != KeyType::Keyring
+        !matches!(self, KeyType::Keyring | KeyType::Asymmetric)
     }
 
     /// `preparse`/`vet_description`: checks a payload and description.
@@ -166,14 +167,10 @@ impl KeyType {
                 }
                 return Err(Errno::EPERM);
             }
-            // asymmetric_key_preparse(): EINVAL for no data, then each
-            // parser's EBADMSG.
+            // asymmetric_key_preparse(): EINVAL for no data, then the
+            // X.509 parser's verdict.
             KeyType::Asymmetric => {
-                return Err(if payload.is_empty() {
-                    Errno::EINVAL
-                } else {
-                    Errno::EBADMSG
-                });
+                asym::preparse(payload)?;
             }
         }
         Ok(())
@@ -229,8 +226,11 @@ pub struct Key {
     pub expiry: Option<u64>,
     /// Linked keys, for a keyring, in the kernel's slot order.
     pub links: Links,
-    /// Links are refused (`KEYCTL_RESTRICT_KEYRING` with no type).
-    pub restricted: bool,
+    /// What links into this keyring must pass (`KEYCTL_RESTRICT_KEYRING`).
+    pub restriction: Option<Restriction>,
+    /// An asymmetric key's payload (its certificate's ids, public key and
+    /// signature).
+    pub asym: Option<Arc<AsymKey>>,
     /// Security label, for the policy engine.
     pub label: Option<String>,
     /// `KEY_FLAG_KEEP`: may not be invalidated (the kernel's `.blacklist`).
@@ -727,6 +727,8 @@ impl KeyStore {
             if seen.insert(s) {
                 if let Some(k) = g.keys.get(&s) {
                     reach.extend(k.links.iter());
+                    // A restriction holds a reference to its key.
+                    reach.extend(k.restriction.and_then(|r| r.key()));
                 }
             }
         }

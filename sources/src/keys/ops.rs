@@ -2,6 +2,7 @@
 //! commands, each in the kernel's order of checks, each posting what the
 //! kernel's `notify_key()` call sites post.
 
+use super::asym::{self, AsymKey, IdMatch, Restriction};
 use super::perm::{
     need, sys_admin, KEY_GRP_ALL, KEY_OTH_ALL, KEY_POS_ALL, KEY_POS_LINK, KEY_POS_READ,
     KEY_POS_SEARCH, KEY_POS_SETATTR, KEY_POS_VIEW, KEY_POS_WRITE, KEY_USR_ALL, KEY_USR_VIEW,
@@ -102,7 +103,8 @@ impl Inner {
 
     /// `__key_link_begin()` and the checks before `__key_link()`:
     /// ENOTDIR, EKEYREVOKED, EDQUOT (no room for a new link's 4 bytes),
-    /// EPERM (restriction), EDEADLK/ELOOP (cycle).
+    /// the keyring's restriction (see [`Inner::check_restriction`]),
+    /// EDEADLK/ELOOP (cycle).
     pub(crate) fn check_link(&self, ring: Serial, key: Serial) -> Result<()> {
         let r = self.key(ring)?;
         if !r.is_keyring() {
@@ -123,13 +125,115 @@ impl Inner {
                 return Err(Errno::EDQUOT);
             }
         }
-        if r.restricted {
-            return Err(Errno::EPERM);
-        }
-        if self.key(key)?.is_keyring() {
+        let k = self.key(key)?;
+        self.check_restriction(ring, k.ktype, k.asym.as_deref())?;
+        if k.is_keyring() {
             self.detect_cycle(ring, key)?;
         }
         Ok(())
+    }
+
+    /// The keyring's restriction check (`restrict_link->check`) on a key
+    /// of type `t` with asymmetric payload `asym`: `EPERM` for a keyring
+    /// restricted without a type; for an asymmetric restriction, in
+    /// `key_or_keyring_common()`'s and `restrict_link_by_signature()`'s
+    /// order, `EOPNOTSUPP` (not an asymmetric key, or a trusted key that
+    /// is neither asymmetric nor a keyring), `ENOPKG` (a signature the
+    /// parser could not use), `ENOKEY` (no signer found), the signer's
+    /// state (`key_validate()`: `EKEYREVOKED`, ...), then the
+    /// verification's errno (`EKEYREJECTED`, `EBADMSG`, `EINVAL`).
+    pub(crate) fn check_restriction(
+        &self,
+        ring: Serial,
+        t: KeyType,
+        asym: Option<&AsymKey>,
+    ) -> Result<()> {
+        let Some(res) = self.key(ring)?.restriction else {
+            return Ok(());
+        };
+        let (trusted, check_dest) = match res {
+            Restriction::Reject => return Err(Errno::EPERM),
+            Restriction::BuiltinTrusted => {
+                // restrict_link_by_signature() on .builtin_trusted_keys.
+                let cand = match (t, asym) {
+                    (KeyType::Asymmetric, Some(a)) => a,
+                    _ => return Err(Errno::EOPNOTSUPP),
+                };
+                asym::candidate_sig(cand)?;
+                let builtin = self
+                    .system_roots()
+                    .find(|s| {
+                        self.keys
+                            .get(s)
+                            .is_some_and(|k| k.desc == ".builtin_trusted_keys")
+                    })
+                    .ok_or(Errno::ENOKEY)?;
+                let signer = self.find_signer(builtin, cand).ok_or(Errno::ENOKEY)?;
+                let sa = self.keys[&signer].asym.as_deref().ok_or(Errno::EINVAL)?;
+                return asym::verify_signed(cand, sa);
+            }
+            Restriction::KeyOrKeyring { key, chain } => (key, chain),
+        };
+        let cand = match (t, asym) {
+            (KeyType::Asymmetric, Some(a)) => a,
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        asym::candidate_sig(cand)?;
+        let mut signer = None;
+        if let Some(tk) = trusted {
+            let k = self.key(tk)?;
+            match k.ktype {
+                KeyType::Keyring => signer = self.find_signer(tk, cand),
+                KeyType::Asymmetric => {
+                    let ka = k.asym.as_deref().ok_or(Errno::ENOKEY)?;
+                    if asym::signed_by_ids(cand, ka) {
+                        signer = Some(tk);
+                    }
+                }
+                _ => return Err(Errno::EOPNOTSUPP),
+            }
+        }
+        if check_dest && signer.is_none() {
+            signer = self.find_signer(ring, cand);
+        }
+        let signer = self.key(signer.ok_or(Errno::ENOKEY)?)?;
+        signer.validate(self.now)?;
+        let sa = signer.asym.as_deref().ok_or(Errno::EINVAL)?;
+        asym::verify_signed(cand, sa)
+    }
+
+    /// `find_asymmetric_key()`: the key in the tree under `ring` that
+    /// `cand`'s AKID (or issuer) names, as `keyring_search()` finds it
+    /// (own links first in slot order, then nested keyrings, passing over
+    /// keys and keyrings that are revoked, invalidated or expired); every
+    /// failure is "none".
+    fn find_signer(&self, ring: Serial, cand: &AsymKey) -> Option<Serial> {
+        let (m, second) = asym::signer_match(cand)?;
+        let found = self.find_asym_in(ring, &m, 0)?;
+        let fa = self.keys.get(&found)?.asym.as_deref()?;
+        asym::second_id_ok(fa, &second).then_some(found)
+    }
+
+    fn find_asym_in(&self, ring: Serial, m: &IdMatch, sp: usize) -> Option<Serial> {
+        let r = self.keys.get(&ring)?;
+        if !r.is_keyring() || r.validate(self.now).is_err() {
+            return None;
+        }
+        let hit = r.links.iter().find(|l| {
+            self.keys.get(l).is_some_and(|k| {
+                k.validate(self.now).is_ok() && k.asym.as_deref().is_some_and(|a| m.hits(a))
+            })
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        if sp >= MAX_DEPTH {
+            return None;
+        }
+        r.links
+            .iter()
+            .filter(|l| self.keys.get(l).is_some_and(Key::is_keyring))
+            .find_map(|l| self.find_asym_in(l, m, sp + 1))
     }
 
     /// Where keyring `ring` holds the key of `key`'s index key, its
@@ -182,9 +286,11 @@ impl Inner {
         payload: Vec<u8>,
         state: KeyState,
         quota: (usize, usize),
+        asym: Option<Arc<AsymKey>>,
     ) -> Result<Serial> {
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
         let s = self.create_key(t, desc, payload, uid, gid, default_perm(t), state, quota)?;
+        self.keys.get_mut(&s).expect("just made").asym = asym;
         if let Err(e) = self.check_link(ring, s) {
             self.remove_key(s);
             return Err(e);
@@ -248,10 +354,11 @@ impl Inner {
         quota: (usize, usize),
     ) -> Result<Serial> {
         // The type's `quotalen`: big_key charges 16 bytes whatever its size.
-        let quotalen = if t == KeyType::BigKey {
-            16
-        } else {
-            payload.len()
+        let quotalen = match t {
+            KeyType::BigKey => 16,
+            // x509_key_preparse()'s quotalen.
+            KeyType::Asymmetric => 100,
+            _ => payload.len(),
         };
         let charged = desc.len() + 1 + quotalen;
         self.charge(uid, charged, quota)?;
@@ -271,7 +378,7 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         roots: &[Serial],
-        (t, desc): (KeyType, &str),
+        want: &Want<'_>,
         skip_expired: bool,
     ) -> Result<Serial> {
         let mut ret = None;
@@ -283,7 +390,7 @@ impl Inner {
             } else if !self.permitted(ctx, ring, need::SEARCH) {
                 Errno::EACCES
             } else {
-                match self.search_tree(ctx, r, (t, desc), skip_expired) {
+                match self.search_tree(ctx, r, want, skip_expired) {
                     Ok(k) => return Ok(k),
                     Err(e) => e,
                 }
@@ -311,12 +418,12 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         root: Serial,
-        want: (KeyType, &str),
+        want: &Want<'_>,
         skip_expired: bool,
     ) -> Result<Serial> {
         let mut result = Errno::EAGAIN;
         let top = self.key(root)?;
-        if top.ktype == want.0 && top.desc == want.1 {
+        if want.hits(top) {
             return match self.search_verdict(ctx, top, skip_expired) {
                 Some(Ok(())) => Ok(root),
                 Some(Err(e)) => Err(e),
@@ -333,7 +440,7 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         keyring: Serial,
-        want: (KeyType, &str),
+        want: &Want<'_>,
         skip_expired: bool,
         sp: usize,
         result: &mut Errno,
@@ -342,13 +449,14 @@ impl Inner {
         if ring.invalidated || ring.revoked_at.is_some() {
             return None;
         }
-        // search_keyring(): the direct look-up by index key.
-        let found = ring.links.iter().find(|l| {
-            self.keys
-                .get(l)
-                .is_some_and(|k| k.ktype == want.0 && k.desc == want.1)
-        });
-        if let Some(l) = found {
+        // search_keyring(): the direct look-up by index key finds one key
+        // at most; an iterating match (an asymmetric key id) tries each
+        // key in slot order.
+        let found = ring
+            .links
+            .iter()
+            .filter(|l| self.keys.get(l).is_some_and(|k| want.hits(k)));
+        for l in found {
             match self.search_verdict(ctx, &self.keys[&l], skip_expired) {
                 Some(Ok(())) => return Some(l),
                 Some(Err(e)) => *result = e,
@@ -390,6 +498,33 @@ impl Inner {
             return Some(Err(e));
         }
         Some(Ok(()))
+    }
+}
+
+/// What a search looks for: a type and a description, or (asymmetric
+/// keys, `id:`/`ex:`/`dn:` descriptions) a key id.
+pub(crate) struct Want<'a> {
+    t: KeyType,
+    desc: &'a str,
+    id: Option<IdMatch>,
+}
+
+impl<'a> Want<'a> {
+    /// The type's `match_preparse`: `EINVAL` for a bad asymmetric key id.
+    fn new(t: KeyType, desc: &'a str) -> Result<Self> {
+        let id = match t {
+            KeyType::Asymmetric => IdMatch::preparse(desc)?,
+            _ => None,
+        };
+        Ok(Want { t, desc, id })
+    }
+
+    fn hits(&self, k: &Key) -> bool {
+        k.ktype == self.t
+            && match &self.id {
+                None => k.desc == self.desc,
+                Some(m) => k.asym.as_deref().is_some_and(|a| m.hits(a)),
+            }
     }
 }
 
@@ -474,12 +609,19 @@ impl KeyStore {
             return Err(Errno::ENOTDIR);
         }
         // key_create_or_update(): the type's preparse sees the payload
-        // before a missing description is refused.
-        t.vet(desc.as_deref().unwrap_or_default(), payload)?;
-        let desc = desc.ok_or(Errno::EINVAL)?;
-        if r.restricted {
-            return Err(Errno::EPERM);
+        // before a missing description is refused; the asymmetric type's
+        // proposes one.
+        let mut asym = None;
+        let mut desc = desc;
+        if t == KeyType::Asymmetric {
+            let (proposed, a) = asym::preparse(payload)?;
+            desc.get_or_insert(proposed);
+            asym = Some(Arc::new(a));
+        } else {
+            t.vet(desc.as_deref().unwrap_or_default(), payload)?;
         }
+        let desc = desc.ok_or(Errno::EINVAL)?;
+        g.check_restriction(ring, t, asym.as_deref())?;
         if t.updatable() {
             let existing = r.links.iter().find(|l| {
                 g.keys.get(l).is_some_and(|k| {
@@ -492,14 +634,21 @@ impl KeyStore {
                 return Ok(k);
             }
         }
+        // An asymmetric key keeps its parsed certificate, not the bytes.
+        let bytes = if asym.is_some() {
+            Vec::new()
+        } else {
+            payload.to_vec()
+        };
         g.create_and_link(
             ctx,
             ring,
             t,
             desc,
-            payload.to_vec(),
+            bytes,
             KeyState::Positive,
             self.quota(),
+            asym,
         )
     }
 
@@ -534,7 +683,8 @@ impl KeyStore {
             v.extend(g.requestor_roots(ctx));
             v
         };
-        let k = match g.search(ctx, &roots, (t, desc), true) {
+        let want = Want::new(t, desc)?;
+        let k = match g.search(ctx, &roots, &want, true) {
             Ok(k) => k,
             Err(Errno::EAGAIN) => match callout {
                 Some(info) => {
@@ -622,6 +772,7 @@ impl KeyStore {
             Vec::new(),
             KeyState::Uninstantiated,
             quota,
+            None,
         )?;
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
         let helper_session = g.new_keyring(
@@ -744,6 +895,7 @@ impl KeyStore {
             Vec::new(),
             KeyState::Uninstantiated,
             quota,
+            None,
         )?;
         ctx.anchors.auth = Some(s);
         Ok(s)
@@ -1101,10 +1253,11 @@ impl KeyStore {
             Errno::ENODEV => Errno::ENOKEY,
             e => e,
         })?;
+        let want = Want::new(t, desc)?;
         if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let k = g.search(ctx, &[r], (t, desc), false).map_err(|e| {
+        let k = g.search(ctx, &[r], &want, false).map_err(|e| {
             if e == Errno::EAGAIN {
                 Errno::ENOKEY
             } else {
@@ -1341,19 +1494,22 @@ impl KeyStore {
         Ok(())
     }
 
-    /// KEYCTL_RESTRICT_KEYRING with no type: refuse every further link;
-    /// posts SETATTR. watchq's key types have no restriction schemes, so a
-    /// restriction with a type is refused as the kernel refuses one its
-    /// type cannot parse.
+    /// KEYCTL_RESTRICT_KEYRING (`keyring_restrict()`): with no type,
+    /// refuse every further link; with the `asymmetric` type, accept only
+    /// keys signed as the restriction says (`builtin_trusted`,
+    /// `builtin_and_secondary_trusted`, `key_or_keyring:ID[:chain]`, see
+    /// [`Restriction`]). Posts SETATTR.
     ///
     /// # Errors
-    /// In the kernel's order (the corpus's `attr` section): the lookup's
-    /// (setattr permission; `ENOKEY` before any argument check),
-    /// `EINVAL`/`EPERM` (type name: empty, or `.`-prefixed), `EINVAL` (a
-    /// restriction without a type, or a type without a restriction),
-    /// `ENOTDIR`, `ENOKEY` (unknown type), `ENOENT` (a type without a
-    /// restriction scheme, or a restriction it does not know), `EEXIST`
-    /// (already restricted).
+    /// In the kernel's order (the corpus's `attr` and `asym-restrict`
+    /// sections): the lookup's (setattr permission; `ENOKEY` before any
+    /// argument check), `EINVAL`/`EPERM` (type name: empty, or
+    /// `.`-prefixed), `EINVAL` (a restriction without a type, or a type
+    /// without a restriction), `ENOTDIR`, `ENOKEY` (unknown type),
+    /// `ENOENT` (a type without a restriction scheme), `EINVAL` (a
+    /// restriction the asymmetric type cannot parse), `ENOKEY` (no key of
+    /// the serial it names), `EEXIST` (already restricted), `EDEADLK`
+    /// (the restrictions' keyrings would lead back to this one).
     pub fn restrict_keyring(
         &self,
         ctx: &mut KeyCtx<'_>,
@@ -1361,33 +1517,59 @@ impl KeyStore {
         type_name: Option<&str>,
         restriction: Option<&str>,
     ) -> Result<()> {
-        self.modify(ctx, id, 0, need::SETATTR, |k, _, _| {
-            if let Some(t) = type_name {
-                if t.is_empty() {
-                    return Err(Errno::EINVAL);
-                }
-                if t.starts_with('.') {
-                    return Err(Errno::EPERM);
-                }
-            }
-            if type_name.is_some() != restriction.is_some() {
+        let mut g = self.inner.lock();
+        let s = self.lookup(&mut g, ctx, id, 0, need::SETATTR)?;
+        if let Some(t) = type_name {
+            if t.is_empty() {
                 return Err(Errno::EINVAL);
             }
-            if !k.is_keyring() {
-                return Err(Errno::ENOTDIR);
+            if t.starts_with('.') {
+                return Err(Errno::EPERM);
             }
-            if let Some(t) = type_name {
-                return Err(match KeyType::lookup(t) {
-                    Err(Errno::ENODEV) => Errno::ENOKEY,
-                    _ => Errno::ENOENT,
-                });
+        }
+        if type_name.is_some() != restriction.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if !g.key(s)?.is_keyring() {
+            return Err(Errno::ENOTDIR);
+        }
+        let res = match (type_name, restriction) {
+            (Some(t), Some(text)) => {
+                match KeyType::lookup(t) {
+                    Err(Errno::ENODEV) => return Err(Errno::ENOKEY),
+                    Ok(KeyType::Asymmetric) => {}
+                    _ => return Err(Errno::ENOENT),
+                }
+                let (mut res, serial) = asym::parse_restriction(text)?;
+                if let Some(serial) = serial {
+                    // key_lookup(): any key of that serial, no permission.
+                    if !g.keys.contains_key(&serial) {
+                        return Err(Errno::ENOKEY);
+                    }
+                    if let Restriction::KeyOrKeyring { key, .. } = &mut res {
+                        *key = Some(serial);
+                    }
+                }
+                res
             }
-            if k.restricted {
-                return Err(Errno::EEXIST);
+            _ => Restriction::Reject,
+        };
+        if g.key(s)?.restriction.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        // keyring_detect_restriction_cycle(): follow the restrictions'
+        // keyrings from this one's.
+        let mut next = res.key();
+        while let Some(k) = next.and_then(|n| g.keys.get(&n)).filter(|k| k.is_keyring()) {
+            if k.serial == s {
+                return Err(Errno::EDEADLK);
             }
-            k.restricted = true;
-            Ok(Some((NOTIFY_KEY_SETATTR, 0)))
-        })
+            next = k.restriction.and_then(|r| r.key());
+        }
+        let k = g.key_mut(s)?;
+        k.restriction = Some(res);
+        Self::notify(g.key(s)?, ctx, NOTIFY_KEY_SETATTR, 0);
+        Ok(())
     }
 
     /// KEYCTL_SET_REQKEY_KEYRING: sets where request_key links what it

@@ -106,10 +106,17 @@ impl KeyStore {
                         let _ = write!(out, ": {n} [{at}]");
                     }
                 }
-                // No key of these types can be instantiated here (no
-                // asymmetric parsers; blacklist keys refused as this
-                // kernel configuration does): the description alone.
-                KeyType::Asymmetric | KeyType::Blacklist => out.push_str(&k.desc),
+                // asymmetric_key_describe(): the description, then the
+                // public key's kind and the SKID's tail.
+                KeyType::Asymmetric => {
+                    out.push_str(&k.desc);
+                    if let Some(a) = &k.asym {
+                        out.push_str(&a.describe());
+                    }
+                }
+                // Blacklist keys are refused as this kernel configuration
+                // does: the description alone.
+                KeyType::Blacklist => out.push_str(&k.desc),
                 KeyType::User | KeyType::Logon => {
                     out.push_str(&k.desc);
                     if positive {
