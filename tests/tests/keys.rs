@@ -1013,13 +1013,13 @@ fn keys_persistent_keyring_expiry_setting() {
     assert_ne!(again, p0, "a new one is made");
 }
 
-/// The `asymmetric` type as a kernel whose parsers recognise nothing
-/// (tests/data/conformance/types.txt `types`): no data is `EINVAL`, any
+/// The `asymmetric` type on what is not a certificate
+/// (tests/data/conformance/types.txt `types`): no data is `EINVAL`, other
 /// data `EBADMSG`, with a description or without (the type's preparse
 /// runs before a missing description is refused); a keyring that is not
-/// one is `ENOTDIR` first.
+/// one is `ENOTDIR` first. Certificates: conformance_corpus.rs's asym.
 #[test]
-fn keys_asymmetric_type_without_parsers() {
+fn keys_asymmetric_type_refuses_what_is_not_a_certificate() {
     let k = K::new();
     let (p, s) = (&k.p, k.s);
     let t = "asymmetric";
