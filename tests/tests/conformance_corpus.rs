@@ -7,7 +7,8 @@
 //! collector run are compared as a set (the kernel collects in serial
 //! order, and its serials are random).
 //!
-//! Left out here: `keys construct` (request_key's upcall to
+//! Left out here: `enc enc-make` (a random blob, recorded to be copied
+//! into tests/conformance/probes/enc-blobs.h), `keys construct` (request_key's upcall to
 //! /sbin/request-key, which watchq does not make; `keys.rs` covers it
 //! through `key_construct`) and `gc gc-delay`, which waits on real time
 //! for about 10 s: `conformance_gc_delay_real_time` is ignored by a plain
@@ -30,6 +31,7 @@ fn recording(probe: &str) -> &'static str {
         "walks" => include_str!("../data/conformance/walks.txt"),
         "dh" => include_str!("../data/conformance/dh.txt"),
         "asym" => include_str!("../data/conformance/asym.txt"),
+        "enc" => include_str!("../data/conformance/enc.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -223,6 +225,21 @@ fn conformance_asym_parse() {
 #[test]
 fn conformance_asym_restrict() {
     check("asym", "asym-restrict");
+}
+
+/// The encrypted key type: the blob's checks, lengths, descriptions,
+/// reads with and without the master key, loads and updates.
+#[test]
+fn conformance_enc() {
+    check("enc", "enc");
+}
+
+/// A blob the real kernel made loads under watchq, and one watchq made
+/// loads on the real kernel, each decrypting to the same secret (re-keyed
+/// with the IV kept, both kernels print the same blob).
+#[test]
+fn conformance_enc_blobs() {
+    check("enc", "enc-blobs");
 }
 
 #[test]

@@ -24,6 +24,7 @@
 mod assoc;
 mod asym;
 mod dh;
+mod encrypted;
 mod ops;
 mod perm;
 mod proc;
@@ -32,6 +33,7 @@ mod system;
 pub use assoc::{Links, ASSOC_ARRAY_FAN_OUT};
 pub use asym::{AsymKey, Restriction};
 pub use dh::{DhKdf, CRYPTO_MAX_ALG_NAME, KEYCTL_KDF_MAX_OI_LEN, KEYCTL_KDF_MAX_OUTPUT_LEN};
+pub use encrypted::EncKey;
 use ops::ROOT_QUOTA;
 
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
@@ -70,6 +72,9 @@ pub enum KeyType {
     /// kernel's X.509 parser makes it (no read, no update); anything
     /// else is refused as unrecognised (`EBADMSG`).
     Asymmetric,
+    /// `encrypted` (security/keys/encrypted-keys): a secret userspace sees
+    /// only encrypted with a master `user` key (see [`EncKey`]).
+    Encrypted,
     /// `blacklist` (certs/blacklist.c): hashes the kernel refuses, named
     /// `tbs:HEX` or `bin:HEX`. Userspace cannot make one: a kernel built
     /// without `CONFIG_SYSTEM_BLACKLIST_AUTH_UPDATE` (the recording's)
@@ -86,6 +91,7 @@ impl KeyType {
             KeyType::Keyring => "keyring",
             KeyType::BigKey => "big_key",
             KeyType::Asymmetric => "asymmetric",
+            KeyType::Encrypted => "encrypted",
             KeyType::Blacklist => "blacklist",
         }
     }
@@ -110,6 +116,7 @@ impl KeyType {
             "keyring" => Ok(KeyType::Keyring),
             "big_key" => Ok(KeyType::BigKey),
             "asymmetric" => Ok(KeyType::Asymmetric),
+            "encrypted" => Ok(KeyType::Encrypted),
             "blacklist" => Ok(KeyType::Blacklist),
             _ => Err(Errno::ENODEV),
         }
@@ -146,6 +153,9 @@ impl KeyType {
                     return Err(Errno::EINVAL);
                 }
             }
+            // No preparse: the blob is the instantiation's and update's
+            // (`encrypted_instantiate()`, `encrypted_update()`).
+            KeyType::Encrypted => {}
             // blacklist_vet_description(), then blacklist_key_instantiate().
             KeyType::Blacklist => {
                 let hex = desc
@@ -231,6 +241,8 @@ pub struct Key {
     /// An asymmetric key's payload (its certificate's ids, public key and
     /// signature).
     pub asym: Option<Arc<AsymKey>>,
+    /// An encrypted key's payload (its secret, IV and master key's name).
+    pub enc: Option<Box<EncKey>>,
     /// Security label, for the policy engine.
     pub label: Option<String>,
     /// `KEY_FLAG_KEEP`: may not be invalidated (the kernel's `.blacklist`).

@@ -3,6 +3,7 @@
 //! kernel's `notify_key()` call sites post.
 
 use super::asym::{self, AsymKey, IdMatch, Restriction};
+use super::encrypted::{self, EncKey};
 use super::perm::{
     need, sys_admin, KEY_GRP_ALL, KEY_OTH_ALL, KEY_POS_ALL, KEY_POS_LINK, KEY_POS_READ,
     KEY_POS_SEARCH, KEY_POS_SETATTR, KEY_POS_VIEW, KEY_POS_WRITE, KEY_USR_ALL, KEY_USR_VIEW,
@@ -287,10 +288,21 @@ impl Inner {
         state: KeyState,
         quota: (usize, usize),
         asym: Option<Arc<AsymKey>>,
+        enc: Option<Box<EncKey>>,
     ) -> Result<Serial> {
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
         let s = self.create_key(t, desc, payload, uid, gid, default_perm(t), state, quota)?;
-        self.keys.get_mut(&s).expect("just made").asym = asym;
+        let k = self.keys.get_mut(&s).expect("just made");
+        k.asym = asym;
+        if let Some(e) = enc {
+            // encrypted_key_alloc()'s key_payload_reserve().
+            let bytes = Inner::cost(k, e.payload_len());
+            k.enc = Some(e);
+            if let Err(e) = self.reserve(s, bytes) {
+                self.remove_key(s);
+                return Err(e);
+            }
+        }
         if let Err(e) = self.check_link(ring, s) {
             self.remove_key(s);
             return Err(e);
@@ -501,6 +513,20 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Where request_key(2) searches (`search_process_keyrings_rcu()`):
+    /// the thread, process and session keyrings (the user session
+    /// keyring without one), then a request-key helper's requestor's.
+    fn request_roots(&mut self, ctx: &KeyCtx<'_>) -> Vec<Serial> {
+        let (_, user_session) = self.user_keyrings(ctx);
+        let a = &*ctx.anchors;
+        let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
+        v.push(a.session.unwrap_or(user_session));
+        v.extend(self.requestor_roots(ctx));
+        v
+    }
+}
+
 /// What a search looks for: a type and a description, or (asymmetric
 /// keys, `id:`/`ex:`/`dn:` descriptions) a key id.
 pub(crate) struct Want<'a> {
@@ -634,8 +660,21 @@ impl KeyStore {
                 return Ok(k);
             }
         }
-        // An asymmetric key keeps its parsed certificate, not the bytes.
-        let bytes = if asym.is_some() {
+        let enc = if t == KeyType::Encrypted {
+            // encrypted_instantiate(): the blob, then (for `load`) the
+            // master key, searched for as request_key(2) would.
+            let pending = encrypted::instantiate(payload)?;
+            let master = match pending.master() {
+                Some((user, name)) => Some(Self::master_key(&mut g, ctx, user, &name)?),
+                None => None,
+            };
+            Some(Box::new(pending.finish(master.as_deref())?))
+        } else {
+            None
+        };
+        // An asymmetric key keeps its parsed certificate, an encrypted
+        // key its secret, not the bytes.
+        let bytes = if asym.is_some() || enc.is_some() {
             Vec::new()
         } else {
             payload.to_vec()
@@ -649,7 +688,33 @@ impl KeyStore {
             KeyState::Positive,
             self.quota(),
             asym,
+            enc,
         )
+    }
+
+    /// `request_master_key()`: the payload of the `user` key `name`,
+    /// found in the caller's keyrings as request_key(2) finds one (a
+    /// `trusted` master key: none exists here, as on the recording's
+    /// kernel without a TPM).
+    ///
+    /// # Errors
+    /// `ENOKEY` (none), the match's (`EKEYREVOKED`, a negative key's).
+    fn master_key(
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &mut KeyCtx<'_>,
+        user: bool,
+        name: &str,
+    ) -> Result<Vec<u8>> {
+        if !user {
+            return Err(Errno::ENOKEY);
+        }
+        let roots = g.request_roots(ctx);
+        let want = Want::new(KeyType::User, name)?;
+        let k = g.search(ctx, &roots, &want, true).map_err(|e| match e {
+            Errno::EAGAIN => Errno::ENOKEY,
+            e => e,
+        })?;
+        Ok(g.key(k)?.payload.clone())
     }
 
     /// request_key(2) without the upcall: finds a key of `type_name` and
@@ -676,13 +741,7 @@ impl KeyStore {
         let dest = self.optional_ring(&mut g, ctx, dest)?;
         let t = KeyType::lookup(type_name)?;
         let (_, user_session) = g.user_keyrings(ctx);
-        let roots = {
-            let a = &*ctx.anchors;
-            let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
-            v.push(a.session.unwrap_or(user_session));
-            v.extend(g.requestor_roots(ctx));
-            v
-        };
+        let roots = g.request_roots(ctx);
         let want = Want::new(t, desc)?;
         let k = match g.search(ctx, &roots, &want, true) {
             Ok(k) => k,
@@ -772,6 +831,7 @@ impl KeyStore {
             Vec::new(),
             KeyState::Uninstantiated,
             quota,
+            None,
             None,
         )?;
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
@@ -896,6 +956,7 @@ impl KeyStore {
             KeyState::Uninstantiated,
             quota,
             None,
+            None,
         )?;
         ctx.anchors.auth = Some(s);
         Ok(s)
@@ -995,7 +1056,21 @@ impl KeyStore {
         s: Serial,
         payload: &[u8],
     ) -> Result<()> {
-        let bytes = Inner::cost(g.key(s)?, payload.len());
+        let k = g.key(s)?;
+        if k.ktype == KeyType::Encrypted {
+            // encrypted_update(): a negative key has nothing to re-key.
+            let old = k.enc.as_deref().ok_or(Errno::ENOKEY)?;
+            let new = encrypted::update(old, payload)?;
+            let bytes = Inner::cost(k, new.payload_len());
+            g.reserve(s, bytes)?;
+            let key = g.key_mut(s)?;
+            key.enc = Some(Box::new(new));
+            key.state = KeyState::Positive;
+            key.expiry = None;
+            Self::notify(key, ctx, NOTIFY_KEY_UPDATED, 0);
+            return Ok(());
+        }
+        let bytes = Inner::cost(k, payload.len());
         g.reserve(s, bytes)?;
         let key = g.key_mut(s)?;
         key.payload = payload.to_vec();
@@ -1282,6 +1357,19 @@ impl KeyStore {
     /// `keyctl_read_key()` reports a failed lookup), `EACCES` (no read
     /// permission and not possessed), `EOPNOTSUPP` (logon keys).
     pub fn read(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<Vec<u8>> {
+        self.read_sized(ctx, id, usize::MAX)
+    }
+
+    /// [`KeyStore::read`] into a buffer of `buflen` bytes: an encrypted
+    /// key's read method makes its blob (with the master key) only when
+    /// the buffer holds it, else says how long it is (zeros of that
+    /// length, which the caller does not copy).
+    pub(crate) fn read_sized(
+        &self,
+        ctx: &mut KeyCtx<'_>,
+        id: Serial,
+        buflen: usize,
+    ) -> Result<Vec<u8>> {
         if id == super::KEY_SPEC_REQKEY_AUTH_KEY {
             // The authorisation key's payload: the call-out information.
             if let Some(c) = self.auth_callout(ctx) {
@@ -1304,6 +1392,15 @@ impl KeyStore {
             return Err(Errno::EOPNOTSUPP);
         }
         k.validate(g.now)?;
+        if let Some(e) = k.enc.as_deref().filter(|_| k.ktype == KeyType::Encrypted) {
+            if buflen < e.blob_len() {
+                return Ok(vec![0; e.blob_len()]);
+            }
+            let e = e.clone();
+            let (user, name) = e.master();
+            let master = Self::master_key(&mut g, ctx, user, &name)?;
+            return Ok(e.blob(&master));
+        }
         Ok(if k.is_keyring() {
             k.links.iter().flat_map(|l| l.to_le_bytes()).collect()
         } else {

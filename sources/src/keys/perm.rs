@@ -237,6 +237,7 @@ impl Inner {
                 links: Links::default(),
                 restriction: None,
                 asym: None,
+                enc: None,
                 label: None,
                 keep: false,
                 not_in_quota: false,

@@ -117,6 +117,13 @@ impl KeyStore {
                 // Blacklist keys are refused as this kernel configuration
                 // does: the description alone.
                 KeyType::Blacklist => out.push_str(&k.desc),
+                // user_describe(), with the datalen key_payload_reserve() set.
+                KeyType::Encrypted => {
+                    out.push_str(&k.desc);
+                    if let Some(e) = k.enc.as_ref().filter(|_| positive) {
+                        let _ = write!(out, ": {}", e.payload_len());
+                    }
+                }
                 KeyType::User | KeyType::Logon => {
                     out.push_str(&k.desc);
                     if positive {
