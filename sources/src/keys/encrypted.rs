@@ -27,6 +27,13 @@ const HASH: usize = 32;
 const ENC32_LEN: i64 = 32;
 /// The `ecryptfs` format's secret length (`ECRYPTFS_MAX_KEY_BYTES`).
 const ECRYPTFS_LEN: i64 = 64;
+/// What an `ecryptfs` key's payload holds instead of the bare secret:
+/// `sizeof(struct ecryptfs_auth_tok)` (include/linux/ecryptfs.h, packed:
+/// 8 bytes of header, the 588-byte session key, 32 reserved, the
+/// 112-byte token union).
+const ECRYPTFS_AUTH_TOK: usize = 740;
+/// An `ecryptfs` key's description: 16 hex digits (`KEY_ECRYPTFS_DESC_LEN`).
+const ECRYPTFS_DESC_LEN: usize = 16;
 /// Largest payload the type takes (instantiate and update).
 const MAX_BLOB: usize = 32767;
 
@@ -39,6 +46,9 @@ pub struct EncKey {
     datalen: Vec<u8>,
     iv: [u8; IV],
     decrypted: Vec<u8>,
+    /// `payload_datalen`: the secret's length, or the `ecryptfs` format's
+    /// authentication token's.
+    payload_datalen: usize,
 }
 
 fn round_up(n: usize) -> usize {
@@ -66,7 +76,7 @@ impl EncKey {
     /// What the key's payload is charged and `/proc/keys` shows
     /// (`payload_totallen`).
     pub(crate) fn payload_len(&self) -> usize {
-        self.datablob_len() + self.decrypted.len() + HASH + 1
+        self.datablob_len() + self.payload_datalen + HASH + 1
     }
 
     /// The blob's length (`encrypted_read()` without a buffer).
@@ -290,16 +300,17 @@ impl Pending {
 }
 
 /// `encrypted_instantiate()` up to the master key: parses `new [FORMAT]
-/// MASTER LEN` or `load [FORMAT] MASTER LEN HEX`.
+/// MASTER LEN` or `load [FORMAT] MASTER LEN HEX` for the key described
+/// `desc`.
 ///
 /// # Errors
 /// `EINVAL`: an empty or too long payload, a malformed blob, a bad
 /// master key name, a length outside 20..=4096 (32 for `enc32`), given
 /// secret bytes (the recording's kernel has no
 /// `CONFIG_USER_DECRYPTED_DATA`), a `load` blob of the wrong length or
-/// not hex; `EOPNOTSUPP` for the `ecryptfs` format, which watchq does
-/// not emulate.
-pub(crate) fn instantiate(payload: &[u8]) -> Result<Pending> {
+/// not hex; an `ecryptfs` key of another length than 64 or whose
+/// description is not 16 hex digits.
+pub(crate) fn instantiate(desc: &str, payload: &[u8]) -> Result<Pending> {
     if payload.is_empty() || payload.len() > MAX_BLOB {
         return Err(Errno::EINVAL);
     }
@@ -325,9 +336,9 @@ pub(crate) fn instantiate(payload: &[u8]) -> Result<Pending> {
     if data.is_some() {
         return Err(Errno::EINVAL);
     }
+    let ecryptfs = format == Some(b"ecryptfs");
     match format {
         Some(b"ecryptfs") if dlen != ECRYPTFS_LEN => return Err(Errno::EINVAL),
-        Some(b"ecryptfs") => return Err(Errno::EOPNOTSUPP),
         Some(b"enc32") if dlen != ENC32_LEN => return Err(Errno::EINVAL),
         _ => {}
     }
@@ -337,9 +348,19 @@ pub(crate) fn instantiate(payload: &[u8]) -> Result<Pending> {
         datalen: datalen.to_vec(),
         iv: [0; IV],
         decrypted: vec![0; dlen as usize],
+        payload_datalen: if ecryptfs {
+            ECRYPTFS_AUTH_TOK
+        } else {
+            dlen as usize
+        },
     };
     // The lengths are unsigned shorts.
     if key.datablob_len() > u16::MAX as usize || key.payload_len() > u16::MAX as usize {
+        return Err(Errno::EINVAL);
+    }
+    // encrypted_init(): valid_ecryptfs_desc().
+    if ecryptfs && (desc.len() != ECRYPTFS_DESC_LEN || !desc.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
         return Err(Errno::EINVAL);
     }
     let Some(hex) = hex else {
@@ -398,18 +419,18 @@ mod tests {
 
     #[test]
     fn a_blob_loads_back_with_its_master_key() {
-        let p = instantiate(b"new user:mk 32").unwrap();
+        let p = instantiate("k", b"new user:mk 32").unwrap();
         assert_eq!(p.master(), None);
         let k = p.finish(None).unwrap();
         let blob = k.blob(b"master");
         assert_eq!(blob.len(), k.blob_len());
         assert!(blob.starts_with(b"default user:mk 32 "));
         let load = [b"load ".as_slice(), &blob].concat();
-        let p = instantiate(&load).unwrap();
+        let p = instantiate("k", &load).unwrap();
         assert_eq!(p.master(), Some((true, "mk".to_string())));
         let back = p.finish(Some(b"master")).unwrap();
         assert_eq!(back.decrypted, k.decrypted);
-        let again = instantiate(&load).unwrap();
+        let again = instantiate("k", &load).unwrap();
         assert_eq!(again.finish(Some(b"other")).map(|_| ()), Err(Errno::EINVAL));
     }
 
@@ -434,19 +455,19 @@ mod tests {
         ];
         for b in bad {
             assert_eq!(
-                instantiate(b).map(|_| ()),
+                instantiate("k", b).map(|_| ()),
                 Err(Errno::EINVAL),
                 "{}",
                 String::from_utf8_lossy(b)
             );
         }
-        assert!(instantiate(b"new enc32 user:mk 32").is_ok());
-        assert!(instantiate(b"new default trusted:tk 4096").is_ok());
+        assert!(instantiate("k", b"new enc32 user:mk 32").is_ok());
+        assert!(instantiate("k", b"new default trusted:tk 4096").is_ok());
     }
 
     #[test]
     fn update_keeps_the_prefix() {
-        let k = instantiate(b"new user:mk 20")
+        let k = instantiate("k", b"new user:mk 20")
             .unwrap()
             .finish(None)
             .unwrap();

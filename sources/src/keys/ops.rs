@@ -663,7 +663,7 @@ impl KeyStore {
         let enc = if t == KeyType::Encrypted {
             // encrypted_instantiate(): the blob, then (for `load`) the
             // master key, searched for as request_key(2) would.
-            let pending = encrypted::instantiate(payload)?;
+            let pending = encrypted::instantiate(&desc, payload)?;
             let master = match pending.master() {
                 Some((user, name)) => Some(Self::master_key(&mut g, ctx, user, &name)?),
                 None => None,

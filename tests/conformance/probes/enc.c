@@ -2,7 +2,8 @@
  *
  * Sections:
  *   enc        add_key("encrypted") with `new` and `load` blobs: the
- *              checks of the blob (keyword, format, master key name,
+ *              checks of the blob (keyword, format (default, enc32,
+ *              ecryptfs and its hex description), master key name,
  *              length, extra words), the key's description and
  *              /proc/keys line, KEYCTL_READ's length and blob (made only
  *              when the buffer holds it, with the master key), a blob
@@ -122,6 +123,7 @@ static void sec_enc(void)
 	int32_t S = begin_section("enc", p);
 	watch(S, p[1], 1);
 	int32_t mk = masters(S);
+	long n0;
 	int32_t e1 = enc_add("e1", "new user:wqmk 32", S, "e1");
 	describe(e1);
 	proc_keys(e1);
@@ -141,6 +143,24 @@ static void sec_enc(void)
 	int32_t e3 = enc_add("e3", "new enc32 user:wqmk 32", S, "e3");
 	describe(e3);
 	read_blob(e3, sizeof blob - 1);
+	/* ecryptfs: 64 bytes in an authentication token, a hex description */
+	int32_t ef = enc_add("0123456789abcdef", "new ecryptfs user:wqmk 64", S, "ef");
+	describe(ef);
+	proc_keys(ef);
+	n0 = read_blob(ef, sizeof blob - 1);
+	if (n0 > 0) {
+		char l[8300];
+		snprintf(l, sizeof l, "load %.*s", (int)n0, blob);
+		int32_t ef2 = (int32_t)named("add_key(\"encrypted\", \"fedcba9876543210\", \"load \" + ef's blob, S)",
+					     add_key("encrypted", "fedcba9876543210", l, strlen(l), S), "ef2");
+		proc_keys(ef2);
+		named("add_key(\"encrypted\", \"not-hex-16-chars\", \"load \" + ef's blob, S)",
+		      add_key("encrypted", "not-hex-16-chars", l, strlen(l), S), "bad");
+	}
+	enc_add("0123456789abcde", "new ecryptfs user:wqmk 64", S, "bad");
+	enc_add("0123456789abcdeg", "new ecryptfs user:wqmk 64", S, "bad");
+	enc_add("0123456789ABCDEF", "new ecryptfs user:wqmk 32", S, "bad");
+	enc_add("0123456789ABCDEF", "new ecryptfs trusted:tk 64", S, "efu");
 	enc_add("e6", "new default user:wqmk 020", S, "e6");
 	read_blob(keyctl(K_SEARCH, S, (long)"encrypted", (long)"e6", 0), sizeof blob - 1);
 
