@@ -1472,14 +1472,34 @@ impl KeyStore {
         let mut g = self.inner.lock();
         let ring = self.optional_ring(&mut g, ctx, ring)?;
         let k = g.key(id)?;
-        k.ktype.vet(&k.desc, payload)?;
-        self.finish_construction(
-            &mut g,
-            ctx,
-            id,
-            ring,
-            (KeyState::Positive, payload.to_vec(), None),
-        )
+        // The type's preparse or instantiate: an asymmetric key keeps its
+        // certificate, an encrypted one its secret (a `load` decrypted
+        // with the master key the helper finds).
+        let (t, desc) = (k.ktype, k.desc.clone());
+        let (mut asym, mut enc) = (None, None);
+        match t {
+            KeyType::Asymmetric => asym = Some(Arc::new(asym::preparse(payload)?.1)),
+            KeyType::Encrypted => {
+                let pending = encrypted::instantiate(&desc, payload)?;
+                let master = match pending.master() {
+                    Some((user, name)) => Some(Self::master_key(&mut g, ctx, user, &name)?),
+                    None => None,
+                };
+                enc = Some(Box::new(pending.finish(master.as_deref())?));
+            }
+            _ => t.vet(&desc, payload)?,
+        }
+        let bytes = if asym.is_some() || enc.is_some() {
+            Vec::new()
+        } else {
+            payload.to_vec()
+        };
+        if g.key(id)?.state == KeyState::Uninstantiated {
+            let k = g.key_mut(id)?;
+            k.asym = asym;
+            k.enc = enc;
+        }
+        self.finish_construction(&mut g, ctx, id, ring, (KeyState::Positive, bytes, None))
     }
 
     /// KEYCTL_REJECT (KEYCTL_NEGATE is `error` ENOKEY): negatively
