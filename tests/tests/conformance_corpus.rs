@@ -7,7 +7,8 @@
 //! collector run are compared as a set (the kernel collects in serial
 //! order, and its serials are random).
 //!
-//! Left out here: `keys construct` (request_key's upcall to
+//! Left out here: `enc enc-make` (a random blob, recorded to be copied
+//! into tests/conformance/probes/enc-blobs.h), `keys construct` (request_key's upcall to
 //! /sbin/request-key, which watchq does not make; `keys.rs` covers it
 //! through `key_construct`) and `gc gc-delay`, which waits on real time
 //! for about 10 s: `conformance_gc_delay_real_time` is ignored by a plain
@@ -29,6 +30,8 @@ fn recording(probe: &str) -> &'static str {
         "procs" => include_str!("../data/conformance/procs.txt"),
         "walks" => include_str!("../data/conformance/walks.txt"),
         "dh" => include_str!("../data/conformance/dh.txt"),
+        "asym" => include_str!("../data/conformance/asym.txt"),
+        "enc" => include_str!("../data/conformance/enc.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -164,11 +167,28 @@ fn sort_removals(mut lines: Vec<String>) -> Vec<String> {
 
 /// Runs `probe SECTION` under `watchq exec` and compares with the recording.
 fn check(probe_name: &str, name: &str) {
-    check_env(probe_name, name, &[]);
+    check_full(probe_name, &[], name, &[]);
 }
 
 /// [`check`], with `env` in the probe's environment.
 fn check_env(probe_name: &str, name: &str, env: &[(&str, &std::path::Path)]) {
+    check_full(probe_name, &[], name, env);
+}
+
+/// [`check`], with the sections `before` run first in the same process
+/// (the recording ran every section in one process, and a section may
+/// see what an earlier one left, such as a thread keyring).
+fn check_after(probe_name: &str, before: &[&str], name: &str) {
+    check_full(probe_name, before, name, &[]);
+}
+
+/// [`check_after`] and [`check_env`] at once.
+fn check_full(
+    probe_name: &str,
+    before: &[&str],
+    name: &str,
+    env: &[(&str, &std::path::Path)],
+) {
     let kernel = normalized(exec_departure(section(recording(probe_name), name)));
     let mut args: Vec<String> = Vec::new();
     if !matches!(probe_name, "queue" | "walks" | "dh") {
@@ -182,6 +202,7 @@ fn check_env(probe_name: &str, name: &str, env: &[(&str, &std::path::Path)]) {
     {
         args.extend(["--trials".to_string(), t.to_string()]);
     }
+    args.extend(before.iter().map(|b| b.to_string()));
     args.push(name.to_string());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = if env.is_empty() {
@@ -225,6 +246,36 @@ fn check_env(probe_name: &str, name: &str, env: &[(&str, &std::path::Path)]) {
         kernel.len(),
         ours.join("\n")
     );
+}
+
+/// The asymmetric key type: certificates' descriptions, key ids and
+/// errnos, and searching by key id.
+#[test]
+fn conformance_asym_parse() {
+    check("asym", "asym-parse");
+}
+
+/// Keyring restrictions by signature: key_or_keyring (a keyring, a key,
+/// chains), builtin_trusted, the argument checks, cycles, and every link
+/// and add_key checked against them.
+#[test]
+fn conformance_asym_restrict() {
+    check("asym", "asym-restrict");
+}
+
+/// The encrypted key type: the blob's checks, lengths, descriptions,
+/// reads with and without the master key, loads and updates.
+#[test]
+fn conformance_enc() {
+    check("enc", "enc");
+}
+
+/// A blob the real kernel made loads under watchq, and one watchq made
+/// loads on the real kernel, each decrypting to the same secret (re-keyed
+/// with the IV kept, both kernels print the same blob).
+#[test]
+fn conformance_enc_blobs() {
+    check("enc", "enc-blobs");
 }
 
 #[test]
@@ -445,6 +496,14 @@ fn conformance_surface_readbuf() {
 #[test]
 fn conformance_types_reqkey() {
     check("types", "reqkey");
+}
+
+/// add_key's checks for every key type, encrypted and asymmetric
+/// included, and the other keyctl commands (after `reqkey`, as recorded:
+/// it left the probe a thread keyring).
+#[test]
+fn conformance_types_types() {
+    check_after("types", &["reqkey"], "types");
 }
 
 /// What CAPABILITIES copies into buffers of 0 to 6 bytes and the zeroes

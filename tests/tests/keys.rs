@@ -1013,13 +1013,13 @@ fn keys_persistent_keyring_expiry_setting() {
     assert_ne!(again, p0, "a new one is made");
 }
 
-/// The `asymmetric` type as a kernel whose parsers recognise nothing
-/// (tests/data/conformance/types.txt `types`): no data is `EINVAL`, any
+/// The `asymmetric` type on what is not a certificate
+/// (tests/data/conformance/types.txt `types`): no data is `EINVAL`, other
 /// data `EBADMSG`, with a description or without (the type's preparse
 /// runs before a missing description is refused); a keyring that is not
-/// one is `ENOTDIR` first.
+/// one is `ENOTDIR` first. Certificates: conformance_corpus.rs's asym.
 #[test]
-fn keys_asymmetric_type_without_parsers() {
+fn keys_asymmetric_type_refuses_what_is_not_a_certificate() {
     let k = K::new();
     let (p, s) = (&k.p, k.s);
     let t = "asymmetric";
@@ -1173,4 +1173,72 @@ fn keys_construction_waiters_never_block_the_helper() {
         let got = within(10, "a waiter", move || w.join().unwrap());
         assert_eq!(got, Ok(true), "waiter {i}");
     }
+}
+
+/// A certificate of tests/conformance/probes/asym-certs.h (the C array
+/// `cert_NAME`), as bytes.
+fn cert(name: &str) -> Vec<u8> {
+    let h = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conformance/probes/asym-certs.h"
+    ))
+    .unwrap();
+    let start = h.find(&format!("cert_{name}[] = {{")).unwrap();
+    let body = &h[start..];
+    let body = &body[body.find('{').unwrap() + 1..body.find("};").unwrap()];
+    body.split(',')
+        .filter_map(|t| u8::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok())
+        .collect()
+}
+
+/// A request-key helper's KEYCTL_INSTANTIATE of an asymmetric key parses
+/// its certificate (a restriction by that key accepts what it signed) and
+/// of an encrypted key runs the type's instantiation (`new`, and `load`
+/// with the master key the helper finds), as add_key's does
+/// (`key_instantiate_and_link()` calls the type's preparse and
+/// instantiate either way).
+#[test]
+fn keys_helper_instantiates_asymmetric_and_encrypted_keys() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let helper = p.fork();
+    let ca = helper
+        .key_construct("asymmetric", "ca2", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    assert_eq!(
+        helper.keyctl_instantiate(ca, b"not a certificate", 0),
+        Err(Errno::EBADMSG)
+    );
+    helper.keyctl_instantiate(ca, &cert("ca2"), 0).unwrap();
+    assert_eq!(p.keyctl_read(ca), Err(Errno::EOPNOTSUPP));
+    let r = p.add_key("keyring", Some("r"), b"", s).unwrap();
+    let spec = format!("key_or_keyring:{ca}");
+    p.keyctl_restrict_keyring(r, Some("asymmetric"), Some(&spec))
+        .unwrap();
+    assert!(p.add_key("asymmetric", None, &cert("ee"), r).is_ok());
+    assert_eq!(
+        p.add_key("asymmetric", None, &cert("ee2"), r),
+        Err(Errno::ENOKEY)
+    );
+
+    p.add_key("user", Some("mk"), b"0123456789abcdef", s)
+        .unwrap();
+    let helper = p.fork();
+    let ek = helper
+        .key_construct("encrypted", "ek", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    assert_eq!(
+        helper.keyctl_instantiate(ek, b"new user:mk 19", 0),
+        Err(Errno::EINVAL)
+    );
+    helper.keyctl_instantiate(ek, b"new user:mk 32", 0).unwrap();
+    let blob = p.keyctl_read(ek).unwrap();
+    assert!(blob.starts_with(b"default user:mk 32 "), "{blob:?}");
+    let helper = p.fork();
+    let lk = helper
+        .key_construct("encrypted", "lk", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let load = [b"load ".as_slice(), &blob].concat();
+    helper.keyctl_instantiate(lk, &load, 0).unwrap();
+    assert_eq!(p.keyctl_read(lk), Ok(blob));
 }

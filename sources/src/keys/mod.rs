@@ -22,14 +22,18 @@
 //! are reproducible (the kernel's are random).
 
 mod assoc;
+mod asym;
 mod dh;
+mod encrypted;
 mod ops;
 mod perm;
 mod proc;
 mod system;
 
 pub use assoc::{Links, ASSOC_ARRAY_FAN_OUT};
+pub use asym::{AsymKey, Restriction};
 pub use dh::{DhKdf, CRYPTO_MAX_ALG_NAME, KEYCTL_KDF_MAX_OI_LEN, KEYCTL_KDF_MAX_OUTPUT_LEN};
+pub use encrypted::EncKey;
 use ops::ROOT_QUOTA;
 
 pub use ops::{KeyctlMove, KEYCTL_MOVE_EXCL};
@@ -64,11 +68,13 @@ pub enum KeyType {
     /// `big_key`: like `user`, for payloads up to 1 MiB (the kernel keeps
     /// large ones encrypted in shmem; the payload rules are the same).
     BigKey,
-    /// `asymmetric`: its payload must be a certificate or key blob one of
-    /// the kernel's parsers recognises; watchq has none of the parsers,
-    /// so every payload is refused as unrecognised (`EBADMSG`), as the
-    /// kernel refuses one no parser knows.
+    /// `asymmetric`: a DER X.509 certificate's public key, as the
+    /// kernel's X.509 parser makes it (no read, no update); anything
+    /// else is refused as unrecognised (`EBADMSG`).
     Asymmetric,
+    /// `encrypted` (security/keys/encrypted-keys): a secret userspace sees
+    /// only encrypted with a master `user` key (see [`EncKey`]).
+    Encrypted,
     /// `blacklist` (certs/blacklist.c): hashes the kernel refuses, named
     /// `tbs:HEX` or `bin:HEX`. Userspace cannot make one: a kernel built
     /// without `CONFIG_SYSTEM_BLACKLIST_AUTH_UPDATE` (the recording's)
@@ -85,6 +91,7 @@ impl KeyType {
             KeyType::Keyring => "keyring",
             KeyType::BigKey => "big_key",
             KeyType::Asymmetric => "asymmetric",
+            KeyType::Encrypted => "encrypted",
             KeyType::Blacklist => "blacklist",
         }
     }
@@ -109,6 +116,7 @@ impl KeyType {
             "keyring" => Ok(KeyType::Keyring),
             "big_key" => Ok(KeyType::BigKey),
             "asymmetric" => Ok(KeyType::Asymmetric),
+            "encrypted" => Ok(KeyType::Encrypted),
             "blacklist" => Ok(KeyType::Blacklist),
             _ => Err(Errno::ENODEV),
         }
@@ -116,12 +124,12 @@ impl KeyType {
 
     /// Has a `read` method (keyctl READ works).
     fn readable(self) -> bool {
-        self != KeyType::Logon
+        !matches!(self, KeyType::Logon | KeyType::Asymmetric)
     }
 
     /// Has an `update` method.
     fn updatable(self) -> bool {
-        self != KeyType::Keyring
+        !matches!(self, KeyType::Keyring | KeyType::Asymmetric)
     }
 
     /// `preparse`/`vet_description`: checks a payload and description.
@@ -145,6 +153,9 @@ impl KeyType {
                     return Err(Errno::EINVAL);
                 }
             }
+            // No preparse: the blob is the instantiation's and update's
+            // (`encrypted_instantiate()`, `encrypted_update()`).
+            KeyType::Encrypted => {}
             // blacklist_vet_description(), then blacklist_key_instantiate().
             KeyType::Blacklist => {
                 let hex = desc
@@ -166,14 +177,10 @@ impl KeyType {
                 }
                 return Err(Errno::EPERM);
             }
-            // asymmetric_key_preparse(): EINVAL for no data, then each
-            // parser's EBADMSG.
+            // asymmetric_key_preparse(): EINVAL for no data, then the
+            // X.509 parser's verdict.
             KeyType::Asymmetric => {
-                return Err(if payload.is_empty() {
-                    Errno::EINVAL
-                } else {
-                    Errno::EBADMSG
-                });
+                asym::preparse(payload)?;
             }
         }
         Ok(())
@@ -229,8 +236,13 @@ pub struct Key {
     pub expiry: Option<u64>,
     /// Linked keys, for a keyring, in the kernel's slot order.
     pub links: Links,
-    /// Links are refused (`KEYCTL_RESTRICT_KEYRING` with no type).
-    pub restricted: bool,
+    /// What links into this keyring must pass (`KEYCTL_RESTRICT_KEYRING`).
+    pub restriction: Option<Restriction>,
+    /// An asymmetric key's payload (its certificate's ids, public key and
+    /// signature).
+    pub asym: Option<Arc<AsymKey>>,
+    /// An encrypted key's payload (its secret, IV and master key's name).
+    pub enc: Option<Box<EncKey>>,
     /// Security label, for the policy engine.
     pub label: Option<String>,
     /// `KEY_FLAG_KEEP`: may not be invalidated (the kernel's `.blacklist`).
@@ -727,6 +739,8 @@ impl KeyStore {
             if seen.insert(s) {
                 if let Some(k) = g.keys.get(&s) {
                     reach.extend(k.links.iter());
+                    // A restriction holds a reference to its key.
+                    reach.extend(k.restriction.and_then(|r| r.key()));
                 }
             }
         }

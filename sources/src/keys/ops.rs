@@ -2,6 +2,8 @@
 //! commands, each in the kernel's order of checks, each posting what the
 //! kernel's `notify_key()` call sites post.
 
+use super::asym::{self, AsymKey, IdMatch, Restriction};
+use super::encrypted::{self, EncKey};
 use super::perm::{
     need, sys_admin, KEY_GRP_ALL, KEY_OTH_ALL, KEY_POS_ALL, KEY_POS_LINK, KEY_POS_READ,
     KEY_POS_SEARCH, KEY_POS_SETATTR, KEY_POS_VIEW, KEY_POS_WRITE, KEY_USR_ALL, KEY_USR_VIEW,
@@ -102,7 +104,8 @@ impl Inner {
 
     /// `__key_link_begin()` and the checks before `__key_link()`:
     /// ENOTDIR, EKEYREVOKED, EDQUOT (no room for a new link's 4 bytes),
-    /// EPERM (restriction), EDEADLK/ELOOP (cycle).
+    /// the keyring's restriction (see [`Inner::check_restriction`]),
+    /// EDEADLK/ELOOP (cycle).
     pub(crate) fn check_link(&self, ring: Serial, key: Serial) -> Result<()> {
         let r = self.key(ring)?;
         if !r.is_keyring() {
@@ -123,13 +126,115 @@ impl Inner {
                 return Err(Errno::EDQUOT);
             }
         }
-        if r.restricted {
-            return Err(Errno::EPERM);
-        }
-        if self.key(key)?.is_keyring() {
+        let k = self.key(key)?;
+        self.check_restriction(ring, k.ktype, k.asym.as_deref())?;
+        if k.is_keyring() {
             self.detect_cycle(ring, key)?;
         }
         Ok(())
+    }
+
+    /// The keyring's restriction check (`restrict_link->check`) on a key
+    /// of type `t` with asymmetric payload `asym`: `EPERM` for a keyring
+    /// restricted without a type; for an asymmetric restriction, in
+    /// `key_or_keyring_common()`'s and `restrict_link_by_signature()`'s
+    /// order, `EOPNOTSUPP` (not an asymmetric key, or a trusted key that
+    /// is neither asymmetric nor a keyring), `ENOPKG` (a signature the
+    /// parser could not use), `ENOKEY` (no signer found), the signer's
+    /// state (`key_validate()`: `EKEYREVOKED`, ...), then the
+    /// verification's errno (`EKEYREJECTED`, `EBADMSG`, `EINVAL`).
+    pub(crate) fn check_restriction(
+        &self,
+        ring: Serial,
+        t: KeyType,
+        asym: Option<&AsymKey>,
+    ) -> Result<()> {
+        let Some(res) = self.key(ring)?.restriction else {
+            return Ok(());
+        };
+        let (trusted, check_dest) = match res {
+            Restriction::Reject => return Err(Errno::EPERM),
+            Restriction::BuiltinTrusted => {
+                // restrict_link_by_signature() on .builtin_trusted_keys.
+                let cand = match (t, asym) {
+                    (KeyType::Asymmetric, Some(a)) => a,
+                    _ => return Err(Errno::EOPNOTSUPP),
+                };
+                asym::candidate_sig(cand)?;
+                let builtin = self
+                    .system_roots()
+                    .find(|s| {
+                        self.keys
+                            .get(s)
+                            .is_some_and(|k| k.desc == ".builtin_trusted_keys")
+                    })
+                    .ok_or(Errno::ENOKEY)?;
+                let signer = self.find_signer(builtin, cand).ok_or(Errno::ENOKEY)?;
+                let sa = self.keys[&signer].asym.as_deref().ok_or(Errno::EINVAL)?;
+                return asym::verify_signed(cand, sa);
+            }
+            Restriction::KeyOrKeyring { key, chain } => (key, chain),
+        };
+        let cand = match (t, asym) {
+            (KeyType::Asymmetric, Some(a)) => a,
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        asym::candidate_sig(cand)?;
+        let mut signer = None;
+        if let Some(tk) = trusted {
+            let k = self.key(tk)?;
+            match k.ktype {
+                KeyType::Keyring => signer = self.find_signer(tk, cand),
+                KeyType::Asymmetric => {
+                    let ka = k.asym.as_deref().ok_or(Errno::ENOKEY)?;
+                    if asym::signed_by_ids(cand, ka) {
+                        signer = Some(tk);
+                    }
+                }
+                _ => return Err(Errno::EOPNOTSUPP),
+            }
+        }
+        if check_dest && signer.is_none() {
+            signer = self.find_signer(ring, cand);
+        }
+        let signer = self.key(signer.ok_or(Errno::ENOKEY)?)?;
+        signer.validate(self.now)?;
+        let sa = signer.asym.as_deref().ok_or(Errno::EINVAL)?;
+        asym::verify_signed(cand, sa)
+    }
+
+    /// `find_asymmetric_key()`: the key in the tree under `ring` that
+    /// `cand`'s AKID (or issuer) names, as `keyring_search()` finds it
+    /// (own links first in slot order, then nested keyrings, passing over
+    /// keys and keyrings that are revoked, invalidated or expired); every
+    /// failure is "none".
+    fn find_signer(&self, ring: Serial, cand: &AsymKey) -> Option<Serial> {
+        let (m, second) = asym::signer_match(cand)?;
+        let found = self.find_asym_in(ring, &m, 0)?;
+        let fa = self.keys.get(&found)?.asym.as_deref()?;
+        asym::second_id_ok(fa, &second).then_some(found)
+    }
+
+    fn find_asym_in(&self, ring: Serial, m: &IdMatch, sp: usize) -> Option<Serial> {
+        let r = self.keys.get(&ring)?;
+        if !r.is_keyring() || r.validate(self.now).is_err() {
+            return None;
+        }
+        let hit = r.links.iter().find(|l| {
+            self.keys.get(l).is_some_and(|k| {
+                k.validate(self.now).is_ok() && k.asym.as_deref().is_some_and(|a| m.hits(a))
+            })
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        if sp >= MAX_DEPTH {
+            return None;
+        }
+        r.links
+            .iter()
+            .filter(|l| self.keys.get(l).is_some_and(Key::is_keyring))
+            .find_map(|l| self.find_asym_in(l, m, sp + 1))
     }
 
     /// Where keyring `ring` holds the key of `key`'s index key, its
@@ -182,9 +287,22 @@ impl Inner {
         payload: Vec<u8>,
         state: KeyState,
         quota: (usize, usize),
+        asym: Option<Arc<AsymKey>>,
+        enc: Option<Box<EncKey>>,
     ) -> Result<Serial> {
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
         let s = self.create_key(t, desc, payload, uid, gid, default_perm(t), state, quota)?;
+        let k = self.keys.get_mut(&s).expect("just made");
+        k.asym = asym;
+        if let Some(e) = enc {
+            // encrypted_key_alloc()'s key_payload_reserve().
+            let bytes = Inner::cost(k, e.payload_len());
+            k.enc = Some(e);
+            if let Err(e) = self.reserve(s, bytes) {
+                self.remove_key(s);
+                return Err(e);
+            }
+        }
         if let Err(e) = self.check_link(ring, s) {
             self.remove_key(s);
             return Err(e);
@@ -248,10 +366,11 @@ impl Inner {
         quota: (usize, usize),
     ) -> Result<Serial> {
         // The type's `quotalen`: big_key charges 16 bytes whatever its size.
-        let quotalen = if t == KeyType::BigKey {
-            16
-        } else {
-            payload.len()
+        let quotalen = match t {
+            KeyType::BigKey => 16,
+            // x509_key_preparse()'s quotalen.
+            KeyType::Asymmetric => 100,
+            _ => payload.len(),
         };
         let charged = desc.len() + 1 + quotalen;
         self.charge(uid, charged, quota)?;
@@ -271,7 +390,7 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         roots: &[Serial],
-        (t, desc): (KeyType, &str),
+        want: &Want<'_>,
         skip_expired: bool,
     ) -> Result<Serial> {
         let mut ret = None;
@@ -283,7 +402,7 @@ impl Inner {
             } else if !self.permitted(ctx, ring, need::SEARCH) {
                 Errno::EACCES
             } else {
-                match self.search_tree(ctx, r, (t, desc), skip_expired) {
+                match self.search_tree(ctx, r, want, skip_expired) {
                     Ok(k) => return Ok(k),
                     Err(e) => e,
                 }
@@ -311,12 +430,12 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         root: Serial,
-        want: (KeyType, &str),
+        want: &Want<'_>,
         skip_expired: bool,
     ) -> Result<Serial> {
         let mut result = Errno::EAGAIN;
         let top = self.key(root)?;
-        if top.ktype == want.0 && top.desc == want.1 {
+        if want.hits(top) {
             return match self.search_verdict(ctx, top, skip_expired) {
                 Some(Ok(())) => Ok(root),
                 Some(Err(e)) => Err(e),
@@ -333,7 +452,7 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         keyring: Serial,
-        want: (KeyType, &str),
+        want: &Want<'_>,
         skip_expired: bool,
         sp: usize,
         result: &mut Errno,
@@ -342,13 +461,14 @@ impl Inner {
         if ring.invalidated || ring.revoked_at.is_some() {
             return None;
         }
-        // search_keyring(): the direct look-up by index key.
-        let found = ring.links.iter().find(|l| {
-            self.keys
-                .get(l)
-                .is_some_and(|k| k.ktype == want.0 && k.desc == want.1)
-        });
-        if let Some(l) = found {
+        // search_keyring(): the direct look-up by index key finds one key
+        // at most; an iterating match (an asymmetric key id) tries each
+        // key in slot order.
+        let found = ring
+            .links
+            .iter()
+            .filter(|l| self.keys.get(l).is_some_and(|k| want.hits(k)));
+        for l in found {
             match self.search_verdict(ctx, &self.keys[&l], skip_expired) {
                 Some(Ok(())) => return Some(l),
                 Some(Err(e)) => *result = e,
@@ -390,6 +510,47 @@ impl Inner {
             return Some(Err(e));
         }
         Some(Ok(()))
+    }
+}
+
+impl Inner {
+    /// Where request_key(2) searches (`search_process_keyrings_rcu()`):
+    /// the thread, process and session keyrings (the user session
+    /// keyring without one), then a request-key helper's requestor's.
+    fn request_roots(&mut self, ctx: &KeyCtx<'_>) -> Vec<Serial> {
+        let (_, user_session) = self.user_keyrings(ctx);
+        let a = &*ctx.anchors;
+        let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
+        v.push(a.session.unwrap_or(user_session));
+        v.extend(self.requestor_roots(ctx));
+        v
+    }
+}
+
+/// What a search looks for: a type and a description, or (asymmetric
+/// keys, `id:`/`ex:`/`dn:` descriptions) a key id.
+pub(crate) struct Want<'a> {
+    t: KeyType,
+    desc: &'a str,
+    id: Option<IdMatch>,
+}
+
+impl<'a> Want<'a> {
+    /// The type's `match_preparse`: `EINVAL` for a bad asymmetric key id.
+    fn new(t: KeyType, desc: &'a str) -> Result<Self> {
+        let id = match t {
+            KeyType::Asymmetric => IdMatch::preparse(desc)?,
+            _ => None,
+        };
+        Ok(Want { t, desc, id })
+    }
+
+    fn hits(&self, k: &Key) -> bool {
+        k.ktype == self.t
+            && match &self.id {
+                None => k.desc == self.desc,
+                Some(m) => k.asym.as_deref().is_some_and(|a| m.hits(a)),
+            }
     }
 }
 
@@ -474,12 +635,19 @@ impl KeyStore {
             return Err(Errno::ENOTDIR);
         }
         // key_create_or_update(): the type's preparse sees the payload
-        // before a missing description is refused.
-        t.vet(desc.as_deref().unwrap_or_default(), payload)?;
-        let desc = desc.ok_or(Errno::EINVAL)?;
-        if r.restricted {
-            return Err(Errno::EPERM);
+        // before a missing description is refused; the asymmetric type's
+        // proposes one.
+        let mut asym = None;
+        let mut desc = desc;
+        if t == KeyType::Asymmetric {
+            let (proposed, a) = asym::preparse(payload)?;
+            desc.get_or_insert(proposed);
+            asym = Some(Arc::new(a));
+        } else {
+            t.vet(desc.as_deref().unwrap_or_default(), payload)?;
         }
+        let desc = desc.ok_or(Errno::EINVAL)?;
+        g.check_restriction(ring, t, asym.as_deref())?;
         if t.updatable() {
             let existing = r.links.iter().find(|l| {
                 g.keys.get(l).is_some_and(|k| {
@@ -492,15 +660,61 @@ impl KeyStore {
                 return Ok(k);
             }
         }
+        let enc = if t == KeyType::Encrypted {
+            // encrypted_instantiate(): the blob, then (for `load`) the
+            // master key, searched for as request_key(2) would.
+            let pending = encrypted::instantiate(&desc, payload)?;
+            let master = match pending.master() {
+                Some((user, name)) => Some(Self::master_key(&mut g, ctx, user, &name)?),
+                None => None,
+            };
+            Some(Box::new(pending.finish(master.as_deref())?))
+        } else {
+            None
+        };
+        // An asymmetric key keeps its parsed certificate, an encrypted
+        // key its secret, not the bytes.
+        let bytes = if asym.is_some() || enc.is_some() {
+            Vec::new()
+        } else {
+            payload.to_vec()
+        };
         g.create_and_link(
             ctx,
             ring,
             t,
             desc,
-            payload.to_vec(),
+            bytes,
             KeyState::Positive,
             self.quota(),
+            asym,
+            enc,
         )
+    }
+
+    /// `request_master_key()`: the payload of the `user` key `name`,
+    /// found in the caller's keyrings as request_key(2) finds one (a
+    /// `trusted` master key: none exists here, as on the recording's
+    /// kernel without a TPM).
+    ///
+    /// # Errors
+    /// `ENOKEY` (none), the match's (`EKEYREVOKED`, a negative key's).
+    fn master_key(
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &mut KeyCtx<'_>,
+        user: bool,
+        name: &str,
+    ) -> Result<Vec<u8>> {
+        if !user {
+            return Err(Errno::ENOKEY);
+        }
+        let roots = g.request_roots(ctx);
+        let want = Want::new(KeyType::User, name)?;
+        let k = g.search(ctx, &roots, &want, true).map_err(|e| match e {
+            Errno::EAGAIN => Errno::ENOKEY,
+            e => e,
+        })?;
+        Ok(g.key(k)?.payload.clone())
     }
 
     /// request_key(2) without the upcall: finds a key of `type_name` and
@@ -527,14 +741,9 @@ impl KeyStore {
         let dest = self.optional_ring(&mut g, ctx, dest)?;
         let t = KeyType::lookup(type_name)?;
         let (_, user_session) = g.user_keyrings(ctx);
-        let roots = {
-            let a = &*ctx.anchors;
-            let mut v: Vec<Serial> = [a.thread, a.process].into_iter().flatten().collect();
-            v.push(a.session.unwrap_or(user_session));
-            v.extend(g.requestor_roots(ctx));
-            v
-        };
-        let k = match g.search(ctx, &roots, (t, desc), true) {
+        let roots = g.request_roots(ctx);
+        let want = Want::new(t, desc)?;
+        let k = match g.search(ctx, &roots, &want, true) {
             Ok(k) => k,
             Err(Errno::EAGAIN) => match callout {
                 Some(info) => {
@@ -622,6 +831,8 @@ impl KeyStore {
             Vec::new(),
             KeyState::Uninstantiated,
             quota,
+            None,
+            None,
         )?;
         let (uid, gid) = (ctx.cred.uid, ctx.cred.gid);
         let helper_session = g.new_keyring(
@@ -744,6 +955,8 @@ impl KeyStore {
             Vec::new(),
             KeyState::Uninstantiated,
             quota,
+            None,
+            None,
         )?;
         ctx.anchors.auth = Some(s);
         Ok(s)
@@ -843,7 +1056,21 @@ impl KeyStore {
         s: Serial,
         payload: &[u8],
     ) -> Result<()> {
-        let bytes = Inner::cost(g.key(s)?, payload.len());
+        let k = g.key(s)?;
+        if k.ktype == KeyType::Encrypted {
+            // encrypted_update(): a negative key has nothing to re-key.
+            let old = k.enc.as_deref().ok_or(Errno::ENOKEY)?;
+            let new = encrypted::update(old, payload)?;
+            let bytes = Inner::cost(k, new.payload_len());
+            g.reserve(s, bytes)?;
+            let key = g.key_mut(s)?;
+            key.enc = Some(Box::new(new));
+            key.state = KeyState::Positive;
+            key.expiry = None;
+            Self::notify(key, ctx, NOTIFY_KEY_UPDATED, 0);
+            return Ok(());
+        }
+        let bytes = Inner::cost(k, payload.len());
         g.reserve(s, bytes)?;
         let key = g.key_mut(s)?;
         key.payload = payload.to_vec();
@@ -1101,10 +1328,11 @@ impl KeyStore {
             Errno::ENODEV => Errno::ENOKEY,
             e => e,
         })?;
+        let want = Want::new(t, desc)?;
         if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let k = g.search(ctx, &[r], (t, desc), false).map_err(|e| {
+        let k = g.search(ctx, &[r], &want, false).map_err(|e| {
             if e == Errno::EAGAIN {
                 Errno::ENOKEY
             } else {
@@ -1129,6 +1357,19 @@ impl KeyStore {
     /// `keyctl_read_key()` reports a failed lookup), `EACCES` (no read
     /// permission and not possessed), `EOPNOTSUPP` (logon keys).
     pub fn read(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<Vec<u8>> {
+        self.read_sized(ctx, id, usize::MAX)
+    }
+
+    /// [`KeyStore::read`] into a buffer of `buflen` bytes: an encrypted
+    /// key's read method makes its blob (with the master key) only when
+    /// the buffer holds it, else says how long it is (zeros of that
+    /// length, which the caller does not copy).
+    pub(crate) fn read_sized(
+        &self,
+        ctx: &mut KeyCtx<'_>,
+        id: Serial,
+        buflen: usize,
+    ) -> Result<Vec<u8>> {
         if id == super::KEY_SPEC_REQKEY_AUTH_KEY {
             // The authorisation key's payload: the call-out information.
             if let Some(c) = self.auth_callout(ctx) {
@@ -1151,6 +1392,15 @@ impl KeyStore {
             return Err(Errno::EOPNOTSUPP);
         }
         k.validate(g.now)?;
+        if let Some(e) = k.enc.as_deref().filter(|_| k.ktype == KeyType::Encrypted) {
+            if buflen < e.blob_len() {
+                return Ok(vec![0; e.blob_len()]);
+            }
+            let e = e.clone();
+            let (user, name) = e.master();
+            let master = Self::master_key(&mut g, ctx, user, &name)?;
+            return Ok(e.blob(&master));
+        }
         Ok(if k.is_keyring() {
             k.links.iter().flat_map(|l| l.to_le_bytes()).collect()
         } else {
@@ -1222,14 +1472,34 @@ impl KeyStore {
         let mut g = self.inner.lock();
         let ring = self.optional_ring(&mut g, ctx, ring)?;
         let k = g.key(id)?;
-        k.ktype.vet(&k.desc, payload)?;
-        self.finish_construction(
-            &mut g,
-            ctx,
-            id,
-            ring,
-            (KeyState::Positive, payload.to_vec(), None),
-        )
+        // The type's preparse or instantiate: an asymmetric key keeps its
+        // certificate, an encrypted one its secret (a `load` decrypted
+        // with the master key the helper finds).
+        let (t, desc) = (k.ktype, k.desc.clone());
+        let (mut asym, mut enc) = (None, None);
+        match t {
+            KeyType::Asymmetric => asym = Some(Arc::new(asym::preparse(payload)?.1)),
+            KeyType::Encrypted => {
+                let pending = encrypted::instantiate(&desc, payload)?;
+                let master = match pending.master() {
+                    Some((user, name)) => Some(Self::master_key(&mut g, ctx, user, &name)?),
+                    None => None,
+                };
+                enc = Some(Box::new(pending.finish(master.as_deref())?));
+            }
+            _ => t.vet(&desc, payload)?,
+        }
+        let bytes = if asym.is_some() || enc.is_some() {
+            Vec::new()
+        } else {
+            payload.to_vec()
+        };
+        if g.key(id)?.state == KeyState::Uninstantiated {
+            let k = g.key_mut(id)?;
+            k.asym = asym;
+            k.enc = enc;
+        }
+        self.finish_construction(&mut g, ctx, id, ring, (KeyState::Positive, bytes, None))
     }
 
     /// KEYCTL_REJECT (KEYCTL_NEGATE is `error` ENOKEY): negatively
@@ -1341,19 +1611,22 @@ impl KeyStore {
         Ok(())
     }
 
-    /// KEYCTL_RESTRICT_KEYRING with no type: refuse every further link;
-    /// posts SETATTR. watchq's key types have no restriction schemes, so a
-    /// restriction with a type is refused as the kernel refuses one its
-    /// type cannot parse.
+    /// KEYCTL_RESTRICT_KEYRING (`keyring_restrict()`): with no type,
+    /// refuse every further link; with the `asymmetric` type, accept only
+    /// keys signed as the restriction says (`builtin_trusted`,
+    /// `builtin_and_secondary_trusted`, `key_or_keyring:ID[:chain]`, see
+    /// [`Restriction`]). Posts SETATTR.
     ///
     /// # Errors
-    /// In the kernel's order (the corpus's `attr` section): the lookup's
-    /// (setattr permission; `ENOKEY` before any argument check),
-    /// `EINVAL`/`EPERM` (type name: empty, or `.`-prefixed), `EINVAL` (a
-    /// restriction without a type, or a type without a restriction),
-    /// `ENOTDIR`, `ENOKEY` (unknown type), `ENOENT` (a type without a
-    /// restriction scheme, or a restriction it does not know), `EEXIST`
-    /// (already restricted).
+    /// In the kernel's order (the corpus's `attr` and `asym-restrict`
+    /// sections): the lookup's (setattr permission; `ENOKEY` before any
+    /// argument check), `EINVAL`/`EPERM` (type name: empty, or
+    /// `.`-prefixed), `EINVAL` (a restriction without a type, or a type
+    /// without a restriction), `ENOTDIR`, `ENOKEY` (unknown type),
+    /// `ENOENT` (a type without a restriction scheme), `EINVAL` (a
+    /// restriction the asymmetric type cannot parse), `ENOKEY` (no key of
+    /// the serial it names), `EEXIST` (already restricted), `EDEADLK`
+    /// (the restrictions' keyrings would lead back to this one).
     pub fn restrict_keyring(
         &self,
         ctx: &mut KeyCtx<'_>,
@@ -1361,33 +1634,59 @@ impl KeyStore {
         type_name: Option<&str>,
         restriction: Option<&str>,
     ) -> Result<()> {
-        self.modify(ctx, id, 0, need::SETATTR, |k, _, _| {
-            if let Some(t) = type_name {
-                if t.is_empty() {
-                    return Err(Errno::EINVAL);
-                }
-                if t.starts_with('.') {
-                    return Err(Errno::EPERM);
-                }
-            }
-            if type_name.is_some() != restriction.is_some() {
+        let mut g = self.inner.lock();
+        let s = self.lookup(&mut g, ctx, id, 0, need::SETATTR)?;
+        if let Some(t) = type_name {
+            if t.is_empty() {
                 return Err(Errno::EINVAL);
             }
-            if !k.is_keyring() {
-                return Err(Errno::ENOTDIR);
+            if t.starts_with('.') {
+                return Err(Errno::EPERM);
             }
-            if let Some(t) = type_name {
-                return Err(match KeyType::lookup(t) {
-                    Err(Errno::ENODEV) => Errno::ENOKEY,
-                    _ => Errno::ENOENT,
-                });
+        }
+        if type_name.is_some() != restriction.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if !g.key(s)?.is_keyring() {
+            return Err(Errno::ENOTDIR);
+        }
+        let res = match (type_name, restriction) {
+            (Some(t), Some(text)) => {
+                match KeyType::lookup(t) {
+                    Err(Errno::ENODEV) => return Err(Errno::ENOKEY),
+                    Ok(KeyType::Asymmetric) => {}
+                    _ => return Err(Errno::ENOENT),
+                }
+                let (mut res, serial) = asym::parse_restriction(text)?;
+                if let Some(serial) = serial {
+                    // key_lookup(): any key of that serial, no permission.
+                    if !g.keys.contains_key(&serial) {
+                        return Err(Errno::ENOKEY);
+                    }
+                    if let Restriction::KeyOrKeyring { key, .. } = &mut res {
+                        *key = Some(serial);
+                    }
+                }
+                res
             }
-            if k.restricted {
-                return Err(Errno::EEXIST);
+            _ => Restriction::Reject,
+        };
+        if g.key(s)?.restriction.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        // keyring_detect_restriction_cycle(): follow the restrictions'
+        // keyrings from this one's.
+        let mut next = res.key();
+        while let Some(k) = next.and_then(|n| g.keys.get(&n)).filter(|k| k.is_keyring()) {
+            if k.serial == s {
+                return Err(Errno::EDEADLK);
             }
-            k.restricted = true;
-            Ok(Some((NOTIFY_KEY_SETATTR, 0)))
-        })
+            next = k.restriction.and_then(|r| r.key());
+        }
+        let k = g.key_mut(s)?;
+        k.restriction = Some(res);
+        Self::notify(g.key(s)?, ctx, NOTIFY_KEY_SETATTR, 0);
+        Ok(())
     }
 
     /// KEYCTL_SET_REQKEY_KEYRING: sets where request_key links what it

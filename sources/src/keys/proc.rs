@@ -106,10 +106,24 @@ impl KeyStore {
                         let _ = write!(out, ": {n} [{at}]");
                     }
                 }
-                // No key of these types can be instantiated here (no
-                // asymmetric parsers; blacklist keys refused as this
-                // kernel configuration does): the description alone.
-                KeyType::Asymmetric | KeyType::Blacklist => out.push_str(&k.desc),
+                // asymmetric_key_describe(): the description, then the
+                // public key's kind and the SKID's tail.
+                KeyType::Asymmetric => {
+                    out.push_str(&k.desc);
+                    if let Some(a) = &k.asym {
+                        out.push_str(&a.describe());
+                    }
+                }
+                // Blacklist keys are refused as this kernel configuration
+                // does: the description alone.
+                KeyType::Blacklist => out.push_str(&k.desc),
+                // user_describe(), with the datalen key_payload_reserve() set.
+                KeyType::Encrypted => {
+                    out.push_str(&k.desc);
+                    if let Some(e) = k.enc.as_ref().filter(|_| positive) {
+                        let _ = write!(out, ": {}", e.payload_len());
+                    }
+                }
                 KeyType::User | KeyType::Logon => {
                     out.push_str(&k.desc);
                     if positive {

@@ -248,7 +248,7 @@ impl KeyStore {
     /// # Errors
     /// As [`KeyStore::read`]; `EINVAL` (a keyring and such a length).
     pub fn read_into(&self, ctx: &mut KeyCtx<'_>, id: Serial, buflen: usize) -> Result<Vec<u8>> {
-        let data = self.read(ctx, id)?;
+        let data = self.read_sized(ctx, id, buflen)?;
         // The authorisation key (a `.request_key_auth`, never a keyring)
         // has no serial of its own here to look up again.
         if id != super::KEY_SPEC_REQKEY_AUTH_KEY

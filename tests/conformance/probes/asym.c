@@ -1,0 +1,442 @@
+/* asym.c - the asymmetric key type with X.509 certificates, and keyring
+ * restrictions (watchq's own probe).
+ *
+ * Sections:
+ *   asym-parse     add_key("asymmetric") of certificates: the description
+ *                  the kernel makes (subject name, then the SKID or the
+ *                  serial in hex), an explicit one kept, the permissions,
+ *                  READ/UPDATE, a second add of the same certificate,
+ *                  garbage, truncated and tampered certificates (a broken
+ *                  self-signature), searching by `id:`/`ex:` key ids, and
+ *                  the key's /proc/keys description
+ *   asym-restrict  KEYCTL_RESTRICT_KEYRING with the asymmetric type:
+ *                  key_or_keyring:ID[:chain], builtin_trusted,
+ *                  builtin_and_secondary_trusted, the argument checks,
+ *                  the restriction cycle, restricting twice, and every
+ *                  link and add_key checked against a restriction (signer
+ *                  found in the trusted keyring, the trusted key, or the
+ *                  keyring itself; bad signatures; other key types)
+ *
+ * The certificates (asym-certs.h) are scripts/make-asym-certs.sh's.
+ */
+#include "probe.h"
+#include "asym-certs.h"
+
+#define CERT(c) cert_##c, cert_##c##_len
+
+/* add_key("asymmetric", desc, cert, ring), printed by the certificate's name. */
+static int32_t add_cert(const char *cname, const unsigned char *der, unsigned len,
+			const char *desc, int32_t ring, const char *label)
+{
+	char text[160];
+	snprintf(text, sizeof text, "add_key(\"asymmetric\", %s%s%s, %s, %s)",
+		 desc ? "\"" : "", desc ? desc : "NULL", desc ? "\"" : "", cname, key_str(ring));
+	long r = add_key("asymmetric", desc, der, len, ring);
+	int e = errno;
+	if (r > 0)
+		name(r, label ? label : cname);
+	errno = e;
+	return (int32_t)show(text, r);
+}
+#define ADDC(c, desc, ring, label) add_cert(#c, CERT(c), desc, ring, label)
+
+/* KEYCTL_DESCRIBE, without the uid and gid (the recording's are root's). */
+static void describe(int32_t k)
+{
+	char d[512];
+	long n = keyctl(K_DESCRIBE, k, (long)d, sizeof d, 0);
+	printf("describe(%s) = ", key_str(k));
+	if (n < 0) {
+		printf("-1 %s\n", errname(errno));
+		return;
+	}
+	char type[32] = "", desc[400] = "";
+	unsigned perm = 0;
+	sscanf(d, "%31[^;];%*d;%*d;%x;%399[^\n]", type, &perm, desc);
+	printf("%s perm=%08x \"%s\"\n", type, perm, desc);
+}
+
+/* The key's description column in /proc/keys (the type's describe). */
+static void proc_keys(int32_t k)
+{
+	FILE *f = fopen("/proc/keys", "r");
+	char line[600], want[16];
+	snprintf(want, sizeof want, "%08x ", k);
+	printf("/proc/keys(%s) = ", key_str(k));
+	while (f && fgets(line, sizeof line, f)) {
+		if (strncmp(line, want, 9) != 0)
+			continue;
+		char *p = line;
+		for (int i = 0; i < 8 && p; i++) {
+			p += strspn(p, " ");
+			p = strchr(p, ' ');
+		}
+		if (p)
+			p += strspn(p, " ");
+		printf("\"%.*s\"\n", p ? (int)strcspn(p, "\n") : 0, p ? p : "");
+		fclose(f);
+		return;
+	}
+	printf("(none)\n");
+	if (f)
+		fclose(f);
+}
+
+/* keyctl(KEYCTL_RESTRICT_KEYRING, ring, type, restriction), where the
+ * restriction may name one key: `%K` in `fmt` stands for its serial and
+ * prints as its label. */
+static long restrict_(int32_t ring, const char *type, const char *fmt, int32_t k)
+{
+	char real[96] = "", shown[96] = "";
+	if (fmt) {
+		const char *at = strstr(fmt, "%K");
+		if (at) {
+			snprintf(real, sizeof real, "%.*s%d%s", (int)(at - fmt), fmt, k, at + 2);
+			snprintf(shown, sizeof shown, "%.*s%s%s", (int)(at - fmt), fmt, key_str(k),
+				 at + 2);
+		} else {
+			snprintf(real, sizeof real, "%s", fmt);
+			snprintf(shown, sizeof shown, "%s", fmt);
+		}
+	}
+	char text[200];
+	snprintf(text, sizeof text, "restrict(%s, %s%s%s, %s%s%s)", key_str(ring),
+		 type ? "\"" : "", type ? type : "NULL", type ? "\"" : "", fmt ? "\"" : "",
+		 fmt ? shown : "NULL", fmt ? "\"" : "");
+	return show(text, keyctl(K_RESTRICT, ring, (long)type, fmt ? (long)real : 0, 0));
+}
+
+static long link_(int32_t k, int32_t ring)
+{
+	char text[96];
+	snprintf(text, sizeof text, "link(%s, %s)", key_str(k), key_str(ring));
+	return show(text, keyctl(K_LINK, k, ring, 0, 0));
+}
+
+static int32_t keyring(const char *desc, int32_t parent, const char *label)
+{
+	char text[96];
+	snprintf(text, sizeof text, "add_key(\"keyring\", \"%s\", NULL, %s)", desc,
+		 key_str(parent));
+	return (int32_t)named(text, add_key("keyring", desc, NULL, 0, parent), label);
+}
+
+/* Searches `ring` for an asymmetric key by `spec` (printed as given). */
+static void search(int32_t ring, const char *spec)
+{
+	char text[200];
+	snprintf(text, sizeof text, "search(%s, \"asymmetric\", \"%s\")", key_str(ring), spec);
+	show(text, keyctl(K_SEARCH, ring, (long)"asymmetric", (long)spec, 0));
+}
+
+static void hex(char *out, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+/* The DER element at p: its header length and content length. */
+static size_t der_len(const unsigned char *p, size_t *hdr)
+{
+	if (p[1] < 0x80) {
+		*hdr = 2;
+		return p[1];
+	}
+	size_t n = p[1] & 0x7f, v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = v << 8 | p[2 + i];
+	*hdr = 2 + n;
+	return v;
+}
+
+/* A copy of `cert` with the first `from` bytes (found after `skip`
+ * bytes) replaced by `to`. */
+static unsigned char *tampered(const unsigned char *cert, unsigned len, size_t skip,
+			       const char *from, const char *to)
+{
+	unsigned char *c = malloc(len);
+	memcpy(c, cert, len);
+	unsigned char *at = memmem(c + skip, len - skip, from, strlen(from));
+	if (!at) {
+		printf("tamper: \"%s\" not found\n", from);
+		exit(1);
+	}
+	memcpy(at, to, strlen(to));
+	return c;
+}
+
+static void sec_parse(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-parse", p);
+	watch(S, p[1], 1);
+	int32_t ca1 = ADDC(ca1, NULL, S, "ca1");
+	describe(ca1);
+	proc_keys(ca1);
+	int32_t ee = ADDC(ee, NULL, S, "ee");
+	describe(ee);
+	proc_keys(ee);
+	int32_t mine = ADDC(ee2, "mine", S, "mine");
+	describe(mine);
+	proc_keys(mine);
+	const char *names[] = {"noskid", "noakid", "prefix", "orgcn", "mailonly", "self", "ee-sha1"};
+	const unsigned char *ders[] = {cert_noskid, cert_noakid, cert_prefix, cert_orgcn,
+				       cert_mailonly, cert_self, cert_ee_sha1};
+	unsigned lens[] = {cert_noskid_len, cert_noakid_len, cert_prefix_len, cert_orgcn_len,
+			   cert_mailonly_len, cert_self_len, cert_ee_sha1_len};
+	int32_t ks[7];
+	for (int i = 0; i < 7; i++) {
+		ks[i] = add_cert(names[i], ders[i], lens[i], NULL, S, names[i]);
+		describe(ks[i]);
+	}
+	proc_keys(ks[0]);
+	int32_t ec = ADDC(ec_ee, NULL, S, "ec-ee");
+	describe(ec);
+	proc_keys(ec);
+	ADDC(ec_self, NULL, S, "ec-self");
+	drain(p[0], 4096);
+
+	/* No read, no update; a second add of the certificate is a new key. */
+	char buf[64];
+	KC(K_READ, ee, buf, sizeof buf, 0);
+	KC(K_UPDATE, ee, cert_ee, cert_ee_len, 0);
+	int32_t ee_again = ADDC(ee, NULL, S, "ee-again");
+	printf("same key: %s\n", ee_again == ee ? "yes" : "no");
+	contents(S, "S");
+	drain(p[0], 4096);
+
+	/* Bad payloads. */
+	show("add_key(\"asymmetric\", NULL, \"\", 0, S)", add_key("asymmetric", NULL, "", 0, S));
+	show("add_key(\"asymmetric\", \"x\", \"garbage\", 7, S)",
+	     add_key("asymmetric", "x", "garbage", 7, S));
+	show("add_key(\"asymmetric\", NULL, ca1 less 1 byte, S)",
+	     add_key("asymmetric", NULL, cert_ca1, cert_ca1_len - 1, S));
+	show("add_key(\"asymmetric\", NULL, ca1 less its signature, S)",
+	     add_key("asymmetric", NULL, cert_ca1, cert_ca1_len - 64, S));
+	unsigned char *bad = tampered(cert_ca1, cert_ca1_len, 0, "ca1@", "cb1@");
+	named("add_key(\"asymmetric\", NULL, ca1 with its issuer's mail changed, S)",
+	     add_key("asymmetric", NULL, bad, cert_ca1_len, S), "ca1-issuer");
+	free(bad);
+	bad = tampered(cert_self, cert_self_len, 0, "self@", "selg@");
+	named("add_key(\"asymmetric\", NULL, self with its issuer's mail changed, S)",
+	     add_key("asymmetric", NULL, bad, cert_self_len, S), "bad");
+	free(bad);
+	bad = malloc(cert_self_len);
+	memcpy(bad, cert_self, cert_self_len);
+	bad[cert_self_len - 1] ^= 1;
+	named("add_key(\"asymmetric\", NULL, self with its signature's last byte changed, S)",
+	     add_key("asymmetric", NULL, bad, cert_self_len, S), "bad");
+	free(bad);
+	drain(p[0], 4096);
+
+	/* Searches by key id: ex: whole ids, id: their tails. */
+	char spec[600], h[520];
+	size_t hdr, n;
+	/* ee's SKID: 20 bytes found after its OID 2.5.29.14 (55 1d 0e 04 16 04 14). */
+	const unsigned char *skid = memmem(cert_ee, cert_ee_len, "\x55\x1d\x0e\x04\x16\x04\x14", 7);
+	hex(h, skid + 7, 20);
+	snprintf(spec, sizeof spec, "ex:%s", h);
+	search(S, spec);
+	snprintf(spec, sizeof spec, "id:%s", h + 32);
+	search(S, spec);
+	for (char *c = spec + 3; *c; c++)
+		if (*c >= 'a' && *c <= 'f')
+			*c -= 32;
+	search(S, spec);
+	snprintf(spec, sizeof spec, "ex:%s", h + 32);
+	search(S, spec);
+	snprintf(spec, sizeof spec, "id:%s", h + 33);
+	search(S, spec);
+	search(S, "id:");
+	search(S, "id:zz");
+	search(S, "ex:00");
+	/* ee's serial and issuer: ex: of both, id: of the issuer's tail. */
+	const unsigned char *tbs = cert_ee;
+	der_len(tbs, &hdr);
+	tbs += hdr;
+	der_len(tbs, &hdr);
+	const unsigned char *q = tbs + hdr;
+	if (q[0] == 0xa0) { /* version */
+		n = der_len(q, &hdr);
+		q += hdr + n;
+	}
+	size_t slen = der_len(q, &hdr);
+	const unsigned char *serial = q + hdr;
+	q += hdr + slen;
+	n = der_len(q, &hdr); /* signature algorithm */
+	q += hdr + n;
+	size_t ilen = der_len(q, &hdr);
+	const unsigned char *issuer = q + hdr;
+	hex(h, serial, slen);
+	hex(h + 2 * slen, issuer, ilen);
+	snprintf(spec, sizeof spec, "ex:%s", h);
+	search(S, spec);
+	/* ca1's own issuer name ends in its mail address, the only such one. */
+	search(S, "id:636131406578616d706c652e636f6d");
+	/* ... and the subject name alone (the third id). */
+	q += hdr + ilen;
+	n = der_len(q, &hdr); /* validity */
+	q += hdr + n;
+	size_t sulen = der_len(q, &hdr);
+	hex(h, q + hdr, sulen);
+	snprintf(spec, sizeof spec, "ex:%s", h);
+	search(S, spec);
+	snprintf(spec, sizeof spec, "dn:%s", h);
+	search(S, spec);
+	search(S, "dn:00");
+	search(S, "dn:0");
+	/* The description. */
+	char d[512];
+	keyctl(K_DESCRIBE, ee_again, (long)d, sizeof d, 0);
+	char *desc = strrchr(d, ';') + 1;
+	snprintf(spec, sizeof spec, "%s", desc);
+	printf("search(S, \"asymmetric\", <ee's description>) = %s\n",
+	       keyctl(K_SEARCH, S, (long)"asymmetric", (long)spec, 0) == ee_again ? "<ee-again>" : "?");
+	search(S, "Org: EndEntity");
+	end_section(p);
+}
+
+static void sec_restrict(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-restrict", p);
+	int32_t ca = keyring("ca", S, "ca");
+	int32_t rbkr = keyring("rbkr", S, "rbkr");
+	watch(rbkr, p[1], 2);
+	restrict_(rbkr, "asymmetric", "key_or_keyring:%K", ca);
+	drain(p[0], 4096);
+	/* the cycle and the second restriction */
+	restrict_(ca, "asymmetric", "key_or_keyring:%K", rbkr);
+	restrict_(rbkr, "asymmetric", "builtin_trusted", 0);
+	restrict_(rbkr, NULL, NULL, 0);
+	int32_t self_r = keyring("selfr", S, "selfr");
+	restrict_(self_r, "asymmetric", "key_or_keyring:%K", self_r);
+	int32_t a = keyring("a", S, "a"), b = keyring("b", S, "b"), c = keyring("c", S, "c");
+	restrict_(a, "asymmetric", "key_or_keyring:%K", b);
+	restrict_(b, "asymmetric", "key_or_keyring:%K", c);
+	restrict_(c, "asymmetric", "key_or_keyring:%K", a);
+	restrict_(c, "asymmetric", "key_or_keyring:%K:chain", a);
+	/* the restriction's argument */
+	int32_t arg = keyring("arg", S, "arg");
+	restrict_(arg, "asymmetric", "", 0);
+	restrict_(arg, "asymmetric", "bogus", 0);
+	restrict_(arg, "asymmetric", "key_or_keyring", 0);
+	restrict_(arg, "asymmetric", "key_or_keyring:", 0);
+	restrict_(arg, "asymmetric", "key_or_keyring:x", 0);
+	restrict_(arg, "asymmetric", "key_or_keyring:0", 0);
+	restrict_(arg, "asymmetric", "key_or_keyring:2147483647", 0);
+	restrict_(arg, "asymmetric", "key_or_keyring:%K:", ca);
+	restrict_(arg, "asymmetric", "key_or_keyring:%K:chai", ca);
+	restrict_(arg, "asymmetric", "key_or_keyring:%K:chain:", ca);
+	restrict_(arg, "asymmetric", "builtin_trusted:", 0);
+	restrict_(arg, "user", "key_or_keyring:%K", ca);
+	restrict_(arg, "keyring", "key_or_keyring:%K", ca);
+	restrict_(arg, "asymmetric", "builtin_and_secondary_trusted", 0);
+	int32_t hexr = keyring("hex", S, "hex");
+	char hexspec[64];
+	snprintf(hexspec, sizeof hexspec, "key_or_keyring:0x%x", ca);
+	show("restrict(<hex>, \"asymmetric\", \"key_or_keyring:0x<ca>\")",
+	     keyctl(K_RESTRICT, hexr, (long)"asymmetric", (long)hexspec, 0));
+	int32_t bt = keyring("bt", S, "bt");
+	restrict_(bt, "asymmetric", "builtin_trusted", 0);
+
+	/* the trusted keyring */
+	int32_t ca1 = ADDC(ca1, NULL, ca, "ca1");
+	ADDC(ee, NULL, rbkr, NULL);
+	ADDC(ee, NULL, bt, NULL);
+	int32_t ca2 = ADDC(ca2, NULL, ca, "ca2");
+	int32_t rbk = keyring("rbk", S, "rbk");
+	restrict_(rbk, "asymmetric", "key_or_keyring:%K", ca2);
+	int32_t ee = ADDC(ee, NULL, rbkr, "ee");
+	link_(ee, rbk);
+	ADDC(self, NULL, rbkr, NULL);
+	ADDC(self, NULL, rbk, NULL);
+	restrict_(rbk, "asymmetric", "builtin_trusted", 0);
+	ADDC(noakid, NULL, rbkr, "noakid");
+	ADDC(noskid, NULL, rbkr, "noskid");
+	ADDC(ee_sha1, NULL, rbk, "ee-sha1");
+	ADDC(ee2, NULL, rbkr, NULL);
+	ADDC(ca1, NULL, rbk, NULL);
+	link_(ca1, rbkr);
+	ADDC(ec_ee, NULL, rbk, "ec-ee");
+	drain(p[0], 4096);
+	/* tampered: signer found, signature wrong */
+	unsigned char *bad = tampered(cert_prefix, cert_prefix_len, 0, "Acme", "Acne");
+	named("add_key(\"asymmetric\", NULL, prefix with its subject changed, <rbkr>)",
+	     add_key("asymmetric", NULL, bad, cert_prefix_len, rbkr), "bad");
+	memcpy(bad, cert_prefix, cert_prefix_len);
+	bad[cert_prefix_len - 1] ^= 1;
+	named("add_key(\"asymmetric\", NULL, prefix with its signature's last byte changed, <rbkr>)",
+	     add_key("asymmetric", NULL, bad, cert_prefix_len, rbkr), "bad");
+	free(bad);
+	/* other key types */
+	named("add_key(\"user\", \"u\", \"x\", 1, <rbkr>)", add_key("user", "u", "x", 1, rbkr), "bad");
+	int32_t u = (int32_t)named("add_key(\"user\", \"u\", \"x\", 1, S)", add_key("user", "u", "x", 1, S), "u");
+	link_(u, rbkr);
+	link_(ca, rbkr);
+	/* a restriction on a key that is not asymmetric */
+	int32_t byu = keyring("byu", S, "byu");
+	restrict_(byu, "asymmetric", "key_or_keyring:%K", u);
+	ADDC(ee, NULL, byu, NULL);
+	/* a revoked trusted key */
+	int32_t rv = keyring("rv", S, "rv");
+	restrict_(rv, "asymmetric", "key_or_keyring:%K", ca2);
+	int32_t prefix = ADDC(prefix, NULL, S, "prefix");
+	int32_t ca2b = ADDC(ca2, "ca2-copy", S, "ca2b");
+	int32_t rvb = keyring("rvb", S, "rvb");
+	restrict_(rvb, "asymmetric", "key_or_keyring:%K", ca2b);
+	KC(K_REVOKE, ca2b, 0, 0, 0);
+	link_(prefix, rvb);
+	link_(prefix, rv);
+
+	/* keyrings restricted by their own contents */
+	int32_t rbs1 = keyring("rbs1", S, "rbs1"), rbs2 = keyring("rbs2", S, "rbs2");
+	link_(ee, rbs1);
+	link_(ca2, rbs2);
+	restrict_(rbs1, "asymmetric", "key_or_keyring:0:chain", 0);
+	restrict_(rbs2, "asymmetric", "key_or_keyring:0:chain", 0);
+	link_(ca2, rbs1);
+	ADDC(self, NULL, rbs1, NULL);
+	ADDC(self, NULL, rbs2, NULL);
+	link_(ee, rbs2);
+	int32_t in = ADDC(int, NULL, rbs2, "int");
+	int32_t ee2 = ADDC(ee2, NULL, rbs2, "ee2");
+	contents(rbs2, "rbs2");
+	/* a chain with a trusted keyring */
+	int32_t rbi = keyring("rbi", S, "rbi");
+	restrict_(rbi, "asymmetric", "key_or_keyring:%K:chain", ca);
+	link_(ee2, rbi);
+	link_(in, rbi);
+	link_(ee2, rbi);
+	contents(rbi, "rbi");
+	/* no chain: the trusted key alone */
+	int32_t rbik = keyring("rbik", S, "rbik");
+	restrict_(rbik, "asymmetric", "key_or_keyring:%K", in);
+	link_(ee2, rbik);
+	link_(ee, rbik);
+	/* the fully restricted keyring */
+	int32_t fr = keyring("fr", S, "fr");
+	link_(ca2, fr);
+	restrict_(fr, NULL, NULL, 0);
+	link_(ca2, fr);
+	ADDC(self, NULL, fr, NULL);
+	restrict_(fr, "asymmetric", "builtin_trusted", 0);
+	/* the key ids of a restriction keyring are searched for, as root */
+	contents(rbkr, "rbkr");
+	contents(ca, "ca");
+	KC(K_CLEAR, rbkr, 0, 0, 0);
+	link_(ee, rbkr);
+	end_section(p);
+}
+
+int main(int argc, char **argv)
+{
+	options(argc, argv, NULL, NULL, NULL, NULL);
+	printf("# asym probe\n");
+	if (wanted("asym-parse"))
+		sec_parse();
+	if (wanted("asym-restrict"))
+		sec_restrict();
+	printf("=== DONE\n");
+	return 0;
+}
