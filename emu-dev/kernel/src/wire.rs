@@ -220,6 +220,14 @@ pub enum Request {
         /// The bytes written.
         data: Vec<u8>,
     },
+    /// Take the bytes waiting in a writable `/proc` open's pipe (the
+    /// pipe's inode) now, as a write by the caller: how stdio's writes,
+    /// which the library does not see, get the handler's errno at
+    /// `fflush`/`fclose`.
+    ProcSync {
+        /// `st_ino` of the pipe.
+        ino: u64,
+    },
 }
 
 /// A read's value that means: the records are in the pipe's shared-memory
@@ -446,6 +454,7 @@ mod op {
     pub const PROC_READ: u8 = 18;
     pub const PROC_WRITE: u8 = 19;
     pub const THREAD: u8 = 20;
+    pub const PROC_SYNC: u8 = 21;
 }
 
 impl Request {
@@ -539,6 +548,7 @@ impl Request {
                 .bytes(path.as_bytes())
                 .u64(*pos)
                 .bytes(data),
+            Request::ProcSync { ino } => w.u8(op::PROC_SYNC).u64(*ino),
         };
         w.0
     }
@@ -620,6 +630,7 @@ impl Request {
                 pos: r.u64()?,
                 data: r.bytes()?,
             },
+            op::PROC_SYNC => Request::ProcSync { ino: r.u64()? },
             other => return Err(WireError::Op(other)),
         };
         r.finish()?;
@@ -677,6 +688,7 @@ impl Request {
             Request::ProcOpen { .. } => "open(/proc)",
             Request::ProcRead { .. } => "read(/proc)",
             Request::ProcWrite { .. } => "write(/proc)",
+            Request::ProcSync { .. } => "fflush(/proc)",
         }
     }
 }
@@ -777,6 +789,7 @@ mod tests {
             },
             Request::Rlimit { soft: 1, hard: 2 },
             Request::Thread { tid: 7 },
+            Request::ProcSync { ino: u64::MAX },
             Request::Stats,
             Request::OpenDev { flags: 2 },
             Request::Mmap {

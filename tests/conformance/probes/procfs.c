@@ -17,6 +17,11 @@
  *     parsing; as uid 1000, notification pipes made over the soft limit
  *     get 2 pages, SET_SIZE growing one past them is EPERM, over the hard
  *     limit pipe2 is ENFILE); both put back.
+ *   sysctl-stdio: writes through stdio (fflush and fclose get the
+ *     handler's errno, the stream's error flag), fdopen over open()'s
+ *     descriptor, spellings of one value and two values, writev, a write
+ *     in two parts, lseek back to the start, a stream written after
+ *     dropping to uid 1000 (EPERM), and bash's and dash's `echo >`.
  *
  * Usage: procfs [SECTION...]   (as root)
  */
@@ -439,6 +444,114 @@ static void sec_pipe_pages(void)
 		       ? "yes" : "no");
 }
 
+
+/* `expr` on stream `f`: its result, errno when it failed, and ferror. */
+#define FCALL(f, expr)                                                              \
+	do {                                                                        \
+		errno = 0;                                                          \
+		long r_ = (long)(expr);                                             \
+		int e_ = errno;                                                     \
+		if (r_ < 0)                                                         \
+			printf("%s = %ld %s", #expr, r_, errname(e_));              \
+		else                                                                \
+			printf("%s = %ld", #expr, r_);                              \
+		printf("; ferror %d\n", ferror(f) ? 1 : 0);                         \
+	} while (0)
+
+/* A shell command's output (stderr too) and status. */
+static void shell(const char *cmd)
+{
+	printf("$ %s\n", cmd);
+	fflush(stdout);
+	char b[512];
+	snprintf(b, sizeof b, "%s 2>&1", cmd);
+	int st = system(b);
+	printf("status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static void sec_sysctl_stdio(void)
+{
+	section("sysctl-stdio");
+	long saved = value("gc_delay");
+	/* A fully buffered stream: the value reaches the handler at fflush. */
+	FILE *f = fopen(path("gc_delay"), "w");
+	FCALL(f, fprintf(f, "abc\n"));
+	FCALL(f, fflush(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	FCALL(f, fprintf(f, "21\n"));
+	FCALL(f, fflush(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	printf("fclose = %d\n", fclose(f));
+	/* At fclose. */
+	f = fopen(path("gc_delay"), "w");
+	FCALL(f, fputs("5x\n", f));
+	errno = 0;
+	int r = fclose(f);
+	printf("fclose = %d %s\n", r, r ? errname(errno) : "");
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	f = fopen(path("gc_delay"), "w");
+	FCALL(f, fputs("22\n", f));
+	printf("fclose = %d\n", fclose(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* A stream over a descriptor from open(), as a shell's redirection. */
+	int fd = open(path("gc_delay"), O_WRONLY);
+	f = fdopen(fd, "w");
+	FCALL(f, fputs("-3\n", f));
+	FCALL(f, fflush(f));
+	printf("fclose = %d\n", fclose(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* Other spellings of one value, and two values. */
+	const char *inputs[] = {"299\n", "299", "299\n\n", " 299 \n", "299\n300", "300 299\n",
+				"\n299"};
+	for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)
+		wr("gc_delay", inputs[i]);
+	/* writev: one handler call with the vectors' bytes. */
+	fd = open(path("gc_delay"), O_WRONLY);
+	struct iovec v[2] = {{"2", 1}, {"3\n", 2}};
+	CALL(writev(fd, v, 2));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* A write in two parts: the second is past the start. */
+	fd = open(path("gc_delay"), O_WRONLY);
+	CALL(write(fd, "2", 1));
+	CALL(write(fd, "99", 2));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* Back to the start with lseek, then a write there. */
+	fd = open(path("gc_delay"), O_WRONLY);
+	CALL(write(fd, "24", 2));
+	CALL(lseek(fd, 0, SEEK_SET));
+	CALL(write(fd, "25", 2));
+	CALL(write(fd, "abc", 3));
+	CALL(lseek(fd, 0, SEEK_SET));
+	CALL(write(fd, "abc", 3));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* A stream root opened, written after dropping to uid 1000. */
+	f = fopen(path("gc_delay"), "w");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() == 0) {
+			FCALL(f, fputs("26\n", f));
+			FCALL(f, fflush(f));
+		}
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+	fclose(f);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* Shells: bash's echo writes through stdio, dash's with write(). */
+	shell("bash -c 'echo abc > /proc/sys/kernel/keys/gc_delay'");
+	shell("bash -c 'echo 27 > /proc/sys/kernel/keys/gc_delay; cat /proc/sys/kernel/keys/gc_delay'");
+	shell("bash -c 'printf 28 > /proc/sys/kernel/keys/gc_delay && cat /proc/sys/kernel/keys/gc_delay'");
+	shell("dash -c 'echo abc > /proc/sys/kernel/keys/gc_delay'");
+	shell("dash -c 'echo 29 > /proc/sys/kernel/keys/gc_delay; cat /proc/sys/kernel/keys/gc_delay'");
+	put("gc_delay", saved);
+	printf("restored gc_delay = %s\n", value("gc_delay") == saved ? "yes" : "no");
+}
+
 int main(int argc, char **argv)
 {
 	options(argc, argv, NULL, NULL, NULL, NULL);
@@ -448,6 +561,7 @@ int main(int argc, char **argv)
 	if (wanted("listing")) sec_listing();
 	if (wanted("effect")) sec_effect();
 	if (wanted("pipe-pages")) sec_pipe_pages();
+	if (wanted("sysctl-stdio")) sec_sysctl_stdio();
 	printf("=== DONE\n");
 	return 0;
 }
