@@ -23,7 +23,11 @@
  *     in two parts, lseek back to the start, a stream written after
  *     dropping to uid 1000 (EPERM), and bash's and dash's `echo >`.
  *
- * Usage: procfs [SECTION...]   (as root)
+ *   pipe-pages-ordinary (only with --native-pipes): ordinary pipes made
+ *     by uid 1000 under the page limits: 16 or 2 pages, F_SETPIPE_SZ's
+ *     EPERM and what it charges, a notification pipe after them, ENFILE.
+ *
+ * Usage: procfs [--native-pipes] [SECTION...]   (as root)
  */
 #include "probe.h"
 #include <sys/wait.h>
@@ -552,9 +556,76 @@ static void sec_sysctl_stdio(void)
 	printf("restored gc_delay = %s\n", value("gc_delay") == saved ? "yes" : "no");
 }
 
+
+/* Ordinary pipes as uid 1000 under the limits (soft, hard), in a child. */
+static void ordinary_user(const char *soft, const char *hard)
+{
+	fs_put("pipe-user-pages-soft", soft);
+	fs_put("pipe-user-pages-hard", hard);
+	printf("# soft %s, hard %s\n", soft, hard);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() < 0)
+			_exit(1);
+		int a[2], b[2], c[2], d[2];
+		if (CALL(pipe2(a, 0)) < 0)
+			_exit(0);
+		CALL(fcntl(a[0], F_GETPIPE_SZ));
+		if (CALL(pipe2(b, 0)) < 0)
+			_exit(0);
+		CALL(fcntl(b[0], F_GETPIPE_SZ));
+		CALL(fcntl(b[0], F_SETPIPE_SZ, 4096));
+		CALL(fcntl(b[0], F_SETPIPE_SZ, 65536));
+		CALL(fcntl(a[1], F_SETPIPE_SZ, 8192));
+		CALL(fcntl(b[0], F_SETPIPE_SZ, 65536));
+		CALL(fcntl(a[1], F_SETPIPE_SZ, 65536));
+		if (CALL(pipe2(c, O_NOTIFICATION_PIPE)) >= 0) {
+			CALL(fcntl(c[0], F_GETPIPE_SZ));
+			close(c[0]);
+			close(c[1]);
+		}
+		close(a[0]);
+		close(a[1]);
+		if (CALL(pipe2(d, 0)) >= 0) {
+			CALL(fcntl(d[0], F_GETPIPE_SZ));
+			CALL(fcntl(d[0], F_SETPIPE_SZ, 0));
+			CALL(fcntl(d[0], F_SETPIPE_SZ, 5000));
+			CALL(fcntl(d[0], F_SETPIPE_SZ, 2 << 20));
+			CALL(fcntl(d[0], F_SETPIPE_SZ, (1u << 31) + 1));
+			CALL(fcntl(d[0], F_GETPIPE_SZ));
+		}
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+}
+
+/* Ordinary pipes and the page limits: only with --native-pipes (under
+ * watchq exec a program's ordinary pipes are the machine's, under the
+ * machine's limits; tests/tests/conformance_corpus.rs replays this in
+ * process). */
+static void sec_pipe_pages_ordinary(void)
+{
+	section("pipe-pages-ordinary");
+	long soft = fs_value("pipe-user-pages-soft"), hard = fs_value("pipe-user-pages-hard");
+	ordinary_user("20", "0");
+	ordinary_user("0", "20");
+	ordinary_user("1", "0");
+	char b[32];
+	snprintf(b, sizeof b, "%ld", soft);
+	fs_put("pipe-user-pages-soft", b);
+	snprintf(b, sizeof b, "%ld", hard);
+	fs_put("pipe-user-pages-hard", b);
+	printf("restored = %s\n",
+	       fs_value("pipe-user-pages-soft") == soft && fs_value("pipe-user-pages-hard") == hard
+		       ? "yes" : "no");
+}
+
 int main(int argc, char **argv)
 {
-	options(argc, argv, NULL, NULL, NULL, NULL);
+	int native_pipes = 0;
+	options(argc, argv, NULL, NULL, "--native-pipes", &native_pipes);
 	printf("# procfs probe, uid %u\n", (unsigned)getuid());
 	if (wanted("sysctl")) sec_sysctl();
 	if (wanted("sysctl-user")) sec_sysctl_user();
@@ -562,6 +633,7 @@ int main(int argc, char **argv)
 	if (wanted("effect")) sec_effect();
 	if (wanted("pipe-pages")) sec_pipe_pages();
 	if (wanted("sysctl-stdio")) sec_sysctl_stdio();
+	if (native_pipes && wanted("pipe-pages-ordinary")) sec_pipe_pages_ordinary();
 	printf("=== DONE\n");
 	return 0;
 }
