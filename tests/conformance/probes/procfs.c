@@ -23,6 +23,9 @@
  *     in two parts, lseek back to the start, a stream written after
  *     dropping to uid 1000 (EPERM), and bash's and dash's `echo >`.
  *
+ *   usage: /proc/keys's usage counts with several holders: links, forked
+ *     children that made no call, a zombie, a second thread, a thread with
+ *     a thread keyring, a process keyring and a child.
  *   pipe-pages-ordinary (only with --native-pipes): ordinary pipes made
  *     by uid 1000 under the page limits: 16 or 2 pages, F_SETPIPE_SZ's
  *     EPERM and what it charges, a notification pipe after them, ENFILE.
@@ -30,6 +33,7 @@
  * Usage: procfs [--native-pipes] [SECTION...]   (as root)
  */
 #include "probe.h"
+#include <pthread.h>
 #include <sys/wait.h>
 
 static const char *files[] = {"maxkeys", "maxbytes", "root_maxkeys", "root_maxbytes",
@@ -622,6 +626,129 @@ static void sec_pipe_pages_ordinary(void)
 		       ? "yes" : "no");
 }
 
+
+/* The usage column /proc/keys shows for `key` (-1 when not listed). */
+static int usage_of(int32_t key)
+{
+	FILE *f = fopen("/proc/keys", "r");
+	char line[512];
+	int u = -1;
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned s;
+		char flags[16];
+		int n;
+		if (sscanf(line, "%x %15s %d", &s, flags, &n) == 3 && (int32_t)s == key)
+			u = n;
+	}
+	if (f)
+		fclose(f);
+	return u;
+}
+
+static int gate[2];
+
+static void *blocked_thread(void *arg)
+{
+	if (arg)
+		printf("thread keyring = %s\n",
+		       keyctl(K_GET_KEYRING_ID, -1 /* thread */, 1, 0, 0) > 0 ? "made" : "none");
+	fflush(stdout);
+	char c;
+	if (read(gate[0], &c, 1) < 0)
+		return NULL;
+	return NULL;
+}
+
+/* Forks `n` children that wait on the gate without a call. */
+static void fork_waiters(int n, pid_t *pids)
+{
+	fflush(stdout);
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			char c;
+			if (read(gate[0], &c, 1) < 0)
+				_exit(1);
+			_exit(0);
+		}
+	}
+}
+
+static void open_gate(int n)
+{
+	for (int i = 0; i < n; i++)
+		if (write(gate[1], "x", 1) != 1)
+			printf("# gate\n");
+}
+
+/* Who holds a key, as /proc/keys counts it: each link, each credential
+ * that names it (a process's; a thread's own once it has a thread
+ * keyring), a zombie's until it is reaped. */
+static void sec_usage(void)
+{
+	section("usage");
+	fflush(stdout);
+	pid_t top = fork();
+	if (top == 0) {
+		nnames = 0;
+		S = new_session();
+		if (pipe(gate) < 0)
+			_exit(1);
+		printf("usage S alone = %d\n", usage_of(S));
+		int32_t a = ADD("user", "a", "x", S, "a");
+		int32_t R = ADD("keyring", "R", NULL, S, "R");
+		KC(K_LINK, a, R, 0, 0);
+		printf("usage a (in S and R) = %d\n", usage_of(a));
+		printf("usage R = %d\n", usage_of(R));
+		pid_t kids[2];
+		fork_waiters(2, kids);
+		usleep(100000);
+		printf("usage S with 2 children = %d\n", usage_of(S));
+		printf("usage a with 2 children = %d\n", usage_of(a));
+		open_gate(2);
+		for (int i = 0; i < 2; i++)
+			waitpid(kids[i], NULL, 0);
+		sleep(1); /* a released cred drops its keys after an RCU grace period */
+		printf("usage S after they are reaped = %d\n", usage_of(S));
+		fflush(stdout);
+		pid_t z = fork();
+		if (z == 0)
+			_exit(0);
+		usleep(200000);
+		printf("usage S with a zombie = %d\n", usage_of(S));
+		waitpid(z, NULL, 0);
+		sleep(1);
+		printf("usage S after it is reaped = %d\n", usage_of(S));
+		pthread_t t;
+		pthread_create(&t, NULL, blocked_thread, NULL);
+		usleep(100000);
+		printf("usage S with a second thread = %d\n", usage_of(S));
+		open_gate(1);
+		pthread_join(t, NULL);
+		pthread_create(&t, NULL, blocked_thread, "keyring");
+		usleep(100000);
+		printf("usage S with a thread that has a thread keyring = %d\n", usage_of(S));
+		open_gate(1);
+		pthread_join(t, NULL);
+		sleep(1);
+		printf("usage S after it ended = %d\n", usage_of(S));
+		int32_t P = (int32_t)keyctl(K_GET_KEYRING_ID, -2 /* process */, 1, 0, 0);
+		name(P, "P");
+		sleep(1);
+		printf("usage P = %d\n", usage_of(P));
+		printf("usage S with a process keyring = %d\n", usage_of(S));
+		fork_waiters(1, kids);
+		usleep(100000);
+		printf("usage P with a child = %d\n", usage_of(P));
+		printf("usage S with a child = %d\n", usage_of(S));
+		open_gate(1);
+		waitpid(kids[0], NULL, 0);
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(top);
+}
+
 int main(int argc, char **argv)
 {
 	int native_pipes = 0;
@@ -633,6 +760,7 @@ int main(int argc, char **argv)
 	if (wanted("effect")) sec_effect();
 	if (wanted("pipe-pages")) sec_pipe_pages();
 	if (wanted("sysctl-stdio")) sec_sysctl_stdio();
+	if (wanted("usage")) sec_usage();
 	if (native_pipes && wanted("pipe-pages-ordinary")) sec_pipe_pages_ordinary();
 	printf("=== DONE\n");
 	return 0;
