@@ -276,7 +276,7 @@ fn procfs_usage_counts_match_linux_where_known() {
     // no emulated call are not known to the emulated kernel, nor is a
     // zombie (released at exit, not at the reap), a thread's own cred, or
     // the old cred open files hold.
-    const KNOWN: [(&str, &str); 5] = [
+    const KNOWN: [(&str, &str); 6] = [
         ("usage S with 2 children = 3", "usage S with 2 children = 1"),
         ("usage S with a zombie = 2", "usage S with a zombie = 1"),
         (
@@ -288,6 +288,10 @@ fn procfs_usage_counts_match_linux_where_known() {
             "usage S with a process keyring = 1",
         ),
         ("usage S with a child = 3", "usage S with a child = 1"),
+        (
+            "usage S after a process keyring, a file open from before = 2",
+            "usage S after a process keyring, a file open from before = 1",
+        ),
     ];
     assert_eq!(ours.len(), kernel.len(), "{}", ours.join("\n"));
     for (a, b) in ours.iter().zip(&kernel) {

@@ -747,6 +747,24 @@ static void sec_usage(void)
 		_exit(0);
 	}
 	wait_child(top);
+	/* A descriptor keeps the cred it was opened under. */
+	top = fork();
+	if (top == 0) {
+		nnames = 0;
+		S = new_session();
+		int fd = open("/dev/null", O_RDONLY);
+		int32_t P = (int32_t)keyctl(K_GET_KEYRING_ID, -2 /* process */, 1, 0, 0);
+		name(P, "P");
+		sleep(1);
+		printf("usage S after a process keyring, a file open from before = %d\n",
+		       usage_of(S));
+		close(fd);
+		sleep(1);
+		printf("usage S once it is closed = %d\n", usage_of(S));
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(top);
 }
 
 int main(int argc, char **argv)
