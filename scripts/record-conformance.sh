@@ -48,7 +48,8 @@ for p in $probes; do
         keys) args="--gc-delay $gc_delay --helper-conf" ;;
         gc) args="--gc-delay $gc_delay --trials $trials" ;;
         types) args="--guest" ;;
-        queue | surface | procs | procfs | walks | dh | asym | enc) args="" ;;
+        procfs) args="--native-pipes" ;;
+        queue | surface | procs | walks | dh | asym | enc) args="" ;;
         *) echo "record-conformance: no probe $p" >&2; exit 1 ;;
     esac
     cmd+="; echo '=== PROBE $p'; ./$p $args"

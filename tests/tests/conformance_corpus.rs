@@ -32,6 +32,7 @@ fn recording(probe: &str) -> &'static str {
         "dh" => include_str!("../data/conformance/dh.txt"),
         "asym" => include_str!("../data/conformance/asym.txt"),
         "enc" => include_str!("../data/conformance/enc.txt"),
+        "procfs" => include_str!("../data/conformance/procfs.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -989,4 +990,69 @@ fn conformance_types_system_replayed() {
     }
     t.line(format!("{} system keyrings", rings.len()));
     check_replay("types", "system", t.lines);
+}
+
+/// procfs.c's `pipe-pages-ordinary` section in process (under `watchq
+/// exec` a program's ordinary pipes are the machine's): a uid-1000
+/// process's ordinary pipes are charged to its pages as `alloc_pipe_info()`
+/// and `pipe_set_size()` charge them, under each pair of limits.
+#[test]
+fn conformance_procfs_pipe_pages_ordinary_replayed() {
+    use watchq_core::uapi::{F_GETPIPE_SZ, F_SETPIPE_SZ, O_NOTIFICATION_PIPE};
+    let kernel = Kernel::new(KernelConfig::default());
+    let mut t = Replay::default();
+    for (soft, hard) in [(20, 0), (0, 20), (1, 0)] {
+        kernel.set_pipe_user_pages(soft, hard);
+        t.line(format!("# soft {soft}, hard {hard}"));
+        let p = kernel.spawn(1000, 1000);
+        let pipe = |t: &mut Replay, name: &str, flags: u32, shown: &str| {
+            let r = p.pipe2(flags);
+            t.show(&format!("pipe2({name}, {shown})"), r.map(|_| 0))
+                .ok()?;
+            r.ok()
+        };
+        let sz = |t: &mut Replay, fd: i32, text: &str, cmd: i32, arg: u64| {
+            let _ = t.show(text, p.fcntl(fd, cmd, arg));
+        };
+        let Some(a) = pipe(&mut t, "a", 0, "0") else {
+            continue;
+        };
+        sz(&mut t, a[0], "fcntl(a[0], F_GETPIPE_SZ)", F_GETPIPE_SZ, 0);
+        let Some(b) = pipe(&mut t, "b", 0, "0") else {
+            t.line("child exit 0".into());
+            continue;
+        };
+        sz(&mut t, b[0], "fcntl(b[0], F_GETPIPE_SZ)", F_GETPIPE_SZ, 0);
+        for (fd, text, arg) in [
+            (b[0], "fcntl(b[0], F_SETPIPE_SZ, 4096)", 4096),
+            (b[0], "fcntl(b[0], F_SETPIPE_SZ, 65536)", 65536),
+            (a[1], "fcntl(a[1], F_SETPIPE_SZ, 8192)", 8192),
+            (b[0], "fcntl(b[0], F_SETPIPE_SZ, 65536)", 65536),
+            (a[1], "fcntl(a[1], F_SETPIPE_SZ, 65536)", 65536),
+        ] {
+            sz(&mut t, fd, text, F_SETPIPE_SZ, arg);
+        }
+        if let Some(c) = pipe(&mut t, "c", O_NOTIFICATION_PIPE, "O_NOTIFICATION_PIPE") {
+            sz(&mut t, c[0], "fcntl(c[0], F_GETPIPE_SZ)", F_GETPIPE_SZ, 0);
+            p.close(c[0]).unwrap();
+            p.close(c[1]).unwrap();
+        }
+        p.close(a[0]).unwrap();
+        p.close(a[1]).unwrap();
+        if let Some(d) = pipe(&mut t, "d", 0, "0") {
+            sz(&mut t, d[0], "fcntl(d[0], F_GETPIPE_SZ)", F_GETPIPE_SZ, 0);
+            for (text, arg) in [
+                ("fcntl(d[0], F_SETPIPE_SZ, 0)", 0),
+                ("fcntl(d[0], F_SETPIPE_SZ, 5000)", 5000),
+                ("fcntl(d[0], F_SETPIPE_SZ, 2 << 20)", 2 << 20),
+                ("fcntl(d[0], F_SETPIPE_SZ, (1u << 31) + 1)", (1 << 31) + 1),
+            ] {
+                sz(&mut t, d[0], text, F_SETPIPE_SZ, arg);
+            }
+            sz(&mut t, d[0], "fcntl(d[0], F_GETPIPE_SZ)", F_GETPIPE_SZ, 0);
+        }
+        t.line("child exit 0".into());
+    }
+    t.line("restored = yes".into());
+    check_replay("procfs", "pipe-pages-ordinary", t.lines);
 }

@@ -12,6 +12,10 @@
 //! socket, which the library in it and in every descendant connects to.
 //! With `--join SOCKET`, or `WATCHQ_KERNEL` already in the environment,
 //! the program joins that kernel instead.
+//!
+//! Unless `--allow-io-uring` is given, the program runs under a seccomp
+//! filter that refuses io_uring ([`crate::seal`]): its submissions would
+//! reach the real kernel past the preload.
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -37,6 +41,8 @@ pub struct ExecOptions {
     pub gc_delay: Option<u64>,
     /// A policy file to put in force.
     pub policy: Option<PathBuf>,
+    /// Leave io_uring to the program (no seccomp filter: [`crate::seal`]).
+    pub allow_io_uring: bool,
 }
 
 /// Where the preload library is: `$WATCHQ_PRELOAD` (if it names a file;
@@ -130,6 +136,11 @@ pub fn run(
             "cannot join the emulated kernel at {}: {e}",
             kernel.display()
         ));
+    }
+    // Last, so that nothing of watchq's runs under it (the kernel started
+    // above is not filtered).
+    if !opts.allow_io_uring {
+        crate::seal::refuse_io_uring()?;
     }
     let err = command(&lib, &kernel, program, args).exec();
     Err(format!("{}: {err}", program.to_string_lossy()))

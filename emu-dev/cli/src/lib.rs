@@ -5,7 +5,8 @@
 //! is [`watchq_client`]; the benchmark workloads behind `watchq bench` are
 //! [`watchq_bench`]. This is the only crate of the workspace that parses a
 //! command line (clap, in the binary).
-#![forbid(unsafe_code)]
+// Unsafe code: only `seal`, the seccomp system call.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod demo;
@@ -16,6 +17,7 @@ pub mod fuzz;
 pub mod kernel;
 pub mod monitor;
 pub mod scenario;
+pub mod seal;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../../README.md")]

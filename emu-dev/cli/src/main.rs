@@ -176,6 +176,14 @@ enum Cmd {
         /// A security policy file to put in force (docs/policy.md).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// Do not refuse io_uring. By default io_uring_setup, _enter and
+        /// _register fail with EPERM in the tree (a seccomp filter: their
+        /// requests would reach the real kernel, and the machine's
+        /// /proc/sys/kernel/keys, past the emulation); without
+        /// CAP_SYS_ADMIN the filter needs no_new_privs, so setuid programs
+        /// in the tree gain no privileges (docs/exec.md).
+        #[arg(long)]
+        allow_io_uring: bool,
         /// The program and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
@@ -262,6 +270,7 @@ fn main() -> ExitCode {
             script,
             gc_delay,
             policy,
+            allow_io_uring,
             command,
         } => {
             let opts = watchq::exec::ExecOptions {
@@ -271,6 +280,7 @@ fn main() -> ExitCode {
                 script,
                 gc_delay,
                 policy,
+                allow_io_uring,
             };
             let Err(e) = watchq::exec::run(&opts, &command[0], &command[1..]);
             eprintln!("watchq exec: {e}");

@@ -124,7 +124,7 @@ pub(crate) struct Pipe {
     wr_wait: WaitQueue,
     kind: PipeKind,
     /// The user charged for the pipe's pages and how many
-    /// (`pipe->user`, `pipe->nr_accounted`; notification pipes only).
+    /// (`pipe->user`, `pipe->nr_accounted`).
     account: Option<(Arc<UserStruct>, AtomicUsize)>,
 }
 
@@ -151,18 +151,22 @@ impl std::fmt::Debug for Pipe {
 }
 
 impl Pipe {
-    /// An ordinary pipe of 16 pages. Mirrors `alloc_pipe_info()`.
-    pub(crate) fn new_bytes(ino: u64) -> Arc<Self> {
-        Self::new(
+    /// An ordinary pipe of `pages` pages (16, or 2 over the soft limit:
+    /// [`alloc_pipe_pages`]), charged to `user`. Mirrors
+    /// `alloc_pipe_info()`.
+    pub(crate) fn new_bytes(ino: u64, user: Arc<UserStruct>, pages: usize) -> Arc<Self> {
+        let mut p = Self::build(
             ino,
             PipeKind::Bytes {
                 ring: Mutex::new(ByteRing {
                     bufs: VecDeque::new(),
-                    max_usage: PIPE_DEF_BUFFERS,
+                    max_usage: pages,
                 }),
                 rd_wait: WaitQueue::new(),
             },
-        )
+        );
+        p.account = Some((user, AtomicUsize::new(pages)));
+        Arc::new(p)
     }
 
     /// A notification pipe around a fresh, unsized queue whose `SET_SIZE`
@@ -181,10 +185,6 @@ impl Pipe {
         );
         p.account = Some((user, AtomicUsize::new(pages)));
         Arc::new(p)
-    }
-
-    fn new(ino: u64, kind: PipeKind) -> Arc<Self> {
-        Arc::new(Self::build(ino, kind))
     }
 
     fn build(ino: u64, kind: PipeKind) -> Pipe {
@@ -454,13 +454,17 @@ impl Pipe {
         m
     }
 
-    /// F_SETPIPE_SZ. Mirrors `pipe_set_size()`; returns the new size in bytes.
+    /// F_SETPIPE_SZ. Mirrors `pipe_set_size()`; returns the new size in
+    /// bytes. The pipe is charged the new page count (`nr_accounted`) to
+    /// its user under `limits` (`pipe-user-pages-soft`, `-hard`).
     ///
     /// # Errors
     /// In the kernel's order: EBUSY (a notification pipe), EINVAL (size over
-    /// 2 GiB), EPERM (over `pipe-max-size` without CAP_SYS_RESOURCE), EBUSY
-    /// (more buffers queued than the new size holds).
-    pub(crate) fn set_pipe_size(&self, arg: u64, cred: &Cred) -> Result<usize> {
+    /// 2 GiB), EPERM (over `pipe-max-size` without CAP_SYS_RESOURCE), EPERM
+    /// (growing while the user, so charged, is over either page limit,
+    /// without CAP_SYS_RESOURCE or CAP_SYS_ADMIN), EBUSY (more buffers
+    /// queued than the new size holds); a failure charges nothing.
+    pub(crate) fn set_pipe_size(&self, arg: u64, cred: &Cred, limits: (u64, u64)) -> Result<usize> {
         let PipeKind::Bytes { ring, .. } = &self.kind else {
             return Err(Errno::EBUSY);
         };
@@ -475,10 +479,35 @@ impl Pipe {
         if nr_slots > r.max_usage && size > PIPE_MAX_SIZE && !cred.capable(CAP_SYS_RESOURCE) {
             return Err(Errno::EPERM);
         }
+        // account_pipe_buffers(): the user is charged the new count first;
+        // Relaxed, as in `account_set_size` (the ring's lock orders the
+        // pipe's own count).
+        let acct = self.account.as_ref();
+        let old = acct.map_or(0, |(_, n)| n.load(Ordering::Relaxed));
+        let revert = || {
+            if let Some((user, _)) = acct {
+                user.account_pipe_buffers(nr_slots as u64, old as u64);
+            }
+        };
+        if let Some((user, _)) = acct {
+            let user_bufs = user.account_pipe_buffers(old as u64, nr_slots as u64);
+            let (soft, hard) = limits;
+            let over = (hard != 0 && user_bufs > hard) || (soft != 0 && user_bufs > soft);
+            let privileged = cred.capable(CAP_SYS_RESOURCE)
+                || cred.capable(watchq_core::lsm::caps::CAP_SYS_ADMIN);
+            if nr_slots > r.max_usage && over && !privileged {
+                revert();
+                return Err(Errno::EPERM);
+            }
+        }
         if r.bufs.len() > nr_slots {
+            revert();
             return Err(Errno::EBUSY);
         }
         r.max_usage = nr_slots;
+        if let Some((_, n)) = acct {
+            n.store(nr_slots, Ordering::Relaxed);
+        }
         drop(r);
         self.wr_wait.wake();
         Ok(nr_slots * PAGE_SIZE)

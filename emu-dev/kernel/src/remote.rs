@@ -491,6 +491,16 @@ impl Remote {
         self.value(&req, None).map(|v| v as usize)
     }
 
+    /// The bytes waiting in the pipe of a writable `/proc` open (`ino`,
+    /// the pipe's inode) taken now as one write by this process: stdio's
+    /// writes, at `fflush`/`fclose`.
+    ///
+    /// # Errors
+    /// The write's, as the file's handler gives it (EINVAL, EPERM).
+    pub fn proc_sync(&self, ino: u64) -> CallResult<()> {
+        self.value(&Request::ProcSync { ino }, None).map(|_| ())
+    }
+
     /// add_key(2).
     ///
     /// # Errors

@@ -228,6 +228,14 @@ pub enum Request {
         /// The bytes written.
         data: Vec<u8>,
     },
+    /// Take the bytes waiting in a writable `/proc` open's pipe (the
+    /// pipe's inode) now, as a write by the caller: how stdio's writes,
+    /// which the library does not see, get the handler's errno at
+    /// `fflush`/`fclose`.
+    ProcSync {
+        /// `st_ino` of the pipe.
+        ino: u64,
+    },
 }
 
 /// A read's value that means: the records are in the pipe's shared-memory
@@ -455,6 +463,7 @@ mod op {
     pub const PROC_WRITE: u8 = 19;
     pub const THREAD: u8 = 20;
     pub const FORKED: u8 = 21;
+    pub const PROC_SYNC: u8 = 22;
 }
 
 impl Request {
@@ -549,6 +558,7 @@ impl Request {
                 .bytes(path.as_bytes())
                 .u64(*pos)
                 .bytes(data),
+            Request::ProcSync { ino } => w.u8(op::PROC_SYNC).u64(*ino),
         };
         w.0
     }
@@ -631,6 +641,7 @@ impl Request {
                 pos: r.u64()?,
                 data: r.bytes()?,
             },
+            op::PROC_SYNC => Request::ProcSync { ino: r.u64()? },
             other => return Err(WireError::Op(other)),
         };
         r.finish()?;
@@ -689,6 +700,7 @@ impl Request {
             Request::ProcOpen { .. } => "open(/proc)",
             Request::ProcRead { .. } => "read(/proc)",
             Request::ProcWrite { .. } => "write(/proc)",
+            Request::ProcSync { .. } => "fflush(/proc)",
         }
     }
 }
@@ -790,6 +802,7 @@ mod tests {
             Request::Rlimit { soft: 1, hard: 2 },
             Request::Thread { tid: 7 },
             Request::Forked { pid: 8 },
+            Request::ProcSync { ino: u64::MAX },
             Request::Stats,
             Request::OpenDev { flags: 2 },
             Request::Mmap {

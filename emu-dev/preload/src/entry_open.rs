@@ -1,8 +1,9 @@
 //! The interposed entry points for opening files and for positional
 //! I/O, beside [`crate::entry`]'s: the fortified and 64-bit opens
 //! (`__open_2`, `__openat_2`, `creat`), stdio's opens (`fopen`, `freopen`,
-//! which glibc makes without the interposable `open`), `openat2` through
-//! `syscall()`, `lseek` of the keys' `/proc` files, and `pread`, `preadv`,
+//! which glibc makes without the interposable `open`), stdio's `fflush`
+//! and `fclose` of a stream on a writable keys `/proc` file (the handler's
+//! errno for what stdio wrote), `openat2` through `syscall()`, `lseek` of the keys' `/proc` files, and `pread`, `preadv`,
 //! `preadv2`, `pwrite` (ESPIPE on an emulated end, the emulated sysctl's
 //! handler for a keys `/proc` file). Every path that is not the
 //! emulation's goes to the real libc unchanged.
@@ -430,4 +431,94 @@ pub(crate) fn openat2_ours(dirfd: c_int, path: usize, how: usize) -> Option<(c_i
     let p = c_string(path, libc::PATH_MAX as usize).ok()?;
     (p == "/dev/watch_queue" || procfs::resolve(dirfd, &p, flags).is_some())
         .then_some((flags, mode))
+}
+
+/// glibc's `_IO_ERR_SEEN`, in `_flags`, the first member of `struct
+/// _IO_FILE` (bits/types/struct_FILE.h: public, as `ferror_unlocked`'s
+/// inline body reads it).
+const IO_ERR_SEEN: c_int = 0x20;
+
+/// Marks `fp` as having met a write error (what glibc's own write path
+/// does when the kernel's write fails), so `ferror` says so.
+///
+/// # Safety
+/// `fp` is a valid glibc FILE.
+unsafe fn set_stream_error(fp: *mut libc::FILE) {
+    // SAFETY: `_flags` is the struct's first member, an int (the caller's
+    // valid FILE).
+    unsafe { *fp.cast::<c_int>() |= IO_ERR_SEEN };
+}
+
+/// `fileno(fp)` with errno left as it was (fileno sets EBADF for a
+/// stream without a descriptor: `fmemopen`, `fopencookie`).
+fn stream_fd(fp: *mut libc::FILE) -> c_int {
+    // SAFETY: this thread's errno slot.
+    let saved = unsafe { *libc::__errno_location() };
+    // SAFETY: the caller's stream (non-null).
+    let fd = unsafe { libc::fileno(fp) };
+    set_errno(saved);
+    fd
+}
+
+/// `fflush()`: on a stream writing a keys `/proc` file, what stdio wrote
+/// is taken by the emulated kernel now and its errno (EINVAL for a bad
+/// value) is the flush's, with the stream's error flag set, as when the
+/// kernel's `write()` under stdio fails. Other streams: libc's alone
+/// (one atomic load first).
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn fflush(fp: *mut libc::FILE) -> c_int {
+    // SAFETY: forwarded contract.
+    let r = unsafe { real::fflush()(fp) };
+    if !procfs::any() {
+        return r;
+    }
+    let synced = if fp.is_null() {
+        Some(procfs::sync_all())
+    } else {
+        procfs::sync(stream_fd(fp))
+    };
+    match synced {
+        Some(Err(e)) => {
+            if !fp.is_null() {
+                // SAFETY: the caller's stream.
+                unsafe { set_stream_error(fp) };
+            }
+            set_errno(e.as_raw());
+            libc::EOF
+        }
+        _ => r,
+    }
+}
+
+/// `fclose()`: a stream writing a keys `/proc` file is flushed and what it
+/// wrote taken before the close, so a bad value fails the `fclose` with
+/// the handler's errno (`sysctl -w` reports it), as on the kernel.
+///
+/// # Safety
+/// As libc's.
+#[no_mangle]
+pub unsafe extern "C" fn fclose(fp: *mut libc::FILE) -> c_int {
+    if procfs::any() && !fp.is_null() {
+        let fd = stream_fd(fp);
+        if procfs::is_piped(fd) {
+            // SAFETY: the caller's stream.
+            let flushed = unsafe { real::fflush()(fp) };
+            let synced = procfs::sync(fd).unwrap_or(Ok(()));
+            // SAFETY: forwarded contract; the stream is gone after it.
+            let r = unsafe { real::fclose()(fp) };
+            return match synced {
+                Err(e) => {
+                    set_errno(e.as_raw());
+                    libc::EOF
+                }
+                Ok(()) if flushed != 0 => libc::EOF,
+                Ok(()) => r,
+            };
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { real::fclose()(fp) }
 }

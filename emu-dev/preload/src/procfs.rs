@@ -8,9 +8,13 @@
 //! `sendfile` and `copy_file_range` all see the kernel's text). A writable
 //! open is the write end of a pipe whose read end the kernel holds: bytes
 //! that arrive there by a path this library does not see (stdio's internal
-//! writes) are writes to the file. `read`, `write` and `pread` of a sysctl
-//! are the kernel's own handler calls, with its errno (EINVAL for a bad
-//! value, EPERM) and its rule that a read past the start is empty.
+//! writes) are writes to the file: `fflush` and `fclose` of a stream on
+//! such a descriptor ask the kernel to take them at once ([`sync`]), so
+//! the stream gets the handler's errno there, and an exit handler takes
+//! what a program leaves unflushed before it ends. `read`, `write`,
+//! `writev` and `pread` of a sysctl are the kernel's own handler calls,
+//! with its errno (EINVAL for a bad value, EPERM) and its rule that a read
+//! past the start is empty.
 
 use crate::client::{self, with};
 use crate::real;
@@ -191,8 +195,72 @@ pub(crate) fn open(path: &str, flags: c_int) -> Result<c_int> {
         );
         ANY.store(true, Ordering::Relaxed);
         client::hint(fd);
+        if !memfd {
+            static AT_EXIT: std::sync::Once = std::sync::Once::new();
+            // SAFETY: registers a handler that flushes stdio and makes
+            // emulated calls, as the program itself could at exit.
+            AT_EXIT.call_once(|| unsafe {
+                libc::atexit(sync_at_exit);
+            });
+        }
     }
     Ok(fd)
+}
+
+/// Have any of these files been opened in this process? (One atomic
+/// load: what stdio's interposers check before anything else.)
+pub(crate) fn any() -> bool {
+    ANY.load(Ordering::Relaxed)
+}
+
+/// `fflush`/`fclose` of a stream on `fd`: the bytes stdio wrote into a
+/// writable open's pipe are taken now, as this process's write, and the
+/// handler's result is returned (None when `fd` is not such an open).
+pub(crate) fn sync(fd: c_int) -> Option<Result<()>> {
+    let (id, o) = lookup(fd)?;
+    if o.memfd {
+        return None;
+    }
+    Some(with(false, |k| k.proc_sync(id.1)))
+}
+
+/// Is `fd` a writable (pipe-backed) open of these files?
+pub(crate) fn is_piped(fd: c_int) -> bool {
+    lookup(fd).is_some_and(|(_, o)| !o.memfd)
+}
+
+/// [`sync`] of every writable open this process made (`fflush(NULL)`,
+/// exit); the first error.
+pub(crate) fn sync_all() -> Result<()> {
+    if !any() {
+        return Ok(());
+    }
+    let inos: Vec<u64> = OPENS
+        .lock()
+        .as_ref()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, o)| !o.memfd)
+                .map(|(id, _)| id.1)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut first = Ok(());
+    for ino in inos {
+        if let Err(e) = with(false, |k| k.proc_sync(ino)) {
+            first = first.and(Err(e));
+        }
+    }
+    first
+}
+
+/// At exit (before glibc's own final flush): stdio's buffers written out
+/// and taken, so the value is in force before the process is gone.
+extern "C" fn sync_at_exit() {
+    // SAFETY: fflush(NULL) flushes every stream; the real one, so this
+    // does not come back through the interposer.
+    unsafe { real::fflush()(std::ptr::null_mut()) };
+    let _ = sync_all();
 }
 
 /// A read-only descriptor of a memfd holding `text`.

@@ -64,6 +64,8 @@ real_fns! {
     syscall: unsafe extern "C" fn(c_long, ...) -> c_long;
     recvmsg: unsafe extern "C" fn(c_int, *mut libc::msghdr, c_int) -> ssize_t;
     fopen: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
+    fflush: unsafe extern "C" fn(*mut libc::FILE) -> c_int;
+    fclose: unsafe extern "C" fn(*mut libc::FILE) -> c_int;
     fopen64: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
     freopen: unsafe extern "C" fn(*const c_char, *const c_char, *mut libc::FILE) -> *mut libc::FILE;
     freopen64: unsafe extern "C" fn(*const c_char, *const c_char, *mut libc::FILE) -> *mut libc::FILE;

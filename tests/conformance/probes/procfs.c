@@ -17,10 +17,23 @@
  *     parsing; as uid 1000, notification pipes made over the soft limit
  *     get 2 pages, SET_SIZE growing one past them is EPERM, over the hard
  *     limit pipe2 is ENFILE); both put back.
+ *   sysctl-stdio: writes through stdio (fflush and fclose get the
+ *     handler's errno, the stream's error flag), fdopen over open()'s
+ *     descriptor, spellings of one value and two values, writev, a write
+ *     in two parts, lseek back to the start, a stream written after
+ *     dropping to uid 1000 (EPERM), and bash's and dash's `echo >`.
  *
- * Usage: procfs [SECTION...]   (as root)
+ *   usage: /proc/keys's usage counts with several holders: links, forked
+ *     children that made no call, a zombie, a second thread, a thread with
+ *     a thread keyring, a process keyring and a child.
+ *   pipe-pages-ordinary (only with --native-pipes): ordinary pipes made
+ *     by uid 1000 under the page limits: 16 or 2 pages, F_SETPIPE_SZ's
+ *     EPERM and what it charges, a notification pipe after them, ENFILE.
+ *
+ * Usage: procfs [--native-pipes] [SECTION...]   (as root)
  */
 #include "probe.h"
+#include <pthread.h>
 #include <sys/wait.h>
 
 static const char *files[] = {"maxkeys", "maxbytes", "root_maxkeys", "root_maxbytes",
@@ -439,15 +452,334 @@ static void sec_pipe_pages(void)
 		       ? "yes" : "no");
 }
 
+
+/* `expr` on stream `f`: its result, errno when it failed, and ferror. */
+#define FCALL(f, expr)                                                              \
+	do {                                                                        \
+		errno = 0;                                                          \
+		long r_ = (long)(expr);                                             \
+		int e_ = errno;                                                     \
+		if (r_ < 0)                                                         \
+			printf("%s = %ld %s", #expr, r_, errname(e_));              \
+		else                                                                \
+			printf("%s = %ld", #expr, r_);                              \
+		printf("; ferror %d\n", ferror(f) ? 1 : 0);                         \
+	} while (0)
+
+/* A shell command's output (stderr too) and status. */
+static void shell(const char *cmd)
+{
+	printf("$ %s\n", cmd);
+	fflush(stdout);
+	char b[512];
+	snprintf(b, sizeof b, "%s 2>&1", cmd);
+	int st = system(b);
+	printf("status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static void sec_sysctl_stdio(void)
+{
+	section("sysctl-stdio");
+	long saved = value("gc_delay");
+	/* A fully buffered stream: the value reaches the handler at fflush. */
+	FILE *f = fopen(path("gc_delay"), "w");
+	FCALL(f, fprintf(f, "abc\n"));
+	FCALL(f, fflush(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	FCALL(f, fprintf(f, "21\n"));
+	FCALL(f, fflush(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	printf("fclose = %d\n", fclose(f));
+	/* At fclose. */
+	f = fopen(path("gc_delay"), "w");
+	FCALL(f, fputs("5x\n", f));
+	errno = 0;
+	int r = fclose(f);
+	printf("fclose = %d %s\n", r, r ? errname(errno) : "");
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	f = fopen(path("gc_delay"), "w");
+	FCALL(f, fputs("22\n", f));
+	printf("fclose = %d\n", fclose(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* A stream over a descriptor from open(), as a shell's redirection. */
+	int fd = open(path("gc_delay"), O_WRONLY);
+	f = fdopen(fd, "w");
+	FCALL(f, fputs("-3\n", f));
+	FCALL(f, fflush(f));
+	printf("fclose = %d\n", fclose(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* Other spellings of one value, and two values. */
+	const char *inputs[] = {"299\n", "299", "299\n\n", " 299 \n", "299\n300", "300 299\n",
+				"\n299"};
+	for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)
+		wr("gc_delay", inputs[i]);
+	/* writev: one handler call with the vectors' bytes. */
+	fd = open(path("gc_delay"), O_WRONLY);
+	struct iovec v[2] = {{"2", 1}, {"3\n", 2}};
+	CALL(writev(fd, v, 2));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* A write in two parts: the second is past the start. */
+	fd = open(path("gc_delay"), O_WRONLY);
+	CALL(write(fd, "2", 1));
+	CALL(write(fd, "99", 2));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* Back to the start with lseek, then a write there. */
+	fd = open(path("gc_delay"), O_WRONLY);
+	CALL(write(fd, "24", 2));
+	CALL(lseek(fd, 0, SEEK_SET));
+	CALL(write(fd, "25", 2));
+	CALL(write(fd, "abc", 3));
+	CALL(lseek(fd, 0, SEEK_SET));
+	CALL(write(fd, "abc", 3));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* A stream root opened, written after dropping to uid 1000. */
+	f = fopen(path("gc_delay"), "w");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() == 0) {
+			FCALL(f, fputs("26\n", f));
+			FCALL(f, fflush(f));
+		}
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+	fclose(f);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	/* Shells: bash's echo writes through stdio, dash's with write(). */
+	shell("bash -c 'echo abc > /proc/sys/kernel/keys/gc_delay'");
+	shell("bash -c 'echo 27 > /proc/sys/kernel/keys/gc_delay; cat /proc/sys/kernel/keys/gc_delay'");
+	shell("bash -c 'printf 28 > /proc/sys/kernel/keys/gc_delay && cat /proc/sys/kernel/keys/gc_delay'");
+	shell("dash -c 'echo abc > /proc/sys/kernel/keys/gc_delay'");
+	shell("dash -c 'echo 29 > /proc/sys/kernel/keys/gc_delay; cat /proc/sys/kernel/keys/gc_delay'");
+	put("gc_delay", saved);
+	printf("restored gc_delay = %s\n", value("gc_delay") == saved ? "yes" : "no");
+}
+
+
+/* Ordinary pipes as uid 1000 under the limits (soft, hard), in a child. */
+static void ordinary_user(const char *soft, const char *hard)
+{
+	fs_put("pipe-user-pages-soft", soft);
+	fs_put("pipe-user-pages-hard", hard);
+	printf("# soft %s, hard %s\n", soft, hard);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() < 0)
+			_exit(1);
+		int a[2], b[2], c[2], d[2];
+		if (CALL(pipe2(a, 0)) < 0)
+			_exit(0);
+		CALL(fcntl(a[0], F_GETPIPE_SZ));
+		if (CALL(pipe2(b, 0)) < 0)
+			_exit(0);
+		CALL(fcntl(b[0], F_GETPIPE_SZ));
+		CALL(fcntl(b[0], F_SETPIPE_SZ, 4096));
+		CALL(fcntl(b[0], F_SETPIPE_SZ, 65536));
+		CALL(fcntl(a[1], F_SETPIPE_SZ, 8192));
+		CALL(fcntl(b[0], F_SETPIPE_SZ, 65536));
+		CALL(fcntl(a[1], F_SETPIPE_SZ, 65536));
+		if (CALL(pipe2(c, O_NOTIFICATION_PIPE)) >= 0) {
+			CALL(fcntl(c[0], F_GETPIPE_SZ));
+			close(c[0]);
+			close(c[1]);
+		}
+		close(a[0]);
+		close(a[1]);
+		if (CALL(pipe2(d, 0)) >= 0) {
+			CALL(fcntl(d[0], F_GETPIPE_SZ));
+			CALL(fcntl(d[0], F_SETPIPE_SZ, 0));
+			CALL(fcntl(d[0], F_SETPIPE_SZ, 5000));
+			CALL(fcntl(d[0], F_SETPIPE_SZ, 2 << 20));
+			CALL(fcntl(d[0], F_SETPIPE_SZ, (1u << 31) + 1));
+			CALL(fcntl(d[0], F_GETPIPE_SZ));
+		}
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
+}
+
+/* Ordinary pipes and the page limits: only with --native-pipes (under
+ * watchq exec a program's ordinary pipes are the machine's, under the
+ * machine's limits; tests/tests/conformance_corpus.rs replays this in
+ * process). */
+static void sec_pipe_pages_ordinary(void)
+{
+	section("pipe-pages-ordinary");
+	long soft = fs_value("pipe-user-pages-soft"), hard = fs_value("pipe-user-pages-hard");
+	ordinary_user("20", "0");
+	ordinary_user("0", "20");
+	ordinary_user("1", "0");
+	char b[32];
+	snprintf(b, sizeof b, "%ld", soft);
+	fs_put("pipe-user-pages-soft", b);
+	snprintf(b, sizeof b, "%ld", hard);
+	fs_put("pipe-user-pages-hard", b);
+	printf("restored = %s\n",
+	       fs_value("pipe-user-pages-soft") == soft && fs_value("pipe-user-pages-hard") == hard
+		       ? "yes" : "no");
+}
+
+
+/* The usage column /proc/keys shows for `key` (-1 when not listed). */
+static int usage_of(int32_t key)
+{
+	FILE *f = fopen("/proc/keys", "r");
+	char line[512];
+	int u = -1;
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned s;
+		char flags[16];
+		int n;
+		if (sscanf(line, "%x %15s %d", &s, flags, &n) == 3 && (int32_t)s == key)
+			u = n;
+	}
+	if (f)
+		fclose(f);
+	return u;
+}
+
+static int gate[2];
+
+static void *blocked_thread(void *arg)
+{
+	if (arg)
+		printf("thread keyring = %s\n",
+		       keyctl(K_GET_KEYRING_ID, -1 /* thread */, 1, 0, 0) > 0 ? "made" : "none");
+	fflush(stdout);
+	char c;
+	if (read(gate[0], &c, 1) < 0)
+		return NULL;
+	return NULL;
+}
+
+/* Forks `n` children that wait on the gate without a call. */
+static void fork_waiters(int n, pid_t *pids)
+{
+	fflush(stdout);
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			char c;
+			if (read(gate[0], &c, 1) < 0)
+				_exit(1);
+			_exit(0);
+		}
+	}
+}
+
+static void open_gate(int n)
+{
+	for (int i = 0; i < n; i++)
+		if (write(gate[1], "x", 1) != 1)
+			printf("# gate\n");
+}
+
+/* Who holds a key, as /proc/keys counts it: each link, each credential
+ * that names it (a process's; a thread's own once it has a thread
+ * keyring), a zombie's until it is reaped. */
+static void sec_usage(void)
+{
+	section("usage");
+	fflush(stdout);
+	pid_t top = fork();
+	if (top == 0) {
+		nnames = 0;
+		S = new_session();
+		if (pipe(gate) < 0)
+			_exit(1);
+		printf("usage S alone = %d\n", usage_of(S));
+		int32_t a = ADD("user", "a", "x", S, "a");
+		int32_t R = ADD("keyring", "R", NULL, S, "R");
+		KC(K_LINK, a, R, 0, 0);
+		printf("usage a (in S and R) = %d\n", usage_of(a));
+		printf("usage R = %d\n", usage_of(R));
+		pid_t kids[2];
+		fork_waiters(2, kids);
+		usleep(100000);
+		printf("usage S with 2 children = %d\n", usage_of(S));
+		printf("usage a with 2 children = %d\n", usage_of(a));
+		open_gate(2);
+		for (int i = 0; i < 2; i++)
+			waitpid(kids[i], NULL, 0);
+		sleep(1); /* a released cred drops its keys after an RCU grace period */
+		printf("usage S after they are reaped = %d\n", usage_of(S));
+		fflush(stdout);
+		pid_t z = fork();
+		if (z == 0)
+			_exit(0);
+		usleep(200000);
+		printf("usage S with a zombie = %d\n", usage_of(S));
+		waitpid(z, NULL, 0);
+		sleep(1);
+		printf("usage S after it is reaped = %d\n", usage_of(S));
+		pthread_t t;
+		pthread_create(&t, NULL, blocked_thread, NULL);
+		usleep(100000);
+		printf("usage S with a second thread = %d\n", usage_of(S));
+		open_gate(1);
+		pthread_join(t, NULL);
+		pthread_create(&t, NULL, blocked_thread, "keyring");
+		usleep(100000);
+		printf("usage S with a thread that has a thread keyring = %d\n", usage_of(S));
+		open_gate(1);
+		pthread_join(t, NULL);
+		sleep(1);
+		printf("usage S after it ended = %d\n", usage_of(S));
+		int32_t P = (int32_t)keyctl(K_GET_KEYRING_ID, -2 /* process */, 1, 0, 0);
+		name(P, "P");
+		sleep(1);
+		printf("usage P = %d\n", usage_of(P));
+		printf("usage S with a process keyring = %d\n", usage_of(S));
+		fork_waiters(1, kids);
+		usleep(100000);
+		printf("usage P with a child = %d\n", usage_of(P));
+		printf("usage S with a child = %d\n", usage_of(S));
+		open_gate(1);
+		waitpid(kids[0], NULL, 0);
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(top);
+	/* A descriptor keeps the cred it was opened under. */
+	top = fork();
+	if (top == 0) {
+		nnames = 0;
+		S = new_session();
+		int fd = open("/dev/null", O_RDONLY);
+		int32_t P = (int32_t)keyctl(K_GET_KEYRING_ID, -2 /* process */, 1, 0, 0);
+		name(P, "P");
+		sleep(1);
+		printf("usage S after a process keyring, a file open from before = %d\n",
+		       usage_of(S));
+		close(fd);
+		sleep(1);
+		printf("usage S once it is closed = %d\n", usage_of(S));
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(top);
+}
+
 int main(int argc, char **argv)
 {
-	options(argc, argv, NULL, NULL, NULL, NULL);
+	int native_pipes = 0;
+	options(argc, argv, NULL, NULL, "--native-pipes", &native_pipes);
 	printf("# procfs probe, uid %u\n", (unsigned)getuid());
 	if (wanted("sysctl")) sec_sysctl();
 	if (wanted("sysctl-user")) sec_sysctl_user();
 	if (wanted("listing")) sec_listing();
 	if (wanted("effect")) sec_effect();
 	if (wanted("pipe-pages")) sec_pipe_pages();
+	if (wanted("sysctl-stdio")) sec_sysctl_stdio();
+	if (wanted("usage")) sec_usage();
+	if (native_pipes && wanted("pipe-pages-ordinary")) sec_pipe_pages_ordinary();
 	printf("=== DONE\n");
 	return 0;
 }

@@ -81,9 +81,6 @@ pub(super) fn handle(
     if cred.uid != uid || cred.gid != gid {
         real_cred(s, p, c.pid, uid, gid);
     }
-    // Writes to the keys' /proc files that came as bytes are taken first:
-    // they happened before this request was sent.
-    super::procfs::drain(s, None);
     // Thread keyrings are per thread: a key call runs as the thread it
     // came from (the main thread unless `Request::Thread` said otherwise,
     // and only a thread of this process).
@@ -295,11 +292,18 @@ pub(super) fn handle(
             Reply::ok(0)
         }
         Request::ProcOpen { path, flags } => {
+            // Bytes a stdio stream left unsynced in a /proc pipe were
+            // written before this open (procfs's header).
+            super::procfs::drain(s, None);
             let (r, g) = super::procfs::open(s, p, &path, flags);
             give = g;
             r
         }
-        Request::ProcRead { path, pos, count } => super::procfs::read(p, &path, pos, count),
+        Request::ProcRead { path, pos, count } => {
+            super::procfs::drain(s, None);
+            super::procfs::read(p, &path, pos, count)
+        }
+        Request::ProcSync { ino } => super::procfs::sync(s, p, ino),
         Request::ProcWrite { path, pos, data } => super::procfs::write(p, &path, pos, &data),
         Request::Stats => on_file(&target, |f, _| {
             match with_fd(p, &f, |fd| p.queue_stats(fd)) {

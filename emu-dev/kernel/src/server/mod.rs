@@ -414,7 +414,10 @@ impl Shared {
             Watched::Exit { .. } => epoll::EventFlags::IN,
             // EPOLLERR and EPOLLHUP are always reported.
             Watched::ReadEnd(_) | Watched::WriteEnd(_) => epoll::EventFlags::empty(),
-            Watched::ProcWriter(_) => epoll::EventFlags::IN,
+            // Hang-up only: bytes are taken at `ProcSync` (with the
+            // errno for the writer), at the last close, or when the file
+            // is next opened or read (procfs's header).
+            Watched::ProcWriter(_) => epoll::EventFlags::empty(),
         };
         let mut w = self.watched.lock();
         if epoll::add(

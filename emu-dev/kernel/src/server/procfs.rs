@@ -7,12 +7,18 @@
 //! library puts it in a memfd, so every way of reading works: stdio's
 //! internal reads, `pread`, `sendfile`, `copy_file_range`). A writable
 //! open also gets the write end of a real pipe whose read end stays here:
-//! writes the library does not see (stdio's `fprintf` then `fclose`, as
-//! bash's `echo` and procps' `sysctl -w` do) arrive as bytes in that pipe
-//! and are taken as one write at the file's position, before any later
-//! request is served (so the next program sees the value) and when the
-//! monitor finds them. `write()` itself is seen by the library and comes
-//! as `ProcWrite`, with the kernel's errno.
+//! writes the library does not see (stdio's internal writes: `fprintf`
+//! then `fclose`, as procps' `sysctl -w` does, bash's `echo` then
+//! `fflush`) arrive as bytes in that pipe. The library's `fflush` and
+//! `fclose` of such a stream then send `ProcSync`: the bytes are taken
+//! here as one write at the file's position, made by the caller, and the
+//! handler's errno (EINVAL for a bad value, EPERM) is the `fflush`'s or
+//! `fclose`'s, as the kernel's `write()` under them would have given it.
+//! Bytes nobody synced (a program that ends in `_exit`, or is killed) are
+//! taken when every write end is closed (the monitor's EPOLLHUP) or when
+//! any process opens or reads one of these files, whichever comes first.
+//! `write()` itself is seen by the library and comes as `ProcWrite`, with
+//! the kernel's errno.
 
 use super::{Shared, Watched};
 use crate::process::Process;
@@ -31,6 +37,8 @@ pub(crate) struct ProcWriter {
     pos: u64,
     /// The read end (non-blocking).
     rd: OwnedFd,
+    /// The pipe's inode: how `ProcSync` names it.
+    ino: u64,
 }
 
 fn node(path: &str) -> Result<ProcNode, Errno> {
@@ -68,6 +76,7 @@ pub(super) fn open(
         // The program's end blocks as a file write does.
         let _ = rustix::fs::fcntl_setfl(&wr, rustix::fs::OFlags::empty());
         let id = s.next_id();
+        let ino = rustix::fs::fstat(&rd).map(|st| st.st_ino).unwrap_or(0);
         s.watch(&rd, Watched::ProcWriter(id), None);
         s.proc_writers.lock().insert(
             id,
@@ -76,6 +85,7 @@ pub(super) fn open(
                 opener: p.clone(),
                 pos: 0,
                 rd,
+                ino,
             },
         );
         give.push(wr);
@@ -110,10 +120,51 @@ pub(super) fn write(p: &Process, path: &str, pos: u64, data: &[u8]) -> Reply {
     }
 }
 
-/// Takes what the writers' pipes hold as writes; with `id`, only that one
-/// (the monitor saw its epoll entry `ev` readable or hung up, and took the
-/// entry out). A pipe whose every write end is closed and that holds
-/// nothing more is forgotten.
+/// `ProcSync`: the bytes waiting in the pipe `ino` taken now as a write
+/// by `p`; the write's result (nothing waiting, or no such pipe: 0).
+pub(super) fn sync(s: &Shared, p: &Process, ino: u64) -> Reply {
+    let mut w = s.proc_writers.lock();
+    let Some(pw) = w.values_mut().find(|pw| pw.ino == ino && ino != 0) else {
+        return Reply::ok(0);
+    };
+    let (data, _) = take(pw);
+    match apply(pw, p, &data) {
+        Ok(()) => Reply::ok(0),
+        Err(e) => Reply::err(e),
+    }
+}
+
+/// What `pw`'s pipe holds now, and whether every write end is closed.
+fn take(pw: &ProcWriter) -> (Vec<u8>, bool) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match rustix::io::read(&pw.rd, &mut buf) {
+            Ok(0) => return (data, true),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return (data, false),
+        }
+    }
+}
+
+/// `data` written to `pw`'s file by `by` at its position.
+fn apply(pw: &mut ProcWriter, by: &Process, data: &[u8]) -> Result<(), Errno> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    by.proc_write(pw.node, pw.pos, data)?;
+    // The program was told all of it was written: the next bytes come
+    // after all of it, whatever the handler took. A failed write moves
+    // nothing (`proc_sys_call_handler()` leaves the position on error).
+    pw.pos += data.len() as u64;
+    Ok(())
+}
+
+/// Takes what the writers' pipes hold as writes by their openers; with
+/// `id`, only that one (the monitor saw its epoll entry `ev` hung up:
+/// every write end closed, and took the entry out). A pipe whose every
+/// write end is closed and that holds nothing more is forgotten.
 pub(super) fn drain(s: &Shared, id: Option<(u64, u64)>) {
     let mut w = s.proc_writers.lock();
     if w.is_empty() {
@@ -127,32 +178,16 @@ pub(super) fn drain(s: &Shared, id: Option<(u64, u64)>) {
         let Some(pw) = w.get_mut(&i) else {
             continue;
         };
-        let mut data = Vec::new();
-        let mut closed = false;
-        let mut buf = [0u8; 4096];
-        loop {
-            match rustix::io::read(&pw.rd, &mut buf) {
-                Ok(0) => {
-                    closed = true;
-                    break;
-                }
-                Ok(n) => data.extend_from_slice(&buf[..n]),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => break,
-            }
-        }
-        if !data.is_empty() {
-            // The program was told all of it was written: the next bytes
-            // come after all of it, whatever the handler took.
-            let _ = pw.opener.proc_write(pw.node, pw.pos, &data);
-            pw.pos += data.len() as u64;
-        }
+        let (data, closed) = take(pw);
+        let opener = pw.opener.clone();
+        let _ = apply(pw, &opener, &data);
         if closed {
             if let Some(pw) = w.remove(&i) {
                 let _ = rustix::event::epoll::delete(&s.epoll, &pw.rd);
             }
         } else if let Some((_, ev)) = id {
-            // Level-triggered and still registered: keep watching it.
+            // Still registered (a hang-up with a writer back is not
+            // possible for a pipe, but keep the entry if it happens).
             s.watched.lock().insert(ev, (Watched::ProcWriter(i), None));
         }
     }

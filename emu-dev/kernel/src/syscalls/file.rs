@@ -225,7 +225,9 @@ impl FileCalls for Process {
                 f.set_flags((f.flags() & !SETFL_MASK) | (arg & SETFL_MASK));
                 Ok(0)
             }
-            F_SETPIPE_SZ | F_GETPIPE_SZ => pipe::pipe_fcntl(&f, cmd, arg, &self.cred()),
+            F_SETPIPE_SZ | F_GETPIPE_SZ => {
+                pipe::pipe_fcntl(&f, cmd, arg, &self.cred(), self.kernel().pipe_user_pages())
+            }
             _ => Err(Errno::EINVAL),
         }
     }

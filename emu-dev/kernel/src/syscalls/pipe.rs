@@ -29,6 +29,8 @@ pub trait PipeCalls {
     /// # Errors
     /// In the kernel's order:
     /// - `EINVAL`: a flag other than O_CLOEXEC, O_NONBLOCK, O_DIRECT, O_NOTIFICATION_PIPE.
+    /// - `ENFILE`: the user is over `pipe-user-pages-hard` (an unprivileged
+    ///   caller; any pipe, `alloc_pipe_info()`).
     /// - `ENOPKG`: O_NOTIFICATION_PIPE on a kernel without `CONFIG_WATCH_QUEUE`.
     /// - `EMFILE`: no two free descriptors below the soft `RLIMIT_NOFILE`.
     fn pipe2(&self, flags: u32) -> Result<[i32; 2]>;
@@ -45,19 +47,23 @@ impl PipeCalls for Process {
         }
         let kernel = self.kernel();
         let ino = kernel.alloc_ino();
-        let pipe = if flags & O_NOTIFICATION_PIPE != 0 {
-            if !kernel.config().watch_queue {
-                return Err(Errno::ENOPKG);
-            }
-            let cred = self.cred();
-            let pages = crate::pipe::alloc_pipe_pages(
-                &cred.user,
-                kernel.pipe_user_pages(),
-                pipe_privileged(&cred),
-            )?;
+        let notification = flags & O_NOTIFICATION_PIPE != 0;
+        // alloc_pipe_info(): every pipe is charged to its user (ENFILE),
+        // before watch_queue_init() (ENOPKG) gives the pages back.
+        let cred = self.cred();
+        let pages = crate::pipe::alloc_pipe_pages(
+            &cred.user,
+            kernel.pipe_user_pages(),
+            pipe_privileged(&cred),
+        )?;
+        if notification && !kernel.config().watch_queue {
+            cred.user.account_pipe_buffers(pages as u64, 0);
+            return Err(Errno::ENOPKG);
+        }
+        let pipe = if notification {
             Pipe::new_notification(ino, kernel.alloc_faults().clone(), cred.user.clone(), pages)
         } else {
-            Pipe::new_bytes(ino)
+            Pipe::new_bytes(ino, cred.user.clone(), pages)
         };
         // create_pipe_files(): O_DIRECT only shows on the write end.
         let rd = OpenFile::new(
@@ -153,10 +159,16 @@ pub(super) fn pipe_ioctl(
 /// # Errors
 /// `EBADF` (`f` is not a pipe), then as `Pipe::set_pipe_size`; `EINVAL`
 /// for another command.
-pub(super) fn pipe_fcntl(f: &OpenFile, cmd: i32, arg: u64, cred: &Cred) -> Result<i64> {
+pub(super) fn pipe_fcntl(
+    f: &OpenFile,
+    cmd: i32,
+    arg: u64,
+    cred: &Cred,
+    limits: (u64, u64),
+) -> Result<i64> {
     let p = f.pipe().ok_or(Errno::EBADF)?;
     match cmd {
-        F_SETPIPE_SZ => Ok(p.set_pipe_size(arg, cred)? as i64),
+        F_SETPIPE_SZ => Ok(p.set_pipe_size(arg, cred, limits)? as i64),
         F_GETPIPE_SZ => Ok((p.max_usage() * PAGE_SIZE) as i64),
         _ => Err(Errno::EINVAL),
     }
