@@ -302,3 +302,29 @@ fn procfs_usage_counts_match_linux_where_known() {
         assert_eq!(a, want, "Linux printed {b:?}");
     }
 }
+
+/// More than a pipe holds written through stdio before the flush (bash's
+/// printf of 100 000 digits, in 4 KiB internal writes) never blocks the
+/// writer: the kernel takes the bytes once the pipe is filling (they are
+/// not a number, so the value stays); the machine's values are untouched.
+#[test]
+fn procfs_stdio_writes_past_a_pipe_never_block() {
+    if !root() {
+        eprintln!("procfs_stdio_writes_past_a_pipe_never_block: needs root; skipped");
+        return;
+    }
+    let before = host_values();
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(watchq())
+        .args(["exec", "--gc-delay", "5", "--", "bash", "-c"])
+        .arg(
+            "printf '%0100000d' 0 > /proc/sys/kernel/keys/gc_delay; \
+             cat /proc/sys/kernel/keys/gc_delay",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(host_values(), before, "the machine's sysctls changed");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "5\n");
+}
