@@ -24,11 +24,14 @@ const FILES: [&str; 6] = [
     "persistent_keyring_expiry",
 ];
 
-/// The machine's own values of the keys' sysctls.
+/// The machine's own values of the keys' sysctls (and of
+/// `sysctl_writes_strict`, which the probe sets too).
 fn host_values() -> Vec<String> {
     FILES
         .iter()
-        .map(|f| std::fs::read_to_string(format!("/proc/sys/kernel/keys/{f}")).unwrap_or_default())
+        .map(|f| format!("/proc/sys/kernel/keys/{f}"))
+        .chain(["/proc/sys/kernel/sysctl_writes_strict".to_string()])
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
         .collect()
 }
 
