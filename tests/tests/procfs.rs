@@ -24,11 +24,14 @@ const FILES: [&str; 6] = [
     "persistent_keyring_expiry",
 ];
 
-/// The machine's own values of the keys' sysctls.
+/// The machine's own values of the keys' sysctls (and of
+/// `sysctl_writes_strict`, which the probe sets too).
 fn host_values() -> Vec<String> {
     FILES
         .iter()
-        .map(|f| std::fs::read_to_string(format!("/proc/sys/kernel/keys/{f}")).unwrap_or_default())
+        .map(|f| format!("/proc/sys/kernel/keys/{f}"))
+        .chain(["/proc/sys/kernel/sysctl_writes_strict".to_string()])
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
         .collect()
 }
 
@@ -301,4 +304,30 @@ fn procfs_usage_counts_match_linux_where_known() {
             .map_or(b.as_str(), |(_, w)| *w);
         assert_eq!(a, want, "Linux printed {b:?}");
     }
+}
+
+/// More than a pipe holds written through stdio before the flush (bash's
+/// printf of 100 000 digits, in 4 KiB internal writes) never blocks the
+/// writer: the kernel takes the bytes once the pipe is filling (they are
+/// not a number, so the value stays); the machine's values are untouched.
+#[test]
+fn procfs_stdio_writes_past_a_pipe_never_block() {
+    if !root() {
+        eprintln!("procfs_stdio_writes_past_a_pipe_never_block: needs root; skipped");
+        return;
+    }
+    let before = host_values();
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(watchq())
+        .args(["exec", "--gc-delay", "5", "--", "bash", "-c"])
+        .arg(
+            "printf '%0100000d' 0 > /proc/sys/kernel/keys/gc_delay; \
+             cat /proc/sys/kernel/keys/gc_delay",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(host_values(), before, "the machine's sysctls changed");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "5\n");
 }

@@ -67,6 +67,10 @@ pub struct Kernel {
     /// `/proc/sys/fs/pipe-user-pages-soft` and `-hard` (`pipe_user_pages_soft`,
     /// `pipe_user_pages_hard`): 16384 and 0 (none) at boot.
     pipe_user_pages: Mutex<(u64, u64)>,
+    /// `/proc/sys/kernel/sysctl_writes_strict` (`sysctl_writes_strict`):
+    /// 1 (`SYSCTL_WRITES_STRICT`) at boot; 0 and -1 let a write past the
+    /// start of a number sysctl set it.
+    writes_strict: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -99,6 +103,7 @@ impl Kernel {
             next_ino: AtomicU64::new(1),
             alloc_faults: AllocFaults::new(),
             pipe_user_pages: Mutex::new((16384, 0)),
+            writes_strict: std::sync::atomic::AtomicI64::new(1),
         })
     }
 
@@ -213,6 +218,20 @@ impl Kernel {
             .values()
             .filter_map(Weak::upgrade)
             .collect()
+    }
+
+    /// `sysctl_writes_strict`: 1 strict, 0 warn, -1 legacy.
+    pub fn writes_strict(&self) -> i64 {
+        // Relaxed: a setting read on its own, nothing published with it.
+        self.writes_strict
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets `sysctl_writes_strict` (-1, 0 or 1, checked by the caller).
+    pub fn set_writes_strict(&self, v: i64) {
+        // Relaxed: as in `writes_strict`.
+        self.writes_strict
+            .store(v, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `pipe-user-pages-soft` and `pipe-user-pages-hard`, in pages (0: no limit).

@@ -44,7 +44,7 @@ static OPENS: Mutex<Option<HashMap<(u64, u64), ProcOpen>>> = parking_lot::const_
 static ANY: AtomicBool = AtomicBool::new(false);
 
 /// The last components of the paths these files have.
-const NAMES: [&str; 10] = [
+const NAMES: [&str; 11] = [
     "pipe-user-pages-soft",
     "pipe-user-pages-hard",
     "keys",
@@ -55,6 +55,7 @@ const NAMES: [&str; 10] = [
     "root_maxkeys",
     "root_maxbytes",
     "persistent_keyring_expiry",
+    "sysctl_writes_strict",
 ];
 
 /// `path` with `.`, `..` and repeated slashes resolved lexically.
@@ -133,7 +134,7 @@ fn on_other_procfs(fd: c_int, path: String) -> String {
     if unsafe { libc::fstatfs(fd, &mut sf) } != 0 || sf.f_type as i64 != PROC_SUPER_MAGIC {
         return path;
     }
-    for tail in ["/sys/kernel/keys/", "/sys/fs/"] {
+    for tail in ["/sys/kernel/keys/", "/sys/fs/", "/sys/kernel/"] {
         if let Some(i) = path.rfind(tail) {
             let name = format!("/proc{}", &path[i..]);
             if ProcNode::lookup(&name).is_some() {

@@ -23,6 +23,9 @@
  *     in two parts, lseek back to the start, a stream written after
  *     dropping to uid 1000 (EPERM), and bash's and dash's `echo >`.
  *
+ *   writes-strict: /proc/sys/kernel/sysctl_writes_strict at 1, 0 and -1:
+ *     writes past the start of gc_delay (a second write, pwrite, stdio)
+ *     ignored or taken as values; its own range.
  *   usage: /proc/keys's usage counts with several holders: links, forked
  *     children that made no call, a zombie, a second thread, a thread with
  *     a thread keyring, a process keyring and a child.
@@ -767,6 +770,72 @@ static void sec_usage(void)
 	wait_child(top);
 }
 
+
+static const char *strict_path = "/proc/sys/kernel/sysctl_writes_strict";
+
+/* Writes `text` to sysctl_writes_strict. */
+static long strict_put(const char *text)
+{
+	int fd = open(strict_path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	long r = write(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+/* Two writes in one open, and a pwrite past the start, of gc_delay. */
+static void past_the_start(void)
+{
+	int fd = open(path("gc_delay"), O_WRONLY);
+	CALL(write(fd, "31", 2));
+	CALL(write(fd, "32\n", 3));
+	CALL(write(fd, "abc", 3));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	fd = open(path("gc_delay"), O_WRONLY);
+	CALL(pwrite(fd, "33", 2, 7));
+	close(fd);
+	printf("gc_delay now %ld\n", value("gc_delay"));
+	FILE *f = fopen(path("gc_delay"), "w");
+	fprintf(f, "34\n");
+	fflush(f);
+	fprintf(f, "35\n");
+	printf("fclose = %d\n", fclose(f));
+	printf("gc_delay now %ld\n", value("gc_delay"));
+}
+
+/* sysctl_writes_strict: 1 ignores a write past the start of a number
+ * sysctl, 0 (warn) and -1 (legacy) read it as a value. */
+static void sec_writes_strict(void)
+{
+	section("writes-strict");
+	long saved = value("gc_delay"), strict = read_long(strict_path);
+	printf("sysctl_writes_strict = %ld\n", strict);
+	past_the_start();
+	CALL(strict_put("0"));
+	past_the_start();
+	CALL(strict_put("-1\n"));
+	printf("sysctl_writes_strict = %ld\n", read_long(strict_path));
+	past_the_start();
+	CALL(strict_put("2"));
+	CALL(strict_put("-2"));
+	CALL(strict_put("x"));
+	int fd = open(strict_path, O_WRONLY);
+	CALL(write(fd, "1", 1));
+	CALL(write(fd, "0", 1));
+	close(fd);
+	printf("sysctl_writes_strict = %ld\n", read_long(strict_path));
+	char b[32];
+	snprintf(b, sizeof b, "%ld", strict);
+	strict_put(b);
+	put("gc_delay", saved);
+	printf("restored = %s\n",
+	       read_long(strict_path) == strict && value("gc_delay") == saved ? "yes" : "no");
+}
+
 int main(int argc, char **argv)
 {
 	int native_pipes = 0;
@@ -778,6 +847,7 @@ int main(int argc, char **argv)
 	if (wanted("effect")) sec_effect();
 	if (wanted("pipe-pages")) sec_pipe_pages();
 	if (wanted("sysctl-stdio")) sec_sysctl_stdio();
+	if (wanted("writes-strict")) sec_writes_strict();
 	if (wanted("usage")) sec_usage();
 	if (native_pipes && wanted("pipe-pages-ordinary")) sec_pipe_pages_ordinary();
 	printf("=== DONE\n");

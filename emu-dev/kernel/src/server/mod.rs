@@ -414,10 +414,11 @@ impl Shared {
             Watched::Exit { .. } => epoll::EventFlags::IN,
             // EPOLLERR and EPOLLHUP are always reported.
             Watched::ReadEnd(_) | Watched::WriteEnd(_) => epoll::EventFlags::empty(),
-            // Hang-up only: bytes are taken at `ProcSync` (with the
-            // errno for the writer), at the last close, or when the file
-            // is next opened or read (procfs's header).
-            Watched::ProcWriter(_) => epoll::EventFlags::empty(),
+            // An edge per write, and the hang-up: bytes are taken at
+            // `ProcSync` (with the errno for the writer), by the monitor
+            // only once the pipe is filling, at the last close, or when
+            // the file is next opened or read (`procfs::event`).
+            Watched::ProcWriter(_) => epoll::EventFlags::IN | epoll::EventFlags::ET,
         };
         let mut w = self.watched.lock();
         if epoll::add(
@@ -783,7 +784,7 @@ fn monitor_loop(s: &Arc<Shared>) {
                 }
                 Watched::ReadEnd(p) => s.released(p, End::Read),
                 Watched::WriteEnd(p) => s.released(p, End::Write),
-                Watched::ProcWriter(w) => procfs::drain(s, Some((w, id))),
+                Watched::ProcWriter(w) => procfs::event(s, w, id, ev.flags),
             }
         }
         s.reap_all();

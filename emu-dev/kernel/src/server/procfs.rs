@@ -16,7 +16,10 @@
 //! `fclose`'s, as the kernel's `write()` under them would have given it.
 //! Bytes nobody synced (a program that ends in `_exit`, or is killed) are
 //! taken when every write end is closed (the monitor's EPOLLHUP) or when
-//! any process opens or reads one of these files, whichever comes first.
+//! any process opens or reads one of these files, whichever comes first;
+//! and the monitor takes them once half the pipe is full, so a program
+//! that writes more than a pipe holds before it flushes never blocks (its
+//! errno then goes unreported, its value is applied).
 //! `write()` itself is seen by the library and comes as `ProcWrite`, with
 //! the kernel's errno.
 
@@ -161,9 +164,31 @@ fn apply(pw: &mut ProcWriter, by: &Process, data: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Bytes in a writer's pipe past which the monitor takes them without
+/// waiting for a `ProcSync` (half of the pipe's 64 KiB).
+const FILLING: u64 = 32 * 1024;
+
+/// The monitor saw writer `w`'s pipe (epoll entry `ev`) written to or hung
+/// up. Bytes a stream will flush are left for its `ProcSync` (which gives
+/// their errno to the writer) unless the pipe is filling or every write
+/// end is gone.
+pub(super) fn event(s: &Shared, w: u64, ev: u64, flags: rustix::event::epoll::EventFlags) {
+    use rustix::event::epoll::EventFlags;
+    let filling = s
+        .proc_writers
+        .lock()
+        .get(&w)
+        .is_some_and(|pw| rustix::io::ioctl_fionread(&pw.rd).is_ok_and(|n| n >= FILLING));
+    if filling || flags.intersects(EventFlags::HUP | EventFlags::ERR) {
+        drain(s, Some((w, ev)));
+    } else {
+        s.watched.lock().insert(ev, (Watched::ProcWriter(w), None));
+    }
+}
+
 /// Takes what the writers' pipes hold as writes by their openers; with
-/// `id`, only that one (the monitor saw its epoll entry `ev` hung up:
-/// every write end closed, and took the entry out). A pipe whose every
+/// `id`, only that one (the monitor saw its epoll entry `ev` filling or
+/// hung up, and took the entry out). A pipe whose every
 /// write end is closed and that holds nothing more is forgotten.
 pub(super) fn drain(s: &Shared, id: Option<(u64, u64)>) {
     let mut w = s.proc_writers.lock();
@@ -186,8 +211,7 @@ pub(super) fn drain(s: &Shared, id: Option<(u64, u64)>) {
                 let _ = rustix::event::epoll::delete(&s.epoll, &pw.rd);
             }
         } else if let Some((_, ev)) = id {
-            // Still registered (a hang-up with a writer back is not
-            // possible for a pipe, but keep the entry if it happens).
+            // Still registered (edge-triggered: the next write says so).
             s.watched.lock().insert(ev, (Watched::ProcWriter(i), None));
         }
     }

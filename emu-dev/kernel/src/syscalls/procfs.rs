@@ -42,6 +42,9 @@ pub enum ProcNode {
     /// 0644, `proc_doulongvec_minmax` without bounds. The notification
     /// pipes' page accounting (`SET_SIZE`'s EPERM) follows them.
     PipeUserPages(bool),
+    /// `/proc/sys/kernel/sysctl_writes_strict` (0644, `proc_dointvec_minmax`
+    /// in `-1..=1`): how a write past the start of these sysctls is taken.
+    WritesStrict,
 }
 
 impl ProcNode {
@@ -52,6 +55,7 @@ impl ProcNode {
             "/proc/key-users" => Some(ProcNode::KeyUsers),
             "/proc/sys/fs/pipe-user-pages-soft" => Some(ProcNode::PipeUserPages(false)),
             "/proc/sys/fs/pipe-user-pages-hard" => Some(ProcNode::PipeUserPages(true)),
+            "/proc/sys/kernel/sysctl_writes_strict" => Some(ProcNode::WritesStrict),
             _ => {
                 let name = path.strip_prefix("/proc/sys/kernel/keys/")?;
                 KeySysctl::RANGES
@@ -73,7 +77,10 @@ impl ProcNode {
 
     /// Is it a sysctl (each read and write is one handler call)?
     pub fn is_sysctl(self) -> bool {
-        matches!(self, ProcNode::Sysctl(_) | ProcNode::PipeUserPages(_))
+        matches!(
+            self,
+            ProcNode::Sysctl(_) | ProcNode::PipeUserPages(_) | ProcNode::WritesStrict
+        )
     }
 }
 
@@ -157,19 +164,24 @@ fn get_long(buf: &[u8]) -> Result<(u64, bool, usize)> {
 }
 
 /// The number one sysctl write holds (`__do_proc_dointvec()` and
-/// `__do_proc_doulongvec_minmax()` alike, writes strict): None when the
-/// write is ignored (empty, or past the start: then it is taken whole),
-/// else the value, its sign and how many bytes the handler takes
-/// (leading and trailing whitespace included).
+/// `__do_proc_doulongvec_minmax()` alike): None when the write is ignored
+/// (empty, or past the start with `sysctl_writes_strict` 1, `strict`:
+/// then it is taken whole; at 0 or -1 a write anywhere is read as a
+/// value, `proc_first_pos_non_zero_ignore()`), else the value, its sign
+/// and how many bytes the handler takes (leading and trailing whitespace
+/// included).
 ///
 /// # Errors
 /// EINVAL: no number, trailing garbage, overflow.
-fn parse_write(data: &[u8], pos: u64) -> Result<std::result::Result<(u64, bool, usize), usize>> {
+fn parse_write(
+    data: &[u8],
+    pos: u64,
+    strict: bool,
+) -> Result<std::result::Result<(u64, bool, usize), usize>> {
     if data.is_empty() {
         return Ok(Err(0));
     }
-    // SYSCTL_WRITES_STRICT: a write past the start is ignored, and taken whole.
-    if pos != 0 {
+    if pos != 0 && strict {
         return Ok(Err(data.len()));
     }
     let mut left = &data[..data.len().min(4095)];
@@ -185,9 +197,9 @@ fn parse_write(data: &[u8], pos: u64) -> Result<std::result::Result<(u64, bool, 
 }
 
 /// One write to an `int` sysctl bounded by `min..=max` at position `pos`
-/// (`__do_proc_dointvec()` with `do_proc_dointvec_minmax_conv()`, writes
-/// strict): the new value (None when it is left alone) and the bytes
-/// taken.
+/// (`__do_proc_dointvec()` with `do_proc_dointvec_minmax_conv()`; a write
+/// past the start ignored when `strict`, `sysctl_writes_strict` 1): the
+/// new value (None when it is left alone) and the bytes taken.
 ///
 /// # Errors
 /// EINVAL: no number, trailing garbage, out of range.
@@ -196,8 +208,9 @@ pub fn dointvec_minmax_write(
     pos: u64,
     min: i64,
     max: i64,
+    strict: bool,
 ) -> Result<(Option<i64>, usize)> {
-    let (v, neg, taken) = match parse_write(data, pos)? {
+    let (v, neg, taken) = match parse_write(data, pos, strict)? {
         Err(taken) => return Ok((None, taken)),
         Ok(p) => p,
     };
@@ -224,8 +237,8 @@ pub fn dointvec_minmax_write(
 ///
 /// # Errors
 /// EINVAL: no number, a sign, trailing garbage, overflow.
-pub fn doulongvec_write(data: &[u8], pos: u64) -> Result<(Option<u64>, usize)> {
-    match parse_write(data, pos)? {
+pub fn doulongvec_write(data: &[u8], pos: u64, strict: bool) -> Result<(Option<u64>, usize)> {
+    match parse_write(data, pos, strict)? {
         Err(taken) => Ok((None, taken)),
         Ok((_, true, _)) => Err(Errno::EINVAL),
         Ok((v, false, taken)) => Ok((Some(v), taken)),
@@ -315,6 +328,10 @@ impl ProcCalls for Process {
                 let v = if hard { h } else { soft };
                 Ok(dointvec_read_u64(v, pos, count))
             }
+            ProcNode::WritesStrict => {
+                test_perm(self, node.mode(), MAY_READ).map_err(|_| Errno::EPERM)?;
+                Ok(dointvec_read(self.kernel().writes_strict(), pos, count))
+            }
             ProcNode::Keys => {
                 let refs = self.kernel().anchor_refs();
                 let text = with_ctx(self, |ctx| {
@@ -333,9 +350,18 @@ impl ProcCalls for Process {
     }
 
     fn proc_write(&self, node: ProcNode, pos: u64, data: &[u8]) -> Result<usize> {
+        let strict = self.kernel().writes_strict() == 1;
+        if node == ProcNode::WritesStrict {
+            test_perm(self, node.mode(), MAY_WRITE).map_err(|_| Errno::EPERM)?;
+            let (v, n) = dointvec_minmax_write(data, pos, -1, 1, strict)?;
+            if let Some(v) = v {
+                self.kernel().set_writes_strict(v);
+            }
+            return Ok(n);
+        }
         if let ProcNode::PipeUserPages(hard) = node {
             test_perm(self, node.mode(), MAY_WRITE).map_err(|_| Errno::EPERM)?;
-            let (v, n) = doulongvec_write(data, pos)?;
+            let (v, n) = doulongvec_write(data, pos, strict)?;
             if let Some(v) = v {
                 let (soft, h) = self.kernel().pipe_user_pages();
                 let (soft, h) = if hard { (soft, v) } else { (v, h) };
@@ -348,7 +374,7 @@ impl ProcCalls for Process {
         };
         test_perm(self, node.mode(), MAY_WRITE).map_err(|_| Errno::EPERM)?;
         let (name, min, max) = KeySysctl::RANGES[i];
-        let (v, n) = dointvec_minmax_write(data, pos, min, max)?;
+        let (v, n) = dointvec_minmax_write(data, pos, min, max, strict)?;
         if let Some(v) = v {
             self.kernel().keys().set_sysctl(|s| {
                 s.set(name, v);
@@ -388,7 +414,7 @@ mod tests {
 
     #[test]
     fn procfs_dointvec_minmax_write_parses_as_the_kernel() {
-        let w = |s: &str, pos| dointvec_minmax_write(s.as_bytes(), pos, 0, i32::MAX as i64);
+        let w = |s: &str, pos| dointvec_minmax_write(s.as_bytes(), pos, 0, i32::MAX as i64, true);
         assert_eq!(w("1\n", 0), Ok((Some(1), 2)));
         assert_eq!(w("1", 0), Ok((Some(1), 1)));
         assert_eq!(w("  42  ", 0), Ok((Some(42), 6)));
@@ -407,20 +433,24 @@ mod tests {
         assert_eq!(w("123456789012345678901", 0), Err(Errno::EINVAL));
         assert_eq!(w("", 0), Ok((None, 0)));
         assert_eq!(w("7\n", 3), Ok((None, 2)));
-        let m = |s: &str| dointvec_minmax_write(s.as_bytes(), 0, 1, i32::MAX as i64);
+        // sysctl_writes_strict 0 or -1: a write past the start is a value.
+        let lax = dointvec_minmax_write(b"7\n", 3, 0, i32::MAX as i64, false);
+        assert_eq!(lax, Ok((Some(7), 2)));
+        let m = |s: &str| dointvec_minmax_write(s.as_bytes(), 0, 1, i32::MAX as i64, true);
         assert_eq!(m("0"), Err(Errno::EINVAL));
         assert_eq!(m("1"), Ok((Some(1), 1)));
     }
 
     #[test]
     fn procfs_doulongvec_write_refuses_any_sign() {
-        let w = |s: &str| doulongvec_write(s.as_bytes(), 0);
+        let w = |s: &str| doulongvec_write(s.as_bytes(), 0, true);
         assert_eq!(w("20\n"), Ok((Some(20), 3)));
         assert_eq!(w("-0"), Err(Errno::EINVAL));
         assert_eq!(w("-1"), Err(Errno::EINVAL));
         assert_eq!(w("18446744073709551615"), Ok((Some(u64::MAX), 20)));
         assert_eq!(w("18446744073709551616"), Err(Errno::EINVAL));
-        assert_eq!(doulongvec_write(b"5", 1), Ok((None, 1)));
+        assert_eq!(doulongvec_write(b"5", 1, true), Ok((None, 1)));
+        assert_eq!(doulongvec_write(b"5", 1, false), Ok((Some(5), 1)));
     }
 
     #[test]
