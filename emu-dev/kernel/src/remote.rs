@@ -213,13 +213,35 @@ impl Remote {
         Ok((reply, fds))
     }
 
+    /// The calling thread's id, remembered per thread with the pid of the
+    /// connection it was asked under (a `gettid` per thread, not per key
+    /// call). A forked child's threads carry their parent's copy, and a
+    /// vfork child shares its parent's memory, so the number is asked
+    /// again whenever the connection is another process's (a child always
+    /// makes its own); a vfork child's answer is then asked again by its
+    /// parent, for the same reason.
+    fn tid(&self) -> rustix::process::Pid {
+        thread_local! {
+            static TID: std::cell::Cell<Option<(rustix::process::Pid, rustix::process::Pid)>> =
+                const { std::cell::Cell::new(None) };
+        }
+        TID.with(|c| match c.get() {
+            Some((pid, tid)) if pid == self.pid => tid,
+            _ => {
+                let tid = rustix::thread::gettid();
+                c.set(Some((self.pid, tid)));
+                tid
+            }
+        })
+    }
+
     /// Says which thread the next key call comes from, when it is not the
     /// main one (thread keyrings are per thread). Under the call's lock.
     /// True if it said so.
     fn say_thread(&self, buf: &mut Vec<u8>) -> Result<bool, Gone> {
         // The main thread's id is the connecting process's pid (a
         // `getpid` fewer per key call).
-        let tid = rustix::thread::gettid();
+        let tid = self.tid();
         if tid == self.pid {
             return Ok(false);
         }
