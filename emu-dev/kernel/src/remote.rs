@@ -321,7 +321,7 @@ impl Remote {
     /// add_key(2) with the payload (`len` bytes) spliced in by `send`
     /// (add_key copies it after the type and description, before anything
     /// else): EFAULT when it is not readable. The message must fit one packet
-    /// ([`MAX_MSG`](crate::wire::MAX_MSG)); a bigger payload takes
+    /// ([`MAX_MSG`]); a bigger payload takes
     /// [`Remote::add_key`].
     ///
     /// # Errors
