@@ -4,8 +4,12 @@
 # a read of a pending record vs a real pipe's read, a key call vs the real
 # kernel's keyctl(KEYCTL_GET_KEYRING_ID), an ordinary pipe's read+write
 # through the preload vs straight into libc, and a cross-process wake-up vs
-# a real pipe's; then the scale run (32 processes x 2000 key updates, 4
-# watchers). Release build; about 10 s once built.
+# a real pipe's; beside them, measured in the same rounds, the physical
+# floor any design with a kernel process meets on this machine (a bare
+# unix-socket round trip with SCM_CREDENTIALS, a futex ping-pong, a
+# wake-up relayed through a third process), and a key call with 100 more
+# pipes open against one without; then the scale run (32 processes x 2000
+# key updates, 4 watchers). Release build; about 15 s once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --release -p watchq -p watchq-preload

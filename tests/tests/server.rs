@@ -712,3 +712,27 @@ fn server_fork_of_a_parent_inside_a_key_call_does_not_deadlock() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
 }
+
+/// A pipe whose every end was closed just before a `pipe2` (or an open of
+/// `/dev/watch_queue`) is released by the time the new one is made, as a
+/// close on the real kernel is synchronous: the call takes the hang-ups
+/// the monitor's epoll set holds before it charges the new pipe.
+#[test]
+fn server_pipe_closed_just_before_pipe2_is_released_first() {
+    let _serial = serial();
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let mut ends = r.pipe2(O_NOTIFICATION_PIPE).unwrap();
+    for i in 0..40 {
+        drop(ends);
+        ends = r.pipe2(O_NOTIFICATION_PIPE).unwrap();
+        assert_eq!(s.live_pipes(), 1, "round {i}: the closed pipe still live");
+    }
+    drop(ends);
+    let mut dev = r.open_dev(0).unwrap();
+    for i in 0..40 {
+        drop(dev);
+        dev = r.open_dev(0).unwrap();
+        assert_eq!(s.live_pipes(), 1, "round {i}: the closed device still live");
+    }
+}

@@ -60,6 +60,15 @@ impl From<Errno> for CallError {
 /// A call's result.
 pub type CallResult<T> = std::result::Result<T, CallError>;
 
+/// Sends a key call's request with its payload taken from the caller's
+/// memory: `head`, the payload, then `tail`, as one message on the socket
+/// given, and the payload read by the real kernel's `sendmsg` itself (the
+/// preload's: a vector pointing at the program's buffer). No copy is made
+/// and no `process_vm_readv` checks the range first: `sendmsg` fails with
+/// EFAULT, sending nothing, when the range is not readable, which the
+/// call returns as the errno.
+pub type Splice<'a> = &'a mut dyn FnMut(BorrowedFd<'_>, &[u8], &[u8]) -> io::Result<()>;
+
 /// What a read round trip came to ([`Remote::read_round`]).
 #[derive(Debug)]
 pub enum RoundRead {
@@ -79,6 +88,9 @@ pub struct Remote {
     ident: (u64, u64),
     /// What the kernel said at hello (bit 1: notification support).
     hello: i64,
+    /// The process that connected (only it uses the connection: the
+    /// server refuses a request whose credentials name another pid).
+    pid: rustix::process::Pid,
     /// The receive buffer (one per connection: calls are serialised).
     buf: Mutex<Vec<u8>>,
     /// The mirrors this connection was given, by the read end's identity.
@@ -118,6 +130,7 @@ impl Remote {
             sock,
             ident,
             hello: 0,
+            pid: rustix::process::getpid(),
             buf: Mutex::new(Vec::with_capacity(MAX_MSG + 1)),
             mirrors: Mutex::new(HashMap::new()),
         };
@@ -169,16 +182,7 @@ impl Remote {
             req,
             Request::AddKey { .. } | Request::RequestKey { .. } | Request::Keyctl { .. }
         ) {
-            let tid = rustix::thread::gettid();
-            if tid != rustix::process::getpid() {
-                let t = Request::Thread {
-                    tid: tid.as_raw_pid() as u32,
-                };
-                sock::send(self.sock.as_fd(), &t.encode(), &[]).map_err(Gone)?;
-                sock::recv(self.sock.as_fd(), &mut buf)
-                    .map_err(Gone)?
-                    .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
-            }
+            self.say_thread(&mut buf)?;
         }
         let mut fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
         let mut msg = req.encode();
@@ -207,6 +211,141 @@ impl Remote {
                 .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::EPROTO)))?;
         }
         Ok((reply, fds))
+    }
+
+    /// The calling thread's id, remembered per thread with the pid of the
+    /// connection it was asked under (a `gettid` per thread, not per key
+    /// call). A forked child's threads carry their parent's copy, and a
+    /// vfork child shares its parent's memory, so the number is asked
+    /// again whenever the connection is another process's (a child always
+    /// makes its own); a vfork child's answer is then asked again by its
+    /// parent, for the same reason.
+    fn tid(&self) -> rustix::process::Pid {
+        thread_local! {
+            static TID: std::cell::Cell<Option<(rustix::process::Pid, rustix::process::Pid)>> =
+                const { std::cell::Cell::new(None) };
+        }
+        TID.with(|c| match c.get() {
+            Some((pid, tid)) if pid == self.pid => tid,
+            _ => {
+                let tid = rustix::thread::gettid();
+                c.set(Some((self.pid, tid)));
+                tid
+            }
+        })
+    }
+
+    /// Says which thread the next key call comes from, when it is not the
+    /// main one (thread keyrings are per thread). Under the call's lock.
+    /// True if it said so.
+    fn say_thread(&self, buf: &mut Vec<u8>) -> Result<bool, Gone> {
+        // The main thread's id is the connecting process's pid (a
+        // `getpid` fewer per key call).
+        let tid = self.tid();
+        if tid == self.pid {
+            return Ok(false);
+        }
+        let t = Request::Thread {
+            tid: tid.as_raw_pid() as u32,
+        };
+        sock::send(self.sock.as_fd(), &t.encode(), &[]).map_err(Gone)?;
+        sock::recv(self.sock.as_fd(), buf)
+            .map_err(Gone)?
+            .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
+        Ok(true)
+    }
+
+    /// A key call whose payload is in this process's memory: `send` sends
+    /// `head`, the payload and `tail` as one message (see [`Splice`]). The
+    /// reply is the call's value.
+    ///
+    /// # Errors
+    /// EFAULT (the payload is not readable); the call's errno; the
+    /// connection's.
+    fn value_spliced(&self, head: &[u8], tail: &[u8], send: Splice<'_>) -> CallResult<i64> {
+        let mut buf = self.buf.lock();
+        let told = self.say_thread(&mut buf)?;
+        let sent = send(self.sock.as_fd(), head, tail);
+        match sent {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
+                if told {
+                    // The thread said above is not the next call's: say
+                    // the main thread again (the server then forgets it).
+                    let t = Request::Thread {
+                        tid: self.pid.as_raw_nonzero().get() as u32,
+                    };
+                    sock::send(self.sock.as_fd(), &t.encode(), &[]).map_err(Gone)?;
+                    sock::recv(self.sock.as_fd(), &mut buf).map_err(Gone)?;
+                }
+                return Err(CallError::Errno(Errno::EFAULT));
+            }
+            Err(e) => return Err(Gone(e).into()),
+        }
+        let pkt = sock::recv(self.sock.as_fd(), &mut buf)
+            .map_err(Gone)?
+            .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
+        let reply = Reply::decode(&buf[..pkt.len])
+            .map_err(|e| Gone(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        Ok(reply.result()?)
+    }
+
+    /// `keyctl(KEYCTL_UPDATE, key, payload, len)` with the payload (`len`
+    /// bytes at `addr`) spliced in by `send` (`keyctl_update_key()` copies
+    /// it before it looks the key up): EFAULT when it is not readable.
+    /// `len` is at most a page.
+    ///
+    /// # Errors
+    /// As the kernel's; EFAULT.
+    pub fn keyctl_update_from_user(
+        &self,
+        key: i32,
+        addr: usize,
+        len: usize,
+        send: Splice<'_>,
+    ) -> CallResult<i64> {
+        let req = Request::Keyctl {
+            op: crate::syscalls::keys::cmd::UPDATE,
+            args: [key as u32 as u64, addr as u64, len as u64, 0],
+            s1: None,
+            s2: None,
+            data: Some(Vec::new()),
+        };
+        let mut head = req.encode();
+        // The payload's length field ends the message (its bytes follow).
+        let at = head.len() - 4;
+        head[at..].copy_from_slice(&(len as u32).to_le_bytes());
+        self.value_spliced(&head, &[], send)
+    }
+
+    /// add_key(2) with the payload (`len` bytes) spliced in by `send`
+    /// (add_key copies it after the type and description, before anything
+    /// else): EFAULT when it is not readable. The message must fit one packet
+    /// ([`MAX_MSG`]); a bigger payload takes
+    /// [`Remote::add_key`].
+    ///
+    /// # Errors
+    /// As the kernel's; EFAULT.
+    pub fn add_key_from_user(
+        &self,
+        ktype: &str,
+        desc: Option<&str>,
+        len: usize,
+        ring: i32,
+        send: Splice<'_>,
+    ) -> CallResult<i32> {
+        let req = Request::AddKey {
+            ktype: ktype.into(),
+            desc: desc.map(Into::into),
+            payload: Vec::new(),
+            ring,
+        };
+        let mut head = req.encode();
+        // The message ends with the payload's length, its bytes, the ring.
+        let tail = head.split_off(head.len() - 4);
+        let at = head.len() - 4;
+        head[at..].copy_from_slice(&(len as u32).to_le_bytes());
+        self.value_spliced(&head, &tail, send).map(|v| v as i32)
     }
 
     /// Sends `bytes` as they are (for tests and the fuzz harness: the

@@ -4,7 +4,7 @@
 
 use crate::client::{self, hint, with};
 use crate::real;
-use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, copy_out_checked};
+use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, copy_out_checked, send_spliced};
 use libc::{c_int, c_long, c_ulong, pollfd};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -571,7 +571,18 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
             if len > PAGE {
                 return Err(Errno::EINVAL);
             }
-            call(none, Some(copy_in(addr, len)?)).map(|r| r.0 as c_long)
+            if len == 0 {
+                return call(none, Some(Vec::new())).map(|r| r.0 as c_long);
+            }
+            // The payload goes from the program's memory straight into the
+            // request (sendmsg reads it, EFAULT when it cannot).
+            let mut send = |sock: BorrowedFd<'_>, head: &[u8], tail: &[u8]| {
+                send_spliced(sock, head, addr, len, tail)
+            };
+            with(false, |k| {
+                k.keyctl_update_from_user(a[0] as i32, addr, len, &mut send)
+            })
+            .map(|v| v as c_long)
         }
         cmd::INSTANTIATE | cmd::INSTANTIATE_IOV => {
             let payload = if op as u32 == cmd::INSTANTIATE {
@@ -752,6 +763,18 @@ pub(crate) fn add_key(
     let d = opt_string(desc, MAX_DESC)?.filter(|d| !d.is_empty());
     if d.as_deref().is_some_and(|d| d.starts_with('.')) && t.starts_with("keyring") {
         return Err(Errno::EPERM);
+    }
+    let header = t.len() + d.as_ref().map_or(0, String::len) + 64;
+    if plen > 0 && plen + header <= watchq_kernel::wire::MAX_MSG {
+        // The payload goes from the program's memory straight into the
+        // request (sendmsg reads it, EFAULT when it cannot).
+        let mut send = |sock: BorrowedFd<'_>, head: &[u8], tail: &[u8]| {
+            send_spliced(sock, head, payload, plen, tail)
+        };
+        return with(false, |k| {
+            k.add_key_from_user(&t, d.as_deref(), plen, ring, &mut send)
+        })
+        .map(c_long::from);
     }
     let data = if plen == 0 {
         Vec::new()

@@ -185,3 +185,60 @@ pub(crate) fn c_string(addr: usize, max: usize) -> Result<String> {
     }
     Err(Errno::EINVAL)
 }
+
+/// Sends `head`, the `len` bytes of user memory at `addr`, then `tail`,
+/// as one message on `sock` (a key call's request with its payload
+/// spliced in: [`watchq_kernel::remote::Splice`]). The real kernel reads
+/// the user range itself: EFAULT, with nothing sent, when it cannot.
+///
+/// # Errors
+/// The socket's; EFAULT.
+pub(crate) fn send_spliced(
+    sock: std::os::fd::BorrowedFd<'_>,
+    head: &[u8],
+    addr: usize,
+    len: usize,
+    tail: &[u8],
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let iov = [
+        iovec {
+            iov_base: head.as_ptr() as *mut c_void,
+            iov_len: head.len(),
+        },
+        iovec {
+            iov_base: addr as *mut c_void,
+            iov_len: len,
+        },
+        iovec {
+            iov_base: tail.as_ptr() as *mut c_void,
+            iov_len: tail.len(),
+        },
+    ];
+    // SAFETY: a zeroed msghdr is a valid empty one.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = iov.as_ptr() as *mut iovec;
+    mh.msg_iovlen = iov.len();
+    loop {
+        // SAFETY: the raw system call (never an interposer) on the
+        // connection's socket; `mh` describes the three vectors above,
+        // alive until it returns. The kernel reads the program's range
+        // itself and reports a bad address as EFAULT: no reference to it
+        // is made here.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_sendmsg,
+                sock.as_raw_fd(),
+                &mh as *const libc::msghdr,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if r >= 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}

@@ -117,14 +117,11 @@ pub(super) fn handle(
     let target = fds.first().and_then(|fd| s.lookup(fd));
     // What the mirrors' readers took leaves their queues first, so a call
     // that posts finds the room they made.
-    s.reap_all();
+    s.reap_all(false);
     if matches!(req, Request::Pipe2 { .. } | Request::OpenDev { .. }) {
         // A pipe closed just before is released before a new one is
         // charged to its user (the pipe page accounting).
-        let pipes: Vec<_> = s.pipes.lock().values().cloned().collect();
-        for p in &pipes {
-            s.check_hangup(p);
-        }
+        s.take_hangups();
     }
     if matches!(req, Request::Poll { .. } | Request::Read { .. }) {
         if let Some((pipe, _)) = &target {
@@ -330,7 +327,7 @@ pub(super) fn handle(
     // A call may have posted (keys, a filter, a size): every reader's
     // tokens follow.
     if !matches!(name, "read" | "poll" | "stats") {
-        s.sync_all();
+        s.sync_all(false);
     }
     if reply.errno == 0 || reply.drain > 0 {
         if let Some((pipe, _)) = &target {
@@ -339,16 +336,18 @@ pub(super) fn handle(
             }
         }
     }
-    s.log(
-        c.pid,
-        format_args!(
-            "{name} = {}",
-            match reply.result() {
-                Ok(v) => v.to_string(),
-                Err(e) => format!("-1 {}", e.name()),
-            }
-        ),
-    );
+    if s.logging() {
+        s.log(
+            c.pid,
+            format_args!(
+                "{name} = {}",
+                match reply.result() {
+                    Ok(v) => v.to_string(),
+                    Err(e) => format!("-1 {}", e.name()),
+                }
+            ),
+        );
+    }
     (reply, give)
 }
 
@@ -568,7 +567,7 @@ fn mirror_read(
     } else {
         if s.kernel.keys().gc_pending() {
             s.kernel.flush_key_gc();
-            s.sync_all();
+            s.sync_all(false);
         }
         Reply::err(Errno::EAGAIN)
     };

@@ -64,6 +64,7 @@ use rustix::fs::OFlags;
 use rustix::pipe::PipeFlags;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use watchq_core::ring::shm::ShmWriter;
 use watchq_core::uapi::{O_DIRECT, O_NONBLOCK, WATCH_INFO_LENGTH};
@@ -171,6 +172,33 @@ pub(crate) struct RemotePipe {
     /// than a notification pipe.
     pub(crate) device: bool,
     ready: Mutex<Ready>,
+    /// What the last sync saw (see [`RemotePipe::sync_gc`]): a sync of a
+    /// pipe whose queue posted nothing since, with the collector's state
+    /// unchanged, has nothing to do and is skipped without taking a lock.
+    synced: Synced,
+    /// The mirror holds published records not yet reaped (its readers may
+    /// have taken some): only such mirrors are reaped before a call.
+    unreaped: AtomicBool,
+}
+
+/// A pipe's state as of its last sync: the queue's `posted` and `lost`
+/// counts and whether the key collector waited then. `u64::MAX` posted:
+/// never synced (or forced: the next sync runs).
+#[derive(Debug)]
+struct Synced {
+    posted: AtomicU64,
+    lost: AtomicU64,
+    gc: AtomicBool,
+}
+
+impl Default for Synced {
+    fn default() -> Self {
+        Synced {
+            posted: AtomicU64::new(u64::MAX),
+            lost: AtomicU64::new(0),
+            gc: AtomicBool::new(false),
+        }
+    }
 }
 
 /// What the server keeps of a new pipe and what the program gets.
@@ -273,6 +301,8 @@ impl RemotePipe {
                 b_r: Some(b_r),
                 ..Ready::default()
             }),
+            synced: Synced::default(),
+            unreaped: AtomicBool::new(false),
         });
         Ok(Made {
             pipe,
@@ -312,6 +342,8 @@ impl RemotePipe {
                 a_w: Some(a_w),
                 ..Ready::default()
             }),
+            synced: Synced::default(),
+            unreaped: AtomicBool::new(false),
         });
         Ok((pipe, a_r))
     }
@@ -485,6 +517,16 @@ impl RemotePipe {
     pub(crate) fn drained(&self, n: u64) {
         let mut r = self.ready.lock();
         r.outstanding = r.outstanding.saturating_sub(n);
+        // The readiness rule reads `outstanding`: the next sync runs.
+        self.force_sync();
+    }
+
+    /// Makes the next [`RemotePipe::sync_gc`] run whatever it finds.
+    pub(crate) fn force_sync(&self) {
+        // Relaxed: the marker only lets a sync be skipped; a sync that
+        // misses this store runs anyway if the queue moved, and the
+        // monitor's tick syncs every pipe regardless.
+        self.synced.posted.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// One read without sleeping: `read` runs the emulated read into the
@@ -548,11 +590,22 @@ impl RemotePipe {
         self.reap_locked(&mut r)
     }
 
+    /// Does the mirror hold published records not yet reaped (which its
+    /// readers may have taken)? Without a lock: a hint for `reap_all`.
+    pub(crate) fn unreaped(&self) -> bool {
+        // Relaxed: set before the records are published (pump_locked), so
+        // a reader that took them did so after the store; the call this
+        // reap precedes comes after that take in the caller's order.
+        self.unreaped.load(Ordering::Relaxed)
+    }
+
     fn reap_locked(&self, r: &mut Ready) -> bool {
         let Some(m) = r.mirror.as_mut() else {
             return false;
         };
         let got = m.reap();
+        // Relaxed: as `unreaped`; written under the pipe's lock.
+        self.unreaped.store(m.pending(), Ordering::Relaxed);
         if got.records > 0 || got.loss_records > 0 {
             self.queue.mirror_release(got.records, got.loss_records);
         }
@@ -567,12 +620,14 @@ impl RemotePipe {
         let eof_token = self.eof_token_needed(r);
         let Some(m) = r.mirror.as_mut() else { return };
         let mut records = 0u64;
+        let mut entries = 0u64;
         self.queue.mirror_pass(&mut |rec, ring| {
             // The capacity bound (ring::shm) leaves room for everything a
             // queue can hold, so this never fails.
             let ok = m.append(rec, ring);
             debug_assert!(ok, "mirror full");
             records += u64::from(ring);
+            entries += 1;
         });
         let mut n = records.saturating_sub(r.credit);
         r.credit = r.credit.saturating_sub(records);
@@ -591,18 +646,51 @@ impl RemotePipe {
             }
         }
         if let Some(m) = r.mirror.as_mut() {
+            if entries > 0 || m.pending() {
+                // Relaxed: see `unreaped`; stored before the publication.
+                self.unreaped.store(true, Ordering::Relaxed);
+            }
             m.publish();
             m.set_ask_when_empty(r.gc_waiting || writers_gone);
         }
     }
 
+    /// Has anything a sync reads moved since the last one (see
+    /// [`RemotePipe::sync_gc`])? A few atomic loads.
+    pub(crate) fn needs_sync(&self, gc_waiting: bool) -> bool {
+        let st = self.queue.stats();
+        // Relaxed: a skip is taken only on values stored by the sync that
+        // followed the post in the thread that made it (every post is
+        // followed by a sync there), or by a later one.
+        self.synced.posted.load(Ordering::Relaxed) != st.posted
+            || self.synced.lost.load(Ordering::Relaxed) != st.lost
+            || self.synced.gc.load(Ordering::Relaxed) != gc_waiting
+    }
+
     /// Brings the readiness up to date, noting whether the key collector
     /// waits for a consumer (a mirror's readers then ask the kernel when
     /// they find it empty, so it runs as an empty read lets it).
-    pub(crate) fn sync_gc(&self, gc_waiting: bool) {
+    ///
+    /// Skipped, without a lock or a system call, when the queue posted and
+    /// lost nothing since the last sync and the collector's state is the
+    /// same (nothing the rule reads has moved: reads, unreads, a released
+    /// write end and a mirror's making sync by themselves, and a drain
+    /// kept forces the next one); `force` runs it regardless (the clock
+    /// tick, a sync asked from outside a call).
+    pub(crate) fn sync_gc(&self, gc_waiting: bool, force: bool) {
+        if !force && !self.needs_sync(gc_waiting) {
+            return;
+        }
         let mut r = self.ready.lock();
+        // What this sync covers, read under the lock before it runs: a
+        // post after the read makes the next sync run again.
+        let st = self.queue.stats();
         r.gc_waiting = gc_waiting;
         self.sync_locked(&mut r);
+        // Relaxed: see above.
+        self.synced.lost.store(st.lost, Ordering::Relaxed);
+        self.synced.gc.store(gc_waiting, Ordering::Relaxed);
+        self.synced.posted.store(st.posted, Ordering::Relaxed);
     }
 
     /// On each clock tick: a mirror left empty with readiness bytes that

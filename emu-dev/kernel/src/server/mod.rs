@@ -88,11 +88,17 @@ pub(crate) struct Shared {
     epoll: OwnedFd,
     /// epoll data → what it stands for (and the pidfds, kept open here).
     watched: Mutex<HashMap<u64, (Watched, Option<OwnedFd>)>>,
+    /// Held while the epoll set's events are handled (the monitor's, or a
+    /// call's `take_hangups`): a call that takes the hang-ups waits for
+    /// one the monitor is releasing.
+    events: Mutex<()>,
     next_id: AtomicU64,
     stop: AtomicBool,
     audit: Mutex<Vec<String>>,
     audit_to_stderr: bool,
     log: Mutex<Option<std::fs::File>>,
+    /// `log` is set (it is for the server's life).
+    logging: bool,
     /// Writable opens of the keys' `/proc` files, by id (`procfs`).
     proc_writers: Mutex<HashMap<u64, procfs::ProcWriter>>,
     /// Live connections (to shut down when the server stops).
@@ -239,10 +245,12 @@ impl Server {
             idents: Mutex::new(HashMap::new()),
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
             watched: Mutex::new(HashMap::new()),
+            events: Mutex::new(()),
             next_id: AtomicU64::new(1),
             stop: AtomicBool::new(false),
             audit: Mutex::new(Vec::new()),
             audit_to_stderr: opts.audit_to_stderr,
+            logging: opts.log.is_some(),
             log: Mutex::new(opts.log),
             proc_writers: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
@@ -323,7 +331,7 @@ impl Server {
     /// Brings every read end's readiness up to date (after posting from
     /// outside a call: a script acting on the kernel directly).
     pub fn sync(&self) {
-        self.shared.sync_all();
+        self.shared.sync_all(true);
     }
 
     /// Stops serving: no new connection, every connection closed, every
@@ -385,6 +393,11 @@ impl Shared {
             let _ = writeln!(f, "watchq kernel: audit: {line}");
         }
         self.audit.lock().push(line);
+    }
+
+    /// Is there a log to write to (`watchq exec --log`)? Set at start.
+    pub(crate) fn logging(&self) -> bool {
+        self.logging
     }
 
     pub(crate) fn log(&self, pid: u32, line: std::fmt::Arguments<'_>) {
@@ -479,25 +492,100 @@ impl Shared {
     }
 
     /// Tokens of every pipe brought up to date (after a call that may have
-    /// posted, and on each clock tick).
-    pub(crate) fn sync_all(&self) {
-        let pipes: Vec<Arc<RemotePipe>> = self.pipes.lock().values().cloned().collect();
+    /// posted, and on each clock tick). Only the pipes whose queue moved
+    /// since their last sync (or whose sync was forced) are synced: the
+    /// others cost a few atomic loads each, no lock, no system call.
+    /// `force`: every pipe (the tick, and a sync asked from outside).
+    pub(crate) fn sync_all(&self, force: bool) {
         let gc = self.kernel.keys().gc_pending();
-        for p in pipes {
-            p.sync_gc(gc);
+        if force {
+            let pipes: Vec<Arc<RemotePipe>> = self.pipes.lock().values().cloned().collect();
+            for p in pipes {
+                p.sync_gc(gc, true);
+            }
+            return;
+        }
+        // The check runs under the map's lock; a pipe to sync is taken out
+        // (nothing is allocated when none is) and synced after it.
+        let moved: Vec<Arc<RemotePipe>> = self
+            .pipes
+            .lock()
+            .values()
+            .filter(|p| p.needs_sync(gc))
+            .cloned()
+            .collect();
+        for p in moved {
+            p.sync_gc(gc, false);
         }
     }
 
-    /// Every mirror's readers' progress taken in (before a call that may
-    /// post, so it finds the room they made).
-    pub(crate) fn reap_all(&self) {
-        let pipes: Vec<Arc<RemotePipe>> = self.pipes.lock().values().cloned().collect();
+    /// The mirrors' readers' progress taken in (before a call that may
+    /// post, so it finds the room they made): each mirror that holds
+    /// published records not yet reaped (readers can only have taken
+    /// those); `all`: every mirror (the tick, which also catches a
+    /// scribble on the page of an empty one).
+    pub(crate) fn reap_all(&self, all: bool) {
+        let pipes: Vec<Arc<RemotePipe>> = self
+            .pipes
+            .lock()
+            .values()
+            .filter(|p| all || p.unreaped())
+            .cloned()
+            .collect();
         for p in pipes {
             if p.reap() {
                 self.audit(format!(
                     "pipe {}: a reader scribbled on the mirror's progress page (repaired)",
                     p.id
                 ));
+            }
+        }
+    }
+
+    /// Takes in now, rather than at the monitor's next look, every pipe
+    /// whose real ends on one side are all closed (what the monitor's
+    /// epoll set reports: one `epoll_wait` that does not sleep, whatever
+    /// the number of pipes). A pipe closed just before a `pipe2` is
+    /// released before the new one is charged to its user, as a close on
+    /// the real kernel is synchronous. Other events (exits, `/proc`
+    /// writes) are left to the monitor: they are level-triggered and stay
+    /// ready for it.
+    pub(crate) fn take_hangups(&self) {
+        let _one = self.events.lock();
+        let mut events = Vec::with_capacity(16);
+        loop {
+            events.clear();
+            if epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&rustix::event::Timespec::default()),
+            )
+            .is_err()
+            {
+                return;
+            }
+            let mut took = false;
+            for ev in &events {
+                let id = ev.data.u64();
+                let end = {
+                    let mut w = self.watched.lock();
+                    match w.get(&id) {
+                        Some((Watched::ReadEnd(p), _)) => Some((*p, End::Read)),
+                        Some((Watched::WriteEnd(p), _)) => Some((*p, End::Write)),
+                        _ => None,
+                    }
+                    .inspect(|_| {
+                        w.remove(&id);
+                    })
+                };
+                if let Some((p, end)) = end {
+                    self.released(p, end);
+                    took = true;
+                }
+            }
+            // A full batch may have left more behind.
+            if !took || events.len() < events.capacity() {
+                return;
             }
         }
     }
@@ -747,7 +835,7 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
         }
         if std::mem::take(&mut c.gc_after_reply) {
             s.kernel.flush_key_gc();
-            s.sync_all();
+            s.sync_all(false);
         }
     }
     c.settle();
@@ -770,6 +858,7 @@ fn monitor_loop(s: &Arc<Shared>) {
             rustix::buffer::spare_capacity(&mut events),
             Some(&tick),
         );
+        let one = s.events.lock();
         for ev in &events {
             let id = ev.data.u64();
             let Some((what, keep)) = s.watched.lock().remove(&id) else {
@@ -787,7 +876,8 @@ fn monitor_loop(s: &Arc<Shared>) {
                 Watched::ProcWriter(w) => procfs::event(s, w, id, ev.flags),
             }
         }
-        s.reap_all();
+        drop(one);
+        s.reap_all(true);
         let pipes: Vec<Arc<RemotePipe>> = s.pipes.lock().values().cloned().collect();
         for p in pipes {
             if p.tick() {
@@ -823,6 +913,6 @@ fn monitor_loop(s: &Arc<Shared>) {
         } else {
             gc_queued = None;
         }
-        s.sync_all();
+        s.sync_all(true);
     }
 }
