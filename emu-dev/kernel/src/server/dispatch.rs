@@ -127,6 +127,7 @@ pub(super) fn handle(
         let pipes: Vec<_> = s.pipes.lock().values().cloned().collect();
         for p in &pipes {
             s.check_hangup(p);
+            s.check_hung_up(p);
         }
     }
     if matches!(req, Request::Poll { .. } | Request::Read { .. }) {
