@@ -7,7 +7,7 @@
 use std::{env, fs, path::PathBuf};
 
 /// The entry points defined in C (variadic in libc, the exec family, and
-/// the process tree's: fork and pthread_create, `tree.rs`).
+/// the process tree's: fork, daemon and pthread_create, `tree.rs`).
 const C_EXPORTS: &[&str] = &[
     "ioctl",
     "syscall",
@@ -27,6 +27,7 @@ const C_EXPORTS: &[&str] = &[
     "posix_spawn",
     "posix_spawnp",
     "fork",
+    "daemon",
     "pthread_create",
 ];
 

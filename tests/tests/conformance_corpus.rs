@@ -455,6 +455,16 @@ fn conformance_procs_orphan_vfork() {
 }
 
 #[test]
+fn conformance_procs_orphan_daemon() {
+    check("procs", "orphan-daemon");
+}
+
+#[test]
+fn conformance_procs_daemon_streams() {
+    check("procs", "daemon-streams");
+}
+
+#[test]
 fn conformance_procs_fork_then_join() {
     check("procs", "fork-then-join");
 }

@@ -337,9 +337,10 @@ pub(crate) fn introduce_vfork_child() {
     }
 }
 
-/// Is this process the one that loaded the library, or a child forked
-/// with `fork()` (whose fork handler ran)? Not so in a vfork or
-/// `posix_spawn` child, which runs no fork handler.
+/// Is this a vfork child (or a raw `clone()`'s), sharing its parent's
+/// memory? No fork handler ran in it, so the pid noted is its parent's;
+/// the process that loaded the library and a `fork()` child noted their
+/// own.
 pub(crate) fn is_vfork_child() -> bool {
     active() && crate::user::noted_pid() != getpid() as i32
 }

@@ -107,6 +107,8 @@ int openat64(int dirfd, const char *path, int flags, ...)
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -315,6 +317,50 @@ pid_t fork(void)
 		errno = e;
 	}
 	return pid;
+}
+
+/*
+ * daemon(3): glibc's forks internally, where the wrapper above cannot see
+ * it, and its parent exits at once, before the child's first call: the
+ * very case the announcement is for. So it is done here, with the same
+ * steps and errors as daemon(3) documents (a new session; "/" unless
+ * nochdir; standard streams on /dev/null unless noclose, ENODEV when that
+ * is not the null device).
+ */
+int daemon(int nochdir, int noclose)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	if (!nochdir && chdir("/") < 0) {
+		/* daemon(3) goes on from where it is. */
+	}
+	if (noclose)
+		return 0;
+	int fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+		close(fd);
+		errno = ENODEV;
+		return -1;
+	}
+	for (int i = 0; i <= 2; i++)
+		dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+	return 0;
 }
 
 /*

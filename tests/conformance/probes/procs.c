@@ -13,13 +13,14 @@
  *     ends; separate `keyctl` commands (keyutils' program, run by the
  *     parent) change keys; the child reads the records.
  *
- *   orphan-fork, orphan-exec, orphan-spawn, orphan-vfork: a parent joins
- *     a session keyring of its own, makes a child (fork; fork then exec
- *     once the parent is gone; posix_spawn; vfork then exec) and exits at
- *     once; the child makes its first key call only after its parent is
+ *   orphan-fork, orphan-exec, orphan-spawn, orphan-vfork, orphan-daemon:
+ *     a parent joins a session keyring of its own, makes a child (fork;
+ *     fork then exec once the parent is gone; posix_spawn; vfork then exec;
+ *     daemon(), in which the parent exits) and exits at once; the child makes its first key call only after its parent is
  *     gone (the spawned and vforked ones exec a waiter first: this program,
  *     or PROCS_WAITER, which then execs this program) and says whether its
  *     session keyring is the one it inherited.
+ *   daemon-streams: daemon(0, 0)'s child: "/", /dev/null, a new session.
  *   fork-then-join: a child forked before its parent joins a new session
  *     keyring keeps the old one (its first key call comes after the join).
  *   thread-ring: threads and thread keyrings (copy_creds()): a thread made
@@ -46,6 +47,7 @@
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 static int p[2];
@@ -354,6 +356,14 @@ static void sec_orphan(const char *sec, const char *how)
 				execl(self, self, "--orphan-report", ppid, want, (char *)NULL);
 				_exit(127);
 			}
+		} else if (strcmp(how, "daemon") == 0) {
+			/* The parent exits inside daemon(); the child goes on. */
+			fflush(stdout);
+			if (daemon(1, 1) < 0) {
+				printf("daemon: %s\n", errname(errno));
+				_exit(1);
+			}
+			_exit(orphan_report(me, s));
 		} else if (strcmp(how, "posix_spawn") == 0) {
 			if (posix_spawn(&c, waiter, NULL, NULL, args, environ) != 0)
 				c = -1;
@@ -375,6 +385,46 @@ static void sec_orphan(const char *sec, const char *how)
 	while (read(done[0], &c, 1) > 0)
 		;
 	close(done[0]);
+}
+
+/* daemon(0, 0): the child is in "/", its standard streams on /dev/null,
+ * in a session of its own; it says so down a pipe. */
+static void sec_daemon_streams(void)
+{
+	section("daemon-streams");
+	fflush(stdout);
+	int rep[2];
+	if (pipe(rep) < 0)
+		exit(1);
+	pid_t p = fork();
+	if (p == 0) {
+		close(rep[0]);
+		pid_t before = getsid(0);
+		if (daemon(0, 0) < 0)
+			_exit(1);
+		char cwd[64] = "", line[256];
+		struct stat null, st;
+		int streams = stat("/dev/null", &null) == 0;
+		for (int fd = 0; fd <= 2; fd++)
+			streams = streams && fstat(fd, &st) == 0 && st.st_rdev == null.st_rdev &&
+				  S_ISCHR(st.st_mode);
+		int n = snprintf(line, sizeof line,
+				 "daemon: cwd %s; standard streams on /dev/null: %s; a new session: %s\n",
+				 getcwd(cwd, sizeof cwd) ? cwd : "?", streams ? "yes" : "no",
+				 getsid(0) == getpid() && getsid(0) != before ? "yes" : "no");
+		if (write(rep[1], line, n) != n)
+			_exit(1);
+		_exit(0);
+	}
+	close(rep[1]);
+	waitpid(p, NULL, 0);
+	char buf[512];
+	long n, len = 0;
+	while ((n = read(rep[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += n;
+	buf[len] = 0;
+	printf("%s", buf);
+	close(rep[0]);
 }
 
 static void sec_fork_then_join(void)
@@ -596,6 +646,8 @@ int main(int argc, char **argv)
 	if (wanted("orphan-exec")) sec_orphan("orphan-exec", "fork, then exec");
 	if (wanted("orphan-spawn")) sec_orphan("orphan-spawn", "posix_spawn");
 	if (wanted("orphan-vfork")) sec_orphan("orphan-vfork", "vfork, then exec");
+	if (wanted("orphan-daemon")) sec_orphan("orphan-daemon", "daemon");
+	if (wanted("daemon-streams")) sec_daemon_streams();
 	if (wanted("fork-then-join")) sec_fork_then_join();
 	if (wanted("thread-ring")) sec_thread_ring();
 	if (wanted("epoll-hup")) sec_epoll_hup();

@@ -122,6 +122,11 @@ pub(super) fn handle(
         // A pipe closed just before is released before a new one is
         // charged to its user (the pipe page accounting).
         s.take_hangups();
+        // A hung-up pipe's last reader close has no event of its own.
+        let pipes: Vec<_> = s.pipes.lock().values().cloned().collect();
+        for p in &pipes {
+            s.check_hung_up(p);
+        }
     }
     if matches!(req, Request::Poll { .. } | Request::Read { .. }) {
         if let Some((pipe, _)) = &target {

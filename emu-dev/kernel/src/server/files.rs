@@ -47,8 +47,8 @@
 //!   come as `POLLERR` on a write end the server keeps: it is looked for
 //!   (the server's own read end closed, a writer reopened for the moment
 //!   polling `POLLERR`, the read end reopened if readers are left) before
-//!   a `pipe2` or `/dev/watch_queue` open (the page accounting), at a read
-//!   or poll of the pipe, and every ten seconds. Each look that finds a
+//!   a `pipe2` or `/dev/watch_queue` open (the page accounting) and every
+//!   ten seconds. Each look that finds a
 //!   reader opens and closes a writer, which wakes the pipe's sleepers: a
 //!   spurious wake-up for an `EPOLLET` reader (a level-triggered one is
 //!   woken by `EPOLLHUP` anyway). Without `/proc` (nothing can be

@@ -607,12 +607,21 @@ impl Shared {
                 b_r.is_some_and(|fd| hung(fd, PollFlags::IN, PollFlags::HUP)),
             )
         });
-        let readers_gone = readers_gone || pipe.hung_up_readers_gone();
         if readers_gone {
             self.released(pipe.id, End::Read);
         }
         if writers_gone {
             self.released(pipe.id, End::Write);
+        }
+    }
+
+    /// For a pipe whose write end is released (A hung up), looks for the
+    /// last read end's close (which no epoll event announces then): before
+    /// a pipe is charged to its user. Not at a read or poll of the pipe:
+    /// the read end the request brings is open in the server meanwhile.
+    pub(crate) fn check_hung_up(&self, pipe: &Arc<RemotePipe>) {
+        if pipe.hung_up_readers_gone() {
+            self.released(pipe.id, End::Read);
         }
     }
 
