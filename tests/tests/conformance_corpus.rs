@@ -7,7 +7,8 @@
 //! collector run are compared as a set (the kernel collects in serial
 //! order, and its serials are random).
 //!
-//! Left out here: `enc enc-make` (a random blob, recorded to be copied
+//! Left out here: `asym asym-pkey-ops` (KEYCTL_PKEY_ENCRYPT, DECRYPT,
+//! SIGN and VERIFY, which watchq does not emulate), `enc enc-make` (a random blob, recorded to be copied
 //! into tests/conformance/probes/enc-blobs.h), `keys construct` (request_key's upcall to
 //! /sbin/request-key, which watchq does not make; `keys.rs` covers it
 //! through `key_construct`) and `gc gc-delay`, which waits on real time
@@ -233,6 +234,13 @@ fn conformance_asym_parse() {
 #[test]
 fn conformance_asym_restrict() {
     check("asym", "asym-restrict");
+}
+
+/// KEYCTL_PKEY_QUERY on asymmetric keys: what each encoding and hash
+/// gives for RSA keys of 2048 and 3072 bits and an EC key.
+#[test]
+fn conformance_asym_pkey() {
+    check("asym", "asym-pkey");
 }
 
 /// The encrypted key type: the blob's checks, lengths, descriptions,

@@ -645,7 +645,10 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
                 return Err(Errno::EINVAL);
             }
             let info = c_string(a[2] as usize, PAGE - 1)?;
-            call((Some(info), None), None).map(|r| r.0 as c_long)
+            // struct keyctl_pkey_query, its spare words cleared.
+            let (_, d) = call((Some(info), None), None)?;
+            copy_out(a[3] as usize, &d)?;
+            Ok(0)
         }
         cmd::PKEY_ENCRYPT | cmd::PKEY_DECRYPT | cmd::PKEY_SIGN | cmd::PKEY_VERIFY => {
             let params = copy_in(a[0] as usize, PKEY_PARAMS_SIZE)?;

@@ -508,6 +508,63 @@ fn verify(pkey: &PublicKey, sig: &Signature) -> Result<()> {
     Ok(())
 }
 
+/// The digests `pkcs1pad()` has a DigestInfo for (crypto/rsa-pkcs1pad.c's
+/// `rsa_asn1_templates`), by the names the kernel's crypto API gives them.
+const PKCS1_HASHES: [&str; 10] = [
+    "md5", "sha1", "rmd160", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-384",
+    "sha3-512",
+];
+
+/// `KEYCTL_SUPPORTS_ENCRYPT` and `KEYCTL_SUPPORTS_VERIFY`.
+const SUPPORTS_ENCRYPT: u32 = 0x01;
+const SUPPORTS_VERIFY: u32 = 0x08;
+
+/// `software_key_query()` for `KEYCTL_PKEY_QUERY` with the info string's
+/// `encoding` (`raw` when not given) and `hash`: `struct
+/// keyctl_pkey_query` as the kernel copies it out (the spare words
+/// cleared), 56 bytes.
+///
+/// # Errors
+/// `EINVAL` (an encoding the key's algorithm has not, a hash with `raw`,
+/// a digest `pkcs1pad` has no DigestInfo for, no hash or another than
+/// SHA-1/2/3 with `x962`, a key length RSA does not take), `ENOENT` (an
+/// ECDSA key: the recording's kernel has no ECDSA), `EBADMSG` (a key
+/// that is not an RSAPublicKey).
+pub(crate) fn query(k: &AsymKey, encoding: &str, hash: Option<&str>) -> Result<[u8; 56]> {
+    // software_key_determine_akcipher(..., kernel_pkey_sign)
+    let ops = if k.pkey.algo == "rsa" {
+        match (encoding, hash) {
+            // pkcs1pad_create() finds no DigestInfo for it.
+            ("pkcs1", Some(h)) if !PKCS1_HASHES.contains(&h) => return Err(Errno::EINVAL),
+            ("pkcs1", _) => SUPPORTS_VERIFY | SUPPORTS_ENCRYPT,
+            ("raw", None) => SUPPORTS_ENCRYPT,
+            _ => return Err(Errno::EINVAL),
+        }
+    } else {
+        const SHAS: [&str; 8] = [
+            "sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512",
+        ];
+        if encoding != "x962" || !hash.is_some_and(|h| SHAS.contains(&h)) {
+            return Err(Errno::EINVAL);
+        }
+        return Err(Errno::ENOENT);
+    };
+    use rsa::pkcs1::der::Decode as _;
+    let parsed = rsa::pkcs1::RsaPublicKey::from_der(&k.pkey.key).map_err(|_| BAD)?;
+    let n = parsed.modulus.as_bytes();
+    let len = n.len() - n.iter().take_while(|&&b| b == 0).count();
+    if !RSA_KEY_BITS.contains(&(len * 8)) {
+        return Err(Errno::EINVAL);
+    }
+    let mut out = [0u8; 56];
+    out[0..4].copy_from_slice(&ops.to_ne_bytes());
+    out[4..8].copy_from_slice(&((len * 8) as u32).to_ne_bytes());
+    for i in 0..4 {
+        out[8 + 2 * i..10 + 2 * i].copy_from_slice(&(len as u16).to_ne_bytes());
+    }
+    Ok(out)
+}
+
 /// How `KEYCTL_SEARCH` and request_key match an asymmetric key
 /// (`asymmetric_key_match_preparse()`).
 #[derive(Clone, Debug, PartialEq, Eq)]

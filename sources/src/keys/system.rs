@@ -208,15 +208,47 @@ impl KeyStore {
 
     /// The public-key commands' look-up (`keyctl_pkey_params_get()` after
     /// its info string): key `id` with search permission, whose type must
-    /// have `asym_query`; none of the emulated types has, so a key found
-    /// gives `EOPNOTSUPP`.
+    /// have `asym_query` (the asymmetric type alone), then the query
+    /// (`KEYCTL_PKEY_QUERY`'s result, see [`KeyStore::pkey_query`]).
+    /// ENCRYPT, DECRYPT, SIGN and VERIFY are not emulated: after the
+    /// query, they give `EOPNOTSUPP`.
     ///
     /// # Errors
-    /// The lookup's (search permission), then `EOPNOTSUPP`.
-    pub fn pkey_lookup(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<()> {
-        let mut g = self.inner.lock();
-        self.lookup(&mut g, ctx, id, 0, need::SEARCH)?;
+    /// The lookup's (search permission), `EOPNOTSUPP` (not asymmetric),
+    /// the query's.
+    pub fn pkey_lookup(
+        &self,
+        ctx: &mut KeyCtx<'_>,
+        id: Serial,
+        encoding: &str,
+        hash: Option<&str>,
+    ) -> Result<()> {
+        self.pkey_query(ctx, id, encoding, hash)?;
         Err(Errno::EOPNOTSUPP)
+    }
+
+    /// KEYCTL_PKEY_QUERY (`keyctl_pkey_query()`): what key `id` can do
+    /// with `encoding` (the info string's `enc=`, `raw` without one) and
+    /// `hash`, as the 56 bytes of `struct keyctl_pkey_query`.
+    ///
+    /// # Errors
+    /// The lookup's (search permission), `EOPNOTSUPP` (a key that is not
+    /// asymmetric), then `software_key_query()`'s (`EINVAL`, `ENOENT`).
+    pub fn pkey_query(
+        &self,
+        ctx: &mut KeyCtx<'_>,
+        id: Serial,
+        encoding: &str,
+        hash: Option<&str>,
+    ) -> Result<Vec<u8>> {
+        let mut g = self.inner.lock();
+        let s = self.lookup(&mut g, ctx, id, 0, need::SEARCH)?;
+        let k = g.key(s)?;
+        if k.ktype != KeyType::Asymmetric {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let a = k.asym.as_deref().ok_or(Errno::EOPNOTSUPP)?;
+        super::asym::query(a, encoding, hash).map(|q| q.to_vec())
     }
 
     /// KEYCTL_SESSION_TO_PARENT's look-up of the caller's session keyring

@@ -642,7 +642,8 @@ fn keyctl(
         ),
         // The preload read the info string (s1) and, for the four that
         // take a parameter block, the key id from it (a[0]).
-        cmd::PKEY_QUERY..=cmd::PKEY_VERIFY => {
+        cmd::PKEY_QUERY => data(need(s1).and_then(|info| p.keyctl_pkey_query(id(a[0]), &info))),
+        cmd::PKEY_ENCRYPT..=cmd::PKEY_VERIFY => {
             unit(need(s1).and_then(|info| p.keyctl_pkey(id(a[0]), &info)))
         }
         op if op & cmd::FAULTED != 0 => unit(

@@ -97,7 +97,16 @@ pub mod cmd {
 /// # Errors
 /// `EINVAL`: any other word, an empty value, a repeated one.
 pub fn pkey_params_parse(info: &str) -> Result<()> {
-    let (mut enc, mut hash) = (false, false);
+    pkey_params(info).map(|_| ())
+}
+
+/// [`pkey_params_parse`]'s values: the encoding (`raw` without `enc=`)
+/// and the hash, if given.
+///
+/// # Errors
+/// As [`pkey_params_parse`].
+pub fn pkey_params(info: &str) -> Result<(&str, Option<&str>)> {
+    let (mut enc, mut hash) = (None, None);
     for word in info.split([' ', '\t']).filter(|w| !w.is_empty()) {
         let (seen, value) = if let Some(v) = word.strip_prefix("enc=") {
             (&mut enc, v)
@@ -106,11 +115,11 @@ pub fn pkey_params_parse(info: &str) -> Result<()> {
         } else {
             return Err(Errno::EINVAL);
         };
-        if std::mem::replace(seen, true) || value.is_empty() {
+        if seen.replace(value).is_some() || value.is_empty() {
             return Err(Errno::EINVAL);
         }
     }
-    Ok(())
+    Ok((enc.unwrap_or("raw"), hash))
 }
 
 /// The key system calls. Mirrors security/keys/keyctl.c.
@@ -332,15 +341,25 @@ pub trait KeyCalls {
     /// As `KeyStore::read_into`.
     fn keyctl_read_into(&self, id: Serial, buflen: usize) -> Result<Vec<u8>>;
 
-    /// KEYCTL_PKEY_QUERY/ENCRYPT/DECRYPT/SIGN/VERIFY on key `id` with
-    /// the info string `info`, after the user arguments were read. No
-    /// emulated key type has public-key operations, so it always fails.
-    /// Mirrors `keyctl_pkey_params_get()`.
+    /// KEYCTL_PKEY_ENCRYPT/DECRYPT/SIGN/VERIFY on key `id` with the info
+    /// string `info`, after the user arguments were read: the look-up and
+    /// the query (`keyctl_pkey_params_get_2()`); the operations
+    /// themselves are not emulated, so it always fails.
     ///
     /// # Errors
     /// `EINVAL` ([`pkey_params_parse`]), the lookup's (search
-    /// permission), `EOPNOTSUPP` (the key's type has no such operation).
+    /// permission), `EOPNOTSUPP` (not an asymmetric key, or the
+    /// operation), the query's (see [`KeyCalls::keyctl_pkey_query`]).
     fn keyctl_pkey(&self, id: Serial, info: &str) -> Result<()>;
+
+    /// KEYCTL_PKEY_QUERY on key `id` with the info string `info`: the 56
+    /// bytes of `struct keyctl_pkey_query`. Mirrors `keyctl_pkey_query()`.
+    ///
+    /// # Errors
+    /// `EINVAL` ([`pkey_params_parse`]), the lookup's (search
+    /// permission), `EOPNOTSUPP` (not an asymmetric key), then
+    /// `KeyStore::pkey_query`'s.
+    fn keyctl_pkey_query(&self, id: Serial, info: &str) -> Result<Vec<u8>>;
 
     /// KEYCTL_SESSION_TO_PARENT's look-up: the caller's session keyring,
     /// which must grant link permission. The parent is the host's to find.
@@ -512,8 +531,13 @@ impl KeyCalls for Process {
     }
 
     fn keyctl_pkey(&self, id: Serial, info: &str) -> Result<()> {
-        pkey_params_parse(info)?;
-        with_keys(self, |k, c| k.pkey_lookup(c, id))
+        let (enc, hash) = pkey_params(info)?;
+        with_keys(self, |k, c| k.pkey_lookup(c, id, enc, hash))
+    }
+
+    fn keyctl_pkey_query(&self, id: Serial, info: &str) -> Result<Vec<u8>> {
+        let (enc, hash) = pkey_params(info)?;
+        with_keys(self, |k, c| k.pkey_query(c, id, enc, hash))
     }
 
     fn keyctl_session_for_parent(&self) -> Result<Serial> {
