@@ -18,9 +18,9 @@
  *                  keyring itself; bad signatures; other key types)
  *   asym-pkey      KEYCTL_PKEY_QUERY on RSA and EC keys with each encoding
  *                  and hash, and on a key that is not asymmetric
- *   asym-pkey-ops  (not compared: watchq does not emulate them)
- *                  KEYCTL_PKEY_ENCRYPT, DECRYPT, SIGN and VERIFY with an
- *                  RSA public key
+ *   asym-pkey-ops  KEYCTL_PKEY_ENCRYPT, DECRYPT, SIGN and VERIFY with an
+ *                  RSA public key: raw encryption's bytes, pkcs1's length,
+ *                  the size checks, EFAULT after them
  *
  * The certificates (asym-certs.h) are scripts/make-asym-certs.sh's.
  */
@@ -495,8 +495,11 @@ static void sec_pkey(void)
 
 /* KEYCTL_PKEY_{ENCRYPT,DECRYPT,SIGN,VERIFY}: the result, and the first
  * bytes of the output. */
-static void pkey_op(int op, const char *name, int32_t k, const char *info, uint32_t in_len,
-		    uint32_t out_len)
+/* in and out: 0 the probe's buffers, 1 NULL. The input is zeros but its
+ * last byte, `last`; a pkcs1 encryption's output is random: only raw
+ * outputs are shown, as their first bytes and byte 255. */
+static void pkey_op_(int op, const char *name, int32_t k, const char *info, uint32_t in_len,
+		     uint32_t out_len, int null_in, int null_out, unsigned char last)
 {
 	struct {
 		int32_t key_id;
@@ -506,15 +509,26 @@ static void pkey_op(int op, const char *name, int32_t k, const char *info, uint3
 	} params = {k, in_len, out_len, {0}};
 	static unsigned char in[1024], out[1024];
 	memset(in, 0, sizeof in);
-	in[in_len ? in_len - 1 : 0] = 2;
+	in[in_len ? in_len - 1 : 0] = last;
 	memset(out, 0xee, sizeof out);
-	long r = keyctl(op, (long)&params, (long)info, (long)in, (long)out);
+	long r = keyctl(op, (long)&params, (long)info, null_in ? 0 : (long)in,
+			null_out ? 0 : (long)out);
 	int e = errno;
-	printf("%s(%s, \"%s\", in %u, out %u) = ", name, key_str(k), info, in_len, out_len);
+	printf("%s(%s, \"%s\", in %u%s, out %u%s) = ", name, key_str(k), info, in_len,
+	       null_in ? " NULL" : "", out_len, null_out ? " NULL" : "");
 	if (r < 0)
 		printf("-1 %s\n", errname(e));
+	else if (strstr(info, "pkcs1"))
+		printf("%ld\n", r);
 	else
-		printf("%ld, %02x%02x%02x%02x..\n", r, out[0], out[1], out[2], out[3]);
+		printf("%ld, %02x%02x%02x%02x.. [255] %02x\n", r, out[0], out[1], out[2], out[3],
+		       out[255]);
+}
+
+static void pkey_op(int op, const char *name, int32_t k, const char *info, uint32_t in_len,
+		    uint32_t out_len)
+{
+	pkey_op_(op, name, k, info, in_len, out_len, 0, 0, 2);
 }
 
 static void sec_pkey_ops(void)
@@ -531,6 +545,26 @@ static void sec_pkey_ops(void)
 	pkey_op(K_PKEY_SIGN, "sign", ee, "enc=pkcs1 hash=sha256", 32, 256);
 	pkey_op(K_PKEY_VERIFY, "verify", ee, "enc=pkcs1 hash=sha256", 32, 256);
 	pkey_op(K_PKEY_VERIFY, "verify", ee, "enc=raw", 256, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 256, 10);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 245, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 246, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 0, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1 hash=sha256", 32, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=oaep", 32, 256);
+	pkey_op(K_PKEY_DECRYPT, "decrypt", ee, "enc=pkcs1", 256, 256);
+	pkey_op(K_PKEY_SIGN, "sign", ee, "enc=raw", 32, 256);
+	pkey_op(K_PKEY_VERIFY, "verify", ee, "enc=pkcs1", 0, 0);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 256, 256, 0, 0, 1);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 256, 256, 0, 0, 0);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 32, 256, 1, 0, 2);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 300, 256, 1, 0, 2);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 32, 256, 0, 1, 2);
+	pkey_op_(K_PKEY_VERIFY, "verify", ee, "enc=pkcs1", 32, 256, 1, 0, 2);
+	pkey_op_(K_PKEY_SIGN, "sign", ee, "enc=pkcs1", 32, 256, 1, 0, 2);
+	int32_t u = (int32_t)named("add_key(\"user\", \"u\", \"x\", 1, S)",
+				   add_key("user", "u", "x", 1, S), "u");
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256, 1, 0, 2);
 	end_section(p);
 }
 

@@ -13,7 +13,9 @@
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::{need, CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, Requested, Serial};
+use watchq_sources::keys::{
+    need, CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, PkeyOp, Requested, Serial,
+};
 
 /// keyctl(2) command numbers (`include/uapi/linux/keyctl.h`).
 pub mod cmd {
@@ -341,16 +343,23 @@ pub trait KeyCalls {
     /// As `KeyStore::read_into`.
     fn keyctl_read_into(&self, id: Serial, buflen: usize) -> Result<Vec<u8>>;
 
-    /// KEYCTL_PKEY_ENCRYPT/DECRYPT/SIGN/VERIFY on key `id` with the info
-    /// string `info`, after the user arguments were read: the look-up and
-    /// the query (`keyctl_pkey_params_get_2()`); the operations
-    /// themselves are not emulated, so it always fails.
+    /// KEYCTL_PKEY_ENCRYPT/DECRYPT/SIGN/VERIFY (`op`, a `cmd` value) on
+    /// key `id` with the info string `info` and the parameter block's
+    /// lengths, after the block and the string were read: `input` is the
+    /// input buffer's `in_len` bytes (`None` when it could not be read:
+    /// `EFAULT` after the checks). Returns the output to copy out.
+    /// Mirrors `keyctl_pkey_e_d_s()` and `keyctl_pkey_verify()`.
     ///
     /// # Errors
-    /// `EINVAL` ([`pkey_params_parse`]), the lookup's (search
-    /// permission), `EOPNOTSUPP` (not an asymmetric key, or the
-    /// operation), the query's (see [`KeyCalls::keyctl_pkey_query`]).
-    fn keyctl_pkey(&self, id: Serial, info: &str) -> Result<()>;
+    /// `EINVAL` ([`pkey_params_parse`]), then as `KeyStore::pkey_op`.
+    fn keyctl_pkey_op(
+        &self,
+        op: u32,
+        id: Serial,
+        info: &str,
+        lens: (u32, u32),
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>>;
 
     /// KEYCTL_PKEY_QUERY on key `id` with the info string `info`: the 56
     /// bytes of `struct keyctl_pkey_query`. Mirrors `keyctl_pkey_query()`.
@@ -530,9 +539,25 @@ impl KeyCalls for Process {
         with_keys(self, |k, c| k.read_into(c, id, buflen))
     }
 
-    fn keyctl_pkey(&self, id: Serial, info: &str) -> Result<()> {
-        let (enc, hash) = pkey_params(info)?;
-        with_keys(self, |k, c| k.pkey_lookup(c, id, enc, hash))
+    fn keyctl_pkey_op(
+        &self,
+        op: u32,
+        id: Serial,
+        info: &str,
+        (in_len, out_len): (u32, u32),
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let params = pkey_params(info)?;
+        let op = match op {
+            cmd::PKEY_ENCRYPT => PkeyOp::Encrypt,
+            cmd::PKEY_DECRYPT => PkeyOp::Decrypt,
+            cmd::PKEY_SIGN => PkeyOp::Sign,
+            cmd::PKEY_VERIFY => PkeyOp::Verify,
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        with_keys(self, |k, c| {
+            k.pkey_op(c, op, id, params, in_len, out_len, input)
+        })
     }
 
     fn keyctl_pkey_query(&self, id: Serial, info: &str) -> Result<Vec<u8>> {
