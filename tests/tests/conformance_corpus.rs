@@ -264,6 +264,21 @@ fn conformance_asym_restrict() {
     check("asym", "asym-restrict");
 }
 
+/// KEYCTL_PKEY_QUERY on asymmetric keys: what each encoding and hash
+/// gives for RSA keys of 2048 and 3072 bits and an EC key.
+#[test]
+fn conformance_asym_pkey() {
+    check("asym", "asym-pkey");
+}
+
+/// KEYCTL_PKEY_ENCRYPT, DECRYPT, SIGN and VERIFY with an RSA public key:
+/// raw RSA's bytes, PKCS#1 encryption's length, the size checks, the
+/// private-key operations' and 6.12's VERIFY errnos, EFAULT after them.
+#[test]
+fn conformance_asym_pkey_ops() {
+    check("asym", "asym-pkey-ops");
+}
+
 /// The encrypted key type: the blob's checks, lengths, descriptions,
 /// reads with and without the master key, loads and updates.
 #[test]

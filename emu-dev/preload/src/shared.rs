@@ -657,18 +657,39 @@ pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
                 return Err(Errno::EINVAL);
             }
             let info = c_string(a[2] as usize, PAGE - 1)?;
-            call((Some(info), None), None).map(|r| r.0 as c_long)
+            // struct keyctl_pkey_query, its spare words cleared.
+            let (_, d) = call((Some(info), None), None)?;
+            copy_out(a[3] as usize, &d)?;
+            Ok(0)
         }
         cmd::PKEY_ENCRYPT | cmd::PKEY_DECRYPT | cmd::PKEY_SIGN | cmd::PKEY_VERIFY => {
             let params = copy_in(a[0] as usize, PKEY_PARAMS_SIZE)?;
-            let id = i32::from_ne_bytes(params[..4].try_into().expect("4 bytes"));
+            let word = |i: usize| u32::from_ne_bytes(params[i..i + 4].try_into().expect("4 bytes"));
+            let (id, in_len, out_len) = (word(0), word(4), word(8));
             let info = c_string(addr, PAGE - 1)?;
-            let mut args = args;
-            args[0] = id as u32 as u64;
-            with(false, |k| {
-                k.keyctl(op as u32, args, (Some(info), None), None, None)
-            })
-            .map(|r| r.0 as c_long)
+            // The input is copied after the kernel's checks: one that
+            // cannot be read goes as a flag, for EFAULT after them.
+            // (No key has more than a page's worth: the kernel refuses a
+            // longer input before it reads it.)
+            let input = if in_len as usize <= PAGE {
+                copy_in(a[2] as usize, in_len as usize)
+            } else {
+                Err(Errno::EFAULT)
+            };
+            let args = [
+                u64::from(id),
+                u64::from(in_len),
+                u64::from(out_len),
+                u64::from(input.is_err()),
+            ];
+            let (_, d) = with(false, |k| {
+                k.keyctl(op as u32, args, (Some(info), None), input.ok(), None)
+            })?;
+            // VERIFY has no output; the others write all of it.
+            if op as u32 != cmd::PKEY_VERIFY {
+                copy_out(a[3] as usize, &d)?;
+            }
+            Ok(d.len() as c_long)
         }
         cmd::WATCH_KEY => {
             mirror_rlimit();

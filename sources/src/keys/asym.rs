@@ -508,6 +508,145 @@ fn verify(pkey: &PublicKey, sig: &Signature) -> Result<()> {
     Ok(())
 }
 
+/// The digests `pkcs1pad()` has a DigestInfo for (crypto/rsa-pkcs1pad.c's
+/// `rsa_asn1_templates`), by the names the kernel's crypto API gives them.
+const PKCS1_HASHES: [&str; 10] = [
+    "md5", "sha1", "rmd160", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-384",
+    "sha3-512",
+];
+
+/// `KEYCTL_SUPPORTS_ENCRYPT` and `KEYCTL_SUPPORTS_VERIFY`.
+const SUPPORTS_ENCRYPT: u32 = 0x01;
+const SUPPORTS_VERIFY: u32 = 0x08;
+
+/// `software_key_query()` for `KEYCTL_PKEY_QUERY` with the info string's
+/// `encoding` (`raw` when not given) and `hash`: `struct
+/// keyctl_pkey_query` as the kernel copies it out (the spare words
+/// cleared), 56 bytes.
+///
+/// # Errors
+/// `EINVAL` (an encoding the key's algorithm has not, a hash with `raw`,
+/// a digest `pkcs1pad` has no DigestInfo for, no hash or another than
+/// SHA-1/2/3 with `x962`, a key length RSA does not take), `ENOENT` (an
+/// ECDSA key: the recording's kernel has no ECDSA), `EBADMSG` (a key
+/// that is not an RSAPublicKey).
+pub(crate) fn query(k: &AsymKey, encoding: &str, hash: Option<&str>) -> Result<[u8; 56]> {
+    // software_key_determine_akcipher(..., kernel_pkey_sign)
+    let ops = if k.pkey.algo == "rsa" {
+        match (encoding, hash) {
+            // pkcs1pad_create() finds no DigestInfo for it.
+            ("pkcs1", Some(h)) if !PKCS1_HASHES.contains(&h) => return Err(Errno::EINVAL),
+            ("pkcs1", _) => SUPPORTS_VERIFY | SUPPORTS_ENCRYPT,
+            ("raw", None) => SUPPORTS_ENCRYPT,
+            _ => return Err(Errno::EINVAL),
+        }
+    } else {
+        const SHAS: [&str; 8] = [
+            "sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512",
+        ];
+        if encoding != "x962" || !hash.is_some_and(|h| SHAS.contains(&h)) {
+            return Err(Errno::EINVAL);
+        }
+        return Err(Errno::ENOENT);
+    };
+    use rsa::pkcs1::der::Decode as _;
+    let parsed = rsa::pkcs1::RsaPublicKey::from_der(&k.pkey.key).map_err(|_| BAD)?;
+    let n = parsed.modulus.as_bytes();
+    let len = n.len() - n.iter().take_while(|&&b| b == 0).count();
+    if !RSA_KEY_BITS.contains(&(len * 8)) {
+        return Err(Errno::EINVAL);
+    }
+    let mut out = [0u8; 56];
+    out[0..4].copy_from_slice(&ops.to_ne_bytes());
+    out[4..8].copy_from_slice(&((len * 8) as u32).to_ne_bytes());
+    for i in 0..4 {
+        out[8 + 2 * i..10 + 2 * i].copy_from_slice(&(len as u16).to_ne_bytes());
+    }
+    Ok(out)
+}
+
+/// A public-key operation of KEYCTL_PKEY_ENCRYPT..VERIFY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PkeyOp {
+    /// KEYCTL_PKEY_ENCRYPT.
+    Encrypt,
+    /// KEYCTL_PKEY_DECRYPT.
+    Decrypt,
+    /// KEYCTL_PKEY_SIGN.
+    Sign,
+    /// KEYCTL_PKEY_VERIFY.
+    Verify,
+}
+
+/// `software_key_eds_op()` and `asymmetric_key_verify_signature()` with
+/// a public RSA key, after the query and its size checks: ENCRYPT with
+/// `raw` is the RSA primitive (`1 < m < n - 1`, else `EINVAL`), with
+/// `pkcs1` EME-PKCS1-v1_5 (at most the key's length less 11 bytes, else
+/// `EOVERFLOW`), each as many bytes as the key, leading zeros kept;
+/// DECRYPT and SIGN need the private key (`EINVAL`); VERIFY gets no
+/// signature from 6.12's `keyctl_pkey_params_get_2()` (it never copies
+/// `in2_len`): `EINVAL` with `pkcs1`, `ENOSYS` with `raw` (an akcipher
+/// has no verify).
+///
+/// # Errors
+/// As above.
+pub(crate) fn pkey_op(k: &AsymKey, op: PkeyOp, encoding: &str, input: &[u8]) -> Result<Vec<u8>> {
+    use rsa::pkcs1::der::Decode as _;
+    use rsa::BigUint;
+    let pkcs1 = encoding == "pkcs1";
+    match op {
+        PkeyOp::Decrypt | PkeyOp::Sign => return Err(Errno::EINVAL),
+        PkeyOp::Verify if pkcs1 => return Err(Errno::EINVAL),
+        PkeyOp::Verify => return Err(Errno::ENOSYS),
+        PkeyOp::Encrypt => {}
+    }
+    let parsed = rsa::pkcs1::RsaPublicKey::from_der(&k.pkey.key).map_err(|_| BAD)?;
+    let n = BigUint::from_bytes_be(parsed.modulus.as_bytes());
+    let e = BigUint::from_bytes_be(parsed.public_exponent.as_bytes());
+    let key = rsa::RsaPublicKey::new_unchecked(n, e);
+    use rsa::traits::PublicKeyParts;
+    let len = key.n().to_bytes_be().len();
+    let m = if pkcs1 {
+        // pkcs1pad_encrypt(): 0x02, non-zero random bytes, 0x00, the data.
+        if input.len() > len - 11 {
+            return Err(Errno::EOVERFLOW);
+        }
+        let mut em = vec![0u8; len - 1 - input.len()];
+        em[0] = 0x02;
+        let ps = em.len() - 1;
+        getrandom::getrandom(&mut em[1..ps]).map_err(|_| Errno::EIO)?;
+        for b in &mut em[1..ps] {
+            while *b == 0 {
+                let mut one = [0u8];
+                getrandom::getrandom(&mut one).map_err(|_| Errno::EIO)?;
+                *b = one[0];
+            }
+        }
+        em.extend_from_slice(input);
+        BigUint::from_bytes_be(&em)
+    } else {
+        // rsa_check_payload()
+        let m = BigUint::from_bytes_be(input);
+        if m <= BigUint::from(1u8) || m >= key.n() - BigUint::from(1u8) {
+            return Err(Errno::EINVAL);
+        }
+        m
+    };
+    let c = rsa::hazmat::rsa_encrypt(&key, &m).map_err(|_| Errno::EINVAL)?;
+    let c = c.to_bytes_be();
+    let mut out = vec![0u8; len - c.len()];
+    out.extend_from_slice(&c);
+    Ok(out)
+}
+
+/// The sizes `keyctl_pkey_params_get_2()` checks an operation's lengths
+/// against, from a query's result: (data, signature, encrypted,
+/// decrypted) bytes.
+pub(crate) fn query_sizes(q: &[u8; 56]) -> [u32; 4] {
+    let at = |i: usize| u32::from(u16::from_ne_bytes([q[8 + 2 * i], q[9 + 2 * i]]));
+    [at(0), at(1), at(2), at(3)]
+}
+
 /// How `KEYCTL_SEARCH` and request_key match an asymmetric key
 /// (`asymmetric_key_match_preparse()`).
 #[derive(Clone, Debug, PartialEq, Eq)]

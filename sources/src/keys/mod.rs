@@ -31,7 +31,7 @@ mod proc;
 mod system;
 
 pub use assoc::{Links, ASSOC_ARRAY_FAN_OUT};
-pub use asym::{AsymKey, Restriction};
+pub use asym::{AsymKey, PkeyOp, Restriction};
 pub use dh::{DhKdf, CRYPTO_MAX_ALG_NAME, KEYCTL_KDF_MAX_OI_LEN, KEYCTL_KDF_MAX_OUTPUT_LEN};
 pub use encrypted::EncKey;
 use ops::ROOT_QUOTA;

@@ -15,7 +15,7 @@
 //! everything else stay as they were.
 
 use super::perm::{need, KEY_POS_ALL, KEY_POS_SETATTR, KEY_USR_READ, KEY_USR_VIEW, LOOKUP_CREATE};
-use super::{Inner, KeyCtx, KeyState, KeyStore, KeyType, Serial, KEY_SPEC_SESSION_KEYRING};
+use super::{Inner, KeyCtx, KeyState, KeyStore, KeyType, PkeyOp, Serial, KEY_SPEC_SESSION_KEYRING};
 use watchq_core::lsm::caps::CAP_SETUID;
 use watchq_core::{Errno, Result};
 
@@ -206,17 +206,73 @@ impl KeyStore {
         linked.map(|()| p)
     }
 
-    /// The public-key commands' look-up (`keyctl_pkey_params_get()` after
-    /// its info string): key `id` with search permission, whose type must
-    /// have `asym_query`; none of the emulated types has, so a key found
-    /// gives `EOPNOTSUPP`.
+    /// KEYCTL_PKEY_ENCRYPT, DECRYPT, SIGN and VERIFY
+    /// (`keyctl_pkey_e_d_s()`, `keyctl_pkey_verify()`): the look-up and
+    /// query of [`KeyStore::pkey_query`], the lengths checked against the
+    /// query's sizes (`in_len` and `out_len`, VERIFY's second length in
+    /// its place), then the input (`None`: it could not be copied in,
+    /// `EFAULT`), then the operation (see [`PkeyOp`]). Returns the
+    /// output (as many bytes as the key: the kernel copies all of them,
+    /// whatever `out_len` said), empty for VERIFY.
     ///
     /// # Errors
-    /// The lookup's (search permission), then `EOPNOTSUPP`.
-    pub fn pkey_lookup(&self, ctx: &mut KeyCtx<'_>, id: Serial) -> Result<()> {
+    /// The query's, `EINVAL` (a length over its size), `EFAULT`, the
+    /// operation's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pkey_op(
+        &self,
+        ctx: &mut KeyCtx<'_>,
+        op: PkeyOp,
+        id: Serial,
+        (encoding, hash): (&str, Option<&str>),
+        in_len: u32,
+        out_len: u32,
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let q: [u8; 56] = self
+            .pkey_query(ctx, id, encoding, hash)?
+            .try_into()
+            .map_err(|_| Errno::EINVAL)?;
+        let [data, sig, enc, dec] = super::asym::query_sizes(&q);
+        let (max_in, max_out) = match op {
+            PkeyOp::Encrypt => (dec, enc),
+            PkeyOp::Decrypt => (enc, dec),
+            PkeyOp::Sign | PkeyOp::Verify => (data, sig),
+        };
+        if in_len > max_in || out_len > max_out {
+            return Err(Errno::EINVAL);
+        }
+        let input = input.ok_or(Errno::EFAULT)?;
+        let a = {
+            let mut g = self.inner.lock();
+            let s = self.lookup(&mut g, ctx, id, 0, need::SEARCH)?;
+            g.key(s)?.asym.clone().ok_or(Errno::EOPNOTSUPP)?
+        };
+        super::asym::pkey_op(&a, op, encoding, input)
+    }
+
+    /// KEYCTL_PKEY_QUERY (`keyctl_pkey_query()`): what key `id` can do
+    /// with `encoding` (the info string's `enc=`, `raw` without one) and
+    /// `hash`, as the 56 bytes of `struct keyctl_pkey_query`.
+    ///
+    /// # Errors
+    /// The lookup's (search permission), `EOPNOTSUPP` (a key that is not
+    /// asymmetric), then `software_key_query()`'s (`EINVAL`, `ENOENT`).
+    pub fn pkey_query(
+        &self,
+        ctx: &mut KeyCtx<'_>,
+        id: Serial,
+        encoding: &str,
+        hash: Option<&str>,
+    ) -> Result<Vec<u8>> {
         let mut g = self.inner.lock();
-        self.lookup(&mut g, ctx, id, 0, need::SEARCH)?;
-        Err(Errno::EOPNOTSUPP)
+        let s = self.lookup(&mut g, ctx, id, 0, need::SEARCH)?;
+        let k = g.key(s)?;
+        if k.ktype != KeyType::Asymmetric {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let a = k.asym.as_deref().ok_or(Errno::EOPNOTSUPP)?;
+        super::asym::query(a, encoding, hash).map(|q| q.to_vec())
     }
 
     /// KEYCTL_SESSION_TO_PARENT's look-up of the caller's session keyring

@@ -16,6 +16,11 @@
  *                  link and add_key checked against a restriction (signer
  *                  found in the trusted keyring, the trusted key, or the
  *                  keyring itself; bad signatures; other key types)
+ *   asym-pkey      KEYCTL_PKEY_QUERY on RSA and EC keys with each encoding
+ *                  and hash, and on a key that is not asymmetric
+ *   asym-pkey-ops  KEYCTL_PKEY_ENCRYPT, DECRYPT, SIGN and VERIFY with an
+ *                  RSA public key: raw encryption's bytes, pkcs1's length,
+ *                  the size checks, EFAULT after them
  *
  * The certificates (asym-certs.h) are scripts/make-asym-certs.sh's.
  */
@@ -429,6 +434,140 @@ static void sec_restrict(void)
 	end_section(p);
 }
 
+#define K_PKEY_QUERY 24
+#define K_PKEY_ENCRYPT 25
+#define K_PKEY_DECRYPT 26
+#define K_PKEY_SIGN 27
+#define K_PKEY_VERIFY 28
+
+/* KEYCTL_PKEY_QUERY(k, 0, info, res): the result and struct
+ * keyctl_pkey_query (res filled with 0xee first: the spare words are
+ * cleared). */
+static void pkey_query(int32_t k, const char *info, int null_res)
+{
+	unsigned char res[56];
+	memset(res, 0xee, sizeof res);
+	long r = keyctl(K_PKEY_QUERY, k, 0, (long)info, null_res ? 0 : (long)res);
+	int e = errno;
+	printf("pkey_query(%s, \"%s\"%s) = ", key_str(k), info, null_res ? ", NULL" : "");
+	if (r < 0) {
+		printf("-1 %s\n", errname(e));
+		return;
+	}
+	uint32_t ops, bits;
+	uint16_t sz[4];
+	memcpy(&ops, res, 4);
+	memcpy(&bits, res + 4, 4);
+	memcpy(sz, res + 8, 8);
+	int spare = 0;
+	for (int i = 16; i < 56; i++)
+		spare |= res[i];
+	printf("%ld ops=0x%x bits=%u data=%u sig=%u enc=%u dec=%u spare=%s\n", r, ops, bits, sz[0],
+	       sz[1], sz[2], sz[3], spare ? "set" : "0");
+}
+
+static void sec_pkey(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-pkey", p);
+	int32_t ee = ADDC(ee, NULL, S, "ee");
+	int32_t ee2 = ADDC(ee2, NULL, S, "ee2");
+	int32_t ec = ADDC(ec_ee, NULL, S, "ec-ee");
+	int32_t u = (int32_t)named("add_key(\"user\", \"u\", \"x\", 1, S)",
+				   add_key("user", "u", "x", 1, S), "u");
+	const char *infos[] = {"", "enc=raw", "enc=pkcs1", "enc=pkcs1 hash=sha256",
+			       "hash=sha1 enc=pkcs1", "enc=pkcs1 hash=md5", "enc=pkcs1 hash=sha3-256",
+			       "enc=pkcs1 hash=foo", "enc=raw hash=sha256", "enc=oaep",
+			       "enc=x962 hash=sha256"};
+	for (unsigned i = 0; i < sizeof infos / sizeof infos[0]; i++)
+		pkey_query(ee, infos[i], 0);
+	pkey_query(ee2, "enc=pkcs1 hash=sha512", 0);
+	pkey_query(ec, "enc=x962 hash=sha256", 0);
+	pkey_query(ec, "enc=x962", 0);
+	pkey_query(ec, "enc=x962 hash=md5", 0);
+	pkey_query(ec, "", 0);
+	pkey_query(u, "", 0);
+	pkey_query(ee, "enc=pkcs1", 1);
+	pkey_query(ee, "enc=oaep", 1);
+	pkey_query(u, "", 1);
+	end_section(p);
+}
+
+/* KEYCTL_PKEY_{ENCRYPT,DECRYPT,SIGN,VERIFY}: the result, and the first
+ * bytes of the output. */
+/* in and out: 0 the probe's buffers, 1 NULL. The input is zeros but its
+ * last byte, `last`; a pkcs1 encryption's output is random: only raw
+ * outputs are shown, as their first bytes and byte 255. */
+static void pkey_op_(int op, const char *name, int32_t k, const char *info, uint32_t in_len,
+		     uint32_t out_len, int null_in, int null_out, unsigned char last)
+{
+	struct {
+		int32_t key_id;
+		uint32_t in_len;
+		uint32_t out_len;
+		uint32_t spare[7];
+	} params = {k, in_len, out_len, {0}};
+	static unsigned char in[1024], out[1024];
+	memset(in, 0, sizeof in);
+	in[in_len ? in_len - 1 : 0] = last;
+	memset(out, 0xee, sizeof out);
+	long r = keyctl(op, (long)&params, (long)info, null_in ? 0 : (long)in,
+			null_out ? 0 : (long)out);
+	int e = errno;
+	printf("%s(%s, \"%s\", in %u%s, out %u%s) = ", name, key_str(k), info, in_len,
+	       null_in ? " NULL" : "", out_len, null_out ? " NULL" : "");
+	if (r < 0)
+		printf("-1 %s\n", errname(e));
+	else if (strstr(info, "pkcs1"))
+		printf("%ld\n", r);
+	else
+		printf("%ld, %02x%02x%02x%02x.. [255] %02x\n", r, out[0], out[1], out[2], out[3],
+		       out[255]);
+}
+
+static void pkey_op(int op, const char *name, int32_t k, const char *info, uint32_t in_len,
+		    uint32_t out_len)
+{
+	pkey_op_(op, name, k, info, in_len, out_len, 0, 0, 2);
+}
+
+static void sec_pkey_ops(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-pkey-ops", p);
+	int32_t ee = ADDC(ee, NULL, S, "ee");
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 256, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 1, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 32, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 300, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 32, 300);
+	pkey_op(K_PKEY_DECRYPT, "decrypt", ee, "enc=raw", 256, 256);
+	pkey_op(K_PKEY_SIGN, "sign", ee, "enc=pkcs1 hash=sha256", 32, 256);
+	pkey_op(K_PKEY_VERIFY, "verify", ee, "enc=pkcs1 hash=sha256", 32, 256);
+	pkey_op(K_PKEY_VERIFY, "verify", ee, "enc=raw", 256, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 256, 10);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 245, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 246, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1", 0, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=pkcs1 hash=sha256", 32, 256);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=oaep", 32, 256);
+	pkey_op(K_PKEY_DECRYPT, "decrypt", ee, "enc=pkcs1", 256, 256);
+	pkey_op(K_PKEY_SIGN, "sign", ee, "enc=raw", 32, 256);
+	pkey_op(K_PKEY_VERIFY, "verify", ee, "enc=pkcs1", 0, 0);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 256, 256, 0, 0, 1);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 256, 256, 0, 0, 0);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 32, 256, 1, 0, 2);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 300, 256, 1, 0, 2);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 32, 256, 0, 1, 2);
+	pkey_op_(K_PKEY_VERIFY, "verify", ee, "enc=pkcs1", 32, 256, 1, 0, 2);
+	pkey_op_(K_PKEY_SIGN, "sign", ee, "enc=pkcs1", 32, 256, 1, 0, 2);
+	int32_t u = (int32_t)named("add_key(\"user\", \"u\", \"x\", 1, S)",
+				   add_key("user", "u", "x", 1, S), "u");
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256);
+	pkey_op_(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256, 1, 0, 2);
+	end_section(p);
+}
+
 int main(int argc, char **argv)
 {
 	options(argc, argv, NULL, NULL, NULL, NULL);
@@ -437,6 +576,10 @@ int main(int argc, char **argv)
 		sec_parse();
 	if (wanted("asym-restrict"))
 		sec_restrict();
+	if (wanted("asym-pkey"))
+		sec_pkey();
+	if (wanted("asym-pkey-ops"))
+		sec_pkey_ops();
 	printf("=== DONE\n");
 	return 0;
 }

@@ -662,9 +662,14 @@ fn keyctl(
         ),
         // The preload read the info string (s1) and, for the four that
         // take a parameter block, the key id from it (a[0]).
-        cmd::PKEY_QUERY..=cmd::PKEY_VERIFY => {
-            unit(need(s1).and_then(|info| p.keyctl_pkey(id(a[0]), &info)))
-        }
+        cmd::PKEY_QUERY => data(need(s1).and_then(|info| p.keyctl_pkey_query(id(a[0]), &info))),
+        // a: the key id, in_len and out_len (in2_len) from the parameter
+        // block, and whether the input could not be read; the data, the
+        // input.
+        cmd::PKEY_ENCRYPT..=cmd::PKEY_VERIFY => data(need(s1).and_then(|info| {
+            let input = (a[3] == 0).then_some(payload.as_slice());
+            p.keyctl_pkey_op(op, id(a[0]), &info, (a[1] as u32, a[2] as u32), input)
+        })),
         op if op & cmd::FAULTED != 0 => unit(
             p.keyctl_checks_before_copy(op & !cmd::FAULTED, id(a[0]))
                 .and(Err(Errno::EFAULT)),

@@ -13,7 +13,9 @@
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
 use watchq_core::{Errno, Result};
-use watchq_sources::keys::{need, CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, Requested, Serial};
+use watchq_sources::keys::{
+    need, CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, PkeyOp, Requested, Serial,
+};
 
 /// keyctl(2) command numbers (`include/uapi/linux/keyctl.h`).
 pub mod cmd {
@@ -97,7 +99,16 @@ pub mod cmd {
 /// # Errors
 /// `EINVAL`: any other word, an empty value, a repeated one.
 pub fn pkey_params_parse(info: &str) -> Result<()> {
-    let (mut enc, mut hash) = (false, false);
+    pkey_params(info).map(|_| ())
+}
+
+/// [`pkey_params_parse`]'s values: the encoding (`raw` without `enc=`)
+/// and the hash, if given.
+///
+/// # Errors
+/// As [`pkey_params_parse`].
+pub fn pkey_params(info: &str) -> Result<(&str, Option<&str>)> {
+    let (mut enc, mut hash) = (None, None);
     for word in info.split([' ', '\t']).filter(|w| !w.is_empty()) {
         let (seen, value) = if let Some(v) = word.strip_prefix("enc=") {
             (&mut enc, v)
@@ -106,11 +117,11 @@ pub fn pkey_params_parse(info: &str) -> Result<()> {
         } else {
             return Err(Errno::EINVAL);
         };
-        if std::mem::replace(seen, true) || value.is_empty() {
+        if seen.replace(value).is_some() || value.is_empty() {
             return Err(Errno::EINVAL);
         }
     }
-    Ok(())
+    Ok((enc.unwrap_or("raw"), hash))
 }
 
 /// The key system calls. Mirrors security/keys/keyctl.c.
@@ -332,15 +343,32 @@ pub trait KeyCalls {
     /// As `KeyStore::read_into`.
     fn keyctl_read_into(&self, id: Serial, buflen: usize) -> Result<Vec<u8>>;
 
-    /// KEYCTL_PKEY_QUERY/ENCRYPT/DECRYPT/SIGN/VERIFY on key `id` with
-    /// the info string `info`, after the user arguments were read. No
-    /// emulated key type has public-key operations, so it always fails.
-    /// Mirrors `keyctl_pkey_params_get()`.
+    /// KEYCTL_PKEY_ENCRYPT/DECRYPT/SIGN/VERIFY (`op`, a `cmd` value) on
+    /// key `id` with the info string `info` and the parameter block's
+    /// lengths, after the block and the string were read: `input` is the
+    /// input buffer's `in_len` bytes (`None` when it could not be read:
+    /// `EFAULT` after the checks). Returns the output to copy out.
+    /// Mirrors `keyctl_pkey_e_d_s()` and `keyctl_pkey_verify()`.
+    ///
+    /// # Errors
+    /// `EINVAL` ([`pkey_params_parse`]), then as `KeyStore::pkey_op`.
+    fn keyctl_pkey_op(
+        &self,
+        op: u32,
+        id: Serial,
+        info: &str,
+        lens: (u32, u32),
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>>;
+
+    /// KEYCTL_PKEY_QUERY on key `id` with the info string `info`: the 56
+    /// bytes of `struct keyctl_pkey_query`. Mirrors `keyctl_pkey_query()`.
     ///
     /// # Errors
     /// `EINVAL` ([`pkey_params_parse`]), the lookup's (search
-    /// permission), `EOPNOTSUPP` (the key's type has no such operation).
-    fn keyctl_pkey(&self, id: Serial, info: &str) -> Result<()>;
+    /// permission), `EOPNOTSUPP` (not an asymmetric key), then
+    /// `KeyStore::pkey_query`'s.
+    fn keyctl_pkey_query(&self, id: Serial, info: &str) -> Result<Vec<u8>>;
 
     /// KEYCTL_SESSION_TO_PARENT's look-up: the caller's session keyring,
     /// which must grant link permission. The parent is the host's to find.
@@ -511,9 +539,30 @@ impl KeyCalls for Process {
         with_keys(self, |k, c| k.read_into(c, id, buflen))
     }
 
-    fn keyctl_pkey(&self, id: Serial, info: &str) -> Result<()> {
-        pkey_params_parse(info)?;
-        with_keys(self, |k, c| k.pkey_lookup(c, id))
+    fn keyctl_pkey_op(
+        &self,
+        op: u32,
+        id: Serial,
+        info: &str,
+        (in_len, out_len): (u32, u32),
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let params = pkey_params(info)?;
+        let op = match op {
+            cmd::PKEY_ENCRYPT => PkeyOp::Encrypt,
+            cmd::PKEY_DECRYPT => PkeyOp::Decrypt,
+            cmd::PKEY_SIGN => PkeyOp::Sign,
+            cmd::PKEY_VERIFY => PkeyOp::Verify,
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        with_keys(self, |k, c| {
+            k.pkey_op(c, op, id, params, in_len, out_len, input)
+        })
+    }
+
+    fn keyctl_pkey_query(&self, id: Serial, info: &str) -> Result<Vec<u8>> {
+        let (enc, hash) = pkey_params(info)?;
+        with_keys(self, |k, c| k.pkey_query(c, id, enc, hash))
     }
 
     fn keyctl_session_for_parent(&self) -> Result<Serial> {
