@@ -326,14 +326,21 @@ struct Placement {
 
 /// The ring. Mirrors the 2019 `struct watch_queue` with its mapped buffer.
 pub struct MmapRing<S: RingStorage> {
+    /// The producers' line: the claim word and the published head.
+    prod: CachePadded<Producers>,
     storage: S,
     slots: u32,
+}
+
+/// The words only producers touch, on one cache line.
+struct Producers {
     /// Bits 32..64: the claim position (slots, wrapping as `head` does);
     /// bit 31: `OVERRUN` (a post was lost since the last claim); 0..31:
     /// claims in flight.
-    claim: CachePadded<AtomicU64>,
-    /// The `head` last published (what a consumer's tail can be at most).
-    pub_head: CachePadded<AtomicU32>,
+    claim: AtomicU64,
+    /// The `head` last published (what a consumer's tail can be at most);
+    /// on the claim word's line, which every post writes anyway.
+    pub_head: AtomicU32,
 }
 
 /// One claim in flight, in the claim word.
@@ -379,8 +386,10 @@ impl<S: RingStorage> MmapRing<S> {
         let ring = MmapRing {
             storage,
             slots,
-            claim: CachePadded::new(AtomicU64::new(u64::from(META) << 32)),
-            pub_head: CachePadded::new(AtomicU32::new(META)),
+            prod: CachePadded::new(Producers {
+                claim: AtomicU64::new(u64::from(META) << 32),
+                pub_head: AtomicU32::new(META),
+            }),
         };
         let w = ring.storage.words();
         // Each word is zeroed at the size it is used at from now on (see
@@ -498,7 +507,7 @@ impl<S: RingStorage> MmapRing<S> {
         // `head`, after its store of `pub_head`), so the store we need
         // happens before this load. (Weakening the Acquire it had was
         // caught by no model: scripts/loom-weaken.py, issue 19.)
-        let published = self.pub_head.load(Ordering::Relaxed);
+        let published = self.prod.pub_head.load(Ordering::Relaxed);
         let ahead = tail.wrapping_sub(published);
         if ahead != 0 && ahead < 1 << 31 {
             return None; // tail beyond head
@@ -572,7 +581,7 @@ impl<S: RingStorage> MmapRing<S> {
         // Relaxed: only seeds the CAS below (which acquires); what the
         // claimer needs of the slots' previous use it acquires through
         // `tail` in `place`.
-        let w = self.claim.load(Ordering::Relaxed);
+        let w = self.prod.claim.load(Ordering::Relaxed);
         // The common case straight through: no loss mark to take, room,
         // and the claim goes through at the first try.
         if w & OVERRUN == 0 {
@@ -582,14 +591,15 @@ impl<S: RingStorage> MmapRing<S> {
                     (u64::from(c.wrapping_add(p.total)) << 32) | ((w & IN_FLIGHT_MASK) + IN_FLIGHT);
                 // ORDERING: as the claim in `post_contended`.
                 if self
+                    .prod
                     .claim
                     .compare_exchange(w, next, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
                     // Claimed: see `post_contended`.
                     no_panic::fill_and_publish(
-                        &self.claim,
-                        &self.pub_head,
+                        &self.prod.claim,
+                        &self.prod.pub_head,
                         mem,
                         next,
                         c,
@@ -611,7 +621,7 @@ impl<S: RingStorage> MmapRing<S> {
         // The memory, asked of the storage before the claim.
         let mem = self.mem();
         // Relaxed: as in `try_post`.
-        let mut w = self.claim.load(Ordering::Relaxed);
+        let mut w = self.prod.claim.load(Ordering::Relaxed);
         let (c, p, overrun) = loop {
             let c = claim_pos(w);
             let Some(p) = self.place(c, self.tail(), len) else {
@@ -622,7 +632,7 @@ impl<S: RingStorage> MmapRing<S> {
                 // Relaxed: the bit carries no data (the record it lands on
                 // is published as any other); failure: look again.
                 if w & OVERRUN == 0 {
-                    if let Err(now) = self.claim.compare_exchange(
+                    if let Err(now) = self.prod.claim.compare_exchange(
                         w,
                         w | OVERRUN,
                         Ordering::Relaxed,
@@ -634,7 +644,7 @@ impl<S: RingStorage> MmapRing<S> {
                 } else if let Err(now) =
                     // Marked already: this loss collapses into that mark,
                     // once the word is confirmed current.
-                    self.claim.compare_exchange(
+                    self.prod.claim.compare_exchange(
                         w,
                         w,
                         Ordering::Relaxed,
@@ -656,10 +666,12 @@ impl<S: RingStorage> MmapRing<S> {
             // through our Release head store, to the consumer. The claim's
             // atomicity is what makes the slots ours. Relaxed on failure:
             // the value only seeds the next try.
-            match self
-                .claim
-                .compare_exchange_weak(w, next, Ordering::Acquire, Ordering::Relaxed)
-            {
+            match self.prod.claim.compare_exchange_weak(
+                w,
+                next,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => {
                     let overrun = w & OVERRUN != 0;
                     w = next;
@@ -670,7 +682,16 @@ impl<S: RingStorage> MmapRing<S> {
         };
         // Claimed: from here to the publish nothing can panic (see
         // `no_panic`), or every later record would wait behind ours.
-        no_panic::fill_and_publish(&self.claim, &self.pub_head, mem, w, c, p, rec, overrun);
+        no_panic::fill_and_publish(
+            &self.prod.claim,
+            &self.prod.pub_head,
+            mem,
+            w,
+            c,
+            p,
+            rec,
+            overrun,
+        );
         PostOutcome::Posted
     }
 }
