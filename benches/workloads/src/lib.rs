@@ -465,10 +465,16 @@ pub fn streaming(
         let start = Barrier::new(producers + 1);
         let per = iters.div_ceil(producers as u64);
         let total = per * producers as u64;
+        let pin = Pin::plan(producers);
+        let _home = pin.as_ref().map(|p| p.consumer());
         thread::scope(|s| {
-            for mut t in tx {
+            for (k, mut t) in tx.into_iter().enumerate() {
                 let start = &start;
+                let pin = pin.as_ref();
                 s.spawn(move || {
+                    if let Some(p) = pin {
+                        p.producer(k);
+                    }
                     start.wait();
                     for _ in 0..per {
                         let mut idle = Idle::default();
@@ -495,6 +501,82 @@ pub fn streaming(
             t0.elapsed().mul_f64(iters as f64 / total as f64)
         })
     })
+}
+
+/// Where the threads of a streaming case run: when there is a CPU for
+/// each thread (the one-producer cases on this 2-vCPU machine), the
+/// consumer is pinned to one CPU and each producer to another of its own,
+/// the same for every peer, so every case measures records crossing
+/// between two cores. Unpinned, the scheduler sometimes put both threads
+/// on one CPU, where they take turns (a queue is filled, then drained,
+/// with no line ever crossing): rtrb's 16-byte figure was bimodal (9.5 or
+/// 20–22 ns from one run to the next) by that alone. With more threads
+/// than CPUs (two producers here, and the producer curve) nothing is
+/// pinned and the scheduler shares the cores as it would in use.
+/// `WATCHQ_BENCH_PIN=0` turns pinning off.
+struct Pin {
+    /// The CPUs this process may run on, in order.
+    cpus: Vec<usize>,
+    /// The calling thread's mask before `consumer` pinned it.
+    before: libc::cpu_set_t,
+}
+
+impl Pin {
+    /// A plan for one consumer and `producers` producers, if every thread
+    /// gets a CPU of its own.
+    /// `WATCHQ_BENCH_PIN=0` in the environment: never pin (to compare).
+    fn plan(producers: usize) -> Option<Pin> {
+        if std::env::var_os("WATCHQ_BENCH_PIN").is_some_and(|v| v == "0") {
+            return None;
+        }
+        // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity
+        // writes at most its size.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid 0 is the calling thread; the size is the set's.
+        let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+        if rc != 0 {
+            return None;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: `c` is below CPU_SETSIZE.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect();
+        (cpus.len() > producers).then_some(Pin { cpus, before: set })
+    }
+
+    fn pin_to(cpu: usize) {
+        // SAFETY: as in `plan`; `cpu` is below CPU_SETSIZE.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            // A failure leaves the thread where the scheduler puts it.
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+        }
+    }
+
+    /// Pins the calling thread (the consumer) to the first CPU until the
+    /// guard is dropped.
+    fn consumer(&self) -> PinGuard<'_> {
+        Self::pin_to(self.cpus[0]);
+        PinGuard(self)
+    }
+
+    /// Pins the calling thread (producer `k`) to a CPU of its own.
+    fn producer(&self, k: usize) {
+        Self::pin_to(self.cpus[1 + k]);
+    }
+}
+
+/// Gives the consumer's thread its old CPU mask back.
+struct PinGuard<'a>(&'a Pin);
+
+impl Drop for PinGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the set is the one sched_getaffinity filled.
+        unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of_val(&self.0.before), &self.0.before);
+        }
+    }
 }
 
 /// How a streaming thread waits for its queue (full for a producer, empty

@@ -17,8 +17,9 @@
 //!    2019 code did. A claim that does not fit fails at once: the record is
 //!    lost and the next record claimed carries `WATCH_INFO_OVERRUN`. The
 //!    claim word holds the claim position and, beside it, the number of
-//!    claims in flight (claimed, not yet finished), so the claim counts
-//!    itself in the same CAS.
+//!    claims in flight (claimed, not yet finished) and the loss bit, so
+//!    the claim counts itself and takes a pending loss mark in the same
+//!    CAS.
 //! 2. **Write** the claimed slots (private to this producer).
 //! 3. **Finish**, and **publish** if last: a producer that finds itself the
 //!    only claim in flight knows every slot below the claim position is
@@ -47,11 +48,11 @@
 //! | `pub_head` | publisher | producers (tail validation) | Relaxed | none of its own: a tail the producer Acquire-loaded was read from a `head` stored (Release) after `pub_head` |
 //! | shared `head` word | publisher | consumer; `MmapRing::head`, `Consumer::available` (hints) | Release store / Acquire load (hints: Relaxed) | the consumer sees the record words before it sees `head` cover them |
 //! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
-//! | `overrun` | producers (swaps) | producers | Relaxed | none: the flag's RMWs are ordered on the one location; the record it lands on is published by the finish and `head` |
+//! | `claim`'s `OVERRUN` bit | a lost post (CAS sets it), the next claim (its CAS clears it) | producers | Relaxed (the loss's CAS) | none: a bit of the claim word, so ordered with the claims on the one location; the record it lands on is published by the finish and `head` |
 
 use super::PostOutcome;
 use crate::errno::{Errno, Result};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::uapi::v2::*;
 use crossbeam_utils::CachePadded;
 
@@ -274,6 +275,7 @@ fn io_errno(e: std::io::Error) -> Errno {
 
 /// Is `rec` a record this ring can carry: 8..=504 bytes, a whole number of
 /// slots, and its own length field saying so?
+#[inline]
 pub fn valid_record(rec: &[u8]) -> bool {
     let len = rec.len();
     (WATCH_LENGTH_GRANULARITY..=MAX_RECORD_LEN).contains(&len)
@@ -324,18 +326,34 @@ struct Placement {
 
 /// The ring. Mirrors the 2019 `struct watch_queue` with its mapped buffer.
 pub struct MmapRing<S: RingStorage> {
+    /// The producers' line: the claim word and the published head.
+    prod: CachePadded<Producers>,
     storage: S,
     slots: u32,
+}
+
+/// The words only producers touch, on one cache line.
+struct Producers {
     /// Bits 32..64: the claim position (slots, wrapping as `head` does);
-    /// 0..32: claims in flight.
-    claim: CachePadded<AtomicU64>,
-    /// The `head` last published (what a consumer's tail can be at most).
-    pub_head: CachePadded<AtomicU32>,
-    overrun: AtomicBool,
+    /// bit 31: `OVERRUN` (a post was lost since the last claim); 0..31:
+    /// claims in flight.
+    claim: AtomicU64,
+    /// The `head` last published (what a consumer's tail can be at most);
+    /// on the claim word's line, which every post writes anyway.
+    pub_head: AtomicU32,
 }
 
 /// One claim in flight, in the claim word.
 const IN_FLIGHT: u64 = 1;
+/// The claim word's count of claims in flight.
+const IN_FLIGHT_MASK: u64 = (1 << 31) - 1;
+/// The claim word's loss bit: a post was lost since the last claim, so the
+/// next record claimed carries `WATCH_INFO_OVERRUN`. A loss sets it with
+/// the CAS that confirms the claim word is current (so it is set on the
+/// newest word, after every claim the loss saw); the claim that clears it
+/// takes it onto its record. Losses collapse into one mark, as the 2019
+/// driver's flag does.
+const OVERRUN: u64 = 1 << 31;
 
 /// The claim position of claim word `w`.
 fn claim_pos(w: u64) -> u32 {
@@ -368,9 +386,10 @@ impl<S: RingStorage> MmapRing<S> {
         let ring = MmapRing {
             storage,
             slots,
-            claim: CachePadded::new(AtomicU64::new(u64::from(META) << 32)),
-            pub_head: CachePadded::new(AtomicU32::new(META)),
-            overrun: AtomicBool::new(false),
+            prod: CachePadded::new(Producers {
+                claim: AtomicU64::new(u64::from(META) << 32),
+                pub_head: AtomicU32::new(META),
+            }),
         };
         let w = ring.storage.words();
         // Each word is zeroed at the size it is used at from now on (see
@@ -477,6 +496,7 @@ impl<S: RingStorage> MmapRing<S> {
     /// Where a record of `len` slots goes when the producer is at `c` and
     /// the consumer's tail is `tail`, or None when it is lost (the 2019
     /// checks, with the empty-at-the-wrap case that code lost fixed).
+    #[inline]
     fn place(&self, c: u32, tail: u32, len: u32) -> Option<Placement> {
         let size = self.slots;
         let mask = size - 1;
@@ -487,7 +507,7 @@ impl<S: RingStorage> MmapRing<S> {
         // `head`, after its store of `pub_head`), so the store we need
         // happens before this load. (Weakening the Acquire it had was
         // caught by no model: scripts/loom-weaken.py, issue 19.)
-        let published = self.pub_head.load(Ordering::Relaxed);
+        let published = self.prod.pub_head.load(Ordering::Relaxed);
         let ahead = tail.wrapping_sub(published);
         if ahead != 0 && ahead < 1 << 31 {
             return None; // tail beyond head
@@ -498,43 +518,50 @@ impl<S: RingStorage> MmapRing<S> {
             return None; // full, or inconsistent
         }
         let h = c & mask;
+        // The common case: the record fits where the producer is, before
+        // the end of the buffer and (when the free space is [h, t)) before
+        // the tail. h == t only when the ring is empty (used < size).
+        let end = if h < t { t } else { size };
+        if h != 0 && len <= end - h {
+            return Some(Placement {
+                total: len,
+                skip: 0,
+                meta: false,
+            });
+        }
+        // Packed into one word, which comes back in registers.
+        Self::place_at_edge(size, h, t, used, len).map(|w| Placement {
+            total: w as u32,
+            skip: (w >> 32) as u32 & !(1 << 31),
+            meta: w >> 63 != 0,
+        })
+    }
+
+    /// `place` where the record does not simply fit at `h`: at slot 0
+    /// (the header first), around the wrap, or not at all.
+    #[inline(never)]
+    fn place_at_edge(size: u32, h: u32, t: u32, used: u32, len: u32) -> Option<u64> {
         let fits_before_tail = |from: u32, n: u32| t >= from && n <= t - from;
+        // total | skip << 32 | meta << 63 (`place` unpacks it).
+        let pack = |total: u32, skip: u32, meta: bool| {
+            u64::from(total) | u64::from(skip) << 32 | u64::from(meta) << 63
+        };
         if used == 0 || h > t {
             // Free: [h, size) and, after the wrap, [META, t).
             if h == 0 {
-                return (META + len <= size).then_some(Placement {
-                    total: META + len,
-                    skip: 0,
-                    meta: true,
-                });
+                return (META + len <= size).then(|| pack(META + len, 0, true));
             }
             if len <= size - h {
-                return Some(Placement {
-                    total: len,
-                    skip: 0,
-                    meta: false,
-                });
+                return Some(pack(len, 0, false));
             }
             let skip = size - h;
-            return fits_before_tail(META, len).then_some(Placement {
-                total: skip + META + len,
-                skip,
-                meta: true,
-            });
+            return fits_before_tail(META, len).then(|| pack(skip + META + len, skip, true));
         }
         // h < t: free is [h, t).
         if h == 0 {
-            return fits_before_tail(META, len).then_some(Placement {
-                total: META + len,
-                skip: 0,
-                meta: true,
-            });
+            return fits_before_tail(META, len).then(|| pack(META + len, 0, true));
         }
-        fits_before_tail(h, len).then_some(Placement {
-            total: len,
-            skip: 0,
-            meta: false,
-        })
+        fits_before_tail(h, len).then(|| pack(len, 0, false))
     }
 
     /// Posts one record (8..=504 bytes, its own length field first) and
@@ -543,53 +570,95 @@ impl<S: RingStorage> MmapRing<S> {
     /// Mirrors `post_one_notification()` of the June 2019 driver: a record
     /// that does not fit (or a ring whose tail fails validation) is lost and
     /// the next record posted carries `WATCH_INFO_OVERRUN`.
+    #[inline]
     pub fn try_post(&self, rec: &[u8]) -> PostOutcome {
         if !valid_record(rec) {
             return PostOutcome::Lost;
         }
         let len = (rec.len() / WATCH_LENGTH_GRANULARITY) as u32;
-        // Take a pending overrun before claiming, so it lands on a record
-        // claimed after the loss; give it back if this post is lost too.
-        // Relaxed: the flag carries no data, only itself: its RMWs are
-        // totally ordered on the one location, so a loss's mark is taken
-        // by exactly one later post (or given back), and the record it
-        // lands on is published by the finish and `head` like any other.
-        // The Relaxed load first keeps the common case (no overrun
-        // pending) free of a read-modify-write on a line every producer
-        // shares.
-        let overrun =
-            self.overrun.load(Ordering::Relaxed) && self.overrun.swap(false, Ordering::Relaxed);
+        // The memory, asked of the storage before the claim.
+        let mem = self.mem();
         // Relaxed: only seeds the CAS below (which acquires); what the
         // claimer needs of the slots' previous use it acquires through
         // `tail` in `place`.
-        let mut w = self.claim.load(Ordering::Relaxed);
+        let w = self.prod.claim.load(Ordering::Relaxed);
+        // The common case straight through: no loss mark to take, room,
+        // and the claim goes through at the first try.
+        if w & OVERRUN == 0 {
+            let c = claim_pos(w);
+            if let Some(p) = self.place(c, self.tail(), len) {
+                let next =
+                    (u64::from(c.wrapping_add(p.total)) << 32) | ((w & IN_FLIGHT_MASK) + IN_FLIGHT);
+                // ORDERING: as the claim in `post_contended`.
+                if self
+                    .prod
+                    .claim
+                    .compare_exchange(w, next, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // Claimed: see `post_contended`.
+                    no_panic::fill_and_publish(
+                        &self.prod.claim,
+                        &self.prod.pub_head,
+                        mem,
+                        next,
+                        c,
+                        p,
+                        rec,
+                        false,
+                    );
+                    return PostOutcome::Posted;
+                }
+            }
+        }
+        self.post_contended(rec, len)
+    }
+
+    /// `try_post` past its common case: a loss mark to take, a ring that
+    /// looks full, or a claim that met another producer's.
+    #[inline(never)]
+    fn post_contended(&self, rec: &[u8], len: u32) -> PostOutcome {
         // The memory, asked of the storage before the claim.
         let mem = self.mem();
-        let (c, p) = loop {
+        // Relaxed: as in `try_post`.
+        let mut w = self.prod.claim.load(Ordering::Relaxed);
+        let (c, p, overrun) = loop {
             let c = claim_pos(w);
             let Some(p) = self.place(c, self.tail(), len) else {
                 // A claim word loaded before another producer's claim, with
                 // a tail newer than it, looks full or inconsistent. Confirm
-                // it is current before losing the record: a CAS of the
-                // word onto itself succeeds only on the newest value.
-                // Relaxed: nothing is published; failure: look again.
-                if let Err(now) =
-                    self.claim
-                        .compare_exchange(w, w, Ordering::Relaxed, Ordering::Relaxed)
+                // it is current before losing the record, and mark the
+                // loss on it: a CAS succeeds only on the newest value.
+                // Relaxed: the bit carries no data (the record it lands on
+                // is published as any other); failure: look again.
+                if w & OVERRUN == 0 {
+                    if let Err(now) = self.prod.claim.compare_exchange(
+                        w,
+                        w | OVERRUN,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        w = now;
+                        continue;
+                    }
+                } else if let Err(now) =
+                    // Marked already: this loss collapses into that mark,
+                    // once the word is confirmed current.
+                    self.prod.claim.compare_exchange(
+                        w,
+                        w,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
                 {
                     w = now;
                     continue;
                 }
-                // Relaxed: as the swap above. A swap, not a store (this is
-                // the cold, lost path): a store would do in Rust's model,
-                // but loom 0.7 leaves a plain store unordered against
-                // another producer's swap of the flag and lets a later load
-                // read around it, a false silent loss in
-                // `loom_mmap_two_producers_and_consumer_on_full_ring_across_laps`.
-                self.overrun.swap(true, Ordering::Relaxed);
                 return PostOutcome::Lost;
             };
-            let next = (u64::from(c.wrapping_add(p.total)) << 32) | (w as u32 as u64 + IN_FLIGHT);
+            // The claim counts itself in flight and takes the loss bit.
+            let next =
+                (u64::from(c.wrapping_add(p.total)) << 32) | ((w & IN_FLIGHT_MASK) + IN_FLIGHT);
             // ORDERING: Acquire pairs with the Release finishes of the claims
             // before ours (every change of the claim word is an RMW, so they
             // form one release sequence that this CAS reads the end of): if
@@ -597,20 +666,32 @@ impl<S: RingStorage> MmapRing<S> {
             // through our Release head store, to the consumer. The claim's
             // atomicity is what makes the slots ours. Relaxed on failure:
             // the value only seeds the next try.
-            match self
-                .claim
-                .compare_exchange_weak(w, next, Ordering::Acquire, Ordering::Relaxed)
-            {
+            match self.prod.claim.compare_exchange_weak(
+                w,
+                next,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => {
+                    let overrun = w & OVERRUN != 0;
                     w = next;
-                    break (c, p);
+                    break (c, p, overrun);
                 }
                 Err(now) => w = now,
             }
         };
         // Claimed: from here to the publish nothing can panic (see
         // `no_panic`), or every later record would wait behind ours.
-        no_panic::fill_and_publish(&self.claim, &self.pub_head, mem, w, c, p, rec, overrun);
+        no_panic::fill_and_publish(
+            &self.prod.claim,
+            &self.prod.pub_head,
+            mem,
+            w,
+            c,
+            p,
+            rec,
+            overrun,
+        );
         PostOutcome::Posted
     }
 }
@@ -641,7 +722,7 @@ mod no_panic {
         clippy::todo,
         clippy::unimplemented
     )]
-    use super::{claim_pos, Placement, IN_FLIGHT, META};
+    use super::{claim_pos, Placement, IN_FLIGHT, IN_FLIGHT_MASK, META};
     use crate::sync::{AtomicU32, AtomicU64, Ordering};
     use crate::uapi::v2::*;
 
@@ -681,6 +762,7 @@ mod no_panic {
             }
         }
 
+        #[inline]
         pub(super) fn write_slot(&self, slot: u32, lo: u32, hi: u32) {
             let s = slot & self.slots.wrapping_sub(1);
             #[cfg(loom)]
@@ -694,6 +776,7 @@ mod no_panic {
             self.store_word(s.wrapping_mul(2).wrapping_add(1), hi, Ordering::Relaxed);
         }
 
+        #[inline]
         pub(super) fn write_meta_header(&self) {
             self.write_slot(
                 0,
@@ -710,6 +793,7 @@ mod no_panic {
 
         /// Writes `rec`'s words from slot `at` on (WATCH_INFO_OVERRUN
         /// added to its info word if `overrun`).
+        #[inline]
         fn write_record(&self, at: u32, rec: &[u8], overrun: bool) {
             let at = at & self.slots.wrapping_sub(1);
             #[cfg(loom)]
@@ -745,6 +829,7 @@ mod no_panic {
     /// Fills the claim (a SKIP record, the header again after a wrap, the
     /// record) and counts it out, publishing if it is the last in flight.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn fill_and_publish(
         claim: &AtomicU64,
         pub_head: &AtomicU32,
@@ -780,9 +865,10 @@ mod no_panic {
     /// since, the first CAS succeeds without a load. If we are alone in
     /// it, nothing else is in flight, so no other producer's words are to
     /// be acquired.
+    #[inline]
     fn finish(claim: &AtomicU64, pub_head: &AtomicU32, mem: &Mem<'_>, mut w: u64) {
         loop {
-            if w as u32 == 1 {
+            if w & IN_FLIGHT_MASK == 1 {
                 // Alone: everything below the claim position is written.
                 let h = claim_pos(w);
                 // Relaxed: ordered for `place` by the Release head store
@@ -931,6 +1017,12 @@ impl<'a> Consumer<'a> {
     /// `EIO` as [`Consumer::pop`]; `ENOBUFS`: the record does not fit `buf`.
     #[inline]
     pub fn pop_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        self.pop_into_walk(buf)
+    }
+
+    /// `pop_into` past padding, a record that does not fit, or corruption.
+    #[inline]
+    fn pop_into_walk(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
         let mut fits = true;
         let len = self.next(|c, s, slots| {
             let n = slots as usize * 8;
