@@ -184,12 +184,7 @@ fn check_after(probe_name: &str, before: &[&str], name: &str) {
 }
 
 /// [`check_after`] and [`check_env`] at once.
-fn check_full(
-    probe_name: &str,
-    before: &[&str],
-    name: &str,
-    env: &[(&str, &std::path::Path)],
-) {
+fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std::path::Path)]) {
     let kernel = normalized(exec_departure(section(recording(probe_name), name)));
     let mut args: Vec<String> = Vec::new();
     if !matches!(probe_name, "queue" | "walks" | "dh") {

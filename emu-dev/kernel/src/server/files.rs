@@ -393,8 +393,17 @@ impl RemotePipe {
         r.b_r = None;
         // A's write end goes too (its tokens stay): the program's read end
         // hangs up. Without /proc to come back through, it stays, with the
-        // end-of-file token.
-        if let Some(a_w) = r.a_w.take() {
+        // end-of-file token. Not when every read end is already closed
+        // (`close_range` over both ends, an exit): then A's write end
+        // holds the pending event that releases the read end, and closing
+        // it would drop that event.
+        let readers_gone = r.a_w.as_ref().is_some_and(|w| {
+            use rustix::event::{PollFd, PollFlags};
+            let mut p = [PollFd::new(w, PollFlags::OUT)];
+            rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())).is_ok()
+                && p[0].revents().contains(PollFlags::ERR)
+        });
+        if let Some(a_w) = r.a_w.take_if(|_| !readers_gone) {
             match (
                 reopen(&a_w, OFlags::PATH),
                 reopen(&a_w, OFlags::RDONLY | OFlags::NONBLOCK),
