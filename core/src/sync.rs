@@ -97,37 +97,46 @@ impl<T> Mutex<T> {
 }
 
 /// Read-copy-update cell: lock-free readers see either the old or the new
-/// value, never a mix.
+/// value, never a mix. Outside loom, an [`crate::rcu::RcuPtr`] on the
+/// process's domain (readers do no atomic read-modify-write).
 pub(crate) struct RcuCell<T>(
     #[cfg(all(test, loom))] loom::sync::Mutex<Arc<T>>,
-    #[cfg(not(all(test, loom)))] arc_swap::ArcSwap<T>,
+    #[cfg(not(all(test, loom)))] crate::rcu::RcuPtr<T>,
 );
 
-impl<T> RcuCell<T> {
+impl<T: Send + Sync + 'static> RcuCell<T> {
     pub(crate) fn new(v: T) -> Self {
         #[cfg(all(test, loom))]
         return RcuCell(loom::sync::Mutex::new(Arc::new(v)));
         #[cfg(not(all(test, loom)))]
-        return RcuCell(arc_swap::ArcSwap::from_pointee(v));
+        return RcuCell(crate::rcu::RcuPtr::new(Arc::new(v)));
     }
 
     /// A snapshot of the current value.
     pub(crate) fn load(&self) -> Arc<T> {
         #[cfg(all(test, loom))]
         return self.0.lock().expect("loom mutex poisoned").clone();
+        // SAFETY: inside a read section of the domain `store` retires on.
         #[cfg(not(all(test, loom)))]
-        return self.0.load_full();
+        return {
+            let _section = crate::rcu::global::enter();
+            unsafe { self.0.get_arc() }
+        };
     }
 
     /// Runs `f` on the current value without taking a reference count
-    /// (arc-swap's `Guard`: no read-modify-write on the value's counter,
-    /// which every post would otherwise pay twice per load).
+    /// (a read section: two plain stores on this thread's slot, no
+    /// read-modify-write, which every post would otherwise pay).
     #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         #[cfg(all(test, loom))]
         return f(&self.0.lock().expect("loom mutex poisoned"));
+        // SAFETY: inside a read section of the domain `store` retires on.
         #[cfg(not(all(test, loom)))]
-        return f(&self.0.load());
+        return {
+            let _section = crate::rcu::global::enter();
+            unsafe { self.0.get(f) }
+        };
     }
 
     /// Publishes a new value; readers that loaded the old one keep it.
@@ -137,11 +146,11 @@ impl<T> RcuCell<T> {
             *self.0.lock().expect("loom mutex poisoned") = v;
         }
         #[cfg(not(all(test, loom)))]
-        self.0.store(v);
+        self.0.store(v, crate::rcu::global::domain());
     }
 }
 
-impl<T: std::fmt::Debug> std::fmt::Debug for RcuCell<T> {
+impl<T: std::fmt::Debug + Send + Sync + 'static> std::fmt::Debug for RcuCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("RcuCell").field(&self.load()).finish()
     }
