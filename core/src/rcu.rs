@@ -319,6 +319,30 @@ impl Drop for Domain {
     }
 }
 
+/// Are the process's light fences compiler fences (membarrier(2)
+/// registered)? Then the other side of every Dekker pair built on them
+/// must call [`heavy_barrier`]. Always false under loom, whose models
+/// check the fence-based fallback.
+#[inline(always)]
+pub(crate) fn asymmetric() -> bool {
+    #[cfg(not(all(test, loom)))]
+    return global::domain().asymmetric;
+    #[cfg(all(test, loom))]
+    return false;
+}
+
+/// Where [`asymmetric`], a full barrier on every CPU running one of this
+/// process's threads (the rare side of a Dekker pair whose frequent side
+/// paid only a compiler fence); nothing otherwise. False if the barrier
+/// failed (membarrier cannot fail once registered; see `Domain::new`).
+pub(crate) fn heavy_barrier() -> bool {
+    #[cfg(all(target_os = "linux", not(miri), not(all(test, loom))))]
+    if asymmetric() {
+        return membarrier::heavy();
+    }
+    true
+}
+
 /// A pointer to an `Arc`'d value, followed by readers inside a read
 /// section and replaced by writers (serialised by the caller's lock, as
 /// kernel RCU writers are), the old value retired on the domain.
