@@ -156,15 +156,25 @@ fn filter_words(f: Option<&WatchFilter>) -> [u64; FILTER_WORDS] {
 }
 
 /// [`WatchFilter::matches`] on an inline filter's words (kind
-/// [`FILTER_INLINE`]).
+/// [`FILTER_INLINE`]), with `kind` its first word, loading only the words
+/// it needs (inside a seqlock read: `SeqWords::read_with`).
 #[inline]
-fn inline_filter_matches(w: &[u64; FILTER_WORDS], type_: u32, subtype: u8, info: u32) -> bool {
-    if type_ >= 64 || w[1] & (1 << type_) == 0 || subtype >= 32 {
+fn inline_filter_matches(
+    kind: u64,
+    w: &[AtomicU64; FILTER_WORDS],
+    type_: u32,
+    subtype: u8,
+    info: u32,
+) -> bool {
+    // Relaxed, every load here: inside a seqlock read, which throws the
+    // answer away if a writer moved the words under it.
+    let word = |i: usize| w[i].load(Ordering::Relaxed);
+    if type_ >= 64 || word(1) & (1 << type_) == 0 || subtype >= 32 {
         return false;
     }
-    let n = ((w[0] >> 8) as usize).min(INLINE_FILTERS);
+    let n = ((kind >> 8) as usize).min(INLINE_FILTERS);
     (0..n).any(|i| {
-        let (a, b) = (w[2 + 2 * i], w[3 + 2 * i]);
+        let (a, b) = (word(2 + 2 * i), word(3 + 2 * i));
         a as u32 == type_
             && (a >> 32) as u32 & (1 << subtype) != 0
             && info & (b >> 32) as u32 == b as u32
@@ -371,12 +381,21 @@ impl WatchQueue {
     /// `info` (the watch's tag put in, without a copy of the record).
     #[inline]
     pub(crate) fn filter_allows_info(&self, n: &Notification, info: u32) -> bool {
-        let ok = match self.filter_words.read() {
-            Some(w) if w[0] == FILTER_NONE => true,
-            Some(w) if w[0] & 0xff == FILTER_INLINE && self.v2.is_none() => {
-                inline_filter_matches(&w, n.type_(), n.subtype(), info)
+        let pipe = self.v2.is_none();
+        let inline = self.filter_words.read_with(|w| {
+            // Relaxed: inside the seqlock read (see `read_with`).
+            let kind = w[0].load(Ordering::Relaxed);
+            match kind {
+                FILTER_NONE => Some(true),
+                k if k & 0xff == FILTER_INLINE && pipe => {
+                    Some(inline_filter_matches(k, w, n.type_(), n.subtype(), info))
+                }
+                _ => None,
             }
-            _ => {
+        });
+        let ok = match inline.flatten() {
+            Some(ok) => ok,
+            None => {
                 let mut tagged = *n;
                 tagged.set_info_id(info);
                 self.filter_allows_far(&tagged)
@@ -822,8 +841,12 @@ mod tests {
                 prop_assert_eq!(w[0], FILTER_FAR);
             } else {
                 prop_assert_eq!(w[0] & 0xff, FILTER_INLINE);
+                let atomics = w.map(AtomicU64::new);
                 for (t, s, i) in records {
-                    prop_assert_eq!(inline_filter_matches(&w, t, s, i), f.matches(t, s, i));
+                    prop_assert_eq!(
+                        inline_filter_matches(w[0], &atomics, t, s, i),
+                        f.matches(t, s, i)
+                    );
                 }
             }
         }
