@@ -108,9 +108,12 @@ impl Waiter {
 }
 
 /// The sleepers of one object.
+// `repr(C)`: `sleepers`, which every post reads, comes first (the queue
+// places it beside its other post-path fields).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct WaitQueue {
-    sleepers: AtomicUsize,
+    pub(crate) sleepers: AtomicUsize,
     waiters: Mutex<Vec<Arc<Waiter>>>,
     /// Times a parked thread was woken (statistics: the context switches a
     /// consumer paid, not the posts that called `wake`).
