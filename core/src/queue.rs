@@ -461,24 +461,8 @@ impl WatchQueue {
         // Relaxed: statistics.
         self.posted.fetch_add(1, Ordering::Relaxed);
         let outcome = match (&self.v2, self.ring.get()) {
-            (Some(cell), _) => match (cell.get(), {
-                let mut tagged = *n;
-                tagged.set_info_id(info);
-                tagged.to_v2()
-            }) {
-                (Some(ring), Some(bytes)) => ring.try_post(&bytes),
-                (None, _) => {
-                    self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
-                    PostOutcome::Lost
-                }
-                // A record type the 2019 generation has no id for.
-                (Some(_), None) => PostOutcome::Lost,
-            },
-            (None, None) => {
-                self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
-                PostOutcome::Lost
-            }
             (None, Some(ring)) => ring.try_post_with_info(n.as_bytes(), info),
+            _ => self.post_info_slow(n, info),
         };
         match outcome {
             PostOutcome::Posted => self.rd_wait.wake(),
@@ -491,6 +475,30 @@ impl WatchQueue {
             }
         }
         outcome
+    }
+
+    /// [`WatchQueue::post_info`] into a 2019 ring, or into a queue not
+    /// sized yet: out of line, so a pipe queue's post stays small.
+    #[cold]
+    #[inline(never)]
+    fn post_info_slow(&self, n: &Notification, info: u32) -> PostOutcome {
+        let Some(cell) = &self.v2 else {
+            // Relaxed: statistics.
+            self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
+            return PostOutcome::Lost;
+        };
+        let mut tagged = *n;
+        tagged.set_info_id(info);
+        match (cell.get(), tagged.to_v2()) {
+            (Some(ring), Some(bytes)) => ring.try_post(&bytes),
+            (None, _) => {
+                // Relaxed: statistics.
+                self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
+                PostOutcome::Lost
+            }
+            // A record type the 2019 generation has no id for.
+            (Some(_), None) => PostOutcome::Lost,
+        }
     }
 
     /// One read() pass without sleeping: Ok(None) when there was nothing to

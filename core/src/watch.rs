@@ -119,6 +119,21 @@ impl Watch {
                 }
             }
         }
+        self.ask_policy(policy, generation, key, source, n)
+    }
+
+    /// [`Watch::policy_allows`] when the watch remembers no allow: the
+    /// hook itself, out of line so the remembered case stays small.
+    #[cold]
+    #[inline(never)]
+    fn ask_policy(
+        &self,
+        policy: &dyn crate::lsm::Policy,
+        generation: u64,
+        key: Option<[u64; 2]>,
+        source: &Cred,
+        n: &Notification,
+    ) -> bool {
         let mut tagged = *n;
         tagged.set_info_id(self.info_id);
         if policy

@@ -27,6 +27,21 @@ fn main() {
     let queues = a.first().copied().unwrap_or(1) as usize;
     let rounds = a.get(1).copied().unwrap_or(21);
     let events = a.get(2).copied().unwrap_or(200_000) / queues as u64;
+    if std::env::var_os("WQ_MISS").is_some() {
+        // A post to an object id no watch on the list is for: the fixed
+        // part of a post (policy generation, label key, read section,
+        // list walk).
+        let f = watchq_bench::Fanout::new(queues, 7);
+        let n = watchq_core::Notification::key(3, 8, 0);
+        for _ in 0..rounds {
+            let t = std::time::Instant::now();
+            for _ in 0..events {
+                std::hint::black_box(f.post(std::hint::black_box(&n), 8));
+            }
+            println!("miss {:.1}", per(t.elapsed(), events));
+        }
+        return;
+    }
     if std::env::var_os("WQ_POST_ONLY").is_some() {
         for _ in 0..rounds {
             let d = fanout(queues, events);
