@@ -33,11 +33,11 @@
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `Domain::epoch` | `retire` (fetch_add) | a reader entering | AcqRel RMW / Acquire load | a reader that read the new epoch sees the value unlinked before it as unlinked |
-//! | `Slot::active` | its reader: the epoch on entry, 0 on leaving | `collect` | Relaxed store + light fence / Release store; Acquire load after the heavy fence | the light/heavy fence pair (Dekker: the collector sees the mark, or the reader sees the new pointer); the Release of 0 vs the collector's Acquire (the reader's reads happen before the free) |
+//! | `Domain::epoch` | `retire` (fetch_add) | a reader entering | Release RMW / Acquire load | a reader that read the new epoch sees the value unlinked before it as unlinked (retires meet each other under `limbo`'s lock) |
+//! | `Slot::active` | its reader: the epoch on entry, 0 on leaving | `collect` | Release store + light fence / Release store; Acquire load after the heavy fence | the light/heavy fence pair (Dekker: the collector sees the mark, or the reader sees the new pointer); the Releases vs the collector's Acquire (the reader's reads, and a previous owner's, happen before the free) |
 //! | `Slot::taken` | a thread claiming (CAS) or giving back its slot | other claimers | Acquire CAS / Release store | one owner at a time; the last owner's writes to `active` happen before the next owner's |
 //! | `Domain::slots` | a claimer pushing a new slot (CAS) | claimers, `collect` | Release CAS / Acquire load | the slot's fields are written before it is reachable |
-//! | `RcuPtr::ptr` | `store` (swap) | readers | AcqRel swap / Acquire load | the new value is built before it is reachable; the old value is unlinked before its retire epoch |
+//! | `RcuPtr::ptr` | `store` (swap, writers serialised by the caller's lock) | readers | Release swap / Acquire load | the new value is built before it is reachable; the old value is unlinked before its retire epoch |
 
 use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU64, Mutex, Ordering};
 use std::sync::Arc;
@@ -205,8 +205,13 @@ impl Domain {
         // reads the epoch a retire made sees the pointer that retire's
         // value was unlinked from as it was after the unlink.
         let e = self.epoch.load(Ordering::Acquire);
-        // Relaxed: ordered before our pointer loads by the fence below.
-        slot.active.store(e, Ordering::Relaxed);
+        // ORDERING: Release (a plain store on x86, as Relaxed): a collector
+        // that reads this mark must also see what happened before it on
+        // this slot, such as the reads of the thread that owned the slot
+        // before us (its Release of 0 heads no release sequence our store
+        // would continue; `loom_rcu_slot_handed_over` fails with Relaxed
+        // here). The fence below orders it before our pointer loads.
+        slot.active.store(e, Ordering::Release);
         self.light_fence();
         true
     }
@@ -254,10 +259,11 @@ impl Domain {
     /// when no reader can still hold it, now if no reader is in a section
     /// that began before the unlink, else at a later retire. Never waits.
     pub(crate) fn retire(&self, item: Retired) {
-        // ORDERING: AcqRel: Release pairs with a reader's Acquire epoch
-        // load (the unlink before this is visible to it); Acquire orders
-        // the collection below after the epochs of earlier retires.
-        let e = self.epoch.fetch_add(1, Ordering::AcqRel);
+        // ORDERING: Release pairs with a reader's Acquire epoch load: a
+        // reader that reads the epoch this makes sees the unlink before it.
+        // No Acquire half: retires meet each other only in `limbo`, whose
+        // lock orders them.
+        let e = self.epoch.fetch_add(1, Ordering::Release);
         let ready = {
             let mut limbo = self.limbo.lock();
             limbo.push((e, item));
@@ -309,7 +315,8 @@ impl Domain {
 
 impl Drop for Domain {
     fn drop(&mut self) {
-        let mut p = *self.slots.get_mut();
+        // Relaxed: `&mut self`, no other thread can reach the domain.
+        let mut p = self.slots.load(Ordering::Relaxed);
         while !p.is_null() {
             // SAFETY: every slot was made by `Box::into_raw` in `claim`, and
             // no reader outlives its domain.
@@ -391,10 +398,13 @@ impl<T: Send + Sync + 'static> RcuPtr<T> {
     /// Publishes `v`; readers that follow the pointer from now on see it,
     /// and the old value is retired on `domain`.
     pub(crate) fn store(&self, v: Arc<T>, domain: &Domain) {
-        // ORDERING: AcqRel: Release publishes `v` to readers' Acquire
-        // loads; Acquire takes the old value's publication, whose count we
-        // now own (and drop, through the retire).
-        let old = self.ptr.swap(Arc::into_raw(v).cast_mut(), Ordering::AcqRel);
+        // ORDERING: Release publishes `v` to readers' Acquire loads. No
+        // Acquire half: the old value was published by the previous
+        // `store` (or `new`), which the caller's writers' lock orders
+        // before us.
+        let old = self
+            .ptr
+            .swap(Arc::into_raw(v).cast_mut(), Ordering::Release);
         // SAFETY: `old` came from `Arc::into_raw` and is no longer reachable
         // through this pointer; the retire keeps it until no reader holds it.
         domain.retire(Box::new(unsafe { Arc::from_raw(old) }));
@@ -406,7 +416,8 @@ impl<T> Drop for RcuPtr<T> {
         // SAFETY: no reader can hold a reference into a cell being dropped
         // (they borrow the cell for their whole section), and the pointer
         // came from `Arc::into_raw`.
-        drop(unsafe { Arc::from_raw(*self.ptr.get_mut()) });
+        // (Relaxed: `&mut self`, no other thread can reach the cell.)
+        drop(unsafe { Arc::from_raw(self.ptr.load(Ordering::Relaxed)) });
     }
 }
 
@@ -546,6 +557,34 @@ mod loom_tests {
             r.join().unwrap();
             p.store(Val::new(3), &d);
             assert_eq!(d.pending(), 0, "a retired value outlived every reader");
+        });
+    }
+
+    /// A slot handed from one reader thread to the next while a writer
+    /// retires: the second reader's mark is its own (its claim is ordered
+    /// after the first reader's last store to the slot), so what it reads
+    /// is not freed under it.
+    #[test]
+    fn loom_rcu_slot_handed_over() {
+        loom::model(|| {
+            let d = LArc::new(Domain::new(false));
+            let p = LArc::new(RcuPtr::new(Val::new(1)));
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (d, p) = (d.clone(), p.clone());
+                    thread::spawn(move || {
+                        let s = d.claim();
+                        // SAFETY: inside a read section of `d`.
+                        let v = d.read(s, || unsafe { p.get(|v| v.get()) });
+                        d.release(s);
+                        assert!(v == 1 || v == 2, "read {v}");
+                    })
+                })
+                .collect();
+            p.store(Val::new(2), &d);
+            for r in readers {
+                r.join().unwrap();
+            }
         });
     }
 
