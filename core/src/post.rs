@@ -9,7 +9,7 @@
 use crate::lsm::{Cred, Policy};
 use crate::record::Notification;
 use crate::ring::PostOutcome;
-use crate::watch::{Listed, WatchList};
+use crate::watch::{Watch, WatchList};
 
 /// What one post did, summed over the watches it reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,7 +72,7 @@ struct Source<'a> {
 
 /// One watch's share of [`post_watch_notification`].
 #[inline]
-fn post_one(w: &Listed, n: &Notification, id: u64, src: &Source<'_>, sum: &mut PostSummary) {
+fn post_one(w: &Watch, n: &Notification, id: u64, src: &Source<'_>, sum: &mut PostSummary) {
     {
         if w.id() != id {
             return;
@@ -86,11 +86,7 @@ fn post_one(w: &Listed, n: &Notification, id: u64, src: &Source<'_>, sum: &mut P
             sum.filtered += 1;
             return;
         }
-        if !n.is_meta()
-            && !w
-                .watch()
-                .policy_allows(src.policy, src.generation, src.key, src.cred, n)
-        {
+        if !n.is_meta() && !w.policy_allows(src.policy, src.generation, src.key, src.cred, n) {
             q.count_denied();
             sum.denied += 1;
             return;

@@ -177,57 +177,9 @@ impl Drop for Watch {
     }
 }
 
-/// One watch in its object's list, with what a post reads first copied
-/// beside it: the object id and the tag decide whether and how to
-/// deliver, and the queue is reached without going through the watch
-/// (one dependent load fewer on the way to the ring; the watch itself is
-/// read, in parallel, only for its verdict cache).
-#[derive(Clone)]
-pub(crate) struct Listed {
-    id: u64,
-    info_id: u32,
-    queue: Arc<WatchQueue>,
-    watch: Arc<Watch>,
-}
-
-impl Listed {
-    fn new(w: &Arc<Watch>) -> Listed {
-        Listed {
-            id: w.id,
-            info_id: w.info_id,
-            queue: w.queue.clone(),
-            watch: w.clone(),
-        }
-    }
-
-    /// The watched object's id.
-    #[inline(always)]
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The tag, shifted into the `WATCH_INFO_ID` field.
-    #[inline(always)]
-    pub(crate) fn info_id(&self) -> u32 {
-        self.info_id
-    }
-
-    /// The queue fed by the watch.
-    #[inline(always)]
-    pub(crate) fn queue(&self) -> &WatchQueue {
-        &self.queue
-    }
-
-    /// The watch.
-    #[inline(always)]
-    pub(crate) fn watch(&self) -> &Arc<Watch> {
-        &self.watch
-    }
-}
-
 /// All watches on one object. Mirrors `struct watch_list`.
 pub struct WatchList {
-    watchers: RcuCell<Vec<Listed>>,
+    watchers: RcuCell<Vec<Arc<Watch>>>,
     lock: Mutex<()>,
     release_watch: Option<ReleaseWatch>,
 }
@@ -256,19 +208,15 @@ impl WatchList {
     }
 
     /// The watches now, newest first (what a post walks).
-    pub fn snapshot(&self) -> Vec<Arc<Watch>> {
-        self.watchers
-            .load()
-            .iter()
-            .map(|l| l.watch.clone())
-            .collect()
+    pub fn snapshot(&self) -> Arc<Vec<Arc<Watch>>> {
+        self.watchers.load()
     }
 
     /// Runs `f` on the watches now, newest first, without taking a
     /// reference to the list (what a post walks: no atomic read-modify-
     /// write for the snapshot itself).
     #[inline(always)]
-    pub(crate) fn with_watches<R>(&self, f: impl FnOnce(&[Listed]) -> R) -> R {
+    pub fn with_watches<R>(&self, f: impl FnOnce(&[Arc<Watch>]) -> R) -> R {
         self.watchers.read(|v| f(v))
     }
 
@@ -286,11 +234,11 @@ impl WatchList {
     fn unlink(&self, pick: impl Fn(&Arc<Watch>) -> bool) -> Vec<Arc<Watch>> {
         let _l = self.lock.lock();
         let cur = self.watchers.load();
-        let (gone, keep): (Vec<_>, Vec<_>) = cur.iter().cloned().partition(|l| pick(&l.watch));
+        let (gone, keep): (Vec<_>, Vec<_>) = cur.iter().cloned().partition(|w| pick(w));
         if !gone.is_empty() {
             self.watchers.store(Arc::new(keep));
         }
-        gone.into_iter().map(|l| l.watch).collect()
+        gone
     }
 }
 
@@ -313,7 +261,7 @@ pub fn add_watch_to_object(watch: &Arc<Watch>, limit: u64) -> Result<()> {
         let cur = list.watchers.load();
         if cur
             .iter()
-            .any(|l| l.id == watch.id && Arc::ptr_eq(&l.queue, &watch.queue))
+            .any(|w| w.id == watch.id && Arc::ptr_eq(&w.queue, &watch.queue))
         {
             return Err(Errno::EBUSY);
         }
@@ -323,7 +271,7 @@ pub fn add_watch_to_object(watch: &Arc<Watch>, limit: u64) -> Result<()> {
         // Relaxed: published with the watch by the RcuCell store below.
         watch.charged.store(true, Ordering::Relaxed);
         let mut next = Vec::with_capacity(cur.len() + 1);
-        next.push(Listed::new(watch));
+        next.push(watch.clone());
         next.extend(cur.iter().cloned());
         list.watchers.store(Arc::new(next));
         qwatches.push(watch.clone());
