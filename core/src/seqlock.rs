@@ -15,10 +15,10 @@
 //! ([`SeqWords::try_write`] is false) instead of waiting, for the same
 //! reason.
 //!
-//! Why not arc-swap here, as the watch lists use: its read guard writes a
-//! per-thread debt slot (an atomic swap and a re-check), which is the
-//! largest cost of a post after the policy lookup; these loads are plain
-//! `mov`s on x86. The words are atomics so a torn read is never undefined
+//! Why not the read-copy-update cell the watch lists use (`crate::rcu`):
+//! words this small are cheaper copied inline than reached through a
+//! pointer, and these loads are plain `mov`s on x86 (arc-swap's guard,
+//! which the lists used before, was two locked instructions). The words are atomics so a torn read is never undefined
 //! behaviour, only a detected miss.
 //!
 //! # Synchronization

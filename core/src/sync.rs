@@ -2,14 +2,16 @@
 //!
 //! Under `cfg(all(test, loom))` the atomics, `Arc`, `UnsafeCell`, `Mutex`
 //! and `thread` are loom's, so the models in `*/loom_tests.rs` explore every
-//! interleaving; otherwise they are std's, parking_lot's and arc-swap's.
+//! interleaving; otherwise they are std's, parking_lot's and core's own
+//! read-copy-update (`crate::rcu`).
 //! Core imports these names only from here (tokio's pattern).
 //!
 //! [`RcuCell`] is the read-copy-update cell that posting reads without a lock:
-//! arc-swap's `ArcSwap` normally (a well-kept crate doing exactly this), and a
-//! loom mutex around an `Arc` under loom, where arc-swap's own atomics would be
-//! invisible to the model. Writers of an `RcuCell` are serialised by the
-//! caller's own lock, as kernel RCU writers are.
+//! an `rcu::RcuPtr` on the process's domain normally (readers do no atomic
+//! read-modify-write; `crate::rcu` says why not arc-swap, which it was), and
+//! a loom mutex around an `Arc` under loom, so the other models stay small
+//! (the domain has models of its own, `loom_rcu_*`). Writers of an `RcuCell`
+//! are serialised by the caller's own lock, as kernel RCU writers are.
 
 #[cfg(all(test, loom))]
 #[allow(unused_imports)]

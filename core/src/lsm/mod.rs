@@ -159,7 +159,7 @@ impl fmt::Debug for Cred {
 /// A post takes one snapshot with [`PolicySlot::load`] and asks it about
 /// every watch it reaches, so a swap never gives one post a mix of old and
 /// new policy (loom model `loom_policy_swap_races_post`). Read-copy-update
-/// on arc-swap, like the watch lists.
+/// (`crate::rcu`), like the watch lists.
 pub struct PolicySlot(crate::sync::RcuCell<std::sync::Arc<dyn Policy>>);
 
 impl PolicySlot {
