@@ -525,6 +525,46 @@ pub(crate) mod global {
     }
 }
 
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Domain, RcuPtr};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    static DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// With membarrier (where the kernel has it) and without: a value
+    /// retired while a section that may hold it is open stays until a
+    /// retire after the section ends; with no section open it goes at once.
+    #[test]
+    fn rcu_retire_waits_for_open_sections_only() {
+        for asymmetric in [true, false] {
+            DROPPED.store(0, Ordering::Relaxed);
+            let d = Domain::new(asymmetric);
+            let p = RcuPtr::new(Arc::new(Counted));
+            let s = d.claim();
+            assert!(d.enter(s));
+            assert!(!d.enter(s), "a nested section is the same section");
+            p.store(Arc::new(Counted), &d);
+            assert_eq!((d.pending(), DROPPED.load(Ordering::Relaxed)), (1, 0));
+            Domain::leave(s);
+            p.store(Arc::new(Counted), &d);
+            assert_eq!((d.pending(), DROPPED.load(Ordering::Relaxed)), (0, 2));
+            d.release(s);
+            assert!(std::ptr::eq(d.claim(), s), "a slot given back is reused");
+            drop(p);
+            assert_eq!(DROPPED.load(Ordering::Relaxed), 3);
+        }
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::{Domain, RcuPtr};

@@ -118,10 +118,10 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
     pub(crate) fn load(&self) -> Arc<T> {
         #[cfg(all(test, loom))]
         return self.0.lock().expect("loom mutex poisoned").clone();
-        // SAFETY: inside a read section of the domain `store` retires on.
         #[cfg(not(all(test, loom)))]
         return {
             let _section = crate::rcu::global::enter();
+            // SAFETY: inside a read section of the domain `store` retires on.
             unsafe { self.0.get_arc() }
         };
     }
@@ -133,10 +133,10 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         #[cfg(all(test, loom))]
         return f(&self.0.lock().expect("loom mutex poisoned"));
-        // SAFETY: inside a read section of the domain `store` retires on.
         #[cfg(not(all(test, loom)))]
         return {
             let _section = crate::rcu::global::enter();
+            // SAFETY: inside a read section of the domain `store` retires on.
             unsafe { self.0.get(f) }
         };
     }
