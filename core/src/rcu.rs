@@ -49,6 +49,11 @@ type Retired = Box<dyn Send>;
 /// leaves what readers still hold to a later retire.
 const RETIRE_TRIES: usize = if cfg!(all(test, loom)) { 1 } else { 16 };
 
+/// Tries at the retired list's lock before a retire gives up on it (each
+/// after a yield: a second or more).
+#[cfg(not(all(test, loom)))]
+const LIMBO_TRIES: usize = 1 << 20;
+
 /// One reader's mark. Owned by one thread at a time; never freed (a
 /// domain keeps at most as many slots as threads ever read at once).
 #[derive(Debug)]
@@ -268,11 +273,16 @@ impl Domain {
         // No Acquire half: retires meet each other only in `limbo`, whose
         // lock orders them.
         let e = self.epoch.fetch_add(1, Ordering::Release);
-        let mut ready = {
-            let mut limbo = self.limbo.lock();
-            limbo.push((e, item));
-            self.collect(&mut limbo)
+        let Some(mut limbo) = self.lock_limbo() else {
+            // Only in a forked child whose parent had another thread in
+            // here at the fork (that thread is gone, the lock held for
+            // good): the value is leaked, never freed under a reader.
+            std::mem::forget(item);
+            return;
         };
+        limbo.push((e, item));
+        let mut ready = self.collect(&mut limbo);
+        drop(limbo);
         // A reader in a section older than the retire is usually a post a
         // few tens of nanoseconds from its end: look again a few times
         // (yielding the CPU, in case it is that reader's) so what a watch
@@ -280,17 +290,45 @@ impl Domain {
         // the next retire. Bounded: a reader preempted mid-section leaves
         // the rest to a later retire. Readers never wait for this.
         for _ in 0..RETIRE_TRIES {
-            if self.limbo.lock().iter().all(|(t, _)| *t != e) {
+            let Some(limbo) = self.lock_limbo() else {
+                break;
+            };
+            if limbo.iter().all(|(t, _)| *t != e) {
                 break;
             }
+            drop(limbo);
             crate::sync::hint::spin_loop();
             #[cfg(not(all(test, loom)))]
             std::thread::yield_now();
-            let more = self.collect(&mut self.limbo.lock());
-            ready.extend(more);
+            let Some(mut limbo) = self.lock_limbo() else {
+                break;
+            };
+            ready.extend(self.collect(&mut limbo));
         }
         // Dropped outside the lock: a drop may retire in turn.
         drop(ready);
+    }
+
+    /// The retired list's lock. Writers hold it for a collection (a
+    /// membarrier and a walk of the slots, microseconds), so outside loom
+    /// it is tried with yields in between, and after a million failures
+    /// (a second or more) given up: a lock held that long is one a forked child
+    /// inherited from a thread that no longer exists (the in-process
+    /// kernel of the preload forks with threads running), where waiting
+    /// would hang the child.
+    fn lock_limbo(&self) -> Option<crate::sync::MutexGuard<'_, Vec<(u64, Retired)>>> {
+        #[cfg(all(test, loom))]
+        return Some(self.limbo.lock());
+        #[cfg(not(all(test, loom)))]
+        {
+            for _ in 0..LIMBO_TRIES {
+                if let Some(g) = self.limbo.try_lock() {
+                    return Some(g);
+                }
+                std::thread::yield_now();
+            }
+            None
+        }
     }
 
     /// Takes out of `limbo` what no reader can hold: an object retired in

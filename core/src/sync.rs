@@ -96,6 +96,15 @@ impl<T> Mutex<T> {
         #[cfg(not(all(test, loom)))]
         return self.0.lock();
     }
+
+    /// The lock if it is free now.
+    #[cfg_attr(all(test, loom), allow(dead_code))]
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(all(test, loom))]
+        return self.0.try_lock().ok();
+        #[cfg(not(all(test, loom)))]
+        return self.0.try_lock();
+    }
 }
 
 /// Read-copy-update cell: lock-free readers see either the old or the new
