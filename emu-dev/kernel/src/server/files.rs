@@ -705,13 +705,17 @@ impl RemotePipe {
     /// On each clock tick: a mirror left empty with readiness bytes that
     /// did not move since the last tick has stale ones (see `stale`).
     /// True when the pipe is hung up and its last read end was found
-    /// closed (looked for every hundred ticks, ten seconds).
+    /// closed: looked for at ticks 1, 2, 4, … 64 after the hang-up (a
+    /// program that closes both ends, or exits, is found within a few
+    /// ticks), then every hundred ticks (ten seconds), each look a
+    /// possible spurious edge for an edge-triggered reader.
     pub(crate) fn tick(&self) -> bool {
         let hung_up = {
             let mut r = self.ready.lock();
             r.a_path.is_some() && {
-                r.hup_ticks += 1;
-                r.hup_ticks.is_multiple_of(100)
+                r.hup_ticks = r.hup_ticks.saturating_add(1);
+                r.hup_ticks.is_power_of_two() && r.hup_ticks <= 64
+                    || r.hup_ticks.is_multiple_of(100)
             }
         };
         if hung_up && self.hung_up_readers_gone() {
