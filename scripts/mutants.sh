@@ -10,7 +10,8 @@
 # Each group mutates its files and runs the tests that judge them:
 #   wire  core/src/record.rs, core/src/filter.rs   core's unit tests
 #   post  core/src/{watch,queue,post}.rs           core's unit tests and the
-#         post-path files of tests/ (model, queue rules, kernel bugs, stress)
+#         post-path files of tests/ (model, queue rules, kernel bugs, stress,
+#         pipe syscalls, policy: the watches' verdict cache)
 #   keys  sources/src/keys/*.rs                    the sources' unit tests and
 #         the keys files of tests/ (keys, oracle traces, the corpus replay)
 # Results land in target/mutants/GROUP/mutants.out (caught.txt,
@@ -66,7 +67,8 @@ for g in "${groups[@]}"; do
                 --test-package watchq-core --test-package watchq-tests \
                 --cargo-test-arg=--lib --cargo-test-arg=--test=post_model \
                 --cargo-test-arg=--test=queue_rules --cargo-test-arg=--test=kernel_bugs \
-                --cargo-test-arg=--test=stress --cargo-test-arg=--test=pipe_syscalls ;;
+                --cargo-test-arg=--test=stress --cargo-test-arg=--test=pipe_syscalls \
+                --cargo-test-arg=--test=policy ;;
         keys)
             run keys "${no_baseline[@]}" -f 'sources/src/keys/*.rs' \
                 --test-package watchq-sources --test-package watchq-tests \

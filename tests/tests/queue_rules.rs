@@ -214,8 +214,9 @@ fn watches_are_newest_first() {
 
 /// A post's summary (`PostSummary`, what the sources count) names each
 /// watch's outcome: filtered out by its queue, delivered, or lost to a
-/// full ring; and a watch's debug line names its object and tag.
-/// (Found by mutation testing: `filtered` and `lost` could stay 0.)
+/// full ring; a watch's debug line names its object and tag, a list's its
+/// count. (Found by mutation testing: `filtered` and `lost` could stay 0,
+/// the debug lines be empty and `is_empty` say true.)
 #[test]
 fn post_summary_counts_each_watch_outcome() {
     let f = Fixture::new(Some(1));
@@ -233,6 +234,8 @@ fn post_summary_counts_each_watch_outcome() {
         line.contains(&format!("id: {OBJ}")) && line.contains("tag: 1"),
         "{line}"
     );
+    assert_eq!(format!("{:?}", f.list), "WatchList { watchers: 1 }");
+    assert!(!f.list.is_empty());
 }
 
 fn set_filter(f: &Fixture, entries: &[RawWatchNotificationTypeFilter]) -> Result<(), Errno> {
