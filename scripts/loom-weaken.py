@@ -27,7 +27,10 @@ deadlock aborts its process), fastest first, stopping at the first that
 fails (`--all`: every model).
 
 Usage: scripts/loom-weaken.py [--bound N] [--jobs J] [--all] [--no-docs]
-                              [--only SUBSTR]
+                              [--only SUBSTR] [--target-dir DIR]
+
+Exits 1 when any weakening is NOT CAUGHT (scripts/test.sh runs it with
+--no-docs in target/loom, whose dependencies the loom step built).
 """
 import argparse
 import concurrent.futures
@@ -232,11 +235,11 @@ def restore(originals):
         open(os.path.join(ROOT, p), "w").write(text)
 
 
-def build():
+def build(target_dir):
     env = dict(os.environ, RUSTFLAGS="--cfg loom")
     p = subprocess.run(
         ["cargo", "test", "-q", "-p", "watchq-core", "--lib", "--release", "--no-run",
-         "--target-dir", "target/loom-weaken", "--message-format=json"],
+         "--locked", "--target-dir", target_dir, "--message-format=json"],
         cwd=ROOT, env=env, capture_output=True, text=True)
     exe = None
     errors = []
@@ -286,6 +289,7 @@ def main():
     ap.add_argument("--all", action="store_true", help="run every model, not only to the first failure")
     ap.add_argument("--no-docs", action="store_true")
     ap.add_argument("--only", help="only sites whose file:line contains this")
+    ap.add_argument("--target-dir", default="target/loom-weaken")
     args = ap.parse_args()
 
     sites = find_sites()
@@ -295,7 +299,7 @@ def main():
                            capture_output=True, text=True).stdout.strip()
     originals = instrument(sites)
     try:
-        exe = build()
+        exe = build(args.target_dir)
     finally:
         restore(originals)
     models = list_models(exe)

@@ -62,7 +62,9 @@ impl<const N: usize> SeqWords<N> {
     #[inline(always)]
     pub(crate) fn read_with<R>(&self, f: impl FnOnce(&[AtomicU64; N]) -> R) -> Option<R> {
         // ORDERING: Acquire pairs with the Release store that ends a write:
-        // the words that write stored are visible to the loads below.
+        // the words that write stored are visible to the loads below
+        // (Relaxed here let a reader trust that write's count with an older
+        // word: loom_seqwords_reader_after_write_relaxed_channel).
         let s = self.seq.load(Ordering::Acquire);
         if s & 1 != 0 {
             return None;
@@ -178,6 +180,39 @@ mod loom_tests {
             }
             w.join().unwrap();
             assert_eq!(c.read(), Some([7, 8, 9]));
+        });
+    }
+
+    /// A reader that starts after a write finished, told so only through a
+    /// Relaxed flag (no synchronisation): the count it reads may be the
+    /// finished write's, and then the words must be that write's too, not
+    /// older ones. This is the model that needs the reader's first load to
+    /// be Acquire. Without the flag loom never shows a reader the finished
+    /// count: its DPOR remembers only an object's last access, and the
+    /// writer's own first (Relaxed) load of the count hides the race between
+    /// the reader's load and the writer's CAS, so the reader's load is never
+    /// scheduled after the write.
+    #[test]
+    fn loom_seqwords_reader_after_write_relaxed_channel() {
+        use crate::sync::{AtomicBool, Ordering};
+        loom::model(|| {
+            let c = Arc::new(SeqWords::<2>::new());
+            let done = Arc::new(AtomicBool::new(false));
+            let w = {
+                let (c, done) = (c.clone(), done.clone());
+                thread::spawn(move || {
+                    assert!(c.try_write([7, 8]));
+                    // Relaxed on purpose: the model is a reader that
+                    // learned of the write without synchronising with it.
+                    done.store(true, Ordering::Relaxed);
+                })
+            };
+            if done.load(Ordering::Relaxed) {
+                if let Some(v) = c.read() {
+                    assert!(v == [0, 0] || v == [7, 8], "torn: {v:?}");
+                }
+            }
+            w.join().unwrap();
         });
     }
 }

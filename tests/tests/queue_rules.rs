@@ -212,6 +212,32 @@ fn watches_are_newest_first() {
     assert_eq!(tags, [2, 1]);
 }
 
+/// A post's summary (`PostSummary`, what the sources count) names each
+/// watch's outcome: filtered out by its queue, delivered, or lost to a
+/// full ring; a watch's debug line names its object and tag, a list's its
+/// count. (Found by mutation testing: `filtered` and `lost` could stay 0,
+/// the debug lines be empty and `is_empty` say true.)
+#[test]
+fn post_summary_counts_each_watch_outcome() {
+    let f = Fixture::new(Some(1));
+    set_filter(&f, &[entry(WATCH_TYPE_KEY_NOTIFY, 1 << UPD, 0, 0)]).unwrap();
+    let s = f.post(NOTIFY_KEY_LINKED, 0);
+    assert_eq!((s.matched, s.filtered, s.delivered, s.lost), (1, 1, 0, 0));
+    for _ in 0..32 {
+        let s = f.post(UPD, 0);
+        assert_eq!((s.matched, s.filtered, s.delivered, s.lost), (1, 0, 1, 0));
+    }
+    let s = f.post(UPD, 0);
+    assert_eq!((s.matched, s.filtered, s.delivered, s.lost), (1, 0, 0, 1));
+    let line = format!("{:?}", f.list.snapshot()[0]);
+    assert!(
+        line.contains(&format!("id: {OBJ}")) && line.contains("tag: 1"),
+        "{line}"
+    );
+    assert_eq!(format!("{:?}", f.list), "WatchList { watchers: 1 }");
+    assert!(!f.list.is_empty());
+}
+
 fn set_filter(f: &Fixture, entries: &[RawWatchNotificationTypeFilter]) -> Result<(), Errno> {
     f.proc_.set_queue_filter(f.rfd, Some(&filter_blob(entries)))
 }

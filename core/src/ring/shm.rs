@@ -51,6 +51,7 @@
 //! |---|---|---|---|---|
 //! | ring `published` | the kernel (store after the entries) | readers | Release store / Acquire load | the entries' bytes are visible to a reader that saw the position |
 //! | page `consumed` | readers (CAS), the kernel (repairing a scribble) | readers, the kernel (`reap`) | Release CAS / Acquire load | a reader's copies of the entries it passed happen before the kernel reuses their memory (every mover's CAS is an RMW, so it continues the release sequences before it); a reader that sees a position sees `published` at least there |
+//! | entry words | the kernel (`append`, into released or new memory) | readers (copies; one whose take fails throws its copy away) | Relaxed stores / Relaxed loads, word by word | `published`'s Release/Acquire (a reader's copy sees the entry); `consumed`'s Release CAS / Acquire in `reap` (a delivered copy happens before the reuse). Atomic so a thrown-away copy racing the reuse is not a data race |
 //! | page `drained` | readers (CAS) | readers, the kernel (diagnostics) | Relaxed | none: it only apportions readiness bytes, read by a separate syscall |
 //!
 //! The protocol reaches the memory only through `Mem`: the memfds'
@@ -188,7 +189,11 @@ unsafe fn word<'a>(base: *mut u8, off: usize) -> &'a AtomicU64 {
 ///   bytes of entries have a checked cell standing for them, so the model
 ///   catches a reader copying bytes the kernel's writes do not happen
 ///   before, or the kernel overwriting bytes a reader's copy does not
-///   happen before.
+///   happen before. The cells are stricter than the mapped memory's word
+///   copies: they would also reject a thrown-away copy (see `Mem::read`)
+///   meeting the kernel's reuse, which atomic words make harmless, so no
+///   model lets one meet it; since the cells rule out every race on the
+///   heap's bytes, those stay plain bytes.
 #[cfg(not(loom))]
 #[derive(Debug)]
 struct Mem {
@@ -220,37 +225,77 @@ impl Mem {
         unsafe { word(self.ring.as_mut_ptr(), OFF_FLAGS) }
     }
 
-    /// Copies `src` to entry offset `at` (the kernel's writable mapping).
+    /// The entries' word at entry offset `at`.
     ///
     /// # Safety
-    /// `at + src.len()` ≤ the entries' `cap + SLACK` bytes, and no reader
-    /// copies those bytes concurrently (see `ShmWriter::append`).
+    /// `at` is 8-aligned and `at + 8` ≤ the entries' `cap + SLACK` bytes.
+    unsafe fn entry_word(&self, at: usize) -> &AtomicU64 {
+        // A misaligned reference to an atomic is undefined behaviour even
+        // where the load would work: positions from the shared page are
+        // checked for alignment before they get here.
+        debug_assert!(at.is_multiple_of(8), "misaligned entry word at {at}");
+        // SAFETY: the caller's contract; HEADER is 8-aligned, and the
+        // mapping is HEADER + cap + SLACK bytes.
+        unsafe { word(self.ring.as_mut_ptr(), HEADER + at) }
+    }
+
+    /// Stores `src` at entry offset `at` (the kernel's writable mapping)
+    /// a word at a time, the last word's bytes past `src` zero (they are
+    /// the entry's padding).
+    ///
+    /// Words, not a `memcpy`: a reader whose position another reader took
+    /// meanwhile may still be copying these bytes (see `read`); atomic
+    /// stores against its atomic loads make that a race on values, which
+    /// it throws away, not a data race (the 2019 ring's slots are words
+    /// for the same reason).
+    ///
+    /// # Safety
+    /// `at` is 8-aligned, `at + src.len()` rounded up to 8 ≤ the entries'
+    /// `cap + SLACK` bytes, and what a reader may still deliver from
+    /// those bytes was released (see `ShmWriter::append`).
     unsafe fn write(&self, at: usize, src: &[u8]) {
-        // SAFETY: the caller's contract; the mapping is HEADER + cap +
-        // SLACK bytes.
-        unsafe {
-            let p = self.ring.as_mut_ptr().add(HEADER + at);
-            std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len());
+        for (i, chunk) in src.chunks(8).enumerate() {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: the caller's contract (`at + 8 * i` is inside the
+            // rounded-up length).
+            let w = unsafe { self.entry_word(at + 8 * i) };
+            // Relaxed: `publish`'s Release store orders these before any
+            // reader's Acquire of `published`.
+            w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
         }
     }
 
-    /// Copies `len` bytes at entry offset `at` to `dst`.
+    /// Copies `len` bytes at entry offset `at` to `dst`, loading a word at
+    /// a time.
     ///
     /// A reader whose position another reader took meanwhile may copy
     /// bytes the kernel is already rewriting (it reused them after the
     /// other's take): that copy is thrown away, since the reader's CAS
-    /// then fails and the read starts again, but it is a race on plain
-    /// bytes, which the loom models leave out (loom would report it; a
-    /// copy free of it would load the bytes atomically, as the 2019
-    /// ring's consumer does).
+    /// then fails and the read starts again. The loads are atomic, as the
+    /// kernel's stores in `write` are, so that race is on values only,
+    /// never a data race on plain bytes (undefined behaviour in Rust).
+    /// Relaxed loads of aligned words are plain `mov`s on x86; a record
+    /// is at most 16 of them.
     ///
     /// # Safety
-    /// `at + len` ≤ the entries' `cap + SLACK` bytes (checked at open),
-    /// `dst` is valid for `len` bytes.
+    /// `at` is 8-aligned, `at + len` rounded up to 8 ≤ the entries' `cap +
+    /// SLACK` bytes (checked at open), `dst` is valid for `len` bytes.
     unsafe fn read(&self, at: usize, dst: *mut u8, len: usize) {
-        // SAFETY: the caller's contract; a plain copy of bytes the kernel
-        // published before the Acquire load of `published`.
-        unsafe { std::ptr::copy_nonoverlapping(self.ring.as_ptr().add(HEADER + at), dst, len) }
+        let mut i = 0;
+        while i < len {
+            // SAFETY: the caller's contract (`at + i` is 8-aligned and
+            // inside the rounded-up length).
+            let w = unsafe { self.entry_word(at + i) };
+            // Relaxed: ordered by the Acquire load of `published` that
+            // made these bytes the reader's to copy.
+            let b = w.load(Ordering::Relaxed).to_ne_bytes();
+            let n = (len - i).min(8);
+            // SAFETY: `dst + i .. dst + i + n` is inside the caller's `len`
+            // bytes; `b` is ours.
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), dst.add(i), n) };
+            i += 8;
+        }
     }
 }
 
@@ -496,7 +541,9 @@ impl ShmWriter {
         hdr[8..12].copy_from_slice(&self.seq.to_le_bytes());
         hdr[12..14].copy_from_slice(&(len as u16).to_le_bytes());
         hdr[14..16].copy_from_slice(&flags.to_le_bytes());
-        // SAFETY: `at + size` ≤ cap + SLACK (size ≤ 144 < SLACK); the bytes
+        // SAFETY: `at` and `at + ENTRY_HDR` are 8-aligned (every entry's
+        // size is a multiple of 8); `at + size` ≤ cap + SLACK (size ≤ 144 <
+        // SLACK), and `size` is the record rounded up to 8; the bytes
         // are not live for any reader (they lie past `published`, and what
         // they held before was released: `head + size - released ≤ cap`).
         unsafe {
@@ -712,7 +759,9 @@ impl ShmReader {
     fn entry(&self, pos: u64) -> (EntryHdr, usize) {
         let at = (pos & (self.cap - 1)) as usize;
         let mut h = [0u8; ENTRY_HDR];
-        // SAFETY: `at + ENTRY_HDR` < cap + SLACK; `h` is ours.
+        // SAFETY: `at` is 8-aligned (`pos` is: the readers check the
+        // shared position, and entry sizes are multiples of 8); `at +
+        // ENTRY_HDR` < cap + SLACK; `h` is ours.
         unsafe { self.mem.read(at, h.as_mut_ptr(), ENTRY_HDR) };
         let hdr = EntryHdr {
             pos: u64::from_le_bytes(h[..8].try_into().expect("8 bytes")),
@@ -744,7 +793,7 @@ impl ShmReader {
         // ORDERING: Acquire, as in `read` (loom_shm_scribble_repair_races_poll).
         let c = self.mem.consumed().load(Ordering::Acquire);
         let p = self.published();
-        if c > p || p - c > self.cap {
+        if c > p || p - c > self.cap || !c.is_multiple_of(8) {
             return None;
         }
         let mut pos = c;
@@ -790,7 +839,9 @@ impl ShmReader {
             if c == p {
                 return Local::Empty;
             }
-            if c > p || p - c > self.cap {
+            // A position off the entries' 8-byte grid is a scribble (and
+            // would make the word loads in `Mem::read` misaligned).
+            if c > p || p - c > self.cap || !c.is_multiple_of(8) {
                 return Local::Invalid;
             }
             ends.clear();
@@ -820,8 +871,9 @@ impl ShmReader {
                     }
                     break;
                 }
-                // SAFETY: `rec` is the offset of `len` ≤ 128 bytes inside
-                // the entries (the entry's header was inside them and SLACK
+                // SAFETY: `rec` is the 8-aligned offset of `len` ≤ 128
+                // bytes (rounded up to 8: the entry's padding) inside the
+                // entries (the entry's header was inside them and SLACK
                 // covers an entry running past the end); `out[n..n + len]`
                 // is ours.
                 unsafe { self.mem.read(rec, out.as_mut_ptr().add(n), len) };
