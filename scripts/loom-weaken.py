@@ -27,10 +27,12 @@ deadlock aborts its process), fastest first, stopping at the first that
 fails (`--all`: every model).
 
 Usage: scripts/loom-weaken.py [--bound N] [--jobs J] [--all] [--no-docs]
-                              [--only SUBSTR] [--target-dir DIR]
+                              [--only SUBSTR] [--target-dir DIR] [--known FILE]
 
-Exits 1 when any weakening is NOT CAUGHT (scripts/test.sh runs it with
---no-docs in target/loom, whose dependencies the loom step built).
+Exits 1 when any weakening is NOT CAUGHT, except those listed in the
+--known file (each with its reason; they stay NOT CAUGHT in the table).
+scripts/test.sh runs it with --no-docs --known scripts/loom-known-uncaught.txt
+in target/loom, whose dependencies the loom step built.
 """
 import argparse
 import concurrent.futures
@@ -290,7 +292,14 @@ def main():
     ap.add_argument("--no-docs", action="store_true")
     ap.add_argument("--only", help="only sites whose file:line contains this")
     ap.add_argument("--target-dir", default="target/loom-weaken")
+    ap.add_argument("--known", help="a file of NOT CAUGHT weakenings to accept (FILE FN OP: reason)")
     args = ap.parse_args()
+    known = set()
+    if args.known:
+        for line in open(os.path.join(ROOT, args.known)):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                known.add(tuple(line.split(":", 1)[0].split()))
 
     sites = find_sites()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -345,6 +354,8 @@ def main():
                                     f.cancel()
                                 break
             what = ", ".join(caught) or "NOT CAUGHT"
+            if not caught and (s["file"], s["fn"], s["op"]) in known:
+                what += f" (known: {args.known})"
             if not caught and s["file"].startswith("core/") and timeouts:
                 what += f" (timed out: {', '.join(timeouts)})"
             shown = "removed" if v == "none" else v
@@ -353,11 +364,13 @@ def main():
             print(f"| {row[0]} | `{row[1]}` | {row[2]} | {row[3]} | {row[4]} | {row[5]} | {row[6]:.0f} s |",
                   flush=True)
     missed = [r for r in rows if r[5].startswith("NOT CAUGHT")]
-    print(f"{len(rows)} weakenings, {len(missed)} NOT CAUGHT, {time.time() - started:.0f} s", flush=True)
+    new = [r for r in missed if "(known:" not in r[5]]
+    print(f"{len(rows)} weakenings, {len(missed)} NOT CAUGHT ({len(missed) - len(new)} known), "
+          f"{time.time() - started:.0f} s", flush=True)
 
     if not args.no_docs and not args.only:
         write_doc(rows, base, models, args, commit, dirty, time.time() - started)
-    sys.exit(1 if missed else 0)
+    sys.exit(1 if new else 0)
 
 
 def write_doc(rows, base, models, args, commit, dirty, took):
