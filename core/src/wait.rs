@@ -258,6 +258,10 @@ mod tests {
         while wq.sleepers.load(Ordering::Relaxed) == 0 {
             std::thread::yield_now();
         }
+        // The count goes up before the sleeper's barrier and its last look
+        // at the condition: give it time to be asleep, or it may find the
+        // flag itself (then no wake-up is needed, and none is counted).
+        std::thread::sleep(Duration::from_millis(50));
         flag.store(true, Ordering::Release);
         wq.wake();
         let (ready, took) = t.join().unwrap();
@@ -266,7 +270,7 @@ mod tests {
             took < Duration::from_secs(5),
             "woken by the deadline: {took:?}"
         );
-        assert_eq!(wq.wakeups.load(Ordering::Relaxed), 1);
+        assert!(wq.wakeups.load(Ordering::Relaxed) <= 1);
     }
 
     #[test]
