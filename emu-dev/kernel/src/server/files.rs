@@ -387,9 +387,12 @@ impl RemotePipe {
     /// Every real write end is closed: the emulated write end is released,
     /// and readers wake to the end of file.
     pub(crate) fn release_write(&self) {
-        let f = self.write_file.lock().take();
-        drop(f);
+        // Under the pipe's lock (the order every reader takes: `ready`,
+        // then `write_file`): no read sees the writer gone, and so the end
+        // of file, before A's write end below is closed and the program's
+        // real read end hangs up.
         let mut r = self.ready.lock();
+        let f = self.write_file.lock().take();
         r.b_r = None;
         // A's write end goes too (its tokens stay): the program's read end
         // hangs up. Without /proc to come back through, it stays, with the
@@ -416,6 +419,9 @@ impl RemotePipe {
             }
         }
         self.sync_locked(&mut r);
+        drop(r);
+        // The file's own release runs with no pipe lock held.
+        drop(f);
     }
 
     /// Is every real read end closed, for a pipe whose write end is
@@ -761,6 +767,8 @@ impl RemotePipe {
 
     /// The write end is released (a read of an empty queue is the end).
     pub(crate) fn eof(&self) -> bool {
+        // Under the lock `release_write` holds until A hangs up.
+        let _r = self.ready.lock();
         self.writers_gone()
     }
 
