@@ -212,8 +212,13 @@ pub fn with_stdin(c: &mut Command, input: &str) -> Output {
 
 /// `bash -c script` in `dir`, killed after two minutes.
 pub fn bash(script: &str, dir: &Path) -> Output {
+    bash_within(120, script, dir)
+}
+
+/// [`bash`] with a bound of `secs` seconds instead of two minutes.
+pub fn bash_within(secs: u32, script: &str, dir: &Path) -> Output {
     Command::new("timeout")
-        .args(["120", "bash", "-c", script])
+        .args([&secs.to_string(), "bash", "-c", script])
         .current_dir(dir)
         .output()
         .unwrap()

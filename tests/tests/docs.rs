@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use watchq_tests::programs::{bash, files, repo, require, target_dir, text, watchq, with_stdin};
+use watchq_tests::programs::{bash, bash_within, files, repo, require, target_dir, text, watchq, with_stdin};
 
 /// The fenced blocks of `md` in `lang`: (line of the first content line, text).
 fn blocks(md: &str, lang: &str) -> Vec<(usize, String)> {
@@ -185,10 +185,14 @@ fn every_help_example_runs() {
         assert!(!examples.is_empty(), "{cmd} --help: no examples");
         for ex in examples {
             let script = format!("watchq() {{ \"{}\" \"$@\"; }}\n{ex}\n", watchq().display());
-            let o = bash(&script, &tmp);
+            // A benchmark of a debug build takes a minute on an idle
+            // machine and several under CI's load: the bound is for a hang.
+            let secs = if cmd == "bench" { 900 } else { 120 };
+            let o = bash_within(secs, &script, &tmp);
             assert!(
                 o.status.success(),
-                "{cmd} --help example `{ex}`: {}",
+                "{cmd} --help example `{ex}` ({:?}): {}",
+                o.status,
                 text(&o.stderr)
             );
             ran += 1;
