@@ -12,7 +12,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use watchq_tests::programs::{bash, bash_within, files, repo, require, target_dir, text, watchq, with_stdin};
+use watchq_tests::programs::{
+    bash, bash_within, files, repo, require, target_dir, text, watchq, with_stdin,
+};
 
 /// The fenced blocks of `md` in `lang`: (line of the first content line, text).
 fn blocks(md: &str, lang: &str) -> Vec<(usize, String)> {
