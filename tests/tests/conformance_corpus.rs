@@ -33,6 +33,7 @@ fn recording(probe: &str) -> &'static str {
         "asym" => include_str!("../data/conformance/asym.txt"),
         "enc" => include_str!("../data/conformance/enc.txt"),
         "procfs" => include_str!("../data/conformance/procfs.txt"),
+        "waits" => include_str!("../data/conformance/waits.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -187,7 +188,7 @@ fn check_after(probe_name: &str, before: &[&str], name: &str) {
 fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std::path::Path)]) {
     let kernel = normalized(exec_departure(section(recording(probe_name), name)));
     let mut args: Vec<String> = Vec::new();
-    if !matches!(probe_name, "queue" | "walks" | "dh") {
+    if !matches!(probe_name, "queue" | "walks" | "dh" | "waits") {
         // The recording ran with gc_delay 2 and waited up to 3 s for each
         // collection; watchq's collector runs as soon as the reader waits.
         args.extend(["--gc-delay", "2", "--settle", "300"].map(String::from));
@@ -242,6 +243,17 @@ fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std:
         kernel.len(),
         ours.join("\n")
     );
+}
+
+/// Signals inside splice()'s waits for the real pipe at its other end:
+/// from a notification pipe into a full real pipe (the wait for room, then
+/// EINVAL; EAGAIN, EPIPE with SIGPIPE, an offset's EINVAL without a wait)
+/// and from an empty real pipe into a notification pipe (the wait for
+/// data, then EXDEV with the data left), each interrupted (EINTR) by a
+/// handler without `SA_RESTART` and restarted by one with.
+#[test]
+fn conformance_waits_splice() {
+    check("waits", "splice-wait");
 }
 
 /// The asymmetric key type: certificates' descriptions, key ids and
