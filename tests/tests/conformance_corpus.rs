@@ -186,6 +186,17 @@ fn check_after(probe_name: &str, before: &[&str], name: &str) {
 
 /// [`check_after`] and [`check_env`] at once.
 fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std::path::Path)]) {
+    check_exec(probe_name, before, name, env, &[]);
+}
+
+/// [`check_full`], with `flags` given to `watchq exec` too.
+fn check_exec(
+    probe_name: &str,
+    before: &[&str],
+    name: &str,
+    env: &[(&str, &std::path::Path)],
+    flags: &[&str],
+) {
     let kernel = normalized(exec_departure(section(recording(probe_name), name)));
     let mut args: Vec<String> = Vec::new();
     if !matches!(probe_name, "queue" | "walks" | "dh" | "waits") {
@@ -202,13 +213,17 @@ fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std:
     args.extend(before.iter().map(|b| b.to_string()));
     args.push(name.to_string());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut wflags = vec!["--gc-delay", "2"];
+    wflags.extend(flags);
     let out = if env.is_empty() {
-        exec(&["--gc-delay", "2"], &probe(probe_name), &argv)
+        exec(&wflags, &probe(probe_name), &argv)
     } else {
         let mut c = std::process::Command::new("timeout");
         c.arg("60")
             .arg(watchq_tests::programs::watchq())
-            .args(["exec", "--gc-delay", "2", "--"])
+            .arg("exec")
+            .args(&wflags)
+            .arg("--")
             .arg(probe(probe_name))
             .args(&argv);
         for (k, v) in env {
@@ -254,6 +269,20 @@ fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std:
 #[test]
 fn conformance_waits_splice() {
     check("waits", "splice-wait");
+}
+
+/// Signals inside a key call's wait for a key under construction:
+/// request_key() and `KEYCTL_READ` of a key another process's
+/// request_key() is constructing, the probe itself the helper
+/// (`--request-key`, as the recording's `/sbin/request-key` ran it). A
+/// handler without `SA_RESTART` ends request_key()'s wait with EINTR, one
+/// with restarts it (the key, once constructed); `KEYCTL_READ`'s ends in
+/// ENOKEY either way.
+#[test]
+fn conformance_waits_key_construction() {
+    let helper = probe("waits");
+    let helper = helper.to_str().expect("a UTF-8 path");
+    check_exec("waits", &[], "key-wait", &[], &["--request-key", helper]);
 }
 
 /// The asymmetric key type: certificates' descriptions, key ids and
