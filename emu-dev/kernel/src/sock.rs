@@ -61,11 +61,7 @@ pub(crate) fn recv_or_intr(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Resul
         [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS), ScmCredentials(1))];
     let mut cmsg = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(buf)];
-    let r = rustix::net::recvmsg(sock, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC);
-    let msg = match r {
-        Ok(m) => m,
-        Err(e) => return Err(e.into()),
-    };
+    let msg = rustix::net::recvmsg(sock, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC)?;
     let mut p = Packet {
         len: msg.bytes.min(MAX_MSG + 1),
         truncated: msg.bytes > MAX_MSG

@@ -484,10 +484,10 @@ pub(crate) fn sleep_constructed(
     }
     let slice = Instant::now() + INTERRUPT_POLL;
     let until = ctx.deadline.map_or(slice, |d| d.min(slice));
-    if cv.wait_until(g, until).timed_out() {
-        if ctx.deadline.is_some_and(|d| Instant::now() >= d) || interrupted() {
-            return Err(Errno::EINTR);
-        }
+    if cv.wait_until(g, until).timed_out()
+        && (ctx.deadline.is_some_and(|d| Instant::now() >= d) || interrupted())
+    {
+        return Err(Errno::EINTR);
     }
     Ok(())
 }
