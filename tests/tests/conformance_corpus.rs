@@ -8,9 +8,11 @@
 //! order, and its serials are random).
 //!
 //! Left out here: `enc enc-make` (a random blob, recorded to be copied
-//! into tests/conformance/probes/enc-blobs.h), `keys construct` (request_key's upcall to
-//! /sbin/request-key, which watchq does not make; `keys.rs` covers it
-//! through `key_construct`) and `gc gc-delay`, which waits on real time
+//! into tests/conformance/probes/enc-blobs.h), `keys construct` (its
+//! helper rule lives in the guest's /etc/request-key.d, which the host's
+//! /sbin/request-key does not have; `keys.rs` covers it through
+//! `key_construct`, and `waits key-wait` shows how `--request-key` makes a
+//! probe its own helper) and `gc gc-delay`, which waits on real time
 //! for about 10 s: `conformance_gc_delay_real_time` is ignored by a plain
 //! `cargo test` and run by scripts/test.sh.
 
