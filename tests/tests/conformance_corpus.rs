@@ -274,12 +274,12 @@ fn conformance_waits_splice() {
 }
 
 /// Signals inside a key call's wait for a key under construction:
-/// request_key() and `KEYCTL_READ` of a key another process's
-/// request_key() is constructing, the probe itself the helper
+/// request_key(), `KEYCTL_READ` and `KEYCTL_UPDATE` of a key another
+/// process's request_key() is constructing, the probe itself the helper
 /// (`--request-key`, as the recording's `/sbin/request-key` ran it). A
-/// handler without `SA_RESTART` ends request_key()'s wait with EINTR, one
-/// with restarts it (the key, once constructed); `KEYCTL_READ`'s ends in
-/// ENOKEY either way.
+/// handler without `SA_RESTART` ends request_key()'s and the update's
+/// wait with EINTR, one with restarts them (the key once constructed, the
+/// update done); `KEYCTL_READ`'s ends in ENOKEY either way.
 #[test]
 fn conformance_waits_key_construction() {
     let helper = probe("waits");

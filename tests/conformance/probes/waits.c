@@ -6,7 +6,7 @@
  * then ends the wait (the construction completes, the pipe gets room or
  * data) and prints what the call gave.
  *
- *   key-wait: request_key() and KEYCTL_READ of a key that another
+ *   key-wait: request_key(), KEYCTL_READ and KEYCTL_UPDATE of a key that another
  *     process's request_key() is constructing (this program is the
  *     helper: `--helper-conf` writes /etc/request-key.d/wqwait.conf, so
  *     run that section only in the guest or where the helper is this
@@ -194,6 +194,11 @@ static long wait_read(void)
 	return keyctl(K_READ, under, (long)buf, sizeof buf, 0);
 }
 
+static long wait_update(void)
+{
+	return keyctl(K_UPDATE, under, (long)"new", 3, 0);
+}
+
 static void sec_key_wait(void)
 {
 	section("key-wait");
@@ -204,7 +209,7 @@ static void sec_key_wait(void)
 		printf("mkdtemp: -1 %s\n", errname(errno));
 		return;
 	}
-	static const char *labels[] = {"k1", "k2", "k3", "k4"};
+	static const char *labels[] = {"k1", "k2", "k3", "k4", "k5", "k6"};
 	int n = 0;
 	for (int restart = 0; restart < 2; restart++) {
 		start_construction(n, labels[n]);
@@ -213,6 +218,10 @@ static void sec_key_wait(void)
 		n++;
 		start_construction(n, labels[n]);
 		signalled("keyctl(K_READ, key under construction)", restart, wait_read,
+			  finish_construction);
+		n++;
+		start_construction(n, labels[n]);
+		signalled("keyctl(K_UPDATE, key under construction)", restart, wait_update,
 			  finish_construction);
 		n++;
 	}
