@@ -110,8 +110,9 @@ static void *waiter(void *a)
 	return NULL;
 }
 
-/* Runs `fn` in a thread, signals it 300 ms later, says whether it had
- * returned 500 ms after that, then runs `release` and joins it. */
+/* Runs `fn` in a thread, signals it 500 ms later, says whether it had
+ * returned 1500 ms after that, then runs `release` and joins it (roomy
+ * margins: a loaded machine, or qemu's TCG, must not change the lines). */
 static void signalled(const char *what, int restart, long (*fn)(void), void (*release)(void))
 {
 	pthread_t t;
@@ -122,9 +123,9 @@ static void signalled(const char *what, int restart, long (*fn)(void), void (*re
 	call_done = 0;
 	alarm(30); /* a wait that never ends kills the probe */
 	pthread_create(&t, NULL, waiter, NULL);
-	msleep(300);
-	pthread_kill(t, SIGUSR1);
 	msleep(500);
+	pthread_kill(t, SIGUSR1);
+	msleep(1500);
 	int early = __atomic_load_n(&call_done, __ATOMIC_SEQ_CST);
 	if (release)
 		release();
