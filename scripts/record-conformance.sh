@@ -18,7 +18,7 @@
 # (default 2), SKIP_APT=1, GC_DELAY (default 2), TRIALS (default 20),
 # SMP (default 2), KEEP=dir (keep the full serial log there), PROBES (the
 # probes to re-record, default all: surface procs keys gc queue types
-# procfs walks dh asym enc).
+# procfs walks dh asym enc waits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -41,13 +41,14 @@ done
 # invalidates a system keyring that surface's `sysrings` looks at.
 # The kernel's own messages (encrypted keys complain on the console) would
 # land among the probes' lines: console loglevel 1 first (the guest's).
-probes=${PROBES:-surface procs keys gc queue types procfs walks dh asym enc}
+probes=${PROBES:-surface procs keys gc queue types procfs walks dh asym enc waits}
 cmd="echo 1 > /proc/sys/kernel/printk"
 for p in $probes; do
     case $p in
         keys) args="--gc-delay $gc_delay --helper-conf" ;;
         gc) args="--gc-delay $gc_delay --trials $trials" ;;
         types) args="--guest" ;;
+        waits) args="--helper-conf" ;;
         procfs) args="--native-pipes" ;;
         queue | surface | procs | walks | dh | asym | enc) args="" ;;
         *) echo "record-conformance: no probe $p" >&2; exit 1 ;;

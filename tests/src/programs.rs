@@ -168,9 +168,23 @@ pub fn exec(flags: &[&str], program: &Path, args: &[&str]) -> Output {
 
 /// [`exec`], killed after `secs` seconds instead of a minute.
 pub fn exec_within(secs: &str, flags: &[&str], program: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new("timeout");
-    c.arg(secs).arg(watchq());
-    c.arg("exec")
+    exec_wrapped(secs, &[], flags, program, args)
+}
+
+/// [`exec_within`], with `watchq` itself started by `wrapper` (a command
+/// and its arguments, such as `setpriv --reuid 1000 --`).
+pub fn exec_wrapped(
+    secs: &str,
+    wrapper: &[&str],
+    flags: &[&str],
+    program: &Path,
+    args: &[&str],
+) -> Output {
+    Command::new("timeout")
+        .arg(secs)
+        .args(wrapper)
+        .arg(watchq())
+        .arg("exec")
         .args(flags)
         .arg("--")
         .arg(program)

@@ -110,6 +110,18 @@ fn cli_arguments() {
             "invalid value '-5'",
         ),
         (
+            &["exec", "--request-key", "/nonexistent/helper", "--", "true"],
+            &[],
+            2,
+            "--request-key /nonexistent/helper: not an executable file",
+        ),
+        (
+            &["exec", "--request-key", "/etc/passwd", "--", "true"],
+            &[],
+            2,
+            "--request-key /etc/passwd: not an executable file",
+        ),
+        (
             &["exec", "--", "/nonexistent/program"],
             &[],
             127,

@@ -8,9 +8,11 @@
 //! order, and its serials are random).
 //!
 //! Left out here: `enc enc-make` (a random blob, recorded to be copied
-//! into tests/conformance/probes/enc-blobs.h), `keys construct` (request_key's upcall to
-//! /sbin/request-key, which watchq does not make; `keys.rs` covers it
-//! through `key_construct`) and `gc gc-delay`, which waits on real time
+//! into tests/conformance/probes/enc-blobs.h), `keys construct` (its
+//! helper rule lives in the guest's /etc/request-key.d, which the host's
+//! /sbin/request-key does not have; `keys.rs` covers it through
+//! `key_construct`, and `waits key-wait` shows how `--request-key` makes a
+//! probe its own helper) and `gc gc-delay`, which waits on real time
 //! for about 10 s: `conformance_gc_delay_real_time` is ignored by a plain
 //! `cargo test` and run by scripts/test.sh.
 
@@ -33,6 +35,7 @@ fn recording(probe: &str) -> &'static str {
         "asym" => include_str!("../data/conformance/asym.txt"),
         "enc" => include_str!("../data/conformance/enc.txt"),
         "procfs" => include_str!("../data/conformance/procfs.txt"),
+        "waits" => include_str!("../data/conformance/waits.txt"),
         other => panic!("no recording for probe {other}"),
     }
 }
@@ -185,9 +188,20 @@ fn check_after(probe_name: &str, before: &[&str], name: &str) {
 
 /// [`check_after`] and [`check_env`] at once.
 fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std::path::Path)]) {
+    check_exec(probe_name, before, name, env, &[]);
+}
+
+/// [`check_full`], with `flags` given to `watchq exec` too.
+fn check_exec(
+    probe_name: &str,
+    before: &[&str],
+    name: &str,
+    env: &[(&str, &std::path::Path)],
+    flags: &[&str],
+) {
     let kernel = normalized(exec_departure(section(recording(probe_name), name)));
     let mut args: Vec<String> = Vec::new();
-    if !matches!(probe_name, "queue" | "walks" | "dh") {
+    if !matches!(probe_name, "queue" | "walks" | "dh" | "waits") {
         // The recording ran with gc_delay 2 and waited up to 3 s for each
         // collection; watchq's collector runs as soon as the reader waits.
         args.extend(["--gc-delay", "2", "--settle", "300"].map(String::from));
@@ -201,13 +215,17 @@ fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std:
     args.extend(before.iter().map(|b| b.to_string()));
     args.push(name.to_string());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut wflags = vec!["--gc-delay", "2"];
+    wflags.extend(flags);
     let out = if env.is_empty() {
-        exec(&["--gc-delay", "2"], &probe(probe_name), &argv)
+        exec(&wflags, &probe(probe_name), &argv)
     } else {
         let mut c = std::process::Command::new("timeout");
         c.arg("60")
             .arg(watchq_tests::programs::watchq())
-            .args(["exec", "--gc-delay", "2", "--"])
+            .arg("exec")
+            .args(&wflags)
+            .arg("--")
             .arg(probe(probe_name))
             .args(&argv);
         for (k, v) in env {
@@ -242,6 +260,31 @@ fn check_full(probe_name: &str, before: &[&str], name: &str, env: &[(&str, &std:
         kernel.len(),
         ours.join("\n")
     );
+}
+
+/// Signals inside splice()'s waits for the real pipe at its other end:
+/// from a notification pipe into a full real pipe (the wait for room, then
+/// EINVAL; EAGAIN, EPIPE with SIGPIPE, an offset's EINVAL without a wait)
+/// and from an empty real pipe into a notification pipe (the wait for
+/// data, then EXDEV with the data left), each interrupted (EINTR) by a
+/// handler without `SA_RESTART` and restarted by one with.
+#[test]
+fn conformance_waits_splice() {
+    check("waits", "splice-wait");
+}
+
+/// Signals inside a key call's wait for a key under construction:
+/// request_key(), `KEYCTL_READ` and `KEYCTL_UPDATE` of a key another
+/// process's request_key() is constructing, the probe itself the helper
+/// (`--request-key`, as the recording's `/sbin/request-key` ran it). A
+/// handler without `SA_RESTART` ends request_key()'s and the update's
+/// wait with EINTR, one with restarts them (the key once constructed, the
+/// update done); `KEYCTL_READ`'s ends in ENOKEY either way.
+#[test]
+fn conformance_waits_key_construction() {
+    let helper = probe("waits");
+    let helper = helper.to_str().expect("a UTF-8 path");
+    check_exec("waits", &[], "key-wait", &[], &["--request-key", helper]);
 }
 
 /// The asymmetric key type: certificates' descriptions, key ids and

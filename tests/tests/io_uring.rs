@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use watchq_tests::programs::{bounded, cc, exec, repo, target_dir, text, watchq};
+use watchq_tests::programs::{bounded, cc, exec, exec_wrapped, repo, target_dir, text, watchq};
 
 /// The C program, compiled once for all the tests (they run in threads).
 fn program() -> PathBuf {
@@ -98,25 +98,16 @@ fn io_uring_cannot_reach_the_machines_proc_keys() {
 
 /// `setpriv` to uid 1000 with no capabilities, then `watchq exec`.
 fn as_user(flags: &[&str], program: &Path, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .arg("60")
-        .args([
-            "setpriv",
-            "--reuid",
-            "1000",
-            "--regid",
-            "1000",
-            "--clear-groups",
-        ])
-        .arg("--")
-        .arg(watchq())
-        .arg("exec")
-        .args(flags)
-        .arg("--")
-        .arg(program)
-        .args(args)
-        .output()
-        .unwrap()
+    let user = [
+        "setpriv",
+        "--reuid",
+        "1000",
+        "--regid",
+        "1000",
+        "--clear-groups",
+        "--",
+    ];
+    exec_wrapped("60", &user, flags, program, args)
 }
 
 fn status_lines(s: &str) -> String {

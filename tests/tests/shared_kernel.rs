@@ -25,12 +25,15 @@ fn run(secs: &str, flags: &[&str], program: &Path, args: &[&str]) -> Output {
     exec_within(secs, flags, program, args)
 }
 
-/// Runs `tree MODE` on a standalone kernel, SIGKILLs the kernel 300 ms in
-/// and returns the client's output, asserting it ended within a second of
-/// the kill; the kernel's directory is removed.
+/// Runs `tree MODE` on a standalone kernel, SIGKILLs the kernel once the
+/// client says it is about to sleep (its first line), and returns the
+/// client's output (that line included), asserting it ended within 5 s of
+/// the kill (its own sleep would last 10 s: the wake-up is the kernel's
+/// death, however loaded the machine); the kernel's directory is removed.
 fn kill_kernel_under(mode: &str) -> Output {
+    use std::io::{BufRead, Read};
     let (sock, pid) = kernel();
-    let child = Command::new("timeout")
+    let mut child = Command::new("timeout")
         .arg("10")
         .arg(watchq())
         .args(["exec", "--join", &sock, "--"])
@@ -40,16 +43,24 @@ fn kill_kernel_under(mode: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // Into its read() or poll() a moment after it said so (a kill before
+    // the sleep begins gives the same answers: the real pipe has hung up).
+    std::thread::sleep(Duration::from_millis(50));
     let start = Instant::now();
     // SAFETY: plain kill(2) of the kernel we started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let out = child.wait_with_output().unwrap();
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let mut out = child.wait_with_output().unwrap();
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(5),
         "{:?}",
         start.elapsed()
     );
+    out.stdout = [first.into_bytes(), rest].concat();
     let _ = std::fs::remove_dir_all(Path::new(&sock).parent().unwrap());
     out
 }
@@ -175,7 +186,7 @@ fn shared_close_range_over_an_emulated_end_is_the_last_close() {
         &["close-range"],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let end = Instant::now() + Duration::from_secs(3);
+    let end = Instant::now() + Duration::from_secs(30);
     loop {
         let l = std::fs::read_to_string(&log).unwrap_or_default();
         if l.contains("read end released (last close)") && l.contains("write end released") {
@@ -207,7 +218,7 @@ fn shared_efault_leaves_the_records_queued() {
 }
 
 /// `watchq kernel` starts a kernel separate programs join; killing it
-/// makes a client blocked in read() fail within a second, with a message.
+/// makes a client blocked in read() fail promptly, with a message.
 #[test]
 fn shared_kernel_killed_while_a_client_blocks_in_read() {
     let out = kill_kernel_under("block");
@@ -220,8 +231,8 @@ fn shared_kernel_killed_while_a_client_blocks_in_read() {
     );
 }
 
-/// The kernel killed while a client sleeps in poll(): the poll wakes within
-/// a second (the kernel's end of the real pipe is gone) and fails with EIO,
+/// The kernel killed while a client sleeps in poll(): the poll wakes promptly
+/// (the kernel's end of the real pipe is gone) and fails with EIO,
 /// as every call on the dead kernel does.
 #[test]
 fn shared_kernel_killed_while_a_client_blocks_in_poll() {
@@ -249,7 +260,7 @@ fn shared_kernel_stops_cleanly_on_sigterm() {
     unsafe { libc::kill(pid, libc::SIGTERM) };
     // The socket goes first, then its directory (two steps: wait for
     // both, or the check can land between them).
-    let end = Instant::now() + Duration::from_secs(3);
+    let end = Instant::now() + Duration::from_secs(30);
     let dir = Path::new(&sock).parent().unwrap().to_path_buf();
     while Path::new(&sock).exists() || dir.exists() {
         assert!(

@@ -392,10 +392,10 @@ fn shm_reader_killed_mid_read_leaves_the_pipe_consistent() {
     assert!(taken.0 <= st.read);
     // The pipe still works: a new record is readable and read once.
     update(&r, key);
-    let end = Instant::now() + Duration::from_secs(2);
+    let end = Instant::now() + Duration::from_secs(30);
     let mut got = 0;
     while got == 0 && Instant::now() < end {
-        assert!(poll_in(rd.as_fd(), 1000));
+        assert!(poll_in(rd.as_fd(), 30_000));
         got = drain_all(&r, rd.as_fd()).0;
     }
     assert_eq!(got, 1);
@@ -403,7 +403,7 @@ fn shm_reader_killed_mid_read_leaves_the_pipe_consistent() {
     // Readiness bytes a killed reader left behind (it took records and
     // died before draining) are drained within a couple of clock ticks:
     // the empty pipe stops polling readable.
-    let end = Instant::now() + Duration::from_secs(3);
+    let end = Instant::now() + Duration::from_secs(30);
     while poll_in(rd.as_fd(), 0) {
         assert!(Instant::now() < end, "stale readiness never drained");
         let _ = r.read(rd.as_fd(), 4096);

@@ -466,28 +466,24 @@ impl ShmWriter {
             word(ring.as_mut_ptr(), 0).store(MAGIC, Ordering::Relaxed);
             word(ring.as_mut_ptr(), OFF_CAP).store(cap as u64, Ordering::Relaxed);
         }
-        Ok(ShmWriter {
-            ring_file,
-            page_file,
-            mem: Mem { ring, page },
-            cap: cap as u64,
-            head: 0,
-            published: 0,
-            released: 0,
-            seq: 0,
-            live: VecDeque::new(),
-            scribbles: 0,
-        })
+        Ok(ShmWriter::empty(
+            (ring_file, page_file),
+            Mem { ring, page },
+            cap,
+        ))
     }
 
-    /// Under loom: a mirror of `cap` entry bytes (a power of two, at least
-    /// 64) on the heap, whose readers come from `ShmWriter::reader`.
-    #[cfg(loom)]
-    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
-    pub(crate) fn heap(cap: usize) -> Self {
-        assert!(cap.is_power_of_two() && cap >= 64);
+    /// A writer of `mem` (`cap` entry bytes) with nothing appended yet:
+    /// the one place every field starts.
+    fn empty(#[cfg(not(loom))] files: (File, File), mem: Mem, cap: usize) -> Self {
+        #[cfg(not(loom))]
+        let (ring_file, page_file) = files;
         ShmWriter {
-            mem: Mem::new(cap),
+            #[cfg(not(loom))]
+            ring_file,
+            #[cfg(not(loom))]
+            page_file,
+            mem,
             cap: cap as u64,
             head: 0,
             published: 0,
@@ -496,6 +492,15 @@ impl ShmWriter {
             live: VecDeque::new(),
             scribbles: 0,
         }
+    }
+
+    /// Under loom: a mirror of `cap` entry bytes (a power of two, at least
+    /// 64) on the heap, whose readers come from `ShmWriter::reader`.
+    #[cfg(loom)]
+    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
+    pub(crate) fn heap(cap: usize) -> Self {
+        assert!(cap.is_power_of_two() && cap >= 64);
+        ShmWriter::empty(Mem::new(cap), cap)
     }
 
     /// Under loom: a reader of this mirror (as `ShmReader::open` of the

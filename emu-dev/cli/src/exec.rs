@@ -41,6 +41,8 @@ pub struct ExecOptions {
     pub gc_delay: Option<u64>,
     /// A policy file to put in force.
     pub policy: Option<PathBuf>,
+    /// The key construction helper, in place of `/sbin/request-key`.
+    pub request_key: Option<PathBuf>,
     /// Leave io_uring to the program (no seccomp filter: [`crate::seal`]).
     pub allow_io_uring: bool,
 }
@@ -109,7 +111,8 @@ pub fn run(
         || opts.log.is_some()
         || opts.script.is_some()
         || opts.gc_delay.is_some()
-        || opts.policy.is_some();
+        || opts.policy.is_some()
+        || opts.request_key.is_some();
     let kernel = if let Some(j) = &opts.join {
         if settings {
             return Err(
@@ -128,6 +131,7 @@ pub fn run(
             log: opts.log.clone(),
             script: opts.script.clone(),
             for_tree: Some(std::process::id()),
+            request_key: opts.request_key.clone(),
         };
         crate::kernel::start_detached(&kopts)?
     };

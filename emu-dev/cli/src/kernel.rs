@@ -42,6 +42,8 @@ pub struct KernelOptions {
     pub script: Option<PathBuf>,
     /// Stop once this process and every process served have exited.
     pub for_tree: Option<u32>,
+    /// The key construction helper, in place of `/sbin/request-key`.
+    pub request_key: Option<PathBuf>,
 }
 
 fn read_text(what: &str, path: &Path) -> Result<String, String> {
@@ -74,6 +76,17 @@ pub fn build(opts: &KernelOptions) -> Result<(Arc<Kernel>, Script), String> {
         kernel
             .load_policy(&text)
             .map_err(|e| format!("--policy {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &opts.request_key {
+        use std::os::unix::fs::PermissionsExt;
+        let ok =
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !ok {
+            return Err(format!(
+                "--request-key {}: not an executable file",
+                p.display()
+            ));
+        }
     }
     let script = match &opts.script {
         None => Vec::new(),
@@ -113,6 +126,7 @@ pub fn serve(opts: &KernelOptions, out: &mut dyn Write, detach: bool) -> Result<
             audit_to_stderr: true,
             // For the /sbin/request-key helpers the kernel runs.
             preload: crate::exec::preload_path(),
+            request_key: opts.request_key.clone(),
             ..ServerOptions::default()
         },
     )
@@ -200,6 +214,7 @@ fn kernel_command(opts: &KernelOptions, foreground: bool) -> Result<Command, Str
         ("--policy", &opts.policy),
         ("--log", &opts.log),
         ("--script", &opts.script),
+        ("--request-key", &opts.request_key),
     ] {
         if let Some(p) = v {
             c.arg(flag)

@@ -176,6 +176,10 @@ enum Cmd {
         /// A security policy file to put in force (docs/policy.md).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// The program the kernel runs to construct a key request_key(2)
+        /// asks for, in place of /sbin/request-key (same arguments).
+        #[arg(long, value_name = "PROGRAM")]
+        request_key: Option<PathBuf>,
         /// Do not refuse io_uring. By default io_uring_setup, _enter and
         /// _register fail with EPERM in the tree (a seccomp filter: their
         /// requests would reach the real kernel, and the machine's
@@ -217,6 +221,10 @@ enum Cmd {
         /// A security policy file to put in force (docs/policy.md).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// The program the kernel runs to construct a key request_key(2)
+        /// asks for, in place of /sbin/request-key (same arguments).
+        #[arg(long, value_name = "PROGRAM")]
+        request_key: Option<PathBuf>,
         /// A key script run as the --for-tree process once it joins.
         #[arg(long, value_name = "FILE", hide = true)]
         script: Option<PathBuf>,
@@ -238,6 +246,7 @@ fn main() -> ExitCode {
             log,
             gc_delay,
             policy,
+            request_key,
             script,
             for_tree,
             detach,
@@ -249,6 +258,7 @@ fn main() -> ExitCode {
                 log,
                 script,
                 for_tree,
+                request_key,
             };
             let r = if foreground {
                 watchq::kernel::serve(&opts, &mut std::io::stdout(), detach)
@@ -270,6 +280,7 @@ fn main() -> ExitCode {
             script,
             gc_delay,
             policy,
+            request_key,
             allow_io_uring,
             command,
         } => {
@@ -280,6 +291,7 @@ fn main() -> ExitCode {
                 script,
                 gc_delay,
                 policy,
+                request_key,
                 allow_io_uring,
             };
             let Err(e) = watchq::exec::run(&opts, &command[0], &command[1..]);

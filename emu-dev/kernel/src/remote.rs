@@ -198,9 +198,12 @@ impl Remote {
             msg = req.encode_blob_in_fd();
         }
         sock::send(self.sock.as_fd(), &msg, &fds).map_err(Gone)?;
-        let pkt = sock::recv(self.sock.as_fd(), &mut buf)
-            .map_err(Gone)?
-            .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
+        let pkt = match key_wait(req) {
+            Some(any) => self.recv_key_reply(&mut buf, any),
+            None => sock::recv(self.sock.as_fd(), &mut buf),
+        }
+        .map_err(Gone)?
+        .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
         let mut reply = Reply::decode(&buf[..pkt.len])
             .map_err(|e| Gone(io::Error::new(io::ErrorKind::InvalidData, e)))?;
         let mut fds = pkt.fds;
@@ -211,6 +214,39 @@ impl Remote {
                 .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::EPROTO)))?;
         }
         Ok((reply, fds))
+    }
+
+    /// Receives the reply to a key call, which may wait in the server for
+    /// a key under construction; that wait is interruptible, as the
+    /// kernel's `wait_for_key_construction()`: when a signal handler runs
+    /// in this thread meanwhile, the server is told
+    /// (`Request::Interrupt`, once) and the call's reply follows (EINTR,
+    /// or what the call made of it). `any`: every handler counts (a wait
+    /// in poll(2), which is never restarted); else only one without
+    /// `SA_RESTART` (a wait in recvmsg(2), which the real kernel restarts
+    /// after one with, as it restarts the key call's `-ERESTARTSYS`: the
+    /// call goes on waiting, as the restarted call would wait again).
+    fn recv_key_reply(&self, buf: &mut Vec<u8>, any: bool) -> io::Result<Option<sock::Packet>> {
+        let sock = self.sock.as_fd();
+        let first = if any {
+            let mut p = [rustix::event::PollFd::new(
+                &sock,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut p, None) {
+                Ok(_) => sock::recv_or_intr(sock, buf),
+                Err(e) => Err(e.into()),
+            }
+        } else {
+            sock::recv_or_intr(sock, buf)
+        };
+        match first {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                sock::send(sock, &Request::Interrupt.encode(), &[])?;
+                sock::recv(sock, buf)
+            }
+            r => r,
+        }
     }
 
     /// The calling thread's id, remembered per thread with the pid of the
@@ -282,7 +318,9 @@ impl Remote {
             }
             Err(e) => return Err(Gone(e).into()),
         }
-        let pkt = sock::recv(self.sock.as_fd(), &mut buf)
+        // An update or add_key: may wait for a key under construction.
+        let pkt = self
+            .recv_key_reply(&mut buf, false)
             .map_err(Gone)?
             .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
         let reply = Reply::decode(&buf[..pkt.len])
@@ -736,6 +774,22 @@ impl Remote {
             discarded: g(7),
             ..QueueStats::default()
         })
+    }
+}
+
+/// Can `req` wait in the server for a key under construction, and does
+/// every signal handler end that wait (`Some(true)`) or only one without
+/// `SA_RESTART` (`Some(false)`)? `KEYCTL_READ` turns the wait's
+/// `-ERESTARTSYS` into ENOKEY (`keyctl_read_key()`: any failed lookup),
+/// which is never restarted; every other key call passes it on, restarted
+/// after a handler with `SA_RESTART` (tests/data/conformance/waits.txt).
+fn key_wait(req: &Request) -> Option<bool> {
+    match req {
+        Request::Keyctl { op, .. } => {
+            Some(*op & !crate::keyctl::cmd::FAULTED == crate::keyctl::cmd::READ)
+        }
+        Request::AddKey { .. } | Request::RequestKey { .. } => Some(false),
+        _ => None,
     }
 }
 

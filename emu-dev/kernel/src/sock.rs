@@ -41,38 +41,46 @@ pub(crate) struct Packet {
 /// # Errors
 /// The socket's (EINTR is retried).
 pub(crate) fn recv(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<Option<Packet>> {
+    loop {
+        match recv_or_intr(sock, buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// As [`recv`], but a signal handler that ran while it waited (one
+/// without `SA_RESTART`: recvmsg(2) on a socket without a timeout is
+/// restarted after one with) fails it with EINTR.
+///
+/// # Errors
+/// The socket's, EINTR included.
+pub(crate) fn recv_or_intr(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<Option<Packet>> {
     buf.resize(MAX_MSG + 1, 0);
     let mut space =
         [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS), ScmCredentials(1))];
-    loop {
-        let mut cmsg = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [IoSliceMut::new(buf)];
-        let r = rustix::net::recvmsg(sock, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC);
-        let msg = match r {
-            Ok(m) => m,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let mut p = Packet {
-            len: msg.bytes.min(MAX_MSG + 1),
-            truncated: msg.bytes > MAX_MSG
-                || msg.flags.contains(ReturnFlags::TRUNC)
-                || msg.flags.contains(ReturnFlags::CTRUNC),
-            ..Packet::default()
-        };
-        for m in cmsg.drain() {
-            match m {
-                RecvAncillaryMessage::ScmRights(fds) => p.fds.extend(fds),
-                RecvAncillaryMessage::ScmCredentials(c) => p.cred = Some(c),
-                _ => {}
-            }
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = rustix::net::recvmsg(sock, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC)?;
+    let mut p = Packet {
+        len: msg.bytes.min(MAX_MSG + 1),
+        truncated: msg.bytes > MAX_MSG
+            || msg.flags.contains(ReturnFlags::TRUNC)
+            || msg.flags.contains(ReturnFlags::CTRUNC),
+        ..Packet::default()
+    };
+    for m in cmsg.drain() {
+        match m {
+            RecvAncillaryMessage::ScmRights(fds) => p.fds.extend(fds),
+            RecvAncillaryMessage::ScmCredentials(c) => p.cred = Some(c),
+            _ => {}
         }
-        if msg.bytes == 0 && p.fds.is_empty() && p.cred.is_none() {
-            // SEQPACKET: a zero-length read with nothing attached is the end.
-            return Ok(None);
-        }
-        return Ok(Some(p));
     }
+    if msg.bytes == 0 && p.fds.is_empty() && p.cred.is_none() {
+        // SEQPACKET: a zero-length read with nothing attached is the end.
+        return Ok(None);
+    }
+    Ok(Some(p))
 }
 
 /// Sends `bytes` with `fds` attached, as one message.

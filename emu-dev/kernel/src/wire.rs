@@ -154,6 +154,12 @@ pub enum Request {
         /// The child's pid.
         pid: u32,
     },
+    /// A signal handler ran in the thread waiting for this connection's
+    /// key call: a wait of that call for a key under construction ends as
+    /// the kernel's does when a signal is pending (sent while the call is
+    /// in progress; no reply: the call's own reply follows, and a call
+    /// that has already ended makes it a no-op).
+    Interrupt,
     /// Mirrors the caller's `RLIMIT_NOFILE` (it bounds the user's watches).
     Rlimit {
         /// Soft limit.
@@ -464,6 +470,7 @@ mod op {
     pub const THREAD: u8 = 20;
     pub const FORKED: u8 = 21;
     pub const PROC_SYNC: u8 = 22;
+    pub const INTERRUPT: u8 = 23;
 }
 
 impl Request {
@@ -559,6 +566,7 @@ impl Request {
                 .u64(*pos)
                 .bytes(data),
             Request::ProcSync { ino } => w.u8(op::PROC_SYNC).u64(*ino),
+            Request::Interrupt => w.u8(op::INTERRUPT),
         };
         w.0
     }
@@ -642,6 +650,7 @@ impl Request {
                 data: r.bytes()?,
             },
             op::PROC_SYNC => Request::ProcSync { ino: r.u64()? },
+            op::INTERRUPT => Request::Interrupt,
             other => return Err(WireError::Op(other)),
         };
         r.finish()?;
@@ -701,6 +710,7 @@ impl Request {
             Request::ProcRead { .. } => "read(/proc)",
             Request::ProcWrite { .. } => "write(/proc)",
             Request::ProcSync { .. } => "fflush(/proc)",
+            Request::Interrupt => "signal",
         }
     }
 }
@@ -803,6 +813,7 @@ mod tests {
             Request::Thread { tid: 7 },
             Request::Forked { pid: 8 },
             Request::ProcSync { ino: u64::MAX },
+            Request::Interrupt,
             Request::Stats,
             Request::OpenDev { flags: 2 },
             Request::Mmap {

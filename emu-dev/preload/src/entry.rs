@@ -705,8 +705,16 @@ fn modes(_: Emu, fd: c_int) -> Result<(bool, bool)> {
 }
 
 /// Waits, as `splice_from_pipe_next()` does, for data in the real pipe
-/// `fd`: Ok(false) when it is empty and has no writer.
+/// `fd`: Ok(false) when it is empty and has no writer. The wait is the
+/// real kernel's tee(2) ([`shared::tee_one`]), so a signal fails it with
+/// EINTR or, after a handler with `SA_RESTART`, restarts it, as the
+/// kernel's `-ERESTARTSYS` there does; a real poll() if no scratch pipe
+/// can be made.
 fn real_pipe_has_data(fd: c_int, nonblock: bool) -> Result<bool> {
+    let flags = if nonblock { SPLICE_F_NONBLOCK } else { 0 };
+    if let Some(r) = shared::tee_one(fd, flags) {
+        return r.map(|n| n > 0);
+    }
     let mut p = pollfd {
         fd,
         events: libc::POLLIN,
@@ -727,9 +735,59 @@ fn real_pipe_has_data(fd: c_int, nonblock: bool) -> Result<bool> {
     Err(Errno::EAGAIN)
 }
 
+/// Waits, as `splice_file_to_pipe()`'s `wait_for_space()` does, for room
+/// in the real pipe `fd` (a splice's destination): EPIPE with SIGPIPE when
+/// it has no reader, EAGAIN when it is full and the call non-blocking (or
+/// `fd` is `O_NONBLOCK`), and a signal fails the wait with EINTR or, after
+/// a handler with `SA_RESTART`, restarts it. The wait is the real kernel's
+/// own: a splice from `/dev/null` into `fd`, which makes that same wait
+/// first and then reads nothing (0, or EINVAL where `/dev/null` has no
+/// `splice_read`); either way `fd` is left as it was.
+fn wait_for_space(fd: c_int, len: size_t, flags: c_uint) -> Result<()> {
+    // SAFETY: the raw openat system call (not the interposer) of a
+    // NUL-terminated path.
+    let null = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/dev/null".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if null < 0 {
+        // No /dev/null: no wait (the answer that follows is the same).
+        return Ok(());
+    }
+    let null = null as c_int;
+    // SAFETY: the raw splice system call on our descriptor and the
+    // caller's; no offsets.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_splice,
+            null,
+            std::ptr::null_mut::<libc::loff_t>(),
+            fd,
+            std::ptr::null_mut::<libc::loff_t>(),
+            len,
+            flags & SPLICE_F_NONBLOCK,
+        )
+    };
+    let e = last_errno();
+    // SAFETY: our own descriptor, closed once (raw: never bookkept).
+    unsafe { libc::syscall(libc::SYS_close, null) };
+    match (n, e) {
+        (n, _) if n >= 0 => Ok(()),
+        (_, e @ (Errno::EPIPE | Errno::EAGAIN | Errno::EINTR)) => Err(e),
+        // EINVAL: /dev/null has no splice_read, past the wait.
+        _ => Ok(()),
+    }
+}
+
 /// `splice()` with an emulated end: a notification pipe is no pipe to
-/// splice. From it: EINVAL. Into it from a real pipe: EXDEV (once data is
-/// there, as the generic write path meets `pipe_write()`); from a file: EINVAL.
+/// splice. From it into a real pipe: EINVAL (no `splice_read`), after
+/// waiting for room in the real pipe as `splice_file_to_pipe()` does;
+/// into it from a real pipe: EXDEV (once data is there, as the generic
+/// write path meets `pipe_write()`); otherwise EINVAL.
 ///
 /// # Safety
 /// As libc's.
@@ -767,16 +825,30 @@ pub unsafe extern "C" fn splice(
             if !off_out.is_null() {
                 return Err(Errno::EINVAL);
             }
-            let nonblock = flags & SPLICE_F_NONBLOCK != 0;
+            // do_splice(): the source's O_NONBLOCK makes it non-blocking.
+            let nonblock = flags & SPLICE_F_NONBLOCK != 0 || nonblocking(fd_in);
             return if real_pipe_has_data(fd_in, nonblock)? {
                 Err(Errno::EXDEV)
             } else {
                 Ok(0)
             };
         }
+        if h.of(fd_in).is_some() && out_pipe && off_in.is_null() {
+            // An offset into a pipe is EINVAL before the wait (a pipe has
+            // no FMODE_PREAD); the destination's O_NONBLOCK is the real
+            // splice's own.
+            wait_for_space(fd_out, len, flags)?;
+        }
         Err(Errno::EINVAL)
     })();
     h.done(r) as ssize_t
+}
+
+/// Is `fd` open with `O_NONBLOCK`?
+fn nonblocking(fd: c_int) -> bool {
+    // SAFETY: F_GETFL takes no argument.
+    let fl = unsafe { real::fcntl()(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
 }
 
 /// `tee()` with an emulated end: EINVAL (after the mode checks).

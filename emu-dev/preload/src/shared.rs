@@ -60,17 +60,17 @@ fn nonblocking(fd: c_int) -> bool {
     fl >= 0 && fl & libc::O_NONBLOCK != 0
 }
 
-/// Sleeps until `fd`, the real pipe behind an emulated read end, is
-/// readable (a record, or the end), the way `pipe_read()` sleeps: a signal
-/// whose handler has `SA_RESTART` restarts the sleep, one without fails
-/// it with EINTR. A real poll() would fail with EINTR either way (the
-/// kernel never restarts poll), so the sleep is the real kernel's tee(2)
-/// of one byte from `fd` into a scratch pipe: tee waits for data as
-/// pipe_read() does (`ipipe_prep()`, restarted or EINTR by the same rule)
-/// and copies without consuming. The scratch pipe lives for this sleep
-/// only (a program may close or reuse any descriptor between calls); if
-/// none can be made (EMFILE), the sleep is a real poll().
-fn sleep_readable(fd: c_int) -> Result<()> {
+/// The real kernel's tee(2) of one byte from the real pipe `fd` into a
+/// scratch pipe made for the call, with `flags` (`SPLICE_F_NONBLOCK`):
+/// it waits for data in `fd` as the kernel's pipe waits do
+/// (`ipipe_prep()`: EAGAIN when non-blocking, 0 once `fd` is empty and
+/// has no writer, and a signal fails it with EINTR, or restarts it after
+/// a handler with `SA_RESTART`: a real poll() would fail with EINTR
+/// either way, as the kernel never restarts poll), and copies without
+/// consuming. The scratch pipe lives for this call only (a program may
+/// close or reuse any descriptor between calls); `None` when none can be
+/// made (EMFILE).
+pub(crate) fn tee_one(fd: c_int, flags: u32) -> Option<Result<usize>> {
     let mut scratch = [-1; 2];
     // SAFETY: the raw pipe2 system call (not the interposer), into a
     // valid array of two ints.
@@ -84,17 +84,29 @@ fn sleep_readable(fd: c_int) -> Result<()> {
             libc::O_CLOEXEC,
         )
     };
-    if made == 0 {
-        // SAFETY: the raw tee system call (not the interposer) on our
-        // descriptors; no memory is passed.
-        let n = unsafe { libc::syscall(libc::SYS_tee, fd, scratch[1], 1usize, 0u32) };
-        let e = last_errno();
-        for s in scratch {
-            // SAFETY: our own scratch descriptors, closed once (the raw
-            // call: the interposer's bookkeeping never saw them).
-            unsafe { libc::syscall(libc::SYS_close, s) };
-        }
-        return if n < 0 { Err(e) } else { Ok(()) };
+    if made != 0 {
+        return None;
+    }
+    // SAFETY: the raw tee system call (not the interposer) on our
+    // descriptors; no memory is passed.
+    let n = unsafe { libc::syscall(libc::SYS_tee, fd, scratch[1], 1usize, flags) };
+    let e = last_errno();
+    for s in scratch {
+        // SAFETY: our own scratch descriptors, closed once (the raw
+        // call: the interposer's bookkeeping never saw them).
+        unsafe { libc::syscall(libc::SYS_close, s) };
+    }
+    Some(if n < 0 { Err(e) } else { Ok(n as usize) })
+}
+
+/// Sleeps until `fd`, the real pipe behind an emulated read end, is
+/// readable (a record, or the end), the way `pipe_read()` sleeps: a signal
+/// whose handler has `SA_RESTART` restarts the sleep, one without fails
+/// it with EINTR ([`tee_one`]); if no scratch pipe can be made, the sleep
+/// is a real poll().
+fn sleep_readable(fd: c_int) -> Result<()> {
+    if let Some(r) = tee_one(fd, 0) {
+        return r.map(|_| ());
     }
     let mut p = pollfd {
         fd,

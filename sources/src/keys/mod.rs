@@ -450,6 +450,46 @@ pub struct KeyCtx<'a> {
     pub policy: &'a dyn Policy,
     /// Give up waiting for a key under construction at this instant (EINTR).
     pub deadline: Option<Instant>,
+    /// Where the caller can be interrupted: true once a signal is pending
+    /// for it (a wait for a key under construction then ends with EINTR,
+    /// as `wait_for_key_construction()`'s interruptible sleep does),
+    /// asked every [`INTERRUPT_POLL`] while it waits.
+    pub interrupted: Option<&'a dyn Fn() -> bool>,
+}
+
+/// How often a wait for a key under construction asks
+/// [`KeyCtx::interrupted`].
+pub const INTERRUPT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// One sleep of a wait for a key under construction on `cv`: until a
+/// wake-up (Ok: the caller looks again), or EINTR at the deadline or once
+/// the caller is interrupted.
+pub(crate) fn sleep_constructed(
+    cv: &Condvar,
+    g: &mut parking_lot::MutexGuard<'_, Inner>,
+    ctx: &KeyCtx<'_>,
+) -> Result<()> {
+    let Some(interrupted) = ctx.interrupted else {
+        return match ctx.deadline {
+            Some(d) if cv.wait_until(g, d).timed_out() => Err(Errno::EINTR),
+            Some(_) => Ok(()),
+            None => {
+                cv.wait(g);
+                Ok(())
+            }
+        };
+    };
+    if interrupted() {
+        return Err(Errno::EINTR);
+    }
+    let slice = Instant::now() + INTERRUPT_POLL;
+    let until = ctx.deadline.map_or(slice, |d| d.min(slice));
+    if cv.wait_until(g, until).timed_out()
+        && (ctx.deadline.is_some_and(|d| Instant::now() >= d) || interrupted())
+    {
+        return Err(Errno::EINTR);
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default)]

@@ -781,14 +781,7 @@ impl KeyStore {
                 {
                     return Err(Errno::EDEADLK)
                 }
-                KeyState::Uninstantiated => match ctx.deadline {
-                    Some(d) => {
-                        if cv.wait_until(g, d).timed_out() {
-                            return Err(Errno::EINTR);
-                        }
-                    }
-                    None => cv.wait(g),
-                },
+                KeyState::Uninstantiated => super::sleep_constructed(cv, g, ctx)?,
                 KeyState::Negative(e) => return Err(e),
                 _ => return Ok(()),
             }
@@ -1377,8 +1370,12 @@ impl KeyStore {
             }
         }
         let mut g = self.inner.lock();
+        // keyctl_read_key(): a failed lookup is ENOKEY, a wait for a
+        // construction that a signal ended too (with or without
+        // SA_RESTART: ERESTARTSYS does not reach the caller;
+        // tests/data/conformance/waits.txt).
         let s = self.lookup(&mut g, ctx, id, 0, need::DEFER).map_err(|e| {
-            if e == Errno::EINVAL {
+            if matches!(e, Errno::EINVAL | Errno::EINTR) {
                 Errno::ENOKEY
             } else {
                 e

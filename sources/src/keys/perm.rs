@@ -377,14 +377,7 @@ impl KeyStore {
                     // rather than hang. With an alarm it waits as the kernel.
                     return Err(Errno::EDEADLK);
                 }
-                match ctx.deadline {
-                    Some(d) => {
-                        if self.constructed.wait_until(g, d).timed_out() {
-                            return Err(Errno::EINTR);
-                        }
-                    }
-                    None => self.constructed.wait(g),
-                }
+                super::sleep_constructed(&self.constructed, g, ctx)?;
             }
             if need != 0 {
                 let k = g.key(s)?;

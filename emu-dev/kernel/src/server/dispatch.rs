@@ -141,6 +141,8 @@ pub(super) fn handle(
         Request::Hello { .. } | Request::Thread { .. } | Request::Forked { .. } => {
             unreachable!("handled above")
         }
+        // The server's loop skips it (no reply).
+        Request::Interrupt => Reply::ok(0),
         Request::Pipe2 { flags } => match pipe2(s, p, flags) {
             Ok(ends) => {
                 give = Vec::from(ends);
@@ -372,7 +374,8 @@ fn on_file(
 }
 
 /// request_key(2). With call-out information and no key, the kernel runs
-/// `/sbin/request-key` as `call_sbin_request_key()` does (`create KEY UID
+/// `/sbin/request-key` (or `--request-key`'s program) as
+/// `call_sbin_request_key()` does (`create KEY UID
 /// GID THREAD PROCESS SESSION`, `HOME=/`, `TERM=linux`, the system PATH,
 /// no standard streams) but as a process of this emulated kernel (the
 /// preload and `WATCHQ_KERNEL` in its environment, its own `_req.KEY`
@@ -395,7 +398,7 @@ fn request_key(
     if let Some(preload) = &s.preload {
         let [thread, process, session] = call.rings;
         s.procs.helper_starting();
-        let child = std::process::Command::new("/sbin/request-key")
+        let child = std::process::Command::new(&s.request_key)
             .args(["create".to_string(), call.key.to_string()])
             .args([call.uid, call.gid].map(|v| v.to_string()))
             .args([thread, process, session].map(|v| v.to_string()))

@@ -62,6 +62,9 @@ pub struct ServerOptions {
     /// The preload library, for the `/sbin/request-key` helpers the
     /// kernel runs (without it a construction fails as without a helper).
     pub preload: Option<PathBuf>,
+    /// The program run for a key construction, in place of
+    /// `/sbin/request-key` (`watchq exec --request-key`).
+    pub request_key: Option<PathBuf>,
 }
 
 /// What an epoll entry stands for.
@@ -107,6 +110,8 @@ pub(crate) struct Shared {
     /// The socket's path and the preload, for request-key helpers.
     pub(crate) sock_path: PathBuf,
     pub(crate) preload: Option<PathBuf>,
+    /// The key construction helper (`/sbin/request-key`).
+    pub(crate) request_key: PathBuf,
 }
 
 /// A running kernel server. Dropping it stops it and removes its socket.
@@ -257,6 +262,10 @@ impl Server {
             start: Instant::now(),
             sock_path: path.clone(),
             preload: opts.preload.clone(),
+            request_key: opts
+                .request_key
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/sbin/request-key")),
         });
         let listener = Arc::new(listener);
         let mut threads = Vec::new();
@@ -755,7 +764,7 @@ pub fn in_server_thread() -> bool {
     SERVING.with(std::cell::Cell::get)
 }
 
-fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
+fn serve(s: &Arc<Shared>, conn: &Arc<OwnedFd>, pid: u32) {
     SERVING.with(|v| v.set(true));
     let mut c = Conn {
         pid,
@@ -825,7 +834,14 @@ fn serve(s: &Arc<Shared>, conn: &OwnedFd, pid: u32) {
                 }
             }
         }
-        let (reply, give) = dispatch::handle(s, &mut c, req, fds, uid, gid);
+        if matches!(req, Request::Interrupt) {
+            // A signal for a key call that has ended already (one still
+            // waiting saw it in the socket: `interruptible_by`).
+            continue;
+        }
+        let (reply, give) = crate::syscalls::keys::interruptible_by(conn, || {
+            dispatch::handle(s, &mut c, req, fds, uid, gid)
+        });
         let mut give = give;
         let mut msg = reply.encode();
         if msg.len() > crate::wire::MAX_MSG {
@@ -893,11 +909,20 @@ fn monitor_loop(s: &Arc<Shared>) {
                 s.released(p.id, End::Read);
             }
         }
-        // The key clock follows real time; the collector runs as it moves.
+        // The key clock follows real time; the collector runs as it moves,
+        // unless a call has queued it and it waits for its moment (below):
+        // a second that ticks just after an unlink must not collect the
+        // key at once, as the kernel's collector never does (it waits for
+        // its work item and an RCU grace period; gc.txt's `gc-between`),
+        // and the queued run, a moment later, collects what expired too.
         let elapsed = s.start.elapsed().as_secs();
         let now = s.kernel.keys().now();
         if elapsed > now {
-            s.kernel.advance_clock(elapsed - now);
+            if s.kernel.keys().gc_pending() {
+                s.kernel.keys().advance_clock(elapsed - now);
+            } else {
+                s.kernel.advance_clock(elapsed - now);
+            }
         }
         // The collector a key call queued runs a moment after the call, as
         // the kernel's work item does even while no consumer waits: the

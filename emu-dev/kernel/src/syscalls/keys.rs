@@ -12,6 +12,8 @@
 
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use watchq_core::{Errno, Result};
 use watchq_sources::keys::{
     need, CallOut, DhKdf, KeyCtx, KeyStore, KeyctlMove, PkeyOp, Requested, Serial,
@@ -591,6 +593,41 @@ impl KeyCalls for Process {
     }
 }
 
+thread_local! {
+    /// The connection this server thread serves a call from, while it
+    /// does ([`interruptible_by`]).
+    static INTERRUPT_SOCK: std::cell::RefCell<Option<Arc<OwnedFd>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, a call from the client at the other end of `sock`, with its
+/// key waits interruptible: the client sends `Request::Interrupt` while
+/// the call is in progress when a signal handler ran in the calling
+/// thread, so a wait for a key under construction ends (EINTR, as the
+/// kernel's interruptible `wait_for_key_construction()`) once the socket
+/// is readable; a client that hung up ends it too. The message stays in
+/// the socket for the server's loop, which skips it.
+pub(crate) fn interruptible_by<R>(sock: &Arc<OwnedFd>, f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            INTERRUPT_SOCK.with(|c| c.borrow_mut().take());
+        }
+    }
+    INTERRUPT_SOCK.with(|c| *c.borrow_mut() = Some(sock.clone()));
+    let _reset = Reset;
+    f()
+}
+
+/// Is the socket readable (a message, or the peer gone)?
+fn readable(sock: &OwnedFd) -> bool {
+    let mut p = [rustix::event::PollFd::new(
+        sock,
+        rustix::event::PollFlags::IN,
+    )];
+    matches!(rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())), Ok(n) if n > 0)
+}
+
 /// Runs `f` on the key store as process `p`.
 ///
 /// The call works on a copy of the process's keyrings, as a kernel
@@ -613,7 +650,13 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
         anchors: &mut anchors,
         policy: &*policy,
         deadline: p.alarm_deadline(),
+        interrupted: None,
     };
+    let sock = INTERRUPT_SOCK.with(|c| c.borrow().clone());
+    let signalled = || sock.as_deref().is_some_and(readable);
+    if sock.is_some() {
+        ctx.interrupted = Some(&signalled);
+    }
     let r = f(p.kernel().keys(), &mut ctx);
     if anchors != before {
         let mut now = p.anchors();

@@ -404,6 +404,7 @@ fn with_ctx<R>(p: &Process, f: impl FnOnce(&KeyCtx<'_>) -> R) -> R {
         anchors: &mut anchors,
         policy: &*policy,
         deadline: None,
+        interrupted: None,
     };
     f(&ctx)
 }
