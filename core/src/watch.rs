@@ -7,12 +7,13 @@
 //! [`remove_watch_list`] (object destruction).
 //!
 //! Posting walks a list without taking its lock: the list is a
-//! copy-on-write snapshot in an `RcuCell` (`crate::sync`), replaced whole by
-//! writers under the list lock, so a post sees the list as it was before or
-//! after an add or remove, never half-way (read-copy-update in spirit). A
-//! watch that a post still holds in its snapshot stays alive until the post
-//! is done; the per-user watch count drops when the last holder lets go,
-//! as the kernel's drops after the RCU grace period.
+//! copy-on-write snapshot in an `RcuCell` (`crate::sync`, on `crate::rcu`),
+//! replaced whole by writers under the list lock, so a post sees the list
+//! as it was before or after an add or remove, never half-way. A replaced
+//! snapshot is freed once no post that may hold it is still running (at
+//! the replacement itself when no post is, else at a later replacement
+//! anywhere in the process); the per-user watch count drops when the last
+//! holder lets go, as the kernel's drops after the RCU grace period.
 //!
 //! Lock order: queue lock, then list lock (only [`add_watch_to_object`]
 //! nests them); removal and queue close take one at a time.
@@ -119,6 +120,21 @@ impl Watch {
                 }
             }
         }
+        self.ask_policy(policy, generation, key, source, n)
+    }
+
+    /// [`Watch::policy_allows`] when the watch remembers no allow: the
+    /// hook itself, out of line so the remembered case stays small.
+    #[cold]
+    #[inline(never)]
+    fn ask_policy(
+        &self,
+        policy: &dyn crate::lsm::Policy,
+        generation: u64,
+        key: Option<[u64; 2]>,
+        source: &Cred,
+        n: &Notification,
+    ) -> bool {
         let mut tagged = *n;
         tagged.set_info_id(self.info_id);
         if policy
