@@ -49,6 +49,12 @@ type Retired = Box<dyn Send>;
 /// leaves what readers still hold to a later retire.
 const RETIRE_TRIES: usize = if cfg!(all(test, loom)) { 1 } else { 16 };
 
+/// How long [`Domain::replace_sync`] waits for the readers that may hold
+/// the old value (a post's section is well under a microsecond; this
+/// covers one preempted for a few scheduler slices).
+#[cfg(not(all(test, loom)))]
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Tries at the retired list's lock before a retire gives up on it (each
 /// after a yield: a second or more).
 #[cfg(not(all(test, loom)))]
@@ -74,6 +80,10 @@ pub(crate) struct Domain {
     slots: AtomicPtr<Slot>,
     /// Retired objects, each with the epoch it was retired in.
     limbo: Mutex<Vec<(u64, Retired)>>,
+    /// The slot (its address) and mark of the last reader a
+    /// [`Domain::replace_sync`] gave up waiting for: a later wait that
+    /// meets the same mark there gives up at once.
+    stuck: Mutex<(usize, u64)>,
     /// The writer's heavy fence is `membarrier(2)`, so readers' fences are
     /// compiler fences only.
     asymmetric: bool,
@@ -128,6 +138,7 @@ impl Domain {
             epoch: AtomicU64::new(1),
             slots: AtomicPtr::new(std::ptr::null_mut()),
             limbo: Mutex::new(Vec::new()),
+            stuck: Mutex::new((0, 0)),
             asymmetric,
         }
     }
@@ -335,23 +346,9 @@ impl Domain {
     /// epoch `e` is free once every slot is idle or marked with a later
     /// epoch.
     fn collect(&self, limbo: &mut Vec<(u64, Retired)>) -> Vec<Retired> {
-        if !self.heavy_fence() {
+        let Some((oldest, _)) = self.oldest_reader() else {
             return Vec::new();
-        }
-        let mut oldest = u64::MAX;
-        // ORDERING: Acquire pairs with `claim`'s Release push.
-        let mut p = self.slots.load(Ordering::Acquire).cast_const();
-        while !p.is_null() {
-            // SAFETY: slots are never freed while the domain lives.
-            let s = unsafe { &*p };
-            // ORDERING: Acquire pairs with a reader's Release store of 0:
-            // its reads happen before our free.
-            let a = s.active.load(Ordering::Acquire);
-            if a != 0 {
-                oldest = oldest.min(a);
-            }
-            p = s.next;
-        }
+        };
         let mut ready = Vec::new();
         let mut i = 0;
         while i < limbo.len() {
@@ -362,6 +359,98 @@ impl Domain {
             }
         }
         ready
+    }
+
+    /// The oldest epoch a reader in a section now marked its slot with
+    /// (u64::MAX: none), and the slot that has it; None when the heavy
+    /// fence failed (then nothing may be freed).
+    fn oldest_reader(&self) -> Option<(u64, *const Slot)> {
+        if !self.heavy_fence() {
+            return None;
+        }
+        let mut oldest = (u64::MAX, std::ptr::null());
+        // ORDERING: Acquire pairs with `claim`'s Release push.
+        let mut p = self.slots.load(Ordering::Acquire).cast_const();
+        while !p.is_null() {
+            // SAFETY: slots are never freed while the domain lives.
+            let s = unsafe { &*p };
+            // ORDERING: Acquire pairs with a reader's Release store of 0:
+            // its reads happen before our free.
+            let a = s.active.load(Ordering::Acquire);
+            if a != 0 && a < oldest.0 {
+                oldest = (a, p);
+            }
+            p = s.next;
+        }
+        Some(oldest)
+    }
+
+    /// Publishes `v` in `ptr` and waits for the readers that may hold the
+    /// old value to leave, then drops it here, before returning: what its
+    /// drop does (a watch's queue reference, say) is done when the caller
+    /// goes on. `own` is the caller's slot, which must not be in a read
+    /// section (else nothing can be waited for and the old value is
+    /// retired as by [`RcuPtr::store`]). The wait is bounded: a reader
+    /// that stays in its section for [`SYNC_WAIT`] (preempted, or a thread
+    /// a fork left behind with its mark set), or one that already kept a
+    /// wait waiting that long with the same mark, makes this a retire.
+    /// Returns whether the old value was dropped here.
+    pub(crate) fn replace_sync<T: Send + Sync + 'static>(
+        &self,
+        ptr: &RcuPtr<T>,
+        v: Arc<T>,
+        own: Option<&Slot>,
+    ) -> bool {
+        let old = ptr.swap(v);
+        // Relaxed: only this thread's slot, which only it writes.
+        let own_idle = own.is_none_or(|s| s.active.load(Ordering::Relaxed) == 0);
+        // ORDERING: Release, as in `retire`: a reader that reads the
+        // epoch this makes sees the swap before it.
+        let e = self.epoch.fetch_add(1, Ordering::Release);
+        if own_idle && self.wait_readers_older_than(e) {
+            drop(old);
+            return true;
+        }
+        self.retire(Box::new(old));
+        false
+    }
+
+    /// Waits until no reader is in a section marked `e` or earlier; false
+    /// when that took too long (see [`Domain::replace_sync`]) or the heavy
+    /// fence failed.
+    fn wait_readers_older_than(&self, e: u64) -> bool {
+        #[cfg(not(all(test, loom)))]
+        let start = std::time::Instant::now();
+        #[cfg(all(test, loom))]
+        let mut tries = 0;
+        loop {
+            let Some((oldest, slot)) = self.oldest_reader() else {
+                return false;
+            };
+            if oldest > e {
+                return true;
+            }
+            let Some(mut stuck) = self.stuck.try_lock() else {
+                return false;
+            };
+            if *stuck == (slot as usize, oldest) {
+                return false;
+            }
+            #[cfg(not(all(test, loom)))]
+            let late = start.elapsed() > SYNC_WAIT;
+            #[cfg(all(test, loom))]
+            let late = {
+                tries += 1;
+                tries > 2
+            };
+            if late {
+                *stuck = (slot as usize, oldest);
+                return false;
+            }
+            drop(stuck);
+            crate::sync::hint::spin_loop();
+            crate::sync::thread::yield_now();
+        }
     }
 
     /// Objects retired and not yet freed.
@@ -456,6 +545,12 @@ impl<T: Send + Sync + 'static> RcuPtr<T> {
     /// Publishes `v`; readers that follow the pointer from now on see it,
     /// and the old value is retired on `domain`.
     pub(crate) fn store(&self, v: Arc<T>, domain: &Domain) {
+        domain.retire(Box::new(self.swap(v)));
+    }
+
+    /// Publishes `v` and returns the old value, which readers in sections
+    /// begun before may still hold: the caller retires it (or waits).
+    fn swap(&self, v: Arc<T>) -> Arc<T> {
         // ORDERING: Release publishes `v` to readers' Acquire loads. No
         // Acquire half: the old value was published by the previous
         // `store` (or `new`), which the caller's writers' lock orders
@@ -463,9 +558,9 @@ impl<T: Send + Sync + 'static> RcuPtr<T> {
         let old = self
             .ptr
             .swap(Arc::into_raw(v).cast_mut(), Ordering::Release);
-        // SAFETY: `old` came from `Arc::into_raw` and is no longer reachable
-        // through this pointer; the retire keeps it until no reader holds it.
-        domain.retire(Box::new(unsafe { Arc::from_raw(old) }));
+        // SAFETY: `old` came from `Arc::into_raw` and is no longer
+        // reachable through this pointer.
+        unsafe { Arc::from_raw(old) }
     }
 }
 
@@ -506,6 +601,11 @@ pub(crate) mod global {
 
     thread_local! {
         static LOCAL: Local = const { Local(Cell::new(None)) };
+    }
+
+    /// This thread's slot, if it has claimed one.
+    pub(crate) fn own_slot() -> Option<&'static Slot> {
+        LOCAL.try_with(|l| l.0.get()).ok().flatten()
     }
 
     /// A read section of the process's domain, open until dropped.

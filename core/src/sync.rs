@@ -150,6 +150,19 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
         };
     }
 
+    /// Publishes a new value and, unless a reader that may hold the old
+    /// one stays in its read section too long (or this thread is in one),
+    /// drops the old value before returning (`rcu::Domain::replace_sync`).
+    pub(crate) fn store_sync(&self, v: T) {
+        #[cfg(all(test, loom))]
+        self.store(v);
+        #[cfg(not(all(test, loom)))]
+        {
+            let d = crate::rcu::global::domain();
+            d.replace_sync(&self.0, Arc::new(v), crate::rcu::global::own_slot());
+        }
+    }
+
     /// Publishes a new value; readers that loaded the old one keep it.
     pub(crate) fn store(&self, v: Arc<T>) {
         #[cfg(all(test, loom))]

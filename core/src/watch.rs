@@ -169,12 +169,21 @@ impl Watch {
     }
 }
 
-impl Drop for Watch {
-    fn drop(&mut self) {
-        // Relaxed: set once before the watch is shared (under the list lock).
-        if self.charged.load(Ordering::Relaxed) {
+impl Watch {
+    /// Gives the user's watch count back, once (when the watch leaves its
+    /// list, or at its drop if it never did).
+    fn uncharge(&self) {
+        // Relaxed: the flag only makes the give-back happen once; the
+        // count itself is a Relaxed counter (`UserStruct::nr_watches`).
+        if self.charged.swap(false, Ordering::Relaxed) {
             self.cred.user.uncharge_watch();
         }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.uncharge();
     }
 }
 
@@ -231,13 +240,23 @@ impl WatchList {
         self.len() == 0
     }
 
-    /// Removes the watches `pick` selects; returns them.
+    /// Removes the watches `pick` selects; returns them. What leaving the
+    /// list changes that anyone can see happens here, before the return,
+    /// whatever posts still hold the old snapshot: the user's watch count
+    /// drops at once, and the old snapshot (with its references to the
+    /// watches and their queues) is dropped here too unless a post that
+    /// may hold it stays in its read section too long
+    /// (`RcuCell::store_sync`); only its memory may outlive the call.
     fn unlink(&self, pick: impl Fn(&Arc<Watch>) -> bool) -> Vec<Arc<Watch>> {
         let _l = self.lock.lock();
         let cur = self.watchers.load();
         let (gone, keep): (Vec<_>, Vec<_>) = cur.iter().cloned().partition(|w| pick(w));
         if !gone.is_empty() {
-            self.watchers.store(Arc::new(keep));
+            drop(cur);
+            for w in &gone {
+                w.uncharge();
+            }
+            self.watchers.store_sync(keep);
         }
         gone
     }
@@ -343,4 +362,96 @@ pub fn watch_or_unwatch(
     allow()?;
     let w = Watch::new(queue, list, id, tag as u8, Arc::new(cred.clone()));
     add_watch_to_object(&w, limit)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::lsm::UserStruct;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A queue watching object 7 on a fresh list, for a fresh user.
+    fn watched() -> (Arc<WatchQueue>, Arc<WatchList>, Arc<UserStruct>) {
+        let q = WatchQueue::new();
+        let list = WatchList::new();
+        let user = UserStruct::new(1000);
+        let w = Watch::new(
+            &q,
+            &list,
+            7,
+            1,
+            Arc::new(Cred::new(1000, 1000, user.clone())),
+        );
+        add_watch_to_object(&w, 10).unwrap();
+        assert_eq!((list.len(), user.nr_watches()), (1, 1));
+        (q, list, user)
+    }
+
+    /// A post holding the list's snapshot (in its read section) for as
+    /// long as it is told to: the queue's last close still takes the watch
+    /// off the object and gives back the user's watch count before it
+    /// returns (kernel bug 15's race, made certain: the post never leaves
+    /// while the close runs).
+    #[test]
+    fn watch_queue_close_detaches_at_once_under_a_holding_post() {
+        let (q, list, user) = watched();
+        let (held_tx, held_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let post = {
+            let list = list.clone();
+            std::thread::spawn(move || {
+                list.with_watches(|ws| {
+                    held_tx.send(ws.len()).unwrap();
+                    done_rx.recv().unwrap();
+                    // The snapshot is still whole: its watch is readable.
+                    ws.iter().map(|w| w.id()).sum::<u64>()
+                })
+            })
+        };
+        assert_eq!(held_rx.recv().unwrap(), 1);
+        q.clear();
+        assert_eq!(
+            list.len(),
+            0,
+            "the closed queue's watch is still on the object"
+        );
+        assert_eq!(
+            user.nr_watches(),
+            0,
+            "the closed queue's watch is still charged"
+        );
+        done_tx.send(()).unwrap();
+        assert_eq!(post.join().unwrap(), 7);
+    }
+
+    /// A post in its section when the close comes, leaving soon after:
+    /// the close waits for it and drops the old snapshot itself, so the
+    /// queue is freed when its last holder lets go, not at some later
+    /// replacement anywhere in the process.
+    #[test]
+    fn watch_queue_close_frees_the_snapshot_once_posts_leave() {
+        let (q, list, user) = watched();
+        let (held_tx, held_rx) = mpsc::channel();
+        let post = {
+            let list = list.clone();
+            std::thread::spawn(move || {
+                list.with_watches(|ws| {
+                    held_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                    ws.len()
+                })
+            })
+        };
+        held_rx.recv().unwrap();
+        let weak = Arc::downgrade(&q);
+        q.clear();
+        drop(q);
+        assert!(
+            weak.upgrade().is_none(),
+            "the closed queue outlived its close"
+        );
+        assert_eq!(user.nr_watches(), 0);
+        assert_eq!(post.join().unwrap(), 1);
+    }
 }
