@@ -449,7 +449,10 @@ impl Domain {
             }
             drop(stuck);
             crate::sync::hint::spin_loop();
-            crate::sync::thread::yield_now();
+            #[cfg(all(test, loom))]
+            loom::thread::yield_now();
+            #[cfg(not(all(test, loom)))]
+            std::thread::yield_now();
         }
     }
 
