@@ -293,7 +293,11 @@ pub fn add_watch_to_object(watch: &Arc<Watch>, limit: u64) -> Result<()> {
         let mut next = Vec::with_capacity(cur.len() + 1);
         next.push(watch.clone());
         next.extend(cur.iter().cloned());
-        list.watchers.store(Arc::new(next));
+        drop(cur);
+        // Synchronously, as `unlink`: a snapshot left to a later retire
+        // would keep every watch in it, and their queues, alive after a
+        // close had detached them.
+        list.watchers.store_sync(next);
         qwatches.push(watch.clone());
         Ok(())
     })
