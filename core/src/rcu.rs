@@ -33,8 +33,8 @@
 //!
 //! | atomic | writers | readers | ordering | partner |
 //! |---|---|---|---|---|
-//! | `Domain::epoch` | `retire` (fetch_add) | a reader entering | Release RMW / Acquire load | a reader that read the new epoch sees the value unlinked before it as unlinked (retires meet each other under `limbo`'s lock) |
-//! | `Slot::active` | its reader: the epoch on entry, 0 on leaving | `collect` | Release store + light fence / Release store; Acquire load after the heavy fence | the light/heavy fence pair (Dekker: the collector sees the mark, or the reader sees the new pointer); the Releases vs the collector's Acquire (the reader's reads, and a previous owner's, happen before the free) |
+//! | `Domain::epoch` | `bump` (fetch_add, after the writer's heavy fence) | a reader entering | Relaxed RMW / Relaxed load | none of its own: a reader that read a bump's epoch has its light fence synchronize with the heavy fence before the bump (or, with membarrier, ran the barrier before that load), so it sees the unlink (`bump`) |
+//! | `Slot::active` | its reader: the epoch on entry, 0 on leaving | `collect`, `replace_sync`'s wait | Release store + light fence / Release store; Acquire load after the heavy fence | the light/heavy fence pair (Dekker: the collector sees the mark, or the reader sees the new pointer); the Releases vs the collector's Acquire (the reader's reads, and a previous owner's, happen before the free) |
 //! | `Slot::taken` | a thread claiming (CAS) or giving back its slot | other claimers | Acquire CAS / Release store | one owner at a time; the last owner's writes to `active` happen before the next owner's |
 //! | `Domain::slots` | a claimer pushing a new slot (CAS) | claimers, `collect` | Release CAS / Acquire load | the slot's fields are written before it is reachable |
 //! | `RcuPtr::ptr` | `store` (swap, writers serialised by the caller's lock) | readers | Release swap / Acquire load | the new value is built before it is reachable; the old value is unlinked before its retire epoch |
@@ -221,10 +221,9 @@ impl Domain {
         if slot.active.load(Ordering::Relaxed) != 0 {
             return false;
         }
-        // ORDERING: Acquire pairs with `retire`'s AcqRel RMW: a reader that
-        // reads the epoch a retire made sees the pointer that retire's
-        // value was unlinked from as it was after the unlink.
-        let e = self.epoch.load(Ordering::Acquire);
+        // Relaxed: a reader that reads the epoch a retire's `bump` made
+        // sees that retire's unlink through the fences (`bump` says how).
+        let e = self.epoch.load(Ordering::Relaxed);
         // ORDERING: Release (a plain store on x86, as Relaxed): a collector
         // that reads this mark must also see what happened before it on
         // this slot, such as the reads of the thread that owned the slot
@@ -247,18 +246,17 @@ impl Domain {
 
     /// The reader's half of the Dekker pair with `heavy_fence`: the mark
     /// stored before it is seen by a collector, or our loads after it see
-    /// what that collector's writer unlinked as unlinked.
+    /// what that collector's writer unlinked as unlinked. With membarrier
+    /// (`asymmetric`) a compiler fence: the writer's membarrier runs a
+    /// full barrier on our CPU at an instruction boundary, and all we need
+    /// is the compiler keeping the mark before the loads
+    /// (`crate::sync::light_fence`; loom checks it as the SeqCst fence
+    /// the barrier stands for).
     #[inline(always)]
     fn light_fence(&self) {
-        if self.asymmetric {
-            // The writer's membarrier runs a full barrier on our CPU at an
-            // instruction boundary: all that is needed here is that the
-            // compiler keeps the mark before the loads.
-            std::sync::atomic::compiler_fence(Ordering::SeqCst);
-        } else {
-            // ORDERING: SeqCst fence, partner of the one in `heavy_fence`.
-            fence(Ordering::SeqCst);
-        }
+        // ORDERING: SeqCst fence (or its membarrier form), partner of the
+        // one in `heavy_fence`.
+        crate::sync::light_fence(self.asymmetric, Ordering::SeqCst);
     }
 
     /// The writer's half: a full barrier here and on every CPU running one
@@ -275,15 +273,25 @@ impl Domain {
         true
     }
 
+    /// Ends a grace period: called after the writer's unlink and its
+    /// heavy fence, returns the epoch the unlinked value is retired in
+    /// (a reader marked later than it cannot hold the value).
+    fn bump(&self) -> u64 {
+        // Relaxed: the heavy fence just before is the release half. A
+        // reader whose epoch load reads this value (or a later bump's: all
+        // are RMWs, so this one's release sequence) has the SeqCst fence
+        // after that load synchronize with ours, so its pointer loads see
+        // the unlink. With membarrier, the barrier it ran on the reader's
+        // CPU came before this RMW; the reader's load, reading the RMW,
+        // came after that barrier, and so do its pointer loads. The
+        // reader's epoch load is Relaxed for the same reason.
+        self.epoch.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Retires `item` (already unreachable to new readers): it is dropped
     /// when no reader can still hold it, now if no reader is in a section
     /// that began before the unlink, else at a later retire. Never waits.
     pub(crate) fn retire(&self, item: Retired) {
-        // ORDERING: Release pairs with a reader's Acquire epoch load: a
-        // reader that reads the epoch this makes sees the unlink before it.
-        // No Acquire half: retires meet each other only in `limbo`, whose
-        // lock orders them.
-        let e = self.epoch.fetch_add(1, Ordering::Release);
         let Some(mut limbo) = self.lock_limbo() else {
             // Only in a forked child whose parent had another thread in
             // here at the fork (that thread is gone, the lock held for
@@ -291,15 +299,25 @@ impl Domain {
             std::mem::forget(item);
             return;
         };
+        // The fence under the lock: it comes after every unlink whose
+        // value is in `limbo` (each pushed under the lock after its own
+        // unlink), so the walk below may free those too.
+        if !self.heavy_fence() {
+            drop(limbo);
+            std::mem::forget(item);
+            return;
+        }
+        let e = self.bump();
         limbo.push((e, item));
-        let mut ready = self.collect(&mut limbo);
+        let mut ready = Self::take_ready(&mut limbo, self.oldest_reader().0);
         drop(limbo);
         // A reader in a section older than the retire is usually a post a
         // few tens of nanoseconds from its end: look again a few times
-        // (yielding the CPU, in case it is that reader's) so what a watch
-        // held, its user's watch count among it, goes now rather than at
-        // the next retire. Bounded: a reader preempted mid-section leaves
-        // the rest to a later retire. Readers never wait for this.
+        // (yielding the CPU, in case it is that reader's) so what the
+        // value held goes now rather than at the next retire. Bounded: a
+        // reader preempted mid-section leaves the rest to a later retire
+        // (what must not wait for that uses `replace_sync`). Readers never
+        // wait for this.
         for _ in 0..RETIRE_TRIES {
             let Some(limbo) = self.lock_limbo() else {
                 break;
@@ -342,13 +360,19 @@ impl Domain {
         }
     }
 
-    /// Takes out of `limbo` what no reader can hold: an object retired in
-    /// epoch `e` is free once every slot is idle or marked with a later
-    /// epoch.
+    /// Takes out of `limbo` (held) what no reader can hold, after a heavy
+    /// fence of its own (which comes after every unlink in `limbo`).
     fn collect(&self, limbo: &mut Vec<(u64, Retired)>) -> Vec<Retired> {
-        let Some((oldest, _)) = self.oldest_reader() else {
+        if !self.heavy_fence() {
             return Vec::new();
-        };
+        }
+        Self::take_ready(limbo, self.oldest_reader().0)
+    }
+
+    /// What of `limbo` no reader can hold, given `oldest`, the oldest mark
+    /// of a reader in a section: an object retired in epoch `e` is free
+    /// once every slot is idle or marked with a later epoch.
+    fn take_ready(limbo: &mut Vec<(u64, Retired)>, oldest: u64) -> Vec<Retired> {
         let mut ready = Vec::new();
         let mut i = 0;
         while i < limbo.len() {
@@ -362,12 +386,9 @@ impl Domain {
     }
 
     /// The oldest epoch a reader in a section now marked its slot with
-    /// (u64::MAX: none), and the slot that has it; None when the heavy
-    /// fence failed (then nothing may be freed).
-    fn oldest_reader(&self) -> Option<(u64, *const Slot)> {
-        if !self.heavy_fence() {
-            return None;
-        }
+    /// (u64::MAX: none), and the slot that has it. Call after a heavy
+    /// fence that follows the unlinks in question.
+    fn oldest_reader(&self) -> (u64, *const Slot) {
         let mut oldest = (u64::MAX, std::ptr::null());
         // ORDERING: Acquire pairs with `claim`'s Release push.
         let mut p = self.slots.load(Ordering::Acquire).cast_const();
@@ -382,7 +403,7 @@ impl Domain {
             }
             p = s.next;
         }
-        Some(oldest)
+        oldest
     }
 
     /// Publishes `v` in `ptr` and waits for the readers that may hold the
@@ -391,7 +412,7 @@ impl Domain {
     /// goes on. `own` is the caller's slot, which must not be in a read
     /// section (else nothing can be waited for and the old value is
     /// retired as by [`RcuPtr::store`]). The wait is bounded: a reader
-    /// that stays in its section for [`SYNC_WAIT`] (preempted, or a thread
+    /// that stays in its section for `SYNC_WAIT` (preempted, or a thread
     /// a fork left behind with its mark set), or one that already kept a
     /// wait waiting that long with the same mark, makes this a retire.
     /// Returns whether the old value was dropped here.
@@ -404,29 +425,28 @@ impl Domain {
         let old = ptr.swap(v);
         // Relaxed: only this thread's slot, which only it writes.
         let own_idle = own.is_none_or(|s| s.active.load(Ordering::Relaxed) == 0);
-        // ORDERING: Release, as in `retire`: a reader that reads the
-        // epoch this makes sees the swap before it.
-        let e = self.epoch.fetch_add(1, Ordering::Release);
-        if own_idle && self.wait_readers_older_than(e) {
-            drop(old);
-            return true;
+        if own_idle && self.heavy_fence() {
+            let e = self.bump();
+            // The fence above is sequenced before every walk of the wait,
+            // so each walk may trust what it finds.
+            if self.wait_readers_older_than(e) {
+                drop(old);
+                return true;
+            }
         }
         self.retire(Box::new(old));
         false
     }
 
     /// Waits until no reader is in a section marked `e` or earlier; false
-    /// when that took too long (see [`Domain::replace_sync`]) or the heavy
-    /// fence failed.
+    /// when that took too long (see [`Domain::replace_sync`]).
     fn wait_readers_older_than(&self, e: u64) -> bool {
         #[cfg(not(all(test, loom)))]
         let start = std::time::Instant::now();
         #[cfg(all(test, loom))]
         let mut tries = 0;
         loop {
-            let Some((oldest, slot)) = self.oldest_reader() else {
-                return false;
-            };
+            let (oldest, slot) = self.oldest_reader();
             if oldest > e {
                 return true;
             }
@@ -755,6 +775,34 @@ mod loom_tests {
                 })
             };
             p.store(Val::new(2), &d);
+            r.join().unwrap();
+            p.store(Val::new(3), &d);
+            assert_eq!(d.pending(), 0, "a retired value outlived every reader");
+        });
+    }
+
+    /// A reader racing a writer that replaces the value synchronously:
+    /// the writer drops the old value itself once no reader that may hold
+    /// it is in its section (or, the wait given up, retires it), never
+    /// under the reader; nothing is left retired after a later store.
+    #[test]
+    fn loom_rcu_reader_races_replace_sync() {
+        loom::model(|| {
+            let d = LArc::new(Domain::new(false));
+            let p = LArc::new(RcuPtr::new(Val::new(1)));
+            let r = {
+                let (d, p) = (d.clone(), p.clone());
+                thread::spawn(move || {
+                    let s = d.claim();
+                    // SAFETY: inside a read section of `d`.
+                    let v = d.read(s, || unsafe { p.get(|v| v.get()) });
+                    d.release(s);
+                    assert!(v == 1 || v == 2, "read {v}");
+                })
+            };
+            let s = d.claim();
+            d.replace_sync(&p, Val::new(2), Some(s));
+            d.release(s);
             r.join().unwrap();
             p.store(Val::new(3), &d);
             assert_eq!(d.pending(), 0, "a retired value outlived every reader");

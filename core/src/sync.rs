@@ -107,6 +107,32 @@ impl<T> Mutex<T> {
     }
 }
 
+/// The frequent side of a Dekker pair whose rare side pays for both
+/// (`rcu::Domain::heavy_fence`, `rcu::heavy_barrier`): with
+/// `asymmetric` (membarrier(2) registered) a compiler fence, the barrier
+/// the rare side runs on this CPU standing for the CPU fence; else
+/// `fence(order)`. Under loom it is always the fence: the models check
+/// the pair as the two SeqCst fences the membarrier stands for, one
+/// ordering at one call site, so weakening it weakens both forms.
+/// (`order` Relaxed: no fence, a weakening's.)
+#[inline(always)]
+pub(crate) fn light_fence(asymmetric: bool, order: Ordering) {
+    if order == Ordering::Relaxed {
+        return;
+    }
+    #[cfg(all(test, loom))]
+    {
+        let _ = asymmetric;
+        fence(order);
+    }
+    #[cfg(not(all(test, loom)))]
+    if asymmetric {
+        std::sync::atomic::compiler_fence(order);
+    } else {
+        fence(order);
+    }
+}
+
 /// Read-copy-update cell: lock-free readers see either the old or the new
 /// value, never a mix. Outside loom, an [`crate::rcu::RcuPtr`] on the
 /// process's domain (readers do no atomic read-modify-write).

@@ -168,16 +168,13 @@ impl WaitQueue {
     /// membarrier(2) is registered) and a load when nobody sleeps.
     #[inline]
     pub fn wake(&self) {
-        if crate::rcu::asymmetric() {
-            // The sleeper's membarrier in `register` stands for our fence:
-            // the compiler must only keep the publish before the load.
-            std::sync::atomic::compiler_fence(Ordering::SeqCst);
-        } else {
-            // ORDERING: SeqCst fence, the producer's half of the Dekker
-            // pair with `register`: the record published before this is
-            // visible to a reader that registered before our load below.
-            fence(Ordering::SeqCst);
-        }
+        // ORDERING: SeqCst fence, the producer's half of the Dekker pair
+        // with `register`: the record published before this is visible to
+        // a reader that registered before our load below. Where
+        // membarrier(2) is registered a compiler fence only: the sleeper's
+        // membarrier in `register` stands for our fence, and the compiler
+        // must only keep the publish before the load.
+        crate::sync::light_fence(crate::rcu::asymmetric(), Ordering::SeqCst);
         // Relaxed: ordered by the fence above.
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             return;
