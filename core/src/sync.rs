@@ -181,7 +181,7 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
     /// drops the old value before returning (`rcu::Domain::replace_sync`).
     pub(crate) fn store_sync(&self, v: T) {
         #[cfg(all(test, loom))]
-        self.store(v);
+        self.store(Arc::new(v));
         #[cfg(not(all(test, loom)))]
         {
             let d = crate::rcu::global::domain();
