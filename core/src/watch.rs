@@ -9,11 +9,14 @@
 //! Posting walks a list without taking its lock: the list is a
 //! copy-on-write snapshot in an `RcuCell` (`crate::sync`, on `crate::rcu`),
 //! replaced whole by writers under the list lock, so a post sees the list
-//! as it was before or after an add or remove, never half-way. A replaced
-//! snapshot is freed once no post that may hold it is still running (at
-//! the replacement itself when no post is, else at a later replacement
-//! anywhere in the process); the per-user watch count drops when the last
-//! holder lets go, as the kernel's drops after the RCU grace period.
+//! as it was before or after an add or remove, never half-way. The
+//! writer waits for the posts that may hold the replaced snapshot (they
+//! are in a read section well under a microsecond) and drops it itself
+//! (`RcuCell::store_sync`), so a queue's last close has let go of its
+//! watches, and they of the queue, when it returns; only a post stuck in
+//! its section for longer than the bounded wait leaves the snapshot's
+//! memory to a later retire. The per-user watch count is given back at
+//! the unlink itself, whoever still holds the watch.
 //!
 //! Lock order: queue lock, then list lock (only [`add_watch_to_object`]
 //! nests them); removal and queue close take one at a time.
