@@ -553,6 +553,7 @@ impl<T: Send + Sync + 'static> RcuPtr<T> {
     ///
     /// # Safety
     /// As [`RcuPtr::get`].
+    #[cfg_attr(all(test, loom), allow(dead_code))]
     pub(crate) unsafe fn get_arc(&self) -> Arc<T> {
         // SAFETY: the caller's read section; the count we add keeps the
         // value after it.
@@ -741,6 +742,7 @@ mod loom_tests {
             Arc::new(Val(UnsafeCell::new(v)))
         }
         fn get(&self) -> u64 {
+            // SAFETY: loom checks this read against the drop's write.
             self.0.with(|p| unsafe { *p })
         }
     }
@@ -748,11 +750,13 @@ mod loom_tests {
     impl Drop for Val {
         fn drop(&mut self) {
             // A write: racing a reader's read is what loom reports.
+            // SAFETY: loom checks this write against every read.
             self.0.with_mut(|p| unsafe { *p = 0 });
         }
     }
 
-    // SAFETY (test): the cell is only reached as the protocol allows.
+    // SAFETY: the cell is only reached as the protocol allows, which is
+    // what the models check.
     unsafe impl Sync for Val {}
 
     /// A reader racing a writer that replaces the value and retires the
