@@ -26,8 +26,12 @@
 //! either; measured by `benches/workloads/examples/post_min.rs`.
 //!
 //! Readers never wait (a read section is two plain stores around the
-//! reads) and neither do writers: [`Domain::retire`] frees what no reader
-//! can still hold and leaves the rest to a later retire.
+//! reads). [`Domain::retire`] does not either: it frees what no reader
+//! can still hold and leaves the rest to a later retire. Where what the
+//! old value's drop does must be done when the writer returns (a closed
+//! queue's watches, and through them the queue, leaving for good),
+//! [`Domain::replace_sync`] waits for the readers that may hold it, a
+//! bounded wait (`synchronize_rcu()` in spirit), and drops it itself.
 //!
 //! # Synchronization
 //!
