@@ -28,6 +28,8 @@ pub mod lsm;
 pub mod post;
 #[cfg(feature = "machinery")]
 pub mod queue;
+#[cfg(feature = "machinery")]
+pub(crate) mod rcu;
 pub mod record;
 #[cfg(feature = "machinery")]
 pub mod ring;

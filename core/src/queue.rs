@@ -35,7 +35,6 @@ struct PipeState {
 
 #[derive(Debug, Default)]
 struct Counters {
-    posted: AtomicU64,
     lost: AtomicU64,
     lost_unsized: AtomicU64,
     read: AtomicU64,
@@ -123,8 +122,10 @@ impl AllocFaults {
 }
 
 /// Filter entries a queue keeps inline for the post path (a filter with
-/// more is read behind its RCU cell).
-const INLINE_FILTERS: usize = 4;
+/// more is read behind its RCU cell). Three, so the inline words (72
+/// bytes with their count) leave room in the queue's first two cache
+/// lines for the rest of what a post reads.
+const INLINE_FILTERS: usize = 3;
 /// The inline filter's words: a kind word (`FILTER_*`, the entry count in
 /// bits 8..), the type bitmap, then two words per entry (type and subtype
 /// bitmap; `info_filter` and `info_mask`).
@@ -156,15 +157,25 @@ fn filter_words(f: Option<&WatchFilter>) -> [u64; FILTER_WORDS] {
 }
 
 /// [`WatchFilter::matches`] on an inline filter's words (kind
-/// [`FILTER_INLINE`]).
+/// [`FILTER_INLINE`]), with `kind` its first word, loading only the words
+/// it needs (inside a seqlock read: `SeqWords::read_with`).
 #[inline]
-fn inline_filter_matches(w: &[u64; FILTER_WORDS], type_: u32, subtype: u8, info: u32) -> bool {
-    if type_ >= 64 || w[1] & (1 << type_) == 0 || subtype >= 32 {
+fn inline_filter_matches(
+    kind: u64,
+    w: &[AtomicU64; FILTER_WORDS],
+    type_: u32,
+    subtype: u8,
+    info: u32,
+) -> bool {
+    // Relaxed, every load here: inside a seqlock read, which throws the
+    // answer away if a writer moved the words under it.
+    let word = |i: usize| w[i].load(Ordering::Relaxed);
+    if type_ >= 64 || word(1) & (1 << type_) == 0 || subtype >= 32 {
         return false;
     }
-    let n = ((w[0] >> 8) as usize).min(INLINE_FILTERS);
+    let n = ((kind >> 8) as usize).min(INLINE_FILTERS);
     (0..n).any(|i| {
-        let (a, b) = (w[2 + 2 * i], w[3 + 2 * i]);
+        let (a, b) = (word(2 + 2 * i), word(3 + 2 * i));
         a as u32 == type_
             && (a >> 32) as u32 & (1 << subtype) != 0
             && info & (b >> 32) as u32 == b as u32
@@ -185,22 +196,31 @@ pub const READ_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 /// A queue and its watches refer to each other (as in the kernel) until
 /// [`WatchQueue::clear`], which the last close of its file calls: code that
 /// makes queues directly, without `watchq_emu`'s files, clears them when done.
+// The fields a post reads, first and in this order (`repr(C)`, on a
+// 64-byte boundary): `filter_words` to `rd_wait`'s sleeper count are 112
+// bytes, two cache lines, where Rust's own order spread them over four
+// (in a 64-queue fan-out every line per queue counts: the post is bound
+// by the lines it touches).
+#[repr(C, align(64))]
 pub struct WatchQueue {
+    /// The filter again, inline for the post path: read with loads only
+    /// (a reader meeting `set_filter` at work reads `filter` instead).
+    filter_words: SeqWords<FILTER_WORDS>,
+    ring: RingCell,
     /// The 2019 design's ring, set once by `SET_SIZE` (None: a pipe queue).
     /// Boxed: its cache-padded indices would otherwise make every pipe
     /// queue 128-byte aligned and half a kilobyte bigger.
     v2: Option<Box<std::sync::OnceLock<Ring2019>>>,
-    ring: RingCell,
+    closed: AtomicBool,
+    /// Records offered to the ring ([`QueueStats::posted`]); beside the
+    /// post path's other fields, not with the rest of the statistics.
+    posted: AtomicU64,
+    rd_wait: WaitQueue,
     pipe: Mutex<PipeState>,
     filter: RcuCell<Option<WatchFilter>>,
-    /// The filter again, inline for the post path: read with loads only
-    /// (a reader meeting `set_filter` at work reads `filter` instead).
-    filter_words: SeqWords<FILTER_WORDS>,
     watches: Mutex<Vec<Arc<Watch>>>,
-    closed: AtomicBool,
     nr_pages: AtomicUsize,
     stats: Counters,
-    rd_wait: WaitQueue,
     faults: Option<Arc<AllocFaults>>,
 }
 
@@ -241,6 +261,7 @@ impl WatchQueue {
             pipe: Mutex::new(PipeState::default()),
             filter: RcuCell::new(None),
             filter_words: SeqWords::new(),
+            posted: AtomicU64::new(0),
             watches: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             nr_pages: AtomicUsize::new(0),
@@ -371,12 +392,21 @@ impl WatchQueue {
     /// `info` (the watch's tag put in, without a copy of the record).
     #[inline]
     pub(crate) fn filter_allows_info(&self, n: &Notification, info: u32) -> bool {
-        let ok = match self.filter_words.read() {
-            Some(w) if w[0] == FILTER_NONE => true,
-            Some(w) if w[0] & 0xff == FILTER_INLINE && self.v2.is_none() => {
-                inline_filter_matches(&w, n.type_(), n.subtype(), info)
+        let pipe = self.v2.is_none();
+        let inline = self.filter_words.read_with(|w| {
+            // Relaxed: inside the seqlock read (see `read_with`).
+            let kind = w[0].load(Ordering::Relaxed);
+            match kind {
+                FILTER_NONE => Some(true),
+                k if k & 0xff == FILTER_INLINE && pipe => {
+                    Some(inline_filter_matches(k, w, n.type_(), n.subtype(), info))
+                }
+                _ => None,
             }
-            _ => {
+        });
+        let ok = match inline.flatten() {
+            Some(ok) => ok,
+            None => {
                 let mut tagged = *n;
                 tagged.set_info_id(info);
                 self.filter_allows_far(&tagged)
@@ -429,26 +459,10 @@ impl WatchQueue {
             return PostOutcome::Lost;
         }
         // Relaxed: statistics.
-        self.stats.posted.fetch_add(1, Ordering::Relaxed);
+        self.posted.fetch_add(1, Ordering::Relaxed);
         let outcome = match (&self.v2, self.ring.get()) {
-            (Some(cell), _) => match (cell.get(), {
-                let mut tagged = *n;
-                tagged.set_info_id(info);
-                tagged.to_v2()
-            }) {
-                (Some(ring), Some(bytes)) => ring.try_post(&bytes),
-                (None, _) => {
-                    self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
-                    PostOutcome::Lost
-                }
-                // A record type the 2019 generation has no id for.
-                (Some(_), None) => PostOutcome::Lost,
-            },
-            (None, None) => {
-                self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
-                PostOutcome::Lost
-            }
             (None, Some(ring)) => ring.try_post_with_info(n.as_bytes(), info),
+            _ => self.post_info_slow(n, info),
         };
         match outcome {
             PostOutcome::Posted => self.rd_wait.wake(),
@@ -461,6 +475,30 @@ impl WatchQueue {
             }
         }
         outcome
+    }
+
+    /// [`WatchQueue::post_info`] into a 2019 ring, or into a queue not
+    /// sized yet: out of line, so a pipe queue's post stays small.
+    #[cold]
+    #[inline(never)]
+    fn post_info_slow(&self, n: &Notification, info: u32) -> PostOutcome {
+        let Some(cell) = &self.v2 else {
+            // Relaxed: statistics.
+            self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
+            return PostOutcome::Lost;
+        };
+        let mut tagged = *n;
+        tagged.set_info_id(info);
+        match (cell.get(), tagged.to_v2()) {
+            (Some(ring), Some(bytes)) => ring.try_post(&bytes),
+            (None, _) => {
+                // Relaxed: statistics.
+                self.stats.lost_unsized.fetch_add(1, Ordering::Relaxed);
+                PostOutcome::Lost
+            }
+            // A record type the 2019 generation has no id for.
+            (Some(_), None) => PostOutcome::Lost,
+        }
     }
 
     /// One read() pass without sleeping: Ok(None) when there was nothing to
@@ -746,7 +784,7 @@ impl WatchQueue {
             (self.occupancy() as u64, 0)
         };
         QueueStats {
-            posted: l(&c.posted),
+            posted: l(&self.posted),
             lost: l(&c.lost),
             lost_unsized: l(&c.lost_unsized),
             read: l(&c.read),
@@ -809,7 +847,7 @@ mod tests {
 
     proptest! {
         /// The post path's inline filter decides as `WatchFilter::matches`
-        /// for every filter of up to four entries, and a bigger one is
+        /// for every filter of up to three entries, and a bigger one is
         /// marked to be read from the RCU cell.
         #[test]
         fn queue_inline_filter_matches_as_watch_filter(
@@ -822,14 +860,18 @@ mod tests {
                 prop_assert_eq!(w[0], FILTER_FAR);
             } else {
                 prop_assert_eq!(w[0] & 0xff, FILTER_INLINE);
+                let atomics = w.map(AtomicU64::new);
                 for (t, s, i) in records {
-                    prop_assert_eq!(inline_filter_matches(&w, t, s, i), f.matches(t, s, i));
+                    prop_assert_eq!(
+                        inline_filter_matches(w[0], &atomics, t, s, i),
+                        f.matches(t, s, i)
+                    );
                 }
             }
         }
     }
 
-    /// Through the queue: a filter of more than four entries (read from
+    /// Through the queue: a filter of more than three entries (read from
     /// the RCU cell) and a small one (inline) let the same records through,
     /// and removing the filter lets everything through again.
     #[test]
@@ -852,5 +894,21 @@ mod tests {
         q.set_filter(None).unwrap();
         assert!(q.filter_allows(&fail));
         assert_eq!(q.stats().filtered, 2);
+    }
+
+    /// What a post reads of a queue lies in its first two cache lines.
+    #[test]
+    fn queue_post_path_fields_in_two_lines() {
+        use std::mem::offset_of;
+        assert_eq!(std::mem::align_of::<WatchQueue>(), 64);
+        let ends = [
+            offset_of!(WatchQueue, filter_words) + std::mem::size_of::<SeqWords<FILTER_WORDS>>(),
+            offset_of!(WatchQueue, ring) + 8,
+            offset_of!(WatchQueue, v2) + 8,
+            offset_of!(WatchQueue, closed) + 1,
+            offset_of!(WatchQueue, posted) + 8,
+            offset_of!(WatchQueue, rd_wait) + offset_of!(WaitQueue, sleepers) + 8,
+        ];
+        assert!(ends.iter().all(|&e| e <= 128), "{ends:?}");
     }
 }

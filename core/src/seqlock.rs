@@ -15,10 +15,10 @@
 //! ([`SeqWords::try_write`] is false) instead of waiting, for the same
 //! reason.
 //!
-//! Why not arc-swap here, as the watch lists use: its read guard writes a
-//! per-thread debt slot (an atomic swap and a re-check), which is the
-//! largest cost of a post after the policy lookup; these loads are plain
-//! `mov`s on x86. The words are atomics so a torn read is never undefined
+//! Why not the read-copy-update cell the watch lists use (`crate::rcu`):
+//! words this small are cheaper copied inline than reached through a
+//! pointer, and these loads are plain `mov`s on x86 (arc-swap's guard,
+//! which the lists used before, was two locked instructions). The words are atomics so a torn read is never undefined
 //! behaviour, only a detected miss.
 //!
 //! # Synchronization
@@ -50,6 +50,17 @@ impl<const N: usize> SeqWords<N> {
     /// (or finished one while we read). Loads only; never waits.
     #[inline]
     pub(crate) fn read(&self) -> Option<[u64; N]> {
+        // Relaxed: a torn set of words is caught by the second count load.
+        self.read_with(|w| std::array::from_fn(|i| w[i].load(Ordering::Relaxed)))
+    }
+
+    /// `f` of the words as one writer left them, or None when a writer is
+    /// at work (or finished one while we read): `f` loads (Relaxed) only
+    /// the words it needs, and its answer is thrown away if they may have
+    /// been torn, so it must do nothing but compute from them. Loads only;
+    /// never waits.
+    #[inline(always)]
+    pub(crate) fn read_with<R>(&self, f: impl FnOnce(&[AtomicU64; N]) -> R) -> Option<R> {
         // ORDERING: Acquire pairs with the Release store that ends a write:
         // the words that write stored are visible to the loads below
         // (Relaxed here let a reader trust that write's count with an older
@@ -58,8 +69,7 @@ impl<const N: usize> SeqWords<N> {
         if s & 1 != 0 {
             return None;
         }
-        // Relaxed: a torn set of words is caught by the second count load.
-        let out = std::array::from_fn(|i| self.words[i].load(Ordering::Relaxed));
+        let out = f(&self.words);
         // ORDERING: Acquire fence, partner of the writer's Release fence: if
         // any load above read a word a later write stored, that write's odd
         // count happens before the load below, which then sees it moved.

@@ -2,14 +2,16 @@
 //!
 //! Under `cfg(all(test, loom))` the atomics, `Arc`, `UnsafeCell`, `Mutex`
 //! and `thread` are loom's, so the models in `*/loom_tests.rs` explore every
-//! interleaving; otherwise they are std's, parking_lot's and arc-swap's.
+//! interleaving; otherwise they are std's, parking_lot's and core's own
+//! read-copy-update (`crate::rcu`).
 //! Core imports these names only from here (tokio's pattern).
 //!
 //! [`RcuCell`] is the read-copy-update cell that posting reads without a lock:
-//! arc-swap's `ArcSwap` normally (a well-kept crate doing exactly this), and a
-//! loom mutex around an `Arc` under loom, where arc-swap's own atomics would be
-//! invisible to the model. Writers of an `RcuCell` are serialised by the
-//! caller's own lock, as kernel RCU writers are.
+//! an `rcu::RcuPtr` on the process's domain normally (readers do no atomic
+//! read-modify-write; `crate::rcu` says why not arc-swap, which it was), and
+//! a loom mutex around an `Arc` under loom, so the other models stay small
+//! (the domain has models of its own, `loom_rcu_*`). Writers of an `RcuCell`
+//! are serialised by the caller's own lock, as kernel RCU writers are.
 
 #[cfg(all(test, loom))]
 #[allow(unused_imports)]
@@ -94,21 +96,57 @@ impl<T> Mutex<T> {
         #[cfg(not(all(test, loom)))]
         return self.0.lock();
     }
+
+    /// The lock if it is free now.
+    #[cfg_attr(all(test, loom), allow(dead_code))]
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(all(test, loom))]
+        return self.0.try_lock().ok();
+        #[cfg(not(all(test, loom)))]
+        return self.0.try_lock();
+    }
+}
+
+/// The frequent side of a Dekker pair whose rare side pays for both
+/// (`rcu::Domain::heavy_fence`, `rcu::heavy_barrier`): with
+/// `asymmetric` (membarrier(2) registered) a compiler fence, the barrier
+/// the rare side runs on this CPU standing for the CPU fence; else
+/// `fence(order)`. Under loom it is always the fence: the models check
+/// the pair as the two SeqCst fences the membarrier stands for, one
+/// ordering at one call site, so weakening it weakens both forms.
+/// (`order` Relaxed: no fence, a weakening's.)
+#[inline(always)]
+pub(crate) fn light_fence(asymmetric: bool, order: Ordering) {
+    if order == Ordering::Relaxed {
+        return;
+    }
+    #[cfg(all(test, loom))]
+    {
+        let _ = asymmetric;
+        fence(order);
+    }
+    #[cfg(not(all(test, loom)))]
+    if asymmetric {
+        std::sync::atomic::compiler_fence(order);
+    } else {
+        fence(order);
+    }
 }
 
 /// Read-copy-update cell: lock-free readers see either the old or the new
-/// value, never a mix.
+/// value, never a mix. Outside loom, an [`crate::rcu::RcuPtr`] on the
+/// process's domain (readers do no atomic read-modify-write).
 pub(crate) struct RcuCell<T>(
     #[cfg(all(test, loom))] loom::sync::Mutex<Arc<T>>,
-    #[cfg(not(all(test, loom)))] arc_swap::ArcSwap<T>,
+    #[cfg(not(all(test, loom)))] crate::rcu::RcuPtr<T>,
 );
 
-impl<T> RcuCell<T> {
+impl<T: Send + Sync + 'static> RcuCell<T> {
     pub(crate) fn new(v: T) -> Self {
         #[cfg(all(test, loom))]
         return RcuCell(loom::sync::Mutex::new(Arc::new(v)));
         #[cfg(not(all(test, loom)))]
-        return RcuCell(arc_swap::ArcSwap::from_pointee(v));
+        return RcuCell(crate::rcu::RcuPtr::new(Arc::new(v)));
     }
 
     /// A snapshot of the current value.
@@ -116,18 +154,39 @@ impl<T> RcuCell<T> {
         #[cfg(all(test, loom))]
         return self.0.lock().expect("loom mutex poisoned").clone();
         #[cfg(not(all(test, loom)))]
-        return self.0.load_full();
+        return {
+            let _section = crate::rcu::global::enter();
+            // SAFETY: inside a read section of the domain `store` retires on.
+            unsafe { self.0.get_arc() }
+        };
     }
 
     /// Runs `f` on the current value without taking a reference count
-    /// (arc-swap's `Guard`: no read-modify-write on the value's counter,
-    /// which every post would otherwise pay twice per load).
+    /// (a read section: two plain stores on this thread's slot, no
+    /// read-modify-write, which every post would otherwise pay).
     #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         #[cfg(all(test, loom))]
         return f(&self.0.lock().expect("loom mutex poisoned"));
         #[cfg(not(all(test, loom)))]
-        return f(&self.0.load());
+        return {
+            let _section = crate::rcu::global::enter();
+            // SAFETY: inside a read section of the domain `store` retires on.
+            unsafe { self.0.get(f) }
+        };
+    }
+
+    /// Publishes a new value and, unless a reader that may hold the old
+    /// one stays in its read section too long (or this thread is in one),
+    /// drops the old value before returning (`rcu::Domain::replace_sync`).
+    pub(crate) fn store_sync(&self, v: T) {
+        #[cfg(all(test, loom))]
+        self.store(Arc::new(v));
+        #[cfg(not(all(test, loom)))]
+        {
+            let d = crate::rcu::global::domain();
+            d.replace_sync(&self.0, Arc::new(v), crate::rcu::global::own_slot());
+        }
     }
 
     /// Publishes a new value; readers that loaded the old one keep it.
@@ -137,11 +196,11 @@ impl<T> RcuCell<T> {
             *self.0.lock().expect("loom mutex poisoned") = v;
         }
         #[cfg(not(all(test, loom)))]
-        self.0.store(v);
+        self.0.store(v, crate::rcu::global::domain());
     }
 }
 
-impl<T: std::fmt::Debug> std::fmt::Debug for RcuCell<T> {
+impl<T: std::fmt::Debug + Send + Sync + 'static> std::fmt::Debug for RcuCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("RcuCell").field(&self.load()).finish()
     }

@@ -4,7 +4,9 @@
 //! `pipe->rd_wait`) and [`Waiter`] (one sleeping thread, which `poll` may
 //! register on several wait queues at once).
 //!
-//! A producer's wake is one SeqCst fence and one load when nobody sleeps, so
+//! A producer's wake is one SeqCst fence and one load when nobody sleeps
+//! (a compiler fence and a load where membarrier(2) lets the sleeper pay
+//! for both sides: `crate::rcu`), so
 //! a streaming producer never touches the waiter list; only when a reader
 //! actually sleeps does the producer take the list lock, held for the
 //! constant time of walking the sleepers and unparking them (the kernel's
@@ -106,9 +108,12 @@ impl Waiter {
 }
 
 /// The sleepers of one object.
+// `repr(C)`: `sleepers`, which every post reads, comes first (the queue
+// places it beside its other post-path fields).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct WaitQueue {
-    sleepers: AtomicUsize,
+    pub(crate) sleepers: AtomicUsize,
     waiters: Mutex<Vec<Arc<Waiter>>>,
     /// Times a parked thread was woken (statistics: the context switches a
     /// consumer paid, not the posts that called `wake`).
@@ -138,6 +143,14 @@ impl WaitQueue {
         // accesses as AcqRel, finds the lost wake-up
         // (`loom_wait_post_wakes_sleeping_reader` without this fence).
         fence(Ordering::SeqCst);
+        // Where producers fence with the compiler only (membarrier(2)
+        // registered, `crate::rcu`), their half runs here instead: a full
+        // barrier on every CPU running one of our threads, at an
+        // instruction boundary of each producer, so the producer's publish
+        // before it is seen by our re-check, or its load of the count
+        // after it sees our count (liburcu's "memb" argument). Sleeping is
+        // rare and costs a system call anyway.
+        crate::rcu::heavy_barrier();
     }
 
     /// Removes `w` (once per `register`).
@@ -151,16 +164,26 @@ impl WaitQueue {
         }
     }
 
-    /// Wakes every sleeper. Costs a fence and a load when nobody sleeps.
+    /// Wakes every sleeper. Costs a fence (a compiler fence where
+    /// membarrier(2) is registered) and a load when nobody sleeps.
+    #[inline]
     pub fn wake(&self) {
-        // ORDERING: SeqCst fence, the producer's half of the Dekker pair with
-        // `register`: the record published before this is visible to a
-        // reader that registered before our load below.
-        fence(Ordering::SeqCst);
+        // ORDERING: SeqCst fence, the producer's half of the Dekker pair
+        // with `register`: the record published before this is visible to
+        // a reader that registered before our load below. Where
+        // membarrier(2) is registered a compiler fence only: the sleeper's
+        // membarrier in `register` stands for our fence, and the compiler
+        // must only keep the publish before the load.
+        crate::sync::light_fence(crate::rcu::asymmetric(), Ordering::SeqCst);
         // Relaxed: ordered by the fence above.
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             return;
         }
+        self.wake_sleepers();
+    }
+
+    #[cold]
+    fn wake_sleepers(&self) {
         let waiters = self.waiters.lock();
         for w in waiters.iter() {
             w.wake();

@@ -460,6 +460,11 @@ fn a_lone_record_wakes_a_sleeping_reader_once() {
     while q.rd_wait().sleepers() == 0 {
         std::thread::yield_now();
     }
+    // Registered is not yet asleep: after its count the reader still pays
+    // the registration's barrier (a membarrier(2) system call where the
+    // producers' fence is a compiler fence) and re-checks the ring. Give it
+    // the time to park, so the record comes while it sleeps.
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let before = q.rd_wait().wakeups();
     let n = watchq_core::Notification::key(NOTIFY_KEY_UPDATED, 7, 0);
     q.post(&n);
