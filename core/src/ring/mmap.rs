@@ -314,29 +314,6 @@ fn slots64(words: &[AtomicU32]) -> Option<&[AtomicU64]> {
     None
 }
 
-/// Asks for the header's cache line (`head`, `tail`) in the exclusive
-/// state before the post loads `tail` and stores `head` in it, so the
-/// line comes across from the consumer's core once per post, not once to
-/// be read and again to be written. A hint only: it reads and writes
-/// nothing (x86's PREFETCHW; elsewhere, and under Miri and loom, nothing).
-#[inline(always)]
-fn prefetch_for_write(words: &[AtomicU32]) {
-    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
-    // SAFETY: a prefetch has no architectural effect (it cannot fault,
-    // and accesses no memory in the memory model's sense); the pointer is
-    // to the ring's first word, which `RingStorage` keeps valid.
-    // (As asm: `_mm_prefetch::<_MM_HINT_ET0>` is PREFETCHT0 unless the
-    // build enables `prfchw`; PREFETCHW is a NOP on x86 CPUs without it.)
-    unsafe {
-        std::arch::asm!(
-            "prefetchw [{0}]",
-            in(reg) words.as_ptr(),
-            options(nostack, preserves_flags, readonly)
-        );
-    }
-    let _ = words;
-}
-
 /// Where a claim goes.
 struct Placement {
     /// Slots claimed in all (skip + header + record).
@@ -622,7 +599,6 @@ impl<S: RingStorage> MmapRing<S> {
         let len = (rec.len() / WATCH_LENGTH_GRANULARITY) as u32;
         // The memory, asked of the storage before the claim.
         let mem = self.mem();
-        prefetch_for_write(mem.words);
         // Relaxed: only seeds the CAS below (which acquires); what the
         // claimer needs of the slots' previous use it acquires through
         // `tail` in `place`.
