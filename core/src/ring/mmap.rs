@@ -46,7 +46,7 @@
 //! |---|---|---|---|---|
 //! | `claim` (position, in flight) | producers (claim CAS, finish CAS) | producers | Acquire claim; Release finish / Acquire on failure | a finish passes the claim's record words to the publisher that sees it counted out, who passes them on through `head`; every change is an RMW, so one load acquires every finish before it |
 //! | `pub_head` | publisher | producers (tail validation) | Relaxed | none of its own: a tail the producer Acquire-loaded was read from a `head` stored (Release) after `pub_head` |
-//! | shared `head` word | publisher | consumer; `MmapRing::head`, `Consumer::available` (hints) | Release store / Acquire load (hints: Relaxed) | the consumer sees the record words before it sees `head` cover them |
+//! | shared `head` word | publisher | consumer (`Consumer::pop` walks to the head it last loaded while that is ahead of its tail, and loads it again before it says empty); `MmapRing::head`, `Consumer::available` (hints) | Release store / Acquire load (hints: Relaxed) | the consumer sees the record words before it sees `head` cover them |
 //! | shared `tail` word | consumer | producers | Release store / Acquire load | the consumer's reads of a record happen before a producer reuses its slots |
 //! | `claim`'s `OVERRUN` bit | a lost post (CAS sets it), the next claim (its CAS clears it) | producers | Relaxed (the loss's CAS) | none: a bit of the claim word, so ordered with the claims on the one location; the record it lands on is published by the finish and `head` |
 
@@ -493,6 +493,27 @@ impl<S: RingStorage> MmapRing<S> {
         self.head().wrapping_sub(self.tail()) > self.slots
     }
 
+    /// `place`'s common case alone: does a record of `len` slots fit right
+    /// at the producer's position `c` (not at slot 0, before the end of
+    /// the buffer and before the consumer's `tail`), with `tail` valid?
+    /// Exactly when `place` would say `total: len, skip: 0, meta: false`.
+    #[inline]
+    fn fits_here(&self, c: u32, tail: u32, len: u32) -> bool {
+        let size = self.slots;
+        let mask = size - 1;
+        // Relaxed: as in `place`.
+        let published = self.prod.pub_head.load(Ordering::Relaxed);
+        let ahead = tail.wrapping_sub(published);
+        let used = c.wrapping_sub(tail);
+        let (h, t) = (c & mask, tail & mask);
+        let end = if h < t { t } else { size };
+        // Branch-free but for the answer: each test is a flag of the same
+        // checks `place` makes, in its order.
+        let tail_ok = (ahead == 0) | (ahead >= 1 << 31);
+        let sane = (used < size) & ((t == 0) | (t >= META));
+        tail_ok & sane & (h != 0) & (len <= end.wrapping_sub(h))
+    }
+
     /// Where a record of `len` slots goes when the producer is at `c` and
     /// the consumer's tail is `tail`, or None when it is lost (the 2019
     /// checks, with the empty-at-the-wrap case that code lost fixed).
@@ -582,13 +603,16 @@ impl<S: RingStorage> MmapRing<S> {
         // claimer needs of the slots' previous use it acquires through
         // `tail` in `place`.
         let w = self.prod.claim.load(Ordering::Relaxed);
-        // The common case straight through: no loss mark to take, room,
-        // and the claim goes through at the first try.
+        // The common case straight through: no loss mark to take, room
+        // right where the producer is (no wrap, no header rewrite), and
+        // the claim goes through at the first try. Anything else, and a
+        // claim CAS that fails, is `post_contended`'s, which looks at the
+        // ring afresh: this path only ever posts where it would have.
         if w & OVERRUN == 0 {
             let c = claim_pos(w);
-            if let Some(p) = self.place(c, self.tail(), len) {
+            if self.fits_here(c, self.tail(), len) {
                 let next =
-                    (u64::from(c.wrapping_add(p.total)) << 32) | ((w & IN_FLIGHT_MASK) + IN_FLIGHT);
+                    (u64::from(c.wrapping_add(len)) << 32) | ((w & IN_FLIGHT_MASK) + IN_FLIGHT);
                 // ORDERING: as the claim in `post_contended`.
                 if self
                     .prod
@@ -597,15 +621,13 @@ impl<S: RingStorage> MmapRing<S> {
                     .is_ok()
                 {
                     // Claimed: see `post_contended`.
-                    no_panic::fill_and_publish(
+                    no_panic::write_and_publish(
                         &self.prod.claim,
                         &self.prod.pub_head,
                         mem,
                         next,
                         c,
-                        p,
                         rec,
-                        false,
                     );
                     return PostOutcome::Posted;
                 }
@@ -802,6 +824,21 @@ mod no_panic {
                     .note_write((at.wrapping_add(k) & self.slots.wrapping_sub(1)) as usize);
             }
             if let Some(s64) = self.s64 {
+                // A record never reaches past the end of the buffer (the
+                // claim placed it so): its slots are one run of `s64`.
+                let run = (at as usize)..(at as usize).wrapping_add(rec.len() / 8);
+                if let Some(dst) = s64.get(run) {
+                    for (k, (x, b)) in dst.iter().zip(rec.chunks_exact(8)).enumerate() {
+                        // A chunk is 8 bytes: the default never happens.
+                        let mut v = u64::from_le_bytes(b.try_into().unwrap_or_default());
+                        if k == 0 && overrun {
+                            v |= u64::from(WATCH_INFO_OVERRUN) << 32;
+                        }
+                        // Relaxed: as `store_slot64`.
+                        x.store(v, Ordering::Relaxed);
+                    }
+                    return;
+                }
                 for (k, b) in rec.chunks_exact(8).enumerate() {
                     // A chunk is 8 bytes: the default never happens.
                     let mut v = u64::from_le_bytes(b.try_into().unwrap_or_default());
@@ -857,6 +894,22 @@ mod no_panic {
         finish(claim, pub_head, &mem, w);
     }
 
+    /// `fill_and_publish` for a claim of just the record, at `c`, where
+    /// it does not reach the end of the buffer (`MmapRing::fits_here`),
+    /// with no loss mark to add.
+    #[inline]
+    pub(super) fn write_and_publish(
+        claim: &AtomicU64,
+        pub_head: &AtomicU32,
+        mem: Mem<'_>,
+        w: u64,
+        c: u32,
+        rec: &[u8],
+    ) {
+        mem.write_record(c, rec, false);
+        finish(claim, pub_head, &mem, w);
+    }
+
     /// Counts this producer's claim out; if it is the only claim in
     /// flight, first publishes every slot claimed (they are all written:
     /// every other claim finished).
@@ -908,6 +961,8 @@ pub struct Consumer<'a> {
     /// The same memory as 8-byte slots, when it can be (see `slots64`).
     slots64: Option<&'a [AtomicU64]>,
     mask: u32,
+    /// The `head` last loaded (see `next`).
+    head: u32,
     #[cfg(loom)]
     storage: Option<&'a dyn RingStorage>,
 }
@@ -959,6 +1014,10 @@ impl<'a> Consumer<'a> {
             words,
             slots64: slots64(words),
             mask: (words.len() / 2) as u32 - 1,
+            // Relaxed: a start for `next`'s cache, which is used only once
+            // a later Acquire load has refreshed it (tail is at it, so it
+            // is not ahead of tail).
+            head: words[TAIL_WORD].load(Ordering::Relaxed),
             #[cfg(loom)]
             storage: None,
         })
@@ -1066,6 +1125,16 @@ impl<'a> Consumer<'a> {
     fn words_into(&self, s: u32, slots: u32, buf: &mut [u8]) {
         let out = &mut buf[..8 * slots as usize];
         if let Some(s64) = self.slots64 {
+            // A record the producer wrote is one run of slots (it never
+            // reaches past the end of the buffer); a corrupt length that
+            // does is read around the end, as the masked loop below does.
+            if let Some(src) = s64.get(s as usize..s as usize + slots as usize) {
+                for (out, x) in out.chunks_exact_mut(8).zip(src) {
+                    // Relaxed: record words; ordered by the Acquire load of head.
+                    out.copy_from_slice(&x.load(Ordering::Relaxed).to_le_bytes());
+                }
+                return;
+            }
             let mask = s64.len() - 1;
             for (k, out) in out.chunks_exact_mut(8).enumerate() {
                 // Relaxed: record words; ordered by the Acquire load of head.
@@ -1151,6 +1220,7 @@ impl<'a> Consumer<'a> {
         // ORDERING: Acquire pairs with the producer's Release head store:
         // the record words below head are complete.
         let head = self.words[HEAD_WORD].load(Ordering::Acquire);
+        self.head = head;
         // Relaxed: the consumer owns tail.
         let start = self.words[TAIL_WORD].load(Ordering::Relaxed);
         let mut tail = start;
@@ -1187,12 +1257,32 @@ impl<'a> Consumer<'a> {
     /// declines (None). None when the ring is empty.
     #[inline]
     fn next<R>(&mut self, mut take: impl FnMut(&Self, u32, u32) -> Option<R>) -> Result<Option<R>> {
-        // ORDERING: Acquire pairs with the producer's Release head store:
-        // the record words below head are complete.
-        let head = self.words[HEAD_WORD].load(Ordering::Acquire);
         // Relaxed: the consumer owns tail.
         let mut tail = self.words[TAIL_WORD].load(Ordering::Relaxed);
-        while tail != head {
+        // The head this consumer last loaded, while it is ahead of tail by
+        // at most a ring: the records below it were complete when it was
+        // loaded (Acquire), and still are (a producer reuses their slots
+        // only after our tail passes them). So a consumer that is behind
+        // does not read the line the producer writes `head` in for every
+        // record, only its own `tail` store goes there. A walk that
+        // reaches it loads `head` again before it says the ring is empty.
+        let mut head = self.head;
+        let mut fresh = head.wrapping_sub(tail).wrapping_sub(1) > self.mask;
+        loop {
+            if fresh {
+                // ORDERING: Acquire pairs with the producer's Release head
+                // store: the record words below head are complete.
+                head = self.words[HEAD_WORD].load(Ordering::Acquire);
+                self.head = head;
+            }
+            if tail == head {
+                if fresh {
+                    return Ok(None);
+                }
+                fresh = true;
+                continue;
+            }
+            fresh = false;
             let s = tail & self.mask;
             let (slots, skip) = self.header(s).ok_or(Errno::EIO)?;
             let got = if skip {
@@ -1217,7 +1307,6 @@ impl<'a> Consumer<'a> {
                 return Ok(got);
             }
         }
-        Ok(None)
     }
 }
 
