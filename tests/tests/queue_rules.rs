@@ -627,32 +627,45 @@ fn a_filter_drops_types_above_its_bitmap() {
 }
 
 /// A blocking read() on an empty queue sleeps until a record comes or the
-/// last write end closes; then it returns 0 (end of file), not EINTR at
-/// its deadline (pipe_read(): no writers and nothing queued reads 0).
+/// last write end closes; the close wakes it (pipe_release() wakes the
+/// readers' wait queue) and it returns 0 (end of file) at once, long
+/// before its deadline (pipe_read(): no writers and nothing queued reads 0).
 #[test]
 fn a_sleeping_reader_sees_eof_when_the_last_writer_closes() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::time::{Duration, Instant};
     use watchq_core::{ReadMode, WatchQueue};
     let q = WatchQueue::new();
     q.set_size(1).unwrap();
     let writers = Arc::new(AtomicBool::new(true));
+    let bound = Duration::from_secs(10);
     let reader = {
         let (q, writers) = (q.clone(), writers.clone());
         std::thread::spawn(move || {
+            let start = Instant::now();
             let mode = ReadMode {
                 nonblock: false,
-                deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(10)),
+                deadline: Some(start + bound),
             };
-            q.read(&mut [0u8; 64], mode, &|| writers.load(Ordering::SeqCst))
+            let got = q.read(&mut [0u8; 64], mode, &|| writers.load(Ordering::SeqCst));
+            (got, start.elapsed())
         })
     };
     while q.rd_wait().sleepers() == 0 {
         std::thread::yield_now();
     }
+    // The count goes up before the reader's last look at the condition:
+    // give it time to be asleep, so that only the wake-up can end its wait.
+    std::thread::sleep(Duration::from_millis(200));
     writers.store(false, Ordering::SeqCst);
     q.wake_readers();
-    assert_eq!(reader.join().unwrap(), Ok(0));
+    let (got, took) = reader.join().unwrap();
+    assert_eq!(got, Ok(0));
+    assert!(
+        took < bound / 2,
+        "woken by the close, not its deadline: {took:?}"
+    );
     q.clear();
 }
 
