@@ -709,3 +709,33 @@ fn a_queue_debug_line_shows_capacity_closed_and_stats() {
     q.clear();
     assert!(format!("{q:?}").contains("closed: true"));
 }
+
+/// A loss record that comes mid-read but does not fit what is left of
+/// the buffer ends the read there (pipe_read(): the records read so far
+/// are returned, ENOBUFS only when nothing was); the next read starts with
+/// it. (Found by mutation testing: the room left was never short of the
+/// 8 bytes while a record followed the loss.)
+#[test]
+fn a_loss_record_that_does_not_fit_ends_the_read_before_it() {
+    // 40 events: 32 queued, the loss after the 32nd; read one; one more.
+    let f = Fixture::new(Some(1));
+    for _ in 0..40 {
+        f.post(UPD, 0);
+    }
+    f.read(16).unwrap();
+    f.post(NOTIFY_KEY_REVOKED, 0);
+    for short in [1, 4, 7] {
+        let got = f.read(31 * 16 + short).unwrap();
+        assert_eq!(got, records(31, UPD), "{short} bytes past the records");
+        // Nothing was taken past them: the loss record, then the record.
+        let got = f.read(16).unwrap();
+        assert_eq!(got, LOSS);
+        assert_eq!(f.read(16).unwrap(), key_record(NOTIFY_KEY_REVOKED, 0));
+        // The same history again for the next size.
+        for _ in 0..40 {
+            f.post(UPD, 0);
+        }
+        f.read(16).unwrap();
+        f.post(NOTIFY_KEY_REVOKED, 0);
+    }
+}
