@@ -526,3 +526,221 @@ fn mirror_read_ahead_keeps_records_queued_until_released() {
         (cap as u64 + 3, 0, 2)
     );
 }
+
+/// `SET_SIZE` of a 2019 `/dev/watch_queue` queue (spec §2.1, §2.2): a
+/// page count of 1..16 and a power of two, else EINVAL; once only (EBUSY,
+/// before the count is checked); the ring is `pages × PAGE_SIZE / 8`
+/// slots. (Found by mutation testing: the group's tests sized 2019 queues
+/// with one page only.)
+#[test]
+fn a_2019_queue_is_sized_once_in_whole_power_of_two_pages() {
+    use watchq_core::WatchQueue;
+    for bad in [0u64, 3, 6, 12, 17, 32, 64, u64::MAX] {
+        let q = WatchQueue::new_2019();
+        assert_eq!(q.set_size(bad), Err(Errno::EINVAL), "{bad} pages");
+        assert!(q.ring_2019().is_none() && q.nr_pages().is_none(), "{bad}");
+    }
+    for pages in [1u64, 2, 4, 8, 16] {
+        let q = WatchQueue::new_2019();
+        assert!(q.is_2019());
+        assert_eq!(q.set_size(pages), Ok(()), "{pages} pages");
+        let slots = q.ring_2019().expect("sized").slots() as u64;
+        assert_eq!(slots, pages * PAGE_SIZE as u64 / 8, "{pages} pages");
+        assert_eq!(q.nr_pages(), Some(pages as usize));
+        for again in [pages, 1, 0, 3] {
+            assert_eq!(q.set_size(again), Err(Errno::EBUSY), "{pages} {again}");
+        }
+        assert_eq!(q.ring_2019().unwrap().slots() as u64, slots);
+    }
+}
+
+/// A 2019 queue's filter is the 2019 uapi's (spec §2.1, §2.2): the length
+/// bits a mask may not name are 0x1f8 (so 0x1, OVERRUN, is allowed and
+/// 0x8 or 0x100 is not, the other way round from a pipe's 0x7f), and it
+/// matches the 2019 type ids (KEY is 3; 1 is MOUNT) and the tag in the top
+/// byte of the 2019 info word. (Found by mutation testing.)
+#[test]
+fn a_2019_queue_filters_by_the_2019_ids_and_info_layout() {
+    use watchq_core::uapi::v2;
+    use watchq_core::WatchQueue;
+    let q = WatchQueue::new_2019();
+    q.set_size(1).unwrap();
+    let pipe = WatchQueue::new();
+    let set = |q: &WatchQueue, e| q.set_filter(Some(&filter_blob(&[e])));
+    let key = v2::WATCH_TYPE_KEY_NOTIFY;
+    for (mask, on_2019, on_pipe) in [
+        (0x1, Ok(()), Err(Errno::EINVAL)),
+        (0x8, Err(Errno::EINVAL), Err(Errno::EINVAL)),
+        (0x100, Err(Errno::EINVAL), Ok(())),
+        (0x200, Ok(()), Ok(())),
+    ] {
+        assert_eq!(set(&q, entry(key, !0, mask, 0)), on_2019, "{mask:#x}");
+        assert_eq!(set(&pipe, entry(key, !0, mask, 0)), on_pipe, "{mask:#x}");
+    }
+    let tagged = |subtype, tag: u32| {
+        let mut n = Notification::key(subtype, 7, 0);
+        n.set_info_id(tag << WATCH_INFO_ID__SHIFT);
+        n
+    };
+    let upd = tagged(UPD, 1);
+    let setattr = tagged(NOTIFY_KEY_SETATTR, 1);
+    // Type 3, UPDATED only.
+    set(&q, entry(key, 1 << UPD, 0, 0)).unwrap();
+    assert!(q.filter_allows(&upd));
+    assert!(!q.filter_allows(&setattr));
+    // The merged KEY id names MOUNT here: key records are dropped.
+    set(&q, entry(WATCH_TYPE_KEY_NOTIFY, !0, 0, 0)).unwrap();
+    assert!(!q.filter_allows(&upd));
+    // The tag is matched in the 2019 ID bits, 0xff000000.
+    set(
+        &q,
+        entry(key, !0, v2::WATCH_INFO_ID, 4 << v2::WATCH_INFO_ID__SHIFT),
+    )
+    .unwrap();
+    assert!(q.filter_allows(&tagged(UPD, 4)));
+    assert!(!q.filter_allows(&tagged(UPD, 1)));
+    // Posted through the filter, the record that passed is in the ring.
+    assert_eq!(q.post(&tagged(UPD, 4)), watchq_core::PostOutcome::Posted);
+    let st = q.stats();
+    assert_eq!((st.posted, st.lost, st.filtered), (1, 0, 3), "{st:?}");
+    let ring = q.ring_2019().unwrap();
+    let mut c = watchq_core::ring::mmap::Consumer::of(ring.storage()).unwrap();
+    let got = c.pop().unwrap().expect("the record");
+    assert_eq!((got.type_(), got.subtype(), got.tag()), (key, UPD, 4));
+    assert!(c.pop().unwrap().is_none());
+    q.set_filter(None).unwrap();
+    assert!(q.filter_allows(&setattr));
+}
+
+/// A filter drops every record of a type it does not name, whatever the
+/// type's number: the type bitmap covers types below 64, and a record of a
+/// higher type (a 24-bit field) is rejected without being looked up in it.
+#[test]
+fn a_filter_drops_types_above_its_bitmap() {
+    let q = watchq_core::WatchQueue::new();
+    q.set_size(1).unwrap();
+    q.set_filter(Some(&filter_blob(&[entry(1, !0, 0, 0)])))
+        .unwrap();
+    for type_ in [2u32, 63, 64, 65, 100, 0x00ff_ffff] {
+        let n = Notification::new(type_, 1, &[0; 8]).unwrap();
+        assert!(!q.filter_allows(&n), "type {type_}");
+    }
+    assert!(q.filter_allows(&Notification::key(UPD, 7, 0)));
+    q.set_filter(None).unwrap();
+    assert!(q.filter_allows(&Notification::new(100, 1, &[0; 8]).unwrap()));
+    assert_eq!(q.stats().filtered, 6);
+}
+
+/// A blocking read() on an empty queue sleeps until a record comes or the
+/// last write end closes; the close wakes it (pipe_release() wakes the
+/// readers' wait queue) and it returns 0 (end of file) at once, long
+/// before its deadline (pipe_read(): no writers and nothing queued reads 0).
+#[test]
+fn a_sleeping_reader_sees_eof_when_the_last_writer_closes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use watchq_core::{ReadMode, WatchQueue};
+    let q = WatchQueue::new();
+    q.set_size(1).unwrap();
+    let writers = Arc::new(AtomicBool::new(true));
+    let bound = Duration::from_secs(10);
+    let reader = {
+        let (q, writers) = (q.clone(), writers.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mode = ReadMode {
+                nonblock: false,
+                deadline: Some(start + bound),
+            };
+            let got = q.read(&mut [0u8; 64], mode, &|| writers.load(Ordering::SeqCst));
+            (got, start.elapsed())
+        })
+    };
+    while q.rd_wait().sleepers() == 0 {
+        std::thread::yield_now();
+    }
+    // The count goes up before the reader's last look at the condition:
+    // give it time to be asleep, so that only the wake-up can end its wait.
+    std::thread::sleep(Duration::from_millis(200));
+    writers.store(false, Ordering::SeqCst);
+    q.wake_readers();
+    let (got, took) = reader.join().unwrap();
+    assert_eq!(got, Ok(0));
+    assert!(
+        took < bound / 2,
+        "woken by the close, not its deadline: {took:?}"
+    );
+    q.clear();
+}
+
+/// `SET_SIZE` failing with ENOMEM leaves the queue unsized, so a later
+/// `SET_SIZE` may try again (kernel bugs #10 and #16 were this path); each
+/// armed failure is used up by one attempt.
+#[test]
+fn set_size_enomem_leaves_the_queue_unsized_for_a_retry() {
+    use watchq_core::{AllocFaults, WatchQueue};
+    let faults = AllocFaults::new();
+    let q = WatchQueue::with_alloc_faults(faults.clone());
+    faults.fail_next(2);
+    assert_eq!(faults.pending(), 2);
+    for left in [1, 0] {
+        assert_eq!(q.set_size(1), Err(Errno::ENOMEM));
+        assert_eq!(faults.pending(), left);
+        assert_eq!((q.capacity(), q.nr_pages()), (0, None));
+    }
+    assert_eq!(q.set_size(1), Ok(()));
+    assert_eq!((q.capacity(), q.nr_pages()), (32, Some(1)));
+    assert_eq!(faults.pending(), 0);
+}
+
+/// A queue's debug line names its capacity, its closed state and its
+/// statistics.
+#[test]
+fn a_queue_debug_line_shows_capacity_closed_and_stats() {
+    let q = watchq_core::WatchQueue::new();
+    q.set_size(1).unwrap();
+    q.post(&Notification::key(UPD, 7, 0));
+    let line = format!("{q:?}");
+    for part in [
+        "WatchQueue",
+        "capacity: 32",
+        "closed: false",
+        "posted: 1",
+        "queued: 1",
+    ] {
+        assert!(line.contains(part), "{part}: {line}");
+    }
+    q.clear();
+    assert!(format!("{q:?}").contains("closed: true"));
+}
+
+/// A loss record that comes mid-read but does not fit what is left of
+/// the buffer ends the read there (pipe_read(): the records read so far
+/// are returned, ENOBUFS only when nothing was); the next read starts with
+/// it. (Found by mutation testing: the room left was never short of the
+/// 8 bytes while a record followed the loss.)
+#[test]
+fn a_loss_record_that_does_not_fit_ends_the_read_before_it() {
+    // 40 events: 32 queued, the loss after the 32nd; read one; one more.
+    let f = Fixture::new(Some(1));
+    for _ in 0..40 {
+        f.post(UPD, 0);
+    }
+    f.read(16).unwrap();
+    f.post(NOTIFY_KEY_REVOKED, 0);
+    for short in [1, 4, 7] {
+        let got = f.read(31 * 16 + short).unwrap();
+        assert_eq!(got, records(31, UPD), "{short} bytes past the records");
+        // Nothing was taken past them: the loss record, then the record.
+        let got = f.read(16).unwrap();
+        assert_eq!(got, LOSS);
+        assert_eq!(f.read(16).unwrap(), key_record(NOTIFY_KEY_REVOKED, 0));
+        // The same history again for the next size.
+        for _ in 0..40 {
+            f.post(UPD, 0);
+        }
+        f.read(16).unwrap();
+        f.post(NOTIFY_KEY_REVOKED, 0);
+    }
+}
