@@ -1292,3 +1292,52 @@ fn keys_quota_sysctls_bound_the_next_charge() {
         set(keys, 1_000_000);
     }
 }
+
+/// A kernel booted with other key tunables (`KernelConfig::keys`, as
+/// `watchq exec`'s options set them) reports them (`KeyStore::config`, and
+/// its debug line, which names the key count) and starts from them: the
+/// sysctl files read them and the first key gets the configured serial.
+#[test]
+fn keys_boot_config_is_what_the_store_and_sysctls_report() {
+    use watchq_kernel::keys::KeyConfig;
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let keys = KeyConfig {
+        first_serial: 0x2000_0001,
+        gc_delay: 7,
+        maxkeys: 3,
+        maxbytes: 99,
+        notifications: false,
+    };
+    let kernel = Kernel::new(KernelConfig {
+        keys,
+        ..KernelConfig::default()
+    });
+    let c = kernel.keys().config();
+    assert_eq!(
+        (
+            c.first_serial,
+            c.gc_delay,
+            c.maxkeys,
+            c.maxbytes,
+            c.notifications
+        ),
+        (0x2000_0001, 7, 3, 99, false)
+    );
+    let root = kernel.spawn(0, 0);
+    let read = |f: &str| {
+        let n = ProcNode::lookup(&format!("/proc/sys/kernel/keys/{f}")).unwrap();
+        String::from_utf8(root.proc_read(n, 0, 64).unwrap()).unwrap()
+    };
+    assert_eq!(
+        (read("gc_delay"), read("maxkeys"), read("maxbytes")),
+        ("7\n".into(), "3\n".into(), "99\n".into())
+    );
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    assert_eq!(s, 0x2000_0001);
+    let debug = format!("{:?}", kernel.keys());
+    let n = kernel.keys().len();
+    assert!(
+        debug.starts_with("KeyStore") && debug.contains(&format!("keys: {n}")),
+        "{debug}"
+    );
+}
