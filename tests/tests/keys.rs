@@ -1334,8 +1334,16 @@ fn keys_boot_config_is_what_the_store_and_sysctls_report() {
     );
     let s = root.keyctl_join_session_keyring(None).unwrap();
     assert_eq!(s, 0x2000_0001);
-    let debug = format!("{:?}", kernel.keys());
+    // The store counts its live keys: one more for a key, one less when
+    // the collector destroys it; never empty (the system keyrings).
     let n = kernel.keys().len();
+    let a = root.add_key("user", Some("a"), b"x", s).unwrap();
+    assert_eq!(kernel.keys().len(), n + 1);
+    root.keyctl_unlink(a, s).unwrap();
+    kernel.key_gc();
+    assert_eq!(kernel.keys().len(), n);
+    assert!(!kernel.keys().is_empty());
+    let debug = format!("{:?}", kernel.keys());
     assert!(
         debug.starts_with("KeyStore") && debug.contains(&format!("keys: {n}")),
         "{debug}"
