@@ -1106,7 +1106,7 @@ fn conformance_procfs_sysctl_files_replayed() {
     let mut t = Replay::default();
     // The probe's rdp(): one read(2) of `n` bytes at the descriptor's
     // position, which moves on by what it gave.
-    let mut rdp = |t: &mut Replay, f: &str, pos: &mut u64, n: usize| {
+    let rdp = |t: &mut Replay, f: &str, pos: &mut u64, n: usize| {
         root.proc_open(node(f), 0).unwrap();
         let b = root.proc_read(node(f), *pos, n).unwrap();
         *pos += b.len() as u64;
@@ -1122,7 +1122,7 @@ fn conformance_procfs_sysctl_files_replayed() {
         rdp(&mut t, f, &mut pos, n);
         rdp(&mut t, f, &mut pos, n);
     }
-    let mut wr = |t: &mut Replay, f: &str, text: &str| {
+    let wr = |t: &mut Replay, f: &str, text: &str| {
         root.proc_open(node(f), watchq_core::uapi::O_WRONLY)
             .unwrap();
         let r = match root.proc_write(node(f), 0, text.as_bytes()) {
