@@ -55,6 +55,11 @@ run() {
 # seconds (default 30: the post group's tests pass in 2.4 s on the
 # unmutated tree; a mutant that breaks posting often hangs a waiting test,
 # kernel_bugs' bug13/bug14, so a long timeout is most of a run's time).
+# The keys group names its test targets with --cargo-arg, so the build
+# of each mutant links those 4 test binaries, not all 38 of watchq-tests
+# (--cargo-test-arg reaches only the test run); its corpus replay runs
+# `watchq exec`, which rebuilds the binaries inside the test's time:
+# MUTANT_TIMEOUT=90 for it on a loaded machine.
 no_baseline=(--baseline=skip --timeout "${MUTANT_TIMEOUT:-30}")
 
 for g in "${groups[@]}"; do
@@ -72,8 +77,8 @@ for g in "${groups[@]}"; do
         keys)
             run keys "${no_baseline[@]}" -f 'sources/src/keys/*.rs' \
                 --test-package watchq-sources --test-package watchq-tests \
-                --cargo-test-arg=--lib --cargo-test-arg=--test=keys \
-                --cargo-test-arg=--test=oracle_keys --cargo-test-arg=--test=conformance_corpus ;;
+                --cargo-arg=--lib --cargo-arg=--test=keys \
+                --cargo-arg=--test=oracle_keys --cargo-arg=--test=conformance_corpus ;;
         *)
             echo "unknown group $g (wire, post, keys)" >&2
             exit 2 ;;

@@ -1119,3 +1119,94 @@ fn conformance_procfs_pipe_pages_ordinary_replayed() {
     t.line("restored = yes".into());
     check_replay("procfs", "pipe-pages-ordinary", t.lines);
 }
+
+/// procfs.c's `sysctl` section in process, as far as it goes through the
+/// files themselves (up to the writes on one descriptor; without the
+/// write to a read-only descriptor, whose EBADF is the descriptor's): each
+/// of /proc/sys/kernel/keys/*'s files read whole and in short reads, and
+/// root's writes, each followed by the value it left. The recording's
+/// guest had gc_delay set to 2 first, as here.
+#[test]
+fn conformance_procfs_sysctl_files_replayed() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    const FILES: [&str; 6] = [
+        "maxkeys",
+        "maxbytes",
+        "root_maxkeys",
+        "root_maxbytes",
+        "gc_delay",
+        "persistent_keyring_expiry",
+    ];
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let node = |f: &str| ProcNode::lookup(&format!("/proc/sys/kernel/keys/{f}")).unwrap();
+    let shown = |b: &[u8]| String::from_utf8_lossy(b).replace('\n', "\\n");
+    let value = |f: &str| -> i64 {
+        let b = root.proc_read(node(f), 0, 64).unwrap();
+        String::from_utf8_lossy(&b).trim().parse().unwrap()
+    };
+    assert_eq!(root.proc_write(node("gc_delay"), 0, b"2\n"), Ok(2));
+    let mut t = Replay::default();
+    // The probe's rdp(): one read(2) of `n` bytes at the descriptor's
+    // position, which moves on by what it gave.
+    let rdp = |t: &mut Replay, f: &str, pos: &mut u64, n: usize| {
+        root.proc_open(node(f), 0).unwrap();
+        let b = root.proc_read(node(f), *pos, n).unwrap();
+        *pos += b.len() as u64;
+        t.line(format!("read({f}, {n}) = {} \"{}\"", b.len(), shown(&b)));
+    };
+    for f in FILES {
+        let mut pos = 0;
+        rdp(&mut t, f, &mut pos, 200);
+        rdp(&mut t, f, &mut pos, 200);
+    }
+    for (f, n) in [("gc_delay", 1), ("maxkeys", 3)] {
+        let mut pos = 0;
+        rdp(&mut t, f, &mut pos, n);
+        rdp(&mut t, f, &mut pos, n);
+    }
+    let wr = |t: &mut Replay, f: &str, text: &str| {
+        root.proc_open(node(f), watchq_core::uapi::O_WRONLY)
+            .unwrap();
+        let r = match root.proc_write(node(f), 0, text.as_bytes()) {
+            Ok(n) => n.to_string(),
+            Err(e) => format!("-1 {}", e.name()),
+        };
+        let now = value(f);
+        t.line(format!(
+            "write({f}, \"{}\") = {r}; now {now}",
+            shown(text.as_bytes())
+        ));
+    };
+    for text in [
+        "7\n",
+        "8",
+        "  9  \n",
+        "0x10",
+        "011",
+        "09",
+        "-1",
+        "-0",
+        "+5",
+        "abc",
+        "5x",
+        " \n",
+        "1 2",
+        "2147483647",
+        "2147483648",
+        "123456789012345678901",
+        "",
+    ] {
+        wr(&mut t, "gc_delay", text);
+    }
+    wr(&mut t, "maxkeys", "0");
+    wr(&mut t, "maxkeys", "1");
+    wr(&mut t, "root_maxbytes", "0");
+    wr(&mut t, "persistent_keyring_expiry", "0");
+    let recorded: Vec<String> = section(recording("procfs"), "sysctl")
+        .into_iter()
+        .take_while(|l| !l.starts_with("write(fd, \"11\""))
+        .filter(|l| !l.starts_with("write(fd, \"1\", 1)"))
+        .collect();
+    assert_eq!(t.lines, recorded);
+}

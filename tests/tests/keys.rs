@@ -516,7 +516,12 @@ fn keys_permissions_and_ownership() {
 fn keys_fork_keeps_session_and_exit_releases_process_keyring() {
     let k = K::new();
     let (p, fd) = (&k.p, k.fd);
+    // The cred a child gets is a copy of its parent's, request_key's
+    // default destination (`jit_keyring`) with it: SET_REQKEY_KEYRING's
+    // -1 (no change) gives the value in force.
+    assert_eq!(p.keyctl_set_reqkey_keyring(3), Ok(0));
     let child = p.fork();
+    assert_eq!(child.keyctl_set_reqkey_keyring(-1), Ok(3));
     assert_eq!(
         child.keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false),
         Ok(k.s)
@@ -1241,4 +1246,106 @@ fn keys_helper_instantiates_asymmetric_and_encrypted_keys() {
     let load = [b"load ".as_slice(), &blob].concat();
     helper.keyctl_instantiate(lk, &load, 0).unwrap();
     assert_eq!(p.keyctl_read(lk), Ok(blob));
+}
+
+/// The quota sysctls bound the next charge (key_alloc()'s check and
+/// key_payload_reserve()'s, security/keys/key.c): root is held to
+/// `root_maxkeys` and `root_maxbytes`, everyone else to `maxkeys` and
+/// `maxbytes`; a key is charged its description plus its terminating
+/// NUL, a `user` key its payload too, and linking it into a keyring
+/// charges the keyring's owner 4 bytes (`KEYQUOTA_LINK_BYTES`). Each limit is set, through the
+/// sysctl file, to exactly what one more key needs: that key is made, the
+/// next one is EDQUOT.
+#[test]
+fn keys_quota_sysctls_bound_the_next_charge() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let user = kernel.spawn(1000, 1000);
+    let set = |f: &str, v: usize| {
+        let n = ProcNode::lookup(&format!("/proc/sys/kernel/keys/{f}")).unwrap();
+        let text = format!("{v}\n");
+        assert_eq!(root.proc_write(n, 0, text.as_bytes()), Ok(text.len()));
+    };
+    for (p, uid, keys, bytes) in [
+        (&root, 0, "root_maxkeys", "root_maxbytes"),
+        (&user, 1000, "maxkeys", "maxbytes"),
+    ] {
+        let s = p.keyctl_join_session_keyring(None).unwrap();
+        // One more key: "a" is 2 bytes, its payload 3, its link 4.
+        let (k, b) = kernel.keys().quota_of(uid);
+        set(bytes, b + 9);
+        p.add_key("user", Some("a"), b"xyz", s).unwrap();
+        assert_eq!(
+            p.add_key("user", Some("b"), b"x", s),
+            Err(Errno::EDQUOT),
+            "{bytes}"
+        );
+        set(bytes, 25_000_000);
+        set(keys, k + 2);
+        p.add_key("user", Some("c"), b"x", s).unwrap();
+        assert_eq!(
+            p.add_key("user", Some("d"), b"x", s),
+            Err(Errno::EDQUOT),
+            "{keys}"
+        );
+        set(keys, 1_000_000);
+    }
+}
+
+/// A kernel booted with other key tunables (`KernelConfig::keys`, as
+/// `watchq exec`'s options set them) reports them (`KeyStore::config`, and
+/// its debug line, which names the key count) and starts from them: the
+/// sysctl files read them and the first key gets the configured serial.
+#[test]
+fn keys_boot_config_is_what_the_store_and_sysctls_report() {
+    use watchq_kernel::keys::KeyConfig;
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let keys = KeyConfig {
+        first_serial: 0x2000_0001,
+        gc_delay: 7,
+        maxkeys: 3,
+        maxbytes: 99,
+        notifications: false,
+    };
+    let kernel = Kernel::new(KernelConfig {
+        keys,
+        ..KernelConfig::default()
+    });
+    let c = kernel.keys().config();
+    assert_eq!(
+        (
+            c.first_serial,
+            c.gc_delay,
+            c.maxkeys,
+            c.maxbytes,
+            c.notifications
+        ),
+        (0x2000_0001, 7, 3, 99, false)
+    );
+    let root = kernel.spawn(0, 0);
+    let read = |f: &str| {
+        let n = ProcNode::lookup(&format!("/proc/sys/kernel/keys/{f}")).unwrap();
+        String::from_utf8(root.proc_read(n, 0, 64).unwrap()).unwrap()
+    };
+    assert_eq!(
+        (read("gc_delay"), read("maxkeys"), read("maxbytes")),
+        ("7\n".into(), "3\n".into(), "99\n".into())
+    );
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    assert_eq!(s, 0x2000_0001);
+    // The store counts its live keys: one more for a key, one less when
+    // the collector destroys it; never empty (the system keyrings).
+    let n = kernel.keys().len();
+    let a = root.add_key("user", Some("a"), b"x", s).unwrap();
+    assert_eq!(kernel.keys().len(), n + 1);
+    root.keyctl_unlink(a, s).unwrap();
+    kernel.key_gc();
+    assert_eq!(kernel.keys().len(), n);
+    assert!(!kernel.keys().is_empty());
+    let debug = format!("{:?}", kernel.keys());
+    assert!(
+        debug.starts_with("KeyStore") && debug.contains(&format!("keys: {n}")),
+        "{debug}"
+    );
 }
