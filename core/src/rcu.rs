@@ -545,12 +545,20 @@ impl<T: Send + Sync + 'static> RcuPtr<T> {
     /// The caller is in a read section of the domain `store` retires on.
     #[inline(always)]
     pub(crate) unsafe fn get<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        // ORDERING: Acquire pairs with `store`'s AcqRel swap: the value it
-        // published is built before we read it.
-        let p = self.ptr.load(Ordering::Acquire);
+        let p = self.load();
         // SAFETY: published by `new` or `store` from an `Arc`; not freed
         // while we are in a read section that began before its retire.
         f(unsafe { &*p })
+    }
+
+    /// The value's pointer now, with the provenance `Arc::into_raw` gave
+    /// it (the whole allocation, counts included: a pointer made from a
+    /// `&T` may touch only the `T`, so it must not become an `Arc`).
+    #[inline(always)]
+    fn load(&self) -> *const T {
+        // ORDERING: Acquire pairs with `store`'s AcqRel swap: the value it
+        // published is built before we read it.
+        self.ptr.load(Ordering::Acquire)
     }
 
     /// A counted reference to the value now.
@@ -559,14 +567,12 @@ impl<T: Send + Sync + 'static> RcuPtr<T> {
     /// As [`RcuPtr::get`].
     #[cfg_attr(all(test, loom), allow(dead_code))]
     pub(crate) unsafe fn get_arc(&self) -> Arc<T> {
-        // SAFETY: the caller's read section; the count we add keeps the
-        // value after it.
+        let p = self.load();
+        // SAFETY: the caller's read section keeps the value alive; the
+        // count we add keeps it after; `p` came from `Arc::into_raw`.
         unsafe {
-            self.get(|v| {
-                let p: *const T = v;
-                Arc::increment_strong_count(p);
-                Arc::from_raw(p)
-            })
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
         }
     }
 
