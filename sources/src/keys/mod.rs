@@ -751,18 +751,14 @@ impl KeyStore {
             .map(|k| k.serial)
             .collect();
         if !dead.is_empty() {
-            // keyring_gc(): dead links go, silently, with their bytes.
-            let rings: Vec<Serial> = g
-                .keys
-                .values()
-                .filter(|k| k.links.iter().any(|s| dead.contains(&s)))
-                .map(|k| k.serial)
-                .collect();
-            for r in rings {
-                let k = g.keys.get_mut(&r).expect("listed above");
-                let freed = k.links.retain(|s| !dead.contains(&s)) * 4;
-                let bytes = k.charged.saturating_sub(freed);
-                let _ = g.reserve(r, bytes);
+            // keyring_gc(): dead links go, silently, and their bytes stay
+            // charged to the keyring (assoc_array_gc() reserves nothing,
+            // unlike an unlink; a clear or the keyring's own end gives them
+            // back): procfs.txt's gc-link-bytes, recorded on 6.12.117.
+            for k in g.keys.values_mut() {
+                if k.links.iter().any(|s| dead.contains(&s)) {
+                    k.links.retain(|s| !dead.contains(&s));
+                }
             }
         }
         let mut reach: Vec<Serial> = roots.to_vec();

@@ -29,6 +29,10 @@
  *   usage: /proc/keys's usage counts with several holders: links, forked
  *     children that made no call, a zombie, a second thread, a thread with
  *     a thread keyring, a process keyring and a child.
+ *   gc-link-bytes: uid 1000's charged keys and bytes (/proc/key-users)
+ *     around a keyring's links: a key added, invalidated and removed by
+ *     the collector (its link's 4 bytes stay charged to the keyring), a key
+ *     unlinked (they go back), another added, the keyring cleared.
  *   pipe-pages-ordinary (only with --native-pipes): ordinary pipes made
  *     by uid 1000 under the page limits: 16 or 2 pages, F_SETPIPE_SZ's
  *     EPERM and what it charges, a notification pipe after them, ENFILE.
@@ -294,6 +298,72 @@ static void sec_effect(void)
 	wait_child(pid);
 	put("maxkeys", saved);
 	printf("maxkeys restored = %s\n", value("maxkeys") == saved ? "yes" : "no");
+}
+
+/* uid 1000's charged keys and bytes, as /proc/key-users says. */
+static void user_quota(int *keys, int *bytes)
+{
+	FILE *f = fopen("/proc/key-users", "r");
+	char line[256];
+	unsigned uid;
+	int usage, n, ni, maxk, maxb;
+	*keys = *bytes = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, " %u: %d %d/%d %d/%d %d/%d", &uid, &usage, &n, &ni, keys, &maxk,
+			   bytes, &maxb) == 8 &&
+		    uid == 1000)
+			break;
+	if (f)
+		fclose(f);
+}
+
+/* Prints the change since `*k`, `*b` (then makes the present the base),
+ * after waiting up to 3 s for the charged keys to fall below `wait_below`
+ * (the collector's work item runs a moment after the call). */
+static void quota_step(const char *what, int *k, int *b, int wait_below)
+{
+	int nk, nb;
+	user_quota(&nk, &nb);
+	for (int i = 0; i < 300 && wait_below && nk >= wait_below; i++) {
+		usleep(10000);
+		user_quota(&nk, &nb);
+	}
+	printf("%s: keys %+d, bytes %+d\n", what, nk - *k, nb - *b);
+	*k = nk;
+	*b = nb;
+}
+
+static void sec_gc_link_bytes(void)
+{
+	section("gc-link-bytes");
+	for (int i = 0; i < 300 && user_has_keys(); i++)
+		usleep(10000);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (as_user() < 0)
+			_exit(1);
+		nnames = 0;
+		S = new_session();
+		int32_t R = ADD("keyring", "R", NULL, S, "R");
+		int k0, b0;
+		user_quota(&k0, &b0);
+		int32_t k = ADD("user", "k", "vvvv", R, "k");
+		quota_step("add_key k into R", &k0, &b0, 0);
+		KC(K_INVALIDATE, k, 0, 0, 0);
+		quota_step("k invalidated, then collected", &k0, &b0, k0);
+		int32_t k2 = ADD("user", "k2", "vvvv", R, "k2");
+		quota_step("add_key k2 into R", &k0, &b0, 0);
+		KC(K_UNLINK, k2, R, 0, 0);
+		quota_step("k2 unlinked, then collected", &k0, &b0, k0);
+		ADD("user", "k3", "vvvv", R, "k3");
+		quota_step("add_key k3 into R", &k0, &b0, 0);
+		KC(K_CLEAR, R, 0, 0, 0);
+		quota_step("R cleared, k3 collected", &k0, &b0, k0);
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
 }
 
 static int cmp_line(const void *a, const void *b)
@@ -849,6 +919,7 @@ int main(int argc, char **argv)
 	if (wanted("sysctl-stdio")) sec_sysctl_stdio();
 	if (wanted("writes-strict")) sec_writes_strict();
 	if (wanted("usage")) sec_usage();
+	if (wanted("gc-link-bytes")) sec_gc_link_bytes();
 	if (native_pipes && wanted("pipe-pages-ordinary")) sec_pipe_pages_ordinary();
 	printf("=== DONE\n");
 	return 0;
