@@ -104,6 +104,10 @@ for d in $list; do
     printf '%s %s [%ss]\n' "$grade" "$d" "$dt" >&2
     if [[ $grade == FAIL ]]; then
         grep -m1 -B3 '=== FAILED ===' "$d/test.out" 2>/dev/null | sed 's/^/  | /' >&2 || true
+        # The exit status and what the script and its watcher said, so a
+        # failure in CI can be read without its checkout.
+        echo "  | exit status $rc; run.log ends:" >&2
+        tail -n 8 "$d/run.log" 2>/dev/null | sed 's/^/  | /' >&2 || true
     fi
 done
 echo "keyutils suite under watchq exec: $pass passed, $fail failed, $skip skipped [$(($(date +%s) - t_all))s]" >&2

@@ -23,6 +23,7 @@ use crate::entry_open::{pread64, preadv, preadv2};
 use crate::procfs;
 use crate::real;
 use crate::shared;
+use crate::signals;
 use crate::user::{c_string, copy_in, copy_out};
 use libc::{
     c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, nfds_t, pollfd, size_t, ssize_t,
@@ -299,13 +300,25 @@ pub extern "C" fn watchq_ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
 /// Polls a set that contains emulated ends: their readiness is the
 /// emulation's, the rest the real kernel's; sleeps in the real `ppoll`
 /// (on the real descriptors of emulated read ends), so signals interrupt it.
+/// The asynchronous signals are held back (`held`, from before the
+/// caller first asked whether a descriptor is emulated: that may be a
+/// forked child's first call, which connects to the kernel) while it looks and let in only
+/// by the sleep's own mask ([`signals`]): a signal handled during a look
+/// would otherwise leave the call asleep after its handler ran, where the
+/// kernel's `do_poll()` returns EINTR.
 fn poll_mixed(
     h: Emu,
+    held: &signals::Deferred,
     fds: &mut [pollfd],
     timeout: Option<Duration>,
     mask: *const libc::sigset_t,
 ) -> Result<c_int> {
     let deadline = timeout.map(|t| Instant::now() + t);
+    let mask = if mask.is_null() {
+        held.caller_mask()
+    } else {
+        mask
+    };
     loop {
         // Real entries, without waiting; emulated ones left out (-1).
         let mut real_set: Vec<pollfd> = fds
@@ -422,6 +435,7 @@ fn poll_entry(
     mask: *const libc::sigset_t,
 ) -> Option<c_int> {
     let h = Emu::get()?;
+    let held = signals::Deferred::new();
     let size = std::mem::size_of::<pollfd>();
     let raw = copy_in(fds as usize, nfds as usize * size).ok()?;
     let mut set: Vec<pollfd> = raw
@@ -435,7 +449,7 @@ fn poll_entry(
     if !h.any(set.iter().map(|p| p.fd)) {
         return None;
     }
-    let r = poll_mixed(h, &mut set, timeout, mask).and_then(|n| {
+    let r = poll_mixed(h, &held, &mut set, timeout, mask).and_then(|n| {
         let bytes: Vec<u8> = set
             .iter()
             .flat_map(|p| {
@@ -557,6 +571,7 @@ unsafe fn select_common(
     if nfds < 0 {
         return Some(h.done(Err::<i64, _>(Errno::EINVAL)) as c_int);
     }
+    let held = signals::Deferred::new();
     let [rd, wr, ex] = sets;
     let mut set = Vec::new();
     for fd in 0..nfds {
@@ -584,7 +599,7 @@ unsafe fn select_common(
     if !h.any(set.iter().map(|p| p.fd)) {
         return None;
     }
-    let r = poll_mixed(h, &mut set, timeout, mask).and_then(|_| {
+    let r = poll_mixed(h, &held, &mut set, timeout, mask).and_then(|_| {
         // select's EBADF: a descriptor in a set that is not open.
         if set.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
             return Err(Errno::EBADF);

@@ -21,5 +21,6 @@ mod hosted;
 mod procfs;
 mod real;
 mod shared;
+mod signals;
 mod tree;
 mod user;

@@ -4,6 +4,7 @@
 
 use crate::client::{self, hint, with};
 use crate::real;
+use crate::signals::{Came, Deferred};
 use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, copy_out_checked, send_spliced};
 use libc::{c_int, c_long, c_ulong, pollfd};
 use parking_lot::Mutex;
@@ -103,8 +104,18 @@ pub(crate) fn tee_one(fd: c_int, flags: u32) -> Option<Result<usize>> {
 /// readable (a record, or the end), the way `pipe_read()` sleeps: a signal
 /// whose handler has `SA_RESTART` restarts the sleep, one without fails
 /// it with EINTR ([`tee_one`]); if no scratch pipe can be made, the sleep
-/// is a real poll().
-fn sleep_readable(fd: c_int) -> Result<()> {
+/// is a real poll(). A signal that came while the read looked (`held`
+/// kept it back) is settled first, as `pipe_read()` checks for one before
+/// it sleeps: EINTR, or, when it restarts, back to look again (Ok).
+/// What is left unaccounted is a signal in the instructions between the
+/// look at the pending set and the sleep's entry.
+fn sleep_readable(fd: c_int, held: &Deferred) -> Result<()> {
+    match held.settle() {
+        Came::Interrupt => return Err(Errno::EINTR),
+        Came::Restart => return Ok(()),
+        Came::Nothing => {}
+    }
+    let _open = held.open();
     if let Some(r) = tee_one(fd, 0) {
         return r.map(|_| ());
     }
@@ -269,6 +280,9 @@ fn read_into(
     total: usize,
 ) -> Result<usize> {
     let mut woke = false;
+    // Held back while the read looks (see `sleep_readable`); only a read
+    // that may sleep pays for it.
+    let held = (!nonblocking(fd)).then(Deferred::new);
     loop {
         if let Some(m) = id.and_then(mirror) {
             if let Some(r) = read_local(fd, &m, out, total) {
@@ -286,10 +300,10 @@ fn read_into(
             // EAGAIN) without asking the kernel. A wake-up that still finds
             // nothing asks it (stale readiness bytes are drained then).
             if !woke && !m.ask_when_empty() {
-                if nonblocking(fd) {
+                let Some(held) = &held else {
                     return Err(Errno::EAGAIN);
-                }
-                sleep_readable(fd)?;
+                };
+                sleep_readable(fd, held)?;
                 woke = true;
                 continue;
             }
@@ -306,10 +320,13 @@ fn read_into(
                     return Err(Errno::EIO);
                 }
             }
-            Err(Errno::EAGAIN) if !nonblocking(fd) => {
-                sleep_readable(fd)?;
-                woke = true;
-            }
+            Err(Errno::EAGAIN) => match &held {
+                Some(held) => {
+                    sleep_readable(fd, held)?;
+                    woke = true;
+                }
+                None => return Err(Errno::EAGAIN),
+            },
             Err(e) => return Err(e),
         }
     }

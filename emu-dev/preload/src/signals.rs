@@ -1,0 +1,169 @@
+//! Signals that arrive while an emulated call is working, before it
+//! sleeps.
+//!
+//! A real blocking call cannot lose a signal: the kernel checks for one
+//! after it has queued the caller to sleep, so a signal that comes while
+//! `poll()` or `pipe_read()` is still looking at the descriptors makes the
+//! call return EINTR (or restart, for a read, after a handler with
+//! `SA_RESTART`). An emulated call looks in user space (a round trip to
+//! the kernel process, a look at the shared-memory mirror) and only then
+//! sleeps in a real system call; a handler that ran during the look would
+//! set its flag (keyutils' `watch_session` consumer sets `consumer_stop`
+//! on SIGTERM) and the call would then sleep for ever. So a call that may
+//! sleep holds the asynchronous signals blocked while it looks
+//! ([`Deferred`]), and either sleeps with the caller's mask put back
+//! atomically (`ppoll`'s mask argument: a signal that came meanwhile is
+//! pending, so the sleep ends at once with EINTR), or, where the sleep has
+//! no mask argument, asks which signals came ([`Deferred::settle`]) before
+//! it unblocks them.
+//!
+//! The synchronous signals (a fault in the library itself) are never
+//! blocked: a blocked SIGSEGV raised by a fault kills the process without
+//! its handler, which would hide the program's own handler from it.
+
+use std::mem::MaybeUninit;
+
+/// Signals a fault raises in the faulting thread: never blocked.
+const SYNCHRONOUS: [libc::c_int; 6] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
+
+/// The calling thread's asynchronous signals, blocked until drop, which
+/// puts the thread's mask back as it was.
+pub(crate) struct Deferred {
+    old: libc::sigset_t,
+}
+
+/// What came while a [`Deferred`] held the signals back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Came {
+    /// Nothing the caller's mask lets through.
+    Nothing,
+    /// Only signals whose handlers have `SA_RESTART`, or that run no
+    /// handler (ignored, or by default ignored): a read goes on.
+    Restart,
+    /// A handler without `SA_RESTART`: EINTR.
+    Interrupt,
+}
+
+impl Deferred {
+    /// Blocks every asynchronous signal in the calling thread.
+    pub(crate) fn new() -> Deferred {
+        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+        let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset and sigdelset initialise and edit a sigset_t
+        // we own; pthread_sigmask reads `all` and writes `old`.
+        unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            for s in SYNCHRONOUS {
+                libc::sigdelset(all.as_mut_ptr(), s);
+            }
+            if libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) != 0 {
+                // Cannot fail with valid arguments; an empty old mask
+                // would only unblock on drop what was blocked before.
+                libc::sigemptyset(old.as_mut_ptr());
+                libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), old.as_mut_ptr());
+            }
+            Deferred {
+                old: old.assume_init(),
+            }
+        }
+    }
+
+    /// The mask the caller had: the one to sleep with.
+    pub(crate) fn caller_mask(&self) -> *const libc::sigset_t {
+        &self.old
+    }
+
+    /// Which signals came while blocked that the caller's mask lets
+    /// through; when any did, they are let in now (their handlers run)
+    /// and blocked again after.
+    pub(crate) fn settle(&self) -> Came {
+        let mut pending = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigpending writes the set we own.
+        if unsafe { libc::sigpending(pending.as_mut_ptr()) } != 0 {
+            return Came::Nothing;
+        }
+        // SAFETY: initialised by sigpending.
+        let pending = unsafe { pending.assume_init() };
+        let mut came = Came::Nothing;
+        for s in 1..=libc::SIGRTMAX() {
+            // SAFETY: sigismember reads valid sets.
+            let through = unsafe {
+                libc::sigismember(&pending, s) == 1 && libc::sigismember(&self.old, s) != 1
+            };
+            if !through {
+                continue;
+            }
+            let verdict = restarts(s);
+            if verdict == Came::Interrupt || came == Came::Nothing {
+                came = verdict;
+            }
+        }
+        if came != Came::Nothing {
+            // Let them in: their handlers run as the mask opens.
+            drop(self.open());
+        }
+        came
+    }
+}
+
+impl Deferred {
+    /// The caller's mask, in force until the guard drops (which blocks
+    /// the asynchronous signals again): a sleep with no mask argument of
+    /// its own sleeps under it.
+    pub(crate) fn open(&self) -> Open {
+        let mut now = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sets the caller's mask, saving the blocking one.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, now.as_mut_ptr()) };
+        Open {
+            // SAFETY: written by pthread_sigmask (it cannot fail with
+            // valid arguments).
+            blocking: unsafe { now.assume_init() },
+        }
+    }
+}
+
+/// See [`Deferred::open`].
+pub(crate) struct Open {
+    blocking: libc::sigset_t,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        // SAFETY: blocks again what `Deferred::new` blocked.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.blocking, std::ptr::null_mut()) };
+    }
+}
+
+/// What signal `s`'s disposition makes of an interrupted read.
+fn restarts(s: libc::c_int) -> Came {
+    let mut act = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: queries the disposition into a struct we own.
+    if unsafe { libc::sigaction(s, std::ptr::null(), act.as_mut_ptr()) } != 0 {
+        return Came::Restart;
+    }
+    // SAFETY: initialised by sigaction (or zeroed).
+    let act = unsafe { act.assume_init() };
+    if act.sa_sigaction == libc::SIG_IGN || act.sa_sigaction == libc::SIG_DFL {
+        // Ignored, or the default action: nothing returns to the call
+        // (a fatal default ends the process when it is let in).
+        Came::Restart
+    } else if act.sa_flags & libc::SA_RESTART != 0 {
+        Came::Restart
+    } else {
+        Came::Interrupt
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask `new` saved.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}

@@ -1,0 +1,133 @@
+/*
+ * A signal that arrives while a forked child's first call on a
+ * notification pipe is still working, before it would sleep: the
+ * child installs a handler (sigaction without SA_RESTART) that sets a
+ * flag, tells the parent it is ready, and calls argv[1] ("poll",
+ * "select", "ppoll" or "read") on the pipe's read end, which has no
+ * record and never will; the parent sends the signal as soon as it
+ * hears the child is ready, so it lands inside the call (a child's first
+ * emulated call connects to the kernel). The kernel checks for a signal
+ * before it sleeps, so each call fails with EINTR and the child exits 0;
+ * a call that sleeps after the handler ran is ended by alarm(2) after 3
+ * s (SIGALRM's default: the child dies of it), which is counted as a lost
+ * signal. argv[2]: rounds (default 40). Prints "<call>: N rounds, L lost,
+ * E other" (other: the call returned something besides EINTR).
+ * With argv[3] "plain", an ordinary pipe: the host's own kernel.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int child(const char *call, int rfd, int ready)
+{
+	struct sigaction sa;
+	char buf[256];
+	long r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0)
+		return 2;
+	alarm(3);
+	if (strcmp(call, "ppoll") == 0) {
+		/* Held until ppoll's own mask lets it in: the one call whose
+		 * window the program can close itself. */
+		sigset_t term;
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		sigprocmask(SIG_BLOCK, &term, NULL);
+	}
+	if (write(ready, "r", 1) != 1)
+		return 2;
+	if (strcmp(call, "poll") == 0) {
+		struct pollfd p = { .fd = rfd, .events = POLLIN };
+		r = poll(&p, 1, -1);
+	} else if (strcmp(call, "ppoll") == 0) {
+		struct pollfd p = { .fd = rfd, .events = POLLIN };
+		sigset_t none;
+		sigemptyset(&none);
+		r = ppoll(&p, 1, NULL, &none);
+	} else if (strcmp(call, "select") == 0) {
+		fd_set s;
+		FD_ZERO(&s);
+		FD_SET(rfd, &s);
+		r = select(rfd + 1, &s, NULL, NULL, NULL);
+	} else {
+		r = read(rfd, buf, sizeof(buf));
+	}
+	if (r < 0 && errno == EINTR && stop)
+		return 0;
+	return 4;
+}
+
+int main(int argc, char **argv)
+{
+	const char *call = argc > 1 ? argv[1] : "poll";
+	int rounds = argc > 2 ? atoi(argv[2]) : 40;
+	int plain = argc > 3 && strcmp(argv[3], "plain") == 0;
+	int delay = argc > 4 ? atoi(argv[4]) : 300;
+	int fds[2], lost = 0, other = 0;
+
+	if (plain ? pipe(fds) < 0 : pipe2(fds, 0x80) < 0) {
+		perror("pipe");
+		return 1;
+	}
+	if (!plain && ioctl(fds[0], _IO('W', 0x60), 16) < 0) {
+		perror("set size");
+		return 1;
+	}
+	for (int i = 0; i < rounds; i++) {
+		int ready[2], w;
+		char c;
+		pid_t pid;
+
+		if (pipe(ready) < 0) {
+			perror("pipe");
+			return 1;
+		}
+		pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			close(ready[0]);
+			_exit(child(call, fds[0], ready[1]));
+		}
+		close(ready[1]);
+		if (read(ready[0], &c, 1) != 1) {
+			perror("ready");
+			return 1;
+		}
+		close(ready[0]);
+		usleep(delay);
+		kill(pid, SIGTERM);
+		if (waitpid(pid, &w, 0) != pid) {
+			perror("waitpid");
+			return 1;
+		}
+		if (WIFSIGNALED(w) && WTERMSIG(w) == SIGALRM)
+			lost++;
+		else if (!WIFEXITED(w) || WEXITSTATUS(w) != 0)
+			other++;
+	}
+	printf("%s: %d rounds, %d lost, %d other\n", call, rounds, lost, other);
+	return 0;
+}
