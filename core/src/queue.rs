@@ -304,6 +304,15 @@ impl WatchQueue {
         Ok(())
     }
 
+    /// Sizes the queue with a ring of `capacity` records, for loom models:
+    /// `SET_SIZE` rounds up to a page of 32 notes, more posts than a model
+    /// can afford to fill (the style's capacities of 2–4 under loom).
+    #[cfg(all(test, loom))]
+    pub(crate) fn set_capacity_for_loom(&self, capacity: usize) -> Result<()> {
+        let _pipe = self.pipe.lock();
+        self.ring.set(PipeRing::new(capacity)?)
+    }
+
     /// The ring with `capacity` notes, or ENOMEM (a real allocation failure
     /// or one armed in [`AllocFaults`]).
     fn alloc_notes(&self, capacity: usize) -> Result<PipeRing> {

@@ -7,7 +7,7 @@
 use super::*;
 use crate::loom_tests::model;
 use crate::queue::{ReadMode, WatchQueue};
-use crate::record::Notification;
+use crate::record::{Notification, LOSS_RECORD};
 use crate::ring::pipe::PipeRing;
 use crate::ring::PostOutcome;
 use crate::sync::thread;
@@ -139,5 +139,55 @@ fn loom_wait_check_before_register_loses_wakeup() {
             // Acquire: pairs with the Release store in `Waiter::wake`.
             assert!(w.woken.load(Ordering::Acquire), "lost wake-up");
         }
+    });
+}
+
+/// A reader asleep on an empty queue of one record's room while the main
+/// thread posts a record, posts another that is lost (each post wakes the
+/// sleeper), and then reads the record itself before the sleeper looks:
+/// the sleeper finds no record but a loss record owed, and must wake for
+/// it (`WatchQueue::loss_pending` in its wake condition) rather than sleep
+/// again with no post left to wake it (loom's deadlock). Between them the
+/// two readers get the record and the loss record, or, when the sleeper's
+/// read made room first, both records; never the loss record twice.
+#[test]
+fn loom_wait_sleeper_wakes_for_loss_another_reader_left() {
+    model(|| {
+        let q = WatchQueue::new();
+        q.set_capacity_for_loom(1).unwrap();
+        let sleeper = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                let mode = ReadMode {
+                    nonblock: false,
+                    deadline: None,
+                };
+                q.read(&mut buf, mode, &|| true).map(|n| buf[..n].to_vec())
+            })
+        };
+        let (a, b) = (Notification::key(1, 1, 0), Notification::key(2, 2, 0));
+        assert_eq!(q.post(&a), PostOutcome::Posted);
+        let second = q.post(&b);
+        let mut buf = [0u8; 64];
+        let mode = ReadMode {
+            nonblock: true,
+            deadline: None,
+        };
+        let n = q.read(&mut buf, mode, &|| true).unwrap();
+        let mut got = vec![buf[..n].to_vec(), sleeper.join().unwrap().unwrap()];
+        got.sort();
+        let mut want = vec![
+            a.as_bytes().to_vec(),
+            match second {
+                PostOutcome::Posted => b.as_bytes().to_vec(),
+                PostOutcome::Lost => LOSS_RECORD.to_vec(),
+            },
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        let s = q.stats();
+        assert_eq!(s.read + s.lost, 2);
+        assert_eq!(s.loss_records, s.lost);
     });
 }
