@@ -40,13 +40,14 @@ pub fn post_watch_notification(
 ) -> PostSummary {
     let mut sum = PostSummary::default();
     let Some(list) = list else { return sum };
-    // Once per event, not per watch: the policy's generation and the
-    // source's label key for the watches' verdict caches.
+    // Once per event, not per watch: the policy's generation; the
+    // source's label key for the watches' verdict caches was made once
+    // per task, when its label was set (`Cred::set_label`).
     let generation = policy.generation();
     let key = if generation == 0 {
         None
     } else {
-        crate::lsm::label_key(cred.label.as_deref())
+        cred.label_key()
     };
     let src = Source {
         cred,

@@ -147,7 +147,7 @@ impl Watch {
             return false;
         }
         if let Some([k0, k1]) = key {
-            if policy.post_allowed_by_label(&self.cred, source.label.as_deref()) {
+            if policy.post_allowed_by_label(&self.cred, source.label()) {
                 // A writer racing us is remembering an answer too: either
                 // one will do, so a lost race is not retried.
                 let _ = self.verdict.try_write([generation, k0, k1]);

@@ -126,9 +126,9 @@ fn memory_post_path_and_batch_read_do_not_allocate() {
     use watchq_core::ring::mmap::{Consumer, HeapStorage, MmapRing};
     use watchq_core::{post_watch_notification, Notification, ReadMode};
     let mut poster = Cred::new(1000, 1000, watchq_core::UserStruct::new(1000));
-    poster.label = Some("poster".into());
+    poster.set_label(Some("poster".into()));
     let mut watcher = Cred::new(2000, 2000, watchq_core::UserStruct::new(2000));
-    watcher.label = Some("watcher".into());
+    watcher.set_label(Some("watcher".into()));
     let watcher = Arc::new(watcher);
     let policy = watchq_core::lsm::parse_policy("[smack]\nposter watcher w\n").unwrap();
     let list = WatchList::new();

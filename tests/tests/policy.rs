@@ -88,7 +88,7 @@ fn smack_watch_key_and_post_rules() {
     let r2 = w.fork();
     let mut c2 = (*r2.cred()).clone();
     c2.caps |= 1 << caps::CAP_MAC_OVERRIDE;
-    c2.label = Some("stranger".into());
+    c2.set_label(Some("stranger".into()));
     r2.set_cred(c2);
     r2.keyctl_update(key, b"c").unwrap();
     assert_eq!(read_all(&w, fd).len(), 1);
@@ -294,7 +294,7 @@ fn a_denied_post_spares_other_queues_and_is_counted_and_audited() {
     let src = owner.fork();
     let mut c = (*src.cred()).clone();
     c.caps = 0;
-    c.label = Some("src".into());
+    c.set_label(Some("src".into()));
     src.set_cred(c);
     src.keyctl_update(key, b"x").unwrap();
     assert_eq!(read_all(&a, fa).len(), 1, "a's delivery is unaffected");
@@ -418,7 +418,7 @@ fn every_hook_of_smack_and_landlock() {
     let w = user(&k, 0, "w");
     let mut c = (*w.cred()).clone();
     c.caps = 0;
-    c.label = Some("w".into());
+    c.set_label(Some("w".into()));
     w.set_cred(c);
     let fd = queue(&w);
     let ns = w.mount_ns();
@@ -488,7 +488,7 @@ fn policy_post_verdict_cache_follows_label_caps_and_policy() {
         let p = owner.fork();
         let mut c = (*p.cred()).clone();
         c.caps = caps;
-        c.label = Some(label.into());
+        c.set_label(Some(label.into()));
         p.set_cred(c);
         p
     };
@@ -496,7 +496,7 @@ fn policy_post_verdict_cache_follows_label_caps_and_policy() {
     let privileged_other = as_source("other", 1 << caps::CAP_MAC_OVERRIDE);
     let got = |p: &Process, n: usize| {
         p.keyctl_update(key, b"x").unwrap();
-        assert_eq!(read_all(&w, fd).len(), n, "{:?}", p.cred().label);
+        assert_eq!(read_all(&w, fd).len(), n, "{:?}", p.cred().label());
     };
     got(&src, 1);
     got(&src, 1); // from the watch's memory

@@ -163,7 +163,7 @@ impl watchq_core::Policy for PanicOnBoom {
         source: &watchq_core::lsm::Cred,
         _n: &Notification,
     ) -> watchq_core::lsm::Verdict {
-        if source.label.as_deref() == Some("boom") {
+        if source.label() == Some("boom") {
             panic!("the policy hook panics");
         }
         Ok(())

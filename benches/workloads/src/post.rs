@@ -17,7 +17,7 @@ use watchq_core::{
 /// policy really evaluates its rules).
 fn labelled(uid: u32, label: &str) -> Arc<Cred> {
     let mut c = Cred::new(uid, uid, UserStruct::new(uid));
-    c.label = Some(label.to_string());
+    c.set_label(Some(label.to_string()));
     Arc::new(c)
 }
 

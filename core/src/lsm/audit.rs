@@ -70,7 +70,7 @@ impl AuditLog {
 }
 
 fn who(c: &Cred) -> String {
-    format!("uid={} label={}", c.uid, c.label.as_deref().unwrap_or("-"))
+    format!("uid={} label={}", c.uid, c.label().unwrap_or("-"))
 }
 
 fn what(kind: &str, o: &WatchedObject<'_>) -> String {

@@ -103,8 +103,12 @@ pub struct Cred {
     pub groups: Vec<u32>,
     /// Effective capabilities, one bit per `CAP_*` number (see [`caps`]).
     pub caps: u64,
-    /// LSM label or context (`None`: unlabelled).
-    pub label: Option<String>,
+    /// LSM label or context (`None`: unlabelled). Private so that the
+    /// key below always belongs to it: set with [`Cred::set_label`].
+    label: Option<String>,
+    /// [`label_key`] of `label`, made when the label is set (once per
+    /// task, not per event: the post path's verdict caches compare it).
+    label_key: Option<[u64; 2]>,
     /// The Landlock-like domain the task is confined by, if any.
     pub domain: Option<std::sync::Arc<Domain>>,
     /// The user's accounting.
@@ -120,9 +124,28 @@ impl Cred {
             groups: Vec::new(),
             caps: if uid == 0 { caps::ALL } else { 0 },
             label: None,
+            label_key: label_key(None),
             domain: None,
             user,
         }
+    }
+
+    /// The task's LSM label or context (`None`: unlabelled).
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// Relabels the task (`None`: unlabelled).
+    pub fn set_label(&mut self, label: Option<String>) {
+        self.label_key = label_key(label.as_deref());
+        self.label = label;
+    }
+
+    /// The label's key for the post path's verdict caches (None: too long
+    /// to have one), made by [`Cred::set_label`].
+    #[inline(always)]
+    pub(crate) fn label_key(&self) -> Option<[u64; 2]> {
+        self.label_key
     }
 
     /// Does the task hold capability `cap` (a `CAP_*` number)? Mirrors `capable()`.
@@ -373,8 +396,9 @@ pub(crate) fn next_generation() -> u64 {
 /// A source label packed for a watch's verdict cache, or None for a label
 /// too long to cache (over 15 bytes): the label's first 8 bytes, then its
 /// next 7 with the length + 1 in the top byte (0 0 for an unlabelled task).
-/// Built from word loads of the label itself: bytes stored one by one and
-/// loaded as words would stall on store forwarding, once per post.
+/// Built from word loads of the label itself (bytes stored one by one and
+/// loaded as words would stall on store forwarding), once per label set
+/// ([`Cred::set_label`]): a post reads the key its source's `Cred` keeps.
 #[inline]
 pub(crate) fn label_key(label: Option<&str>) -> Option<[u64; 2]> {
     let Some(l) = label else { return Some([0, 0]) };
@@ -511,6 +535,27 @@ mod tests {
             }
         }
         assert_eq!(label_key(Some("123456789abcdef0")), None);
+    }
+
+    /// The key a `Cred` keeps is always its label's: set, reset, cleared,
+    /// and carried by a clone (the verdict caches trust it).
+    #[test]
+    fn lsm_cred_label_key_follows_set_label() {
+        let mut c = super::Cred::root();
+        assert_eq!(c.label_key(), label_key(None));
+        for l in [
+            Some("poster"),
+            Some("watcher"),
+            Some("123456789abcdef0"),
+            None,
+            Some(""),
+        ] {
+            c.set_label(l.map(str::to_string));
+            assert_eq!(c.label(), l);
+            assert_eq!(c.label_key(), label_key(l), "{l:?}");
+            let d = c.clone();
+            assert_eq!(d.label_key(), label_key(l), "a clone's, {l:?}");
+        }
     }
 
     proptest::proptest! {

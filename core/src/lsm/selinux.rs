@@ -84,7 +84,7 @@ impl SeLinux {
     }
 
     fn check(&self, c: &Cred, target: &str, class: &str, perm: &str) -> Verdict {
-        let src = type_of(c.label.as_deref());
+        let src = type_of(c.label());
         let tgt = if target == "self" { src } else { target };
         let ok = self
             .allow

@@ -53,7 +53,7 @@ fn mask(access: &str) -> Option<u8> {
 }
 
 fn label(c: &Cred) -> &str {
-    c.label.as_deref().unwrap_or("_")
+    c.label().unwrap_or("_")
 }
 
 impl Default for Smack {

@@ -708,7 +708,7 @@ impl World {
                     return done(Err(Errno::EPERM));
                 }
                 let mut c = self.kernel.cred(*uid, gid);
-                c.label = old.label.clone();
+                c.set_label(old.label().map(str::to_string));
                 c.domain = old.domain.clone();
                 c.groups = old.groups.clone();
                 p.set_cred(c);

@@ -143,7 +143,7 @@ impl Process {
     /// label write to `/proc/self/attr/current`, would).
     pub fn set_label(&self, label: Option<&str>) {
         let mut c = (*self.cred()).clone();
-        c.label = label.map(str::to_string);
+        c.set_label(label.map(str::to_string));
         self.set_cred(c);
     }
 

@@ -452,7 +452,7 @@ fn real_cred(s: &Arc<Shared>, p: &Process, pid: u32, uid: u32, gid: u32) {
     let old = p.cred();
     let mut cred = s.kernel.cred(uid, gid);
     cred.groups = super::procs::groups(pid);
-    cred.label = old.label.clone();
+    cred.set_label(old.label().map(str::to_string));
     cred.domain = old.domain.clone();
     p.set_cred(cred);
 }
