@@ -83,3 +83,22 @@ fn every_single_thread_pair_finishes() {
         }
     }
 }
+
+/// The floors (`Peer::Floor`): one producer, every size, both modes, and
+/// a small queue that fills; every record arrives whole.
+#[test]
+fn every_floor_workload_finishes() {
+    for peer in Peer::FLOORS {
+        for len in ALL_SIZES {
+            for mode in [Mode::PerRecord, Mode::Batch] {
+                let what = format!("floor {} {len} B {mode:?}", peer.name());
+                within_30s(what.clone(), move || {
+                    streaming(peer, len, 1, mode, 32, 2000)
+                })
+                .unwrap_or_else(|| panic!("{what}: no queue"));
+                within_30s(what, move || st_pair(peer, len, mode, 1000));
+            }
+        }
+        assert!(streaming(peer, 16, 2, Mode::Batch, CAPACITY, 10).is_none());
+    }
+}

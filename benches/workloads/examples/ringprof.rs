@@ -30,6 +30,7 @@ fn main() {
     let n: u64 = a.get(5).map_or(1_000_000, |s| s.parse().unwrap());
     let peers: Vec<Peer> = [Peer::PipeRing, Peer::MmapRing, Peer::ArrayQueue, Peer::Rtrb]
         .into_iter()
+        .chain(Peer::FLOORS)
         .filter(|p| who == "all" || p.name().contains(who))
         .collect();
     let mut t: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];

@@ -27,9 +27,10 @@
 //! the report) and [`plot`] (its SVG plots).
 
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use std::hint::spin_loop;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -82,6 +83,15 @@ pub enum Peer {
     /// A real pipe(2): one write(2) per message; one read(2) per message
     /// or per 4096 bytes.
     Pipe,
+    /// A floor, not a queue anyone would pick: a single-producer ring
+    /// with per-slot stamps and a cached consumer index, written here,
+    /// with `0`, `1` or `2` locked read-modify-writes per push on a line
+    /// only the producer touches ([`FloorRing`]); with [`FLOOR_SPLIT`]
+    /// added, the stamps are in an array of their own, apart from the
+    /// records (the pipe ring's layout: two lines per record). With 1 it is the least any ring whose
+    /// producers claim by a CAS can cost (the pipe ring's shape); with 2,
+    /// a claim and a finish (the 2019 ring's).
+    Floor(u8),
 }
 
 impl Peer {
@@ -94,6 +104,14 @@ impl Peer {
         Peer::Pipe,
     ];
 
+    /// The floors: [`Peer::Floor`] with 0, 1 and 2 read-modify-writes.
+    pub const FLOORS: [Peer; 4] = [
+        Peer::Floor(0),
+        Peer::Floor(1),
+        Peer::Floor(2),
+        Peer::Floor(1 | FLOOR_SPLIT),
+    ];
+
     /// The name used in benchmark ids and reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -102,6 +120,10 @@ impl Peer {
             Peer::ArrayQueue => "crossbeam_array_queue",
             Peer::Rtrb => "rtrb",
             Peer::Pipe => "pipe(2)",
+            Peer::Floor(0) => "floor_spsc",
+            Peer::Floor(1) => "floor_spsc_1rmw",
+            Peer::Floor(2) => "floor_spsc_2rmw",
+            Peer::Floor(_) => "floor_spsc_1rmw_split",
         }
     }
 
@@ -116,7 +138,7 @@ impl Peer {
         match self {
             Peer::PipeRing => len <= 127,
             Peer::MmapRing => padded(len) <= 504,
-            Peer::Rtrb => producers == 1,
+            Peer::Rtrb | Peer::Floor(_) => producers == 1,
             Peer::ArrayQueue | Peer::Pipe => true,
         }
     }
@@ -279,6 +301,165 @@ impl<const N: usize> Rx for RtrbRx<N> {
     }
 }
 
+/// [`Peer::Floor`]'s flag: the stamps apart from the records.
+pub const FLOOR_SPLIT: u8 = 4;
+
+/// [`Peer::Floor`]'s ring: one producer, one consumer, `[u8; N]` records
+/// kept as 8-byte atomics (plain `mov`s on x86, no `unsafe`) in slots of
+/// `N + 8` bytes whose first word is a stamp (the position + 1 once the
+/// record is in), so the consumer polls the slot it reads next and never
+/// the producer's index (the pipe ring's and ArrayQueue's way), and the
+/// producer reads the consumer's index only when its cached copy says
+/// full (rtrb's way). `RMW` compare-exchanges per push go to a line only
+/// the producer touches: the first before the record is written (where a
+/// multi-producer claim goes), the second after it is published (where
+/// the 2019 ring's finish goes). Nothing else: what a ring with that many
+/// locked instructions per post pays at the least.
+pub struct FloorRing<const N: usize> {
+    /// Records taken (the consumer's; the producer reads it when the ring
+    /// looks full).
+    head: CachePadded<AtomicUsize>,
+    /// The line the read-modify-writes go to: only the producer touches it.
+    claim: CachePadded<AtomicU64>,
+    slots: Box<[AtomicU64]>,
+    /// With [`FLOOR_SPLIT`]: the stamps (the slots' first words are then
+    /// unused).
+    stamps: Box<[AtomicU64]>,
+    mask: usize,
+    rmw: u8,
+}
+
+impl<const N: usize> FloorRing<N> {
+    const WORDS: usize = N / 8 + 1;
+
+    /// A ring of `capacity` (rounded up to a power of two) records.
+    pub fn new(capacity: usize, rmw: u8) -> Self {
+        let cap = capacity.next_power_of_two();
+        FloorRing {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            claim: CachePadded::new(AtomicU64::new(0)),
+            slots: (0..cap * Self::WORDS).map(|_| AtomicU64::new(0)).collect(),
+            stamps: (0..if rmw & FLOOR_SPLIT != 0 { cap } else { 0 })
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            mask: cap - 1,
+            rmw: rmw & !FLOOR_SPLIT,
+        }
+    }
+
+    #[inline]
+    fn rmw(&self) {
+        // Relaxed load, Acquire CAS: what a claim does (a CAS that cannot
+        // fail here, as the producer is alone).
+        let c = self.claim.load(Ordering::Relaxed);
+        let _ = self
+            .claim
+            .compare_exchange(c, c + 1, Ordering::Acquire, Ordering::Relaxed);
+    }
+
+    /// The stamp of position `pos`.
+    #[inline]
+    fn stamp(&self, pos: usize) -> &AtomicU64 {
+        if self.stamps.is_empty() {
+            &self.slot(pos)[0]
+        } else {
+            &self.stamps[pos & self.mask]
+        }
+    }
+
+    #[inline]
+    fn slot(&self, pos: usize) -> &[AtomicU64] {
+        let at = (pos & self.mask) * Self::WORDS;
+        &self.slots[at..at + Self::WORDS]
+    }
+}
+
+struct FloorTx<'a, const N: usize> {
+    ring: &'a FloorRing<N>,
+    tail: usize,
+    head_cache: usize,
+}
+impl<const N: usize> Tx for FloorTx<'_, N> {
+    #[inline]
+    fn send(&mut self, rec: &[u8]) -> bool {
+        let r = self.ring;
+        if self.tail - self.head_cache > r.mask {
+            // Acquire: the consumer's reads of the slot came before.
+            self.head_cache = r.head.load(Ordering::Acquire);
+            if self.tail - self.head_cache > r.mask {
+                return false;
+            }
+        }
+        if r.rmw > 0 {
+            r.rmw();
+        }
+        let mut a = [0u8; N];
+        a[..rec.len()].copy_from_slice(rec);
+        let (slot, stamp) = (r.slot(self.tail), r.stamp(self.tail));
+        for (x, b) in slot[1..].iter().zip(a.chunks_exact(8)) {
+            // Relaxed: published by the Release store of the stamp.
+            x.store(u64::from_le_bytes(b.try_into().unwrap()), Ordering::Relaxed);
+        }
+        self.tail += 1;
+        // Release: the record's words before the stamp that says so.
+        stamp.store(self.tail as u64, Ordering::Release);
+        if r.rmw > 1 {
+            r.rmw();
+        }
+        true
+    }
+}
+
+struct FloorRx<'a, const N: usize> {
+    ring: &'a FloorRing<N>,
+    head: usize,
+}
+impl<const N: usize> FloorRx<'_, N> {
+    /// Copies the record at `pos` into `out`, if it is in.
+    #[inline]
+    fn copy_out(&self, pos: usize, out: &mut [u8]) -> bool {
+        let slot = self.ring.slot(pos);
+        // Acquire: pairs with the producer's Release stamp store.
+        if self.ring.stamp(pos).load(Ordering::Acquire) != pos as u64 + 1 {
+            return false;
+        }
+        for (x, o) in slot[1..].iter().zip(out.chunks_exact_mut(8)) {
+            // Relaxed: ordered by the Acquire load of the stamp.
+            o.copy_from_slice(&x.load(Ordering::Relaxed).to_le_bytes());
+        }
+        true
+    }
+}
+impl<const N: usize> Rx for FloorRx<'_, N> {
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        if !self.copy_out(self.head, &mut buf[..N]) {
+            return None;
+        }
+        self.head += 1;
+        // Release: our reads of the slot before the producer reuses it.
+        self.ring.head.store(self.head, Ordering::Release);
+        Some(N)
+    }
+
+    /// Every record that is in and fits, one store of the index.
+    fn recv_batch(&mut self, buf: &mut [u8]) -> u64 {
+        let mut n = 0;
+        for out in buf.chunks_exact_mut(N) {
+            if !self.copy_out(self.head + n, out) {
+                break;
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.head += n;
+            // Release: as in `recv`.
+            self.ring.head.store(self.head, Ordering::Release);
+        }
+        n as u64
+    }
+}
+
 struct FdTx(std::io::PipeWriter);
 impl Tx for FdTx {
     fn send(&mut self, rec: &[u8]) -> bool {
@@ -371,6 +552,20 @@ fn with_link_n<const N: usize, R>(
             f(Link {
                 rx: Box::new(RtrbRx(rx)),
                 tx: vec![Box::new(RtrbTx(tx))],
+            })
+        }
+        Peer::Floor(rmw) => {
+            let ring = FloorRing::<N>::new(capacity, rmw);
+            f(Link {
+                rx: Box::new(FloorRx {
+                    ring: &ring,
+                    head: 0,
+                }),
+                tx: vec![Box::new(FloorTx {
+                    ring: &ring,
+                    tail: 0,
+                    head_cache: 0,
+                })],
             })
         }
         Peer::Pipe => {
@@ -614,7 +809,7 @@ pub fn copy_floor(len: usize, iters: u64) -> Duration {
 /// `iters` times (two threads take turns writing it): the least a
 /// streaming queue pays per line its records move on.
 pub fn handoff_floor(iters: u64) -> Duration {
-    let line = crossbeam_utils::CachePadded::new(AtomicU64::new(0));
+    let line = CachePadded::new(AtomicU64::new(0));
     let start = Barrier::new(2);
     let turns = iters.div_ceil(2) * 2;
     thread::scope(|s| {

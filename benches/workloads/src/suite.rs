@@ -98,7 +98,13 @@ fn plan() -> Vec<Spec> {
     };
     for (group, producers, mode) in RING_GROUPS {
         for len in TARGET_SIZES {
-            for peer in RINGS {
+            // The floors beside the one-record-per-call pairs they bound.
+            let floors = if producers <= 1 && mode == Mode::PerRecord {
+                &Peer::FLOORS[..]
+            } else {
+                &[]
+            };
+            for &peer in RINGS.iter().chain(floors) {
                 if !peer.carries(len, producers.max(1)) {
                     continue;
                 }
@@ -374,6 +380,23 @@ pub const TARGETS: &[Target] = targets! {
     "post/fanout" "watchq" "crossbeam_array_queues" 64 3.0;
 };
 
+/// The floors' ratios `watchq bench` reports (not targets): group, who,
+/// peer. `floor_spsc` ÷ rtrb says the floor ring is rtrb's algorithm; a
+/// ring with one locked read-modify-write per post cannot beat
+/// `floor_spsc_1rmw`, one with two `floor_spsc_2rmw`; `_split` keeps
+/// the stamps apart from the records, as the pipe ring does.
+pub const FLOOR_RATIOS: [(&str, &str, &str); 9] = [
+    ("ring/spsc", "floor_spsc", "rtrb"),
+    ("ring/spsc", "floor_spsc_1rmw", "rtrb"),
+    ("ring/spsc", "floor_spsc_2rmw", "rtrb"),
+    ("ring/spsc", "floor_spsc_1rmw_split", "rtrb"),
+    ("ring/spsc", "watchq_pipe_ring", "floor_spsc_1rmw_split"),
+    ("ring/spsc", "watchq_pipe_ring", "floor_spsc_1rmw"),
+    ("ring/spsc", "watchq_mmap_ring", "floor_spsc_2rmw"),
+    ("ring/st_pair", "floor_spsc_2rmw", "crossbeam_array_queue"),
+    ("ring/st_pair", "watchq_mmap_ring", "floor_spsc_2rmw"),
+];
+
 /// The curves `watchq bench` plots: group, parameter's name, the peer the
 /// ratios are against, and which floors go beside it.
 pub const CURVES: [(&str, &str, &str); 5] = [
@@ -503,6 +526,26 @@ impl Suite {
         s
     }
 
+    /// The floors' ratios ([`FLOOR_RATIOS`]) at each target size.
+    pub fn floor_table(&self) -> String {
+        let mut s = format!(
+            "| group | who | ÷ | size | ratio | range over {} runs |\n|---|---|---|---|---|---|\n",
+            self.runs.len()
+        );
+        for (group, who, peer) in FLOOR_RATIOS {
+            for len in TARGET_SIZES {
+                if let Some(r) = self.ratio(group, who, peer, len) {
+                    let _ = writeln!(
+                        s,
+                        "| {group} | {who} | {peer} | {len} | {:.2}× | {:.2}–{:.2}× |",
+                        r.median, r.lo, r.hi
+                    );
+                }
+            }
+        }
+        s
+    }
+
     /// Every case's ns per record (median over runs, range).
     pub fn figures(&self) -> String {
         let mut s = String::from(
@@ -576,11 +619,12 @@ impl Suite {
     /// curves with their plots, every figure.
     pub fn report(&self, wakeups: &str) -> String {
         let mut s = format!(
-            "# watchq bench\n\nRatios are watchq's time per record divided by the peer's in the same run: each run measures every case {} times in alternating rounds and takes medians; the ratio given is the median over {} runs, with the range (lowest–highest run). Curves use read()-sized batches (4096-byte buffer) and 16-byte records unless they vary it; 4 and 8 producers oversubscribe this machine's cores ({} available).\n\n![throughput](throughput.svg)\n\n## Targets\n\n{}\n{wakeups}\n",
+            "# watchq bench\n\nRatios are watchq's time per record divided by the peer's in the same run: each run measures every case {} times in alternating rounds and takes medians; the ratio given is the median over {} runs, with the range (lowest–highest run). Curves use read()-sized batches (4096-byte buffer) and 16-byte records unless they vary it; 4 and 8 producers oversubscribe this machine's cores ({} available).\n\n![throughput](throughput.svg)\n\n## Targets\n\n{}\n{wakeups}\n\n## Floors\n\nrtrb's algorithm with 0, 1 or 2 locked read-modify-writes per push on a line of the producer's own (`floor_spsc*`), in the same alternating rounds.\n\n{}\n",
             self.rounds,
             self.runs.len(),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
-            self.table()
+            self.table(),
+            self.floor_table()
         );
         for (group, what, peer) in CURVES {
             if self.params(group).is_empty() {

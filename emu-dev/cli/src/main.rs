@@ -332,7 +332,7 @@ fn main() -> ExitCode {
             );
             bar.finish_and_clear();
             let wakeups = watchq_bench::wakeups((1 << 20) / shrink).line();
-            print!("{}\n{wakeups}", suite.table());
+            print!("{}\n{wakeups}\n{}", suite.table(), suite.floor_table());
             let mut files = vec![
                 ("report.md".to_string(), suite.report(&wakeups)),
                 (
