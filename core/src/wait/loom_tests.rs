@@ -63,6 +63,20 @@ fn loom_wait_two_sleepers_two_posts() {
     });
 }
 
+/// A thread in the queue's blocking read() (64 bytes of room): what it
+/// returned.
+fn blocking_reader(q: &Arc<WatchQueue>) -> thread::JoinHandle<crate::Result<Vec<u8>>> {
+    let q = q.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let mode = ReadMode {
+            nonblock: false,
+            deadline: None,
+        };
+        q.read(&mut buf, mode, &|| true).map(|n| buf[..n].to_vec())
+    })
+}
+
 /// The queue's own blocking read() against a post (the path a program's
 /// read() takes): the read returns the record, never sleeps through it.
 #[test]
@@ -70,17 +84,7 @@ fn loom_wait_blocking_read_races_post() {
     model(|| {
         let q = WatchQueue::new();
         q.set_size(1).unwrap();
-        let reader = {
-            let q = q.clone();
-            thread::spawn(move || {
-                let mut buf = [0u8; 64];
-                let mode = ReadMode {
-                    nonblock: false,
-                    deadline: None,
-                };
-                q.read(&mut buf, mode, &|| true).map(|n| buf[..n].to_vec())
-            })
-        };
+        let reader = blocking_reader(&q);
         let n = Notification::key(1, 0x1234, 0);
         assert_eq!(q.post(&n), PostOutcome::Posted);
         assert_eq!(reader.join().unwrap().unwrap(), n.as_bytes());
@@ -155,17 +159,7 @@ fn loom_wait_sleeper_wakes_for_loss_another_reader_left() {
     model(|| {
         let q = WatchQueue::new();
         q.set_capacity_for_loom(1).unwrap();
-        let sleeper = {
-            let q = q.clone();
-            thread::spawn(move || {
-                let mut buf = [0u8; 64];
-                let mode = ReadMode {
-                    nonblock: false,
-                    deadline: None,
-                };
-                q.read(&mut buf, mode, &|| true).map(|n| buf[..n].to_vec())
-            })
-        };
+        let sleeper = blocking_reader(&q);
         let (a, b) = (Notification::key(1, 1, 0), Notification::key(2, 2, 0));
         assert_eq!(q.post(&a), PostOutcome::Posted);
         let second = q.post(&b);

@@ -435,7 +435,7 @@ fn poll_entry(
     mask: *const libc::sigset_t,
 ) -> Option<c_int> {
     let h = Emu::get()?;
-    let held = signals::Deferred::new();
+    let held = signals::Deferred::unless(timeout == Some(Duration::ZERO));
     let size = std::mem::size_of::<pollfd>();
     let raw = copy_in(fds as usize, nfds as usize * size).ok()?;
     let mut set: Vec<pollfd> = raw
@@ -571,7 +571,7 @@ unsafe fn select_common(
     if nfds < 0 {
         return Some(h.done(Err::<i64, _>(Errno::EINVAL)) as c_int);
     }
-    let held = signals::Deferred::new();
+    let held = signals::Deferred::unless(timeout == Some(Duration::ZERO));
     let [rd, wr, ex] = sets;
     let mut set = Vec::new();
     for fd in 0..nfds {

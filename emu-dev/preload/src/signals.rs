@@ -37,6 +37,9 @@ const SYNCHRONOUS: [libc::c_int; 6] = [
 /// puts the thread's mask back as it was.
 pub(crate) struct Deferred {
     old: libc::sigset_t,
+    /// False for a call that never sleeps ([`Deferred::unless`]): nothing
+    /// was blocked, nothing to settle or restore.
+    held: bool,
 }
 
 /// What came while a [`Deferred`] held the signals back.
@@ -71,7 +74,26 @@ impl Deferred {
             }
             Deferred {
                 old: old.assume_init(),
+                held: true,
             }
+        }
+    }
+
+    /// As [`Deferred::new`], but holds nothing when `never_sleeps` (a
+    /// poll with a zero timeout: a signal that comes during it is handled
+    /// after it returns, as after the kernel's, and the two system calls
+    /// stay off that path).
+    pub(crate) fn unless(never_sleeps: bool) -> Deferred {
+        if !never_sleeps {
+            return Deferred::new();
+        }
+        let mut none = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises a set we own.
+        unsafe { libc::sigemptyset(none.as_mut_ptr()) };
+        Deferred {
+            // SAFETY: initialised just above.
+            old: unsafe { none.assume_init() },
+            held: false,
         }
     }
 
@@ -84,6 +106,9 @@ impl Deferred {
     /// through; when any did, they are let in now (their handlers run)
     /// and blocked again after.
     pub(crate) fn settle(&self) -> Came {
+        if !self.held {
+            return Came::Nothing;
+        }
         let mut pending = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: sigpending writes the set we own.
         if unsafe { libc::sigpending(pending.as_mut_ptr()) } != 0 {
@@ -118,26 +143,31 @@ impl Deferred {
     /// the asynchronous signals again): a sleep with no mask argument of
     /// its own sleeps under it.
     pub(crate) fn open(&self) -> Open {
+        if !self.held {
+            return Open { blocking: None };
+        }
         let mut now = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: sets the caller's mask, saving the blocking one.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, now.as_mut_ptr()) };
         Open {
             // SAFETY: written by pthread_sigmask (it cannot fail with
             // valid arguments).
-            blocking: unsafe { now.assume_init() },
+            blocking: Some(unsafe { now.assume_init() }),
         }
     }
 }
 
 /// See [`Deferred::open`].
 pub(crate) struct Open {
-    blocking: libc::sigset_t,
+    blocking: Option<libc::sigset_t>,
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        // SAFETY: blocks again what `Deferred::new` blocked.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.blocking, std::ptr::null_mut()) };
+        if let Some(b) = &self.blocking {
+            // SAFETY: blocks again what `Deferred::new` blocked.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, b, std::ptr::null_mut()) };
+        }
     }
 }
 
@@ -163,6 +193,9 @@ fn restarts(s: libc::c_int) -> Came {
 
 impl Drop for Deferred {
     fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
         // SAFETY: restores the mask `new` saved.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
     }
