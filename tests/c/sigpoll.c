@@ -3,8 +3,10 @@
  * notification pipe is still working, before it would sleep: the
  * child installs a handler (sigaction without SA_RESTART) that sets a
  * flag, tells the parent it is ready, and calls argv[1] ("poll",
- * "select", "ppoll" or "read") on the pipe's read end, which has no
- * record and never will; the parent sends the signal as soon as it
+ * "ppoll", "select", "pselect", "read", "readv", "epoll_wait",
+ * "epoll_pwait" or "epoll_pwait2") on the pipe's read end, which has no
+ * record and never will (the epoll modes make their epoll instance and
+ * add the read end in that window too); the parent sends the signal as soon as it
  * hears the child is ready, so it lands inside the call (a child's first
  * emulated call connects to the kernel). The kernel checks for a signal
  * before it sleeps, so each call fails with EINTR and the child exits 0;
@@ -13,6 +15,11 @@
  * signal. argv[2]: rounds (default 40). Prints "<call>: N rounds, L lost,
  * E other" (other: the call returned something besides EINTR).
  * With argv[3] "plain", an ordinary pipe: the host's own kernel.
+ * argv[4]: the parent's delay in microseconds between the child's
+ * "ready" and the signal (default 300; a negative one, a random delay
+ * up to its size each round). The calls with a mask argument
+ * (ppoll, pselect, epoll_pwait, epoll_pwait2) are called with SIGTERM
+ * blocked and let in only by that mask.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,7 +55,8 @@ static int child(const char *call, int rfd, int ready)
 	if (sigaction(SIGTERM, &sa, NULL) < 0)
 		return 2;
 	alarm(3);
-	if (strcmp(call, "ppoll") == 0) {
+	if (strcmp(call, "ppoll") == 0 || strcmp(call, "pselect") == 0 ||
+	    strcmp(call, "epoll_pwait") == 0 || strcmp(call, "epoll_pwait2") == 0) {
 		/* Held until ppoll's own mask lets it in: the one call whose
 		 * window the program can close itself. */
 		sigset_t term;
@@ -69,6 +79,29 @@ static int child(const char *call, int rfd, int ready)
 		FD_ZERO(&s);
 		FD_SET(rfd, &s);
 		r = select(rfd + 1, &s, NULL, NULL, NULL);
+	} else if (strcmp(call, "pselect") == 0) {
+		fd_set s;
+		sigset_t none;
+		sigemptyset(&none);
+		FD_ZERO(&s);
+		FD_SET(rfd, &s);
+		r = pselect(rfd + 1, &s, NULL, NULL, NULL, &none);
+	} else if (strncmp(call, "epoll", 5) == 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = rfd }, out;
+		int ep = epoll_create1(EPOLL_CLOEXEC);
+		sigset_t none;
+		sigemptyset(&none);
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, rfd, &ev) < 0)
+			return 3;
+		if (strcmp(call, "epoll_wait") == 0)
+			r = epoll_wait(ep, &out, 1, -1);
+		else if (strcmp(call, "epoll_pwait") == 0)
+			r = epoll_pwait(ep, &out, 1, -1, &none);
+		else
+			r = epoll_pwait2(ep, &out, 1, NULL, &none);
+	} else if (strcmp(call, "readv") == 0) {
+		struct iovec iov = { buf, sizeof(buf) };
+		r = readv(rfd, &iov, 1);
 	} else {
 		r = read(rfd, buf, sizeof(buf));
 	}
@@ -117,7 +150,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		close(ready[0]);
-		usleep(delay);
+		/* A negative delay: a random one up to its size, each round. */
+		usleep(delay < 0 ? (unsigned)rand() % (unsigned)-delay : (unsigned)delay);
 		kill(pid, SIGTERM);
 		if (waitpid(pid, &w, 0) != pid) {
 			perror("waitpid");

@@ -301,23 +301,64 @@ fn preload_signals_interrupt_or_restart_blocking_calls_as_the_kernel() {
 /// signals 1 ms after the child says it is ready, which the host kernel
 /// (an ordinary pipe) meets every round but for a scheduling delay, so a
 /// few such rounds are allowed where the old code lost nearly all.
+///
+/// pselect() (its mask lets the signal in, as ppoll's) and the epoll
+/// calls are checked the same way: epoll_wait(), epoll_pwait() and
+/// epoll_pwait2() are the real kernel's own calls on the real read end
+/// (the library makes no emulated call in them), so they never had the
+/// window; they stay here so that one that ever looks first keeps it
+/// closed.
 #[test]
 fn preload_signal_during_a_first_poll_is_not_lost() {
     let prog = cc(&repo("tests/c/sigpoll.c"), "sigpoll");
-    for call in ["poll", "ppoll", "select"] {
-        let rounds = 20;
-        let out = exec_ok(&prog, &[call, &rounds.to_string(), "emulated", "1000"]);
-        let lost: u32 = out
-            .split(", ")
-            .find_map(|f| f.strip_suffix(" lost"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{call}: no count in {out:?}"));
-        assert!(out.ends_with(", 0 other\n"), "{call}: {out}");
-        assert!(
-            lost * 4 < rounds,
-            "{call}: signals lost in {lost} of {rounds} rounds: {out}"
-        );
+    for call in [
+        "poll",
+        "ppoll",
+        "select",
+        "pselect",
+        "epoll_wait",
+        "epoll_pwait",
+        "epoll_pwait2",
+    ] {
+        signals_lost_in_a_first_call(&prog, call);
     }
+}
+
+/// The same for a blocking read() and readv() of a notification pipe,
+/// with a handler without `SA_RESTART`: each fails with EINTR, as the
+/// kernel's `pipe_read()` checks for a signal before it sleeps. The
+/// asynchronous signals are held from before the read's first look at
+/// whether its descriptor is emulated (a forked child's first emulated
+/// call, which connects to the kernel), and the sleep wakes on a signal
+/// with them held; the old preload held them only once the descriptor was
+/// known, so a signal during the connection ran its handler and left the
+/// read asleep (13 of 20 rounds lost for read, 16 of 20 for readv, at a
+/// load of 12 on two cores; 0 of 20 now).
+#[test]
+fn preload_signal_during_a_first_read_is_not_lost() {
+    let prog = cc(&repo("tests/c/sigpoll.c"), "sigpoll");
+    for call in ["read", "readv"] {
+        signals_lost_in_a_first_call(&prog, call);
+    }
+}
+
+/// Runs tests/c/sigpoll.c's `call` mode for 20 rounds under `watchq
+/// exec`, the signal 1 ms after the child is ready: every call ends with
+/// EINTR, and at most a few rounds (a scheduling delay the host kernel
+/// meets too) lose their signal.
+fn signals_lost_in_a_first_call(prog: &Path, call: &str) {
+    let rounds = 20;
+    let out = exec_ok(prog, &[call, &rounds.to_string(), "emulated", "1000"]);
+    let lost: u32 = out
+        .split(", ")
+        .find_map(|f| f.strip_suffix(" lost"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{call}: no count in {out:?}"));
+    assert!(out.ends_with(", 0 other\n"), "{call}: {out}");
+    assert!(
+        lost * 4 < rounds,
+        "{call}: signals lost in {lost} of {rounds} rounds: {out}"
+    );
 }
 
 /// fork() while other threads are inside emulated calls (holding the

@@ -114,9 +114,14 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssi
     if let Some(r) = procfs::read(fd, buf as usize, count, None) {
         return ret(r) as ssize_t;
     }
+    // Held from here, before the first look (see `shared::hold_for_read`);
+    // a descriptor found not to be emulated lets them in at once, before
+    // the real call.
+    let held = shared::hold_for_read(fd);
     if let Some(id) = client::emulated_ident(fd) {
-        return ret(shared::read(fd, id, buf as usize, count)) as ssize_t;
+        return ret(shared::read(fd, id, buf as usize, count, held)) as ssize_t;
     }
+    drop(held);
     // SAFETY: forwarded contract.
     unsafe { real::read()(fd, buf, count) }
 }
@@ -162,9 +167,11 @@ fn iovecs(iov: *const iovec, cnt: c_int) -> Result<Vec<(usize, usize)>> {
 /// As libc's.
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
+    let held = shared::hold_for_read(fd);
     if let Some(id) = client::emulated_ident(fd) {
-        return ret(iovecs(iov, cnt).and_then(|v| shared::readv(fd, id, &v))) as ssize_t;
+        return ret(iovecs(iov, cnt).and_then(|v| shared::readv(fd, id, &v, held))) as ssize_t;
     }
+    drop(held);
     // SAFETY: forwarded contract.
     unsafe { real::readv()(fd, iov, cnt) }
 }

@@ -102,18 +102,27 @@ pub(crate) fn tee_one(fd: c_int, flags: u32) -> Option<Result<usize>> {
 
 /// Sleeps until `fd`, the real pipe behind an emulated read end, is
 /// readable (a record, or the end), the way `pipe_read()` sleeps: a signal
-/// whose handler has `SA_RESTART` restarts the sleep, one without fails
-/// it with EINTR ([`tee_one`]); if no scratch pipe can be made, the sleep
-/// is a real poll(). A signal that came while the read looked (`held`
-/// kept it back) is settled first, as `pipe_read()` checks for one before
-/// it sleeps: EINTR, or, when it restarts, back to look again (Ok).
-/// What is left unaccounted is a signal in the instructions between the
-/// look at the pending set and the sleep's entry.
+/// whose handler has `SA_RESTART` restarts the sleep (back to look
+/// again: Ok), one without fails it with EINTR. A signal that came while
+/// the read looked (`held` kept it back) is settled first, as
+/// `pipe_read()` checks for one before it sleeps; the sleep itself keeps
+/// the signals held and wakes on one ([`Deferred::sleep_readable`]), so
+/// none can slip in between. Only if no signalfd can be made does it
+/// sleep with the caller's mask in force, in the real kernel's `tee` of
+/// one byte ([`tee_one`], which restarts as `pipe_read()` does) or a real
+/// poll(), where a signal in the instructions between the look at the
+/// pending set and the sleep's entry would be left unaccounted.
 fn sleep_readable(fd: c_int, held: &Deferred) -> Result<()> {
     match held.settle() {
         Came::Interrupt => return Err(Errno::EINTR),
         Came::Restart => return Ok(()),
         Came::Nothing => {}
+    }
+    match held.sleep_readable(fd) {
+        Some(Ok(Came::Interrupt)) => return Err(Errno::EINTR),
+        Some(Ok(_)) => return Ok(()),
+        Some(Err(e)) => return Err(Errno::from_raw(e).unwrap_or(Errno::EIO)),
+        None => {}
     }
     let _open = held.open();
     if let Some(r) = tee_one(fd, 0) {
@@ -278,11 +287,9 @@ fn read_into(
     id: Option<(u64, u64)>,
     out: &[(usize, usize)],
     total: usize,
+    held: Option<Deferred>,
 ) -> Result<usize> {
     let mut woke = false;
-    // Held back while the read looks (see `sleep_readable`); only a read
-    // that may sleep pays for it.
-    let held = (!nonblocking(fd)).then(Deferred::new);
     loop {
         if let Some(m) = id.and_then(mirror) {
             if let Some(r) = read_local(fd, &m, out, total) {
@@ -373,21 +380,44 @@ fn deliver(fd: c_int, data: &[u8], out: &[(usize, usize)]) -> Result<usize> {
     Ok(done)
 }
 
-/// `read()` of the emulated end `fd` (`id`: its identity).
-pub(crate) fn read(fd: c_int, id: (u64, u64), buf: usize, count: usize) -> Result<usize> {
+/// The signals held back for a read of `fd` that may sleep (a blocking
+/// descriptor), from before its first look (see `sleep_readable`): taken
+/// before the caller asks whether `fd` is emulated at all, which may be a
+/// forked child's first call, connecting to the kernel. None (nothing
+/// held, no system call) for a descriptor that cannot be emulated, or a
+/// non-blocking one.
+pub(crate) fn hold_for_read(fd: c_int) -> Option<Deferred> {
+    (client::active() && client::may_be_ours(fd) && !nonblocking(fd)).then(Deferred::new)
+}
+
+/// `read()` of the emulated end `fd` (`id`: its identity; `held`:
+/// [`hold_for_read`]'s).
+pub(crate) fn read(
+    fd: c_int,
+    id: (u64, u64),
+    buf: usize,
+    count: usize,
+    held: Option<Deferred>,
+) -> Result<usize> {
     if count == 0 {
         return Ok(0);
     }
-    read_into(fd, Some(id), &[(buf, count)], count)
+    read_into(fd, Some(id), &[(buf, count)], count, held)
 }
 
-/// `readv()` of the emulated end `fd` (`id`: its identity).
-pub(crate) fn readv(fd: c_int, id: (u64, u64), iov: &[(usize, usize)]) -> Result<usize> {
+/// `readv()` of the emulated end `fd` (`id`: its identity; `held`:
+/// [`hold_for_read`]'s).
+pub(crate) fn readv(
+    fd: c_int,
+    id: (u64, u64),
+    iov: &[(usize, usize)],
+    held: Option<Deferred>,
+) -> Result<usize> {
     let total: usize = iov.iter().map(|&(_, l)| l).sum();
     if total == 0 {
         return Ok(0);
     }
-    read_into(fd, Some(id), iov, total)
+    read_into(fd, Some(id), iov, total, held)
 }
 
 /// `write()`: EBADF on a read end, EXDEV on a write end (before anything

@@ -139,6 +139,104 @@ impl Deferred {
 }
 
 impl Deferred {
+    /// Sleeps until `fd` is readable (or hung up), or until a signal the
+    /// caller's mask lets through is pending, with the signals held back
+    /// all the while: a signal can never run its handler between a look
+    /// and the sleep, however late in the look it comes. The sleep wakes
+    /// on a signal through a signalfd of those signals (readable while
+    /// one is pending, for the thread or the process), and then settles
+    /// it ([`Deferred::settle`]): `Ok(Came::Interrupt)` for a handler
+    /// without `SA_RESTART`, `Ok(Came::Restart)` when only restarting
+    /// ones ran (the caller looks again), `Ok(Came::Nothing)` when `fd`
+    /// became readable. A signal another thread took before this one
+    /// could is no wake at all: the sleep goes on. `Err(errno)` when the
+    /// poll fails; None when nothing is held or no signalfd can be made
+    /// (EMFILE), when the caller sleeps as it can ([`Deferred::open`]).
+    pub(crate) fn sleep_readable(&self, fd: libc::c_int) -> Option<Result<Came, libc::c_int>> {
+        if !self.held {
+            return None;
+        }
+        let mut wake = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises a set we own, sigaddset edits
+        // it, sigismember reads the caller's mask.
+        let wake = unsafe {
+            libc::sigemptyset(wake.as_mut_ptr());
+            for s in 1..=libc::SIGRTMAX() {
+                if !SYNCHRONOUS.contains(&s) && libc::sigismember(&self.old, s) != 1 {
+                    // glibc's own signals (SIGCANCEL, SIGSETXID) are refused:
+                    // they are never blocked, so they need no wake.
+                    libc::sigaddset(wake.as_mut_ptr(), s);
+                }
+            }
+            wake.assume_init()
+        };
+        // SAFETY: the raw signalfd4 system call, reading the kernel's
+        // 8-byte mask at the front of `wake`; SIGKILL and SIGSTOP are
+        // left out by the kernel (one ends the process, the other stops
+        // it and the poll goes on after SIGCONT).
+        let sfd = unsafe {
+            libc::syscall(
+                libc::SYS_signalfd4,
+                -1,
+                &wake as *const libc::sigset_t,
+                8usize,
+                libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+            )
+        };
+        if sfd < 0 {
+            return None;
+        }
+        let sfd = sfd as libc::c_int;
+        let came = loop {
+            let mut p = [
+                libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: sfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: the raw ppoll system call (never an interposer) on
+            // two valid pollfds, no timeout, the mask left as it is.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_ppoll,
+                    p.as_mut_ptr(),
+                    2usize,
+                    std::ptr::null::<libc::timespec>(),
+                    std::ptr::null::<libc::sigset_t>(),
+                    8usize,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                if e == libc::EINTR {
+                    // Nothing of the caller's can have run (all held):
+                    // a stop and continue, or a tracer.
+                    continue;
+                }
+                break Err(e);
+            }
+            if p[0].revents != 0 {
+                break Ok(Came::Nothing);
+            }
+            match self.settle() {
+                Came::Nothing => continue,
+                c => break Ok(c),
+            }
+        };
+        // SAFETY: our own signalfd, closed once (the raw call: the
+        // interposer never saw it).
+        unsafe { libc::syscall(libc::SYS_close, sfd) };
+        Some(came)
+    }
+}
+
+impl Deferred {
     /// The caller's mask, in force until the guard drops (which blocks
     /// the asynchronous signals again): a sleep with no mask argument of
     /// its own sleeps under it.
