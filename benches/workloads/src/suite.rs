@@ -104,7 +104,7 @@ fn plan() -> Vec<Spec> {
             } else {
                 &[]
             };
-            for &peer in RINGS.iter().chain(floors) {
+            for &peer in RINGS.iter().chain(&Peer::PROTOS).chain(floors) {
                 if !peer.carries(len, producers.max(1)) {
                     continue;
                 }
@@ -385,7 +385,61 @@ pub const TARGETS: &[Target] = targets! {
 /// ring with one locked read-modify-write per post cannot beat
 /// `floor_spsc_1rmw`, one with two `floor_spsc_2rmw`; `_split` keeps
 /// the stamps apart from the records, as the pipe ring does.
-pub const FLOOR_RATIOS: [(&str, &str, &str); 9] = [
+pub const FLOOR_RATIOS: [(&str, &str, &str); 27] = [
+    ("ring/st_pair", "proto_pipe_inline", "watchq_pipe_ring"),
+    ("ring/st_pair", "proto_pipe_inline_raw", "watchq_pipe_ring"),
+    (
+        "ring/st_pair",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    (
+        "ring/st_pair_batch",
+        "proto_pipe_inline",
+        "watchq_pipe_ring",
+    ),
+    (
+        "ring/st_pair_batch",
+        "proto_pipe_inline_raw",
+        "watchq_pipe_ring",
+    ),
+    (
+        "ring/st_pair_batch",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    ("ring/spsc", "proto_pipe_inline", "watchq_pipe_ring"),
+    ("ring/spsc", "proto_pipe_inline_raw", "watchq_pipe_ring"),
+    (
+        "ring/spsc",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    ("ring/spsc", "proto_pipe_inline_raw", "rtrb"),
+    ("ring/spsc_batch", "proto_pipe_inline", "watchq_pipe_ring"),
+    (
+        "ring/spsc_batch",
+        "proto_pipe_inline_raw",
+        "watchq_pipe_ring",
+    ),
+    (
+        "ring/spsc_batch",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    ("ring/spsc_batch", "proto_pipe_inline_raw", "rtrb"),
+    ("ring/mpsc2", "proto_pipe_inline", "watchq_pipe_ring"),
+    ("ring/mpsc2", "proto_pipe_inline_raw", "watchq_pipe_ring"),
+    (
+        "ring/mpsc2",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    (
+        "ring/mpsc2_batch",
+        "proto_pipe_inline_raw",
+        "watchq_pipe_ring",
+    ),
     ("ring/spsc", "floor_spsc", "rtrb"),
     ("ring/spsc", "floor_spsc_1rmw", "rtrb"),
     ("ring/spsc", "floor_spsc_2rmw", "rtrb"),
