@@ -507,6 +507,14 @@ impl InlineRing {
         }
     }
 
+    /// The note memory from word `i` on, as bytes: a pointer with the
+    /// whole slice's provenance (the words are `UnsafeCell`s inside, so
+    /// writing through a shared borrow is allowed).
+    #[inline]
+    fn raw_at(&self, i: usize) -> *mut u8 {
+        self.words.as_ptr().wrapping_add(i).cast_mut().cast()
+    }
+
     #[inline]
     fn post(&self, rec: &[u8]) -> bool {
         let len = rec.len();
@@ -546,7 +554,7 @@ impl InlineRing {
         if self.raw {
             // SAFETY: the claim made these words this producer's; the
             // consumer reads them only after the stamp's Acquire load.
-            unsafe { raw_copy(rec.as_ptr(), w[1].as_ptr().cast::<u8>(), len) };
+            unsafe { raw_copy(rec.as_ptr(), self.raw_at(at + 1), len) };
             // Release: as below.
             w[0].store(
                 u64::from(pos.wrapping_add(1)) | (len as u64) << 32,
@@ -646,7 +654,7 @@ impl InlineRx<'_> {
     /// Takes the record at the consumer's position into `out`, if one is
     /// in and fits: its length.
     #[inline]
-    fn take(&mut self, out: &mut [u8]) -> Option<usize> {
+    fn take(&mut self, out: &mut [u8], zero: bool) -> Option<usize> {
         let r = self.ring;
         let at = self.off as usize / 8;
         // Acquire: pairs with the producer's Release stamp store.
@@ -664,8 +672,10 @@ impl InlineRx<'_> {
             // SAFETY: published (Acquire above) and the consumer's until
             // the tail passes it.
             unsafe {
-                raw_copy(w[1].as_ptr().cast::<u8>(), out.as_mut_ptr(), len);
-                raw_zero(w[0].as_ptr().cast::<u8>(), 8 * (1 + n));
+                raw_copy(r.raw_at(at + 1), out.as_mut_ptr(), len);
+                if zero {
+                    raw_zero(r.raw_at(at), 8 * (1 + n));
+                }
             }
         } else {
             let (full, rest) = out[..len].as_chunks_mut::<8>();
@@ -701,16 +711,39 @@ impl InlineRx<'_> {
 }
 impl Rx for InlineRx<'_> {
     fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let len = self.take(buf)?;
+        let len = self.take(buf, true)?;
         self.publish();
         Some(len)
     }
 
+    /// With `raw`, the batch's bytes are zeroed at its end, one `memset`
+    /// per run of them (two where the batch wrapped).
     fn recv_batch(&mut self, buf: &mut [u8]) -> u64 {
+        let raw = self.ring.raw;
         let (mut at, mut n) = (0, 0);
-        while let Some(len) = self.take(&mut buf[at..]) {
+        let (mut seg, mut end) = (self.off as usize, self.off as usize);
+        loop {
+            let off = self.off as usize;
+            let Some(len) = self.take(&mut buf[at..], !raw) else {
+                break;
+            };
             at += len;
             n += 1;
+            let phys_end = off + 8 + len.next_multiple_of(8);
+            if raw && (self.off as usize) < off {
+                // Wrapped: zero the run up to here.
+                // SAFETY: the consumed records' bytes, the consumer's until
+                // the tail below passes them.
+                unsafe { std::ptr::write_bytes(self.ring.raw_at(seg / 8), 0, phys_end - seg) };
+                seg = self.off as usize;
+                end = seg;
+            } else {
+                end = phys_end;
+            }
+        }
+        if raw && end > seg {
+            // SAFETY: as above.
+            unsafe { std::ptr::write_bytes(self.ring.raw_at(seg / 8), 0, end - seg) };
         }
         if n > 0 {
             self.publish();
@@ -1106,4 +1139,76 @@ pub fn handoff_floor(iters: u64) -> Duration {
         }
         t0.elapsed().mul_f64(iters as f64 / turns as f64)
     })
+}
+
+#[cfg(test)]
+mod proto_tests {
+    use super::*;
+
+    /// The prototype keeps records whole and in order across wraps, with
+    /// mixed sizes (so the stamps land on another lap's record bytes),
+    /// two producers, and both consumer modes.
+    #[test]
+    fn proto_pipe_inline_carries_mixed_records() {
+        for raw in [false, true] {
+            let ring = InlineRing::new(8, raw);
+            let per = 3_000u32;
+            std::thread::scope(|s| {
+                for p in 0..2u8 {
+                    let ring = &ring;
+                    s.spawn(move || {
+                        for i in 0..per {
+                            let len = 8 + (i as usize * 7 + usize::from(p) * 3) % 120;
+                            let mut r = vec![0u8; len];
+                            r[0] = p;
+                            r[1..5].copy_from_slice(&i.to_le_bytes());
+                            for (k, b) in r.iter_mut().enumerate().skip(5) {
+                                *b = (i as usize + k) as u8;
+                            }
+                            while !ring.post(&r) {
+                                std::thread::yield_now();
+                            }
+                        }
+                    });
+                }
+                let mut rx = InlineRx {
+                    ring: &ring,
+                    pos: 0,
+                    off: 0,
+                };
+                let (mut next, mut got) = ([0u32; 2], 0);
+                let mut buf = [0u8; READ_BUF];
+                let mut check = |r: &[u8]| {
+                    let p = usize::from(r[0]);
+                    let i = u32::from_le_bytes(r[1..5].try_into().unwrap());
+                    assert_eq!(i, next[p], "producer {p} in order");
+                    next[p] += 1;
+                    assert_eq!(r.len(), 8 + (i as usize * 7 + p * 3) % 120);
+                    for (k, b) in r.iter().enumerate().skip(5) {
+                        assert_eq!(*b, (i as usize + k) as u8, "byte {k}");
+                    }
+                };
+                while got < 2 * per {
+                    if got % 2 == 0 {
+                        if let Some(len) = rx.recv(&mut buf) {
+                            check(&buf[..len]);
+                            got += 1;
+                        }
+                    } else {
+                        // A batch: walk it by the lengths the records carry.
+                        let n = rx.recv_batch(&mut buf);
+                        let mut at = 0;
+                        for _ in 0..n {
+                            let p = usize::from(buf[at]);
+                            let i = u32::from_le_bytes(buf[at + 1..at + 5].try_into().unwrap());
+                            let len = 8 + (i as usize * 7 + p * 3) % 120;
+                            check(&buf[at..at + len]);
+                            at += len;
+                        }
+                        got += n as u32;
+                    }
+                }
+            });
+        }
+    }
 }
