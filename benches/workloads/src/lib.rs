@@ -562,16 +562,20 @@ impl InlineRing {
             );
             return true;
         }
-        let (full, rest) = rec.as_chunks::<8>();
+        let full = rec.chunks_exact(8);
+        let (rest, nfull) = (full.remainder(), len / 8);
         for (x, c) in w[1..].iter().zip(full) {
             // Relaxed: published by the stamp's Release store.
-            x.store(u64::from_le_bytes(*c), Ordering::Relaxed);
+            x.store(
+                u64::from_le_bytes(c.try_into().expect("8 bytes")),
+                Ordering::Relaxed,
+            );
         }
         if !rest.is_empty() {
             let mut b = [0u8; 8];
             b[..rest.len()].copy_from_slice(rest);
             // Relaxed: as above.
-            w[1 + full.len()].store(u64::from_le_bytes(b), Ordering::Relaxed);
+            w[1 + nfull].store(u64::from_le_bytes(b), Ordering::Relaxed);
         }
         // Release: the record's words before the stamp that says so.
         w[0].store(
@@ -678,11 +682,12 @@ impl InlineRx<'_> {
                 }
             }
         } else {
-            let (full, rest) = out[..len].as_chunks_mut::<8>();
-            for (x, c) in w[1..].iter().zip(full.iter_mut()) {
+            let mut full = out[..len].chunks_exact_mut(8);
+            for (x, c) in w[1..].iter().zip(&mut full) {
                 // Relaxed: ordered by the stamp's Acquire load.
-                *c = x.load(Ordering::Relaxed).to_le_bytes();
+                c.copy_from_slice(&x.load(Ordering::Relaxed).to_le_bytes());
             }
+            let rest = full.into_remainder();
             if !rest.is_empty() {
                 // Relaxed: as above.
                 let v = w[n].load(Ordering::Relaxed).to_le_bytes();
