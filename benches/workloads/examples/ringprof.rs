@@ -28,11 +28,18 @@ fn main() {
     let who = a.get(3).map_or("all", |s| s.as_str());
     let rounds: usize = a.get(4).map_or(21, |s| s.parse().unwrap());
     let n: u64 = a.get(5).map_or(1_000_000, |s| s.parse().unwrap());
-    let peers: Vec<Peer> = [Peer::PipeRing, Peer::MmapRing, Peer::ArrayQueue, Peer::Rtrb]
-        .into_iter()
-        .chain(Peer::FLOORS)
-        .filter(|p| who == "all" || p.name().contains(who))
-        .collect();
+    let peers: Vec<Peer> = [
+        Peer::PipeRing,
+        Peer::PipeInline(false),
+        Peer::PipeInline(true),
+        Peer::MmapRing,
+        Peer::ArrayQueue,
+        Peer::Rtrb,
+    ]
+    .into_iter()
+    .chain(Peer::FLOORS)
+    .filter(|p| who == "all" || p.name().contains(who))
+    .collect();
     let mut t: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     for _ in 0..rounds {
         for (i, p) in peers.iter().enumerate() {

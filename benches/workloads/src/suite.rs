@@ -104,7 +104,7 @@ fn plan() -> Vec<Spec> {
             } else {
                 &[]
             };
-            for &peer in RINGS.iter().chain(floors) {
+            for &peer in RINGS.iter().chain(&Peer::PROTOS).chain(floors) {
                 if !peer.carries(len, producers.max(1)) {
                     continue;
                 }
@@ -385,7 +385,61 @@ pub const TARGETS: &[Target] = targets! {
 /// ring with one locked read-modify-write per post cannot beat
 /// `floor_spsc_1rmw`, one with two `floor_spsc_2rmw`; `_split` keeps
 /// the stamps apart from the records, as the pipe ring does.
-pub const FLOOR_RATIOS: [(&str, &str, &str); 9] = [
+pub const FLOOR_RATIOS: [(&str, &str, &str); 27] = [
+    ("ring/st_pair", "proto_pipe_inline", "watchq_pipe_ring"),
+    ("ring/st_pair", "proto_pipe_inline_raw", "watchq_pipe_ring"),
+    (
+        "ring/st_pair",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    (
+        "ring/st_pair_batch",
+        "proto_pipe_inline",
+        "watchq_pipe_ring",
+    ),
+    (
+        "ring/st_pair_batch",
+        "proto_pipe_inline_raw",
+        "watchq_pipe_ring",
+    ),
+    (
+        "ring/st_pair_batch",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    ("ring/spsc", "proto_pipe_inline", "watchq_pipe_ring"),
+    ("ring/spsc", "proto_pipe_inline_raw", "watchq_pipe_ring"),
+    (
+        "ring/spsc",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    ("ring/spsc", "proto_pipe_inline_raw", "rtrb"),
+    ("ring/spsc_batch", "proto_pipe_inline", "watchq_pipe_ring"),
+    (
+        "ring/spsc_batch",
+        "proto_pipe_inline_raw",
+        "watchq_pipe_ring",
+    ),
+    (
+        "ring/spsc_batch",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    ("ring/spsc_batch", "proto_pipe_inline_raw", "rtrb"),
+    ("ring/mpsc2", "proto_pipe_inline", "watchq_pipe_ring"),
+    ("ring/mpsc2", "proto_pipe_inline_raw", "watchq_pipe_ring"),
+    (
+        "ring/mpsc2",
+        "proto_pipe_inline_raw",
+        "crossbeam_array_queue",
+    ),
+    (
+        "ring/mpsc2_batch",
+        "proto_pipe_inline_raw",
+        "watchq_pipe_ring",
+    ),
     ("ring/spsc", "floor_spsc", "rtrb"),
     ("ring/spsc", "floor_spsc_1rmw", "rtrb"),
     ("ring/spsc", "floor_spsc_2rmw", "rtrb"),
@@ -619,7 +673,7 @@ impl Suite {
     /// curves with their plots, every figure.
     pub fn report(&self, wakeups: &str) -> String {
         let mut s = format!(
-            "# watchq bench\n\nRatios are watchq's time per record divided by the peer's in the same run: each run measures every case {} times in alternating rounds and takes medians; the ratio given is the median over {} runs, with the range (lowest–highest run). Curves use read()-sized batches (4096-byte buffer) and 16-byte records unless they vary it; 4 and 8 producers oversubscribe this machine's cores ({} available).\n\n![throughput](throughput.svg)\n\n## Targets\n\n{}\n{wakeups}\n\n## Floors\n\nrtrb's algorithm with 0, 1 or 2 locked read-modify-writes per push on a line of the producer's own (`floor_spsc*`), in the same alternating rounds.\n\n{}\n",
+            "# watchq bench\n\nRatios are watchq's time per record divided by the peer's in the same run: each run measures every case {} times in alternating rounds and takes medians; the ratio given is the median over {} runs, with the range (lowest–highest run). Curves use read()-sized batches (4096-byte buffer) and 16-byte records unless they vary it; 4 and 8 producers oversubscribe this machine's cores ({} available).\n\n![throughput](throughput.svg)\n\n## Targets\n\n{}\n{wakeups}\n\n## Floors\n\nrtrb's algorithm with 0, 1 or 2 locked read-modify-writes per push on a line of the producer's own (`floor_spsc*`), and the pipe ring's algorithm with each stamp beside its record (`proto_pipe_inline*`, a prototype: docs/performance.md \"Stamps beside the records\"), in the same alternating rounds.\n\n{}\n",
             self.rounds,
             self.runs.len(),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
