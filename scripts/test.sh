@@ -91,30 +91,61 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" 
     cargo test --locked --target "$(rustc -vV | sed -n "s/^host: //p")" --target-dir target/asan \
     -p watchq-core -p watchq-sources -p watchq-kernel -p watchq-client -p watchq --lib -p watchq-tests "${asan_tests[@]}"
 
+# Miri and ThreadSanitizer need nightly's `miri` and `rust-src`
+# components, which a fresh machine (the stable toolchain alone) lacks:
+# add them here, each on its own (a nightly without Miri still gives
+# rust-src), after the nightly toolchain itself if it is missing. Where
+# that fails (no network, no rustup) the step is skipped and says why.
+# `cargo miri setup` builds Miri's sysroot once (2.5 min here), outside
+# the Miri steps' timeouts.
+miri_why= tsan_why=
+# (grep without -q: with pipefail, an early exit could fail rustup's write)
+has_nightly() { rustup component list --toolchain nightly --installed 2>/dev/null | grep "^$1" >/dev/null; }
+if ! command -v rustup >/dev/null; then
+    miri_why="rustup is not installed, so nightly's miri cannot be added"
+    tsan_why="rustup is not installed, so nightly's rust-src cannot be added"
+else
+    if ! has_nightly miri || ! has_nightly rust-src; then
+        step "installing nightly's miri and rust-src (rustup component add --toolchain nightly ...)"
+        rustup toolchain list | grep '^nightly' >/dev/null ||
+            rustup toolchain install nightly --profile minimal --no-self-update ||
+            echo "rustup toolchain install nightly failed"
+    fi
+    has_nightly miri || rustup component add --toolchain nightly miri ||
+        miri_why="rustup component add --toolchain nightly miri failed (see above)"
+    has_nightly rust-src || rustup component add --toolchain nightly rust-src ||
+        tsan_why="rustup component add --toolchain nightly rust-src failed (see above)"
+    # Miri's sysroot is built from rust-src.
+    [[ -n $miri_why || -z $tsan_why ]] || miri_why=$tsan_why
+    if [[ -z $miri_why ]] && ! cargo +nightly miri setup >/dev/null; then
+        miri_why="cargo +nightly miri setup failed to build Miri's sysroot (see above)"
+    fi
+fi
+
 # Miri over core's unit tests: the rings' unsafe code, their threaded
-# tests (two producers and the consumer, few posts under cfg(miri)) and
-# the proptests at a few cases, with strict provenance and Miri's
-# weak-memory emulation (a load may see a stale store, as hardware may).
-# Isolation is off for proptest's failure file (getcwd). The mirror's
-# tests (`ring::shm`) make sealed memfds, a system call Miri cannot run:
-# they are left out here (their protocol has loom models). Miri is a
-# nightly component: a machine without it (a fresh one has the stable
-# toolchain alone) skips the step and says so. About 40 s.
-if cargo +nightly miri --version >/dev/null 2>&1; then
+# tests (two producers and the consumer, or the kernel and two readers of
+# the mirror; few posts under cfg(miri)) and the proptests at a few
+# cases, with strict provenance and Miri's weak-memory emulation (a load
+# may see a stale store, as hardware may). Isolation is off for
+# proptest's failure file (getcwd). The mirror (`ring::shm`) runs on heap
+# words under Miri, which cannot make its sealed memfds (the seals test
+# is left out). 61 tests, 6 min of wall time and 2.4 min of CPU at nice
+# 19 on the 2 shared cores (2026-12-02).
+if [[ -z $miri_why ]]; then
     step "Miri: core's unit tests (strict provenance, weak-memory emulation)"
     PROPTEST_CASES=4 MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" \
-        timeout 900 cargo +nightly miri test --locked -p watchq-core --lib -- --skip ring::shm::
+        timeout 900 cargo +nightly miri test --locked -p watchq-core --lib
     # The rings' proptests against their sequential models (3 cases of at
-    # most 30 operations under cfg(miri)); the memfd test is left out as
-    # above. Building watchq-tests interpreted is most of it: 11 min at
-    # nice 19 on the 2 cores at load 17, the tests 25 s of CPU
-    # (2026-12-01).
+    # most 30 operations under cfg(miri)); the memfd test is left out
+    # (Miri cannot make memfds). Building watchq-tests is most of it:
+    # 6.9 min of wall time (4.5 of them the build) and 2.8 min of CPU at
+    # nice 19 on the 2 shared cores (2026-12-02).
     step "Miri: the rings' proptests (tests/tests/pipe_ring.rs, mmap_ring.rs)"
     MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" \
         timeout 1500 cargo +nightly miri test --locked -p watchq-tests \
         --test pipe_ring --test mmap_ring -- --skip two_processes
 else
-    step "SKIPPED: Miri (no nightly toolchain with the miri component)"
+    step "SKIPPED: Miri: $miri_why"
 fi
 
 # ThreadSanitizer over the multi-threaded tests: core's threaded ring and
@@ -125,15 +156,17 @@ fi
 # rustc refuses to mix the two without an override), so the std is
 # rebuilt with the flag (-Zbuild-std, which needs nightly's rust-src); a
 # machine without it skips the step and says so. Own target dir: every
-# crate's build changes.
-if rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
+# crate's build changes. Cold, 22 min of wall time at nice 19 on the 2
+# cores shared with other builds, 10 min of CPU (the tests 7.5 s of it),
+# so a few minutes on an idle 2-core machine (2026-12-02).
+if [[ -z $tsan_why ]]; then
     step "ThreadSanitizer: threaded core tests, stress, policy swap"
     RUSTFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1" \
         timeout 1500 cargo +nightly test -Zbuild-std --locked \
         --target "$(rustc -vV | sed -n "s/^host: //p")" --target-dir target/tsan \
         -p watchq-core --lib -p watchq-tests --test stress --test policy
 else
-    step "SKIPPED: ThreadSanitizer (no nightly toolchain with rust-src for -Zbuild-std)"
+    step "SKIPPED: ThreadSanitizer: $tsan_why"
 fi
 
 # loom models: every interleaving of the lock-free paths, bounded so a

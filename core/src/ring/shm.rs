@@ -63,9 +63,9 @@
 use crate::errno::{Errno, Result};
 use crate::sync::{AtomicU64, Ordering};
 use std::collections::VecDeque;
-#[cfg(not(loom))]
+#[cfg(not(any(loom, all(test, miri))))]
 use std::fs::File;
-#[cfg(not(loom))]
+#[cfg(not(any(loom, all(test, miri))))]
 use std::os::fd::{AsRawFd, FromRawFd};
 
 /// The seals of a mirror's ring memfd.
@@ -116,19 +116,19 @@ fn entry_size(len: usize) -> u64 {
     (ENTRY_HDR + len.next_multiple_of(8)) as u64
 }
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, all(test, miri))))]
 fn last_errno() -> Errno {
     io_errno(std::io::Error::last_os_error())
 }
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, all(test, miri))))]
 fn io_errno(e: std::io::Error) -> Errno {
     e.raw_os_error()
         .and_then(Errno::from_raw)
         .unwrap_or(Errno::EIO)
 }
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, all(test, miri))))]
 fn memfd(name: &str, len: usize) -> Result<File> {
     let cname = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
     // SAFETY: a NUL-terminated name and valid flags.
@@ -143,7 +143,7 @@ fn memfd(name: &str, len: usize) -> Result<File> {
     Ok(file)
 }
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, all(test, miri))))]
 fn add_seals(file: &File, seals: i32) -> Result<()> {
     // SAFETY: F_ADD_SEALS takes an int argument.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
@@ -152,7 +152,7 @@ fn add_seals(file: &File, seals: i32) -> Result<()> {
     Ok(())
 }
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, all(test, miri))))]
 fn seals_of(file: &File) -> i32 {
     // SAFETY: F_GET_SEALS takes no argument.
     unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) }
@@ -165,6 +165,27 @@ fn seals_of(file: &File) -> i32 {
 fn entries_for(capacity: usize) -> usize {
     let most = capacity * entry_size(MAX_REC) as usize + (capacity + 1) * entry_size(8) as usize;
     most.next_power_of_two().max(4096)
+}
+
+/// `capacity` if a mirror can be made for it, else `EINVAL`.
+#[cfg(not(loom))]
+fn valid_capacity(capacity: usize) -> Result<usize> {
+    if capacity == 0 || capacity > 1 << 16 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(capacity)
+}
+
+/// Writes the header page's magic and entry size into a new ring.
+#[cfg(not(loom))]
+fn write_header(ring: &Region, cap: usize) {
+    // SAFETY: offsets 0 and 8 of the header page, in the ring (HEADER +
+    // cap + SLACK bytes).
+    unsafe {
+        // Relaxed: no reader has the memfd yet.
+        word(ring.as_mut_ptr(), 0).store(MAGIC, Ordering::Relaxed);
+        word(ring.as_mut_ptr(), OFF_CAP).store(cap as u64, Ordering::Relaxed);
+    }
 }
 
 /// An atomic word of a mapping.
@@ -197,8 +218,41 @@ unsafe fn word<'a>(base: *mut u8, off: usize) -> &'a AtomicU64 {
 #[cfg(not(loom))]
 #[derive(Debug)]
 struct Mem {
-    ring: memmap2::MmapRaw,
-    page: memmap2::MmapRaw,
+    ring: Region,
+    page: Region,
+}
+
+/// A mapping of one of the memfds.
+#[cfg(not(any(loom, all(test, miri))))]
+type Region = memmap2::MmapRaw;
+
+/// Core's unit tests under Miri, which can neither make a memfd nor map
+/// a file: the same `Mem` code over words on the heap, allocated at the
+/// mapping's exact size, so Miri checks its pointer arithmetic (bounds,
+/// alignment, provenance) and the words' accesses. What it cannot check
+/// here: the memfds, their seals and the read-only mapping (the tests
+/// outside Miri do).
+#[cfg(all(test, miri, not(loom)))]
+#[derive(Debug, Clone)]
+struct Region(std::sync::Arc<[AtomicU64]>);
+
+#[cfg(all(test, miri, not(loom)))]
+impl Region {
+    /// `len` bytes (a multiple of 8), zeroed, as a new memfd's are.
+    fn zeroed(len: usize) -> Self {
+        assert!(len.is_multiple_of(8));
+        Region((0..len / 8).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    fn as_mut_ptr(&self) -> *mut u8 {
+        // Every access through this pointer is an atomic one (`word`),
+        // which the words' UnsafeCells allow through a shared borrow.
+        self.0.as_ptr().cast::<u8>().cast_mut()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() * 8
+    }
 }
 
 #[cfg(not(loom))]
@@ -414,9 +468,9 @@ pub struct Reaped {
 /// The kernel's side of a mirror: the only writer of the ring.
 #[derive(Debug)]
 pub struct ShmWriter {
-    #[cfg(not(loom))]
+    #[cfg(not(any(loom, all(test, miri))))]
     ring_file: File,
-    #[cfg(not(loom))]
+    #[cfg(not(any(loom, all(test, miri))))]
     page_file: File,
     mem: Mem,
     /// Entry bytes (a power of two).
@@ -442,12 +496,9 @@ impl ShmWriter {
     /// # Errors
     /// `EINVAL` (no capacity), or the errno of `memfd_create`,
     /// `ftruncate`, `F_ADD_SEALS` or `mmap`.
-    #[cfg(not(loom))]
+    #[cfg(not(any(loom, all(test, miri))))]
     pub fn new(capacity: usize) -> Result<Self> {
-        if capacity == 0 || capacity > 1 << 16 {
-            return Err(Errno::EINVAL);
-        }
-        let cap = entries_for(capacity);
+        let cap = entries_for(valid_capacity(capacity)?);
         let ring_file = memfd("watchq-mirror", HEADER + cap + SLACK)?;
         let page_file = memfd("watchq-progress", PAGE)?;
         let ring = memmap2::MmapOptions::new()
@@ -460,12 +511,7 @@ impl ShmWriter {
         // so it stays the only one.
         add_seals(&ring_file, RING_SEALS)?;
         add_seals(&page_file, PAGE_SEALS)?;
-        // SAFETY: offsets 0 and 8 of the header page, in the mapping.
-        unsafe {
-            // Relaxed: no reader has the memfd yet.
-            word(ring.as_mut_ptr(), 0).store(MAGIC, Ordering::Relaxed);
-            word(ring.as_mut_ptr(), OFF_CAP).store(cap as u64, Ordering::Relaxed);
-        }
+        write_header(&ring, cap);
         Ok(ShmWriter::empty(
             (ring_file, page_file),
             Mem { ring, page },
@@ -473,15 +519,51 @@ impl ShmWriter {
         ))
     }
 
+    /// Under Miri (core's unit tests): as `new`, on the heap (`Region`);
+    /// its readers come from `ShmWriter::reader`.
+    ///
+    /// # Errors
+    /// `EINVAL` (no capacity).
+    #[cfg(all(test, miri, not(loom)))]
+    pub fn new(capacity: usize) -> Result<Self> {
+        let cap = entries_for(valid_capacity(capacity)?);
+        let ring = Region::zeroed(HEADER + cap + SLACK);
+        write_header(&ring, cap);
+        let mem = Mem {
+            ring,
+            page: Region::zeroed(PAGE),
+        };
+        Ok(ShmWriter::empty(mem, cap))
+    }
+
+    /// Under Miri: a reader of this mirror, checked as `ShmReader::open`
+    /// checks the mapped header.
+    #[cfg(all(test, miri, not(loom)))]
+    fn reader(&self) -> Result<ShmReader> {
+        let ring = self.mem.ring.clone();
+        let len = ring.len();
+        ShmReader::of(
+            Mem {
+                ring,
+                page: self.mem.page.clone(),
+            },
+            len,
+        )
+    }
+
     /// A writer of `mem` (`cap` entry bytes) with nothing appended yet:
     /// the one place every field starts.
-    fn empty(#[cfg(not(loom))] files: (File, File), mem: Mem, cap: usize) -> Self {
-        #[cfg(not(loom))]
+    fn empty(
+        #[cfg(not(any(loom, all(test, miri))))] files: (File, File),
+        mem: Mem,
+        cap: usize,
+    ) -> Self {
+        #[cfg(not(any(loom, all(test, miri))))]
         let (ring_file, page_file) = files;
         ShmWriter {
-            #[cfg(not(loom))]
+            #[cfg(not(any(loom, all(test, miri))))]
             ring_file,
-            #[cfg(not(loom))]
+            #[cfg(not(any(loom, all(test, miri))))]
             page_file,
             mem,
             cap: cap as u64,
@@ -515,13 +597,13 @@ impl ShmWriter {
     }
 
     /// The ring's memfd (for readers to map read-only).
-    #[cfg(not(loom))]
+    #[cfg(not(any(loom, all(test, miri))))]
     pub fn ring_file(&self) -> &File {
         &self.ring_file
     }
 
     /// The progress page's memfd (for readers to map writable).
-    #[cfg(not(loom))]
+    #[cfg(not(any(loom, all(test, miri))))]
     pub fn page_file(&self) -> &File {
         &self.page_file
     }
@@ -712,7 +794,7 @@ impl ShmReader {
     ///
     /// # Errors
     /// `EPERM` (seals missing), `EINVAL` (sizes, magic), or `mmap`'s errno.
-    #[cfg(not(loom))]
+    #[cfg(not(any(loom, all(test, miri))))]
     pub fn open(ring: File, page: File) -> Result<Self> {
         if seals_of(&ring) & RING_SEALS != RING_SEALS || seals_of(&page) & PAGE_SEALS != PAGE_SEALS
         {
@@ -729,13 +811,26 @@ impl ShmReader {
         let pmap = memmap2::MmapOptions::new()
             .map_raw(&page)
             .map_err(io_errno)?;
-        // SAFETY: offsets 0 and 8 of the header page, in the mapping.
+        ShmReader::of(
+            Mem {
+                ring: rmap,
+                page: pmap,
+            },
+            rlen,
+        )
+    }
+
+    /// A reader of `mem`, whose ring is `rlen` bytes (at least a header
+    /// page), once its header checks out.
+    #[cfg(not(loom))]
+    fn of(mem: Mem, rlen: usize) -> Result<Self> {
+        // SAFETY: offsets 0 and 8 of the header page, in the ring.
         let (magic, cap) = unsafe {
             // Relaxed: written before the memfd was sent (the socket
             // message orders it).
             (
-                word(rmap.as_mut_ptr(), 0).load(Ordering::Relaxed),
-                word(rmap.as_mut_ptr(), OFF_CAP).load(Ordering::Relaxed),
+                word(mem.ring.as_mut_ptr(), 0).load(Ordering::Relaxed),
+                word(mem.ring.as_mut_ptr(), OFF_CAP).load(Ordering::Relaxed),
             )
         };
         if magic != MAGIC
@@ -744,13 +839,7 @@ impl ShmReader {
         {
             return Err(Errno::EINVAL);
         }
-        Ok(ShmReader {
-            mem: Mem {
-                ring: rmap,
-                page: pmap,
-            },
-            cap,
-        })
+        Ok(ShmReader { mem, cap })
     }
 
     fn published(&self) -> u64 {
@@ -959,12 +1048,19 @@ mod tests {
         v
     }
 
+    #[cfg(not(miri))]
     fn reader(w: &ShmWriter) -> ShmReader {
         ShmReader::open(
             w.ring_file().try_clone().unwrap(),
             w.page_file().try_clone().unwrap(),
         )
         .unwrap()
+    }
+
+    /// Miri: the heap mirror's reader (see `Region`).
+    #[cfg(miri)]
+    fn reader(w: &ShmWriter) -> ShmReader {
+        w.reader().unwrap()
     }
 
     fn read_all(r: &ShmReader, room: usize) -> (Local, Vec<u8>) {
@@ -1103,6 +1199,8 @@ mod tests {
         assert_eq!(w.scribbles(), 4);
     }
 
+    // The seals: Miri cannot make memfds (see `Region`).
+    #[cfg(not(miri))]
     #[test]
     fn shm_ring_cannot_be_mapped_writable() {
         let w = ShmWriter::new(4).unwrap();
@@ -1112,11 +1210,98 @@ mod tests {
         assert!(f.set_len(64).is_err());
     }
 
+    /// The kernel appending, publishing and reaping on one thread, two
+    /// readers taking on two others, over a ring smaller than what is
+    /// posted: every record is delivered once, whole, and each reader's
+    /// in order. Under Miri (heap memory, weak-memory emulation) this is
+    /// what checks the words' orderings on real memory accesses; loom's
+    /// models check them on the heap stand-in.
+    #[test]
+    fn shm_threads_kernel_and_two_readers() {
+        const N: u32 = if cfg!(miri) { 40 } else { 20_000 };
+        fn record(id: u32) -> Vec<u8> {
+            let len = 8 + (id % 15) as usize * 8;
+            let mut v = vec![(id as u8) ^ 0x5a; len];
+            v[..4].copy_from_slice(&id.to_le_bytes());
+            v
+        }
+        let mut w = ShmWriter::new(2).unwrap();
+        let readers = [reader(&w), reader(&w)];
+        let taken = std::sync::atomic::AtomicU32::new(0);
+        let got: Vec<Vec<u32>> = std::thread::scope(|s| {
+            let hs: Vec<_> = readers
+                .iter()
+                .map(|r| {
+                    let taken = &taken;
+                    s.spawn(move || {
+                        let mut ids = Vec::new();
+                        let mut out = vec![0u8; 300];
+                        let mut ends = Ends::new();
+                        while taken.load(std::sync::atomic::Ordering::Relaxed) < N {
+                            let mut recs = Vec::new();
+                            let l = r.read(&mut out, &mut ends, &mut |b, e| {
+                                let mut at = 0;
+                                recs.clear();
+                                for &(end, _, _) in e {
+                                    recs.push(b[at..end].to_vec());
+                                    at = end;
+                                }
+                                e.len()
+                            });
+                            match l {
+                                Local::Read { .. } => {
+                                    for x in &recs {
+                                        let id = u32::from_le_bytes(x[..4].try_into().unwrap());
+                                        assert_eq!(*x, record(id), "record {id} torn");
+                                        ids.push(id);
+                                    }
+                                    taken.fetch_add(
+                                        recs.len() as u32,
+                                        std::sync::atomic::Ordering::Relaxed,
+                                    );
+                                }
+                                Local::Empty => std::thread::yield_now(),
+                                other => panic!("{other:?}"),
+                            }
+                        }
+                        ids
+                    })
+                })
+                .collect();
+            for id in 0..N {
+                let x = record(id);
+                while !w.append(&x, true) {
+                    w.publish();
+                    w.reap();
+                    std::thread::yield_now();
+                }
+                w.publish();
+            }
+            while w.pending() {
+                w.reap();
+                std::thread::yield_now();
+            }
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for ids in &got {
+            assert!(
+                ids.windows(2).all(|p| p[0] < p[1]),
+                "a reader's out of order"
+            );
+        }
+        let mut all: Vec<u32> = got.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..N).collect::<Vec<_>>(), "each record once");
+        assert_eq!(w.scribbles(), 0);
+    }
+
     #[test]
     fn shm_wraps_many_times() {
         let mut w = ShmWriter::new(2).unwrap();
         let r = reader(&w);
-        for i in 0..10_000u32 {
+        // Under Miri, over 2 laps of the 4 KiB of entries.
+        let n = if cfg!(miri) { 120 } else { 10_000u32 };
+        for i in 0..n {
             let mut x = rec(8 + (i % 15) as u8 * 8, i as u8);
             x[0] = (i >> 8) as u8;
             assert!(w.append(&x, true), "{i}");
