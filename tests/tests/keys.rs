@@ -1349,3 +1349,126 @@ fn keys_boot_config_is_what_the_store_and_sysctls_report() {
         "{debug}"
     );
 }
+
+/// A request-key helper's forked child keeps the authority to instantiate
+/// the key its parent was given: the authorisation key is held in the
+/// task's credentials (`cred->request_key_auth`), which `copy_creds()`
+/// copies into a child with `prepare_creds()` (a reference taken on the
+/// same authorisation key), and `keyctl_instantiate_key_common()` looks
+/// for it there alone (EPERM without it). Having instantiated the key, the
+/// child drops the authority (the instantiation's own
+/// `keyctl_change_reqkey_auth(NULL)`: its second try is EPERM), and a
+/// search finds the key positive.
+#[test]
+fn keys_helper_child_inherits_instantiation_authority() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let helper = p.fork();
+    let key = helper
+        .key_construct("user", "by-child", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let child = helper.fork();
+    // A sibling forked from the requestor, not from the helper, has none.
+    let sibling = p.fork();
+    assert_eq!(sibling.keyctl_instantiate(key, b"no", 0), Err(Errno::EPERM));
+    child.keyctl_instantiate(key, b"from the child", 0).unwrap();
+    assert_eq!(
+        child.keyctl_instantiate(key, b"again", 0),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(p.keyctl_search(s, "user", "by-child", 0), Ok(key));
+    assert_eq!(p.keyctl_read(key), Ok(b"from the child".to_vec()));
+}
+
+/// A request-key helper that assumed the authority for a key searches the
+/// requestor's keyrings after its own, and possesses what it finds there
+/// (`search_process_keyrings_rcu()`: with `cred->request_key_auth` set, the
+/// requestor's thread, process and session keyrings are searched with the
+/// requestor's credentials, and `lookup_user_key()` counts a key found so
+/// as possessed). The helper runs in a session keyring of its own
+/// (`_req.KEY`, as `call_sbin_request_key()` gives it), so without the
+/// authority the requestor's keys are out of its reach: a search finds
+/// nothing (ENOKEY), and a key it names by serial grants it only the
+/// user's view (EACCES to read).
+#[test]
+fn keys_helper_searches_the_requestor_keyrings() {
+    use watchq_sources::keys::{Anchors, KeyCtx, Requested};
+    let kernel = Kernel::new(KernelConfig::default());
+    let store = kernel.keys();
+    let policy = kernel.policy();
+    let cred = kernel.cred(1000, 1000);
+    macro_rules! ctx {
+        ($a:expr) => {
+            KeyCtx {
+                cred: &cred,
+                anchors: $a,
+                policy: &*policy,
+                deadline: None,
+                interrupted: None,
+            }
+        };
+    }
+    let mut req = Anchors::default();
+    let session = store
+        .join_session_keyring(&mut ctx!(&mut req), None)
+        .unwrap();
+    req.session = Some(session);
+    let secret = store
+        .add_key(&mut ctx!(&mut req), "user", Some("secret"), b"s3", session)
+        .unwrap();
+    let call = match store
+        .request_key(&mut ctx!(&mut req), "user", "wanted", Some(b"info"), 0)
+        .unwrap()
+    {
+        Requested::Construct(call) => call,
+        other => panic!("request_key: {other:?}"),
+    };
+    assert_eq!(call.rings[2], session);
+    let mut helper = Anchors {
+        session: Some(call.helper_session),
+        ..Anchors::default()
+    };
+    macro_rules! search {
+        ($a:expr) => {
+            store.request_key(&mut ctx!($a), "user", "secret", None, 0)
+        };
+    }
+    // Before it assumes the authority: none of the requestor's keys.
+    assert_eq!(search!(&mut helper), Err(Errno::ENOKEY));
+    assert_eq!(
+        store.read(&mut ctx!(&mut helper), secret),
+        Err(Errno::EACCES)
+    );
+    assert_eq!(
+        store.assume_authority(&mut ctx!(&mut helper), call.key),
+        Ok(call.key)
+    );
+    assert_eq!(search!(&mut helper), Ok(Requested::Found(secret)));
+    assert_eq!(
+        store.read(&mut ctx!(&mut helper), secret),
+        Ok(b"s3".to_vec())
+    );
+    // The helper's own session keyring is still searched first.
+    let own = store
+        .add_key(
+            &mut ctx!(&mut helper),
+            "user",
+            Some("secret"),
+            b"own",
+            call.helper_session,
+        )
+        .unwrap();
+    assert_eq!(search!(&mut helper), Ok(Requested::Found(own)));
+    store
+        .instantiate(&mut ctx!(&mut helper), call.key, b"made", 0)
+        .unwrap();
+    assert_eq!(
+        store.construction_ended(&mut ctx!(&mut req), &call),
+        Ok(call.key)
+    );
+    // The construction over, its authority is gone with it.
+    store
+        .unlink(&mut ctx!(&mut helper), own, call.helper_session)
+        .unwrap();
+    assert_eq!(search!(&mut helper), Err(Errno::ENOKEY));
+}
