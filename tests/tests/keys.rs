@@ -1472,3 +1472,29 @@ fn keys_helper_searches_the_requestor_keyrings() {
         .unwrap();
     assert_eq!(search!(&mut helper), Err(Errno::ENOKEY));
 }
+
+/// Possession reaches six levels of nested keyrings below a keyring the
+/// search starts from, no deeper: `search_nested_keyrings()` descends
+/// into a nested keyring only while its stack holds fewer than
+/// `KEYRING_SEARCH_MAX_DEPTH` (6) keyrings, so the links of a keyring six
+/// levels down are looked at and its own nested keyrings are not. A chain
+/// of keyrings each made in the last (add_key needs the destination
+/// possessed: the default permissions give the user no write) grows to
+/// the eighth, whose parent is found six levels down; the ninth is refused
+/// (EACCES), its parent out of reach.
+#[test]
+fn keys_possession_reaches_six_levels_down() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let mut parent = p.keyctl_join_session_keyring(None).unwrap();
+    for n in 1..=8 {
+        let name = format!("d{n}");
+        parent = p
+            .add_key("keyring", Some(&name), b"", parent)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert_eq!(
+        p.add_key("keyring", Some("d9"), b"", parent),
+        Err(Errno::EACCES)
+    );
+}
