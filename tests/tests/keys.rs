@@ -1498,3 +1498,27 @@ fn keys_possession_reaches_six_levels_down() {
         Err(Errno::EACCES)
     );
 }
+
+/// A key found below a keyring the search starts from is possessed only if
+/// it grants the possessor search permission itself: the possession search
+/// of `lookup_user_key()` is an ordinary keyring search, whose iterator
+/// passes over a key the caller may not search (`key_task_permission()`
+/// with `KEY_NEED_SEARCH`, as the search is not `NO_CHECK_PERM`). A key in
+/// the session keyring whose permissions are the possessor's view and read
+/// alone is then neither possessed nor readable by its owner (KEYCTL_READ
+/// falls back to possession when the direct check fails: EACCES); with the
+/// possessor's search bit too, it is read.
+#[test]
+fn keys_possession_needs_the_keys_own_search_permission() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let pos_view_read = 0x0300_0000;
+    let pos_search = 0x0800_0000;
+    let k = p.add_key("user", Some("k"), b"v", s).unwrap();
+    p.keyctl_setperm(k, pos_view_read).unwrap();
+    assert_eq!(p.keyctl_read(k), Err(Errno::EACCES));
+    let k2 = p.add_key("user", Some("k2"), b"w", s).unwrap();
+    p.keyctl_setperm(k2, pos_view_read | pos_search).unwrap();
+    assert_eq!(p.keyctl_read(k2), Ok(b"w".to_vec()));
+}
