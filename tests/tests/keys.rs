@@ -1522,3 +1522,28 @@ fn keys_possession_needs_the_keys_own_search_permission() {
     p.keyctl_setperm(k2, pos_view_read | pos_search).unwrap();
     assert_eq!(p.keyctl_read(k2), Ok(b"w".to_vec()));
 }
+
+/// Possession is not found through a revoked or an invalidated keyring:
+/// `search_nested_keyrings()` goes into no keyring flagged
+/// `KEY_FLAG_REVOKED` or `KEY_FLAG_INVALIDATED` (its `descend_to_keyring`
+/// check). A key in a nested keyring of the session is read through
+/// possession (its owner is granted the view alone); once that keyring is
+/// revoked, or invalidated (before the collector unlinks it), the key is
+/// no longer possessed and its read is EACCES.
+#[test]
+fn keys_possession_skips_revoked_and_invalidated_keyrings() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    for revoke in [true, false] {
+        let ring = p.add_key("keyring", Some("ring"), b"", s).unwrap();
+        let key = p.add_key("user", Some("key"), b"v", ring).unwrap();
+        assert_eq!(p.keyctl_read(key), Ok(b"v".to_vec()), "revoke {revoke}");
+        if revoke {
+            p.keyctl_revoke(ring).unwrap();
+        } else {
+            p.keyctl_invalidate(ring).unwrap();
+        }
+        assert_eq!(p.keyctl_read(key), Err(Errno::EACCES), "revoke {revoke}");
+    }
+}
