@@ -1547,3 +1547,29 @@ fn keys_possession_skips_revoked_and_invalidated_keyrings() {
         assert_eq!(p.keyctl_read(key), Err(Errno::EACCES), "revoke {revoke}");
     }
 }
+
+/// Possession goes down only into nested keyrings the possessor may
+/// search, and only to what they link: `search_nested_keyrings()` skips a
+/// nested keyring for which `key_task_permission(..., KEY_NEED_SEARCH)`
+/// fails, and finds a key only in the links of a keyring it searched. A key
+/// in a nested keyring without search permission is not possessed (its
+/// read, granted to its owner only as a possessor, is EACCES); nor is a key
+/// of the user keyring, which an anonymous session keyring does not link,
+/// however many searchable keyrings that session holds.
+#[test]
+fn keys_possession_needs_searchable_nested_keyrings() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let shut = p.add_key("keyring", Some("shut"), b"", s).unwrap();
+    let inside = p.add_key("user", Some("inside"), b"v", shut).unwrap();
+    assert_eq!(p.keyctl_read(inside), Ok(b"v".to_vec()));
+    // The possessor's view, read, write, link and setattr: no search.
+    p.keyctl_setperm(shut, 0x3700_0000).unwrap();
+    assert_eq!(p.keyctl_read(inside), Err(Errno::EACCES));
+    p.add_key("keyring", Some("open"), b"", s).unwrap();
+    let elsewhere = p
+        .add_key("user", Some("elsewhere"), b"u", KEY_SPEC_USER_KEYRING)
+        .unwrap();
+    assert_eq!(p.keyctl_read(elsewhere), Err(Errno::EACCES));
+}
