@@ -19,6 +19,14 @@
 # printed at the end. JOBS (default 1) runs that many mutants at once;
 # MUTANTS_ARGS adds cargo-mutants options (e.g. `--shard 1/4`, `--iterate`
 # to skip what an earlier run caught).
+#
+# KEYS_STAGE=1 judges the keys group with its in-process tests alone
+# (the sources' unit tests, keys, oracle_keys: a few seconds a mutant),
+# leaving out the corpus replay, whose `watchq exec` probes are most of a
+# mutant's test time; KEYS_STAGE=2 then reruns only what stage 1 did not
+# catch with all four judges: it needs stage 1's target/mutants/keys and
+# adds `--iterate` (cargo-mutants skips what that output lists as caught
+# or unviable; stage 1's timeouts are judged again). Unset: all four judges at once, as before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,10 +83,15 @@ for g in "${groups[@]}"; do
                 --cargo-test-arg=--test=stress --cargo-test-arg=--test=pipe_syscalls \
                 --cargo-test-arg=--test=policy ;;
         keys)
+            judges=(--cargo-arg=--lib --cargo-arg=--test=keys --cargo-arg=--test=oracle_keys)
+            case ${KEYS_STAGE:-} in
+                1) ;;
+                2) judges+=(--cargo-arg=--test=conformance_corpus --iterate) ;;
+                '') judges+=(--cargo-arg=--test=conformance_corpus) ;;
+                *) echo "KEYS_STAGE is 1 or 2" >&2; exit 2 ;;
+            esac
             run keys "${no_baseline[@]}" -f 'sources/src/keys/*.rs' \
-                --test-package watchq-sources --test-package watchq-tests \
-                --cargo-arg=--lib --cargo-arg=--test=keys \
-                --cargo-arg=--test=oracle_keys --cargo-arg=--test=conformance_corpus ;;
+                --test-package watchq-sources --test-package watchq-tests "${judges[@]}" ;;
         *)
             echo "unknown group $g (wire, post, keys)" >&2
             exit 2 ;;

@@ -1349,3 +1349,227 @@ fn keys_boot_config_is_what_the_store_and_sysctls_report() {
         "{debug}"
     );
 }
+
+/// A request-key helper's forked child keeps the authority to instantiate
+/// the key its parent was given: the authorisation key is held in the
+/// task's credentials (`cred->request_key_auth`), which `copy_creds()`
+/// copies into a child with `prepare_creds()` (a reference taken on the
+/// same authorisation key), and `keyctl_instantiate_key_common()` looks
+/// for it there alone (EPERM without it). Having instantiated the key, the
+/// child drops the authority (the instantiation's own
+/// `keyctl_change_reqkey_auth(NULL)`: its second try is EPERM), and a
+/// search finds the key positive.
+#[test]
+fn keys_helper_child_inherits_instantiation_authority() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let helper = p.fork();
+    let key = helper
+        .key_construct("user", "by-child", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let child = helper.fork();
+    // A sibling forked from the requestor, not from the helper, has none.
+    let sibling = p.fork();
+    assert_eq!(sibling.keyctl_instantiate(key, b"no", 0), Err(Errno::EPERM));
+    child.keyctl_instantiate(key, b"from the child", 0).unwrap();
+    assert_eq!(
+        child.keyctl_instantiate(key, b"again", 0),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(p.keyctl_search(s, "user", "by-child", 0), Ok(key));
+    assert_eq!(p.keyctl_read(key), Ok(b"from the child".to_vec()));
+}
+
+/// A request-key helper that assumed the authority for a key searches the
+/// requestor's keyrings after its own, and possesses what it finds there
+/// (`search_process_keyrings_rcu()`: with `cred->request_key_auth` set, the
+/// requestor's thread, process and session keyrings are searched with the
+/// requestor's credentials, and `lookup_user_key()` counts a key found so
+/// as possessed). The helper runs in a session keyring of its own
+/// (`_req.KEY`, as `call_sbin_request_key()` gives it), so without the
+/// authority the requestor's keys are out of its reach: a search finds
+/// nothing (ENOKEY), and a key it names by serial grants it only the
+/// user's view (EACCES to read).
+#[test]
+fn keys_helper_searches_the_requestor_keyrings() {
+    use watchq_sources::keys::{Anchors, KeyCtx, Requested};
+    let kernel = Kernel::new(KernelConfig::default());
+    let store = kernel.keys();
+    let policy = kernel.policy();
+    let cred = kernel.cred(1000, 1000);
+    macro_rules! ctx {
+        ($a:expr) => {
+            KeyCtx {
+                cred: &cred,
+                anchors: $a,
+                policy: &*policy,
+                deadline: None,
+                interrupted: None,
+            }
+        };
+    }
+    let mut req = Anchors::default();
+    let session = store
+        .join_session_keyring(&mut ctx!(&mut req), None)
+        .unwrap();
+    req.session = Some(session);
+    let secret = store
+        .add_key(&mut ctx!(&mut req), "user", Some("secret"), b"s3", session)
+        .unwrap();
+    let call = match store
+        .request_key(&mut ctx!(&mut req), "user", "wanted", Some(b"info"), 0)
+        .unwrap()
+    {
+        Requested::Construct(call) => call,
+        other => panic!("request_key: {other:?}"),
+    };
+    assert_eq!(call.rings[2], session);
+    let mut helper = Anchors {
+        session: Some(call.helper_session),
+        ..Anchors::default()
+    };
+    macro_rules! search {
+        ($a:expr) => {
+            store.request_key(&mut ctx!($a), "user", "secret", None, 0)
+        };
+    }
+    // Before it assumes the authority: none of the requestor's keys.
+    assert_eq!(search!(&mut helper), Err(Errno::ENOKEY));
+    assert_eq!(
+        store.read(&mut ctx!(&mut helper), secret),
+        Err(Errno::EACCES)
+    );
+    assert_eq!(
+        store.assume_authority(&mut ctx!(&mut helper), call.key),
+        Ok(call.key)
+    );
+    assert_eq!(search!(&mut helper), Ok(Requested::Found(secret)));
+    assert_eq!(
+        store.read(&mut ctx!(&mut helper), secret),
+        Ok(b"s3".to_vec())
+    );
+    // The helper's own session keyring is still searched first.
+    let own = store
+        .add_key(
+            &mut ctx!(&mut helper),
+            "user",
+            Some("secret"),
+            b"own",
+            call.helper_session,
+        )
+        .unwrap();
+    assert_eq!(search!(&mut helper), Ok(Requested::Found(own)));
+    store
+        .instantiate(&mut ctx!(&mut helper), call.key, b"made", 0)
+        .unwrap();
+    assert_eq!(
+        store.construction_ended(&mut ctx!(&mut req), &call),
+        Ok(call.key)
+    );
+    // The construction over, its authority is gone with it.
+    store
+        .unlink(&mut ctx!(&mut helper), own, call.helper_session)
+        .unwrap();
+    assert_eq!(search!(&mut helper), Err(Errno::ENOKEY));
+}
+
+/// Possession reaches six levels of nested keyrings below a keyring the
+/// search starts from, no deeper: `search_nested_keyrings()` descends
+/// into a nested keyring only while its stack holds fewer than
+/// `KEYRING_SEARCH_MAX_DEPTH` (6) keyrings, so the links of a keyring six
+/// levels down are looked at and its own nested keyrings are not. A chain
+/// of keyrings each made in the last (add_key needs the destination
+/// possessed: the default permissions give the user no write) grows to
+/// the eighth, whose parent is found six levels down; the ninth is refused
+/// (EACCES), its parent out of reach.
+#[test]
+fn keys_possession_reaches_six_levels_down() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let mut parent = p.keyctl_join_session_keyring(None).unwrap();
+    for n in 1..=8 {
+        let name = format!("d{n}");
+        parent = p
+            .add_key("keyring", Some(&name), b"", parent)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert_eq!(
+        p.add_key("keyring", Some("d9"), b"", parent),
+        Err(Errno::EACCES)
+    );
+}
+
+/// A key found below a keyring the search starts from is possessed only if
+/// it grants the possessor search permission itself: the possession search
+/// of `lookup_user_key()` is an ordinary keyring search, whose iterator
+/// passes over a key the caller may not search (`key_task_permission()`
+/// with `KEY_NEED_SEARCH`, as the search is not `NO_CHECK_PERM`). A key in
+/// the session keyring whose permissions are the possessor's view and read
+/// alone is then neither possessed nor readable by its owner (KEYCTL_READ
+/// falls back to possession when the direct check fails: EACCES); with the
+/// possessor's search bit too, it is read.
+#[test]
+fn keys_possession_needs_the_keys_own_search_permission() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let pos_view_read = 0x0300_0000;
+    let pos_search = 0x0800_0000;
+    let k = p.add_key("user", Some("k"), b"v", s).unwrap();
+    p.keyctl_setperm(k, pos_view_read).unwrap();
+    assert_eq!(p.keyctl_read(k), Err(Errno::EACCES));
+    let k2 = p.add_key("user", Some("k2"), b"w", s).unwrap();
+    p.keyctl_setperm(k2, pos_view_read | pos_search).unwrap();
+    assert_eq!(p.keyctl_read(k2), Ok(b"w".to_vec()));
+}
+
+/// Possession is not found through a revoked or an invalidated keyring:
+/// `search_nested_keyrings()` goes into no keyring flagged
+/// `KEY_FLAG_REVOKED` or `KEY_FLAG_INVALIDATED` (its `descend_to_keyring`
+/// check). A key in a nested keyring of the session is read through
+/// possession (its owner is granted the view alone); once that keyring is
+/// revoked, or invalidated (before the collector unlinks it), the key is
+/// no longer possessed and its read is EACCES.
+#[test]
+fn keys_possession_skips_revoked_and_invalidated_keyrings() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    for revoke in [true, false] {
+        let ring = p.add_key("keyring", Some("ring"), b"", s).unwrap();
+        let key = p.add_key("user", Some("key"), b"v", ring).unwrap();
+        assert_eq!(p.keyctl_read(key), Ok(b"v".to_vec()), "revoke {revoke}");
+        if revoke {
+            p.keyctl_revoke(ring).unwrap();
+        } else {
+            p.keyctl_invalidate(ring).unwrap();
+        }
+        assert_eq!(p.keyctl_read(key), Err(Errno::EACCES), "revoke {revoke}");
+    }
+}
+
+/// Possession goes down only into nested keyrings the possessor may
+/// search, and only to what they link: `search_nested_keyrings()` skips a
+/// nested keyring for which `key_task_permission(..., KEY_NEED_SEARCH)`
+/// fails, and finds a key only in the links of a keyring it searched. A key
+/// in a nested keyring without search permission is not possessed (its
+/// read, granted to its owner only as a possessor, is EACCES); nor is a key
+/// of the user keyring, which an anonymous session keyring does not link,
+/// however many searchable keyrings that session holds.
+#[test]
+fn keys_possession_needs_searchable_nested_keyrings() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let shut = p.add_key("keyring", Some("shut"), b"", s).unwrap();
+    let inside = p.add_key("user", Some("inside"), b"v", shut).unwrap();
+    assert_eq!(p.keyctl_read(inside), Ok(b"v".to_vec()));
+    // The possessor's view, read, write, link and setattr: no search.
+    p.keyctl_setperm(shut, 0x3700_0000).unwrap();
+    assert_eq!(p.keyctl_read(inside), Err(Errno::EACCES));
+    p.add_key("keyring", Some("open"), b"", s).unwrap();
+    let elsewhere = p
+        .add_key("user", Some("elsewhere"), b"u", KEY_SPEC_USER_KEYRING)
+        .unwrap();
+    assert_eq!(p.keyctl_read(elsewhere), Err(Errno::EACCES));
+}

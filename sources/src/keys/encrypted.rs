@@ -471,7 +471,13 @@ mod tests {
             .unwrap()
             .finish(None)
             .unwrap();
-        assert!(update(&k, b"update user:mk2").is_ok());
+        // The new master key is the key's from now on (`encrypted_update()`
+        // copies the new master description into the new payload): its
+        // blob names it, with the same format, length and secret.
+        let u = update(&k, b"update user:mk2").unwrap();
+        assert_eq!(u.master(), (true, "mk2".to_string()));
+        assert!(u.blob(b"m2").starts_with(b"default user:mk2 20 "));
+        assert_eq!(u.decrypted, k.decrypted);
         assert!(update(&k, b"update default user:mk2").is_ok());
         assert_eq!(
             update(&k, b"update trusted:t").map(|_| ()),
