@@ -49,6 +49,7 @@ impl<const N: usize> SeqWords<N> {
     /// The words as one writer left them, or None when a writer is at work
     /// (or finished one while we read). Loads only; never waits.
     #[inline]
+    #[cfg_attr(not(all(test, loom)), allow(dead_code))]
     pub(crate) fn read(&self) -> Option<[u64; N]> {
         // Relaxed: a torn set of words is caught by the second count load.
         self.read_with(|w| std::array::from_fn(|i| w[i].load(Ordering::Relaxed)))
