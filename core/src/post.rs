@@ -6,10 +6,10 @@
 //! watch's tag into `info`, apply the queue's filter, ask the policy's
 //! `post_notification` hook, and post one copy into the queue's ring.
 
-use crate::lsm::{Cred, Policy};
+use crate::lsm::{Cred, Policy, NO_KEY};
 use crate::record::Notification;
 use crate::ring::PostOutcome;
-use crate::watch::{Watch, WatchList};
+use crate::watch::WatchList;
 
 /// What one post did, summed over the watches it reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,63 +38,52 @@ pub fn post_watch_notification(
     id: u64,
     policy: &dyn Policy,
 ) -> PostSummary {
-    let mut sum = PostSummary::default();
-    let Some(list) = list else { return sum };
-    // Once per event, not per watch: the policy's generation; the
-    // source's label key for the watches' verdict caches was made once
-    // per task, when its label was set (`Cred::set_label`).
+    let Some(list) = list else {
+        return PostSummary::default();
+    };
+    // Once per event, not per watch: the policy's generation, and the
+    // source's label key for the watches' verdict caches (made once per
+    // task, when its label was set: `Cred::set_label`), or a key no
+    // remembered allow holds when the answer is not to be remembered.
     let generation = policy.generation();
-    let key = if generation == 0 {
-        None
-    } else {
-        cred.label_key()
+    let key = match cred.label_key() {
+        Some(k) if generation != 0 => k,
+        _ => NO_KEY,
     };
-    let src = Source {
-        cred,
-        policy,
-        generation,
-        key,
-    };
-    list.with_watches(|watches| {
+    let meta = n.is_meta();
+    list.with_watches_asym(|watches, asymmetric| {
+        // Only `matched` is counted on the way of a delivered copy; every
+        // other outcome counts itself, and `delivered` is what is left.
+        let (mut matched, mut filtered, mut denied, mut lost) = (0u32, 0u32, 0u32, 0u32);
         for w in watches {
-            post_one(w, n, id, &src, &mut sum);
+            if w.id() != id {
+                continue;
+            }
+            matched += 1;
+            // The tag goes into the info word on the way, never by a copy
+            // of the record (a 127-byte copy per watch was a tenth of a
+            // post).
+            let info = n.info_with_id(w.info_id());
+            let q = w.queue();
+            if !q.filter_allows_info(n, info) {
+                filtered += 1;
+                continue;
+            }
+            if !meta && !w.policy_allows(policy, generation, key, cred, n) {
+                q.count_denied();
+                denied += 1;
+                continue;
+            }
+            if q.post_info(n, info, asymmetric) == PostOutcome::Lost {
+                lost += 1;
+            }
         }
-    });
-    sum
-}
-
-/// What every watch of one post shares about its source and policy.
-struct Source<'a> {
-    cred: &'a Cred,
-    policy: &'a dyn Policy,
-    generation: u64,
-    key: Option<[u64; 2]>,
-}
-
-/// One watch's share of [`post_watch_notification`].
-#[inline]
-fn post_one(w: &Watch, n: &Notification, id: u64, src: &Source<'_>, sum: &mut PostSummary) {
-    {
-        if w.id() != id {
-            return;
+        PostSummary {
+            matched,
+            delivered: matched - filtered - denied - lost,
+            lost,
+            filtered,
+            denied,
         }
-        sum.matched += 1;
-        // The tag goes into the info word on the way, never by a copy of
-        // the record (a 127-byte copy per watch was a tenth of a post).
-        let info = n.info_with_id(w.info_id());
-        let q = w.queue();
-        if !q.filter_allows_info(n, info) {
-            sum.filtered += 1;
-            return;
-        }
-        if !n.is_meta() && !w.policy_allows(src.policy, src.generation, src.key, src.cred, n) {
-            q.count_denied();
-            sum.denied += 1;
-            return;
-        }
-        match q.post_info(n, info) {
-            PostOutcome::Posted => sum.delivered += 1,
-            PostOutcome::Lost => sum.lost += 1,
-        }
-    }
+    })
 }

@@ -170,15 +170,17 @@ fn inline_filter_matches(
     // Relaxed, every load here: inside a seqlock read, which throws the
     // answer away if a writer moved the words under it.
     let word = |i: usize| w[i].load(Ordering::Relaxed);
-    if type_ >= 64 || word(1) & (1 << type_) == 0 || subtype >= 32 {
+    // `WatchFilter::matches` first tests the type bitmap (word 1); here the
+    // entries' own types say the same (every kept entry's type is below 64
+    // and sets its bit), so the bitmap is not loaded.
+    if subtype >= 32 {
         return false;
     }
+    let sub = 1u32 << subtype;
     let n = ((kind >> 8) as usize).min(INLINE_FILTERS);
     (0..n).any(|i| {
         let (a, b) = (word(2 + 2 * i), word(3 + 2 * i));
-        a as u32 == type_
-            && (a >> 32) as u32 & (1 << subtype) != 0
-            && info & (b >> 32) as u32 == b as u32
+        a as u32 == type_ && (a >> 32) as u32 & sub != 0 && info & (b >> 32) as u32 == b as u32
     })
 }
 
@@ -383,7 +385,16 @@ impl WatchQueue {
             Some(b) => Some(WatchFilter::parse(b, WATCH_TYPE_ALL_NR)?),
         };
         let _pipe = self.pipe.lock();
-        let words = filter_words(new.as_ref());
+        // A 2019 queue's filter is matched on its own encoding, behind
+        // the RCU cell: its inline words only say so.
+        let words = match &new {
+            Some(_) if self.is_2019() => {
+                let mut w = [0; FILTER_WORDS];
+                w[0] = FILTER_FAR;
+                w
+            }
+            f => filter_words(f.as_ref()),
+        };
         self.filter.store(Arc::new(new));
         // Every writer holds the pipe mutex, so no other is at work.
         let written = self.filter_words.try_write(words);
@@ -399,27 +410,25 @@ impl WatchQueue {
 
     /// [`WatchQueue::filter_allows`] for `n` with its `info` word as
     /// `info` (the watch's tag put in, without a copy of the record).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn filter_allows_info(&self, n: &Notification, info: u32) -> bool {
-        let pipe = self.v2.is_none();
+        // 1: passes, 0: rejected, 2: ask the RCU cell (a bigger filter, a
+        // 2019 queue's, or `set_filter` at work).
         let inline = self.filter_words.read_with(|w| {
             // Relaxed: inside the seqlock read (see `read_with`).
             let kind = w[0].load(Ordering::Relaxed);
-            match kind {
-                FILTER_NONE => Some(true),
-                k if k & 0xff == FILTER_INLINE && pipe => {
-                    Some(inline_filter_matches(k, w, n.type_(), n.subtype(), info))
-                }
-                _ => None,
+            if kind == FILTER_NONE {
+                1
+            } else if kind & 0xff == FILTER_INLINE {
+                inline_filter_matches(kind, w, n.type_(), n.subtype(), info) as u8
+            } else {
+                2
             }
         });
-        let ok = match inline.flatten() {
-            Some(ok) => ok,
-            None => {
-                let mut tagged = *n;
-                tagged.set_info_id(info);
-                self.filter_allows_far(&tagged)
-            }
+        let ok = match inline {
+            Some(1) => return true,
+            Some(0) => false,
+            _ => self.filter_allows_far(n, info),
         };
         if !ok {
             // Relaxed: statistics.
@@ -432,7 +441,11 @@ impl WatchQueue {
     /// than [`INLINE_FILTERS`] entries, a 2019 queue's filter, or
     /// `set_filter` at work.
     #[cold]
-    fn filter_allows_far(&self, n: &Notification) -> bool {
+    #[inline(never)]
+    fn filter_allows_far(&self, n: &Notification, info: u32) -> bool {
+        let mut tagged = *n;
+        tagged.set_info_id(info);
+        let n = &tagged;
         self.filter.read(|f| match (f, self.is_2019()) {
             (None, _) => true,
             (Some(f), false) => f.matches(n.type_(), n.subtype(), n.info()),
@@ -454,13 +467,14 @@ impl WatchQueue {
     ///
     /// Mirrors `post_one_notification()`.
     pub fn post(&self, n: &Notification) -> PostOutcome {
-        self.post_info(n, n.info())
+        self.post_info(n, n.info(), crate::rcu::asymmetric())
     }
 
     /// [`WatchQueue::post`] of `n` with its `info` word as `info` (the
-    /// watch's tag put in on the way into the ring).
-    #[inline]
-    pub(crate) fn post_info(&self, n: &Notification, info: u32) -> PostOutcome {
+    /// watch's tag put in on the way into the ring); `asymmetric` is
+    /// `crate::rcu::asymmetric()`, looked up once per event by the caller.
+    #[inline(always)]
+    pub(crate) fn post_info(&self, n: &Notification, info: u32, asymmetric: bool) -> PostOutcome {
         // Relaxed: closing is not synchronised with posting in the kernel
         // either; a post racing close lands in a ring nobody will read.
         if self.closed.load(Ordering::Relaxed) {
@@ -469,20 +483,20 @@ impl WatchQueue {
         }
         // Relaxed: statistics.
         self.posted.fetch_add(1, Ordering::Relaxed);
-        let outcome = match (&self.v2, self.ring.get()) {
-            (None, Some(ring)) => ring.try_post_with_info(n.as_bytes(), info),
-            _ => self.post_info_slow(n, info),
+        // Only a pipe queue's `ring` is ever set (a 2019 queue's ring is
+        // in `v2`), so a set `ring` is the pipe queue's fast path.
+        let outcome = match self.ring.get() {
+            Some(ring) => ring.try_post_with_info(n.as_bytes(), info),
+            None => self.post_info_slow(n, info),
         };
-        match outcome {
-            PostOutcome::Posted => self.rd_wait.wake(),
-            PostOutcome::Lost => {
-                self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                // A loss in a ring that looked full on a tail a moment
-                // stale can be owed to a reader that has just gone to
-                // sleep on the empty ring: it reads the loss record now.
-                self.rd_wait.wake();
-            }
+        if outcome == PostOutcome::Lost {
+            // Relaxed: statistics.
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
         }
+        // A loss in a ring that looked full on a tail a moment stale can
+        // be owed to a reader that has just gone to sleep on the empty
+        // ring: it reads the loss record now, so a loss wakes too.
+        self.rd_wait.wake_with(asymmetric);
         outcome
     }
 

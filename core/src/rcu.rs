@@ -622,24 +622,33 @@ pub(crate) mod global {
         DOMAIN.get_or_init(|| Domain::new(true))
     }
 
-    /// This thread's claim, given back when the thread exits.
+    /// Gives this thread's claim back when the thread exits. Apart from
+    /// [`SLOT`] so that the post path's lookup is a plain thread-local
+    /// load: a local with a destructor is checked for "registered yet?"
+    /// and "destroyed already?" on every access; `SLOT` has none, and
+    /// only a thread's first read (`claim_for`) touches this one.
     struct Local(Cell<Option<&'static Slot>>);
 
     impl Drop for Local {
         fn drop(&mut self) {
             if let Some(s) = self.0.get() {
+                // Later reads on this thread (other locals' destructors)
+                // claim slots of their own (`claim_for`).
+                SLOT.with(|c| c.set(None));
                 domain().release(s);
             }
         }
     }
 
     thread_local! {
+        /// This thread's claim (None: not claimed, or given back at exit).
+        static SLOT: Cell<Option<&'static Slot>> = const { Cell::new(None) };
         static LOCAL: Local = const { Local(Cell::new(None)) };
     }
 
     /// This thread's slot, if it has claimed one.
     pub(crate) fn own_slot() -> Option<&'static Slot> {
-        LOCAL.try_with(|l| l.0.get()).ok().flatten()
+        SLOT.with(|c| c.get())
     }
 
     /// A read section of the process's domain, open until dropped.
@@ -647,6 +656,16 @@ pub(crate) mod global {
         slot: &'static Slot,
         /// This section opened the slot's mark (it is not nested).
         outer: bool,
+        /// The domain's `asymmetric`, read once when the section opened.
+        asymmetric: bool,
+    }
+
+    impl Section {
+        /// [`super::asymmetric`], as read when the section opened.
+        #[inline(always)]
+        pub(crate) fn asymmetric(&self) -> bool {
+            self.asymmetric
+        }
     }
 
     impl Drop for Section {
@@ -664,35 +683,29 @@ pub(crate) mod global {
     #[inline(always)]
     pub(crate) fn enter() -> Section {
         let d = domain();
-        let slot = match LOCAL.try_with(|l| l.0.get()) {
-            Ok(Some(s)) => s,
-            Ok(None) => claim_for(d),
-            Err(_) => return enter_unregistered(d),
+        let slot = match SLOT.with(|c| c.get()) {
+            Some(s) => s,
+            None => claim_for(d),
         };
         Section {
             slot,
             outer: d.enter(slot),
+            asymmetric: d.asymmetric,
         }
     }
 
-    /// A read section on a thread whose locals are being destroyed: a slot
-    /// of its own, never given back (safe; such late reads are rare).
+    /// This thread's first read (or a read after its locals began to be
+    /// destroyed): claims a slot, kept in [`SLOT`] and given back at the
+    /// thread's exit by [`LOCAL`]. A thread whose `LOCAL` is gone already
+    /// gets a slot of its own for this section, never given back (safe;
+    /// such late reads are rare).
     #[cold]
-    fn enter_unregistered(d: &'static Domain) -> Section {
-        let slot = d.claim();
-        Section {
-            slot,
-            outer: d.enter(slot),
-        }
-    }
-
-    /// This thread's first read: claims its slot.
-    #[cold]
+    #[inline(never)]
     fn claim_for(d: &'static Domain) -> &'static Slot {
         let s = d.claim();
-        // Cannot fail: the caller just reached the local. Were it to, the
-        // slot would stay claimed for good, which is safe.
-        let _ = LOCAL.try_with(|l| l.0.set(Some(s)));
+        if LOCAL.try_with(|l| l.0.set(Some(s))).is_ok() {
+            SLOT.with(|c| c.set(Some(s)));
+        }
         s
     }
 }

@@ -231,16 +231,25 @@ impl Notification {
     }
 
     /// The 24-bit type.
+    #[inline]
     pub fn type_(&self) -> u32 {
-        u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], 0])
+        self.word0() & 0x00ff_ffff
+    }
+
+    /// The header's first word (type and subtype), one load.
+    #[inline(always)]
+    fn word0(&self) -> u32 {
+        u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
     }
 
     /// The 8-bit subtype.
+    #[inline]
     pub fn subtype(&self) -> u8 {
-        self.buf[3]
+        (self.word0() >> 24) as u8
     }
 
     /// The `info` word: length, tag and type-specific bits.
+    #[inline]
     pub fn info(&self) -> u32 {
         u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
     }
@@ -306,6 +315,7 @@ impl Notification {
     }
 
     /// True for META records (removal, loss): they bypass filters and policy.
+    #[inline]
     pub fn is_meta(&self) -> bool {
         self.type_() == WATCH_TYPE_META
     }

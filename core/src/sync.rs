@@ -176,6 +176,22 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
         };
     }
 
+    /// [`RcuCell::read`], with `f` also told `crate::rcu::asymmetric()`
+    /// (the domain the section was opened on says it: no second look-up
+    /// of the process's domain for a post's wake-ups).
+    #[inline(always)]
+    pub(crate) fn read_asym<R>(&self, f: impl FnOnce(&T, bool) -> R) -> R {
+        #[cfg(all(test, loom))]
+        return f(&self.0.lock().expect("loom mutex poisoned"), false);
+        #[cfg(not(all(test, loom)))]
+        return {
+            let section = crate::rcu::global::enter();
+            let asymmetric = section.asymmetric();
+            // SAFETY: inside a read section of the domain `store` retires on.
+            unsafe { self.0.get(|v| f(v, asymmetric)) }
+        };
+    }
+
     /// Publishes a new value and, unless a reader that may hold the old
     /// one stays in its read section too long (or this thread is in one),
     /// drops the old value before returning (`rcu::Domain::replace_sync`).

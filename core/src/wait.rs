@@ -168,13 +168,21 @@ impl WaitQueue {
     /// membarrier(2) is registered) and a load when nobody sleeps.
     #[inline]
     pub fn wake(&self) {
+        self.wake_with(crate::rcu::asymmetric());
+    }
+
+    /// [`WaitQueue::wake`] with `asymmetric` the process's
+    /// `crate::rcu::asymmetric()`, looked up once by a caller that wakes
+    /// many queues (a post's fan-out).
+    #[inline(always)]
+    pub(crate) fn wake_with(&self, asymmetric: bool) {
         // ORDERING: SeqCst fence, the producer's half of the Dekker pair
         // with `register`: the record published before this is visible to
         // a reader that registered before our load below. Where
         // membarrier(2) is registered a compiler fence only: the sleeper's
         // membarrier in `register` stands for our fence, and the compiler
         // must only keep the publish before the load.
-        crate::sync::light_fence(crate::rcu::asymmetric(), Ordering::SeqCst);
+        crate::sync::light_fence(asymmetric, Ordering::SeqCst);
         // Relaxed: ordered by the fence above.
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             return;

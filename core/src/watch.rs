@@ -100,28 +100,30 @@ impl Watch {
     }
 
     /// Does `policy` (of generation `generation`) let `n` (not META, not
-    /// yet tagged) from `source`, whose label has the key `key` (None: not
-    /// to be cached), reach this watch?
+    /// yet tagged) from `source`, whose label has the key `key`
+    /// ([`crate::lsm::NO_KEY`]: not to be remembered), reach this watch?
     /// Asks the hook only when the watch does not remember an allow for
     /// this generation and label, and remembers one the policy says holds
     /// for the label alone.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn policy_allows(
         &self,
         policy: &dyn crate::lsm::Policy,
         generation: u64,
-        key: Option<[u64; 2]>,
+        key: [u64; 2],
         source: &Cred,
         n: &Notification,
     ) -> bool {
-        if let Some([k0, k1]) = key {
-            // Word by word: the key was stored a word at a time, and a
-            // 16-byte compare of it stalls on store forwarding.
-            if let Some([g, c0, c1]) = self.verdict.read() {
-                if (g == generation) & (c0 == k0) & (c1 == k1) {
-                    return true;
-                }
-            }
+        // Word by word: the key was stored a word at a time, and a
+        // 16-byte compare of it stalls on store forwarding. A remembered
+        // allow always holds a label's key, never NO_KEY.
+        let hit = self.verdict.read_with(|v| {
+            // Relaxed: inside the seqlock read (see `read_with`).
+            let word = |i: usize| v[i].load(Ordering::Relaxed);
+            ((word(0) ^ generation) | (word(1) ^ key[0]) | (word(2) ^ key[1])) == 0
+        });
+        if hit == Some(true) {
+            return true;
         }
         self.ask_policy(policy, generation, key, source, n)
     }
@@ -134,7 +136,7 @@ impl Watch {
         &self,
         policy: &dyn crate::lsm::Policy,
         generation: u64,
-        key: Option<[u64; 2]>,
+        key: [u64; 2],
         source: &Cred,
         n: &Notification,
     ) -> bool {
@@ -146,12 +148,11 @@ impl Watch {
         {
             return false;
         }
-        if let Some([k0, k1]) = key {
-            if policy.post_allowed_by_label(&self.cred, source.label()) {
-                // A writer racing us is remembering an answer too: either
-                // one will do, so a lost race is not retried.
-                let _ = self.verdict.try_write([generation, k0, k1]);
-            }
+        if key != crate::lsm::NO_KEY && policy.post_allowed_by_label(&self.cred, source.label()) {
+            // A writer racing us is remembering an answer too: either
+            // one will do, so a lost race is not retried.
+            let [k0, k1] = key;
+            let _ = self.verdict.try_write([generation, k0, k1]);
         }
         true
     }
@@ -231,6 +232,13 @@ impl WatchList {
     #[inline(always)]
     pub fn with_watches<R>(&self, f: impl FnOnce(&[Arc<Watch>]) -> R) -> R {
         self.watchers.read(|v| f(v))
+    }
+
+    /// [`WatchList::with_watches`], with `f` also told
+    /// `crate::rcu::asymmetric()` (for the wake-ups of a post's fan-out).
+    #[inline(always)]
+    pub(crate) fn with_watches_asym<R>(&self, f: impl FnOnce(&[Arc<Watch>], bool) -> R) -> R {
+        self.watchers.read_asym(|v, asymmetric| f(v, asymmetric))
     }
 
     /// Number of watches now.

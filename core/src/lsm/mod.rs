@@ -393,6 +393,13 @@ pub(crate) fn next_generation() -> u64 {
     NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A verdict-cache key no label has ([`label_key`]'s top byte is the
+/// length + 1, at most 16, or 0 for an unlabelled task): what a post
+/// compares when its source's allow is not to be remembered (a label too
+/// long for a key, a policy of generation 0), so no remembered allow
+/// matches it and the hook is asked.
+pub(crate) const NO_KEY: [u64; 2] = [0, u64::MAX];
+
 /// A source label packed for a watch's verdict cache, or None for a label
 /// too long to cache (over 15 bytes): the label's first 8 bytes, then its
 /// next 7 with the length + 1 in the top byte (0 0 for an unlabelled task).
