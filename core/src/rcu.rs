@@ -788,7 +788,7 @@ mod loom_tests {
     /// the reader left.
     #[test]
     fn loom_rcu_reader_races_replace() {
-        loom::model(|| {
+        crate::loom_tests::model(|| {
             let d = LArc::new(Domain::new(false));
             let p = LArc::new(RcuPtr::new(Val::new(1)));
             let r = {
@@ -814,7 +814,7 @@ mod loom_tests {
     /// under the reader; nothing is left retired after a later store.
     #[test]
     fn loom_rcu_reader_races_replace_sync() {
-        loom::model(|| {
+        crate::loom_tests::model(|| {
             let d = LArc::new(Domain::new(false));
             let p = LArc::new(RcuPtr::new(Val::new(1)));
             let r = {
@@ -842,7 +842,7 @@ mod loom_tests {
     /// is not freed under it.
     #[test]
     fn loom_rcu_slot_handed_over() {
-        loom::model(|| {
+        crate::loom_tests::model(|| {
             let d = LArc::new(Domain::new(false));
             let p = LArc::new(RcuPtr::new(Val::new(1)));
             let readers: Vec<_> = (0..2)
@@ -868,7 +868,7 @@ mod loom_tests {
     /// given back is claimed again rather than a new one made.
     #[test]
     fn loom_rcu_claims_are_exclusive() {
-        loom::model(|| {
+        crate::loom_tests::model(|| {
             let d = LArc::new(Domain::new(false));
             let p = LArc::new(RcuPtr::new(Val::new(1)));
             let t = {

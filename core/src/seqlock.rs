@@ -123,7 +123,7 @@ mod loom_tests {
     /// before the reader started is what it reads (unless a later one).
     #[test]
     fn loom_seqwords_never_torn() {
-        loom::model(|| {
+        crate::loom_tests::model(|| {
             let c = Arc::new(SeqWords::<2>::new());
             let w1 = {
                 let c = c.clone();
@@ -151,7 +151,7 @@ mod loom_tests {
     /// newer count with an older word.
     #[test]
     fn loom_seqwords_reader_races_two_writes() {
-        loom::model(|| {
+        crate::loom_tests::model(|| {
             let c = Arc::new(SeqWords::<2>::new());
             let w = {
                 let c = c.clone();
@@ -170,7 +170,7 @@ mod loom_tests {
     /// A reader racing one writer of three words: whole or nothing.
     #[test]
     fn loom_seqwords_reader_races_writer() {
-        loom::model(|| {
+        crate::loom_tests::model(|| {
             let c = Arc::new(SeqWords::<3>::new());
             let w = {
                 let c = c.clone();
@@ -196,7 +196,7 @@ mod loom_tests {
     #[test]
     fn loom_seqwords_reader_after_write_relaxed_channel() {
         use crate::sync::{AtomicBool, Ordering};
-        loom::model(|| {
+        crate::loom_tests::model(|| {
             let c = Arc::new(SeqWords::<2>::new());
             let done = Arc::new(AtomicBool::new(false));
             let w = {
