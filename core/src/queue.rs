@@ -405,13 +405,19 @@ impl WatchQueue {
     /// Does the queue's filter let `n` through? META records always pass.
     /// Counts a rejection.
     pub fn filter_allows(&self, n: &Notification) -> bool {
-        self.filter_allows_info(n, n.info())
+        self.filter_allows_header(n, n.header())
     }
 
-    /// [`WatchQueue::filter_allows`] for `n` with its `info` word as
-    /// `info` (the watch's tag put in, without a copy of the record).
+    /// [`WatchQueue::filter_allows`] for `n` with its header (bytes 0..8,
+    /// one little-endian word) as `header` (the watch's tag put in,
+    /// without a copy of the record).
     #[inline(always)]
-    pub(crate) fn filter_allows_info(&self, n: &Notification, info: u32) -> bool {
+    pub(crate) fn filter_allows_header(&self, n: &Notification, header: u64) -> bool {
+        let (type_, subtype, info) = (
+            header as u32 & 0x00ff_ffff,
+            (header >> 24) as u8,
+            (header >> 32) as u32,
+        );
         // 1: passes, 0: rejected, 2: ask the RCU cell (a bigger filter, a
         // 2019 queue's, or `set_filter` at work).
         let inline = self.filter_words.read_with(|w| {
@@ -420,16 +426,27 @@ impl WatchQueue {
             if kind == FILTER_NONE {
                 1
             } else if kind & 0xff == FILTER_INLINE {
-                inline_filter_matches(kind, w, n.type_(), n.subtype(), info) as u8
+                inline_filter_matches(kind, w, type_, subtype, info) as u8
             } else {
                 2
             }
         });
-        let ok = match inline {
-            Some(1) => return true,
-            Some(0) => false,
-            _ => self.filter_allows_far(n, info),
-        };
+        // One test on the way of a passing record: a torn read counts as
+        // "ask the RCU cell".
+        let inline = inline.unwrap_or(2);
+        if inline == 1 {
+            return true;
+        }
+        self.filter_rejects_or_far(n, info, inline)
+    }
+
+    /// [`WatchQueue::filter_allows_header`] when the inline words did not
+    /// say "passes": `inline` 0 is a rejection, anything else asks the RCU
+    /// cell. Out of line, so a passing record's path stays small.
+    #[cold]
+    #[inline(never)]
+    fn filter_rejects_or_far(&self, n: &Notification, info: u32, inline: u8) -> bool {
+        let ok = inline != 0 && self.filter_allows_far(n, info);
         if !ok {
             // Relaxed: statistics.
             self.stats.filtered.fetch_add(1, Ordering::Relaxed);
@@ -467,14 +484,20 @@ impl WatchQueue {
     ///
     /// Mirrors `post_one_notification()`.
     pub fn post(&self, n: &Notification) -> PostOutcome {
-        self.post_info(n, n.info(), crate::rcu::asymmetric())
+        self.post_header(n, n.header(), crate::rcu::asymmetric())
     }
 
-    /// [`WatchQueue::post`] of `n` with its `info` word as `info` (the
-    /// watch's tag put in on the way into the ring); `asymmetric` is
-    /// `crate::rcu::asymmetric()`, looked up once per event by the caller.
+    /// [`WatchQueue::post`] of `n` with its header (bytes 0..8, one
+    /// little-endian word) as `header` (the watch's tag put in on the way
+    /// into the ring); `asymmetric` is `crate::rcu::asymmetric()`, looked
+    /// up once per event by the caller.
     #[inline(always)]
-    pub(crate) fn post_info(&self, n: &Notification, info: u32, asymmetric: bool) -> PostOutcome {
+    pub(crate) fn post_header(
+        &self,
+        n: &Notification,
+        header: u64,
+        asymmetric: bool,
+    ) -> PostOutcome {
         // Relaxed: closing is not synchronised with posting in the kernel
         // either; a post racing close lands in a ring nobody will read.
         if self.closed.load(Ordering::Relaxed) {
@@ -486,8 +509,13 @@ impl WatchQueue {
         // Only a pipe queue's `ring` is ever set (a 2019 queue's ring is
         // in `v2`), so a set `ring` is the pipe queue's fast path.
         let outcome = match self.ring.get() {
-            Some(ring) => ring.try_post_with_info(n.as_bytes(), info),
-            None => self.post_info_slow(n, info),
+            // The length from the header word (the record's own: the tag
+            // does not touch it), not a load of the record's byte again.
+            Some(ring) => ring.try_post_with_header(
+                n.bytes_to((header >> 32) as usize & WATCH_INFO_LENGTH as usize),
+                header,
+            ),
+            None => self.post_info_slow(n, (header >> 32) as u32),
         };
         if outcome == PostOutcome::Lost {
             // Relaxed: statistics.

@@ -74,6 +74,13 @@ pub(crate) struct Slot {
     taken: AtomicBool,
     /// The next slot of the domain's list (fixed before the slot is pushed).
     next: *const Slot,
+    /// The domain the slot belongs to (which outlives it: slots are freed
+    /// with their domain), so a reader holding its slot reaches the epoch
+    /// without looking the domain up.
+    domain: *const Domain,
+    /// The domain's `asymmetric`, fixed before any slot exists: beside
+    /// the mark, one line for a reader's section.
+    asymmetric: bool,
 }
 
 /// Readers' slots, the epoch, the retired objects.
@@ -174,6 +181,8 @@ impl Domain {
                 active: AtomicU64::new(0),
                 taken: AtomicBool::new(true),
                 next: head,
+                domain: self,
+                asymmetric: self.asymmetric,
             }));
             // ORDERING: Release publishes the slot's fields to claimers
             // and collectors (their Acquire loads of `slots`). Relaxed on
@@ -221,6 +230,13 @@ impl Domain {
     /// not to be left).
     #[inline(always)]
     pub(crate) fn enter(&self, slot: &Slot) -> bool {
+        self.enter_asym(slot, self.asymmetric)
+    }
+
+    /// [`Domain::enter`], with `asymmetric` the domain's (read by the
+    /// caller, from `slot`, so it stays in a register for the section).
+    #[inline(always)]
+    fn enter_asym(&self, slot: &Slot, asymmetric: bool) -> bool {
         // Relaxed: only this thread writes its slot's mark.
         if slot.active.load(Ordering::Relaxed) != 0 {
             return false;
@@ -235,7 +251,7 @@ impl Domain {
         // would continue; `loom_rcu_slot_handed_over` fails with Relaxed
         // here). The fence below orders it before our pointer loads.
         slot.active.store(e, Ordering::Release);
-        self.light_fence();
+        Self::light_fence(asymmetric);
         true
     }
 
@@ -257,10 +273,10 @@ impl Domain {
     /// (`crate::sync::light_fence`; loom checks it as the SeqCst fence
     /// the barrier stands for).
     #[inline(always)]
-    fn light_fence(&self) {
+    fn light_fence(asymmetric: bool) {
         // ORDERING: SeqCst fence (or its membarrier form), partner of the
         // one in `heavy_fence`.
-        crate::sync::light_fence(self.asymmetric, Ordering::SeqCst);
+        crate::sync::light_fence(asymmetric, Ordering::SeqCst);
     }
 
     /// The writer's half: a full barrier here and on every CPU running one
@@ -682,15 +698,20 @@ pub(crate) mod global {
     /// in its frame).
     #[inline(always)]
     pub(crate) fn enter() -> Section {
-        let d = domain();
         let slot = match SLOT.with(|c| c.get()) {
             Some(s) => s,
-            None => claim_for(d),
+            None => claim_for(domain()),
         };
+        // SAFETY: a slot's domain outlives it (slots are freed only by
+        // the domain's drop), and this one is the process's, which is
+        // never dropped. Through the slot, not `domain()`: no "made
+        // yet?" test of the `OnceLock` per section.
+        let d = unsafe { &*slot.domain };
+        let asymmetric = slot.asymmetric;
         Section {
             slot,
-            outer: d.enter(slot),
-            asymmetric: d.asymmetric,
+            outer: d.enter_asym(slot, asymmetric),
+            asymmetric,
         }
     }
 

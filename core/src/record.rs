@@ -276,6 +276,27 @@ impl Notification {
         self.buf[4..8].copy_from_slice(&info.to_le_bytes());
     }
 
+    /// The header as one little-endian word, tag included.
+    #[inline(always)]
+    pub(crate) fn header(&self) -> u64 {
+        u64::from_le_bytes([
+            self.buf[0],
+            self.buf[1],
+            self.buf[2],
+            self.buf[3],
+            self.buf[4],
+            self.buf[5],
+            self.buf[6],
+            self.buf[7],
+        ])
+    }
+
+    /// The first `len` bytes (a record's, when `len` is its length).
+    #[inline(always)]
+    pub(crate) fn bytes_to(&self, len: usize) -> &[u8] {
+        &self.buf[..len]
+    }
+
     /// The `info` word [`Notification::set_info_id`] would leave.
     #[inline]
     pub fn info_with_id(&self, info_id: u32) -> u32 {

@@ -1,8 +1,9 @@
 //! A few words published under a sequence count, read with loads only.
 //!
 //! Owns [`SeqWords`], the post path's read side for things that change
-//! rarely and are read on every delivery: a watch's cached policy verdict
-//! and a queue's filter. It is the seqlock of the kernel's `seqcount_t`
+//! rarely and are read on every delivery: a queue's inline filter (a
+//! watch's remembered policy allow used it too, until it became one word:
+//! `Watch::policy_allows`). It is the seqlock of the kernel's `seqcount_t`
 //! (Documentation/locking/seqlock.rst; in C11 terms, Hans Boehm, "Can
 //! Seqlocks Get Along With Programming Language Memory Models?", 2012,
 //! whose fence-based reader this follows): a reader loads the count, the

@@ -25,8 +25,7 @@ use crate::errno::{Errno, Result};
 use crate::lsm::Cred;
 use crate::queue::WatchQueue;
 use crate::record::Notification;
-use crate::seqlock::SeqWords;
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering, RcuCell};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, RcuCell};
 use crate::uapi::WATCH_INFO_ID__SHIFT;
 
 /// Callback run when a watch leaves its object's list. Mirrors `release_watch`.
@@ -40,10 +39,11 @@ pub struct Watch {
     info_id: u32,
     cred: Arc<Cred>,
     charged: AtomicBool,
-    /// The policy's last "allowed by label" for this watch: its
-    /// generation and the source label's key (`lsm::label_key`), so the
-    /// next post from a task of that label skips the hook.
-    verdict: SeqWords<3>,
+    /// The policy's last "allowed by label" for this watch, as one word
+    /// (`lsm::verdict_key`: its generation and the source label's id), so
+    /// the next post from a task of that label skips the hook. One word,
+    /// so no seqlock: a load sees a whole key or the initial 0.
+    verdict: AtomicU64,
 }
 
 impl std::fmt::Debug for Watch {
@@ -75,7 +75,7 @@ impl Watch {
             info_id: (tag as u32) << WATCH_INFO_ID__SHIFT,
             cred,
             charged: AtomicBool::new(false),
-            verdict: SeqWords::new(),
+            verdict: AtomicU64::new(0),
         })
     }
 
@@ -100,32 +100,26 @@ impl Watch {
     }
 
     /// Does `policy` (of generation `generation`) let `n` (not META, not
-    /// yet tagged) from `source`, whose label has the key `key`
-    /// ([`crate::lsm::NO_KEY`]: not to be remembered), reach this watch?
-    /// Asks the hook only when the watch does not remember an allow for
-    /// this generation and label, and remembers one the policy says holds
-    /// for the label alone.
+    /// yet tagged) from `source` reach this watch? `key` is
+    /// `lsm::verdict_key(generation, source's label id)`
+    /// ([`crate::lsm::NO_KEY`]: not to be remembered). Asks the hook only
+    /// when the watch does not remember an allow for this key, and
+    /// remembers one the policy says holds for the label alone.
     #[inline(always)]
     pub(crate) fn policy_allows(
         &self,
         policy: &dyn crate::lsm::Policy,
-        generation: u64,
-        key: [u64; 2],
+        key: u64,
         source: &Cred,
         n: &Notification,
     ) -> bool {
-        // Word by word: the key was stored a word at a time, and a
-        // 16-byte compare of it stalls on store forwarding. A remembered
-        // allow always holds a label's key, never NO_KEY.
-        let hit = self.verdict.read_with(|v| {
-            // Relaxed: inside the seqlock read (see `read_with`).
-            let word = |i: usize| v[i].load(Ordering::Relaxed);
-            ((word(0) ^ generation) | (word(1) ^ key[0]) | (word(2) ^ key[1])) == 0
-        });
-        if hit == Some(true) {
+        // Relaxed: the word is the whole fact (an allow for this
+        // generation and label); nothing else is read through it, and a
+        // stale word only costs a call to the hook.
+        if self.verdict.load(Ordering::Relaxed) == key {
             return true;
         }
-        self.ask_policy(policy, generation, key, source, n)
+        self.ask_policy(policy, key, source, n)
     }
 
     /// [`Watch::policy_allows`] when the watch remembers no allow: the
@@ -135,8 +129,7 @@ impl Watch {
     fn ask_policy(
         &self,
         policy: &dyn crate::lsm::Policy,
-        generation: u64,
-        key: [u64; 2],
+        key: u64,
         source: &Cred,
         n: &Notification,
     ) -> bool {
@@ -149,10 +142,10 @@ impl Watch {
             return false;
         }
         if key != crate::lsm::NO_KEY && policy.post_allowed_by_label(&self.cred, source.label()) {
-            // A writer racing us is remembering an answer too: either
-            // one will do, so a lost race is not retried.
-            let [k0, k1] = key;
-            let _ = self.verdict.try_write([generation, k0, k1]);
+            // Relaxed: see `policy_allows`. A post racing us remembers an
+            // answer too, maybe of another generation or label: either
+            // will do (the loser's next post asks the hook again).
+            self.verdict.store(key, Ordering::Relaxed);
         }
         true
     }

@@ -106,9 +106,9 @@ pub struct Cred {
     /// LSM label or context (`None`: unlabelled). Private so that the
     /// key below always belongs to it: set with [`Cred::set_label`].
     label: Option<String>,
-    /// [`label_key`] of `label`, made when the label is set (once per
+    /// [`label_id`] of `label`, made when the label is set (once per
     /// task, not per event: the post path's verdict caches compare it).
-    label_key: Option<[u64; 2]>,
+    label_id: u64,
     /// The Landlock-like domain the task is confined by, if any.
     pub domain: Option<std::sync::Arc<Domain>>,
     /// The user's accounting.
@@ -124,7 +124,7 @@ impl Cred {
             groups: Vec::new(),
             caps: if uid == 0 { caps::ALL } else { 0 },
             label: None,
-            label_key: label_key(None),
+            label_id: label_id(None),
             domain: None,
             user,
         }
@@ -137,15 +137,15 @@ impl Cred {
 
     /// Relabels the task (`None`: unlabelled).
     pub fn set_label(&mut self, label: Option<String>) {
-        self.label_key = label_key(label.as_deref());
+        self.label_id = label_id(label.as_deref());
         self.label = label;
     }
 
-    /// The label's key for the post path's verdict caches (None: too long
-    /// to have one), made by [`Cred::set_label`].
+    /// The label's id for the post path's verdict caches ([`NO_LABEL_ID`]:
+    /// none could be given), made by [`Cred::set_label`].
     #[inline(always)]
-    pub(crate) fn label_key(&self) -> Option<[u64; 2]> {
-        self.label_key
+    pub(crate) fn label_id(&self) -> u64 {
+        self.label_id
     }
 
     /// Does the task hold capability `cap` (a `CAP_*` number)? Mirrors `capable()`.
@@ -393,55 +393,75 @@ pub(crate) fn next_generation() -> u64 {
     NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// A verdict-cache key no label has ([`label_key`]'s top byte is the
-/// length + 1, at most 16, or 0 for an unlabelled task): what a post
-/// compares when its source's allow is not to be remembered (a label too
-/// long for a key, a policy of generation 0), so no remembered allow
-/// matches it and the hook is asked.
-pub(crate) const NO_KEY: [u64; 2] = [0, u64::MAX];
+/// A verdict-cache key no remembered allow holds: what a post compares
+/// when its source's allow is not to be remembered (a policy of
+/// generation 0 or one too big for [`verdict_key`], a label with no id),
+/// so the hook is asked. A remembered key has a label id below
+/// [`NO_LABEL_ID`] in its low half, so it is never this; and a watch's
+/// cache starts at 0, which no key is (its generation half is never 0).
+pub(crate) const NO_KEY: u64 = u64::MAX;
 
-/// A source label packed for a watch's verdict cache, or None for a label
-/// too long to cache (over 15 bytes): the label's first 8 bytes, then its
-/// next 7 with the length + 1 in the top byte (0 0 for an unlabelled task).
-/// Built from word loads of the label itself (bytes stored one by one and
-/// loaded as words would stall on store forwarding), once per label set
-/// ([`Cred::set_label`]): a post reads the key its source's `Cred` keeps.
-#[inline]
-pub(crate) fn label_key(label: Option<&str>) -> Option<[u64; 2]> {
-    let Some(l) = label else { return Some([0, 0]) };
-    let b = l.as_bytes();
-    let n = b.len();
-    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-    let (w0, rest) = match n {
-        16.. => return None,
-        8.. => (
-            word(0),
-            if n > 8 {
-                word(n - 8) >> (8 * (16 - n))
-            } else {
-                0
-            },
-        ),
-        // Overlapping loads, not a byte loop (a chain of shifts and ors
-        // was a fifth of a post's fixed cost): the bytes two loads share
-        // land on the same bits.
-        4.. => {
-            let half = |at: usize| {
-                u64::from(u32::from_le_bytes(
-                    b[at..at + 4].try_into().expect("4 bytes"),
-                ))
-            };
-            (half(0) | half(n - 4) << (8 * (n - 4)), 0)
+/// The label id of no label: [`label_id`] ran out of ids (or could not
+/// take the table's lock), so the label's allows are never remembered.
+/// All ones, so that [`verdict_key`] of it is [`NO_KEY`] without a test.
+pub(crate) const NO_LABEL_ID: u64 = u64::MAX;
+
+/// The word a watch's verdict cache remembers an allow as: the policy's
+/// generation (below 2^32, never 0) in the high half, the source label's
+/// id (below 2^32) in the low half; [`NO_KEY`] when either cannot be
+/// remembered.
+#[inline(always)]
+pub(crate) fn verdict_key(generation: u64, label_id: u64) -> u64 {
+    if generation.wrapping_sub(1) >= u64::from(u32::MAX) {
+        return NO_KEY;
+    }
+    // NO_LABEL_ID is all ones: the key is then NO_KEY.
+    generation << 32 | label_id
+}
+
+/// Gives up on the label table's lock after this many tries (each after
+/// a yield): a lock held that long is one a forked child inherited from
+/// a thread that no longer exists.
+const LABEL_TABLE_TRIES: usize = 1 << 16;
+
+/// The id of `label` for the post path's verdict caches: 0 for an
+/// unlabelled task, otherwise the label's place in a process-wide table
+/// (two labels get the same id only if they are the same string), or
+/// [`NO_LABEL_ID`] when the table is full or its lock cannot be had.
+/// Made once per label set ([`Cred::set_label`]), never on the post
+/// path. The table is never emptied, as Smack's own list of the labels
+/// it has seen (`smack_known_list`, security/smack/smack_access.c) is
+/// never freed: each label the process ever set costs its bytes once.
+pub(crate) fn label_id(label: Option<&str>) -> u64 {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static TABLE: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+    let Some(l) = label else { return 0 };
+    for _ in 0..LABEL_TABLE_TRIES {
+        let mut t = match TABLE.try_lock() {
+            Ok(t) => t,
+            // A panic under the lock left the table as it was (an insert
+            // is the only write): still whole.
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::yield_now();
+                continue;
+            }
+        };
+        let t = t.get_or_insert_with(HashMap::new);
+        if let Some(&id) = t.get(l) {
+            return id;
         }
-        1.. => (
-            u64::from(b[0])
-                | u64::from(b[n / 2]) << (8 * (n / 2))
-                | u64::from(b[n - 1]) << (8 * (n - 1)),
-            0,
-        ),
-        0 => (0, 0),
-    };
-    Some([w0, rest | (n as u64 + 1) << 56])
+        // Ids 1.. in the order labels are first set; NO_LABEL_ID once
+        // they run out.
+        let id = t.len() as u64 + 1;
+        if id >= u64::from(u32::MAX) {
+            return NO_LABEL_ID;
+        }
+        t.insert(l.to_string(), id);
+        return id;
+    }
+    NO_LABEL_ID
 }
 
 /// [`Permissive`]'s generation: its answers never change.
@@ -516,12 +536,13 @@ impl Policy for Stack {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::label_key;
+    use super::{label_id, verdict_key, NO_KEY, NO_LABEL_ID};
 
-    /// Two labels have the same key only if they are the same label (or
-    /// both too long to have one), and unlabelled differs from every label.
+    /// Two labels have the same id only if they are the same label (long
+    /// ones included), unlabelled differs from every label, and asking
+    /// again gives the same id.
     #[test]
-    fn lsm_label_key_tells_labels_apart() {
+    fn lsm_label_id_tells_labels_apart() {
         let labels = [
             None,
             Some(""),
@@ -535,21 +556,25 @@ mod tests {
             Some("12345678\0"),
             Some("123456789abcdef"),
             Some("123456789abcdeF"),
+            Some("123456789abcdef0"),
+            Some("123456789abcdef0 and a good deal longer than sixteen bytes"),
         ];
-        for (i, a) in labels.iter().enumerate() {
-            for (j, b) in labels.iter().enumerate() {
-                assert_eq!(label_key(*a) == label_key(*b), i == j, "{a:?} {b:?}");
+        let ids: Vec<u64> = labels.iter().map(|l| label_id(*l)).collect();
+        for (i, a) in ids.iter().enumerate() {
+            assert_ne!(*a, NO_LABEL_ID, "{:?}", labels[i]);
+            assert_eq!(label_id(labels[i]), *a, "asked again: {:?}", labels[i]);
+            for (j, b) in ids.iter().enumerate() {
+                assert_eq!(a == b, i == j, "{:?} {:?}", labels[i], labels[j]);
             }
         }
-        assert_eq!(label_key(Some("123456789abcdef0")), None);
     }
 
     /// The key a `Cred` keeps is always its label's: set, reset, cleared,
     /// and carried by a clone (the verdict caches trust it).
     #[test]
-    fn lsm_cred_label_key_follows_set_label() {
+    fn lsm_cred_label_id_follows_set_label() {
         let mut c = super::Cred::root();
-        assert_eq!(c.label_key(), label_key(None));
+        assert_eq!(c.label_id(), label_id(None));
         for l in [
             Some("poster"),
             Some("watcher"),
@@ -559,24 +584,26 @@ mod tests {
         ] {
             c.set_label(l.map(str::to_string));
             assert_eq!(c.label(), l);
-            assert_eq!(c.label_key(), label_key(l), "{l:?}");
+            assert_eq!(c.label_id(), label_id(l), "{l:?}");
             let d = c.clone();
-            assert_eq!(d.label_key(), label_key(l), "a clone's, {l:?}");
+            assert_eq!(d.label_id(), label_id(l), "a clone's, {l:?}");
         }
     }
 
-    proptest::proptest! {
-        /// The key is the label's bytes packed little-endian into two
-        /// words, its length + 1 in the top byte, whatever loads build it.
-        #[test]
-        fn lsm_label_key_packs_the_bytes(label in "[a-z0-9_\\-]{0,15}") {
-            let packed = label
-                .bytes()
-                .enumerate()
-                .fold(0u128, |k, (i, c)| k | u128::from(c) << (8 * i))
-                | (label.len() as u128 + 1) << 120;
-            let want = [packed as u64, (packed >> 64) as u64];
-            proptest::prop_assert_eq!(label_key(Some(&label)), Some(want));
+    /// A verdict key is never NO_KEY nor a new cache's 0, tells
+    /// generations and labels apart, and is NO_KEY for what must not be
+    /// remembered.
+    #[test]
+    fn lsm_verdict_key_is_exact() {
+        let top = u64::from(u32::MAX);
+        for (g, id) in [(1, 0), (2, 0), (2, 1), (4, 1), (top, top - 1)] {
+            let k = verdict_key(g, id);
+            assert!(k != NO_KEY && k != 0, "{g} {id}");
+            assert_eq!((k >> 32, k & top), (g, id));
         }
+        assert_eq!(verdict_key(top + 1, 1), NO_KEY);
+        assert_eq!(verdict_key(0, 1), NO_KEY);
+        assert_eq!(verdict_key(1 << 32, 1), NO_KEY);
+        assert_eq!(verdict_key(2, NO_LABEL_ID), NO_KEY);
     }
 }

@@ -288,11 +288,25 @@ impl PipeRing {
     #[inline]
     pub fn try_post_with_info(&self, rec: &[u8], info: u32) -> PostOutcome {
         debug_assert_eq!((info & WATCH_INFO_LENGTH) as usize, rec.len());
-        self.post(rec, Some(info))
+        let w0 = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+        self.post(rec, Some(u64::from(w0) | u64::from(info) << 32))
+    }
+
+    /// As [`PipeRing::try_post`], with the record's header (bytes 0..8)
+    /// written as `header` (its first word in the low half, the info word
+    /// in the high half, as the post path works them out per watch).
+    /// `header`'s length field is `rec`'s length.
+    #[inline]
+    pub(crate) fn try_post_with_header(&self, rec: &[u8], header: u64) -> PostOutcome {
+        debug_assert_eq!(
+            (header >> 32) as usize & WATCH_INFO_LENGTH as usize,
+            rec.len()
+        );
+        self.post(rec, Some(header))
     }
 
     #[inline(always)]
-    fn post(&self, rec: &[u8], info: Option<u32>) -> PostOutcome {
+    fn post(&self, rec: &[u8], header: Option<u64>) -> PostOutcome {
         let len = rec.len();
         if !(MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&len) {
             // Not a record a note can hold: dropped, as the 2019 ring drops
@@ -376,7 +390,7 @@ impl PipeRing {
         // before that tail passed it (Acquire above); with the slack they
         // are contiguous, and `rec` (8..=127 bytes, checked above) is
         // another allocation.
-        unsafe { no_panic::publish(claim, rec, info) };
+        unsafe { no_panic::publish(claim, rec, header) };
         PostOutcome::Posted
     }
 
@@ -745,19 +759,19 @@ mod no_panic {
     use super::Claim;
     use crate::sync::Ordering;
 
-    /// Copies `rec` to the claimed note bytes (its bytes 4..8 replaced by
-    /// `info` when given) and publishes the stamp.
+    /// Copies `rec` to the claimed note bytes (its bytes 0..8 replaced by
+    /// `header` when given) and publishes the stamp.
     ///
     /// # Safety
     /// `claim` is this producer's (its CAS succeeded), `claim.dst` is
     /// valid for `rec.len()` bytes, and `rec` is 8..=127 bytes long.
     #[inline(always)]
-    pub(super) unsafe fn publish(claim: Claim<'_>, rec: &[u8], info: Option<u32>) {
+    pub(super) unsafe fn publish(claim: Claim<'_>, rec: &[u8], header: Option<u64>) {
         // SAFETY: this function's contract (8 <= len <= 127).
         unsafe {
-            match info {
+            match header {
                 None => copy_record(rec.as_ptr(), claim.dst, rec.len()),
-                Some(info) => copy_tagged(rec.as_ptr(), claim.dst, rec.len(), info),
+                Some(h) => copy_tagged(rec.as_ptr(), claim.dst, rec.len(), h),
             }
         }
         // ORDERING: Release publishes the note bytes; pairs with the
@@ -766,8 +780,8 @@ mod no_panic {
         claim.stamp.store(claim.value, Ordering::Release);
     }
 
-    /// Copies a record of `len` bytes (8..=127) with its bytes 4..8 (the
-    /// info word) written as `info`: the payload a word at a time (the
+    /// Copies a record of `len` bytes (8..=127) with its bytes 0..8 (the
+    /// header) written as `header`: the payload a word at a time (the
     /// last word ending at `len`, overlapping the one before or the
     /// header), then the header as one word. Few values to work out per
     /// record (the post path's fan-out keeps them for every queue: the
@@ -777,7 +791,7 @@ mod no_panic {
     /// # Safety
     /// As [`copy_record`].
     #[inline(always)]
-    pub(super) unsafe fn copy_tagged(src: *const u8, dst: *mut u8, len: usize, info: u32) {
+    pub(super) unsafe fn copy_tagged(src: *const u8, dst: *mut u8, len: usize, header: u64) {
         // SAFETY: every move is of 8 bytes within `[0, len)` of both
         // (`len >= 8`); unaligned reads and writes need no alignment.
         unsafe {
@@ -790,8 +804,7 @@ mod no_panic {
                 }
                 put(last, word(last));
             }
-            let w0 = u32::from_le_bytes(src.cast::<[u8; 4]>().read_unaligned());
-            put(0, (u64::from(w0) | u64::from(info) << 32).to_le_bytes());
+            put(0, header.to_le_bytes());
         }
     }
 
