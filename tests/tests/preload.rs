@@ -363,6 +363,76 @@ fn signals_lost_in_a_first_call(prog: &Path, call: &str) {
     );
 }
 
+/// A signal that lands while a forked child's first key call is still
+/// looking (it connects to the kernel first), before its wait for a key
+/// under construction has begun (tests/c/sigkey.c: another process's
+/// request_key() holds the construction, the program itself is the
+/// `--request-key` helper). The kernel's `wait_for_key_construction()`
+/// sleeps interruptibly and ends at once on a signal already pending
+/// (`-ERESTARTSYS`), so request_key() and `KEYCTL_UPDATE` fail with EINTR
+/// after a handler without `SA_RESTART`, and `KEYCTL_READ` with ENOKEY
+/// after any handler (tests/data/conformance/waits.txt, recorded on the
+/// oracle kernel, has each for a signal during the wait). The library
+/// now holds the asynchronous signals from the key call's entry and the
+/// server says when the wait begins, so what came before is settled
+/// then; the old library let the handler run during the look and the
+/// call then slept until the construction ended (the child's alarm(3)
+/// ended it: a lost signal).
+#[test]
+fn preload_signal_during_a_first_key_call_is_not_lost() {
+    let prog = cc(&repo("tests/c/sigkey.c"), "sigkey");
+    for mode in ["request_key", "update", "read", "read-restart"] {
+        key_signals_lost(&prog, mode, 20);
+    }
+}
+
+/// The same with a handler with `SA_RESTART` for request_key() and
+/// `KEYCTL_UPDATE`: the kernel restarts the call, which waits again, so
+/// the handler runs and the call is still waiting after it (sigkey.c's
+/// parent sees the handler's byte, then the child still there 100 ms
+/// on): holding the signals must not turn a restart into EINTR.
+#[test]
+fn preload_signal_during_a_first_key_call_restarts_with_sa_restart() {
+    let prog = cc(&repo("tests/c/sigkey.c"), "sigkey-restart");
+    for mode in ["request_key-restart", "update-restart"] {
+        key_signals_lost(&prog, mode, 8);
+    }
+}
+
+/// Runs tests/c/sigkey.c's `mode` for `rounds` rounds under `watchq exec
+/// --request-key` (the program as its own helper), the signal 100 µs
+/// after the child is ready: no round ends otherwise than the kernel's
+/// call would, and at most a few (a scheduling delay that puts the signal
+/// before the call, which the kernel would lose too) lose the signal.
+fn key_signals_lost(prog: &Path, mode: &str, rounds: u32) {
+    let helper = prog.to_str().expect("a UTF-8 path");
+    let out = exec(
+        &["--request-key", helper],
+        prog,
+        &[mode, &rounds.to_string(), "100"],
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{mode}: {stdout}{}",
+        text(&out.stderr)
+    );
+    let lost: u32 = stdout
+        .split(", ")
+        .find_map(|f| f.strip_suffix(" lost"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{mode}: no count in {stdout:?}"));
+    assert!(
+        stdout.ends_with(", 0 other\n"),
+        "{mode}: {stdout}{}",
+        text(&out.stderr)
+    );
+    assert!(
+        lost * 4 < rounds,
+        "{mode}: signals lost in {lost} of {rounds} rounds: {stdout}"
+    );
+}
+
 /// fork() while other threads are inside emulated calls (holding the
 /// library's connection and descriptor-cache locks): every child's own
 /// emulated calls go through (each child is bounded by alarm(10), so one
