@@ -141,7 +141,10 @@ impl Deferred {
             let through = unsafe {
                 libc::sigismember(&pending, s) == 1 && libc::sigismember(&self.old, s) != 1
             };
-            if !through {
+            // A process-wide signal another thread takes before this one
+            // claims it is no wake here: it never runs a handler in this
+            // thread, so it must not end this thread's call.
+            if !through || !claim(s) {
                 continue;
             }
             // The strongest: Interrupt, then Restart, then Unhandled.
@@ -294,6 +297,48 @@ impl Drop for Open {
             unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, b, std::ptr::null_mut()) };
         }
     }
+}
+
+/// Takes pending signal `s` (blocked here) for this thread alone: it is
+/// dequeued from the thread's or the process's pending set
+/// (`rt_sigtimedwait` with no wait) and queued again for this thread with
+/// its siginfo (`rt_tgsigqueueinfo`, which a thread may send itself with
+/// any code), so that no other thread can take it between the look at
+/// the pending set and the mask's opening, where this thread would
+/// otherwise end its call for a handler that ran in another. False when
+/// another thread took it first.
+fn claim(s: libc::c_int) -> bool {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: sigemptyset and sigaddset initialise a set we own; the raw
+    // rt_sigtimedwait reads the kernel's 8-byte set at its front and
+    // writes the siginfo we own; the raw rt_tgsigqueueinfo and tgkill
+    // address this very thread and read that siginfo.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), s);
+        let got = libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            set.as_ptr(),
+            info.as_mut_ptr(),
+            &zero as *const libc::timespec,
+            8usize,
+        );
+        if got != libc::c_long::from(s) {
+            return false;
+        }
+        let pid = libc::getpid();
+        let tid = libc::syscall(libc::SYS_gettid);
+        if libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, s, info.as_ptr()) != 0 {
+            // The signal itself still comes, without its siginfo.
+            libc::syscall(libc::SYS_tgkill, pid, tid, s);
+        }
+    }
+    true
 }
 
 /// What signal `s`'s disposition makes of an interrupted read.
