@@ -390,6 +390,18 @@ pub(crate) fn hold_for_read(fd: c_int) -> Option<Deferred> {
     (client::active() && client::may_be_ours(fd) && !nonblocking(fd)).then(Deferred::new)
 }
 
+/// The signals held back for a splice() that may wait (not
+/// `SPLICE_F_NONBLOCK`) with a descriptor that may be emulated, from
+/// before its first look, as [`hold_for_read`]'s: the waits for the real
+/// pipe at the other end are then made without a window (see
+/// `entry::wait_for_space`).
+pub(crate) fn hold_for_splice(fd_in: c_int, fd_out: c_int, flags: u32) -> Option<Deferred> {
+    (client::active()
+        && (client::may_be_ours(fd_in) || client::may_be_ours(fd_out))
+        && flags & SPLICE_F_NONBLOCK == 0)
+        .then(Deferred::new)
+}
+
 /// `read()` of the emulated end `fd` (`id`: its identity; `held`:
 /// [`hold_for_read`]'s).
 pub(crate) fn read(

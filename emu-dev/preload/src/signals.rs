@@ -183,6 +183,16 @@ impl Deferred {
     /// poll fails; None when nothing is held or no signalfd can be made
     /// (EMFILE), when the caller sleeps as it can ([`Deferred::open`]).
     pub(crate) fn sleep_readable(&self, fd: libc::c_int) -> Option<Result<Came, libc::c_int>> {
+        self.sleep_until(fd, libc::POLLIN)
+    }
+
+    /// As [`Deferred::sleep_readable`], until `fd` has one of `events`
+    /// (or an error or hang-up): `POLLOUT` for room in a pipe.
+    pub(crate) fn sleep_until(
+        &self,
+        fd: libc::c_int,
+        events: libc::c_short,
+    ) -> Option<Result<Came, libc::c_int>> {
         if !self.held {
             return None;
         }
@@ -221,7 +231,7 @@ impl Deferred {
             let mut p = [
                 libc::pollfd {
                     fd,
-                    events: libc::POLLIN,
+                    events,
                     revents: 0,
                 },
                 libc::pollfd {
