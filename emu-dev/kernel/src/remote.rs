@@ -258,15 +258,7 @@ impl Remote {
                 KeyWake::Interrupt | KeyWake::Restart => {}
             }
             sock::send(sock, &Request::Interrupt.encode(), &[])?;
-            // The reply (a notice the server sent before it saw the
-            // interrupt is passed over).
-            loop {
-                let p = sock::recv(sock, buf)?;
-                match &p {
-                    Some(q) if Reply::is_waiting_notice(&buf[..q.len]) => continue,
-                    _ => return Ok(p),
-                }
-            }
+            return recv_reply(sock, buf);
         }
     }
 
@@ -826,17 +818,23 @@ fn recv_key_reply_unheld(
         match once(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 sock::send(sock, &Request::Interrupt.encode(), &[])?;
-                loop {
-                    let p = sock::recv(sock, buf)?;
-                    match &p {
-                        Some(q) if Reply::is_waiting_notice(&buf[..q.len]) => continue,
-                        _ => return Ok(p),
-                    }
-                }
+                return recv_reply(sock, buf);
             }
             // The notice that the wait began: wait on for the reply.
             Ok(Some(p)) if Reply::is_waiting_notice(&buf[..p.len]) => continue,
             r => return r,
+        }
+    }
+}
+
+/// The reply to a key call the client has interrupted, past the notice
+/// the server may have sent before it saw the interrupt.
+fn recv_reply(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<Option<sock::Packet>> {
+    loop {
+        let p = sock::recv(sock, buf)?;
+        match &p {
+            Some(q) if Reply::is_waiting_notice(&buf[..q.len]) => continue,
+            _ => return Ok(p),
         }
     }
 }
