@@ -17,6 +17,14 @@
 //! no mask argument, asks which signals came ([`Deferred::settle`]) before
 //! it unblocks them.
 //!
+//! A key call holds them from its entry to its return ([`KeyHold`]),
+//! and only when the kernel's process says the call waits for a key
+//! under construction are they settled and the sleep made
+//! ([`KeySignals`]). A sleeper counts only the signals it claimed
+//! (dequeued and queued again for itself, `claim`): a process-wide one
+//! that another thread took meanwhile ran no handler here and ends
+//! nothing.
+//!
 //! The synchronous signals (a fault in the library itself) are never
 //! blocked: a blocked SIGSEGV raised by a fault kills the process without
 //! its handler, which would hide the program's own handler from it.
