@@ -6,7 +6,10 @@
  * "ppoll", "select", "pselect", "read", "readv", "epoll_wait",
  * "epoll_pwait" or "epoll_pwait2") on the pipe's read end, which has no
  * record and never will (the epoll modes make their epoll instance and
- * add the read end in that window too); the parent sends the signal as soon as it
+ * add the read end in that window too), or "splice-out" (splice from
+ * the read end into a full ordinary pipe, which waits for room) or
+ * "splice-in" (from an empty ordinary pipe with a writer into the write
+ * end, which waits for data); the parent sends the signal as soon as it
  * hears the child is ready, so it lands inside the call (a child's first
  * emulated call connects to the kernel). The kernel checks for a signal
  * before it sleeps, so each call fails with EINTR and the child exits 0;
@@ -34,6 +37,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 static volatile sig_atomic_t stop;
 
@@ -43,6 +47,7 @@ static void on_term(int sig)
 	stop = 1;
 }
 
+static int wfd_g, full_g[2];
 static int child(const char *call, int rfd, int ready)
 {
 	struct sigaction sa;
@@ -99,6 +104,10 @@ static int child(const char *call, int rfd, int ready)
 			r = epoll_pwait(ep, &out, 1, -1, &none);
 		else
 			r = epoll_pwait2(ep, &out, 1, NULL, &none);
+	} else if (strcmp(call, "splice-out") == 0) {
+		r = splice(rfd, NULL, full_g[1], NULL, 16, 0);
+	} else if (strcmp(call, "splice-in") == 0) {
+		r = splice(full_g[0], NULL, wfd_g, NULL, 16, 0);
 	} else if (strcmp(call, "readv") == 0) {
 		struct iovec iov = { buf, sizeof(buf) };
 		r = readv(rfd, &iov, 1);
@@ -126,8 +135,18 @@ int main(int argc, char **argv)
 		perror("set size");
 		return 1;
 	}
+	wfd_g = fds[1];
 	for (int i = 0; i < rounds; i++) {
 		int ready[2], w;
+		if (pipe(full_g) < 0)
+			return 1;
+		if (strcmp(call, "splice-out") == 0) {
+			fcntl(full_g[1], F_SETFL, O_NONBLOCK);
+			char junk[4096] = {0};
+			while (write(full_g[1], junk, sizeof junk) > 0)
+				;
+			fcntl(full_g[1], F_SETFL, 0);
+		}
 		char c;
 		pid_t pid;
 
@@ -157,6 +176,8 @@ int main(int argc, char **argv)
 			perror("waitpid");
 			return 1;
 		}
+		close(full_g[0]);
+		close(full_g[1]);
 		if (WIFSIGNALED(w) && WTERMSIG(w) == SIGALRM)
 			lost++;
 		else if (!WIFEXITED(w) || WEXITSTATUS(w) != 0)

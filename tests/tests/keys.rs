@@ -1405,6 +1405,7 @@ fn keys_helper_searches_the_requestor_keyrings() {
                 policy: &*policy,
                 deadline: None,
                 interrupted: None,
+                waits: None,
             }
         };
     }

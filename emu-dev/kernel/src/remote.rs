@@ -221,31 +221,44 @@ impl Remote {
     /// kernel's `wait_for_key_construction()`: when a signal handler runs
     /// in this thread meanwhile, the server is told
     /// (`Request::Interrupt`, once) and the call's reply follows (EINTR,
-    /// or what the call made of it). `any`: every handler counts (a wait
-    /// in poll(2), which is never restarted); else only one without
-    /// `SA_RESTART` (a wait in recvmsg(2), which the real kernel restarts
-    /// after one with, as it restarts the key call's `-ERESTARTSYS`: the
-    /// call goes on waiting, as the restarted call would wait again).
+    /// or what the call made of it). `any`: every handler counts
+    /// (`KEYCTL_READ`, whose `-ERESTARTSYS` becomes ENOKEY and is never
+    /// restarted); else only one without `SA_RESTART` (the kernel
+    /// restarts the key call's `-ERESTARTSYS` after one with: the call
+    /// goes on waiting, as the restarted call would wait again).
+    ///
+    /// A caller that holds its signals back from the call's start
+    /// ([`set_key_signals`]) loses none that comes before the wait: the
+    /// server says when the wait begins ([`Reply::waiting_notice`]), and
+    /// only then are the signals that came meanwhile settled and the
+    /// sleep made waking on one, as the kernel's wait ends at once on a
+    /// signal already pending. Any other caller sleeps in the socket
+    /// call with its mask as it is (a handler that ran before the wait
+    /// began is not seen).
     fn recv_key_reply(&self, buf: &mut Vec<u8>, any: bool) -> io::Result<Option<sock::Packet>> {
         let sock = self.sock.as_fd();
-        let first = if any {
-            let mut p = [rustix::event::PollFd::new(
-                &sock,
-                rustix::event::PollFlags::IN,
-            )];
-            match rustix::event::poll(&mut p, None) {
-                Ok(_) => sock::recv_or_intr(sock, buf),
-                Err(e) => Err(e.into()),
-            }
-        } else {
-            sock::recv_or_intr(sock, buf)
+        let held = KEY_SIGNALS.get().filter(|k| k.held());
+        let Some(held) = held else {
+            return recv_key_reply_unheld(sock, buf, any);
         };
-        match first {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                sock::send(sock, &Request::Interrupt.encode(), &[])?;
-                sock::recv(sock, buf)
+        // Nothing can interrupt this sleep: the signals are held.
+        let mut pkt = sock::recv(sock, buf)?;
+        loop {
+            match &pkt {
+                Some(p) if Reply::is_waiting_notice(&buf[..p.len]) => {}
+                _ => return Ok(pkt),
             }
-            r => r,
+            // The server waits for a key under construction.
+            match held.sleep(sock)? {
+                KeyWake::Reply => {
+                    pkt = sock::recv(sock, buf)?;
+                    continue;
+                }
+                KeyWake::Restart if !any => continue,
+                KeyWake::Interrupt | KeyWake::Restart => {}
+            }
+            sock::send(sock, &Request::Interrupt.encode(), &[])?;
+            return recv_reply(sock, buf);
         }
     }
 
@@ -775,6 +788,96 @@ impl Remote {
             ..QueueStats::default()
         })
     }
+}
+
+/// [`Remote::recv_key_reply`] for a caller that does not hold its
+/// signals: the socket call sleeps with the caller's mask, and a handler
+/// that runs while it sleeps ends the wait (`any`: every handler, in a
+/// poll(2), which is never restarted; else one without `SA_RESTART`, in
+/// recvmsg(2), which is restarted after one with).
+fn recv_key_reply_unheld(
+    sock: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    any: bool,
+) -> io::Result<Option<sock::Packet>> {
+    let once = |buf: &mut Vec<u8>| {
+        if any {
+            let mut p = [rustix::event::PollFd::new(
+                &sock,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut p, None) {
+                Ok(_) => sock::recv_or_intr(sock, buf),
+                Err(e) => Err(e.into()),
+            }
+        } else {
+            sock::recv_or_intr(sock, buf)
+        }
+    };
+    loop {
+        match once(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                sock::send(sock, &Request::Interrupt.encode(), &[])?;
+                return recv_reply(sock, buf);
+            }
+            // The notice that the wait began: wait on for the reply.
+            Ok(Some(p)) if Reply::is_waiting_notice(&buf[..p.len]) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// The reply to a key call the client has interrupted, past the notice
+/// the server may have sent before it saw the interrupt.
+fn recv_reply(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<Option<sock::Packet>> {
+    loop {
+        let p = sock::recv(sock, buf)?;
+        match &p {
+            Some(q) if Reply::is_waiting_notice(&buf[..q.len]) => continue,
+            _ => return Ok(p),
+        }
+    }
+}
+
+/// How a key call's sleep for a key under construction ended, on the
+/// client's side ([`KeySignals::sleep`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyWake {
+    /// The socket is readable: the reply (or another notice) is there.
+    Reply,
+    /// A signal handler without `SA_RESTART` ran.
+    Interrupt,
+    /// Handlers ran, every one with `SA_RESTART`.
+    Restart,
+}
+
+/// The signals of a thread making a key call, as the library that
+/// interposes the call keeps them (the preload: this crate makes no
+/// signal-mask calls of its own).
+pub trait KeySignals: Sync {
+    /// Does the calling thread hold its asynchronous signals back for
+    /// the key call it is making, from the call's start?
+    fn held(&self) -> bool;
+
+    /// Called once the server says the call waits for a key under
+    /// construction: settles the signals that came since the call began
+    /// (their handlers run) and, when none ran a handler, sleeps until
+    /// `sock` is readable or a handler has run, with the signals still
+    /// held so that none can come between the look and the sleep.
+    /// Signals that run no handler (ignored, or ignored by default) are
+    /// no wake.
+    ///
+    /// # Errors
+    /// The sleep's.
+    fn sleep(&self, sock: BorrowedFd<'_>) -> io::Result<KeyWake>;
+}
+
+static KEY_SIGNALS: std::sync::OnceLock<&'static dyn KeySignals> = std::sync::OnceLock::new();
+
+/// Installs the library's [`KeySignals`] (once; later calls change
+/// nothing).
+pub fn set_key_signals(k: &'static dyn KeySignals) {
+    let _ = KEY_SIGNALS.set(k);
 }
 
 /// Can `req` wait in the server for a key under construction, and does

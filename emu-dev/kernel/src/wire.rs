@@ -7,6 +7,7 @@
 //! ```text
 //! request: version:u8  op:u8  fields of the op ...
 //! reply:   version:u8  0xff   errno:i32  value:i64  drain:u32  data:bytes
+//! notice:  version:u8  0xfd   (a key call waits: its reply follows)
 //! bytes:   len:u32 then len bytes        str: bytes, valid UTF-8
 //! opt<T>:  0:u8, or 1:u8 then T
 //! ```
@@ -52,6 +53,11 @@ pub const MAX_BLOB: usize = 1 << 20;
 /// The op byte of a reply whose data is in a memfd attached last (a key's
 /// payload read back can be 1 MiB).
 const REPLY_BLOB: u8 = 0xfe;
+
+/// The op byte of a notice that comes before a key call's reply: the
+/// call has begun to wait for a key under construction
+/// ([`Reply::waiting_notice`]).
+const WAITING: u8 = 0xfd;
 
 /// What a client asks the kernel. The descriptor a call names (`fd` in
 /// the comments) is attached as `SCM_RIGHTS`.
@@ -733,6 +739,21 @@ impl Reply {
         b.get(1) == Some(&REPLY_BLOB)
     }
 
+    /// The notice a key call's client gets, before the reply, when the
+    /// call begins to wait for a key under construction (once per call):
+    /// a client that has held its signals back since the call began
+    /// settles them then, and sleeps waking on one (the kernel's
+    /// `wait_for_key_construction()` ends at once on a signal already
+    /// pending). Nothing follows the op byte.
+    pub fn waiting_notice() -> Vec<u8> {
+        vec![VERSION, WAITING]
+    }
+
+    /// Is this received message [`Reply::waiting_notice`]'s?
+    pub fn is_waiting_notice(b: &[u8]) -> bool {
+        b == [VERSION, WAITING]
+    }
+
     /// The message's bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
@@ -843,6 +864,11 @@ mod tests {
             data: vec![9; 40],
         };
         assert_eq!(Reply::decode(&rep.encode()), Ok(rep));
+        // The notice that a key call waits is no reply, and no reply is it.
+        let notice = Reply::waiting_notice();
+        assert!(Reply::is_waiting_notice(&notice));
+        assert_eq!(Reply::decode(&notice), Err(WireError::Op(WAITING)));
+        assert!(!Reply::is_waiting_notice(&Reply::ok(0).encode()));
         let big = Request::AddKey {
             ktype: "user".into(),
             desc: None,

@@ -129,6 +129,8 @@ pub(crate) fn init() -> bool {
         return true;
     }
     if on {
+        static KEY_SIGNALS: crate::signals::KeySignals = crate::signals::KeySignals;
+        watchq_kernel::remote::set_key_signals(&KEY_SIGNALS);
         crate::user::note_pid();
         extern "C" fn child() {
             crate::user::note_pid();

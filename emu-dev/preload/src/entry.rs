@@ -24,6 +24,7 @@ use crate::procfs;
 use crate::real;
 use crate::shared;
 use crate::signals;
+use crate::signals::{Came, Deferred};
 use crate::user::{c_string, copy_in, copy_out};
 use libc::{
     c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, nfds_t, pollfd, size_t, ssize_t,
@@ -732,7 +733,53 @@ fn modes(_: Emu, fd: c_int) -> Result<(bool, bool)> {
 /// EINTR or, after a handler with `SA_RESTART`, restarts it, as the
 /// kernel's `-ERESTARTSYS` there does; a real poll() if no scratch pipe
 /// can be made.
-fn real_pipe_has_data(fd: c_int, nonblock: bool) -> Result<bool> {
+///
+/// With the signals `held` from the call's start, the wait is a look
+/// that does not wait (EAGAIN: empty, with a writer) and a sleep that
+/// wakes on data, the end or a signal with them still held
+/// ([`Deferred::sleep_until`]), so a handler that ran during the call's
+/// first look (a round trip) ends it too, as the kernel checks for a
+/// signal before it sleeps.
+fn real_pipe_has_data(fd: c_int, nonblock: bool, held: Option<&Deferred>) -> Result<bool> {
+    let Some(held) = held.filter(|_| !nonblock) else {
+        return real_pipe_has_data_once(fd, nonblock);
+    };
+    loop {
+        match real_pipe_has_data_once(fd, true) {
+            Err(Errno::EAGAIN) => {}
+            r => return r,
+        }
+        match held_sleep(held, fd, libc::POLLIN) {
+            Some(r) => r?,
+            None => {
+                let _open = held.open();
+                return real_pipe_has_data_once(fd, false);
+            }
+        }
+    }
+}
+
+/// One sleep of a splice's wait with the signals `held`: settles what
+/// came (EINTR after a handler without `SA_RESTART`; after one with, the
+/// kernel restarts the call, which looks again: Ok), else sleeps until
+/// `fd` has `events` or a signal comes, settled the same way. None: no
+/// signalfd (EMFILE).
+fn held_sleep(held: &Deferred, fd: c_int, events: libc::c_short) -> Option<Result<()>> {
+    match held.settle() {
+        Came::Interrupt => return Some(Err(Errno::EINTR)),
+        Came::Restart | Came::Unhandled => return Some(Ok(())),
+        Came::Nothing => {}
+    }
+    Some(match held.sleep_until(fd, events)? {
+        Ok(Came::Interrupt) => Err(Errno::EINTR),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Errno::from_raw(e).unwrap_or(Errno::EIO)),
+    })
+}
+
+/// [`real_pipe_has_data`]'s wait in the real kernel, with the caller's
+/// mask as it is.
+fn real_pipe_has_data_once(fd: c_int, nonblock: bool) -> Result<bool> {
     let flags = if nonblock { SPLICE_F_NONBLOCK } else { 0 };
     if let Some(r) = shared::tee_one(fd, flags) {
         return r.map(|n| n > 0);
@@ -764,8 +811,31 @@ fn real_pipe_has_data(fd: c_int, nonblock: bool) -> Result<bool> {
 /// a handler with `SA_RESTART`, restarts it. The wait is the real kernel's
 /// own: a splice from `/dev/null` into `fd`, which makes that same wait
 /// first and then reads nothing (0, or EINVAL where `/dev/null` has no
-/// `splice_read`); either way `fd` is left as it was.
-fn wait_for_space(fd: c_int, len: size_t, flags: c_uint) -> Result<()> {
+/// `splice_read`); either way `fd` is left as it was. With the signals
+/// `held` from the call's start it is a look that does not wait and a
+/// sleep on `POLLOUT` with them held, as [`real_pipe_has_data`]'s.
+fn wait_for_space(fd: c_int, len: size_t, flags: c_uint, held: Option<&Deferred>) -> Result<()> {
+    let Some(held) = held.filter(|_| flags & SPLICE_F_NONBLOCK == 0 && !nonblocking(fd)) else {
+        return wait_for_space_once(fd, len, flags);
+    };
+    loop {
+        match wait_for_space_once(fd, len, flags | SPLICE_F_NONBLOCK) {
+            Err(Errno::EAGAIN) => {}
+            r => return r,
+        }
+        match held_sleep(held, fd, libc::POLLOUT) {
+            Some(r) => r?,
+            None => {
+                let _open = held.open();
+                return wait_for_space_once(fd, len, flags);
+            }
+        }
+    }
+}
+
+/// [`wait_for_space`]'s wait in the real kernel, with the caller's mask
+/// as it is.
+fn wait_for_space_once(fd: c_int, len: size_t, flags: c_uint) -> Result<()> {
     // SAFETY: the raw openat system call (not the interposer) of a
     // NUL-terminated path.
     let null = unsafe {
@@ -822,7 +892,10 @@ pub unsafe extern "C" fn splice(
     len: size_t,
     flags: c_uint,
 ) -> ssize_t {
+    // Held from here, before the first look (see `wait_for_space`).
+    let held = shared::hold_for_splice(fd_in, fd_out, flags);
     let Some(h) = Emu::get().filter(|h| h.any([fd_in, fd_out])) else {
+        drop(held);
         // SAFETY: forwarded contract.
         return unsafe { real::splice()(fd_in, off_in, fd_out, off_out, len, flags) };
     };
@@ -849,7 +922,7 @@ pub unsafe extern "C" fn splice(
             }
             // do_splice(): the source's O_NONBLOCK makes it non-blocking.
             let nonblock = flags & SPLICE_F_NONBLOCK != 0 || nonblocking(fd_in);
-            return if real_pipe_has_data(fd_in, nonblock)? {
+            return if real_pipe_has_data(fd_in, nonblock, held.as_ref())? {
                 Err(Errno::EXDEV)
             } else {
                 Ok(0)
@@ -859,7 +932,7 @@ pub unsafe extern "C" fn splice(
             // An offset into a pipe is EINVAL before the wait (a pipe has
             // no FMODE_PREAD); the destination's O_NONBLOCK is the real
             // splice's own.
-            wait_for_space(fd_out, len, flags)?;
+            wait_for_space(fd_out, len, flags, held.as_ref())?;
         }
         Err(Errno::EINVAL)
     })();

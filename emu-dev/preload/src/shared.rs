@@ -4,7 +4,7 @@
 
 use crate::client::{self, hint, with};
 use crate::real;
-use crate::signals::{Came, Deferred};
+use crate::signals::{Came, Deferred, KeyHold};
 use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, copy_out_checked, send_spliced};
 use libc::{c_int, c_long, c_ulong, pollfd};
 use parking_lot::Mutex;
@@ -115,7 +115,7 @@ pub(crate) fn tee_one(fd: c_int, flags: u32) -> Option<Result<usize>> {
 fn sleep_readable(fd: c_int, held: &Deferred) -> Result<()> {
     match held.settle() {
         Came::Interrupt => return Err(Errno::EINTR),
-        Came::Restart => return Ok(()),
+        Came::Restart | Came::Unhandled => return Ok(()),
         Came::Nothing => {}
     }
     match held.sleep_readable(fd) {
@@ -390,6 +390,18 @@ pub(crate) fn hold_for_read(fd: c_int) -> Option<Deferred> {
     (client::active() && client::may_be_ours(fd) && !nonblocking(fd)).then(Deferred::new)
 }
 
+/// The signals held back for a splice() that may wait (not
+/// `SPLICE_F_NONBLOCK`) with a descriptor that may be emulated, from
+/// before its first look, as [`hold_for_read`]'s: the waits for the real
+/// pipe at the other end are then made without a window (see
+/// `entry::wait_for_space`).
+pub(crate) fn hold_for_splice(fd_in: c_int, fd_out: c_int, flags: u32) -> Option<Deferred> {
+    (client::active()
+        && (client::may_be_ours(fd_in) || client::may_be_ours(fd_out))
+        && flags & SPLICE_F_NONBLOCK == 0)
+        .then(Deferred::new)
+}
+
 /// `read()` of the emulated end `fd` (`id`: its identity; `held`:
 /// [`hold_for_read`]'s).
 pub(crate) fn read(
@@ -604,6 +616,7 @@ fn iov_payload(addr: usize, ioc: usize) -> Result<Option<Vec<u8>>> {
 /// restriction's key), a copy that faulted goes to the kernel marked
 /// [`cmd::FAULTED`] so those checks come first.
 pub(crate) fn keyctl(op: c_int, a: [c_long; 4]) -> Result<c_long> {
+    let _hold = KeyHold::new();
     crate::tree::key_call();
     let args = a.map(|v| v as u64);
     let call = |s: (Option<String>, Option<String>), d: Option<Vec<u8>>| {
@@ -835,6 +848,7 @@ pub(crate) fn add_key(
     plen: usize,
     ring: i32,
 ) -> Result<c_long> {
+    let _hold = KeyHold::new();
     crate::tree::key_call();
     if plen > PAYLOAD_MAX {
         return Err(Errno::EINVAL);
@@ -870,6 +884,7 @@ pub(crate) fn add_key(
 /// PAGE_SIZE)`: 4096 bytes or more is EINVAL) and handed to the
 /// `/sbin/request-key` the emulated kernel runs when it finds no key.
 pub(crate) fn request_key(ty: usize, desc: usize, callout: usize, dest: i32) -> Result<c_long> {
+    let _hold = KeyHold::new();
     crate::tree::key_call();
     let t = key_type_from_user(ty)?;
     let d = c_string(desc, MAX_DESC)?;

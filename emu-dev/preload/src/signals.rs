@@ -17,6 +17,14 @@
 //! no mask argument, asks which signals came ([`Deferred::settle`]) before
 //! it unblocks them.
 //!
+//! A key call holds them from its entry to its return ([`KeyHold`]),
+//! and only when the kernel's process says the call waits for a key
+//! under construction are they settled and the sleep made
+//! ([`KeySignals`]). A sleeper counts only the signals it claimed
+//! (dequeued and queued again for itself, `claim`): a process-wide one
+//! that another thread took meanwhile ran no handler here and ends
+//! nothing.
+//!
 //! The synchronous signals (a fault in the library itself) are never
 //! blocked: a blocked SIGSEGV raised by a fault kills the process without
 //! its handler, which would hide the program's own handler from it.
@@ -40,6 +48,9 @@ pub(crate) struct Deferred {
     /// False for a call that never sleeps ([`Deferred::unless`]): nothing
     /// was blocked, nothing to settle or restore.
     held: bool,
+    /// False for a view of another's hold ([`Deferred::view`]): the mask
+    /// is its owner's to put back.
+    owns: bool,
 }
 
 /// What came while a [`Deferred`] held the signals back.
@@ -47,8 +58,11 @@ pub(crate) struct Deferred {
 pub(crate) enum Came {
     /// Nothing the caller's mask lets through.
     Nothing,
-    /// Only signals whose handlers have `SA_RESTART`, or that run no
-    /// handler (ignored, or by default ignored): a read goes on.
+    /// Only signals that run no handler (ignored, by default ignored, a
+    /// stop): a read looks again, a key call's wait goes on.
+    Unhandled,
+    /// Handlers ran, each with `SA_RESTART` (and perhaps signals that
+    /// run none): a read goes on.
     Restart,
     /// A handler without `SA_RESTART`: EINTR.
     Interrupt,
@@ -75,6 +89,7 @@ impl Deferred {
             Deferred {
                 old: old.assume_init(),
                 held: true,
+                owns: true,
             }
         }
     }
@@ -94,6 +109,18 @@ impl Deferred {
             // SAFETY: initialised just above.
             old: unsafe { none.assume_init() },
             held: false,
+            owns: false,
+        }
+    }
+
+    /// A view of a hold made further up this thread's call (`old`: the
+    /// caller's mask it saved): it settles and sleeps as the owner
+    /// would, and puts nothing back when it drops.
+    fn view(old: libc::sigset_t) -> Deferred {
+        Deferred {
+            old,
+            held: true,
+            owns: false,
         }
     }
 
@@ -122,11 +149,21 @@ impl Deferred {
             let through = unsafe {
                 libc::sigismember(&pending, s) == 1 && libc::sigismember(&self.old, s) != 1
             };
-            if !through {
+            // A process-wide signal another thread takes before this one
+            // claims it is no wake here: it never runs a handler in this
+            // thread, so it must not end this thread's call.
+            if !through || !claim(s) {
                 continue;
             }
+            // The strongest: Interrupt, then Restart, then Unhandled.
             let verdict = restarts(s);
-            if verdict == Came::Interrupt || came == Came::Nothing {
+            let rank = |c: &Came| match c {
+                Came::Nothing => 0,
+                Came::Unhandled => 1,
+                Came::Restart => 2,
+                Came::Interrupt => 3,
+            };
+            if rank(&verdict) > rank(&came) {
                 came = verdict;
             }
         }
@@ -147,12 +184,23 @@ impl Deferred {
     /// one is pending, for the thread or the process), and then settles
     /// it ([`Deferred::settle`]): `Ok(Came::Interrupt)` for a handler
     /// without `SA_RESTART`, `Ok(Came::Restart)` when only restarting
-    /// ones ran (the caller looks again), `Ok(Came::Nothing)` when `fd`
+    /// ones ran, `Ok(Came::Unhandled)` when only signals that run no
+    /// handler came (the caller looks again), `Ok(Came::Nothing)` when `fd`
     /// became readable. A signal another thread took before this one
     /// could is no wake at all: the sleep goes on. `Err(errno)` when the
     /// poll fails; None when nothing is held or no signalfd can be made
     /// (EMFILE), when the caller sleeps as it can ([`Deferred::open`]).
     pub(crate) fn sleep_readable(&self, fd: libc::c_int) -> Option<Result<Came, libc::c_int>> {
+        self.sleep_until(fd, libc::POLLIN)
+    }
+
+    /// As [`Deferred::sleep_readable`], until `fd` has one of `events`
+    /// (or an error or hang-up): `POLLOUT` for room in a pipe.
+    pub(crate) fn sleep_until(
+        &self,
+        fd: libc::c_int,
+        events: libc::c_short,
+    ) -> Option<Result<Came, libc::c_int>> {
         if !self.held {
             return None;
         }
@@ -191,7 +239,7 @@ impl Deferred {
             let mut p = [
                 libc::pollfd {
                     fd,
-                    events: libc::POLLIN,
+                    events,
                     revents: 0,
                 },
                 libc::pollfd {
@@ -269,19 +317,61 @@ impl Drop for Open {
     }
 }
 
+/// Takes pending signal `s` (blocked here) for this thread alone: it is
+/// dequeued from the thread's or the process's pending set
+/// (`rt_sigtimedwait` with no wait) and queued again for this thread with
+/// its siginfo (`rt_tgsigqueueinfo`, which a thread may send itself with
+/// any code), so that no other thread can take it between the look at
+/// the pending set and the mask's opening, where this thread would
+/// otherwise end its call for a handler that ran in another. False when
+/// another thread took it first.
+fn claim(s: libc::c_int) -> bool {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: sigemptyset and sigaddset initialise a set we own; the raw
+    // rt_sigtimedwait reads the kernel's 8-byte set at its front and
+    // writes the siginfo we own; the raw rt_tgsigqueueinfo and tgkill
+    // address this very thread and read that siginfo.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), s);
+        let got = libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            set.as_ptr(),
+            info.as_mut_ptr(),
+            &zero as *const libc::timespec,
+            8usize,
+        );
+        if got != libc::c_long::from(s) {
+            return false;
+        }
+        let pid = libc::getpid();
+        let tid = libc::syscall(libc::SYS_gettid);
+        if libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, s, info.as_ptr()) != 0 {
+            // The signal itself still comes, without its siginfo.
+            libc::syscall(libc::SYS_tgkill, pid, tid, s);
+        }
+    }
+    true
+}
+
 /// What signal `s`'s disposition makes of an interrupted read.
 fn restarts(s: libc::c_int) -> Came {
     let mut act = MaybeUninit::<libc::sigaction>::zeroed();
     // SAFETY: queries the disposition into a struct we own.
     if unsafe { libc::sigaction(s, std::ptr::null(), act.as_mut_ptr()) } != 0 {
-        return Came::Restart;
+        return Came::Unhandled;
     }
     // SAFETY: initialised by sigaction (or zeroed).
     let act = unsafe { act.assume_init() };
     if act.sa_sigaction == libc::SIG_IGN || act.sa_sigaction == libc::SIG_DFL {
         // Ignored, or the default action: nothing returns to the call
         // (a fatal default ends the process when it is let in).
-        Came::Restart
+        Came::Unhandled
     } else if act.sa_flags & libc::SA_RESTART != 0 {
         Came::Restart
     } else {
@@ -291,10 +381,125 @@ fn restarts(s: libc::c_int) -> Came {
 
 impl Drop for Deferred {
     fn drop(&mut self) {
-        if !self.held {
+        if !self.held || !self.owns {
             return;
         }
         // SAFETY: restores the mask `new` saved.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+thread_local! {
+    /// The mask saved by this thread's key call in progress ([`KeyHold`]).
+    static KEY_HOLD: std::cell::Cell<Option<libc::sigset_t>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// A key call's hold on the asynchronous signals, from its entry (before
+/// it looks at anything or connects to the kernel) to its return: a
+/// signal that comes before the call's wait for a key under construction
+/// begins stays pending, and is settled when the server says the wait
+/// began ([`watchq_kernel::remote::KeySignals`]), as the kernel's wait
+/// ends at once on a pending signal. One for a call that does not wait
+/// costs the two mask changes and nothing else: the handler runs as the
+/// call returns, as after the kernel's.
+pub(crate) struct KeyHold {
+    /// Puts the caller's mask back as it drops.
+    _held: Deferred,
+    /// The hold of a key call this one runs inside (a handler's).
+    outer: Option<libc::sigset_t>,
+}
+
+impl KeyHold {
+    pub(crate) fn new() -> KeyHold {
+        let held = Deferred::new();
+        let outer = KEY_HOLD.with(|c| c.replace(Some(held.old)));
+        KeyHold { _held: held, outer }
+    }
+}
+
+impl Drop for KeyHold {
+    fn drop(&mut self) {
+        // `_held` puts the caller's mask back as it drops, after this.
+        KEY_HOLD.with(|c| c.set(self.outer));
+    }
+}
+
+/// The preload's [`watchq_kernel::remote::KeySignals`]: the calling
+/// thread's [`KeyHold`].
+pub(crate) struct KeySignals;
+
+impl watchq_kernel::remote::KeySignals for KeySignals {
+    fn held(&self) -> bool {
+        KEY_HOLD.with(|c| c.get().is_some())
+    }
+
+    fn sleep(
+        &self,
+        sock: std::os::fd::BorrowedFd<'_>,
+    ) -> std::io::Result<watchq_kernel::remote::KeyWake> {
+        use std::os::fd::AsRawFd;
+        use watchq_kernel::remote::KeyWake;
+        let Some(old) = KEY_HOLD.with(|c| c.get()) else {
+            return Ok(KeyWake::Reply);
+        };
+        let held = Deferred::view(old);
+        let wake = |c: Came| match c {
+            Came::Interrupt => Some(KeyWake::Interrupt),
+            Came::Restart => Some(KeyWake::Restart),
+            Came::Nothing | Came::Unhandled => None,
+        };
+        // What came while the call looked and the server worked.
+        if let Some(w) = wake(held.settle()) {
+            return Ok(w);
+        }
+        loop {
+            match held.sleep_readable(sock.as_raw_fd()) {
+                Some(Ok(Came::Nothing)) => return Ok(KeyWake::Reply),
+                Some(Ok(c)) => match wake(c) {
+                    Some(w) => return Ok(w),
+                    None => continue,
+                },
+                Some(Err(e)) => return Err(std::io::Error::from_raw_os_error(e)),
+                None => return sleep_open(&held, sock),
+            }
+        }
+    }
+}
+
+/// The key sleep where no signalfd can be made (EMFILE): with the
+/// caller's mask in force, in a recvmsg(2) that peeks (it waits as the
+/// reply's own would, restarted after a handler with `SA_RESTART`, EINTR
+/// after one without); a signal in the instructions between the settle
+/// and the sleep's entry is left unaccounted.
+fn sleep_open(
+    held: &Deferred,
+    sock: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<watchq_kernel::remote::KeyWake> {
+    use std::os::fd::AsRawFd;
+    use watchq_kernel::remote::KeyWake;
+    let _open = held.open();
+    let mut byte = 0u8;
+    // SAFETY: the raw recvfrom system call (never an interposer) into one
+    // byte we own; MSG_PEEK leaves the message queued.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            sock.as_raw_fd(),
+            &mut byte as *mut u8,
+            1usize,
+            libc::MSG_PEEK,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    if n >= 0 {
+        return Ok(KeyWake::Reply);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINTR) {
+        Ok(KeyWake::Interrupt)
+    } else {
+        Err(e)
     }
 }

@@ -455,6 +455,11 @@ pub struct KeyCtx<'a> {
     /// as `wait_for_key_construction()`'s interruptible sleep does),
     /// asked every [`INTERRUPT_POLL`] while it waits.
     pub interrupted: Option<&'a dyn Fn() -> bool>,
+    /// Told before each sleep of a wait for a key under construction
+    /// (before [`KeyCtx::interrupted`] is asked): the shared kernel tells
+    /// its client the call waits, so that the client settles the signals
+    /// it has held back since the call began.
+    pub waits: Option<&'a dyn Fn()>,
 }
 
 /// How often a wait for a key under construction asks
@@ -469,6 +474,9 @@ pub(crate) fn sleep_constructed(
     g: &mut parking_lot::MutexGuard<'_, Inner>,
     ctx: &KeyCtx<'_>,
 ) -> Result<()> {
+    if let Some(waits) = ctx.waits {
+        waits();
+    }
     let Some(interrupted) = ctx.interrupted else {
         return match ctx.deadline {
             Some(d) if cv.wait_until(g, d).timed_out() => Err(Errno::EINTR),

@@ -839,9 +839,19 @@ fn serve(s: &Arc<Shared>, conn: &Arc<OwnedFd>, pid: u32) {
             // waiting saw it in the socket: `interruptible_by`).
             continue;
         }
-        let (reply, give) = crate::syscalls::keys::interruptible_by(conn, || {
+        // Key calls alone: their client expects the notice that a call
+        // waits for a key under construction, and may interrupt it.
+        let key_call = matches!(
+            req,
+            Request::Keyctl { .. } | Request::AddKey { .. } | Request::RequestKey { .. }
+        );
+        let (reply, give) = if key_call {
+            crate::syscalls::keys::interruptible_by(conn, || {
+                dispatch::handle(s, &mut c, req, fds, uid, gid)
+            })
+        } else {
             dispatch::handle(s, &mut c, req, fds, uid, gid)
-        });
+        };
         let mut give = give;
         let mut msg = reply.encode();
         if msg.len() > crate::wire::MAX_MSG {

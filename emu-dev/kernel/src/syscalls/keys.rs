@@ -12,7 +12,8 @@
 
 use super::watch_queue::WatchQueueCalls;
 use crate::process::Process;
-use std::os::fd::OwnedFd;
+use crate::wire::Reply;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use watchq_core::{Errno, Result};
 use watchq_sources::keys::{
@@ -594,19 +595,23 @@ impl KeyCalls for Process {
 }
 
 thread_local! {
-    /// The connection this server thread serves a call from, while it
-    /// does ([`interruptible_by`]).
-    static INTERRUPT_SOCK: std::cell::RefCell<Option<Arc<OwnedFd>>> =
+    /// The connection this server thread serves a key call from, while
+    /// it does ([`interruptible_by`]), and whether the client has been
+    /// told the call waits ([`Reply::waiting_notice`], once per call).
+    static INTERRUPT_SOCK: std::cell::RefCell<Option<(Arc<OwnedFd>, std::cell::Cell<bool>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `f`, a call from the client at the other end of `sock`, with its
-/// key waits interruptible: the client sends `Request::Interrupt` while
-/// the call is in progress when a signal handler ran in the calling
-/// thread, so a wait for a key under construction ends (EINTR, as the
-/// kernel's interruptible `wait_for_key_construction()`) once the socket
-/// is readable; a client that hung up ends it too. The message stays in
-/// the socket for the server's loop, which skips it.
+/// Runs `f`, a key call from the client at the other end of `sock`, with
+/// its key waits interruptible: when such a wait begins the client is
+/// told (the [`Reply::waiting_notice`], once, before the reply), and it
+/// sends `Request::Interrupt` while the call is in progress when a
+/// signal handler ran in the calling thread (since the call began: it
+/// holds its signals back until told), so a wait for a key under
+/// construction ends (EINTR, as the kernel's interruptible
+/// `wait_for_key_construction()`) once the socket is readable; a client
+/// that hung up ends it too. The message stays in the socket for the
+/// server's loop, which skips it.
 pub(crate) fn interruptible_by<R>(sock: &Arc<OwnedFd>, f: impl FnOnce() -> R) -> R {
     struct Reset;
     impl Drop for Reset {
@@ -614,7 +619,7 @@ pub(crate) fn interruptible_by<R>(sock: &Arc<OwnedFd>, f: impl FnOnce() -> R) ->
             INTERRUPT_SOCK.with(|c| c.borrow_mut().take());
         }
     }
-    INTERRUPT_SOCK.with(|c| *c.borrow_mut() = Some(sock.clone()));
+    INTERRUPT_SOCK.with(|c| *c.borrow_mut() = Some((sock.clone(), std::cell::Cell::new(false))));
     let _reset = Reset;
     f()
 }
@@ -651,11 +656,24 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
         policy: &*policy,
         deadline: p.alarm_deadline(),
         interrupted: None,
+        waits: None,
     };
-    let sock = INTERRUPT_SOCK.with(|c| c.borrow().clone());
+    let sock = INTERRUPT_SOCK.with(|c| c.borrow().as_ref().map(|(s, _)| s.clone()));
     let signalled = || sock.as_deref().is_some_and(readable);
+    let waits = || {
+        let first = INTERRUPT_SOCK.with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|(_, told)| !told.replace(true))
+        });
+        if let (true, Some(s)) = (first, sock.as_deref()) {
+            // A client that is gone ends the wait through `signalled`.
+            let _ = crate::sock::send(s.as_fd(), &Reply::waiting_notice(), &[]);
+        }
+    };
     if sock.is_some() {
         ctx.interrupted = Some(&signalled);
+        ctx.waits = Some(&waits);
     }
     let r = f(p.kernel().keys(), &mut ctx);
     if anchors != before {

@@ -405,6 +405,7 @@ fn with_ctx<R>(p: &Process, f: impl FnOnce(&KeyCtx<'_>) -> R) -> R {
         policy: &*policy,
         deadline: None,
         interrupted: None,
+        waits: None,
     };
     f(&ctx)
 }
