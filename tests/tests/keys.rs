@@ -1573,3 +1573,87 @@ fn keys_possession_needs_searchable_nested_keyrings() {
         .unwrap();
     assert_eq!(p.keyctl_read(elsewhere), Err(Errno::EACCES));
 }
+
+/// The keyrings the kernel makes on demand are charged to their owner's
+/// quota, each a key and its description's bytes with the NUL
+/// (`key_alloc()`'s `desclen + 1`; a keyring has no payload of its own),
+/// the process and thread keyrings (`_pid`, `_tid`) and an anonymous
+/// session keyring (`_ses`) beyond the quota (`KEY_ALLOC_QUOTA_OVERRUN`),
+/// the user keyrings within it (`KEY_ALLOC_IN_QUOTA`). The user session
+/// keyring's link to the user keyring is 4 bytes more
+/// (`KEYQUOTA_LINK_BYTES`, reserved by `key_link()`), given back when the
+/// keyring is cleared (`keyring_clear()` reserves 0 bytes of links) and
+/// charged again when the link is made again.
+#[test]
+fn keys_keyrings_made_on_demand_are_charged_to_their_owner() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let quota = || kernel.keys().quota_of(1000);
+    assert_eq!(quota(), (0, 0));
+    p.keyctl_get_keyring_id(KEY_SPEC_PROCESS_KEYRING, true)
+        .unwrap();
+    assert_eq!(quota(), (1, 5), "_pid");
+    p.keyctl_get_keyring_id(KEY_SPEC_THREAD_KEYRING, true)
+        .unwrap();
+    assert_eq!(quota(), (2, 10), "_tid");
+    // "_uid.1000" and "_uid_ses.1000": 10 and 14 bytes, and the link.
+    let u = p
+        .keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    assert_eq!(quota(), (4, 38), "user keyrings");
+    p.keyctl_clear(KEY_SPEC_USER_SESSION_KEYRING).unwrap();
+    assert_eq!(quota(), (4, 34), "user session keyring cleared");
+    p.keyctl_link(u, KEY_SPEC_USER_SESSION_KEYRING).unwrap();
+    assert_eq!(quota(), (4, 38), "user keyring linked again");
+    // The session keyring on demand: "_ses", the user keyrings made.
+    p.keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, true)
+        .unwrap();
+    assert_eq!(quota(), (5, 43), "_ses");
+}
+
+/// The group's permission bits apply to a caller that is not the key's
+/// owner but is in its group, by its own group id or a supplementary
+/// one, and only if the key grants its group anything at all: with no
+/// group bit set the other bits apply to everyone but the owner
+/// (`key_task_permission()`'s
+/// `gid_valid(key->gid) && key->perm & KEY_GRP_ALL` before
+/// `groups_search()`).
+#[test]
+fn keys_group_bits_apply_to_members_when_the_key_grants_the_group_any() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    let k = root.add_key("user", Some("shared"), b"v", s).unwrap();
+    root.keyctl_chown(k, u32::MAX, 100).unwrap();
+    let member = kernel.spawn(1000, 100);
+    let supplementary = kernel.spawn(1001, 1001);
+    let mut cred = kernel.cred(1001, 1001);
+    cred.groups = vec![100];
+    supplementary.set_cred(cred);
+    let outsider = kernel.spawn(1002, 1002);
+    // (permissions, may the members read, may they view, may the outsider read)
+    for (perm, members_read, members_view, outsider_read) in [
+        // No group bit: the other bits, for the members too.
+        (0x3f3f_0003, true, true, true),
+        // The group may view alone: the members may not read.
+        (0x3f3f_0103, false, true, true),
+        // The group may read, not view; the others nothing.
+        (0x3f3f_0200, true, false, false),
+    ] {
+        root.keyctl_setperm(k, perm).unwrap();
+        for p in [&member, &supplementary] {
+            let read = p.keyctl_read(k);
+            assert_eq!(read.is_ok(), members_read, "{perm:#x}: {read:?}");
+            let view = p.keyctl_describe(k);
+            assert_eq!(view.is_ok(), members_view, "{perm:#x}: {view:?}");
+            if members_view {
+                assert_eq!(view, Ok(format!("user;0;100;{perm:08x};shared")));
+            }
+        }
+        let read = outsider.keyctl_read(k);
+        assert_eq!(read.is_ok(), outsider_read, "{perm:#x}: {read:?}");
+        if !outsider_read {
+            assert_eq!(read, Err(Errno::EACCES));
+        }
+    }
+}
