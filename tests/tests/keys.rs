@@ -1657,3 +1657,84 @@ fn keys_group_bits_apply_to_members_when_the_key_grants_the_group_any() {
         }
     }
 }
+
+/// The keyrings a process gets on demand have the kernel's names, owners
+/// and permissions: the thread and process keyrings `_tid` and `_pid`
+/// (`install_thread_keyring_to_cred()`, `install_process_keyring_to_cred()`:
+/// possessor all, owner view), an anonymous session keyring `_ses`
+/// (`install_session_keyring_to_cred()`: possessor all, owner view and
+/// read), a named one joined (`join_session_keyring()`: owner link too).
+/// A process with no session keyring that asks for it without create gets
+/// the user session keyring installed as its session
+/// (`lookup_user_key()`'s `install_session_keyring(user_session)`), with
+/// create a new anonymous one (`join_session_keyring(NULL)`).
+#[test]
+fn keys_keyrings_made_on_demand_have_the_kernels_names_and_permissions() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let describe = |p: &Process, id: Serial| {
+        let s = p.keyctl_get_keyring_id(id, true).unwrap();
+        p.keyctl_describe(s).unwrap()
+    };
+    let p = kernel.spawn(1000, 1000);
+    assert_eq!(
+        describe(&p, KEY_SPEC_THREAD_KEYRING),
+        "keyring;1000;1000;3f010000;_tid"
+    );
+    assert_eq!(
+        describe(&p, KEY_SPEC_PROCESS_KEYRING),
+        "keyring;1000;1000;3f010000;_pid"
+    );
+    let us = p
+        .keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false)
+        .unwrap();
+    assert_eq!(
+        p.keyctl_get_keyring_id(KEY_SPEC_USER_SESSION_KEYRING, false),
+        Ok(us)
+    );
+    assert_eq!(
+        p.keyctl_describe(us).unwrap(),
+        "keyring;1000;65534;1f3f0000;_uid_ses.1000"
+    );
+    let q = kernel.spawn(1000, 1000);
+    let ses = q
+        .keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, true)
+        .unwrap();
+    assert_ne!(ses, us);
+    assert_eq!(
+        q.keyctl_describe(ses).unwrap(),
+        "keyring;1000;1000;3f030000;_ses"
+    );
+    // Asked again, without create: the session it has now.
+    assert_eq!(
+        q.keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false),
+        Ok(ses)
+    );
+    let r = kernel.spawn(1000, 1000);
+    let named = r.keyctl_join_session_keyring(Some("named")).unwrap();
+    assert_eq!(
+        r.keyctl_describe(named).unwrap(),
+        "keyring;1000;1000;3f130000;named"
+    );
+}
+
+/// A process that waits for a key under construction with no alarm set
+/// sleeps until the helper instantiates it (`wait_for_key_construction()`
+/// sleeps for as long as it takes). Only the helper's wait for its own key
+/// without an alarm is refused (EDEADLK), where the kernel would sleep for
+/// ever. The helper instantiates 200 ms after the waiter started, time
+/// enough for the waiter to reach its wait.
+#[test]
+fn keys_waiter_without_an_alarm_sleeps_until_the_key_is_instantiated() {
+    let k = K::new();
+    let helper = k.p.fork();
+    let nk = helper
+        .key_construct("user", "nap", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let w = k.p.fork();
+    let waiter = std::thread::spawn(move || w.keyctl_read(nk));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(helper.keyctl_read(nk), Err(Errno::EDEADLK));
+    helper.keyctl_instantiate(nk, b"awake", 0).unwrap();
+    let got = within(10, "the waiter", move || waiter.join().unwrap());
+    assert_eq!(got, Ok(b"awake".to_vec()));
+}
