@@ -1738,3 +1738,84 @@ fn keys_waiter_without_an_alarm_sleeps_until_the_key_is_instantiated() {
     let got = within(10, "the waiter", move || waiter.join().unwrap());
     assert_eq!(got, Ok(b"awake".to_vec()));
 }
+
+/// /proc/keys's timeout and usage columns (`proc_keys_show()`): the time
+/// left, rounded down, in seconds under a minute, then minutes, hours,
+/// days, and weeks from a week on; `expd` once it is over, `perm` with no
+/// expiry. The user keyrings are each linked from the user namespace's
+/// register (`look_up_user_keyrings()` makes them with the register as
+/// their keyring), the user keyring from the user session keyring too:
+/// usage 2 and 1, as no credentials hold them. The clock is moved first,
+/// so the time left is the expiry less the clock, not the expiry.
+#[test]
+fn keys_proc_keys_timeout_and_usage_columns() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    kernel.advance_clock(1000);
+    let u = p
+        .keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    let us = p
+        .keyctl_get_keyring_id(KEY_SPEC_USER_SESSION_KEYRING, true)
+        .unwrap();
+    // (timeout set, the column now, the column 30 s later)
+    let cases = [
+        (59, "59s", "29s"),
+        (60, "1m", "30s"),
+        (3599, "59m", "59m"),
+        (3600, "1h", "59m"),
+        (86399, "23h", "23h"),
+        (86400, "1d", "23h"),
+        (604799, "6d", "6d"),
+        (604800, "1w", "6d"),
+        (1_209_630, "2w", "2w"),
+        (20, "20s", "expd"),
+    ];
+    let keys: Vec<Serial> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, &(secs, ..))| {
+            let k = p.add_key("user", Some(&format!("k{i}")), b"x", s).unwrap();
+            p.keyctl_set_timeout(k, secs).unwrap();
+            k
+        })
+        .collect();
+    // serial -> (usage, timeout)
+    let columns = || -> std::collections::HashMap<Serial, (String, String)> {
+        let node = ProcNode::lookup("/proc/keys").unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let serial = u32::from_str_radix(f[0], 16).unwrap() as Serial;
+                (serial, (f[2].to_string(), f[3].to_string()))
+            })
+            .collect()
+    };
+    let now = columns();
+    for (k, (secs, want, _)) in keys.iter().zip(cases) {
+        assert_eq!(now[k].1, want, "timeout {secs}");
+    }
+    assert_eq!(now[&s], ("1".to_string(), "perm".to_string()));
+    assert_eq!(now[&u], ("2".to_string(), "perm".to_string()));
+    assert_eq!(now[&us], ("1".to_string(), "perm".to_string()));
+    kernel.advance_clock(30);
+    let later = columns();
+    for (k, (secs, _, want)) in keys.iter().zip(cases) {
+        assert_eq!(later[k].1, want, "timeout {secs}, 30 s later");
+    }
+    // A big_key's payload is kept in a buffer up to the file threshold
+    // (792 bytes here, x86_64's sizeof(struct inode) + sizeof(struct
+    // dentry)) and in a file above it (`big_key_preparse()`'s
+    // `datalen > BIG_KEY_FILE_THRESHOLD`; `big_key_describe()` says which).
+    let node = ProcNode::lookup("/proc/keys").unwrap();
+    for (n, at) in [(792, "buff"), (793, "file")] {
+        p.add_key("big_key", Some(&format!("b{n}")), &vec![7; n], s)
+            .unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let want = format!("big_key   b{n}: {n} [{at}]");
+        assert!(text.lines().any(|l| l.ends_with(&want)), "{want}\n{text}");
+    }
+}
