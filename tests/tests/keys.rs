@@ -1745,7 +1745,8 @@ fn keys_waiter_without_an_alarm_sleeps_until_the_key_is_instantiated() {
 /// expiry. The user keyrings are each linked from the user namespace's
 /// register (`look_up_user_keyrings()` makes them with the register as
 /// their keyring), the user keyring from the user session keyring too:
-/// usage 2 and 1, as no credentials hold them. The clock is moved first,
+/// usage 2 and 1, as no credentials hold them. A keyring's describe is
+/// `: empty` or its link count. The clock is moved first,
 /// so the time left is the expiry less the clock, not the expiry.
 #[test]
 fn keys_proc_keys_timeout_and_usage_columns() {
@@ -1811,6 +1812,17 @@ fn keys_proc_keys_timeout_and_usage_columns() {
     // dentry)) and in a file above it (`big_key_preparse()`'s
     // `datalen > BIG_KEY_FILE_THRESHOLD`; `big_key_describe()` says which).
     let node = ProcNode::lookup("/proc/keys").unwrap();
+    // A keyring's description, then `: empty` or its link count
+    // (`keyring_describe()`).
+    let e = p.add_key("keyring", Some("E"), b"", s).unwrap();
+    for (links, want) in [(0, "E: empty"), (1, "E: 1")] {
+        if links == 1 {
+            p.add_key("user", Some("in-e"), b"x", e).unwrap();
+        }
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let want = format!("keyring   {want}");
+        assert!(text.lines().any(|l| l.ends_with(&want)), "{want}\n{text}");
+    }
     for (n, at) in [(792, "buff"), (793, "file")] {
         p.add_key("big_key", Some(&format!("b{n}")), &vec![7; n], s)
             .unwrap();
