@@ -1210,3 +1210,69 @@ fn conformance_procfs_sysctl_files_replayed() {
         .collect();
     assert_eq!(t.lines, recorded);
 }
+
+/// procfs.c's `listing` section in process: a uid-1000 process's keys as
+/// /proc/keys lists them (serials as labels, lines sorted as the probe
+/// sorts them: the flags, usage, timeout, permissions, owner, type and
+/// each type's description) and its /proc/key-users line, compared with
+/// what Linux 6.12.117 printed, up to the child's exit (the root part
+/// after it is the file's write handling, which `procfs.rs` checks under
+/// `watchq exec`). The clock stands still in process, as the probe's
+/// second does not move the timeouts' units.
+#[test]
+fn conformance_procfs_listing_replayed() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let mut t = Replay::default();
+    let s = t.named(
+        "S",
+        "keyctl(K_JOIN_SESSION, 0, 0, 0, 0)",
+        p.keyctl_join_session_keyring(None),
+    );
+    let a = t.add(&p, "user", "a", Some(b"hello"), ("S", s), "a");
+    let r = t.add(&p, "keyring", "R", None, ("S", s), "R");
+    t.unit("keyctl(K_LINK, a, R, 0, 0)", p.keyctl_link(a, r));
+    let k = t.add(&p, "user", "timed", Some(b"x"), ("R", r), "t");
+    t.unit(
+        "keyctl(K_SET_TIMEOUT, t, 100, 0, 0)",
+        p.keyctl_set_timeout(k, 100),
+    );
+    let k = t.add(&p, "user", "timed2", Some(b"x"), ("R", r), "t2");
+    t.unit(
+        "keyctl(K_SET_TIMEOUT, t2, 5400, 0, 0)",
+        p.keyctl_set_timeout(k, 5400),
+    );
+    let k = t.add(&p, "user", "revoked", Some(b"x"), ("R", r), "v");
+    t.unit("keyctl(K_REVOKE, v, 0, 0, 0)", p.keyctl_revoke(k));
+    let k = t.add(&p, "user", "private", Some(b"x"), ("S", s), "p");
+    t.unit(
+        "keyctl(K_SETPERM, p, 0x3f000000, 0, 0)",
+        p.keyctl_setperm(k, 0x3f00_0000),
+    );
+    t.add(&p, "keyring", "E", None, ("S", s), "E");
+    t.add(&p, "big_key", "big", Some(b"small"), ("S", s), "big");
+    let read = |node: &str| {
+        let node = ProcNode::lookup(node).unwrap();
+        String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap()
+    };
+    let mut keys: Vec<String> = read("/proc/keys")
+        .lines()
+        .filter_map(|l| {
+            let serial = u32::from_str_radix(l.get(..8)?, 16).ok()? as i32;
+            let label = t.names.get(&serial)?;
+            Some(format!("keys: <{label}>{}", &l[8..]))
+        })
+        .collect();
+    keys.sort();
+    t.lines.extend(keys);
+    for l in read("/proc/key-users").lines() {
+        if l.starts_with(" 1000:") {
+            t.line(format!("key-users: {l}"));
+        }
+    }
+    t.line("child exit 0".to_string());
+    let recorded = section(recording("procfs"), "listing");
+    let upto = recorded.iter().position(|l| l == "child exit 0").unwrap() + 1;
+    assert_eq!(t.lines, recorded[..upto], "{}", t.lines.join("\n"));
+}

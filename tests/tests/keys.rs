@@ -1574,3 +1574,261 @@ fn keys_possession_needs_searchable_nested_keyrings() {
         .unwrap();
     assert_eq!(p.keyctl_read(elsewhere), Err(Errno::EACCES));
 }
+
+/// The keyrings the kernel makes on demand are charged to their owner's
+/// quota, each a key and its description's bytes with the NUL
+/// (`key_alloc()`'s `desclen + 1`; a keyring has no payload of its own),
+/// the process and thread keyrings (`_pid`, `_tid`) and an anonymous
+/// session keyring (`_ses`) beyond the quota (`KEY_ALLOC_QUOTA_OVERRUN`),
+/// the user keyrings within it (`KEY_ALLOC_IN_QUOTA`). The user session
+/// keyring's link to the user keyring is 4 bytes more
+/// (`KEYQUOTA_LINK_BYTES`, reserved by `key_link()`), given back when the
+/// keyring is cleared (`keyring_clear()` reserves 0 bytes of links) and
+/// charged again when the link is made again.
+#[test]
+fn keys_keyrings_made_on_demand_are_charged_to_their_owner() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let quota = || kernel.keys().quota_of(1000);
+    assert_eq!(quota(), (0, 0));
+    p.keyctl_get_keyring_id(KEY_SPEC_PROCESS_KEYRING, true)
+        .unwrap();
+    assert_eq!(quota(), (1, 5), "_pid");
+    p.keyctl_get_keyring_id(KEY_SPEC_THREAD_KEYRING, true)
+        .unwrap();
+    assert_eq!(quota(), (2, 10), "_tid");
+    // "_uid.1000" and "_uid_ses.1000": 10 and 14 bytes, and the link.
+    let u = p
+        .keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    assert_eq!(quota(), (4, 38), "user keyrings");
+    p.keyctl_clear(KEY_SPEC_USER_SESSION_KEYRING).unwrap();
+    assert_eq!(quota(), (4, 34), "user session keyring cleared");
+    p.keyctl_link(u, KEY_SPEC_USER_SESSION_KEYRING).unwrap();
+    assert_eq!(quota(), (4, 38), "user keyring linked again");
+    // The session keyring on demand: "_ses", the user keyrings made.
+    p.keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, true)
+        .unwrap();
+    assert_eq!(quota(), (5, 43), "_ses");
+}
+
+/// The group's permission bits apply to a caller that is not the key's
+/// owner but is in its group, by its own group id or a supplementary
+/// one, and only if the key grants its group anything at all: with no
+/// group bit set the other bits apply to everyone but the owner
+/// (`key_task_permission()`'s
+/// `gid_valid(key->gid) && key->perm & KEY_GRP_ALL` before
+/// `groups_search()`).
+#[test]
+fn keys_group_bits_apply_to_members_when_the_key_grants_the_group_any() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    let k = root.add_key("user", Some("shared"), b"v", s).unwrap();
+    root.keyctl_chown(k, u32::MAX, 100).unwrap();
+    let member = kernel.spawn(1000, 100);
+    let supplementary = kernel.spawn(1001, 1001);
+    let mut cred = kernel.cred(1001, 1001);
+    cred.groups = vec![100];
+    supplementary.set_cred(cred);
+    let outsider = kernel.spawn(1002, 1002);
+    // (permissions, may the members read, may they view, may the outsider read)
+    for (perm, members_read, members_view, outsider_read) in [
+        // No group bit: the other bits, for the members too.
+        (0x3f3f_0003, true, true, true),
+        // The group may view alone: the members may not read.
+        (0x3f3f_0103, false, true, true),
+        // The group may read, not view; the others nothing.
+        (0x3f3f_0200, true, false, false),
+    ] {
+        root.keyctl_setperm(k, perm).unwrap();
+        for p in [&member, &supplementary] {
+            let read = p.keyctl_read(k);
+            assert_eq!(read.is_ok(), members_read, "{perm:#x}: {read:?}");
+            let view = p.keyctl_describe(k);
+            assert_eq!(view.is_ok(), members_view, "{perm:#x}: {view:?}");
+            if members_view {
+                assert_eq!(view, Ok(format!("user;0;100;{perm:08x};shared")));
+            }
+        }
+        let read = outsider.keyctl_read(k);
+        assert_eq!(read.is_ok(), outsider_read, "{perm:#x}: {read:?}");
+        if !outsider_read {
+            assert_eq!(read, Err(Errno::EACCES));
+        }
+    }
+}
+
+/// The keyrings a process gets on demand have the kernel's names, owners
+/// and permissions: the thread and process keyrings `_tid` and `_pid`
+/// (`install_thread_keyring_to_cred()`, `install_process_keyring_to_cred()`:
+/// possessor all, owner view), an anonymous session keyring `_ses`
+/// (`install_session_keyring_to_cred()`: possessor all, owner view and
+/// read), a named one joined (`join_session_keyring()`: owner link too).
+/// A process with no session keyring that asks for it without create gets
+/// the user session keyring installed as its session
+/// (`lookup_user_key()`'s `install_session_keyring(user_session)`), with
+/// create a new anonymous one (`join_session_keyring(NULL)`).
+#[test]
+fn keys_keyrings_made_on_demand_have_the_kernels_names_and_permissions() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let describe = |p: &Process, id: Serial| {
+        let s = p.keyctl_get_keyring_id(id, true).unwrap();
+        p.keyctl_describe(s).unwrap()
+    };
+    let p = kernel.spawn(1000, 1000);
+    assert_eq!(
+        describe(&p, KEY_SPEC_THREAD_KEYRING),
+        "keyring;1000;1000;3f010000;_tid"
+    );
+    assert_eq!(
+        describe(&p, KEY_SPEC_PROCESS_KEYRING),
+        "keyring;1000;1000;3f010000;_pid"
+    );
+    let us = p
+        .keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false)
+        .unwrap();
+    assert_eq!(
+        p.keyctl_get_keyring_id(KEY_SPEC_USER_SESSION_KEYRING, false),
+        Ok(us)
+    );
+    assert_eq!(
+        p.keyctl_describe(us).unwrap(),
+        "keyring;1000;65534;1f3f0000;_uid_ses.1000"
+    );
+    let q = kernel.spawn(1000, 1000);
+    let ses = q
+        .keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, true)
+        .unwrap();
+    assert_ne!(ses, us);
+    assert_eq!(
+        q.keyctl_describe(ses).unwrap(),
+        "keyring;1000;1000;3f030000;_ses"
+    );
+    // Asked again, without create: the session it has now.
+    assert_eq!(
+        q.keyctl_get_keyring_id(KEY_SPEC_SESSION_KEYRING, false),
+        Ok(ses)
+    );
+    let r = kernel.spawn(1000, 1000);
+    let named = r.keyctl_join_session_keyring(Some("named")).unwrap();
+    assert_eq!(
+        r.keyctl_describe(named).unwrap(),
+        "keyring;1000;1000;3f130000;named"
+    );
+}
+
+/// A process that waits for a key under construction with no alarm set
+/// sleeps until the helper instantiates it (`wait_for_key_construction()`
+/// sleeps for as long as it takes). Only the helper's wait for its own key
+/// without an alarm is refused (EDEADLK), where the kernel would sleep for
+/// ever. The helper instantiates 200 ms after the waiter started, time
+/// enough for the waiter to reach its wait.
+#[test]
+fn keys_waiter_without_an_alarm_sleeps_until_the_key_is_instantiated() {
+    let k = K::new();
+    let helper = k.p.fork();
+    let nk = helper
+        .key_construct("user", "nap", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let w = k.p.fork();
+    let waiter = std::thread::spawn(move || w.keyctl_read(nk));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(helper.keyctl_read(nk), Err(Errno::EDEADLK));
+    helper.keyctl_instantiate(nk, b"awake", 0).unwrap();
+    let got = within(10, "the waiter", move || waiter.join().unwrap());
+    assert_eq!(got, Ok(b"awake".to_vec()));
+}
+
+/// /proc/keys's timeout and usage columns (`proc_keys_show()`): the time
+/// left, rounded down, in seconds under a minute, then minutes, hours,
+/// days, and weeks from a week on; `expd` once it is over, `perm` with no
+/// expiry. The user keyrings are each linked from the user namespace's
+/// register (`look_up_user_keyrings()` makes them with the register as
+/// their keyring), the user keyring from the user session keyring too:
+/// usage 2 and 1, as no credentials hold them. A keyring's describe is
+/// `: empty` or its link count. The clock is moved first,
+/// so the time left is the expiry less the clock, not the expiry.
+#[test]
+fn keys_proc_keys_timeout_and_usage_columns() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    kernel.advance_clock(1000);
+    let u = p
+        .keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    let us = p
+        .keyctl_get_keyring_id(KEY_SPEC_USER_SESSION_KEYRING, true)
+        .unwrap();
+    // (timeout set, the column now, the column 30 s later)
+    let cases = [
+        (59, "59s", "29s"),
+        (60, "1m", "30s"),
+        (3599, "59m", "59m"),
+        (3600, "1h", "59m"),
+        (86399, "23h", "23h"),
+        (86400, "1d", "23h"),
+        (604799, "6d", "6d"),
+        (604800, "1w", "6d"),
+        (1_209_630, "2w", "2w"),
+        (20, "20s", "expd"),
+    ];
+    let keys: Vec<Serial> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, &(secs, ..))| {
+            let k = p.add_key("user", Some(&format!("k{i}")), b"x", s).unwrap();
+            p.keyctl_set_timeout(k, secs).unwrap();
+            k
+        })
+        .collect();
+    // serial -> (usage, timeout)
+    let columns = || -> std::collections::HashMap<Serial, (String, String)> {
+        let node = ProcNode::lookup("/proc/keys").unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let serial = u32::from_str_radix(f[0], 16).unwrap() as Serial;
+                (serial, (f[2].to_string(), f[3].to_string()))
+            })
+            .collect()
+    };
+    let now = columns();
+    for (k, (secs, want, _)) in keys.iter().zip(cases) {
+        assert_eq!(now[k].1, want, "timeout {secs}");
+    }
+    assert_eq!(now[&s], ("1".to_string(), "perm".to_string()));
+    assert_eq!(now[&u], ("2".to_string(), "perm".to_string()));
+    assert_eq!(now[&us], ("1".to_string(), "perm".to_string()));
+    kernel.advance_clock(30);
+    let later = columns();
+    for (k, (secs, _, want)) in keys.iter().zip(cases) {
+        assert_eq!(later[k].1, want, "timeout {secs}, 30 s later");
+    }
+    // A big_key's payload is kept in a buffer up to the file threshold
+    // (792 bytes here, x86_64's sizeof(struct inode) + sizeof(struct
+    // dentry)) and in a file above it (`big_key_preparse()`'s
+    // `datalen > BIG_KEY_FILE_THRESHOLD`; `big_key_describe()` says which).
+    let node = ProcNode::lookup("/proc/keys").unwrap();
+    // A keyring's description, then `: empty` or its link count
+    // (`keyring_describe()`).
+    let e = p.add_key("keyring", Some("E"), b"", s).unwrap();
+    for (links, want) in [(0, "E: empty"), (1, "E: 1")] {
+        if links == 1 {
+            p.add_key("user", Some("in-e"), b"x", e).unwrap();
+        }
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let want = format!("keyring   {want}");
+        assert!(text.lines().any(|l| l.ends_with(&want)), "{want}\n{text}");
+    }
+    for (n, at) in [(792, "buff"), (793, "file")] {
+        p.add_key("big_key", Some(&format!("b{n}")), &vec![7; n], s)
+            .unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let want = format!("big_key   b{n}: {n} [{at}]");
+        assert!(text.lines().any(|l| l.ends_with(&want)), "{want}\n{text}");
+    }
+}

@@ -282,12 +282,15 @@ impl Inner {
     }
 }
 
-/// The permission bits that apply to the caller, possessor bits included.
+/// The permission bits that apply to the caller, possessor bits included:
+/// the owner's, else the group's for a member of the key's group if the
+/// key grants its group any (`key_task_permission()` looks at the group
+/// only when `key->perm & KEY_GRP_ALL`), else the others'.
 pub(crate) fn perm_mask(k: &Key, ctx: &KeyCtx<'_>, possessed: bool) -> u32 {
     let p = k.perm;
     let mut m = if k.uid == ctx.cred.uid {
         p >> 16
-    } else if k.gid != u32::MAX && ctx.cred.in_group(k.gid) {
+    } else if k.gid != u32::MAX && p & KEY_GRP_ALL != 0 && ctx.cred.in_group(k.gid) {
         p >> 8
     } else {
         p

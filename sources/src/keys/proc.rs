@@ -47,18 +47,15 @@ impl KeyStore {
             if !g.permitted(ctx, k, need::VIEW) {
                 continue;
             }
+            // Every keyring's links, the user namespace's keyring register
+            // (`.user_reg`, which links each user keyring) among them.
             let links_in = g
                 .keys
                 .values()
                 .filter(|r| r.is_keyring())
                 .map(|r| r.links.iter().filter(|&s| s == k.serial).count())
                 .sum::<usize>();
-            // The user namespace's keyring register links each user keyring.
-            let registered = g
-                .user_rings
-                .values()
-                .any(|&(u, us)| u == k.serial || us == k.serial);
-            let usage = links_in + refs(k.serial) + usize::from(registered);
+            let usage = links_in + refs(k.serial);
             // from_kgid_munged(): no group is the overflow gid.
             let munged = |id: u32| if id == u32::MAX { 65534 } else { id };
             let flag = |on: bool, c: char| if on { c } else { '-' };
