@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use watchq_core::uapi::*;
 use watchq_kernel::keyctl::cmd;
 use watchq_kernel::remote::{CallError, Remote};
-use watchq_kernel::server::{Server, ServerOptions};
+use watchq_kernel::server::{Server, ServerOptions, AUDIT_KEPT};
 use watchq_kernel::{Errno, Kernel, KernelConfig};
 use watchq_tests::child::{fork, wait};
 
@@ -452,6 +452,37 @@ fn server_garbage_is_refused_with_an_audit_line() {
 
 /// A process of another user is refused (the directory is opened up here
 /// so that the server's own check is what refuses it).
+/// The audit keeps the last `AUDIT_KEPT` lines, not every line since the
+/// start: a client sending garbage for as long as it likes (the fuzzer
+/// does) must not grow the server without bound.
+#[test]
+fn server_audit_keeps_the_last_lines_only() {
+    let _serial = serial();
+    let s = server();
+    let refuse = |junk: &[u8]| {
+        let raw = Remote::connect(s.path(), false).unwrap();
+        let got = raw.call_raw(junk);
+        assert!(got.is_err() || got.is_ok_and(|e| e == Errno::EINVAL));
+    };
+    refuse(b"\x01\x63zzz");
+    let first = s.audit();
+    assert_eq!(first.len(), 1, "{first:?}");
+    for _ in 0..AUDIT_KEPT + 10 {
+        refuse(b"");
+    }
+    let audit = s.audit();
+    assert_eq!(audit.len(), AUDIT_KEPT);
+    assert_ne!(
+        audit[0], first[0],
+        "the two kinds of garbage say different things"
+    );
+    assert!(!audit.contains(&first[0]), "the oldest line is gone");
+    refuse(b"\x01\x63zzz");
+    let audit = s.audit();
+    assert_eq!(audit.len(), AUDIT_KEPT);
+    assert_eq!(audit.last(), first.first(), "the newest line is last");
+}
+
 #[test]
 fn server_refuses_a_second_uid() {
     let _serial = serial();
