@@ -438,7 +438,7 @@ fn server_garbage_is_refused_with_an_audit_line() {
         &[1u8, 3, 0xff][..],
     ] {
         let got = raw.call_raw(junk);
-        assert!(got.is_err() || got.is_ok_and(|e| e == Errno::EINVAL));
+        assert!(got.is_err() || got.is_ok_and(|e| e == Some(Errno::EINVAL)));
     }
     assert!(
         s.audit().iter().any(|l| l.contains("bad message")),
@@ -452,6 +452,26 @@ fn server_garbage_is_refused_with_an_audit_line() {
 
 /// A process of another user is refused (the directory is opened up here
 /// so that the server's own check is what refuses it).
+/// A signal note with no key call waiting (`Request::Interrupt`) gets no
+/// reply, by the protocol: `call_raw` must not wait for one (the
+/// kernel_wire fuzzer hung there, 2026-12-02), and the connection serves
+/// the next request.
+#[test]
+fn server_interrupt_without_a_key_call_is_taken_without_a_reply() {
+    let _serial = serial();
+    let s = server();
+    let path = s.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let raw = Remote::connect(&path, false).unwrap();
+        let got = raw.call_raw(&watchq_kernel::wire::Request::Interrupt.encode());
+        let next = raw.rlimit(1024, 4096);
+        let _ = tx.send((got.ok(), next.is_ok()));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(got.ok(), Some((Some(None), true)));
+}
+
 /// The audit keeps the last `AUDIT_KEPT` lines, not every line since the
 /// start: a client sending garbage for as long as it likes (the fuzzer
 /// does) must not grow the server without bound.
@@ -462,7 +482,7 @@ fn server_audit_keeps_the_last_lines_only() {
     let refuse = |junk: &[u8]| {
         let raw = Remote::connect(s.path(), false).unwrap();
         let got = raw.call_raw(junk);
-        assert!(got.is_err() || got.is_ok_and(|e| e == Errno::EINVAL));
+        assert!(got.is_err() || got.is_ok_and(|e| e == Some(Errno::EINVAL)));
     };
     refuse(b"\x01\x63zzz");
     let first = s.audit();
