@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use watchq_core::uapi::*;
 use watchq_kernel::keyctl::cmd;
 use watchq_kernel::remote::{CallError, Remote};
-use watchq_kernel::server::{Server, ServerOptions};
+use watchq_kernel::server::{Server, ServerOptions, AUDIT_KEPT};
 use watchq_kernel::{Errno, Kernel, KernelConfig};
 use watchq_tests::child::{fork, wait};
 
@@ -438,7 +438,7 @@ fn server_garbage_is_refused_with_an_audit_line() {
         &[1u8, 3, 0xff][..],
     ] {
         let got = raw.call_raw(junk);
-        assert!(got.is_err() || got.is_ok_and(|e| e == Errno::EINVAL));
+        assert!(got.is_err() || got.is_ok_and(|e| e == Some(Errno::EINVAL)));
     }
     assert!(
         s.audit().iter().any(|l| l.contains("bad message")),
@@ -452,6 +452,57 @@ fn server_garbage_is_refused_with_an_audit_line() {
 
 /// A process of another user is refused (the directory is opened up here
 /// so that the server's own check is what refuses it).
+/// A signal note with no key call waiting (`Request::Interrupt`) gets no
+/// reply, by the protocol: `call_raw` must not wait for one (the
+/// kernel_wire fuzzer hung there, 2026-12-02), and the connection serves
+/// the next request.
+#[test]
+fn server_interrupt_without_a_key_call_is_taken_without_a_reply() {
+    let _serial = serial();
+    let s = server();
+    let path = s.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let raw = Remote::connect(&path, false).unwrap();
+        let got = raw.call_raw(&watchq_kernel::wire::Request::Interrupt.encode());
+        let next = raw.rlimit(1024, 4096);
+        let _ = tx.send((got.ok(), next.is_ok()));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(got.ok(), Some((Some(None), true)));
+}
+
+/// The audit keeps the last `AUDIT_KEPT` lines, not every line since the
+/// start: a client sending garbage for as long as it likes (the fuzzer
+/// does) must not grow the server without bound.
+#[test]
+fn server_audit_keeps_the_last_lines_only() {
+    let _serial = serial();
+    let s = server();
+    let refuse = |junk: &[u8]| {
+        let raw = Remote::connect(s.path(), false).unwrap();
+        let got = raw.call_raw(junk);
+        assert!(got.is_err() || got.is_ok_and(|e| e == Some(Errno::EINVAL)));
+    };
+    refuse(b"\x01\x63zzz");
+    let first = s.audit();
+    assert_eq!(first.len(), 1, "{first:?}");
+    for _ in 0..AUDIT_KEPT + 10 {
+        refuse(b"");
+    }
+    let audit = s.audit();
+    assert_eq!(audit.len(), AUDIT_KEPT);
+    assert_ne!(
+        audit[0], first[0],
+        "the two kinds of garbage say different things"
+    );
+    assert!(!audit.contains(&first[0]), "the oldest line is gone");
+    refuse(b"\x01\x63zzz");
+    let audit = s.audit();
+    assert_eq!(audit.len(), AUDIT_KEPT);
+    assert_eq!(audit.last(), first.first(), "the newest line is last");
+}
+
 #[test]
 fn server_refuses_a_second_uid() {
     let _serial = serial();

@@ -401,19 +401,25 @@ impl Remote {
 
     /// Sends `bytes` as they are (for tests and the fuzz harness: the
     /// server must answer garbage with an error, never a panic); the
-    /// reply's errno (0: none) if the server answers at all.
+    /// reply's errno (0: none) if the server answers at all. `None`, at
+    /// once, for a message the protocol never answers
+    /// ([`Request::Interrupt`]: the server takes it and waits for the next
+    /// request, so waiting here for a reply would wait for ever).
     ///
     /// # Errors
     /// The server closed the connection, as it does after garbage.
-    pub fn call_raw(&self, bytes: &[u8]) -> Result<Errno, Gone> {
+    pub fn call_raw(&self, bytes: &[u8]) -> Result<Option<Errno>, Gone> {
         let mut buf = self.buf.lock();
         sock::send(self.sock.as_fd(), bytes, &[]).map_err(Gone)?;
+        if Request::decode(bytes) == Ok(Request::Interrupt) {
+            return Ok(None);
+        }
         let pkt = sock::recv(self.sock.as_fd(), &mut buf)
             .map_err(Gone)?
             .ok_or_else(|| Gone(io::Error::from_raw_os_error(libc::ECONNRESET)))?;
         let reply = Reply::decode(&buf[..pkt.len])
             .map_err(|e| Gone(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        Ok(Errno::from_raw(reply.errno).unwrap_or(Errno::EIO))
+        Ok(Some(Errno::from_raw(reply.errno).unwrap_or(Errno::EIO)))
     }
 
     /// Tells the kernel this process has just forked or spawned real

@@ -40,7 +40,7 @@ use parking_lot::Mutex;
 use procs::{Joined, Proc, Procs};
 use rustix::event::epoll;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -48,6 +48,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How many audit lines a server keeps in memory ([`Server::audit`]): a
+/// client sending garbage for as long as it likes must not grow the
+/// server without bound.
+pub const AUDIT_KEPT: usize = 256;
 
 /// How a server starts.
 #[derive(Debug, Default)]
@@ -97,7 +102,9 @@ pub(crate) struct Shared {
     events: Mutex<()>,
     next_id: AtomicU64,
     stop: AtomicBool,
-    audit: Mutex<Vec<String>>,
+    /// The last [`AUDIT_KEPT`] audit lines (the log file, when there is
+    /// one, has them all).
+    audit: Mutex<VecDeque<String>>,
     audit_to_stderr: bool,
     log: Mutex<Option<std::fs::File>>,
     /// `log` is set (it is for the server's life).
@@ -106,6 +113,9 @@ pub(crate) struct Shared {
     proc_writers: Mutex<HashMap<u64, procfs::ProcWriter>>,
     /// Live connections (to shut down when the server stops).
     conns: Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    /// The connections' threads not yet joined (those that have ended
+    /// are joined at the next accept or [`Server::connections`]).
+    serving: Mutex<Vec<JoinHandle<()>>>,
     start: Instant,
     /// The socket's path and the preload, for request-key helpers.
     pub(crate) sock_path: PathBuf,
@@ -253,12 +263,13 @@ impl Server {
             events: Mutex::new(()),
             next_id: AtomicU64::new(1),
             stop: AtomicBool::new(false),
-            audit: Mutex::new(Vec::new()),
+            audit: Mutex::new(VecDeque::new()),
             audit_to_stderr: opts.audit_to_stderr,
             logging: opts.log.is_some(),
             log: Mutex::new(opts.log),
             proc_writers: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
+            serving: Mutex::new(Vec::new()),
             start: Instant::now(),
             sock_path: path.clone(),
             preload: opts.preload.clone(),
@@ -305,9 +316,18 @@ impl Server {
         &self.shared.kernel
     }
 
-    /// Audit lines so far (refused connections and requests).
+    /// The last [`AUDIT_KEPT`] audit lines (refused connections and
+    /// requests), oldest first.
     pub fn audit(&self) -> Vec<String> {
-        self.shared.audit.lock().clone()
+        self.shared.audit.lock().iter().cloned().collect()
+    }
+
+    /// Connections being served now: their threads, accepted and not yet
+    /// ended (those that have ended are joined here). A client that has
+    /// closed its connections can wait for this to fall to know the
+    /// server has finished with them, its threads' memory freed too.
+    pub fn connections(&self) -> usize {
+        self.shared.join_ended()
     }
 
     /// Real pids of the processes the server knows, ascending.
@@ -394,6 +414,18 @@ impl Drop for Server {
 }
 
 impl Shared {
+    /// Joins the connection threads that have ended; how many are left.
+    fn join_ended(&self) -> usize {
+        let mut serving = self.serving.lock();
+        let (ended, live): (Vec<_>, Vec<_>) = serving.drain(..).partition(JoinHandle::is_finished);
+        *serving = live;
+        for t in ended {
+            // A panic in a connection thread has been reported already.
+            let _ = t.join();
+        }
+        serving.len()
+    }
+
     pub(crate) fn audit(&self, line: String) {
         if self.audit_to_stderr {
             eprintln!("watchq kernel: {line}");
@@ -401,7 +433,11 @@ impl Shared {
         if let Some(f) = self.log.lock().as_mut() {
             let _ = writeln!(f, "watchq kernel: audit: {line}");
         }
-        self.audit.lock().push(line);
+        let mut audit = self.audit.lock();
+        if audit.len() == AUDIT_KEPT {
+            audit.pop_front();
+        }
+        audit.push_back(line);
     }
 
     /// Is there a log to write to (`watchq exec --log`)? Set at start.
@@ -717,10 +753,17 @@ fn accept_loop(s: &Arc<Shared>, listener: &OwnedFd) {
             .name(format!("watchq-conn-{pid}"))
             .spawn(move || {
                 serve(&s2, &conn, pid);
+                drop(conn);
                 s2.conns.lock().remove(&id);
             });
-        if spawned.is_err() {
-            s.conns.lock().remove(&id);
+        match spawned {
+            Ok(t) => {
+                s.join_ended();
+                s.serving.lock().push(t);
+            }
+            Err(_) => {
+                s.conns.lock().remove(&id);
+            }
         }
     }
 }
