@@ -277,6 +277,8 @@ impl Notification {
     }
 
     /// The header as one little-endian word, tag included.
+    /// (The post path's: the machinery alone uses it.)
+    #[cfg(feature = "machinery")]
     #[inline(always)]
     pub(crate) fn header(&self) -> u64 {
         u64::from_le_bytes([
@@ -292,6 +294,8 @@ impl Notification {
     }
 
     /// The first `len` bytes (a record's, when `len` is its length).
+    /// (The post path's: the machinery alone uses it.)
+    #[cfg(feature = "machinery")]
     #[inline(always)]
     pub(crate) fn bytes_to(&self, len: usize) -> &[u8] {
         &self.buf[..len]
