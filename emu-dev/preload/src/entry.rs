@@ -744,16 +744,31 @@ fn real_pipe_has_data(fd: c_int, nonblock: bool, held: Option<&Deferred>) -> Res
     let Some(held) = held.filter(|_| !nonblock) else {
         return real_pipe_has_data_once(fd, nonblock);
     };
+    held_wait(held, fd, libc::POLLIN, |nonblock| {
+        real_pipe_has_data_once(fd, nonblock)
+    })
+}
+
+/// A splice's wait with the signals `held`: `once(true)`, the look that
+/// does not wait, until it says something other than EAGAIN, with a
+/// [`held_sleep`] on `events` between; without a signalfd, `once(false)`
+/// (the real kernel's wait) with the caller's mask back.
+fn held_wait<T>(
+    held: &Deferred,
+    fd: c_int,
+    events: libc::c_short,
+    once: impl Fn(bool) -> Result<T>,
+) -> Result<T> {
     loop {
-        match real_pipe_has_data_once(fd, true) {
+        match once(true) {
             Err(Errno::EAGAIN) => {}
             r => return r,
         }
-        match held_sleep(held, fd, libc::POLLIN) {
+        match held_sleep(held, fd, events) {
             Some(r) => r?,
             None => {
                 let _open = held.open();
-                return real_pipe_has_data_once(fd, false);
+                return once(false);
             }
         }
     }
@@ -818,19 +833,14 @@ fn wait_for_space(fd: c_int, len: size_t, flags: c_uint, held: Option<&Deferred>
     let Some(held) = held.filter(|_| flags & SPLICE_F_NONBLOCK == 0 && !nonblocking(fd)) else {
         return wait_for_space_once(fd, len, flags);
     };
-    loop {
-        match wait_for_space_once(fd, len, flags | SPLICE_F_NONBLOCK) {
-            Err(Errno::EAGAIN) => {}
-            r => return r,
-        }
-        match held_sleep(held, fd, libc::POLLOUT) {
-            Some(r) => r?,
-            None => {
-                let _open = held.open();
-                return wait_for_space_once(fd, len, flags);
-            }
-        }
-    }
+    held_wait(held, fd, libc::POLLOUT, |nonblock| {
+        let flags = if nonblock {
+            flags | SPLICE_F_NONBLOCK
+        } else {
+            flags
+        };
+        wait_for_space_once(fd, len, flags)
+    })
 }
 
 /// [`wait_for_space`]'s wait in the real kernel, with the caller's mask
