@@ -472,6 +472,25 @@ fn server_interrupt_without_a_key_call_is_taken_without_a_reply() {
     assert_eq!(got.ok(), Some((Some(None), true)));
 }
 
+/// A connection whose hello has been answered is counted by
+/// `Server::connections` until its thread has been joined: the thread
+/// that answers the hello must be in the server's list before it can
+/// answer. The kernel_wire fuzzer waits for the count to fall to 0 after
+/// each input; a thread missing from the list let it go on while that
+/// thread was still exiting, and LeakSanitizer's scan met its half-freed
+/// thread-local destructor list (2026-12-02).
+#[test]
+fn server_counts_a_connection_from_its_hello_until_joined() {
+    let _serial = serial();
+    let s = server();
+    for i in 0..2000 {
+        let c = Remote::connect(s.path(), false).unwrap();
+        assert!(s.connections() >= 1, "connection {i} answered, not counted");
+        drop(c);
+        wait_until("the connection's thread joined", || s.connections() == 0);
+    }
+}
+
 /// The audit keeps the last `AUDIT_KEPT` lines, not every line since the
 /// start: a client sending garbage for as long as it likes (the fuzzer
 /// does) must not grow the server without bound.

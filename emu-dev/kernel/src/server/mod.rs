@@ -749,6 +749,14 @@ fn accept_loop(s: &Arc<Shared>, listener: &OwnedFd) {
         let conn = Arc::new(conn);
         s.conns.lock().insert(id, conn.clone());
         let s2 = s.clone();
+        s.join_ended();
+        // The thread is in `serving` before anyone can see it: the list
+        // stays locked from before the spawn until its handle is in, so a
+        // client whose hello this thread answers (it may answer, be
+        // closed and end before this line runs on) cannot find
+        // `Server::connections` at 0 while the thread has still to be
+        // joined (it would still be running its thread-local destructors).
+        let mut serving = s.serving.lock();
         let spawned = std::thread::Builder::new()
             .name(format!("watchq-conn-{pid}"))
             .spawn(move || {
@@ -757,11 +765,9 @@ fn accept_loop(s: &Arc<Shared>, listener: &OwnedFd) {
                 s2.conns.lock().remove(&id);
             });
         match spawned {
-            Ok(t) => {
-                s.join_ended();
-                s.serving.lock().push(t);
-            }
+            Ok(t) => serving.push(t),
             Err(_) => {
+                drop(serving);
                 s.conns.lock().remove(&id);
             }
         }
