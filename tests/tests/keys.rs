@@ -1832,3 +1832,111 @@ fn keys_proc_keys_timeout_and_usage_columns() {
         assert!(text.lines().any(|l| l.ends_with(&want)), "{want}\n{text}");
     }
 }
+
+/// A key call works on a copy of the caller's keyrings and installs what
+/// it made when it returns; the collector, run meanwhile from another
+/// process's read, must not take the keyring the call just made for want
+/// of a process holding it (the call holds it, as a syscall holds its
+/// reference in the kernel). keyutils' watch_session saw ENOKEY watching
+/// the session keyring it had just joined, its consumer's first read
+/// having run the collector in between (bugzillas/bz1033467 in CI).
+#[test]
+fn keys_collector_spares_what_a_call_in_flight_made() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
+    p.set_queue_size(fd, 256).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    // Stops the collector's thread however the loop below ends.
+    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let lost = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                kernel.keys().schedule_gc();
+                kernel.key_gc();
+            }
+        });
+        let _done = Done(&done);
+        let mut lost = Vec::new();
+        for _ in 0..2_000 {
+            let s = p.keyctl_join_session_keyring(None).unwrap();
+            let r = p.keyctl_watch_key(s, fd, 1);
+            let _ = p.keyctl_watch_key(s, fd, -1);
+            if r.is_err() {
+                lost.push(r);
+            }
+        }
+        lost
+    });
+    assert!(lost.is_empty(), "of 2,000 session keyrings just joined, {} were gone: {lost:?}", lost.len());
+}
+
+/// The store's side of the rule above, step by step: a keyring a call
+/// made survives a collector that runs before the call installs it, the
+/// collector is queued again when the call ends, and the keyring goes at
+/// that run if nothing holds it by then (the call failed to install it).
+#[test]
+fn keys_store_spares_a_key_until_its_call_ends() {
+    use watchq_sources::keys::{Anchors, KeyCtx};
+    let kernel = Kernel::new(KernelConfig::default());
+    let store = kernel.keys();
+    let policy = kernel.policy();
+    let cred = kernel.cred(1000, 1000);
+    let mut anchors = Anchors::default();
+    let call = store.begin_call();
+    let made = store
+        .join_session_keyring(
+            &mut KeyCtx {
+                cred: &cred,
+                anchors: &mut anchors,
+                policy: &*policy,
+                deadline: None,
+                interrupted: None,
+                waits: None,
+            },
+            Some("in-flight"),
+        )
+        .unwrap();
+    let exists = |s| store.info(s).is_some();
+    store.gc(&[]);
+    assert!(exists(made), "collected while its call was in flight");
+    assert!(store.gc_pending(), "spared, so queued again");
+    store.gc(&[]);
+    assert!(exists(made));
+    drop(call);
+    assert!(store.gc_pending(), "a collector ran during the call");
+    store.gc(&[]);
+    assert!(!exists(made), "nothing holds it once its call ended");
+    assert!(!store.gc_pending());
+    // A call in flight holds what it made, not what another call made
+    // meanwhile (a request-key helper's keys while its requestor waits).
+    let _call = store.begin_call();
+    let theirs = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let _theirs = store.begin_call();
+            store
+                .join_session_keyring(
+                    &mut KeyCtx {
+                        cred: &cred,
+                        anchors: &mut Anchors::default(),
+                        policy: &*policy,
+                        deadline: None,
+                        interrupted: None,
+                        waits: None,
+                    },
+                    Some("theirs"),
+                )
+                .unwrap()
+        })
+        .join()
+        .unwrap()
+    });
+    store.gc(&[]);
+    assert!(!exists(theirs));
+    assert!(!store.gc_pending());
+}

@@ -202,13 +202,17 @@ impl Kernel {
     /// ago) are unlinked silently, and every key nothing reaches any more
     /// is destroyed, its watchers getting their removal records. Mirrors
     /// one run of `key_garbage_collector()`, to its fixpoint.
+    /// The roots are read once the collector has begun, so a key call
+    /// that installs its keyrings before they are read is seen through
+    /// them, and one that does after is seen through its in-flight mark
+    /// ([`watchq_sources::keys::KeyStore::begin_call`]).
     pub fn key_gc(&self) {
-        let tasks = self.tasks();
-        let roots: Vec<Serial> = tasks
-            .iter()
-            .flat_map(|t| t.anchors.lock().roots().collect::<Vec<_>>())
-            .collect();
-        self.keys.gc(&roots);
+        self.keys.gc_with(|| {
+            self.tasks()
+                .iter()
+                .flat_map(|t| t.anchors.lock().roots().collect::<Vec<_>>())
+                .collect()
+        });
     }
 
     /// The live processes' shared state (taken out of the table's lock).

@@ -253,6 +253,9 @@ pub struct Key {
     watchers: Option<Arc<WatchList>>,
     /// Bytes charged to the owner's quota.
     charged: usize,
+    /// The key call that made it ([`KeyStore::begin_call`]), if one did:
+    /// the collector spares it while that call is in flight.
+    made_by: Option<u64>,
 }
 
 impl Key {
@@ -440,6 +443,42 @@ impl Anchors {
     }
 }
 
+/// A key call in flight ([`KeyStore::begin_call`]); dropping it ends
+/// the call.
+#[must_use = "the call ends when this drops"]
+pub struct KeyCall<'a> {
+    store: &'a KeyStore,
+    id: u64,
+    /// The call this one is inside, on this thread (none in practice).
+    outer: Option<u64>,
+}
+
+std::thread_local! {
+    /// The key call this thread is in ([`KeyStore::begin_call`]): what
+    /// the store makes is marked as that call's (`Key::made_by`).
+    static CALL: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The key call in flight on this thread, if any.
+pub(crate) fn current_call() -> Option<u64> {
+    CALL.get()
+}
+
+impl Drop for KeyCall<'_> {
+    fn drop(&mut self) {
+        CALL.set(self.outer);
+        let mut g = self.store.inner.lock();
+        if let Some(gc_starts) = g.calls.remove(&self.id) {
+            // A collector that began meanwhile saw the caller's keyrings
+            // as they were before the call: it runs again, for the ones
+            // the call let go.
+            if g.gc_starts != gc_starts {
+                g.gc_pending = true;
+            }
+        }
+    }
+}
+
 /// Who performs a key operation.
 pub struct KeyCtx<'a> {
     /// The caller's credentials.
@@ -530,6 +569,13 @@ pub(crate) struct Inner {
     /// Keys under construction by a request-key helper (their
     /// `request_key_auth`): key → what the helper may read and search.
     constructions: HashMap<Serial, Construction>,
+    /// The key calls in flight ([`KeyStore::begin_call`]): call →
+    /// `gc_starts` when it began.
+    calls: HashMap<u64, u64>,
+    /// The next call's number.
+    next_call: u64,
+    /// How many times the collector has begun ([`KeyStore::gc_with`]).
+    gc_starts: u64,
 }
 
 /// A construction's `request_key_auth`: the call-out information, the
@@ -738,11 +784,48 @@ impl KeyStore {
         self.inner.lock().gc_runs
     }
 
+    /// A key call begins on this thread: until the returned guard drops,
+    /// the collector spares every key the call makes, as the kernel's
+    /// collector never takes a key a syscall still holds a reference to
+    /// (the keys other calls make meanwhile, a request-key helper's while
+    /// its requestor waits, are not spared for it). A host whose calls
+    /// work on a copy of the caller's keyrings (installing what the call
+    /// made, a joined session keyring or a keyring a special id created,
+    /// when it returns) drops the guard after installing them; a
+    /// collector that ran meanwhile is queued again then, for what the
+    /// call's keyrings let go and what it spared.
+    pub fn begin_call(&self) -> KeyCall<'_> {
+        let mut g = self.inner.lock();
+        let id = g.next_call;
+        g.next_call += 1;
+        let at = g.gc_starts;
+        g.calls.insert(id, at);
+        let outer = CALL.replace(Some(id));
+        KeyCall { store: self, id, outer }
+    }
+
     /// The collector: unlinks dead keys from every keyring (silently), then
     /// destroys every key not reachable from `roots` (process anchors), the
     /// per-user keyrings or a key under construction, posting a removal
     /// record to each watcher of a destroyed key. Mirrors `key_garbage_collector()`.
     pub fn gc(&self, roots: &[Serial]) {
+        self.gc_with(|| roots.to_vec());
+    }
+
+    /// [`KeyStore::gc`], with the roots gathered by `roots` once the
+    /// collector has begun: a key made by a call in flight then, or begun
+    /// since, is spared (it may not be in the roots yet; the call holds
+    /// it, [`KeyStore::begin_call`]), and the collector is queued again if
+    /// it spared one that nothing reached.
+    pub fn gc_with(&self, roots: impl FnOnce() -> Vec<Serial>) {
+        let (in_flight, begun_after) = {
+            let mut g = self.inner.lock();
+            g.gc_starts += 1;
+            let ids: std::collections::HashSet<u64> = g.calls.keys().copied().collect();
+            (ids, g.next_call)
+        };
+        let held = |k: &Key| k.made_by.is_some_and(|c| c >= begun_after || in_flight.contains(&c));
+        let roots = roots();
         let delay = self.sysctl().gc_delay;
         let mut g = self.inner.lock();
         g.gc_pending = false;
@@ -788,12 +871,21 @@ impl KeyStore {
                 }
             }
         }
+        let mut spared = false;
         let doomed: Vec<Serial> = g
             .keys
-            .keys()
-            .copied()
-            .filter(|s| !seen.contains(s))
+            .values()
+            .filter(|k| !seen.contains(&k.serial))
+            .filter(|k| {
+                let spare = held(k);
+                spared |= spare;
+                !spare
+            })
+            .map(|k| k.serial)
             .collect();
+        if spared {
+            g.gc_pending = true;
+        }
         for s in doomed {
             let k = g.remove_key(s).expect("listed above");
             if let Some(wl) = &k.watchers {

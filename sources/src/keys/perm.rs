@@ -243,6 +243,7 @@ impl Inner {
                 not_in_quota: false,
                 watchers: None,
                 charged,
+                made_by: super::current_call(),
             },
         );
         serial

@@ -646,6 +646,10 @@ fn readable(sock: &OwnedFd) -> bool {
 /// keyring installed wins, as `install_process_keyring_to_cred()` finds
 /// one already there).
 fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Result<R>) -> Result<R> {
+    // Declared first, dropped last: the collector spares what the call
+    // makes until it is written back below (`keys.rs`
+    // `keys_collector_spares_what_a_call_in_flight_made`).
+    let _call = p.kernel().keys().begin_call();
     let cred = p.cred();
     let policy = p.kernel().policy();
     let before = p.anchors().clone();
