@@ -1873,7 +1873,11 @@ fn keys_collector_spares_what_a_call_in_flight_made() {
         }
         lost
     });
-    assert!(lost.is_empty(), "of 2,000 session keyrings just joined, {} were gone: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "of 2,000 session keyrings just joined, {} were gone: {lost:?}",
+        lost.len()
+    );
 }
 
 /// The store's side of the rule above, step by step: a keyring a call

@@ -801,7 +801,11 @@ impl KeyStore {
         let at = g.gc_starts;
         g.calls.insert(id, at);
         let outer = CALL.replace(Some(id));
-        KeyCall { store: self, id, outer }
+        KeyCall {
+            store: self,
+            id,
+            outer,
+        }
     }
 
     /// The collector: unlinks dead keys from every keyring (silently), then
@@ -824,7 +828,10 @@ impl KeyStore {
             let ids: std::collections::HashSet<u64> = g.calls.keys().copied().collect();
             (ids, g.next_call)
         };
-        let held = |k: &Key| k.made_by.is_some_and(|c| c >= begun_after || in_flight.contains(&c));
+        let held = |k: &Key| {
+            k.made_by
+                .is_some_and(|c| c >= begun_after || in_flight.contains(&c))
+        };
         let roots = roots();
         let delay = self.sysctl().gc_delay;
         let mut g = self.inner.lock();
