@@ -22,14 +22,16 @@
 //! # Tools besides Rust
 //!
 //! Some tests run programs that are not Rust's: gcc compiles C consumers,
-//! Debian's keyutils provides `keyctl`. scripts/test.sh installs them.
-//! Under a plain `cargo test` on a machine without one, the test that
-//! needs it fails at once with a message naming the package to install
-//! ([`require`]). It does not skip: libtest has no "skipped" outcome, and
-//! it captures what a passing test prints, so a test that returned early
-//! with a warning would be reported as `ok`, as if it had checked
-//! something. To run the rest without a tool, leave its tests out by name
-//! (`cargo test -- --skip keyctl`).
+//! Debian's keyutils provides `keyctl`. scripts/test.sh installs them,
+//! and so does a plain `cargo test` on a fresh machine: the first test
+//! that needs a missing one installs its Debian package with apt-get
+//! (as root, or through a `sudo` that asks for no password), as the
+//! script would ([`require`]). Where that cannot be done the test fails
+//! at once with a message naming the package. It does not skip: libtest
+//! has no "skipped" outcome, and it captures what a passing test prints,
+//! so a test that returned early with a warning would be reported as
+//! `ok`, as if it had checked something. To run the rest without a tool,
+//! leave its tests out by name (`cargo test -- --skip keyctl`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -112,24 +114,78 @@ fn build_programs() {
 /// The path of `tool` on `PATH`, for a test that cannot check anything
 /// without it (the module's rule: see "Tools besides Rust").
 ///
+/// When it is not installed, its Debian package is, once per test
+/// binary ([`install`]).
+///
 /// # Panics
-/// When `tool` is not installed, naming the package that provides it.
+/// When `tool` is not installed and its package could not be, naming the
+/// package that provides it.
 pub fn require(tool: &str) -> PathBuf {
     let package = match tool {
         "cc" | "gcc" => "gcc",
         "keyctl" => "keyutils",
         other => other,
     };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+    let find = || {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    };
+    find()
+        .or_else(|| install(package).and_then(|()| find()))
         .unwrap_or_else(|| {
             panic!(
-                "this test runs `{tool}`, which is not installed: install {package} \
-                 (scripts/test.sh does), or leave the test out (`cargo test -- --skip NAME`)"
+                "this test runs `{tool}`, which is not installed, and installing {package} \
+                 with apt-get did not work here: install {package} (scripts/test.sh does), \
+                 or leave the test out (`cargo test -- --skip NAME`)"
             )
         })
+}
+
+/// Installs Debian's `package` as scripts/test.sh does (`apt-get install`,
+/// after an `apt-get update` if the first try fails), as root or through
+/// `sudo -n`; `None` where neither works or apt-get fails. One test at a
+/// time in a test binary, and once a package: the tests that need it wait
+/// for the first one's install.
+fn install(package: &str) -> Option<()> {
+    static DONE: std::sync::Mutex<Vec<(String, bool)>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, ok)) = done.iter().find(|(p, _)| p == package) {
+        return ok.then_some(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let sudo = !root
+        && Command::new("sudo")
+            .args(["-n", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let apt = |args: &[&str]| {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        // apt's own lock, held by another installer (another test
+        // binary's), is waited for rather than failed on.
+        c.args(["-q", "-o", "DPkg::Lock::Timeout=300"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c.output().is_ok_and(|o| o.status.success())
+    };
+    let ok = (root || sudo)
+        && (apt(&["install", "-y", package])
+            || (apt(&["update"]) && apt(&["install", "-y", package])));
+    if ok {
+        eprintln!("installed Debian's {package}: a test needs it");
+    }
+    done.push((package.to_string(), ok));
+    ok.then_some(())
 }
 
 /// Compiles C `src` into the target directory (once per test binary run).
