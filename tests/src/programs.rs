@@ -115,7 +115,7 @@ fn build_programs() {
 /// without it (the module's rule: see "Tools besides Rust").
 ///
 /// When it is not installed, its Debian package is, once per test
-/// binary ([`install`]).
+/// binary (`install`).
 ///
 /// # Panics
 /// When `tool` is not installed and its package could not be, naming the
