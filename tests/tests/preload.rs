@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use watchq_tests::programs::{cc, exec, repo, require, target_dir, text, watchq};
+use watchq_tests::programs::{cc, exec, exec_within, repo, require, target_dir, text, watchq};
 
 /// Runs `program` under `watchq exec`, expects success, returns its stdout.
 fn exec_ok(program: &Path, args: &[&str]) -> String {
@@ -490,4 +490,41 @@ fn preload_a_signal_another_thread_takes_never_ends_a_read() {
 fn preload_fork_while_threads_hold_emulation_locks() {
     let prog = cc(&repo("tests/c/forklock.c"), "forklock");
     assert_eq!(exec_ok(&prog, &["40"]), "forked 40, all well\n");
+}
+
+/// A call that sleeps in the kernel (a request_key waiting for a key under
+/// construction) holds up neither the process's other threads nor a
+/// signal handler that makes an emulated call in the sleeping thread
+/// itself (tests/c/pool.c, this program its own request-key helper,
+/// holding the construction until told). With one connection per process
+/// behind one lock, the main thread's calls waited until the construction
+/// ended (here: never, so its alarm killed it), and the handler, which
+/// runs inside the waiting call, waited for its own thread's lock for
+/// ever. Each connection now serves one call at a time, and a call takes
+/// one no other call is using.
+#[test]
+fn preload_threads_and_handlers_call_while_a_call_sleeps() {
+    let prog = cc(&repo("tests/c/pool.c"), "pool");
+    let helper = prog.to_str().expect("a UTF-8 path");
+    let out = exec_within("40", &["--request-key", helper], &prog, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "calls: ok\nhandler: ok\nwaiter: ok\n");
+}
+
+/// Thread keyrings stay per thread while the threads' key calls run at
+/// once (each on a connection of its own: the kernel serves them side by
+/// side). The server used to switch the process's keyrings to the
+/// calling thread before the call and copy them inside it, so a second
+/// thread's call between the two gave the first thread's call the
+/// second's thread keyring; the switch is now made under the lock the
+/// call copies them with, and undone for the write-back.
+#[test]
+fn preload_thread_keyrings_stay_per_thread_under_concurrent_calls() {
+    let prog = cc(&repo("tests/c/pool.c"), "pool");
+    assert_eq!(exec_ok(&prog, &["threads", "8"]), "threads: 8 ok\n");
 }

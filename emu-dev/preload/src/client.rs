@@ -2,8 +2,9 @@
 //!
 //! When `WATCHQ_KERNEL` names a kernel's socket (`watchq exec --shared`,
 //! `--join`, `watchq kernel`), the library keeps no kernel of its own:
-//! every emulated call goes to that kernel over one connection per
-//! process ([`watchq_kernel::remote::Remote`]), and the descriptors of
+//! every emulated call goes to that kernel over a connection of this
+//! process's ([`watchq_kernel::remote::Remote`]; more than one when calls
+//! overlap, see [`CONNS`]), and the descriptors of
 //! emulated pipe ends are real pipe ends the kernel made, so fork, exec,
 //! dup, `SCM_RIGHTS` and close are the real kernel's and need no
 //! bookkeeping here.
@@ -28,8 +29,8 @@
 //! it: a call from another pid (a forked child) connects anew, leaving the
 //! inherited socket alone (a vfork child shares this memory, so closing
 //! "its" socket could close an unrelated descriptor of the parent's); the
-//! inherited copy is close-on-exec. The lock is reset in a forked child
-//! (`pthread_atfork`), in case another thread held it at the fork.
+//! inherited copy is close-on-exec. The locks are new in a forked child
+//! (`pthread_atfork`), in case another thread held one at the fork.
 //!
 //! **A program that closes every descriptor** (`close_range`, a daemon's
 //! loop) or puts a file at the connection's number closes or hides the
@@ -67,10 +68,34 @@ struct State {
 
 type Known = Option<HashMap<(u64, u64), bool>>;
 
-static STATE_0: Mutex<State> = parking_lot::const_mutex(State {
-    pid: 0,
-    remote: None,
-});
+/// The most connections one process keeps to the kernel.
+///
+/// A call takes a connection no other call is using, connecting one more
+/// (lazily, up to this many) when every one it has is busy: so a call that
+/// sleeps in the kernel (a key call waiting for a key under construction,
+/// which may wait until a helper instantiates it) never holds up the
+/// process's other threads, and a signal handler that makes an emulated
+/// call while its own thread is inside one takes another connection
+/// instead of waiting for itself (`preload.rs`
+/// `preload_threads_and_handlers_call_while_a_call_sleeps`). Every
+/// connection introduces the same process (the kernel attaches each by
+/// its pid), so they share its descriptors and keyrings; the server keeps
+/// per connection only what lives within one call (the thread a key call
+/// comes from, the last read for an unread, the mirrors it has mapped),
+/// and each such sequence runs on one connection (see
+/// [`with`]). Past this many calls at once, a call waits for one to end.
+const CONNS: usize = 8;
+
+/// The connections, each behind its lock; slot 0 is the one a program
+/// with one thread uses for ever.
+type Slots = [Mutex<State>; CONNS];
+
+static SLOTS_0: Slots = [const {
+    parking_lot::const_mutex(State {
+        pid: 0,
+        remote: None,
+    })
+}; CONNS];
 
 /// `(st_dev, st_ino)` → is it an emulated end.
 static KNOWN_0: Mutex<Known> = parking_lot::const_mutex(None);
@@ -85,25 +110,89 @@ static KNOWN_0: Mutex<Known> = parking_lot::const_mutex(None);
 /// thread may have held too. So the child starts on new, never-contended
 /// locks (one small allocation per fork; the parent's copies are never
 /// touched again).
-static STATE: AtomicPtr<Mutex<State>> = AtomicPtr::new(&STATE_0 as *const _ as *mut _);
+static SLOTS: AtomicPtr<Slots> = AtomicPtr::new(&SLOTS_0 as *const _ as *mut _);
 static KNOWN: AtomicPtr<Mutex<Known>> = AtomicPtr::new(&KNOWN_0 as *const _ as *mut _);
 
-/// The connection's lock.
-fn state() -> &'static Mutex<State> {
-    // SAFETY: the pointer is STATE_0's or a leaked Box's: valid for ever.
+std::thread_local! {
+    /// The slots this thread holds (bit per slot): a signal handler that
+    /// interrupted the thread inside a call must not wait for the
+    /// thread's own connection. Const-initialised, no destructor: a plain
+    /// TLS word, safe to touch in a handler.
+    static HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The connections' locks.
+fn slots() -> &'static Slots {
+    // SAFETY: the pointer is SLOTS_0's or a leaked Box's: valid for ever.
     // ORDERING: Relaxed. The only store is the forked child's, made while
     // it is the child's one thread: every later load is that thread's
     // (program order) or a thread it created afterwards (creating a
     // thread orders everything before it), so no load can see the new
     // pointer without the Box's initialisation.
-    unsafe { &*STATE.load(Ordering::Relaxed) }
+    unsafe { &*SLOTS.load(Ordering::Relaxed) }
 }
 
 /// The descriptor cache's lock.
 fn known() -> &'static Mutex<Known> {
-    // SAFETY: as `state`.
-    // ORDERING: Relaxed, as `state`.
+    // SAFETY: as `slots`.
+    // ORDERING: Relaxed, as `slots`.
     unsafe { &*KNOWN.load(Ordering::Relaxed) }
+}
+
+/// A connection slot taken by this thread; given back on drop.
+struct Taken {
+    slot: usize,
+    guard: parking_lot::MutexGuard<'static, State>,
+}
+
+impl Taken {
+    fn new(slot: usize, guard: parking_lot::MutexGuard<'static, State>) -> Taken {
+        HELD.with(|h| h.set(h.get() | 1 << slot));
+        Taken { slot, guard }
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        // Cleared while the lock is still held (the guard drops after):
+        // a handler running between the two finds the slot busy and the
+        // bit clear, and takes another.
+        HELD.with(|h| h.set(h.get() & !(1 << self.slot)));
+    }
+}
+
+/// Takes a free connection slot: the first one free, else (every slot
+/// busy) waits for one for at most `patience` (for ever when None),
+/// never for a slot this thread holds itself. None: none came free in
+/// time, or this thread holds every slot (handlers nested that deep).
+fn take(patience: Option<std::time::Duration>) -> Option<Taken> {
+    let slots = slots();
+    let held = HELD.with(std::cell::Cell::get);
+    let free = |i: &usize| held & (1 << i) == 0;
+    for i in (0..CONNS).filter(free) {
+        if let Some(g) = slots[i].try_lock() {
+            return Some(Taken::new(i, g));
+        }
+    }
+    // Every slot is busy: more than CONNS calls at once. Wait a moment on
+    // each in turn (the first to end may be any of them).
+    let start = std::time::Instant::now();
+    let step = std::time::Duration::from_millis(2);
+    loop {
+        let mut any = false;
+        for i in (0..CONNS).filter(free) {
+            any = true;
+            if let Some(g) = slots[i].try_lock_for(step) {
+                return Some(Taken::new(i, g));
+            }
+            if patience.is_some_and(|p| start.elapsed() >= p) {
+                return None;
+            }
+        }
+        if !any {
+            return None;
+        }
+    }
 }
 
 static REPORTED: AtomicBool = AtomicBool::new(false);
@@ -136,14 +225,18 @@ pub(crate) fn init() -> bool {
             crate::user::note_pid();
             // Only this thread exists in a forked child: fresh locks (see
             // `STATE`), the parent's connection forgotten by its pid.
-            let st = Box::leak(Box::new(Mutex::new(State {
-                pid: 0,
-                remote: None,
+            let st: &'static mut Slots = Box::leak(Box::new(std::array::from_fn(|_| {
+                Mutex::new(State {
+                    pid: 0,
+                    remote: None,
+                })
             })));
             let kn = Box::leak(Box::new(Mutex::new(None)));
-            // ORDERING: Relaxed: see `state` (the child's only thread
+            // The forking thread's slots are the parent's, not the child's.
+            HELD.with(|h| h.set(0));
+            // ORDERING: Relaxed: see `slots` (the child's only thread
             // stores; the threads that load come after it).
-            STATE.store(st, Ordering::Relaxed);
+            SLOTS.store(st, Ordering::Relaxed);
             KNOWN.store(kn, Ordering::Relaxed);
         }
         // SAFETY: registers a handler that only touches our statics.
@@ -294,8 +387,10 @@ fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
-/// Runs `f` on this process's connection (connecting first if there is
-/// none, or it was made by another process).
+/// Runs `f` on one of this process's connections (connecting first if
+/// the slot taken has none, or one another process made). Whatever must
+/// follow on the same connection (an unread after its read) goes in the
+/// same `f`.
 ///
 /// # Errors
 /// The call's errno; EIO when the kernel is gone (said once on stderr).
@@ -306,7 +401,12 @@ pub(crate) fn with<R>(
     let Some(Some(path)) = PATH.get() else {
         return Err(Errno::ENOSYS);
     };
-    with_locked(path, state().lock(), exec, f)
+    // None only when this thread holds every slot itself (handlers nested
+    // CONNS deep): the kernel is then out of this thread's reach.
+    let Some(t) = take(None) else {
+        return Err(Errno::EAGAIN);
+    };
+    with_locked(path, t, exec, f)
 }
 
 /// As [`with`], but gives up (EAGAIN) rather than wait more than a moment
@@ -319,10 +419,10 @@ pub(crate) fn try_with<R>(
     let Some(Some(path)) = PATH.get() else {
         return Err(Errno::ENOSYS);
     };
-    let Some(st) = state().try_lock_for(std::time::Duration::from_millis(100)) else {
+    let Some(t) = take(Some(std::time::Duration::from_millis(100))) else {
         return Err(Errno::EAGAIN);
     };
-    with_locked(path, st, false, f)
+    with_locked(path, t, false, f)
 }
 
 /// Introduces this process to the kernel on a connection of its own that
@@ -349,10 +449,11 @@ pub(crate) fn is_vfork_child() -> bool {
 
 fn with_locked<R>(
     path: &std::path::Path,
-    mut st: parking_lot::MutexGuard<'_, State>,
+    mut t: Taken,
     exec: bool,
     f: impl FnOnce(&Remote) -> std::result::Result<R, CallError>,
 ) -> Result<R> {
+    let st = &mut *t.guard;
     let pid = getpid();
     if st.pid != pid {
         // Another process's connection (fork, vfork): leave it be.

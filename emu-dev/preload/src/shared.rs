@@ -16,7 +16,7 @@ use watchq_core::ring::shm::{Ends, Local, ShmReader};
 use watchq_core::uapi::*;
 use watchq_core::{Errno, Result};
 use watchq_kernel::keyctl::cmd;
-use watchq_kernel::remote::{drain_nowait, RoundRead};
+use watchq_kernel::remote::{drain_nowait, Remote, RoundRead};
 use watchq_kernel::wire::MAX_READ;
 
 /// `KEY_MAX_DESC_SIZE` with its NUL.
@@ -316,13 +316,21 @@ fn read_into(
             }
         }
         ROUND_READS.fetch_add(1, Ordering::Relaxed);
-        match with(false, |k| k.read_round(borrow(fd), total.min(MAX_READ))) {
-            Ok(RoundRead::Data(d)) => return deliver(fd, &d, out),
-            Ok(RoundRead::Look(Some(m))) => match id {
+        // The records the caller cannot take go back on the connection
+        // that read them (the kernel keeps a connection's last read).
+        let round = with(false, |k| {
+            Ok(match k.read_round(borrow(fd), total.min(MAX_READ))? {
+                RoundRead::Data(d) => Ok(deliver(k, fd, &d, out)),
+                RoundRead::Look(m) => Err(m),
+            })
+        });
+        match round {
+            Ok(Ok(done)) => return done,
+            Ok(Err(Some(m))) => match id {
                 Some(id) => keep_mirror(id, m),
                 None => return Err(Errno::EIO),
             },
-            Ok(RoundRead::Look(None)) => {
+            Ok(Err(None)) => {
                 if id.and_then(mirror).is_none() {
                     return Err(Errno::EIO);
                 }
@@ -362,7 +370,7 @@ fn wait_published(m: &ShmReader) -> bool {
 /// Copies `data` (a read through the kernel) out to the vectors `out`
 /// record by record; the records that did not fit (EFAULT) go back to the
 /// kernel, still queued, as the kernel's pipe_read() leaves them.
-fn deliver(fd: c_int, data: &[u8], out: &[(usize, usize)]) -> Result<usize> {
+fn deliver(k: &Remote, fd: c_int, data: &[u8], out: &[(usize, usize)]) -> Result<usize> {
     let mut done = 0;
     while done < data.len() {
         let len = watchq_kernel::server::record_len(&data[done..]).unwrap_or(data.len() - done);
@@ -372,7 +380,7 @@ fn deliver(fd: c_int, data: &[u8], out: &[(usize, usize)]) -> Result<usize> {
         done += len;
     }
     if done < data.len() {
-        let _ = with(false, |k| k.unread(borrow(fd), data.len() - done));
+        let _ = k.unread(borrow(fd), data.len() - done);
     }
     if done == 0 && !data.is_empty() {
         return Err(Errno::EFAULT);

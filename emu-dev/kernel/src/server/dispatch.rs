@@ -83,14 +83,12 @@ pub(super) fn handle(
     }
     // Thread keyrings are per thread: a key call runs as the thread it
     // came from (the main thread unless `Request::Thread` said otherwise,
-    // and only a thread of this process).
-    if matches!(
+    // and only a thread of this process), switched to in the call itself.
+    let _thread = matches!(
         req,
         Request::AddKey { .. } | Request::RequestKey { .. } | Request::Keyctl { .. }
-    ) {
-        let tid = c.tid.take().unwrap_or(c.pid);
-        p.anchors().switch_thread(tid);
-    }
+    )
+    .then(|| crate::syscalls::keys::as_thread(c.tid.take().unwrap_or(c.pid)));
     if let Request::Thread { tid } = req {
         let ours =
             tid == c.pid || std::path::Path::new(&format!("/proc/{}/task/{tid}", c.pid)).exists();

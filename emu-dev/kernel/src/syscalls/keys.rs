@@ -633,6 +633,28 @@ fn readable(sock: &OwnedFd) -> bool {
     matches!(rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())), Ok(n) if n > 0)
 }
 
+std::thread_local! {
+    /// The thread the key call this server thread serves comes from
+    /// ([`as_thread`]); None in a process that hosts its own kernel.
+    static CALL_TID: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Until the guard drops, key calls on this server thread run as thread
+/// `tid` of their process: its thread keyring is the one they see and
+/// change. Two threads' calls may run at once (each connection of a
+/// process has its server thread), so the process's anchors are switched
+/// to the call's thread inside [`with_keys`], under the lock it copies
+/// them with, never before it.
+pub(crate) fn as_thread(tid: u32) -> impl Drop {
+    struct Reset(Option<u32>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CALL_TID.with(|c| c.set(self.0));
+        }
+    }
+    Reset(CALL_TID.with(|c| c.replace(Some(tid))))
+}
+
 /// Runs `f` on the key store as process `p`.
 ///
 /// The call works on a copy of the process's keyrings, as a kernel
@@ -652,7 +674,13 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
     let _call = p.kernel().keys().begin_call();
     let cred = p.cred();
     let policy = p.kernel().policy();
-    let before = p.anchors().clone();
+    let before = {
+        let mut a = p.anchors();
+        if let Some(tid) = CALL_TID.with(std::cell::Cell::get) {
+            a.switch_thread(tid);
+        }
+        a.clone()
+    };
     let mut anchors = before.clone();
     let mut ctx = KeyCtx {
         cred: &cred,
@@ -683,6 +711,12 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
     if anchors != before {
         let mut now = p.anchors();
         let now = &mut *now;
+        // Another thread's call may have switched them to its thread
+        // since: back to this call's, whose thread keyring no other
+        // thread's call changes.
+        if before.tid != 0 {
+            now.switch_thread(before.tid);
+        }
         macro_rules! write_back {
             ($($field:ident),*) => {$(
                 if anchors.$field != before.$field && now.$field == before.$field {
@@ -700,8 +734,9 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
             tid: _,
             threads: _,
         } = before;
-        // `tid` and `threads` change only in the server's dispatch, before
-        // the call (`Anchors::switch_thread`), never inside one.
+        // `tid` and `threads` change only when the anchors are switched to
+        // a call's thread (above, at the start of each call), never inside
+        // one: as this call found them, they stay as they are now.
         write_back!(thread, process, session, auth, reqkey_default, tid, threads);
     }
     r
