@@ -3,7 +3,9 @@
  * library's locks: its connection to the kernel, its descriptor cache).
  * Two threads make emulated calls without pause (key updates and reads,
  * non-blocking reads and FIONREAD of a notification pipe, a fresh
- * notification pipe made and closed) while the main thread forks
+ * notification pipe made and closed), and a third reads the notification
+ * pipe, empty, without pause (each read takes the lock of the library's
+ * table of shared-memory mirrors, and only that), while the main thread forks
  * argv[1] children (default 100). Each child makes emulated calls of its
  * own (a key added and read, a notification pipe made, sized and
  * watched, the parent's pipe read) under alarm(10), and exits 0; one
@@ -47,6 +49,18 @@ static void *churn(void *arg)
 	return (void *)n;
 }
 
+static void *spin(void *arg)
+{
+	unsigned char buf[256];
+	long n = 0;
+	(void)arg;
+	while (!stop) {
+		read(fds[0], buf, sizeof(buf));
+		n++;
+	}
+	return (void *)n;
+}
+
 static int child(void)
 {
 	unsigned char buf[256];
@@ -69,7 +83,7 @@ static int child(void)
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 100;
-	pthread_t t[2];
+	pthread_t t[3];
 
 	if (pipe2(fds, 0x80 | O_NONBLOCK) < 0 || ioctl(fds[0], _IO('W', 0x60), 16) < 0) {
 		perror("notification pipe");
@@ -82,6 +96,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, churn, NULL);
+	pthread_create(&t[2], NULL, spin, NULL);
 	for (int i = 0; i < n; i++) {
 		pid_t pid = fork();
 		if (pid < 0) {
@@ -106,7 +121,7 @@ int main(int argc, char **argv)
 		}
 	}
 	stop = 1;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		pthread_join(t[i], NULL);
 	printf("forked %d, all well\n", n);
 	return 0;

@@ -43,6 +43,7 @@
 //! kernel's end of each real pipe is closed with it.
 
 use crate::real;
+use crate::short::{self, ForkLock, ShortLock};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
@@ -98,10 +99,11 @@ static SLOTS_0: Slots = [const {
 }; CONNS];
 
 /// `(st_dev, st_ino)` → is it an emulated end.
+static KNOWN: ShortLock<Known> = ShortLock::new(&KNOWN_0, short::KNOWN);
 static KNOWN_0: Mutex<Known> = parking_lot::const_mutex(None);
 
-/// The locks in use: the statics above until a fork, then a forked
-/// child's own. A child cannot go on with its parent's: another thread of
+/// The connections' locks in use: the statics above until a fork, then a
+/// forked child's own (its connections are its own: it starts with none). A child cannot go on with its parent's: another thread of
 /// the parent may have held one at the fork, and unlocking it in the child
 /// is not enough, since parking_lot's unlock may hand the lock straight to
 /// a thread parked on it (a thread the child does not have: the lock stays
@@ -111,7 +113,6 @@ static KNOWN_0: Mutex<Known> = parking_lot::const_mutex(None);
 /// locks (one small allocation per fork; the parent's copies are never
 /// touched again).
 static SLOTS: AtomicPtr<Slots> = AtomicPtr::new(&SLOTS_0 as *const _ as *mut _);
-static KNOWN: AtomicPtr<Mutex<Known>> = AtomicPtr::new(&KNOWN_0 as *const _ as *mut _);
 
 std::thread_local! {
     /// The slots this thread holds (bit per slot): a signal handler that
@@ -130,13 +131,6 @@ fn slots() -> &'static Slots {
     // thread orders everything before it), so no load can see the new
     // pointer without the Box's initialisation.
     unsafe { &*SLOTS.load(Ordering::Relaxed) }
-}
-
-/// The descriptor cache's lock.
-fn known() -> &'static Mutex<Known> {
-    // SAFETY: as `slots`.
-    // ORDERING: Relaxed, as `slots`.
-    unsafe { &*KNOWN.load(Ordering::Relaxed) }
 }
 
 /// A connection slot taken by this thread; given back on drop.
@@ -221,8 +215,29 @@ pub(crate) fn init() -> bool {
         static KEY_SIGNALS: crate::signals::KeySignals = crate::signals::KeySignals;
         watchq_kernel::remote::set_key_signals(&KEY_SIGNALS);
         crate::user::note_pid();
+        /// The short locks (`short`), taken across a fork.
+        fn short_locks() -> [&'static dyn ForkLock; 3] {
+            [
+                &KNOWN,
+                crate::shared::mirrors_lock(),
+                crate::procfs::table_lock(),
+            ]
+        }
+        extern "C" fn prepare() {
+            for l in short_locks() {
+                l.before_fork();
+            }
+        }
+        extern "C" fn parent() {
+            for l in short_locks() {
+                l.after_fork_parent();
+            }
+        }
         extern "C" fn child() {
             crate::user::note_pid();
+            for l in short_locks() {
+                l.after_fork_child();
+            }
             // Only this thread exists in a forked child: fresh locks (see
             // `STATE`), the parent's connection forgotten by its pid.
             let st: &'static mut Slots = Box::leak(Box::new(std::array::from_fn(|_| {
@@ -231,16 +246,14 @@ pub(crate) fn init() -> bool {
                     remote: None,
                 })
             })));
-            let kn = Box::leak(Box::new(Mutex::new(None)));
             // The forking thread's slots are the parent's, not the child's.
             HELD.with(|h| h.set(0));
             // ORDERING: Relaxed: see `slots` (the child's only thread
             // stores; the threads that load come after it).
             SLOTS.store(st, Ordering::Relaxed);
-            KNOWN.store(kn, Ordering::Relaxed);
         }
-        // SAFETY: registers a handler that only touches our statics.
-        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        // SAFETY: registers handlers that only touch our statics.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
         extern "C" {
             fn watchq_exec_env_init();
         }
@@ -348,7 +361,11 @@ pub(crate) fn emulated_ident(fd: i32) -> Option<(u64, u64)> {
         unhint(fd);
         return None;
     };
-    if let Some(&known) = known().lock().as_ref().and_then(|m| m.get(&id)) {
+    // No cache in a handler that interrupted this thread at it: ask.
+    let cached = KNOWN
+        .lock()
+        .and_then(|k| k.as_ref().and_then(|m| m.get(&id).copied()));
+    if let Some(known) = cached {
         if !known {
             unhint(fd);
         }
@@ -377,10 +394,9 @@ pub(crate) fn remember_fd(fd: i32, ours: bool) {
 }
 
 fn remember(id: (u64, u64), ours: bool) {
-    known()
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .insert(id, ours);
+    if let Some(mut k) = KNOWN.lock() {
+        k.get_or_insert_with(HashMap::new).insert(id, ours);
+    }
 }
 
 fn getpid() -> u32 {

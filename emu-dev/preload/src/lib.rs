@@ -21,6 +21,7 @@ mod hosted;
 mod procfs;
 mod real;
 mod shared;
+mod short;
 mod signals;
 mod tree;
 mod user;

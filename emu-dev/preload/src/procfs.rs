@@ -18,6 +18,7 @@
 
 use crate::client::{self, with};
 use crate::real;
+use crate::short::{self, ForkLock, ShortLock};
 use crate::user::copy_out;
 use libc::c_int;
 use parking_lot::Mutex;
@@ -39,7 +40,9 @@ struct ProcOpen {
 }
 
 /// `(st_dev, st_ino)` of the real descriptor → the open.
-static OPENS: Mutex<Option<HashMap<(u64, u64), ProcOpen>>> = parking_lot::const_mutex(None);
+static OPENS: ShortLock<Option<HashMap<(u64, u64), ProcOpen>>> =
+    ShortLock::new(&OPENS_0, short::OPENS);
+static OPENS_0: Mutex<Option<HashMap<(u64, u64), ProcOpen>>> = parking_lot::const_mutex(None);
 /// Set once any such file was opened in this process.
 static ANY: AtomicBool = AtomicBool::new(false);
 
@@ -185,7 +188,12 @@ pub(crate) fn open(path: &str, flags: c_int) -> Result<c_int> {
         unsafe { real::fcntl()(fd, libc::F_SETFL, libc::O_NONBLOCK) };
     }
     if let Some(id) = ident(fd) {
-        OPENS.lock().get_or_insert_with(HashMap::new).insert(
+        // Not kept in a handler that interrupted this thread at the table
+        // (the open then reads as the real file it is).
+        let Some(mut opens) = OPENS.lock() else {
+            return Ok(fd);
+        };
+        opens.get_or_insert_with(HashMap::new).insert(
             id,
             ProcOpen {
                 path: path.to_owned(),
@@ -225,6 +233,11 @@ pub(crate) fn sync(fd: c_int) -> Option<Result<()>> {
     Some(with(false, |k| k.proc_sync(id.1)))
 }
 
+/// The table of opens' lock, for the fork handlers.
+pub(crate) fn table_lock() -> &'static dyn ForkLock {
+    &OPENS
+}
+
 /// Is `fd` a writable (pipe-backed) open of these files?
 pub(crate) fn is_piped(fd: c_int) -> bool {
     lookup(fd).is_some_and(|(_, o)| !o.memfd)
@@ -238,12 +251,13 @@ pub(crate) fn sync_all() -> Result<()> {
     }
     let inos: Vec<u64> = OPENS
         .lock()
-        .as_ref()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, o)| !o.memfd)
-                .map(|(id, _)| id.1)
-                .collect()
+        .and_then(|g| {
+            g.as_ref().map(|m| {
+                m.iter()
+                    .filter(|(_, o)| !o.memfd)
+                    .map(|(id, _)| id.1)
+                    .collect()
+            })
         })
         .unwrap_or_default();
     let mut first = Ok(());
@@ -296,7 +310,7 @@ fn lookup(fd: c_int) -> Option<((u64, u64), ProcOpen)> {
     }
     let id = ident(fd)?;
     OPENS
-        .lock()
+        .lock()?
         .as_ref()
         .and_then(|m| m.get(&id).cloned())
         .map(|o| (id, o))
@@ -338,8 +352,10 @@ fn advance(fd: c_int, id: (u64, u64), o: &ProcOpen, to: u64) {
     if o.memfd {
         // SAFETY: lseek on our memfd.
         unsafe { real::lseek()(fd, to as libc::off_t, libc::SEEK_SET) };
-    } else if let Some(e) = OPENS.lock().as_mut().and_then(|m| m.get_mut(&id)) {
-        e.pos = to;
+    } else if let Some(mut opens) = OPENS.lock() {
+        if let Some(e) = opens.as_mut().and_then(|m| m.get_mut(&id)) {
+            e.pos = to;
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::client::{self, hint, with};
 use crate::real;
+use crate::short::{self, ForkLock, ShortLock};
 use crate::signals::{Came, Deferred, KeyHold};
 use crate::user::{c_string, copy_in, copy_in_prefix, copy_out, copy_out_checked, send_spliced};
 use libc::{c_int, c_long, c_ulong, pollfd};
@@ -144,7 +145,8 @@ fn sleep_readable(fd: c_int, held: &Deferred) -> Result<()> {
 /// end's `(st_dev, st_ino)` (inherited across fork: the memory is the
 /// same). Bounded: past [`MAX_MIRRORS`] the map starts afresh (a mirror in
 /// use stays mapped until its read ends).
-static MIRRORS: Mutex<Option<Mirrors>> = parking_lot::const_mutex(None);
+static MIRRORS: ShortLock<Option<Mirrors>> = ShortLock::new(&MIRRORS_0, short::MIRRORS);
+static MIRRORS_0: Mutex<Option<Mirrors>> = parking_lot::const_mutex(None);
 /// A read end's identity → its mirror.
 type Mirrors = HashMap<(u64, u64), Arc<ShmReader>>;
 const MAX_MIRRORS: usize = 64;
@@ -179,12 +181,22 @@ pub(crate) fn report_at_exit() {
     }
 }
 
+/// The mirrors' lock, for the fork handlers.
+pub(crate) fn mirrors_lock() -> &'static dyn ForkLock {
+    &MIRRORS
+}
+
+/// The mirror of the read end `id`, if this process has it. None too in
+/// a handler that interrupted this thread at the table.
 fn mirror(id: (u64, u64)) -> Option<Arc<ShmReader>> {
-    MIRRORS.lock().as_ref().and_then(|m| m.get(&id).cloned())
+    MIRRORS.lock()?.as_ref().and_then(|m| m.get(&id).cloned())
 }
 
 fn keep_mirror(id: (u64, u64), m: ShmReader) {
-    let mut g = MIRRORS.lock();
+    // Not kept in a handler that interrupted this thread at the table.
+    let Some(mut g) = MIRRORS.lock() else {
+        return;
+    };
     let map = g.get_or_insert_with(HashMap::new);
     if map.len() >= MAX_MIRRORS {
         map.clear();
