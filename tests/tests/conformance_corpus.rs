@@ -287,6 +287,27 @@ fn conformance_waits_key_construction() {
     check_exec("waits", &[], "key-wait", &[], &["--request-key", helper]);
 }
 
+/// A stop inside a key call's wait for a key under construction (the
+/// whole process stopped by SIGSTOP, continued by SIGCONT 300 ms later;
+/// no handler runs), and a lone SIGCONT to a running process. The stop
+/// wakes the kernel's interruptible wait: request_key() and the update
+/// are restarted and wait again, `KEYCTL_READ` ends in ENOKEY; a lone
+/// SIGCONT (ignored by default) wakes nothing. The library cannot see a
+/// stop (no handler runs, a stopped sleep is restarted unseen), so the
+/// kernel's process watches a waiting `KEYCTL_READ`'s task state.
+#[test]
+fn conformance_waits_key_construction_stopped() {
+    let helper = probe("waits");
+    let helper = helper.to_str().expect("a UTF-8 path");
+    check_exec(
+        "waits",
+        &[],
+        "key-wait-stop",
+        &[],
+        &["--request-key", helper],
+    );
+}
+
 /// The asymmetric key type: certificates' descriptions, key ids and
 /// errnos, and searching by key id.
 #[test]

@@ -12,6 +12,11 @@
  *     run that section only in the guest or where the helper is this
  *     program). The helper holds the construction until the main thread
  *     creates a file named in the call-out.
+ *   key-wait-stop: the same three calls while the whole process is
+ *     stopped and continued (a child sends SIGSTOP, then SIGCONT 300 ms
+ *     later), and KEYCTL_READ when a lone SIGCONT comes (the process
+ *     running, SIGCONT's default disposition): no handler runs in either.
+ *     The helper as for key-wait.
  *   splice-wait: splice() from a notification pipe into a full real pipe
  *     (waiting for room, then what?), into one without readers, with an
  *     offset; and from an empty real pipe into a notification pipe
@@ -232,6 +237,72 @@ static void sec_key_wait(void)
 		printf("rm failed\n");
 }
 
+/* ----------------------------------------------------- key-wait-stop */
+
+/* Runs `fn` in a thread; 500 ms later a child stops this process and
+ * continues it 300 ms on (`stop`), or only sends SIGCONT; says whether
+ * the call had returned 1500 ms after the child was started, then ends
+ * the construction and joins. */
+static void stopped(const char *what, int stop, long (*fn)(void))
+{
+	pthread_t t;
+	handler(0);
+	handled = 0;
+	call_fn = fn;
+	call_done = 0;
+	alarm(30);
+	pthread_create(&t, NULL, waiter, NULL);
+	msleep(500);
+	pid_t me = getpid();
+	pid_t c = fork();
+	if (c == 0) {
+		if (stop) {
+			kill(me, SIGSTOP);
+			msleep(300);
+		}
+		kill(me, SIGCONT);
+		_exit(0);
+	}
+	waitpid(c, NULL, 0);
+	msleep(1500);
+	int early = __atomic_load_n(&call_done, __ATOMIC_SEQ_CST);
+	finish_construction();
+	pthread_join(t, NULL);
+	alarm(0);
+	printf("%s, %s: ", what, stop ? "SIGSTOP then SIGCONT" : "SIGCONT alone");
+	if (call_ret < 0)
+		printf("-1 %s", errname(call_errno));
+	else if (call_ret > 0 && label_of((int32_t)call_ret))
+		printf("%s", key_str((int32_t)call_ret));
+	else
+		printf("%ld", call_ret);
+	printf(" (%s the wait ended)\n", early ? "before" : "after");
+}
+
+static void sec_key_wait_stop(void)
+{
+	section("key-wait-stop");
+	nnames = 0;
+	new_session();
+	snprintf(dir, sizeof dir, "/tmp/wqwait.XXXXXX");
+	if (!mkdtemp(dir)) {
+		printf("mkdtemp: -1 %s\n", errname(errno));
+		return;
+	}
+	start_construction(10, "k1");
+	stopped("request_key(user, wqwait, NULL, 0) waiting", 1, wait_request);
+	start_construction(11, "k2");
+	stopped("keyctl(K_READ, key under construction)", 1, wait_read);
+	start_construction(12, "k3");
+	stopped("keyctl(K_UPDATE, key under construction)", 1, wait_update);
+	start_construction(13, "k4");
+	stopped("keyctl(K_READ, key under construction)", 0, wait_read);
+	char rm[128];
+	snprintf(rm, sizeof rm, "rm -rf %s", dir);
+	if (system(rm) != 0)
+		printf("rm failed\n");
+}
+
 /* -------------------------------------------------------- splice-wait */
 
 static int np[2], rp[2];
@@ -366,7 +437,7 @@ int main(int argc, char **argv)
 	printf("# waits probe\n");
 	if (wanted("splice-wait"))
 		sec_splice_wait();
-	if (wanted("key-wait")) {
+	if (wanted("key-wait") || wanted("key-wait-stop")) {
 		if (helper_conf) {
 			char self[512];
 			ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -377,7 +448,10 @@ int main(int argc, char **argv)
 				fclose(f);
 			}
 		}
-		sec_key_wait();
+		if (wanted("key-wait"))
+			sec_key_wait();
+		if (wanted("key-wait-stop"))
+			sec_key_wait_stop();
 	}
 	printf("=== DONE\n");
 	return 0;

@@ -655,6 +655,45 @@ pub(crate) fn as_thread(tid: u32) -> impl Drop {
     Reset(CALL_TID.with(|c| c.replace(Some(tid))))
 }
 
+std::thread_local! {
+    /// The real task whose stop ends the key call's wait this server
+    /// thread serves ([`stop_ends_wait`]): (pid, tid).
+    static STOP_ENDS: std::cell::Cell<Option<(u32, u32)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Until the guard drops, a wait for a key under construction in the key
+/// call this server thread serves also ends (as interrupted) once real
+/// task `tid` of process `pid` is seen stopped (a stop signal, or a
+/// tracer's stop). The kernel's interruptible wait is woken by a stop as
+/// by any signal; the call then fails or is restarted after the task
+/// continues, as it would after a handler (`KEYCTL_READ` fails with
+/// ENOKEY). The task's state is read every
+/// [`watchq_sources::keys::INTERRUPT_POLL`] while the call waits, so a
+/// stop shorter than that may pass unseen.
+pub(crate) fn stop_ends_wait(pid: u32, tid: u32) -> impl Drop {
+    struct Reset(Option<(u32, u32)>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            STOP_ENDS.with(|c| c.set(self.0));
+        }
+    }
+    Reset(STOP_ENDS.with(|c| c.replace(Some((pid, tid)))))
+}
+
+/// Is real task `tid` of `pid` stopped (state `T`, or `t` under a
+/// tracer), as `/proc/PID/task/TID/stat` says now? A task gone is not.
+fn task_stopped(pid: u32, tid: u32) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name's closing parenthesis (the last
+    // one: the name may hold parentheses itself).
+    stat.iter()
+        .rposition(|&b| b == b')')
+        .and_then(|i| stat.get(i + 2))
+        .is_some_and(|&s| s == b'T' || s == b't')
+}
+
 /// Runs `f` on the key store as process `p`.
 ///
 /// The call works on a copy of the process's keyrings, as a kernel
@@ -691,7 +730,11 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
         waits: None,
     };
     let sock = INTERRUPT_SOCK.with(|c| c.borrow().as_ref().map(|(s, _)| s.clone()));
-    let signalled = || sock.as_deref().is_some_and(readable);
+    let stops = STOP_ENDS.with(std::cell::Cell::get);
+    let signalled = || {
+        sock.as_deref().is_some_and(readable)
+            || stops.is_some_and(|(pid, tid)| task_stopped(pid, tid))
+    };
     let waits = || {
         let first = INTERRUPT_SOCK.with(|c| {
             c.borrow()
