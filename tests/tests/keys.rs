@@ -1944,3 +1944,344 @@ fn keys_store_spares_a_key_until_its_call_ends() {
     assert!(!exists(theirs));
     assert!(!store.gc_pending());
 }
+
+/// KEYCTL_PKEY_QUERY in process, as Linux 6.12.117 answered it
+/// (tests/data/conformance/asym.txt, section `asym-pkey`): the 56 bytes
+/// of `struct keyctl_pkey_query` (the supported operations, the key's
+/// bits, then the data, signature, encryption and decryption sizes as
+/// 16-bit words, then ten spare words of zero) for an RSA key with and
+/// without PKCS#1, and EOPNOTSUPP for a key that is not asymmetric
+/// (`keyctl_pkey_query()` asks the key's type for `asym_query`).
+#[test]
+fn keys_pkey_query_reports_the_keys_sizes() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let ee = p.add_key("asymmetric", None, &cert("ee"), s).unwrap();
+    let ee2 = p.add_key("asymmetric", None, &cert("ee2"), s).unwrap();
+    let u = p.add_key("user", Some("u"), b"x", s).unwrap();
+    let query = |ops: u32, bits: u32, size: u16| {
+        let mut q = Vec::with_capacity(56);
+        q.extend_from_slice(&ops.to_ne_bytes());
+        q.extend_from_slice(&bits.to_ne_bytes());
+        for _ in 0..4 {
+            q.extend_from_slice(&size.to_ne_bytes());
+        }
+        q.resize(56, 0);
+        q
+    };
+    assert_eq!(p.keyctl_pkey_query(ee, ""), Ok(query(0x1, 2048, 256)));
+    assert_eq!(
+        p.keyctl_pkey_query(ee, "enc=pkcs1 hash=sha256"),
+        Ok(query(0x9, 2048, 256))
+    );
+    assert_eq!(
+        p.keyctl_pkey_query(ee2, "enc=pkcs1 hash=sha512"),
+        Ok(query(0x9, 3072, 384))
+    );
+    assert_eq!(p.keyctl_pkey_query(u, ""), Err(Errno::EOPNOTSUPP));
+}
+
+/// KEYCTL_PKEY_ENCRYPT in process, as Linux 6.12.117 answered it
+/// (asym.txt, section `asym-pkey-ops`, the probe's input all zeros but
+/// its last byte, 2): raw RSA of 256 or of 1 byte encrypts the same
+/// number, and the kernel writes the key's 256 bytes whatever `out_len`
+/// says (10 here); each length is checked against the query's sizes
+/// before anything else (`keyctl_pkey_params_get_2()`: `in_len` against
+/// the decryption size, `out_len` against the encryption size, both 256,
+/// so 256 passes and 300 is EINVAL, even with no input to copy), then
+/// the input's copy (EFAULT); a key that is not asymmetric is EOPNOTSUPP
+/// first, from the query.
+#[test]
+fn keys_pkey_encrypt_checks_lengths_against_the_query() {
+    use watchq_kernel::keyctl::cmd::PKEY_ENCRYPT;
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let ee = p.add_key("asymmetric", None, &cert("ee"), s).unwrap();
+    let input = |len: usize| {
+        let mut v = vec![0u8; len];
+        v[len.max(1) - 1] = 2;
+        v
+    };
+    let encrypt = |info: &str, in_len: u32, out_len: u32, input: Option<&[u8]>| {
+        p.keyctl_pkey_op(PKEY_ENCRYPT, ee, info, (in_len, out_len), input)
+    };
+    for (in_len, out_len) in [(256, 256), (1, 256), (256, 10)] {
+        let out = encrypt("enc=raw", in_len, out_len, Some(&input(in_len as usize))).unwrap();
+        assert_eq!(out.len(), 256, "in {in_len}, out {out_len}");
+        assert_eq!((&out[..4], out[255]), (&[0x44, 0x1f, 0x0d, 0x00][..], 0x9a));
+    }
+    assert_eq!(
+        encrypt("enc=pkcs1", 32, 256, Some(&input(32))).map(|o| o.len()),
+        Ok(256)
+    );
+    assert_eq!(
+        encrypt("enc=pkcs1", 300, 256, Some(&input(300))),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        encrypt("enc=pkcs1", 32, 300, Some(&input(32))),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(encrypt("enc=raw", 300, 256, None), Err(Errno::EINVAL));
+    assert_eq!(encrypt("enc=raw", 32, 256, None), Err(Errno::EFAULT));
+    let u = p.add_key("user", Some("u"), b"x", s).unwrap();
+    assert_eq!(
+        p.keyctl_pkey_op(PKEY_ENCRYPT, u, "enc=raw", (32, 256), None),
+        Err(Errno::EOPNOTSUPP)
+    );
+}
+
+/// KEYCTL_READ's buffer length, as Linux 6.12.117 answered it
+/// (surface.txt, section `readbuf`): a key's payload is returned
+/// whatever the length (the caller copies it only when it fits), a
+/// keyring's read method refuses a buffer that is not a whole number of
+/// serials (`keyring_read()`: EINVAL for 13, not for 8). The method sees
+/// the length only when it is at most a page (`keyctl_read_key()` reads
+/// into a buffer of the payload's own size otherwise), so 4095 is EINVAL
+/// and 4097 reads; 0 asks for the size alone. The request-key helper's
+/// authorisation key (`.request_key_auth`, not a keyring) gives its
+/// call-out information with any length (`request_key_auth_read()`).
+#[test]
+fn keys_read_buffer_length_rules() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let key = p.add_key("user", Some("k"), b"0123456789", s).unwrap();
+    let r = p.add_key("keyring", Some("R"), b"", s).unwrap();
+    let a = p.add_key("user", Some("a"), b"a", r).unwrap();
+    let b = p.add_key("user", Some("b"), b"b", r).unwrap();
+    let ids: Vec<u8> = [a, b].iter().flat_map(|i| i.to_ne_bytes()).collect();
+    for len in [0, 1, 3, 4, 9, 10, 11, 4095, 4097] {
+        assert_eq!(
+            p.keyctl_read_into(key, len),
+            Ok(b"0123456789".to_vec()),
+            "{len}"
+        );
+    }
+    for len in [0, 4, 8, 4096, 4097, 4098] {
+        // The links in the index's order: compared as sets.
+        let got = p.keyctl_read_into(r, len).unwrap();
+        assert_eq!(got.len(), 8, "{len}");
+        assert_eq!(
+            got.chunks(4).collect::<std::collections::BTreeSet<_>>(),
+            ids.chunks(4).collect(),
+            "{len}"
+        );
+    }
+    for len in [1, 3, 13, 4095] {
+        assert_eq!(p.keyctl_read_into(r, len), Err(Errno::EINVAL), "{len}");
+    }
+
+    use watchq_sources::keys::{Anchors, KeyCtx, Requested, KEY_SPEC_REQKEY_AUTH_KEY};
+    let kernel = Kernel::new(KernelConfig::default());
+    let store = kernel.keys();
+    let policy = kernel.policy();
+    let cred = kernel.cred(1000, 1000);
+    macro_rules! ctx {
+        ($a:expr) => {
+            KeyCtx {
+                cred: &cred,
+                anchors: $a,
+                policy: &*policy,
+                deadline: None,
+                interrupted: None,
+                waits: None,
+            }
+        };
+    }
+    let mut req = Anchors::default();
+    let call = match store
+        .request_key(&mut ctx!(&mut req), "user", "wanted", Some(b"info"), 0)
+        .unwrap()
+    {
+        Requested::Construct(call) => call,
+        other => panic!("request_key: {other:?}"),
+    };
+    let mut helper = Anchors {
+        session: Some(call.helper_session),
+        ..Anchors::default()
+    };
+    store
+        .assume_authority(&mut ctx!(&mut helper), call.key)
+        .unwrap();
+    for len in [0, 3, 4, 5] {
+        assert_eq!(
+            store.read_into(&mut ctx!(&mut helper), KEY_SPEC_REQKEY_AUTH_KEY, len),
+            Ok(b"info".to_vec()),
+            "{len}"
+        );
+    }
+}
+
+/// KEYCTL_SESSION_TO_PARENT's look-up (`keyctl_session_to_parent()`:
+/// `lookup_user_key(KEY_SPEC_SESSION_KEYRING, 0, KEY_NEED_LINK)`): the
+/// caller's session keyring, EACCES once it no longer grants link
+/// (surface.txt, section `s2p`: the child's KEYCTL_SETPERM, then
+/// EACCES); a process with no session keyring offers its user session
+/// keyring, which the look-up takes in the session's place when it may
+/// not create.
+#[test]
+fn keys_session_to_parent_offers_the_session_keyring_with_link() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let us = p
+        .keyctl_get_keyring_id(watchq_kernel::keys::KEY_SPEC_USER_SESSION_KEYRING, true)
+        .unwrap();
+    assert_eq!(p.keyctl_session_for_parent(), Ok(us));
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    assert_eq!(p.keyctl_session_for_parent(), Ok(s));
+    // The possessor's view, read, write and search, without link.
+    p.keyctl_setperm(s, 0x0f00_0000).unwrap();
+    assert_eq!(p.keyctl_session_for_parent(), Err(Errno::EACCES));
+}
+
+/// KEYCTL_RESTRICT_KEYRING looks its key up (setattr permission) before
+/// it copies its type and restriction in (`keyctl_restrict_keyring()`),
+/// so with bad pointers a key that does not exist is ENOKEY, one the
+/// caller may not set attributes of is EACCES (surface.txt, sections
+/// `efault` and `sysrings`: root and `.blacklist`, whose owner bits and
+/// possessor bits give no setattr and which root does not possess), and
+/// only a key that passes the look-up gets to the copy's EFAULT.
+#[test]
+fn keys_restrict_looks_the_key_up_before_its_copy() {
+    use watchq_kernel::keyctl::cmd::RESTRICT_KEYRING;
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let blacklist = k
+        .kernel
+        .keys()
+        .system_keyrings()
+        .into_iter()
+        .find(|(d, _)| d == ".blacklist")
+        .map(|(_, s)| s)
+        .unwrap();
+    assert_eq!(
+        p.keyctl_checks_before_copy(RESTRICT_KEYRING, 0x7fff_ffff),
+        Err(Errno::ENOKEY)
+    );
+    assert_eq!(
+        p.keyctl_checks_before_copy(RESTRICT_KEYRING, blacklist),
+        Err(Errno::EACCES)
+    );
+    assert_eq!(p.keyctl_checks_before_copy(RESTRICT_KEYRING, s), Ok(()));
+}
+
+/// A key's owner as the kernel keeps it (`key->uid`, which
+/// KEYCTL_SESSION_TO_PARENT compares with the caller's uid, and
+/// KEYCTL_DESCRIBE prints): its creator's, then the one KEYCTL_CHOWN
+/// gave it; no owner for a serial no key has.
+#[test]
+fn keys_owner_is_the_creator_until_chown() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    // The user shares (and possesses) root's session keyring.
+    let user = root.fork();
+    user.set_cred(kernel.cred(1000, 1000));
+    let key = user.add_key("user", Some("k"), b"x", s).unwrap();
+    let keys = kernel.keys();
+    assert_eq!(keys.owner_of(s), Some(0));
+    assert_eq!(keys.owner_of(key), Some(1000));
+    root.keyctl_chown(key, 2000, u32::MAX).unwrap();
+    assert_eq!(keys.owner_of(key), Some(2000));
+    assert!(root.keyctl_describe(key).unwrap().starts_with("user;2000;"));
+    assert_eq!(keys.owner_of(0x7fff_ffff), None);
+}
+
+/// KEYCTL_GET_PERSISTENT as Linux 6.12.117 answered it (surface.txt,
+/// sections `persistent` and `persistent-user`): one keyring a uid,
+/// `_persistent.UID`, owned by that uid with no group and permissions
+/// 1f030000, the same keyring at each fetch, −1 (as `u32::MAX`) meaning
+/// the caller's uid; another uid's only with CAP_SETUID
+/// (`keyctl_get_persistent()`: EPERM, before the destination's look-up);
+/// and the keyring the register holds for each uid is that uid's.
+#[test]
+fn keys_persistent_keyring_is_each_uids_own() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    let p1000 = root.keyctl_get_persistent(1000, s).unwrap();
+    assert_eq!(
+        root.keyctl_describe(p1000).unwrap(),
+        "keyring;1000;65534;1f030000;_persistent.1000"
+    );
+    let p0 = root.keyctl_get_persistent(u32::MAX, s).unwrap();
+    assert_ne!(p0, p1000);
+    assert_eq!(
+        root.keyctl_describe(p0).unwrap(),
+        "keyring;0;65534;1f030000;_persistent.0"
+    );
+    assert_eq!(root.keyctl_get_persistent(0, s), Ok(p0));
+    assert_eq!(root.keyctl_get_persistent(1000, s), Ok(p1000));
+
+    let user = root.fork();
+    user.set_cred(kernel.cred(1000, 1000));
+    let s1000 = user.keyctl_join_session_keyring(None).unwrap();
+    assert_eq!(user.keyctl_get_persistent(u32::MAX, s1000), Ok(p1000));
+    assert_eq!(user.keyctl_get_persistent(1000, s1000), Ok(p1000));
+    assert_eq!(user.keyctl_get_persistent(0, s1000), Err(Errno::EPERM));
+    assert_eq!(
+        user.keyctl_get_persistent(0, 0x7fff_ffff),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(user.keyctl_get_persistent(1001, s1000), Err(Errno::EPERM));
+}
+
+/// The kernel's own keyrings as Linux 6.12.117 listed them (surface.txt,
+/// section `sysrings`): a booted kernel has `.builtin_trusted_keys` and
+/// `.blacklist` (certs/system_keyring.c, certs/blacklist.c); `.user_reg`
+/// comes with the first user keyrings (`look_up_user_keyrings()`) and
+/// holds them, `.persistent_register` with the first persistent keyring
+/// and holds those. Each is root's, with the recorded permissions, and
+/// neither their owner bits nor their possessor bits (root does not
+/// possess them) let root link them.
+#[test]
+fn keys_system_keyrings_have_the_kernels_names_and_permissions() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    let names = |k: &Kernel| {
+        let mut v: Vec<String> = k
+            .keys()
+            .system_keyrings()
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&kernel), [".blacklist", ".builtin_trusted_keys"]);
+    root.keyctl_get_keyring_id(KEY_SPEC_USER_KEYRING, true)
+        .unwrap();
+    root.keyctl_get_persistent(u32::MAX, s).unwrap();
+    root.keyctl_get_persistent(1000, s).unwrap();
+    let rings = kernel.keys().system_keyrings();
+    let mut sorted: Vec<&str> = rings.iter().map(|(d, _)| d.as_str()).collect();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [
+            ".blacklist",
+            ".builtin_trusted_keys",
+            ".persistent_register",
+            ".user_reg"
+        ]
+    );
+    for (desc, ring) in &rings {
+        let (perm, gid, links) = match desc.as_str() {
+            ".blacklist" => ("0f0b0000", 0, 0),
+            ".builtin_trusted_keys" => ("1f0b0000", 0, 0),
+            ".persistent_register" => ("1f030000", 0, 2),
+            _ => ("0c030000", 65534, 2),
+        };
+        assert_eq!(
+            root.keyctl_describe(*ring).unwrap(),
+            format!("keyring;0;{gid};{perm};{desc}")
+        );
+        assert_eq!(
+            root.keyctl_read(*ring).map(|v| v.len()),
+            Ok(4 * links),
+            "{desc}"
+        );
+        assert_eq!(root.keyctl_link(*ring, s), Err(Errno::EACCES), "{desc}");
+    }
+}
