@@ -1380,6 +1380,41 @@ fn keys_helper_child_inherits_instantiation_authority() {
     assert_eq!(p.keyctl_read(key), Ok(b"from the child".to_vec()));
 }
 
+/// A caller of the key store itself, below the system calls, with
+/// anchors the test keeps (a requestor and its helper side by side): uid
+/// and gid 1000 and the kernel's policy, no deadline, never interrupted.
+struct Direct {
+    kernel: Arc<Kernel>,
+    cred: watchq_core::Cred,
+    policy: Arc<dyn watchq_core::Policy>,
+}
+
+impl Direct {
+    fn new() -> Self {
+        let kernel = Kernel::new(KernelConfig::default());
+        let (cred, policy) = (kernel.cred(1000, 1000), kernel.policy());
+        Direct {
+            kernel,
+            cred,
+            policy,
+        }
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        anchors: &'a mut watchq_sources::keys::Anchors,
+    ) -> watchq_sources::keys::KeyCtx<'a> {
+        watchq_sources::keys::KeyCtx {
+            cred: &self.cred,
+            anchors,
+            policy: &*self.policy,
+            deadline: None,
+            interrupted: None,
+            waits: None,
+        }
+    }
+}
+
 /// A request-key helper that assumed the authority for a key searches the
 /// requestor's keyrings after its own, and possesses what it finds there
 /// (`search_process_keyrings_rcu()`: with `cred->request_key_auth` set, the
@@ -1392,33 +1427,19 @@ fn keys_helper_child_inherits_instantiation_authority() {
 /// user's view (EACCES to read).
 #[test]
 fn keys_helper_searches_the_requestor_keyrings() {
-    use watchq_sources::keys::{Anchors, KeyCtx, Requested};
-    let kernel = Kernel::new(KernelConfig::default());
-    let store = kernel.keys();
-    let policy = kernel.policy();
-    let cred = kernel.cred(1000, 1000);
-    macro_rules! ctx {
-        ($a:expr) => {
-            KeyCtx {
-                cred: &cred,
-                anchors: $a,
-                policy: &*policy,
-                deadline: None,
-                interrupted: None,
-                waits: None,
-            }
-        };
-    }
+    use watchq_sources::keys::{Anchors, Requested};
+    let d = Direct::new();
+    let store = d.kernel.keys();
     let mut req = Anchors::default();
     let session = store
-        .join_session_keyring(&mut ctx!(&mut req), None)
+        .join_session_keyring(&mut d.ctx(&mut req), None)
         .unwrap();
     req.session = Some(session);
     let secret = store
-        .add_key(&mut ctx!(&mut req), "user", Some("secret"), b"s3", session)
+        .add_key(&mut d.ctx(&mut req), "user", Some("secret"), b"s3", session)
         .unwrap();
     let call = match store
-        .request_key(&mut ctx!(&mut req), "user", "wanted", Some(b"info"), 0)
+        .request_key(&mut d.ctx(&mut req), "user", "wanted", Some(b"info"), 0)
         .unwrap()
     {
         Requested::Construct(call) => call,
@@ -1431,28 +1452,28 @@ fn keys_helper_searches_the_requestor_keyrings() {
     };
     macro_rules! search {
         ($a:expr) => {
-            store.request_key(&mut ctx!($a), "user", "secret", None, 0)
+            store.request_key(&mut d.ctx($a), "user", "secret", None, 0)
         };
     }
     // Before it assumes the authority: none of the requestor's keys.
     assert_eq!(search!(&mut helper), Err(Errno::ENOKEY));
     assert_eq!(
-        store.read(&mut ctx!(&mut helper), secret),
+        store.read(&mut d.ctx(&mut helper), secret),
         Err(Errno::EACCES)
     );
     assert_eq!(
-        store.assume_authority(&mut ctx!(&mut helper), call.key),
+        store.assume_authority(&mut d.ctx(&mut helper), call.key),
         Ok(call.key)
     );
     assert_eq!(search!(&mut helper), Ok(Requested::Found(secret)));
     assert_eq!(
-        store.read(&mut ctx!(&mut helper), secret),
+        store.read(&mut d.ctx(&mut helper), secret),
         Ok(b"s3".to_vec())
     );
     // The helper's own session keyring is still searched first.
     let own = store
         .add_key(
-            &mut ctx!(&mut helper),
+            &mut d.ctx(&mut helper),
             "user",
             Some("secret"),
             b"own",
@@ -1461,15 +1482,15 @@ fn keys_helper_searches_the_requestor_keyrings() {
         .unwrap();
     assert_eq!(search!(&mut helper), Ok(Requested::Found(own)));
     store
-        .instantiate(&mut ctx!(&mut helper), call.key, b"made", 0)
+        .instantiate(&mut d.ctx(&mut helper), call.key, b"made", 0)
         .unwrap();
     assert_eq!(
-        store.construction_ended(&mut ctx!(&mut req), &call),
+        store.construction_ended(&mut d.ctx(&mut req), &call),
         Ok(call.key)
     );
     // The construction over, its authority is gone with it.
     store
-        .unlink(&mut ctx!(&mut helper), own, call.helper_session)
+        .unlink(&mut d.ctx(&mut helper), own, call.helper_session)
         .unwrap();
     assert_eq!(search!(&mut helper), Err(Errno::ENOKEY));
 }
@@ -2071,26 +2092,12 @@ fn keys_read_buffer_length_rules() {
         assert_eq!(p.keyctl_read_into(r, len), Err(Errno::EINVAL), "{len}");
     }
 
-    use watchq_sources::keys::{Anchors, KeyCtx, Requested, KEY_SPEC_REQKEY_AUTH_KEY};
-    let kernel = Kernel::new(KernelConfig::default());
-    let store = kernel.keys();
-    let policy = kernel.policy();
-    let cred = kernel.cred(1000, 1000);
-    macro_rules! ctx {
-        ($a:expr) => {
-            KeyCtx {
-                cred: &cred,
-                anchors: $a,
-                policy: &*policy,
-                deadline: None,
-                interrupted: None,
-                waits: None,
-            }
-        };
-    }
+    use watchq_sources::keys::{Anchors, Requested, KEY_SPEC_REQKEY_AUTH_KEY};
+    let d = Direct::new();
+    let store = d.kernel.keys();
     let mut req = Anchors::default();
     let call = match store
-        .request_key(&mut ctx!(&mut req), "user", "wanted", Some(b"info"), 0)
+        .request_key(&mut d.ctx(&mut req), "user", "wanted", Some(b"info"), 0)
         .unwrap()
     {
         Requested::Construct(call) => call,
@@ -2101,11 +2108,11 @@ fn keys_read_buffer_length_rules() {
         ..Anchors::default()
     };
     store
-        .assume_authority(&mut ctx!(&mut helper), call.key)
+        .assume_authority(&mut d.ctx(&mut helper), call.key)
         .unwrap();
     for len in [0, 3, 4, 5] {
         assert_eq!(
-            store.read_into(&mut ctx!(&mut helper), KEY_SPEC_REQKEY_AUTH_KEY, len),
+            store.read_into(&mut d.ctx(&mut helper), KEY_SPEC_REQKEY_AUTH_KEY, len),
             Ok(b"info".to_vec()),
             "{len}"
         );
@@ -2378,44 +2385,47 @@ fn keys_dh_compute_as_linux_computed_it() {
     }
     let mut oi64 = b"sixty-four bytes of other information, zero-padded".to_vec();
     oi64.resize(64, 0);
-    ours.extend([
-        line(
+    let sha = [
+        (
             "kdf(x, p1551, g5, out, 70, sha256)",
             (x, p1551, g5),
             70,
-            kdf("sha256", b"other"),
+            "sha256",
+            b"other".as_slice(),
         ),
-        line(
+        (
             "kdf(x, p1551, g5, NULL, 0, sha256)",
             (x, p1551, g5),
             0,
-            kdf("sha256", b"other"),
+            "sha256",
+            b"other",
         ),
-        line(
+        (
             "kdf(x, p1551, g5, out, 1, sha256)",
             (x, p1551, g5),
             1,
-            kdf("sha256", b"other"),
+            "sha256",
+            b"other",
         ),
-        line(
+        (
             "kdf(x3, p1536, g1, out, 32, sha256, no otherinfo)",
             (x3, p1536, g1),
             32,
-            kdf("sha256", b""),
+            "sha256",
+            b"",
         ),
-        line(
-            "kdf(otherinfolen 64)",
-            (x, p1551, g5),
-            16,
-            kdf("sha256", &oi64),
-        ),
-        line(
+        ("kdf(otherinfolen 64)", (x, p1551, g5), 16, "sha256", &oi64),
+        (
             "kdf(nosuchhash, no base key)",
             (x, p1551, 0),
             16,
-            kdf("nosuchhash", b"other"),
+            "nosuchhash",
+            b"other",
         ),
-    ]);
+    ];
+    for (label, keys, buflen, hash, otherinfo) in sha {
+        ours.push(line(label, keys, buflen, kdf(hash, otherinfo)));
+    }
     let recorded = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/data/conformance/dh.txt"
