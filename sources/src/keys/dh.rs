@@ -181,4 +181,39 @@ mod tests {
         assert!(matches!(shash("hmac(sha1)"), Ok(Shash::NeedsKey)));
         assert!(matches!(shash("hmac(md4)"), Err(Errno::ENOENT)));
     }
+
+    /// The digests the KDF finds by name are the oracle kernel's generic
+    /// drivers (crypto/sha1_generic.c, sha256_generic.c and
+    /// sha512_generic.c register SHA-224 and SHA-384 beside SHA-256 and
+    /// SHA-512; sha3_generic.c all four SHA-3 sizes), by algorithm and by
+    /// driver name, each the algorithm it names: its size, and the first
+    /// 8 bytes of its digest of "abc" (FIPS 180-4's and FIPS 202's
+    /// example). The recording (dh.txt) tries only some of them.
+    #[test]
+    fn dh_kdf_digests_are_the_kernels_sha_family() {
+        for (name, size, abc) in [
+            ("sha1", 20, "a9993e364706816a"),
+            ("sha224", 28, "23097d223405d822"),
+            ("sha256", 32, "ba7816bf8f01cfea"),
+            ("sha384", 48, "cb00753f45a35e8b"),
+            ("sha512", 64, "ddaf35a193617aba"),
+            ("sha3-224", 28, "e642824c3f8cf24a"),
+            ("sha3-256", 32, "3a985da74fe225b2"),
+            ("sha3-384", 48, "ec01498288516fc9"),
+            ("sha3-512", 64, "b751850b1a57168a"),
+        ] {
+            for n in [name.to_string(), format!("{name}-generic")] {
+                let mut h = digest(&n).unwrap_or_else(|| panic!("{n}"));
+                assert_eq!(h.output_size(), size, "{n}");
+                DynDigest::update(&mut *h, b"abc");
+                let d = h.finalize_reset();
+                let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(hex, abc, "{n}");
+            }
+            // The hmac template over it: found, but keyed.
+            let hmac = shash(&format!("hmac({name})"));
+            assert!(matches!(hmac, Ok(Shash::NeedsKey)), "hmac({name})");
+        }
+        assert!(digest("md5").is_none() && digest("sha256-").is_none());
+    }
 }

@@ -326,3 +326,48 @@ impl KeyStore {
         self.inner.lock().keys.get(&serial).map(|k| k.uid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyConfig;
+
+    /// The emulator's serial scheme, not the kernel's (whose serials are
+    /// random, so no recording can judge this): the kernel's own keyrings
+    /// take serials from [`SYSTEM_SERIAL_TOP`] downwards in the order they
+    /// are made, passing over serials already taken, so that making one
+    /// on demand (`.user_reg` here) never takes a sequential serial and a
+    /// run's other serials stay reproducible ([`KeyConfig::first_serial`]).
+    /// A first serial just below the top makes the sequential keys run
+    /// into the system keyrings' serials and past them.
+    #[test]
+    fn system_keyrings_take_serials_downwards_past_taken_ones() {
+        let top = SYSTEM_SERIAL_TOP;
+        let store = KeyStore::new(KeyConfig {
+            first_serial: top - 3,
+            ..KeyConfig::default()
+        });
+        let mut g = store.inner.lock();
+        assert_eq!(g.system, [top, top - 1], "the boot keyrings");
+        let key = |g: &mut Inner| {
+            let owner = (0, 0, 0);
+            g.insert_key(
+                KeyType::User,
+                "k".into(),
+                vec![1],
+                owner,
+                KeyState::Positive,
+                0,
+            )
+        };
+        let made = [key(&mut g), key(&mut g), key(&mut g)];
+        assert_eq!(
+            made,
+            [top - 3, top - 2, top + 1],
+            "sequential, past the system ones"
+        );
+        g.register_user_keyrings([made[0], made[1]]);
+        assert_eq!(g.user_reg, Some(top - 4), "below the serials taken");
+        assert_eq!(key(&mut g), top + 2, "the sequence goes on as before");
+    }
+}
