@@ -1954,7 +1954,8 @@ fn keys_store_spares_a_key_until_its_call_ends() {
 /// `key_payload_reserve()`: EDQUOT past `maxbytes` for a user), and the
 /// cycle check (`keyring_detect_cycle()`): EDEADLK through nested keyrings,
 /// ELOOP below the sixth level (the corpus's walks.c `cycle` section: two
-/// stacks of five joined end to end), revoked keyrings not descended into.
+/// stacks of five joined end to end), invalidated keyrings not descended
+/// into.
 #[test]
 fn keys_add_key_and_link_bounds_at_their_edges() {
     use watchq_kernel::syscalls::procfs::ProcNode;
@@ -2001,13 +2002,14 @@ fn keys_add_key_and_link_bounds_at_their_edges() {
     assert_eq!(root.keyctl_link(a1, b5), Ok(()));
     assert_eq!(root.keyctl_link(b1, a5), Err(Errno::ELOOP));
     // C1 holds C2, which holds C3; C3 also sits in the session keyring.
-    // With C2 revoked, linking C1 into C3 meets no cycle.
+    // With C2 invalidated, linking C1 into C3 meets no cycle (a revoked
+    // keyring would be emptied too, `keyring_revoke()`).
     let c1 = root.add_key("keyring", Some("C1"), b"", s).unwrap();
     let c2 = root.add_key("keyring", Some("C2"), b"", c1).unwrap();
     let c3 = root.add_key("keyring", Some("C3"), b"", c2).unwrap();
     root.keyctl_link(c3, s).unwrap();
     assert_eq!(root.keyctl_link(c1, c3), Err(Errno::EDEADLK));
-    root.keyctl_revoke(c2).unwrap();
+    root.keyctl_invalidate(c2).unwrap();
     assert_eq!(root.keyctl_link(c1, c3), Ok(()));
 
     // A user's link fails when its 4 bytes would pass maxbytes.
@@ -2109,6 +2111,19 @@ fn keys_asymmetric_restrictions_find_the_recorded_signers() {
     .unwrap();
     assert_eq!(p.keyctl_link(ee2, rbik), Ok(()));
     assert_eq!(p.keyctl_link(ee, rbik), Err(Errno::ENOKEY));
+    // With `:chain` the destination is searched too, but only when the
+    // given keyring holds no signer: int (signed by ca2, in ca) goes in,
+    // and then ee2, signed by int.
+    let rbi = p.add_key("keyring", Some("rbi"), b"", s).unwrap();
+    p.keyctl_restrict_keyring(
+        rbi,
+        Some("asymmetric"),
+        Some(&format!("key_or_keyring:{ca}:chain")),
+    )
+    .unwrap();
+    assert_eq!(p.keyctl_link(ee2, rbi), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_link(int, rbi), Ok(()));
+    assert_eq!(p.keyctl_link(ee2, rbi), Ok(()));
 }
 
 /// What a new key costs its owner (`key_alloc()`'s `quotalen`): its
@@ -2135,8 +2150,8 @@ fn keys_quota_cost_of_each_type() {
 
 /// request_key(2)'s search (`search_process_keyrings_rcu()`): a key
 /// found in a nested keyring is linked into the destination keyring; a
-/// revoked keyring is not searched (the corpus's walks.c `search`
-/// section); "nothing found" from a later keyring outranks EACCES from an
+/// revoked or invalidated keyring is not searched (the corpus's walks.c
+/// `search` section: a revoked one); "nothing found" from a later keyring outranks EACCES from an
 /// earlier one (`search_cred_keyrings_rcu()`), so the caller sees ENOKEY.
 #[test]
 fn keys_request_key_search_links_skips_and_ranks() {
@@ -2149,7 +2164,8 @@ fn keys_request_key_search_links_skips_and_ranks() {
     assert_eq!(p.request_key("user", "u", dest), Ok(u));
     assert!(kernel.keys().info(dest).unwrap().links.contains(&u));
     p.keyctl_unlink(u, dest).unwrap();
-    p.keyctl_revoke(w).unwrap();
+    // An invalidated keyring is not searched (a revoked one is emptied).
+    p.keyctl_invalidate(w).unwrap();
     assert_eq!(p.request_key("user", "u", 0), Err(Errno::ENOKEY));
     // The process keyring, searched before the session keyring, denies
     // search; the session keyring has no "v".
