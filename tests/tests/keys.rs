@@ -2184,7 +2184,7 @@ fn keys_add_key_loads_an_encrypted_key_with_its_master_key() {
     let kernel = Kernel::new(KernelConfig::default());
     let p = kernel.spawn(0, 0);
     let s = p.keyctl_join_session_keyring(None).unwrap();
-    p.add_key("user", Some("mk"), &[0x5a; 32], s).unwrap();
+    let mk = p.add_key("user", Some("mk"), &[0x5a; 32], s).unwrap();
     let e1 = p
         .add_key("encrypted", Some("e1"), b"new user:mk 32", s)
         .unwrap();
@@ -2192,4 +2192,10 @@ fn keys_add_key_loads_an_encrypted_key_with_its_master_key() {
     let load = [b"load ".as_slice(), &blob].concat();
     let e2 = p.add_key("encrypted", Some("e2"), &load, s).unwrap();
     assert_eq!(p.keyctl_read(e2), Ok(blob));
+    // Another master key of that name fails the blob's HMAC check.
+    p.keyctl_update(mk, &[0xa5; 32]).unwrap();
+    assert_eq!(
+        p.add_key("encrypted", Some("e3"), &load, s),
+        Err(Errno::EINVAL)
+    );
 }
