@@ -2452,3 +2452,258 @@ fn keys_dh_compute_as_linux_computed_it() {
         );
     }
 }
+
+/// add_key(2)'s and KEYCTL_LINK's bounds, each at its edge: the payload
+/// length (1 MiB - 1 at most, refused before anything else: the corpus's
+/// `efault` section sees EINVAL for 1 MiB with every other argument bad;
+/// big_key itself takes up to 1 MiB), the description (`strndup_user()`
+/// with `KEY_MAX_DESC_SIZE`, 4096 bytes with the NUL), a link's 4 bytes
+/// charged to the keyring's owner (`__key_link_begin()`'s
+/// `key_payload_reserve()`: EDQUOT past `maxbytes` for a user), and the
+/// cycle check (`keyring_detect_cycle()`): EDEADLK through nested keyrings,
+/// ELOOP below the sixth level (the corpus's walks.c `cycle` section: two
+/// stacks of five joined end to end), invalidated keyrings not descended
+/// into.
+#[test]
+fn keys_add_key_and_link_bounds_at_their_edges() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    assert_eq!(
+        root.add_key("big_key", Some("b"), &vec![7; 1 << 20], s),
+        Err(Errno::EINVAL)
+    );
+    root.add_key("big_key", Some("b"), &vec![7; (1 << 20) - 1], s)
+        .unwrap();
+    let long = "d".repeat(4095);
+    root.add_key("user", Some(&long), b"x", s).unwrap();
+    assert_eq!(
+        root.add_key("user", Some(&format!("{long}d")), b"x", s),
+        Err(Errno::EINVAL)
+    );
+
+    // Cycles: K1 in the session keyring, K(i) in K(i-1).
+    let top = root.add_key("keyring", Some("K1"), b"", s).unwrap();
+    assert_eq!(root.keyctl_link(top, top), Err(Errno::EDEADLK));
+    let mut r = top;
+    for i in 2..=6 {
+        r = root
+            .add_key("keyring", Some(&format!("K{i}")), b"", r)
+            .unwrap();
+        assert_eq!(root.keyctl_link(top, r), Err(Errno::EDEADLK), "depth {i}");
+    }
+    let stack = |name: &str| {
+        let first = root
+            .add_key("keyring", Some(&format!("{name}1")), b"", s)
+            .unwrap();
+        let mut last = first;
+        for i in 2..=5 {
+            last = root
+                .add_key("keyring", Some(&format!("{name}{i}")), b"", last)
+                .unwrap();
+        }
+        (first, last)
+    };
+    let (a1, a5) = stack("A");
+    let (b1, b5) = stack("B");
+    assert_eq!(root.keyctl_link(a1, b5), Ok(()));
+    assert_eq!(root.keyctl_link(b1, a5), Err(Errno::ELOOP));
+    // C1 holds C2, which holds C3; C3 also sits in the session keyring.
+    // With C2 invalidated, linking C1 into C3 meets no cycle (a revoked
+    // keyring would be emptied too, `keyring_revoke()`).
+    let c1 = root.add_key("keyring", Some("C1"), b"", s).unwrap();
+    let c2 = root.add_key("keyring", Some("C2"), b"", c1).unwrap();
+    let c3 = root.add_key("keyring", Some("C3"), b"", c2).unwrap();
+    root.keyctl_link(c3, s).unwrap();
+    assert_eq!(root.keyctl_link(c1, c3), Err(Errno::EDEADLK));
+    root.keyctl_invalidate(c2).unwrap();
+    assert_eq!(root.keyctl_link(c1, c3), Ok(()));
+
+    // A user's link fails when its 4 bytes would pass maxbytes.
+    let user = kernel.spawn(1000, 1000);
+    let us = user.keyctl_join_session_keyring(None).unwrap();
+    let r2 = user.add_key("keyring", Some("R2"), b"", us).unwrap();
+    let k = user.add_key("user", Some("k"), b"x", r2).unwrap();
+    let (_, used) = kernel.keys().quota_of(1000);
+    let n = ProcNode::lookup("/proc/sys/kernel/keys/maxbytes").unwrap();
+    for (room, want) in [(3, Err(Errno::EDQUOT)), (4, Ok(()))] {
+        let text = format!("{}\n", used + room);
+        assert_eq!(root.proc_write(n, 0, text.as_bytes()), Ok(text.len()));
+        assert_eq!(user.keyctl_link(k, us), want, "room {room}");
+    }
+    // KEYCTL_UPDATE charges the growth (`key_payload_reserve()`): up to
+    // maxbytes exactly, not a byte past it. k costs 3 bytes ("k", its NUL
+    // and "x").
+    let (_, used) = kernel.keys().quota_of(1000);
+    let text = format!("{}\n", used + 5);
+    assert_eq!(root.proc_write(n, 0, text.as_bytes()), Ok(text.len()));
+    assert_eq!(user.keyctl_update(k, &[b'y'; 7]), Err(Errno::EDQUOT));
+    assert_eq!(user.keyctl_update(k, &[b'y'; 6]), Ok(()));
+    assert_eq!(kernel.keys().quota_of(1000).1, used + 5);
+    // With maxbytes lowered below what the user holds, an update that
+    // does not grow the key is not refused (`delta > 0` is checked first).
+    let text = format!("{}\n", used);
+    assert_eq!(root.proc_write(n, 0, text.as_bytes()), Ok(text.len()));
+    assert_eq!(user.keyctl_update(k, &[b'z'; 6]), Ok(()));
+    assert_eq!(user.keyctl_update(k, &[b'z'; 2]), Ok(()));
+    // key_alloc()'s charge, too, may reach maxbytes exactly: a key the
+    // user makes in root's keyring (open to all) costs the user its
+    // description, NUL and payload, and root the link.
+    let shared = root.add_key("keyring", Some("shared"), b"", s).unwrap();
+    root.keyctl_setperm(shared, 0x3f3f_3f3f).unwrap();
+    let (_, used) = kernel.keys().quota_of(1000);
+    let text = format!("{}\n", used + 5);
+    assert_eq!(root.proc_write(n, 0, text.as_bytes()), Ok(text.len()));
+    assert_eq!(
+        user.add_key("user", Some("q"), b"xyz", shared).map(|_| ()),
+        Ok(())
+    );
+    assert_eq!(
+        user.add_key("user", Some("r"), b"x", shared),
+        Err(Errno::EDQUOT)
+    );
+}
+
+/// Asymmetric restrictions find the signer as the corpus's `asym-restrict`
+/// section recorded (Linux 6.12.117): `key_or_keyring:<ring>` takes a key
+/// the keyring holds a signer of, refuses one it holds none of (ENOKEY)
+/// and a key of another type (EOPNOTSUPP); `key_or_keyring:<key>` (no
+/// chain) takes what that key signed, not looking in the destination;
+/// `builtin_trusted` finds no signer of the test CA's certificates.
+#[test]
+fn keys_asymmetric_restrictions_find_the_recorded_signers() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let ca = p.add_key("keyring", Some("ca"), b"", s).unwrap();
+    let rbkr = p.add_key("keyring", Some("rbkr"), b"", s).unwrap();
+    p.keyctl_restrict_keyring(
+        rbkr,
+        Some("asymmetric"),
+        Some(&format!("key_or_keyring:{ca}")),
+    )
+    .unwrap();
+    let bt = p.add_key("keyring", Some("bt"), b"", s).unwrap();
+    p.keyctl_restrict_keyring(bt, Some("asymmetric"), Some("builtin_trusted"))
+        .unwrap();
+    p.add_key("asymmetric", None, &cert("ca1"), ca).unwrap();
+    assert_eq!(
+        p.add_key("asymmetric", None, &cert("ee"), rbkr),
+        Err(Errno::ENOKEY)
+    );
+    assert_eq!(
+        p.add_key("asymmetric", None, &cert("ee"), bt),
+        Err(Errno::ENOKEY)
+    );
+    p.add_key("asymmetric", None, &cert("ca2"), ca).unwrap();
+    p.add_key("asymmetric", None, &cert("ee"), rbkr).unwrap();
+    assert_eq!(
+        p.add_key("asymmetric", None, &cert("ee2"), rbkr),
+        Err(Errno::ENOKEY)
+    );
+    assert_eq!(
+        p.add_key("user", Some("u"), b"x", rbkr),
+        Err(Errno::EOPNOTSUPP)
+    );
+    // int signed ee2; a keyring restricted by int alone takes ee2, not ee.
+    let ee = p.add_key("asymmetric", None, &cert("ee"), s).unwrap();
+    let ee2 = p.add_key("asymmetric", None, &cert("ee2"), s).unwrap();
+    let int = p.add_key("asymmetric", None, &cert("int"), s).unwrap();
+    let rbik = p.add_key("keyring", Some("rbik"), b"", s).unwrap();
+    p.keyctl_restrict_keyring(
+        rbik,
+        Some("asymmetric"),
+        Some(&format!("key_or_keyring:{int}")),
+    )
+    .unwrap();
+    assert_eq!(p.keyctl_link(ee2, rbik), Ok(()));
+    assert_eq!(p.keyctl_link(ee, rbik), Err(Errno::ENOKEY));
+    // With `:chain` the destination is searched too, but only when the
+    // given keyring holds no signer: int (signed by ca2, in ca) goes in,
+    // and then ee2, signed by int.
+    let rbi = p.add_key("keyring", Some("rbi"), b"", s).unwrap();
+    p.keyctl_restrict_keyring(
+        rbi,
+        Some("asymmetric"),
+        Some(&format!("key_or_keyring:{ca}:chain")),
+    )
+    .unwrap();
+    assert_eq!(p.keyctl_link(ee2, rbi), Err(Errno::ENOKEY));
+    assert_eq!(p.keyctl_link(int, rbi), Ok(()));
+    assert_eq!(p.keyctl_link(ee2, rbi), Ok(()));
+}
+
+/// What a new key costs its owner (`key_alloc()`'s `quotalen`): its
+/// description, a NUL and the payload for most types; 16 bytes for any
+/// big_key (`big_key_preparse()`) and 100 for an asymmetric key
+/// (`x509_key_preparse()`); and the link into the keyring, 4 bytes to
+/// the keyring's owner (the corpus's `quota` section: a user key "a" of
+/// 10 bytes costs 16 with its link).
+#[test]
+fn keys_quota_cost_of_each_type() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    for (t, desc, payload, cost) in [
+        ("user", "a", vec![b'x'; 10], 1 + 1 + 10 + 4),
+        ("big_key", "bk", vec![b'x'; 100], 2 + 1 + 16 + 4),
+        ("asymmetric", "c", cert("ca1"), 1 + 1 + 100 + 4),
+    ] {
+        let before = kernel.keys().quota_of(1000).1;
+        p.add_key(t, Some(desc), &payload, s).unwrap();
+        assert_eq!(kernel.keys().quota_of(1000).1, before + cost, "{t}");
+    }
+}
+
+/// request_key(2)'s search (`search_process_keyrings_rcu()`): a key
+/// found in a nested keyring is linked into the destination keyring; a
+/// revoked or invalidated keyring is not searched (the corpus's walks.c
+/// `search` section: a revoked one); "nothing found" from a later keyring outranks EACCES from an
+/// earlier one (`search_cred_keyrings_rcu()`), so the caller sees ENOKEY.
+#[test]
+fn keys_request_key_search_links_skips_and_ranks() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let w = p.add_key("keyring", Some("W"), b"", s).unwrap();
+    let u = p.add_key("user", Some("u"), b"x", w).unwrap();
+    let dest = p.add_key("keyring", Some("dest"), b"", s).unwrap();
+    assert_eq!(p.request_key("user", "u", dest), Ok(u));
+    assert!(kernel.keys().info(dest).unwrap().links.contains(&u));
+    p.keyctl_unlink(u, dest).unwrap();
+    // An invalidated keyring is not searched (a revoked one is emptied).
+    p.keyctl_invalidate(w).unwrap();
+    assert_eq!(p.request_key("user", "u", 0), Err(Errno::ENOKEY));
+    // The process keyring, searched before the session keyring, denies
+    // search; the session keyring has no "v".
+    let pr = p
+        .keyctl_get_keyring_id(watchq_kernel::keys::KEY_SPEC_PROCESS_KEYRING, true)
+        .unwrap();
+    p.keyctl_setperm(pr, 0x3700_0000).unwrap();
+    assert_eq!(p.request_key("user", "v", 0), Err(Errno::ENOKEY));
+}
+
+/// add_key(2) of an encrypted key with `load` finds its master key as
+/// request_key(2) would (`request_master_key()`) and decrypts the blob
+/// with it: the loaded key reads back the same blob.
+#[test]
+fn keys_add_key_loads_an_encrypted_key_with_its_master_key() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let mk = p.add_key("user", Some("mk"), &[0x5a; 32], s).unwrap();
+    let e1 = p
+        .add_key("encrypted", Some("e1"), b"new user:mk 32", s)
+        .unwrap();
+    let blob = p.keyctl_read(e1).unwrap();
+    let load = [b"load ".as_slice(), &blob].concat();
+    let e2 = p.add_key("encrypted", Some("e2"), &load, s).unwrap();
+    assert_eq!(p.keyctl_read(e2), Ok(blob));
+    // Another master key of that name fails the blob's HMAC check.
+    p.keyctl_update(mk, &[0xa5; 32]).unwrap();
+    assert_eq!(
+        p.add_key("encrypted", Some("e3"), &load, s),
+        Err(Errno::EINVAL)
+    );
+}
