@@ -115,6 +115,18 @@ static void *waiter(void *a)
 	return NULL;
 }
 
+/* Prints what the waiter's call gave: -1 and its errno, a key's label,
+ * or the number. */
+static void print_result(void)
+{
+	if (call_ret < 0)
+		printf("-1 %s", errname(call_errno));
+	else if (call_ret > 0 && label_of((int32_t)call_ret))
+		printf("%s", key_str((int32_t)call_ret));
+	else
+		printf("%ld", call_ret);
+}
+
 /* Runs `fn` in a thread, signals it 500 ms later, says whether it had
  * returned 1500 ms after that, then runs `release` and joins it (roomy
  * margins: a loaded machine, or qemu's TCG, must not change the lines). */
@@ -137,12 +149,7 @@ static void signalled(const char *what, int restart, long (*fn)(void), void (*re
 	pthread_join(t, NULL);
 	alarm(0);
 	printf("%s, %s: ", what, restart ? "SA_RESTART" : "no SA_RESTART");
-	if (call_ret < 0)
-		printf("-1 %s", errname(call_errno));
-	else if (call_ret > 0 && label_of((int32_t)call_ret))
-		printf("%s", key_str((int32_t)call_ret));
-	else
-		printf("%ld", call_ret);
+	print_result();
 	printf(" (%s the wait ended; handler ran %d; SIGPIPE %d)\n",
 	       early ? "before" : "after", (int)handled, (int)pipes);
 }
@@ -270,12 +277,7 @@ static void stopped(const char *what, int stop, long (*fn)(void))
 	pthread_join(t, NULL);
 	alarm(0);
 	printf("%s, %s: ", what, stop ? "SIGSTOP then SIGCONT" : "SIGCONT alone");
-	if (call_ret < 0)
-		printf("-1 %s", errname(call_errno));
-	else if (call_ret > 0 && label_of((int32_t)call_ret))
-		printf("%s", key_str((int32_t)call_ret));
-	else
-		printf("%ld", call_ret);
+	print_result();
 	printf(" (%s the wait ended)\n", early ? "before" : "after");
 }
 

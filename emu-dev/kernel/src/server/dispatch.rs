@@ -84,18 +84,17 @@ pub(super) fn handle(
     // Thread keyrings are per thread: a key call runs as the thread it
     // came from (the main thread unless `Request::Thread` said otherwise,
     // and only a thread of this process), switched to in the call itself.
-    let tid = c.tid.take().unwrap_or(c.pid);
-    let _thread = matches!(
+    // A stop ends KEYCTL_READ's wait for a key under construction (the
+    // kernel's lookup fails, and the read says ENOKEY, never restarted).
+    let _task = matches!(
         req,
         Request::AddKey { .. } | Request::RequestKey { .. } | Request::Keyctl { .. }
     )
-    .then(|| crate::syscalls::keys::as_thread(tid));
-    // A stop ends KEYCTL_READ's wait for a key under construction (the
-    // kernel's lookup fails, and the read says ENOKEY, never restarted);
-    // no handler runs, so the client cannot tell: the wait watches the
-    // thread's state itself.
-    let _stops = matches!(req, Request::Keyctl { op, .. } if op == cmd::READ)
-        .then(|| crate::syscalls::keys::stop_ends_wait(c.pid, tid));
+    .then(|| {
+        let tid = c.tid.take().unwrap_or(c.pid);
+        let read = matches!(req, Request::Keyctl { op, .. } if op == cmd::READ);
+        crate::syscalls::keys::as_task(c.pid, tid, read)
+    });
     if let Request::Thread { tid } = req {
         let ours =
             tid == c.pid || std::path::Path::new(&format!("/proc/{}/task/{tid}", c.pid)).exists();

@@ -633,51 +633,51 @@ fn readable(sock: &OwnedFd) -> bool {
     matches!(rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default())), Ok(n) if n > 0)
 }
 
+/// The real task a key call served on this thread comes from
+/// ([`as_task`]).
+#[derive(Clone, Copy)]
+struct CallTask {
+    pid: u32,
+    tid: u32,
+    /// Does a stop of the task end the call's wait for a key under
+    /// construction?
+    stop_ends_wait: bool,
+}
+
 std::thread_local! {
-    /// The thread the key call this server thread serves comes from
-    /// ([`as_thread`]); None in a process that hosts its own kernel.
-    static CALL_TID: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+    /// The task of the key call this server thread serves; None in a
+    /// process that hosts its own kernel.
+    static CALL_TASK: std::cell::Cell<Option<CallTask>> = const { std::cell::Cell::new(None) };
 }
 
 /// Until the guard drops, key calls on this server thread run as thread
-/// `tid` of their process: its thread keyring is the one they see and
-/// change. Two threads' calls may run at once (each connection of a
+/// `tid` of real process `pid`: its thread keyring is the one they see
+/// and change. Two threads' calls may run at once (each connection of a
 /// process has its server thread), so the process's anchors are switched
 /// to the call's thread inside [`with_keys`], under the lock it copies
 /// them with, never before it.
-pub(crate) fn as_thread(tid: u32) -> impl Drop {
-    struct Reset(Option<u32>);
+///
+/// With `stop_ends_wait`, a wait for a key under construction also ends
+/// (as interrupted) once the task is seen stopped (a stop signal, or a
+/// tracer's stop): the kernel's interruptible wait is woken by a stop as
+/// by any signal, and the call then fails or is restarted after the task
+/// continues, as after a handler (`KEYCTL_READ` fails with ENOKEY). No
+/// handler runs, so the client cannot tell; the task's state is read
+/// every [`watchq_sources::keys::INTERRUPT_POLL`] while the call waits,
+/// so a stop shorter than that may pass unseen.
+pub(crate) fn as_task(pid: u32, tid: u32, stop_ends_wait: bool) -> impl Drop {
+    struct Reset(Option<CallTask>);
     impl Drop for Reset {
         fn drop(&mut self) {
-            CALL_TID.with(|c| c.set(self.0));
+            CALL_TASK.with(|c| c.set(self.0));
         }
     }
-    Reset(CALL_TID.with(|c| c.replace(Some(tid))))
-}
-
-std::thread_local! {
-    /// The real task whose stop ends the key call's wait this server
-    /// thread serves ([`stop_ends_wait`]): (pid, tid).
-    static STOP_ENDS: std::cell::Cell<Option<(u32, u32)>> = const { std::cell::Cell::new(None) };
-}
-
-/// Until the guard drops, a wait for a key under construction in the key
-/// call this server thread serves also ends (as interrupted) once real
-/// task `tid` of process `pid` is seen stopped (a stop signal, or a
-/// tracer's stop). The kernel's interruptible wait is woken by a stop as
-/// by any signal; the call then fails or is restarted after the task
-/// continues, as it would after a handler (`KEYCTL_READ` fails with
-/// ENOKEY). The task's state is read every
-/// [`watchq_sources::keys::INTERRUPT_POLL`] while the call waits, so a
-/// stop shorter than that may pass unseen.
-pub(crate) fn stop_ends_wait(pid: u32, tid: u32) -> impl Drop {
-    struct Reset(Option<(u32, u32)>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            STOP_ENDS.with(|c| c.set(self.0));
-        }
-    }
-    Reset(STOP_ENDS.with(|c| c.replace(Some((pid, tid)))))
+    let task = CallTask {
+        pid,
+        tid,
+        stop_ends_wait,
+    };
+    Reset(CALL_TASK.with(|c| c.replace(Some(task))))
 }
 
 /// Is real task `tid` of `pid` stopped (state `T`, or `t` under a
@@ -713,10 +713,11 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
     let _call = p.kernel().keys().begin_call();
     let cred = p.cred();
     let policy = p.kernel().policy();
+    let task = CALL_TASK.with(std::cell::Cell::get);
     let before = {
         let mut a = p.anchors();
-        if let Some(tid) = CALL_TID.with(std::cell::Cell::get) {
-            a.switch_thread(tid);
+        if let Some(t) = task {
+            a.switch_thread(t.tid);
         }
         a.clone()
     };
@@ -730,10 +731,9 @@ fn with_keys<R>(p: &Process, f: impl FnOnce(&KeyStore, &mut KeyCtx<'_>) -> Resul
         waits: None,
     };
     let sock = INTERRUPT_SOCK.with(|c| c.borrow().as_ref().map(|(s, _)| s.clone()));
-    let stops = STOP_ENDS.with(std::cell::Cell::get);
+    let stops = task.filter(|t| t.stop_ends_wait);
     let signalled = || {
-        sock.as_deref().is_some_and(readable)
-            || stops.is_some_and(|(pid, tid)| task_stopped(pid, tid))
+        sock.as_deref().is_some_and(readable) || stops.is_some_and(|t| task_stopped(t.pid, t.tid))
     };
     let waits = || {
         let first = INTERRUPT_SOCK.with(|c| {
