@@ -921,7 +921,7 @@ impl ShmReader {
         ends: &mut Ends,
         deliver: &mut dyn FnMut(&[u8], &Ends) -> usize,
     ) -> Local {
-        loop {
+        'look: loop {
             // ORDERING: Acquire pairs with the Release CAS of whoever moved
             // it (a reader here, the kernel's repair in `reap`): the
             // `published` they saw, at least the position, happens before
@@ -944,6 +944,12 @@ impl ShmReader {
             while pos < p {
                 let (h, rec) = self.entry(pos);
                 if !Self::valid(&h, pos) || pos + entry_size(h.len as usize) > p {
+                    // Another reader may have taken these entries since our
+                    // load of the position, and the kernel reused their
+                    // memory: a stale look, not a scribble. Look again.
+                    if self.moved_from(c) {
+                        continue 'look;
+                    }
                     return Local::Invalid;
                 }
                 let len = h.len as usize;
@@ -961,6 +967,10 @@ impl ShmReader {
                 }
                 if n + len > out.len() {
                     if ends.is_empty() {
+                        // As above: a stale length is no ENOBUFS.
+                        if self.moved_from(c) {
+                            continue 'look;
+                        }
                         return Local::NoBufs;
                     }
                     break;
@@ -1026,6 +1036,15 @@ impl ShmReader {
             }
             return Local::Read { bytes, drain };
         }
+    }
+
+    /// Has the shared position moved on from `c` (another reader took
+    /// what this read was looking at)?
+    fn moved_from(&self, c: u64) -> bool {
+        // ORDERING: Relaxed: only the value is used; a moved position
+        // sends the read back to its look, whose own Acquire load takes
+        // what its mover published.
+        self.mem.consumed().load(Ordering::Relaxed) != c
     }
 
     /// Writes `v` over the shared progress word (tests: a hostile reader).
