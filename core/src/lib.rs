@@ -34,7 +34,6 @@ pub mod record;
 #[cfg(feature = "machinery")]
 pub mod ring;
 #[cfg(feature = "machinery")]
-pub(crate) mod seqlock;
 #[cfg(feature = "machinery")]
 pub(crate) mod sync;
 pub mod text;

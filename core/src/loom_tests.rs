@@ -201,3 +201,46 @@ fn loom_watch_add_races_post() {
         q.clear();
     });
 }
+
+/// A filter replaced while one poster filters a record of one type and
+/// then one of another: the second is never judged by the old filter once
+/// the first was judged by the new one (the kernel's posters see one
+/// filter pointer, replaced at once). The old filter passes both types,
+/// the new one neither; the only order forbidden is "rejected, then
+/// passed".
+#[test]
+fn loom_queue_set_filter_is_one_step_for_a_poster() {
+    use crate::uapi::{
+        filter_blob, RawWatchNotificationTypeFilter, WATCH_TYPE_KEY_NOTIFY, WATCH_TYPE_MOUNT_NOTIFY,
+    };
+    let entry = |type_, sub| RawWatchNotificationTypeFilter {
+        type_,
+        info_filter: 0,
+        info_mask: 0,
+        subtype_filter: [sub, 0, 0, 0, 0, 0, 0, 0],
+    };
+    let old = filter_blob(&[
+        entry(WATCH_TYPE_KEY_NOTIFY, 0b10),
+        entry(WATCH_TYPE_MOUNT_NOTIFY, 0b10),
+    ]);
+    // Subtype 2 only: neither record below passes.
+    let new = filter_blob(&[
+        entry(WATCH_TYPE_KEY_NOTIFY, 0b100),
+        entry(WATCH_TYPE_MOUNT_NOTIFY, 0b100),
+    ]);
+    model(move || {
+        let q = WatchQueue::new();
+        q.set_filter(Some(&old)).unwrap();
+        let p = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let key = q.filter_allows(&Notification::key(1, 5, 0));
+                let mount = q.filter_allows(&Notification::mount(1, 5, 0, 0));
+                (key, mount)
+            })
+        };
+        q.set_filter(Some(&new)).unwrap();
+        let (key, mount) = p.join().unwrap();
+        assert!(key || !mount, "the new filter, then the old one");
+    });
+}

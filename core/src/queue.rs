@@ -17,7 +17,6 @@ use crate::record::{Notification, LOSS_RECORD};
 use crate::ring::mmap::{MmapRing, RingStorage};
 use crate::ring::pipe::{Cursor, PipeRing, Pop, RingCell};
 use crate::ring::PostOutcome;
-use crate::seqlock::SeqWords;
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RcuCell};
 use crate::uapi::*;
 use crate::wait::WaitQueue;
@@ -121,67 +120,42 @@ impl AllocFaults {
     }
 }
 
-/// Filter entries a queue keeps inline for the post path (a filter with
-/// more is read behind its RCU cell). Three, so the inline words (72
-/// bytes with their count) leave room in the queue's first two cache
-/// lines for the rest of what a post reads.
-const INLINE_FILTERS: usize = 3;
-/// The inline filter's words: a kind word (`FILTER_*`, the entry count in
-/// bits 8..), the type bitmap, then two words per entry (type and subtype
-/// bitmap; `info_filter` and `info_mask`).
-const FILTER_WORDS: usize = 2 + 2 * INLINE_FILTERS;
-/// No filter: everything passes (also the words of a new queue).
-const FILTER_NONE: u64 = 0;
-/// A filter of at most [`INLINE_FILTERS`] entries, in the words.
-const FILTER_INLINE: u64 = 1;
-/// A bigger filter: read it from the RCU cell.
-const FILTER_FAR: u64 = 2;
+/// Record types a queue keeps a filter word for (a record of a higher
+/// type asks the filter itself): every type any generation defines
+/// (`WATCH_TYPE_ALL_NR`, 6) fits, and the eight words are one cache line.
+const FILTER_TYPES: usize = 8;
+/// Bit of a filter word: the subtype bits are not the whole answer (an
+/// entry of this type tests `info`, a 2019 queue's filter, a subtype of 32
+/// or more with no filter, or `set_filter` at work): ask the filter in its
+/// RCU cell for a record whose subtype bit is clear.
+const FILTER_ASK: u64 = 1 << 32;
+/// The words of no filter: every subtype passes (one of 32 or more asks,
+/// and passes too).
+const FILTER_OPEN: u64 = FILTER_ASK | u32::MAX as u64;
 
-/// `f` as the inline filter's words.
-fn filter_words(f: Option<&WatchFilter>) -> [u64; FILTER_WORDS] {
-    let mut w = [0u64; FILTER_WORDS];
-    let Some(f) = f else { return w };
-    let e = f.entries();
-    if e.len() > INLINE_FILTERS {
-        w[0] = FILTER_FAR;
-        return w;
-    }
-    w[0] = FILTER_INLINE | (e.len() as u64) << 8;
-    for (i, t) in e.iter().enumerate() {
-        // Entries are kept only for types below 64 (WatchFilter::parse).
-        w[1] |= 1 << t.type_;
-        w[2 + 2 * i] = t.type_ as u64 | (t.subtype_filter as u64) << 32;
-        w[3 + 2 * i] = t.info_filter as u64 | (t.info_mask as u64) << 32;
+/// `f` compiled into the post path's filter words, one per record type:
+/// bit `s` (below 32) set when a record of that type and subtype `s`
+/// passes whatever its `info`, [`FILTER_ASK`] when an entry of the type
+/// tests `info`. A type with no entry has no bit set: its records are
+/// rejected (`filter_watch_notification()`'s type bitmap).
+fn filter_words(f: Option<&WatchFilter>) -> [u64; FILTER_TYPES] {
+    let Some(f) = f else {
+        return [FILTER_OPEN; FILTER_TYPES];
+    };
+    let mut w = [0u64; FILTER_TYPES];
+    for e in f.entries() {
+        // A type without a word asks for every record anyway.
+        let Some(word) = w.get_mut(e.type_ as usize) else {
+            continue;
+        };
+        match (e.info_mask, e.info_filter) {
+            (0, 0) => *word |= u64::from(e.subtype_filter),
+            // `info & 0 == filter` is never true: the entry passes nothing.
+            (0, _) => {}
+            _ => *word |= FILTER_ASK,
+        }
     }
     w
-}
-
-/// [`WatchFilter::matches`] on an inline filter's words (kind
-/// [`FILTER_INLINE`]), with `kind` its first word, loading only the words
-/// it needs (inside a seqlock read: `SeqWords::read_with`).
-#[inline]
-fn inline_filter_matches(
-    kind: u64,
-    w: &[AtomicU64; FILTER_WORDS],
-    type_: u32,
-    subtype: u8,
-    info: u32,
-) -> bool {
-    // Relaxed, every load here: inside a seqlock read, which throws the
-    // answer away if a writer moved the words under it.
-    let word = |i: usize| w[i].load(Ordering::Relaxed);
-    // `WatchFilter::matches` first tests the type bitmap (word 1); here the
-    // entries' own types say the same (every kept entry's type is below 64
-    // and sets its bit), so the bitmap is not loaded.
-    if subtype >= 32 {
-        return false;
-    }
-    let sub = 1u32 << subtype;
-    let n = ((kind >> 8) as usize).min(INLINE_FILTERS);
-    (0..n).any(|i| {
-        let (a, b) = (word(2 + 2 * i), word(3 + 2 * i));
-        a as u32 == type_ && (a >> 32) as u32 & sub != 0 && info & (b >> 32) as u32 == b as u32
-    })
 }
 
 /// The 2019 ring over its (boxed) memory: a sealed memfd normally.
@@ -205,9 +179,10 @@ pub const READ_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 // by the lines it touches).
 #[repr(C, align(64))]
 pub struct WatchQueue {
-    /// The filter again, inline for the post path: read with loads only
-    /// (a reader meeting `set_filter` at work reads `filter` instead).
-    filter_words: SeqWords<FILTER_WORDS>,
+    /// The filter again, compiled for the post path ([`filter_words`]):
+    /// one load per record decides it unless the word says to ask
+    /// `filter`.
+    filter_words: [AtomicU64; FILTER_TYPES],
     ring: RingCell,
     /// The 2019 design's ring, set once by `SET_SIZE` (None: a pipe queue).
     /// Boxed: its cache-padded indices would otherwise make every pipe
@@ -262,7 +237,7 @@ impl WatchQueue {
             ring: RingCell::new(),
             pipe: Mutex::new(PipeState::default()),
             filter: RcuCell::new(None),
-            filter_words: SeqWords::new(),
+            filter_words: std::array::from_fn(|_| AtomicU64::new(FILTER_OPEN)),
             posted: AtomicU64::new(0),
             watches: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -384,21 +359,35 @@ impl WatchQueue {
             }
             Some(b) => Some(WatchFilter::parse(b, WATCH_TYPE_ALL_NR)?),
         };
-        let _pipe = self.pipe.lock();
-        // A 2019 queue's filter is matched on its own encoding, behind
-        // the RCU cell: its inline words only say so.
+        // A 2019 queue's filter is matched on its own encoding, behind the
+        // RCU cell: its words only say to ask.
         let words = match &new {
-            Some(_) if self.is_2019() => {
-                let mut w = [0; FILTER_WORDS];
-                w[0] = FILTER_FAR;
-                w
-            }
+            Some(_) if self.is_2019() => [FILTER_ASK; FILTER_TYPES],
             f => filter_words(f.as_ref()),
         };
+        let _pipe = self.pipe.lock();
+        // Three steps, so that a poster never sees the new filter for one
+        // type and then the old one for another (the kernel's posters see
+        // one filter pointer, replaced at once): every word says "ask"
+        // first, then the new filter goes into its cell, then each word
+        // becomes its compiled form. A poster that saw a compiled word
+        // (Acquire, below) sees every word at "ask" or newer, and one that
+        // asked the cell and found the new filter sees the same through
+        // the cell.
+        for w in &self.filter_words {
+            // Relaxed: published by the Release stores below, which every
+            // poster that reads a new word acquires; a poster that sees
+            // this "ask" early only asks the cell, which still holds the
+            // old filter.
+            w.store(FILTER_ASK, Ordering::Relaxed);
+        }
         self.filter.store(Arc::new(new));
-        // Every writer holds the pipe mutex, so no other is at work.
-        let written = self.filter_words.try_write(words);
-        assert!(written, "filter writers hold the pipe mutex");
+        for (w, v) in self.filter_words.iter().zip(words) {
+            // ORDERING: Release, pairs with the Acquire load in
+            // `filter_allows_header`: a poster that sees this word sees
+            // the "ask" stores before it and the cell's new filter.
+            w.store(v, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -413,40 +402,28 @@ impl WatchQueue {
     /// without a copy of the record).
     #[inline(always)]
     pub(crate) fn filter_allows_header(&self, n: &Notification, header: u64) -> bool {
-        let (type_, subtype, info) = (
-            header as u32 & 0x00ff_ffff,
-            (header >> 24) as u8,
-            (header >> 32) as u32,
-        );
-        // 1: passes, 0: rejected, 2: ask the RCU cell (a bigger filter, a
-        // 2019 queue's, or `set_filter` at work).
-        let inline = self.filter_words.read_with(|w| {
-            // Relaxed: inside the seqlock read (see `read_with`).
-            let kind = w[0].load(Ordering::Relaxed);
-            if kind == FILTER_NONE {
-                1
-            } else if kind & 0xff == FILTER_INLINE {
-                inline_filter_matches(kind, w, type_, subtype, info) as u8
-            } else {
-                2
-            }
-        });
-        // One test on the way of a passing record: a torn read counts as
-        // "ask the RCU cell".
-        let inline = inline.unwrap_or(2);
-        if inline == 1 {
+        let (type_, subtype) = (header as u32 & 0x00ff_ffff, (header >> 24) as u8);
+        let word = match self.filter_words.get(type_ as usize) {
+            // ORDERING: Acquire, pairs with `set_filter`'s Release stores:
+            // a word from a new filter means every later word this poster
+            // loads is at "ask" or newer, never the old filter's.
+            Some(w) => w.load(Ordering::Acquire),
+            None => FILTER_ASK,
+        };
+        // One test on the way of a passing record.
+        if subtype < 32 && word >> subtype & 1 != 0 {
             return true;
         }
-        self.filter_rejects_or_far(n, info, inline)
+        self.filter_rejects_or_far(n, (header >> 32) as u32, word & FILTER_ASK != 0)
     }
 
-    /// [`WatchQueue::filter_allows_header`] when the inline words did not
-    /// say "passes": `inline` 0 is a rejection, anything else asks the RCU
-    /// cell. Out of line, so a passing record's path stays small.
+    /// [`WatchQueue::filter_allows_header`] when the word did not say
+    /// "passes": a rejection unless `ask`, which asks the RCU cell. Out of
+    /// line, so a passing record's path stays small.
     #[cold]
     #[inline(never)]
-    fn filter_rejects_or_far(&self, n: &Notification, info: u32, inline: u8) -> bool {
-        let ok = inline != 0 && self.filter_allows_far(n, info);
+    fn filter_rejects_or_far(&self, n: &Notification, info: u32, ask: bool) -> bool {
+        let ok = ask && self.filter_allows_far(n, info);
         if !ok {
             // Relaxed: statistics.
             self.stats.filtered.fetch_add(1, Ordering::Relaxed);
@@ -454,9 +431,9 @@ impl WatchQueue {
         ok
     }
 
-    /// [`WatchQueue::filter_allows`] through the RCU cell: a filter of more
-    /// than [`INLINE_FILTERS`] entries, a 2019 queue's filter, or
-    /// `set_filter` at work.
+    /// [`WatchQueue::filter_allows`] through the RCU cell: an entry that
+    /// tests `info`, a record type or subtype without a bit in the words, a
+    /// 2019 queue's filter, or `set_filter` at work.
     #[cold]
     #[inline(never)]
     fn filter_allows_far(&self, n: &Notification, info: u32) -> bool {
@@ -896,37 +873,80 @@ mod tests {
         })
     }
 
+    fn record() -> impl Strategy<Value = Notification> {
+        (0u32..10, 0u8..40, 0usize..9, any::<u32>(), any::<u8>()).prop_map(
+            |(t, s, len, bits, tag)| {
+                let mut n = Notification::new(t, s, &[0xa5; 8][..len]).unwrap();
+                n.set_type_info(bits);
+                n.set_info_id(u32::from(tag) << 8);
+                n
+            },
+        )
+    }
+
     proptest! {
-        /// The post path's inline filter decides as `WatchFilter::matches`
-        /// for every filter of up to three entries, and a bigger one is
-        /// marked to be read from the RCU cell.
+        /// The post path's filter words decide as `WatchFilter::matches`
+        /// (asking the RCU cell where the words say so) for every filter,
+        /// one after another on one queue, and with no filter everything
+        /// passes.
         #[test]
-        fn queue_inline_filter_matches_as_watch_filter(
-            entries in proptest::collection::vec(entry(), 1..7),
-            records in proptest::collection::vec((0u32..5, 0u8..40, any::<u32>()), 1..20),
+        fn queue_filter_words_decide_as_watch_filter(
+            filters in proptest::collection::vec(
+                proptest::option::of(proptest::collection::vec(entry(), 1..7)),
+                1..4,
+            ),
+            records in proptest::collection::vec(record(), 1..20),
         ) {
-            let f = WatchFilter::parse(&filter_blob(&entries), WATCH_TYPE_ALL_NR).unwrap();
-            let w = filter_words(Some(&f));
-            if f.entries().len() > INLINE_FILTERS {
-                prop_assert_eq!(w[0], FILTER_FAR);
-            } else {
-                prop_assert_eq!(w[0] & 0xff, FILTER_INLINE);
-                let atomics = w.map(AtomicU64::new);
-                for (t, s, i) in records {
-                    prop_assert_eq!(
-                        inline_filter_matches(w[0], &atomics, t, s, i),
-                        f.matches(t, s, i)
-                    );
+            let q = WatchQueue::new();
+            for entries in filters {
+                let blob = entries.as_deref().map(filter_blob);
+                q.set_filter(blob.as_deref()).unwrap();
+                let f = blob.map(|b| WatchFilter::parse(&b, WATCH_TYPE_ALL_NR).unwrap());
+                for n in &records {
+                    let want = f
+                        .as_ref()
+                        .is_none_or(|f| f.matches(n.type_(), n.subtype(), n.info()));
+                    prop_assert_eq!(q.filter_allows(n), want, "{:?} {:?}", f, n);
                 }
             }
         }
     }
 
-    /// Through the queue: a filter of more than three entries (read from
-    /// the RCU cell) and a small one (inline) let the same records through,
-    /// and removing the filter lets everything through again.
+    /// The words of a filter: each type's unconditional subtypes, "ask"
+    /// where an entry tests `info`, nothing for a type without entries or
+    /// for an entry that can never match.
     #[test]
-    fn queue_filter_far_and_inline_agree() {
+    fn queue_filter_words_of_a_filter() {
+        let e = |type_, sub, info_filter, info_mask| RawWatchNotificationTypeFilter {
+            type_,
+            info_filter,
+            info_mask,
+            subtype_filter: [sub, 0, 0, 0, 0, 0, 0, 0],
+        };
+        let blob = filter_blob(&[
+            e(WATCH_TYPE_KEY_NOTIFY, 0b1010, 0, 0),
+            e(WATCH_TYPE_KEY_NOTIFY, 0b0100, 0, 0),
+            e(WATCH_TYPE_MOUNT_NOTIFY, 0b1, 0x100, 0x100),
+        ]);
+        let f = WatchFilter::parse(&blob, WATCH_TYPE_ALL_NR).unwrap();
+        let w = filter_words(Some(&f));
+        assert_eq!(w[WATCH_TYPE_KEY_NOTIFY as usize], 0b1110);
+        assert_eq!(w[WATCH_TYPE_MOUNT_NOTIFY as usize], FILTER_ASK);
+        assert_eq!(w[WATCH_TYPE_META as usize], 0);
+        assert_eq!(filter_words(None), [FILTER_OPEN; FILTER_TYPES]);
+        let never = filter_blob(&[e(WATCH_TYPE_KEY_NOTIFY, 1, 0x100, 0)]);
+        match WatchFilter::parse(&never, WATCH_TYPE_ALL_NR) {
+            Ok(f) => assert_eq!(filter_words(Some(&f))[WATCH_TYPE_KEY_NOTIFY as usize], 0),
+            Err(e) => assert_eq!(e, Errno::EINVAL),
+        }
+    }
+
+    /// Through the queue: a filter whose entry tests `info` (read from
+    /// the RCU cell) and one decided by its words alone let the same
+    /// records through, and removing the filter lets everything through
+    /// again.
+    #[test]
+    fn queue_filter_asked_and_worded_agree() {
         let key = |t| RawWatchNotificationTypeFilter {
             type_: t,
             info_filter: 0,
@@ -934,7 +954,11 @@ mod tests {
             subtype_filter: [0b10, 0, 0, 0, 0, 0, 0, 0],
         };
         let small = filter_blob(&[key(WATCH_TYPE_KEY_NOTIFY)]);
-        let big = filter_blob(&[key(WATCH_TYPE_KEY_NOTIFY); 6]);
+        // The same subtypes, through an entry that tests the tag bits
+        // (every record here has tag 0): decided by the cell.
+        let mut asks = key(WATCH_TYPE_KEY_NOTIFY);
+        asks.info_mask = WATCH_INFO_ID;
+        let big = filter_blob(&[asks]);
         let q = WatchQueue::new();
         let pass = Notification::key(1, 5, 0);
         let fail = Notification::key(2, 5, 0);
@@ -953,7 +977,7 @@ mod tests {
         use std::mem::offset_of;
         assert_eq!(std::mem::align_of::<WatchQueue>(), 64);
         let ends = [
-            offset_of!(WatchQueue, filter_words) + std::mem::size_of::<SeqWords<FILTER_WORDS>>(),
+            offset_of!(WatchQueue, filter_words) + std::mem::size_of::<[AtomicU64; FILTER_TYPES]>(),
             offset_of!(WatchQueue, ring) + 8,
             offset_of!(WatchQueue, v2) + 8,
             offset_of!(WatchQueue, closed) + 1,

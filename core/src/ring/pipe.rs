@@ -239,7 +239,12 @@ impl PipeRing {
 
     #[inline]
     fn stamp(&self, pos: u32) -> &AtomicU32 {
-        &self.stamps[(pos & self.mask) as usize]
+        let i = (pos & self.mask) as usize;
+        debug_assert!(i < self.stamps.len());
+        // SAFETY: `mask` is the number of stamps less one, a power of two
+        // (`new`), so `pos & mask` indexes one. Unchecked because the
+        // check's compare and branch were on every post's way.
+        unsafe { self.stamps.get_unchecked(i) }
     }
 
     /// The note memory at byte offset `off`, for `len` bytes: a pointer
@@ -313,7 +318,9 @@ impl PipeRing {
             // an invalid one (no loss is marked: the ring was not full).
             return PostOutcome::Lost;
         }
-        let span = len.next_multiple_of(8) as u32;
+        // `len` is at most 127 (checked above): no overflow, and two
+        // instructions where `next_multiple_of`'s overflow-safe form took five.
+        let span = (len as u32 + 7) & !7;
         // Relaxed: see the CAS below.
         let mut head = self.head.load(Ordering::Relaxed);
         #[cfg_attr(not(all(test, loom)), allow(unused_variables))]
@@ -324,36 +331,18 @@ impl PipeRing {
             // refreshed the cache, which had Acquire-loaded the consumer's
             // Release store of `tail`: the copy-out of the memory we may
             // reuse happened before (transitively).
-            let mut tail = self.tail_cache.load(Ordering::Acquire);
+            let tail = self.tail_cache.load(Ordering::Acquire);
+            // One test on the way of a post into room: the rest is out of
+            // line.
             if pos.wrapping_sub(tail) >= self.capacity {
-                // Looks full: look at the consumer's tail itself.
-                // ORDERING: Acquire pairs with the consumer's Release store.
-                let newest = self.cons.tail.load(Ordering::Acquire) as u32;
-                if newest != tail {
-                    // ORDERING: Release passes on what we acquired to the
-                    // producers that load the cache. A store, not an RMW:
-                    // an older value stored over a newer one is still never
-                    // ahead of `tail` (it only costs someone a refresh), and
-                    // a producer spinning on a full ring writes nothing.
-                    self.tail_cache.store(newest, Ordering::Release);
-                    tail = newest;
-                }
-            }
-            let used = pos.wrapping_sub(tail);
-            if used >= self.capacity {
-                if used > u32::MAX / 2 {
-                    // `head` was loaded before the consumer passed it.
-                    // Relaxed: as the first load.
-                    head = self.head.load(Ordering::Relaxed);
-                    continue;
-                }
-                match self.on_full(head) {
-                    Some(outcome) => return outcome,
-                    None => {
+                match self.looks_full(head, tail) {
+                    Full::Room => {}
+                    Full::Again => {
                         // Relaxed: as the first load.
                         head = self.head.load(Ordering::Relaxed);
                         continue;
                     }
+                    Full::Lost => return PostOutcome::Lost,
                 }
             }
             let next =
@@ -394,25 +383,55 @@ impl PipeRing {
         PostOutcome::Posted
     }
 
-    /// The ring was full at `head`: marks the loss at its position
-    /// (Some(Lost)), or says to look again (None) because `head` moved.
+    /// The ring looked full at `head` by the cached tail `cached`: looks
+    /// at the consumer's tail itself (refreshing the cache), and if the
+    /// ring is full marks the loss at `head`'s position.
     #[cold]
-    fn on_full(&self, head: u64) -> Option<PostOutcome> {
+    #[inline(never)]
+    fn looks_full(&self, head: u64, cached: u32) -> Full {
+        // ORDERING: Acquire pairs with the consumer's Release store.
+        let newest = self.cons.tail.load(Ordering::Acquire) as u32;
+        if newest != cached {
+            // ORDERING: Release passes on what we acquired to the
+            // producers that load the cache. A store, not an RMW: an older
+            // value stored over a newer one is still never ahead of `tail`
+            // (it only costs someone a refresh), and a producer spinning on
+            // a full ring writes nothing.
+            self.tail_cache.store(newest, Ordering::Release);
+        }
+        let used = (head as u32).wrapping_sub(newest);
+        if used < self.capacity {
+            Full::Room
+        } else if used > u32::MAX / 2 {
+            // `head` was loaded before the consumer passed it.
+            Full::Again
+        } else {
+            self.on_full(head)
+        }
+    }
+
+    /// The ring was full at `head`: marks the loss at its position
+    /// (Lost), or says to look again because `head` moved.
+    fn on_full(&self, head: u64) -> Full {
         if head & LOSS == 0 {
             // Relaxed: the bit carries no data; whoever clears it with a
             // claim publishes it in its stamp, and a consumer that finds the
             // position empty reads it after `losses` below. Failure: the
             // head moved (a claim, or another loss), so look again.
-            self.head
+            if self
+                .head
                 .compare_exchange(head, head | LOSS, Ordering::Relaxed, Ordering::Relaxed)
-                .ok()?;
+                .is_err()
+            {
+                return Full::Again;
+            }
             // ORDERING: Release: the bit above is visible to a consumer that
             // Acquire-loads this count (`loss_at_head`).
             self.losses.fetch_add(1, Ordering::Release);
         }
         // Else a loss is marked here already: this one collapses into it
         // (if its marker has not counted it yet, it is about to).
-        Some(PostOutcome::Lost)
+        Full::Lost
     }
 
     /// The stamp of position `pos`: the record's length and "loss before
@@ -719,6 +738,16 @@ impl Drop for Batch<'_> {
             c.tail.store(self.pos, Ordering::Release);
         }
     }
+}
+
+/// What [`PipeRing::looks_full`] found.
+enum Full {
+    /// The consumer's own tail leaves room: claim the position.
+    Room,
+    /// `head` moved or was stale: load it again.
+    Again,
+    /// Full: the loss is marked.
+    Lost,
 }
 
 /// A claimed position's publication, worked out before the claim.
