@@ -20,8 +20,13 @@ struct K {
 
 impl K {
     fn new() -> Self {
-        let kernel = Kernel::new(KernelConfig::default());
-        let p = kernel.spawn(0, 0);
+        K::on(Kernel::new(KernelConfig::default()), 0)
+    }
+
+    /// A process of `uid` (its gid the same) on `kernel`, in a new
+    /// session keyring, with a notification pipe.
+    fn on(kernel: Arc<Kernel>, uid: u32) -> Self {
+        let p = kernel.spawn(uid, uid);
         let s = p.keyctl_join_session_keyring(None).unwrap();
         let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
         p.set_queue_size(fd, 256).unwrap();
@@ -962,12 +967,8 @@ fn keys_gc_delay_for_revoked_and_expired_keys() {
         },
         ..Default::default()
     });
-    let p = kernel.spawn(0, 0);
-    let s = p.keyctl_join_session_keyring(None).unwrap();
-    let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
-    p.set_queue_size(fd, 256).unwrap();
-    let k = K { kernel, p, fd, s };
-    let (p, fd) = (&k.p, k.fd);
+    let k = K::on(kernel, 0);
+    let (p, s, fd) = (&k.p, k.s, k.fd);
     let r = p.add_key("user", Some("rv"), b"v", s).unwrap();
     p.keyctl_watch_key(r, fd, 2).unwrap();
     p.keyctl_revoke(r).unwrap();
@@ -3045,13 +3046,8 @@ fn keys_request_key_prepares_the_helpers_session_keyring() {
 /// (`key_type_asymmetric`, `key_type_encrypted`): their charge stays.
 #[test]
 fn keys_revoke_gives_back_the_payloads_charge() {
-    let kernel = Kernel::new(KernelConfig::default());
-    let p = kernel.spawn(1000, 1000);
-    let s = p.keyctl_join_session_keyring(None).unwrap();
-    let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
-    p.set_queue_size(fd, 256).unwrap();
-    let k = K { kernel, p, fd, s };
-    let p = &k.p;
+    let k = K::on(Kernel::new(KernelConfig::default()), 1000);
+    let (p, s, fd) = (&k.p, k.s, k.fd);
     let used = |k: &K| k.kernel.keys().quota_of(1000).1;
 
     let u = p.add_key("user", Some("u"), b"0123456789", s).unwrap();
@@ -3120,11 +3116,8 @@ fn keys_revoked_key_goes_at_once_without_a_gc_delay() {
         },
         ..Default::default()
     });
-    let p = kernel.spawn(0, 0);
-    let s = p.keyctl_join_session_keyring(None).unwrap();
-    let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
-    p.set_queue_size(fd, 256).unwrap();
-    let k = K { kernel, p, fd, s };
+    let k = K::on(kernel, 0);
+    let (s, fd) = (k.s, k.fd);
     let u = k.p.add_key("user", Some("u"), b"v", s).unwrap();
     k.p.keyctl_watch_key(u, fd, 4).unwrap();
     k.p.keyctl_revoke(u).unwrap();
