@@ -20,8 +20,13 @@ struct K {
 
 impl K {
     fn new() -> Self {
-        let kernel = Kernel::new(KernelConfig::default());
-        let p = kernel.spawn(0, 0);
+        K::on(Kernel::new(KernelConfig::default()), 0)
+    }
+
+    /// A process of `uid` (its gid the same) on `kernel`, in a new
+    /// session keyring, with a notification pipe.
+    fn on(kernel: Arc<Kernel>, uid: u32) -> Self {
+        let p = kernel.spawn(uid, uid);
         let s = p.keyctl_join_session_keyring(None).unwrap();
         let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
         p.set_queue_size(fd, 256).unwrap();
@@ -962,12 +967,8 @@ fn keys_gc_delay_for_revoked_and_expired_keys() {
         },
         ..Default::default()
     });
-    let p = kernel.spawn(0, 0);
-    let s = p.keyctl_join_session_keyring(None).unwrap();
-    let [fd, _w] = p.pipe2(O_NOTIFICATION_PIPE | O_NONBLOCK).unwrap();
-    p.set_queue_size(fd, 256).unwrap();
-    let k = K { kernel, p, fd, s };
-    let (p, fd) = (&k.p, k.fd);
+    let k = K::on(kernel, 0);
+    let (p, s, fd) = (&k.p, k.s, k.fd);
     let r = p.add_key("user", Some("rv"), b"v", s).unwrap();
     p.keyctl_watch_key(r, fd, 2).unwrap();
     p.keyctl_revoke(r).unwrap();
@@ -2706,4 +2707,682 @@ fn keys_add_key_loads_an_encrypted_key_with_its_master_key() {
         p.add_key("encrypted", Some("e3"), &load, s),
         Err(Errno::EINVAL)
     );
+}
+
+/// request_key(2) that finds a key under construction waits for it
+/// (`keyctl.c`'s request_key syscall calls `wait_for_key_construction()`
+/// on what `request_key_and_link()` found), with no alarm as long as it
+/// takes, then gives the key or, if the helper negated or rejected it,
+/// that error (`key_read_state()`); the corpus's waits.c `key-wait-stop`
+/// section recorded such a request_key returning the key after the wait
+/// ended. The helper's own request_key for its key would wait for ever
+/// on the kernel (docs/kernel-map.md: the oracle deadlocked); without an
+/// alarm watchq answers EDEADLK instead of hanging, with one EINTR as the
+/// kernel.
+#[test]
+fn keys_request_key_waits_for_a_key_under_construction() {
+    let k = K::new();
+    for (desc, end) in [("made", 0), ("negated", 1), ("rejected", 2)] {
+        let helper = k.p.fork();
+        let nk = helper
+            .key_construct("user", desc, KEY_SPEC_SESSION_KEYRING)
+            .unwrap();
+        let w = k.p.fork();
+        let waiter = std::thread::spawn(move || w.request_key("user", desc, 0));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!waiter.is_finished(), "{desc}: no wait");
+        if end == 0 {
+            let h = helper.clone();
+            let got = within(10, "the helper's request_key", move || {
+                h.request_key("user", desc, 0)
+            });
+            assert_eq!(got, Err(Errno::EDEADLK), "{desc}");
+            helper.set_alarm(Some(std::time::Duration::from_millis(100)));
+            let h = helper.clone();
+            let got = within(10, "the helper's request_key", move || {
+                h.request_key("user", desc, 0)
+            });
+            assert_eq!(got, Err(Errno::EINTR), "{desc}");
+            helper.set_alarm(None);
+        }
+        let want = match end {
+            0 => {
+                helper.keyctl_instantiate(nk, b"v", 0).unwrap();
+                Ok(nk)
+            }
+            1 => {
+                helper.keyctl_negate(nk, 60, 0).unwrap();
+                Err(Errno::ENOKEY)
+            }
+            _ => {
+                let e = Errno::EKEYREJECTED;
+                helper.keyctl_reject(nk, 60, e.as_raw(), 0).unwrap();
+                Err(e)
+            }
+        };
+        let got = within(10, "the waiter", move || waiter.join().unwrap());
+        assert_eq!(got, want, "{desc}");
+    }
+}
+
+/// A negative key outranks "nothing found" in a later keyring
+/// (`search_cred_keyrings_rcu()` keeps a negative key's ENOKEY over a
+/// later keyring's EAGAIN), and request_key(2) constructs only on
+/// "nothing found" (`request_key_and_link()` calls
+/// `construct_key_and_link()` for EAGAIN alone): a key negated in the
+/// process keyring, with nothing of its description in the session
+/// keyring searched after it, fails a request with call-out information
+/// with ENOKEY, as the corpus's keys.c `construct` section recorded for a
+/// second request of a negated key.
+#[test]
+fn keys_request_key_of_a_negated_key_constructs_nothing() {
+    use watchq_kernel::keys::KEY_SPEC_PROCESS_KEYRING;
+    let k = K::new();
+    let nk =
+        k.p.key_construct("user", "neg", KEY_SPEC_PROCESS_KEYRING)
+            .unwrap();
+    k.p.keyctl_negate(nk, 60, 0).unwrap();
+    assert_eq!(
+        k.p.request_key_with("user", "neg", Some(b"info"), 0),
+        Err(Errno::ENOKEY)
+    );
+    assert_eq!(k.p.request_key("user", "neg", 0), Err(Errno::ENOKEY));
+}
+
+/// `n` keyrings made in `s`, each granting its owner everything
+/// (0x3f3f0000) so that no later step depends on possession (which ends
+/// six levels down), for the caller to fill before [`nest`].
+fn flat_keyrings(p: &Process, s: Serial, name: &str, n: usize) -> Vec<Serial> {
+    (0..n)
+        .map(|i| {
+            let r = p
+                .add_key("keyring", Some(&format!("{name}{i}")), b"", s)
+                .unwrap();
+            p.keyctl_setperm(r, 0x3f3f_0000).unwrap();
+            r
+        })
+        .collect()
+}
+
+/// Moves each of `rings` but the first from `s` into the one before it:
+/// `rings[i]` ends `i` levels below `rings[0]`.
+fn nest(p: &Process, s: Serial, rings: &[Serial]) {
+    for w in rings.windows(2) {
+        p.keyctl_link(w[1], w[0]).unwrap();
+        p.keyctl_unlink(w[1], s).unwrap();
+    }
+}
+
+/// KEYCTL_SEARCH descends `KEYRING_SEARCH_MAX_DEPTH` (6) levels below the
+/// keyring it starts from and no deeper: `search_nested_keyrings()` looks
+/// at a nested keyring only while its stack holds fewer than six
+/// keyrings, and gives the whole keyring up when it is full (`goto
+/// not_this_keyring`, without `KEYRING_SEARCH_DETECT_TOO_DEEP`), so a key
+/// six levels down is found and one seven levels down is not.
+#[test]
+fn keys_search_reaches_six_levels_below_its_keyring() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let rings = flat_keyrings(&p, s, "L", 8);
+    let mut keys = Vec::new();
+    for (i, &r) in rings.iter().enumerate() {
+        let k = p.add_key("user", Some(&format!("at{i}")), b"v", r).unwrap();
+        p.keyctl_setperm(k, 0x3f3f_0000).unwrap();
+        keys.push(k);
+    }
+    nest(&p, s, &rings);
+    for (i, &k) in keys.iter().enumerate() {
+        let want = if i <= 6 { Ok(k) } else { Err(Errno::ENOKEY) };
+        assert_eq!(
+            p.keyctl_search(rings[0], "user", &format!("at{i}"), 0),
+            want,
+            "{i} levels down"
+        );
+    }
+}
+
+/// `find_asymmetric_key()` looks for a signer with `keyring_search(...,
+/// recurse = true)`: in the restriction's keyring and the keyrings nested
+/// in it, down to six levels below it (`KEYRING_SEARCH_MAX_DEPTH`), not
+/// into an invalidated one (`search_nested_keyrings()`'s
+/// `descend_to_keyring` check). ca2 signed ee (the corpus's
+/// `asym-restrict` section); a keyring restricted by `key_or_keyring:`
+/// a keyring holding ca2 that deep takes ee, and ENOKEY otherwise.
+#[test]
+fn keys_asymmetric_restriction_searches_nested_keyrings() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    for (name, depth, invalidate, want) in [
+        ("one", 1, false, Ok(())),
+        ("six", 6, false, Ok(())),
+        ("seven", 7, false, Err(Errno::ENOKEY)),
+        ("dead", 1, true, Err(Errno::ENOKEY)),
+    ] {
+        let rings = flat_keyrings(&p, s, name, depth + 1);
+        p.add_key("asymmetric", None, &cert("ca2"), rings[depth])
+            .unwrap();
+        nest(&p, s, &rings);
+        if invalidate {
+            p.keyctl_invalidate(rings[depth]).unwrap();
+        }
+        let r = p
+            .add_key("keyring", Some(&format!("r-{name}")), b"", s)
+            .unwrap();
+        let how = format!("key_or_keyring:{}", rings[0]);
+        p.keyctl_restrict_keyring(r, Some("asymmetric"), Some(&how))
+            .unwrap();
+        assert_eq!(
+            p.add_key("asymmetric", None, &cert("ee"), r).map(|_| ()),
+            want,
+            "{name}"
+        );
+    }
+}
+
+/// add_key(2) charges an encrypted key what `encrypted_key_alloc()`
+/// reserves (`key_payload_reserve()` of its payload's length, which
+/// /proc/keys shows: 135 for a `default user:wqmk 32` key in the corpus's
+/// enc.c section) after `key_alloc()` charged the description and its NUL
+/// alone (the type has no preparse: `quotalen` is its `def_datalen`, 0),
+/// never the add_key payload. A `load` of such a key's blob, 188 bytes of
+/// payload, fits a user's `maxbytes` left 3 + 135 bytes for key "e9" and
+/// 4 for its link, and not one byte less.
+#[test]
+fn keys_encrypted_key_is_charged_its_payload_not_the_add_key_text() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let p = kernel.spawn(1000, 1000);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    p.add_key("user", Some("wqmk"), b"0123456789abcdef0123456789abcdef", s)
+        .unwrap();
+    let e1 = p
+        .add_key("encrypted", Some("e1"), b"new user:wqmk 32", s)
+        .unwrap();
+    let load = [b"load ".as_slice(), &p.keyctl_read(e1).unwrap()].concat();
+    assert_eq!(load.len(), 188);
+    let n = ProcNode::lookup("/proc/sys/kernel/keys/maxbytes").unwrap();
+    let (_, used) = kernel.keys().quota_of(1000);
+    for (room, want) in [(141, Err(Errno::EDQUOT)), (142, Ok(()))] {
+        let text = format!("{}\n", used + room);
+        assert_eq!(root.proc_write(n, 0, text.as_bytes()), Ok(text.len()));
+        assert_eq!(
+            p.add_key("encrypted", Some("e9"), &load, s).map(|_| ()),
+            want,
+            "room {room}"
+        );
+    }
+    assert_eq!(kernel.keys().quota_of(1000).1, used + 142);
+}
+
+/// The end of a construction, as the requestor's request_key(2) with
+/// call-out information sees it (`call_sbin_request_key()`'s end and
+/// `complete_request_key()`), in the order the corpus's keys.c
+/// `construct` section recorded them: the key the helper instantiated;
+/// EKEYREJECTED for one it rejected so; ENOKEY for one it left
+/// uninstantiated, which is negated (`key_negate_and_link()` for
+/// `key_negative_timeout`), so a later request for it fails with ENOKEY
+/// too and starts no construction.
+///
+/// The authority to instantiate is the helper's: the authorisation key
+/// sits in its session keyring (`_req.KEY`), which
+/// `key_get_instantiation_authkey()` searches, so the requestor's
+/// KEYCTL_ASSUME_AUTHORITY finds none (ENOKEY). `keyctl_assume_authority()`
+/// refuses a negative id (EINVAL: no special ids) and gives the authority
+/// up for 0 (then KEYCTL_INSTANTIATE is EPERM).
+#[test]
+fn keys_construction_ends_as_the_helper_left_the_key() {
+    use watchq_sources::keys::{Anchors, Requested};
+    let d = Direct::new();
+    let store = d.kernel.keys();
+    let mut req = Anchors::default();
+    let session = store
+        .join_session_keyring(&mut d.ctx(&mut req), None)
+        .unwrap();
+    req.session = Some(session);
+    let request = |req: &mut Anchors, desc: &str| match store
+        .request_key(&mut d.ctx(req), "user", desc, Some(b"info"), 0)
+        .unwrap()
+    {
+        Requested::Construct(call) => call,
+        other => panic!("request_key {desc}: {other:?}"),
+    };
+    let helper_of = |call: &watchq_sources::keys::CallOut| Anchors {
+        session: Some(call.helper_session),
+        ..Anchors::default()
+    };
+
+    let call = request(&mut req, "made");
+    assert_eq!(
+        store.assume_authority(&mut d.ctx(&mut req), call.key),
+        Err(Errno::ENOKEY)
+    );
+    let mut h = helper_of(&call);
+    for bad in [-1, -7] {
+        assert_eq!(
+            store.assume_authority(&mut d.ctx(&mut h), bad),
+            Err(Errno::EINVAL),
+            "id {bad}"
+        );
+    }
+    assert!(store.assume_authority(&mut d.ctx(&mut h), call.key).is_ok());
+    assert_eq!(store.assume_authority(&mut d.ctx(&mut h), 0), Ok(0));
+    assert_eq!(
+        store.instantiate(&mut d.ctx(&mut h), call.key, b"v", 0),
+        Err(Errno::EPERM)
+    );
+    assert!(store.assume_authority(&mut d.ctx(&mut h), call.key).is_ok());
+    store
+        .instantiate(&mut d.ctx(&mut h), call.key, b"v", 0)
+        .unwrap();
+    assert_eq!(
+        store.construction_ended(&mut d.ctx(&mut req), &call),
+        Ok(call.key)
+    );
+
+    let call = request(&mut req, "rejected");
+    let mut h = helper_of(&call);
+    assert!(store.assume_authority(&mut d.ctx(&mut h), call.key).is_ok());
+    let e = Errno::EKEYREJECTED;
+    store
+        .reject(&mut d.ctx(&mut h), call.key, 60, e.as_raw(), 0)
+        .unwrap();
+    assert_eq!(
+        store.construction_ended(&mut d.ctx(&mut req), &call),
+        Err(e)
+    );
+
+    let call = request(&mut req, "left");
+    assert_eq!(
+        store.construction_ended(&mut d.ctx(&mut req), &call),
+        Err(Errno::ENOKEY)
+    );
+    assert_eq!(
+        store.request_key(&mut d.ctx(&mut req), "user", "left", Some(b"info"), 0),
+        Err(Errno::ENOKEY)
+    );
+}
+
+/// What request_key(2) prepares for `/sbin/request-key`
+/// (`construct_alloc_key()`, `construct_get_dest_keyring()`,
+/// `call_sbin_request_key()`): the key goes into the default keyring,
+/// here the session keyring, which must grant the possessor write
+/// (`key_permission(..., KEY_NEED_WRITE)` on a keyring the kernel chose:
+/// EACCES); the helper's session keyring is `_req.KEY`, the requestor's,
+/// with `KEY_POS_ALL | KEY_USR_VIEW | KEY_USR_READ` (3f030000).
+#[test]
+fn keys_request_key_prepares_the_helpers_session_keyring() {
+    use watchq_sources::keys::Requested;
+    let k = K::new();
+    let call = match k.p.request_key_with("user", "c", Some(b"info"), 0) {
+        Ok(Requested::Construct(call)) => call,
+        other => panic!("request_key: {other:?}"),
+    };
+    assert_eq!(k.contents(k.s), vec![call.key]);
+    assert_eq!(
+        k.p.keyctl_describe(call.helper_session),
+        Ok(format!("keyring;0;0;3f030000;_req.{}", call.key))
+    );
+    // Everything but write, for the possessor and the owner.
+    k.p.keyctl_setperm(k.s, 0x3b3b_0000).unwrap();
+    assert_eq!(
+        k.p.request_key_with("user", "d", Some(b"info"), 0),
+        Err(Errno::EACCES)
+    );
+}
+
+/// KEYCTL_REVOKE runs the type's revoke method, which may give back
+/// what the key's payload was charged: the `user` type's reserves 0
+/// bytes (`user_revoke()`), leaving its description and NUL charged; a
+/// keyring's (`keyring_revoke()`) clears it and reserves 0 bytes, so its
+/// links' 4 bytes each come back, those of links the collector took
+/// since included (they stay charged until then: the corpus's procfs.c
+/// `gc-link-bytes` section), and a key whose last link that was goes to
+/// the collector (the corpus's keys.c `revoke-ring` section: k4, linked
+/// only there, is removed; k5, linked from the session keyring too,
+/// lives on). The asymmetric and encrypted types have no revoke method
+/// (`key_type_asymmetric`, `key_type_encrypted`): their charge stays.
+#[test]
+fn keys_revoke_gives_back_the_payloads_charge() {
+    let k = K::on(Kernel::new(KernelConfig::default()), 1000);
+    let (p, s, fd) = (&k.p, k.s, k.fd);
+    let used = |k: &K| k.kernel.keys().quota_of(1000).1;
+
+    let u = p.add_key("user", Some("u"), b"0123456789", s).unwrap();
+    let before = used(&k);
+    p.keyctl_revoke(u).unwrap();
+    assert_eq!(used(&k), before - 10);
+
+    let r = p.add_key("keyring", Some("R"), b"", s).unwrap();
+    let k4 = p.add_key("user", Some("k4"), b"v", r).unwrap();
+    let k5 = p.add_key("user", Some("k5"), b"v", r).unwrap();
+    p.keyctl_link(k5, s).unwrap();
+    p.keyctl_watch_key(k4, fd, 2).unwrap();
+    p.keyctl_watch_key(k5, fd, 3).unwrap();
+    let before = used(&k);
+    p.keyctl_revoke(r).unwrap();
+    assert_eq!(used(&k), before - 8);
+    assert_eq!(bytes(&k.drain_all()), bytes(&[removal(k4, 2)]));
+    assert!(p.keyctl_describe(k5).is_ok());
+
+    let r2 = p.add_key("keyring", Some("R2"), b"", s).unwrap();
+    let gone = p.add_key("user", Some("g"), b"v", r2).unwrap();
+    p.keyctl_invalidate(gone).unwrap();
+    k.drain_all();
+    assert!(k.contents(r2).is_empty());
+    let before = used(&k);
+    p.keyctl_revoke(r2).unwrap();
+    assert_eq!(used(&k), before - 4);
+
+    p.add_key("user", Some("wqmk"), b"0123456789abcdef0123456789abcdef", s)
+        .unwrap();
+    let e = p
+        .add_key("encrypted", Some("e"), b"new user:wqmk 32", s)
+        .unwrap();
+    let a = p.add_key("asymmetric", None, &cert("ca1"), s).unwrap();
+    for (name, key) in [("encrypted", e), ("asymmetric", a)] {
+        let before = used(&k);
+        p.keyctl_revoke(key).unwrap();
+        assert_eq!(used(&k), before, "{name}");
+    }
+}
+
+/// A session keyring that KEYCTL_JOIN_SESSION_KEYRING replaces loses the
+/// process's reference (`install_session_keyring_to_cred()`, the old
+/// credentials put); an anonymous one nothing else holds is then
+/// destroyed by the collector, and its watchers get the removal
+/// (`key_gc_unused_keys()`'s `remove_watch_list()`).
+#[test]
+fn keys_replaced_session_keyring_is_collected() {
+    let k = K::new();
+    k.p.keyctl_watch_key(k.s, k.fd, 9).unwrap();
+    let s2 = k.p.keyctl_join_session_keyring(None).unwrap();
+    assert_ne!(s2, k.s);
+    assert_eq!(bytes(&k.drain_all()), bytes(&[removal(k.s, 9)]));
+}
+
+/// KEYCTL_REVOKE schedules the collector for the revocation time plus
+/// `gc_delay` (`key_revoke()`'s `key_schedule_gc()`): with a delay of 0
+/// the revoked key is removed at once, its watcher seeing REVOKED and
+/// then the removal.
+#[test]
+fn keys_revoked_key_goes_at_once_without_a_gc_delay() {
+    let kernel = Kernel::new(KernelConfig {
+        keys: watchq_kernel::keys::KeyConfig {
+            gc_delay: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let k = K::on(kernel, 0);
+    let (s, fd) = (k.s, k.fd);
+    let u = k.p.add_key("user", Some("u"), b"v", s).unwrap();
+    k.p.keyctl_watch_key(u, fd, 4).unwrap();
+    k.p.keyctl_revoke(u).unwrap();
+    assert_eq!(
+        bytes(&k.drain_all()),
+        bytes(&[key(NOTIFY_KEY_REVOKED, u, 0, 4), removal(u, 4)])
+    );
+}
+
+/// KEYCTL_CHOWN looks its key up as `keyctl_chown_key()` does, with
+/// `KEY_LOOKUP_CREATE | KEY_LOOKUP_PARTIAL` (a negative key and a
+/// process keyring not made yet are found); without CAP_SYS_ADMIN it
+/// takes a group the key already has or one the caller is in
+/// (`gid_eq(gid, key->gid) || in_group_p(gid)`), and no other (EACCES).
+#[test]
+fn keys_chown_group_rules_and_lookup() {
+    use watchq_kernel::keys::KEY_SPEC_PROCESS_KEYRING;
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let user = kernel.spawn(1000, 1000);
+    let s = user.keyctl_join_session_keyring(None).unwrap();
+    let k = user.add_key("user", Some("k"), b"v", s).unwrap();
+    // Others may set its attributes, so that root may give it a group.
+    user.keyctl_setperm(k, 0x3f01_0020).unwrap();
+    root.keyctl_chown(k, u32::MAX, 1234).unwrap();
+    assert_eq!(user.keyctl_chown(k, u32::MAX, 1234), Ok(()));
+    assert_eq!(user.keyctl_chown(k, u32::MAX, 5555), Err(Errno::EACCES));
+    assert_eq!(user.keyctl_chown(k, u32::MAX, 1000), Ok(()));
+    assert_eq!(user.keyctl_chown(k, u32::MAX, 1234), Err(Errno::EACCES));
+
+    let n = user
+        .key_construct("user", "neg", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    user.keyctl_negate(n, 60, 0).unwrap();
+    assert_eq!(user.keyctl_chown(n, u32::MAX, 1000), Ok(()));
+    assert_eq!(
+        root.keyctl_chown(KEY_SPEC_PROCESS_KEYRING, u32::MAX, 7),
+        Ok(())
+    );
+    let pk = root
+        .keyctl_get_keyring_id(KEY_SPEC_PROCESS_KEYRING, false)
+        .unwrap();
+    assert!(root
+        .keyctl_describe(pk)
+        .unwrap()
+        .starts_with("keyring;0;7;"));
+}
+
+/// KEYCTL_CHOWN to another uid moves the key's charge
+/// (`keyctl_chown_key()`: the new owner's `qnkeys` and `qnbytes` take the
+/// key and its `quotalen`, checked against its quota, and the old
+/// owner's give them back).
+#[test]
+fn keys_chown_moves_the_charge_to_the_new_owner() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let s = root.keyctl_join_session_keyring(None).unwrap();
+    let k = root.add_key("user", Some("q"), b"0123456789", s).unwrap();
+    let (keys, bytes) = kernel.keys().quota_of(0);
+    assert_eq!(kernel.keys().quota_of(2000), (0, 0));
+    root.keyctl_chown(k, 2000, u32::MAX).unwrap();
+    assert_eq!(kernel.keys().quota_of(2000), (1, 1 + 1 + 10));
+    assert_eq!(kernel.keys().quota_of(0), (keys - 1, bytes - 12));
+}
+
+/// KEYCTL_SETPERM looks its key up as `keyctl_setperm_key()` does, with
+/// `KEY_LOOKUP_CREATE | KEY_LOOKUP_PARTIAL`: a negative key's permissions
+/// are set, and a process keyring not made yet is made.
+#[test]
+fn keys_setperm_finds_negative_keys_and_makes_keyrings() {
+    use watchq_kernel::keys::KEY_SPEC_PROCESS_KEYRING;
+    let k = K::new();
+    let n =
+        k.p.key_construct("user", "neg", KEY_SPEC_SESSION_KEYRING)
+            .unwrap();
+    k.p.keyctl_negate(n, 60, 0).unwrap();
+    assert_eq!(k.p.keyctl_setperm(n, 0x3f3f_0000), Ok(()));
+    assert_eq!(
+        k.p.keyctl_setperm(KEY_SPEC_PROCESS_KEYRING, 0x3f3f_0000),
+        Ok(())
+    );
+    let pk =
+        k.p.keyctl_get_keyring_id(KEY_SPEC_PROCESS_KEYRING, false)
+            .unwrap();
+    assert!(k.p.keyctl_describe(pk).unwrap().contains(";3f3f0000;"));
+}
+
+/// An encrypted key's read method (`encrypted_read()`) makes its blob
+/// only for a buffer that holds it, a buffer of exactly its length
+/// included, and otherwise returns the length without looking for the
+/// master key: the corpus's enc.c section recorded 185 for a key whose
+/// master key does not exist read with no buffer, and ENOKEY with one.
+#[test]
+fn keys_encrypted_read_needs_a_buffer_that_holds_the_blob() {
+    let k = K::new();
+    let p = &k.p;
+    p.add_key(
+        "user",
+        Some("wqmk"),
+        b"0123456789abcdef0123456789abcdef",
+        k.s,
+    )
+    .unwrap();
+    let e1 = p
+        .add_key("encrypted", Some("e1"), b"new user:wqmk 32", k.s)
+        .unwrap();
+    let blob = p.keyctl_read(e1).unwrap();
+    assert_eq!(blob.len(), 183);
+    assert_eq!(p.keyctl_read_into(e1, 183), Ok(blob));
+    let e2 = p
+        .add_key("encrypted", Some("e2"), b"new user:nosuch 20", k.s)
+        .unwrap();
+    assert_eq!(p.keyctl_read_into(e2, 0).map(|v| v.len()), Ok(185));
+    assert_eq!(p.keyctl_read_into(e2, 8191), Err(Errno::ENOKEY));
+}
+
+/// KEYCTL_INSTANTIATE needs the authority for that very key
+/// (`keyctl_instantiate_key_common()`: EPERM unless the caller's
+/// `request_key_auth` names it as its target): a helper constructing
+/// one key may not instantiate another one under construction.
+#[test]
+fn keys_instantiate_needs_the_authority_for_that_key() {
+    let k = K::new();
+    let a = k.p.fork();
+    let b = k.p.fork();
+    let ka = a
+        .key_construct("user", "a", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let kb = b
+        .key_construct("user", "b", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    assert_eq!(a.keyctl_instantiate(kb, b"x", 0), Err(Errno::EPERM));
+    assert_eq!(a.keyctl_reject(kb, 1, 126, 0), Err(Errno::EPERM));
+    a.keyctl_instantiate(ka, b"x", 0).unwrap();
+    b.keyctl_instantiate(kb, b"y", 0).unwrap();
+}
+
+/// KEYCTL_INSTANTIATE's bounds and destination (`keyctl_instantiate_key()`
+/// refuses a payload over `1024 * 1024 - 1` bytes, EINVAL; the key is
+/// linked into the keyring given, `__key_link_begin()` refusing a key
+/// that is not a keyring with ENOTDIR): a big_key of 1 MiB less a byte
+/// is instantiated and linked into the keyring named, LINKED posted on
+/// it.
+#[test]
+fn keys_instantiate_bounds_and_destination() {
+    let k = K::new();
+    let r = k.p.add_key("keyring", Some("R"), b"", k.s).unwrap();
+    let u = k.p.add_key("user", Some("u"), b"v", k.s).unwrap();
+    k.p.keyctl_watch_key(r, k.fd, 3).unwrap();
+    let helper = k.p.fork();
+    let nk = helper
+        .key_construct("big_key", "big", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    k.drain();
+    assert_eq!(
+        helper.keyctl_instantiate(nk, &vec![7; 1 << 20], r),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(helper.keyctl_instantiate(nk, b"x", u), Err(Errno::ENOTDIR));
+    helper
+        .keyctl_instantiate(nk, &vec![7; (1 << 20) - 1], r)
+        .unwrap();
+    expect(&k, &[key(NOTIFY_KEY_LINKED, r, nk as u32, 3)]);
+    assert_eq!(k.contents(r), vec![nk]);
+}
+
+/// KEYCTL_SET_TIMEOUT looks its key up as `keyctl_set_timeout()` does,
+/// with `KEY_LOOKUP_CREATE | KEY_LOOKUP_PARTIAL`: a negative key's
+/// timeout is set, and a process keyring not made yet is made.
+#[test]
+fn keys_set_timeout_finds_negative_keys_and_makes_keyrings() {
+    use watchq_kernel::keys::KEY_SPEC_PROCESS_KEYRING;
+    let k = K::new();
+    let n =
+        k.p.key_construct("user", "neg", KEY_SPEC_SESSION_KEYRING)
+            .unwrap();
+    k.p.keyctl_negate(n, 60, 0).unwrap();
+    assert_eq!(k.p.keyctl_set_timeout(n, 100), Ok(()));
+    assert_eq!(
+        k.p.keyctl_set_timeout(KEY_SPEC_PROCESS_KEYRING, 100),
+        Ok(())
+    );
+    assert!(k
+        .p
+        .keyctl_get_keyring_id(KEY_SPEC_PROCESS_KEYRING, false)
+        .is_ok());
+}
+
+/// KEYCTL_MOVE looks its key up with `KEY_LOOKUP_CREATE |
+/// KEY_LOOKUP_PARTIAL` (`keyctl_keyring_move()`: a negative key moves),
+/// and `key_move()` refuses it when either end is not a keyring
+/// (ENOTDIR).
+#[test]
+fn keys_move_takes_negative_keys_and_needs_two_keyrings() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let b = p.add_key("keyring", Some("B"), b"", s).unwrap();
+    let u = p.add_key("user", Some("u"), b"v", s).unwrap();
+    let x = p.add_key("user", Some("x"), b"v", s).unwrap();
+    assert_eq!(p.keyctl_move(x, u, b, 0), Err(Errno::ENOTDIR));
+    assert_eq!(p.keyctl_move(x, s, u, 0), Err(Errno::ENOTDIR));
+    let n = p
+        .key_construct("user", "neg", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    p.keyctl_negate(n, 60, 0).unwrap();
+    assert_eq!(p.keyctl_move(n, s, b, 0), Ok(()));
+    assert_eq!(k.contents(b), vec![n]);
+}
+
+/// KEYCTL_SET_REQKEY_KEYRING returns the setting it replaces, as the
+/// corpus's types.c `reqkey` section recorded (1 after 0, then 2 after
+/// 1), and for the thread and process keyring values makes that keyring
+/// (`install_thread_keyring_to_cred()`, `install_process_keyring_to_cred()`).
+#[test]
+fn keys_set_reqkey_keyring_makes_the_keyring_it_names() {
+    use watchq_kernel::keys::{KEY_SPEC_PROCESS_KEYRING, KEY_SPEC_THREAD_KEYRING};
+    let k = K::new();
+    let p = &k.p;
+    assert_eq!(p.keyctl_set_reqkey_keyring(0), Ok(0));
+    assert_eq!(p.keyctl_set_reqkey_keyring(1), Ok(0));
+    assert!(p
+        .keyctl_get_keyring_id(KEY_SPEC_THREAD_KEYRING, false)
+        .is_ok());
+    assert_eq!(
+        p.keyctl_get_keyring_id(KEY_SPEC_PROCESS_KEYRING, false),
+        Err(Errno::ENOKEY)
+    );
+    assert_eq!(p.keyctl_set_reqkey_keyring(2), Ok(1));
+    assert!(p
+        .keyctl_get_keyring_id(KEY_SPEC_PROCESS_KEYRING, false)
+        .is_ok());
+    assert_eq!(p.keyctl_set_reqkey_keyring(-1), Ok(2));
+}
+
+/// KEYCTL_GET_SECURITY gives the key's security label as the LSM reports
+/// it (`security_key_getsecurity()`); without one (no LSM, as on the
+/// oracle's kernel) the empty string, the NUL alone.
+#[test]
+fn keys_get_security_gives_the_keys_label() {
+    let k = K::new();
+    let u = k.p.add_key("user", Some("u"), b"v", k.s).unwrap();
+    assert_eq!(k.p.keyctl_get_security(u), Ok(String::new()));
+    k.kernel
+        .keys()
+        .set_label(u, Some("system_u:object_r:key_t".into()))
+        .unwrap();
+    assert_eq!(
+        k.p.keyctl_get_security(u),
+        Ok("system_u:object_r:key_t".to_string())
+    );
+}
+
+/// KEYCTL_CAPABILITIES: ff 07 on the oracle's kernel (the corpus's
+/// types.c and surface.c `caps` sections), every bit of the first byte
+/// and, with key notifications, 0x04 of the second; without them 0x03.
+#[test]
+fn keys_capabilities_are_the_recorded_bytes() {
+    let k = K::new();
+    assert_eq!(k.p.keyctl_capabilities(), [0xff, 0x07]);
+    let kernel = Kernel::new(KernelConfig {
+        keys: watchq_kernel::keys::KeyConfig {
+            notifications: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    assert_eq!(kernel.spawn(0, 0).keyctl_capabilities(), [0xff, 0x03]);
 }

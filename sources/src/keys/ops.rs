@@ -1091,27 +1091,31 @@ impl KeyStore {
             k.revoked_at.get_or_insert(now);
             Ok(first.then_some((NOTIFY_KEY_REVOKED, 0)))
         })?;
-        // user_revoke(), big_key_revoke(): key_payload_reserve(key, 0).
-        // keyring_revoke() clears the keyring (no CLEARED record: the
-        // revocation's is the only one) and reserves nothing for it; a key
-        // whose last link that was is the collector's.
+        // The type's revoke method: user_revoke() (user, logon) and
+        // big_key_revoke() reserve 0 bytes of payload; keyring_revoke()
+        // clears the keyring (no CLEARED record: the revocation's is the
+        // only one) and reserves 0 bytes of links whatever it held, so the
+        // bytes of links the collector took come back too; a key whose
+        // last link that was is the collector's. The asymmetric and
+        // encrypted types have no revoke method: their charge stays.
         {
             let mut g = self.inner.lock();
             let cleared = match g.keys.get_mut(&s) {
-                Some(k) if k.is_keyring() && !k.links.is_empty() => {
+                Some(k) if k.is_keyring() => {
+                    let unlinked = !k.links.is_empty();
                     k.links.clear();
-                    Some(Inner::cost(k, 0))
+                    Some((Inner::cost(k, 0), unlinked))
                 }
-                Some(k) if !k.is_keyring() => {
-                    let b = k.desc.len() + 1;
-                    let _ = g.reserve(s, b);
-                    None
+                Some(k) if matches!(k.ktype, KeyType::User | KeyType::Logon | KeyType::BigKey) => {
+                    Some((Inner::cost(k, 0), false))
                 }
                 _ => None,
             };
-            if let Some(bytes) = cleared {
+            if let Some((bytes, unlinked)) = cleared {
                 let _ = g.reserve(s, bytes);
-                g.gc_pending = true;
+                if unlinked {
+                    g.gc_pending = true;
+                }
             }
         }
         // key_schedule_gc(now + gc_delay): due at once when the delay is 0.
