@@ -2707,3 +2707,144 @@ fn keys_add_key_loads_an_encrypted_key_with_its_master_key() {
         Err(Errno::EINVAL)
     );
 }
+
+/// enc.c's master keys (tests/conformance/probes/enc.c `MK`, `MK2`).
+const ENC_MK: &[u8] = b"0123456789abcdef0123456789abcdef";
+const ENC_MK2: &[u8] = b"a second master key, 38 bytes long....";
+
+/// An encrypted key's blob as the oracle kernel made or judged it: the C
+/// string `NAME` of tests/conformance/probes/enc-blobs.h (`kernel_blob`,
+/// `watchq_blob`), or, for `rekeyed:N`, the N-th `blob:` line of
+/// tests/data/conformance/enc.txt (the kernel's read after re-keying it).
+fn enc_blob(name: &str) -> Vec<u8> {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    if let Some(n) = name.strip_prefix("rekeyed:") {
+        let t = std::fs::read_to_string(format!("{dir}/data/conformance/enc.txt")).unwrap();
+        let n: usize = n.parse().unwrap();
+        let line = t.lines().filter_map(|l| l.strip_prefix("blob: ")).nth(n);
+        return line.unwrap().as_bytes().to_vec();
+    }
+    let h = std::fs::read_to_string(format!("{dir}/conformance/probes/enc-blobs.h")).unwrap();
+    let at = h.find(&format!("{name}[] =")).unwrap();
+    let body = &h[at..];
+    let body = &body[body.find('"').unwrap() + 1..];
+    body.as_bytes()[..body.find('"').unwrap()].to_vec()
+}
+
+/// The encrypted key's lengths as the oracle kernel gives them
+/// (tests/data/conformance/enc.txt, section `enc`): KEYCTL_READ's length
+/// with no buffer (`encrypted_read()`: FORMAT MASTER DATALEN and the hex
+/// of the IV, a zero byte, the secret rounded up to whole AES blocks and
+/// the HMAC, 2 digits a byte), the blob's first words, and the /proc/keys
+/// column (`payload_totallen`: the signed data, the secret or, for
+/// `ecryptfs`, its 740-byte authentication token, the HMAC and a NUL).
+/// An `ecryptfs` key's description is 16 hex digits, either case.
+#[test]
+fn keys_encrypted_lengths_as_recorded() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    p.add_key("user", Some("wqmk"), ENC_MK, s).unwrap();
+    p.add_key("user", Some("wqmk2"), ENC_MK2, s).unwrap();
+    let proc_keys = |k: Serial| -> String {
+        let node = ProcNode::lookup("/proc/keys").unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
+        let line = line.unwrap();
+        line.split_whitespace()
+            .skip(8)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // The read with a buffer: its length and first three words.
+    let read = |k: Serial| -> (usize, String) {
+        let b = p.keyctl_read_into(k, 8191).unwrap();
+        let words: Vec<&[u8]> = b.splitn(4, |&c| c == b' ').take(3).collect();
+        (b.len(), String::from_utf8(words.join(&b' ')).unwrap())
+    };
+    let add = |desc: &str, data: &str| p.add_key("encrypted", Some(desc), data.as_bytes(), s);
+
+    let e1 = add("e1", "new user:wqmk 32").unwrap();
+    assert_eq!(proc_keys(e1), "e1: 135");
+    assert_eq!(p.keyctl_read_into(e1, 0).map(|b| b.len()), Ok(183));
+    assert_eq!(p.keyctl_read_into(e1, 10).map(|b| b.len()), Ok(183));
+    assert_eq!(read(e1), (183, "default user:wqmk 32".to_string()));
+    // A 20-byte secret is encrypted as 32.
+    let e2 = add("e2", "new user:nosuch 20").unwrap();
+    assert_eq!(p.keyctl_read_into(e2, 0).map(|b| b.len()), Ok(185));
+    assert_eq!(p.keyctl_read_into(e2, 8191), Err(Errno::ENOKEY));
+    let e5 = add("e5", "new trusted:tk 4096").unwrap();
+    assert_eq!(p.keyctl_read_into(e5, 0).map(|b| b.len()), Ok(8314));
+    assert_eq!(p.keyctl_read_into(e5, 8191).map(|b| b.len()), Ok(8314));
+    let e3 = add("e3", "new enc32 user:wqmk 32").unwrap();
+    assert_eq!(read(e3), (181, "enc32 user:wqmk 32".to_string()));
+    let ef = add("0123456789abcdef", "new ecryptfs user:wqmk 64").unwrap();
+    assert_eq!(proc_keys(ef), "0123456789abcdef: 876");
+    let blob = p.keyctl_read_into(ef, 8191).unwrap();
+    assert_eq!(read(ef), (248, "ecryptfs user:wqmk 64".to_string()));
+    let load = [b"load ".as_slice(), &blob].concat();
+    let ef2 = p
+        .add_key("encrypted", Some("fedcba9876543210"), &load, s)
+        .unwrap();
+    assert_eq!(proc_keys(ef2), "fedcba9876543210: 876");
+    assert_eq!(
+        p.add_key("encrypted", Some("not-hex-16-chars"), &load, s),
+        Err(Errno::EINVAL)
+    );
+    for (desc, data) in [
+        ("0123456789abcde", "new ecryptfs user:wqmk 64"),
+        ("0123456789abcdeg", "new ecryptfs user:wqmk 64"),
+        ("0123456789ABCDEF", "new ecryptfs user:wqmk 32"),
+    ] {
+        assert_eq!(add(desc, data), Err(Errno::EINVAL), "{desc} {data}");
+    }
+    assert!(add("0123456789ABCDEF", "new ecryptfs trusted:tk 64").is_ok());
+    // The length is kept as written.
+    let e6 = add("e6", "new default user:wqmk 020").unwrap();
+    assert_eq!(read(e6), (184, "default user:wqmk 020".to_string()));
+    assert!(add("bad", "new\tuser:wqmk\t21").is_ok());
+    assert!(p
+        .add_key("encrypted", Some("b1"), b"new user:wqmk 32\0x", s)
+        .is_ok());
+
+    // Re-keyed: the new master key's name is in the blob and the charge.
+    p.keyctl_update(e1, b"update user:wqmk2").unwrap();
+    assert_eq!(proc_keys(e1), "e1: 136");
+    assert_eq!(read(e1), (184, "default user:wqmk2 32".to_string()));
+    assert_eq!(
+        p.keyctl_update(e1, b"update trusted:tk"),
+        Err(Errno::EINVAL)
+    );
+    p.keyctl_update(e3, b"update enc32 user:wqmk2").unwrap();
+    assert_eq!(read(e3), (182, "enc32 user:wqmk2 32".to_string()));
+    assert_eq!(p.keyctl_update(e5, b"update user:wqmk"), Err(Errno::EINVAL));
+    p.keyctl_update(e5, b"update trusted:tk2").unwrap();
+}
+
+/// Blobs the oracle kernel judged (tests/data/conformance/enc.txt,
+/// section `enc-blobs`): one it made and one watchq made, each loads with
+/// the master key user:wqmk, reads back as loaded, and re-keyed to
+/// user:wqmk2 (the IV and secret kept) reads as the kernel's blob: the
+/// key derivation, AES-256-CBC and HMAC-SHA256 match the kernel's byte
+/// for byte.
+#[test]
+fn keys_encrypted_blobs_load_and_rekey_as_the_kernel_does() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    p.add_key("user", Some("wqmk"), ENC_MK, s).unwrap();
+    p.add_key("user", Some("wqmk2"), ENC_MK2, s).unwrap();
+    for (i, name) in ["kernel_blob", "watchq_blob"].into_iter().enumerate() {
+        let blob = enc_blob(name);
+        assert_eq!(blob.len(), 215, "{name}");
+        let load = [b"load ".as_slice(), &blob].concat();
+        let k = p.add_key("encrypted", Some("blob"), &load, s).unwrap();
+        assert_eq!(p.keyctl_read(k), Ok(blob), "{name}");
+        p.keyctl_update(k, b"update user:wqmk2").unwrap();
+        let rekeyed = enc_blob(&format!("rekeyed:{i}"));
+        assert_eq!(rekeyed.len(), 216, "{name}");
+        assert_eq!(p.keyctl_read(k), Ok(rekeyed), "{name}");
+        p.keyctl_unlink(k, s).unwrap();
+    }
+}
