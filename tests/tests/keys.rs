@@ -2848,3 +2848,253 @@ fn keys_encrypted_blobs_load_and_rekey_as_the_kernel_does() {
         p.keyctl_unlink(k, s).unwrap();
     }
 }
+
+/// add_key(2) of each certificate of asym-certs.h as the oracle kernel
+/// parsed it (tests/data/conformance/asym.txt, section `asym-parse`,
+/// `x509_key_preparse()`): the description it proposes (the name
+/// `x509_fabricate_name()` makes of the subject's O, CN and mail, `: `,
+/// the SKID or else the serial number in hex), the /proc/keys column
+/// (`asymmetric_key_describe()`: `X509.ALGO` and the SKID's last 4
+/// bytes), and the payloads refused: none (EINVAL), not DER, cut short
+/// (EBADMSG), a self-signed one whose issuer no longer matches (then
+/// not self-signed: taken) or whose signature's last byte is changed
+/// (EINVAL, the PKCS#1 padding check), an EC self-signed one (ENOENT: the
+/// kernel has no ECDSA).
+#[test]
+fn keys_asymmetric_certificates_parse_as_recorded() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let proc_keys = |k: Serial| -> String {
+        let node = ProcNode::lookup("/proc/keys").unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
+        let line = line.unwrap();
+        line.split_whitespace()
+            .skip(8)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let desc = |k: Serial| -> String {
+        let d = p.keyctl_describe(k).unwrap();
+        d.splitn(5, ';').nth(4).unwrap().to_string()
+    };
+    // (certificate, description, /proc/keys column after it if recorded)
+    let cases = [
+        (
+            "ca1",
+            "Org1: Issuer1: fc67b270db8b1403de53315ce9412ef0da1ccf3a",
+            Some("X509.rsa da1ccf3a []"),
+        ),
+        (
+            "ee",
+            "Org: EndEntity: 74029aa0d65d904ab61256f1788d11ceba316da6",
+            Some("X509.rsa ba316da6 []"),
+        ),
+        (
+            "noskid",
+            "Org: NoSkid: 3c1f0fbde3fab298",
+            Some("X509.rsa []"),
+        ),
+        (
+            "noakid",
+            "Org: NoAkid: df421a0d12fe9a93054c76f9d4e89edcc54448ce",
+            None,
+        ),
+        (
+            "prefix",
+            "Acme signing key: 6f38981329706a7694a79effae0c61cd15f71153",
+            None,
+        ),
+        (
+            "orgcn",
+            "Widgets Limited CA: 68220446e12b40dd81319e2c2e5a500bfe83a3dd",
+            None,
+        ),
+        (
+            "mailonly",
+            "solo@example.com: 8794875984b9889ead25cf0ee95f973251364a2f",
+            None,
+        ),
+        (
+            "self",
+            "Org: Self: 6caa11ceda83e90430144c53aa8aa64d6d6f5f1b",
+            None,
+        ),
+        (
+            "ee_sha1",
+            "Org: EndEntitySha1: 4fbd6158072397c8a467ae33b095c8c527b33b8c",
+            None,
+        ),
+        (
+            "ec_ee",
+            "Org: EcEntity: 26c3d67baf9f17eb1a4ad667aa8c8087d1994d7d",
+            Some("X509.ecdsa-nist-p256 d1994d7d []"),
+        ),
+    ];
+    for (name, want, column) in cases {
+        let k = p.add_key("asymmetric", None, &cert(name), s).unwrap();
+        assert_eq!(desc(k), want, "{name}");
+        if let Some(c) = column {
+            assert_eq!(proc_keys(k), format!("{want}: {c}"), "{name}");
+        }
+    }
+    // `id:` matches a key id's tail, either case; `ex:` the whole id.
+    let ee = p.keyctl_search(s, "asymmetric", "id:ba316da6", 0).unwrap();
+    assert_eq!(desc(ee), cases[1].1);
+    assert_eq!(p.keyctl_search(s, "asymmetric", "id:BA316DA6", 0), Ok(ee));
+    assert_eq!(
+        p.keyctl_search(s, "asymmetric", "ex:ba316da6", 0),
+        Err(Errno::ENOKEY)
+    );
+    let mine = p
+        .add_key("asymmetric", Some("mine"), &cert("ee2"), s)
+        .unwrap();
+    assert_eq!(proc_keys(mine), "mine: X509.rsa 19aa6e92 []");
+    assert_eq!(
+        p.add_key("asymmetric", None, &cert("ec_self"), s),
+        Err(Errno::ENOENT)
+    );
+
+    let ca1 = cert("ca1");
+    let selfc = cert("self");
+    let tamper = |c: &[u8], from: &[u8], to: &[u8]| {
+        let at = c.windows(from.len()).position(|w| w == from).unwrap();
+        let mut c = c.to_vec();
+        c[at..at + to.len()].copy_from_slice(to);
+        c
+    };
+    let mut sig = selfc.clone();
+    *sig.last_mut().unwrap() ^= 1;
+    for (what, data, want) in [
+        ("nothing", Vec::new(), Err(Errno::EINVAL)),
+        ("garbage", b"garbage".to_vec(), Err(Errno::EBADMSG)),
+        (
+            "ca1 less 1 byte",
+            ca1[..ca1.len() - 1].to_vec(),
+            Err(Errno::EBADMSG),
+        ),
+        (
+            "ca1 less its signature",
+            ca1[..ca1.len() - 64].to_vec(),
+            Err(Errno::EBADMSG),
+        ),
+        (
+            "ca1, its issuer's mail changed",
+            tamper(&ca1, b"ca1@", b"cb1@"),
+            Ok(()),
+        ),
+        (
+            "self, its issuer's mail changed",
+            tamper(&selfc, b"self@", b"selg@"),
+            Ok(()),
+        ),
+        (
+            "self, its signature's last byte changed",
+            sig,
+            Err(Errno::EINVAL),
+        ),
+    ] {
+        let r = p.add_key("asymmetric", None, &data, s).map(|_| ());
+        assert_eq!(r, want, "{what}");
+    }
+}
+
+/// The RSA signature algorithms the kernel's X.509 parser knows
+/// (`x509_note_sig_algo()`: SHA-1, SHA-2 and SHA-3 with RSA): a
+/// certificate that is not self-signed is taken whichever it names (its
+/// signature is checked only against a signer, later), here ee's with
+/// its two sha256WithRSAEncryption OIDs (the TBS's and the outer one)
+/// made another of the same length. An OID the parser does not know is
+/// ENOPKG.
+#[test]
+fn keys_asymmetric_certificates_name_any_rsa_signature_algorithm() {
+    let k = K::new();
+    let ee = cert("ee");
+    let sha256_rsa = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+    let with_oid = |oid: &[u8]| {
+        let mut c = ee.clone();
+        let mut n = 0;
+        while let Some(at) = c.windows(9).position(|w| w == sha256_rsa) {
+            c[at..at + 9].copy_from_slice(oid);
+            n += 1;
+        }
+        assert_eq!(n, 2);
+        c
+    };
+    let rsa = |last: u8| [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, last];
+    let sha3_rsa = |last: u8| [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, last];
+    // sha1, sha384, sha512, sha224 with RSA; sha3-256, -384, -512 with RSA.
+    for oid in [rsa(0x05), rsa(0x0c), rsa(0x0d), rsa(0x0e)]
+        .into_iter()
+        .chain([sha3_rsa(0x0e), sha3_rsa(0x0f), sha3_rsa(0x10)])
+    {
+        let r = k.p.add_key("asymmetric", None, &with_oid(&oid), k.s);
+        assert!(r.is_ok(), "{oid:02x?}: {r:?}");
+    }
+    // rsaEncryption (1.2.840.113549.1.1.1): a key's algorithm, no
+    // signature's.
+    assert_eq!(
+        k.p.add_key("asymmetric", None, &with_oid(&rsa(0x01)), k.s),
+        Err(Errno::ENOPKG)
+    );
+}
+
+/// `x509_process_extension()`'s checks of the extensions it reads
+/// (EBADMSG): the SKID must be an OCTET STRING filling the extension,
+/// the key usage a BIT STRING of at least 2 content bytes with fewer than
+/// 8 unused bits, the basic constraints a SEQUENCE; and the AKID is
+/// decoded as x509_akid.asn1's SEQUENCE (`asn1_ber_decoder()`). Each
+/// is ee's (not self-signed: its signature is not checked here) with
+/// one byte of the extension's value changed.
+#[test]
+fn keys_asymmetric_certificate_extensions_are_checked() {
+    let k = K::new();
+    let ee = cert("ee");
+    // (the extension's OID and value header as ee has them, the byte
+    // at that offset in it, its new value)
+    let cases: [(&[u8], usize, u8); 6] = [
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x0e, 0x04, 0x16, 0x04, 0x14],
+            7,
+            0x05,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x0e, 0x04, 0x16, 0x04, 0x14],
+            8,
+            0x13,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x0f, 0x04, 0x04, 0x03, 0x02, 0x07],
+            7,
+            0x04,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x0f, 0x04, 0x04, 0x03, 0x02, 0x07],
+            9,
+            0x08,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x13, 0x04, 0x02, 0x30, 0x00],
+            7,
+            0x31,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x23, 0x04, 0x69, 0x30, 0x67],
+            7,
+            0x31,
+        ),
+    ];
+    for (at, off, new) in cases {
+        let i = ee.windows(at.len()).position(|w| w == at).unwrap();
+        let mut c = ee.clone();
+        c[i + off] = new;
+        assert_eq!(
+            k.p.add_key("asymmetric", None, &c, k.s),
+            Err(Errno::EBADMSG),
+            "{at:02x?} byte {off} made {new:02x}"
+        );
+    }
+    assert!(k.p.add_key("asymmetric", None, &ee, k.s).is_ok());
+}
