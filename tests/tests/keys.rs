@@ -3386,3 +3386,394 @@ fn keys_capabilities_are_the_recorded_bytes() {
     });
     assert_eq!(kernel.spawn(0, 0).keyctl_capabilities(), [0xff, 0x03]);
 }
+
+/// enc.c's master keys (tests/conformance/probes/enc.c `MK`, `MK2`).
+const ENC_MK: &[u8] = b"0123456789abcdef0123456789abcdef";
+const ENC_MK2: &[u8] = b"a second master key, 38 bytes long....";
+
+/// An encrypted key's blob as the oracle kernel made or judged it: the C
+/// string `NAME` of tests/conformance/probes/enc-blobs.h (`kernel_blob`,
+/// `watchq_blob`), or, for `rekeyed:N`, the N-th `blob:` line of
+/// tests/data/conformance/enc.txt (the kernel's read after re-keying it).
+fn enc_blob(name: &str) -> Vec<u8> {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    if let Some(n) = name.strip_prefix("rekeyed:") {
+        let t = std::fs::read_to_string(format!("{dir}/data/conformance/enc.txt")).unwrap();
+        let n: usize = n.parse().unwrap();
+        let line = t.lines().filter_map(|l| l.strip_prefix("blob: ")).nth(n);
+        return line.unwrap().as_bytes().to_vec();
+    }
+    let h = std::fs::read_to_string(format!("{dir}/conformance/probes/enc-blobs.h")).unwrap();
+    let at = h.find(&format!("{name}[] =")).unwrap();
+    let body = &h[at..];
+    let body = &body[body.find('"').unwrap() + 1..];
+    body.as_bytes()[..body.find('"').unwrap()].to_vec()
+}
+
+/// The encrypted key's lengths as the oracle kernel gives them
+/// (tests/data/conformance/enc.txt, section `enc`): KEYCTL_READ's length
+/// with no buffer (`encrypted_read()`: FORMAT MASTER DATALEN and the hex
+/// of the IV, a zero byte, the secret rounded up to whole AES blocks and
+/// the HMAC, 2 digits a byte), the blob's first words, and the /proc/keys
+/// column (`payload_totallen`: the signed data, the secret or, for
+/// `ecryptfs`, its 740-byte authentication token, the HMAC and a NUL).
+/// An `ecryptfs` key's description is 16 hex digits, either case.
+#[test]
+fn keys_encrypted_lengths_as_recorded() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    p.add_key("user", Some("wqmk"), ENC_MK, s).unwrap();
+    p.add_key("user", Some("wqmk2"), ENC_MK2, s).unwrap();
+    let proc_keys = |k: Serial| -> String {
+        let node = ProcNode::lookup("/proc/keys").unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
+        let line = line.unwrap();
+        line.split_whitespace()
+            .skip(8)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // The read with a buffer: its length and first three words.
+    let read = |k: Serial| -> (usize, String) {
+        let b = p.keyctl_read_into(k, 8191).unwrap();
+        let words: Vec<&[u8]> = b.splitn(4, |&c| c == b' ').take(3).collect();
+        (b.len(), String::from_utf8(words.join(&b' ')).unwrap())
+    };
+    let add = |desc: &str, data: &str| p.add_key("encrypted", Some(desc), data.as_bytes(), s);
+
+    let e1 = add("e1", "new user:wqmk 32").unwrap();
+    assert_eq!(proc_keys(e1), "e1: 135");
+    assert_eq!(p.keyctl_read_into(e1, 0).map(|b| b.len()), Ok(183));
+    assert_eq!(p.keyctl_read_into(e1, 10).map(|b| b.len()), Ok(183));
+    assert_eq!(read(e1), (183, "default user:wqmk 32".to_string()));
+    // A 20-byte secret is encrypted as 32.
+    let e2 = add("e2", "new user:nosuch 20").unwrap();
+    assert_eq!(p.keyctl_read_into(e2, 0).map(|b| b.len()), Ok(185));
+    assert_eq!(p.keyctl_read_into(e2, 8191), Err(Errno::ENOKEY));
+    let e5 = add("e5", "new trusted:tk 4096").unwrap();
+    assert_eq!(p.keyctl_read_into(e5, 0).map(|b| b.len()), Ok(8314));
+    assert_eq!(p.keyctl_read_into(e5, 8191).map(|b| b.len()), Ok(8314));
+    let e3 = add("e3", "new enc32 user:wqmk 32").unwrap();
+    assert_eq!(read(e3), (181, "enc32 user:wqmk 32".to_string()));
+    let ef = add("0123456789abcdef", "new ecryptfs user:wqmk 64").unwrap();
+    assert_eq!(proc_keys(ef), "0123456789abcdef: 876");
+    let blob = p.keyctl_read_into(ef, 8191).unwrap();
+    assert_eq!(read(ef), (248, "ecryptfs user:wqmk 64".to_string()));
+    let load = [b"load ".as_slice(), &blob].concat();
+    let ef2 = p
+        .add_key("encrypted", Some("fedcba9876543210"), &load, s)
+        .unwrap();
+    assert_eq!(proc_keys(ef2), "fedcba9876543210: 876");
+    assert_eq!(
+        p.add_key("encrypted", Some("not-hex-16-chars"), &load, s),
+        Err(Errno::EINVAL)
+    );
+    for (desc, data) in [
+        ("0123456789abcde", "new ecryptfs user:wqmk 64"),
+        ("0123456789abcdeg", "new ecryptfs user:wqmk 64"),
+        ("0123456789ABCDEF", "new ecryptfs user:wqmk 32"),
+    ] {
+        assert_eq!(add(desc, data), Err(Errno::EINVAL), "{desc} {data}");
+    }
+    assert!(add("0123456789ABCDEF", "new ecryptfs trusted:tk 64").is_ok());
+    // The length is kept as written.
+    let e6 = add("e6", "new default user:wqmk 020").unwrap();
+    assert_eq!(read(e6), (184, "default user:wqmk 020".to_string()));
+    assert!(add("bad", "new\tuser:wqmk\t21").is_ok());
+    assert!(p
+        .add_key("encrypted", Some("b1"), b"new user:wqmk 32\0x", s)
+        .is_ok());
+
+    // Re-keyed: the new master key's name is in the blob and the charge.
+    p.keyctl_update(e1, b"update user:wqmk2").unwrap();
+    assert_eq!(proc_keys(e1), "e1: 136");
+    assert_eq!(read(e1), (184, "default user:wqmk2 32".to_string()));
+    assert_eq!(
+        p.keyctl_update(e1, b"update trusted:tk"),
+        Err(Errno::EINVAL)
+    );
+    p.keyctl_update(e3, b"update enc32 user:wqmk2").unwrap();
+    assert_eq!(read(e3), (182, "enc32 user:wqmk2 32".to_string()));
+    assert_eq!(p.keyctl_update(e5, b"update user:wqmk"), Err(Errno::EINVAL));
+    p.keyctl_update(e5, b"update trusted:tk2").unwrap();
+}
+
+/// Blobs the oracle kernel judged (tests/data/conformance/enc.txt,
+/// section `enc-blobs`): one it made and one watchq made, each loads with
+/// the master key user:wqmk, reads back as loaded, and re-keyed to
+/// user:wqmk2 (the IV and secret kept) reads as the kernel's blob: the
+/// key derivation, AES-256-CBC and HMAC-SHA256 match the kernel's byte
+/// for byte.
+#[test]
+fn keys_encrypted_blobs_load_and_rekey_as_the_kernel_does() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    p.add_key("user", Some("wqmk"), ENC_MK, s).unwrap();
+    p.add_key("user", Some("wqmk2"), ENC_MK2, s).unwrap();
+    for (i, name) in ["kernel_blob", "watchq_blob"].into_iter().enumerate() {
+        let blob = enc_blob(name);
+        assert_eq!(blob.len(), 215, "{name}");
+        let load = [b"load ".as_slice(), &blob].concat();
+        let k = p.add_key("encrypted", Some("blob"), &load, s).unwrap();
+        assert_eq!(p.keyctl_read(k), Ok(blob), "{name}");
+        p.keyctl_update(k, b"update user:wqmk2").unwrap();
+        let rekeyed = enc_blob(&format!("rekeyed:{i}"));
+        assert_eq!(rekeyed.len(), 216, "{name}");
+        assert_eq!(p.keyctl_read(k), Ok(rekeyed), "{name}");
+        p.keyctl_unlink(k, s).unwrap();
+    }
+}
+
+/// add_key(2) of each certificate of asym-certs.h as the oracle kernel
+/// parsed it (tests/data/conformance/asym.txt, section `asym-parse`,
+/// `x509_key_preparse()`): the description it proposes (the name
+/// `x509_fabricate_name()` makes of the subject's O, CN and mail, `: `,
+/// the SKID or else the serial number in hex), the /proc/keys column
+/// (`asymmetric_key_describe()`: `X509.ALGO` and the SKID's last 4
+/// bytes), and the payloads refused: none (EINVAL), not DER, cut short
+/// (EBADMSG), a self-signed one whose issuer no longer matches (then
+/// not self-signed: taken) or whose signature's last byte is changed
+/// (EINVAL, the PKCS#1 padding check), an EC self-signed one (ENOENT: the
+/// kernel has no ECDSA).
+#[test]
+fn keys_asymmetric_certificates_parse_as_recorded() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let proc_keys = |k: Serial| -> String {
+        let node = ProcNode::lookup("/proc/keys").unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
+        let line = line.unwrap();
+        line.split_whitespace()
+            .skip(8)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let desc = |k: Serial| -> String {
+        let d = p.keyctl_describe(k).unwrap();
+        d.splitn(5, ';').nth(4).unwrap().to_string()
+    };
+    // (certificate, description, /proc/keys column after it if recorded)
+    let cases = [
+        (
+            "ca1",
+            "Org1: Issuer1: fc67b270db8b1403de53315ce9412ef0da1ccf3a",
+            Some("X509.rsa da1ccf3a []"),
+        ),
+        (
+            "ee",
+            "Org: EndEntity: 74029aa0d65d904ab61256f1788d11ceba316da6",
+            Some("X509.rsa ba316da6 []"),
+        ),
+        (
+            "noskid",
+            "Org: NoSkid: 3c1f0fbde3fab298",
+            Some("X509.rsa []"),
+        ),
+        (
+            "noakid",
+            "Org: NoAkid: df421a0d12fe9a93054c76f9d4e89edcc54448ce",
+            None,
+        ),
+        (
+            "prefix",
+            "Acme signing key: 6f38981329706a7694a79effae0c61cd15f71153",
+            None,
+        ),
+        (
+            "orgcn",
+            "Widgets Limited CA: 68220446e12b40dd81319e2c2e5a500bfe83a3dd",
+            None,
+        ),
+        (
+            "mailonly",
+            "solo@example.com: 8794875984b9889ead25cf0ee95f973251364a2f",
+            None,
+        ),
+        (
+            "self",
+            "Org: Self: 6caa11ceda83e90430144c53aa8aa64d6d6f5f1b",
+            None,
+        ),
+        (
+            "ee_sha1",
+            "Org: EndEntitySha1: 4fbd6158072397c8a467ae33b095c8c527b33b8c",
+            None,
+        ),
+        (
+            "ec_ee",
+            "Org: EcEntity: 26c3d67baf9f17eb1a4ad667aa8c8087d1994d7d",
+            Some("X509.ecdsa-nist-p256 d1994d7d []"),
+        ),
+    ];
+    for (name, want, column) in cases {
+        let k = p.add_key("asymmetric", None, &cert(name), s).unwrap();
+        assert_eq!(desc(k), want, "{name}");
+        if let Some(c) = column {
+            assert_eq!(proc_keys(k), format!("{want}: {c}"), "{name}");
+        }
+    }
+    // `id:` matches a key id's tail, either case; `ex:` the whole id.
+    let ee = p.keyctl_search(s, "asymmetric", "id:ba316da6", 0).unwrap();
+    assert_eq!(desc(ee), cases[1].1);
+    assert_eq!(p.keyctl_search(s, "asymmetric", "id:BA316DA6", 0), Ok(ee));
+    assert_eq!(
+        p.keyctl_search(s, "asymmetric", "ex:ba316da6", 0),
+        Err(Errno::ENOKEY)
+    );
+    let mine = p
+        .add_key("asymmetric", Some("mine"), &cert("ee2"), s)
+        .unwrap();
+    assert_eq!(proc_keys(mine), "mine: X509.rsa 19aa6e92 []");
+    assert_eq!(
+        p.add_key("asymmetric", None, &cert("ec_self"), s),
+        Err(Errno::ENOENT)
+    );
+
+    let ca1 = cert("ca1");
+    let selfc = cert("self");
+    let tamper = |c: &[u8], from: &[u8], to: &[u8]| {
+        let at = c.windows(from.len()).position(|w| w == from).unwrap();
+        let mut c = c.to_vec();
+        c[at..at + to.len()].copy_from_slice(to);
+        c
+    };
+    let mut sig = selfc.clone();
+    *sig.last_mut().unwrap() ^= 1;
+    for (what, data, want) in [
+        ("nothing", Vec::new(), Err(Errno::EINVAL)),
+        ("garbage", b"garbage".to_vec(), Err(Errno::EBADMSG)),
+        (
+            "ca1 less 1 byte",
+            ca1[..ca1.len() - 1].to_vec(),
+            Err(Errno::EBADMSG),
+        ),
+        (
+            "ca1 less its signature",
+            ca1[..ca1.len() - 64].to_vec(),
+            Err(Errno::EBADMSG),
+        ),
+        (
+            "ca1, its issuer's mail changed",
+            tamper(&ca1, b"ca1@", b"cb1@"),
+            Ok(()),
+        ),
+        (
+            "self, its issuer's mail changed",
+            tamper(&selfc, b"self@", b"selg@"),
+            Ok(()),
+        ),
+        (
+            "self, its signature's last byte changed",
+            sig,
+            Err(Errno::EINVAL),
+        ),
+    ] {
+        let r = p.add_key("asymmetric", None, &data, s).map(|_| ());
+        assert_eq!(r, want, "{what}");
+    }
+}
+
+/// The RSA signature algorithms the kernel's X.509 parser knows
+/// (`x509_note_sig_algo()`: SHA-1, SHA-2 and SHA-3 with RSA): a
+/// certificate that is not self-signed is taken whichever it names (its
+/// signature is checked only against a signer, later), here ee's with
+/// its two sha256WithRSAEncryption OIDs (the TBS's and the outer one)
+/// made another of the same length. An OID the parser does not know is
+/// ENOPKG.
+#[test]
+fn keys_asymmetric_certificates_name_any_rsa_signature_algorithm() {
+    let k = K::new();
+    let ee = cert("ee");
+    let sha256_rsa = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+    let with_oid = |oid: &[u8]| {
+        let mut c = ee.clone();
+        let mut n = 0;
+        while let Some(at) = c.windows(9).position(|w| w == sha256_rsa) {
+            c[at..at + 9].copy_from_slice(oid);
+            n += 1;
+        }
+        assert_eq!(n, 2);
+        c
+    };
+    let rsa = |last: u8| [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, last];
+    let sha3_rsa = |last: u8| [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, last];
+    // sha1, sha384, sha512, sha224 with RSA; sha3-256, -384, -512 with RSA.
+    for oid in [rsa(0x05), rsa(0x0c), rsa(0x0d), rsa(0x0e)]
+        .into_iter()
+        .chain([sha3_rsa(0x0e), sha3_rsa(0x0f), sha3_rsa(0x10)])
+    {
+        let r = k.p.add_key("asymmetric", None, &with_oid(&oid), k.s);
+        assert!(r.is_ok(), "{oid:02x?}: {r:?}");
+    }
+    // rsaEncryption (1.2.840.113549.1.1.1): a key's algorithm, no
+    // signature's.
+    assert_eq!(
+        k.p.add_key("asymmetric", None, &with_oid(&rsa(0x01)), k.s),
+        Err(Errno::ENOPKG)
+    );
+}
+
+/// `x509_process_extension()`'s checks of the extensions it reads
+/// (EBADMSG): the SKID must be an OCTET STRING filling the extension,
+/// the key usage a BIT STRING of at least 2 content bytes with fewer than
+/// 8 unused bits, the basic constraints a SEQUENCE; and the AKID is
+/// decoded as x509_akid.asn1's SEQUENCE (`asn1_ber_decoder()`). Each
+/// is ee's (not self-signed: its signature is not checked here) with
+/// one byte of the extension's value changed.
+#[test]
+fn keys_asymmetric_certificate_extensions_are_checked() {
+    let k = K::new();
+    let ee = cert("ee");
+    // (the extension's OID and value header as ee has them, the byte
+    // at that offset in it, its new value)
+    let cases: [(&[u8], usize, u8); 6] = [
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x0e, 0x04, 0x16, 0x04, 0x14],
+            7,
+            0x05,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x0e, 0x04, 0x16, 0x04, 0x14],
+            8,
+            0x13,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x0f, 0x04, 0x04, 0x03, 0x02, 0x07],
+            7,
+            0x04,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x0f, 0x04, 0x04, 0x03, 0x02, 0x07],
+            9,
+            0x08,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x13, 0x04, 0x02, 0x30, 0x00],
+            7,
+            0x31,
+        ),
+        (
+            &[0x06, 0x03, 0x55, 0x1d, 0x23, 0x04, 0x69, 0x30, 0x67],
+            7,
+            0x31,
+        ),
+    ];
+    for (at, off, new) in cases {
+        let i = ee.windows(at.len()).position(|w| w == at).unwrap();
+        let mut c = ee.clone();
+        c[i + off] = new;
+        assert_eq!(
+            k.p.add_key("asymmetric", None, &c, k.s),
+            Err(Errno::EBADMSG),
+            "{at:02x?} byte {off} made {new:02x}"
+        );
+    }
+    assert!(k.p.add_key("asymmetric", None, &ee, k.s).is_ok());
+}

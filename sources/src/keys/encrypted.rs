@@ -488,4 +488,97 @@ mod tests {
             Err(Errno::EINVAL)
         );
     }
+
+    /// enc.c's master key (tests/conformance/probes/enc.c `MK`).
+    const MK: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    /// The blob the oracle kernel made under `MK` (`kernel_blob` of
+    /// tests/conformance/probes/enc-blobs.h).
+    fn kernel_blob() -> String {
+        let h = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/conformance/probes/enc-blobs.h"
+        ))
+        .unwrap();
+        let body = &h[h.find("kernel_blob[] =").unwrap()..];
+        let body = &body[body.find('"').unwrap() + 1..];
+        body[..body.find('"').unwrap()].to_string()
+    }
+
+    /// A `load` blob without a format word is one from before formats:
+    /// its HMAC covers MASTER\0DATALEN\0IV\0DATA, not the `default\0` the
+    /// key is given (`datablob_hmac_verify()` starts at the master key's
+    /// name when the blob names no format), and the key reads back as a
+    /// `default` one, signed whole. The kernel's blob with its format word
+    /// taken away fails that check.
+    #[test]
+    fn a_blob_without_a_format_is_signed_from_the_master_name() {
+        let blob = kernel_blob();
+        let hex = blob.strip_prefix("default user:wqmk 40 ").unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        // IV, a zero byte and the encrypted secret; the HMAC after them.
+        let data = &bytes[..bytes.len() - HASH];
+        let auth = sha2::Sha256::digest([b"AUTH_KEY\0".as_slice(), MK].concat());
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&auth).unwrap();
+        m.update(&[b"user:wqmk\x0040\x00".as_slice(), data].concat());
+        let mac = m.finalize().into_bytes();
+        let old: String = data
+            .iter()
+            .chain(mac.iter())
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let old = format!("load user:wqmk 40 {old}");
+        let k = instantiate("k", old.as_bytes())
+            .unwrap()
+            .finish(Some(MK))
+            .unwrap();
+        assert_eq!(k.blob(MK), blob.as_bytes());
+        let bare = format!("load user:wqmk 40 {hex}");
+        let p = instantiate("k", bare.as_bytes()).unwrap();
+        assert_eq!(p.finish(Some(MK)).map(|_| ()), Err(Errno::EINVAL));
+    }
+
+    /// The length is read as `kstrtol(s, 10)` reads it (lib/kstrtox.c):
+    /// one sign, `-` or `+`, decimal digits and at most one newline; a
+    /// negative length is out of range.
+    #[test]
+    fn the_length_is_read_as_kstrtol_reads_it() {
+        for ok in ["+32", "32\n", "0032"] {
+            let b = format!("new user:mk {ok}");
+            assert!(instantiate("k", b.as_bytes()).is_ok(), "{ok:?}");
+        }
+        for bad in ["-32", "++32", "+-32", "-+32", "32\n\n", "0x20", "-"] {
+            let b = format!("new user:mk {bad}");
+            let r = instantiate("k", b.as_bytes()).map(|_| ());
+            assert_eq!(r, Err(Errno::EINVAL), "{bad:?}");
+        }
+    }
+
+    /// `encrypted_instantiate()` and `encrypted_update()` take up to 32767
+    /// bytes; the type reads them as a C string, up to the first NUL.
+    #[test]
+    fn payloads_of_up_to_32767_bytes() {
+        let pad = |s: &[u8], n: usize| {
+            let mut v = s.to_vec();
+            v.resize(n, 0);
+            v
+        };
+        let k = instantiate("k", &pad(b"new user:mk 32", 32767))
+            .unwrap()
+            .finish(None)
+            .unwrap();
+        assert_eq!(
+            instantiate("k", &pad(b"new user:mk 32", 32768)).map(|_| ()),
+            Err(Errno::EINVAL)
+        );
+        assert!(update(&k, &pad(b"update user:mk2", 32767)).is_ok());
+        assert_eq!(
+            update(&k, &pad(b"update user:mk2", 32768)).map(|_| ()),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(update(&k, b"").map(|_| ()), Err(Errno::EINVAL));
+    }
 }
