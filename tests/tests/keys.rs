@@ -3777,3 +3777,42 @@ fn keys_asymmetric_certificate_extensions_are_checked() {
     }
     assert!(k.p.add_key("asymmetric", None, &ee, k.s).is_ok());
 }
+
+/// KEYCTL_INSTANTIATE charges the payload: a key under construction costs
+/// its description and NUL (`key_alloc()` with the type's `def_datalen`,
+/// 0 for `user`), and the instantiate's `generic_key_instantiate()`
+/// reserves the preparsed `quotalen` on top (`key_payload_reserve()`),
+/// checked against `maxbytes`: over it the instantiate is EDQUOT and the
+/// key stays under construction (the helper can still negate it).
+#[test]
+fn keys_instantiate_charges_the_payload() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let kernel = Kernel::new(KernelConfig::default());
+    let root = kernel.spawn(0, 0);
+    let p = kernel.spawn(1000, 1000);
+    p.keyctl_join_session_keyring(None).unwrap();
+    let (_, before) = kernel.keys().quota_of(1000);
+    let k = p
+        .key_construct("user", "made", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let (_, made) = kernel.keys().quota_of(1000);
+    p.keyctl_instantiate(k, b"0123456789", 0).unwrap();
+    assert_eq!(kernel.keys().quota_of(1000).1, made + 10);
+    // "made" and its NUL, its link into the session keyring, its payload.
+    assert_eq!(made + 10 - before, 5 + 4 + 10);
+
+    let n = p
+        .key_construct("user", "big", KEY_SPEC_SESSION_KEYRING)
+        .unwrap();
+    let (_, b) = kernel.keys().quota_of(1000);
+    let node = ProcNode::lookup("/proc/sys/kernel/keys/maxbytes").unwrap();
+    let text = format!("{}\n", b + 9);
+    assert_eq!(root.proc_write(node, 0, text.as_bytes()), Ok(text.len()));
+    assert_eq!(
+        p.keyctl_instantiate(n, b"0123456789", 0),
+        Err(Errno::EDQUOT)
+    );
+    assert_eq!(kernel.keys().quota_of(1000).1, b);
+    p.keyctl_negate(n, 60, 0).unwrap();
+    assert_eq!(p.request_key("user", "big", 0), Err(Errno::ENOKEY));
+}

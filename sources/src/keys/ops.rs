@@ -37,6 +37,18 @@ const KEYQUOTA_LINK_BYTES: usize = 4;
 pub(crate) const ROOT_QUOTA: (usize, usize) = (1_000_000, 25_000_000);
 
 /// The permission mask the kernel gives a key it creates for a user.
+/// What a key of type `t` with `len` bytes of payload charges its owner
+/// beyond its description and NUL: the type's `quotalen` (the payload's
+/// length; big_key 16 bytes whatever its size, `big_key_preparse()`; an
+/// asymmetric key 100, `x509_key_preparse()`).
+fn quotalen(t: KeyType, len: usize) -> usize {
+    match t {
+        KeyType::BigKey => 16,
+        KeyType::Asymmetric => 100,
+        _ => len,
+    }
+}
+
 fn default_perm(t: KeyType) -> u32 {
     let mut p = KEY_POS_VIEW | KEY_POS_SEARCH | KEY_POS_LINK | KEY_POS_SETATTR | KEY_USR_VIEW;
     if t.readable() {
@@ -365,14 +377,7 @@ impl Inner {
         state: KeyState,
         quota: (usize, usize),
     ) -> Result<Serial> {
-        // The type's `quotalen`: big_key charges 16 bytes whatever its size.
-        let quotalen = match t {
-            KeyType::BigKey => 16,
-            // x509_key_preparse()'s quotalen.
-            KeyType::Asymmetric => 100,
-            _ => payload.len(),
-        };
-        let charged = desc.len() + 1 + quotalen;
+        let charged = desc.len() + 1 + quotalen(t, payload.len());
         self.charge(uid, charged, quota)?;
         let serial = self.insert_key(t, desc, payload, (uid, gid, perm), state, charged);
         Ok(serial)
@@ -1496,6 +1501,18 @@ impl KeyStore {
             payload.to_vec()
         };
         if g.key(id)?.state == KeyState::Uninstantiated {
+            // The type's instantiate charges the payload
+            // (`generic_key_instantiate()`'s, or `encrypted_key_alloc()`'s,
+            // `key_payload_reserve()`): until now the key under
+            // construction cost its description alone (`key_alloc()`).
+            // EDQUOT leaves it under construction, as the kernel's failed
+            // instantiate does.
+            let k = g.key(id)?;
+            let bytes = match &enc {
+                Some(e) => Inner::cost(k, e.payload_len()),
+                None => Inner::cost(k, quotalen(t, payload.len())),
+            };
+            g.reserve(id, bytes)?;
             let k = g.key_mut(id)?;
             k.asym = asym;
             k.enc = enc;
