@@ -3816,3 +3816,46 @@ fn keys_instantiate_charges_the_payload() {
     p.keyctl_negate(n, 60, 0).unwrap();
     assert_eq!(p.request_key("user", "big", 0), Err(Errno::ENOKEY));
 }
+
+/// `find_asymmetric_key()`'s `keyring_search()` descends into an expired
+/// keyring, as into any keyring that is neither invalidated nor revoked
+/// (`search_nested_keyrings()`'s `descend_to_keyring` test); the keys it
+/// meets are state-checked, so an expired signer itself is passed over. A
+/// keyring restricted by `key_or_keyring:` a keyring whose nested keyring
+/// holds ca2 takes ee while that nested keyring is expired, not once it
+/// is revoked, and not when ca2 itself is the one expired.
+#[test]
+fn keys_asymmetric_restriction_searches_expired_keyrings() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let mut cases = Vec::new();
+    for (name, what) in [("exp", 0), ("rev", 1), ("signer", 2)] {
+        let rings = flat_keyrings(&p, s, name, 2);
+        let ca = p
+            .add_key("asymmetric", None, &cert("ca2"), rings[1])
+            .unwrap();
+        nest(&p, s, &rings);
+        match what {
+            0 => p.keyctl_set_timeout(rings[1], 1).unwrap(),
+            1 => p.keyctl_revoke(rings[1]).unwrap(),
+            _ => p.keyctl_set_timeout(ca, 1).unwrap(),
+        }
+        cases.push((name, rings[0], what == 0));
+    }
+    kernel.advance_clock(2);
+    for (name, top, found) in cases {
+        let r = p
+            .add_key("keyring", Some(&format!("r-{name}")), b"", s)
+            .unwrap();
+        let how = format!("key_or_keyring:{top}");
+        p.keyctl_restrict_keyring(r, Some("asymmetric"), Some(&how))
+            .unwrap();
+        let want = if found { Ok(()) } else { Err(Errno::ENOKEY) };
+        assert_eq!(
+            p.add_key("asymmetric", None, &cert("ee"), r).map(|_| ()),
+            want,
+            "{name}"
+        );
+    }
+}

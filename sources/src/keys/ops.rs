@@ -229,7 +229,10 @@ impl Inner {
 
     fn find_asym_in(&self, ring: Serial, m: &IdMatch, sp: usize) -> Option<Serial> {
         let r = self.keys.get(&ring)?;
-        if !r.is_keyring() || r.validate(self.now).is_err() {
+        // `search_nested_keyrings()` gives up only an invalidated or a
+        // revoked keyring (its `descend_to_keyring` test); an expired one
+        // is searched. The keys in it pass the state check (below).
+        if !r.is_keyring() || r.invalidated || r.revoked_at.is_some() {
             return None;
         }
         let hit = r.links.iter().find(|l| {
