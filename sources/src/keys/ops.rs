@@ -36,7 +36,6 @@ const KEYQUOTA_LINK_BYTES: usize = 4;
 /// Root's key quota at boot (`root_maxkeys`, `root_maxbytes`).
 pub(crate) const ROOT_QUOTA: (usize, usize) = (1_000_000, 25_000_000);
 
-/// The permission mask the kernel gives a key it creates for a user.
 /// What a key of type `t` with `len` bytes of payload charges its owner
 /// beyond its description and NUL: the type's `quotalen` (the payload's
 /// length; big_key 16 bytes whatever its size, `big_key_preparse()`; an
@@ -49,6 +48,7 @@ fn quotalen(t: KeyType, len: usize) -> usize {
     }
 }
 
+/// The permission mask the kernel gives a key it creates for a user.
 fn default_perm(t: KeyType) -> u32 {
     let mut p = KEY_POS_VIEW | KEY_POS_SEARCH | KEY_POS_LINK | KEY_POS_SETATTR | KEY_USR_VIEW;
     if t.readable() {
