@@ -63,9 +63,10 @@ run() {
 # seconds (default 30: the post group's tests pass in 2.4 s on the
 # unmutated tree; a mutant that breaks posting often hangs a waiting test,
 # kernel_bugs' bug13/bug14, so a long timeout is most of a run's time).
-# The keys group names its test targets with --cargo-arg, so the build
-# of each mutant links those 4 test binaries, not all 38 of watchq-tests
-# (--cargo-test-arg reaches only the test run); its corpus replay runs
+# Both groups name their test targets with --cargo-arg, so the build of
+# each mutant links its judges' test binaries (post 6, keys 4), not all
+# 38 of watchq-tests (--cargo-test-arg reaches only the test run); the
+# keys group's corpus replay runs
 # `watchq exec`, which rebuilds the binaries inside the test's time:
 # MUTANT_TIMEOUT=90 for it on a loaded machine.
 no_baseline=(--baseline=skip --timeout "${MUTANT_TIMEOUT:-30}")
@@ -78,10 +79,10 @@ for g in "${groups[@]}"; do
         post)
             run post "${no_baseline[@]}" -f core/src/watch.rs -f core/src/queue.rs -f core/src/post.rs \
                 --test-package watchq-core --test-package watchq-tests \
-                --cargo-test-arg=--lib --cargo-test-arg=--test=post_model \
-                --cargo-test-arg=--test=queue_rules --cargo-test-arg=--test=kernel_bugs \
-                --cargo-test-arg=--test=stress --cargo-test-arg=--test=pipe_syscalls \
-                --cargo-test-arg=--test=policy ;;
+                --cargo-arg=--lib --cargo-arg=--test=post_model \
+                --cargo-arg=--test=queue_rules --cargo-arg=--test=kernel_bugs \
+                --cargo-arg=--test=stress --cargo-arg=--test=pipe_syscalls \
+                --cargo-arg=--test=policy ;;
         keys)
             judges=(--cargo-arg=--lib --cargo-arg=--test=keys --cargo-arg=--test=oracle_keys)
             case ${KEYS_STAGE:-} in

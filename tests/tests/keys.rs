@@ -3859,3 +3859,61 @@ fn keys_asymmetric_restriction_searches_expired_keyrings() {
         );
     }
 }
+
+/// An asymmetric restriction's signer search needs search permission, as
+/// `keyring_search()` checks it: on the keyring it starts from (refused:
+/// `find_asymmetric_key()` makes the EACCES "no key"), on each nested
+/// keyring (passed over) and on the key found (passed over). The search
+/// starts from `make_key_ref(keyring, 1)`, so the possessor's bits count
+/// for every keyring and key of the tree, whoever the caller is: a tree
+/// another user made, which grants its possessor search and nobody else,
+/// still gives up its signer to a caller who does not possess it.
+#[test]
+fn keys_asymmetric_restriction_search_needs_search_permission() {
+    const NO_SEARCH: u32 = 0x3737_0000; // possessor and owner: all but search
+    const POS_ONLY: u32 = 0x3f01_0000; // possessor all, owner view, others none
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    let other = kernel.spawn(1000, 1000);
+    let os = other.keyctl_join_session_keyring(None).unwrap();
+    let mut cases = Vec::new();
+    for (name, what) in [
+        ("top", 0),
+        ("nested", 1),
+        ("key", 2),
+        ("pos", 3),
+        ("other", 4),
+    ] {
+        let (who, sess) = if what == 4 { (&other, os) } else { (&p, s) };
+        let rings = flat_keyrings(who, sess, name, 2);
+        let ca = who
+            .add_key("asymmetric", None, &cert("ca2"), rings[1])
+            .unwrap();
+        nest(who, sess, &rings);
+        let (perm, at): (u32, &[Serial]) = match what {
+            0 => (NO_SEARCH, &rings[..1]),
+            1 => (NO_SEARCH, &rings[1..]),
+            2 => (NO_SEARCH, &[ca]),
+            _ => (POS_ONLY, &[rings[0], rings[1], ca]),
+        };
+        for &k in at {
+            who.keyctl_setperm(k, perm).unwrap();
+        }
+        cases.push((name, rings[0], what >= 3));
+    }
+    for (name, top, found) in cases {
+        let r = p
+            .add_key("keyring", Some(&format!("r-{name}")), b"", s)
+            .unwrap();
+        let how = format!("key_or_keyring:{top}");
+        p.keyctl_restrict_keyring(r, Some("asymmetric"), Some(&how))
+            .unwrap();
+        let want = if found { Ok(()) } else { Err(Errno::ENOKEY) };
+        assert_eq!(
+            p.add_key("asymmetric", None, &cert("ee"), r).map(|_| ()),
+            want,
+            "{name}"
+        );
+    }
+}

@@ -5,7 +5,7 @@
 use super::asym::{self, AsymKey, IdMatch, Restriction};
 use super::encrypted::{self, EncKey};
 use super::perm::{
-    need, sys_admin, KEY_GRP_ALL, KEY_OTH_ALL, KEY_POS_ALL, KEY_POS_LINK, KEY_POS_READ,
+    need, perm_mask, sys_admin, KEY_GRP_ALL, KEY_OTH_ALL, KEY_POS_ALL, KEY_POS_LINK, KEY_POS_READ,
     KEY_POS_SEARCH, KEY_POS_SETATTR, KEY_POS_VIEW, KEY_POS_WRITE, KEY_USR_ALL, KEY_USR_VIEW,
     LOOKUP_CREATE, LOOKUP_PARTIAL,
 };
@@ -118,7 +118,7 @@ impl Inner {
     /// ENOTDIR, EKEYREVOKED, EDQUOT (no room for a new link's 4 bytes),
     /// the keyring's restriction (see [`Inner::check_restriction`]),
     /// EDEADLK/ELOOP (cycle).
-    pub(crate) fn check_link(&self, ring: Serial, key: Serial) -> Result<()> {
+    pub(crate) fn check_link(&self, ctx: &KeyCtx<'_>, ring: Serial, key: Serial) -> Result<()> {
         let r = self.key(ring)?;
         if !r.is_keyring() {
             return Err(Errno::ENOTDIR);
@@ -139,7 +139,7 @@ impl Inner {
             }
         }
         let k = self.key(key)?;
-        self.check_restriction(ring, k.ktype, k.asym.as_deref())?;
+        self.check_restriction(ctx, ring, k.ktype, k.asym.as_deref())?;
         if k.is_keyring() {
             self.detect_cycle(ring, key)?;
         }
@@ -157,6 +157,7 @@ impl Inner {
     /// verification's errno (`EKEYREJECTED`, `EBADMSG`, `EINVAL`).
     pub(crate) fn check_restriction(
         &self,
+        ctx: &KeyCtx<'_>,
         ring: Serial,
         t: KeyType,
         asym: Option<&AsymKey>,
@@ -181,7 +182,7 @@ impl Inner {
                             .is_some_and(|k| k.desc == ".builtin_trusted_keys")
                     })
                     .ok_or(Errno::ENOKEY)?;
-                let signer = self.find_signer(builtin, cand).ok_or(Errno::ENOKEY)?;
+                let signer = self.find_signer(ctx, builtin, cand).ok_or(Errno::ENOKEY)?;
                 let sa = self.keys[&signer].asym.as_deref().ok_or(Errno::EINVAL)?;
                 return asym::verify_signed(cand, sa);
             }
@@ -196,7 +197,7 @@ impl Inner {
         if let Some(tk) = trusted {
             let k = self.key(tk)?;
             match k.ktype {
-                KeyType::Keyring => signer = self.find_signer(tk, cand),
+                KeyType::Keyring => signer = self.find_signer(ctx, tk, cand),
                 KeyType::Asymmetric => {
                     let ka = k.asym.as_deref().ok_or(Errno::ENOKEY)?;
                     if asym::signed_by_ids(cand, ka) {
@@ -207,7 +208,7 @@ impl Inner {
             }
         }
         if check_dest && signer.is_none() {
-            signer = self.find_signer(ring, cand);
+            signer = self.find_signer(ctx, ring, cand);
         }
         let signer = self.key(signer.ok_or(Errno::ENOKEY)?)?;
         signer.validate(self.now)?;
@@ -220,14 +221,20 @@ impl Inner {
     /// (own links first in slot order, then nested keyrings, passing over
     /// keys and keyrings that are revoked, invalidated or expired); every
     /// failure is "none".
-    fn find_signer(&self, ring: Serial, cand: &AsymKey) -> Option<Serial> {
+    fn find_signer(&self, ctx: &KeyCtx<'_>, ring: Serial, cand: &AsymKey) -> Option<Serial> {
         let (m, second) = asym::signer_match(cand)?;
-        let found = self.find_asym_in(ring, &m, 0)?;
+        let found = self.find_asym_in(ctx, ring, &m, 0)?;
         let fa = self.keys.get(&found)?.asym.as_deref()?;
         asym::second_id_ok(fa, &second).then_some(found)
     }
 
-    fn find_asym_in(&self, ring: Serial, m: &IdMatch, sp: usize) -> Option<Serial> {
+    fn find_asym_in(
+        &self,
+        ctx: &KeyCtx<'_>,
+        ring: Serial,
+        m: &IdMatch,
+        sp: usize,
+    ) -> Option<Serial> {
         let r = self.keys.get(&ring)?;
         // `search_nested_keyrings()` gives up only an invalidated or a
         // revoked keyring (its `descend_to_keyring` test); an expired one
@@ -235,9 +242,22 @@ impl Inner {
         if !r.is_keyring() || r.invalidated || r.revoked_at.is_some() {
             return None;
         }
+        // The search permission of the keyring searched (the starting
+        // one: `keyring_search_rcu()`'s EACCES, which
+        // `find_asymmetric_key()` makes "none"; a nested one: passed
+        // over), and of the key found (passed over, the search goes on).
+        // Possessor bits count whoever the caller is: the search starts
+        // from `make_key_ref(keyring, 1)`, and every nested keyring and
+        // key is judged with that possession.
+        let searchable = |k: &Key| perm_mask(k, ctx, true) & need::SEARCH != 0;
+        if !searchable(r) {
+            return None;
+        }
         let hit = r.links.iter().find(|l| {
             self.keys.get(l).is_some_and(|k| {
-                k.validate(self.now).is_ok() && k.asym.as_deref().is_some_and(|a| m.hits(a))
+                k.validate(self.now).is_ok()
+                    && k.asym.as_deref().is_some_and(|a| m.hits(a))
+                    && searchable(k)
             })
         });
         if hit.is_some() {
@@ -249,7 +269,7 @@ impl Inner {
         r.links
             .iter()
             .filter(|l| self.keys.get(l).is_some_and(Key::is_keyring))
-            .find_map(|l| self.find_asym_in(l, m, sp + 1))
+            .find_map(|l| self.find_asym_in(ctx, l, m, sp + 1))
     }
 
     /// Where keyring `ring` holds the key of `key`'s index key, its
@@ -318,7 +338,7 @@ impl Inner {
                 return Err(e);
             }
         }
-        if let Err(e) = self.check_link(ring, s) {
+        if let Err(e) = self.check_link(ctx, ring, s) {
             self.remove_key(s);
             return Err(e);
         }
@@ -655,7 +675,7 @@ impl KeyStore {
             t.vet(desc.as_deref().unwrap_or_default(), payload)?;
         }
         let desc = desc.ok_or(Errno::EINVAL)?;
-        g.check_restriction(ring, t, asym.as_deref())?;
+        g.check_restriction(ctx, ring, t, asym.as_deref())?;
         if t.updatable() {
             let existing = r.links.iter().find(|l| {
                 g.keys.get(l).is_some_and(|k| {
@@ -764,7 +784,7 @@ impl KeyStore {
             Err(e) => return Err(e),
         };
         if let Some(d) = dest {
-            g.check_link(d, k)?;
+            g.check_link(ctx, d, k)?;
             g.do_link(ctx, d, k);
         }
         // request_key(2) waits for a key under construction.
@@ -1258,7 +1278,7 @@ impl KeyStore {
         let mut g = self.inner.lock();
         let r = self.lookup(&mut g, ctx, ring, LOOKUP_CREATE, need::WRITE)?;
         let k = self.lookup(&mut g, ctx, id, LOOKUP_CREATE, need::LINK)?;
-        g.check_link(r, k)?;
+        g.check_link(ctx, r, k)?;
         g.do_link(ctx, r, k);
         Ok(())
     }
@@ -1346,7 +1366,7 @@ impl KeyStore {
         })?;
         if let Some(d) = dest {
             g.check_perm(ctx, k, need::LINK)?;
-            g.check_link(d, k)?;
+            g.check_link(ctx, d, k)?;
             g.do_link(ctx, d, k);
         }
         Ok(k)
@@ -1453,7 +1473,7 @@ impl KeyStore {
         };
         Self::notify(k, ctx, NOTIFY_KEY_INSTANTIATED, aux);
         if let Some(r) = ring {
-            g.check_link(r, id)?;
+            g.check_link(ctx, r, id)?;
             g.do_link(ctx, r, id);
         }
         ctx.anchors.auth = None;
@@ -1626,7 +1646,7 @@ impl KeyStore {
         if g.index_of(t, k).is_some() && flags & KEYCTL_MOVE_EXCL != 0 {
             return Err(Errno::EEXIST);
         }
-        g.check_link(t, k)?;
+        g.check_link(ctx, t, k)?;
         Self::unlink_locked(&mut g, ctx, f, k)?;
         g.do_link(ctx, t, k);
         Ok(())

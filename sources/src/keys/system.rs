@@ -195,7 +195,7 @@ impl KeyStore {
         };
         // The keyring is possessed through the register: link permission
         // is the possessor's.
-        let linked = g.check_link(d, p);
+        let linked = g.check_link(ctx, d, p);
         if linked.is_ok() {
             g.do_link(ctx, d, p);
         }
