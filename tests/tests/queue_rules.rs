@@ -438,6 +438,75 @@ fn a_denying_policy_counts_and_never_sees_meta() {
     assert_eq!(f.proc_.queue_stats(f.rfd).unwrap().denied, 1);
 }
 
+/// The walk of a watch list (`post_watch_notification`, the kernel's
+/// `__post_watch_notification()`) puts each watch's tag in the record's
+/// ID byte whatever was there (`n->info &= ~WATCH_INFO_ID`), and delivers
+/// a META record without asking the policy (the hook is never called for
+/// one: `smack_post_notification()` lets maintenance records through, and
+/// the trait says so), while a key record is refused by the same policy.
+#[test]
+fn the_walk_retags_every_record_and_never_asks_the_policy_about_meta() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use watchq_core::{post_watch_notification, Cred, ReadMode, UserStruct, Watch, WatchList};
+    use watchq_core::{Permissive, WatchQueue};
+    struct DenyAll(AtomicUsize);
+    impl watchq_core::Policy for DenyAll {
+        fn name(&self) -> &str {
+            "deny-all"
+        }
+        fn post_notification(
+            &self,
+            _: &Cred,
+            _: &Cred,
+            _: &Notification,
+        ) -> watchq_core::lsm::Verdict {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(watchq_core::lsm::Denial::new(Errno::EACCES, "deny all"))
+        }
+    }
+    let cred = Cred::new(1000, 1000, UserStruct::new(1000));
+    let list = WatchList::new();
+    let q = WatchQueue::new();
+    q.set_size(32).unwrap();
+    let w = Watch::new(&q, &list, 7, 5, Arc::new(cred.clone()));
+    watchq_core::add_watch_to_object(&w, u64::MAX).unwrap();
+    let mode = ReadMode {
+        nonblock: true,
+        deadline: None,
+    };
+    let mut buf = [0u8; 64];
+
+    let deny = DenyAll(AtomicUsize::new(0));
+    let meta = Notification::removal(7);
+    let s = post_watch_notification(Some(&list), &meta, &cred, 7, &deny);
+    assert_eq!((s.matched, s.delivered, s.denied), (1, 1, 0));
+    assert_eq!(
+        deny.0.load(Ordering::Relaxed),
+        0,
+        "the hook saw a META record"
+    );
+    let s = post_watch_notification(Some(&list), &Notification::key(3, 7, 0), &cred, 7, &deny);
+    assert_eq!((s.matched, s.delivered, s.denied), (1, 0, 1));
+    assert_eq!(deny.0.load(Ordering::Relaxed), 1);
+    let n = q.read(&mut buf, mode, &|| true).unwrap();
+    assert_eq!(Notification::decode(&buf[..n]).unwrap().tag(), 5);
+    assert!(Notification::decode(&buf[..n]).unwrap().is_meta());
+
+    // A record that comes with another tag in its ID byte leaves with
+    // the watch's.
+    let mut tagged = Notification::key(3, 7, 0);
+    tagged.set_info_id(0xab << WATCH_INFO_ID__SHIFT);
+    assert_eq!(tagged.tag(), 0xab);
+    let s = post_watch_notification(Some(&list), &tagged, &cred, 7, &Permissive);
+    assert_eq!(s.delivered, 1);
+    let n = q.read(&mut buf, mode, &|| true).unwrap();
+    let got = Notification::decode(&buf[..n]).unwrap();
+    assert_eq!(got.tag(), 5);
+    assert_eq!(got.key_fields(), tagged.key_fields());
+    q.clear();
+}
+
 /// A blocking reader first watches the ring for a moment, then sleeps; a
 /// lone record posted while it sleeps wakes it at once, with exactly one
 /// wake-up, and it reads that record.
