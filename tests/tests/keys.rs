@@ -3860,6 +3860,47 @@ fn keys_asymmetric_restriction_searches_expired_keyrings() {
     }
 }
 
+/// A search by asymmetric key id (`id:`, an iterating match) checks each
+/// asymmetric key's state before it asks whether the key is the one
+/// wanted (`keyring_search_iterator()`): a revoked or expired key it
+/// meets on the way, whatever its id, leaves its error (EKEYREVOKED,
+/// EKEYEXPIRED) where the search finds nothing, and the wanted key found
+/// later still wins. A search by description (a direct look-up) never
+/// meets the other keys: ENOKEY.
+#[test]
+fn keys_asymmetric_id_searches_check_the_state_of_every_key_they_meet() {
+    let kernel = Kernel::new(KernelConfig::default());
+    let p = kernel.spawn(0, 0);
+    let s = p.keyctl_join_session_keyring(None).unwrap();
+    // ee's key id: the last word of its description (its SKID in hex).
+    let probe = p.add_key("keyring", Some("probe"), b"", s).unwrap();
+    let ee = p.add_key("asymmetric", None, &cert("ee"), probe).unwrap();
+    let d = p.keyctl_describe(ee).unwrap();
+    let skid = d.rsplit(' ').next().unwrap().to_string();
+    let want = format!("id:{}", &skid[skid.len() - 8..]);
+    p.keyctl_unlink(probe, s).unwrap();
+    for (name, what) in [("revoked", 0), ("expired", 1), ("then-found", 2)] {
+        let r = p.add_key("keyring", Some(name), b"", s).unwrap();
+        let ca = p.add_key("asymmetric", None, &cert("ca1"), r).unwrap();
+        match what {
+            1 => p.keyctl_set_timeout(ca, 1).unwrap(),
+            _ => p.keyctl_revoke(ca).unwrap(),
+        }
+        if what == 2 {
+            p.add_key("asymmetric", None, &cert("ee"), r).unwrap();
+        }
+    }
+    kernel.advance_clock(2);
+    let find = |name: &str, desc: &str| {
+        let r = p.keyctl_search(s, "keyring", name, 0).unwrap();
+        p.keyctl_search(r, "asymmetric", desc, 0).map(|_| ())
+    };
+    assert_eq!(find("revoked", &want), Err(Errno::EKEYREVOKED));
+    assert_eq!(find("expired", &want), Err(Errno::EKEYEXPIRED));
+    assert_eq!(find("then-found", &want), Ok(()));
+    assert_eq!(find("revoked", "no such description"), Err(Errno::ENOKEY));
+}
+
 /// An asymmetric restriction's signer search needs search permission, as
 /// `keyring_search()` checks it: on the keyring it starts from (refused:
 /// `find_asymmetric_key()` makes the EACCES "no key"), on each nested

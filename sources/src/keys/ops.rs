@@ -464,7 +464,7 @@ impl Inner {
         let mut result = Errno::EAGAIN;
         let top = self.key(root)?;
         if want.hits(top) {
-            return match self.search_verdict(ctx, top, skip_expired) {
+            return match self.search_verdict(ctx, top, want, skip_expired) {
                 Some(Ok(())) => Ok(root),
                 Some(Err(e)) => Err(e),
                 None => Err(result),
@@ -491,13 +491,16 @@ impl Inner {
         }
         // search_keyring(): the direct look-up by index key finds one key
         // at most; an iterating match (an asymmetric key id) tries each
-        // key in slot order.
-        let found = ring
-            .links
-            .iter()
-            .filter(|l| self.keys.get(l).is_some_and(|k| want.hits(k)));
+        // key of the type in slot order, the state check before the match
+        // (`search_verdict`).
+        let found = ring.links.iter().filter(|l| {
+            self.keys.get(l).is_some_and(|k| match want.id {
+                Some(_) => k.ktype == want.t,
+                None => want.hits(k),
+            })
+        });
         for l in found {
-            match self.search_verdict(ctx, &self.keys[&l], skip_expired) {
+            match self.search_verdict(ctx, &self.keys[&l], want, skip_expired) {
                 Some(Ok(())) => return Some(l),
                 Some(Err(e)) => *result = e,
                 None => {}
@@ -521,15 +524,27 @@ impl Inner {
         None
     }
 
-    /// `keyring_search_iterator()` on a key of the wanted type and
-    /// description: Some(Ok) found; Some(Err) skipped with that error;
-    /// None skipped silently (expired, with `skip_expired`).
-    fn search_verdict(&self, ctx: &KeyCtx<'_>, k: &Key, skip_expired: bool) -> Option<Result<()>> {
+    /// `keyring_search_iterator()` on a key of the wanted type: Some(Ok)
+    /// found; Some(Err) skipped with that error; None skipped silently
+    /// (expired, with `skip_expired`; not a match). The state is checked
+    /// before the match, so an iterating search (an asymmetric key id)
+    /// that meets a revoked or expired key of the type which is not the
+    /// one it wants still remembers that key's error.
+    fn search_verdict(
+        &self,
+        ctx: &KeyCtx<'_>,
+        k: &Key,
+        want: &Want<'_>,
+        skip_expired: bool,
+    ) -> Option<Result<()>> {
         if k.invalidated || k.revoked_at.is_some() {
             return Some(Err(Errno::EKEYREVOKED));
         }
         if k.expired(self.now) {
             return (!skip_expired).then_some(Err(Errno::EKEYEXPIRED));
+        }
+        if !want.hits(k) {
+            return None;
         }
         if !self.permitted(ctx, k, need::SEARCH) {
             return Some(Err(Errno::EACCES));
