@@ -323,6 +323,14 @@ fn conformance_asym_restrict() {
     check("asym", "asym-restrict");
 }
 
+/// The search permission a restriction's signer search needs, judged
+/// with the possessor's bits whoever the caller is, and a search by key
+/// id that meets revoked and expired keys of other ids.
+#[test]
+fn conformance_asym_search() {
+    check("asym", "asym-search");
+}
+
 /// KEYCTL_PKEY_QUERY on asymmetric keys: what each encoding and hash
 /// gives for RSA keys of 2048 and 3072 bits and an EC key.
 #[test]

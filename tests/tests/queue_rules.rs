@@ -690,14 +690,25 @@ fn a_filter_drops_types_above_its_bitmap() {
     q.set_size(1).unwrap();
     q.set_filter(Some(&filter_blob(&[entry(1, !0, 0, 0)])))
         .unwrap();
-    for type_ in [2u32, 63, 64, 65, 100, 0x00ff_ffff] {
-        let n = Notification::new(type_, 1, &[0; 8]).unwrap();
+    // 0xfffffe: the filter's word for a record is found by its type alone
+    // (subtype 0, so a header word with its type's bits flipped would land
+    // on type 1's word and pass).
+    for (type_, subtype) in [
+        (2u32, 1),
+        (63, 1),
+        (64, 1),
+        (65, 1),
+        (100, 1),
+        (0x00ff_fffe, 0),
+        (0x00ff_ffff, 1),
+    ] {
+        let n = Notification::new(type_, subtype, &[0; 8]).unwrap();
         assert!(!q.filter_allows(&n), "type {type_}");
     }
     assert!(q.filter_allows(&Notification::key(UPD, 7, 0)));
     q.set_filter(None).unwrap();
     assert!(q.filter_allows(&Notification::new(100, 1, &[0; 8]).unwrap()));
-    assert_eq!(q.stats().filtered, 6);
+    assert_eq!(q.stats().filtered, 7);
 }
 
 /// A blocking read() on an empty queue sleeps until a record comes or the

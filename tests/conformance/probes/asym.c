@@ -16,6 +16,11 @@
  *                  link and add_key checked against a restriction (signer
  *                  found in the trusted keyring, the trusted key, or the
  *                  keyring itself; bad signatures; other key types)
+ *   asym-search    the search permission a restriction's signer search
+ *                  needs (on the keyring it starts from, a nested keyring,
+ *                  the key), with the possessor's bits whoever the caller
+ *                  is; a search by key id that meets a revoked or expired
+ *                  key of another id
  *   asym-pkey      KEYCTL_PKEY_QUERY on RSA and EC keys with each encoding
  *                  and hash, and on a key that is not asymmetric
  *   asym-pkey-ops  KEYCTL_PKEY_ENCRYPT, DECRYPT, SIGN and VERIFY with an
@@ -434,6 +439,89 @@ static void sec_restrict(void)
 	end_section(p);
 }
 
+/* A restriction's signer search, case `name`: a keyring t (in S) holding
+ * a keyring n holding ca2, t's and n's and ca2's permissions set to `perm`
+ * as `which` says (1: t, 2: n, 4: ca2), and with `held` t moved out of
+ * S into a keyring the caller cannot search (so nothing of the tree is
+ * possessed); then a keyring restricted by t, and ee added to it. */
+static void signer_perm(int32_t S, const char *name, unsigned perm, int which, int held)
+{
+	char d[32];
+	snprintf(d, sizeof d, "t-%s", name);
+	int32_t t = keyring(d, S, d);
+	snprintf(d, sizeof d, "n-%s", name);
+	int32_t n = keyring(d, t, d);
+	int32_t ca = ADDC(ca2, NULL, n, NULL);
+	if (which & 1)
+		KC(K_SETPERM, t, perm, 0, 0);
+	if (which & 2)
+		KC(K_SETPERM, n, perm, 0, 0);
+	if (which & 4)
+		KC(K_SETPERM, ca, perm, 0, 0);
+	if (held) {
+		snprintf(d, sizeof d, "hold-%s", name);
+		int32_t hold = keyring(d, S, d);
+		link_(t, hold);
+		KC(K_UNLINK, t, S, 0, 0);
+		KC(K_SETPERM, hold, 0x37370000, 0, 0);
+	}
+	snprintf(d, sizeof d, "r-%s", name);
+	int32_t r = keyring(d, S, d);
+	restrict_(r, "asymmetric", "key_or_keyring:%K", t);
+	ADDC(ee, NULL, r, NULL);
+}
+
+/* KEYCTL_SEARCH of `ring` for the asymmetric key with the id `spec`,
+ * printed as `shown`. */
+static void search_id(int32_t ring, const char *spec, const char *shown)
+{
+	char text[200];
+	snprintf(text, sizeof text, "search(%s, \"asymmetric\", \"%s\")", key_str(ring), shown);
+	show(text, keyctl(K_SEARCH, ring, (long)"asymmetric", (long)spec, 0));
+}
+
+static void sec_search(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-search", p);
+	/* search permission in a restriction's signer search: the possessor
+	 * and owner without it (0x37), the possessor alone with it */
+	signer_perm(S, "top", 0x37370000, 1, 0);
+	signer_perm(S, "nested", 0x37370000, 2, 0);
+	signer_perm(S, "key", 0x37370000, 4, 0);
+	signer_perm(S, "pos", 0x3f010000, 7, 0);
+	signer_perm(S, "held", 0x3f010000, 7, 1);
+	/* a search by key id meets a revoked or an expired key on the way */
+	int32_t probe = keyring("probe", S, "probe");
+	int32_t ee = ADDC(ee, NULL, probe, "ee");
+	char d[512], spec[64] = "id:";
+	long len = keyctl(K_DESCRIBE, ee, (long)d, sizeof d, 0);
+	const char *last = len > 0 ? strrchr(d, ' ') : NULL;
+	if (last && strlen(last + 1) >= 8)
+		snprintf(spec, sizeof spec, "id:%s", last + 1 + strlen(last + 1) - 8);
+	/* the revoked ones searched at once: the collector unlinks a revoked
+	 * key gc_delay seconds on */
+	int32_t rv = keyring("s-revoked", S, "s-revoked");
+	int32_t c = ADDC(ca1, NULL, rv, "ca1-revoked");
+	int32_t tf = keyring("s-then-found", S, "s-then-found");
+	int32_t c2 = ADDC(ca1, NULL, tf, "ca1-revoked2");
+	ADDC(ee, NULL, tf, "ee-in-tf");
+	int32_t ex = keyring("s-expired", S, "s-expired");
+	int32_t c3 = ADDC(ca1, NULL, ex, "ca1-expired");
+	KC(K_SET_TIMEOUT, c3, 1, 0, 0);
+	KC(K_REVOKE, c, 0, 0, 0);
+	KC(K_REVOKE, c2, 0, 0, 0);
+	search_id(rv, spec, "id:<ee's last 8 hex digits>");
+	search_id(tf, spec, "id:<ee's last 8 hex digits>");
+	search(rv, "no such description");
+	/* the expired one after its timeout, before the collector's delay
+	 * past it (gc_delay 2 in the recording) */
+	sleep(2);
+	search_id(ex, spec, "id:<ee's last 8 hex digits>");
+	search(ex, "no such description");
+	end_section(p);
+}
+
 #define K_PKEY_QUERY 24
 #define K_PKEY_ENCRYPT 25
 #define K_PKEY_DECRYPT 26
@@ -576,6 +664,8 @@ int main(int argc, char **argv)
 		sec_parse();
 	if (wanted("asym-restrict"))
 		sec_restrict();
+	if (wanted("asym-search"))
+		sec_search();
 	if (wanted("asym-pkey"))
 		sec_pkey();
 	if (wanted("asym-pkey-ops"))
