@@ -126,3 +126,30 @@ pub fn entry(
     e.subtype_filter[0] = subtypes;
     e
 }
+
+/// A policy that refuses every record and counts the records it was
+/// asked about (and, of those, the META ones).
+#[derive(Default)]
+pub struct DenyAll {
+    /// Records the hook was asked about.
+    pub asked: std::sync::atomic::AtomicUsize,
+    /// Of those, META records.
+    pub meta: std::sync::atomic::AtomicUsize,
+}
+
+impl watchq_core::Policy for DenyAll {
+    fn name(&self) -> &str {
+        "deny-all"
+    }
+    fn post_notification(
+        &self,
+        _: &watchq_core::Cred,
+        _: &watchq_core::Cred,
+        n: &Notification,
+    ) -> watchq_core::lsm::Verdict {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.asked.fetch_add(1, Relaxed);
+        self.meta.fetch_add(usize::from(n.is_meta()), Relaxed);
+        Err(watchq_core::lsm::Denial::new(Errno::EACCES, "deny all"))
+    }
+}

@@ -3844,7 +3844,14 @@ fn keys_asymmetric_restriction_searches_expired_keyrings() {
         cases.push((name, rings[0], what == 0));
     }
     kernel.advance_clock(2);
-    for (name, top, found) in cases {
+    restricted_by_each(&p, s, &cases);
+}
+
+/// For each case (name, trusted keyring, whether ee's signer is found
+/// there), a keyring in `s` restricted by `key_or_keyring:` that keyring,
+/// and ee added to it: taken, or ENOKEY.
+fn restricted_by_each(p: &Process, s: Serial, cases: &[(&str, Serial, bool)]) {
+    for &(name, top, found) in cases {
         let r = p
             .add_key("keyring", Some(&format!("r-{name}")), b"", s)
             .unwrap();
@@ -3943,18 +3950,5 @@ fn keys_asymmetric_restriction_search_needs_search_permission() {
         }
         cases.push((name, rings[0], what >= 3));
     }
-    for (name, top, found) in cases {
-        let r = p
-            .add_key("keyring", Some(&format!("r-{name}")), b"", s)
-            .unwrap();
-        let how = format!("key_or_keyring:{top}");
-        p.keyctl_restrict_keyring(r, Some("asymmetric"), Some(&how))
-            .unwrap();
-        let want = if found { Ok(()) } else { Err(Errno::ENOKEY) };
-        assert_eq!(
-            p.add_key("asymmetric", None, &cert("ee"), r).map(|_| ()),
-            want,
-            "{name}"
-        );
-    }
+    restricted_by_each(&p, s, &cases);
 }

@@ -339,20 +339,7 @@ fn policy_files_load_and_report_bad_lines() {
 /// its watches (all delivered or all denied), never a mix.
 #[test]
 fn policy_swap_while_posting_is_never_torn() {
-    struct DenyAll;
-    impl Policy for DenyAll {
-        fn name(&self) -> &str {
-            "deny-all"
-        }
-        fn post_notification(
-            &self,
-            _: &watchq_core::Cred,
-            _: &watchq_core::Cred,
-            _: &Notification,
-        ) -> watchq_core::lsm::Verdict {
-            Err(watchq_core::lsm::Denial::new(Errno::EACCES, "deny all"))
-        }
-    }
+    use watchq_tests::DenyAll;
     let k = Kernel::new(KernelConfig::default());
     let p = k.spawn(0, 0);
     p.keyctl_join_session_keyring(None).unwrap();
@@ -371,7 +358,7 @@ fn policy_swap_while_posting_is_never_torn() {
             let mut flip = false;
             while !stop.load(Ordering::Relaxed) {
                 k.set_policy(if flip {
-                    Arc::new(DenyAll)
+                    Arc::new(DenyAll::default())
                 } else {
                     Arc::new(Permissive)
                 });

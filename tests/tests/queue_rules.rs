@@ -5,7 +5,7 @@ use watchq_core::uapi::*;
 use watchq_core::{Errno, Notification};
 use watchq_kernel::prelude::*;
 use watchq_kernel::PollFd;
-use watchq_tests::{entry, key_record, Fixture, LOSS, OBJ};
+use watchq_tests::{entry, key_record, DenyAll, Fixture, LOSS, OBJ};
 
 const UPD: u8 = NOTIFY_KEY_UPDATED;
 
@@ -405,26 +405,10 @@ fn filter_applies_at_post_time_only() {
 
 #[test]
 fn a_denying_policy_counts_and_never_sees_meta() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
-    struct DenyAll(AtomicUsize);
-    impl watchq_core::Policy for DenyAll {
-        fn name(&self) -> &str {
-            "deny-all"
-        }
-        fn post_notification(
-            &self,
-            _: &watchq_core::Cred,
-            _: &watchq_core::Cred,
-            n: &Notification,
-        ) -> watchq_core::lsm::Verdict {
-            assert!(!n.is_meta());
-            self.0.fetch_add(1, Ordering::Relaxed);
-            Err(watchq_core::lsm::Denial::new(Errno::EACCES, "deny all"))
-        }
-    }
     let f = Fixture::new(Some(1));
-    let pol = Arc::new(DenyAll(AtomicUsize::new(0)));
+    let pol = Arc::new(DenyAll::default());
     f.kernel.set_policy(pol.clone());
     let s = f.post(UPD, 0);
     assert_eq!((s.matched, s.denied, s.delivered), (1, 1, 0));
@@ -434,7 +418,8 @@ fn a_denying_policy_counts_and_never_sees_meta() {
         16,
         "the removal record bypasses the policy"
     );
-    assert_eq!(pol.0.load(Ordering::Relaxed), 1);
+    assert_eq!(pol.asked.load(Ordering::Relaxed), 1);
+    assert_eq!(pol.meta.load(Ordering::Relaxed), 0);
     assert_eq!(f.proc_.queue_stats(f.rfd).unwrap().denied, 1);
 }
 
@@ -446,25 +431,10 @@ fn a_denying_policy_counts_and_never_sees_meta() {
 /// the trait says so), while a key record is refused by the same policy.
 #[test]
 fn the_walk_retags_every_record_and_never_asks_the_policy_about_meta() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
     use watchq_core::{post_watch_notification, Cred, ReadMode, UserStruct, Watch, WatchList};
     use watchq_core::{Permissive, WatchQueue};
-    struct DenyAll(AtomicUsize);
-    impl watchq_core::Policy for DenyAll {
-        fn name(&self) -> &str {
-            "deny-all"
-        }
-        fn post_notification(
-            &self,
-            _: &Cred,
-            _: &Cred,
-            _: &Notification,
-        ) -> watchq_core::lsm::Verdict {
-            self.0.fetch_add(1, Ordering::Relaxed);
-            Err(watchq_core::lsm::Denial::new(Errno::EACCES, "deny all"))
-        }
-    }
     let cred = Cred::new(1000, 1000, UserStruct::new(1000));
     let list = WatchList::new();
     let q = WatchQueue::new();
@@ -477,18 +447,18 @@ fn the_walk_retags_every_record_and_never_asks_the_policy_about_meta() {
     };
     let mut buf = [0u8; 64];
 
-    let deny = DenyAll(AtomicUsize::new(0));
+    let deny = DenyAll::default();
     let meta = Notification::removal(7);
     let s = post_watch_notification(Some(&list), &meta, &cred, 7, &deny);
     assert_eq!((s.matched, s.delivered, s.denied), (1, 1, 0));
     assert_eq!(
-        deny.0.load(Ordering::Relaxed),
+        deny.asked.load(Ordering::Relaxed),
         0,
         "the hook saw a META record"
     );
     let s = post_watch_notification(Some(&list), &Notification::key(3, 7, 0), &cred, 7, &deny);
     assert_eq!((s.matched, s.delivered, s.denied), (1, 0, 1));
-    assert_eq!(deny.0.load(Ordering::Relaxed), 1);
+    assert_eq!(deny.asked.load(Ordering::Relaxed), 1);
     let n = q.read(&mut buf, mode, &|| true).unwrap();
     assert_eq!(Notification::decode(&buf[..n]).unwrap().tag(), 5);
     assert!(Notification::decode(&buf[..n]).unwrap().is_meta());
