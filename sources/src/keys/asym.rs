@@ -261,6 +261,10 @@ fn extension(
         if v.len() < 2 || v[0] != 0x30 || v[1] as usize != v.len() - 2 {
             return Err(BAD);
         }
+        // Since "X.509: Fix Basic Constraints CA flag parsing" (in the
+        // recording's 6.12 stable kernel) a non-empty SEQUENCE must be
+        // exactly CA:TRUE: an explicit CA:FALSE or a path length alone is
+        // refused.
         if v[1] != 0 && !(v.len() >= 5 && v[2] == 0x01 && v[3] == 1 && v[4] == 0xff) {
             return Err(BAD);
         }
