@@ -842,6 +842,8 @@ mod tests {
         assert_eq!(kstrtos32("0x1f"), Some(31));
         assert_eq!(kstrtos32("010"), Some(8));
         assert_eq!(kstrtos32("-5"), Some(-5));
+        // kstrtoull() skips one leading `+` (lib/kstrtox.c).
+        assert_eq!(kstrtos32("+5"), Some(5));
         assert_eq!(kstrtos32("0"), Some(0));
         assert_eq!(kstrtos32("7\n"), Some(7));
         assert_eq!(kstrtos32(""), None);
