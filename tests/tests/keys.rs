@@ -3778,6 +3778,104 @@ fn keys_asymmetric_certificate_extensions_are_checked() {
     assert!(k.p.add_key("asymmetric", None, &ee, k.s).is_ok());
 }
 
+/// `x509_process_extension()`'s basic constraints on the recording's
+/// kernel (6.12 stable, with "X.509: Fix Basic Constraints CA flag
+/// parsing"): an empty SEQUENCE (CA:FALSE left out, as ee has it) or
+/// exactly CA:TRUE, anything else EBADMSG. int's (CA:TRUE, `30 03 01 01
+/// ff`) made an explicit CA:FALSE, a path length alone and an OCTET
+/// STRING are each refused (asym.txt `asym-parse`, "int with ..."; int is
+/// not self-signed, so its signature is not checked here).
+#[test]
+fn keys_asymmetric_basic_constraints_are_empty_or_ca_true() {
+    let k = K::new();
+    let int = cert("int");
+    let bc = [
+        0x55, 0x1d, 0x13, 0x01, 0x01, 0xff, 0x04, 0x05, 0x30, 0x03, 0x01, 0x01, 0xff,
+    ];
+    let at = int.windows(bc.len()).position(|w| w == bc).unwrap();
+    for (what, tail) in [
+        ("CA:FALSE", [0x01, 0x01, 0x00]),
+        ("a path length alone", [0x02, 0x01, 0x00]),
+        ("an OCTET STRING", [0x04, 0x01, 0xff]),
+    ] {
+        let mut c = int.clone();
+        c[at + 10..at + 13].copy_from_slice(&tail);
+        let r = k.p.add_key("asymmetric", None, &c, k.s).map(|_| ());
+        assert_eq!(r, Err(Errno::EBADMSG), "{what}");
+    }
+    assert!(k.p.add_key("asymmetric", None, &int, k.s).is_ok());
+}
+
+/// The certificates asym.c edits in place, as the oracle kernel took
+/// them (asym.txt `asym-parse`): ec-self's two ecdsa-with-SHA256 OIDs
+/// made SHA-224, -384 and -512 (`x509_note_sig_algo()` knows each; the
+/// self-signature is then checked and the kernel has no ECDSA: ENOENT,
+/// where an unknown one would be ENOPKG); ec-ee's curve made prime192v1
+/// (`X509.ecdsa-nist-p192`); and self's AKID made to name another key
+/// id or another serial (`x509_check_for_self_signed()`: one of the two
+/// names it, the other not, EKEYREJECTED) or both (not self-signed:
+/// taken).
+#[test]
+fn keys_asymmetric_edited_certificates_as_recorded() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let each = |c: &[u8], pat: &[u8], off: usize, to: u8| {
+        let mut c = c.to_vec();
+        let mut from = 0;
+        while let Some(i) = c[from..].windows(pat.len()).position(|w| w == pat) {
+            c[from + i + off] = to;
+            from += i + pat.len();
+        }
+        c
+    };
+    let ec_self = cert("ec_self");
+    let ecdsa_sha256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    for last in [1, 3, 4] {
+        assert_eq!(
+            p.add_key(
+                "asymmetric",
+                None,
+                &each(&ec_self, &ecdsa_sha256, 7, last),
+                s
+            ),
+            Err(Errno::ENOENT),
+            "ecdsa-with-SHA 4.3.{last}"
+        );
+    }
+    let p256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let ec = p
+        .add_key("asymmetric", None, &each(&cert("ec_ee"), &p256, 7, 1), s)
+        .unwrap();
+    let node = ProcNode::lookup("/proc/keys").unwrap();
+    let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{ec:08x} ")));
+    assert!(
+        line.unwrap().ends_with(
+            "Org: EcEntity: 26c3d67baf9f17eb1a4ad667aa8c8087d1994d7d: X509.ecdsa-nist-p192 d1994d7d []"
+        ),
+        "{line:?}"
+    );
+    let selfc = cert("self");
+    let at = selfc
+        .windows(4)
+        .position(|w| w == [0x55, 0x1d, 0x23, 0x04])
+        .unwrap();
+    let (keyid, serial_end) = (at + 9, at + 5 + usize::from(selfc[at + 4]) - 1);
+    for (what, flip, want) in [
+        ("key id", &[keyid][..], Err(Errno::EKEYREJECTED)),
+        ("serial", &[serial_end][..], Err(Errno::EKEYREJECTED)),
+        ("key id and serial", &[keyid, serial_end][..], Ok(())),
+    ] {
+        let mut c = selfc.clone();
+        for &i in flip {
+            c[i] ^= 1;
+        }
+        let r = p.add_key("asymmetric", None, &c, s).map(|_| ());
+        assert_eq!(r, want, "self with its AKID's {what} changed");
+    }
+}
+
 /// KEYCTL_INSTANTIATE charges the payload: a key under construction costs
 /// its description and NUL (`key_alloc()` with the type's `def_datalen`,
 /// 0 for `user`), and the instantiate's `generic_key_instantiate()`

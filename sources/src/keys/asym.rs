@@ -261,6 +261,10 @@ fn extension(
         if v.len() < 2 || v[0] != 0x30 || v[1] as usize != v.len() - 2 {
             return Err(BAD);
         }
+        // Since "X.509: Fix Basic Constraints CA flag parsing" (in the
+        // recording's 6.12 stable kernel) a non-empty SEQUENCE must be
+        // exactly CA:TRUE: an explicit CA:FALSE or a path length alone is
+        // refused.
         if v[1] != 0 && !(v.len() >= 5 && v[2] == 0x01 && v[3] == 1 && v[4] == 0xff) {
             return Err(BAD);
         }
@@ -838,6 +842,8 @@ mod tests {
         assert_eq!(kstrtos32("0x1f"), Some(31));
         assert_eq!(kstrtos32("010"), Some(8));
         assert_eq!(kstrtos32("-5"), Some(-5));
+        // kstrtoull() skips one leading `+` (lib/kstrtox.c).
+        assert_eq!(kstrtos32("+5"), Some(5));
         assert_eq!(kstrtos32("0"), Some(0));
         assert_eq!(kstrtos32("7\n"), Some(7));
         assert_eq!(kstrtos32(""), None);

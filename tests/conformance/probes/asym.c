@@ -175,6 +175,41 @@ static unsigned char *tampered(const unsigned char *cert, unsigned len, size_t s
 	return c;
 }
 
+/* A copy of `cert` with the byte `off` bytes after each of the first
+ * `times` occurrences of the `plen` bytes `pat` made `to` (binary-safe,
+ * unlike tampered()). */
+static unsigned char *edited(const unsigned char *cert, unsigned len, const char *pat,
+			     size_t plen, long off, unsigned char to, int times)
+{
+	unsigned char *c = malloc(len);
+	memcpy(c, cert, len);
+	unsigned char *at = c;
+	for (int i = 0; i < times; i++) {
+		at = memmem(at, len - (size_t)(at - c), pat, plen);
+		if (!at) {
+			printf("edit: pattern %d not found\n", i);
+			exit(1);
+		}
+		at[off] = to;
+		at += plen;
+	}
+	return c;
+}
+
+/* add_key of an edited certificate, printed by `what`. */
+static void add_edited(const char *what, unsigned char *c, unsigned len, int32_t ring)
+{
+	char text[200];
+	snprintf(text, sizeof text, "add_key(\"asymmetric\", NULL, %s, S)", what);
+	int32_t k = (int32_t)named(text, add_key("asymmetric", NULL, c, len, ring), "edited");
+	if (k > 0) {
+		describe(k);
+		proc_keys(k);
+		keyctl(K_UNLINK, k, ring, 0, 0);
+	}
+	free(c);
+}
+
 static void sec_parse(void)
 {
 	int p[2];
@@ -237,6 +272,55 @@ static void sec_parse(void)
 	named("add_key(\"asymmetric\", NULL, self with its signature's last byte changed, S)",
 	     add_key("asymmetric", NULL, bad, cert_self_len, S), "bad");
 	free(bad);
+	drain(p[0], 4096);
+
+	/* Certificates edited in place (same lengths). int's basic
+	 * constraints (CA:TRUE, 30 03 01 01 ff) made an explicit CA:FALSE, a
+	 * path length alone (an INTEGER) and an OCTET STRING: what
+	 * x509_process_extension() takes of a non-empty SEQUENCE. */
+	const char bc[] = "\x55\x1d\x13\x01\x01\xff\x04\x05\x30\x03\x01\x01\xff";
+	add_edited("int with CA:FALSE", edited(cert_int, cert_int_len, bc, 13, 12, 0, 1),
+		   cert_int_len, S);
+	unsigned char *e = edited(cert_int, cert_int_len, bc, 13, 10, 0x02, 1);
+	e[(unsigned char *)memmem(e, cert_int_len, "\x55\x1d\x13", 3) - e + 12] = 0;
+	add_edited("int with a path length alone", e, cert_int_len, S);
+	add_edited("int with an OCTET STRING in its basic constraints",
+		   edited(cert_int, cert_int_len, bc, 13, 10, 0x04, 1), cert_int_len, S);
+	/* ec-self's two ecdsa-with-SHA256 OIDs (1.2.840.10045.4.3.2) made
+	 * SHA-224, SHA-384, SHA-512 (4.3.1, 4.3.3, 4.3.4): self-signed, so
+	 * checked with its own key. */
+	const char ecsha[] = "\x2a\x86\x48\xce\x3d\x04\x03\x02";
+	const char *hashes[] = {"SHA-224", "SHA-384", "SHA-512"};
+	for (int i = 0; i < 3; i++) {
+		char what[80];
+		snprintf(what, sizeof what, "ec-self signed with ECDSA-%s", hashes[i]);
+		add_edited(what, edited(cert_ec_self, cert_ec_self_len, ecsha, 8, 7,
+					(unsigned char[]){1, 3, 4}[i], 2),
+			   cert_ec_self_len, S);
+	}
+	/* ec-ee's curve (prime256v1, 1.2.840.10045.3.1.7) made prime192v1
+	 * (3.1.1); not self-signed. */
+	add_edited("ec-ee on P-192",
+		   edited(cert_ec_ee, cert_ec_ee_len, "\x2a\x86\x48\xce\x3d\x03\x01\x07", 8, 7,
+			  1, 1),
+		   cert_ec_ee_len, S);
+	/* self's AKID (keyid:always, issuer:always: its own SKID, issuer and
+	 * serial) made to name another key id, another serial, or both. */
+	const unsigned char *ak = memmem(cert_self, cert_self_len, "\x55\x1d\x23\x04", 4);
+	long akid_at = ak - cert_self, akid_end = akid_at + 5 + ak[4];
+	e = malloc(cert_self_len);
+	memcpy(e, cert_self, cert_self_len);
+	e[akid_at + 9] ^= 1;
+	add_edited("self with its AKID's key id changed", e, cert_self_len, S);
+	e = malloc(cert_self_len);
+	memcpy(e, cert_self, cert_self_len);
+	e[akid_end - 1] ^= 1;
+	add_edited("self with its AKID's serial changed", e, cert_self_len, S);
+	e = malloc(cert_self_len);
+	memcpy(e, cert_self, cert_self_len);
+	e[akid_at + 9] ^= 1;
+	e[akid_end - 1] ^= 1;
+	add_edited("self with its AKID's key id and serial changed", e, cert_self_len, S);
 	drain(p[0], 4096);
 
 	/* Searches by key id: ex: whole ids, id: their tails. */
