@@ -477,6 +477,61 @@ fn the_walk_retags_every_record_and_never_asks_the_policy_about_meta() {
     q.clear();
 }
 
+/// A policy whose answers are never to be remembered (generation 0, the
+/// default) is asked about every record, even when it says its label
+/// alone allows: the watch's verdict cache keeps nothing for it. And an
+/// unwatched watch gives its user's watch count back once, at the unwatch
+/// (`put_watch()`'s `atomic_dec(&watch->cred->user->nr_watches)`), not
+/// again when the last reference to it goes.
+#[test]
+fn an_uncached_policy_is_asked_every_time_and_an_unwatched_watch_uncharges() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use watchq_core::{post_watch_notification, Cred, UserStruct, Watch, WatchList, WatchQueue};
+    struct Counting(AtomicUsize);
+    impl watchq_core::Policy for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn post_notification(
+            &self,
+            _: &Cred,
+            _: &Cred,
+            _: &Notification,
+        ) -> watchq_core::lsm::Verdict {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn post_allowed_by_label(&self, _: &Cred, _: Option<&str>) -> bool {
+            true
+        }
+    }
+    let user = UserStruct::new(1000);
+    let cred = Cred::new(1000, 1000, user.clone());
+    let list = WatchList::new();
+    let q = WatchQueue::new();
+    q.set_size(32).unwrap();
+    let w = Watch::new(&q, &list, 7, 1, Arc::new(cred.clone()));
+    watchq_core::add_watch_to_object(&w, u64::MAX).unwrap();
+    assert_eq!(user.nr_watches(), 1);
+    let pol = Counting(AtomicUsize::new(0));
+    for i in 1..=3 {
+        let s = post_watch_notification(Some(&list), &Notification::key(3, 7, 0), &cred, 7, &pol);
+        assert_eq!(s.delivered, 1);
+        assert_eq!(
+            pol.0.load(Ordering::Relaxed),
+            i,
+            "post {i} was not asked about"
+        );
+    }
+    // Unwatched: the charge goes back at once, while `w` still holds it.
+    watchq_core::remove_watch_from_object(&list, Some(&q), 7, false).unwrap();
+    assert_eq!(user.nr_watches(), 0);
+    drop(w);
+    assert_eq!(user.nr_watches(), 0, "given back twice");
+    q.clear();
+}
+
 /// A blocking reader first watches the ring for a moment, then sleeps; a
 /// lone record posted while it sleeps wakes it at once, with exactly one
 /// wake-up, and it reads that record.

@@ -782,7 +782,7 @@ fn held_wait<T>(
 fn held_sleep(held: &Deferred, fd: c_int, events: libc::c_short) -> Option<Result<()>> {
     match held.settle() {
         Came::Interrupt => return Some(Err(Errno::EINTR)),
-        Came::Restart | Came::Unhandled => return Some(Ok(())),
+        Came::Restart | Came::Unhandled | Came::Stopped => return Some(Ok(())),
         Came::Nothing => {}
     }
     Some(match held.sleep_until(fd, events)? {

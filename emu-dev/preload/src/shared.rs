@@ -116,7 +116,7 @@ pub(crate) fn tee_one(fd: c_int, flags: u32) -> Option<Result<usize>> {
 fn sleep_readable(fd: c_int, held: &Deferred) -> Result<()> {
     match held.settle() {
         Came::Interrupt => return Err(Errno::EINTR),
-        Came::Restart | Came::Unhandled => return Ok(()),
+        Came::Restart | Came::Unhandled | Came::Stopped => return Ok(()),
         Came::Nothing => {}
     }
     match held.sleep_readable(fd) {

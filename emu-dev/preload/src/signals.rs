@@ -66,6 +66,10 @@ pub(crate) enum Came {
     Restart,
     /// A handler without `SA_RESTART`: EINTR.
     Interrupt,
+    /// The thread was stopped and continued (a stop signal, a tracer's
+    /// stop) while it slept: only from a sleep that asked to hear of it
+    /// ([`Deferred::sleep_until_stopped`]).
+    Stopped,
 }
 
 impl Deferred {
@@ -160,7 +164,9 @@ impl Deferred {
             let rank = |c: &Came| match c {
                 Came::Nothing => 0,
                 Came::Unhandled => 1,
-                Came::Restart => 2,
+                // Never a pending signal's verdict; ranked as the wake it
+                // stands for.
+                Came::Restart | Came::Stopped => 2,
                 Came::Interrupt => 3,
             };
             if rank(&verdict) > rank(&came) {
@@ -195,11 +201,36 @@ impl Deferred {
     }
 
     /// As [`Deferred::sleep_readable`], until `fd` has one of `events`
-    /// (or an error or hang-up): `POLLOUT` for room in a pipe.
+    /// (or an error or hang-up): `POLLOUT` for room in a pipe. A stop
+    /// and continue is no wake: the sleep goes on, as `pipe_read()`'s
+    /// and `pipe_write()`'s waits are restarted after one.
     pub(crate) fn sleep_until(
         &self,
         fd: libc::c_int,
         events: libc::c_short,
+    ) -> Option<Result<Came, libc::c_int>> {
+        self.sleep(fd, events, false)
+    }
+
+    /// As [`Deferred::sleep_readable`], and `Ok(Came::Stopped)` when the
+    /// thread was stopped and continued meanwhile: a key call's wait for
+    /// a key under construction, which a stop wakes as any signal does
+    /// (`KEYCTL_READ` then fails). No handler runs for a stop, so the
+    /// signalfd never hears of it; the sleep is an epoll_wait(2), which
+    /// Linux ends with EINTR after a stop (signal(7): "Interruption of
+    /// system calls ... by stop signals"), where ppoll(2) would be
+    /// restarted unseen. A lone SIGCONT (the process was not stopped) is
+    /// held, so it only reads in the signalfd and settles as a signal
+    /// that runs no handler: the sleep goes on.
+    pub(crate) fn sleep_until_stopped(&self, fd: libc::c_int) -> Option<Result<Came, libc::c_int>> {
+        self.sleep(fd, libc::POLLIN, true)
+    }
+
+    fn sleep(
+        &self,
+        fd: libc::c_int,
+        events: libc::c_short,
+        stops: bool,
     ) -> Option<Result<Came, libc::c_int>> {
         if !self.held {
             return None;
@@ -235,27 +266,57 @@ impl Deferred {
             return None;
         }
         let sfd = sfd as libc::c_int;
+        // SAFETY: the raw epoll_create1 system call.
+        let ep = unsafe { libc::syscall(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            // SAFETY: our own signalfd, closed once.
+            unsafe { libc::syscall(libc::SYS_close, sfd) };
+            return None;
+        }
+        let ep = ep as libc::c_int;
+        // The poll bits asked for are epoll's of the same values (POLLIN
+        // is EPOLLIN, POLLOUT EPOLLOUT); errors and hang-ups always wake.
+        let watched = [(fd, events as u32, 0u64), (sfd, libc::EPOLLIN as u32, 1u64)];
+        for (f, ev, tag) in watched {
+            let mut e = libc::epoll_event {
+                events: ev,
+                u64: tag,
+            };
+            // SAFETY: the raw epoll_ctl system call on our epoll
+            // descriptor with one valid event.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_ctl,
+                    ep,
+                    libc::EPOLL_CTL_ADD,
+                    f,
+                    &mut e as *mut libc::epoll_event,
+                )
+            };
+            if r < 0 {
+                let e = std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO);
+                // SAFETY: our own descriptors, closed once.
+                unsafe {
+                    libc::syscall(libc::SYS_close, ep);
+                    libc::syscall(libc::SYS_close, sfd);
+                }
+                return Some(Err(e));
+            }
+        }
         let came = loop {
-            let mut p = [
-                libc::pollfd {
-                    fd,
-                    events,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: sfd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: the raw ppoll system call (never an interposer) on
-            // two valid pollfds, no timeout, the mask left as it is.
+            let mut got = [libc::epoll_event { events: 0, u64: 0 }; 2];
+            // SAFETY: the raw epoll_pwait system call (never an
+            // interposer) into two events we own, no timeout, the mask
+            // left as it is.
             let n = unsafe {
                 libc::syscall(
-                    libc::SYS_ppoll,
-                    p.as_mut_ptr(),
+                    libc::SYS_epoll_pwait,
+                    ep,
+                    got.as_mut_ptr(),
                     2usize,
-                    std::ptr::null::<libc::timespec>(),
+                    -1,
                     std::ptr::null::<libc::sigset_t>(),
                     8usize,
                 )
@@ -263,13 +324,17 @@ impl Deferred {
             if n < 0 {
                 let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
                 if e == libc::EINTR {
-                    // Nothing of the caller's can have run (all held):
-                    // a stop and continue, or a tracer.
+                    // Nothing of the caller's can have run (all held): a
+                    // stop and continue, or a tracer's stop.
+                    if stops {
+                        break Ok(Came::Stopped);
+                    }
                     continue;
                 }
                 break Err(e);
             }
-            if p[0].revents != 0 {
+            let got = &got[..n as usize];
+            if got.iter().any(|e| e.u64 == 0) {
                 break Ok(Came::Nothing);
             }
             match self.settle() {
@@ -277,6 +342,9 @@ impl Deferred {
                 c => break Ok(c),
             }
         };
+        // SAFETY: our own epoll descriptor, closed once (the raw call:
+        // the interposer never saw it).
+        unsafe { libc::syscall(libc::SYS_close, ep) };
         // SAFETY: our own signalfd, closed once (the raw call: the
         // interposer never saw it).
         unsafe { libc::syscall(libc::SYS_close, sfd) };
@@ -446,7 +514,9 @@ impl watchq_kernel::remote::KeySignals for KeySignals {
         let held = Deferred::view(old);
         let wake = |c: Came| match c {
             Came::Interrupt => Some(KeyWake::Interrupt),
-            Came::Restart => Some(KeyWake::Restart),
+            // A stop wakes the kernel's wait as a restarting handler
+            // does: KEYCTL_READ fails, the other key calls wait again.
+            Came::Restart | Came::Stopped => Some(KeyWake::Restart),
             Came::Nothing | Came::Unhandled => None,
         };
         // What came while the call looked and the server worked.
@@ -454,7 +524,7 @@ impl watchq_kernel::remote::KeySignals for KeySignals {
             return Ok(w);
         }
         loop {
-            match held.sleep_readable(sock.as_raw_fd()) {
+            match held.sleep_until_stopped(sock.as_raw_fd()) {
                 Some(Ok(Came::Nothing)) => return Ok(KeyWake::Reply),
                 Some(Ok(c)) => match wake(c) {
                     Some(w) => return Ok(w),

@@ -14,8 +14,9 @@
  *     creates a file named in the call-out.
  *   key-wait-stop: the same three calls while the whole process is
  *     stopped and continued (a child sends SIGSTOP, then SIGCONT 300 ms
- *     later), and KEYCTL_READ when a lone SIGCONT comes (the process
- *     running, SIGCONT's default disposition): no handler runs in either.
+ *     later), KEYCTL_READ when a lone SIGCONT comes (the process
+ *     running, SIGCONT's default disposition), and KEYCTL_READ and
+ *     request_key stopped for 1 ms only: no handler runs in any.
  *     The helper as for key-wait.
  *   splice-wait: splice() from a notification pipe into a full real pipe
  *     (waiting for room, then what?), into one without readers, with an
@@ -247,7 +248,7 @@ static void sec_key_wait(void)
 /* ----------------------------------------------------- key-wait-stop */
 
 /* Runs `fn` in a thread; 500 ms later a child stops this process and
- * continues it 300 ms on (`stop`), or only sends SIGCONT; says whether
+ * continues it `stop` ms on, or (0) only sends SIGCONT; says whether
  * the call had returned 1500 ms after the child was started, then ends
  * the construction and joins. */
 static void stopped(const char *what, int stop, long (*fn)(void))
@@ -265,7 +266,7 @@ static void stopped(const char *what, int stop, long (*fn)(void))
 	if (c == 0) {
 		if (stop) {
 			kill(me, SIGSTOP);
-			msleep(300);
+			msleep(stop);
 		}
 		kill(me, SIGCONT);
 		_exit(0);
@@ -276,7 +277,12 @@ static void stopped(const char *what, int stop, long (*fn)(void))
 	finish_construction();
 	pthread_join(t, NULL);
 	alarm(0);
-	printf("%s, %s: ", what, stop ? "SIGSTOP then SIGCONT" : "SIGCONT alone");
+	if (stop == 300)
+		printf("%s, SIGSTOP then SIGCONT: ", what);
+	else if (stop)
+		printf("%s, SIGSTOP then SIGCONT %d ms on: ", what, stop);
+	else
+		printf("%s, SIGCONT alone: ", what);
 	print_result();
 	printf(" (%s the wait ended)\n", early ? "before" : "after");
 }
@@ -292,13 +298,18 @@ static void sec_key_wait_stop(void)
 		return;
 	}
 	start_construction(10, "k1");
-	stopped("request_key(user, wqwait, NULL, 0) waiting", 1, wait_request);
+	stopped("request_key(user, wqwait, NULL, 0) waiting", 300, wait_request);
 	start_construction(11, "k2");
-	stopped("keyctl(K_READ, key under construction)", 1, wait_read);
+	stopped("keyctl(K_READ, key under construction)", 300, wait_read);
 	start_construction(12, "k3");
-	stopped("keyctl(K_UPDATE, key under construction)", 1, wait_update);
+	stopped("keyctl(K_UPDATE, key under construction)", 300, wait_update);
 	start_construction(13, "k4");
 	stopped("keyctl(K_READ, key under construction)", 0, wait_read);
+	/* a stop far shorter than any polling of the task's state */
+	start_construction(14, "k5");
+	stopped("keyctl(K_READ, key under construction)", 1, wait_read);
+	start_construction(15, "k6");
+	stopped("request_key(user, wqwait, NULL, 0) waiting", 1, wait_request);
 	char rm[128];
 	snprintf(rm, sizeof rm, "rm -rf %s", dir);
 	if (system(rm) != 0)

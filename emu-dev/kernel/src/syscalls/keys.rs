@@ -662,9 +662,12 @@ std::thread_local! {
 /// tracer's stop): the kernel's interruptible wait is woken by a stop as
 /// by any signal, and the call then fails or is restarted after the task
 /// continues, as after a handler (`KEYCTL_READ` fails with ENOKEY). No
-/// handler runs, so the client cannot tell; the task's state is read
-/// every [`watchq_sources::keys::INTERRUPT_POLL`] while the call waits,
-/// so a stop shorter than that may pass unseen.
+/// handler runs; the preload's held sleep sees a stop of any length (its
+/// epoll_wait ends with EINTR after one) and says so as after a
+/// restarting handler. Here the task's state is read every
+/// [`watchq_sources::keys::INTERRUPT_POLL`] while the call waits, for a
+/// client that sleeps otherwise (no signalfd, EMFILE), where a stop
+/// shorter than that may pass unseen.
 pub(crate) fn as_task(pid: u32, tid: u32, stop_ends_wait: bool) -> impl Drop {
     struct Reset(Option<CallTask>);
     impl Drop for Reset {
