@@ -77,7 +77,10 @@ for g in "${groups[@]}"; do
             run wire -f core/src/record.rs -f core/src/filter.rs \
                 --test-package watchq-core ;;
         post)
+            # -E: the unit tests' own helper functions (`tests::...`,
+            # called by a #[test]) are test code, not the rules.
             run post "${no_baseline[@]}" -f core/src/watch.rs -f core/src/queue.rs -f core/src/post.rs \
+                -E ' tests::' \
                 --test-package watchq-core --test-package watchq-tests \
                 --cargo-arg=--lib --cargo-arg=--test=post_model \
                 --cargo-arg=--test=queue_rules --cargo-arg=--test=kernel_bugs \
