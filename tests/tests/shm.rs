@@ -456,3 +456,105 @@ const LOSS_BYTES: [u8; 8] = [
     0,
     0,
 ];
+
+/// tests/c/shmblind.c, compiled once.
+fn shmblind_prog() -> PathBuf {
+    static P: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    P.get_or_init(|| cc(&repo("tests/c/shmblind.c"), "shmblind"))
+        .clone()
+}
+
+/// `watchq exec -- shmblind ARGS`: its stdout, once it exited 0.
+fn run_shmblind(args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(watchq())
+        .args(["exec", "--"])
+        .arg(shmblind_prog())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A signal handler reads a mirrored pipe while the thread it interrupted
+/// holds the preload's table of mirrors (raised from malloc while that
+/// thread keeps a new mirror in the table): the table cannot be
+/// consulted, and the kernel, which gave this connection the mirror,
+/// says "look there". Every read returns the records, asked for by value,
+/// as a real read would (issue 20 item 6: EIO before).
+#[test]
+fn shm_handler_reads_while_its_thread_holds_the_mirror_table() {
+    assert_eq!(
+        run_shmblind(&["handler", "200"]),
+        "handler 1 eio 0 other 0 total 200\n"
+    );
+}
+
+/// A process at its descriptor limit cannot receive a mirror's memfds
+/// (SCM_RIGHTS drops them: EMFILE), and the kernel thinks it has them:
+/// its reads still return every record, by value (EIO before).
+#[test]
+fn shm_reader_at_its_descriptor_limit_reads_every_record() {
+    assert_eq!(run_shmblind(&["emfile", "20"]), "emfile read 20\n");
+}
+
+/// The Rust client's own read loop (`Remote::read`) at the descriptor
+/// limit: the mirror's memfds cannot come, and every read still returns
+/// its record, by value (EIO before).
+#[test]
+fn shm_client_at_its_descriptor_limit_reads_every_record() {
+    let _serial = serial();
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let key = add_key(&r, "k");
+    let [rd, _wr] = watched_pipe(&r, key, 16);
+    for _ in 0..10 {
+        update(&r, key);
+    }
+    let path = s.path().to_path_buf();
+    let rfd = rd.as_raw_fd();
+    let kid = fork(move || {
+        let c = Remote::connect(&path, true).unwrap();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a valid rlimit buffer.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+        lim.rlim_cur = 64;
+        // SAFETY: a valid rlimit; the child's own limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return 2;
+        }
+        // Every number under the limit taken.
+        // SAFETY: dup of an open descriptor, kept for the child's life.
+        while unsafe { libc::dup(0) } >= 0 {}
+        // SAFETY: the inherited read end, open for the child's life.
+        let rd = unsafe { BorrowedFd::borrow_raw(rfd) };
+        for i in 0..10 {
+            match c.read(rd, 16) {
+                Ok(d) if d.len() == 16 => {}
+                other => {
+                    eprintln!("read {i}: {other:?}");
+                    return 1;
+                }
+            }
+        }
+        match c.read(rd, 16) {
+            Err(CallError::Errno(Errno::EAGAIN)) => 0,
+            other => {
+                eprintln!("then {other:?}");
+                3
+            }
+        }
+    });
+    assert_eq!(wait(kid), 0);
+}

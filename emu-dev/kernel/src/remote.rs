@@ -497,8 +497,10 @@ impl Remote {
                 }
                 RoundRead::Look(None) => {
                     if !self.mirrors.lock().contains_key(&id) {
-                        // The kernel thinks we have the mirror mapped.
-                        return Err(CallError::Errno(Errno::EIO));
+                        // The kernel thinks we have the mirror mapped, and
+                        // we could not (its memfds did not come: EMFILE;
+                        // or they would not map): the records by value.
+                        return self.read_value(fd, count);
                     }
                 }
             }
@@ -508,10 +510,13 @@ impl Remote {
     /// One read round trip of `fd` (the kernel's read, without sleeping):
     /// the records, or word that they are in the pipe's shared-memory
     /// mirror, mapped here the first time this connection hears of it.
+    /// `Look(None)` also when the mirror's memfds were sent and did not
+    /// come (the process is at its descriptor limit: `SCM_RIGHTS` drops
+    /// them) or would not map: the kernel now thinks this connection has
+    /// it, so a caller without it asks by value ([`Remote::read_value`]).
     ///
     /// # Errors
-    /// As the kernel's read of a notification pipe; EIO for a mirror that
-    /// cannot be mapped.
+    /// As the kernel's read of a notification pipe.
     pub fn read_round(&self, fd: BorrowedFd<'_>, count: usize) -> CallResult<RoundRead> {
         let count = count.min(u32::MAX as usize) as u32;
         let (r, fds) = self.call(&Request::Read { count }, Some(fd))?;
@@ -520,12 +525,26 @@ impl Remote {
             return Ok(RoundRead::Data(r.data));
         }
         let mut it = fds.into_iter();
-        match (it.next(), it.next()) {
-            (Some(ring), Some(page)) => ShmReader::open(ring.into(), page.into())
-                .map(|m| RoundRead::Look(Some(m)))
-                .map_err(|_| CallError::Errno(Errno::EIO)),
-            _ => Ok(RoundRead::Look(None)),
-        }
+        Ok(RoundRead::Look(match (it.next(), it.next()) {
+            (Some(ring), Some(page)) => ShmReader::open(ring.into(), page.into()).ok(),
+            _ => None,
+        }))
+    }
+
+    /// One read of `fd` without sleeping, the records by value even from
+    /// a pipe with a mirror ([`Request::ReadValue`]): for a caller that
+    /// cannot read the mirror (it has none mapped, or cannot consult the
+    /// table it keeps them in). Drains the readiness bytes the server
+    /// asks for.
+    ///
+    /// # Errors
+    /// As the kernel's read of a notification pipe (EAGAIN when empty).
+    pub fn read_value(&self, fd: BorrowedFd<'_>, count: usize) -> CallResult<Vec<u8>> {
+        let count = count.min(u32::MAX as usize) as u32;
+        let (r, _) = self.call(&Request::ReadValue { count }, Some(fd))?;
+        drain(fd, r.drain);
+        r.result()?;
+        Ok(r.data)
     }
 
     /// Gives back the last `len` bytes of the last read of `fd` (records

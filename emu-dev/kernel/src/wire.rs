@@ -80,6 +80,16 @@ pub enum Request {
         /// Bytes the caller's buffer holds.
         count: u32,
     },
+    /// [`Request::Read`] answered with the records themselves, never
+    /// [`READ_LOOK`]: for a reader that cannot read the pipe's mirror
+    /// (a signal handler that interrupted its thread at the table of
+    /// mirrors; a process at its descriptor limit, which could not
+    /// receive the mirror's memfds). The kernel takes the records from the
+    /// mirror for it, as a reader would.
+    ReadValue {
+        /// Bytes the caller's buffer holds.
+        count: u32,
+    },
     /// Gives back the last `len` bytes of this connection's last read of
     /// `fd` (whole records the caller could not copy out: EFAULT).
     Unread {
@@ -477,6 +487,7 @@ mod op {
     pub const FORKED: u8 = 21;
     pub const PROC_SYNC: u8 = 22;
     pub const INTERRUPT: u8 = 23;
+    pub const READ_VALUE: u8 = 24;
 }
 
 impl Request {
@@ -489,6 +500,7 @@ impl Request {
             Request::Hello { exec } => w.u8(op::HELLO).u8(u8::from(*exec)),
             Request::Pipe2 { flags } => w.u8(op::PIPE2).u32(*flags),
             Request::Read { count } => w.u8(op::READ).u32(*count),
+            Request::ReadValue { count } => w.u8(op::READ_VALUE).u32(*count),
             Request::Unread { len } => w.u8(op::UNREAD).u32(*len),
             Request::Ioctl { cmd, arg, mem } => w
                 .u8(op::IOCTL)
@@ -588,6 +600,7 @@ impl Request {
             op::HELLO => Request::Hello { exec: r.bool()? },
             op::PIPE2 => Request::Pipe2 { flags: r.u32()? },
             op::READ => Request::Read { count: r.u32()? },
+            op::READ_VALUE => Request::ReadValue { count: r.u32()? },
             op::UNREAD => Request::Unread { len: r.u32()? },
             op::IOCTL => Request::Ioctl {
                 cmd: r.u64()?,
@@ -695,7 +708,7 @@ impl Request {
         match self {
             Request::Hello { .. } => "hello",
             Request::Pipe2 { .. } => "pipe2",
-            Request::Read { .. } => "read",
+            Request::Read { .. } | Request::ReadValue { .. } => "read",
             Request::Unread { .. } => "unread",
             Request::Ioctl { .. } => "ioctl",
             Request::Fcntl { .. } => "fcntl",
@@ -795,6 +808,7 @@ mod tests {
             Request::Hello { exec: true },
             Request::Pipe2 { flags: 0x80 },
             Request::Read { count: 4096 },
+            Request::ReadValue { count: 16 },
             Request::Unread { len: 16 },
             Request::Ioctl {
                 cmd: 0x5760,

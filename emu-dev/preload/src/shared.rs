@@ -186,22 +186,35 @@ pub(crate) fn mirrors_lock() -> &'static dyn ForkLock {
     &MIRRORS
 }
 
-/// The mirror of the read end `id`, if this process has it. None too in
-/// a handler that interrupted this thread at the table.
-fn mirror(id: (u64, u64)) -> Option<Arc<ShmReader>> {
-    MIRRORS.lock()?.as_ref().and_then(|m| m.get(&id).cloned())
+/// The table of mirrors cannot be consulted: a signal handler
+/// interrupted this thread while it held it.
+struct Busy;
+
+/// The mirror of the read end `id`: `Ok(None)` when this process has
+/// none, [`Busy`] in a handler that interrupted this thread at the table.
+fn lookup(id: (u64, u64)) -> std::result::Result<Option<Arc<ShmReader>>, Busy> {
+    let g = MIRRORS.lock().ok_or(Busy)?;
+    Ok(g.as_ref().and_then(|m| m.get(&id).cloned()))
 }
 
-fn keep_mirror(id: (u64, u64), m: ShmReader) {
-    // Not kept in a handler that interrupted this thread at the table.
+/// The mirror of the read end `id`, if this process has it and can say
+/// so (see [`lookup`]).
+fn mirror(id: (u64, u64)) -> Option<Arc<ShmReader>> {
+    lookup(id).ok().flatten()
+}
+
+/// Keeps `m` as the mirror of `id`; false in a handler that interrupted
+/// this thread at the table (nothing is kept).
+fn keep_mirror(id: (u64, u64), m: ShmReader) -> bool {
     let Some(mut g) = MIRRORS.lock() else {
-        return;
+        return false;
     };
     let map = g.get_or_insert_with(HashMap::new);
     if map.len() >= MAX_MIRRORS {
         map.clear();
     }
     map.insert(id, Arc::new(m));
+    true
 }
 
 /// Copies the bytes of a record at logical offset `off` of the read into
@@ -293,7 +306,14 @@ fn read_local(
 /// One read of an emulated end into `out` (`total` bytes), sleeping
 /// while it would block (in the real poll, so a signal interrupts it with
 /// EINTR). A pipe with a shared-memory mirror is read there while it has
-/// records; the kernel is asked when it has none.
+/// records; the kernel is asked when it has none. A reader that cannot
+/// read the mirror asks the kernel for the records by value
+/// (`Request::ReadValue`), as a real read just returns them: a signal
+/// handler that interrupted this thread at the table of mirrors (the
+/// kernel says "look" to a connection it gave the mirror, and the table
+/// that has it cannot be consulted), or a process whose mirror's memfds
+/// did not come (at its descriptor limit, EMFILE: the kernel thinks it
+/// has them).
 fn read_into(
     fd: c_int,
     id: Option<(u64, u64)>,
@@ -302,8 +322,17 @@ fn read_into(
     held: Option<Deferred>,
 ) -> Result<usize> {
     let mut woke = false;
+    let mut by_value = false;
     loop {
-        if let Some(m) = id.and_then(mirror) {
+        let m = match id.map(lookup) {
+            Some(Ok(m)) => m,
+            Some(Err(Busy)) => {
+                by_value = true;
+                None
+            }
+            None => None,
+        };
+        if let Some(m) = m {
             if let Some(r) = read_local(fd, &m, out, total) {
                 return r;
             }
@@ -331,6 +360,10 @@ fn read_into(
         // The records the caller cannot take go back on the connection
         // that read them (the kernel keeps a connection's last read).
         let round = with(false, |k| {
+            if by_value {
+                let d = k.read_value(borrow(fd), total.min(MAX_READ))?;
+                return Ok(Ok(deliver(k, fd, &d, out)));
+            }
             Ok(match k.read_round(borrow(fd), total.min(MAX_READ))? {
                 RoundRead::Data(d) => Ok(deliver(k, fd, &d, out)),
                 RoundRead::Look(m) => Err(m),
@@ -338,13 +371,14 @@ fn read_into(
         });
         match round {
             Ok(Ok(done)) => return done,
-            Ok(Err(Some(m))) => match id {
-                Some(id) => keep_mirror(id, m),
-                None => return Err(Errno::EIO),
-            },
+            Ok(Err(Some(m))) => {
+                if !id.is_some_and(|id| keep_mirror(id, m)) {
+                    by_value = true;
+                }
+            }
             Ok(Err(None)) => {
                 if id.and_then(mirror).is_none() {
-                    return Err(Errno::EIO);
+                    by_value = true;
                 }
             }
             Err(Errno::EAGAIN) => match &held {

@@ -132,7 +132,10 @@ pub(super) fn handle(
             s.check_hung_up(p);
         }
     }
-    if matches!(req, Request::Poll { .. } | Request::Read { .. }) {
+    if matches!(
+        req,
+        Request::Poll { .. } | Request::Read { .. } | Request::ReadValue { .. }
+    ) {
         if let Some((pipe, _)) = &target {
             s.check_hangup(pipe);
         }
@@ -154,9 +157,13 @@ pub(super) fn handle(
             }
             Err(e) => Reply::err(e),
         },
-        Request::Read { count } => match &target {
+        Request::Read { count } | Request::ReadValue { count } => match &target {
             Some((pipe, End::Read)) => match pipe.mirror() {
-                Ok(files) => mirror_read(s, c, pipe, files, &mut give),
+                Ok(files) => {
+                    let by_value = matches!(req, Request::ReadValue { .. });
+                    let by_value = by_value.then_some(count as usize);
+                    mirror_read(s, c, pipe, files, by_value, &mut give)
+                }
                 Err(_) => read(c, p, pipe, count as usize),
             },
             Some((_, End::Write)) => Reply::err(Errno::EBADF),
@@ -557,15 +564,38 @@ fn read(c: &mut Conn, p: &Process, pipe: &Arc<RemotePipe>, count: usize) -> Repl
 /// or has none mapped yet): the records are in the mirror now (the reply
 /// says look there, with its memfds the first time on this connection),
 /// or the end of file, or EAGAIN, after the queued key collector ran, as
-/// an empty read lets it (docs/delivery.md §1).
+/// an empty read lets it (docs/delivery.md §1). `by_value` (the room of a
+/// reader that cannot read the mirror itself): the records themselves.
 fn mirror_read(
     s: &Arc<Shared>,
     c: &mut Conn,
     pipe: &Arc<RemotePipe>,
     files: (std::fs::File, std::fs::File),
+    by_value: Option<usize>,
     give: &mut Vec<OwnedFd>,
 ) -> Reply {
+    if let Some(count) = by_value {
+        if let (Some(res), drain) = pipe.mirror_take(count.min(MAX_READ)) {
+            let mut reply = match res {
+                Ok(d) => {
+                    c.last_read = Some((pipe.id, d.clone()));
+                    Reply {
+                        value: d.len() as i64,
+                        data: d,
+                        ..Reply::default()
+                    }
+                }
+                Err(e) => Reply::err(e),
+            };
+            reply.drain = drain as u32;
+            return reply;
+        }
+    }
     let (pending, drain) = pipe.mirror_read();
+    if pending && by_value.is_some() {
+        // Another reader took them meanwhile, and more came: ask again.
+        return Reply::err(Errno::EAGAIN);
+    }
     if pending {
         if c.mapped.insert(pipe.id) {
             give.push(OwnedFd::from(files.0));

@@ -66,7 +66,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use watchq_core::ring::shm::ShmWriter;
+use watchq_core::ring::shm::{Ends, Local, ShmReader, ShmWriter};
 use watchq_core::uapi::{O_DIRECT, O_NONBLOCK, WATCH_INFO_LENGTH};
 use watchq_core::{Errno, Result, WatchQueue};
 
@@ -142,6 +142,9 @@ struct Ready {
     /// The shared-memory mirror readers read from (see `mirror`), once a
     /// read made one.
     mirror: Option<Box<ShmWriter>>,
+    /// The kernel's own reader of the mirror, for the reads it answers by
+    /// value ([`RemotePipe::mirror_take`]); mapped at the first.
+    reader: Option<Box<ShmReader>>,
     /// Readiness bytes in A when the mirror started that stand for records
     /// it has yet to carry (they are not written again).
     credit: u64,
@@ -763,6 +766,47 @@ impl RemotePipe {
             std::mem::take(&mut r.repair)
         };
         (pending, drain)
+    }
+
+    /// A read by value of a mirrored pipe (`Request::ReadValue`: a reader
+    /// that cannot read the mirror itself): records given back first, else
+    /// what a reader would take from the mirror now, taken by the kernel's
+    /// own reader of it, and the readiness bytes that are the caller's
+    /// share. None when the mirror is empty (or its page is scribbled on:
+    /// the next reap repairs it).
+    pub(crate) fn mirror_take(&self, count: usize) -> (Option<Result<Vec<u8>>>, u64) {
+        let mut r = self.ready.lock();
+        if !r.front.is_empty() {
+            return (Some(take_front(&mut r.front, count)), 0);
+        }
+        self.pump_locked(&mut r);
+        if r.reader.is_none() {
+            let Some(m) = r.mirror.as_ref() else {
+                return (None, 0);
+            };
+            let files = (m.ring_file().try_clone(), m.page_file().try_clone());
+            let (Ok(ring), Ok(page)) = files else {
+                return (Some(Err(Errno::EMFILE)), 0);
+            };
+            match ShmReader::open(ring, page) {
+                Ok(rd) => r.reader = Some(Box::new(rd)),
+                Err(e) => return (Some(Err(e)), 0),
+            }
+        }
+        let rd = r.reader.as_ref().expect("mapped above");
+        let mut buf = vec![0u8; count];
+        let mut ends = Ends::new();
+        // Taken as soon as copied (into the reply: the caller gives back
+        // what it cannot copy out with an unread, which lands in `front`).
+        match rd.read(&mut buf, &mut ends, &mut |_, e| e.len()) {
+            Local::Read { bytes, drain } => {
+                buf.truncate(bytes);
+                self.reap_locked(&mut r);
+                (Some(Ok(buf)), u64::from(drain))
+            }
+            Local::NoBufs => (Some(Err(Errno::ENOBUFS)), 0),
+            Local::Empty | Local::Invalid | Local::Fault => (None, 0),
+        }
     }
 
     /// The write end is released (a read of an empty queue is the end).
