@@ -545,6 +545,13 @@ fn read(c: &mut Conn, p: &Process, pipe: &Arc<RemotePipe>, count: usize) -> Repl
     };
     let count = count.min(MAX_READ);
     let (res, drain) = pipe.read(count, |buf| with_fd(p, &file, |fd| p.read_nowait(fd, buf)));
+    read_reply(c, pipe, res, drain)
+}
+
+/// The reply to a read that took records by value: the bytes (kept as
+/// the connection's last read, for an unread of what did not fit) or
+/// the errno, with the caller's share of the readiness bytes.
+fn read_reply(c: &mut Conn, pipe: &RemotePipe, res: Result<Vec<u8>>, drain: u64) -> Reply {
     let mut reply = match res {
         Ok(d) => {
             c.last_read = Some((pipe.id, d.clone()));
@@ -576,19 +583,7 @@ fn mirror_read(
 ) -> Reply {
     if let Some(count) = by_value {
         if let (Some(res), drain) = pipe.mirror_take(count.min(MAX_READ)) {
-            let mut reply = match res {
-                Ok(d) => {
-                    c.last_read = Some((pipe.id, d.clone()));
-                    Reply {
-                        value: d.len() as i64,
-                        data: d,
-                        ..Reply::default()
-                    }
-                }
-                Err(e) => Reply::err(e),
-            };
-            reply.drain = drain as u32;
-            return reply;
+            return read_reply(c, pipe, res, drain);
         }
     }
     let (pending, drain) = pipe.mirror_read();
