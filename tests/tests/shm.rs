@@ -558,3 +558,87 @@ fn shm_client_at_its_descriptor_limit_reads_every_record() {
     });
     assert_eq!(wait(kid), 0);
 }
+
+/// A reader that cannot read the mirror (at its descriptor limit) takes
+/// two records by value and cannot copy out the second (EFAULT): it
+/// returns the first, and the second stays at the head of the queue, as
+/// the kernel's pipe_read() leaves it. A reader in another process that
+/// has the mirror mapped then sees it readable (poll and epoll) and reads
+/// it before a record posted later (before: it read EAGAIN, the record
+/// given back waiting for a by-value read).
+#[test]
+fn shm_records_given_back_by_a_blind_reader_come_first_for_every_reader() {
+    assert_eq!(
+        run_shmblind(&["efault"]),
+        "efault 16 a poll 1 epoll 1 b c\n"
+    );
+}
+
+/// The Rust client's read loop with the mirror mapped: a record taken by
+/// value and given back (`Remote::unread`) is read before the mirror's,
+/// which were posted after it, in the same read, as pipe_read() takes
+/// every record that fits (before: the mirror's came first, and the one
+/// given back in a read of its own).
+#[test]
+fn shm_client_reads_records_given_back_before_the_mirrors() {
+    let _serial = serial();
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let (a, b) = (add_key(&r, "a"), add_key(&r, "b"));
+    let [rd, _wr] = watched_pipe(&r, a, 16);
+    kc(&r, cmd::WATCH_KEY, [b as u64, 0, 2, 0], Some(rd.as_fd()));
+    let keys = |d: &[u8]| -> Vec<i32> {
+        d.chunks(16)
+            .map(|rec| i32::from_ne_bytes(rec[8..12].try_into().unwrap()))
+            .collect()
+    };
+    // A first read maps the mirror here.
+    update(&r, a);
+    assert_eq!(r.read(rd.as_fd(), 16).unwrap().len(), 16);
+    update(&r, a);
+    update(&r, b);
+    assert_eq!(keys(&r.read_value(rd.as_fd(), 32).unwrap()), [a, b]);
+    r.unread(rd.as_fd(), 16).unwrap();
+    update(&r, a);
+    update(&r, b);
+    // Room for two: the one given back and the first of the mirror's.
+    assert_eq!(keys(&r.read(rd.as_fd(), 32).unwrap()), [b, a]);
+    assert_eq!(keys(&r.read(rd.as_fd(), 64).unwrap()), [b]);
+    assert_eq!(errno(r.read(rd.as_fd(), 64)), Errno::EAGAIN);
+    // Given back again, in a read too small for the rest.
+    update(&r, a);
+    assert_eq!(keys(&r.read_value(rd.as_fd(), 16).unwrap()), [a]);
+    r.unread(rd.as_fd(), 16).unwrap();
+    update(&r, b);
+    assert_eq!(keys(&r.read(rd.as_fd(), 16).unwrap()), [a]);
+    assert_eq!(keys(&r.read(rd.as_fd(), 16).unwrap()), [b]);
+    assert_eq!(errno(r.read(rd.as_fd(), 64)), Errno::EAGAIN);
+    assert!(!poll_in(rd.as_fd(), 0), "stale readiness bytes");
+}
+
+/// Records given back with a loss behind them: the loss record comes in
+/// the read after them, as pipe_read() emits it after other records only
+/// when a record follows (before the fix of records given back, both
+/// came in one read).
+#[test]
+fn shm_a_loss_behind_records_given_back_waits_for_the_next_read() {
+    let _serial = serial();
+    let s = server();
+    let r = Remote::connect(s.path(), true).unwrap();
+    let a = add_key(&r, "a");
+    let [rd, _wr] = watched_pipe(&r, a, 1);
+    // A first read maps the mirror here.
+    update(&r, a);
+    assert_eq!(r.read(rd.as_fd(), 16).unwrap().len(), 16);
+    for _ in 0..40 {
+        update(&r, a);
+    }
+    let taken = r.read_value(rd.as_fd(), 4096).unwrap();
+    let (n, lost) = count(&taken);
+    assert!(n > 0 && n < 40 && lost == 0, "{n} {lost}");
+    r.unread(rd.as_fd(), taken.len()).unwrap();
+    assert_eq!(r.read(rd.as_fd(), 4096).unwrap(), taken);
+    assert_eq!(count(&r.read(rd.as_fd(), 4096).unwrap()), (0, 1));
+    assert_eq!(errno(r.read(rd.as_fd(), 64)), Errno::EAGAIN);
+    assert!(!poll_in(rd.as_fd(), 0), "stale readiness bytes");
+}

@@ -53,6 +53,7 @@
 //! | page `consumed` | readers (CAS), the kernel (repairing a scribble) | readers, the kernel (`reap`) | Release CAS / Acquire load | a reader's copies of the entries it passed happen before the kernel reuses their memory (every mover's CAS is an RMW, so it continues the release sequences before it); a reader that sees a position sees `published` at least there |
 //! | entry words | the kernel (`append`, into released or new memory) | readers (copies; one whose take fails throws its copy away) | Relaxed stores / Relaxed loads, word by word | `published`'s Release/Acquire (a reader's copy sees the entry); `consumed`'s Release CAS / Acquire in `reap` (a delivered copy happens before the reuse). Atomic so a thrown-away copy racing the reuse is not a data race |
 //! | page `drained` | readers (CAS) | readers, the kernel (diagnostics) | Relaxed | none: it only apportions readiness bytes, read by a separate syscall |
+//! | header `flags` | the kernel (`set_ask`) | readers (before a read or poll) | Relaxed | none: hints, ordered by the kernel's replies (a reader that misses "ask first" read before the unread's reply reached its author) |
 //!
 //! The protocol reaches the memory only through `Mem`: the memfds'
 //! mappings normally, a heap region under loom, where the models in
@@ -96,11 +97,16 @@ const PAGE: usize = 4096;
 const OFF_CAP: usize = 8;
 #[cfg(not(loom))]
 const OFF_PUBLISHED: usize = 64;
-/// The kernel's word to readers: bit 0, a read that finds the ring empty
-/// must ask the kernel (the key collector waits for a consumer, or the
-/// write end is gone).
+/// The kernel's word to readers: [`ASK_WHEN_EMPTY`], [`ASK_FIRST`].
 #[cfg(not(loom))]
 const OFF_FLAGS: usize = 128;
+/// A read that finds the ring empty must ask the kernel (the key
+/// collector waits for a consumer, or the write end is gone).
+const ASK_WHEN_EMPTY: u64 = 1;
+/// Every read must ask the kernel before it looks at the ring: records a
+/// reader took and gave back (an unread after EFAULT) are queued ahead of
+/// the ring's, in the kernel.
+const ASK_FIRST: u64 = 2;
 /// Offsets in the progress page.
 #[cfg(not(loom))]
 const OFF_CONSUMED: usize = 0;
@@ -664,13 +670,25 @@ impl ShmWriter {
     }
 
     /// Tells readers whether a read that finds the ring empty must ask the
-    /// kernel rather than sleep (or say EAGAIN) by itself.
-    pub fn set_ask_when_empty(&self, ask: bool) {
+    /// kernel rather than sleep (or say EAGAIN) by itself (`when_empty`),
+    /// and whether every read and poll must ask it before looking at the
+    /// ring (`first`: records given back wait in the kernel, ahead of the
+    /// ring's; it implies `when_empty`).
+    pub fn set_ask(&self, when_empty: bool, first: bool) {
+        let want = if first {
+            ASK_FIRST | ASK_WHEN_EMPTY
+        } else {
+            u64::from(when_empty) * ASK_WHEN_EMPTY
+        };
         let w = self.mem.flags();
-        // Relaxed: a hint a reader acts on only after it found the ring
-        // empty; the kernel's answer is what counts.
-        if (w.load(Ordering::Relaxed) != 0) != ask {
-            w.store(u64::from(ask), Ordering::Relaxed);
+        // Relaxed: hints. A reader that misses `first` read the ring
+        // before the give-back's reply reached its author, so before
+        // anything that author did next, in the program's order: the
+        // kernel's answer to the unread is what orders the two, through
+        // the socket. `when_empty` is acted on only after the ring was
+        // found empty, and the kernel's answer is what counts.
+        if w.load(Ordering::Relaxed) != want {
+            w.store(want, Ordering::Relaxed);
         }
     }
 
@@ -873,11 +891,19 @@ impl ShmReader {
     }
 
     /// Must a read that finds the ring empty ask the kernel (see
-    /// [`ShmWriter::set_ask_when_empty`])? Else it may sleep on the read
-    /// end, or say EAGAIN, by itself.
+    /// [`ShmWriter::set_ask`])? Else it may sleep on the read end, or say
+    /// EAGAIN, by itself.
     pub fn ask_when_empty(&self) -> bool {
-        // Relaxed: a hint (see `set_ask_when_empty`).
-        self.mem.flags().load(Ordering::Relaxed) != 0
+        // Relaxed: a hint (see `set_ask`).
+        self.mem.flags().load(Ordering::Relaxed) & ASK_WHEN_EMPTY != 0
+    }
+
+    /// Must every read and poll ask the kernel before it looks at the
+    /// ring (records given back wait there, ahead of the ring's; see
+    /// [`ShmWriter::set_ask`])?
+    pub fn ask_first(&self) -> bool {
+        // Relaxed: a hint (see `set_ask`).
+        self.mem.flags().load(Ordering::Relaxed) & ASK_FIRST != 0
     }
 
     /// Is a record (not a loss record alone: poll() does not report

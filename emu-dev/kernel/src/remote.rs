@@ -472,7 +472,8 @@ impl Remote {
         let mut ends = Ends::new();
         loop {
             let m = self.mirrors.lock().get(&id).cloned();
-            if let Some(m) = m {
+            // Records given back wait in the kernel, ahead of the mirror's.
+            if let Some(m) = m.filter(|m| !m.ask_first()) {
                 match m.read(&mut out, &mut ends, &mut |_, e| e.len()) {
                     Local::Read { bytes, drain } => {
                         drain_nowait(fd, drain);

@@ -325,7 +325,9 @@ fn read_into(
     let mut by_value = false;
     loop {
         let m = match id.map(lookup) {
-            Some(Ok(m)) => m,
+            // Records given back wait in the kernel, ahead of the
+            // mirror's: ask there first.
+            Some(Ok(m)) => m.filter(|m| !m.ask_first()),
             Some(Err(Busy)) => {
                 by_value = true;
                 None

@@ -161,8 +161,8 @@ pub(super) fn handle(
             Some((pipe, End::Read)) => match pipe.mirror() {
                 Ok(files) => {
                     let by_value = matches!(req, Request::ReadValue { .. });
-                    let by_value = by_value.then_some(count as usize);
-                    mirror_read(s, c, pipe, files, by_value, &mut give)
+                    let count = (count as usize).min(MAX_READ);
+                    mirror_read(s, c, pipe, files, count, by_value, &mut give)
                 }
                 Err(_) => read(c, p, pipe, count as usize),
             },
@@ -568,27 +568,36 @@ fn read_reply(c: &mut Conn, pipe: &RemotePipe, res: Result<Vec<u8>>, drain: u64)
 }
 
 /// A read of a mirrored pipe (one whose reader found its mirror empty,
-/// or has none mapped yet): the records are in the mirror now (the reply
+/// has none mapped yet, or was told to ask first): records given back
+/// first, by value; else the records are in the mirror now (the reply
 /// says look there, with its memfds the first time on this connection),
 /// or the end of file, or EAGAIN, after the queued key collector ran, as
-/// an empty read lets it (docs/delivery.md §1). `by_value` (the room of a
-/// reader that cannot read the mirror itself): the records themselves.
+/// an empty read lets it (docs/delivery.md §1). `by_value` (a reader
+/// that cannot read the mirror itself): the records themselves, in at
+/// most `count` bytes.
 fn mirror_read(
     s: &Arc<Shared>,
     c: &mut Conn,
     pipe: &Arc<RemotePipe>,
     files: (std::fs::File, std::fs::File),
-    by_value: Option<usize>,
+    count: usize,
+    by_value: bool,
     give: &mut Vec<OwnedFd>,
 ) -> Reply {
-    if let Some(count) = by_value {
-        if let (Some(res), drain) = pipe.mirror_take(count.min(MAX_READ)) {
+    if by_value {
+        if let (Some(res), drain) = pipe.mirror_take(count) {
             return read_reply(c, pipe, res, drain);
         }
     }
-    let (pending, drain) = pipe.mirror_read();
-    if pending && by_value.is_some() {
-        // Another reader took them meanwhile, and more came: ask again.
+    let (pending, drain) = match pipe.mirror_read(count) {
+        (Some(res), _, drain) => return read_reply(c, pipe, res, drain),
+        (None, pending, drain) => (pending, drain),
+    };
+    if pending && by_value {
+        // The mirror was empty when this read took from it, and a record
+        // came since: EAGAIN is the answer of a read at that moment, as a
+        // pipe_read() that found the pipe empty just before a post gives
+        // it. A reader that sleeps wakes on the record's readiness byte.
         return Reply::err(Errno::EAGAIN);
     }
     if pending {

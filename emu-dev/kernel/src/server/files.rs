@@ -56,7 +56,10 @@
 //!   readable as end of file, never `EPOLLHUP`.
 //! - Records a reader could not copy out (EFAULT) come back with an
 //!   unread and are served before the queue (`front`), so they stay
-//!   queued as the kernel's `pipe_read()` leaves them.
+//!   queued as the kernel's `pipe_read()` leaves them. With a mirror, each
+//!   gets a readiness byte, and the mirror tells its readers to ask the
+//!   kernel first while any wait (`ShmWriter::set_ask`): a read then takes
+//!   them by value, with what follows them in the mirror that fits.
 
 use crate::file::OpenFile;
 use parking_lot::Mutex;
@@ -67,7 +70,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use watchq_core::ring::shm::{Ends, Local, ShmReader, ShmWriter};
-use watchq_core::uapi::{O_DIRECT, O_NONBLOCK, WATCH_INFO_LENGTH};
+use watchq_core::uapi::{
+    O_DIRECT, O_NONBLOCK, WATCH_INFO_LENGTH, WATCH_META_LOSS_NOTIFICATION, WATCH_TYPE_META,
+};
 use watchq_core::{Errno, Result, WatchQueue};
 
 /// The most token bytes the server keeps in a pipe (far below its 64 KiB).
@@ -139,6 +144,10 @@ struct Ready {
     outstanding: u64,
     /// Records given back by an unread, served before the queue.
     front: Vec<u8>,
+    /// Readiness bytes in A that stand for `front`'s records, with a
+    /// mirror (one each, written by the unread; the reads that take them
+    /// drain them).
+    front_tokens: u64,
     /// The shared-memory mirror readers read from (see `mirror`), once a
     /// read made one.
     mirror: Option<Box<ShmWriter>>,
@@ -669,7 +678,9 @@ impl RemotePipe {
                 self.unreaped.store(true, Ordering::Relaxed);
             }
             m.publish();
-            m.set_ask_when_empty(r.gc_waiting || writers_gone);
+            // Records given back wait in `front`, ahead of the mirror's:
+            // every reader asks here first while there are any.
+            m.set_ask(r.gc_waiting || writers_gone, !r.front.is_empty());
         }
     }
 
@@ -739,7 +750,7 @@ impl RemotePipe {
         }
         let bytes = r.a_bytes();
         let now = (bytes, m.drained_word(), m.published());
-        let keep = u64::from(r.eof_token);
+        let keep = u64::from(r.eof_token) + r.front_tokens;
         if m.pending() || bytes <= keep {
             r.stale = None;
             return false;
@@ -753,11 +764,17 @@ impl RemotePipe {
         false
     }
 
-    /// A read of a mirrored pipe that found nothing in the mirror: brings
-    /// it up to date; true if records are there now (the reader takes
-    /// them itself), false if it is empty.
-    pub(crate) fn mirror_read(&self) -> (bool, u64) {
+    /// A read of a mirrored pipe that found nothing in the mirror (or was
+    /// told to ask first): records given back first, by value, with what
+    /// follows them that fits (as [`RemotePipe::mirror_take`]); else brings
+    /// the mirror up to date: true if records are there now (the reader
+    /// takes them itself), false if it is empty.
+    pub(crate) fn mirror_read(&self, count: usize) -> (Option<Result<Vec<u8>>>, bool, u64) {
         let mut r = self.ready.lock();
+        if !r.front.is_empty() {
+            let (res, drain) = self.mirror_take_locked(&mut r, count);
+            return (res, false, drain);
+        }
         self.pump_locked(&mut r);
         let pending = r.mirror.as_ref().is_some_and(|m| m.pending());
         let drain = if pending {
@@ -765,47 +782,82 @@ impl RemotePipe {
         } else {
             std::mem::take(&mut r.repair)
         };
-        (pending, drain)
+        (None, pending, drain)
     }
 
     /// A read by value of a mirrored pipe (`Request::ReadValue`: a reader
-    /// that cannot read the mirror itself): records given back first, else
-    /// what a reader would take from the mirror now, taken by the kernel's
-    /// own reader of it, and the readiness bytes that are the caller's
-    /// share. None when the mirror is empty (or its page is scribbled on:
-    /// the next reap repairs it).
+    /// that cannot read the mirror itself, or records given back): those
+    /// first, as the kernel's `pipe_read()` leaves them at the head, then
+    /// what a reader would take from the mirror now in the room left,
+    /// taken by the kernel's own reader of it; and the readiness bytes
+    /// that are the caller's share. None when there is nothing (or the
+    /// mirror's page is scribbled on: the next reap repairs it).
     pub(crate) fn mirror_take(&self, count: usize) -> (Option<Result<Vec<u8>>>, u64) {
         let mut r = self.ready.lock();
+        self.mirror_take_locked(&mut r, count)
+    }
+
+    fn mirror_take_locked(&self, r: &mut Ready, count: usize) -> (Option<Result<Vec<u8>>>, u64) {
+        let mut got = Vec::new();
+        let mut drain = 0;
         if !r.front.is_empty() {
-            return (Some(take_front(&mut r.front, count)), 0);
+            got = match take_front(&mut r.front, count) {
+                Ok(d) => d,
+                Err(e) => return (Some(Err(e)), 0),
+            };
+            // Each had its readiness byte written by the unread.
+            drain = records_in(&got).min(r.front_tokens);
+            r.front_tokens -= drain;
+            if r.front.is_empty() {
+                // Any bytes left over are stale (a reader killed before it
+                // drained): the clock's repair takes them.
+                r.front_tokens = 0;
+            }
         }
-        self.pump_locked(&mut r);
+        // Also when `front` is left non-empty: the mirror's flags follow it.
+        self.pump_locked(r);
+        let room = count - got.len();
+        let some = |got: Vec<u8>| (!got.is_empty()).then_some(Ok(got));
+        if !r.front.is_empty() || room == 0 {
+            return (some(got), drain);
+        }
         if r.reader.is_none() {
             let Some(m) = r.mirror.as_ref() else {
-                return (None, 0);
+                return (some(got), drain);
             };
             let files = (m.ring_file().try_clone(), m.page_file().try_clone());
             let (Ok(ring), Ok(page)) = files else {
-                return (Some(Err(Errno::EMFILE)), 0);
+                return (some(got).or(Some(Err(Errno::EMFILE))), drain);
             };
             match ShmReader::open(ring, page) {
                 Ok(rd) => r.reader = Some(Box::new(rd)),
-                Err(e) => return (Some(Err(e)), 0),
+                Err(e) => return (some(got).or(Some(Err(e))), drain),
             }
         }
         let rd = r.reader.as_ref().expect("mapped above");
-        let mut buf = vec![0u8; count];
+        let mut buf = vec![0u8; room];
         let mut ends = Ends::new();
+        let after_front = !got.is_empty();
         // Taken as soon as copied (into the reply: the caller gives back
         // what it cannot copy out with an unread, which lands in `front`).
-        match rd.read(&mut buf, &mut ends, &mut |_, e| e.len()) {
-            Local::Read { bytes, drain } => {
-                buf.truncate(bytes);
-                self.reap_locked(&mut r);
-                (Some(Ok(buf)), u64::from(drain))
+        // After records given back, a loss record comes only with a
+        // record behind it, as after any other records in a read; alone,
+        // it is left for the next read.
+        let mut take = |recs: &[u8], ends: &Ends| {
+            if after_front && ends.len() == 1 && is_loss(recs) {
+                0
+            } else {
+                ends.len()
             }
-            Local::NoBufs => (Some(Err(Errno::ENOBUFS)), 0),
-            Local::Empty | Local::Invalid | Local::Fault => (None, 0),
+        };
+        match rd.read(&mut buf, &mut ends, &mut take) {
+            Local::Read { bytes, drain: d } => {
+                got.extend_from_slice(&buf[..bytes]);
+                self.reap_locked(r);
+                (Some(Ok(got)), drain + u64::from(d))
+            }
+            Local::NoBufs if !after_front => (Some(Err(Errno::ENOBUFS)), 0),
+            Local::NoBufs | Local::Empty | Local::Invalid | Local::Fault => (some(got), drain),
         }
     }
 
@@ -823,6 +875,15 @@ impl RemotePipe {
         let mut v = bytes.to_vec();
         v.extend_from_slice(&r.front);
         r.front = v;
+        if r.mirror.is_some() {
+            // One readiness byte each, as for the mirror's records: a
+            // sleeper (or a poller of the real end) wakes for them.
+            let n = records_in(bytes);
+            if let Some(w) = r.a_writer() {
+                write_tokens(&w, n);
+            }
+            r.front_tokens += n;
+        }
         self.sync_locked(&mut r);
     }
 
@@ -850,6 +911,24 @@ pub(crate) fn whole_records(mut b: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// Is `rec` a loss record (`WATCH_META_LOSS_NOTIFICATION`)?
+fn is_loss(rec: &[u8]) -> bool {
+    rec.get(..4).is_some_and(|h| {
+        let w = u32::from_le_bytes(h.try_into().expect("4 bytes"));
+        w & 0xff_ffff == WATCH_TYPE_META && (w >> 24) as u8 == WATCH_META_LOSS_NOTIFICATION
+    })
+}
+
+/// The whole records in `b`.
+fn records_in(mut b: &[u8]) -> u64 {
+    let mut n = 0;
+    while let Some(len) = record_len(b) {
+        b = &b[len..];
+        n += 1;
+    }
+    n
 }
 
 /// Takes the whole records of `front` that fit in `count` bytes.
