@@ -438,6 +438,17 @@ fn conformance_keys_expiry() {
     check("keys", "expiry");
 }
 
+/// Possession comes from the reference a call starts from, as the
+/// kernel's `key_ref_t` carries it: a special id is possessed (even @u,
+/// which the session does not link), a keyring's number only when the
+/// caller's keyrings reach it, and a search judges every keyring and key
+/// it meets with the possession it started from (`ctx->possessed`), not
+/// by whether the caller's keyrings reach each one another way.
+#[test]
+fn conformance_keys_possess() {
+    check("keys", "possess");
+}
+
 #[test]
 fn conformance_gc_order() {
     check("gc", "gc-order");

@@ -414,23 +414,35 @@ impl Inner {
     ///
     /// With `skip_expired` (request_key's `KEYRING_SEARCH_SKIP_EXPIRED`)
     /// an expired key is passed over as if absent; a revoked one is not.
+    ///
+    /// `possessed`: the roots' possession (the caller's own keyrings are
+    /// possessed; KEYCTL_SEARCH's keyring as its look-up found it), with
+    /// which every keyring and key the search meets is judged
+    /// (`ctx->possessed`), whether or not the caller's keyrings reach it
+    /// another way.
     fn search(
         &self,
         ctx: &KeyCtx<'_>,
         roots: &[Serial],
+        possessed: bool,
         want: &Want<'_>,
         skip_expired: bool,
     ) -> Result<Serial> {
         let mut ret = None;
         let mut err = Errno::EAGAIN;
+        let search = Search {
+            possessed,
+            want,
+            skip_expired,
+        };
         for &r in roots {
             let Ok(ring) = self.key(r) else { continue };
             let e = if !ring.is_keyring() {
                 Errno::ENOTDIR
-            } else if !self.permitted(ctx, ring, need::SEARCH) {
+            } else if perm_mask(ring, ctx, possessed) & need::SEARCH == 0 {
                 Errno::EACCES
             } else {
-                match self.search_tree(ctx, r, want, skip_expired) {
+                match self.search_tree(ctx, r, &search) {
                     Ok(k) => return Ok(k),
                     Err(e) => e,
                 }
@@ -458,19 +470,18 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         root: Serial,
-        want: &Want<'_>,
-        skip_expired: bool,
+        search: &Search<'_, '_>,
     ) -> Result<Serial> {
         let mut result = Errno::EAGAIN;
         let top = self.key(root)?;
-        if want.hits(top) {
-            return match self.search_verdict(ctx, top, want, skip_expired) {
+        if search.want.hits(top) {
+            return match self.search_verdict(ctx, top, search) {
                 Some(Ok(())) => Ok(root),
                 Some(Err(e)) => Err(e),
                 None => Err(result),
             };
         }
-        match self.search_in(ctx, root, want, skip_expired, 0, &mut result) {
+        match self.search_in(ctx, root, search, 0, &mut result) {
             Some(k) => Ok(k),
             None => Err(result),
         }
@@ -480,11 +491,11 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         keyring: Serial,
-        want: &Want<'_>,
-        skip_expired: bool,
+        search: &Search<'_, '_>,
         sp: usize,
         result: &mut Errno,
     ) -> Option<Serial> {
+        let want = search.want;
         let ring = self.keys.get(&keyring)?;
         if ring.invalidated || ring.revoked_at.is_some() {
             return None;
@@ -500,7 +511,7 @@ impl Inner {
             })
         });
         for l in found {
-            match self.search_verdict(ctx, &self.keys[&l], want, skip_expired) {
+            match self.search_verdict(ctx, &self.keys[&l], search) {
                 Some(Ok(())) => return Some(l),
                 Some(Err(e)) => *result = e,
                 None => {}
@@ -514,10 +525,10 @@ impl Inner {
             if sp >= MAX_DEPTH {
                 return None;
             }
-            if !self.permitted(ctx, k, need::SEARCH) {
+            if perm_mask(k, ctx, search.possessed) & need::SEARCH == 0 {
                 continue;
             }
-            if let Some(f) = self.search_in(ctx, l, want, skip_expired, sp + 1, result) {
+            if let Some(f) = self.search_in(ctx, l, search, sp + 1, result) {
                 return Some(f);
             }
         }
@@ -534,19 +545,18 @@ impl Inner {
         &self,
         ctx: &KeyCtx<'_>,
         k: &Key,
-        want: &Want<'_>,
-        skip_expired: bool,
+        search: &Search<'_, '_>,
     ) -> Option<Result<()>> {
         if k.invalidated || k.revoked_at.is_some() {
             return Some(Err(Errno::EKEYREVOKED));
         }
         if k.expired(self.now) {
-            return (!skip_expired).then_some(Err(Errno::EKEYEXPIRED));
+            return (!search.skip_expired).then_some(Err(Errno::EKEYEXPIRED));
         }
-        if !want.hits(k) {
+        if !search.want.hits(k) {
             return None;
         }
-        if !self.permitted(ctx, k, need::SEARCH) {
+        if perm_mask(k, ctx, search.possessed) & need::SEARCH == 0 {
             return Some(Err(Errno::EACCES));
         }
         if let KeyState::Negative(e) = k.state {
@@ -568,6 +578,15 @@ impl Inner {
         v.extend(self.requestor_roots(ctx));
         v
     }
+}
+
+/// One search's terms (`struct keyring_search_context`): what it wants,
+/// the possession every key it meets is judged with, whether an expired
+/// key is passed over.
+struct Search<'w, 'a> {
+    possessed: bool,
+    want: &'w Want<'a>,
+    skip_expired: bool,
 }
 
 /// What a search looks for: a type and a description, or (asymmetric
@@ -671,7 +690,7 @@ impl KeyStore {
         }
         let desc = check_desc(type_name, desc)?;
         let mut g = self.inner.lock();
-        let ring = self.lookup(&mut g, ctx, ring, LOOKUP_CREATE, need::WRITE)?;
+        let (ring, possessed) = self.lookup_ref(&mut g, ctx, ring, LOOKUP_CREATE, need::WRITE)?;
         let t = KeyType::lookup(type_name)?;
         let r = g.key(ring)?;
         if !r.is_keyring() {
@@ -698,7 +717,9 @@ impl KeyStore {
                 })
             });
             if let Some(k) = existing {
-                g.check_perm(ctx, k, need::WRITE)?;
+                // `find_key_to_update()`: the key comes with the keyring
+                // reference's possession.
+                g.check_ref(ctx, k, possessed, need::WRITE)?;
                 Self::update_payload(&mut g, ctx, k, payload)?;
                 return Ok(k);
             }
@@ -753,10 +774,12 @@ impl KeyStore {
         }
         let roots = g.request_roots(ctx);
         let want = Want::new(KeyType::User, name)?;
-        let k = g.search(ctx, &roots, &want, true).map_err(|e| match e {
-            Errno::EAGAIN => Errno::ENOKEY,
-            e => e,
-        })?;
+        let k = g
+            .search(ctx, &roots, true, &want, true)
+            .map_err(|e| match e {
+                Errno::EAGAIN => Errno::ENOKEY,
+                e => e,
+            })?;
         Ok(g.key(k)?.payload.clone())
     }
 
@@ -786,7 +809,7 @@ impl KeyStore {
         let (_, user_session) = g.user_keyrings(ctx);
         let roots = g.request_roots(ctx);
         let want = Want::new(t, desc)?;
-        let k = match g.search(ctx, &roots, &want, true) {
+        let k = match g.search(ctx, &roots, true, &want, true) {
             Ok(k) => k,
             Err(Errno::EAGAIN) => match callout {
                 Some(info) => {
@@ -1041,10 +1064,14 @@ impl KeyStore {
                     .keys
                     .values()
                     .find(|k| {
+                        // `find_keyring_by_name()` judges each keyring
+                        // unpossessed (`make_key_ref(keyring, 0)`): one
+                        // only its possessor may search is never joined,
+                        // a new one of the name is made.
                         k.is_keyring()
                             && k.desc == n
                             && k.validate(g.now).is_ok()
-                            && g.permitted(ctx, k, need::SEARCH)
+                            && perm_mask(k, ctx, false) & need::SEARCH != 0
                     })
                     .map(|k| k.serial);
                 match found {
@@ -1360,7 +1387,7 @@ impl KeyStore {
             return Err(Errno::EPERM);
         }
         let mut g = self.inner.lock();
-        let r = self.lookup(&mut g, ctx, ring, 0, need::SEARCH)?;
+        let (r, possessed) = self.lookup_ref(&mut g, ctx, ring, 0, need::SEARCH)?;
         let dest = self.optional_ring(&mut g, ctx, dest)?;
         // `key_type_lookup()` answers ENOKEY for a type it does not know
         // (add_key alone turns that into ENODEV).
@@ -1372,7 +1399,7 @@ impl KeyStore {
         if !g.key(r)?.is_keyring() {
             return Err(Errno::ENOTDIR);
         }
-        let k = g.search(ctx, &[r], &want, false).map_err(|e| {
+        let k = g.search(ctx, &[r], possessed, &want, false).map_err(|e| {
             if e == Errno::EAGAIN {
                 Errno::ENOKEY
             } else {
@@ -1380,7 +1407,8 @@ impl KeyStore {
             }
         })?;
         if let Some(d) = dest {
-            g.check_perm(ctx, k, need::LINK)?;
+            // The key found comes with the search's possession.
+            g.check_ref(ctx, k, possessed, need::LINK)?;
             g.check_link(ctx, d, k)?;
             g.do_link(ctx, d, k);
         }
@@ -1421,15 +1449,18 @@ impl KeyStore {
         // construction that a signal ended too (with or without
         // SA_RESTART: ERESTARTSYS does not reach the caller;
         // tests/data/conformance/waits.txt).
-        let s = self.lookup(&mut g, ctx, id, 0, need::DEFER).map_err(|e| {
-            if matches!(e, Errno::EINVAL | Errno::EINTR) {
-                Errno::ENOKEY
-            } else {
-                e
-            }
-        })?;
+        let (s, possessed) = self
+            .lookup_ref(&mut g, ctx, id, 0, need::DEFER)
+            .map_err(|e| {
+                if matches!(e, Errno::EINVAL | Errno::EINTR) {
+                    Errno::ENOKEY
+                } else {
+                    e
+                }
+            })?;
         let k = g.key(s)?;
-        if !g.permitted(ctx, k, need::READ) && !g.possessed(ctx, s) {
+        // Readable, or possessed (the look-up's possession).
+        if perm_mask(k, ctx, possessed) & need::READ == 0 && !possessed {
             return Err(Errno::EACCES);
         }
         if !k.ktype.readable() {

@@ -170,10 +170,19 @@ impl Inner {
         perm_mask(k, ctx, possessed) & need == need
     }
 
-    /// As [`Inner::permitted`], as a result.
-    pub(crate) fn check_perm(&self, ctx: &KeyCtx<'_>, s: Serial, need: u32) -> Result<()> {
-        let k = self.key(s)?;
-        if self.permitted(ctx, k, need) {
+    /// `key_task_permission()` on a reference: may the caller do `need`
+    /// to key `s`, possessed or not as the reference says?
+    ///
+    /// # Errors
+    /// `EACCES`; the key's absence.
+    pub(crate) fn check_ref(
+        &self,
+        ctx: &KeyCtx<'_>,
+        s: Serial,
+        possessed: bool,
+        need: u32,
+    ) -> Result<()> {
+        if perm_mask(self.key(s)?, ctx, possessed) & need == need {
             Ok(())
         } else {
             Err(Errno::EACCES)
@@ -322,6 +331,23 @@ impl KeyStore {
         flags: u32,
         need: u32,
     ) -> Result<Serial> {
+        self.lookup_ref(g, ctx, id, flags, need).map(|(s, _)| s)
+    }
+
+    /// [`KeyStore::lookup`] with the reference's possession, as the
+    /// kernel's `key_ref_t` carries it: a special id is possessed
+    /// (`make_key_ref(key, 1)`), even the user keyrings, which the
+    /// caller's keyrings need not reach; a key's number is possessed when
+    /// they reach it. `need` is checked with that possession, and so is
+    /// whatever a search from the reference meets (`ctx->possessed`).
+    pub(crate) fn lookup_ref(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        ctx: &mut KeyCtx<'_>,
+        id: Serial,
+        flags: u32,
+        need: u32,
+    ) -> Result<(Serial, bool)> {
         let uid = ctx.cred.uid;
         let gid = ctx.cred.gid;
         let s = match id {
@@ -393,10 +419,11 @@ impl KeyStore {
         } else if need != 0 {
             g.key(s)?.validate(g.now)?;
         }
+        let possessed = id < 0 || g.possessed(ctx, s);
         if need & 0x3f != 0 {
-            g.check_perm(ctx, s, need & 0x3f)?;
+            g.check_ref(ctx, s, possessed, need & 0x3f)?;
         }
-        Ok(s)
+        Ok((s, possessed))
     }
 
     pub(crate) fn wake_constructed(&self) {

@@ -8,6 +8,10 @@
  *     description): link replaces, unlink and move find by that index).
  *   quota: what keys, payloads and links cost the owner's quota, as
  *     /proc/key-users shows it, in a child running as uid 1000.
+ *   possess: possession in searches and reads: it comes from the
+ *     reference the call starts from (a special id is possessed; a
+ *     keyring id is possessed when the caller's keyrings reach it), and
+ *     every keyring and key the search meets is judged with it.
  *   construct: request_key construction through /sbin/request-key, with
  *     this program as the helper; only with `--helper-conf`, which writes
  *     /etc/request-key.d/wqprobe.conf (run it in a throwaway guest only).
@@ -564,6 +568,79 @@ static void sec_construct(void)
 	end();
 }
 
+/* Possessor-only rights on keys reached through the user keyring, which
+ * the section's session does not link: what each start of a search (a
+ * special id, a keyring's number) makes of them. The keys are made and
+ * their rights set while S links them (possessed), then moved to @u. */
+static void sec_possess(void)
+{
+	begin("possess");
+	const long POS_ALL_USR_VIEW = 0x3f010000, ALL = 0x3f3f0000;
+	int32_t U = NAMED("U", keyctl(K_GET_KEYRING_ID, SPEC_USER, 0, 0, 0));
+	printf("# a keyring in @u holding a possessor-only key that S links too\n");
+	int32_t K = ADD("keyring", "wqposs-K", NULL, S, "K");
+	KC(K_SETPERM, K, ALL, 0, 0);
+	int32_t X = ADD("user", "wqposs-x", "x", K, "X");
+	KC(K_SETPERM, X, POS_ALL_USR_VIEW, 0, 0);
+	KC(K_LINK, X, S, 0, 0);
+	KC(K_LINK, K, SPEC_USER, 0, 0);
+	KC(K_UNLINK, K, S, 0, 0);
+	KC(K_SEARCH, K, "user", "wqposs-x", 0);
+	KC(K_SEARCH, U, "user", "wqposs-x", 0);
+	KC(K_SEARCH, SPEC_USER, "user", "wqposs-x", 0);
+	printf("# S no longer links it\n");
+	KC(K_UNLINK, X, S, 0, 0);
+	KC(K_SEARCH, K, "user", "wqposs-x", 0);
+	KC(K_SEARCH, U, "user", "wqposs-x", 0);
+	KC(K_SEARCH, SPEC_USER, "user", "wqposs-x", 0);
+	KC(K_DESCRIBE, X, 0, 0, 0);
+	printf("# found from a special id, linked with the possessor's link\n");
+	KC(K_SEARCH, SPEC_USER, "user", "wqposs-x", S);
+	contents(S, "S");
+	KC(K_UNLINK, X, S, 0, 0);
+	printf("# a possessor-only nested keyring that S links\n");
+	int32_t K2 = ADD("keyring", "wqposs-K2", NULL, S, "K2");
+	KC(K_SETPERM, K2, ALL, 0, 0);
+	int32_t N = ADD("keyring", "wqposs-N", NULL, K2, "N");
+	int32_t Y = ADD("user", "wqposs-y", "y", N, "Y");
+	KC(K_SETPERM, Y, ALL, 0, 0);
+	KC(K_SETPERM, N, POS_ALL_USR_VIEW, 0, 0);
+	KC(K_LINK, N, S, 0, 0);
+	KC(K_LINK, K2, SPEC_USER, 0, 0);
+	KC(K_UNLINK, K2, S, 0, 0);
+	KC(K_SEARCH, K2, "user", "wqposs-y", 0);
+	KC(K_SEARCH, SPEC_USER, "user", "wqposs-y", 0);
+	KC(K_SEARCH, S, "user", "wqposs-y", 0);
+	printf("# a possessor-only key in @u alone\n");
+	int32_t Z = ADD("user", "wqposs-z", "zz", S, "Z");
+	KC(K_SETPERM, Z, 0x3f000000, 0, 0);
+	KC(K_LINK, Z, SPEC_USER, 0, 0);
+	KC(K_UNLINK, Z, S, 0, 0);
+	KC(K_READ, Z, 0, 0, 0);
+	KC(K_DESCRIBE, Z, 0, 0, 0);
+	KC(K_SEARCH, SPEC_USER, "user", "wqposs-z", 0);
+	KC(K_SEARCH, U, "user", "wqposs-z", 0);
+	printf("# add_key updating a possessor-write key in @u\n");
+	int32_t W = ADD("user", "wqposs-w", "w", S, "W");
+	KC(K_SETPERM, W, POS_ALL_USR_VIEW, 0, 0);
+	KC(K_LINK, W, SPEC_USER, 0, 0);
+	KC(K_UNLINK, W, S, 0, 0);
+	ADD("user", "wqposs-w", "w2", SPEC_USER, "W2");
+	ADD("user", "wqposs-w", "w3", U, "W3");
+	KC(K_UNLINK, K, SPEC_USER, 0, 0);
+	KC(K_UNLINK, K2, SPEC_USER, 0, 0);
+	KC(K_UNLINK, Z, SPEC_USER, 0, 0);
+	KC(K_UNLINK, W, SPEC_USER, 0, 0);
+	printf("# joining a possessed keyring by name that only its possessor may search\n");
+	int32_t J = ADD("keyring", "wqposs-J", NULL, S, "J");
+	KC(K_SETPERM, J, POS_ALL_USR_VIEW, 0, 0);
+	NAMED("J2", keyctl(K_JOIN_SESSION, (long)"wqposs-J", 0, 0, 0));
+	KC(K_SETPERM, J, ALL, 0, 0);
+	NAMED("J3", keyctl(K_JOIN_SESSION, (long)"wqposs-J", 0, 0, 0));
+	drain(p[0], 4096);
+	end();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "helper") == 0)
@@ -582,6 +659,7 @@ int main(int argc, char **argv)
 	if (wanted("index")) sec_index();
 	if (wanted("expiry")) sec_expiry();
 	if (wanted("quota")) sec_quota();
+	if (wanted("possess")) sec_possess();
 	if (helper_conf && wanted("construct")) {
 		char self[512];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
