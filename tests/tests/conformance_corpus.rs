@@ -449,6 +449,14 @@ fn conformance_keys_possess() {
     check("keys", "possess");
 }
 
+/// A join by name passes over a keyring nothing holds any more, even
+/// before the collector has removed it (`find_keyring_by_name()` skips a
+/// key whose usage is 0), and joins one another keyring holds.
+#[test]
+fn conformance_keys_join_gone() {
+    check("keys", "join-gone");
+}
+
 #[test]
 fn conformance_gc_order() {
     check("gc", "gc-order");

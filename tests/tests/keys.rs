@@ -1831,9 +1831,9 @@ fn keys_proc_keys_timeout_and_usage_columns() {
         assert_eq!(later[k].1, want, "timeout {secs}, 30 s later");
     }
     // A big_key's payload is kept in a buffer up to the file threshold
-    // (792 bytes here, x86_64's sizeof(struct inode) + sizeof(struct
-    // dentry)) and in a file above it (`big_key_preparse()`'s
-    // `datalen > BIG_KEY_FILE_THRESHOLD`; `big_key_describe()` says which).
+    // (760 bytes on the recording's kernel: procfs.txt `big-key`) and in a
+    // file above it (`big_key_preparse()`'s `datalen >
+    // BIG_KEY_FILE_THRESHOLD`; `big_key_describe()` says which).
     let node = ProcNode::lookup("/proc/keys").unwrap();
     // A keyring's description, then `: empty` or its link count
     // (`keyring_describe()`).
@@ -1846,7 +1846,7 @@ fn keys_proc_keys_timeout_and_usage_columns() {
         let want = format!("keyring   {want}");
         assert!(text.lines().any(|l| l.ends_with(&want)), "{want}\n{text}");
     }
-    for (n, at) in [(792, "buff"), (793, "file")] {
+    for (n, at) in [(760, "buff"), (761, "file")] {
         p.add_key("big_key", Some(&format!("b{n}")), &vec![7; n], s)
             .unwrap();
         let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();

@@ -6,7 +6,7 @@
 //! (reads, root's good and bad writes, a uid-1000 child's EACCES and
 //! EPERM, maxkeys taking effect, the listings) with the emulated gc_delay
 //! set to 2 from inside the tree, as the recording's guest had it, and
-//! compares with what Linux 6.12.117 printed
+//! compares with what Linux 6.12.118 printed
 //! (tests/data/conformance/procfs.txt). Both tests check the machine's
 //! own values are what they were. They need root (the probe drops to
 //! uid 1000 in children, and a write must be a root's to prove it stays

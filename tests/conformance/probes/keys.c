@@ -12,6 +12,8 @@
  *     reference the call starts from (a special id is possessed; a
  *     keyring id is possessed when the caller's keyrings reach it), and
  *     every keyring and key the search meets is judged with it.
+ *   join-gone (with possess): a join by name of a keyring whose last link
+ *     went just before.
  *   construct: request_key construction through /sbin/request-key, with
  *     this program as the helper; only with `--helper-conf`, which writes
  *     /etc/request-key.d/wqprobe.conf (run it in a throwaway guest only).
@@ -639,6 +641,21 @@ static void sec_possess(void)
 	NAMED("J3", keyctl(K_JOIN_SESSION, (long)"wqposs-J", 0, 0, 0));
 	drain(p[0], 4096);
 	end();
+	begin("join-gone");
+	printf("# joining by name a keyring a second keyring holds\n");
+	int32_t H = ADD("keyring", "wqjoin-held", NULL, S, "H");
+	KC(K_SETPERM, H, ALL, 0, 0);
+	int32_t T = ADD("keyring", "wqjoin-T", NULL, S, "T");
+	KC(K_LINK, H, T, 0, 0);
+	KC(K_UNLINK, H, S, 0, 0);
+	NAMED("H2", keyctl(K_JOIN_SESSION, (long)"wqjoin-held", 0, 0, 0));
+	printf("# and one its last link just let go\n");
+	NAMED("S2", keyctl(K_JOIN_SESSION, 0, 0, 0, 0));
+	int32_t G = ADD("keyring", "wqjoin-gone", NULL, SPEC_SESSION, "G");
+	KC(K_SETPERM, G, ALL, 0, 0);
+	KC(K_UNLINK, G, SPEC_SESSION, 0, 0);
+	NAMED("G2", keyctl(K_JOIN_SESSION, (long)"wqjoin-gone", 0, 0, 0));
+	end();
 }
 
 int main(int argc, char **argv)
@@ -659,7 +676,7 @@ int main(int argc, char **argv)
 	if (wanted("index")) sec_index();
 	if (wanted("expiry")) sec_expiry();
 	if (wanted("quota")) sec_quota();
-	if (wanted("possess")) sec_possess();
+	if (wanted("possess") || wanted("join-gone")) sec_possess();
 	if (helper_conf && wanted("construct")) {
 		char self[512];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

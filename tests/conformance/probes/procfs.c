@@ -33,6 +33,9 @@
  *     around a keyring's links: a key added, invalidated and removed by
  *     the collector (its link's 4 bytes stay charged to the keyring), a key
  *     unlinked (they go back), another added, the keyring cleared.
+ *   big-key: big_key payloads around the size above which the kernel
+ *     keeps one in a file (/proc/keys says "[file]" or "[buff]"), read
+ *     back, and what they charge (/proc/key-users), as uid 1002.
  *   pipe-pages-ordinary (only with --native-pipes): ordinary pipes made
  *     by uid 1000 under the page limits: 16 or 2 pages, F_SETPIPE_SZ's
  *     EPERM and what it charges, a notification pipe after them, ENFILE.
@@ -438,6 +441,55 @@ static void sec_listing(void)
 	fd = open("/proc/key-users", O_RDONLY);
 	CALL(write(fd, "x", 1));
 	close(fd);
+}
+
+static void sec_big_key(void)
+{
+	section("big-key");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* A uid no other section used: its counts are this section's. */
+		if (setresgid(1002, 1002, 1002) < 0 || setresuid(1002, 1002, 1002) < 0)
+			_exit(1);
+		nnames = 0;
+		S = new_session();
+		static const int lens[] = { 1,   512, 700, 760, 761, 762, 763, 764, 765, 766,
+					    767, 768, 769, 770, 771, 772, 773, 774, 775, 776,
+					    777, 778, 779, 780, 781, 782, 783, 784, 792, 793,
+					    1024, 4096 };
+		static char data[4096];
+		for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+			char desc[16], label[16];
+			memset(data, 'a' + (int)(i % 26), (size_t)lens[i]);
+			snprintf(desc, sizeof desc, "b%d", lens[i]);
+			snprintf(label, sizeof label, "b%d", lens[i]);
+			long r = add_key("big_key", desc, data, (size_t)lens[i], S);
+			if (r > 0)
+				name(r, label);
+			char text[64];
+			snprintf(text, sizeof text, "add_key(big_key, %s, <%d bytes>, S)", desc, lens[i]);
+			show(text, r);
+			if (r > 0) {
+				static char back[4096];
+				long n = keyctl(K_READ, r, (long)back, sizeof back, 0);
+				printf("read back %ld bytes, %s\n", n,
+				       n == lens[i] && memcmp(back, data, (size_t)n) == 0 ? "same" : "DIFFERENT");
+			}
+		}
+		keys_lines();
+		FILE *f = fopen("/proc/key-users", "r");
+		char line[256];
+		while (f && fgets(line, sizeof line, f))
+			if (strncmp(line, " 1002:", 6) == 0)
+				printf("key-users: %s", line);
+		if (f)
+			fclose(f);
+		KC(K_CLEAR, S, 0, 0, 0);
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_child(pid);
 }
 
 static const char *fs_path(const char *f)
@@ -920,6 +972,7 @@ int main(int argc, char **argv)
 	if (wanted("writes-strict")) sec_writes_strict();
 	if (wanted("usage")) sec_usage();
 	if (wanted("gc-link-bytes")) sec_gc_link_bytes();
+	if (wanted("big-key")) sec_big_key();
 	if (native_pipes && wanted("pipe-pages-ordinary")) sec_pipe_pages_ordinary();
 	printf("=== DONE\n");
 	return 0;
