@@ -570,6 +570,20 @@ static void sec_construct(void)
 	end();
 }
 
+/* KEYCTL_SEARCH for the user key `desc` from `ring` (printed as
+ * `ring_text`), from the user keyring's number `U` and from its special id,
+ * as KC prints them. */
+static void search_from_three(int32_t ring, const char *ring_text, int32_t U, const char *desc)
+{
+	char text[128];
+	const char *from[3] = { ring_text, "U", "SPEC_USER" };
+	const long ids[3] = { ring, U, SPEC_USER };
+	for (int i = 0; i < 3; i++) {
+		snprintf(text, sizeof text, "keyctl(K_SEARCH, %s, \"user\", \"%s\", 0)", from[i], desc);
+		show(text, keyctl(K_SEARCH, ids[i], (long)"user", (long)desc, 0));
+	}
+}
+
 /* Possessor-only rights on keys reached through the user keyring, which
  * the section's session does not link: what each start of a search (a
  * special id, a keyring's number) makes of them. The keys are made and
@@ -587,14 +601,10 @@ static void sec_possess(void)
 	KC(K_LINK, X, S, 0, 0);
 	KC(K_LINK, K, SPEC_USER, 0, 0);
 	KC(K_UNLINK, K, S, 0, 0);
-	KC(K_SEARCH, K, "user", "wqposs-x", 0);
-	KC(K_SEARCH, U, "user", "wqposs-x", 0);
-	KC(K_SEARCH, SPEC_USER, "user", "wqposs-x", 0);
+	search_from_three(K, "K", U, "wqposs-x");
 	printf("# S no longer links it\n");
 	KC(K_UNLINK, X, S, 0, 0);
-	KC(K_SEARCH, K, "user", "wqposs-x", 0);
-	KC(K_SEARCH, U, "user", "wqposs-x", 0);
-	KC(K_SEARCH, SPEC_USER, "user", "wqposs-x", 0);
+	search_from_three(K, "K", U, "wqposs-x");
 	KC(K_DESCRIBE, X, 0, 0, 0);
 	printf("# found from a special id, linked with the possessor's link\n");
 	KC(K_SEARCH, SPEC_USER, "user", "wqposs-x", S);

@@ -397,6 +397,18 @@ static void keys_lines(void)
 	}
 }
 
+/* The /proc/key-users line that starts with `uid` (" 1000:"). */
+static void key_users_line(const char *uid)
+{
+	FILE *f = fopen("/proc/key-users", "r");
+	char line[256];
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, uid, strlen(uid)) == 0)
+			printf("key-users: %s", line);
+	if (f)
+		fclose(f);
+}
+
 static void sec_listing(void)
 {
 	section("listing");
@@ -421,13 +433,7 @@ static void sec_listing(void)
 		ADD("keyring", "E", NULL, S, "E");
 		ADD("big_key", "big", "small", S, "big");
 		keys_lines();
-		FILE *f = fopen("/proc/key-users", "r");
-		char line[256];
-		while (f && fgets(line, sizeof line, f))
-			if (strncmp(line, " 1000:", 6) == 0)
-				printf("key-users: %s", line);
-		if (f)
-			fclose(f);
+		key_users_line(" 1000:");
 		fflush(stdout);
 		_exit(0);
 	}
@@ -478,13 +484,7 @@ static void sec_big_key(void)
 			}
 		}
 		keys_lines();
-		FILE *f = fopen("/proc/key-users", "r");
-		char line[256];
-		while (f && fgets(line, sizeof line, f))
-			if (strncmp(line, " 1002:", 6) == 0)
-				printf("key-users: %s", line);
-		if (f)
-			fclose(f);
+		key_users_line(" 1002:");
 		KC(K_CLEAR, S, 0, 0, 0);
 		fflush(stdout);
 		_exit(0);
