@@ -449,6 +449,29 @@ fn conformance_keys_possess() {
     check("keys", "possess");
 }
 
+/// A request-key helper's authority, with the probe itself as the helper
+/// (`watchq exec --request-key`, in `/sbin/request-key`'s place; the
+/// recording's kernel ran it through request-key's configuration):
+/// KEYCTL_ASSUME_AUTHORITY returns the `.request_key_auth` key's serial,
+/// which `KEY_SPEC_REQKEY_AUTH_KEY` names (described, read as the
+/// call-out information, linked in the helper's session keyring) until
+/// the key is instantiated, and an instantiation after the helper's child
+/// made one is EBUSY.
+#[test]
+fn conformance_keys_authority() {
+    let me = probe("keys");
+    let me = me.to_str().unwrap();
+    // `--helper-is-me 1` goes before the section's name, as a section
+    // run first would.
+    check_exec(
+        "keys",
+        &["--helper-is-me", "1"],
+        "authority",
+        &[],
+        &["--request-key", me],
+    );
+}
+
 /// A join by name passes over a keyring nothing holds any more, even
 /// before the collector has removed it (`find_keyring_by_name()` skips a
 /// key whose usage is 0), and joins one another keyring holds.

@@ -1462,9 +1462,18 @@ fn keys_helper_searches_the_requestor_keyrings() {
         store.read(&mut d.ctx(&mut helper), secret),
         Err(Errno::EACCES)
     );
+    // It returns the serial of the `.request_key_auth` key standing for
+    // the authority (keys.txt `authority`).
+    let auth = store
+        .assume_authority(&mut d.ctx(&mut helper), call.key)
+        .unwrap();
+    assert_ne!(auth, call.key);
     assert_eq!(
-        store.assume_authority(&mut d.ctx(&mut helper), call.key),
-        Ok(call.key)
+        store.describe(&mut d.ctx(&mut helper), auth),
+        Ok(format!(
+            ".request_key_auth;{};{};1b010000;{:x}",
+            d.cred.uid, d.cred.gid, call.key
+        ))
     );
     assert_eq!(search!(&mut helper), Ok(Requested::Found(secret)));
     assert_eq!(

@@ -80,6 +80,12 @@ pub enum KeyType {
     /// without `CONFIG_SYSTEM_BLACKLIST_AUTH_UPDATE` (the recording's)
     /// refuses the instantiation, after the description's check.
     Blacklist,
+    /// `.request_key_auth` (security/keys/request_key_auth.c): the
+    /// authority a request-key helper assumes to instantiate a key under
+    /// construction, made by the kernel alone (its description the target
+    /// key's serial in hex, its payload, as read, the call-out
+    /// information).
+    RequestKeyAuth,
 }
 
 impl KeyType {
@@ -93,6 +99,7 @@ impl KeyType {
             KeyType::Asymmetric => "asymmetric",
             KeyType::Encrypted => "encrypted",
             KeyType::Blacklist => "blacklist",
+            KeyType::RequestKeyAuth => ".request_key_auth",
         }
     }
 
@@ -182,6 +189,8 @@ impl KeyType {
             KeyType::Asymmetric => {
                 asym::preparse(payload)?;
             }
+            // Only the kernel makes one (its name starts with a dot).
+            KeyType::RequestKeyAuth => return Err(Errno::EPERM),
         }
         Ok(())
     }
@@ -586,6 +595,10 @@ pub(crate) struct Construction {
     callout: Vec<u8>,
     requestor: [Option<Serial>; 3],
     helper_session: Serial,
+    /// The `.request_key_auth` key standing for this authority.
+    auth_key: Serial,
+    /// The requestor's thread id (`rka->pid`; 0 when no call said).
+    pid: u32,
 }
 
 /// A construction request_key(2) started: what `/sbin/request-key` is run
@@ -868,6 +881,8 @@ impl KeyStore {
                 .filter(|k| k.state == KeyState::Uninstantiated)
                 .map(|k| k.serial),
         );
+        // A construction's authority is held by the helper's cred.
+        reach.extend(g.constructions.values().map(|c| c.auth_key));
         let mut seen = std::collections::HashSet::new();
         while let Some(s) = reach.pop() {
             if seen.insert(s) {

@@ -48,6 +48,10 @@ fn quotalen(t: KeyType, len: usize) -> usize {
     }
 }
 
+/// A `.request_key_auth` key's permissions (`request_key_auth_new()`):
+/// the possessor views, reads, searches and links it, the owner views it.
+const AUTH_KEY_PERM: u32 = 0x1b01_0000;
+
 /// The permission mask the kernel gives a key it creates for a user.
 fn default_perm(t: KeyType) -> u32 {
     let mut p = KEY_POS_VIEW | KEY_POS_SEARCH | KEY_POS_LINK | KEY_POS_SETATTR | KEY_USR_VIEW;
@@ -900,6 +904,19 @@ impl KeyStore {
             gid,
             KEY_POS_ALL | KEY_USR_VIEW | perm::KEY_USR_READ,
         );
+        // request_key_auth_new(): the authority, a key of the
+        // requestor's, in no quota, that call_sbin_request_key() links
+        // into the helper's session keyring.
+        let auth_key = g.insert_key(
+            KeyType::RequestKeyAuth,
+            format!("{key:x}"),
+            callout.to_vec(),
+            (uid, gid, AUTH_KEY_PERM),
+            KeyState::Positive,
+            0,
+        );
+        g.key_mut(auth_key)?.not_in_quota = true;
+        g.do_link(ctx, helper_session, auth_key);
         let session = a.session.unwrap_or(user_session);
         g.constructions.insert(
             key,
@@ -907,6 +924,8 @@ impl KeyStore {
                 callout: callout.to_vec(),
                 requestor: [a.thread, a.process, Some(session)],
                 helper_session,
+                auth_key,
+                pid: a.tid,
             },
         );
         Ok(CallOut {
@@ -929,9 +948,12 @@ impl KeyStore {
     /// `ENOKEY` (not instantiated), a negative key's error.
     pub fn construction_ended(&self, ctx: &mut KeyCtx<'_>, call: &CallOut) -> Result<Serial> {
         let mut g = self.inner.lock();
-        g.constructions.remove(&call.key);
-        g.gc_pending = true;
         let state = g.key(call.key)?.state;
+        if state != KeyState::Uninstantiated {
+            // complete_request_key(): the authority is revoked.
+            Self::end_authority(&mut g, ctx, call.key, true);
+        }
+        g.gc_pending = true;
         let r = match state {
             KeyState::Uninstantiated => {
                 let expiry = Some(g.now.saturating_add(60));
@@ -949,8 +971,32 @@ impl KeyStore {
             KeyState::Negative(e) => Err(e),
             _ => Ok(call.key),
         };
+        g.constructions.remove(&call.key);
         self.wake_constructed();
         r
+    }
+
+    /// The authority for `target` ends: its `.request_key_auth` key is
+    /// invalidated (the target instantiated, negated or rejected:
+    /// `__key_instantiate_and_link()`) or revoked (the helper gone:
+    /// `complete_request_key()`); the collector takes it once nothing
+    /// links it.
+    fn end_authority(g: &mut Inner, ctx: &KeyCtx<'_>, target: Serial, revoke: bool) {
+        let Some(a) = g.constructions.get(&target).map(|c| c.auth_key) else {
+            return;
+        };
+        let now = g.now;
+        let Some(k) = g.keys.get_mut(&a) else { return };
+        if revoke {
+            if k.revoked_at.is_none() {
+                k.revoked_at = Some(now);
+                Self::notify(k, ctx, NOTIFY_KEY_REVOKED, 0);
+            }
+        } else if !k.invalidated {
+            k.invalidated = true;
+            Self::notify(k, ctx, NOTIFY_KEY_INVALIDATED, 0);
+        }
+        g.gc_pending = true;
     }
 
     /// KEYCTL_ASSUME_AUTHORITY: `id` 0 gives the authority up; a key under
@@ -973,19 +1019,25 @@ impl KeyStore {
         if ctx.anchors.session != Some(c.helper_session) && ctx.anchors.auth != Some(id) {
             return Err(Errno::ENOKEY);
         }
+        // key_get_instantiation_authkey(): a revoked authority is refused.
+        let auth = g.key(c.auth_key)?;
+        if auth.invalidated {
+            return Err(Errno::ENOKEY);
+        }
+        if auth.revoked_at.is_some() {
+            return Err(Errno::EKEYREVOKED);
+        }
         ctx.anchors.auth = Some(id);
-        Ok(id)
+        Ok(c.auth_key)
     }
 
-    /// The call-out information of the construction the caller has the
-    /// authority for (KEYCTL_READ of `KEY_SPEC_REQKEY_AUTH_KEY`).
-    pub(crate) fn auth_callout(&self, ctx: &KeyCtx<'_>) -> Option<Vec<u8>> {
-        let a = ctx.anchors.auth?;
-        self.inner
-            .lock()
-            .constructions
-            .get(&a)
-            .map(|c| c.callout.clone())
+    /// The `.request_key_auth` key of the authority the caller holds
+    /// (`KEY_SPEC_REQKEY_AUTH_KEY`), if any.
+    pub(crate) fn auth_key(g: &Inner, ctx: &KeyCtx<'_>) -> Option<Serial> {
+        ctx.anchors
+            .auth
+            .and_then(|a| g.constructions.get(&a))
+            .map(|c| c.auth_key)
     }
 
     /// The request-key helper's half of a construction: creates key
@@ -1438,12 +1490,6 @@ impl KeyStore {
         id: Serial,
         buflen: usize,
     ) -> Result<Vec<u8>> {
-        if id == super::KEY_SPEC_REQKEY_AUTH_KEY {
-            // The authorisation key's payload: the call-out information.
-            if let Some(c) = self.auth_callout(ctx) {
-                return Ok(c);
-            }
-        }
         let mut g = self.inner.lock();
         // keyctl_read_key(): a failed lookup is ENOKEY, a wait for a
         // construction that a signal ended too (with or without
@@ -1522,6 +1568,7 @@ impl KeyStore {
             g.check_link(ctx, r, id)?;
             g.do_link(ctx, r, id);
         }
+        Self::end_authority(g, ctx, id, false);
         ctx.anchors.auth = None;
         self.wake_constructed();
         Ok(())

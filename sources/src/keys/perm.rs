@@ -389,9 +389,9 @@ impl KeyStore {
             KEY_SPEC_USER_KEYRING => g.user_keyrings(ctx).0,
             KEY_SPEC_USER_SESSION_KEYRING => g.user_keyrings(ctx).1,
             KEY_SPEC_GROUP_KEYRING => return Err(Errno::EINVAL),
-            KEY_SPEC_REQKEY_AUTH_KEY | KEY_SPEC_REQUESTOR_KEYRING => {
-                return Err(Errno::ENOKEY);
-            }
+            // The cred's `request_key_auth`.
+            KEY_SPEC_REQKEY_AUTH_KEY => Self::auth_key(g, ctx).ok_or(Errno::ENOKEY)?,
+            KEY_SPEC_REQUESTOR_KEYRING => return Err(Errno::ENOKEY),
             i if i <= 0 => return Err(Errno::EINVAL),
             i => {
                 g.key(i)?;

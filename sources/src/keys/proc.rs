@@ -105,6 +105,18 @@ impl KeyStore {
                         let _ = write!(out, ": {n} [{at}]");
                     }
                 }
+                // request_key_auth_describe(): nothing once the authority
+                // is revoked (its record freed, at the construction's
+                // end), else the target in hex and, positive, the
+                // requestor's pid and the call-out's length.
+                KeyType::RequestKeyAuth => {
+                    if let Some(c) = g.constructions.values().find(|c| c.auth_key == k.serial) {
+                        let _ = write!(out, "key:{}", k.desc);
+                        if positive {
+                            let _ = write!(out, " pid:{} ci:{}", c.pid, c.callout.len());
+                        }
+                    }
+                }
                 // asymmetric_key_describe(): the description, then the
                 // public key's kind and the SKID's tail.
                 KeyType::Asymmetric => {

@@ -305,13 +305,7 @@ impl KeyStore {
     /// As [`KeyStore::read`]; `EINVAL` (a keyring and such a length).
     pub fn read_into(&self, ctx: &mut KeyCtx<'_>, id: Serial, buflen: usize) -> Result<Vec<u8>> {
         let data = self.read_sized(ctx, id, buflen)?;
-        // The authorisation key (a `.request_key_auth`, never a keyring)
-        // has no serial of its own here to look up again.
-        if id != super::KEY_SPEC_REQKEY_AUTH_KEY
-            && buflen > 0
-            && buflen <= 4096
-            && !buflen.is_multiple_of(4)
-        {
+        if buflen > 0 && buflen <= 4096 && !buflen.is_multiple_of(4) {
             let mut g = self.inner.lock();
             let s = self.lookup(&mut g, ctx, id, 0, 0)?;
             if g.key(s)?.ktype == KeyType::Keyring {

@@ -14,6 +14,10 @@
  *     every keyring and key the search meets is judged with it.
  *   join-gone (with possess): a join by name of a keyring whose last link
  *     went just before.
+ *   authority (with --helper-conf, or --helper-is-me 1 when the kernel
+ *     runs this program in request-key's place): what a helper's
+ *     KEYCTL_ASSUME_AUTHORITY returns, the `.request_key_auth` key, and an
+ *     instantiation after the helper's child made one.
  *   construct: request_key construction through /sbin/request-key, with
  *     this program as the helper; only with `--helper-conf`, which writes
  *     /etc/request-key.d/wqprobe.conf (run it in a throwaway guest only).
@@ -22,6 +26,7 @@
  *        keys helper KEY DESC CALLOUT   (what request-key runs)
  */
 #include "probe.h"
+#include <stdarg.h>
 #include <sys/wait.h>
 
 static int p[2];
@@ -510,14 +515,113 @@ static void sec_quota(void)
 
 /* ------------------------------------------------------------ construction */
 
+/* What a helper saw, for the probe to print (the helper has no stdout):
+ * written to REPORT, read back by `report()`. */
+#define REPORT "/tmp/wqprobe-report"
+
+static void say(const char *fmt, ...)
+{
+	FILE *f = fopen(REPORT, "a");
+	if (!f)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+static const char *result(long r)
+{
+	static char buf[4][32];
+	static int n;
+	char *b = buf[n++ % 4];
+	if (r < 0)
+		snprintf(b, 32, "-1 %s", errname(errno));
+	else
+		snprintf(b, 32, "%ld", r);
+	return b;
+}
+
+/* The helper's child instantiates the key, then the helper tries. */
+static void helper_twice(long key)
+{
+	pid_t kid = fork();
+	if (kid == 0)
+		_exit(keyctl(K_INSTANTIATE, key, (long)"child", 5, 0) == 0 ? 0 : 1);
+	int st = 0;
+	waitpid(kid, &st, 0);
+	say("helper: child's instantiate %s\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "0" : "failed");
+	long r = keyctl(K_INSTANTIATE, key, (long)"parent", 6, 0);
+	say("helper: its own instantiate after = %s\n", result(r));
+	r = keyctl(K_NEGATE, key, 30, 0, 0);
+	say("helper: negate after = %s\n", result(r));
+}
+
+/* What assuming the authority returned, and the authority key itself. */
+static void helper_auth(long key, long auth)
+{
+	char d[256], hex[16];
+	say("helper: assume_authority = %s\n", auth == key ? "the key" : auth > 0 ? "another key" : result(auth));
+	snprintf(hex, sizeof hex, "%lx", key);
+	long n = keyctl(K_DESCRIBE, SPEC_REQKEY_AUTH, (long)d, sizeof d, 0);
+	if (n > 0) {
+		char *at = strstr(d, hex);
+		say("helper: describe(-7) = %.*s%s%s\n", at ? (int)(at - d) : (int)strlen(d), d,
+		    at ? "<key hex>" : "", at ? at + strlen(hex) : "");
+	} else {
+		say("helper: describe(-7) = %s\n", result(n));
+	}
+	long id = keyctl(K_GET_KEYRING_ID, SPEC_REQKEY_AUTH, 0, 0, 0);
+	say("helper: id(-7) %s\n", id == auth ? "= assume's" : result(id));
+	n = keyctl(K_DESCRIBE, auth, (long)d, sizeof d, 0);
+	say("helper: describe(assume's) = %s\n", n > 0 ? "ok" : result(n));
+	n = keyctl(K_READ, SPEC_REQKEY_AUTH, (long)d, sizeof d, 0);
+	say("helper: read(-7) = %s \"%.*s\"\n", result(n), n > 0 ? (int)n : 0, d);
+	int32_t ids[16];
+	n = keyctl(K_READ, SPEC_SESSION, (long)ids, sizeof ids, 0);
+	int has = 0;
+	for (long i = 0; i < n / 4; i++)
+		has |= ids[i] == auth;
+	say("helper: session holds %ld keys, the authority %s\n", n / 4, has ? "among them" : "not");
+	long r = keyctl(K_INSTANTIATE, key, (long)"made", 4, 0);
+	say("helper: instantiate = %s\n", result(r));
+	n = keyctl(K_DESCRIBE, auth, (long)d, sizeof d, 0);
+	say("helper: describe(assume's) after = %s\n", n > 0 ? "ok" : result(n));
+	id = keyctl(K_GET_KEYRING_ID, SPEC_REQKEY_AUTH, 0, 0, 0);
+	say("helper: id(-7) after = %s\n", id == auth ? "assume's" : result(id));
+}
+
+/* Prints what the helper said, and forgets it. */
+static void report(void)
+{
+	char line[256];
+	FILE *f = fopen(REPORT, "r");
+	while (f && fgets(line, sizeof line, f))
+		printf("%s", line);
+	if (f)
+		fclose(f);
+	unlink(REPORT);
+}
+
+/* As request-key's configuration runs it (`helper KEY DESC CALLOUT`), or
+ * in its place (`create KEY UID GID THREAD PROCESS SESSION`, under
+ * `watchq exec --request-key`: the call-out read from the authority). */
 static int helper(int argc, char **argv)
 {
-	if (argc < 5)
+	int own = strcmp(argv[1], "create") == 0;
+	if (argc < (own ? 3 : 5))
 		return 2;
 	long key = atol(argv[2]);
-	const char *callout = argv[4];
-	if (keyctl(K_ASSUME_AUTHORITY, key, 0, 0, 0) < 0)
+	long auth = keyctl(K_ASSUME_AUTHORITY, key, 0, 0, 0);
+	if (auth < 0)
 		return 3;
+	char info[256] = "";
+	if (own) {
+		long n = keyctl(K_READ, SPEC_REQKEY_AUTH, (long)info, sizeof info - 1, 0);
+		info[n > 0 && n < (long)sizeof info ? n : 0] = 0;
+	}
+	const char *callout = own ? info : argv[4];
 	if (strcmp(callout, "inst") == 0)
 		keyctl(K_INSTANTIATE, key, (long)"made", 4, 0);
 	else if (strcmp(callout, "inst-ring") == 0)
@@ -528,6 +632,10 @@ static int helper(int argc, char **argv)
 		keyctl(K_REJECT, key, 30, EKEYREJECTED, 0);
 	else if (strcmp(callout, "rej-expired") == 0)
 		keyctl(K_REJECT, key, 30, EKEYEXPIRED, 0);
+	else if (strcmp(callout, "twice") == 0)
+		helper_twice(key);
+	else if (strcmp(callout, "auth") == 0)
+		helper_auth(key, auth);
 	return 0;
 }
 
@@ -567,6 +675,24 @@ static void sec_construct(void)
 	CALL(request_key("user", "", NULL, S));
 	CALL(request_key(".user", "wqprobe:a", NULL, S));
 	drain(p[0], 4096);
+	end();
+}
+
+/* The helper's authority: what assuming it returns, the key standing for
+ * it, and a second instantiation. */
+static void sec_authority(void)
+{
+	begin("authority");
+	printf("# a helper whose child instantiated the key first\n");
+	unlink(REPORT);
+	int32_t t = NAMED("t", request_key("user", "wqprobe:t", "twice", S));
+	report();
+	char v[16];
+	long n = keyctl(K_READ, t, (long)v, sizeof v, 0);
+	printf("read(t) = %ld \"%.*s\"\n", n, n > 0 ? (int)n : 0, v);
+	printf("# the authority a helper assumes\n");
+	NAMED("h", request_key("user", "wqprobe:h", "auth", S));
+	report();
 	end();
 }
 
@@ -670,10 +796,10 @@ static void sec_possess(void)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "helper") == 0)
+	if (argc > 1 && (strcmp(argv[1], "helper") == 0 || strcmp(argv[1], "create") == 0))
 		return helper(argc, argv);
-	int helper_conf = 0;
-	options(argc, argv, NULL, NULL, "--helper-conf", &helper_conf);
+	int helper_conf = 0, helper_me = 0;
+	options(argc, argv, "--helper-is-me", &helper_me, "--helper-conf", &helper_conf);
 	printf("# keys probe, gc_delay assumed %d\n", gc_delay);
 	if (wanted("link")) sec_link();
 	if (wanted("update")) sec_update();
@@ -698,6 +824,8 @@ int main(int argc, char **argv)
 		}
 		sec_construct();
 	}
+	if ((helper_conf || helper_me) && wanted("authority"))
+		sec_authority();
 	printf("=== DONE\n");
 	return 0;
 }
