@@ -1181,15 +1181,20 @@ fn keys_construction_waiters_never_block_the_helper() {
     }
 }
 
-/// A certificate of tests/conformance/probes/asym-certs.h (the C array
-/// `cert_NAME`), as bytes.
+/// A certificate of tests/conformance/probes/asym-certs.h or
+/// asym-certs2.h (the C array `cert_NAME`), as bytes.
 fn cert(name: &str) -> Vec<u8> {
-    let h = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/conformance/probes/asym-certs.h"
-    ))
-    .unwrap();
-    let start = h.find(&format!("cert_{name}[] = {{")).unwrap();
+    c_array(&format!("cert_{name}"))
+}
+
+/// The C array `name` of asym-certs.h or asym-certs2.h, as bytes.
+fn c_array(name: &str) -> Vec<u8> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/probes/");
+    let mut h = String::new();
+    for f in ["asym-certs.h", "asym-certs2.h"] {
+        h += &std::fs::read_to_string(format!("{dir}{f}")).unwrap();
+    }
+    let start = h.find(&format!("{name}[] = {{")).unwrap();
     let body = &h[start..];
     let body = &body[body.find('{').unwrap() + 1..body.find("};").unwrap()];
     body.split(',')
@@ -3873,6 +3878,128 @@ fn keys_asymmetric_edited_certificates_as_recorded() {
         }
         let r = p.add_key("asymmetric", None, &c, s).map(|_| ());
         assert_eq!(r, want, "self with its AKID's {what} changed");
+    }
+}
+
+/// asym-certs2.h's certificates as the oracle kernel parsed them
+/// (asym.txt `asym-parse2`, `x509_key_preparse()`): a name of an O alone
+/// is the O, and a CN sharing the O's first 7 bytes is the CN alone
+/// (`x509_fabricate_name()`); a 1-byte SKID is taken, a second SKID is
+/// EBADMSG, a key usage of 2 content bytes is taken
+/// (`x509_process_extension()`); a version-1 certificate (6 TBS fields,
+/// no extensions) is named by its serial; P-384 and P-521 keys, and an
+/// ECDSA-SHA-1 signature (`x509_note_sig_algo()`), are known; selfkid,
+/// self-signed with an AKID of its key id alone, verifies, and with that
+/// key id changed is not self-signed, so its signature (now wrong) is
+/// not checked (`x509_check_for_self_signed()`).
+#[test]
+fn keys_asymmetric_second_certificates_parse_as_recorded() {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let column = |key: Serial| -> String {
+        let node = ProcNode::lookup("/proc/keys").unwrap();
+        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{key:08x} ")));
+        let line = line.unwrap();
+        line.split_whitespace()
+            .skip(8)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // (certificate, its /proc/keys column: the description, then the
+    // type's own part) or the add_key errno.
+    let cases: [(&str, std::result::Result<&str, Errno>); 12] = [
+        (
+            "orgonly",
+            Ok("OnlyOrg: ca273477053e54bb800ad4e2443e2b3503dcc4ef: X509.rsa 03dcc4ef []"),
+        ),
+        (
+            "prefix7",
+            Ok("Gadgets Limited: a94217ac25d1cf3b7bce42624657be686cc5159e: X509.rsa 6cc5159e []"),
+        ),
+        ("skid1", Ok("Org: OneByteSkid: ab: X509.rsa ab []")),
+        ("skid2", Err(Errno::EBADMSG)),
+        (
+            "ku2",
+            Ok("Org: KeyUsage2: 40aec18188305ed9736ec0cc408e099f02e1501e: X509.rsa 02e1501e []"),
+        ),
+        ("v1", Ok("Org: Version1: 00d8f7ba93ad0948c5: X509.rsa []")),
+        (
+            "ec384",
+            Ok("Org: ec384: 774412948d6b75ba1bfca14f5134cca7dbbb5809: X509.ecdsa-nist-p384 dbbb5809 []"),
+        ),
+        (
+            "ec521",
+            Ok("Org: ec521: e8ae988beff9dd603fea6effed280105d79b40c8: X509.ecdsa-nist-p521 d79b40c8 []"),
+        ),
+        (
+            "ecsha1",
+            Ok("Org: EcSha1: e8a9eb0ffe4a55b131553f3ff1bf769a320287ee: X509.ecdsa-nist-p256 320287ee []"),
+        ),
+        (
+            "selfkid",
+            Ok("Org: SelfKid: 8f3cc3055ec023b16fb935b18c1fbc4d31832914: X509.rsa 31832914 []"),
+        ),
+        (
+            "ca3",
+            Ok("Org3: Issuer3: fa8a17d9ec929edbf0030f7fbe7202d707e5f7c1: X509.rsa 07e5f7c1 []"),
+        ),
+        (
+            "pad",
+            Ok("Org: Padding: eb2bf0115a48583396c2eb257b644f460b088342: X509.rsa 0b088342 []"),
+        ),
+    ];
+    for (name, want) in cases {
+        let got = p.add_key("asymmetric", None, &cert(name), s).map(&column);
+        assert_eq!(got.as_deref(), want.as_deref(), "{name}");
+    }
+    let mut c = cert("selfkid");
+    let at = c
+        .windows(4)
+        .position(|w| w == [0x55, 0x1d, 0x23, 0x04])
+        .unwrap();
+    c[at + 9] ^= 1;
+    assert!(p.add_key("asymmetric", None, &c, s).is_ok());
+}
+
+/// `public_key_verify_signature()` and pkcs1pad's checks of a
+/// self-signature, as the oracle kernel made them (asym.txt
+/// `asym-parse2`): pad (RSA 2048, SHA-256) with signatures over chosen
+/// blocks `00 01 FF.. 00 DigestInfo digest`. The decrypted block needs 8
+/// FFs at least (7: EBADMSG; 8 with the rest of the wrong length:
+/// EKEYREJECTED), a 00 after them (EBADMSG; all FFs: EBADMSG), the whole
+/// DigestInfo (cut short: EBADMSG; nothing after it: EKEYREJECTED) and
+/// the digest (another: EKEYREJECTED). A signature one byte longer than
+/// the key (a 0 put before it) is EINVAL, and an RSA key's certificate
+/// whose signature algorithm says ECDSA is EKEYREJECTED, though the
+/// signature, made over it with RSA, is good.
+#[test]
+fn keys_asymmetric_self_signatures_are_checked_as_pkcs1pad_checks_them() {
+    let k = K::new();
+    let pad = cert("pad");
+    for (block, want) in [
+        ("ok", Ok(())),
+        ("ff8", Err(Errno::EKEYREJECTED)),
+        ("ff7", Err(Errno::EBADMSG)),
+        ("no00", Err(Errno::EBADMSG)),
+        ("allff", Err(Errno::EBADMSG)),
+        ("infoonly", Err(Errno::EKEYREJECTED)),
+        ("short", Err(Errno::EBADMSG)),
+        ("digest", Err(Errno::EKEYREJECTED)),
+    ] {
+        let mut c = pad.clone();
+        let at = c.len() - 256;
+        c[at..].copy_from_slice(&c_array(&format!("sig_pad_{block}")));
+        let r = k.p.add_key("asymmetric", None, &c, k.s).map(|_| ());
+        assert_eq!(r, want, "{block}");
+    }
+    for (name, want) in [
+        ("pad_long", Errno::EINVAL),
+        ("pad_ecsig", Errno::EKEYREJECTED),
+    ] {
+        let r = k.p.add_key("asymmetric", None, &cert(name), k.s);
+        assert_eq!(r, Err(want), "{name}");
     }
 }
 

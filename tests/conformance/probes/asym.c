@@ -9,6 +9,11 @@
  *                  garbage, truncated and tampered certificates (a broken
  *                  self-signature), searching by `id:`/`ex:` key ids, and
  *                  the key's /proc/keys description
+ *   asym-parse2    the same for asym-certs2.h's shapes (a version-1
+ *                  certificate, names, SKIDs, key usage, P-384, P-521,
+ *                  ECDSA-SHA-1, an AKID of a key id alone) and the PKCS#1
+ *                  v1.5 checks of a self-signature: pad with signatures
+ *                  over chosen blocks, one byte longer, or named ECDSA
  *   asym-restrict  KEYCTL_RESTRICT_KEYRING with the asymmetric type:
  *                  key_or_keyring:ID[:chain], builtin_trusted,
  *                  builtin_and_secondary_trusted, the argument checks,
@@ -27,10 +32,12 @@
  *                  RSA public key: raw encryption's bytes, pkcs1's length,
  *                  the size checks, EFAULT after them
  *
- * The certificates (asym-certs.h) are scripts/make-asym-certs.sh's.
+ * The certificates (asym-certs.h, asym-certs2.h) are
+ * scripts/make-asym-certs.sh's (asym-certs2.h: with --more).
  */
 #include "probe.h"
 #include "asym-certs.h"
+#include "asym-certs2.h"
 
 #define CERT(c) cert_##c, cert_##c##_len
 
@@ -390,6 +397,54 @@ static void sec_parse(void)
 	end_section(p);
 }
 
+/* add_key of each of asym-certs2.h's certificates, then pad with each
+ * signature put in its place. */
+static void sec_parse2(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-parse2", p);
+	const char *names[] = {"ca3", "orgonly", "prefix7", "skid1", "skid2", "ku2", "v1",
+			       "ec384", "ec521", "ecsha1", "selfkid", "pad", "pad_long",
+			       "pad_ecsig"};
+	const unsigned char *ders[] = {cert_ca3,    cert_orgonly, cert_prefix7, cert_skid1,
+				       cert_skid2,  cert_ku2,	  cert_v1,	cert_ec384,
+				       cert_ec521,  cert_ecsha1,  cert_selfkid, cert_pad,
+				       cert_pad_long, cert_pad_ecsig};
+	unsigned lens[] = {cert_ca3_len,   cert_orgonly_len, cert_prefix7_len, cert_skid1_len,
+			   cert_skid2_len, cert_ku2_len,     cert_v1_len,      cert_ec384_len,
+			   cert_ec521_len, cert_ecsha1_len,  cert_selfkid_len, cert_pad_len,
+			   cert_pad_long_len, cert_pad_ecsig_len};
+	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+		int32_t k = add_cert(names[i], ders[i], lens[i], NULL, S, names[i]);
+		if (k > 0) {
+			describe(k);
+			proc_keys(k);
+			keyctl(K_UNLINK, k, S, 0, 0);
+		}
+	}
+	/* selfkid's AKID (its own key id alone) made to name another key id:
+	 * then not self-signed, its signature (now wrong) not checked. */
+	const unsigned char *ak = memmem(cert_selfkid, cert_selfkid_len, "\x55\x1d\x23\x04", 4);
+	unsigned char *e = malloc(cert_selfkid_len);
+	memcpy(e, cert_selfkid, cert_selfkid_len);
+	e[ak - cert_selfkid + 9] ^= 1;
+	add_edited("selfkid with its AKID's key id changed", e, cert_selfkid_len, S);
+	/* pad with each signature of asym-certs2.h in place of its own. */
+	const char *sigs[] = {"ok", "ff8", "ff7", "no00", "allff", "infoonly", "short", "digest"};
+	const unsigned char *sig[] = {sig_pad_ok,    sig_pad_ff8,      sig_pad_ff7,
+				      sig_pad_no00,  sig_pad_allff,    sig_pad_infoonly,
+				      sig_pad_short, sig_pad_digest};
+	for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		char what[80];
+		snprintf(what, sizeof what, "pad signed over the block %s", sigs[i]);
+		e = malloc(cert_pad_len);
+		memcpy(e, cert_pad, cert_pad_len);
+		memcpy(e + cert_pad_len - 256, sig[i], 256);
+		add_edited(what, e, cert_pad_len, S);
+	}
+	end_section(p);
+}
+
 static void sec_restrict(void)
 {
 	int p[2];
@@ -746,6 +801,8 @@ int main(int argc, char **argv)
 	printf("# asym probe\n");
 	if (wanted("asym-parse"))
 		sec_parse();
+	if (wanted("asym-parse2"))
+		sec_parse2();
 	if (wanted("asym-restrict"))
 		sec_restrict();
 	if (wanted("asym-search"))
