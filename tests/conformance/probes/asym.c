@@ -758,6 +758,36 @@ static void pkey_op(int op, const char *name, int32_t k, const char *info, uint3
 	pkey_op_(op, name, k, info, in_len, out_len, 0, 0, 2);
 }
 
+/* KEYCTL_PKEY_ENCRYPT of ee's modulus less `less`, raw (256 bytes in
+ * and out), shown as pkey_op_() shows a raw output. */
+static void encrypt_n_less(int32_t ee, unsigned less)
+{
+	const unsigned char *n = memmem(cert_ee, cert_ee_len, "\x02\x82\x01\x01\x00", 5);
+	struct {
+		int32_t key_id;
+		uint32_t in_len;
+		uint32_t out_len;
+		uint32_t spare[7];
+	} params = {ee, 256, 256, {0}};
+	unsigned char in[256], out[256];
+	memcpy(in, n + 5, 256);
+	unsigned borrow = less;
+	for (int i = 255; i >= 0 && borrow; i--) { /* in = n - less */
+		unsigned v = in[i];
+		in[i] = (unsigned char)(v - borrow);
+		borrow = v < borrow;
+	}
+	memset(out, 0xee, sizeof out);
+	long r = keyctl(K_PKEY_ENCRYPT, (long)&params, (long)"enc=raw", (long)in, (long)out);
+	int e = errno;
+	printf("encrypt(<ee>, \"enc=raw\", in <ee's n less %u>, out 256) = ", less);
+	if (r < 0)
+		printf("-1 %s\n", errname(e));
+	else
+		printf("%ld, %02x%02x%02x%02x.. [255] %02x\n", r, out[0], out[1], out[2], out[3],
+		       out[255]);
+}
+
 static void sec_pkey_ops(void)
 {
 	int p[2];
@@ -788,6 +818,9 @@ static void sec_pkey_ops(void)
 	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 32, 256, 0, 1, 2);
 	pkey_op_(K_PKEY_VERIFY, "verify", ee, "enc=pkcs1", 32, 256, 1, 0, 2);
 	pkey_op_(K_PKEY_SIGN, "sign", ee, "enc=pkcs1", 32, 256, 1, 0, 2);
+	/* rsa_check_payload(): 1 < m < n - 1 */
+	encrypt_n_less(ee, 1);
+	encrypt_n_less(ee, 2);
 	int32_t u = (int32_t)named("add_key(\"user\", \"u\", \"x\", 1, S)",
 				   add_key("user", "u", "x", 1, S), "u");
 	pkey_op(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256);
