@@ -331,6 +331,13 @@ fn conformance_asym_restrict() {
     check("asym", "asym-restrict");
 }
 
+/// A signer found by its serial and issuer whose SKID is not the key id
+/// the candidate's AKID names beside them, in a keyring and as the key.
+#[test]
+fn conformance_asym_restrict2() {
+    check("asym", "asym-restrict2");
+}
+
 /// The search permission a restriction's signer search needs, judged
 /// with the possessor's bits whoever the caller is, and a search by key
 /// id that meets revoked and expired keys of other ids.

@@ -2058,6 +2058,76 @@ fn keys_pkey_encrypt_checks_lengths_against_the_query() {
     );
 }
 
+/// Each length of KEYCTL_PKEY_ENCRYPT and VERIFY against its own size of
+/// the query (asym.txt `asym-pkey-ops`, Linux 6.12.118): one byte over
+/// the decrypted size (ENCRYPT's input) or the data size (VERIFY's) is
+/// EINVAL before the operation (raw VERIFY's own ENOSYS); a 3072-bit
+/// key's sizes are 384 each, so 384 in and out encrypts, 385 either way
+/// is EINVAL.
+#[test]
+fn keys_pkey_lengths_meet_each_size_of_the_query() {
+    use watchq_kernel::keyctl::cmd::{PKEY_ENCRYPT, PKEY_VERIFY};
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let ee = p.add_key("asymmetric", None, &cert("ee"), s).unwrap();
+    let ee2 = p.add_key("asymmetric", None, &cert("ee2"), s).unwrap();
+    let input = |len: usize| {
+        let mut v = vec![0u8; len];
+        v[len - 1] = 2;
+        v
+    };
+    let op = |cmd, key, (i, o): (u32, u32)| {
+        p.keyctl_pkey_op(cmd, key, "enc=raw", (i, o), Some(&input(i as usize)))
+    };
+    assert_eq!(op(PKEY_ENCRYPT, ee, (257, 256)), Err(Errno::EINVAL));
+    assert_eq!(op(PKEY_VERIFY, ee, (257, 256)), Err(Errno::EINVAL));
+    let out = op(PKEY_ENCRYPT, ee2, (384, 384)).unwrap();
+    assert_eq!(out.len(), 384);
+    assert_eq!((&out[..4], out[255]), (&[0x17, 0xa2, 0xca, 0xc8][..], 0x81));
+    assert_eq!(op(PKEY_ENCRYPT, ee2, (385, 384)), Err(Errno::EINVAL));
+    assert_eq!(op(PKEY_ENCRYPT, ee2, (384, 385)), Err(Errno::EINVAL));
+    assert_eq!(op(PKEY_VERIFY, ee2, (384, 384)), Err(Errno::ENOSYS));
+}
+
+/// A restriction's signer found by the candidate's AKID serial and
+/// issuer must also carry the AKID's key id as its SKID (asym.txt
+/// `asym-restrict2`, Linux 6.12.118): int with its SKID changed (not
+/// self-signed, so taken), trusted in a keyring (`find_asymmetric_key()`
+/// rejects it) or as the key itself (`key_or_keyring_common()`: the key
+/// id must match the SKID, the serial either id), does not let ee2 (its
+/// AKID int's key id, serial and issuer) in: ENOKEY; int as made does.
+#[test]
+fn keys_asymmetric_signer_needs_the_akids_key_id_too() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let int = cert("int");
+    let at = int
+        .windows(7)
+        .position(|w| w == [0x55, 0x1d, 0x0e, 0x04, 0x16, 0x04, 0x14])
+        .unwrap();
+    let mut edited = int.clone();
+    edited[at + 7] ^= 1;
+    for (what, c, want) in [
+        ("edited", &edited, Err(Errno::ENOKEY)),
+        ("as made", &int, Ok(())),
+    ] {
+        let t = p
+            .add_key("keyring", Some(&format!("t-{what}")), b"", s)
+            .unwrap();
+        let key = p.add_key("asymmetric", None, c, t).unwrap();
+        for (how, trusted) in [("keyring", t), ("key", key)] {
+            let r = p
+                .add_key("keyring", Some(&format!("r-{what}-{how}")), b"", s)
+                .unwrap();
+            let spec = format!("key_or_keyring:{trusted}");
+            p.keyctl_restrict_keyring(r, Some("asymmetric"), Some(&spec))
+                .unwrap();
+            let got = p.add_key("asymmetric", None, &cert("ee2"), r).map(|_| ());
+            assert_eq!(got, want, "int {what}, trusted as the {how}");
+        }
+    }
+}
+
 /// KEYCTL_READ's buffer length, as Linux 6.12.117 answered it
 /// (surface.txt, section `readbuf`): a key's payload is returned
 /// whatever the length (the caller copies it only when it fits), a
@@ -3891,7 +3961,8 @@ fn keys_asymmetric_edited_certificates_as_recorded() {
 /// ECDSA-SHA-1 signature (`x509_note_sig_algo()`), are known; selfkid,
 /// self-signed with an AKID of its key id alone, verifies, and with that
 /// key id changed is not self-signed, so its signature (now wrong) is
-/// not checked (`x509_check_for_self_signed()`).
+/// not checked (`x509_check_for_self_signed()`); an AKID element of a
+/// tag x509_akid.asn1 has not is EBADMSG.
 #[test]
 fn keys_asymmetric_second_certificates_parse_as_recorded() {
     use watchq_kernel::syscalls::procfs::ProcNode;
@@ -3961,6 +4032,25 @@ fn keys_asymmetric_second_certificates_parse_as_recorded() {
         .unwrap();
     c[at + 9] ^= 1;
     assert!(p.add_key("asymmetric", None, &c, s).is_ok());
+    // ee's AKID (`30 67`: [0] key id, [1] issuer, [2] serial) with the
+    // issuer's tag made [3] constructed and the serial's [3] primitive,
+    // tags x509_akid.asn1 has not: EBADMSG.
+    let ee = cert("ee");
+    let names = ee
+        .windows(4)
+        .position(|w| w == [0x55, 0x1d, 0x23, 0x04])
+        .unwrap()
+        + 29;
+    assert_eq!(ee[names], 0xa1);
+    for (at, tag) in [
+        (names, 0xa3),
+        (names + 2 + usize::from(ee[names + 1]), 0x83),
+    ] {
+        let mut c = ee.clone();
+        c[at] = tag;
+        let r = p.add_key("asymmetric", None, &c, s).map(|_| ());
+        assert_eq!(r, Err(Errno::EBADMSG), "AKID tag {tag:02x}");
+    }
 }
 
 /// `public_key_verify_signature()` and pkcs1pad's checks of a

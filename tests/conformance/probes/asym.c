@@ -21,6 +21,8 @@
  *                  link and add_key checked against a restriction (signer
  *                  found in the trusted keyring, the trusted key, or the
  *                  keyring itself; bad signatures; other key types)
+ *   asym-restrict2 a signer found by its serial and issuer whose SKID is
+ *                  not the key id the candidate's AKID names beside them
  *   asym-search    the search permission a restriction's signer search
  *                  needs (on the keyring it starts from, a nested keyring,
  *                  the key), with the possessor's bits whoever the caller
@@ -429,6 +431,19 @@ static void sec_parse2(void)
 	memcpy(e, cert_selfkid, cert_selfkid_len);
 	e[ak - cert_selfkid + 9] ^= 1;
 	add_edited("selfkid with its AKID's key id changed", e, cert_selfkid_len, S);
+	/* ee's AKID (30 67: [0] key id, [1] issuer, [2] serial) with the
+	 * issuer's tag made [3] constructed, and the serial's [3] primitive:
+	 * tags x509_akid.asn1 has not. */
+	ak = memmem(cert_ee, cert_ee_len, "\x55\x1d\x23\x04", 4);
+	long at = ak - cert_ee + 29;
+	e = malloc(cert_ee_len);
+	memcpy(e, cert_ee, cert_ee_len);
+	e[at] = 0xa3;
+	add_edited("ee with its AKID's [1] made [3]", e, cert_ee_len, S);
+	e = malloc(cert_ee_len);
+	memcpy(e, cert_ee, cert_ee_len);
+	e[at + 2 + cert_ee[at + 1]] = 0x83;
+	add_edited("ee with its AKID's [2] made [3]", e, cert_ee_len, S);
 	/* pad with each signature of asym-certs2.h in place of its own. */
 	const char *sigs[] = {"ok", "ff8", "ff7", "no00", "allff", "infoonly", "short", "digest"};
 	const unsigned char *sig[] = {sig_pad_ok,    sig_pad_ff8,      sig_pad_ff7,
@@ -575,6 +590,42 @@ static void sec_restrict(void)
 	contents(ca, "ca");
 	KC(K_CLEAR, rbkr, 0, 0, 0);
 	link_(ee, rbkr);
+	end_section(p);
+}
+
+/* Restrictions by a signer whose SKID is not the one the candidate's
+ * AKID names beside the signer's serial and issuer: int (not
+ * self-signed, so taken as edited) with its SKID changed, trusted as a
+ * keyring's key and as the key itself, and ee2 (signed by int, its AKID
+ * int's key id, serial and issuer) added under each; then the same with
+ * int as made. */
+static void sec_restrict2(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-restrict2", p);
+	const unsigned char *skid = memmem(cert_int, cert_int_len,
+					   "\x55\x1d\x0e\x04\x16\x04\x14", 7);
+	unsigned char *e = malloc(cert_int_len);
+	memcpy(e, cert_int, cert_int_len);
+	e[skid - cert_int + 7] ^= 1;
+	for (int edited = 1; edited >= 0; edited--) {
+		const char *what = edited ? "int with its SKID changed" : "int";
+		int32_t t = keyring(edited ? "t-edited" : "t", S, edited ? "t-edited" : "t");
+		char text[200];
+		snprintf(text, sizeof text, "add_key(\"asymmetric\", NULL, %s, %s)", what,
+			 key_str(t));
+		int32_t in = (int32_t)named(text,
+					    add_key("asymmetric", NULL, edited ? e : cert_int,
+						    cert_int_len, t),
+					    edited ? "int-edited" : "int");
+		int32_t rr = keyring(edited ? "rr-edited" : "rr", S, edited ? "rr-edited" : "rr");
+		restrict_(rr, "asymmetric", "key_or_keyring:%K", t);
+		ADDC(ee2, NULL, rr, NULL);
+		int32_t rk = keyring(edited ? "rk-edited" : "rk", S, edited ? "rk-edited" : "rk");
+		restrict_(rk, "asymmetric", "key_or_keyring:%K", in);
+		ADDC(ee2, NULL, rk, NULL);
+	}
+	free(e);
 	end_section(p);
 }
 
@@ -825,6 +876,16 @@ static void sec_pkey_ops(void)
 				   add_key("user", "u", "x", 1, S), "u");
 	pkey_op(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256);
 	pkey_op_(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256, 1, 0, 2);
+	/* each length against its own size of the query's: one over the
+	 * decrypted size (ENCRYPT's input), the data size (VERIFY's), and
+	 * a 3072-bit key's sizes, 384 */
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 257, 256);
+	pkey_op(K_PKEY_VERIFY, "verify", ee, "enc=raw", 257, 256);
+	int32_t ee2 = ADDC(ee2, NULL, S, "ee2");
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee2, "enc=raw", 384, 384);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee2, "enc=raw", 385, 384);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee2, "enc=raw", 384, 385);
+	pkey_op(K_PKEY_VERIFY, "verify", ee2, "enc=raw", 384, 384);
 	end_section(p);
 }
 
@@ -838,6 +899,8 @@ int main(int argc, char **argv)
 		sec_parse2();
 	if (wanted("asym-restrict"))
 		sec_restrict();
+	if (wanted("asym-restrict2"))
+		sec_restrict2();
 	if (wanted("asym-search"))
 		sec_search();
 	if (wanted("asym-pkey"))
