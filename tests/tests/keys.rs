@@ -1202,6 +1202,20 @@ fn c_array(name: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Key `k`'s /proc/keys line from its description on (the type's
+/// describe), as `p` reads it.
+fn proc_keys_column(p: &Process, k: Serial) -> String {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let node = ProcNode::lookup("/proc/keys").unwrap();
+    let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
+    line.unwrap()
+        .split_whitespace()
+        .skip(8)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A request-key helper's KEYCTL_INSTANTIATE of an asymmetric key parses
 /// its certificate (a restriction by that key accepts what it signed) and
 /// of an encrypted key runs the type's instantiation (`new`, and `load`
@@ -3495,22 +3509,12 @@ fn enc_blob(name: &str) -> Vec<u8> {
 /// An `ecryptfs` key's description is 16 hex digits, either case.
 #[test]
 fn keys_encrypted_lengths_as_recorded() {
-    use watchq_kernel::syscalls::procfs::ProcNode;
     let kernel = Kernel::new(KernelConfig::default());
     let p = kernel.spawn(0, 0);
     let s = p.keyctl_join_session_keyring(None).unwrap();
     p.add_key("user", Some("wqmk"), ENC_MK, s).unwrap();
     p.add_key("user", Some("wqmk2"), ENC_MK2, s).unwrap();
-    let proc_keys = |k: Serial| -> String {
-        let node = ProcNode::lookup("/proc/keys").unwrap();
-        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
-        let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
-        let line = line.unwrap();
-        line.split_whitespace()
-            .skip(8)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let proc_keys = |k: Serial| proc_keys_column(&p, k);
     // The read with a buffer: its length and first three words.
     let read = |k: Serial| -> (usize, String) {
         let b = p.keyctl_read_into(k, 8191).unwrap();
@@ -3616,20 +3620,10 @@ fn keys_encrypted_blobs_load_and_rekey_as_the_kernel_does() {
 /// kernel has no ECDSA).
 #[test]
 fn keys_asymmetric_certificates_parse_as_recorded() {
-    use watchq_kernel::syscalls::procfs::ProcNode;
     let kernel = Kernel::new(KernelConfig::default());
     let p = kernel.spawn(0, 0);
     let s = p.keyctl_join_session_keyring(None).unwrap();
-    let proc_keys = |k: Serial| -> String {
-        let node = ProcNode::lookup("/proc/keys").unwrap();
-        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
-        let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
-        let line = line.unwrap();
-        line.split_whitespace()
-            .skip(8)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let proc_keys = |k: Serial| proc_keys_column(&p, k);
     let desc = |k: Serial| -> String {
         let d = p.keyctl_describe(k).unwrap();
         d.splitn(5, ';').nth(4).unwrap().to_string()
@@ -3965,19 +3959,9 @@ fn keys_asymmetric_edited_certificates_as_recorded() {
 /// tag x509_akid.asn1 has not is EBADMSG.
 #[test]
 fn keys_asymmetric_second_certificates_parse_as_recorded() {
-    use watchq_kernel::syscalls::procfs::ProcNode;
     let k = K::new();
     let (p, s) = (&k.p, k.s);
-    let column = |key: Serial| -> String {
-        let node = ProcNode::lookup("/proc/keys").unwrap();
-        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
-        let line = text.lines().find(|l| l.starts_with(&format!("{key:08x} ")));
-        let line = line.unwrap();
-        line.split_whitespace()
-            .skip(8)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let column = |key: Serial| proc_keys_column(p, key);
     // (certificate, its /proc/keys column: the description, then the
     // type's own part) or the add_key errno.
     let cases: [(&str, std::result::Result<&str, Errno>); 12] = [
