@@ -315,12 +315,27 @@ fn conformance_asym_parse() {
     check("asym", "asym-parse");
 }
 
+/// asym-certs2.h's certificates (names, SKIDs, key usage, a version-1
+/// certificate, P-384, P-521, ECDSA-SHA-1, an AKID of a key id alone)
+/// and the PKCS#1 v1.5 checks of a self-signature over chosen blocks.
+#[test]
+fn conformance_asym_parse2() {
+    check("asym", "asym-parse2");
+}
+
 /// Keyring restrictions by signature: key_or_keyring (a keyring, a key,
 /// chains), builtin_trusted, the argument checks, cycles, and every link
 /// and add_key checked against them.
 #[test]
 fn conformance_asym_restrict() {
     check("asym", "asym-restrict");
+}
+
+/// A signer found by its serial and issuer whose SKID is not the key id
+/// the candidate's AKID names beside them, in a keyring and as the key.
+#[test]
+fn conformance_asym_restrict2() {
+    check("asym", "asym-restrict2");
 }
 
 /// The search permission a restriction's signer search needs, judged

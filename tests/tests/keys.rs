@@ -1181,20 +1181,39 @@ fn keys_construction_waiters_never_block_the_helper() {
     }
 }
 
-/// A certificate of tests/conformance/probes/asym-certs.h (the C array
-/// `cert_NAME`), as bytes.
+/// A certificate of tests/conformance/probes/asym-certs.h or
+/// asym-certs2.h (the C array `cert_NAME`), as bytes.
 fn cert(name: &str) -> Vec<u8> {
-    let h = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/conformance/probes/asym-certs.h"
-    ))
-    .unwrap();
-    let start = h.find(&format!("cert_{name}[] = {{")).unwrap();
+    c_array(&format!("cert_{name}"))
+}
+
+/// The C array `name` of asym-certs.h or asym-certs2.h, as bytes.
+fn c_array(name: &str) -> Vec<u8> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/probes/");
+    let mut h = String::new();
+    for f in ["asym-certs.h", "asym-certs2.h"] {
+        h += &std::fs::read_to_string(format!("{dir}{f}")).unwrap();
+    }
+    let start = h.find(&format!("{name}[] = {{")).unwrap();
     let body = &h[start..];
     let body = &body[body.find('{').unwrap() + 1..body.find("};").unwrap()];
     body.split(',')
         .filter_map(|t| u8::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok())
         .collect()
+}
+
+/// Key `k`'s /proc/keys line from its description on (the type's
+/// describe), as `p` reads it.
+fn proc_keys_column(p: &Process, k: Serial) -> String {
+    use watchq_kernel::syscalls::procfs::ProcNode;
+    let node = ProcNode::lookup("/proc/keys").unwrap();
+    let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
+    line.unwrap()
+        .split_whitespace()
+        .skip(8)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A request-key helper's KEYCTL_INSTANTIATE of an asymmetric key parses
@@ -2060,6 +2079,76 @@ fn keys_pkey_encrypt_checks_lengths_against_the_query() {
         p.keyctl_pkey_op(PKEY_ENCRYPT, u, "enc=raw", (32, 256), None),
         Err(Errno::EOPNOTSUPP)
     );
+}
+
+/// Each length of KEYCTL_PKEY_ENCRYPT and VERIFY against its own size of
+/// the query (asym.txt `asym-pkey-ops`, Linux 6.12.118): one byte over
+/// the decrypted size (ENCRYPT's input) or the data size (VERIFY's) is
+/// EINVAL before the operation (raw VERIFY's own ENOSYS); a 3072-bit
+/// key's sizes are 384 each, so 384 in and out encrypts, 385 either way
+/// is EINVAL.
+#[test]
+fn keys_pkey_lengths_meet_each_size_of_the_query() {
+    use watchq_kernel::keyctl::cmd::{PKEY_ENCRYPT, PKEY_VERIFY};
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let ee = p.add_key("asymmetric", None, &cert("ee"), s).unwrap();
+    let ee2 = p.add_key("asymmetric", None, &cert("ee2"), s).unwrap();
+    let input = |len: usize| {
+        let mut v = vec![0u8; len];
+        v[len - 1] = 2;
+        v
+    };
+    let op = |cmd, key, (i, o): (u32, u32)| {
+        p.keyctl_pkey_op(cmd, key, "enc=raw", (i, o), Some(&input(i as usize)))
+    };
+    assert_eq!(op(PKEY_ENCRYPT, ee, (257, 256)), Err(Errno::EINVAL));
+    assert_eq!(op(PKEY_VERIFY, ee, (257, 256)), Err(Errno::EINVAL));
+    let out = op(PKEY_ENCRYPT, ee2, (384, 384)).unwrap();
+    assert_eq!(out.len(), 384);
+    assert_eq!((&out[..4], out[255]), (&[0x17, 0xa2, 0xca, 0xc8][..], 0x81));
+    assert_eq!(op(PKEY_ENCRYPT, ee2, (385, 384)), Err(Errno::EINVAL));
+    assert_eq!(op(PKEY_ENCRYPT, ee2, (384, 385)), Err(Errno::EINVAL));
+    assert_eq!(op(PKEY_VERIFY, ee2, (384, 384)), Err(Errno::ENOSYS));
+}
+
+/// A restriction's signer found by the candidate's AKID serial and
+/// issuer must also carry the AKID's key id as its SKID (asym.txt
+/// `asym-restrict2`, Linux 6.12.118): int with its SKID changed (not
+/// self-signed, so taken), trusted in a keyring (`find_asymmetric_key()`
+/// rejects it) or as the key itself (`key_or_keyring_common()`: the key
+/// id must match the SKID, the serial either id), does not let ee2 (its
+/// AKID int's key id, serial and issuer) in: ENOKEY; int as made does.
+#[test]
+fn keys_asymmetric_signer_needs_the_akids_key_id_too() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let int = cert("int");
+    let at = int
+        .windows(7)
+        .position(|w| w == [0x55, 0x1d, 0x0e, 0x04, 0x16, 0x04, 0x14])
+        .unwrap();
+    let mut edited = int.clone();
+    edited[at + 7] ^= 1;
+    for (what, c, want) in [
+        ("edited", &edited, Err(Errno::ENOKEY)),
+        ("as made", &int, Ok(())),
+    ] {
+        let t = p
+            .add_key("keyring", Some(&format!("t-{what}")), b"", s)
+            .unwrap();
+        let key = p.add_key("asymmetric", None, c, t).unwrap();
+        for (how, trusted) in [("keyring", t), ("key", key)] {
+            let r = p
+                .add_key("keyring", Some(&format!("r-{what}-{how}")), b"", s)
+                .unwrap();
+            let spec = format!("key_or_keyring:{trusted}");
+            p.keyctl_restrict_keyring(r, Some("asymmetric"), Some(&spec))
+                .unwrap();
+            let got = p.add_key("asymmetric", None, &cert("ee2"), r).map(|_| ());
+            assert_eq!(got, want, "int {what}, trusted as the {how}");
+        }
+    }
 }
 
 /// KEYCTL_READ's buffer length, as Linux 6.12.117 answered it
@@ -3429,22 +3518,12 @@ fn enc_blob(name: &str) -> Vec<u8> {
 /// An `ecryptfs` key's description is 16 hex digits, either case.
 #[test]
 fn keys_encrypted_lengths_as_recorded() {
-    use watchq_kernel::syscalls::procfs::ProcNode;
     let kernel = Kernel::new(KernelConfig::default());
     let p = kernel.spawn(0, 0);
     let s = p.keyctl_join_session_keyring(None).unwrap();
     p.add_key("user", Some("wqmk"), ENC_MK, s).unwrap();
     p.add_key("user", Some("wqmk2"), ENC_MK2, s).unwrap();
-    let proc_keys = |k: Serial| -> String {
-        let node = ProcNode::lookup("/proc/keys").unwrap();
-        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
-        let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
-        let line = line.unwrap();
-        line.split_whitespace()
-            .skip(8)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let proc_keys = |k: Serial| proc_keys_column(&p, k);
     // The read with a buffer: its length and first three words.
     let read = |k: Serial| -> (usize, String) {
         let b = p.keyctl_read_into(k, 8191).unwrap();
@@ -3550,20 +3629,10 @@ fn keys_encrypted_blobs_load_and_rekey_as_the_kernel_does() {
 /// kernel has no ECDSA).
 #[test]
 fn keys_asymmetric_certificates_parse_as_recorded() {
-    use watchq_kernel::syscalls::procfs::ProcNode;
     let kernel = Kernel::new(KernelConfig::default());
     let p = kernel.spawn(0, 0);
     let s = p.keyctl_join_session_keyring(None).unwrap();
-    let proc_keys = |k: Serial| -> String {
-        let node = ProcNode::lookup("/proc/keys").unwrap();
-        let text = String::from_utf8(p.proc_read(node, 0, 1 << 16).unwrap()).unwrap();
-        let line = text.lines().find(|l| l.starts_with(&format!("{k:08x} ")));
-        let line = line.unwrap();
-        line.split_whitespace()
-            .skip(8)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let proc_keys = |k: Serial| proc_keys_column(&p, k);
     let desc = |k: Serial| -> String {
         let d = p.keyctl_describe(k).unwrap();
         d.splitn(5, ';').nth(4).unwrap().to_string()
@@ -3882,6 +3951,138 @@ fn keys_asymmetric_edited_certificates_as_recorded() {
         }
         let r = p.add_key("asymmetric", None, &c, s).map(|_| ());
         assert_eq!(r, want, "self with its AKID's {what} changed");
+    }
+}
+
+/// asym-certs2.h's certificates as the oracle kernel parsed them
+/// (asym.txt `asym-parse2`, `x509_key_preparse()`): a name of an O alone
+/// is the O, and a CN sharing the O's first 7 bytes is the CN alone
+/// (`x509_fabricate_name()`); a 1-byte SKID is taken, a second SKID is
+/// EBADMSG, a key usage of 2 content bytes is taken
+/// (`x509_process_extension()`); a version-1 certificate (6 TBS fields,
+/// no extensions) is named by its serial; P-384 and P-521 keys, and an
+/// ECDSA-SHA-1 signature (`x509_note_sig_algo()`), are known; selfkid,
+/// self-signed with an AKID of its key id alone, verifies, and with that
+/// key id changed is not self-signed, so its signature (now wrong) is
+/// not checked (`x509_check_for_self_signed()`); an AKID element of a
+/// tag x509_akid.asn1 has not is EBADMSG.
+#[test]
+fn keys_asymmetric_second_certificates_parse_as_recorded() {
+    let k = K::new();
+    let (p, s) = (&k.p, k.s);
+    let column = |key: Serial| proc_keys_column(p, key);
+    // (certificate, its /proc/keys column: the description, then the
+    // type's own part) or the add_key errno.
+    let cases: [(&str, std::result::Result<&str, Errno>); 12] = [
+        (
+            "orgonly",
+            Ok("OnlyOrg: ca273477053e54bb800ad4e2443e2b3503dcc4ef: X509.rsa 03dcc4ef []"),
+        ),
+        (
+            "prefix7",
+            Ok("Gadgets Limited: a94217ac25d1cf3b7bce42624657be686cc5159e: X509.rsa 6cc5159e []"),
+        ),
+        ("skid1", Ok("Org: OneByteSkid: ab: X509.rsa ab []")),
+        ("skid2", Err(Errno::EBADMSG)),
+        (
+            "ku2",
+            Ok("Org: KeyUsage2: 40aec18188305ed9736ec0cc408e099f02e1501e: X509.rsa 02e1501e []"),
+        ),
+        ("v1", Ok("Org: Version1: 00d8f7ba93ad0948c5: X509.rsa []")),
+        (
+            "ec384",
+            Ok("Org: ec384: 774412948d6b75ba1bfca14f5134cca7dbbb5809: X509.ecdsa-nist-p384 dbbb5809 []"),
+        ),
+        (
+            "ec521",
+            Ok("Org: ec521: e8ae988beff9dd603fea6effed280105d79b40c8: X509.ecdsa-nist-p521 d79b40c8 []"),
+        ),
+        (
+            "ecsha1",
+            Ok("Org: EcSha1: e8a9eb0ffe4a55b131553f3ff1bf769a320287ee: X509.ecdsa-nist-p256 320287ee []"),
+        ),
+        (
+            "selfkid",
+            Ok("Org: SelfKid: 8f3cc3055ec023b16fb935b18c1fbc4d31832914: X509.rsa 31832914 []"),
+        ),
+        (
+            "ca3",
+            Ok("Org3: Issuer3: fa8a17d9ec929edbf0030f7fbe7202d707e5f7c1: X509.rsa 07e5f7c1 []"),
+        ),
+        (
+            "pad",
+            Ok("Org: Padding: eb2bf0115a48583396c2eb257b644f460b088342: X509.rsa 0b088342 []"),
+        ),
+    ];
+    for (name, want) in cases {
+        let got = p.add_key("asymmetric", None, &cert(name), s).map(&column);
+        assert_eq!(got.as_deref(), want.as_deref(), "{name}");
+    }
+    let mut c = cert("selfkid");
+    let at = c
+        .windows(4)
+        .position(|w| w == [0x55, 0x1d, 0x23, 0x04])
+        .unwrap();
+    c[at + 9] ^= 1;
+    assert!(p.add_key("asymmetric", None, &c, s).is_ok());
+    // ee's AKID (`30 67`: [0] key id, [1] issuer, [2] serial) with the
+    // issuer's tag made [3] constructed and the serial's [3] primitive,
+    // tags x509_akid.asn1 has not: EBADMSG.
+    let ee = cert("ee");
+    let names = ee
+        .windows(4)
+        .position(|w| w == [0x55, 0x1d, 0x23, 0x04])
+        .unwrap()
+        + 29;
+    assert_eq!(ee[names], 0xa1);
+    for (at, tag) in [
+        (names, 0xa3),
+        (names + 2 + usize::from(ee[names + 1]), 0x83),
+    ] {
+        let mut c = ee.clone();
+        c[at] = tag;
+        let r = p.add_key("asymmetric", None, &c, s).map(|_| ());
+        assert_eq!(r, Err(Errno::EBADMSG), "AKID tag {tag:02x}");
+    }
+}
+
+/// `public_key_verify_signature()` and pkcs1pad's checks of a
+/// self-signature, as the oracle kernel made them (asym.txt
+/// `asym-parse2`): pad (RSA 2048, SHA-256) with signatures over chosen
+/// blocks `00 01 FF.. 00 DigestInfo digest`. The decrypted block needs 8
+/// FFs at least (7: EBADMSG; 8 with the rest of the wrong length:
+/// EKEYREJECTED), a 00 after them (EBADMSG; all FFs: EBADMSG), the whole
+/// DigestInfo (cut short: EBADMSG; nothing after it: EKEYREJECTED) and
+/// the digest (another: EKEYREJECTED). A signature one byte longer than
+/// the key (a 0 put before it) is EINVAL, and an RSA key's certificate
+/// whose signature algorithm says ECDSA is EKEYREJECTED, though the
+/// signature, made over it with RSA, is good.
+#[test]
+fn keys_asymmetric_self_signatures_are_checked_as_pkcs1pad_checks_them() {
+    let k = K::new();
+    let pad = cert("pad");
+    for (block, want) in [
+        ("ok", Ok(())),
+        ("ff8", Err(Errno::EKEYREJECTED)),
+        ("ff7", Err(Errno::EBADMSG)),
+        ("no00", Err(Errno::EBADMSG)),
+        ("allff", Err(Errno::EBADMSG)),
+        ("infoonly", Err(Errno::EKEYREJECTED)),
+        ("short", Err(Errno::EBADMSG)),
+        ("digest", Err(Errno::EKEYREJECTED)),
+    ] {
+        let mut c = pad.clone();
+        let at = c.len() - 256;
+        c[at..].copy_from_slice(&c_array(&format!("sig_pad_{block}")));
+        let r = k.p.add_key("asymmetric", None, &c, k.s).map(|_| ());
+        assert_eq!(r, want, "{block}");
+    }
+    for (name, want) in [
+        ("pad_long", Errno::EINVAL),
+        ("pad_ecsig", Errno::EKEYREJECTED),
+    ] {
+        let r = k.p.add_key("asymmetric", None, &cert(name), k.s);
+        assert_eq!(r, Err(want), "{name}");
     }
 }
 

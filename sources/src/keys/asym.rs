@@ -850,6 +850,99 @@ mod tests {
         assert_eq!(kstrtos32("x"), None);
         assert_eq!(kstrtos32("09"), None);
         assert_eq!(kstrtos32("2147483648"), None);
+        // One sign at most: the digits after it are digits alone
+        // (`from_str_radix` would take a second sign).
+        assert_eq!(kstrtos32("--5"), None);
+        assert_eq!(kstrtos32("+-5"), None);
+        assert_eq!(kstrtos32("-+5"), None);
+    }
+
+    /// A 512-bit RSA key made for these tests alone (openssl genrsa):
+    /// its modulus and private exponent, e = 65537.
+    const TEST_N: &str = "ef86bfd55e6545318692d8b226b394ebfcf563927dd271abac5fe6fce4e4b60c\
+                          866131b922829b970e786fab5c57ef01e896a2b9af59a3c5b25af3772b076509";
+    const TEST_D: &str = "698d27dc0eccf1c0f15ca4c15ceca62398454aabb3669950dd9525652c38dd3f\
+                          ad6f2b3906bb616846ed3f50991cf4214cfe9130eb630d713a0e46c8e3df0901";
+
+    /// The test key's public half as an asymmetric key (its
+    /// RSAPublicKey DER, no ids, no signature), and (n, d).
+    fn test_key() -> (AsymKey, rsa::BigUint, rsa::BigUint) {
+        use rsa::BigUint;
+        let n = BigUint::parse_bytes(TEST_N.as_bytes(), 16).unwrap();
+        let d = BigUint::parse_bytes(TEST_D.as_bytes(), 16).unwrap();
+        // SEQUENCE { INTEGER n (a 0 before its top bit), INTEGER 65537 }
+        let mut der = vec![0x30, 0x48, 0x02, 0x41, 0x00];
+        der.extend(n.to_bytes_be());
+        der.extend([0x02, 0x03, 0x01, 0x00, 0x01]);
+        let k = AsymKey {
+            ids: [None, None, None],
+            pkey: PublicKey {
+                algo: "rsa",
+                key: der,
+            },
+            sig: None,
+        };
+        (k, n, d)
+    }
+
+    /// `pkcs1pad_encrypt()` makes EME-PKCS1-v1_5's block (RFC 8017
+    /// §7.2.1): as many bytes as the key, `00 02`, random non-zero bytes
+    /// (at least 8), `00`, the data, each encryption a new padding; more
+    /// than the key's length less 11 bytes is EOVERFLOW. Decrypted here
+    /// with the test key's private exponent.
+    #[test]
+    fn pkcs1_encryption_is_eme_pkcs1_v1_5() {
+        use rsa::BigUint;
+        let (k, n, d) = test_key();
+        for len in [0, 1, 20, 53] {
+            let data: Vec<u8> = (1..=len as u8).collect();
+            let c = pkey_op(&k, PkeyOp::Encrypt, "pkcs1", &data).unwrap();
+            assert_eq!(c.len(), 64);
+            let m = BigUint::from_bytes_be(&c).modpow(&d, &n).to_bytes_be();
+            // The leading 00 is not in the number.
+            assert_eq!(m.len(), 63, "{len}");
+            assert_eq!(m[0], 0x02);
+            let ps = &m[1..63 - len - 1];
+            assert_eq!(ps.len(), 61 - len);
+            assert!(ps.iter().all(|&b| b != 0), "{len}: {ps:02x?}");
+            assert_eq!(m[62 - len], 0);
+            assert_eq!(&m[63 - len..], &data[..]);
+            let again = pkey_op(&k, PkeyOp::Encrypt, "pkcs1", &data).unwrap();
+            assert_ne!(again, c, "{len}: the padding is random");
+        }
+        assert_eq!(
+            pkey_op(&k, PkeyOp::Encrypt, "pkcs1", &[1; 54]),
+            Err(Errno::EOVERFLOW)
+        );
+    }
+
+    /// Raw encryption is the RSA primitive on `1 < m < n - 1`
+    /// (`rsa_check_payload()`, asym.txt `asym-pkey-ops`), its output as
+    /// many bytes as the key.
+    #[test]
+    fn raw_encryption_takes_1_lt_m_lt_n_minus_1() {
+        use rsa::BigUint;
+        let (k, n, _) = test_key();
+        let e = BigUint::from(65537u32);
+        let one = BigUint::from(1u8);
+        for (m, ok) in [
+            (BigUint::from(0u8), false),
+            (one.clone(), false),
+            (BigUint::from(2u8), true),
+            (&n - 2u8, true),
+            (&n - &one, false),
+            (n.clone(), false),
+        ] {
+            let r = pkey_op(&k, PkeyOp::Encrypt, "raw", &m.to_bytes_be());
+            if ok {
+                let want = m.modpow(&e, &n).to_bytes_be();
+                let c = r.unwrap();
+                assert_eq!(c.len(), 64);
+                assert_eq!(BigUint::from_bytes_be(&c).to_bytes_be(), want);
+            } else {
+                assert_eq!(r, Err(Errno::EINVAL), "{m:x}");
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,11 @@
  *                  garbage, truncated and tampered certificates (a broken
  *                  self-signature), searching by `id:`/`ex:` key ids, and
  *                  the key's /proc/keys description
+ *   asym-parse2    the same for asym-certs2.h's shapes (a version-1
+ *                  certificate, names, SKIDs, key usage, P-384, P-521,
+ *                  ECDSA-SHA-1, an AKID of a key id alone) and the PKCS#1
+ *                  v1.5 checks of a self-signature: pad with signatures
+ *                  over chosen blocks, one byte longer, or named ECDSA
  *   asym-restrict  KEYCTL_RESTRICT_KEYRING with the asymmetric type:
  *                  key_or_keyring:ID[:chain], builtin_trusted,
  *                  builtin_and_secondary_trusted, the argument checks,
@@ -16,6 +21,8 @@
  *                  link and add_key checked against a restriction (signer
  *                  found in the trusted keyring, the trusted key, or the
  *                  keyring itself; bad signatures; other key types)
+ *   asym-restrict2 a signer found by its serial and issuer whose SKID is
+ *                  not the key id the candidate's AKID names beside them
  *   asym-search    the search permission a restriction's signer search
  *                  needs (on the keyring it starts from, a nested keyring,
  *                  the key), with the possessor's bits whoever the caller
@@ -27,10 +34,12 @@
  *                  RSA public key: raw encryption's bytes, pkcs1's length,
  *                  the size checks, EFAULT after them
  *
- * The certificates (asym-certs.h) are scripts/make-asym-certs.sh's.
+ * The certificates (asym-certs.h, asym-certs2.h) are
+ * scripts/make-asym-certs.sh's (asym-certs2.h: with --more).
  */
 #include "probe.h"
 #include "asym-certs.h"
+#include "asym-certs2.h"
 
 #define CERT(c) cert_##c, cert_##c##_len
 
@@ -390,6 +399,67 @@ static void sec_parse(void)
 	end_section(p);
 }
 
+/* add_key of each of asym-certs2.h's certificates, then pad with each
+ * signature put in its place. */
+static void sec_parse2(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-parse2", p);
+	const char *names[] = {"ca3", "orgonly", "prefix7", "skid1", "skid2", "ku2", "v1",
+			       "ec384", "ec521", "ecsha1", "selfkid", "pad", "pad_long",
+			       "pad_ecsig"};
+	const unsigned char *ders[] = {cert_ca3,    cert_orgonly, cert_prefix7, cert_skid1,
+				       cert_skid2,  cert_ku2,	  cert_v1,	cert_ec384,
+				       cert_ec521,  cert_ecsha1,  cert_selfkid, cert_pad,
+				       cert_pad_long, cert_pad_ecsig};
+	unsigned lens[] = {cert_ca3_len,   cert_orgonly_len, cert_prefix7_len, cert_skid1_len,
+			   cert_skid2_len, cert_ku2_len,     cert_v1_len,      cert_ec384_len,
+			   cert_ec521_len, cert_ecsha1_len,  cert_selfkid_len, cert_pad_len,
+			   cert_pad_long_len, cert_pad_ecsig_len};
+	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+		int32_t k = add_cert(names[i], ders[i], lens[i], NULL, S, names[i]);
+		if (k > 0) {
+			describe(k);
+			proc_keys(k);
+			keyctl(K_UNLINK, k, S, 0, 0);
+		}
+	}
+	/* selfkid's AKID (its own key id alone) made to name another key id:
+	 * then not self-signed, its signature (now wrong) not checked. */
+	const unsigned char *ak = memmem(cert_selfkid, cert_selfkid_len, "\x55\x1d\x23\x04", 4);
+	unsigned char *e = malloc(cert_selfkid_len);
+	memcpy(e, cert_selfkid, cert_selfkid_len);
+	e[ak - cert_selfkid + 9] ^= 1;
+	add_edited("selfkid with its AKID's key id changed", e, cert_selfkid_len, S);
+	/* ee's AKID (30 67: [0] key id, [1] issuer, [2] serial) with the
+	 * issuer's tag made [3] constructed, and the serial's [3] primitive:
+	 * tags x509_akid.asn1 has not. */
+	ak = memmem(cert_ee, cert_ee_len, "\x55\x1d\x23\x04", 4);
+	long at = ak - cert_ee + 29;
+	e = malloc(cert_ee_len);
+	memcpy(e, cert_ee, cert_ee_len);
+	e[at] = 0xa3;
+	add_edited("ee with its AKID's [1] made [3]", e, cert_ee_len, S);
+	e = malloc(cert_ee_len);
+	memcpy(e, cert_ee, cert_ee_len);
+	e[at + 2 + cert_ee[at + 1]] = 0x83;
+	add_edited("ee with its AKID's [2] made [3]", e, cert_ee_len, S);
+	/* pad with each signature of asym-certs2.h in place of its own. */
+	const char *sigs[] = {"ok", "ff8", "ff7", "no00", "allff", "infoonly", "short", "digest"};
+	const unsigned char *sig[] = {sig_pad_ok,    sig_pad_ff8,      sig_pad_ff7,
+				      sig_pad_no00,  sig_pad_allff,    sig_pad_infoonly,
+				      sig_pad_short, sig_pad_digest};
+	for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		char what[80];
+		snprintf(what, sizeof what, "pad signed over the block %s", sigs[i]);
+		e = malloc(cert_pad_len);
+		memcpy(e, cert_pad, cert_pad_len);
+		memcpy(e + cert_pad_len - 256, sig[i], 256);
+		add_edited(what, e, cert_pad_len, S);
+	}
+	end_section(p);
+}
+
 static void sec_restrict(void)
 {
 	int p[2];
@@ -520,6 +590,42 @@ static void sec_restrict(void)
 	contents(ca, "ca");
 	KC(K_CLEAR, rbkr, 0, 0, 0);
 	link_(ee, rbkr);
+	end_section(p);
+}
+
+/* Restrictions by a signer whose SKID is not the one the candidate's
+ * AKID names beside the signer's serial and issuer: int (not
+ * self-signed, so taken as edited) with its SKID changed, trusted as a
+ * keyring's key and as the key itself, and ee2 (signed by int, its AKID
+ * int's key id, serial and issuer) added under each; then the same with
+ * int as made. */
+static void sec_restrict2(void)
+{
+	int p[2];
+	int32_t S = begin_section("asym-restrict2", p);
+	const unsigned char *skid = memmem(cert_int, cert_int_len,
+					   "\x55\x1d\x0e\x04\x16\x04\x14", 7);
+	unsigned char *e = malloc(cert_int_len);
+	memcpy(e, cert_int, cert_int_len);
+	e[skid - cert_int + 7] ^= 1;
+	for (int edited = 1; edited >= 0; edited--) {
+		const char *what = edited ? "int with its SKID changed" : "int";
+		int32_t t = keyring(edited ? "t-edited" : "t", S, edited ? "t-edited" : "t");
+		char text[200];
+		snprintf(text, sizeof text, "add_key(\"asymmetric\", NULL, %s, %s)", what,
+			 key_str(t));
+		int32_t in = (int32_t)named(text,
+					    add_key("asymmetric", NULL, edited ? e : cert_int,
+						    cert_int_len, t),
+					    edited ? "int-edited" : "int");
+		int32_t rr = keyring(edited ? "rr-edited" : "rr", S, edited ? "rr-edited" : "rr");
+		restrict_(rr, "asymmetric", "key_or_keyring:%K", t);
+		ADDC(ee2, NULL, rr, NULL);
+		int32_t rk = keyring(edited ? "rk-edited" : "rk", S, edited ? "rk-edited" : "rk");
+		restrict_(rk, "asymmetric", "key_or_keyring:%K", in);
+		ADDC(ee2, NULL, rk, NULL);
+	}
+	free(e);
 	end_section(p);
 }
 
@@ -703,6 +809,36 @@ static void pkey_op(int op, const char *name, int32_t k, const char *info, uint3
 	pkey_op_(op, name, k, info, in_len, out_len, 0, 0, 2);
 }
 
+/* KEYCTL_PKEY_ENCRYPT of ee's modulus less `less`, raw (256 bytes in
+ * and out), shown as pkey_op_() shows a raw output. */
+static void encrypt_n_less(int32_t ee, unsigned less)
+{
+	const unsigned char *n = memmem(cert_ee, cert_ee_len, "\x02\x82\x01\x01\x00", 5);
+	struct {
+		int32_t key_id;
+		uint32_t in_len;
+		uint32_t out_len;
+		uint32_t spare[7];
+	} params = {ee, 256, 256, {0}};
+	unsigned char in[256], out[256];
+	memcpy(in, n + 5, 256);
+	unsigned borrow = less;
+	for (int i = 255; i >= 0 && borrow; i--) { /* in = n - less */
+		unsigned v = in[i];
+		in[i] = (unsigned char)(v - borrow);
+		borrow = v < borrow;
+	}
+	memset(out, 0xee, sizeof out);
+	long r = keyctl(K_PKEY_ENCRYPT, (long)&params, (long)"enc=raw", (long)in, (long)out);
+	int e = errno;
+	printf("encrypt(<ee>, \"enc=raw\", in <ee's n less %u>, out 256) = ", less);
+	if (r < 0)
+		printf("-1 %s\n", errname(e));
+	else
+		printf("%ld, %02x%02x%02x%02x.. [255] %02x\n", r, out[0], out[1], out[2], out[3],
+		       out[255]);
+}
+
 static void sec_pkey_ops(void)
 {
 	int p[2];
@@ -733,10 +869,23 @@ static void sec_pkey_ops(void)
 	pkey_op_(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 32, 256, 0, 1, 2);
 	pkey_op_(K_PKEY_VERIFY, "verify", ee, "enc=pkcs1", 32, 256, 1, 0, 2);
 	pkey_op_(K_PKEY_SIGN, "sign", ee, "enc=pkcs1", 32, 256, 1, 0, 2);
+	/* rsa_check_payload(): 1 < m < n - 1 */
+	encrypt_n_less(ee, 1);
+	encrypt_n_less(ee, 2);
 	int32_t u = (int32_t)named("add_key(\"user\", \"u\", \"x\", 1, S)",
 				   add_key("user", "u", "x", 1, S), "u");
 	pkey_op(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256);
 	pkey_op_(K_PKEY_ENCRYPT, "encrypt", u, "enc=raw", 32, 256, 1, 0, 2);
+	/* each length against its own size of the query's: one over the
+	 * decrypted size (ENCRYPT's input), the data size (VERIFY's), and
+	 * a 3072-bit key's sizes, 384 */
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee, "enc=raw", 257, 256);
+	pkey_op(K_PKEY_VERIFY, "verify", ee, "enc=raw", 257, 256);
+	int32_t ee2 = ADDC(ee2, NULL, S, "ee2");
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee2, "enc=raw", 384, 384);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee2, "enc=raw", 385, 384);
+	pkey_op(K_PKEY_ENCRYPT, "encrypt", ee2, "enc=raw", 384, 385);
+	pkey_op(K_PKEY_VERIFY, "verify", ee2, "enc=raw", 384, 384);
 	end_section(p);
 }
 
@@ -746,8 +895,12 @@ int main(int argc, char **argv)
 	printf("# asym probe\n");
 	if (wanted("asym-parse"))
 		sec_parse();
+	if (wanted("asym-parse2"))
+		sec_parse2();
 	if (wanted("asym-restrict"))
 		sec_restrict();
+	if (wanted("asym-restrict2"))
+		sec_restrict2();
 	if (wanted("asym-search"))
 		sec_search();
 	if (wanted("asym-pkey"))
