@@ -75,6 +75,25 @@ fn loom_queue_set_size_races_post() {
     });
 }
 
+/// A reader outside the pipe mutex (poll's `occupancy`, `capacity`)
+/// racing SET_SIZE finds no ring or the whole ring: since posts learn
+/// "sized" from `RingCell::for_post`, this is the model that needs
+/// `RingCell::get`'s Acquire.
+#[test]
+fn loom_queue_set_size_races_poll() {
+    model(|| {
+        let q = WatchQueue::new();
+        let p = {
+            let q = q.clone();
+            thread::spawn(move || (q.occupancy(), q.capacity()))
+        };
+        q.set_size(1).unwrap();
+        let (occupancy, capacity) = p.join().unwrap();
+        assert_eq!(occupancy, 0);
+        assert!(capacity == 0 || capacity == q.capacity(), "{capacity}");
+    });
+}
+
 /// Removing a watch while an event is posted: the removal record arrives
 /// exactly once, the event at most once (a post that took its snapshot of
 /// the list before the removal may land after the removal record, as in the

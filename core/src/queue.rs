@@ -15,7 +15,7 @@ use crate::errno::{Errno, Result};
 use crate::filter::WatchFilter;
 use crate::record::{Notification, LOSS_RECORD};
 use crate::ring::mmap::{MmapRing, RingStorage};
-use crate::ring::pipe::{Cursor, PipeRing, Pop, RingCell};
+use crate::ring::pipe::{Cursor, NoPost, PipeRing, Pop, RingCell};
 use crate::ring::PostOutcome;
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RcuCell};
 use crate::uapi::*;
@@ -174,7 +174,7 @@ pub const READ_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 /// [`WatchQueue::clear`], which the last close of its file calls: code that
 /// makes queues directly, without `watchq_emu`'s files, clears them when done.
 // The fields a post reads, first and in this order (`repr(C)`, on a
-// 64-byte boundary): `filter_words` to `rd_wait`'s sleeper count are 112
+// 64-byte boundary): `filter_words` to `rd_wait`'s sleeper count are 120
 // bytes, two cache lines, where Rust's own order spread them over four
 // (in a 64-queue fan-out every line per queue counts: the post is bound
 // by the lines it touches).
@@ -183,12 +183,17 @@ pub struct WatchQueue {
     /// The filter again, compiled for the post path ([`filter_words`]):
     /// one load per record decides it unless the word says to ask
     /// `filter`.
-    filter_words: [AtomicU64; FILTER_TYPES],
+    /// One more word past the types', always [`FILTER_ASK`]: a record of
+    /// a higher type loads it (its index clamped), so the post path has
+    /// no test for "a type without a word".
+    filter_words: [AtomicU64; FILTER_TYPES + 1],
     ring: RingCell,
     /// The 2019 design's ring, set once by `SET_SIZE` (None: a pipe queue).
     /// Boxed: its cache-padded indices would otherwise make every pipe
     /// queue 128-byte aligned and half a kilobyte bigger.
     v2: Option<Box<std::sync::OnceLock<Ring2019>>>,
+    /// [`WatchQueue::clear`] ran (for adds, statistics, `is_closed`);
+    /// posts learn it from `ring`'s marks instead.
     closed: AtomicBool,
     /// Records offered to the ring ([`QueueStats::posted`]); beside the
     /// post path's other fields, not with the rest of the statistics.
@@ -238,7 +243,13 @@ impl WatchQueue {
             ring: RingCell::new(),
             pipe: Mutex::new(PipeState::default()),
             filter: RcuCell::new(None),
-            filter_words: std::array::from_fn(|_| AtomicU64::new(FILTER_OPEN)),
+            filter_words: std::array::from_fn(|t| {
+                AtomicU64::new(if t < FILTER_TYPES {
+                    FILTER_OPEN
+                } else {
+                    FILTER_ASK
+                })
+            }),
             posted: AtomicU64::new(0),
             watches: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -375,7 +386,7 @@ impl WatchQueue {
         // (Acquire, below) sees every word at "ask" or newer, and one that
         // asked the cell and found the new filter sees the same through
         // the cell.
-        for w in &self.filter_words {
+        for w in &self.filter_words[..FILTER_TYPES] {
             // Relaxed: published by the Release stores below, which every
             // poster that reads a new word acquires; a poster that sees
             // this "ask" early only asks the cell, which still holds the
@@ -404,13 +415,15 @@ impl WatchQueue {
     #[inline(always)]
     pub(crate) fn filter_allows_header(&self, n: &Notification, header: u64) -> bool {
         let (type_, subtype) = (header as u32 & 0x00ff_ffff, (header >> 24) as u8);
-        let word = match self.filter_words.get(type_ as usize) {
-            // ORDERING: Acquire, pairs with `set_filter`'s Release stores:
-            // a word from a new filter means every later word this poster
-            // loads is at "ask" or newer, never the old filter's.
-            Some(w) => w.load(Ordering::Acquire),
-            None => FILTER_ASK,
-        };
+        // A type without a word of its own reads the last, always "ask".
+        let at = (type_ as usize).min(FILTER_TYPES);
+        // ORDERING: Acquire, pairs with `set_filter`'s Release stores:
+        // a word from a new filter means every later word this poster
+        // loads is at "ask" or newer, never the old filter's.
+        let word = self
+            .filter_words
+            .get(at)
+            .map_or(FILTER_ASK, |w| w.load(Ordering::Acquire));
         // One test on the way of a passing record.
         if subtype < 32 && word >> subtype & 1 != 0 {
             return true;
@@ -476,24 +489,34 @@ impl WatchQueue {
         header: u64,
         asymmetric: bool,
     ) -> PostOutcome {
-        // Relaxed: closing is not synchronised with posting in the kernel
-        // either; a post racing close lands in a ring nobody will read.
-        if self.closed.load(Ordering::Relaxed) {
-            self.stats.after_close.fetch_add(1, Ordering::Relaxed);
-            return PostOutcome::Lost;
-        }
-        // Relaxed: statistics.
-        self.posted.fetch_add(1, Ordering::Relaxed);
-        // Only a pipe queue's `ring` is ever set (a 2019 queue's ring is
-        // in `v2`), so a set `ring` is the pipe queue's fast path.
-        let outcome = match self.ring.get() {
-            // The length from the header word (the record's own: the tag
-            // does not touch it), not a load of the record's byte again.
-            Some(ring) => ring.try_post_with_header(
-                n.bytes_to((header >> 32) as usize & WATCH_INFO_LENGTH as usize),
-                header,
-            ),
-            None => self.post_info_slow(n, (header >> 32) as u32),
+        // One load and one test say "sized and open" (`RingCell`'s marks).
+        // Closing is not synchronised with posting in the kernel either:
+        // a post racing close lands in a ring nobody will read.
+        let outcome = match self.ring.for_post() {
+            Ok(ring) => {
+                // Relaxed: statistics.
+                self.posted.fetch_add(1, Ordering::Relaxed);
+                // The length from the header word (the record's own: the
+                // tag does not touch it), not a load of the record's byte
+                // again.
+                let len = (header >> 32) as usize & WATCH_INFO_LENGTH as usize;
+                debug_assert_eq!(len, n.len());
+                // SAFETY: `len` is `n`'s own length (the tag bits put into
+                // `header` are not the length's), and a Notification's is
+                // always 8..=127: `new` and `decode` check it, and nothing
+                // else writes it (record.rs).
+                unsafe { ring.try_post_with_header_unchecked(n.bytes_to(len), header) }
+            }
+            Err(NoPost::Closed) => {
+                // Relaxed: statistics.
+                self.stats.after_close.fetch_add(1, Ordering::Relaxed);
+                return PostOutcome::Lost;
+            }
+            Err(NoPost::Unsized) => {
+                // Relaxed: statistics.
+                self.posted.fetch_add(1, Ordering::Relaxed);
+                self.post_info_slow(n, (header >> 32) as u32)
+            }
         };
         if outcome == PostOutcome::Lost {
             // Relaxed: statistics.
@@ -784,7 +807,7 @@ impl WatchQueue {
 
     /// True once [`WatchQueue::clear`] ran.
     pub fn is_closed(&self) -> bool {
-        // Relaxed: a state flag; see `post`.
+        // Relaxed: a state flag; see `post_header`.
         self.closed.load(Ordering::Relaxed)
     }
 
@@ -847,6 +870,9 @@ impl WatchQueue {
             if self.closed.swap(true, Ordering::Relaxed) {
                 return;
             }
+            // Posts see the close here: `post_header` reads only the
+            // ring's word.
+            self.ring.close();
             std::mem::take(&mut *w)
         };
         for w in watches {
@@ -972,7 +998,8 @@ mod tests {
         use std::mem::offset_of;
         assert_eq!(std::mem::align_of::<WatchQueue>(), 64);
         let ends = [
-            offset_of!(WatchQueue, filter_words) + std::mem::size_of::<[AtomicU64; FILTER_TYPES]>(),
+            offset_of!(WatchQueue, filter_words)
+                + std::mem::size_of::<[AtomicU64; FILTER_TYPES + 1]>(),
             offset_of!(WatchQueue, ring) + 8,
             offset_of!(WatchQueue, v2) + 8,
             offset_of!(WatchQueue, closed) + 1,

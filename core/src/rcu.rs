@@ -217,11 +217,9 @@ impl Domain {
     #[inline(always)]
     #[cfg_attr(not(all(test, loom)), allow(dead_code))]
     pub(crate) fn read<R>(&self, slot: &Slot, f: impl FnOnce() -> R) -> R {
-        let outer = self.enter(slot);
+        let prev = self.enter_asym(slot, self.asymmetric);
         let r = f();
-        if outer {
-            Self::leave(slot);
-        }
+        Self::leave_to(slot, prev);
         r
     }
 
@@ -229,17 +227,22 @@ impl Domain {
     /// one is already open on it (this one is then part of that, and is
     /// not to be left).
     #[inline(always)]
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn enter(&self, slot: &Slot) -> bool {
-        self.enter_asym(slot, self.asymmetric)
+        self.enter_asym(slot, self.asymmetric) == 0
     }
 
     /// [`Domain::enter`], with `asymmetric` the domain's (read by the
     /// caller, from `slot`, so it stays in a register for the section).
+    /// Returns the slot's mark before (0: this section opened it), for
+    /// [`Domain::leave_to`]: a section ends by putting it back, so a
+    /// nested one needs no test to leave the outer one's mark alone.
     #[inline(always)]
-    fn enter_asym(&self, slot: &Slot, asymmetric: bool) -> bool {
+    fn enter_asym(&self, slot: &Slot, asymmetric: bool) -> u64 {
         // Relaxed: only this thread writes its slot's mark.
-        if slot.active.load(Ordering::Relaxed) != 0 {
-            return false;
+        let prev = slot.active.load(Ordering::Relaxed);
+        if prev != 0 {
+            return prev;
         }
         // Relaxed: a reader that reads the epoch a retire's `bump` made
         // sees that retire's unlink through the fences (`bump` says how).
@@ -252,16 +255,25 @@ impl Domain {
         // here). The fence below orders it before our pointer loads.
         slot.active.store(e, Ordering::Release);
         Self::light_fence(asymmetric);
-        true
+        0
     }
 
-    /// Ends the read section `enter` began on `slot`.
+    /// Ends the outermost read section on `slot` (one `enter` opened).
     #[inline(always)]
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn leave(slot: &Slot) {
+        Self::leave_to(slot, 0);
+    }
+
+    /// Ends a read section whose `enter_asym` found the mark `prev`: puts
+    /// it back (0 for the outermost section; a nested one stores the
+    /// outer one's mark again, which changes nothing a collector sees).
+    #[inline(always)]
+    fn leave_to(slot: &Slot, prev: u64) {
         // ORDERING: Release pairs with `collect`'s Acquire load: our reads
         // happen before the free of anything the collector then finds
         // no reader holding.
-        slot.active.store(0, Ordering::Release);
+        slot.active.store(prev, Ordering::Release);
     }
 
     /// The reader's half of the Dekker pair with `heavy_fence`: the mark
@@ -670,8 +682,9 @@ pub(crate) mod global {
     /// A read section of the process's domain, open until dropped.
     pub(crate) struct Section {
         slot: &'static Slot,
-        /// This section opened the slot's mark (it is not nested).
-        outer: bool,
+        /// The slot's mark before the section (0: it opened the mark),
+        /// put back when it ends.
+        prev: u64,
         /// The domain's `asymmetric`, read once when the section opened.
         asymmetric: bool,
     }
@@ -687,9 +700,7 @@ pub(crate) mod global {
     impl Drop for Section {
         #[inline(always)]
         fn drop(&mut self) {
-            if self.outer {
-                Domain::leave(self.slot);
-            }
+            Domain::leave_to(self.slot, self.prev);
         }
     }
 
@@ -710,7 +721,7 @@ pub(crate) mod global {
         let asymmetric = slot.asymmetric;
         Section {
             slot,
-            outer: d.enter_asym(slot, asymmetric),
+            prev: d.enter_asym(slot, asymmetric),
             asymmetric,
         }
     }

@@ -42,7 +42,8 @@ pub struct Watch {
     /// The policy's last "allowed by label" for this watch, as one word
     /// (`lsm::verdict_key`: its generation and the source label's id), so
     /// the next post from a task of that label skips the hook. One word,
-    /// so no seqlock: a load sees a whole key or the initial 0.
+    /// so no seqlock: a load sees a whole key or the initial
+    /// `lsm::NO_VERDICT`.
     verdict: AtomicU64,
 }
 
@@ -75,7 +76,7 @@ impl Watch {
             info_id: (tag as u32) << WATCH_INFO_ID__SHIFT,
             cred,
             charged: AtomicBool::new(false),
-            verdict: AtomicU64::new(0),
+            verdict: AtomicU64::new(crate::lsm::NO_VERDICT),
         })
     }
 
@@ -102,7 +103,7 @@ impl Watch {
     /// Does `policy` (of generation `generation`) let `n` (not META, not
     /// yet tagged) from `source` reach this watch? `key` is
     /// `lsm::verdict_key(generation, source's label id)`
-    /// ([`crate::lsm::NO_KEY`]: not to be remembered). Asks the hook only
+    /// (not remembered unless `lsm::remembered(key)`). Asks the hook only
     /// when the watch does not remember an allow for this key, and
     /// remembers one the policy says holds for the label alone.
     #[inline(always)]
@@ -141,7 +142,7 @@ impl Watch {
         {
             return false;
         }
-        if key != crate::lsm::NO_KEY && policy.post_allowed_by_label(&self.cred, source.label()) {
+        if crate::lsm::remembered(key) && policy.post_allowed_by_label(&self.cred, source.label()) {
             // Relaxed: see `policy_allows`. A post racing us remembers an
             // answer too, maybe of another generation or label: either
             // will do (the loser's next post asks the hook again).

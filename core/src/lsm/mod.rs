@@ -394,29 +394,44 @@ pub(crate) fn next_generation() -> u64 {
 }
 
 /// A verdict-cache key no remembered allow holds: what a post compares
-/// when its source's allow is not to be remembered (a policy of
-/// generation 0 or one too big for [`verdict_key`], a label with no id),
-/// so the hook is asked. A remembered key has a label id below
-/// [`NO_LABEL_ID`] in its low half, so it is never this; and a watch's
-/// cache starts at 0, which no key is (its generation half is never 0).
+/// when its source's allow is not to be remembered (a policy generation
+/// too big for [`verdict_key`], a label with no id), so the hook is
+/// asked. A remembered key has a label id below [`NO_LABEL_ID`] in its
+/// low half, so it is never this.
 pub(crate) const NO_KEY: u64 = u64::MAX;
+
+/// What a watch's verdict cache holds before it remembers an allow: a
+/// word no [`verdict_key`] is (its low half is all ones, as only
+/// [`NO_LABEL_ID`]'s is, and its high half is not).
+pub(crate) const NO_VERDICT: u64 = u32::MAX as u64;
 
 /// The label id of no label: [`label_id`] ran out of ids (or could not
 /// take the table's lock), so the label's allows are never remembered.
 /// All ones, so that [`verdict_key`] of it is [`NO_KEY`] without a test.
 pub(crate) const NO_LABEL_ID: u64 = u64::MAX;
 
-/// The word a watch's verdict cache remembers an allow as: the policy's
-/// generation (below 2^32, never 0) in the high half, the source label's
-/// id (below 2^32) in the low half; [`NO_KEY`] when either cannot be
-/// remembered.
+/// The word a post compares with a watch's verdict cache: the policy's
+/// generation (below 2^32) in the high half, the source label's id (below
+/// 2^32 − 1) in the low half; [`NO_KEY`] when the generation does not fit
+/// or the label has no id. One test per event: a key of generation 0
+/// (the policy remembers nothing) is made as any other, and
+/// [`remembered`] keeps it out of the caches, so it never matches one.
 #[inline(always)]
 pub(crate) fn verdict_key(generation: u64, label_id: u64) -> u64 {
-    if generation.wrapping_sub(1) >= u64::from(u32::MAX) {
+    if generation >> 32 != 0 {
         return NO_KEY;
     }
     // NO_LABEL_ID is all ones: the key is then NO_KEY.
     generation << 32 | label_id
+}
+
+/// May a watch's cache remember an allow under `key` (a [`verdict_key`])?
+/// Not for generation 0, nor for [`NO_KEY`]: so a cache holds only keys
+/// with a generation in 1..2^32 and a label id, and a key made for
+/// anything else never matches one.
+#[inline]
+pub(crate) fn remembered(key: u64) -> bool {
+    key >> 32 != 0 && key != NO_KEY
 }
 
 /// Gives up on the label table's lock after this many tries (each after
@@ -536,7 +551,7 @@ impl Policy for Stack {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{label_id, verdict_key, NO_KEY, NO_LABEL_ID};
+    use super::{label_id, remembered, verdict_key, NO_KEY, NO_LABEL_ID, NO_VERDICT};
 
     /// Two labels have the same id only if they are the same label (long
     /// ones included), unlabelled differs from every label, and asking
@@ -590,20 +605,27 @@ mod tests {
         }
     }
 
-    /// A verdict key is never NO_KEY nor a new cache's 0, tells
-    /// generations and labels apart, and is NO_KEY for what must not be
-    /// remembered.
+    /// A remembered key is never NO_KEY nor a new cache's NO_VERDICT,
+    /// tells generations and labels apart, and what must not be
+    /// remembered (generation 0 or too big, a label without an id) is
+    /// never a remembered key.
     #[test]
     fn lsm_verdict_key_is_exact() {
         let top = u64::from(u32::MAX);
         for (g, id) in [(1, 0), (2, 0), (2, 1), (4, 1), (top, top - 1)] {
             let k = verdict_key(g, id);
-            assert!(k != NO_KEY && k != 0, "{g} {id}");
+            assert!(remembered(k), "{g} {id}");
+            assert!(k != NO_KEY && k != NO_VERDICT, "{g} {id}");
             assert_eq!((k >> 32, k & top), (g, id));
         }
         assert_eq!(verdict_key(top + 1, 1), NO_KEY);
-        assert_eq!(verdict_key(0, 1), NO_KEY);
         assert_eq!(verdict_key(1 << 32, 1), NO_KEY);
         assert_eq!(verdict_key(2, NO_LABEL_ID), NO_KEY);
+        assert_eq!(verdict_key(top, NO_LABEL_ID), NO_KEY);
+        for id in [0, 1, top - 1, NO_LABEL_ID] {
+            assert!(!remembered(verdict_key(0, id)), "{id}");
+            assert_ne!(verdict_key(0, id), NO_VERDICT, "{id}");
+        }
+        assert!(!remembered(NO_KEY) && !remembered(NO_VERDICT));
     }
 }

@@ -55,7 +55,7 @@
 //! | `stamp` | the slot's producer (publish store) | consumer | Release store / Acquire load | the record bytes are visible to the consumer |
 //! | `losses` | producers that set the loss bit (`fetch_add`) | consumer at an empty position | Release RMW / Acquire load | the bit set on `head` before the count is visible to a consumer that saw the count |
 //! | consumer's private fields (position, byte offset, last loss) | consumer | consumer | Relaxed | none: the consumer's own memory |
-//! | `RingCell::ptr` | `set_size` (CAS once) | producers, reader | Release CAS / Acquire load | the ring is fully built before anyone reaches it |
+//! | `RingCell::ptr` | `set_size` (CAS once), close (CAS of the marks) | producers (`for_post`), reader (`get`) | Release CAS / Acquire load; the close Relaxed | the ring is fully built before anyone reaches it (the close's RMW continues the release sequence); closing is not synchronised with posting |
 
 use crate::errno::{Errno, Result};
 use crate::record::MIN_RECORD_LEN;
@@ -143,8 +143,9 @@ pub struct PipeRing {
     stamps: Box<[AtomicU32]>,
     /// The notes: `bytes + SLACK` bytes.
     notes: Box<[Line]>,
-    /// The byte ring's size: slots × 128.
-    bytes: u32,
+    /// The byte ring's size (slots × 128, a power of two) less one: the
+    /// mask of a byte offset.
+    bytes_mask: u32,
     /// Under loom, one checked cell per 8 bytes of note memory, standing
     /// for them (loom cannot see plain memory).
     #[cfg(all(test, loom))]
@@ -204,7 +205,7 @@ impl PipeRing {
             mask: nslots as u32 - 1,
             stamps: stamps.into_boxed_slice(),
             notes: notes.into_boxed_slice(),
-            bytes: bytes as u32,
+            bytes_mask: bytes as u32 - 1,
             #[cfg(all(test, loom))]
             shadow: (0..(bytes + SLACK) / 8)
                 .map(|_| crate::sync::UnsafeCell::new(()))
@@ -251,8 +252,8 @@ impl PipeRing {
     /// to contiguous memory (the slack takes what runs past the end).
     #[inline]
     fn note_ptr(&self, off: u32, len: usize) -> *mut u8 {
-        let at = (off & (self.bytes - 1)) as usize;
-        debug_assert!(at + len <= self.bytes as usize + SLACK);
+        let at = (off & self.bytes_mask) as usize;
+        debug_assert!(at + len <= self.bytes_mask as usize + 1 + SLACK);
         // The lines are contiguous (a boxed slice of 64-byte `Line`s), and
         // each is an UnsafeCell, which permits writes through a shared
         // reference.
@@ -265,7 +266,7 @@ impl PipeRing {
     /// Under loom: records an access of note bytes `[off, off + len)`.
     #[cfg(all(test, loom))]
     fn shadow(&self, off: u32, len: usize, write: bool) {
-        let at = (off & (self.bytes - 1)) as usize;
+        let at = (off & self.bytes_mask) as usize;
         for g in at / 8..(at + len).div_ceil(8) {
             if write {
                 self.shadow[g].with_mut(|_| ());
@@ -299,26 +300,47 @@ impl PipeRing {
 
     /// As [`PipeRing::try_post`], with the record's header (bytes 0..8)
     /// written as `header` (its first word in the low half, the info word
-    /// in the high half, as the post path works them out per watch).
-    /// `header`'s length field is `rec`'s length.
+    /// in the high half, as the post path works them out per watch), and
+    /// the length not checked: a [`crate::Notification`]'s is always
+    /// 8..=127.
+    ///
+    /// # Safety
+    /// `rec` is 8..=127 bytes long, and `header`'s length field is its
+    /// length.
     #[inline]
-    pub(crate) fn try_post_with_header(&self, rec: &[u8], header: u64) -> PostOutcome {
+    pub(crate) unsafe fn try_post_with_header_unchecked(
+        &self,
+        rec: &[u8],
+        header: u64,
+    ) -> PostOutcome {
         debug_assert_eq!(
             (header >> 32) as usize & WATCH_INFO_LENGTH as usize,
             rec.len()
         );
-        self.post(rec, Some(header))
+        debug_assert!((MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&rec.len()));
+        // SAFETY: the length is in range (this fn's contract).
+        unsafe { self.post_unchecked(rec, Some(header)) }
     }
 
     #[inline(always)]
     fn post(&self, rec: &[u8], header: Option<u64>) -> PostOutcome {
-        let len = rec.len();
-        if !(MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&len) {
+        if !(MIN_RECORD_LEN..=WATCH_INFO_LENGTH as usize).contains(&rec.len()) {
             // Not a record a note can hold: dropped, as the 2019 ring drops
             // an invalid one (no loss is marked: the ring was not full).
             return PostOutcome::Lost;
         }
-        // `len` is at most 127 (checked above): no overflow, and two
+        // SAFETY: the length was checked just above.
+        unsafe { self.post_unchecked(rec, header) }
+    }
+
+    /// [`PipeRing::post`] past its length check.
+    ///
+    /// # Safety
+    /// `rec` is 8..=127 bytes long.
+    #[inline(always)]
+    unsafe fn post_unchecked(&self, rec: &[u8], header: Option<u64>) -> PostOutcome {
+        let len = rec.len();
+        // `len` is at most 127 (the caller's word): no overflow, and two
         // instructions where `next_multiple_of`'s overflow-safe form took five.
         let span = (len as u32 + 7) & !7;
         // Relaxed: see the CAS below.
@@ -326,7 +348,9 @@ impl PipeRing {
         #[cfg_attr(not(all(test, loom)), allow(unused_variables))]
         let (claim, off) = loop {
             let pos = head as u32;
-            let off = (head >> 32) as u32 & OFF_MASK;
+            // With the LOSS bit as its bit 31: `note_ptr` and the mask
+            // below drop it (the byte ring is at most 2^31 bytes).
+            let off = (head >> 32) as u32;
             // ORDERING: Acquire pairs with the Release store of whoever
             // refreshed the cache, which had Acquire-loaded the consumer's
             // Release store of `tail`: the copy-out of the memory we may
@@ -377,7 +401,7 @@ impl PipeRing {
         // (of at most 128 bytes) are live from the tail we acquired to
         // ours, so the bytes last held a record the consumer copied out
         // before that tail passed it (Acquire above); with the slack they
-        // are contiguous, and `rec` (8..=127 bytes, checked above) is
+        // are contiguous, and `rec` (8..=127 bytes, this fn's contract) is
         // another allocation.
         unsafe { no_panic::publish(claim, rec, header) };
         PostOutcome::Posted
@@ -826,13 +850,14 @@ mod no_panic {
         unsafe {
             let word = |at: usize| src.add(at).cast::<[u8; 8]>().read_unaligned();
             let put = |at: usize, v: [u8; 8]| dst.add(at).cast::<[u8; 8]>().write_unaligned(v);
-            if len > 8 {
-                let last = len.wrapping_sub(8);
-                if last > 8 {
-                    copy_middle(src, dst, last);
-                }
-                put(last, word(last));
+            // For an 8-byte record `last` is 0: its one word is moved and
+            // then written over by the header, a move where a test and a
+            // branch were.
+            let last = len.wrapping_sub(8);
+            if last > 8 {
+                copy_middle(src, dst, last);
             }
+            put(last, word(last));
             put(0, header.to_le_bytes());
         }
     }
@@ -941,55 +966,132 @@ impl Drop for PipeReader<'_> {
     }
 }
 
-/// A ring installed at most once (by `SET_SIZE`) and read without a lock.
+/// A ring installed at most once (by `SET_SIZE`) and read without a lock,
+/// and whether posts may still go into it.
 ///
 /// Mirrors the pipe's ring pointer as swapped by `pipe_resize_ring()` under
 /// the posting lock (kernel bug #13 was a resize that forgot it): here the
 /// ring is built completely and then published with one CAS, so a racing post
 /// either sees no ring (and loses the record silently, as before sizing) or
 /// the complete ring.
+///
+/// The word is the ring's address with two marks in its low bits (a ring
+/// is 128-byte aligned): [`NO_POST`], "no post goes in" (not sized yet, or
+/// closed), and [`CLOSED`]. So a post learns "sized and open, and here is
+/// the ring" from one load and one test ([`RingCell::for_post`]).
 pub struct RingCell {
     ptr: AtomicPtr<PipeRing>,
+}
+
+/// A [`RingCell`] mark: posts take the slow way (no ring, or closed).
+const NO_POST: usize = 1;
+/// A [`RingCell`] mark: the queue is closed (with [`NO_POST`]).
+const CLOSED: usize = 2;
+const MARKS: usize = NO_POST | CLOSED;
+
+/// What a post found in a [`RingCell`] that did not let it in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoPost {
+    /// The queue is closed.
+    Closed,
+    /// No ring is installed (yet).
+    Unsized,
 }
 
 impl RingCell {
     /// No ring yet.
     pub fn new() -> Self {
         RingCell {
-            ptr: AtomicPtr::new(std::ptr::null_mut()),
+            ptr: AtomicPtr::new(std::ptr::without_provenance_mut(NO_POST)),
         }
     }
 
-    /// The ring, once installed.
+    /// The ring, once installed (closed or not).
     #[inline]
     pub fn get(&self) -> Option<&PipeRing> {
-        // ORDERING: Acquire pairs with the Release CAS in `set`: the ring's
-        // slots are initialised before we use them.
+        // ORDERING: Acquire pairs with the Release CAS in `set` (or, past
+        // `close`'s RMW, which continues its release sequence): the
+        // ring's slots are initialised before we use them.
         let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: non-null pointers come from Box::into_raw in `set` and stay
-        // valid until `self` is dropped; the ring is never replaced.
-        unsafe { p.as_ref() }
+        // SAFETY: with the marks cleared, a non-null pointer came from
+        // Box::into_raw in `set` and stays valid until `self` is dropped;
+        // the ring is never replaced.
+        unsafe { p.map_addr(|a| a & !MARKS).as_ref() }
     }
 
-    /// Installs `ring` unless one is installed already.
+    /// The ring, if it is installed and the queue is open: one load and
+    /// one test, the post path's.
+    #[inline(always)]
+    pub fn for_post(&self) -> std::result::Result<&PipeRing, NoPost> {
+        // ORDERING: Acquire, as in `get`.
+        let p = self.ptr.load(Ordering::Acquire);
+        if p.addr() & NO_POST != 0 {
+            return Err(Self::no_post(p.addr()));
+        }
+        // SAFETY: without NO_POST the word is the ring's own pointer,
+        // from Box::into_raw in `set` (`close` sets NO_POST with CLOSED);
+        // valid until `self` is dropped, never replaced.
+        Ok(unsafe { &*p })
+    }
+
+    #[cold]
+    fn no_post(word: usize) -> NoPost {
+        if word & CLOSED != 0 {
+            NoPost::Closed
+        } else {
+            NoPost::Unsized
+        }
+    }
+
+    /// Marks the queue closed: no post goes into the ring after this (one
+    /// that loaded the word before may still land, in a ring nobody
+    /// reads, as a post racing the kernel's close does).
+    pub fn close(&self) {
+        // Relaxed: closing is not synchronised with posting (see
+        // `WatchQueue::post_header`); an RMW, so a reader that loads the
+        // marked word still acquires the ring from `set`'s Release.
+        let mut cur = self.ptr.load(Ordering::Relaxed);
+        // Relaxed, both: as the load.
+        while let Err(c) = self.ptr.compare_exchange(
+            cur,
+            cur.map_addr(|a| a | MARKS),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            cur = c;
+        }
+    }
+
+    /// Installs `ring` unless one is installed already (a closed queue
+    /// keeps its mark: posts still do not go in).
     ///
     /// # Errors
     /// - `EBUSY`: a ring is already installed (the ring is dropped).
     pub fn set(&self, ring: PipeRing) -> Result<()> {
         let p = Box::into_raw(Box::new(ring));
-        // ORDERING: Release publishes the initialised ring; pairs with the
-        // Acquire load in `get`.
-        match self.ptr.compare_exchange(
-            std::ptr::null_mut(),
-            p,
-            Ordering::Release,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => Ok(()),
-            Err(_) => {
+        debug_assert_eq!(p.addr() & MARKS, 0);
+        // Relaxed: the CAS below fails unless it saw this value, and it
+        // carries no ring yet.
+        let mut cur = self.ptr.load(Ordering::Relaxed);
+        loop {
+            if cur.addr() & !MARKS != 0 {
                 // SAFETY: `p` came from Box::into_raw above and was never shared.
                 drop(unsafe { Box::from_raw(p) });
-                Err(Errno::EBUSY)
+                return Err(Errno::EBUSY);
+            }
+            // Open: the ring alone; closed: the ring with its marks.
+            let marks = if cur.addr() & CLOSED != 0 { MARKS } else { 0 };
+            // ORDERING: Release publishes the initialised ring; pairs with
+            // the Acquire loads in `get` and `for_post`. Relaxed on
+            // failure: nothing is read through the word then.
+            match self.ptr.compare_exchange(
+                cur,
+                p.map_addr(|a| a | marks),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(c) => cur = c,
             }
         }
     }
@@ -1004,7 +1106,7 @@ impl Default for RingCell {
 impl Drop for RingCell {
     fn drop(&mut self) {
         // Relaxed: `&mut self` proves no other thread holds a reference.
-        let p = self.ptr.load(Ordering::Relaxed);
+        let p = self.ptr.load(Ordering::Relaxed).map_addr(|a| a & !MARKS);
         if !p.is_null() {
             // SAFETY: `p` came from Box::into_raw in `set`; `&mut self` means
             // no reference from `get` is alive.
