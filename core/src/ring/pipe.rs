@@ -976,8 +976,8 @@ impl Drop for PipeReader<'_> {
 /// the complete ring.
 ///
 /// The word is the ring's address with two marks in its low bits (a ring
-/// is 128-byte aligned): [`NO_POST`], "no post goes in" (not sized yet, or
-/// closed), and [`CLOSED`]. So a post learns "sized and open, and here is
+/// is 128-byte aligned): `NO_POST`, "no post goes in" (not sized yet, or
+/// closed), and `CLOSED`. So a post learns "sized and open, and here is
 /// the ring" from one load and one test ([`RingCell::for_post`]).
 pub struct RingCell {
     ptr: AtomicPtr<PipeRing>,
